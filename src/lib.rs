@@ -1,0 +1,84 @@
+//! # sotto
+//!
+//! The protocol core of an end-to-end encrypted messenger: X3DH key
+//! agreement, the Double Ratchet, and group sender keys, as a pure state
+//! machine.
+//!
+//! - **No I/O, no clock, no global state.** You pass in randomness (any
+//!   [`rand_core::CryptoRng`]) and you store the state sotto hands back. With
+//!   a seeded RNG every run replays byte for byte.
+//! - **All or nothing.** A call that fails leaves its state exactly as it was.
+//! - **Bounded.** Everything a peer or attacker can make grow has a named
+//!   limit ([`MAX_SKIP`], [`MAX_SKIPPED_KEYS`], [`MAX_MESSAGE_LEN`], …).
+//! - **`no_std` + `alloc`**, `forbid(unsafe_code)`.
+//!
+//! The exact bytes are specified in `SPEC.md`, with test vectors under
+//! `test-vectors/`.
+//!
+//! # Example
+//!
+//! ```
+//! use rand_chacha::ChaCha20Rng;
+//! use rand_core::SeedableRng;
+//! use sotto::{Device, Message, PreKeyBundle, Session};
+//!
+//! # fn main() -> Result<(), sotto::Error> {
+//! let mut rng = ChaCha20Rng::from_seed([7; 32]); // use an OS RNG in an app
+//!
+//! // Bob publishes a bundle; a server hands it to Alice.
+//! let alice = Device::generate(&mut rng);
+//! let mut bob = Device::generate(&mut rng);
+//! let one_time = bob.generate_one_time_prekeys(&mut rng, 1)?;
+//! let bundle = PreKeyBundle::new(*bob.identity_key(), bob.signed_prekey(), one_time.first().copied());
+//!
+//! // Alice checks Bob's signature, runs X3DH and writes first.
+//! let mut to_bob = Session::initiate(&alice, &mut rng, &bundle.verify()?)?;
+//! let wire = to_bob.encrypt(&mut rng, b"hello Bob")?.into_bytes();
+//!
+//! // Bob accepts the prekey message and replies.
+//! let Message::PreKey(first) = Message::from_bytes(&wire)? else { unreachable!() };
+//! let (mut to_alice, hello) = Session::accept(&mut bob, &first)?;
+//! assert_eq!(hello, b"hello Bob");
+//! let reply = to_alice.encrypt(&mut rng, b"hi Alice")?;
+//! assert_eq!(to_bob.decrypt(&Message::from_bytes(reply.as_bytes())?)?, b"hi Alice");
+//! # Ok(())
+//! # }
+//! ```
+#![no_std]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+extern crate alloc;
+
+mod codec;
+mod crypto;
+mod device;
+mod error;
+mod keys;
+mod persist;
+mod ratchet;
+mod wire;
+mod x3dh;
+
+pub use device::{Device, MAX_ONE_TIME_PREKEYS, MAX_RECENT_BASE_KEYS, MAX_SIGNED_PREKEYS};
+pub use error::{Error, Result};
+pub use keys::{
+    Fingerprint, IdentityKey, IdentityKeyPair, OneTimePreKey, PreKeyBundle, SignedPreKey,
+    VerifiedPreKeyBundle,
+};
+pub use persist::{MAX_STATE_LEN, StorageKey};
+pub use rand_core;
+pub use ratchet::session::{Role, Session};
+pub use ratchet::skipped::{
+    MAX_RECEIVING_CHAINS, MAX_SKIP, MAX_SKIPPED_KEYS, MAX_SKIPPED_KEYS_PER_CHAIN,
+};
+pub use wire::{MAX_MESSAGE_LEN, MAX_PLAINTEXT_LEN, Message, PreKeyMessage, RatchetMessage};

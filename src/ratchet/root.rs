@@ -1,0 +1,33 @@
+//! The root chain: KDF_RK, fed by each Diffie-Hellman ratchet step.
+
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use super::chain::ChainKey;
+use crate::crypto::{self, label};
+
+/// The root key. Zeroized on drop; never printed or compared.
+#[derive(Zeroize, ZeroizeOnDrop)]
+pub(crate) struct RootKey([u8; 32]);
+
+impl RootKey {
+    pub(crate) fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// KDF_RK: HKDF-SHA256(salt = root key, IKM = DH output,
+    /// info = "sotto v1 root", L = 64) split into the next root key (first
+    /// 32 bytes) and a new chain key (last 32 bytes).
+    pub(crate) fn step(&self, dh_output: &[u8; 32]) -> (RootKey, ChainKey) {
+        let okm = crypto::hkdf::<64>(&self.0, dh_output, label::ROOT);
+        let mut root = [0u8; 32];
+        let mut chain = [0u8; 32];
+        let (r, c) = okm.split_at(32);
+        root.copy_from_slice(r);
+        chain.copy_from_slice(c);
+        (RootKey(root), ChainKey::from_bytes(chain))
+    }
+}
