@@ -1,0 +1,244 @@
+//! The pairwise hot path: sotto's Double Ratchet and X3DH, and (with the
+//! `vodozemac` feature) Olm doing the same work, in the same groups.
+//!
+//! Decrypting consumes state (a message decrypts once), so decrypt
+//! benchmarks restore the receiver from a snapshot in an untimed setup.
+#![allow(clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::hint::black_box;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use sotto::{Device, Message, Session};
+use sotto_bench::{Pair, SIZES, SKIPPED, SMALL, established, handshake, parse, rng, storage_key};
+
+fn encrypt(c: &mut Criterion) {
+    let mut g = c.benchmark_group("encrypt");
+    let mut rng = rng(1);
+    let Pair { mut alice, .. } = established(&mut rng);
+    #[cfg(feature = "vodozemac")]
+    let (mut olm_alice, _) = sotto_bench::olm::established();
+    for size in SIZES {
+        let plaintext = vec![0x33; size];
+        g.throughput(Throughput::Bytes(size as u64));
+        g.bench_function(format!("sotto/{size}"), |b| {
+            b.iter(|| {
+                alice
+                    .encrypt(&mut rng, black_box(&plaintext))
+                    .expect("encrypt")
+            })
+        });
+        #[cfg(feature = "vodozemac")]
+        g.bench_function(format!("vodozemac/{size}"), |b| {
+            b.iter(|| olm_alice.encrypt(black_box(&plaintext)).expect("encrypt"))
+        });
+    }
+    g.finish();
+}
+
+fn decrypt(c: &mut Criterion) {
+    let mut g = c.benchmark_group("decrypt");
+    let mut rng = rng(2);
+    let Pair {
+        mut alice, bob, ..
+    } = established(&mut rng);
+    let snapshot = bob.to_bytes();
+    #[cfg(feature = "vodozemac")]
+    let (mut olm_alice, olm_bob) = sotto_bench::olm::established();
+    for size in SIZES {
+        let plaintext = vec![0x33; size];
+        let message = parse(alice.encrypt(&mut rng, &plaintext).expect("encrypt"));
+        g.throughput(Throughput::Bytes(size as u64));
+        g.bench_function(format!("sotto/{size}"), |b| {
+            b.iter_batched_ref(
+                || Session::from_bytes(&snapshot).expect("restore"),
+                |bob| bob.decrypt(black_box(&message)).expect("decrypt"),
+                BatchSize::LargeInput,
+            )
+        });
+        #[cfg(feature = "vodozemac")]
+        {
+            let message = olm_alice.encrypt(&plaintext).expect("encrypt");
+            g.bench_function(format!("vodozemac/{size}"), |b| {
+                b.iter_batched_ref(
+                    || vodozemac::olm::Session::from_pickle(olm_bob.pickle()),
+                    |bob| bob.decrypt(black_box(&message)).expect("decrypt"),
+                    BatchSize::LargeInput,
+                )
+            });
+        }
+    }
+    g.finish();
+}
+
+/// One round trip per iteration, each message on a new ratchet key: the
+/// sender generates a ratchet key pair and does one DH, the receiver one DH.
+fn pingpong(c: &mut Criterion) {
+    let mut g = c.benchmark_group("pingpong");
+    let mut rng = rng(3);
+    let Pair {
+        mut alice,
+        mut bob,
+    } = established(&mut rng);
+    let plaintext = [0x33; SMALL];
+    g.bench_function("sotto/round_trip", |b| {
+        b.iter(|| {
+            let m = alice.encrypt(&mut rng, &plaintext).expect("encrypt");
+            bob.decrypt(black_box(&m)).expect("decrypt");
+            let m = bob.encrypt(&mut rng, &plaintext).expect("encrypt");
+            alice.decrypt(black_box(&m)).expect("decrypt")
+        })
+    });
+    #[cfg(feature = "vodozemac")]
+    {
+        let (mut alice, mut bob) = sotto_bench::olm::established();
+        g.bench_function("vodozemac/round_trip", |b| {
+            b.iter(|| {
+                let m = alice.encrypt(plaintext).expect("encrypt");
+                bob.decrypt(black_box(&m)).expect("decrypt");
+                let m = bob.encrypt(plaintext).expect("encrypt");
+                alice.decrypt(black_box(&m)).expect("decrypt")
+            })
+        });
+    }
+    g.finish();
+}
+
+/// Initiate: verify the bundle, X3DH, first encrypt (100 B). Accept: X3DH
+/// and the first decrypt, from the parsed prekey message.
+fn x3dh(c: &mut Criterion) {
+    let mut g = c.benchmark_group("x3dh");
+    let mut rng = rng(4);
+    let setup = handshake(&mut rng);
+    let plaintext = [0x41; SMALL];
+    g.bench_function("sotto/initiate", |b| {
+        b.iter(|| {
+            let bundle = black_box(&setup.bundle).clone().verify().expect("verify");
+            let mut session = Session::initiate(&setup.alice, &mut rng, &bundle).expect("initiate");
+            session.encrypt(&mut rng, &plaintext).expect("encrypt")
+        })
+    });
+    let bob = setup.bob.to_bytes();
+    g.bench_function("sotto/accept", |b| {
+        b.iter_batched_ref(
+            || Device::from_bytes(&bob).expect("restore"),
+            |bob| Session::accept(bob, black_box(&setup.first)).expect("accept"),
+            BatchSize::LargeInput,
+        )
+    });
+    #[cfg(feature = "vodozemac")]
+    {
+        use vodozemac::olm::{Account, OlmMessage, SessionConfig};
+        let mut setup = sotto_bench::olm::handshake();
+        let one_time = sotto_bench::olm::one_time_key(&mut setup.bob);
+        let bob_key = setup.bob.curve25519_key();
+        g.bench_function("vodozemac/initiate", |b| {
+            b.iter(|| {
+                let mut session = setup
+                    .alice
+                    .create_outbound_session(SessionConfig::version_1(), bob_key, one_time)
+                    .expect("outbound");
+                session.encrypt(plaintext).expect("encrypt")
+            })
+        });
+        let OlmMessage::PreKey(first) = &setup.first else {
+            panic!("the first message is a pre-key message");
+        };
+        let alice_key = setup.alice.curve25519_key();
+        g.bench_function("vodozemac/accept", |b| {
+            b.iter_batched_ref(
+                || Account::from_pickle(setup.bob.pickle()),
+                |bob| {
+                    bob.create_inbound_session(SessionConfig::version_1(), alice_key, black_box(first))
+                        .expect("inbound")
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    g.finish();
+}
+
+/// Decrypts a message whose key was stored when a later one arrived first.
+fn skipped(c: &mut Criterion) {
+    let mut g = c.benchmark_group("skipped_decrypt");
+    let mut rng = rng(5);
+    let Pair {
+        mut alice,
+        mut bob,
+    } = established(&mut rng);
+    let plaintext = [0x33; SMALL];
+    let messages: Vec<Message> = (0..=SKIPPED)
+        .map(|_| alice.encrypt(&mut rng, &plaintext).expect("encrypt"))
+        .collect();
+    let (last, early) = (&messages[SKIPPED as usize], &messages[SKIPPED as usize / 2]);
+    bob.decrypt(last).expect("decrypt");
+    let snapshot = bob.to_bytes();
+    g.bench_function(format!("sotto/{SKIPPED}"), |b| {
+        b.iter_batched_ref(
+            || Session::from_bytes(&snapshot).expect("restore"),
+            |bob| bob.decrypt(black_box(early)).expect("decrypt"),
+            BatchSize::LargeInput,
+        )
+    });
+    #[cfg(feature = "vodozemac")]
+    {
+        let (mut alice, mut bob) = sotto_bench::olm::established();
+        let messages: Vec<_> = (0..=SKIPPED)
+            .map(|_| alice.encrypt(plaintext).expect("encrypt"))
+            .collect();
+        let (last, early) = (&messages[SKIPPED as usize], &messages[SKIPPED as usize / 2]);
+        bob.decrypt(last).expect("decrypt");
+        g.bench_function(format!("vodozemac/{SKIPPED}"), |b| {
+            b.iter_batched_ref(
+                || vodozemac::olm::Session::from_pickle(bob.pickle()),
+                |bob| bob.decrypt(black_box(early)).expect("decrypt"),
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    g.finish();
+}
+
+/// Save and restore an established session (with no skipped keys).
+fn persist(c: &mut Criterion) {
+    let mut g = c.benchmark_group("session_state");
+    let mut rng = rng(6);
+    let Pair { alice, .. } = established(&mut rng);
+    let key = storage_key();
+    let plain = alice.to_bytes();
+    let sealed = alice.seal(&key, &mut rng).expect("seal");
+    g.throughput(Throughput::Bytes(plain.len() as u64));
+    g.bench_function("sotto/to_bytes", |b| b.iter(|| black_box(&alice).to_bytes()));
+    g.bench_function("sotto/from_bytes", |b| {
+        b.iter(|| Session::from_bytes(black_box(&plain)).expect("restore"))
+    });
+    g.throughput(Throughput::Bytes(sealed.len() as u64));
+    g.bench_function("sotto/seal", |b| {
+        b.iter(|| black_box(&alice).seal(&key, &mut rng).expect("seal"))
+    });
+    g.bench_function("sotto/unseal", |b| {
+        b.iter(|| Session::unseal(black_box(&sealed), &key).expect("unseal"))
+    });
+    #[cfg(feature = "vodozemac")]
+    {
+        use vodozemac::olm::{Session as OlmSession, SessionPickle};
+        let (alice, _) = sotto_bench::olm::established();
+        let key = [0x5a; 32];
+        let sealed = alice.pickle().encrypt(&key);
+        g.throughput(Throughput::Bytes(sealed.len() as u64));
+        g.bench_function("vodozemac/seal", |b| {
+            b.iter(|| black_box(&alice).pickle().encrypt(&key))
+        });
+        g.bench_function("vodozemac/unseal", |b| {
+            b.iter(|| {
+                OlmSession::from_pickle(
+                    SessionPickle::from_encrypted(black_box(&sealed), &key).expect("unseal"),
+                )
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(pairwise, encrypt, decrypt, pingpong, x3dh, skipped, persist);
+criterion_main!(pairwise);

@@ -1,0 +1,197 @@
+//! Fixtures shared by sotto's criterion benchmarks: sessions brought into a
+//! known state before anything is measured, and the message sizes.
+//!
+//! Bench ids follow `operation/implementation/parameter`, with
+//! implementation `sotto`, `vodozemac` or `floor`; `scripts/benchmarks.py`
+//! relies on that to build BENCHMARKS.md.
+#![allow(clippy::expect_used, clippy::panic)]
+
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
+use sotto::{Device, Message, PreKeyBundle, PreKeyMessage, Session, StorageKey};
+
+/// Plaintext sizes of the per-message benchmarks: a chat line, a paragraph,
+/// and a large message well inside `MAX_PLAINTEXT_LEN`.
+pub const SIZES: [usize; 3] = [100, 1024, 64 * 1024];
+
+/// Plaintext length of the benchmarks that are not about size.
+pub const SMALL: usize = 100;
+
+/// Messages skipped before the skipped-key benchmark decrypts one of them.
+/// Small enough for vodozemac's per-chain limit as well.
+pub const SKIPPED: u32 = 10;
+
+/// A deterministic RNG, so every run measures the same states.
+pub fn rng(seed: u8) -> ChaCha20Rng {
+    ChaCha20Rng::from_seed([seed; 32])
+}
+
+/// A caller-supplied storage key for the seal/unseal benchmarks.
+pub fn storage_key() -> StorageKey {
+    StorageKey::from_bytes([0x5a; 32])
+}
+
+/// Parses a message as a receiver would, from its wire bytes.
+pub fn parse(message: Message) -> Message {
+    Message::from_vec(message.into_bytes()).expect("own message parses")
+}
+
+/// Two devices and the prekey message that starts a session between them.
+pub struct Handshake {
+    /// The initiator.
+    pub alice: Device,
+    /// The responder, before it accepts.
+    pub bob: Device,
+    /// Bob's bundle, as Alice fetches it (unverified).
+    pub bundle: PreKeyBundle,
+    /// Alice's first message, parsed.
+    pub first: PreKeyMessage,
+    /// Alice's side of the session after sending `first`.
+    pub alice_session: Session,
+}
+
+/// Runs X3DH once with a one-time prekey, up to Alice's first message.
+pub fn handshake(rng: &mut ChaCha20Rng) -> Handshake {
+    let alice = Device::generate(rng);
+    let mut bob = Device::generate(rng);
+    let one_time = bob
+        .generate_one_time_prekeys(rng, 1)
+        .expect("one prekey fits");
+    let bundle = PreKeyBundle::new(
+        *bob.identity_key(),
+        bob.signed_prekey(),
+        one_time.first().copied(),
+    );
+    let verified = bundle.clone().verify().expect("own bundle verifies");
+    let mut alice_session = Session::initiate(&alice, rng, &verified).expect("initiate");
+    let first = alice_session
+        .encrypt(rng, &[0x41; SMALL])
+        .expect("first message");
+    let Message::PreKey(first) = parse(first) else {
+        panic!("the first message is a prekey message");
+    };
+    Handshake {
+        alice,
+        bob,
+        bundle,
+        first,
+        alice_session,
+    }
+}
+
+/// Two sessions past the handshake, each with a sending chain it has used
+/// and a receiving chain for the other's current ratchet key.
+pub struct Pair {
+    /// Alice's side.
+    pub alice: Session,
+    /// Bob's side.
+    pub bob: Session,
+}
+
+/// Sends `message` from `from` to `to` and checks it arrives.
+pub fn deliver(rng: &mut ChaCha20Rng, from: &mut Session, to: &mut Session, len: usize) {
+    let plaintext = vec![0x42; len];
+    let message = parse(from.encrypt(rng, &plaintext).expect("encrypt"));
+    assert_eq!(to.decrypt(&message).expect("decrypt"), plaintext);
+}
+
+/// A session pair on established chains in both directions.
+pub fn established(rng: &mut ChaCha20Rng) -> Pair {
+    let Handshake {
+        mut bob,
+        first,
+        alice_session: mut alice,
+        ..
+    } = handshake(rng);
+    let (mut bob_session, _) = Session::accept(&mut bob, &first).expect("accept");
+    // Two round trips: both sides ratchet, and each has sent on its chain.
+    for _ in 0..2 {
+        deliver(rng, &mut bob_session, &mut alice, SMALL);
+        deliver(rng, &mut alice, &mut bob_session, SMALL);
+    }
+    deliver(rng, &mut alice, &mut bob_session, SMALL);
+    Pair {
+        alice,
+        bob: bob_session,
+    }
+}
+
+/// The same states in vodozemac's Olm.
+#[cfg(feature = "vodozemac")]
+pub mod olm {
+    use vodozemac::olm::{Account, OlmMessage, Session, SessionConfig};
+
+    /// An Olm account pair and Alice's first (pre-key) message.
+    pub struct Handshake {
+        /// The initiator.
+        pub alice: Account,
+        /// The responder, before it accepts.
+        pub bob: Account,
+        /// Alice's first message.
+        pub first: OlmMessage,
+        /// Alice's side of the session after sending `first`.
+        pub alice_session: Session,
+    }
+
+    /// Publishes one fresh one-time key of `bob`'s and returns it.
+    pub fn one_time_key(bob: &mut Account) -> vodozemac::Curve25519PublicKey {
+        let _ = bob.generate_one_time_keys(1);
+        let key = *bob
+            .one_time_keys()
+            .values()
+            .next()
+            .expect("one key was generated");
+        bob.mark_keys_as_published();
+        key
+    }
+
+    /// Olm's handshake up to Alice's first message.
+    pub fn handshake() -> Handshake {
+        let alice = Account::new();
+        let mut bob = Account::new();
+        let one_time = one_time_key(&mut bob);
+        let mut alice_session = alice
+            .create_outbound_session(SessionConfig::version_1(), bob.curve25519_key(), one_time)
+            .expect("outbound session");
+        let first = alice_session
+            .encrypt([0x41; super::SMALL])
+            .expect("first message");
+        Handshake {
+            alice,
+            bob,
+            first,
+            alice_session,
+        }
+    }
+
+    /// Sends a message from `from` to `to` and checks it arrives.
+    pub fn deliver(from: &mut Session, to: &mut Session, len: usize) {
+        let plaintext = vec![0x42; len];
+        let message = from.encrypt(&plaintext).expect("encrypt");
+        assert_eq!(to.decrypt(&message).expect("decrypt"), plaintext);
+    }
+
+    /// An Olm session pair on established chains in both directions (the
+    /// same message pattern as [`super::established`]).
+    pub fn established() -> (Session, Session) {
+        let Handshake {
+            alice,
+            mut bob,
+            first,
+            mut alice_session,
+        } = handshake();
+        let OlmMessage::PreKey(prekey) = &first else {
+            panic!("the first message is a pre-key message");
+        };
+        let inbound = bob
+            .create_inbound_session(SessionConfig::version_1(), alice.curve25519_key(), prekey)
+            .expect("inbound session");
+        let mut bob_session = inbound.session;
+        for _ in 0..2 {
+            deliver(&mut bob_session, &mut alice_session, super::SMALL);
+            deliver(&mut alice_session, &mut bob_session, super::SMALL);
+        }
+        deliver(&mut alice_session, &mut bob_session, super::SMALL);
+        (alice_session, bob_session)
+    }
+}
