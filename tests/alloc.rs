@@ -116,8 +116,8 @@ fn in_order_decrypt_allocates_only_the_plaintext() {
     // An empty plaintext is an empty Vec, which allocates nothing at all.
     for len in [1, 100, 64 * 1024] {
         let plaintext = vec![0x62; len];
-        let message = Message::from_bytes(alice.encrypt(&mut rng, &plaintext).unwrap().as_bytes())
-            .unwrap();
+        let message =
+            Message::from_bytes(alice.encrypt(&mut rng, &plaintext).unwrap().as_bytes()).unwrap();
         let (n, decrypted) = allocations(|| bob.decrypt(&message).unwrap());
         assert_eq!(n, 1, "decrypt of {len} bytes");
         assert_eq!(decrypted, plaintext);

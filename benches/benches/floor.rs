@@ -67,7 +67,13 @@ fn hkdf_sha256(c: &mut Criterion) {
     });
     // Per DH ratchet step: root key salt, DH output, 13-byte info, 64 out.
     g.bench_function("floor/root", |b| {
-        b.iter(|| hkdf::<64>(black_box(&key), black_box(&key), black_box(b"sotto v1 root")))
+        b.iter(|| {
+            hkdf::<64>(
+                black_box(&key),
+                black_box(&key),
+                black_box(b"sotto v1 root"),
+            )
+        })
     });
     // Per X3DH side: zero salt, 0xFF prefix and four DH outputs, 32 out.
     let ikm = [9u8; 5 * 32];

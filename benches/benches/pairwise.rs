@@ -3,7 +3,7 @@
 //!
 //! Decrypting consumes state (a message decrypts once), so decrypt
 //! benchmarks restore the receiver from a snapshot in an untimed setup.
-#![allow(clippy::expect_used, clippy::panic, missing_docs)]
+#![allow(clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
 
 use std::hint::black_box;
 
@@ -38,9 +38,7 @@ fn encrypt(c: &mut Criterion) {
 fn decrypt(c: &mut Criterion) {
     let mut g = c.benchmark_group("decrypt");
     let mut rng = rng(2);
-    let Pair {
-        mut alice, bob, ..
-    } = established(&mut rng);
+    let Pair { mut alice, bob, .. } = established(&mut rng);
     let snapshot = bob.to_bytes();
     #[cfg(feature = "vodozemac")]
     let (mut olm_alice, olm_bob) = sotto_bench::olm::established();
@@ -75,10 +73,7 @@ fn decrypt(c: &mut Criterion) {
 fn pingpong(c: &mut Criterion) {
     let mut g = c.benchmark_group("pingpong");
     let mut rng = rng(3);
-    let Pair {
-        mut alice,
-        mut bob,
-    } = established(&mut rng);
+    let Pair { mut alice, mut bob } = established(&mut rng);
     let plaintext = [0x33; SMALL];
     g.bench_function("sotto/round_trip", |b| {
         b.iter(|| {
@@ -148,8 +143,12 @@ fn x3dh(c: &mut Criterion) {
             b.iter_batched_ref(
                 || Account::from_pickle(setup.bob.pickle()),
                 |bob| {
-                    bob.create_inbound_session(SessionConfig::version_1(), alice_key, black_box(first))
-                        .expect("inbound")
+                    bob.create_inbound_session(
+                        SessionConfig::version_1(),
+                        alice_key,
+                        black_box(first),
+                    )
+                    .expect("inbound")
                 },
                 BatchSize::LargeInput,
             )
@@ -162,10 +161,7 @@ fn x3dh(c: &mut Criterion) {
 fn skipped(c: &mut Criterion) {
     let mut g = c.benchmark_group("skipped_decrypt");
     let mut rng = rng(5);
-    let Pair {
-        mut alice,
-        mut bob,
-    } = established(&mut rng);
+    let Pair { mut alice, mut bob } = established(&mut rng);
     let plaintext = [0x33; SMALL];
     let messages: Vec<Message> = (0..=SKIPPED)
         .map(|_| alice.encrypt(&mut rng, &plaintext).expect("encrypt"))
@@ -208,7 +204,9 @@ fn persist(c: &mut Criterion) {
     let plain = alice.to_bytes();
     let sealed = alice.seal(&key, &mut rng).expect("seal");
     g.throughput(Throughput::Bytes(plain.len() as u64));
-    g.bench_function("sotto/to_bytes", |b| b.iter(|| black_box(&alice).to_bytes()));
+    g.bench_function("sotto/to_bytes", |b| {
+        b.iter(|| black_box(&alice).to_bytes())
+    });
     g.bench_function("sotto/from_bytes", |b| {
         b.iter(|| Session::from_bytes(black_box(&plain)).expect("restore"))
     });

@@ -1,0 +1,369 @@
+#!/usr/bin/env python3
+"""Builds BENCHMARKS.md from one criterion run.
+
+Reads target/criterion/**/new/{benchmark,estimates}.json (median of each
+benchmark), computes every sotto figure as a ratio to its primitive floor and
+to vodozemac, checks the goals of issue 7, and writes BENCHMARKS.md.
+
+    cargo bench -p sotto-bench --features vodozemac -- --warm-up-time 1 --measurement-time 2
+    python3 scripts/benchmarks.py            # writes BENCHMARKS.md
+    python3 scripts/benchmarks.py --check    # also exits 1 if a goal is missed
+
+Bench ids are operation/implementation/parameter, implementation being sotto,
+vodozemac or floor (see benches/src/lib.rs).
+"""
+
+import argparse
+import datetime
+import json
+import os
+import pathlib
+import platform
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+SIZES = [100, 1024, 65536]
+
+# Primitive benchmarks (benches/benches/floor.rs), by short name.
+PRIM = {
+    "H": "hmac_sha256/floor/chain",
+    "KM": "hkdf_sha256/floor/message_keys",
+    "KR": "hkdf_sha256/floor/root",
+    "KX": "hkdf_sha256/floor/x3dh",
+    "G": "x25519/floor/keygen",
+    "D": "x25519/floor/dh",
+    "SIGN": "ed25519/floor/sign",
+    "V": "ed25519/floor/verify_strict",
+}
+for n in SIZES:
+    PRIM[f"S{n}"] = f"aes256gcm_seal/floor/{n}"
+    PRIM[f"O{n}"] = f"aes256gcm_open/floor/{n}"
+
+PRIM_TEXT = {
+    "H": "HMAC-SHA256 (32-byte key, 22-byte label)",
+    "KM": "HKDF-SHA256 (16-byte salt, 32-byte IKM, 44 bytes out)",
+    "KR": "HKDF-SHA256 (32-byte salt, 32-byte IKM, 64 bytes out)",
+    "KX": "HKDF-SHA256 (zero salt, 160-byte IKM, 32 bytes out)",
+    "G": "X25519 key generation (one base-point multiplication)",
+    "D": "X25519 Diffie-Hellman",
+    "SIGN": "Ed25519 sign (90 bytes)",
+    "V": "Ed25519 strict verify (90 bytes)",
+}
+for n in SIZES:
+    PRIM_TEXT[f"S{n}"] = f"AES-256-GCM key setup + seal, {n} B, 186 B AAD"
+    PRIM_TEXT[f"O{n}"] = f"AES-256-GCM key setup + open, {n} B, 186 B AAD"
+
+
+def chain_msg(n, aead):
+    """One message on an established chain: chain step, key expansion, AEAD."""
+    return {"H": 2, "KM": 1, f"{aead}{n}": 1}
+
+
+def add(*floors):
+    out = {}
+    for f in floors:
+        for k, v in f.items():
+            out[k] = out.get(k, 0) + v
+    return out
+
+
+# Floors of sotto's operations: which primitives each one cannot avoid.
+# Read from src/ratchet/*.rs and src/x3dh.rs; see BENCHMARKS.md for the prose.
+SEND_RATCHET = {"G": 1, "D": 1, "KR": 1}  # deferred new ratchet key at encrypt
+RECV_RATCHET = {"D": 1, "KR": 1}  # new peer ratchet key at decrypt
+INITIATE = add({"V": 1, "G": 1, "D": 4, "KX": 1}, SEND_RATCHET, chain_msg(100, "S"))
+ACCEPT = add({"D": 4, "KX": 1}, RECV_RATCHET, chain_msg(100, "O"))
+TURN = add(SEND_RATCHET, chain_msg(100, "S"), RECV_RATCHET, chain_msg(100, "O"))
+
+# (label, sotto id, divisor, floor, vodozemac id, note)
+ROWS = []
+for n in SIZES:
+    ROWS.append((f"encrypt {n} B", f"encrypt/sotto/{n}", 1, chain_msg(n, "S"),
+                 f"encrypt/vodozemac/{n}", ""))
+for n in SIZES:
+    ROWS.append((f"decrypt {n} B", f"decrypt/sotto/{n}", 1, chain_msg(n, "O"),
+                 f"decrypt/vodozemac/{n}", ""))
+ROWS += [
+    ("ping-pong turn (100 B, DH ratchet each message)", "pingpong/sotto/round_trip", 2,
+     TURN, "pingpong/vodozemac/round_trip", "round trip / 2"),
+    ("X3DH initiate (verify bundle, X3DH, first encrypt)", "x3dh/sotto/initiate", 1,
+     INITIATE, "x3dh/vodozemac/initiate", "Olm: no bundle signature, 3 DH"),
+    ("X3DH accept (X3DH, first decrypt)", "x3dh/sotto/accept", 1, ACCEPT,
+     "x3dh/vodozemac/accept", "Olm: 3 DH"),
+    ("decrypt from skipped-key store (100 B)", "skipped_decrypt/sotto/10", 1,
+     {"KM": 1, "O100": 1}, "skipped_decrypt/vodozemac/10", "10 keys stored"),
+    ("session to_bytes", "session_state/sotto/to_bytes", 1, {}, None, ""),
+    ("session from_bytes", "session_state/sotto/from_bytes", 1, {"G": 1}, None,
+     "recomputes the sending ratchet public key"),
+    ("session seal", "session_state/sotto/seal", 1, {}, "session_state/vodozemac/seal",
+     "Olm: pickle + encrypt"),
+    ("session unseal", "session_state/sotto/unseal", 1, {"G": 1},
+     "session_state/vodozemac/unseal", "Olm: decrypt + unpickle"),
+]
+
+# Group rows are added when the group benchmarks exist (benches/benches/group.rs).
+GROUP_ROWS = [
+    ("group encrypt 100 B", "group_encrypt/sotto/100", 1, None, "group_encrypt/vodozemac/100", ""),
+    ("group decrypt 100 B", "group_decrypt/sotto/100", 1, None, "group_decrypt/vodozemac/100", ""),
+    ("group decrypt after a 10,000 jump", "group_jump/sotto/10000", 1, None,
+     "group_jump/vodozemac/10000", ""),
+    ("group decrypt after the largest jump", "group_jump/sotto/max", 1, None, None, ""),
+]
+
+
+def load(criterion_dir):
+    results = {}
+    for bench in criterion_dir.glob("**/new/benchmark.json"):
+        meta = json.loads(bench.read_text())
+        est = json.loads((bench.parent / "estimates.json").read_text())
+        results[meta["full_id"]] = {
+            "median": est["median"]["point_estimate"],
+            "throughput": meta.get("throughput"),
+        }
+    return results
+
+
+def fmt_time(ns):
+    if ns is None:
+        return "–"
+    if ns >= 1e6:
+        return f"{ns / 1e6:.2f} ms"
+    if ns >= 1e3:
+        return f"{ns / 1e3:.2f} µs"
+    return f"{ns:.0f} ns"
+
+
+def floor_time(results, floor):
+    total = 0.0
+    for k, count in floor.items():
+        r = results.get(PRIM[k])
+        if r is None:
+            return None
+        total += count * r["median"]
+    return total
+
+
+def floor_text(floor):
+    parts = []
+    order = ["V", "SIGN", "G", "D", "KX", "KR", "H", "KM"]
+    order += [f"S{n}" for n in SIZES] + [f"O{n}" for n in SIZES]
+    for k in order:
+        if k in floor:
+            name = {"V": "verify", "SIGN": "sign", "G": "keygen", "D": "DH",
+                    "KX": "HKDF-x3dh", "KR": "HKDF-root", "H": "HMAC",
+                    "KM": "HKDF-msg"}.get(k) or (("seal " if k[0] == "S" else "open ") + k[1:])
+            parts.append(f"{floor[k]}×{name}" if floor[k] != 1 else name)
+    return " + ".join(parts) if parts else "–"
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def fmt_ratio(r):
+    return "–" if r is None else f"{r:.2f}×"
+
+
+def sh(cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def machine():
+    model = "unknown"
+    for line in sh(["lscpu"]).splitlines():
+        if line.startswith("Model name:"):
+            model = line.split(":", 1)[1].strip()
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "os": f"{platform.system()} {platform.release()}",
+        "rustc": sh(["rustc", "-V"]),
+        "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
+
+
+def goals(results, med):
+    """Returns (goal, value text, passed or None when not measured)."""
+    out = []
+
+    def check(name, value, limit, text):
+        if value is None:
+            out.append((name, "not measured", None))
+        else:
+            out.append((name, text.format(value), value <= limit))
+
+    for op in ("encrypt", "decrypt"):
+        aead = "S" if op == "encrypt" else "O"
+        s = med(f"{op}/sotto/100")
+        check(f"{op} 100 B ≤ 1.3× floor", ratio(s, floor_time(results, chain_msg(100, aead))),
+              1.3, "{:.2f}×")
+        check(f"{op} 100 B faster than vodozemac", ratio(s, med(f"{op}/vodozemac/100")),
+              0.999999, "{:.2f}× vodozemac")
+    turn = med("pingpong/sotto/round_trip")
+    check("ping-pong turn ≤ 1.2× (keygen + 2 DH)",
+          ratio(turn / 2 if turn else None, floor_time(results, {"G": 1, "D": 2})), 1.2, "{:.2f}×")
+    i, a = med("x3dh/sotto/initiate"), med("x3dh/sotto/accept")
+    hs = i + a if i is not None and a is not None else None
+    check("X3DH handshake ≤ 1.2× (verify + 2 keygen + 10 DH)",
+          ratio(hs, floor_time(results, {"V": 1, "G": 2, "D": 10})), 1.2, "{:.2f}×")
+    enc, aes = med("encrypt/sotto/65536"), med("aes256gcm_seal/floor/65536")
+    share = ratio(aes, enc)
+    if share is None:
+        out.append(("64 KiB encrypt ≥ 90% of AES-256-GCM throughput", "not measured", None))
+    else:
+        out.append(("64 KiB encrypt ≥ 90% of AES-256-GCM throughput", f"{share:.1%}", share >= 0.9))
+    g_enc = med("group_encrypt/sotto/100")
+    g_dec = med("group_decrypt/sotto/100")
+    g_jump = med("group_jump/sotto/10000")
+    check("group encrypt ≤ 1.2× (sign + symmetric floor)",
+          ratio(g_enc, floor_time(results, GROUP_FLOORS.get("encrypt", {"SIGN": 1}))) if g_enc else None,
+          1.2, "{:.2f}×")
+    check("group decrypt ≤ 1.2× (strict verify + symmetric floor)",
+          ratio(g_dec, floor_time(results, GROUP_FLOORS.get("decrypt", {"V": 1}))) if g_dec else None,
+          1.2, "{:.2f}×")
+    check("group decrypt after a 10,000 jump ≤ 1.3× in-order decrypt", ratio(g_jump, g_dec), 1.3,
+          "{:.2f}×")
+    return out
+
+
+# Symmetric floors of the group operations, filled in with the group benches.
+GROUP_FLOORS = {}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--criterion", default=str(ROOT / "target" / "criterion"))
+    parser.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
+    parser.add_argument("--check", action="store_true", help="exit 1 if a goal is missed")
+    args = parser.parse_args()
+
+    results = load(pathlib.Path(args.criterion))
+    if not results:
+        sys.exit(f"no criterion results under {args.criterion}; run cargo bench first")
+
+    def med(bench_id):
+        r = results.get(bench_id)
+        return r["median"] if r else None
+
+    m = machine()
+    lines = []
+    w = lines.append
+    w("# sotto benchmarks")
+    w("")
+    w("Generated by `scripts/benchmarks.py` from one criterion run (medians). "
+      "Do not edit by hand; rerun the benchmarks and the script.")
+    w("")
+    w("## Machine")
+    w("")
+    w(f"- CPU: {m['cpu']}, {m['cores']} cores")
+    w(f"- OS: {m['os']}; {m['rustc']}; profile `bench` (release, no LTO)")
+    w(f"- Load average when the report was written: {m['load']}")
+    w(f"- Date: {datetime.date.today().isoformat()}")
+    w("")
+    w("The machine was shared with other jobs compiling during the run, so absolute "
+      "times are noisy (criterion often reported 10–30 % confidence intervals). "
+      "Compare ratios within this run, not absolute times across runs.")
+    w("")
+    w("## Reproduce")
+    w("")
+    w("```sh")
+    w("cargo bench -p sotto-bench --features vodozemac -- --warm-up-time 1 --measurement-time 2")
+    w("python3 scripts/benchmarks.py")
+    w("```")
+    w("")
+    w("Without `--features vodozemac` the vodozemac columns are empty. "
+      "CI only builds the benchmarks (`.ci/bench.sh`).")
+    w("")
+
+    w("## Goals")
+    w("")
+    w("| Goal | Measured | Result |")
+    w("|---|---|---|")
+    goal_rows = goals(results, med)
+    for name, value, passed in goal_rows:
+        verdict = "not measured" if passed is None else ("met" if passed else "**missed**")
+        w(f"| {name} | {value} | {verdict} |")
+    w("")
+
+    w("## sotto against its floor and vodozemac")
+    w("")
+    w("Floor = the sum of the medians of the primitives the operation cannot avoid "
+      "(table below), measured in the same run through the same crates. "
+      "vodozemac ratio < 1 means sotto is faster.")
+    w("")
+    w("| Operation | sotto | Floor | sotto / floor | vodozemac | sotto / vodozemac | Floor made of | Note |")
+    w("|---|---|---|---|---|---|---|---|")
+    for label, sid, div, floor, vid, note in ROWS + GROUP_ROWS:
+        s = med(sid)
+        if s is None:
+            continue
+        s /= div
+        if floor is None:
+            floor = GROUP_FLOORS.get(sid, {})
+        f = floor_time(results, floor) if floor else None
+        v = med(vid) if vid else None
+        if v is not None:
+            v /= div
+        w(f"| {label} | {fmt_time(s)} | {fmt_time(f)} | {fmt_ratio(ratio(s, f))} | "
+          f"{fmt_time(v)} | {fmt_ratio(ratio(s, v))} | {floor_text(floor)} | {note} |")
+    w("")
+
+    w("## Throughput at 64 KiB")
+    w("")
+    w("| | MiB/s |")
+    w("|---|---|")
+    for label, bid in [("sotto encrypt", "encrypt/sotto/65536"),
+                       ("sotto decrypt", "decrypt/sotto/65536"),
+                       ("vodozemac encrypt", "encrypt/vodozemac/65536"),
+                       ("vodozemac decrypt", "decrypt/vodozemac/65536"),
+                       ("AES-256-GCM seal (floor)", "aes256gcm_seal/floor/65536"),
+                       ("AES-256-GCM open (floor)", "aes256gcm_open/floor/65536"),
+                       ("HMAC-SHA256 (for scale)", "hmac_sha256/floor/65536")]:
+        t = med(bid)
+        if t is not None:
+            w(f"| {label} | {65536 / (t / 1e9) / 2**20:.0f} |")
+    w("")
+
+    w("## Primitives (the floor)")
+    w("")
+    w("| Primitive | Median |")
+    w("|---|---|")
+    for k, bid in PRIM.items():
+        w(f"| {PRIM_TEXT[k]} | {fmt_time(med(bid))} |")
+    for n in SIZES:
+        w(f"| HMAC-SHA256, {n} B (for scale) | {fmt_time(med(f'hmac_sha256/floor/{n}'))} |")
+    w("")
+
+    state = results.get("session_state/sotto/to_bytes")
+    sealed = results.get("session_state/sotto/seal")
+    olm = results.get("session_state/vodozemac/seal")
+    sizes = []
+    for name, r in [("sotto plain state", state), ("sotto sealed state", sealed),
+                    ("vodozemac encrypted pickle", olm)]:
+        if r and r.get("throughput"):
+            sizes.append(f"{name} {r['throughput']['Bytes']} B")
+    if sizes:
+        w("State sizes of the benchmarked established session: " + ", ".join(sizes) + ".")
+        w("")
+
+    notes = ROOT / "benches" / "NOTES.md"
+    if notes.exists():
+        w(notes.read_text().rstrip())
+        w("")
+
+    pathlib.Path(args.out).write_text("\n".join(lines))
+    missed = [g for g in goal_rows if g[2] is False]
+    for name, value, passed in goal_rows:
+        print(f"{'MISSED' if passed is False else ('met' if passed else 'n/a'):7} {name}: {value}")
+    if args.check and missed:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
