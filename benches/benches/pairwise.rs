@@ -1,15 +1,28 @@
 //! The pairwise hot path: sotto's Double Ratchet and X3DH, and (with the
 //! `vodozemac` feature) Olm doing the same work, in the same groups.
 //!
+//! Each group also measures the operation's floor (the primitives it cannot
+//! avoid, see benches/NOTES.md) right next to it, so that load changes on a
+//! shared machine move both alike.
+//!
 //! Decrypting consumes state (a message decrypts once), so decrypt
 //! benchmarks restore the receiver from a snapshot in an untimed setup.
-#![allow(clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
+#![allow(
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs
+)]
 
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use sotto::{Device, Message, Session};
+use sotto_bench::floor::{self, MESSAGE_AAD_LEN, SIGNED_PREKEY_LEN};
 use sotto_bench::{Pair, SIZES, SKIPPED, SMALL, established, handshake, parse, rng, storage_key};
+
+const CHAIN_KEY: [u8; 32] = [7; 32];
+const AAD: [u8; MESSAGE_AAD_LEN] = [8; MESSAGE_AAD_LEN];
 
 fn encrypt(c: &mut Criterion) {
     let mut g = c.benchmark_group("encrypt");
@@ -26,6 +39,10 @@ fn encrypt(c: &mut Criterion) {
                     .encrypt(&mut rng, black_box(&plaintext))
                     .expect("encrypt")
             })
+        });
+        let mut buffer = plaintext.clone();
+        g.bench_function(format!("floor/{size}"), |b| {
+            b.iter(|| floor::send(black_box(&CHAIN_KEY), &AAD, &mut buffer))
         });
         #[cfg(feature = "vodozemac")]
         g.bench_function(format!("vodozemac/{size}"), |b| {
@@ -50,6 +67,15 @@ fn decrypt(c: &mut Criterion) {
             b.iter_batched_ref(
                 || Session::from_bytes(&snapshot).expect("restore"),
                 |bob| bob.decrypt(black_box(&message)).expect("decrypt"),
+                BatchSize::LargeInput,
+            )
+        });
+        let mut ciphertext = plaintext.clone();
+        let tag = floor::send(&CHAIN_KEY, &AAD, &mut ciphertext);
+        g.bench_function(format!("floor/{size}"), |b| {
+            b.iter_batched_ref(
+                || ciphertext.clone(),
+                |buffer| floor::receive(black_box(&CHAIN_KEY), &AAD, buffer, &tag),
                 BatchSize::LargeInput,
             )
         });
@@ -83,6 +109,32 @@ fn pingpong(c: &mut Criterion) {
             alice.decrypt(black_box(&m)).expect("decrypt")
         })
     });
+    // Per message: the sender's new ratchet key pair and DH, the receiver's
+    // DH, a root step on each side, and the message itself.
+    let (peer_secret, peer_public) = floor::keygen([2; 32]);
+    let mut buffer = plaintext;
+    let turn = |buffer: &mut [u8; SMALL]| {
+        let (secret, public) = floor::keygen(black_box([4; 32]));
+        let sent = floor::root(&CHAIN_KEY, &floor::dh(&secret, &peer_public));
+        let received = floor::root(&CHAIN_KEY, &floor::dh(&peer_secret, &public));
+        let tag = floor::send(&CHAIN_KEY, &AAD, buffer);
+        floor::receive(&CHAIN_KEY, &AAD, buffer, &tag);
+        (sent, received)
+    };
+    g.bench_function("floor/round_trip", |b| {
+        b.iter(|| (turn(&mut buffer), turn(&mut buffer)))
+    });
+    // The reference for a turn: one key generation and two DH.
+    let asymmetric = || {
+        let (secret, public) = floor::keygen(black_box([4; 32]));
+        (
+            floor::dh(&secret, &peer_public),
+            floor::dh(&peer_secret, &public),
+        )
+    };
+    g.bench_function("floor/asymmetric", |b| {
+        b.iter(|| (asymmetric(), asymmetric()))
+    });
     #[cfg(feature = "vodozemac")]
     {
         let (mut alice, mut bob) = sotto_bench::olm::established();
@@ -113,6 +165,69 @@ fn x3dh(c: &mut Criterion) {
         })
     });
     let bob = setup.bob.to_bytes();
+    let signer = ed25519_dalek::SigningKey::from_bytes(&[1; 32]);
+    let spk_data = [3u8; SIGNED_PREKEY_LEN];
+    let signature = ed25519_dalek::Signer::sign(&signer, &spk_data);
+    let verifying = signer.verifying_key();
+    let (peer_secret, peer_public) = floor::keygen([2; 32]);
+    let five_dh = |secret: &x25519_dalek::StaticSecret| {
+        let mut ikm = [0xffu8; 160];
+        for part in ikm.chunks_exact_mut(32).skip(1) {
+            part.copy_from_slice(&floor::dh(secret, &peer_public));
+        }
+        let secret_key = floor::x3dh(&ikm);
+        floor::root(&secret_key, &floor::dh(secret, &peer_public))
+    };
+    let mut buffer = plaintext;
+    g.bench_function("floor/initiate", |b| {
+        b.iter(|| {
+            floor::verify(&verifying, black_box(&spk_data), &signature);
+            let (base, _) = floor::keygen(black_box([4; 32]));
+            let (ratchet, _) = floor::keygen(black_box([5; 32]));
+            // DH1-DH4, then the first ratchet step uses a fresh key.
+            let root = five_dh(&base);
+            let _ = floor::dh(&ratchet, &peer_public);
+            (root, floor::send(&CHAIN_KEY, &AAD, &mut buffer))
+        })
+    });
+    let mut ciphertext = plaintext;
+    let tag = floor::send(&CHAIN_KEY, &AAD, &mut ciphertext);
+    g.bench_function("floor/accept", |b| {
+        b.iter_batched_ref(
+            || ciphertext,
+            |buffer| {
+                let root = five_dh(black_box(&peer_secret));
+                floor::receive(&CHAIN_KEY, &AAD, buffer, &tag);
+                root
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    // The reference for the whole handshake: the signature check,
+    // two key generations and ten DH, nothing symmetric.
+    g.bench_function("floor/asymmetric", |b| {
+        b.iter(|| {
+            floor::verify(&verifying, black_box(&spk_data), &signature);
+            let (a, _) = floor::keygen(black_box([4; 32]));
+            let (b2, _) = floor::keygen(black_box([5; 32]));
+            let mut out = [0u8; 32];
+            for secret in [
+                &a,
+                &a,
+                &a,
+                &a,
+                &b2,
+                &peer_secret,
+                &peer_secret,
+                &peer_secret,
+                &peer_secret,
+                &peer_secret,
+            ] {
+                out = floor::dh(secret, black_box(&peer_public));
+            }
+            out
+        })
+    });
     g.bench_function("sotto/accept", |b| {
         b.iter_batched_ref(
             || Device::from_bytes(&bob).expect("restore"),
@@ -173,6 +288,19 @@ fn skipped(c: &mut Criterion) {
         b.iter_batched_ref(
             || Session::from_bytes(&snapshot).expect("restore"),
             |bob| bob.decrypt(black_box(early)).expect("decrypt"),
+            BatchSize::LargeInput,
+        )
+    });
+    let mut ciphertext = plaintext;
+    let (key, nonce) = floor::message_keys(&[3; 16], &CHAIN_KEY);
+    let tag = floor::seal(&key, &nonce, &AAD, &mut ciphertext);
+    g.bench_function(format!("floor/{SKIPPED}"), |b| {
+        b.iter_batched_ref(
+            || ciphertext,
+            |buffer| {
+                let (key, nonce) = floor::message_keys(&[3; 16], black_box(&CHAIN_KEY));
+                floor::open(&key, &nonce, &AAD, buffer, &tag)
+            },
             BatchSize::LargeInput,
         )
     });

@@ -195,3 +195,111 @@ pub mod olm {
         (alice_session, bob_session)
     }
 }
+
+/// The primitives under sotto, called as a caller of the crates would,
+/// with sotto's lengths: the building blocks of every floor.
+pub mod floor {
+    use aes_gcm::aead::{AeadInOut, KeyInit};
+    use aes_gcm::{Aes256Gcm, Nonce, Tag};
+    use ed25519_dalek::{Signature, VerifyingKey};
+    use hkdf::Hkdf;
+    use hmac::{Hmac, Mac};
+    use sha2::Sha256;
+    use x25519_dalek::{PublicKey, StaticSecret};
+
+    /// AEAD associated data of a pairwise message: the session AD (two
+    /// 64-byte identities) and the 58-byte ratchet header.
+    pub const MESSAGE_AAD_LEN: usize = 128 + 58;
+    /// Signed prekey signature input: 22-byte label, DH identity, id, key.
+    pub const SIGNED_PREKEY_LEN: usize = 22 + 32 + 4 + 32;
+
+    /// HMAC-SHA256 of `data` under `key`.
+    pub fn hmac(key: &[u8; 32], data: &[u8]) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("any key length");
+        mac.update(data);
+        mac.finalize().into_bytes().into()
+    }
+
+    /// HKDF-SHA256 with `N` bytes out.
+    pub fn hkdf<const N: usize>(salt: &[u8], ikm: &[u8], info: &[u8]) -> [u8; N] {
+        let mut out = [0u8; N];
+        Hkdf::<Sha256>::new(Some(salt), ikm)
+            .expand(info, &mut out)
+            .expect("short output");
+        out
+    }
+
+    /// A chain step as two independent HMACs: (message key, next chain key).
+    pub fn chain_step(chain_key: &[u8; 32]) -> ([u8; 32], [u8; 32]) {
+        (
+            hmac(chain_key, b"sotto v1 chain message"),
+            hmac(chain_key, b"sotto v1 chain next"),
+        )
+    }
+
+    /// A message key's expansion: AES key and nonce from a 16-byte salt.
+    pub fn message_keys(salt: &[u8; 16], message_key: &[u8; 32]) -> ([u8; 32], [u8; 12]) {
+        let okm = hkdf::<44>(salt, message_key, b"sotto v1 message keys");
+        let (k, n) = okm.split_at(32);
+        (
+            k.try_into().expect("32 bytes"),
+            n.try_into().expect("12 bytes"),
+        )
+    }
+
+    /// A root step: HKDF-SHA256 with 64 bytes out.
+    pub fn root(root_key: &[u8; 32], dh: &[u8; 32]) -> [u8; 64] {
+        hkdf::<64>(root_key, dh, b"sotto v1 root")
+    }
+
+    /// The X3DH KDF over the 0xFF prefix and four DH outputs.
+    pub fn x3dh(ikm: &[u8; 160]) -> [u8; 32] {
+        hkdf::<32>(&[0u8; 32], ikm, b"sotto v1 x3dh")
+    }
+
+    /// AES-256-GCM key setup and seal in place.
+    pub fn seal(key: &[u8; 32], nonce: &[u8; 12], aad: &[u8], buffer: &mut [u8]) -> Tag {
+        Aes256Gcm::new(&(*key).into())
+            .encrypt_inout_detached(&Nonce::from(*nonce), aad, buffer.into())
+            .expect("short message")
+    }
+
+    /// AES-256-GCM key setup and open in place.
+    pub fn open(key: &[u8; 32], nonce: &[u8; 12], aad: &[u8], buffer: &mut [u8], tag: &Tag) {
+        Aes256Gcm::new(&(*key).into())
+            .decrypt_inout_detached(&Nonce::from(*nonce), aad, buffer.into(), tag)
+            .expect("authentic");
+    }
+
+    /// X25519 key generation from 32 secret bytes.
+    pub fn keygen(seed: [u8; 32]) -> (StaticSecret, PublicKey) {
+        let secret = StaticSecret::from(seed);
+        let public = PublicKey::from(&secret);
+        (secret, public)
+    }
+
+    /// X25519 Diffie-Hellman.
+    pub fn dh(secret: &StaticSecret, public: &PublicKey) -> [u8; 32] {
+        secret.diffie_hellman(public).to_bytes()
+    }
+
+    /// Ed25519 strict verification.
+    pub fn verify(key: &VerifyingKey, message: &[u8], signature: &Signature) {
+        key.verify_strict(message, signature).expect("valid");
+    }
+
+    /// One message's symmetric work on the sending side: chain step, key
+    /// expansion, seal.
+    pub fn send(chain_key: &[u8; 32], aad: &[u8], buffer: &mut [u8]) -> Tag {
+        let (message_key, _next) = chain_step(chain_key);
+        let (key, nonce) = message_keys(&[3; 16], &message_key);
+        seal(&key, &nonce, aad, buffer)
+    }
+
+    /// The receiving side of [`send`] with the same inputs.
+    pub fn receive(chain_key: &[u8; 32], aad: &[u8], buffer: &mut [u8], tag: &Tag) {
+        let (message_key, _next) = chain_step(chain_key);
+        let (key, nonce) = message_keys(&[3; 16], &message_key);
+        open(&key, &nonce, aad, buffer, tag);
+    }
+}
