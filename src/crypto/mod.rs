@@ -188,3 +188,6 @@ pub(crate) fn aead_open(
         .decrypt_inout_detached(&nonce, aad, buffer.into(), &tag)
         .map_err(|_| Error::AuthenticationFailed)
 }
+
+#[cfg(test)]
+mod tests;
