@@ -242,6 +242,16 @@ impl PreKeyMessage {
         self.header.one_time_prekey_id
     }
 
+    /// The initiator's ratchet public key (of the embedded ratchet message).
+    pub fn ratchet_key_bytes(&self) -> [u8; 32] {
+        self.inner_header.ratchet_key.to_bytes()
+    }
+
+    /// The embedded ratchet message's number in the initiator's first chain.
+    pub fn message_number(&self) -> u32 {
+        self.inner_header.message_number
+    }
+
     pub(crate) fn prekey_header(&self) -> &PreKeyHeader {
         &self.header
     }
