@@ -546,6 +546,12 @@ fn skipped_key_cache_is_bounded() {
         let expected = (j * GROUP_SKIP_WINDOW).min(MAX_GROUP_SKIPPED_KEYS as u32);
         assert_eq!(receiver.skipped_key_count(), expected as usize);
     }
+    // A full cache is the largest state (less the identity of an authenticated one).
+    assert_eq!(GroupReceiver::MAX_ENCODED_LEN, 9613);
+    assert_eq!(
+        receiver.to_bytes().len(),
+        GroupReceiver::MAX_ENCODED_LEN - 64
+    );
     // The lowest indices went first.
     let evicted = sender_at(&fresh, 100 - 1).encrypt(&mut rng, b"e").unwrap();
     rejects(&mut receiver, &evicted, Error::DuplicateMessage);

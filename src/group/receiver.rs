@@ -133,7 +133,7 @@ impl GroupReceiver {
         // the ones most likely still in flight.
         let mut ratchet = self.ratchet.clone();
         ratchet.advance_to(index.saturating_sub(GROUP_SKIP_WINDOW).max(next));
-        let mut skipped = Vec::new();
+        let mut skipped = Vec::with_capacity(usize::try_from(GROUP_SKIP_WINDOW).unwrap_or(0));
         while ratchet.index() < index {
             skipped.push((ratchet.index(), ratchet.message_key()));
             ratchet.advance_to(ratchet.index().saturating_add(1));
