@@ -138,6 +138,11 @@ impl FfiError {
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
         Self::new(SottoError::InvalidArgument, message)
     }
+
+    #[cfg(test)]
+    pub(crate) fn code(&self) -> SottoError {
+        self.code
+    }
 }
 
 impl From<sotto::Error> for FfiError {

@@ -258,3 +258,64 @@ pub(crate) unsafe fn free<T: HandleType>(ptr: *mut T::Opaque, what: &str) -> Ffi
     drop(boxed);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use super::*;
+    use crate::rng::OsRng;
+
+    fn code<T>(result: FfiResult<T>) -> SottoError {
+        result.map_or_else(|e| e.code(), |_| SottoError::Ok)
+    }
+
+    #[test]
+    fn busy_and_poisoned_handles_are_refused() {
+        let device = into_raw(Device::generate(&mut OsRng));
+        // SAFETY: (test) `device` is a live handle made just above.
+        let handle = unsafe { check::<Device>(device, "device") }.unwrap();
+        handle.state.store(BUSY, Ordering::SeqCst);
+        // SAFETY: (test) as above.
+        let busy = unsafe { with_ref::<Device, _>(device, "device", |_| Ok(())) };
+        assert_eq!(code(busy), SottoError::HandleBusy);
+        // SAFETY: (test) as above.
+        assert_eq!(
+            code(unsafe { free::<Device>(device, "device") }),
+            SottoError::HandleBusy
+        );
+        handle.state.store(IDLE, Ordering::SeqCst);
+
+        let unwound = std::panic::catch_unwind(|| {
+            // SAFETY: (test) as above.
+            unsafe { with_mut::<Device, ()>(device, "device", |_| panic!("inside")) }
+        });
+        assert!(unwound.is_err());
+        // SAFETY: (test) as above.
+        let poisoned = unsafe { with_ref::<Device, _>(device, "device", |_| Ok(())) };
+        assert_eq!(code(poisoned), SottoError::HandlePoisoned);
+        // SAFETY: (test) poisoned handles can still be freed; not used after.
+        assert_eq!(
+            code(unsafe { free::<Device>(device, "device") }),
+            SottoError::Ok
+        );
+    }
+
+    #[test]
+    fn a_panic_under_a_shared_borrow_does_not_poison() {
+        let device = into_raw(Device::generate(&mut OsRng));
+        let unwound = std::panic::catch_unwind(|| {
+            // SAFETY: (test) `device` is a live handle made just above.
+            unsafe { with_ref::<Device, ()>(device, "device", |_| panic!("inside")) }
+        });
+        assert!(unwound.is_err());
+        // SAFETY: (test) as above.
+        let ok = unsafe { with_ref::<Device, _>(device, "device", |_| Ok(())) };
+        assert_eq!(code(ok), SottoError::Ok);
+        // SAFETY: (test) freed once, not used after.
+        assert_eq!(
+            code(unsafe { free::<Device>(device, "device") }),
+            SottoError::Ok
+        );
+    }
+}

@@ -15,7 +15,10 @@ use std::process::{Command, Output};
 fn artifact(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let deps = exe.parent().expect("deps directory");
-    let candidates = [deps.join(name), deps.parent().expect("profile directory").join(name)];
+    let candidates = [
+        deps.join(name),
+        deps.parent().expect("profile directory").join(name),
+    ];
     candidates
         .iter()
         .find(|p| p.is_file())
@@ -81,8 +84,14 @@ fn c_client_conversation() {
             "conversation ok",
         ],
     );
-    let checked_errors = stdout.lines().filter(|l| l.starts_with("error ok:")).count();
-    assert!(checked_errors >= 40, "only {checked_errors} error paths ran");
+    let checked_errors = stdout
+        .lines()
+        .filter(|l| l.starts_with("error ok:"))
+        .count();
+    assert!(
+        checked_errors >= 40,
+        "only {checked_errors} error paths ran"
+    );
 }
 
 #[test]

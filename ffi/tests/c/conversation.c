@@ -304,6 +304,10 @@ int main(void) {
                SOTTO_ERROR_TOO_MANY_PREKEYS);
     EXPECT_ERR(sotto_device_from_bytes((const uint8_t *)"\x01\x21", 2, &wrong_kind),
                SOTTO_ERROR_TRUNCATED);
+    uint8_t future[128] = {0x02, 0x01}; /* a version this library does not read */
+    EXPECT_ERR(sotto_session_decrypt(to_bob, future, sizeof future, &plain),
+               SOTTO_ERROR_UNSUPPORTED_VERSION);
+    EXPECT_ERR(sotto_session_accept(bob, first.ptr, 40, &nope, &plain), SOTTO_ERROR_TRUNCATED);
 
     /* Wrong handle types, as a binding with untyped pointers could pass. */
     SottoBuffer id = {0};
@@ -318,6 +322,11 @@ int main(void) {
     EXPECT_ERR(sotto_session_decrypt((SottoSession *)((uint8_t *)not_a_handle + 1), first.ptr,
                                      first.len, &plain),
                SOTTO_ERROR_WRONG_HANDLE);
+    EXPECT_ERR(sotto_session_accept((SottoDevice *)to_bob, first.ptr, first.len, &nope, &plain),
+               SOTTO_ERROR_WRONG_HANDLE);
+    EXPECT_ERR(sotto_session_initiate(NULL, bundle.ptr, bundle.len, NULL, 0, &nope),
+               SOTTO_ERROR_NULL_POINTER);
+    CHECK(nope == NULL);
     OK(sotto_device_identity_key(alice, &id)); /* both still usable */
     exchange(to_bob, to_alice, "alice -> bob (after misuse)", "all good");
 
