@@ -118,10 +118,11 @@ pub(crate) fn x25519_public(bytes: [u8; 32]) -> Result<PublicKey> {
     }
 }
 
-/// Decodes an Ed25519 public key, rejecting invalid and small-order points.
+/// Decodes an Ed25519 public key, rejecting invalid points, non-canonical
+/// encodings and small-order points.
 pub(crate) fn ed25519_public(bytes: &[u8; 32]) -> Result<VerifyingKey> {
     let key = VerifyingKey::from_bytes(bytes).map_err(|_| Error::InvalidPublicKey)?;
-    if key.is_weak() {
+    if key.is_weak() || key.to_edwards().compress().to_bytes() != *bytes {
         return Err(Error::InvalidPublicKey);
     }
     Ok(key)
@@ -187,4 +188,23 @@ pub(crate) fn aead_open(
     cipher
         .decrypt_inout_detached(&nonce, aad, buffer.into(), &tag)
         .map_err(|_| Error::AuthenticationFailed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_canonical_ed25519_encoding_is_rejected() {
+        // y = p + 3 (p = 2^255 - 19) encodes the same point as y = 3, which is
+        // on the curve and not of small order.
+        let mut non_canonical = [0xffu8; 32];
+        non_canonical[0] = 0xf0;
+        non_canonical[31] = 0x7f;
+        let mut canonical = [0u8; 32];
+        canonical[0] = 3;
+        assert!(VerifyingKey::from_bytes(&non_canonical).is_ok(), "the point decodes");
+        assert!(ed25519_public(&canonical).is_ok());
+        assert_eq!(ed25519_public(&non_canonical).err(), Some(Error::InvalidPublicKey));
+    }
 }

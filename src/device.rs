@@ -1,5 +1,6 @@
 //! The local device: its identity and the secrets of the prekeys it published.
 
+use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 use core::fmt;
@@ -20,8 +21,10 @@ pub const MAX_ONE_TIME_PREKEYS: usize = 1000;
 /// one-time prekey).
 pub const MAX_RECENT_BASE_KEYS: usize = 1000;
 
+/// Secrets are boxed throughout the device so that moving the device, or a
+/// container reallocating, moves pointers and leaves no copies behind.
 pub(crate) struct SignedPreKeyPair {
-    pub(crate) secret: StaticSecret,
+    pub(crate) secret: Box<StaticSecret>,
     pub(crate) public: SignedPreKey,
 }
 
@@ -31,12 +34,12 @@ pub(crate) struct SignedPreKeyPair {
 /// The caller persists it ([`Device::to_bytes`]) after every call that takes
 /// `&mut self`, including [`Session::accept`](crate::Session::accept).
 pub struct Device {
-    pub(crate) identity: IdentityKeyPair,
+    pub(crate) identity: Box<IdentityKeyPair>,
     pub(crate) signed_prekey: SignedPreKeyPair,
     /// Earlier signed prekeys, oldest first; at most
     /// [`MAX_SIGNED_PREKEYS`] - 1.
     pub(crate) old_signed_prekeys: VecDeque<SignedPreKeyPair>,
-    pub(crate) one_time_prekeys: BTreeMap<u32, StaticSecret>,
+    pub(crate) one_time_prekeys: BTreeMap<u32, Box<StaticSecret>>,
     pub(crate) next_signed_prekey_id: u32,
     pub(crate) next_one_time_prekey_id: u32,
     /// Oldest first.
@@ -47,7 +50,7 @@ impl Device {
     /// A new device: draws an identity (64 bytes), then the first signed
     /// prekey (32 bytes, id 1).
     pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
-        let identity = IdentityKeyPair::generate(rng);
+        let identity = Box::new(IdentityKeyPair::generate(rng));
         let first = new_signed_prekey(&identity, 1, rng);
         Self {
             identity,
@@ -120,8 +123,8 @@ impl Device {
         let next = first.checked_add(count32).ok_or(Error::TooManyPreKeys)?;
         let mut published = Vec::with_capacity(count);
         for id in first..next {
-            let secret = StaticSecret::random_from_rng(rng);
-            published.push(OneTimePreKey::new(id, PublicKey::from(&secret)));
+            let secret = Box::new(StaticSecret::random_from_rng(rng));
+            published.push(OneTimePreKey::new(id, PublicKey::from(&*secret)));
             self.one_time_prekeys.insert(id, secret);
         }
         self.next_one_time_prekey_id = next;
@@ -138,13 +141,14 @@ impl Device {
         core::iter::once(&self.signed_prekey)
             .chain(&self.old_signed_prekeys)
             .find(|spk| spk.public.id() == id)
-            .map(|spk| &spk.secret)
+            .map(|spk| &*spk.secret)
             .ok_or(Error::UnknownSignedPreKey { id })
     }
 
     pub(crate) fn one_time_prekey_secret(&self, id: u32) -> Result<&StaticSecret> {
         self.one_time_prekeys
             .get(&id)
+            .map(|secret| &**secret)
             .ok_or(Error::UnknownOneTimePreKey { id })
     }
 
@@ -170,8 +174,8 @@ fn new_signed_prekey<R: CryptoRng + ?Sized>(
     id: u32,
     rng: &mut R,
 ) -> SignedPreKeyPair {
-    let secret = StaticSecret::random_from_rng(rng);
-    let public = SignedPreKey::sign(identity, id, PublicKey::from(&secret));
+    let secret = Box::new(StaticSecret::random_from_rng(rng));
+    let public = SignedPreKey::sign(identity, id, PublicKey::from(&*secret));
     SignedPreKeyPair { secret, public }
 }
 

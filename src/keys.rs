@@ -107,7 +107,7 @@ impl fmt::Debug for IdentityKey {
 }
 
 /// The private identity of a device. Zeroized on drop; never printed.
-pub struct IdentityKeyPair {
+pub(crate) struct IdentityKeyPair {
     signing: SigningKey,
     dh: StaticSecret,
     public: IdentityKey,
@@ -116,7 +116,7 @@ pub struct IdentityKeyPair {
 impl IdentityKeyPair {
     /// Draws a new identity: 32 bytes for the Ed25519 seed, then 32 bytes for
     /// the X25519 secret.
-    pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
+    pub(crate) fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
         let mut seed = Zeroizing::new([0u8; 32]);
         rng.fill_bytes(seed.as_mut());
         let signing = SigningKey::from_bytes(&seed);
@@ -141,7 +141,7 @@ impl IdentityKeyPair {
     }
 
     /// The public half.
-    pub fn public(&self) -> &IdentityKey {
+    pub(crate) fn public(&self) -> &IdentityKey {
         &self.public
     }
 

@@ -72,8 +72,7 @@ mod x3dh;
 pub use device::{Device, MAX_ONE_TIME_PREKEYS, MAX_RECENT_BASE_KEYS, MAX_SIGNED_PREKEYS};
 pub use error::{Error, Result};
 pub use keys::{
-    Fingerprint, IdentityKey, IdentityKeyPair, OneTimePreKey, PreKeyBundle, SignedPreKey,
-    VerifiedPreKeyBundle,
+    Fingerprint, IdentityKey, OneTimePreKey, PreKeyBundle, SignedPreKey, VerifiedPreKeyBundle,
 };
 pub use persist::{MAX_STATE_LEN, StorageKey};
 pub use rand_core;
@@ -81,4 +80,9 @@ pub use ratchet::session::{Role, Session};
 pub use ratchet::skipped::{
     MAX_RECEIVING_CHAINS, MAX_SKIP, MAX_SKIPPED_KEYS, MAX_SKIPPED_KEYS_PER_CHAIN,
 };
+/// The README's example is compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub use wire::{MAX_MESSAGE_LEN, MAX_PLAINTEXT_LEN, Message, PreKeyMessage, RatchetMessage};

@@ -4,6 +4,7 @@
 //! The plain encodings contain secret keys: [`Session::to_bytes`] and
 //! [`Device::to_bytes`] return them in a buffer that is zeroized on drop.
 
+use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 use core::fmt;
@@ -21,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::keys::{IdentityKey, IdentityKeyPair, SignedPreKey};
 use crate::ratchet::chain::{ChainKey, MessageKey};
 use crate::ratchet::root::RootKey;
-use crate::ratchet::session::{PendingPreKey, Role, SendingChain, Session};
+use crate::ratchet::session::{PendingPreKey, Role, SendingChain, Session, SessionState};
 use crate::ratchet::skipped::{
     MAX_RECEIVING_CHAINS, MAX_SKIPPED_KEYS, MAX_SKIPPED_KEYS_PER_CHAIN, ReceivingChain,
     ReceivingChains,
@@ -118,35 +119,54 @@ fn role_byte(role: Role) -> u8 {
     }
 }
 
+/// The exact length of a session's plain encoding (§10.2 of SPEC.md).
+fn session_state_len(s: &SessionState) -> usize {
+    let pending = s
+        .pending_prekey
+        .map_or(0, |p| 4 + 1 + p.one_time_prekey_id.map_or(0, |_| 4));
+    let sending = s.sending.as_ref().map_or(0, |_| 32 + 32 + 4);
+    let chains: usize = s
+        .receiving
+        .chains
+        .iter()
+        .map(|c| 32 + 1 + c.chain_key.as_ref().map_or(0, |_| 32) + 4 + 2 + c.skipped.len() * 36)
+        .sum();
+    2 + 1 + 64 + 64 + 32 + 1 + pending + 32 + 32 + 1 + sending + 4 + 1 + chains
+}
+
 impl Session {
     /// The session's plain encoding (it contains secret keys). See SPEC.md
     /// for the layout.
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
-        let mut out = Zeroizing::new(Vec::with_capacity(512));
+        let s = &*self.0;
+        // Exact capacity: a reallocation would free a copy of the secrets
+        // without zeroizing it.
+        let len = session_state_len(s);
+        let mut out = Zeroizing::new(Vec::with_capacity(len));
         write_header(&mut out, tag::SESSION_STATE);
-        out.push(role_byte(self.role));
-        self.local_identity.write(&mut out);
-        self.remote_identity.write(&mut out);
-        out.extend_from_slice(&self.base_key);
-        write_flag(&mut out, self.pending_prekey.is_some());
-        if let Some(p) = &self.pending_prekey {
+        out.push(role_byte(s.role));
+        s.local_identity.write(&mut out);
+        s.remote_identity.write(&mut out);
+        out.extend_from_slice(&s.base_key);
+        write_flag(&mut out, s.pending_prekey.is_some());
+        if let Some(p) = &s.pending_prekey {
             out.extend_from_slice(&p.signed_prekey_id.to_be_bytes());
             write_flag(&mut out, p.one_time_prekey_id.is_some());
             if let Some(id) = p.one_time_prekey_id {
                 out.extend_from_slice(&id.to_be_bytes());
             }
         }
-        out.extend_from_slice(self.root_key.as_bytes());
-        out.extend_from_slice(self.remote_ratchet_key.as_bytes());
-        write_flag(&mut out, self.sending.is_some());
-        if let Some(s) = &self.sending {
+        out.extend_from_slice(s.root_key.as_bytes());
+        out.extend_from_slice(s.remote_ratchet_key.as_bytes());
+        write_flag(&mut out, s.sending.is_some());
+        if let Some(s) = &s.sending {
             out.extend_from_slice(s.secret.as_bytes());
             out.extend_from_slice(s.chain_key.as_bytes());
             out.extend_from_slice(&s.next.to_be_bytes());
         }
-        out.extend_from_slice(&self.previous_sending_length.to_be_bytes());
-        write_count_u8(&mut out, self.receiving.chains.len());
-        for c in &self.receiving.chains {
+        out.extend_from_slice(&s.previous_sending_length.to_be_bytes());
+        write_count_u8(&mut out, s.receiving.chains.len());
+        for c in &s.receiving.chains {
             out.extend_from_slice(&c.ratchet_key);
             write_flag(&mut out, c.chain_key.is_some());
             if let Some(ck) = &c.chain_key {
@@ -159,6 +179,7 @@ impl Session {
                 out.extend_from_slice(key.as_bytes());
             }
         }
+        debug_assert_eq!(out.len(), len);
         out
     }
 
@@ -212,7 +233,7 @@ impl Session {
         for i in 0..chain_count {
             let ratchet_key = r.array()?;
             let chain_key = if r.flag()? {
-                Some(ChainKey::from_bytes(r.array()?))
+                Some(Box::new(ChainKey::from_bytes(r.array()?)))
             } else {
                 None
             };
@@ -233,7 +254,7 @@ impl Session {
             let mut previous: Option<u32> = None;
             for _ in 0..count {
                 let index = r.u32()?;
-                let key = MessageKey::from_bytes(r.array()?);
+                let key = Box::new(MessageKey::from_bytes(r.array()?));
                 if previous.is_some_and(|p| index <= p) || index >= next {
                     return Err(Error::InvalidEncoding);
                 }
@@ -258,7 +279,7 @@ impl Session {
             Role::Initiator => x3dh::associated_data(&local_identity, &remote_identity),
             Role::Responder => x3dh::associated_data(&remote_identity, &local_identity),
         };
-        Ok(Self {
+        Ok(Self(Box::new(SessionState {
             role,
             local_identity,
             remote_identity,
@@ -270,7 +291,7 @@ impl Session {
             sending,
             previous_sending_length,
             receiving: ReceivingChains { chains },
-        })
+        })))
     }
 
     /// The session encrypted at rest under `key` (draws 32 bytes of salt).
@@ -288,7 +309,19 @@ impl Device {
     /// The device's plain encoding (it contains secret keys). See SPEC.md
     /// for the layout.
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
-        let mut out = Zeroizing::new(Vec::with_capacity(1024));
+        // Exact capacity, as for sessions.
+        let len = 2
+            + 32
+            + 32
+            + 4
+            + 4
+            + 1
+            + (self.old_signed_prekeys.len() + 1) * (4 + 32 + 64)
+            + 2
+            + self.one_time_prekeys.len() * (4 + 32)
+            + 2
+            + self.recent_base_keys.len() * 32;
+        let mut out = Zeroizing::new(Vec::with_capacity(len));
         write_header(&mut out, tag::DEVICE_STATE);
         out.extend_from_slice(self.identity.signing().as_bytes());
         out.extend_from_slice(self.identity.dh().as_bytes());
@@ -309,6 +342,7 @@ impl Device {
         for key in &self.recent_base_keys {
             out.extend_from_slice(key);
         }
+        debug_assert_eq!(out.len(), len);
         out
     }
 
@@ -317,7 +351,7 @@ impl Device {
         check_len(bytes)?;
         let mut r = Reader::header(bytes, tag::DEVICE_STATE)?;
         let seed = Zeroizing::new(r.array::<32>()?);
-        let identity = IdentityKeyPair::from_secret_bytes(&seed, r.array()?);
+        let identity = Box::new(IdentityKeyPair::from_secret_bytes(&seed, r.array()?));
         let next_signed_prekey_id = r.u32()?;
         let next_one_time_prekey_id = r.u32()?;
         let spk_count = usize::from(r.u8()?);
@@ -332,9 +366,9 @@ impl Device {
                 return Err(Error::InvalidEncoding);
             }
             previous = Some(id);
-            let secret = StaticSecret::from(r.array::<32>()?);
+            let secret = Box::new(StaticSecret::from(r.array::<32>()?));
             let signature = r.array()?;
-            let public = SignedPreKey::from_parts(id, PublicKey::from(&secret), signature);
+            let public = SignedPreKey::from_parts(id, PublicKey::from(&*secret), signature);
             signed.push_back(SignedPreKeyPair { secret, public });
         }
         let opk_count = usize::from(r.u16()?);
@@ -349,7 +383,7 @@ impl Device {
                 return Err(Error::InvalidEncoding);
             }
             previous = Some(id);
-            one_time_prekeys.insert(id, StaticSecret::from(r.array::<32>()?));
+            one_time_prekeys.insert(id, Box::new(StaticSecret::from(r.array::<32>()?)));
         }
         let base_count = usize::from(r.u16()?);
         if base_count > MAX_RECENT_BASE_KEYS {

@@ -1,5 +1,6 @@
 //! The pairwise session: X3DH to start, then the Double Ratchet.
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -8,7 +9,7 @@ use x25519_dalek::{PublicKey, StaticSecret};
 
 use super::chain::{ChainKey, MessageKey};
 use super::root::RootKey;
-use super::skipped::{self, MAX_SKIP, ReceivingChain, ReceivingChains};
+use super::skipped::{self, BoxedMessageKey, MAX_SKIP, ReceivingChain, ReceivingChains};
 use crate::crypto::{self, AEAD_TAG_LEN};
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -50,7 +51,13 @@ pub(crate) struct SendingChain {
 /// forward, or fails and leaves it exactly as it was. After a success the
 /// caller persists the state ([`Session::to_bytes`] or [`Session::seal`])
 /// before it sends the message or shows the plaintext.
-pub struct Session {
+///
+/// The state lives in one heap allocation that never moves, so moving a
+/// `Session` leaves no copies of its secrets behind.
+pub struct Session(pub(crate) Box<SessionState>);
+
+/// The session's fields.
+pub(crate) struct SessionState {
     pub(crate) role: Role,
     pub(crate) local_identity: IdentityKey,
     pub(crate) remote_identity: IdentityKey,
@@ -77,13 +84,13 @@ enum Commit {
         chain: usize,
         chain_key: ChainKey,
         next: u32,
-        skipped: Vec<(u32, MessageKey)>,
+        skipped: Vec<(u32, BoxedMessageKey)>,
     },
     /// A Diffie-Hellman ratchet step: close the current chain, start a new one.
     Ratchet {
         root_key: RootKey,
         closing_end: u32,
-        closing: Vec<(u32, MessageKey)>,
+        closing: Vec<(u32, BoxedMessageKey)>,
         chain: ReceivingChain,
         ratchet_key: PublicKey,
     },
@@ -111,7 +118,7 @@ impl Session {
         )?;
         let local_identity = *device.identity_key();
         let remote_identity = *bundle.identity();
-        Ok(Self {
+        Ok(Self(Box::new(SessionState {
             role: Role::Initiator,
             local_identity,
             remote_identity,
@@ -126,7 +133,7 @@ impl Session {
             sending: None,
             previous_sending_length: 0,
             receiving: ReceivingChains::default(),
-        })
+        })))
     }
 
     /// Accepts a prekey message: runs the responder's side of X3DH, decrypts
@@ -176,12 +183,12 @@ impl Session {
             Vec::new(),
             ReceivingChain {
                 ratchet_key: header.ratchet_key.to_bytes(),
-                chain_key: Some(next_chain_key),
+                chain_key: Some(Box::new(next_chain_key)),
                 next,
                 skipped: skipped.into_iter().collect(),
             },
         );
-        let session = Self {
+        let session = Self(Box::new(SessionState {
             role: Role::Responder,
             local_identity,
             remote_identity: prekey.identity,
@@ -193,7 +200,7 @@ impl Session {
             sending: None,
             previous_sending_length: 0,
             receiving,
-        };
+        }));
         device.consume(prekey.one_time_prekey_id, prekey.base_key);
         Ok((session, plaintext))
     }
@@ -205,6 +212,56 @@ impl Session {
         rng: &mut R,
         plaintext: &[u8],
     ) -> Result<Message> {
+        self.0.encrypt(rng, plaintext)
+    }
+
+    /// Decrypts a message of this session. All or nothing: on any error the
+    /// session is exactly as it was.
+    pub fn decrypt(&mut self, message: &Message) -> Result<Vec<u8>> {
+        self.0.decrypt(message)
+    }
+
+    /// Which side of X3DH this session was.
+    pub fn role(&self) -> Role {
+        self.0.role
+    }
+
+    /// Our identity.
+    pub fn local_identity(&self) -> &IdentityKey {
+        &self.0.local_identity
+    }
+
+    /// The peer's identity. Compare its fingerprint out of band to rule out a
+    /// man in the middle.
+    pub fn remote_identity(&self) -> &IdentityKey {
+        &self.0.remote_identity
+    }
+
+    /// The initiator's X3DH ephemeral key, which names this session: prekey
+    /// messages with this base key belong here.
+    pub fn base_key_bytes(&self) -> [u8; 32] {
+        self.0.base_key
+    }
+
+    /// Whether our messages still carry the X3DH header (initiator before the
+    /// first reply).
+    pub fn is_awaiting_reply(&self) -> bool {
+        self.0.pending_prekey.is_some()
+    }
+
+    /// How many skipped message keys are stored.
+    pub fn skipped_key_count(&self) -> usize {
+        self.0.receiving.total_skipped()
+    }
+
+    /// How many receiving chains are remembered.
+    pub fn receiving_chain_count(&self) -> usize {
+        self.0.receiving.chains.len()
+    }
+}
+
+impl SessionState {
+    fn encrypt<R: CryptoRng + ?Sized>(&mut self, rng: &mut R, plaintext: &[u8]) -> Result<Message> {
         if plaintext.len() > MAX_PLAINTEXT_LEN {
             return Err(Error::PlaintextTooLarge);
         }
@@ -266,9 +323,7 @@ impl Session {
         })
     }
 
-    /// Decrypts a message of this session. All or nothing: on any error the
-    /// session is exactly as it was.
-    pub fn decrypt(&mut self, message: &Message) -> Result<Vec<u8>> {
+    fn decrypt(&mut self, message: &Message) -> Result<Vec<u8>> {
         match message {
             Message::Ratchet(m) => {
                 let (header_bytes, body) = m.parts();
@@ -380,7 +435,7 @@ impl Session {
                 closing,
                 chain: ReceivingChain {
                     ratchet_key,
-                    chain_key: Some(next_chain_key),
+                    chain_key: Some(Box::new(next_chain_key)),
                     next,
                     skipped: skipped.into_iter().collect(),
                 },
@@ -415,44 +470,6 @@ impl Session {
         }
         // A decrypted reply proves the responder has the session.
         self.pending_prekey = None;
-    }
-
-    /// Which side of X3DH this session was.
-    pub fn role(&self) -> Role {
-        self.role
-    }
-
-    /// Our identity.
-    pub fn local_identity(&self) -> &IdentityKey {
-        &self.local_identity
-    }
-
-    /// The peer's identity. Compare its fingerprint out of band to rule out a
-    /// man in the middle.
-    pub fn remote_identity(&self) -> &IdentityKey {
-        &self.remote_identity
-    }
-
-    /// The initiator's X3DH ephemeral key, which names this session: prekey
-    /// messages with this base key belong here.
-    pub fn base_key_bytes(&self) -> [u8; 32] {
-        self.base_key
-    }
-
-    /// Whether our messages still carry the X3DH header (initiator before the
-    /// first reply).
-    pub fn is_awaiting_reply(&self) -> bool {
-        self.pending_prekey.is_some()
-    }
-
-    /// How many skipped message keys are stored.
-    pub fn skipped_key_count(&self) -> usize {
-        self.receiving.total_skipped()
-    }
-
-    /// How many receiving chains are remembered.
-    pub fn receiving_chain_count(&self) -> usize {
-        self.receiving.chains.len()
     }
 }
 
@@ -490,10 +507,10 @@ fn open(
 impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Session")
-            .field("role", &self.role)
-            .field("remote_identity", &self.remote_identity)
-            .field("awaiting_reply", &self.pending_prekey.is_some())
-            .field("skipped_keys", &self.receiving.total_skipped())
+            .field("role", &self.0.role)
+            .field("remote_identity", &self.0.remote_identity)
+            .field("awaiting_reply", &self.0.pending_prekey.is_some())
+            .field("skipped_keys", &self.0.receiving.total_skipped())
             .finish_non_exhaustive()
     }
 }

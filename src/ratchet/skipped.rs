@@ -5,6 +5,7 @@
 //! order, so "oldest key" is always the lowest index of the oldest chain
 //! that still has keys.
 
+use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 
@@ -24,15 +25,20 @@ pub const MAX_SKIPPED_KEYS: usize = 2000;
 /// deleted.
 pub const MAX_RECEIVING_CHAINS: usize = 5;
 
-/// One of the peer's sending chains, as seen by the receiver.
+/// A message key in its own allocation, so that containers move a pointer
+/// and never leave a copy of the key in memory they free.
+pub(crate) type BoxedMessageKey = Box<MessageKey>;
+
+/// One of the peer's sending chains, as seen by the receiver. Keys are boxed
+/// for the reason given at [`BoxedMessageKey`].
 pub(crate) struct ReceivingChain {
     pub(crate) ratchet_key: [u8; 32],
     /// Present only while this is the current chain.
-    pub(crate) chain_key: Option<ChainKey>,
+    pub(crate) chain_key: Option<Box<ChainKey>>,
     /// The next index the chain key would produce (for closed chains: the
     /// chain's end).
     pub(crate) next: u32,
-    pub(crate) skipped: BTreeMap<u32, MessageKey>,
+    pub(crate) skipped: BTreeMap<u32, BoxedMessageKey>,
 }
 
 /// The receiving chains, oldest first.
@@ -73,10 +79,13 @@ impl ReceivingChains {
         chain: usize,
         chain_key: ChainKey,
         next: u32,
-        skipped: Vec<(u32, MessageKey)>,
+        skipped: Vec<(u32, BoxedMessageKey)>,
     ) {
         if let Some(c) = self.chains.get_mut(chain) {
-            c.chain_key = Some(chain_key);
+            match &mut c.chain_key {
+                Some(current) => **current = chain_key,
+                None => c.chain_key = Some(Box::new(chain_key)),
+            }
             c.next = next;
             c.skipped.extend(skipped);
         }
@@ -88,7 +97,7 @@ impl ReceivingChains {
     pub(crate) fn start_chain(
         &mut self,
         closing_end: u32,
-        closing: Vec<(u32, MessageKey)>,
+        closing: Vec<(u32, BoxedMessageKey)>,
         new: ReceivingChain,
     ) {
         if let Some(c) = self.chains.back_mut() {
@@ -125,25 +134,33 @@ pub(crate) fn derive_until(
     chain_key: &ChainKey,
     from: u32,
     to: u32,
-) -> (Vec<(u32, MessageKey)>, MessageKey, ChainKey) {
+) -> (Vec<(u32, BoxedMessageKey)>, MessageKey, ChainKey) {
     let (skipped, at_to) = walk(chain_key, from, to);
     let (message_key, next) = at_to.as_ref().unwrap_or(chain_key).step();
     (skipped, message_key, next)
 }
 
 /// The keys for `from..to` of a chain that is being closed.
-pub(crate) fn derive_skipped(chain_key: &ChainKey, from: u32, to: u32) -> Vec<(u32, MessageKey)> {
+pub(crate) fn derive_skipped(
+    chain_key: &ChainKey,
+    from: u32,
+    to: u32,
+) -> Vec<(u32, BoxedMessageKey)> {
     walk(chain_key, from, to).0
 }
 
 /// The message keys for `from..to` and the chain key at `to` (`None` when
 /// the range is empty: the chain key is still `chain_key`).
-fn walk(chain_key: &ChainKey, from: u32, to: u32) -> (Vec<(u32, MessageKey)>, Option<ChainKey>) {
+fn walk(
+    chain_key: &ChainKey,
+    from: u32,
+    to: u32,
+) -> (Vec<(u32, BoxedMessageKey)>, Option<ChainKey>) {
     let mut keys = Vec::with_capacity(to.saturating_sub(from) as usize);
     let mut current: Option<ChainKey> = None;
     for index in from..to {
         let (message_key, next) = current.as_ref().unwrap_or(chain_key).step();
-        keys.push((index, message_key));
+        keys.push((index, Box::new(message_key)));
         current = Some(next);
     }
     (keys, current)
