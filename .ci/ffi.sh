@@ -22,8 +22,17 @@ fi
 
 echo "ffi: building the static library"
 cargo build --quiet -p sotto-ffi
-target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+target_dir="${CARGO_TARGET_DIR:-target}"
 lib="$target_dir/debug/libsotto_ffi.a"
+
+echo "ffi: exported symbols match the header"
+exported="$(nm -D --defined-only "$target_dir/debug/libsotto_ffi.so" | awk '{print $3}' | sort)"
+declared="$(grep -oE '^SottoError sotto_[a-z0-9_]+\(' ffi/include/sotto.h | sed -E 's/^SottoError (.*)\($/\1/' | sort)"
+if [[ "$exported" != "$declared" ]]; then
+    diff <(echo "$exported") <(echo "$declared") >&2 || true
+    echo "ffi: the shared library exports other functions than the header declares" >&2
+    exit 1
+fi
 exe="$(mktemp -d)/conversation"
 trap 'rm -rf "$(dirname "$exe")"' EXIT
 cc -std=c11 -Wall -Wextra -Werror -pedantic -g -Iffi/include ffi/tests/c/conversation.c "$lib" \
