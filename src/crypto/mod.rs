@@ -191,20 +191,4 @@ pub(crate) fn aead_open(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn non_canonical_ed25519_encoding_is_rejected() {
-        // y = p + 3 (p = 2^255 - 19) encodes the same point as y = 3, which is
-        // on the curve and not of small order.
-        let mut non_canonical = [0xffu8; 32];
-        non_canonical[0] = 0xf0;
-        non_canonical[31] = 0x7f;
-        let mut canonical = [0u8; 32];
-        canonical[0] = 3;
-        assert!(VerifyingKey::from_bytes(&non_canonical).is_ok(), "the point decodes");
-        assert!(ed25519_public(&canonical).is_ok());
-        assert_eq!(ed25519_public(&non_canonical).err(), Some(Error::InvalidPublicKey));
-    }
-}
+mod tests;
