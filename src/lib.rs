@@ -63,6 +63,7 @@ mod codec;
 mod crypto;
 mod device;
 mod error;
+pub mod group;
 mod keys;
 mod persist;
 mod ratchet;

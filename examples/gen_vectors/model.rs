@@ -465,7 +465,9 @@ impl Sess {
         }
         let (mk, next_ck) = kdf_ck(&s.ck);
         let (key, nonce) = key_nonce(&salt, &mk, L_MESSAGE_KEYS);
+        // The AEAD covers every byte before the ciphertext.
         let mut aad = self.ad.clone();
+        aad.extend(&msg);
         aad.extend(&h);
         let ct = seal(&key, &nonce, &aad, pt);
         msg.extend(&h);
@@ -569,7 +571,7 @@ impl Sess {
         }
         let (key, nonce) = key_nonce(salt, &mk, L_MESSAGE_KEYS);
         let mut aad = self.ad.clone();
-        aad.extend(&inner[..58]);
+        aad.extend(&msg[..msg.len() - inner.len() + 58]);
         let pt = open(&key, &nonce, &aad, &inner[58..]).expect("model: authentication failed");
         self.pending = None;
         trace["skipped_stored"] = stored
@@ -658,14 +660,7 @@ pub(crate) fn accept(bob: &mut Dev, msg: &[u8]) -> (Sess, Vec<u8>, X3dh, Value) 
         "model: replayed prekey message"
     );
     let spk_id = u32::from_be_bytes(msg[98..102].try_into().unwrap());
-    let (opk_id, off) = if msg[102] == 1 {
-        (
-            Some(u32::from_be_bytes(msg[103..107].try_into().unwrap())),
-            107,
-        )
-    } else {
-        (None, 103)
-    };
+    let opk_id = (msg[102] == 1).then(|| u32::from_be_bytes(msg[103..107].try_into().unwrap()));
     let spk = bob
         .spks
         .iter()
@@ -702,8 +697,8 @@ pub(crate) fn accept(bob: &mut Dev, msg: &[u8]) -> (Sess, Vec<u8>, X3dh, Value) 
         pn: 0,
         recv: Vec::new(),
     };
-    // The embedded ratchet message, decrypted by the common receive path.
-    let (pt, trace) = sess.decrypt(&msg[off..]);
+    // The whole prekey message, decrypted by the common receive path.
+    let (pt, trace) = sess.decrypt(msg);
     assert!(sess.sending.is_none() && sess.pn == 0);
     if let Some(id) = opk_id {
         bob.opks.remove(&id);

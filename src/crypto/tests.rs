@@ -391,7 +391,13 @@ fn non_canonical_ed25519_encoding_is_rejected() {
     non_canonical[31] = 0x7f;
     let mut canonical = [0u8; 32];
     canonical[0] = 3;
-    assert!(VerifyingKey::from_bytes(&non_canonical).is_ok(), "the point decodes");
+    assert!(
+        VerifyingKey::from_bytes(&non_canonical).is_ok(),
+        "the point decodes"
+    );
     assert!(ed25519_public(&canonical).is_ok());
-    assert_eq!(ed25519_public(&non_canonical).err(), Some(Error::InvalidPublicKey));
+    assert_eq!(
+        ed25519_public(&non_canonical).err(),
+        Some(Error::InvalidPublicKey)
+    );
 }

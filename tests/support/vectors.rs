@@ -489,8 +489,9 @@ fn check_send_keys(e: &Value, labels: &Value) -> Res {
         return Err("message does not end with header || ciphertext".into());
     }
     let aad = b(e, "aad")?;
-    if !aad.ends_with(&header) || aad.len() != 128 + header.len() {
-        return Err("aad is not AD || header".into());
+    let prefix = &message[..message.len() - ciphertext.len()];
+    if !aad.ends_with(prefix) || aad.len() != 128 + prefix.len() {
+        return Err("aad is not AD || every message byte before the ciphertext".into());
     }
     use aes_gcm::aead::AeadInOut;
     let cipher = aes_gcm::Aes256Gcm::new_from_slice(&okm[..32]).map_err(|e| e.to_string())?;
