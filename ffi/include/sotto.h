@@ -37,6 +37,12 @@
 // Largest encoded message.
 #define SOTTO_MAX_MESSAGE_LEN 262325
 
+// Length of a group id.
+#define SOTTO_GROUP_ID_LEN 32
+
+// Largest encoded group message.
+#define SOTTO_MAX_GROUP_MESSAGE_LEN 262282
+
 // Most unused one-time prekeys a device holds.
 #define SOTTO_MAX_ONE_TIME_PREKEYS 1000
 
@@ -115,6 +121,18 @@ enum SottoError
   SOTTO_ERROR_SESSION_MISMATCH = 120,
   // The sending chain reached the largest message number.
   SOTTO_ERROR_CHAIN_EXHAUSTED = 121,
+  // The group message names a group or sender chain this receiver does
+  // not hold.
+  SOTTO_ERROR_UNKNOWN_GROUP_CHAIN = 122,
+  // The group message's index is too far ahead, or unusable.
+  SOTTO_ERROR_GROUP_INDEX_OUT_OF_RANGE = 123,
+  // The sender key belongs to another group.
+  SOTTO_ERROR_GROUP_MISMATCH = 124,
+  // The sender key's chain id or signing key is already held for another
+  // chain.
+  SOTTO_ERROR_GROUP_CHAIN_CONFLICT = 125,
+  // This sender chain is already held at the same or a later index.
+  SOTTO_ERROR_GROUP_CHAIN_NOT_NEWER = 126,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -151,6 +169,17 @@ typedef int32_t SottoMessageType;
 // Create with `sotto_device_generate` or `sotto_device_from_bytes`;
 // release with `sotto_device_free`.
 typedef struct SottoDevice SottoDevice;
+
+// Another member's sending chain, installed from its distribution. Create
+// with `sotto_group_receiver_accept`,
+// `sotto_group_receiver_import_unauthenticated` or restore; release with
+// `sotto_group_receiver_free`.
+typedef struct SottoGroupReceiver SottoGroupReceiver;
+
+// A member's own sending chain in one group. Create with
+// `sotto_group_sender_new` or restore; release with
+// `sotto_group_sender_free`.
+typedef struct SottoGroupSender SottoGroupSender;
 
 // A pairwise session with one peer device. Create with
 // `sotto_session_initiate`, `sotto_session_accept` or
@@ -331,6 +360,225 @@ SottoError sotto_device_unseal(const uint8_t *sealed,
 // `out` must be NULL or point to a writable `SottoBuffer`, which must be
 // empty (`{NULL, 0}`); release the result with `sotto_buffer_free`.
 SottoError sotto_last_error_message(struct SottoBuffer *out);
+
+// Creates this member's sending chain for a group (`group_id`: 32 bytes the
+// app chooses, the same for every member). Send its distribution
+// (`sotto_group_sender_distribution`) to each member over your pairwise
+// session with them.
+//
+// # Safety
+//
+// `group_id` must be NULL or `group_id_len` readable bytes; `out` NULL or a
+// writable `SottoGroupSender *` set to NULL.
+SottoError sotto_group_sender_new(const uint8_t *group_id_ptr,
+                                  size_t group_id_len,
+                                  struct SottoGroupSender **out);
+
+// The sender key distribution at the current index (secret: it lets the
+// holder read this chain from now on). Send it only inside pairwise
+// sessions.
+//
+// # Safety
+//
+// `sender` must be NULL or a live handle; `out` NULL or an empty
+// `SottoBuffer`.
+SottoError sotto_group_sender_distribution(const struct SottoGroupSender *sender,
+                                           struct SottoBuffer *out);
+
+// Replaces the chain with a new one and returns its distribution. Do this
+// when a member leaves (and on a schedule), and send the new distribution
+// to the remaining members only. Save the sender afterwards.
+//
+// # Safety
+//
+// `sender` must be NULL or a live handle; `out` NULL or an empty
+// `SottoBuffer`.
+SottoError sotto_group_sender_rotate(struct SottoGroupSender *sender,
+                                     struct SottoBuffer *out);
+
+// Encrypts and signs `plaintext` for the whole group. Save the sender
+// before sending.
+//
+// # Safety
+//
+// `sender` must be NULL or a live handle; `plaintext` NULL or
+// `plaintext_len` readable bytes; `out_message` NULL or an empty
+// `SottoBuffer`.
+SottoError sotto_group_sender_encrypt(struct SottoGroupSender *sender,
+                                      const uint8_t *plaintext,
+                                      size_t plaintext_len,
+                                      struct SottoBuffer *out_message);
+
+// Installs a distribution that arrived as the plaintext of a message
+// `delivered_by` decrypted: the chain is attributed to that session's
+// remote identity (check it against the group's membership).
+//
+// # Safety
+//
+// `distribution` must be NULL or `distribution_len` readable bytes;
+// `delivered_by` NULL or a live handle; `out` NULL or a writable
+// `SottoGroupReceiver *` set to NULL.
+SottoError sotto_group_receiver_accept(const uint8_t *distribution,
+                                       size_t distribution_len,
+                                       const struct SottoSession *delivered_by,
+                                       struct SottoGroupReceiver **out);
+
+// Installs a distribution whose origin sotto cannot vouch for (a key
+// backup, a forwarded key). `sotto_group_receiver_sender_identity_key`
+// then returns an empty buffer: anyone who saw the distribution could
+// have written its messages.
+//
+// # Safety
+//
+// `distribution` must be NULL or `distribution_len` readable bytes; `out`
+// NULL or a writable `SottoGroupReceiver *` set to NULL.
+SottoError sotto_group_receiver_import_unauthenticated(const uint8_t *distribution,
+                                                       size_t distribution_len,
+                                                       struct SottoGroupReceiver **out);
+
+// Verifies and decrypts a group message of this receiver's chain (find the
+// receiver with `sotto_group_message_chain_id`). All or nothing. Save the
+// receiver before showing the plaintext.
+//
+// # Safety
+//
+// `receiver` must be NULL or a live handle; `message` NULL or
+// `message_len` readable bytes; `out_plaintext` NULL or an empty
+// `SottoBuffer`.
+SottoError sotto_group_receiver_decrypt(struct SottoGroupReceiver *receiver,
+                                        const uint8_t *message,
+                                        size_t message_len,
+                                        struct SottoBuffer *out_plaintext);
+
+// The identity key (`SOTTO_IDENTITY_KEY_LEN` bytes) of the member this
+// chain belongs to, or an empty buffer if it was imported unauthenticated.
+//
+// # Safety
+//
+// `receiver` must be NULL or a live handle; `out` NULL or an empty
+// `SottoBuffer`.
+SottoError sotto_group_receiver_sender_identity_key(const struct SottoGroupReceiver *receiver,
+                                                    struct SottoBuffer *out);
+
+// The sender chain id of a receiver.
+//
+// # Safety
+//
+// `receiver` must be NULL or a live handle; `out` NULL or a writable
+// `uint32_t`.
+SottoError sotto_group_receiver_chain_id(const struct SottoGroupReceiver *receiver,
+                                         uint32_t *out);
+
+// Parses a group message strictly and returns the sender chain id it
+// names, to pick the receiver that decrypts it.
+//
+// # Safety
+//
+// `message` must be NULL or `message_len` readable bytes; `out` NULL or a
+// writable `uint32_t`.
+SottoError sotto_group_message_chain_id(const uint8_t *message,
+                                        size_t message_len,
+                                        uint32_t *out);
+
+// The sender's plain saved state (it contains secret keys).
+//
+// # Safety
+//
+// `sender` must be NULL or a live handle; `out` NULL or an empty
+// `SottoBuffer`.
+SottoError sotto_group_sender_to_bytes(const struct SottoGroupSender *sender,
+                                       struct SottoBuffer *out);
+
+// Restores `sotto_group_sender_to_bytes` output into a new handle.
+//
+// # Safety
+//
+// `bytes` must be NULL or `len` readable bytes; `out` NULL or a writable
+// `SottoGroupSender *` set to NULL.
+SottoError sotto_group_sender_from_bytes(const uint8_t *bytes,
+                                         size_t len,
+                                         struct SottoGroupSender **out);
+
+// The sender's saved state encrypted under a 32-byte storage key.
+//
+// # Safety
+//
+// `sender` must be NULL or a live handle; `key` NULL or `key_len` readable
+// bytes; `out` NULL or an empty `SottoBuffer`.
+SottoError sotto_group_sender_seal(const struct SottoGroupSender *sender,
+                                   const uint8_t *key,
+                                   size_t key_len,
+                                   struct SottoBuffer *out);
+
+// Opens `sotto_group_sender_seal` output into a new handle.
+//
+// # Safety
+//
+// `sealed` and `key` must be NULL or point to their lengths in readable
+// bytes; `out` NULL or a writable `SottoGroupSender *` set to NULL.
+SottoError sotto_group_sender_unseal(const uint8_t *sealed,
+                                     size_t sealed_len,
+                                     const uint8_t *key,
+                                     size_t key_len,
+                                     struct SottoGroupSender **out);
+
+// Releases a sender and zeroizes its secrets. NULL is accepted.
+//
+// # Safety
+//
+// `sender` must be NULL or a live handle not in use by another thread; it
+// must not be used after this returns `SOTTO_ERROR_OK`.
+SottoError sotto_group_sender_free(struct SottoGroupSender *sender);
+
+// The receiver's plain saved state (it contains secret keys).
+//
+// # Safety
+//
+// `receiver` must be NULL or a live handle; `out` NULL or an empty
+// `SottoBuffer`.
+SottoError sotto_group_receiver_to_bytes(const struct SottoGroupReceiver *receiver,
+                                         struct SottoBuffer *out);
+
+// Restores `sotto_group_receiver_to_bytes` output into a new handle.
+//
+// # Safety
+//
+// `bytes` must be NULL or `len` readable bytes; `out` NULL or a writable
+// `SottoGroupReceiver *` set to NULL.
+SottoError sotto_group_receiver_from_bytes(const uint8_t *bytes,
+                                           size_t len,
+                                           struct SottoGroupReceiver **out);
+
+// The receiver's saved state encrypted under a 32-byte storage key.
+//
+// # Safety
+//
+// `receiver` must be NULL or a live handle; `key` NULL or `key_len` readable
+// bytes; `out` NULL or an empty `SottoBuffer`.
+SottoError sotto_group_receiver_seal(const struct SottoGroupReceiver *receiver,
+                                     const uint8_t *key,
+                                     size_t key_len,
+                                     struct SottoBuffer *out);
+
+// Opens `sotto_group_receiver_seal` output into a new handle.
+//
+// # Safety
+//
+// `sealed` and `key` must be NULL or point to their lengths in readable
+// bytes; `out` NULL or a writable `SottoGroupReceiver *` set to NULL.
+SottoError sotto_group_receiver_unseal(const uint8_t *sealed,
+                                       size_t sealed_len,
+                                       const uint8_t *key,
+                                       size_t key_len,
+                                       struct SottoGroupReceiver **out);
+
+// Releases a receiver and zeroizes its secrets. NULL is accepted.
+//
+// # Safety
+//
+// `receiver` must be NULL or a live handle not in use by another thread; it
+// must not be used after this returns `SOTTO_ERROR_OK`.
+SottoError sotto_group_receiver_free(struct SottoGroupReceiver *receiver);
 
 // Assembles a prekey bundle from published parts (what a server does):
 // an identity key, a signed prekey and, unless `(NULL, 0)`, a one-time

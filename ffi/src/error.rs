@@ -81,6 +81,18 @@ pub enum SottoError {
     SessionMismatch = 120,
     /// The sending chain reached the largest message number.
     ChainExhausted = 121,
+    /// The group message names a group or sender chain this receiver does
+    /// not hold.
+    UnknownGroupChain = 122,
+    /// The group message's index is too far ahead, or unusable.
+    GroupIndexOutOfRange = 123,
+    /// The sender key belongs to another group.
+    GroupMismatch = 124,
+    /// The sender key's chain id or signing key is already held for another
+    /// chain.
+    GroupChainConflict = 125,
+    /// This sender chain is already held at the same or a later index.
+    GroupChainNotNewer = 126,
 }
 
 impl SottoError {
@@ -111,6 +123,11 @@ impl SottoError {
             E::UnexpectedRatchetKey => Self::UnexpectedRatchetKey,
             E::SessionMismatch => Self::SessionMismatch,
             E::ChainExhausted => Self::ChainExhausted,
+            E::UnknownGroupChain => Self::UnknownGroupChain,
+            E::GroupIndexOutOfRange { .. } => Self::GroupIndexOutOfRange,
+            E::GroupMismatch => Self::GroupMismatch,
+            E::GroupChainConflict => Self::GroupChainConflict,
+            E::GroupChainNotNewer => Self::GroupChainNotNewer,
             _ => Self::ProtocolOther,
         }
     }
@@ -265,6 +282,11 @@ mod tests {
             (SottoError::UnexpectedRatchetKey, 119),
             (SottoError::SessionMismatch, 120),
             (SottoError::ChainExhausted, 121),
+            (SottoError::UnknownGroupChain, 122),
+            (SottoError::GroupIndexOutOfRange, 123),
+            (SottoError::GroupMismatch, 124),
+            (SottoError::GroupChainConflict, 125),
+            (SottoError::GroupChainNotNewer, 126),
         ];
         for (code, value) in table {
             assert_eq!(code as i32, value, "{code:?}");
@@ -301,6 +323,11 @@ mod tests {
             E::UnexpectedRatchetKey,
             E::SessionMismatch,
             E::ChainExhausted,
+            E::UnknownGroupChain,
+            E::GroupIndexOutOfRange { index: 1 },
+            E::GroupMismatch,
+            E::GroupChainConflict,
+            E::GroupChainNotNewer,
         ];
         let mut codes: Vec<i32> = errors
             .iter()

@@ -15,6 +15,7 @@
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU8, Ordering};
 
+use sotto::group::{GroupReceiver, GroupSender};
 use sotto::{Device, Session};
 use zeroize::Zeroize;
 
@@ -31,6 +32,21 @@ pub struct SottoDevice {
 /// `sotto_session_initiate`, `sotto_session_accept` or
 /// `sotto_session_from_bytes`; release with `sotto_session_free`.
 pub struct SottoSession {
+    _opaque: [u8; 0],
+}
+
+/// A member's own sending chain in one group. Create with
+/// `sotto_group_sender_new` or restore; release with
+/// `sotto_group_sender_free`.
+pub struct SottoGroupSender {
+    _opaque: [u8; 0],
+}
+
+/// Another member's sending chain, installed from its distribution. Create
+/// with `sotto_group_receiver_accept`,
+/// `sotto_group_receiver_import_unauthenticated` or restore; release with
+/// `sotto_group_receiver_free`.
+pub struct SottoGroupReceiver {
     _opaque: [u8; 0],
 }
 
@@ -71,10 +87,24 @@ impl HandleType for Session {
     type Opaque = SottoSession;
 }
 
+impl HandleType for GroupSender {
+    const MAGIC: u64 = u64::from_be_bytes(*b"sotoGSN1");
+    const NAME: &'static str = "group sender";
+    type Opaque = SottoGroupSender;
+}
+
+impl HandleType for GroupReceiver {
+    const MAGIC: u64 = u64::from_be_bytes(*b"sotoGRC1");
+    const NAME: &'static str = "group receiver";
+    type Opaque = SottoGroupReceiver;
+}
+
 fn name_of(magic: u64) -> &'static str {
     match magic {
         <Device as HandleType>::MAGIC => "a device handle",
         <Session as HandleType>::MAGIC => "a session handle",
+        <GroupSender as HandleType>::MAGIC => "a group sender handle",
+        <GroupReceiver as HandleType>::MAGIC => "a group receiver handle",
         FREED_MAGIC => "a freed handle",
         _ => "not a sotto handle",
     }

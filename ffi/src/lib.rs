@@ -10,7 +10,7 @@
 //!   The message of the calling thread's last failure is read with
 //!   [`sotto_last_error_message`].
 //! - State lives behind opaque typed handles ([`SottoDevice`],
-//!   [`SottoSession`]), each released with its own `_free` function. A handle
+//!   [`SottoSession`], [`SottoGroupSender`], [`SottoGroupReceiver`]), each released with its own `_free` function. A handle
 //!   of the wrong type is refused with `SOTTO_ERROR_WRONG_HANDLE`.
 //! - Inputs are borrowed `(const uint8_t *ptr, size_t len)` pairs. Outputs are
 //!   owned [`SottoBuffer`]s, released with [`sotto_buffer_free`]; an output
@@ -22,6 +22,7 @@
 mod buffer;
 mod device;
 mod error;
+mod group;
 mod handle;
 mod keys;
 mod rng;
@@ -30,7 +31,8 @@ mod session;
 pub use buffer::{SottoBuffer, sotto_buffer_free};
 pub use device::*;
 pub use error::{SottoError, sotto_last_error_message};
-pub use handle::{SottoDevice, SottoSession};
+pub use group::*;
+pub use handle::{SottoDevice, SottoGroupReceiver, SottoGroupSender, SottoSession};
 pub use keys::*;
 pub use session::*;
 
@@ -52,6 +54,10 @@ pub const SOTTO_BASE_KEY_LEN: usize = 32;
 pub const SOTTO_MAX_PLAINTEXT_LEN: usize = 262_144;
 /// Largest encoded message.
 pub const SOTTO_MAX_MESSAGE_LEN: usize = 262_325;
+/// Length of a group id.
+pub const SOTTO_GROUP_ID_LEN: usize = 32;
+/// Largest encoded group message.
+pub const SOTTO_MAX_GROUP_MESSAGE_LEN: usize = 262_282;
 /// Most unused one-time prekeys a device holds.
 pub const SOTTO_MAX_ONE_TIME_PREKEYS: usize = 1000;
 
@@ -64,4 +70,5 @@ const _: () = {
     assert!(SOTTO_MAX_PLAINTEXT_LEN == sotto::MAX_PLAINTEXT_LEN);
     assert!(SOTTO_MAX_MESSAGE_LEN == sotto::MAX_MESSAGE_LEN);
     assert!(SOTTO_MAX_ONE_TIME_PREKEYS == sotto::MAX_ONE_TIME_PREKEYS);
+    assert!(SOTTO_MAX_GROUP_MESSAGE_LEN == sotto::group::MAX_GROUP_MESSAGE_LEN);
 };

@@ -82,6 +82,35 @@ static void exchange(SottoSession *from, SottoSession *to, const char *label,
     OK(sotto_buffer_free(&plain));
 }
 
+/* Encrypts `text` for the group with `from`; `to` decrypts it. Returns the
+ * wire message (caller frees) for further checks. */
+static SottoBuffer group_exchange(SottoGroupSender *from, SottoGroupReceiver *to,
+                                  const char *label, const char *text) {
+    SottoBuffer wire = {0}, plain = {0};
+    OK(sotto_group_sender_encrypt(from, (const uint8_t *)text, strlen(text), &wire));
+    OK(sotto_group_receiver_decrypt(to, wire.ptr, wire.len, &plain));
+    CHECK(buffer_is(&plain, text));
+    printf("%s: %.*s\n", label, (int)plain.len, (const char *)plain.ptr);
+    OK(sotto_buffer_free(&plain));
+    return wire;
+}
+
+/* Sends a sender key distribution from one member to another inside their
+ * pairwise session, and installs it on the receiving side. */
+static SottoGroupReceiver *distribute(SottoGroupSender *sender, SottoSession *from,
+                                      SottoSession *to) {
+    SottoBuffer dist = {0}, wire = {0}, got = {0};
+    SottoGroupReceiver *receiver = NULL;
+    OK(sotto_group_sender_distribution(sender, &dist));
+    OK(sotto_session_encrypt(from, dist.ptr, dist.len, &wire));
+    OK(sotto_session_decrypt(to, wire.ptr, wire.len, &got));
+    OK(sotto_group_receiver_accept(got.ptr, got.len, to, &receiver));
+    OK(sotto_buffer_free(&dist));
+    OK(sotto_buffer_free(&wire));
+    OK(sotto_buffer_free(&got));
+    return receiver;
+}
+
 int main(void) {
     SottoDevice *alice = NULL, *bob = NULL;
     OK(sotto_device_generate(&alice));
@@ -329,6 +358,109 @@ int main(void) {
     CHECK(nope == NULL);
     OK(sotto_device_identity_key(alice, &id)); /* both still usable */
     exchange(to_bob, to_alice, "alice -> bob (after misuse)", "all good");
+
+    /* Group chat: Alice and Bob each own a sender chain and hand its
+     * distribution to the other inside their pairwise session. */
+    uint8_t group_id[SOTTO_GROUP_ID_LEN];
+    memset(group_id, 0x77, sizeof group_id);
+    SottoGroupSender *alice_tx = NULL, *bob_tx = NULL, *no_sender = NULL;
+    OK(sotto_group_sender_new(group_id, sizeof group_id, &alice_tx));
+    OK(sotto_group_sender_new(group_id, sizeof group_id, &bob_tx));
+    EXPECT_ERR(sotto_group_sender_new(group_id, 31, &no_sender), SOTTO_ERROR_INVALID_ARGUMENT);
+    SottoGroupReceiver *bob_rx = distribute(alice_tx, to_bob, to_alice);   /* at Bob */
+    SottoGroupReceiver *alice_rx = distribute(bob_tx, to_alice, to_bob);   /* at Alice */
+    SottoBuffer member = {0};
+    OK(sotto_group_receiver_sender_identity_key(bob_rx, &member));
+    CHECK(member.len == alice_id.len && memcmp(member.ptr, alice_id.ptr, member.len) == 0);
+    OK(sotto_buffer_free(&member));
+
+    SottoBuffer g1 = group_exchange(alice_tx, bob_rx, "alice -> group", "hello group");
+    SottoBuffer g2 = group_exchange(bob_tx, alice_rx, "bob -> group", "hi everyone");
+    uint32_t msg_chain = 0, rx_chain = 1;
+    OK(sotto_group_message_chain_id(g1.ptr, g1.len, &msg_chain));
+    OK(sotto_group_receiver_chain_id(bob_rx, &rx_chain));
+    CHECK(msg_chain == rx_chain);
+    EXPECT_ERR(sotto_group_receiver_decrypt(bob_rx, g1.ptr, g1.len, &plain),
+               SOTTO_ERROR_DUPLICATE_MESSAGE);
+    EXPECT_ERR(sotto_group_receiver_decrypt(bob_rx, g2.ptr, g2.len, &plain),
+               SOTTO_ERROR_UNKNOWN_GROUP_CHAIN);
+    SottoBuffer g3 = {0};
+    OK(sotto_group_sender_encrypt(alice_tx, (const uint8_t *)"tamper", 6, &g3));
+    g3.ptr[g3.len - 70] ^= 0x01; /* in the AEAD tag: the signature no longer verifies */
+    EXPECT_ERR(sotto_group_receiver_decrypt(bob_rx, g3.ptr, g3.len, &plain),
+               SOTTO_ERROR_INVALID_SIGNATURE);
+    g3.ptr[g3.len - 70] ^= 0x01;
+    OK(sotto_group_receiver_decrypt(bob_rx, g3.ptr, g3.len, &plain));
+    CHECK(buffer_is(&plain, "tamper"));
+    OK(sotto_buffer_free(&plain));
+
+    /* Wrong handle types across the group and pairwise APIs. */
+    EXPECT_ERR(sotto_group_receiver_decrypt((SottoGroupReceiver *)alice_tx, g1.ptr, g1.len, &plain),
+               SOTTO_ERROR_WRONG_HANDLE);
+    EXPECT_ERR(sotto_group_sender_encrypt((SottoGroupSender *)to_bob, (const uint8_t *)"x", 1, &g3),
+               SOTTO_ERROR_INVALID_ARGUMENT); /* g3 is still full */
+    OK(sotto_buffer_free(&g3));
+    EXPECT_ERR(sotto_group_sender_encrypt((SottoGroupSender *)to_bob, (const uint8_t *)"x", 1, &g3),
+               SOTTO_ERROR_WRONG_HANDLE);
+    SottoGroupReceiver *no_receiver = NULL;
+    EXPECT_ERR(sotto_group_receiver_accept(g1.ptr, g1.len, (SottoSession *)bob_rx, &no_receiver),
+               SOTTO_ERROR_WRONG_HANDLE);
+    EXPECT_ERR(sotto_group_receiver_accept(g1.ptr, g1.len, to_alice, &no_receiver),
+               SOTTO_ERROR_WRONG_TYPE);
+    EXPECT_ERR(sotto_session_free((SottoSession *)alice_rx), SOTTO_ERROR_WRONG_HANDLE);
+
+    /* Save and restore both kinds of group state. */
+    OK(sotto_group_receiver_seal(bob_rx, key, sizeof key, &sealed));
+    OK(sotto_group_receiver_free(bob_rx));
+    bob_rx = NULL;
+    OK(sotto_group_receiver_unseal(sealed.ptr, sealed.len, key, sizeof key, &bob_rx));
+    OK(sotto_buffer_free(&sealed));
+    OK(sotto_group_sender_to_bytes(alice_tx, &saved));
+    OK(sotto_group_sender_free(alice_tx));
+    alice_tx = NULL;
+    EXPECT_ERR(sotto_group_receiver_from_bytes(saved.ptr, saved.len, &no_receiver),
+               SOTTO_ERROR_WRONG_TYPE);
+    OK(sotto_group_sender_from_bytes(saved.ptr, saved.len, &alice_tx));
+    OK(sotto_buffer_free(&saved));
+    OK(sotto_group_receiver_to_bytes(alice_rx, &saved));
+    OK(sotto_group_receiver_free(alice_rx));
+    alice_rx = NULL;
+    OK(sotto_group_receiver_from_bytes(saved.ptr, saved.len, &alice_rx));
+    OK(sotto_buffer_free(&saved));
+    OK(sotto_group_sender_seal(bob_tx, key, sizeof key, &sealed));
+    OK(sotto_group_sender_free(bob_tx));
+    bob_tx = NULL;
+    OK(sotto_group_sender_unseal(sealed.ptr, sealed.len, key, sizeof key, &bob_tx));
+    OK(sotto_buffer_free(&sealed));
+    SottoBuffer g4 = group_exchange(alice_tx, bob_rx, "alice -> group (restored)", "saved and back");
+    SottoBuffer g5 = group_exchange(bob_tx, alice_rx, "bob -> group (restored)", "me too");
+
+    /* Rotation: the old receiver cannot read the new chain; the new
+     * distribution, imported without a session, can (as unauthenticated). */
+    SottoBuffer rotated = {0};
+    OK(sotto_group_sender_rotate(alice_tx, &rotated));
+    SottoBuffer g6 = {0};
+    OK(sotto_group_sender_encrypt(alice_tx, (const uint8_t *)"rotated", 7, &g6));
+    EXPECT_ERR(sotto_group_receiver_decrypt(bob_rx, g6.ptr, g6.len, &plain),
+               SOTTO_ERROR_UNKNOWN_GROUP_CHAIN);
+    SottoGroupReceiver *imported = NULL;
+    OK(sotto_group_receiver_import_unauthenticated(rotated.ptr, rotated.len, &imported));
+    OK(sotto_group_receiver_sender_identity_key(imported, &member));
+    CHECK(member.ptr == NULL && member.len == 0);
+    OK(sotto_group_receiver_decrypt(imported, g6.ptr, g6.len, &plain));
+    CHECK(buffer_is(&plain, "rotated"));
+    printf("alice -> group (rotated): %.*s\n", (int)plain.len, (const char *)plain.ptr);
+    OK(sotto_buffer_free(&plain));
+
+    SottoBuffer *group_owned[] = {&g1, &g2, &g4, &g5, &g6, &rotated};
+    for (size_t i = 0; i < sizeof group_owned / sizeof group_owned[0]; i++)
+        OK(sotto_buffer_free(group_owned[i]));
+    OK(sotto_group_receiver_free(imported));
+    OK(sotto_group_receiver_free(bob_rx));
+    OK(sotto_group_receiver_free(alice_rx));
+    OK(sotto_group_sender_free(alice_tx));
+    OK(sotto_group_sender_free(bob_tx));
+    OK(sotto_group_sender_free(NULL));
 
     /* Buffer and handle-slot misuse. */
     SottoBuffer stale = {NULL, 5};
