@@ -62,7 +62,7 @@ fn levels_at(initial: &Levels, i: u32) -> Levels {
 }
 
 fn message_key(levels: &Levels) -> [u8; 32] {
-    sha(b"sotto v1 group message key", &levels[7])
+    sha(b"sotto v1 group key", &levels[7])
 }
 
 /// Sender state layout: version, type, group id (32), chain id (4), index (4),

@@ -25,7 +25,7 @@ pub(crate) mod label {
     pub(crate) const SIGNED_PREKEY: &[u8] = b"sotto v1 signed prekey";
     pub(crate) const GROUP_STEP: &[u8] = b"sotto v1 group step";
     pub(crate) const GROUP_DERIVE: &[u8] = b"sotto v1 group derive";
-    pub(crate) const GROUP_MESSAGE_KEY: &[u8] = b"sotto v1 group message key";
+    pub(crate) const GROUP_MESSAGE_KEY: &[u8] = b"sotto v1 group key";
     pub(crate) const GROUP_MESSAGE_KEYS: &[u8] = b"sotto v1 group message keys";
     pub(crate) const GROUP_SIGNATURE: &[u8] = b"sotto v1 group signature";
 }

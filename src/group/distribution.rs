@@ -6,6 +6,7 @@
 //!                         R_0..R_7(8 * 32) signing_public_key(32)
 //! ```
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -26,7 +27,8 @@ use crate::error::Result;
 pub struct SenderKeyDistribution {
     pub(crate) group_id: GroupId,
     pub(crate) chain_id: u32,
-    pub(crate) ratchet: Ratchet,
+    /// Boxed, like every secret in a container or a movable value.
+    pub(crate) ratchet: Box<Ratchet>,
     pub(crate) signing_key: VerifyingKey,
 }
 
@@ -57,7 +59,7 @@ impl SenderKeyDistribution {
         Ok(Self {
             group_id,
             chain_id,
-            ratchet,
+            ratchet: Box::new(ratchet),
             signing_key,
         })
     }

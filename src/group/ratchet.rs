@@ -72,7 +72,7 @@ impl Ratchet {
         Ok(Self { index, levels })
     }
 
-    /// K_i = SHA-256("sotto v1 group message key" || R_7) for the current index.
+    /// K_i = SHA-256("sotto v1 group key" || R_7) for the current index.
     pub(crate) fn message_key(&self) -> MessageKey {
         let [.., last] = &self.levels;
         MessageKey(crypto::sha256(&[label::GROUP_MESSAGE_KEY, last]))
@@ -203,7 +203,7 @@ mod tests {
     #[test]
     fn message_key_is_labelled_hash_of_last_level() {
         let r = Ratchet::from_parts(5, initial(2));
-        let expected = crypto::sha256(&[b"sotto v1 group message key", &[2 ^ 7; 32]]);
+        let expected = crypto::sha256(&[b"sotto v1 group key", &[2 ^ 7; 32]]);
         assert_eq!(r.message_key().as_bytes(), &expected);
     }
 

@@ -1,5 +1,6 @@
 //! The receiving side of one sender chain.
 
+use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::fmt;
@@ -38,9 +39,10 @@ pub struct GroupReceiver {
     pub(crate) signing_key: VerifyingKey,
     pub(crate) sender: Sender,
     /// At the next index not yet reached.
-    pub(crate) ratchet: Ratchet,
+    pub(crate) ratchet: Box<Ratchet>,
     /// Keys of skipped indices, all below the ratchet's index.
-    pub(crate) skipped: BTreeMap<u32, MessageKey>,
+    /// Boxed so that the map's node moves never copy a key.
+    pub(crate) skipped: BTreeMap<u32, Box<MessageKey>>,
 }
 
 impl GroupReceiver {
@@ -131,17 +133,17 @@ impl GroupReceiver {
 
         // Keep keys only for the indices just below the target, which are
         // the ones most likely still in flight.
-        let mut ratchet = self.ratchet.clone();
+        let mut ratchet: Ratchet = (*self.ratchet).clone();
         ratchet.advance_to(index.saturating_sub(GROUP_SKIP_WINDOW).max(next));
         let mut skipped = Vec::with_capacity(usize::try_from(GROUP_SKIP_WINDOW).unwrap_or(0));
         while ratchet.index() < index {
-            skipped.push((ratchet.index(), ratchet.message_key()));
+            skipped.push((ratchet.index(), Box::new(ratchet.message_key())));
             ratchet.advance_to(ratchet.index().saturating_add(1));
         }
         let plaintext = open(&parts, &ratchet.message_key())?;
         ratchet.advance_to(after);
 
-        self.ratchet = ratchet;
+        *self.ratchet = ratchet;
         self.skipped.extend(skipped);
         while self.skipped.len() > MAX_GROUP_SKIPPED_KEYS {
             self.skipped.pop_first();
@@ -245,7 +247,7 @@ impl GroupReceiver {
                 return Err(Error::InvalidEncoding);
             }
             previous = Some(index);
-            skipped.insert(index, key);
+            skipped.insert(index, Box::new(key));
         }
         r.finish()?;
         Ok(Self {
@@ -253,7 +255,7 @@ impl GroupReceiver {
             chain_id,
             signing_key,
             sender,
-            ratchet,
+            ratchet: Box::new(ratchet),
             skipped,
         })
     }

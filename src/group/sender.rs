@@ -1,5 +1,6 @@
 //! The sending side of a sender chain.
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -28,8 +29,9 @@ use crate::wire::{MAX_PLAINTEXT_LEN, SALT_LEN};
 pub struct GroupSender {
     group_id: GroupId,
     chain_id: u32,
-    ratchet: Ratchet,
-    signing: SigningKey,
+    // Boxed so that moving the sender moves pointers, not secrets.
+    ratchet: Box<Ratchet>,
+    signing: Box<SigningKey>,
 }
 
 impl GroupSender {
@@ -48,8 +50,8 @@ impl GroupSender {
         Self {
             group_id,
             chain_id: u32::from_be_bytes(chain_id),
-            ratchet,
-            signing: SigningKey::from_bytes(&seed),
+            ratchet: Box::new(ratchet),
+            signing: Box::new(SigningKey::from_bytes(&seed)),
         }
     }
 
@@ -161,8 +163,8 @@ impl GroupSender {
         Ok(Self {
             group_id,
             chain_id,
-            ratchet,
-            signing: SigningKey::from_bytes(&seed),
+            ratchet: Box::new(ratchet),
+            signing: Box::new(SigningKey::from_bytes(&seed)),
         })
     }
 

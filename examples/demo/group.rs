@@ -1,11 +1,8 @@
-//! Group messaging with sender keys, step by step: Alice, Bob and Carol set
-//! up pairwise sessions, hand each other their sender keys over them, and
-//! talk (some messages arrive out of order). Then Carol is removed: Alice and
-//! Bob rotate their sender keys and re-distribute them only to each other, and
+//! Part two, group messaging with sender keys: Alice, Bob and Carol set up
+//! pairwise sessions, hand each other their sender keys over them, and talk
+//! (some messages arrive out of order). Then Carol is removed: Alice and Bob
+//! rotate their sender keys and re-distribute them only to each other, and
 //! Carol can no longer read the group.
-//!
-//! Run with `cargo run --example group`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -22,7 +19,7 @@ struct Member {
     sessions: [Option<Session>; 3],
 }
 
-fn main() -> Result<(), sotto::Error> {
+pub(crate) fn run() -> Result<(), sotto::Error> {
     // Seeded for a reproducible run; an app uses the OS RNG.
     let mut rng = ChaCha20Rng::from_seed([42; 32]);
     let group = GroupId::from_bytes(*b"example group: the three friends");
