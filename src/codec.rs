@@ -15,12 +15,16 @@ pub(crate) const VERSION: u8 = 1;
 pub(crate) mod tag {
     pub(crate) const RATCHET_MESSAGE: u8 = 0x01;
     pub(crate) const PREKEY_MESSAGE: u8 = 0x02;
+    pub(crate) const GROUP_MESSAGE: u8 = 0x03;
+    pub(crate) const SENDER_KEY_DISTRIBUTION: u8 = 0x04;
     pub(crate) const IDENTITY_KEY: u8 = 0x10;
     pub(crate) const SIGNED_PREKEY: u8 = 0x11;
     pub(crate) const ONE_TIME_PREKEY: u8 = 0x12;
     pub(crate) const PREKEY_BUNDLE: u8 = 0x13;
     pub(crate) const SESSION_STATE: u8 = 0x20;
     pub(crate) const DEVICE_STATE: u8 = 0x21;
+    pub(crate) const GROUP_SENDER_STATE: u8 = 0x22;
+    pub(crate) const GROUP_RECEIVER_STATE: u8 = 0x23;
     pub(crate) const SEALED_STATE: u8 = 0x30;
 }
 

@@ -77,6 +77,23 @@ pub enum Error {
     SessionMismatch,
     /// The sending chain reached the largest message number.
     ChainExhausted,
+    /// The group message names a group or sender chain this receiver (or
+    /// store) does not hold.
+    UnknownGroupChain,
+    /// The group message's index is too far ahead of the receiver
+    /// (more than [`MAX_GROUP_JUMP`](crate::group::MAX_GROUP_JUMP)) or is the
+    /// unusable last index `u32::MAX`.
+    GroupIndexOutOfRange {
+        /// The index named by the message.
+        index: u32,
+    },
+    /// The sender key belongs to another group than the store it was added to.
+    GroupMismatch,
+    /// The sender key's chain id or signing key is already held for a
+    /// different chain or sender in this store.
+    GroupChainConflict,
+    /// The store already holds this sender chain at the same or a later index.
+    GroupChainNotNewer,
 }
 
 impl fmt::Display for Error {
@@ -111,6 +128,17 @@ impl fmt::Display for Error {
             Self::UnexpectedRatchetKey => f.write_str("unexpected ratchet key"),
             Self::SessionMismatch => f.write_str("message belongs to another session"),
             Self::ChainExhausted => f.write_str("sending chain exhausted"),
+            Self::UnknownGroupChain => f.write_str("unknown group or sender chain"),
+            Self::GroupIndexOutOfRange { index } => {
+                write!(f, "group message index {index} is out of range")
+            }
+            Self::GroupMismatch => f.write_str("sender key belongs to another group"),
+            Self::GroupChainConflict => {
+                f.write_str("chain id or signing key already held for another chain")
+            }
+            Self::GroupChainNotNewer => {
+                f.write_str("sender chain already held at the same or a later index")
+            }
         }
     }
 }

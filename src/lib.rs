@@ -63,11 +63,15 @@ mod codec;
 mod crypto;
 mod device;
 mod error;
+pub mod group;
 mod keys;
 mod persist;
 mod ratchet;
 mod wire;
 mod x3dh;
+
+#[cfg(test)]
+mod vector_tests;
 
 pub use device::{Device, MAX_ONE_TIME_PREKEYS, MAX_RECENT_BASE_KEYS, MAX_SIGNED_PREKEYS};
 pub use error::{Error, Result};

@@ -125,12 +125,9 @@ impl RatchetMessage {
     /// The header bytes (the AEAD associated data after the session's) and
     /// the ciphertext with its tag.
     pub(crate) fn parts(&self) -> (&[u8], &[u8]) {
-        split_ratchet_message(&self.bytes)
+        self.bytes
+            .split_at(RATCHET_HEADER_LEN.min(self.bytes.len()))
     }
-}
-
-fn split_ratchet_message(bytes: &[u8]) -> (&[u8], &[u8]) {
-    bytes.split_at(RATCHET_HEADER_LEN.min(bytes.len()))
 }
 
 /// The prekey header an initiator puts before its messages until the first
@@ -245,6 +242,16 @@ impl PreKeyMessage {
         self.header.one_time_prekey_id
     }
 
+    /// The initiator's ratchet public key (of the embedded ratchet message).
+    pub fn ratchet_key_bytes(&self) -> [u8; 32] {
+        self.inner_header.ratchet_key.to_bytes()
+    }
+
+    /// The embedded ratchet message's number in the initiator's first chain.
+    pub fn message_number(&self) -> u32 {
+        self.inner_header.message_number
+    }
+
     pub(crate) fn prekey_header(&self) -> &PreKeyHeader {
         &self.header
     }
@@ -257,9 +264,11 @@ impl PreKeyMessage {
         &self.inner_header
     }
 
-    /// The embedded ratchet message's header bytes and ciphertext with tag.
-    pub(crate) fn inner_parts(&self) -> (&[u8], &[u8]) {
-        split_ratchet_message(self.bytes.get(self.inner_offset..).unwrap_or_default())
+    /// Every byte before the ciphertext (prekey header and ratchet header),
+    /// which the AEAD authenticates, and the ciphertext with its tag.
+    pub(crate) fn parts(&self) -> (&[u8], &[u8]) {
+        let prefix = self.inner_offset + RATCHET_HEADER_LEN;
+        self.bytes.split_at(prefix.min(self.bytes.len()))
     }
 }
 

@@ -87,6 +87,28 @@ fn initiator_repeats_prekey_header_until_reply() {
 }
 
 #[test]
+fn repeated_prekey_header_is_authenticated() {
+    let mut rng = rng(17);
+    let (alice, mut bob, bundle) = devices(&mut rng);
+    let mut a = Session::initiate(&alice, &mut rng, &bundle.verify().unwrap()).unwrap();
+    let m1 = a.encrypt(&mut rng, b"one").unwrap();
+    let m2 = a.encrypt(&mut rng, b"two").unwrap();
+    let (mut b, _) = Session::accept(&mut bob, prekey(&m1)).unwrap();
+    // The prekey ids select no key on an existing session, but the AEAD covers them.
+    // Signed prekey id at 98..102, one-time prekey id at 103..107.
+    for offset in [98, 101, 103, 106] {
+        let mut bytes = m2.as_bytes().to_vec();
+        bytes[offset] ^= 0x10;
+        let altered = Message::from_bytes(&bytes).unwrap();
+        assert_eq!(
+            decrypt_checked(&mut b, &altered),
+            Err(Error::AuthenticationFailed)
+        );
+    }
+    assert_eq!(b.decrypt(&m2).unwrap(), b"two");
+}
+
+#[test]
 fn session_without_one_time_prekey() {
     let mut rng = rng(4);
     let (alice, mut bob, _) = devices(&mut rng);

@@ -15,8 +15,8 @@ use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::keys::{IdentityKey, VerifiedPreKeyBundle};
 use crate::wire::{
-    MAX_PLAINTEXT_LEN, Message, PreKeyHeader, PreKeyMessage, RATCHET_HEADER_LEN, RatchetHeader,
-    RatchetMessage, SALT_LEN,
+    MAX_PLAINTEXT_LEN, Message, PREKEY_HEADER_MAX_LEN, PreKeyHeader, PreKeyMessage,
+    RATCHET_HEADER_LEN, RatchetHeader, RatchetMessage, SALT_LEN,
 };
 use crate::x3dh::{self, ASSOCIATED_DATA_LEN};
 
@@ -174,8 +174,8 @@ impl Session {
         let dh = crypto::x25519(signed_prekey, &header.ratchet_key)?;
         let (root_key, chain_key) = RootKey::from_bytes(*secret).step(&dh);
         let (skipped, message_key, next_chain_key) = skipped::derive_until(&chain_key, 0, index);
-        let (header_bytes, body) = message.inner_parts();
-        let plaintext = open(&associated_data, header, header_bytes, body, &message_key)?;
+        let (prefix, body) = message.parts();
+        let plaintext = open(&associated_data, header, prefix, body, &message_key)?;
 
         let mut receiving = ReceivingChains::default();
         receiving.start_chain(
@@ -309,10 +309,9 @@ impl SessionState {
 
         let (message_key, next_chain_key) = chain.chain_key.step();
         let (key, nonce) = message_key.aead_key_nonce(&salt);
-        let (head, body) = out.split_at_mut(prekey_len + RATCHET_HEADER_LEN);
-        let header_bytes = head.get(prekey_len..).unwrap_or_default();
-        let aad = aad(&self.associated_data, header_bytes);
-        let tag = crypto::aead_seal(&key, &nonce, &aad, body)?;
+        let (prefix, body) = out.split_at_mut(prekey_len + RATCHET_HEADER_LEN);
+        let aad = Aad::new(&self.associated_data, prefix);
+        let tag = crypto::aead_seal(&key, &nonce, aad.as_bytes(), body)?;
         out.extend_from_slice(&tag);
 
         chain.chain_key = next_chain_key;
@@ -326,8 +325,8 @@ impl SessionState {
     fn decrypt(&mut self, message: &Message) -> Result<Vec<u8>> {
         match message {
             Message::Ratchet(m) => {
-                let (header_bytes, body) = m.parts();
-                self.decrypt_ratchet(m.header(), header_bytes, body)
+                let (prefix, body) = m.parts();
+                self.decrypt_ratchet(m.header(), prefix, body)
             }
             Message::PreKey(m) => {
                 if m.identity() != &self.remote_identity {
@@ -336,8 +335,8 @@ impl SessionState {
                 if self.role != Role::Responder || m.base_key_bytes() != self.base_key {
                     return Err(Error::SessionMismatch);
                 }
-                let (header_bytes, body) = m.inner_parts();
-                self.decrypt_ratchet(m.inner_header(), header_bytes, body)
+                let (prefix, body) = m.parts();
+                self.decrypt_ratchet(m.inner_header(), prefix, body)
             }
         }
     }
@@ -345,7 +344,7 @@ impl SessionState {
     fn decrypt_ratchet(
         &mut self,
         header: &RatchetHeader,
-        header_bytes: &[u8],
+        prefix: &[u8],
         body: &[u8],
     ) -> Result<Vec<u8>> {
         let (commit, message_key) = self.plan(header)?;
@@ -357,7 +356,7 @@ impl SessionState {
                 .ok_or(Error::DuplicateMessage)?,
             _ => message_key.as_ref().ok_or(Error::DuplicateMessage)?,
         };
-        let plaintext = open(&self.associated_data, header, header_bytes, body, key)?;
+        let plaintext = open(&self.associated_data, header, prefix, body, key)?;
         self.apply(commit);
         Ok(plaintext)
     }
@@ -473,24 +472,35 @@ impl SessionState {
     }
 }
 
-/// AEAD associated data: the session's AD followed by the ratchet header bytes.
-fn aad(
-    associated_data: &[u8; ASSOCIATED_DATA_LEN],
-    header_bytes: &[u8],
-) -> [u8; ASSOCIATED_DATA_LEN + RATCHET_HEADER_LEN] {
-    let mut aad = [0u8; ASSOCIATED_DATA_LEN + RATCHET_HEADER_LEN];
-    let (a, h) = aad.split_at_mut(ASSOCIATED_DATA_LEN);
-    a.copy_from_slice(associated_data);
-    for (dst, src) in h.iter_mut().zip(header_bytes) {
-        *dst = *src;
+/// AEAD associated data: the session's AD followed by every message byte
+/// before the ciphertext (the prekey header, if any, and the ratchet header).
+struct Aad {
+    buffer: [u8; ASSOCIATED_DATA_LEN + PREKEY_HEADER_MAX_LEN + RATCHET_HEADER_LEN],
+    len: usize,
+}
+
+impl Aad {
+    fn new(associated_data: &[u8; ASSOCIATED_DATA_LEN], prefix: &[u8]) -> Self {
+        let mut buffer = [0u8; ASSOCIATED_DATA_LEN + PREKEY_HEADER_MAX_LEN + RATCHET_HEADER_LEN];
+        let (a, rest) = buffer.split_at_mut(ASSOCIATED_DATA_LEN);
+        a.copy_from_slice(associated_data);
+        let mut len = ASSOCIATED_DATA_LEN;
+        for (dst, src) in rest.iter_mut().zip(prefix) {
+            *dst = *src;
+            len += 1;
+        }
+        Self { buffer, len }
     }
-    aad
+
+    fn as_bytes(&self) -> &[u8] {
+        self.buffer.get(..self.len).unwrap_or_default()
+    }
 }
 
 fn open(
     associated_data: &[u8; ASSOCIATED_DATA_LEN],
     header: &RatchetHeader,
-    header_bytes: &[u8],
+    prefix: &[u8],
     body: &[u8],
     message_key: &MessageKey,
 ) -> Result<Vec<u8>> {
@@ -498,9 +508,9 @@ fn open(
         .split_last_chunk::<AEAD_TAG_LEN>()
         .ok_or(Error::Truncated)?;
     let (key, nonce) = message_key.aead_key_nonce(&header.salt);
-    let aad = aad(associated_data, header_bytes);
+    let aad = Aad::new(associated_data, prefix);
     let mut plaintext = ciphertext.to_vec();
-    crypto::aead_open(&key, &nonce, &aad, &mut plaintext, tag)?;
+    crypto::aead_open(&key, &nonce, aad.as_bytes(), &mut plaintext, tag)?;
     Ok(plaintext)
 }
 

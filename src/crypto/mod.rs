@@ -23,6 +23,11 @@ pub(crate) mod label {
     pub(crate) const SEALED_STATE: &[u8] = b"sotto v1 sealed state";
     pub(crate) const FINGERPRINT: &[u8] = b"sotto v1 fingerprint";
     pub(crate) const SIGNED_PREKEY: &[u8] = b"sotto v1 signed prekey";
+    pub(crate) const GROUP_STEP: &[u8] = b"sotto v1 group step";
+    pub(crate) const GROUP_DERIVE: &[u8] = b"sotto v1 group derive";
+    pub(crate) const GROUP_MESSAGE_KEY: &[u8] = b"sotto v1 group key";
+    pub(crate) const GROUP_MESSAGE_KEYS: &[u8] = b"sotto v1 group message keys";
+    pub(crate) const GROUP_SIGNATURE: &[u8] = b"sotto v1 group signature";
 }
 
 /// AES-256-GCM key length.
@@ -191,26 +196,4 @@ pub(crate) fn aead_open(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn non_canonical_ed25519_encoding_is_rejected() {
-        // y = p + 3 (p = 2^255 - 19) encodes the same point as y = 3, which is
-        // on the curve and not of small order.
-        let mut non_canonical = [0xffu8; 32];
-        non_canonical[0] = 0xf0;
-        non_canonical[31] = 0x7f;
-        let mut canonical = [0u8; 32];
-        canonical[0] = 3;
-        assert!(
-            VerifyingKey::from_bytes(&non_canonical).is_ok(),
-            "the point decodes"
-        );
-        assert!(ed25519_public(&canonical).is_ok());
-        assert_eq!(
-            ed25519_public(&non_canonical).err(),
-            Some(Error::InvalidPublicKey)
-        );
-    }
-}
+mod tests;

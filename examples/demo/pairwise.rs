@@ -1,7 +1,5 @@
-//! Alice and Bob fetch a prekey bundle, run X3DH, and hold a conversation over
-//! a network that reorders and loses messages. Run with
-//! `cargo run --example demo`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+//! Part one: Alice and Bob fetch a prekey bundle, run X3DH, and hold a
+//! conversation over a network that reorders and loses messages.
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -12,7 +10,7 @@ fn show(label: &str, bytes: &[u8]) -> String {
     format!("{label} ({} bytes, {hex}...)", bytes.len())
 }
 
-fn main() -> Result<(), sotto::Error> {
+pub(crate) fn run() -> Result<(), sotto::Error> {
     // A fixed seed makes the run replayable; a real app passes an OS RNG.
     let mut rng = ChaCha20Rng::from_seed(*b"sotto demo: replay me bit by bit");
 

@@ -1,0 +1,130 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs
+)]
+//! Runs every vector in `test-vectors/` through sotto's public API, and
+//! checks that the verifier notices a vector that is wrong.
+
+#[path = "support/vectors.rs"]
+mod vectors;
+
+use std::path::Path;
+
+use serde_json::Value;
+
+fn load(area: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("test-vectors/{area}.json"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn check_area(area: &str) {
+    let outcomes = vectors::verify_file(area, &load(area));
+    assert!(
+        outcomes.len() > 1 || area == "conversation",
+        "{area}: too few vectors"
+    );
+    let failures: Vec<String> = outcomes
+        .iter()
+        .filter_map(|o| o.result.as_ref().err().map(|e| format!("{}: {e}", o.name)))
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn kdf_vectors() {
+    check_area("kdf");
+}
+
+#[test]
+fn x3dh_vectors() {
+    check_area("x3dh");
+}
+
+#[test]
+fn conversation_vectors() {
+    check_area("conversation");
+}
+
+#[test]
+fn persistence_vectors() {
+    check_area("persistence");
+}
+
+#[test]
+fn negative_vectors() {
+    check_area("negative");
+}
+
+#[test]
+fn verify_dir_covers_every_area() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("test-vectors");
+    let outcomes = vectors::verify_dir(&dir);
+    for area in vectors::AREAS {
+        assert!(
+            outcomes
+                .iter()
+                .any(|o| o.name.starts_with(&format!("{area}/")))
+        );
+    }
+    assert!(outcomes.iter().all(|o| o.result.is_ok()));
+}
+
+/// Flips one nibble of a hex string field.
+fn corrupt(v: &mut Value) {
+    let s = v.as_str().unwrap();
+    let last = if s.ends_with('0') { '1' } else { '0' };
+    *v = Value::from(format!("{}{last}", &s[..s.len() - 1]));
+}
+
+fn fails(area: &str, file: &Value) -> bool {
+    vectors::verify_file(area, file)
+        .iter()
+        .any(|o| o.result.is_err())
+}
+
+#[test]
+fn verifier_rejects_corrupted_vectors() {
+    let mut f = load("conversation");
+    corrupt(&mut f["vectors"][0]["events"][7]["message"]);
+    assert!(fails("conversation", &f));
+
+    let mut f = load("conversation");
+    corrupt(&mut f["vectors"][0]["events"][3]["plaintext"]);
+    assert!(fails("conversation", &f));
+
+    let mut f = load("x3dh");
+    corrupt(&mut f["vectors"][0]["sk"]);
+    assert!(fails("x3dh", &f));
+
+    let mut f = load("x3dh");
+    corrupt(&mut f["vectors"][1]["base_key"]["private"]);
+    assert!(fails("x3dh", &f));
+
+    let mut f = load("kdf");
+    corrupt(&mut f["vectors"][0]["chain_key"]);
+    assert!(fails("kdf", &f));
+
+    let mut f = load("persistence");
+    corrupt(&mut f["vectors"][1]["sealed"]);
+    assert!(fails("persistence", &f));
+
+    let mut f = load("negative");
+    f["vectors"][0]["error"]["name"] = Value::from("TrailingBytes");
+    assert!(fails("negative", &f));
+
+    let mut f = load("negative");
+    f["vectors"][0]["area"] = Value::from("kdf");
+    f["area"] = Value::from("kdf");
+    assert!(fails("negative", &f));
+}
+
+#[test]
+fn replay_rng_reports_wrong_draw_counts() {
+    let mut rng = vectors::ReplayRng::new([vec![1u8; 32]]);
+    let _ = sotto::Device::generate(&mut rng);
+    assert!(rng.finish().is_err());
+    let rng = vectors::ReplayRng::new([vec![1u8; 8]]);
+    assert!(rng.finish().is_err());
+}
