@@ -8,6 +8,7 @@ to vodozemac, checks the goals of issue 7, and writes BENCHMARKS.md.
     cargo bench -p sotto-bench --features vodozemac -- --warm-up-time 1 --measurement-time 2
     python3 scripts/benchmarks.py            # writes BENCHMARKS.md
     python3 scripts/benchmarks.py --check    # also exits 1 if a goal is missed
+    python3 scripts/benchmarks.py --callgrind  # adds instruction counts (needs valgrind)
 
 Bench ids are operation/implementation/parameter, implementation being sotto,
 vodozemac or floor (see benches/src/lib.rs).
@@ -219,7 +220,8 @@ def goals(results, med):
     hs = i + a if i is not None and a is not None else None
     check("X3DH handshake ≤ 1.2× (verify + 2 keygen + 10 DH)",
           ratio(hs, floor_of("x3dh/floor/asymmetric", {"V": 1, "G": 2, "D": 10})), 1.2, "{:.2f}×")
-    enc, aes = med("encrypt/sotto/65536"), med("aes256gcm_seal/floor/65536")
+    enc = med("encrypt/sotto/65536")
+    aes = med("encrypt/aes256gcm/65536") or med("aes256gcm_seal/floor/65536")
     share = ratio(aes, enc)
     if share is None:
         out.append(("64 KiB encrypt ≥ 90% of AES-256-GCM throughput", "not measured", None))
@@ -239,6 +241,46 @@ def goals(results, med):
     return out
 
 
+# Instruction counts (valgrind callgrind, load-independent) of one operation:
+# (Ir(op, N) - Ir(baseline, N) or Ir(op, 0)) / N, with benches/examples/opcount.rs.
+CALLGRIND_N = 10
+
+
+def callgrind():
+    binary = ROOT / "target" / "release" / "examples" / "opcount"
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "sotto-bench", "--example",
+                    "opcount"], cwd=ROOT, check=True)
+
+    def ir(op, n):
+        out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                              str(binary), op, str(n)], capture_output=True, text=True,
+                             check=True).stderr
+        for line in out.splitlines():
+            if "Collected :" in line:
+                return int(line.rsplit(":", 1)[1])
+        raise RuntimeError(f"no callgrind total for {op}")
+
+    def per_op(op, baseline=None):
+        base = ir(baseline, CALLGRIND_N) if baseline else ir(op, 0)
+        return (ir(op, CALLGRIND_N) - base) / CALLGRIND_N
+
+    c = {op: per_op(op) for op in ("dh", "keygen", "verify", "initiate", "pingpong",
+                                   "encrypt_64k", "seal_64k")}
+    c["accept"] = per_op("accept", "device_restore")
+    g, d, v = c["keygen"], c["dh"], c["verify"]
+    return [
+        ("X25519 DH", c["dh"], None, None),
+        ("X25519 keygen", g, None, None),
+        ("Ed25519 strict verify", v, None, None),
+        ("ping-pong turn", c["pingpong"] / 2, g + 2 * d, "keygen + 2 DH"),
+        ("X3DH initiate", c["initiate"], v + 2 * g + 5 * d, "verify + 2 keygen + 5 DH"),
+        ("X3DH accept", c["accept"], 5 * d, "5 DH"),
+        ("X3DH handshake", c["initiate"] + c["accept"], v + 2 * g + 10 * d,
+         "verify + 2 keygen + 10 DH"),
+        ("encrypt 64 KiB", c["encrypt_64k"], c["seal_64k"], "AES-256-GCM seal 64 KiB"),
+    ]
+
+
 # Symmetric floors of the group operations, filled in with the group benches.
 GROUP_FLOORS = {}
 
@@ -248,6 +290,8 @@ def main():
     parser.add_argument("--criterion", default=str(ROOT / "target" / "criterion"))
     parser.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     parser.add_argument("--check", action="store_true", help="exit 1 if a goal is missed")
+    parser.add_argument("--callgrind", action="store_true",
+                        help="also count instructions with valgrind (about a minute)")
     args = parser.parse_args()
 
     results = load(pathlib.Path(args.criterion))
@@ -335,6 +379,7 @@ def main():
                        ("sotto decrypt", "decrypt/sotto/65536"),
                        ("vodozemac encrypt", "encrypt/vodozemac/65536"),
                        ("vodozemac decrypt", "decrypt/vodozemac/65536"),
+                       ("AES-256-GCM seal, next to sotto encrypt", "encrypt/aes256gcm/65536"),
                        ("AES-256-GCM seal (floor)", "aes256gcm_seal/floor/65536"),
                        ("AES-256-GCM open (floor)", "aes256gcm_open/floor/65536"),
                        ("HMAC-SHA256 (for scale)", "hmac_sha256/floor/65536")]:
@@ -363,6 +408,23 @@ def main():
             sizes.append(f"{name} {r['throughput']['Bytes']} B")
     if sizes:
         w("State sizes of the benchmarked established session: " + ", ".join(sizes) + ".")
+        w("")
+
+    if args.callgrind:
+        w("## Instruction counts (valgrind, independent of machine load)")
+        w("")
+        w("Instructions retired per operation under callgrind "
+          f"(`benches/examples/opcount.rs`, {CALLGRIND_N} runs minus setup). "
+          "Instructions are not cycles, but they show whether sotto does any "
+          "asymmetric work beyond its floor, which wall time on a loaded machine cannot.")
+        w("")
+        w("| Operation | Instructions | Reference | Instructions of reference | Ratio |")
+        w("|---|---|---|---|---|")
+        for label, n, ref, ref_label in callgrind():
+            if ref is None:
+                w(f"| {label} | {n:,.0f} | | | |")
+            else:
+                w(f"| {label} | {n:,.0f} | {ref_label} | {ref:,.0f} | {n / ref:.2f}× |")
         w("")
 
     notes = ROOT / "benches" / "NOTES.md"

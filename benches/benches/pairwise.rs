@@ -44,6 +44,10 @@ fn encrypt(c: &mut Criterion) {
         g.bench_function(format!("floor/{size}"), |b| {
             b.iter(|| floor::send(black_box(&CHAIN_KEY), &AAD, &mut buffer))
         });
+        // Raw AES-256-GCM alone, for the large-message throughput goal.
+        g.bench_function(format!("aes256gcm/{size}"), |b| {
+            b.iter(|| floor::seal(black_box(&CHAIN_KEY), &[6; 12], &AAD, &mut buffer))
+        });
         #[cfg(feature = "vodozemac")]
         g.bench_function(format!("vodozemac/{size}"), |b| {
             b.iter(|| olm_alice.encrypt(black_box(&plaintext)).expect("encrypt"))
