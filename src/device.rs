@@ -1,5 +1,6 @@
 //! The local device: its identity and the secrets of the prekeys it published.
 
+use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 use core::fmt;
@@ -20,8 +21,11 @@ pub const MAX_ONE_TIME_PREKEYS: usize = 1000;
 /// one-time prekey).
 pub const MAX_RECENT_BASE_KEYS: usize = 1000;
 
+/// Secrets are boxed so that moving a pair (rotation) or the maps and
+/// queues that hold them only moves pointers; each secret is wiped in its
+/// own block when dropped.
 pub(crate) struct SignedPreKeyPair {
-    pub(crate) secret: StaticSecret,
+    pub(crate) secret: Box<StaticSecret>,
     pub(crate) public: SignedPreKey,
 }
 
@@ -36,7 +40,7 @@ pub struct Device {
     /// Earlier signed prekeys, oldest first; at most
     /// [`MAX_SIGNED_PREKEYS`] - 1.
     pub(crate) old_signed_prekeys: VecDeque<SignedPreKeyPair>,
-    pub(crate) one_time_prekeys: BTreeMap<u32, StaticSecret>,
+    pub(crate) one_time_prekeys: BTreeMap<u32, Box<StaticSecret>>,
     pub(crate) next_signed_prekey_id: u32,
     pub(crate) next_one_time_prekey_id: u32,
     /// Oldest first.
@@ -122,7 +126,7 @@ impl Device {
         for id in first..next {
             let secret = StaticSecret::random_from_rng(rng);
             published.push(OneTimePreKey::new(id, PublicKey::from(&secret)));
-            self.one_time_prekeys.insert(id, secret);
+            self.one_time_prekeys.insert(id, Box::new(secret));
         }
         self.next_one_time_prekey_id = next;
         Ok(published)
@@ -138,13 +142,14 @@ impl Device {
         core::iter::once(&self.signed_prekey)
             .chain(&self.old_signed_prekeys)
             .find(|spk| spk.public.id() == id)
-            .map(|spk| &spk.secret)
+            .map(|spk| &*spk.secret)
             .ok_or(Error::UnknownSignedPreKey { id })
     }
 
     pub(crate) fn one_time_prekey_secret(&self, id: u32) -> Result<&StaticSecret> {
         self.one_time_prekeys
             .get(&id)
+            .map(AsRef::as_ref)
             .ok_or(Error::UnknownOneTimePreKey { id })
     }
 
@@ -170,8 +175,8 @@ fn new_signed_prekey<R: CryptoRng + ?Sized>(
     id: u32,
     rng: &mut R,
 ) -> SignedPreKeyPair {
-    let secret = StaticSecret::random_from_rng(rng);
-    let public = SignedPreKey::sign(identity, id, PublicKey::from(&secret));
+    let secret = Box::new(StaticSecret::random_from_rng(rng));
+    let public = SignedPreKey::sign(identity, id, PublicKey::from(&*secret));
     SignedPreKeyPair { secret, public }
 }
 

@@ -4,6 +4,7 @@
 //! The plain encodings contain secret keys: [`Session::to_bytes`] and
 //! [`Device::to_bytes`] return them in a buffer that is zeroized on drop.
 
+use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 use core::fmt;
@@ -122,7 +123,10 @@ impl Session {
     /// The session's plain encoding (it contains secret keys). See SPEC.md
     /// for the layout.
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
-        let mut out = Zeroizing::new(Vec::with_capacity(512));
+        // Exact capacity: a buffer that grew would leave a copy of the
+        // secrets in the freed smaller block.
+        let len = self.encoded_len();
+        let mut out = Zeroizing::new(Vec::with_capacity(len));
         write_header(&mut out, tag::SESSION_STATE);
         out.push(role_byte(self.role));
         self.local_identity.write(&mut out);
@@ -159,7 +163,22 @@ impl Session {
                 out.extend_from_slice(key.as_bytes());
             }
         }
+        debug_assert_eq!(out.len(), len);
         out
+    }
+
+    fn encoded_len(&self) -> usize {
+        let pending = self
+            .pending_prekey
+            .map_or(0, |p| 5 + p.one_time_prekey_id.map_or(0, |_| 4));
+        let sending = self.sending.as_ref().map_or(0, |_| 32 + 32 + 4);
+        let chains: usize = self
+            .receiving
+            .chains
+            .iter()
+            .map(|c| 32 + 1 + c.chain_key.as_ref().map_or(0, |_| 32) + 4 + 2 + 36 * c.skipped.len())
+            .sum();
+        3 + 64 + 64 + 32 + 1 + pending + 32 + 32 + 1 + sending + 4 + 1 + chains
     }
 
     /// Restores [`Session::to_bytes`] strictly.
@@ -207,7 +226,7 @@ impl Session {
         if chain_count > MAX_RECEIVING_CHAINS {
             return Err(Error::InvalidEncoding);
         }
-        let mut chains = VecDeque::with_capacity(chain_count);
+        let mut chains = ReceivingChains::buffer();
         let mut total = 0usize;
         for i in 0..chain_count {
             let ratchet_key = r.array()?;
@@ -238,7 +257,7 @@ impl Session {
                     return Err(Error::InvalidEncoding);
                 }
                 previous = Some(index);
-                skipped.insert(index, key);
+                skipped.insert(index, Box::new(key));
             }
             chains.push_back(ReceivingChain {
                 ratchet_key,
@@ -288,7 +307,19 @@ impl Device {
     /// The device's plain encoding (it contains secret keys). See SPEC.md
     /// for the layout.
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
-        let mut out = Zeroizing::new(Vec::with_capacity(1024));
+        // Exact capacity, as for sessions.
+        let len = 2
+            + 32
+            + 32
+            + 4
+            + 4
+            + 1
+            + (self.old_signed_prekeys.len() + 1) * (4 + 32 + 64)
+            + 2
+            + self.one_time_prekeys.len() * 36
+            + 2
+            + self.recent_base_keys.len() * 32;
+        let mut out = Zeroizing::new(Vec::with_capacity(len));
         write_header(&mut out, tag::DEVICE_STATE);
         out.extend_from_slice(self.identity.signing().as_bytes());
         out.extend_from_slice(self.identity.dh().as_bytes());
@@ -309,6 +340,7 @@ impl Device {
         for key in &self.recent_base_keys {
             out.extend_from_slice(key);
         }
+        debug_assert_eq!(out.len(), len);
         out
     }
 
@@ -332,9 +364,9 @@ impl Device {
                 return Err(Error::InvalidEncoding);
             }
             previous = Some(id);
-            let secret = StaticSecret::from(r.array::<32>()?);
+            let secret = Box::new(StaticSecret::from(r.array::<32>()?));
             let signature = r.array()?;
-            let public = SignedPreKey::from_parts(id, PublicKey::from(&secret), signature);
+            let public = SignedPreKey::from_parts(id, PublicKey::from(&*secret), signature);
             signed.push_back(SignedPreKeyPair { secret, public });
         }
         let opk_count = usize::from(r.u16()?);
@@ -349,7 +381,7 @@ impl Device {
                 return Err(Error::InvalidEncoding);
             }
             previous = Some(id);
-            one_time_prekeys.insert(id, StaticSecret::from(r.array::<32>()?));
+            one_time_prekeys.insert(id, Box::new(StaticSecret::from(r.array::<32>()?)));
         }
         let base_count = usize::from(r.u16()?);
         if base_count > MAX_RECENT_BASE_KEYS {

@@ -8,7 +8,7 @@ use x25519_dalek::{PublicKey, StaticSecret};
 
 use super::chain::{ChainKey, MessageKey};
 use super::root::RootKey;
-use super::skipped::{self, MAX_SKIP, ReceivingChain, ReceivingChains};
+use super::skipped::{self, MAX_SKIP, ReceivingChain, ReceivingChains, StoredKey};
 use crate::crypto::{self, AEAD_TAG_LEN};
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -77,13 +77,13 @@ enum Commit {
         chain: usize,
         chain_key: ChainKey,
         next: u32,
-        skipped: Vec<(u32, MessageKey)>,
+        skipped: Vec<(u32, StoredKey)>,
     },
     /// A Diffie-Hellman ratchet step: close the current chain, start a new one.
     Ratchet {
         root_key: RootKey,
         closing_end: u32,
-        closing: Vec<(u32, MessageKey)>,
+        closing: Vec<(u32, StoredKey)>,
         chain: ReceivingChain,
         ratchet_key: PublicKey,
     },
@@ -299,6 +299,7 @@ impl Session {
                 .receiving
                 .get(*chain)
                 .and_then(|c| c.skipped.get(index))
+                .map(AsRef::as_ref)
                 .ok_or(Error::DuplicateMessage)?,
             _ => message_key.as_ref().ok_or(Error::DuplicateMessage)?,
         };

@@ -5,6 +5,7 @@
 //! order, so "oldest key" is always the lowest index of the oldest chain
 //! that still has keys.
 
+use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 
@@ -24,6 +25,11 @@ pub const MAX_SKIPPED_KEYS: usize = 2000;
 /// deleted.
 pub const MAX_RECEIVING_CHAINS: usize = 5;
 
+/// A stored message key. Boxed so that the map's nodes, and the vectors
+/// keys pass through, only ever hold and move pointers: the key bytes stay
+/// in one heap block that is wiped when the key is deleted.
+pub(crate) type StoredKey = Box<MessageKey>;
+
 /// One of the peer's sending chains, as seen by the receiver.
 pub(crate) struct ReceivingChain {
     pub(crate) ratchet_key: [u8; 32],
@@ -32,16 +38,30 @@ pub(crate) struct ReceivingChain {
     /// The next index the chain key would produce (for closed chains: the
     /// chain's end).
     pub(crate) next: u32,
-    pub(crate) skipped: BTreeMap<u32, MessageKey>,
+    pub(crate) skipped: BTreeMap<u32, StoredKey>,
 }
 
 /// The receiving chains, oldest first.
-#[derive(Default)]
 pub(crate) struct ReceivingChains {
     pub(crate) chains: VecDeque<ReceivingChain>,
 }
 
+impl Default for ReceivingChains {
+    fn default() -> Self {
+        Self {
+            chains: Self::buffer(),
+        }
+    }
+}
+
 impl ReceivingChains {
+    /// Room for one chain more than the bound, so the buffer never grows:
+    /// growing would copy the current chain key and free the old block
+    /// unwiped.
+    pub(crate) fn buffer() -> VecDeque<ReceivingChain> {
+        VecDeque::with_capacity(MAX_RECEIVING_CHAINS + 1)
+    }
+
     pub(crate) fn position(&self, ratchet_key: &[u8; 32]) -> Option<usize> {
         self.chains
             .iter()
@@ -73,7 +93,7 @@ impl ReceivingChains {
         chain: usize,
         chain_key: ChainKey,
         next: u32,
-        skipped: Vec<(u32, MessageKey)>,
+        skipped: Vec<(u32, StoredKey)>,
     ) {
         if let Some(c) = self.chains.get_mut(chain) {
             c.chain_key = Some(chain_key);
@@ -88,7 +108,7 @@ impl ReceivingChains {
     pub(crate) fn start_chain(
         &mut self,
         closing_end: u32,
-        closing: Vec<(u32, MessageKey)>,
+        closing: Vec<(u32, StoredKey)>,
         new: ReceivingChain,
     ) {
         if let Some(c) = self.chains.back_mut() {
@@ -125,25 +145,25 @@ pub(crate) fn derive_until(
     chain_key: &ChainKey,
     from: u32,
     to: u32,
-) -> (Vec<(u32, MessageKey)>, MessageKey, ChainKey) {
+) -> (Vec<(u32, StoredKey)>, MessageKey, ChainKey) {
     let (skipped, at_to) = walk(chain_key, from, to);
     let (message_key, next) = at_to.as_ref().unwrap_or(chain_key).step();
     (skipped, message_key, next)
 }
 
 /// The keys for `from..to` of a chain that is being closed.
-pub(crate) fn derive_skipped(chain_key: &ChainKey, from: u32, to: u32) -> Vec<(u32, MessageKey)> {
+pub(crate) fn derive_skipped(chain_key: &ChainKey, from: u32, to: u32) -> Vec<(u32, StoredKey)> {
     walk(chain_key, from, to).0
 }
 
 /// The message keys for `from..to` and the chain key at `to` (`None` when
 /// the range is empty: the chain key is still `chain_key`).
-fn walk(chain_key: &ChainKey, from: u32, to: u32) -> (Vec<(u32, MessageKey)>, Option<ChainKey>) {
+fn walk(chain_key: &ChainKey, from: u32, to: u32) -> (Vec<(u32, StoredKey)>, Option<ChainKey>) {
     let mut keys = Vec::with_capacity(to.saturating_sub(from) as usize);
     let mut current: Option<ChainKey> = None;
     for index in from..to {
         let (message_key, next) = current.as_ref().unwrap_or(chain_key).step();
-        keys.push((index, message_key));
+        keys.push((index, Box::new(message_key)));
         current = Some(next);
     }
     (keys, current)
