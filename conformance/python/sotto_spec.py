@@ -87,6 +87,7 @@ MAX_GROUP_JUMP = 2**24
 MAX_CHAINS_PER_SENDER = 4
 MAX_GROUP_RECEIVERS = 1024
 MAX_GROUP_MESSAGE_LEN = 262282
+GROUP_MESSAGE_OVERHEAD = 138    # header 58 + tag 16 + signature 64
 
 # §3
 L_X3DH = b"sotto v1 x3dh"
@@ -1167,12 +1168,14 @@ class GroupMessage:
 
     @classmethod
     def parse(cls, data):
-        if len(data) > MAX_GROUP_MESSAGE_LEN:
-            fail("TooLarge")
-        if len(data) < 138:
-            fail("Truncated")
-        r = Reader(data)
+        # §15.5: TooLarge before parsing; then version and type (§4); then input
+        # shorter than 138 bytes is Truncated. The fields after the type are fixed
+        # width and carry no checks, so "Truncated at the first field that does not
+        # fit" and "Truncated if len < 138" give the same error on every input.
+        r = Reader(data, MAX_GROUP_MESSAGE_LEN)
         r.header(TAG_GROUP_MESSAGE)
+        if len(data) < GROUP_MESSAGE_OVERHEAD:
+            fail("Truncated")
         gid = r.take(32)
         cid = r.u32()
         idx = r.u32()
@@ -1220,10 +1223,12 @@ class GroupSender:
         key, nonce = group_message_keys(salt, k)
         m = GroupMessage(self.group_id, self.chain_id, self.ratchet.index, salt, b"", b"")
         m.ciphertext = Seal(key, nonce, m.header(), plaintext)
-        m.signature = Sign(self.seed, L_GROUP_SIGNATURE + m.signed_part())
+        signed_data = L_GROUP_SIGNATURE + m.signed_part()
+        m.signature = Sign(self.seed, signed_data)
         self.trace = {"index": m.index, "message_key": k, "salt": salt, "aes_key": key,
                       "nonce": nonce, "header": m.header(), "ciphertext": m.ciphertext,
-                      "signature": m.signature}
+                      "signed_data": signed_data, "signature": m.signature,
+                      "message": m.to_bytes()}
         self.ratchet.increment()
         return m.to_bytes()
 
@@ -1297,18 +1302,21 @@ class GroupReceiver:
         return cls(gid, cid, spk, UNAUTHENTICATED, GroupRatchet.from_bytes256(R, idx))
 
     def decrypt(self, data):
-        """Returns (plaintext, sender mark). All or nothing."""
+        """Returns (plaintext, sender mark). All or nothing: the receiver changes
+        only in the commit at the end. `self.trace` records the intermediate values."""
         m = GroupMessage.parse(data) if isinstance(data, (bytes, bytearray)) else data
         if m.group_id != self.group_id or m.chain_id != self.chain_id:       # 1
             fail("UnknownGroupChain")
         if not verify_strict(self.signing_public, L_GROUP_SIGNATURE + m.signed_part(), m.signature):
             fail("InvalidSignature")                                            # 2
-        j = m.index
+        j, next_before = m.index, self.next
         if j in self.cache:                                                     # 3
-            key, nonce = group_message_keys(m.salt, self.cache[j])
+            kj = self.cache[j]
+            key, nonce = group_message_keys(m.salt, kj)
             pt = Open(key, nonce, m.header(), m.ciphertext)
             del self.cache[j]
-            self.trace = {"key_source": "cache", "message_key": None, "cached": []}
+            self.trace = {"key_source": "cache", "message_key": kj, "next_before": next_before,
+                          "skip_from": None, "skipped_cached": [], "evicted": []}
             return pt, self.sender
         if j < self.next:                                                       # 4
             fail("DuplicateMessage")
@@ -1324,13 +1332,15 @@ class GroupReceiver:
         kj = work.key()
         key, nonce = group_message_keys(m.salt, kj)
         pt = Open(key, nonce, m.header(), m.ciphertext)
-        work.increment()                                                        # 7
+        work.increment()                                                        # 7: commit
         self.ratchet = work
-        for i, k in skipped:
-            self.cache[i] = k
+        self.cache.update(skipped)
+        evicted = []
         while len(self.cache) > MAX_GROUP_SKIPPED_KEYS:
-            del self.cache[min(self.cache)]
-        self.trace = {"key_source": "ratchet", "message_key": kj, "cached": skipped}
+            evicted.append(min(self.cache))
+            del self.cache[evicted[-1]]
+        self.trace = {"key_source": "ratchet", "message_key": kj, "next_before": next_before,
+                      "skip_from": s, "skipped_cached": skipped, "evicted": evicted}
         return pt, self.sender
 
     def to_bytes(self):

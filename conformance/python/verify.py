@@ -361,30 +361,312 @@ def check_negative(v, fixtures):
 
 
 # ---------------------------------------------------------------------------
-# group.json (schema not published yet: best effort from SPEC §15)
+# group.json (SPEC §15; schema in test-vectors/README.md)
 # ---------------------------------------------------------------------------
 
-def check_group(v, fixtures):
-    """Recognises the vector shapes that SPEC §15 suggests; anything else FAILs loudly."""
-    if "operation" in v and "error" in v:
-        return check_negative(v, fixtures or {})
-    kind = v.get("kind")
-    if kind in ("ratchet", "increment", "jump", "closed_form") or ("initial" in v and "index" in v):
-        R0 = [h(x) for x in v["initial"]] if isinstance(v["initial"], list) else \
-            [h(v["initial"])[32 * k:32 * k + 32] for k in range(8)]
-        i = v["index"]
+GROUP_SNAPSHOTS = set()   # every sender/receiver encoding met while replaying the session
+
+
+def levels(R):
+    return [x.hex() for x in R]
+
+
+def eq_levels(what, got, want):
+    """Compare R_0 .. R_7 level by level, so a mismatch names the level."""
+    eq(what + " count", len(got), len(want))
+    for k, (g, w) in enumerate(zip(got, want)):
+        eq("%s R_%d" % (what, k), g, w)
+
+
+def check_group_labels(labels):
+    for k, label in (("step", S.L_GROUP_STEP), ("derive", S.L_GROUP_DERIVE), ("key", S.L_GROUP_KEY),
+                     ("message_keys", S.L_GROUP_MESSAGE_KEYS), ("signature", S.L_GROUP_SIGNATURE)):
+        eq("labels." + k, label.decode(), labels[k])
+
+
+def new_chain(obj, where, old=None):
+    """A chain creation object: GroupSender::new, or `old.rotate()`, on the recorded draws.
+    Returns the sender and its levels at index 0."""
+    rng = Draws(obj["rng_draws"])
+    if old is None:
+        snd = S.GroupSender.new(rng, h(obj["group_id"]))
+    else:
+        snd = old
+        snd.rotate(rng)
+    if not rng.exhausted():
+        raise Mismatch(where + ": not every recorded draw was used")
+    eq(where + " chain_id", snd.chain_id, obj["chain_id"])
+    eq_levels(where + " levels", levels(snd.ratchet.R), obj["levels"])
+    eq(where + " index", snd.index, 0)
+    eq(where + " signing_seed", snd.seed, obj["signing_seed"])
+    eq(where + " signing_public", snd.signing_public, obj["signing_public"])
+    eq(where + " sender_state", snd.to_bytes(), obj["sender_state"])
+    eq(where + " sender_state roundtrip", S.GroupSender.from_bytes(h(obj["sender_state"])).to_bytes(),
+       obj["sender_state"])
+    return snd, [h(x) for x in obj["levels"]]
+
+
+def sender_at(snd, R0, index):
+    """The sender restored at `index` from the closed form (the `advance` event)."""
+    state = (bytes([1, S.TAG_GROUP_SENDER]) + snd.group_id + S.u32(snd.chain_id) + S.u32(index)
+             + b"".join(S.group_closed_form(R0, index)) + snd.seed)
+    return S.GroupSender.from_bytes(state)
+
+
+def receiver_at(snd, R0, index):
+    """A receiver holding `snd`'s chain from `index` (via its distribution there)."""
+    return S.GroupReceiver.import_unauthenticated(sender_at(snd, R0, index).distribution())
+
+
+def check_group_ratchet(v):
+    check_group_labels(v["labels"])
+    snd, R0 = new_chain(v["sender"], "sender")
+    eq("distribution", snd.distribution(), v["distribution"])
+    prev = None
+    for st in v["states"]:
+        i = st["index"]
+        where = "index %#x" % i
         closed = S.group_closed_form(R0, i)
+        eq_levels(where + " levels (closed form)", levels(closed), st["levels"])
         r = S.GroupRatchet(R0, 0)
         r.jump(i)
-        if r.R != closed:
-            raise Mismatch("jump differs from the closed form")
-        want = v.get("state") or v.get("ratchet")
-        if want is not None:
-            eq("state", b"".join(closed), want if isinstance(want, str) else "".join(want))
-        if "message_key" in v:
-            eq("message_key", r.key(), v["message_key"])
-        return
-    raise Mismatch("unrecognised group vector shape: keys %s" % sorted(v))
+        eq_levels(where + " levels (jump from 0)", levels(r.R), st["levels"])
+        eq(where + " message_key", r.key(), st["message_key"])
+        if prev is not None:
+            r = S.GroupRatchet(S.group_closed_form(R0, prev), prev)
+            r.jump(i)
+            eq_levels(where + " levels (jump from previous)", levels(r.R), st["levels"])
+            start = prev if i - prev <= 70000 else i - 300
+            r = S.GroupRatchet(S.group_closed_form(R0, start), start)
+            while r.index < i:
+                r.increment()
+            eq_levels(where + " levels (increments from %#x)" % start, levels(r.R), st["levels"])
+        s = sender_at(snd, R0, i)
+        if st["message"] is None:
+            eq(where + " salt", None, st["salt"])
+            before = s.to_bytes()
+            expect_error(lambda: s.encrypt(Draws([]), h(st["plaintext"])),
+                         {"name": "ChainExhausted", "fields": {}})
+            eq(where + " sender unchanged", s.to_bytes(), before.hex())
+        else:
+            msg = s.encrypt(Draws([st["salt"]]), h(st["plaintext"]))
+            eq(where + " message", msg, st["message"])
+            eq_levels(where + " sender after encrypt", levels(s.ratchet.R), levels(S.group_closed_form(R0, i + 1)))
+            eq(where + " sender index after encrypt", s.index, i + 1)
+            readers = []
+            if i <= S.MAX_GROUP_JUMP:
+                readers.append(("receiver at 0", S.GroupReceiver.import_unauthenticated(h(v["distribution"]))))
+            if prev is not None and i - prev <= S.MAX_GROUP_JUMP:
+                readers.append(("receiver at %#x" % prev, receiver_at(snd, R0, prev)))
+            for who, rcv in readers:
+                pt, mark = rcv.decrypt(msg)
+                eq(where + " " + who + " plaintext", pt, st["plaintext"])
+                eq(where + " " + who + " message_key", rcv.trace["message_key"], st["message_key"])
+        prev = i
+
+
+def state_or_hash(e, key, got: bytes, where):
+    """Compare an encoded state with `key` or, for large ones, with `key_sha256` (README)."""
+    if key in e:
+        eq(where + " " + key, got, e[key])
+    elif key + "_sha256" in e:
+        eq(where + " " + key + "_sha256", S.SHA256(got), e[key + "_sha256"])
+    else:
+        raise Mismatch(where + ": neither %s nor %s_sha256" % (key, key))
+
+
+def check_group_session(v):
+    check_group_labels(v["labels"])
+    gid = h(v["group_id"])
+    sender = R0 = None                   # Alice's current chain; R0 = its levels at index 0
+    initial = {}                         # chain id -> levels at index 0 (two chains: create, rotate)
+    last_distribution = None
+    receivers = {}                       # name -> GroupReceiver
+    stores = {}                          # member ("bob" for bob and bob_2) -> GroupReceivers
+    messages = {}
+    for n, e in enumerate(v["events"]):
+        t = e["type"]
+        where = "event %d (%s %s)" % (n, t, e.get("message_id", e.get("to", e.get("from"))))
+        if t in ("create", "rotate"):
+            if e["from"] != "alice":
+                raise Mismatch(where + ": only alice sends")
+            sender, R0 = new_chain(e, where, None if t == "create" else sender)
+            eq(where + " group_id", sender.group_id, v["group_id"])
+            initial[sender.chain_id] = R0
+            GROUP_SNAPSHOTS.add(sender.to_bytes())
+            if t == "rotate":
+                eq(where + " distribution", sender.distribution(), e["distribution"])
+                last_distribution = e["distribution"]
+        elif t == "distribution":
+            eq(where + " index", sender.index, e["index"])
+            eq(where + " distribution", sender.distribution(), e["distribution"])
+            last_distribution = e["distribution"]
+        elif t == "install":
+            eq(where + " distribution is the last one sent", e["distribution"], last_distribution)
+            if e["via"] == "accept":
+                session = S.Session.from_bytes(h(e["delivered_by"]))
+                rcv = S.GroupReceiver.accept(h(e["distribution"]), session.remote_identity)
+            elif e["via"] == "import_unauthenticated":
+                eq(where + " delivered_by", None, e["delivered_by"])
+                rcv = S.GroupReceiver.import_unauthenticated(h(e["distribution"]))
+            else:
+                raise Mismatch(where + ": unknown via %r" % e["via"])
+            eq(where + " state", rcv.to_bytes(), e["state"])
+            eq(where + " state roundtrip", S.GroupReceiver.from_bytes(h(e["state"])).to_bytes(), e["state"])
+            receivers[e["to"]] = rcv
+            store = stores.setdefault(e["to"].split("_")[0], S.GroupReceivers(gid))
+            store.add(rcv)
+            GROUP_SNAPSHOTS.add(rcv.to_bytes())
+        elif t == "send":
+            rng = Draws(e["rng_draws"])
+            msg = sender.encrypt(rng, h(e["plaintext"]))
+            if not rng.exhausted():
+                raise Mismatch(where + ": not every recorded draw was used")
+            eq(where + " plaintext_text", h(e["plaintext"]).decode(), e["plaintext_text"])
+            for k in ("index", "message_key", "salt", "aes_key", "nonce", "header", "ciphertext",
+                      "signed_data", "signature", "message"):
+                eq(where + " " + k, sender.trace[k], e[k])
+            eq_levels(where + " sender after", levels(sender.ratchet.R), levels(S.group_closed_form(R0, e["index"] + 1)))
+            eq(where + " sender index after", sender.index, e["index"] + 1)
+            GROUP_SNAPSHOTS.add(sender.to_bytes())
+            messages[e["message_id"]] = msg
+        elif t == "advance":
+            if e["to"] < sender.index:
+                raise Mismatch(where + ": advance goes backwards")
+            sender = sender_at(sender, R0, e["to"])
+        elif t == "receive":
+            rcv = receivers[e["to"]]
+            msg = messages[e["message_id"]]
+            state_or_hash(e, "state_before", rcv.to_bytes(), where)
+            # Through the member's store (§15.9 dispatch on chain id), which holds `rcv`.
+            pt, mark = stores[e["to"].split("_")[0]].decrypt(msg)
+            tr = rcv.trace
+            m = S.GroupMessage.parse(msg)
+            eq(where + " chain_id", m.chain_id, e["chain_id"])
+            eq(where + " index", m.index, e["index"])
+            eq(where + " sender", hx(mark), e["sender"])
+            eq(where + " plaintext", pt, e["plaintext"])
+            eq(where + " key_source", tr["key_source"], e["key_source"])
+            eq(where + " message_key", tr["message_key"], e["message_key"])
+            eq(where + " next_before", tr["next_before"], e["next_before"])
+            eq(where + " skip_from", tr["skip_from"], e["skip_from"])
+            eq(where + " skipped_cached", [k.hex() for _, k in tr["skipped_cached"]], e["skipped_cached"])
+            if tr["skip_from"] is not None:
+                eq(where + " skipped indices", [i for i, _ in tr["skipped_cached"]],
+                   list(range(tr["skip_from"], e["index"])))
+                for i, k in tr["skipped_cached"]:      # each cached key is K_i of the closed form
+                    eq(where + " K_%d" % i, S.SHA256(S.L_GROUP_KEY + S.group_closed_form(initial[rcv.chain_id], i)[7]),
+                       k.hex())
+            eq(where + " evicted", tr["evicted"], e["evicted"])
+            eq(where + " next_after", rcv.next, e["next_after"])
+            eq(where + " skipped_keys_after", len(rcv.cache), e["skipped_keys_after"])
+            state_or_hash(e, "state_after", rcv.to_bytes(), where)
+            eq(where + " state roundtrip", S.GroupReceiver.from_bytes(rcv.to_bytes()).to_bytes(), rcv.to_bytes().hex())
+            GROUP_SNAPSHOTS.add(rcv.to_bytes())
+        else:
+            raise Mismatch(where + ": unknown event type %r" % t)
+    finals = dict(receivers, alice=sender)
+    want_names = {k[:-len("_sha256")] if k.endswith("_sha256") else k for k in v["final_states"]}
+    eq("final_states names", sorted(want_names), sorted(finals))
+    for name, obj in finals.items():
+        state_or_hash(v["final_states"], name, obj.to_bytes(), "final_states")
+
+
+def build_sender_state(d):
+    """§15.11 GroupSender layout, written out independently of sotto_spec."""
+    return (bytes([0x01, 0x22]) + h(d["group_id"]) + d["chain_id"].to_bytes(4, "big")
+            + d["index"].to_bytes(4, "big") + b"".join(h(x) for x in d["levels"]) + h(d["signing_seed"]))
+
+
+def build_receiver_state(d):
+    """§15.11 GroupReceiver layout, written out independently of sotto_spec."""
+    b = bytes([0x01, 0x23]) + h(d["group_id"]) + d["chain_id"].to_bytes(4, "big") + h(d["signing_public"])
+    b += b"\x00" if d["sender_identity"] is None else b"\x01" + h(d["sender_identity"])
+    b += d["next"].to_bytes(4, "big") + b"".join(h(x) for x in d["levels"])
+    b += len(d["skipped"]).to_bytes(2, "big")
+    for c in d["skipped"]:
+        b += c["index"].to_bytes(4, "big") + h(c["message_key"])
+    return b
+
+
+def decoded_group_sender(s: S.GroupSender):
+    return {"chain_id": s.chain_id, "group_id": s.group_id.hex(), "index": s.index,
+            "levels": levels(s.ratchet.R), "signing_public": s.signing_public.hex(),
+            "signing_seed": s.seed.hex()}
+
+
+def decoded_group_receiver(r: S.GroupReceiver):
+    return {"chain_id": r.chain_id, "group_id": r.group_id.hex(), "levels": levels(r.ratchet.R),
+            "next": r.next, "sender_identity": hx(r.sender), "signing_public": r.signing_public.hex(),
+            "skipped": [{"index": i, "message_key": r.cache[i].hex()} for i in sorted(r.cache)]}
+
+
+def check_group_state(v):
+    if v["kind"] == "group_sender":
+        cls, dec, build, tag = S.GroupSender, decoded_group_sender, build_sender_state, S.TAG_GROUP_SENDER
+    else:
+        cls, dec, build, tag = S.GroupReceiver, decoded_group_receiver, build_receiver_state, S.TAG_GROUP_RECEIVER
+    state = h(v["state"])
+    obj = cls.from_bytes(state)
+    eq("re-encode", obj.to_bytes(), v["state"])
+    eq("decoded", dec(obj), v["decoded"])
+    eq("state rebuilt from decoded", build(v["decoded"]), v["state"])
+    eq("seal_info", S.L_SEALED.decode(), v["seal_info"])
+    key, nonce = S.KN(h(v["seal_salt"]), h(v["storage_key"]), S.L_SEALED)
+    eq("seal_aes_key", key, v["seal_aes_key"])
+    eq("seal_nonce", nonce, v["seal_nonce"])
+    sealed = obj.seal(Draws([v["seal_salt"]]), h(v["storage_key"]))
+    eq("sealed", sealed, v["sealed"])
+    eq("sealed inner type", sealed[2], tag)
+    eq("unsealed", cls.unseal(h(v["sealed"]), h(v["storage_key"])).to_bytes(), v["state"])
+    if state not in GROUP_SNAPSHOTS:
+        raise Mismatch("state was not reached by replaying group_session")
+
+
+def check_group_negative(v, fixtures):
+    data = h(v["input"])
+    if "pad_to" in v:
+        data = data + bytes(v["pad_to"] - len(data))
+    op, err = v["operation"], v["error"]
+    simple = {
+        "GroupMessage::from_bytes": S.GroupMessage.parse,
+        "SenderKeyDistribution::from_bytes": S.parse_distribution,
+        "GroupSender::from_bytes": S.GroupSender.from_bytes,
+        "GroupReceiver::from_bytes": S.GroupReceiver.from_bytes,
+    }
+    if op in simple:
+        expect_error(lambda: simple[op](data), err)
+    elif op in ("GroupSender::unseal", "GroupReceiver::unseal"):
+        cls = S.GroupSender if op.startswith("GroupSender") else S.GroupReceiver
+        expect_error(lambda: cls.unseal(data, h(v["storage_key"])), err)
+    elif op == "GroupReceiver::decrypt":
+        msg = S.GroupMessage.parse(data)
+        rcv = S.GroupReceiver.from_bytes(h(fixtures[v["receiver"]]))
+        before = rcv.to_bytes()
+        eq("fixture re-encodes", before, fixtures[v["receiver"]])
+        expect_error(lambda: rcv.decrypt(msg), err)
+        eq("receiver unchanged", rcv.to_bytes(), before.hex())
+    elif op == "GroupSender::encrypt":
+        snd = S.GroupSender.from_bytes(h(fixtures[v["sender"]]))
+        before = snd.to_bytes()
+        eq("fixture re-encodes", before, fixtures[v["sender"]])
+        expect_error(lambda: snd.encrypt(Draws([]), data), err)   # Draws([]) fails on any draw
+        eq("sender unchanged", snd.to_bytes(), before.hex())
+    else:
+        raise Mismatch("unknown operation %r" % op)
+
+
+def check_group(v, fixtures):
+    kind = v.get("kind")
+    if kind == "ratchet":
+        return check_group_ratchet(v)
+    if kind == "session":
+        return check_group_session(v)
+    if kind in ("group_sender", "group_receiver"):
+        return check_group_state(v)
+    if kind == "negative":
+        return check_group_negative(v, fixtures)
+    raise Mismatch("unknown group vector kind %r" % kind)
 
 
 # ---------------------------------------------------------------------------
