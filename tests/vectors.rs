@@ -58,6 +58,11 @@ fn negative_vectors() {
 }
 
 #[test]
+fn group_vectors() {
+    check_area("group");
+}
+
+#[test]
 fn verify_dir_covers_every_area() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("test-vectors");
     let outcomes = vectors::verify_dir(&dir);
@@ -113,6 +118,43 @@ fn verifier_rejects_corrupted_vectors() {
     let mut f = load("negative");
     f["vectors"][0]["error"]["name"] = Value::from("TrailingBytes");
     assert!(fails("negative", &f));
+
+    let mut f = load("group");
+    corrupt(&mut f["vectors"][0]["states"][5]["levels"][3]);
+    assert!(fails("group", &f));
+
+    let mut f = load("group");
+    corrupt(&mut f["vectors"][0]["states"][9]["message"]);
+    assert!(fails("group", &f));
+
+    let group = load("group");
+    let events = group["vectors"][1]["events"].as_array().unwrap();
+    let jump = events
+        .iter()
+        .position(|e| e["type"] == "receive" && e["skipped_cached"].as_array().unwrap().len() == 32)
+        .unwrap();
+    let send = events.iter().position(|e| e["type"] == "send").unwrap();
+    let mut f = group.clone();
+    corrupt(&mut f["vectors"][1]["events"][jump]["skipped_cached"][31]);
+    assert!(fails("group", &f));
+
+    let mut f = group.clone();
+    corrupt(&mut f["vectors"][1]["events"][send]["signed_data"]);
+    assert!(fails("group", &f));
+
+    let mut f = group.clone();
+    corrupt(&mut f["vectors"][1]["events"][send]["rng_draws"][0]);
+    assert!(fails("group", &f));
+
+    let mut f = group.clone();
+    let negative = f["vectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|v| v["name"] == "jump_past_max")
+        .unwrap();
+    f["vectors"][negative]["error"]["fields"]["index"] = Value::from(1);
+    assert!(fails("group", &f));
 
     let mut f = load("negative");
     f["vectors"][0]["area"] = Value::from("kdf");

@@ -26,7 +26,9 @@
 #[path = "../../tests/support/vectors.rs"]
 mod vectors;
 
+mod group;
 mod model;
+mod model_group;
 
 use std::path::PathBuf;
 
@@ -50,6 +52,7 @@ const GENERATORS: &[(&str, Generator)] = &[
     ("conversation", conversation),
     ("persistence", persistence),
     ("negative", negative),
+    ("group", group::group),
 ];
 
 /// ChaCha20Rng that logs every draw, so sotto's draws can be compared with

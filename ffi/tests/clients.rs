@@ -114,9 +114,29 @@ fn python_client_conversation() {
             "alice -> bob: hello Bob",
             "bob -> alice: hi Alice",
             "bob -> alice: after restore",
-            "error ok: 3 (device must be a device handle, got a session handle)",
+            "error ok: WRONG_HANDLE -> 3 (device must be a device handle, got a session handle)",
+            "group: alice, bob and carol hold each other's sender keys",
+            "carol -> group: hey both",
+            "alice -> carol (out of order): part 3",
+            "bob -> group (restored): me too",
+            "alice -> group (rotated): without carol",
+            "error ok: UNKNOWN_GROUP_CHAIN -> 122 (unknown group or sender chain)",
+            "carol (removed) cannot read: without carol",
+            "error ok: INVALID_SIGNATURE -> 110 (signature verification failed)",
+            "error ok: WRONG_HANDLE -> 3 (sender must be a group sender handle, got a group receiver handle)",
+            "error ok: NULL_POINTER -> 1 (delivered_by is NULL)",
+            "error ok: PLAINTEXT_TOO_LARGE -> 107 (plaintext is larger than the maximum)",
+            "bob (after errors): do not show this",
             "python conversation ok",
         ],
+    );
+    let checked_errors = stdout
+        .lines()
+        .filter(|l| l.starts_with("error ok:"))
+        .count();
+    assert!(
+        checked_errors >= 60,
+        "only {checked_errors} error paths ran"
     );
 }
 

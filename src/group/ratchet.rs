@@ -4,7 +4,7 @@
 //! R_0 the most significant. Moving to a later index steps the level of the
 //! highest digit that changes and reseeds every level below it from the one
 //! above, so reaching any later index costs at most 8 * 15 steps and
-//! 8 * 7 reseeds, however far it is.
+//! 28 reseeds, however far it is.
 
 use rand_core::CryptoRng;
 use zeroize::{Zeroize, ZeroizeOnDrop};

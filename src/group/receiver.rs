@@ -134,8 +134,10 @@ impl GroupReceiver {
         // Keep keys only for the indices just below the target, which are
         // the ones most likely still in flight.
         let mut ratchet: Ratchet = (*self.ratchet).clone();
-        ratchet.advance_to(index.saturating_sub(GROUP_SKIP_WINDOW).max(next));
-        let mut skipped = Vec::with_capacity(usize::try_from(GROUP_SKIP_WINDOW).unwrap_or(0));
+        let first_cached = index.saturating_sub(GROUP_SKIP_WINDOW).max(next);
+        ratchet.advance_to(first_cached);
+        // Empty (no allocation) for an in-order message.
+        let mut skipped = Vec::with_capacity(usize::try_from(index - first_cached).unwrap_or(0));
         while ratchet.index() < index {
             skipped.push((ratchet.index(), Box::new(ratchet.message_key())));
             ratchet.advance_to(ratchet.index().saturating_add(1));

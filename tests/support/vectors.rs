@@ -13,6 +13,9 @@ use hkdf::Hkdf;
 use hmac::{KeyInit, Mac, SimpleHmac};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use sotto::group::{
+    GroupId, GroupMessage, GroupReceiver, GroupSender, MAX_GROUP_JUMP, SenderKeyDistribution,
+};
 use sotto::rand_core::{Infallible, TryCryptoRng, TryRng};
 use sotto::{
     Device, Error, IdentityKey, Message, OneTimePreKey, PreKeyBundle, PreKeyMessage, Role, Session,
@@ -20,7 +23,14 @@ use sotto::{
 };
 
 /// The vector files this verifier knows, in the order it checks them.
-pub(crate) const AREAS: &[&str] = &["kdf", "x3dh", "conversation", "persistence", "negative"];
+pub(crate) const AREAS: &[&str] = &[
+    "kdf",
+    "x3dh",
+    "conversation",
+    "persistence",
+    "negative",
+    "group",
+];
 
 /// Lowercase hex.
 pub(crate) fn hex(bytes: &[u8]) -> String {
@@ -135,6 +145,13 @@ pub(crate) fn error_json(e: &Error) -> Value {
         Error::UnexpectedRatchetKey => ("UnexpectedRatchetKey", json!({})),
         Error::SessionMismatch => ("SessionMismatch", json!({})),
         Error::ChainExhausted => ("ChainExhausted", json!({})),
+        Error::UnknownGroupChain => ("UnknownGroupChain", json!({})),
+        Error::GroupIndexOutOfRange { index } => {
+            ("GroupIndexOutOfRange", json!({ "index": index }))
+        }
+        Error::GroupMismatch => ("GroupMismatch", json!({})),
+        Error::GroupChainConflict => ("GroupChainConflict", json!({})),
+        Error::GroupChainNotNewer => ("GroupChainNotNewer", json!({})),
         _ => ("Unknown", json!({ "debug": format!("{e:?}") })),
     };
     json!({ "name": name, "fields": fields })
@@ -173,6 +190,7 @@ pub(crate) fn verify_file(area: &str, file: &Value) -> Vec<Outcome> {
         "conversation" => verify_conversation,
         "persistence" => verify_persistence,
         "negative" => verify_negative,
+        "group" => verify_group,
         _ => {
             return vec![Outcome {
                 name: format!("{area}/<file>"),
@@ -783,6 +801,37 @@ fn verify_negative(fixtures: &Value, v: &Value) -> Res {
             unchanged(&state, &device.to_bytes())?;
             r
         }
+        "GroupMessage::from_bytes" => GroupMessage::from_bytes(&input(v)?).map(drop),
+        "SenderKeyDistribution::from_bytes" => {
+            SenderKeyDistribution::from_bytes(&input(v)?).map(drop)
+        }
+        "GroupSender::from_bytes" => GroupSender::from_bytes(&input(v)?).map(drop),
+        "GroupReceiver::from_bytes" => GroupReceiver::from_bytes(&input(v)?).map(drop),
+        "GroupSender::unseal" => {
+            GroupSender::unseal(&input(v)?, &StorageKey::from_bytes(b32(v, "storage_key")?))
+                .map(drop)
+        }
+        "GroupReceiver::unseal" => {
+            GroupReceiver::unseal(&input(v)?, &StorageKey::from_bytes(b32(v, "storage_key")?))
+                .map(drop)
+        }
+        "GroupReceiver::decrypt" => {
+            let state = fixture(fixtures, v, "receiver")?;
+            let mut receiver = api("receiver", GroupReceiver::from_bytes(&state))?;
+            let message = api("parse", GroupMessage::from_bytes(&input(v)?))?;
+            let r = receiver.decrypt(&message).map(drop);
+            unchanged(&state, &receiver.to_bytes())?;
+            r
+        }
+        "GroupSender::encrypt" => {
+            let state = fixture(fixtures, v, "sender")?;
+            let mut sender = api("sender", GroupSender::from_bytes(&state))?;
+            let mut rng = ReplayRng::new([]);
+            let r = sender.encrypt(&mut rng, &input(v)?).map(drop);
+            unchanged(&state, &sender.to_bytes())?;
+            rng.finish()?;
+            r
+        }
         other => return Err(format!("unknown operation {other:?}")),
     };
     match result {
@@ -790,4 +839,587 @@ fn verify_negative(fixtures: &Value, v: &Value) -> Res {
         Err(e) if error_json(&e) == v["error"] => Ok(()),
         Err(e) => Err(format!("got {}, want {}", error_json(&e), v["error"])),
     }
+}
+
+/// R_0 .. R_7 of a group ratchet.
+type Levels = [[u8; 32]; 8];
+
+fn labelled_sha256(label: &str, data: &[u8]) -> [u8; 32] {
+    Sha256::new()
+        .chain_update(label)
+        .chain_update(data)
+        .finalize()
+        .into()
+}
+
+fn levels(v: &Value, key: &str) -> Result<Levels, String> {
+    let list = v
+        .get(key)
+        .and_then(Value::as_array)
+        .filter(|l| l.len() == 8)
+        .ok_or_else(|| format!("{key:?} is not a list of 8 levels"))?;
+    let mut out = [[0u8; 32]; 8];
+    for (o, l) in out.iter_mut().zip(list) {
+        *o = unhex(l.as_str().ok_or("level is not a string")?)?
+            .try_into()
+            .map_err(|_| "level is not 32 bytes")?;
+    }
+    Ok(out)
+}
+
+fn flat(l: &Levels) -> Vec<u8> {
+    l.concat()
+}
+
+fn u32_of(v: &Value, key: &str) -> Result<u32, String> {
+    u32::try_from(u(v, key)?).map_err(|e| e.to_string())
+}
+
+/// SPEC §15.4 closed form: R_k(i) = Step^{d_k(i)}(B_k(i)).
+fn closed_form(labels: &Value, initial: &Levels, i: u32) -> Result<Levels, String> {
+    let (step, derive) = (s(labels, "step")?, s(labels, "derive")?);
+    let digit = |k: usize| (i >> (4 * (7 - k))) & 0xF;
+    let mut out = [[0u8; 32]; 8];
+    for k in 0..8 {
+        let mut r = if (0..k).all(|a| digit(a) == 0) {
+            initial[k]
+        } else {
+            labelled_sha256(derive, &out[k - 1])
+        };
+        for _ in 0..digit(k) {
+            r = labelled_sha256(step, &r);
+        }
+        out[k] = r;
+    }
+    Ok(out)
+}
+
+fn group_key(labels: &Value, l: &Levels) -> Result<[u8; 32], String> {
+    Ok(labelled_sha256(s(labels, "key")?, &l[7]))
+}
+
+fn signing_public(seed: &[u8; 32]) -> [u8; 32] {
+    ed25519_dalek::SigningKey::from_bytes(seed)
+        .verifying_key()
+        .to_bytes()
+}
+
+/// A new chain's draws (chain id, R_0..R_7, Ed25519 seed) against the
+/// event's fields and the sender sotto made from them.
+fn check_new_chain(e: &Value, drawn: &[Vec<u8>], sender: &GroupSender) -> Res {
+    let [chain, r, seed] = drawn else {
+        return Err("a new chain draws three values".into());
+    };
+    let chain: [u8; 4] = chain.as_slice().try_into().map_err(|_| "chain id draw")?;
+    if u64::from(u32::from_be_bytes(chain)) != u(e, "chain_id")?
+        || sender.chain_id() != u32_of(e, "chain_id")?
+    {
+        return Err("chain_id".into());
+    }
+    eq("levels", &flat(&levels(e, "levels")?), r)?;
+    eq("signing_seed", &b(e, "signing_seed")?, seed)?;
+    let seed: [u8; 32] = seed.as_slice().try_into().map_err(|_| "seed draw")?;
+    eq(
+        "signing_public",
+        &signing_public(&seed),
+        &b(e, "signing_public")?,
+    )?;
+    eq(
+        "sotto signing key",
+        &sender.signing_key_bytes(),
+        &b(e, "signing_public")?,
+    )?;
+    eq("sender_state", &sender.to_bytes(), &b(e, "sender_state")?)
+}
+
+/// Every value of one group message, recomputed from the primitives (§15.5).
+fn check_group_message(labels: &Value, e: &Value, initial: &Levels, seed: &[u8; 32]) -> Res {
+    use aes_gcm::aead::AeadInOut;
+    let index = u32_of(e, "index")?;
+    let l = closed_form(labels, initial, index)?;
+    let k = group_key(labels, &l)?;
+    eq("message_key", &k, &b(e, "message_key")?)?;
+    let salt = b(e, "salt")?;
+    let okm = hkdf_sha256(&salt, &k, s(labels, "message_keys")?.as_bytes(), 44);
+    eq("aes_key", &okm[..32], &b(e, "aes_key")?)?;
+    eq("nonce", &okm[32..], &b(e, "nonce")?)?;
+    let message = b(e, "message")?;
+    if message.len() < 138 {
+        return Err("message too short".into());
+    }
+    let header = &message[..58];
+    eq("header", header, &b(e, "header")?)?;
+    eq("header index", &header[38..42], &index.to_be_bytes())?;
+    eq("header salt", &header[42..], &salt)?;
+    let cipher = aes_gcm::Aes256Gcm::new_from_slice(&okm[..32]).map_err(|e| e.to_string())?;
+    let nonce = aes_gcm::Nonce::try_from(&okm[32..]).map_err(|_| "nonce length")?;
+    let mut buf = b(e, "plaintext")?;
+    let tag = cipher
+        .encrypt_inout_detached(&nonce, header, buf.as_mut_slice().into())
+        .map_err(|e| e.to_string())?;
+    buf.extend_from_slice(&tag);
+    eq("ciphertext", &buf, &b(e, "ciphertext")?)?;
+    eq("message body", &message[58..message.len() - 64], &buf)?;
+    let (unsigned, signature) = message.split_at(message.len() - 64);
+    let mut signed = s(labels, "signature")?.as_bytes().to_vec();
+    signed.extend(unsigned);
+    eq("signed_data", &signed, &b(e, "signed_data")?)?;
+    eq("signature", signature, &b(e, "signature")?)?;
+    use ed25519_dalek::Signer;
+    let key = ed25519_dalek::SigningKey::from_bytes(seed);
+    eq(
+        "signature recomputed",
+        &key.sign(&signed).to_bytes(),
+        signature,
+    )?;
+    let sig = ed25519_dalek::Signature::from_slice(signature).map_err(|e| e.to_string())?;
+    key.verifying_key()
+        .verify_strict(&signed, &sig)
+        .map_err(|e| format!("signature does not verify: {e}"))
+}
+
+/// A receiver state, given in full or as its SHA-256.
+fn check_receiver_state(e: &Value, key: &str, state: &[u8]) -> Res {
+    match e.get(key) {
+        Some(_) => eq(key, state, &b(e, key)?),
+        None => eq(
+            key,
+            &Sha256::digest(state),
+            &b(e, &format!("{key}_sha256"))?,
+        ),
+    }
+}
+
+/// The sender's state (§15.11) at index `to`: its group and chain, the
+/// closed-form levels, its signing seed.
+fn sender_state_at(
+    sender: &GroupSender,
+    to: u32,
+    labels: &Value,
+    initial: &Levels,
+    seed: &[u8; 32],
+) -> Result<Vec<u8>, String> {
+    let mut out = vec![1, 0x22];
+    out.extend(sender.group_id().as_bytes());
+    out.extend(sender.chain_id().to_be_bytes());
+    out.extend(to.to_be_bytes());
+    out.extend(flat(&closed_form(labels, initial, to)?));
+    out.extend(seed);
+    Ok(out)
+}
+
+/// A receiver state at index `next` with an empty cache, encoded per §15.11.
+fn receiver_state_at(group: &[u8], chain: u32, public: &[u8], next: u32, l: &Levels) -> Vec<u8> {
+    let mut out = vec![1, 0x23];
+    out.extend(group);
+    out.extend(chain.to_be_bytes());
+    out.extend(public);
+    out.push(0);
+    out.extend(next.to_be_bytes());
+    out.extend(flat(l));
+    out.extend([0, 0]);
+    out
+}
+
+fn verify_group(fixtures: &Value, v: &Value) -> Res {
+    match s(v, "kind")? {
+        "ratchet" => verify_group_ratchet(v),
+        "session" => verify_group_session(v),
+        "group_sender" | "group_receiver" => verify_group_state(v),
+        "negative" => verify_negative(fixtures, v),
+        other => Err(format!("unknown kind {other:?}")),
+    }
+}
+
+/// The ratchet at each listed index: the closed form from the initial
+/// levels; sotto's sender restored there encrypts the recorded message and
+/// increments to the closed form of the next index; sotto's receivers jump
+/// to it from index 0 and from the previous listed index.
+fn verify_group_ratchet(v: &Value) -> Res {
+    let labels = &v["labels"];
+    let c = &v["sender"];
+    let drawn = draws(c, "rng_draws")?;
+    let mut rng = ReplayRng::new(drawn.clone());
+    let group = b32(c, "group_id")?;
+    let sender = GroupSender::new(&mut rng, GroupId::from_bytes(group));
+    rng.finish()?;
+    check_new_chain(c, &drawn, &sender)?;
+    let initial = levels(c, "levels")?;
+    let seed = b32(c, "signing_seed")?;
+    let public = b(c, "signing_public")?;
+    let chain = sender.chain_id();
+    let dist = b(v, "distribution")?;
+    eq("distribution", &sender.distribution().to_bytes(), &dist)?;
+    let at0 = receiver_state_at(&group, chain, &public, 0, &initial);
+    eq(
+        "receiver at 0",
+        &api("import", GroupReceiver::import_unauthenticated(&dist))?.to_bytes(),
+        &at0,
+    )?;
+    let mut prev: Option<(u32, Levels)> = None;
+    for st in v["states"].as_array().ok_or("states")? {
+        let t = u32_of(st, "index")?;
+        let at = |r: Res| r.map_err(|m| format!("index {t}: {m}"));
+        let l = levels(st, "levels")?;
+        at(eq(
+            "levels (closed form)",
+            &flat(&closed_form(labels, &initial, t)?),
+            &flat(&l),
+        ))?;
+        at(eq(
+            "message_key",
+            &group_key(labels, &l)?,
+            &b(st, "message_key")?,
+        ))?;
+        let mut state = vec![1, 0x22];
+        state.extend(group);
+        state.extend(chain.to_be_bytes());
+        state.extend(t.to_be_bytes());
+        state.extend(flat(&l));
+        state.extend(seed);
+        let mut s = api("GroupSender::from_bytes", GroupSender::from_bytes(&state))?;
+        let pt = b(st, "plaintext")?;
+        if st["message"].is_null() {
+            let r = s.encrypt(&mut ReplayRng::new([]), &pt);
+            if t != u32::MAX || r.as_ref().err() != Some(&Error::ChainExhausted) {
+                return at(Err("only the last index has no message".into()));
+            }
+            prev = Some((t, l));
+            continue;
+        }
+        let mut rng = ReplayRng::new([b(st, "salt")?]);
+        let wire = api("encrypt", s.encrypt(&mut rng, &pt))?;
+        at(rng.finish())?;
+        let message = b(st, "message")?;
+        at(eq("message", wire.as_bytes(), &message))?;
+        at(check_message_bytes(labels, &message, &l, &pt, &seed))?;
+        let after = s.to_bytes();
+        at(eq(
+            "increment (closed form)",
+            &after[42..298],
+            &flat(&closed_form(labels, &initial, t + 1)?),
+        ))?;
+        at(eq(
+            "incremented index",
+            &after[38..42],
+            &(t + 1).to_be_bytes(),
+        ))?;
+        let parsed = api("parse", GroupMessage::from_bytes(&message))?;
+        let mut starts = vec![(0u32, initial)];
+        starts.extend(prev);
+        for (from, fl) in starts {
+            if t - from > MAX_GROUP_JUMP {
+                continue;
+            }
+            let state = receiver_state_at(&group, chain, &public, from, &fl);
+            let mut r = api("receiver", GroupReceiver::from_bytes(&state))?;
+            let got = api("decrypt", r.decrypt(&parsed))?;
+            at(eq(
+                &format!("plaintext after a jump from {from}"),
+                &got.plaintext,
+                &pt,
+            ))?;
+        }
+        prev = Some((t, l));
+    }
+    Ok(())
+}
+
+/// Ciphertext and signature of a message at the levels `l`, recomputed.
+fn check_message_bytes(
+    labels: &Value,
+    message: &[u8],
+    l: &Levels,
+    pt: &[u8],
+    seed: &[u8; 32],
+) -> Res {
+    use aes_gcm::aead::AeadInOut;
+    use ed25519_dalek::Signer;
+    if message.len() != 138 + pt.len() {
+        return Err("message length".into());
+    }
+    let k = group_key(labels, l)?;
+    let okm = hkdf_sha256(
+        &message[42..58],
+        &k,
+        s(labels, "message_keys")?.as_bytes(),
+        44,
+    );
+    let cipher = aes_gcm::Aes256Gcm::new_from_slice(&okm[..32]).map_err(|e| e.to_string())?;
+    let nonce = aes_gcm::Nonce::try_from(&okm[32..]).map_err(|_| "nonce length")?;
+    let mut buf = pt.to_vec();
+    let tag = cipher
+        .encrypt_inout_detached(&nonce, &message[..58], buf.as_mut_slice().into())
+        .map_err(|e| e.to_string())?;
+    buf.extend_from_slice(&tag);
+    eq("ciphertext", &message[58..message.len() - 64], &buf)?;
+    let mut signed = s(labels, "signature")?.as_bytes().to_vec();
+    signed.extend(&message[..message.len() - 64]);
+    let sig = ed25519_dalek::SigningKey::from_bytes(seed).sign(&signed);
+    eq("signature", &message[message.len() - 64..], &sig.to_bytes())
+}
+
+/// The scripted session, replayed event by event through sotto.
+fn verify_group_session(v: &Value) -> Res {
+    use std::collections::BTreeMap;
+    let labels = &v["labels"];
+    let group = GroupId::from_bytes(b32(v, "group_id")?);
+    let mut alice: Option<GroupSender> = None;
+    // Initial levels and signing seed per chain id.
+    let mut chains: BTreeMap<u32, (Levels, [u8; 32])> = BTreeMap::new();
+    let mut receivers: BTreeMap<String, GroupReceiver> = BTreeMap::new();
+    let mut sent: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for (i, e) in v["events"]
+        .as_array()
+        .ok_or("no events")?
+        .iter()
+        .enumerate()
+    {
+        let at = |r: Res| r.map_err(|m| format!("event {i}: {m}"));
+        let ty = s(e, "type")?;
+        if ty == "create" || ty == "rotate" {
+            let drawn = draws(e, "rng_draws")?;
+            let mut rng = ReplayRng::new(drawn.clone());
+            let sender = if ty == "create" {
+                eq("group_id", group.as_bytes(), &b(e, "group_id")?)?;
+                GroupSender::new(&mut rng, group)
+            } else {
+                let mut sender = alice.take().ok_or("rotate before create")?;
+                let d = sender.rotate(&mut rng);
+                at(eq("distribution", &d.to_bytes(), &b(e, "distribution")?))?;
+                sender
+            };
+            at(rng.finish())?;
+            at(check_new_chain(e, &drawn, &sender))?;
+            chains.insert(
+                sender.chain_id(),
+                (levels(e, "levels")?, b32(e, "signing_seed")?),
+            );
+            alice = Some(sender);
+            continue;
+        }
+        let sender = alice.as_mut().ok_or("no sender yet")?;
+        let (initial, seed) = *chains.get(&sender.chain_id()).ok_or("unknown chain")?;
+        match ty {
+            "distribution" => {
+                let d = b(e, "distribution")?;
+                at(eq("distribution", &sender.distribution().to_bytes(), &d))?;
+                if u64::from(sender.index()) != u(e, "index")? || d.len() != 330 {
+                    return at(Err("distribution index".into()));
+                }
+                at(eq(
+                    "distribution levels",
+                    &d[42..298],
+                    &flat(&closed_form(labels, &initial, sender.index())?),
+                ))?;
+            }
+            "install" => {
+                let d = b(e, "distribution")?;
+                let receiver = match s(e, "via")? {
+                    "accept" => {
+                        let session = api("session", Session::from_bytes(&b(e, "delivered_by")?))?;
+                        api("accept", GroupReceiver::accept(&d, &session))?
+                    }
+                    "import_unauthenticated" => {
+                        api("import", GroupReceiver::import_unauthenticated(&d))?
+                    }
+                    other => return at(Err(format!("unknown via {other:?}"))),
+                };
+                at(eq("receiver state", &receiver.to_bytes(), &b(e, "state")?))?;
+                receivers.insert(s(e, "to")?.to_owned(), receiver);
+            }
+            "send" => {
+                at(check_group_message(labels, e, &initial, &seed))?;
+                let mut rng = ReplayRng::new(draws(e, "rng_draws")?);
+                let pt = b(e, "plaintext")?;
+                let wire = api("encrypt", sender.encrypt(&mut rng, &pt))?;
+                at(rng.finish())?;
+                at(eq("message", wire.as_bytes(), &b(e, "message")?))?;
+                at(eq(
+                    "sender state after",
+                    &sender.to_bytes(),
+                    &sender_state_at(sender, u32_of(e, "index")? + 1, labels, &initial, &seed)?,
+                ))?;
+                sent.insert(s(e, "message_id")?.to_owned(), wire.into_bytes());
+            }
+            "advance" => {
+                let to = u32_of(e, "to")?;
+                if to < sender.index() {
+                    return at(Err("advance backwards".into()));
+                }
+                let state = sender_state_at(sender, to, labels, &initial, &seed)?;
+                *sender = api("restore", GroupSender::from_bytes(&state))?;
+            }
+            "receive" => {
+                let to = s(e, "to")?;
+                let receiver = receivers.get_mut(to).ok_or("unknown receiver")?;
+                let message = sent.get(s(e, "message_id")?).ok_or("receive before send")?;
+                at(check_receiver_state(
+                    e,
+                    "state_before",
+                    &receiver.to_bytes(),
+                ))?;
+                if u64::from(receiver.next_index()) != u(e, "next_before")? {
+                    return at(Err("next_before".into()));
+                }
+                let parsed = api("parse", GroupMessage::from_bytes(message))?;
+                let cached_before = receiver.skipped_key_count();
+                let got = api("decrypt", receiver.decrypt(&parsed))?;
+                at(eq("plaintext", &got.plaintext, &b(e, "plaintext")?))?;
+                let index = u32_of(e, "index")?;
+                let chain = u32_of(e, "chain_id")?;
+                if got.index != index || got.chain_id != chain {
+                    return at(Err("index or chain id".into()));
+                }
+                let identity = got.sender.identity().map(|id| hex(&id.to_bytes()[2..]));
+                if identity.as_deref() != e["sender"].as_str() {
+                    return at(Err("sender".into()));
+                }
+                at(check_receiver_state(e, "state_after", &receiver.to_bytes()))?;
+                if receiver.skipped_key_count() as u64 != u(e, "skipped_keys_after")?
+                    || u64::from(receiver.next_index()) != u(e, "next_after")?
+                {
+                    return at(Err("skipped key count or next index".into()));
+                }
+                let (initial, _) = chains.get(&chain).ok_or("unknown chain")?;
+                let key_of =
+                    |j: u32| closed_form(labels, initial, j).and_then(|l| group_key(labels, &l));
+                at(eq("message_key", &key_of(index)?, &b(e, "message_key")?))?;
+                let cached = e["skipped_cached"].as_array().ok_or("skipped_cached")?;
+                if s(e, "key_source")? == "ratchet" {
+                    let next = u32_of(e, "next_before")?;
+                    let from = next.max(index.saturating_sub(32));
+                    let evicted = e["evicted"].as_array().ok_or("evicted")?.len();
+                    if u64::from(from) != u(e, "skip_from")?
+                        || cached.len() as u64 != u64::from(index - from)
+                        || u64::from(index) + 1 != u(e, "next_after")?
+                        || evicted != (cached_before + cached.len()).saturating_sub(256)
+                    {
+                        return at(Err("jump bounds or evictions".into()));
+                    }
+                } else if !cached.is_empty() {
+                    return at(Err("a cached key stores no keys".into()));
+                }
+                let first = u32_of(e, "skip_from").unwrap_or(index);
+                for (j, c) in (first..).zip(cached) {
+                    let c = unhex(c.as_str().ok_or("cached key is not a string")?)?;
+                    at(eq(&format!("cached key {j}"), &key_of(j)?, &c))?;
+                }
+            }
+            other => return at(Err(format!("unknown event {other:?}"))),
+        }
+    }
+    let finals = &v["final_states"];
+    let alice = alice.ok_or("no sender")?;
+    eq("final alice", &alice.to_bytes(), &b(finals, "alice")?)?;
+    for (name, r) in &receivers {
+        check_receiver_state(finals, name, &r.to_bytes())?;
+    }
+    Ok(())
+}
+
+/// group_sender / group_receiver: decoded, re-encoded from the decoded
+/// fields per §15.11, sealed with the recorded salt and unsealed.
+fn verify_group_state(v: &Value) -> Res {
+    let state = b(v, "state")?;
+    let d = &v["decoded"];
+    let key = StorageKey::from_bytes(b32(v, "storage_key")?);
+    let sealed = b(v, "sealed")?;
+    let mut rng = ReplayRng::new([b(v, "seal_salt")?]);
+    let mut spec = vec![1];
+    let group = b(d, "group_id")?;
+    let chain = u32_of(d, "chain_id")?;
+    if s(v, "kind")? == "group_sender" {
+        let sender = api("GroupSender::from_bytes", GroupSender::from_bytes(&state))?;
+        eq("re-encoded", &sender.to_bytes(), &state)?;
+        spec.push(0x22);
+        spec.extend(&group);
+        spec.extend(chain.to_be_bytes());
+        spec.extend(u32_of(d, "index")?.to_be_bytes());
+        spec.extend(flat(&levels(d, "levels")?));
+        let seed = b32(d, "signing_seed")?;
+        spec.extend(seed);
+        eq(
+            "signing_public",
+            &sender.signing_key_bytes(),
+            &b(d, "signing_public")?,
+        )?;
+        eq(
+            "signing_public from seed",
+            &signing_public(&seed),
+            &b(d, "signing_public")?,
+        )?;
+        if sender.chain_id() != chain || u64::from(sender.index()) != u(d, "index")? {
+            return Err("chain id or index".into());
+        }
+        eq(
+            "sealed",
+            &api("seal", sender.seal(&key, &mut rng))?,
+            &sealed,
+        )?;
+        let opened = api("unseal", GroupSender::unseal(&sealed, &key))?;
+        eq("unsealed", &opened.to_bytes(), &state)?;
+    } else {
+        let receiver = api(
+            "GroupReceiver::from_bytes",
+            GroupReceiver::from_bytes(&state),
+        )?;
+        eq("re-encoded", &receiver.to_bytes(), &state)?;
+        spec.push(0x23);
+        spec.extend(&group);
+        spec.extend(chain.to_be_bytes());
+        spec.extend(b(d, "signing_public")?);
+        match d["sender_identity"].as_str() {
+            Some(id) => {
+                spec.push(1);
+                spec.extend(unhex(id)?);
+            }
+            None => spec.push(0),
+        }
+        spec.extend(u32_of(d, "next")?.to_be_bytes());
+        spec.extend(flat(&levels(d, "levels")?));
+        let skipped = d["skipped"].as_array().ok_or("skipped")?;
+        spec.extend(
+            u16::try_from(skipped.len())
+                .map_err(|e| e.to_string())?
+                .to_be_bytes(),
+        );
+        for k in skipped {
+            spec.extend(u32_of(k, "index")?.to_be_bytes());
+            spec.extend(b(k, "message_key")?);
+        }
+        let identity = receiver
+            .sender()
+            .identity()
+            .map(|id| hex(&id.to_bytes()[2..]));
+        if identity.as_deref() != d["sender_identity"].as_str()
+            || receiver.chain_id() != chain
+            || u64::from(receiver.next_index()) != u(d, "next")?
+            || receiver.skipped_key_count() != skipped.len()
+        {
+            return Err("decoded fields".into());
+        }
+        eq(
+            "signing_public",
+            &receiver.signing_key_bytes(),
+            &b(d, "signing_public")?,
+        )?;
+        eq(
+            "sealed",
+            &api("seal", receiver.seal(&key, &mut rng))?,
+            &sealed,
+        )?;
+        let opened = api("unseal", GroupReceiver::unseal(&sealed, &key))?;
+        eq("unsealed", &opened.to_bytes(), &state)?;
+    }
+    eq("state from the decoded fields", &spec, &state)?;
+    rng.finish()?;
+    let okm = hkdf_sha256(
+        &b(v, "seal_salt")?,
+        &b(v, "storage_key")?,
+        s(v, "seal_info")?.as_bytes(),
+        44,
+    );
+    eq("seal aes_key", &okm[..32], &b(v, "seal_aes_key")?)?;
+    eq("seal nonce", &okm[32..], &b(v, "seal_nonce")?)
 }

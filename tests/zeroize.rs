@@ -1,0 +1,295 @@
+//! Proof that secrets are wiped before their heap memory is freed.
+//!
+//! A global allocator scans every block on `dealloc` (and, through the
+//! default `realloc`, every block a growing buffer leaves behind) for any
+//! registered secret, before handing it back to the system. Secrets are
+//! registered from the plain state layouts (`to_bytes`), so the test does not
+//! trust `#[derive(ZeroizeOnDrop)]`: it watches the bytes.
+//!
+//! What this covers: every heap block sotto allocates for sessions, devices,
+//! skipped-key stores and saved-state buffers, at the moment it is freed.
+//! What it does not cover: copies on the stack or in registers (moves of a
+//! `Session` or `Device` value, temporaries inside the primitives), memory
+//! the caller owns (a `Vec<Session>` that reallocates moves the secrets a
+//! session holds inline), swap and core dumps.
+#![allow(
+    unsafe_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs
+)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::UnsafeCell;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use sotto::{Device, Message, PreKeyBundle, Session, StorageKey};
+use zeroize::Zeroizing;
+
+const TABLE_LEN: usize = 16_384;
+
+/// Registered secrets, sorted by their first eight bytes. Written only while
+/// the scanner is disarmed; read by `dealloc` while armed.
+struct Table {
+    prefixes: UnsafeCell<[u64; TABLE_LEN]>,
+    len: AtomicUsize,
+}
+
+// SAFETY: writes happen only while `ARMED` is false and under `SERIAL`;
+// `dealloc` reads only while `ARMED` is true.
+unsafe impl Sync for Table {}
+
+static TABLE: Table = Table {
+    prefixes: UnsafeCell::new([0; TABLE_LEN]),
+    len: AtomicUsize::new(0),
+};
+static ARMED: AtomicBool = AtomicBool::new(false);
+static LEAKED_BLOCKS: AtomicUsize = AtomicUsize::new(0);
+static SCANNED_BLOCKS: AtomicUsize = AtomicUsize::new(0);
+static SERIAL: Mutex<()> = Mutex::new(());
+
+struct Scanner;
+
+impl Scanner {
+    fn holds_secret(block: &[u8]) -> bool {
+        // SAFETY: only read while armed, when nothing writes the table.
+        let table = unsafe { &*TABLE.prefixes.get() };
+        let table = &table[..TABLE.len.load(Ordering::SeqCst)];
+        block.windows(8).any(|w| {
+            table
+                .binary_search(&u64::from_le_bytes(w.try_into().unwrap()))
+                .is_ok()
+        })
+    }
+}
+
+unsafe impl GlobalAlloc for Scanner {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if ARMED.load(Ordering::SeqCst) {
+            // SAFETY: the block is live and `layout.size()` bytes long.
+            let block = unsafe { std::slice::from_raw_parts(ptr, layout.size()) };
+            SCANNED_BLOCKS.fetch_add(1, Ordering::SeqCst);
+            if Self::holds_secret(block) {
+                LEAKED_BLOCKS.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Scanner = Scanner;
+
+/// Registers secrets (disarmed) and arms the scanner.
+fn arm(secrets: &[[u8; 32]]) {
+    assert!(!ARMED.load(Ordering::SeqCst));
+    let mut prefixes: Vec<u64> = secrets
+        .iter()
+        .map(|s| u64::from_le_bytes(s[..8].try_into().unwrap()))
+        .collect();
+    prefixes.sort_unstable();
+    prefixes.dedup();
+    assert!(prefixes.len() <= TABLE_LEN);
+    // SAFETY: disarmed, and SERIAL is held by the caller.
+    let table = unsafe { &mut *TABLE.prefixes.get() };
+    table[..prefixes.len()].copy_from_slice(&prefixes);
+    TABLE.len.store(prefixes.len(), Ordering::SeqCst);
+    drop(prefixes);
+    LEAKED_BLOCKS.store(0, Ordering::SeqCst);
+    SCANNED_BLOCKS.store(0, Ordering::SeqCst);
+    ARMED.store(true, Ordering::SeqCst);
+}
+
+/// Disarms; returns (blocks scanned, blocks that still held a secret).
+fn disarm() -> (usize, usize) {
+    ARMED.store(false, Ordering::SeqCst);
+    (
+        SCANNED_BLOCKS.load(Ordering::SeqCst),
+        LEAKED_BLOCKS.load(Ordering::SeqCst),
+    )
+}
+
+/// Reads the secret keys out of a session's plain encoding: root key,
+/// sending ratchet secret and chain key, receiving chain keys and skipped
+/// message keys (layout in spec-parts).
+fn session_secrets(state: &[u8]) -> Vec<[u8; 32]> {
+    let key = |at: usize| -> [u8; 32] { state[at..at + 32].try_into().unwrap() };
+    let mut out = Vec::new();
+    let mut at = 3 + 64 + 64 + 32;
+    if state[at] == 1 {
+        at += 5;
+        at += if state[at] == 1 { 5 } else { 1 };
+    } else {
+        at += 1;
+    }
+    out.push(key(at)); // root key
+    at += 32 + 32;
+    if state[at] == 1 {
+        out.push(key(at + 1)); // sending ratchet secret
+        out.push(key(at + 33)); // sending chain key
+        at += 1 + 64 + 4;
+    } else {
+        at += 1;
+    }
+    at += 4;
+    let chains = state[at];
+    at += 1;
+    for _ in 0..chains {
+        at += 32;
+        if state[at] == 1 {
+            out.push(key(at + 1));
+            at += 33;
+        } else {
+            at += 1;
+        }
+        at += 4;
+        let count = u16::from_be_bytes([state[at], state[at + 1]]);
+        at += 2;
+        for _ in 0..count {
+            out.push(key(at + 4));
+            at += 36;
+        }
+    }
+    assert_eq!(at, state.len(), "layout walk must consume the whole state");
+    out
+}
+
+/// The identity seed and X25519 secret, signed prekey secrets and one-time
+/// prekey secrets of a device's plain encoding.
+fn device_secrets(state: &[u8]) -> Vec<[u8; 32]> {
+    let key = |at: usize| -> [u8; 32] { state[at..at + 32].try_into().unwrap() };
+    let mut out = vec![key(2), key(34)];
+    let mut at = 2 + 64 + 8;
+    let spks = state[at];
+    at += 1;
+    for _ in 0..spks {
+        out.push(key(at + 4));
+        at += 4 + 32 + 64;
+    }
+    let opks = u16::from_be_bytes([state[at], state[at + 1]]);
+    at += 2;
+    for _ in 0..opks {
+        out.push(key(at + 4));
+        at += 36;
+    }
+    out
+}
+
+fn message(session: &mut Session, rng: &mut ChaCha20Rng, text: &[u8]) -> Message {
+    session.encrypt(rng, text).unwrap()
+}
+
+#[test]
+fn freed_heap_blocks_hold_no_secrets() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut rng = ChaCha20Rng::seed_from_u64(0x2e20);
+    let alice_device = Box::new(Device::generate(&mut rng));
+    let mut bob_device = Box::new(Device::generate(&mut rng));
+    let one_time = bob_device.generate_one_time_prekeys(&mut rng, 40).unwrap();
+    bob_device.rotate_signed_prekey(&mut rng).unwrap();
+    bob_device.rotate_signed_prekey(&mut rng).unwrap();
+    let bundle = PreKeyBundle::new(
+        *bob_device.identity_key(),
+        bob_device.signed_prekey(),
+        one_time.first().copied(),
+    );
+    let mut alice =
+        Box::new(Session::initiate(&alice_device, &mut rng, &bundle.verify().unwrap()).unwrap());
+    let Message::PreKey(first) = message(&mut alice, &mut rng, b"hello") else {
+        panic!("prekey message expected");
+    };
+    let (bob, _) = Session::accept(&mut bob_device, &first).unwrap();
+    let mut bob = Box::new(bob);
+
+    // Build up state: several chains, each with skipped keys (messages held
+    // back), so that the skipped-key store spans many tree nodes.
+    let mut held_back = Vec::new();
+    for round in 0..4 {
+        let batch: Vec<Message> = (0..60)
+            .map(|i| message(&mut alice, &mut rng, &[round, i]))
+            .collect();
+        for (i, m) in batch.into_iter().enumerate() {
+            if i % 3 == 2 {
+                bob.decrypt(&m).unwrap();
+            } else {
+                held_back.push(m);
+            }
+        }
+        let reply = message(&mut bob, &mut rng, b"reply");
+        alice.decrypt(&reply).unwrap();
+    }
+    assert!(bob.skipped_key_count() > 100);
+
+    let mut secrets = session_secrets(&bob.to_bytes());
+    secrets.extend(session_secrets(&alice.to_bytes()));
+    secrets.extend(device_secrets(&bob_device.to_bytes()));
+    secrets.extend(device_secrets(&alice_device.to_bytes()));
+    let registered = secrets.len();
+    arm(&secrets);
+
+    // Use everything: delete skipped keys, turn the ratchet, save, seal,
+    // restore, accept a new session, then drop it all.
+    for m in held_back.drain(..).rev() {
+        let _ = bob.decrypt(&m);
+    }
+    drop(held_back);
+    let reply = message(&mut bob, &mut rng, b"turn");
+    alice.decrypt(&reply).unwrap();
+    let storage = StorageKey::from_bytes([9; 32]);
+    for _ in 0..3 {
+        let plain = bob.to_bytes();
+        let sealed = bob.seal(&storage, &mut rng).unwrap();
+        bob = Box::new(Session::unseal(&sealed, &storage).unwrap());
+        let restored = Box::new(Session::from_bytes(&plain).unwrap());
+        drop(plain);
+        drop(restored);
+        let sealed_device = bob_device.seal(&storage, &mut rng).unwrap();
+        bob_device = Box::new(Device::unseal(&sealed_device, &storage).unwrap());
+    }
+    let carol_device = Box::new(Device::generate(&mut rng));
+    let bundle = PreKeyBundle::new(
+        *bob_device.identity_key(),
+        bob_device.signed_prekey(),
+        one_time.get(1).copied(),
+    );
+    let mut carol =
+        Box::new(Session::initiate(&carol_device, &mut rng, &bundle.verify().unwrap()).unwrap());
+    let Message::PreKey(first) = message(&mut carol, &mut rng, b"hi") else {
+        panic!("prekey message expected");
+    };
+    let (to_carol, _) = Session::accept(&mut bob_device, &first).unwrap();
+    bob_device.generate_one_time_prekeys(&mut rng, 100).unwrap();
+    drop((Box::new(to_carol), carol));
+    drop((alice, bob, alice_device, bob_device, carol_device));
+    let (scanned, leaked) = disarm();
+    println!(
+        "registered {registered} secrets, scanned {scanned} freed blocks, {leaked} held a secret"
+    );
+    assert!(scanned > 100, "the scanner saw too little");
+    assert_eq!(leaked, 0, "{leaked} freed heap blocks still held a secret");
+}
+
+#[test]
+fn scanner_detects_an_unwiped_secret() {
+    // The control: a plain Vec holding a registered secret is freed unwiped,
+    // a Zeroizing one is wiped.
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let secret = [0x42u8; 32];
+    arm(&[secret]);
+    drop(std::hint::black_box(secret.to_vec()));
+    let (_, leaked) = disarm();
+    assert_eq!(leaked, 1);
+    arm(&[secret]);
+    drop(std::hint::black_box(Zeroizing::new(secret.to_vec())));
+    let (_, leaked) = disarm();
+    assert_eq!(leaked, 0);
+}
