@@ -4,7 +4,7 @@
 //! Bench ids follow `operation/implementation/parameter`, with
 //! implementation `sotto`, `vodozemac` or `floor`; `scripts/benchmarks.py`
 //! relies on that to build BENCHMARKS.md.
-#![allow(clippy::expect_used, clippy::panic)]
+#![allow(clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -288,6 +288,16 @@ pub mod floor {
         key.verify_strict(message, signature).expect("valid");
     }
 
+    /// SHA-256 over the concatenation of `parts`.
+    pub fn sha256(parts: &[&[u8]]) -> [u8; 32] {
+        use sha2::Digest;
+        let mut h = Sha256::new();
+        for p in parts {
+            h.update(p);
+        }
+        h.finalize().into()
+    }
+
     /// One message's symmetric work on the sending side: chain step, key
     /// expansion, seal.
     pub fn send(chain_key: &[u8; 32], aad: &[u8], buffer: &mut [u8]) -> Tag {
@@ -301,5 +311,70 @@ pub mod floor {
         let (message_key, _next) = chain_step(chain_key);
         let (key, nonce) = message_keys(&[3; 16], &message_key);
         open(&key, &nonce, aad, buffer, tag);
+    }
+}
+
+/// Group fixtures: senders, receivers and far-ahead messages.
+pub mod group {
+    use rand_chacha::ChaCha20Rng;
+    use sotto::group::{GroupId, GroupMessage, GroupReceiver, GroupSender};
+
+    /// Offset of the ratchet (index, then eight 32-byte levels R_0..R_7) in
+    /// a saved `GroupSender`: version, type, group id, chain id.
+    const RATCHET_OFFSET: usize = 2 + 32 + 4;
+    const LEVELS: usize = 8;
+
+    /// A sender and a receiver installed from its distribution at index 0.
+    pub fn pair(rng: &mut ChaCha20Rng) -> (GroupSender, GroupReceiver) {
+        let sender = GroupSender::new(rng, GroupId::from_bytes([9; 32]));
+        let receiver = GroupReceiver::import_unauthenticated(&sender.distribution().to_bytes())
+            .expect("own distribution");
+        (sender, receiver)
+    }
+
+    /// Moves a saved sender from index 0 to `target` without sending the
+    /// messages in between, by running the hierarchical ratchet of SPEC.md
+    /// §15 on its saved levels. Only for setting up jumps too long to send
+    /// one by one; a wrong result fails the benchmark's setup, where the
+    /// receiver must decrypt the message.
+    pub fn jump_sender(sender: &GroupSender, target: u32) -> GroupSender {
+        let mut state = sender.to_bytes().to_vec();
+        let ratchet = &mut state[RATCHET_OFFSET..RATCHET_OFFSET + 4 + 32 * LEVELS];
+        assert_eq!(ratchet[..4], [0; 4], "the sender is at index 0");
+        let mut levels: Vec<[u8; 32]> = ratchet[4..]
+            .chunks_exact(32)
+            .map(|c| c.try_into().expect("32 bytes"))
+            .collect();
+        // From index 0 every digit only grows: step each level by its digit
+        // of the target, reseeding the levels below after each one moves.
+        for (k, shift) in (0..LEVELS).zip((0..=28).rev().step_by(4)) {
+            let digit = (target >> shift) & 0xF;
+            if digit == 0 {
+                continue;
+            }
+            for _ in 0..digit {
+                levels[k] = super::floor::sha256(&[b"sotto v1 group step", &levels[k]]);
+            }
+            for m in k + 1..LEVELS {
+                levels[m] = super::floor::sha256(&[b"sotto v1 group derive", &levels[m - 1]]);
+            }
+        }
+        ratchet[..4].copy_from_slice(&target.to_be_bytes());
+        for (dst, level) in ratchet[4..].chunks_exact_mut(32).zip(&levels) {
+            dst.copy_from_slice(level);
+        }
+        GroupSender::from_bytes(&state).expect("valid sender state")
+    }
+
+    /// The message a receiver at index 0 decrypts after a jump to `target`.
+    pub fn message_at(
+        rng: &mut ChaCha20Rng,
+        sender: &GroupSender,
+        target: u32,
+        plaintext: &[u8],
+    ) -> GroupMessage {
+        jump_sender(sender, target)
+            .encrypt(rng, plaintext)
+            .expect("encrypt")
     }
 }
