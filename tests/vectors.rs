@@ -12,7 +12,7 @@ mod vectors;
 
 use std::path::Path;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn load(area: &str) -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("test-vectors/{area}.json"));
@@ -60,6 +60,16 @@ fn negative_vectors() {
 #[test]
 fn group_vectors() {
     check_area("group");
+}
+
+#[test]
+fn device_vectors() {
+    check_area("device");
+}
+
+#[test]
+fn bounds_vectors() {
+    check_area("bounds");
 }
 
 #[test]
@@ -154,6 +164,45 @@ fn verifier_rejects_corrupted_vectors() {
         .position(|v| v["name"] == "jump_past_max")
         .unwrap();
     f["vectors"][negative]["error"]["fields"]["index"] = Value::from(1);
+    assert!(fails("group", &f));
+
+    // The later vectors: a step's error, a held chain, a late message.
+    let mut f = load("device");
+    f["vectors"][0]["steps"][5]["error"] = Value::Null;
+    assert!(fails("device", &f));
+
+    let mut f = load("device");
+    corrupt(&mut f["vectors"][2]["steps"][1]["one_time_prekeys"][1]);
+    assert!(fails("device", &f));
+
+    let mut f = load("bounds");
+    let late = f["vectors"][0]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rposition(|e| e["type"] == "receive" && e["error"].is_null())
+        .unwrap();
+    f["vectors"][0]["events"][late]["error"] = json!({ "name": "DuplicateMessage", "fields": {} });
+    assert!(fails("bounds", &f));
+
+    let mut f = load("bounds");
+    let advance = f["vectors"][1]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|e| e["type"] == "advance")
+        .unwrap();
+    f["vectors"][1]["events"][advance]["count"] = Value::from(98);
+    assert!(fails("bounds", &f));
+
+    let mut f = group.clone();
+    let store = f["vectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|v| v["kind"] == "store")
+        .unwrap();
+    f["vectors"][store]["steps"][10]["held_after"][0]["cached"] = Value::from(0);
     assert!(fails("group", &f));
 
     let mut f = load("negative");

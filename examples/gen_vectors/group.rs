@@ -52,9 +52,30 @@ fn same_stream(what: &str, r: &mut RecordingRng, model: &[Vec<u8>]) {
 }
 
 /// A sender on both sides.
-struct Snd {
-    m: GSender,
+pub(crate) struct Snd {
+    pub(crate) m: GSender,
     s: GroupSender,
+}
+
+/// A new sender chain on both sides.
+pub(crate) fn create_sender(
+    what: &str,
+    group: [u8; 32],
+    m: &mut Draws,
+    r: &mut RecordingRng,
+) -> Snd {
+    create(what, group, m, r).0
+}
+
+/// One message on both sides, which must agree.
+pub(crate) fn send_on(c: &mut Snd, m: &mut Draws, r: &mut RecordingRng) -> Vec<u8> {
+    let pt = format!("message {} of chain {}", c.m.index, c.m.chain_id).into_bytes();
+    let (msg, _) = c.m.encrypt(m, &pt).unwrap();
+    let draws = m.take();
+    let wire = c.s.encrypt(r, &pt).unwrap();
+    same_stream("store send", r, &draws);
+    same("store send", wire.as_bytes(), &msg);
+    msg
 }
 
 fn create(what: &str, group: [u8; 32], m: &mut Draws, r: &mut RecordingRng) -> (Snd, Value) {
@@ -538,6 +559,7 @@ pub(crate) fn group() -> Value {
         }));
     }
     vectors.extend(negatives(&mut run, &storage));
+    vectors.push(crate::group_store::store("sotto vectors group store"));
     let mut f = file(
         "group",
         "Group messaging (sender keys, SPEC.md section 15): the ratchet at chosen indices, a scripted session with every intermediate value, saved states, and inputs that must be rejected with their exact errors.",
@@ -600,7 +622,21 @@ fn negatives(run: &mut Run, storage: &[u8; 32]) -> Vec<Value> {
         k[31] = 0x7f;
         k
     };
-    let fixtures_extra = [("exhausted_sender", exhausted.encode())];
+    // A receiver installed from the exhausted sender's distribution.
+    let receiver_at_last = GReceiver::install(&exhausted.distribution(), None)
+        .unwrap()
+        .encode();
+    same(
+        "receiver at the last index",
+        &GroupReceiver::import_unauthenticated(&exhausted.distribution())
+            .unwrap()
+            .to_bytes(),
+        &receiver_at_last,
+    );
+    let fixtures_extra = [
+        ("exhausted_sender", exhausted.encode()),
+        ("receiver_at_last_index", receiver_at_last.clone()),
+    ];
 
     let mut out = Vec::new();
     let mut add = |name: &str,
@@ -1173,6 +1209,123 @@ fn negatives(run: &mut Run, storage: &[u8; 32]) -> Vec<Value> {
             s.encrypt(&mut Draws::new([0; 32]), &vec![0; MAX_PLAINTEXT_LEN + 1])
                 .map(drop)
         },
+    );
+    // §15.8: the signature is checked before the cache, duplicate and range
+    // checks, so these fail with InvalidSignature, not with the error their
+    // index would give.
+    let flip = |b: &[u8]| {
+        with(b, |b| {
+            let at = b.len() - 64;
+            b[at] ^= 1;
+        })
+    };
+    let last = old.sign(&with(&unsigned(&m4), |b| {
+        b[38..42].copy_from_slice(&u32::MAX.to_be_bytes())
+    }));
+    for (name, fixture, at, m) in [
+        ("last_index_bad_signature", &bob, "bob_receiver", last),
+        (
+            "replay_read_message_bad_signature",
+            &bob,
+            "bob_receiver",
+            m0.clone(),
+        ),
+        (
+            "replay_message_read_from_cache_bad_signature",
+            &bob,
+            "bob_receiver",
+            msg("m1"),
+        ),
+        (
+            "jump_past_max_bad_signature",
+            &carol,
+            "carol_receiver",
+            msg("m8"),
+        ),
+        (
+            "evicted_key_bad_signature",
+            &evicted,
+            "bob_receiver_evicted",
+            m2.clone(),
+        ),
+    ] {
+        let b = flip(&m);
+        add(
+            name,
+            gd,
+            &b,
+            e("InvalidSignature"),
+            json!({ "receiver": at }),
+            dec(fixture, &b),
+        );
+    }
+    // §2 Verify step 3: R is the identity point and [S]B - [k]A = R, so
+    // only the small-order check on R rejects it.
+    let b = {
+        let u = unsigned(&m4);
+        let sig = crate::extra::sign_small_order_r(&old.seed, &mg::signed_data(&u));
+        with(&u, |b| b.extend(sig))
+    };
+    add(
+        "signature_small_order_r",
+        gd,
+        &b,
+        e("InvalidSignature"),
+        at_bob.clone(),
+        dec(&bob, &b),
+    );
+    // §15.12: PlaintextTooLarge is checked before ChainExhausted.
+    add(
+        "encrypt_at_last_index_plaintext_over_max",
+        ge,
+        &[],
+        e("PlaintextTooLarge"),
+        json!({ "sender": "exhausted_sender", "pad_to": MAX_PLAINTEXT_LEN + 1 }),
+        {
+            let mut s = GSender::parse(&exhausted_state).unwrap();
+            s.encrypt(&mut Draws::new([0; 32]), &vec![0; MAX_PLAINTEXT_LEN + 1])
+                .map(drop)
+        },
+    );
+    // §15.6 / §15.11: a distribution (so a receiver) may carry index
+    // 2^32 - 1; such a receiver decrypts nothing.
+    let b = with(&m4, |b| b.truncate(b.len() - 64));
+    let b = exhausted.sign(&with(&b, |b| {
+        b[38..42].copy_from_slice(&u32::MAX.to_be_bytes())
+    }));
+    add(
+        "receiver_at_last_index",
+        gd,
+        &b,
+        ef("GroupIndexOutOfRange", json!({"index": u32::MAX})),
+        json!({ "receiver": "receiver_at_last_index" }),
+        dec(&receiver_at_last, &b),
+    );
+    // §15.11 / §10.4: the size bound applies to the sealed input.
+    let over = |b: &[u8]| {
+        let b = with(b, |b| b.resize(MAX_STATE_LEN + 1, 0));
+        if b.len() > mg::MAX_STATE {
+            Err(e("TooLarge"))
+        } else {
+            Ok(())
+        }
+    };
+    let sk = json!({ "storage_key": hex(&key), "pad_to": MAX_STATE_LEN + 1 });
+    add(
+        "sealed_sender_over_max_state_len",
+        "GroupSender::unseal",
+        &sealed_sender[..35],
+        e("TooLarge"),
+        sk.clone(),
+        over(&sealed_sender[..35]),
+    );
+    add(
+        "sealed_receiver_over_max_state_len",
+        "GroupReceiver::unseal",
+        &sealed_receiver[..35],
+        e("TooLarge"),
+        sk,
+        over(&sealed_receiver[..35]),
     );
     for (n, s) in fixtures_extra {
         run.fixtures.push((n, s));

@@ -26,7 +26,10 @@
 #[path = "../../tests/support/vectors.rs"]
 mod vectors;
 
+mod extra;
 mod group;
+mod group_store;
+mod limits;
 mod model;
 mod model_group;
 
@@ -40,6 +43,7 @@ use sotto::{
     Device, MAX_MESSAGE_LEN, MAX_PLAINTEXT_LEN, Message, PreKeyBundle, Session, StorageKey,
 };
 
+use extra::{NegativeExtra, negative_extra};
 use model::{Dev, Draws, Sess, hx};
 use vectors::hex;
 
@@ -53,6 +57,8 @@ const GENERATORS: &[(&str, Generator)] = &[
     ("persistence", persistence),
     ("negative", negative),
     ("group", group::group),
+    ("device", limits::device),
+    ("bounds", limits::bounds),
 ];
 
 /// ChaCha20Rng that logs every draw, so sotto's draws can be compared with
@@ -652,6 +658,7 @@ fn negative() -> Value {
     let (mut am, mut asess, _, bundle, _) =
         start(&alice, &bob, opks.first().copied(), &mut m, &mut r);
     let (m1, _) = send("m1", &mut am, &mut asess, &mut m, &mut r, b"m1");
+    let alice_pending = asess.to_bytes().to_vec();
     let (mut bm, _, _, _) = model::accept(&mut bob.model, &m1);
     let Message::PreKey(pm) = Message::from_bytes(&m1).unwrap() else {
         panic!()
@@ -1132,6 +1139,31 @@ fn negative() -> Value {
         dev.clone(),
     );
 
+    // Vectors added later. Everything they need is drawn after the draws
+    // above, so the vectors above stay byte for byte as they were.
+    let extra = NegativeExtra {
+        alice: &alice,
+        bob: &mut bob,
+        am: &mut am,
+        asess: &mut asess,
+        bm: &mut bm,
+        bsess: &mut bsess,
+        m: &mut m,
+        r: &mut r,
+        alice_pending: &alice_pending,
+        bob_state: &bob_state,
+        bob_device: &bob_device,
+        bundle: &bundle,
+        sealed: &sealed,
+        storage: &storage,
+        fresh: &fresh,
+        a1_key: &a1_key,
+        m1: &m1,
+        chain_count_at,
+    };
+    let (more, extra_fixtures) = negative_extra(extra);
+    v.extend(more);
+
     let mut f = file(
         "negative",
         "Inputs that must be rejected, each with the exact error (Error variant name and its public fields).",
@@ -1143,6 +1175,9 @@ fn negative() -> Value {
         "bob_session": hex(&bob_state),
         "bob_device": hex(&bob_device),
     });
+    for (name, state) in extra_fixtures {
+        f["fixtures"][name] = hex(&state).into();
+    }
     f
 }
 

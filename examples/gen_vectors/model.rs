@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use sotto::rand_core::{Rng, SeedableRng};
 
+use crate::model_group::{Err, Rd, err};
 use crate::vectors::hex;
 
 pub(crate) const L_X3DH: &str = "sotto v1 x3dh";
@@ -27,6 +28,18 @@ pub(crate) const L_FINGERPRINT: &str = "sotto v1 fingerprint";
 pub(crate) const L_SPK: &str = "sotto v1 signed prekey";
 
 pub(crate) const MAX_SKIP: u32 = 1000;
+pub(crate) const MAX_SKIPPED_PER_CHAIN: usize = 1000;
+pub(crate) const MAX_SKIPPED_TOTAL: usize = 2000;
+pub(crate) const MAX_CHAINS: usize = 5;
+pub(crate) const MAX_SPKS: usize = 4;
+pub(crate) const MAX_OPKS: usize = 1000;
+pub(crate) const MAX_RECENT: usize = 1000;
+pub(crate) const MAX_PLAINTEXT: usize = 262_144;
+pub(crate) const MAX_STATE: usize = 1 << 20;
+
+fn errf(name: &str, fields: Value) -> Err {
+    json!({ "name": name, "fields": fields })
+}
 
 /// The model's randomness: the documented draws, each logged.
 pub(crate) struct Draws {
@@ -63,9 +76,16 @@ pub(crate) fn x_pub(private: &[u8; 32]) -> [u8; 32] {
 }
 
 pub(crate) fn dh(private: &[u8; 32], public: &[u8; 32]) -> [u8; 32] {
+    try_dh(private, public).expect("model: all-zero X25519 output")
+}
+
+/// §2 `DH`: an all-zero result is `NonContributoryKey`.
+pub(crate) fn try_dh(private: &[u8; 32], public: &[u8; 32]) -> Result<[u8; 32], Err> {
     let out = x25519_dalek::x25519(*private, *public);
-    assert_ne!(out, [0u8; 32], "model: all-zero X25519 output");
-    out
+    if out == [0u8; 32] {
+        return Err(err("NonContributoryKey"));
+    }
+    Ok(out)
 }
 
 pub(crate) fn hkdf(salt: &[u8], ikm: &[u8], info: &str, len: usize) -> Vec<u8> {
@@ -126,6 +146,7 @@ pub(crate) fn open(key: &[u8; 32], nonce: &[u8; 12], aad: &[u8], ct: &[u8]) -> O
     Some(buf)
 }
 
+#[derive(Clone)]
 pub(crate) struct Spk {
     pub(crate) id: u32,
     pub(crate) private: [u8; 32],
@@ -144,7 +165,11 @@ impl Spk {
     }
 }
 
+/// A new one-time prekey: id, private key, public key.
+pub(crate) type NewOpk = (u32, [u8; 32], [u8; 32]);
+
 /// A device: identity, signed prekeys, one-time prekeys, recent base keys.
+#[derive(Clone)]
 pub(crate) struct Dev {
     pub(crate) ed_seed: [u8; 32],
     pub(crate) ed_pub: [u8; 32],
@@ -187,22 +212,111 @@ impl Dev {
 
     fn add_spk(&mut self, private: [u8; 32]) {
         let id = self.next_spk;
+        self.spks.push(self.make_spk(id, private, None));
+        self.next_spk += 1;
+    }
+
+    /// A signed prekey record; signs unless a stored signature is given.
+    fn make_spk(&self, id: u32, private: [u8; 32], signature: Option<[u8; 64]>) -> Spk {
         let public = x_pub(&private);
         let mut signed_data = L_SPK.as_bytes().to_vec();
         signed_data.extend(self.x_pub);
         signed_data.extend(id.to_be_bytes());
         signed_data.extend(public);
-        let signature = SigningKey::from_bytes(&self.ed_seed)
-            .sign(&signed_data)
-            .to_bytes();
-        self.spks.push(Spk {
+        let signature = signature.unwrap_or_else(|| {
+            SigningKey::from_bytes(&self.ed_seed)
+                .sign(&signed_data)
+                .to_bytes()
+        });
+        Spk {
             id,
             private,
             public,
             signature,
             signed_data,
-        });
-        self.next_spk += 1;
+        }
+    }
+
+    /// §6 rotate: fails (drawing nothing) if the next id is 2^32 - 1; keeps
+    /// the newest `MAX_SPKS`.
+    pub(crate) fn rotate(&mut self, rng: &mut Draws) -> Result<(), Err> {
+        if self.next_spk == u32::MAX {
+            return Err(err("TooManyPreKeys"));
+        }
+        let private = rng.draw::<32>();
+        self.add_spk(private);
+        while self.spks.len() > MAX_SPKS {
+            self.spks.remove(0);
+        }
+        Ok(())
+    }
+
+    /// §6 generate one-time prekeys, with its limits.
+    pub(crate) fn try_gen_opks(&mut self, rng: &mut Draws, count: u32) -> Result<Vec<NewOpk>, Err> {
+        if self.opks.len() + count as usize > MAX_OPKS
+            || u64::from(self.next_opk) + u64::from(count) > u64::from(u32::MAX)
+        {
+            return Err(err("TooManyPreKeys"));
+        }
+        Ok(self.gen_opks(rng, count))
+    }
+
+    /// §10.3 decoder.
+    pub(crate) fn decode(b: &[u8]) -> Result<Self, Err> {
+        if b.len() > MAX_STATE {
+            return Err(err("TooLarge"));
+        }
+        let mut r = Rd::header(b, 0x21)?;
+        let ed_seed = r.a32()?;
+        let x_priv = r.a32()?;
+        let next_spk = r.u32()?;
+        let next_opk = r.u32()?;
+        let spk_count = usize::from(r.u8()?);
+        if spk_count == 0 || spk_count > MAX_SPKS {
+            return Err(err("InvalidEncoding"));
+        }
+        let mut dev = Self {
+            ed_seed,
+            ed_pub: SigningKey::from_bytes(&ed_seed).verifying_key().to_bytes(),
+            x_priv,
+            x_pub: x_pub(&x_priv),
+            spks: Vec::new(),
+            next_spk,
+            opks: BTreeMap::new(),
+            next_opk,
+            recent: Vec::new(),
+            draws: Vec::new(),
+        };
+        for _ in 0..spk_count {
+            let id = r.u32()?;
+            if dev.spks.last().is_some_and(|p| id <= p.id) || id >= next_spk {
+                return Err(err("InvalidEncoding"));
+            }
+            let private = r.a32()?;
+            let signature: [u8; 64] = r.take(64)?.try_into().unwrap();
+            let spk = dev.make_spk(id, private, Some(signature));
+            dev.spks.push(spk);
+        }
+        let opk_count = usize::from(r.u16()?);
+        if opk_count > MAX_OPKS {
+            return Err(err("InvalidEncoding"));
+        }
+        for _ in 0..opk_count {
+            let id = r.u32()?;
+            if dev.opks.last_key_value().is_some_and(|(&p, _)| id <= p) || id >= next_opk {
+                return Err(err("InvalidEncoding"));
+            }
+            dev.opks.insert(id, r.a32()?);
+        }
+        let base_count = usize::from(r.u16()?);
+        if base_count > MAX_RECENT {
+            return Err(err("InvalidEncoding"));
+        }
+        for _ in 0..base_count {
+            dev.recent.push(r.a32()?);
+        }
+        r.end()?;
+        Ok(dev)
     }
 
     pub(crate) fn spk(&self) -> &Spk {
@@ -233,11 +347,7 @@ impl Dev {
     }
 
     /// generate_one_time_prekeys: 32 bytes each, sequential ids.
-    pub(crate) fn gen_opks(
-        &mut self,
-        rng: &mut Draws,
-        count: u32,
-    ) -> Vec<(u32, [u8; 32], [u8; 32])> {
+    pub(crate) fn gen_opks(&mut self, rng: &mut Draws, count: u32) -> Vec<NewOpk> {
         (0..count)
             .map(|_| {
                 let private = rng.draw::<32>();
@@ -354,6 +464,7 @@ impl X3dh {
     }
 }
 
+#[derive(Clone)]
 pub(crate) struct Sending {
     pub(crate) private: [u8; 32],
     pub(crate) public: [u8; 32],
@@ -361,6 +472,7 @@ pub(crate) struct Sending {
     pub(crate) next: u32,
 }
 
+#[derive(Clone)]
 pub(crate) struct Chain {
     pub(crate) public: [u8; 32],
     pub(crate) ck: Option<[u8; 32]>,
@@ -369,6 +481,7 @@ pub(crate) struct Chain {
 }
 
 /// One side of a session.
+#[derive(Clone)]
 pub(crate) struct Sess {
     pub(crate) initiator: bool,
     pub(crate) local: [u8; 64],
@@ -431,6 +544,7 @@ fn header(ratchet: &[u8; 32], pn: u32, n: u32, salt: &[u8; 16]) -> Vec<u8> {
 impl Sess {
     /// Encrypt: [32-byte ratchet key if no sending chain] then 16-byte salt.
     pub(crate) fn encrypt(&mut self, rng: &mut Draws, pt: &[u8]) -> (Vec<u8>, Value) {
+        self.encrypt_check(pt.len()).expect("model: encrypt fails");
         let mut ratchet = Value::Null;
         if self.sending.is_none() {
             let private = rng.draw::<32>();
@@ -485,14 +599,43 @@ impl Sess {
         (msg, ev)
     }
 
-    /// Decrypt (all or nothing). Returns the plaintext and a trace.
+    /// §8.5 steps 1-2: the checks before anything is drawn.
+    pub(crate) fn encrypt_check(&self, len: usize) -> Result<(), Err> {
+        if len > MAX_PLAINTEXT {
+            return Err(err("PlaintextTooLarge"));
+        }
+        if self.sending.as_ref().is_some_and(|s| s.next == u32::MAX) {
+            return Err(err("ChainExhausted"));
+        }
+        Ok(())
+    }
+
+    /// Decrypt that must succeed. Returns the plaintext and a trace.
     pub(crate) fn decrypt(&mut self, msg: &[u8]) -> (Vec<u8>, Value) {
+        let (pt, trace, _) = self
+            .try_decrypt(msg)
+            .unwrap_or_else(|e| panic!("model: decrypt failed with {e}"));
+        (pt, trace)
+    }
+
+    /// §8.6, all or nothing: the plaintext, a trace and what the bounds of
+    /// §8.7 evicted.
+    pub(crate) fn try_decrypt(&mut self, msg: &[u8]) -> Result<(Vec<u8>, Value, Value), Err> {
+        let mut next = self.clone();
+        let (pt, trace) = next.decrypt_inner(msg)?;
+        let evicted = next.enforce_bounds();
+        *self = next;
+        Ok((pt, trace, evicted))
+    }
+
+    fn decrypt_inner(&mut self, msg: &[u8]) -> Result<(Vec<u8>, Value), Err> {
         let inner = if msg[1] == 0x02 {
-            assert_eq!(&msg[2..66], &self.remote[..], "model: prekey identity");
-            assert!(
-                !self.initiator && msg[66..98] == self.base,
-                "model: session mismatch"
-            );
+            if msg[2..66] != self.remote[..] {
+                return Err(err("IdentityMismatch"));
+            }
+            if self.initiator || msg[66..98] != self.base {
+                return Err(err("SessionMismatch"));
+            }
             let off = if msg[102] == 1 { 107 } else { 103 };
             &msg[off..]
         } else {
@@ -505,16 +648,27 @@ impl Sess {
         let mut trace = json!({ "dh_ratchet": null, "skipped_stored": [] });
         let mut stored = Vec::new();
         let mk;
-        if let Some(c) = self.recv.iter_mut().find(|c| c.public == ratchet) {
+        let last = self.recv.len().saturating_sub(1);
+        if let Some((pos, c)) = self
+            .recv
+            .iter_mut()
+            .enumerate()
+            .find(|(_, c)| c.public == ratchet)
+        {
             if let Some(k) = c.skipped.remove(&n) {
                 trace["key_source"] = "skipped".into();
                 mk = k;
             } else {
-                let ck = c.ck.expect("model: closed chain");
-                assert!(
-                    n >= c.next && n - c.next <= MAX_SKIP,
-                    "model: duplicate or far"
-                );
+                let ck = match c.ck {
+                    Some(ck) if pos == last && n >= c.next => ck,
+                    _ => return Err(err("DuplicateMessage")),
+                };
+                if n - c.next > MAX_SKIP {
+                    return Err(errf("TooFarAhead", json!({ "skipped": n - c.next })));
+                }
+                if n == u32::MAX {
+                    return Err(err("ChainExhausted"));
+                }
                 let mut ck = ck;
                 for i in c.next..n {
                     let (k, next) = kdf_ck(&ck);
@@ -529,7 +683,25 @@ impl Sess {
                 mk = k;
             }
         } else {
-            let sending = self.sending.take().expect("model: unexpected ratchet key");
+            let Some(sending) = self.sending.take() else {
+                return Err(err("UnexpectedRatchetKey"));
+            };
+            let c = self
+                .recv
+                .last()
+                .filter(|c| c.ck.is_some())
+                .map_or(pn, |c| c.next);
+            let closing = u64::from(pn.saturating_sub(c));
+            if closing + u64::from(n) > u64::from(MAX_SKIP) {
+                return Err(errf(
+                    "TooFarAhead",
+                    json!({ "skipped": closing + u64::from(n) }),
+                ));
+            }
+            if n == u32::MAX {
+                return Err(err("ChainExhausted"));
+            }
+            let d = try_dh(&sending.private, &ratchet)?;
             // Close the current receiving chain up to the peer's pn.
             if let Some(c) = self.recv.last_mut()
                 && let Some(mut ck) = c.ck.take()
@@ -542,7 +714,6 @@ impl Sess {
                 }
                 c.next = c.next.max(pn);
             }
-            let d = dh(&sending.private, &ratchet);
             let (rk, mut ck) = kdf_rk(&self.root, &d);
             trace["dh_ratchet"] = json!({
                 "ratchet_private": hex(&sending.private), "remote_ratchet_public": hex(&ratchet),
@@ -572,14 +743,167 @@ impl Sess {
         let (key, nonce) = key_nonce(salt, &mk, L_MESSAGE_KEYS);
         let mut aad = self.ad.clone();
         aad.extend(&msg[..msg.len() - inner.len() + 58]);
-        let pt = open(&key, &nonce, &aad, &inner[58..]).expect("model: authentication failed");
+        let pt =
+            open(&key, &nonce, &aad, &inner[58..]).ok_or_else(|| err("AuthenticationFailed"))?;
         self.pending = None;
         trace["skipped_stored"] = stored
             .iter()
             .map(|(p, i, k)| json!({ "ratchet_public": hex(p), "message_number": i, "message_key": hex(k) }))
             .collect();
         trace["message_key"] = hex(&mk).into();
-        (pt, trace)
+        Ok((pt, trace))
+    }
+
+    /// §8.7, in the table's order: chains, keys per chain, keys in total.
+    /// Returns what was deleted.
+    fn enforce_bounds(&mut self) -> Value {
+        let mut chains = Vec::new();
+        while self.recv.len() > MAX_CHAINS {
+            chains.push(hex(&self.recv.remove(0).public));
+        }
+        let mut keys = Vec::new();
+        let mut note = |rule: &str, c: &Chain, gone: &[u32]| {
+            if let (Some(first), Some(last)) = (gone.first(), gone.last()) {
+                keys.push(json!({
+                    "rule": rule, "ratchet_public": hex(&c.public),
+                    "count": gone.len(), "lowest": first, "highest": last,
+                }));
+            }
+        };
+        for c in &mut self.recv {
+            let mut gone = Vec::new();
+            while c.skipped.len() > MAX_SKIPPED_PER_CHAIN {
+                gone.push(c.skipped.pop_first().unwrap().0);
+            }
+            note("per_chain", c, &gone);
+        }
+        let mut excess = self.skipped_count().saturating_sub(MAX_SKIPPED_TOTAL);
+        for c in &mut self.recv {
+            let mut gone = Vec::new();
+            while excess > 0
+                && let Some((i, _)) = c.skipped.pop_first()
+            {
+                gone.push(i);
+                excess -= 1;
+            }
+            note("total", c, &gone);
+        }
+        json!({ "chains": chains, "keys": keys })
+    }
+
+    /// §10.2 decoder.
+    pub(crate) fn decode(b: &[u8]) -> Result<Self, Err> {
+        if b.len() > MAX_STATE {
+            return Err(err("TooLarge"));
+        }
+        let mut r = Rd::header(b, 0x20)?;
+        let initiator = match r.u8()? {
+            0 => true,
+            1 => false,
+            _ => return Err(err("InvalidEncoding")),
+        };
+        let local = r.ik()?;
+        let remote = r.ik()?;
+        let base = r.a32()?;
+        let pending = if r.flag()? {
+            if !initiator {
+                return Err(err("InvalidEncoding"));
+            }
+            let spk = r.u32()?;
+            let opk = if r.flag()? { Some(r.u32()?) } else { None };
+            Some((spk, opk))
+        } else {
+            None
+        };
+        let root = r.a32()?;
+        let remote_ratchet = r.x()?;
+        let sending = if r.flag()? {
+            let private = r.a32()?;
+            let ck = r.a32()?;
+            let next = r.u32()?;
+            Some(Sending {
+                private,
+                public: x_pub(&private),
+                ck,
+                next,
+            })
+        } else {
+            None
+        };
+        let pn = r.u32()?;
+        let count = usize::from(r.u8()?);
+        if count > MAX_CHAINS {
+            return Err(err("InvalidEncoding"));
+        }
+        let mut recv: Vec<Chain> = Vec::new();
+        let mut total = 0;
+        for i in 0..count {
+            let public = r.a32()?;
+            let has_ck = r.flag()?;
+            // The flag's value is checked as soon as it is read (§4).
+            if has_ck != (i + 1 == count) {
+                return Err(err("InvalidEncoding"));
+            }
+            let ck = if has_ck { Some(r.a32()?) } else { None };
+            let next = r.u32()?;
+            let keys = usize::from(r.u16()?);
+            total += keys;
+            if keys > MAX_SKIPPED_PER_CHAIN || total > MAX_SKIPPED_TOTAL {
+                return Err(err("InvalidEncoding"));
+            }
+            let mut skipped = BTreeMap::new();
+            for _ in 0..keys {
+                let index = r.u32()?;
+                if skipped.last_key_value().is_some_and(|(&p, _)| index <= p) || index >= next {
+                    return Err(err("InvalidEncoding"));
+                }
+                skipped.insert(index, r.a32()?);
+            }
+            recv.push(Chain {
+                public,
+                ck,
+                next,
+                skipped,
+            });
+        }
+        r.end()?;
+        if recv.last().is_some_and(|c| c.public != remote_ratchet) {
+            return Err(err("InvalidEncoding"));
+        }
+        let mut ad = if initiator { local } else { remote }.to_vec();
+        ad.extend(if initiator { remote } else { local });
+        Ok(Self {
+            initiator,
+            local,
+            remote,
+            base,
+            pending,
+            ad,
+            root,
+            remote_ratchet,
+            sending,
+            pn,
+            recv,
+        })
+    }
+
+    /// The sending chain moves `count` steps without sending, as if that
+    /// many messages were sent and lost.
+    pub(crate) fn advance(&mut self, count: u32) {
+        let s = self.sending.as_mut().expect("model: no sending chain");
+        for _ in 0..count {
+            s.ck = kdf_ck(&s.ck).1;
+        }
+        s.next += count;
+    }
+
+    /// Offset of the sending chain key in the encoding (§10.2); the
+    /// sending message number follows it.
+    pub(crate) fn sending_ck_at(&self) -> usize {
+        let pending = self
+            .pending
+            .map_or(0, |(_, o)| 5 + if o.is_some() { 4 } else { 0 });
+        2 + 1 + 64 + 64 + 32 + 1 + pending + 32 + 32 + 1 + 32
     }
 
     pub(crate) fn skipped_count(&self) -> usize {
@@ -652,28 +976,40 @@ impl Sess {
 
 /// Responder: X3DH, the first receive step, and the device commit.
 pub(crate) fn accept(bob: &mut Dev, msg: &[u8]) -> (Sess, Vec<u8>, X3dh, Value) {
+    try_accept(bob, msg).unwrap_or_else(|e| panic!("model: accept failed with {e}"))
+}
+
+/// §7.2, all or nothing.
+pub(crate) fn try_accept(bob: &mut Dev, msg: &[u8]) -> Result<(Sess, Vec<u8>, X3dh, Value), Err> {
     assert_eq!(&msg[..2], &[1, 2]);
     let alice_ik: [u8; 64] = msg[2..66].try_into().unwrap();
     let base = a32(&msg[66..98]);
-    assert!(
-        !bob.recent.contains(&base),
-        "model: replayed prekey message"
-    );
+    if bob.recent.contains(&base) {
+        return Err(err("DuplicatePreKeyMessage"));
+    }
     let spk_id = u32::from_be_bytes(msg[98..102].try_into().unwrap());
     let opk_id = (msg[102] == 1).then(|| u32::from_be_bytes(msg[103..107].try_into().unwrap()));
     let spk = bob
         .spks
         .iter()
         .find(|s| s.id == spk_id)
-        .expect("model: unknown spk");
+        .ok_or_else(|| errf("UnknownSignedPreKey", json!({ "id": spk_id })))?;
+    let opk = match opk_id {
+        Some(id) => Some(
+            *bob.opks
+                .get(&id)
+                .ok_or_else(|| errf("UnknownOneTimePreKey", json!({ "id": id })))?,
+        ),
+        None => None,
+    };
     let alice_x = a32(&alice_ik[32..]);
     let mut dhs = vec![
-        dh(&spk.private, &alice_x),
-        dh(&bob.x_priv, &base),
-        dh(&spk.private, &base),
+        try_dh(&spk.private, &alice_x)?,
+        try_dh(&bob.x_priv, &base)?,
+        try_dh(&spk.private, &base)?,
     ];
-    if let Some(id) = opk_id {
-        dhs.push(dh(&bob.opks[&id], &base));
+    if let Some(p) = opk {
+        dhs.push(try_dh(&p, &base)?);
     }
     let x = X3dh::new(dhs);
     let mut ad = alice_ik.to_vec();
@@ -698,11 +1034,14 @@ pub(crate) fn accept(bob: &mut Dev, msg: &[u8]) -> (Sess, Vec<u8>, X3dh, Value) 
         recv: Vec::new(),
     };
     // The whole prekey message, decrypted by the common receive path.
-    let (pt, trace) = sess.decrypt(msg);
+    let (pt, trace, _) = sess.try_decrypt(msg)?;
     assert!(sess.sending.is_none() && sess.pn == 0);
     if let Some(id) = opk_id {
         bob.opks.remove(&id);
     }
     bob.recent.push(base);
-    (sess, pt, x, trace)
+    while bob.recent.len() > MAX_RECENT {
+        bob.recent.remove(0);
+    }
+    Ok((sess, pt, x, trace))
 }

@@ -23,6 +23,8 @@ pub(crate) const MAX_JUMP: u32 = 1 << 24;
 pub(crate) const MAX_PLAINTEXT: usize = 262_144;
 pub(crate) const MAX_MESSAGE: usize = 138 + MAX_PLAINTEXT;
 pub(crate) const MAX_STATE: usize = 1 << 20;
+pub(crate) const MAX_CHAINS_PER_SENDER: usize = 4;
+pub(crate) const MAX_RECEIVERS: usize = 1024;
 const HEADER: usize = 58;
 
 /// R_0 .. R_7.
@@ -131,22 +133,22 @@ fn put_levels(out: &mut Vec<u8>, r: &Levels) {
 }
 
 /// SPEC §2: decodes, canonical, not small order.
-fn ed25519_public_ok(b: &[u8; 32]) -> bool {
+pub(crate) fn ed25519_public_ok(b: &[u8; 32]) -> bool {
     VerifyingKey::from_bytes(b)
         .is_ok_and(|k| !k.is_weak() && k.to_edwards().compress().to_bytes() == *b)
 }
 
 /// SPEC §2: top bit clear and below 2^255 - 19.
-fn x25519_public_ok(b: &[u8; 32]) -> bool {
+pub(crate) fn x25519_public_ok(b: &[u8; 32]) -> bool {
     let at_least_p = b[31] == 0x7f && b[1..31].iter().all(|&x| x == 0xff) && b[0] >= 0xed;
     b[31] & 0x80 == 0 && !at_least_p
 }
 
 /// A reader applying SPEC §4's rules in field order.
-struct Rd<'a>(&'a [u8]);
+pub(crate) struct Rd<'a>(&'a [u8]);
 
 impl<'a> Rd<'a> {
-    fn header(bytes: &'a [u8], ty: u8) -> Result<Self, Err> {
+    pub(crate) fn header(bytes: &'a [u8], ty: u8) -> Result<Self, Err> {
         let mut r = Self(bytes);
         let v = r.take(1)?[0];
         if v != 1 {
@@ -159,7 +161,7 @@ impl<'a> Rd<'a> {
         Ok(r)
     }
 
-    fn take(&mut self, n: usize) -> Result<&'a [u8], Err> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], Err> {
         if self.0.len() < n {
             return Err(err("Truncated"));
         }
@@ -168,15 +170,15 @@ impl<'a> Rd<'a> {
         Ok(h)
     }
 
-    fn a32(&mut self) -> Result<[u8; 32], Err> {
+    pub(crate) fn a32(&mut self) -> Result<[u8; 32], Err> {
         Ok(a32(self.take(32)?))
     }
 
-    fn u32(&mut self) -> Result<u32, Err> {
+    pub(crate) fn u32(&mut self) -> Result<u32, Err> {
         Ok(u32::from_be_bytes(self.take(4)?.try_into().unwrap()))
     }
 
-    fn ed(&mut self) -> Result<[u8; 32], Err> {
+    pub(crate) fn ed(&mut self) -> Result<[u8; 32], Err> {
         let k = self.a32()?;
         if ed25519_public_ok(&k) {
             Ok(k)
@@ -185,7 +187,44 @@ impl<'a> Rd<'a> {
         }
     }
 
-    fn end(&self) -> Result<(), Err> {
+    pub(crate) fn u8(&mut self) -> Result<u8, Err> {
+        Ok(self.take(1)?[0])
+    }
+
+    pub(crate) fn u16(&mut self) -> Result<u16, Err> {
+        Ok(u16::from_be_bytes(self.take(2)?.try_into().unwrap()))
+    }
+
+    /// A presence flag: 0 or 1, else `InvalidEncoding`.
+    pub(crate) fn flag(&mut self) -> Result<bool, Err> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(err("InvalidEncoding")),
+        }
+    }
+
+    /// A canonical X25519 public key (§2).
+    pub(crate) fn x(&mut self) -> Result<[u8; 32], Err> {
+        let k = self.a32()?;
+        if x25519_public_ok(&k) {
+            Ok(k)
+        } else {
+            Err(err("InvalidPublicKey"))
+        }
+    }
+
+    /// A 64-byte identity: the Ed25519 key, then the X25519 key (§4, §5.1).
+    pub(crate) fn ik(&mut self) -> Result<[u8; 64], Err> {
+        let ed = self.ed()?;
+        let x = self.x()?;
+        let mut id = [0u8; 64];
+        id[..32].copy_from_slice(&ed);
+        id[32..].copy_from_slice(&x);
+        Ok(id)
+    }
+
+    pub(crate) fn end(&self) -> Result<(), Err> {
         if self.0.is_empty() {
             Ok(())
         } else {
@@ -528,5 +567,77 @@ impl GReceiver {
             "evicted": evicted, "next_after": self.next,
         });
         Ok((pt, trace))
+    }
+}
+
+/// The per-group store (§15.9), oldest first.
+pub(crate) struct GStore {
+    pub(crate) group: [u8; 32],
+    pub(crate) held: Vec<GReceiver>,
+}
+
+impl GStore {
+    /// Returns `"added"` with the chain ids deleted to make room, or
+    /// `"advanced"` when a held chain moved forward.
+    pub(crate) fn insert(&mut self, r: GReceiver) -> Result<(&'static str, Vec<u32>), Err> {
+        if r.group != self.group {
+            return Err(err("GroupMismatch"));
+        }
+        let same = |h: &GReceiver| {
+            h.chain_id == r.chain_id && h.signing == r.signing && h.identity == r.identity
+        };
+        if self
+            .held
+            .iter()
+            .any(|h| (h.chain_id == r.chain_id || h.signing == r.signing) && !same(h))
+        {
+            return Err(err("GroupChainConflict"));
+        }
+        if let Some(h) = self.held.iter_mut().find(|h| same(h)) {
+            if r.next <= h.next {
+                return Err(err("GroupChainNotNewer"));
+            }
+            // The ratchet moves forward; cache and place stay.
+            h.next = r.next;
+            h.levels = r.levels;
+            return Ok(("advanced", Vec::new()));
+        }
+        let mut evicted = Vec::new();
+        let own = self
+            .held
+            .iter()
+            .filter(|h| h.identity == r.identity)
+            .count();
+        if own >= MAX_CHAINS_PER_SENDER {
+            let i = self
+                .held
+                .iter()
+                .position(|h| h.identity == r.identity)
+                .unwrap();
+            evicted.push(self.held.remove(i).chain_id);
+        }
+        if self.held.len() >= MAX_RECEIVERS {
+            evicted.push(self.held.remove(0).chain_id);
+        }
+        self.held.push(r);
+        Ok(("added", evicted))
+    }
+
+    pub(crate) fn decrypt(&mut self, msg: &[u8]) -> Result<(Vec<u8>, Value), Err> {
+        let h = parse_message(msg)?;
+        if h.group != self.group {
+            return Err(err("UnknownGroupChain"));
+        }
+        self.held
+            .iter_mut()
+            .find(|r| r.chain_id == h.chain_id)
+            .ok_or_else(|| err("UnknownGroupChain"))?
+            .decrypt(msg)
+    }
+
+    pub(crate) fn remove_sender(&mut self, identity: Option<[u8; 64]>) -> usize {
+        let before = self.held.len();
+        self.held.retain(|r| r.identity != identity);
+        before - self.held.len()
     }
 }

@@ -14,7 +14,8 @@ use hmac::{KeyInit, Mac, SimpleHmac};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use sotto::group::{
-    GroupId, GroupMessage, GroupReceiver, GroupSender, MAX_GROUP_JUMP, SenderKeyDistribution,
+    GroupId, GroupMessage, GroupReceiver, GroupReceivers, GroupSender, MAX_GROUP_JUMP, Sender,
+    SenderKeyDistribution,
 };
 use sotto::rand_core::{Infallible, TryCryptoRng, TryRng};
 use sotto::{
@@ -30,6 +31,8 @@ pub(crate) const AREAS: &[&str] = &[
     "persistence",
     "negative",
     "group",
+    "device",
+    "bounds",
 ];
 
 /// Lowercase hex.
@@ -191,6 +194,8 @@ pub(crate) fn verify_file(area: &str, file: &Value) -> Vec<Outcome> {
         "persistence" => verify_persistence,
         "negative" => verify_negative,
         "group" => verify_group,
+        "device" => verify_device,
+        "bounds" => verify_bounds,
         _ => {
             return vec![Outcome {
                 name: format!("{area}/<file>"),
@@ -1027,6 +1032,7 @@ fn verify_group(fixtures: &Value, v: &Value) -> Res {
         "session" => verify_group_session(v),
         "group_sender" | "group_receiver" => verify_group_state(v),
         "negative" => verify_negative(fixtures, v),
+        "store" => verify_group_store(v),
         other => Err(format!("unknown kind {other:?}")),
     }
 }
@@ -1422,4 +1428,306 @@ fn verify_group_state(v: &Value) -> Res {
     );
     eq("seal aes_key", &okm[..32], &b(v, "seal_aes_key")?)?;
     eq("seal nonce", &okm[32..], &b(v, "seal_nonce")?)
+}
+
+/// The error of a step (`null` for success) must be the one recorded.
+fn same_error(result: Result<(), Error>, want: &Value) -> Res {
+    match result {
+        Ok(()) if want.is_null() => Ok(()),
+        Ok(()) => Err(format!("succeeded, want {want}")),
+        Err(e) if error_json(&e) == *want => Ok(()),
+        Err(e) => Err(format!("got {}, want {want}", error_json(&e))),
+    }
+}
+
+/// An identity as a vector spells it (64 bytes, or `null` for an
+/// unauthenticated sender).
+fn sender_of(v: &Value) -> Result<Sender, String> {
+    match v.as_str() {
+        None => Ok(Sender::Unauthenticated),
+        Some(id) => {
+            let mut bytes = vec![1, 0x10];
+            bytes.extend(unhex(id)?);
+            Ok(Sender::Authenticated(api(
+                "identity",
+                IdentityKey::from_bytes(&bytes),
+            )?))
+        }
+    }
+}
+
+/// group.json `store`: a `GroupReceivers` driven through the steps; after
+/// each, the error and the store's contents, oldest first.
+fn verify_group_store(v: &Value) -> Res {
+    let mut store = GroupReceivers::new(GroupId::from_bytes(b32(v, "group_id")?));
+    let receivers = &v["receivers"];
+    let steps = v["steps"].as_array().ok_or("no steps")?;
+    for (i, st) in steps.iter().enumerate() {
+        let at = |r: Res| r.map_err(|m| format!("step {i}: {m}"));
+        let result = match s(st, "op")? {
+            "insert" => {
+                let state = b(receivers, s(st, "receiver")?)?;
+                let receiver = api(
+                    "GroupReceiver::from_bytes",
+                    GroupReceiver::from_bytes(&state),
+                )?;
+                at(eq("receiver re-encoded", &receiver.to_bytes(), &state))?;
+                store.insert(receiver)
+            }
+            "decrypt" => {
+                let message = api("parse", GroupMessage::from_bytes(&b(st, "message")?))?;
+                match store.decrypt(&message) {
+                    Ok(p) => {
+                        at(eq("plaintext", &p.plaintext, &b(st, "plaintext")?))?;
+                        if u64::from(p.chain_id) != u(st, "chain_id")?
+                            || u64::from(p.index) != u(st, "index")?
+                        {
+                            return Err(format!("step {i}: chain id or index"));
+                        }
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            "remove_sender" => {
+                let removed = store.remove_sender(&sender_of(&st["sender"])?);
+                if removed as u64 != u(st, "removed")? {
+                    return Err(format!("step {i}: removed {removed}"));
+                }
+                Ok(())
+            }
+            other => return Err(format!("step {i}: unknown op {other:?}")),
+        };
+        at(same_error(result, &st["error"]))?;
+        let want = st["held_after"].as_array().ok_or("no held_after")?;
+        if store.len() != want.len() {
+            return Err(format!("step {i}: store holds {} chains", store.len()));
+        }
+        for (got, w) in store.iter().zip(want) {
+            let sender = got.sender().identity().map(|id| hex(&id.to_bytes()[2..]));
+            if u64::from(got.chain_id()) != u(w, "chain_id")?
+                || sender.as_deref() != w["sender"].as_str()
+                || u64::from(got.next_index()) != u(w, "next")?
+                || got.skipped_key_count() as u64 != u(w, "cached")?
+            {
+                return Err(format!("step {i}: held chain {}", got.chain_id()));
+            }
+            at(eq(
+                "held state sha256",
+                &Sha256::digest(got.to_bytes()),
+                &b(w, "state_sha256")?,
+            ))?;
+        }
+    }
+    Ok(())
+}
+
+/// `state` equals the vector's `key`, or its SHA-256 `key_sha256`.
+fn state_matches(v: &Value, key: &str, state: &[u8]) -> Res {
+    match v.get(format!("{key}_sha256")) {
+        Some(_) => eq(
+            &format!("{key} sha256"),
+            &Sha256::digest(state),
+            &b(v, &format!("{key}_sha256"))?,
+        ),
+        None => eq(key, state, &b(v, key)?),
+    }
+}
+
+/// device.json: a device restored from `initial_state`, then each step with
+/// its recorded draws; the error (`null` for success), what the call
+/// returned, and the state after it (unchanged after an error).
+fn verify_device(_: &Value, v: &Value) -> Res {
+    let initial = b(v, "initial_state")?;
+    let mut device = api("Device::from_bytes", Device::from_bytes(&initial))?;
+    eq("initial state re-encoded", &device.to_bytes(), &initial)?;
+    let steps = v["steps"].as_array().ok_or("no steps")?;
+    for (i, st) in steps.iter().enumerate() {
+        let at = |r: Res| r.map_err(|m| format!("step {i}: {m}"));
+        let before = device.to_bytes().to_vec();
+        let mut rng = ReplayRng::new(draws(st, "rng_draws").unwrap_or_default());
+        let result = match s(st, "op")? {
+            "rotate_signed_prekey" => match device.rotate_signed_prekey(&mut rng) {
+                Ok(spk) => {
+                    at(eq(
+                        "signed_prekey",
+                        &spk.to_bytes(),
+                        &b(st, "signed_prekey")?,
+                    ))?;
+                    at(eq(
+                        "current",
+                        &device.signed_prekey().to_bytes(),
+                        &spk.to_bytes(),
+                    ))?;
+                    at(api("signature", spk.verify(device.identity_key())))?;
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            },
+            "generate_one_time_prekeys" => {
+                let count = usize::try_from(u(st, "count")?).map_err(|e| e.to_string())?;
+                match device.generate_one_time_prekeys(&mut rng, count) {
+                    Ok(made) => {
+                        let want = st["one_time_prekeys"]
+                            .as_array()
+                            .ok_or("no one_time_prekeys")?;
+                        if made.len() != want.len() {
+                            return Err(format!("step {i}: made {} keys", made.len()));
+                        }
+                        for (k, w) in made.iter().zip(want) {
+                            at(eq(
+                                "one-time prekey",
+                                &k.to_bytes(),
+                                &unhex(w.as_str().ok_or("key")?)?,
+                            ))?;
+                        }
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            "accept" => {
+                let m = api("parse", PreKeyMessage::from_vec(b(st, "message")?))?;
+                match Session::accept(&mut device, &m) {
+                    Ok((session, pt)) => {
+                        at(eq("plaintext", &pt, &b(st, "plaintext")?))?;
+                        at(eq("session", &session.to_bytes(), &b(st, "session")?))?;
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            other => return Err(format!("step {i}: unknown op {other:?}")),
+        };
+        at(rng.finish())?;
+        let failed = result.is_err();
+        at(same_error(result, &st["error"]))?;
+        if failed {
+            at(eq("state after the error", &device.to_bytes(), &before))?;
+        }
+        at(state_matches(st, "state_after", &device.to_bytes()))?;
+    }
+    Ok(())
+}
+
+/// Moves a session's sending chain `count` chain steps forward, through its
+/// saved state (SPEC.md §10.2 layout, §8.3 chain step).
+fn advance_sending_chain(session: &Session, count: u32) -> Result<Session, String> {
+    let mut state = session.to_bytes().to_vec();
+    let pending = match state.get(163) {
+        Some(1) => 1 + 4 + 1 + if state.get(168) == Some(&1) { 4 } else { 0 },
+        Some(0) => 1,
+        _ => return Err("bad pending flag".into()),
+    };
+    let flag = 163 + pending + 32 + 32;
+    if state.get(flag) != Some(&1) {
+        return Err("advance without a sending chain".into());
+    }
+    let ck_at = flag + 1 + 32;
+    let mut ck = state.get(ck_at..ck_at + 32).ok_or("short state")?.to_vec();
+    for _ in 0..count {
+        ck = hmac_sha256(&ck, b"sotto v1 chain next");
+    }
+    let ns = u32::from_be_bytes(state[ck_at + 32..ck_at + 36].try_into().map_err(|_| "ns")?);
+    let ns = ns.checked_add(count).ok_or("message number overflows")?;
+    state[ck_at..ck_at + 32].copy_from_slice(&ck);
+    state[ck_at + 32..ck_at + 36].copy_from_slice(&ns.to_be_bytes());
+    api("Session::from_bytes", Session::from_bytes(&state))
+}
+
+/// bounds.json: two devices from their draws, a session without a one-time
+/// prekey, then the events; every receive's error (`null` for success),
+/// plaintext, key and chain counts, and the receiver's state after it.
+fn verify_bounds(_: &Value, v: &Value) -> Res {
+    let mut devices = Vec::new();
+    for name in ["alice", "bob"] {
+        let d = &v[name];
+        let mut rng = ReplayRng::new(draws(d, "rng_draws")?);
+        let device = Device::generate(&mut rng);
+        rng.finish()?;
+        eq(
+            &format!("{name} identity"),
+            &device.identity_key().to_bytes(),
+            &b(d, "identity_key")?,
+        )?;
+        devices.push(device);
+    }
+    let bundle = PreKeyBundle::new(*devices[1].identity_key(), devices[1].signed_prekey(), None);
+    let verified = api("bundle verify", bundle.verify())?;
+    let mut rng = ReplayRng::new(draws(v, "initiate_rng_draws")?);
+    let mut sessions = [
+        Some(api(
+            "initiate",
+            Session::initiate(&devices[0], &mut rng, &verified),
+        )?),
+        None,
+    ];
+    rng.finish()?;
+    let mut sent: std::collections::BTreeMap<String, Vec<u8>> = Default::default();
+    let party = |name: &str| match name {
+        "alice" => Ok(0usize),
+        "bob" => Ok(1),
+        other => Err(format!("unknown party {other:?}")),
+    };
+    for (i, e) in v["events"]
+        .as_array()
+        .ok_or("no events")?
+        .iter()
+        .enumerate()
+    {
+        let at = |r: Res| r.map_err(|m| format!("event {i}: {m}"));
+        match s(e, "type")? {
+            "send" => {
+                let p = party(s(e, "from")?)?;
+                let session = sessions[p].as_mut().ok_or("sender has no session")?;
+                let mut rng = ReplayRng::new(draws(e, "rng_draws")?);
+                let wire = api("encrypt", session.encrypt(&mut rng, &b(e, "plaintext")?))?;
+                at(rng.finish())?;
+                at(eq("message", wire.as_bytes(), &b(e, "message")?))?;
+                sent.insert(s(e, "message_id")?.to_owned(), wire.into_bytes());
+            }
+            "advance" => {
+                let p = party(s(e, "from")?)?;
+                let session = sessions[p].as_ref().ok_or("no session")?;
+                let count = u32::try_from(u(e, "count")?).map_err(|e| e.to_string())?;
+                let moved = advance_sending_chain(session, count)?;
+                sessions[p] = Some(moved);
+            }
+            "receive" => {
+                let p = party(s(e, "to")?)?;
+                let wire = sent.get(s(e, "message_id")?).ok_or("receive before send")?;
+                let message = api("parse", Message::from_bytes(wire))?;
+                let result = match (&mut sessions[p], &message, s(e, "via")?) {
+                    (None, Message::PreKey(m), "accept") => Session::accept(&mut devices[p], m)
+                        .map(|(session, pt)| {
+                            sessions[p] = Some(session);
+                            pt
+                        }),
+                    (Some(session), _, "decrypt") => {
+                        let before = session.to_bytes().to_vec();
+                        let r = session.decrypt(&message);
+                        if r.is_err() {
+                            at(eq("state after the error", &session.to_bytes(), &before))?;
+                        }
+                        r
+                    }
+                    _ => return Err(format!("event {i}: cannot receive this way")),
+                };
+                let result = match result {
+                    Ok(pt) => at(eq("plaintext", &pt, &b(e, "plaintext")?)).map(|()| Ok(()))?,
+                    Err(err) => Err(err),
+                };
+                at(same_error(result, &e["error"]))?;
+                let session = sessions[p].as_ref().ok_or("no session")?;
+                if session.skipped_key_count() as u64 != u(e, "skipped_keys_after")?
+                    || session.receiving_chain_count() as u64 != u(e, "receiving_chains_after")?
+                {
+                    return Err(format!("event {i}: key or chain count"));
+                }
+                at(state_matches(e, "state_after", &session.to_bytes()))?;
+            }
+            other => return Err(format!("event {i}: unknown type {other:?}")),
+        }
+    }
+    Ok(())
 }

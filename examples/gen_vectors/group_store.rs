@@ -1,0 +1,233 @@
+//! The `store` vector of group.json: a `GroupReceivers` store (SPEC.md
+//! §15.9) driven step by step, on the model (`model_group::GStore`) and on
+//! sotto, with the store's contents after every step.
+
+use serde_json::{Value, json};
+use sha2::Digest;
+use sotto::IdentityKey;
+use sotto::group::{GroupId, GroupMessage, GroupReceiver, GroupReceivers, Sender};
+
+use crate::model::{Dev, Draws};
+use crate::model_group::{GReceiver, GStore};
+use crate::vectors::{error_json, hex};
+use crate::{RecordingRng, seed};
+
+use crate::group::{Snd, create_sender, send_on};
+
+/// What the store holds, oldest first.
+fn held_json(held: &[GReceiver]) -> Value {
+    held.iter()
+        .map(|r| {
+            json!({
+                "chain_id": r.chain_id, "sender": r.identity.map(|i| hex(&i)),
+                "next": r.next, "cached": r.cache.len(),
+                "state_sha256": hex(&sha2::Sha256::digest(r.encode())),
+            })
+        })
+        .collect()
+}
+
+fn same_store(what: &str, s: &GroupReceivers, m: &GStore) {
+    let got: Vec<Vec<u8>> = s.iter().map(|r| r.to_bytes().to_vec()).collect();
+    let want: Vec<Vec<u8>> = m.held.iter().map(GReceiver::encode).collect();
+    assert!(got == want, "DISAGREEMENT in {what}: store contents");
+}
+
+/// Both results, which must agree; the JSON error or `null`.
+fn same_result<T, U>(what: &str, s: &Result<T, sotto::Error>, m: &Result<U, Value>) -> Value {
+    let s = s.as_ref().err().map(error_json);
+    let m = m.as_ref().err().cloned();
+    assert!(s == m, "DISAGREEMENT in {what}: sotto {s:?}, model {m:?}");
+    m.unwrap_or(Value::Null)
+}
+
+pub(crate) fn store(label: &str) -> Value {
+    let (mut m, mut r) = (Draws::new(seed(label)), RecordingRng::new(seed(label)));
+    let group = seed("sotto vectors group store id");
+    let other_group = seed("sotto vectors group store other id");
+    // Two identities (only their public halves matter here).
+    let mut ids = Draws::new(seed("sotto vectors group store identities"));
+    let alice_id = Dev::generate(&mut ids).ik();
+    let dave_id = Dev::generate(&mut ids).ik();
+
+    let mut chains: Vec<Snd> = Vec::new();
+    for i in 0..8 {
+        let g = if i == 7 { other_group } else { group };
+        chains.push(create_sender(
+            &format!("store chain {i}"),
+            g,
+            &mut m,
+            &mut r,
+        ));
+    }
+    // a1..a5 are Alice's, d1 Dave's, u1 and u2 imported unauthenticated,
+    // x1 belongs to another group.
+    let (a1, d1, u1, u2, x1) = (0, 5, 6, 4, 7);
+    let mut receivers: Vec<(&str, GReceiver)> = Vec::new();
+    let install =
+        |c: &Snd, id: Option<[u8; 64]>| GReceiver::install(&c.m.distribution(), id).unwrap();
+    receivers.push(("a1_at_0", install(&chains[a1], Some(alice_id))));
+    let mut messages = Vec::new();
+    for _ in 0..2 {
+        messages.push(send_on(&mut chains[a1], &mut m, &mut r));
+    }
+    receivers.push(("a1_at_2", install(&chains[a1], Some(alice_id))));
+    for _ in 2..4 {
+        messages.push(send_on(&mut chains[a1], &mut m, &mut r));
+    }
+    receivers.push(("a1_at_4", install(&chains[a1], Some(alice_id))));
+    for _ in 4..10 {
+        messages.push(send_on(&mut chains[a1], &mut m, &mut r));
+    }
+    receivers.push(("a1_at_10", install(&chains[a1], Some(alice_id))));
+    let a1_0 = receivers[0].1.clone();
+    receivers.push((
+        "a1_delivered_by_dave",
+        GReceiver {
+            identity: Some(dave_id),
+            ..a1_0.clone()
+        },
+    ));
+    let d1_0 = install(&chains[d1], Some(dave_id));
+    let d1_message = send_on(&mut chains[d1], &mut m, &mut r);
+    receivers.push(("d1_at_0", d1_0.clone()));
+    receivers.push((
+        "d1_key_with_a1_chain_id",
+        GReceiver {
+            chain_id: a1_0.chain_id,
+            ..d1_0
+        },
+    ));
+    let unused_id = (1..)
+        .map(|k| a1_0.chain_id ^ k)
+        .find(|id| chains.iter().all(|c| c.m.chain_id != *id))
+        .unwrap();
+    receivers.push((
+        "a1_key_with_new_chain_id",
+        GReceiver {
+            chain_id: unused_id,
+            ..a1_0.clone()
+        },
+    ));
+    receivers.push((
+        "other_group_with_a1_chain_id",
+        GReceiver {
+            chain_id: a1_0.chain_id,
+            ..install(&chains[x1], Some(alice_id))
+        },
+    ));
+    receivers.push(("u1_at_0", install(&chains[u1], None)));
+    receivers.push(("u2_at_0", install(&chains[u2], None)));
+    for (i, name) in [(1, "a2_at_0"), (2, "a3_at_0"), (3, "a4_at_0")] {
+        receivers.push((name, install(&chains[i], Some(alice_id))));
+    }
+    // a5: a chain of Alice's made after the store already holds four.
+    let a5 = create_sender("store chain a5", group, &mut m, &mut r);
+    receivers.push(("a5_at_0", install(&a5, Some(alice_id))));
+
+    enum Op {
+        Insert(&'static str),
+        Decrypt(Vec<u8>),
+        Remove(Option<[u8; 64]>),
+    }
+    use Op::{Decrypt, Insert, Remove};
+    let script = [
+        Insert("a1_at_0"),
+        Insert("other_group_with_a1_chain_id"),
+        Insert("d1_at_0"),
+        Insert("u1_at_0"),
+        Decrypt(messages[3].clone()),
+        Insert("a1_at_2"),
+        Insert("a1_at_4"),
+        Insert("d1_key_with_a1_chain_id"),
+        Insert("a1_key_with_new_chain_id"),
+        Insert("a1_delivered_by_dave"),
+        Insert("a1_at_10"),
+        Decrypt(messages[1].clone()),
+        Decrypt(messages[9].clone()),
+        Insert("a2_at_0"),
+        Insert("a3_at_0"),
+        Insert("a4_at_0"),
+        Insert("a5_at_0"),
+        Decrypt(messages[2].clone()),
+        Insert("u2_at_0"),
+        Remove(Some(alice_id)),
+        Remove(None),
+        Decrypt(d1_message),
+    ];
+
+    let state = |name: &str| {
+        receivers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .unwrap()
+            .1
+            .encode()
+    };
+    let mut model = GStore {
+        group,
+        held: Vec::new(),
+    };
+    let mut sotto = GroupReceivers::new(GroupId::from_bytes(group));
+    let mut steps = Vec::new();
+    for (i, op) in script.iter().enumerate() {
+        let what = format!("store step {i}");
+        let mut step = match op {
+            Insert(name) => {
+                let st = state(name);
+                let rcv = GroupReceiver::from_bytes(&st).unwrap();
+                same(&what, &rcv.to_bytes(), &st);
+                let s = sotto.insert(rcv);
+                let mr = model.insert(GReceiver::parse(&st).unwrap());
+                let error = same_result(&what, &s, &mr);
+                let mut step = json!({ "op": "insert", "receiver": name, "error": error });
+                if let Ok((outcome, evicted)) = mr {
+                    step["outcome"] = outcome.into();
+                    step["evicted"] = evicted.into();
+                }
+                step
+            }
+            Decrypt(msg) => {
+                let s = sotto.decrypt(&GroupMessage::from_bytes(msg).unwrap());
+                let mr = model.decrypt(msg);
+                let error = same_result(&what, &s, &mr);
+                let mut step = json!({ "op": "decrypt", "message": hex(msg), "error": error });
+                if let (Ok(p), Ok((pt, trace))) = (&s, &mr) {
+                    assert_eq!(&p.plaintext, pt, "DISAGREEMENT in {what}: plaintext");
+                    step["plaintext"] = hex(pt).into();
+                    step["chain_id"] = p.chain_id.into();
+                    step["index"] = p.index.into();
+                    step["key_source"] = trace["key_source"].clone();
+                }
+                step
+            }
+            Remove(id) => {
+                let sender = match id {
+                    Some(id) => {
+                        let mut b = vec![1, 0x10];
+                        b.extend(id);
+                        Sender::Authenticated(IdentityKey::from_bytes(&b).unwrap())
+                    }
+                    None => Sender::Unauthenticated,
+                };
+                let n = sotto.remove_sender(&sender);
+                assert_eq!(n, model.remove_sender(*id), "DISAGREEMENT in {what}");
+                json!({ "op": "remove_sender", "sender": id.map(|i| hex(&i)), "removed": n })
+            }
+        };
+        same_store(&what, &sotto, &model);
+        step["held_after"] = held_json(&model.held);
+        steps.push(step);
+    }
+    json!({
+        "name": "group_store", "kind": "store",
+        "group_id": hex(&group),
+        "identities": { "alice": hex(&alice_id), "dave": hex(&dave_id) },
+        "receivers": receivers.iter().map(|(n, g)| (n.to_string(), Value::from(hex(&g.encode())))).collect::<serde_json::Map<_, _>>(),
+        "steps": steps,
+    })
+}
+
+fn same(what: &str, a: &[u8], b: &[u8]) {
+    crate::same(what, a, b);
+}
