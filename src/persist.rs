@@ -232,15 +232,17 @@ impl Session {
         let mut total = 0usize;
         for i in 0..chain_count {
             let ratchet_key = r.array()?;
-            let chain_key = if r.flag()? {
+            // Exactly the newest chain keeps its chain key; checked as soon
+            // as the flag is read (SPEC §4).
+            let has_chain_key = r.flag()?;
+            if has_chain_key != (i + 1 == chain_count) {
+                return Err(Error::InvalidEncoding);
+            }
+            let chain_key = if has_chain_key {
                 Some(Box::new(ChainKey::from_bytes(r.array()?)))
             } else {
                 None
             };
-            // Exactly the newest chain keeps its chain key.
-            if chain_key.is_some() != (i + 1 == chain_count) {
-                return Err(Error::InvalidEncoding);
-            }
             let next = r.u32()?;
             let count = usize::from(r.u16()?);
             if count > MAX_SKIPPED_KEYS_PER_CHAIN {
@@ -254,10 +256,10 @@ impl Session {
             let mut previous: Option<u32> = None;
             for _ in 0..count {
                 let index = r.u32()?;
-                let key = Box::new(MessageKey::from_bytes(r.array()?));
                 if previous.is_some_and(|p| index <= p) || index >= next {
                     return Err(Error::InvalidEncoding);
                 }
+                let key = Box::new(MessageKey::from_bytes(r.array()?));
                 previous = Some(index);
                 skipped.insert(index, key);
             }

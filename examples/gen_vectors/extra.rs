@@ -305,6 +305,19 @@ pub(crate) fn negative_extra(x: NegativeExtra<'_>) -> (Vec<Value>, Vec<(&'static
         none.clone(),
         ds(&b),
     );
+    // §4: the flag is checked as soon as it is read, before its chain key.
+    let b = with(&two, |b| {
+        b[older + 32] = 1;
+        b.truncate(older + 33);
+    });
+    add(
+        "session_chain_key_on_older_chain_ends_after_flag",
+        sf,
+        &b,
+        e("InvalidEncoding"),
+        none.clone(),
+        ds(&b),
+    );
     let b = with(&two, |b| {
         b[newer + 32] = 0;
         b.drain(newer + 33..newer + 65);
@@ -361,6 +374,19 @@ pub(crate) fn negative_extra(x: NegativeExtra<'_>) -> (Vec<Value>, Vec<(&'static
     let b = with(&two, |b| set_index(b, second_key, 3));
     add(
         "session_skipped_index_not_below_next",
+        sf,
+        &b,
+        e("InvalidEncoding"),
+        none.clone(),
+        ds(&b),
+    );
+    // §4: the index is checked as soon as it is read, before its key.
+    let b = with(&two, |b| {
+        set_index(b, second_key, 3);
+        b.truncate(second_key + 4);
+    });
+    add(
+        "session_skipped_index_not_below_next_ends_after_index",
         sf,
         &b,
         e("InvalidEncoding"),

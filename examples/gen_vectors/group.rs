@@ -952,6 +952,19 @@ fn negatives(run: &mut Run, storage: &[u8; 32]) -> Vec<Value> {
         none.clone(),
         pr(&b),
     );
+    // §4: the index is checked as soon as it is read, before its key.
+    let b = with(&bob, |b| {
+        b[next_at..next_at + 4].copy_from_slice(&2u32.to_be_bytes());
+        b.truncate(count_at + 2 + 4);
+    });
+    add(
+        "receiver_state_cached_index_not_below_next_ends_after_index",
+        rf,
+        &b,
+        e("InvalidEncoding"),
+        none.clone(),
+        pr(&b),
+    );
     // Two cached keys with the same index.
     let b = with(&bob, |b| {
         let entry = b[count_at + 2..count_at + 2 + 36].to_vec();

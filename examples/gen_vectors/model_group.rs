@@ -490,11 +490,10 @@ impl GReceiver {
         let mut cache = BTreeMap::new();
         for _ in 0..count {
             let i = r.u32()?;
-            let k = r.a32()?;
             if cache.last_key_value().is_some_and(|(&p, _)| i <= p) || i >= next {
                 return Err(err("InvalidEncoding"));
             }
-            cache.insert(i, k);
+            cache.insert(i, r.a32()?);
         }
         r.end()?;
         Ok(Self {

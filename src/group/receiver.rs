@@ -244,10 +244,10 @@ impl GroupReceiver {
         let mut previous: Option<u32> = None;
         for _ in 0..count {
             let index = r.u32()?;
-            let key = MessageKey::from_bytes(r.array()?);
             if previous.is_some_and(|p| index <= p) || index >= ratchet.index() {
                 return Err(Error::InvalidEncoding);
             }
+            let key = MessageKey::from_bytes(r.array()?);
             previous = Some(index);
             skipped.insert(index, Box::new(key));
         }
