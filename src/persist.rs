@@ -215,7 +215,7 @@ impl Session {
             let chain_key = ChainKey::from_bytes(r.array()?);
             let next = r.u32()?;
             Some(SendingChain {
-                public: PublicKey::from(&secret),
+                public: None,
                 secret,
                 chain_key,
                 next,

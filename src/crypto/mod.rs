@@ -127,7 +127,14 @@ pub(crate) fn x25519_public(bytes: [u8; 32]) -> Result<PublicKey> {
 /// encodings and small-order points.
 pub(crate) fn ed25519_public(bytes: &[u8; 32]) -> Result<VerifyingKey> {
     let key = VerifyingKey::from_bytes(bytes).map_err(|_| Error::InvalidPublicKey)?;
-    if key.is_weak() || key.to_edwards().compress().to_bytes() != *bytes {
+    // The x-sign bit aside, an encoding is canonical iff y < p, the same byte
+    // test as for X25519; the only other non-canonical form (x = 0 with the
+    // sign bit set) is a small-order point, which `is_weak` rejects.
+    let mut y = *bytes;
+    if let Some(last) = y.last_mut() {
+        *last &= 0x7f;
+    }
+    if key.is_weak() || !is_canonical_x25519(&y) {
         return Err(Error::InvalidPublicKey);
     }
     Ok(key)

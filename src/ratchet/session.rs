@@ -39,8 +39,10 @@ pub(crate) struct PendingPreKey {
 /// Our current sending chain and the ratchet key pair it belongs to.
 pub(crate) struct SendingChain {
     pub(crate) secret: StaticSecret,
-    /// Kept so that encrypt never recomputes it.
-    pub(crate) public: PublicKey,
+    /// Computed once per chain and kept, so that encrypt never recomputes
+    /// it per message; `None` after a restore until the next encrypt, which
+    /// keeps restoring cheap when the session only decrypts.
+    pub(crate) public: Option<PublicKey>,
     pub(crate) chain_key: ChainKey,
     pub(crate) next: u32,
 }
@@ -276,7 +278,7 @@ impl SessionState {
                 let (root_key, chain_key) = self.root_key.step(&dh);
                 self.root_key = root_key;
                 slot.insert(SendingChain {
-                    public: PublicKey::from(&secret),
+                    public: Some(PublicKey::from(&secret)),
                     secret,
                     chain_key,
                     next: 0,
@@ -287,7 +289,9 @@ impl SessionState {
         rng.fill_bytes(&mut salt);
 
         let header = RatchetHeader {
-            ratchet_key: chain.public,
+            ratchet_key: *chain
+                .public
+                .get_or_insert_with(|| PublicKey::from(&chain.secret)),
             previous_chain_length: self.previous_sending_length,
             message_number: chain.next,
             salt,
