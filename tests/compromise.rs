@@ -1,9 +1,20 @@
 //! State compromise: what an attacker holding a copy of a party's saved
-//! session (its `to_bytes`) can and cannot decrypt.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+//! session (its `to_bytes`), or of a member's group sender and receivers,
+//! can and cannot decrypt.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs
+)]
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
+use sotto::group::{
+    GroupId, GroupMessage, GroupReceiver, GroupReceivers, GroupSender, MAX_GROUP_SKIPPED_KEYS,
+    Sender,
+};
 use sotto::{Device, Error, Message, PreKeyBundle, Session};
 
 struct Pair {
@@ -134,4 +145,302 @@ fn copy_cannot_read_messages_of_evicted_chains() {
     assert_eq!(copy.decrypt(&old), Err(Error::UnexpectedRatchetKey));
     let _ = wire(&mut copy, &mut rng, b"turn");
     assert_eq!(copy.decrypt(&old), Err(Error::AuthenticationFailed));
+}
+
+// ---------------------------------------------------------------------------
+// Groups: what a stolen copy of a member's group state can and cannot read.
+
+const GROUP: GroupId = GroupId::from_bytes([0x67; 32]);
+
+/// The ratchet levels R_0..R_7 and next index of a saved receiver
+/// (SPEC §15.11): header 2, group 32, chain id 4, signing key 32, flag 1
+/// (+ identity 64 if set), next 4, levels 256, count 2, cache.
+fn receiver_ratchet(state: &[u8]) -> (u32, [u8; 256]) {
+    let at = 71 + if state[70] == 1 { 64 } else { 0 };
+    let next = u32::from_be_bytes(state[at..at + 4].try_into().unwrap());
+    (next, state[at + 4..at + 260].try_into().unwrap())
+}
+
+/// The levels of a saved sender: header 2, group 32, chain id 4, index 4.
+fn sender_ratchet(state: &[u8]) -> (u32, [u8; 256]) {
+    let next = u32::from_be_bytes(state[38..42].try_into().unwrap());
+    (next, state[42..298].try_into().unwrap())
+}
+
+/// The cached (index, key) pairs of a saved receiver.
+fn receiver_cache(state: &[u8]) -> Vec<(u32, [u8; 32])> {
+    let at = 71 + if state[70] == 1 { 64 } else { 0 } + 4 + 256;
+    state[at + 2..]
+        .chunks(36)
+        .map(|c| {
+            (
+                u32::from_be_bytes(c[..4].try_into().unwrap()),
+                c[4..].try_into().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// A receiver state built by hand: any chain id and signing key, any
+/// ratchet claimed at any index, any cache.
+fn forged_receiver(
+    chain_id: u32,
+    signing_key: [u8; 32],
+    next: u32,
+    levels: &[u8; 256],
+    cache: &[(u32, [u8; 32])],
+) -> GroupReceiver {
+    let mut state = vec![0x01, 0x23];
+    state.extend_from_slice(GROUP.as_bytes());
+    state.extend_from_slice(&chain_id.to_be_bytes());
+    state.extend_from_slice(&signing_key);
+    state.push(0);
+    state.extend_from_slice(&next.to_be_bytes());
+    state.extend_from_slice(levels);
+    state.extend_from_slice(&u16::try_from(cache.len()).unwrap().to_be_bytes());
+    for (index, key) in cache {
+        state.extend_from_slice(&index.to_be_bytes());
+        state.extend_from_slice(key);
+    }
+    GroupReceiver::from_bytes(&state).unwrap()
+}
+
+fn group_wire(sender: &mut GroupSender, rng: &mut ChaCha20Rng, text: &[u8]) -> GroupMessage {
+    let bytes = sender.encrypt(rng, text).unwrap().into_bytes();
+    GroupMessage::from_bytes(&bytes).unwrap()
+}
+
+#[test]
+fn group_receiver_copy_cannot_read_consumed_or_uncached_indices() {
+    let mut rng = ChaCha20Rng::seed_from_u64(10);
+    let mut alice = GroupSender::new(&mut rng, GROUP);
+    let mut bob = GroupReceiver::import_unauthenticated(&alice.distribution().to_bytes()).unwrap();
+    let m: Vec<GroupMessage> = (0..400u32)
+        .map(|i| group_wire(&mut alice, &mut rng, &i.to_be_bytes()))
+        .collect();
+    // In order 0..=4, then 10 (5..=9 cached), then 7 from the cache, then a
+    // jump to 100 (68..=99 cached, 11..=67 never), then 399 (367..=398
+    // cached; past 256 keys the lowest indices are evicted).
+    for i in [0, 1, 2, 3, 4, 10, 7, 100, 399] {
+        bob.decrypt(&m[i]).unwrap();
+    }
+    assert_eq!(bob.next_index(), 400);
+    assert_eq!(bob.skipped_key_count(), 5 - 1 + 32 + 32);
+    let stolen = bob.to_bytes();
+    let mut copy = GroupReceiver::from_bytes(&stolen).unwrap();
+
+    // Consumed in order, consumed from the cache, never cached: gone.
+    for i in [3, 4, 7, 10, 11, 50, 67, 100, 366, 399] {
+        assert_eq!(
+            copy.decrypt(&m[i]),
+            Err(Error::DuplicateMessage),
+            "index {i}"
+        );
+        assert_eq!(*copy.to_bytes(), *stolen);
+    }
+    // The documented cost of reordering: keys still cached are readable.
+    assert_eq!(copy.decrypt(&m[8]).unwrap().plaintext, 8u32.to_be_bytes());
+
+    // The state holds no key for a consumed index, and its ratchet claimed
+    // at an earlier index derives no earlier key.
+    let (next, levels) = receiver_ratchet(&stolen);
+    let cache = receiver_cache(&stolen);
+    assert_eq!(cache.len(), bob.skipped_key_count());
+    let signing = bob.signing_key_bytes();
+    let chain = bob.chain_id();
+    for i in [4u32, 7, 11, 99, 366, 399] {
+        let mut rewound = forged_receiver(chain, signing, i, &levels, &[]);
+        assert_eq!(
+            rewound.decrypt(&m[i as usize]),
+            Err(Error::AuthenticationFailed),
+            "index {i} from the ratchet at {next}"
+        );
+        // Any cached key, claimed as the key of a consumed index.
+        for (_, key) in cache.iter().step_by(9) {
+            let mut relabelled = forged_receiver(chain, signing, i + 1, &levels, &[(i, *key)]);
+            assert_eq!(
+                relabelled.decrypt(&m[i as usize]),
+                Err(Error::AuthenticationFailed)
+            );
+        }
+    }
+
+    // Past the cache bound the lowest keys go: a receiver that skipped more
+    // than MAX_GROUP_SKIPPED_KEYS indices in jumps of the window keeps only
+    // the newest.
+    let mut carol =
+        GroupReceiver::import_unauthenticated(&alice.distribution().to_bytes()).unwrap();
+    let start = alice.index();
+    let later: Vec<GroupMessage> = (0..330u32)
+        .map(|i| group_wire(&mut alice, &mut rng, &i.to_be_bytes()))
+        .collect();
+    for i in (32..330).step_by(33) {
+        carol.decrypt(&later[i]).unwrap();
+    }
+    assert_eq!(carol.skipped_key_count(), MAX_GROUP_SKIPPED_KEYS);
+    let mut copy = GroupReceiver::from_bytes(&carol.to_bytes()).unwrap();
+    // 10 jumps of 32 cached keys: 320 keys, the lowest 64 (0..=31 and
+    // 33..=64) evicted; 32 and 65 were read.
+    for m in &later[..=65] {
+        assert_eq!(copy.decrypt(m), Err(Error::DuplicateMessage));
+    }
+    assert_eq!(copy.decrypt(&later[66]).unwrap().index, start + 66);
+}
+
+/// A device and its identity's sessions: `link` makes an established pair.
+fn link(rng: &mut ChaCha20Rng, a: &Device, b: &mut Device) -> (Session, Session) {
+    let bundle = PreKeyBundle::new(*b.identity_key(), b.signed_prekey(), None);
+    let mut at_a = Session::initiate(a, rng, &bundle.verify().unwrap()).unwrap();
+    let Message::PreKey(first) = wire(&mut at_a, rng, b"hi") else {
+        panic!("first message is a prekey message");
+    };
+    let (at_b, _) = Session::accept(b, &first).unwrap();
+    (at_a, at_b)
+}
+
+/// Sends `sender`'s current chain over `session` and installs it at the
+/// other end, as an application does.
+fn distribute(
+    rng: &mut ChaCha20Rng,
+    sender: &GroupSender,
+    from: &mut Session,
+    to: &mut Session,
+    store: &mut GroupReceivers,
+) {
+    let carried = wire(from, rng, &sender.distribution().to_bytes());
+    let plaintext = to.decrypt(&carried).unwrap();
+    store
+        .insert(GroupReceiver::accept(&plaintext, to).unwrap())
+        .unwrap();
+}
+
+#[test]
+fn stolen_member_state_reads_nothing_after_the_rotation_that_excluded_it() {
+    let mut rng = ChaCha20Rng::seed_from_u64(11);
+    let alice_device = Device::generate(&mut rng);
+    let mut bob_device = Device::generate(&mut rng);
+    let mut mallory_device = Device::generate(&mut rng);
+    let (mut ab, mut ba) = link(&mut rng, &alice_device, &mut bob_device);
+    let (mut am, mut ma) = link(&mut rng, &alice_device, &mut mallory_device);
+    let (mut bm, mut mb) = link(&mut rng, &bob_device, &mut mallory_device);
+
+    let mut alice = GroupSender::new(&mut rng, GROUP);
+    let mut bob = GroupSender::new(&mut rng, GROUP);
+    let mut mallory = GroupSender::new(&mut rng, GROUP);
+    let mut at_alice = GroupReceivers::new(GROUP);
+    let mut at_bob = GroupReceivers::new(GROUP);
+    let mut at_mallory = GroupReceivers::new(GROUP);
+    distribute(&mut rng, &alice, &mut ab, &mut ba, &mut at_bob);
+    distribute(&mut rng, &alice, &mut am, &mut ma, &mut at_mallory);
+    distribute(&mut rng, &bob, &mut ba, &mut ab, &mut at_alice);
+    distribute(&mut rng, &bob, &mut bm, &mut mb, &mut at_mallory);
+    distribute(&mut rng, &mallory, &mut ma, &mut am, &mut at_alice);
+    distribute(&mut rng, &mallory, &mut mb, &mut bm, &mut at_bob);
+
+    // Traffic before the removal; Mallory reads it, with gaps so that her
+    // receivers cache keys.
+    for i in 0..40u32 {
+        let a = group_wire(&mut alice, &mut rng, b"from alice");
+        let b = group_wire(&mut bob, &mut rng, b"from bob");
+        at_bob.decrypt(&a).unwrap();
+        at_alice.decrypt(&b).unwrap();
+        if i % 5 == 4 {
+            at_mallory.decrypt(&a).unwrap();
+            at_mallory.decrypt(&b).unwrap();
+        }
+        group_wire(&mut mallory, &mut rng, b"from mallory");
+    }
+    // Everything Mallory holds, sender and receivers, is stolen.
+    let stolen_sender = mallory.to_bytes();
+    let stolen: Vec<_> = at_mallory.iter().map(GroupReceiver::to_bytes).collect();
+    assert_eq!(stolen.len(), 2);
+    assert!(at_mallory.iter().all(|r| r.skipped_key_count() > 0));
+    // The state is live: it reads the old chains' messages still in flight.
+    let in_flight = group_wire(&mut alice, &mut rng, b"sent before the removal");
+    let mut check = GroupReceivers::new(GROUP);
+    for state in &stolen {
+        check
+            .insert(GroupReceiver::from_bytes(state).unwrap())
+            .unwrap();
+    }
+    assert_eq!(
+        check.decrypt(&in_flight).unwrap().plaintext,
+        b"sent before the removal"
+    );
+
+    // Mallory is removed: Alice and Bob drop her chains and rotate, and send
+    // the new chains to each other only.
+    let gone = Sender::Authenticated(*mallory_device.identity_key());
+    assert_eq!(at_alice.remove_sender(&gone), 1);
+    assert_eq!(at_bob.remove_sender(&gone), 1);
+    let old_chains = [alice.chain_id(), bob.chain_id()];
+    alice.rotate(&mut rng);
+    bob.rotate(&mut rng);
+    distribute(&mut rng, &alice, &mut ab, &mut ba, &mut at_bob);
+    distribute(&mut rng, &bob, &mut ba, &mut ab, &mut at_alice);
+    let mut after = Vec::new();
+    for _ in 0..20 {
+        let a = group_wire(&mut alice, &mut rng, b"after the removal");
+        let b = group_wire(&mut bob, &mut rng, b"after the removal");
+        assert_eq!(at_bob.decrypt(&a).unwrap().plaintext, b"after the removal");
+        assert_eq!(
+            at_alice.decrypt(&b).unwrap().plaintext,
+            b"after the removal"
+        );
+        after.extend([a, b]);
+    }
+    assert!(after.iter().all(|m| !old_chains.contains(&m.chain_id())));
+
+    // The attacker restores the stolen store: no chain to read them with.
+    let mut restored = GroupReceivers::new(GROUP);
+    for state in &stolen {
+        restored
+            .insert(GroupReceiver::from_bytes(state).unwrap())
+            .unwrap();
+    }
+    for m in &after {
+        assert_eq!(restored.decrypt(m), Err(Error::UnknownGroupChain));
+    }
+    // Handed the new chains' ids and signing keys, the attacker relabels
+    // every ratchet it holds (each receiver's, and Mallory's own sender's)
+    // as the new chain, claimed at index 0 (the jump then reaches any
+    // index) and at the message's own index, and every cached key as the
+    // message's key. None opens anything.
+    let signing = |chain: u32| {
+        if chain == alice.chain_id() {
+            alice.signing_key_bytes()
+        } else {
+            bob.signing_key_bytes()
+        }
+    };
+    let mut ratchets = vec![sender_ratchet(&stolen_sender).1];
+    let mut keys = Vec::new();
+    for state in &stolen {
+        ratchets.push(receiver_ratchet(state).1);
+        keys.extend(receiver_cache(state).into_iter().map(|(_, key)| key));
+    }
+    assert!(keys.len() > 40);
+    let mut attempts = 0;
+    for m in &after {
+        let (chain, index) = (m.chain_id(), m.index());
+        for levels in &ratchets {
+            for claimed in [0, index] {
+                let mut r = forged_receiver(chain, signing(chain), claimed, levels, &[]);
+                assert_eq!(r.decrypt(m), Err(Error::AuthenticationFailed));
+                attempts += 1;
+            }
+        }
+        for key in &keys {
+            let mut r = forged_receiver(
+                chain,
+                signing(chain),
+                index + 1,
+                &ratchets[0],
+                &[(index, *key)],
+            );
+            assert_eq!(r.decrypt(m), Err(Error::AuthenticationFailed));
+            attempts += 1;
+        }
+    }
+    assert!(attempts > 40 * 40);
 }

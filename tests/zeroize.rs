@@ -7,7 +7,8 @@
 //! trust `#[derive(ZeroizeOnDrop)]`: it watches the bytes.
 //!
 //! What this covers: every heap block sotto allocates for sessions, devices,
-//! skipped-key stores and saved-state buffers, at the moment it is freed.
+//! skipped-key stores, group senders, receivers, stores and distributions,
+//! and saved-state buffers, at the moment it is freed.
 //! What it does not cover: copies on the stack or in registers (moves of a
 //! `Session` or `Device` value, temporaries inside the primitives), memory
 //! the caller owns (a `Vec<Session>` that reallocates moves the secrets a
@@ -28,6 +29,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
+use sha2::{Digest, Sha256};
+use sotto::group::{
+    GroupId, GroupMessage, GroupReceiver, GroupReceivers, GroupSender, Sender,
+    SenderKeyDistribution,
+};
 use sotto::{Device, Message, PreKeyBundle, Session, StorageKey};
 use zeroize::Zeroizing;
 
@@ -292,4 +298,203 @@ fn scanner_detects_an_unwiped_secret() {
     drop(std::hint::black_box(Zeroizing::new(secret.to_vec())));
     let (_, leaked) = disarm();
     assert_eq!(leaked, 0);
+}
+
+const GROUP: GroupId = GroupId::from_bytes([0x2e; 32]);
+
+/// R_0..R_7 of a ratchet written at `at`, and K = SHA-256("sotto v1 group
+/// key" || R_7), the message key of its index.
+fn ratchet_secrets(state: &[u8], at: usize) -> Vec<[u8; 32]> {
+    let mut out: Vec<[u8; 32]> = (0..8)
+        .map(|k| state[at + 32 * k..at + 32 * k + 32].try_into().unwrap())
+        .collect();
+    let mut h = Sha256::new();
+    h.update(b"sotto v1 group key");
+    h.update(out[7]);
+    out.push(h.finalize().into());
+    out
+}
+
+/// The ratchet and signing seed of a sender state, or the ratchet of a
+/// distribution (the same layout up to the levels): header 2, group 32,
+/// chain id 4, index 4, levels 256, seed or public key 32.
+fn sender_secrets(state: &[u8]) -> Vec<[u8; 32]> {
+    let mut out = ratchet_secrets(state, 42);
+    if state[1] == 0x22 {
+        out.push(state[298..330].try_into().unwrap());
+    }
+    out
+}
+
+/// The ratchet and cached keys of a receiver state (SPEC §15.11).
+fn receiver_secrets(state: &[u8]) -> Vec<[u8; 32]> {
+    let at = 71 + if state[70] == 1 { 64 } else { 0 };
+    let mut out = ratchet_secrets(state, at + 4);
+    let count = usize::from(u16::from_be_bytes([state[at + 260], state[at + 261]]));
+    for i in 0..count {
+        let key = at + 262 + 36 * i + 4;
+        out.push(state[key..key + 32].try_into().unwrap());
+    }
+    assert_eq!(
+        at + 262 + 36 * count,
+        state.len(),
+        "layout walk must consume the state"
+    );
+    out
+}
+
+fn store_secrets(store: &GroupReceivers) -> Vec<[u8; 32]> {
+    store
+        .iter()
+        .flat_map(|r| receiver_secrets(&r.to_bytes()))
+        .collect()
+}
+
+/// Sends a distribution over a pairwise session and installs it, keeping
+/// the plaintext in a buffer that is wiped (the application's part).
+fn deliver_distribution(
+    rng: &mut ChaCha20Rng,
+    sender: &GroupSender,
+    from: &mut Session,
+    to: &mut Session,
+) -> GroupReceiver {
+    let carried = from
+        .encrypt(rng, &sender.distribution().to_bytes())
+        .unwrap();
+    let plaintext = Zeroizing::new(to.decrypt(&carried).unwrap());
+    GroupReceiver::accept(&plaintext, to).unwrap()
+}
+
+fn group_send(sender: &mut GroupSender, rng: &mut ChaCha20Rng, i: u32) -> GroupMessage {
+    sender.encrypt(rng, &i.to_be_bytes()).unwrap()
+}
+
+#[test]
+fn freed_heap_blocks_hold_no_group_secrets() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut rng = ChaCha20Rng::seed_from_u64(0x2e21);
+    let alice_device = Device::generate(&mut rng);
+    let mut bob_device = Device::generate(&mut rng);
+    let bundle = PreKeyBundle::new(*bob_device.identity_key(), bob_device.signed_prekey(), None);
+    let mut to_bob = Session::initiate(&alice_device, &mut rng, &bundle.verify().unwrap()).unwrap();
+    let Message::PreKey(first) = message(&mut to_bob, &mut rng, b"hello") else {
+        panic!("prekey message expected");
+    };
+    let (mut from_alice, _) = Session::accept(&mut bob_device, &first).unwrap();
+
+    let mut alice = Box::new(GroupSender::new(&mut rng, GROUP));
+    let mut carol = Box::new(GroupSender::new(&mut rng, GROUP));
+    let mut store = Box::new(GroupReceivers::new(GROUP));
+    store
+        .insert(deliver_distribution(
+            &mut rng,
+            &alice,
+            &mut to_bob,
+            &mut from_alice,
+        ))
+        .unwrap();
+    let carol_distribution = carol.distribution().to_bytes();
+    store
+        .insert(GroupReceiver::import_unauthenticated(&carol_distribution).unwrap())
+        .unwrap();
+    let mut lone = Box::new(GroupReceiver::import_unauthenticated(&carol_distribution).unwrap());
+
+    // Build up cached keys across many tree nodes: of each 40 messages Bob
+    // reads every fifth (the skipped ones are cached) and holds the rest.
+    let mut held_back = Vec::new();
+    for i in 0..200u32 {
+        let a = group_send(&mut alice, &mut rng, i);
+        let c = group_send(&mut carol, &mut rng, i);
+        if i % 5 == 4 {
+            store.decrypt(&a).unwrap();
+            store.decrypt(&c).unwrap();
+            lone.decrypt(&c).unwrap();
+        } else {
+            held_back.push(a);
+            held_back.push(c);
+        }
+    }
+    assert!(store.iter().all(|r| r.skipped_key_count() > 100));
+
+    let mut secrets = store_secrets(&store);
+    secrets.extend(receiver_secrets(&lone.to_bytes()));
+    secrets.extend(sender_secrets(&alice.to_bytes()));
+    secrets.extend(sender_secrets(&carol.to_bytes()));
+    secrets.extend(sender_secrets(&carol_distribution));
+    drop(carol_distribution);
+    let registered = secrets.len();
+    arm(&secrets);
+
+    // Read the held-back messages (cache hits delete keys), jump past the
+    // window and the cache bound (keys evicted), encrypt, hand out and
+    // re-install distributions (the newer ratchet replaces the held one),
+    // save, seal and restore everything, evict chains, rotate, then drop
+    // it all.
+    for m in held_back.drain(..).rev() {
+        let _ = store.decrypt(&m);
+        let _ = lone.decrypt(&m);
+    }
+    drop(held_back);
+    for jump in 1..=12u32 {
+        let mut last = None;
+        for i in 0..=jump * 5 {
+            last = Some(group_send(&mut alice, &mut rng, i));
+        }
+        store.decrypt(last.as_ref().unwrap()).unwrap();
+    }
+    let distribution = SenderKeyDistribution::from_bytes(&alice.distribution().to_bytes()).unwrap();
+    drop(distribution);
+    group_send(&mut alice, &mut rng, 0);
+    store
+        .insert(deliver_distribution(
+            &mut rng,
+            &alice,
+            &mut to_bob,
+            &mut from_alice,
+        ))
+        .unwrap();
+    let storage = StorageKey::from_bytes([8; 32]);
+    for _ in 0..3 {
+        let plain = alice.to_bytes();
+        let sealed = alice.seal(&storage, &mut rng).unwrap();
+        alice = Box::new(GroupSender::unseal(&sealed, &storage).unwrap());
+        drop(Box::new(GroupSender::from_bytes(&plain).unwrap()));
+        drop(plain);
+        let mut restored = Box::new(GroupReceivers::new(GROUP));
+        for receiver in store.iter() {
+            let sealed = receiver.seal(&storage, &mut rng).unwrap();
+            restored
+                .insert(GroupReceiver::unseal(&sealed, &storage).unwrap())
+                .unwrap();
+            drop(GroupReceiver::from_bytes(&receiver.to_bytes()).unwrap());
+        }
+        store = restored;
+    }
+    // Alice rotates four times: each new chain pushes her oldest out.
+    for _ in 0..4 {
+        alice.rotate(&mut rng);
+        store
+            .insert(deliver_distribution(
+                &mut rng,
+                &alice,
+                &mut to_bob,
+                &mut from_alice,
+            ))
+            .unwrap();
+    }
+    assert_eq!(store.len(), 5);
+    let alice_identity = Sender::Authenticated(*alice_device.identity_key());
+    assert_eq!(store.remove_sender(&alice_identity), 4);
+    carol.rotate(&mut rng);
+    drop((alice, carol, store, lone));
+    drop((to_bob, from_alice, alice_device, bob_device));
+    let (scanned, leaked) = disarm();
+    println!(
+        "registered {registered} group secrets, scanned {scanned} freed blocks, {leaked} held a secret"
+    );
+    assert!(scanned > 1000, "the scanner saw too little");
+    assert_eq!(
+        leaked, 0,
+        "{leaked} freed heap blocks still held a group secret"
+    );
 }

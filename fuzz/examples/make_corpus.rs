@@ -8,7 +8,7 @@ use std::fs;
 use std::path::Path;
 
 use sotto::{Device, IdentityKey, OneTimePreKey, PreKeyBundle};
-use sotto_fuzz::{fixture, rng};
+use sotto_fuzz::{fixture, group_fixture, rng};
 
 fn write(target: &str, name: &str, bytes: &[u8]) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -73,4 +73,42 @@ fn main() {
         })
         .collect();
     write("conversation", "noise", &noise);
+
+    let g = group_fixture();
+    let group_messages: Vec<&[u8]> = g
+        .to_store
+        .iter()
+        .chain(&g.stale)
+        .map(|p| p.bytes.as_slice())
+        .collect();
+    // A few of each kind: the rest only repeat the same layout.
+    for (i, m) in group_messages.iter().enumerate().step_by(7) {
+        write("parse_group", &format!("message-{i}"), m);
+        let mut whole = vec![0u8];
+        whole.extend_from_slice(m);
+        write("group_decrypt", &format!("message-{i}"), &whole);
+    }
+    // Bodies (without the signature) for the target to sign with each of the
+    // three chains' keys: mode byte 1, 2 or 3.
+    for (i, p) in g.to_receiver.iter().enumerate().step_by(5) {
+        let body = &p.bytes[..p.bytes.len() - 64];
+        for mode in 1..=3u8 {
+            let mut signed = vec![mode];
+            signed.extend_from_slice(body);
+            write("group_decrypt", &format!("body-{i}-key-{mode}"), &signed);
+        }
+    }
+    let mut states = vec![("sender", &g.sender), ("receiver", &g.receiver)];
+    for (i, r) in g.store.iter().enumerate() {
+        states.push((["store-0", "store-1", "store-2"][i], r));
+    }
+    for (i, d) in g.distributions.iter().enumerate() {
+        states.push((["distribution-0", "distribution-1"][i], d));
+    }
+    for (name, state) in states {
+        write("parse_group", name, state);
+        write("group_restore_use", name, state);
+    }
+    write("unseal", "group-sender", &g.sealed_sender);
+    write("unseal", "group-receiver", &g.sealed_receiver);
 }

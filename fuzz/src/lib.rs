@@ -1,13 +1,18 @@
 //! Deterministic fixtures shared by the fuzz targets and the seed-corpus
 //! generator: two devices, a live session with skipped keys on both sides,
-//! and messages each side has not yet received.
+//! and messages each side has not yet received; and group sender and
+//! receiver states with cached keys, and group messages they have not read.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::sync::OnceLock;
 
+use ed25519_dalek::{Signer, SigningKey};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use sotto::{Device, Message, PreKeyBundle, Session, StorageKey};
+use sotto::group::{
+    GroupId, GroupMessage, GroupPlaintext, GroupReceiver, GroupReceivers, GroupSender,
+};
+use sotto::{Device, IdentityKey, Message, PreKeyBundle, Session, StorageKey};
 
 /// The key every fixture state is sealed under.
 pub const STORAGE_KEY: [u8; 32] = [0x5a; 32];
@@ -139,4 +144,185 @@ pub fn check_decrypt(state: &[u8], message: &Message, pending: &[Pending]) -> Se
         Err(_) => assert_eq!(*session.to_bytes(), *state, "failed decrypt changed state"),
     }
     session
+}
+
+/// The group every group fixture belongs to.
+pub const GROUP: GroupId = GroupId::from_bytes([0x47; 32]);
+
+/// A group message a fixture receiver has not read yet, and who sent it.
+pub struct GroupPending {
+    pub bytes: Vec<u8>,
+    pub plaintext: Vec<u8>,
+    /// `None` for a chain imported without a session.
+    pub sender: Option<IdentityKey>,
+}
+
+/// Saved group states and the messages they have not read yet.
+pub struct GroupFixture {
+    /// Alice's sender after a rotation (second chain, index 3).
+    pub sender: Vec<u8>,
+    /// Alice's first chain as Bob holds it, installed over the pairwise
+    /// session: next index 41, keys cached for 1 and 8..=39.
+    pub receiver: Vec<u8>,
+    /// Bob's store, oldest first: Alice's first chain (as `receiver`), her
+    /// second chain at index 1, and Carol's chain imported without a session.
+    pub store: Vec<Vec<u8>>,
+    /// Messages that decrypt on `receiver`.
+    pub to_receiver: Vec<GroupPending>,
+    /// Messages that decrypt on the store (a superset of `to_receiver`).
+    pub to_store: Vec<GroupPending>,
+    /// Messages the fixture states already read or can never read.
+    pub stale: Vec<GroupPending>,
+    /// Alice's second chain's distribution and Carol's.
+    pub distributions: Vec<Vec<u8>>,
+    pub sealed_sender: Vec<u8>,
+    pub sealed_receiver: Vec<u8>,
+    /// Ed25519 seeds of Alice's first and second chains and Carol's, so a
+    /// target can sign what it likes as a sender gone bad would.
+    pub signing_seeds: [[u8; 32]; 3],
+}
+
+fn group_send(
+    sender: &mut GroupSender,
+    rng: &mut ChaCha20Rng,
+    text: &str,
+    from: Option<IdentityKey>,
+) -> GroupPending {
+    let message = sender.encrypt(rng, text.as_bytes()).unwrap();
+    GroupPending {
+        bytes: message.into_bytes(),
+        plaintext: text.as_bytes().to_vec(),
+        sender: from,
+    }
+}
+
+/// The signing key seed: the last 32 bytes of the sender state.
+fn signing_seed(sender: &GroupSender) -> [u8; 32] {
+    *sender.to_bytes().last_chunk::<32>().unwrap()
+}
+
+/// Signs `body` (a group message without its signature) as the chain whose
+/// seed is given, and appends the signature.
+pub fn sign_group(seed: &[u8; 32], body: &[u8]) -> Vec<u8> {
+    let key = SigningKey::from_bytes(seed);
+    let mut signed = b"sotto v1 group signature".to_vec();
+    signed.extend_from_slice(body);
+    let mut out = body.to_vec();
+    out.extend_from_slice(&key.sign(&signed).to_bytes());
+    out
+}
+
+fn build_group() -> GroupFixture {
+    let f = fixture();
+    let mut rng = rng(43);
+    let alice_identity = *Device::from_bytes(&f.alice_device).unwrap().identity_key();
+    // Bob's session with Alice: the one a distribution from her arrives on.
+    let bob_session = Session::from_bytes(&f.bob).unwrap();
+    let mut alice = GroupSender::new(&mut rng, GROUP);
+    let first_seed = signing_seed(&alice);
+    let first = alice.distribution().to_bytes();
+    let mut receiver = GroupReceiver::accept(&first, &bob_session).unwrap();
+    let from = Some(alice_identity);
+    let sent: Vec<GroupPending> = (0..50)
+        .map(|i| group_send(&mut alice, &mut rng, &format!("first chain {i}"), from))
+        .collect();
+    for i in [0, 2, 40] {
+        let m = GroupMessage::from_bytes(&sent[i].bytes).unwrap();
+        assert_eq!(receiver.decrypt(&m).unwrap().plaintext, sent[i].plaintext);
+    }
+    assert_eq!(receiver.next_index(), 41);
+    assert_eq!(receiver.skipped_key_count(), 33);
+
+    let second = alice.rotate(&mut rng).to_bytes();
+    let mut carol = GroupSender::new(&mut rng, GROUP);
+    let carol_distribution = carol.distribution().to_bytes();
+    let second_sent: Vec<GroupPending> = (0..3)
+        .map(|i| group_send(&mut alice, &mut rng, &format!("second chain {i}"), from))
+        .collect();
+    let carol_sent: Vec<GroupPending> = (0..3)
+        .map(|i| group_send(&mut carol, &mut rng, &format!("carol {i}"), None))
+        .collect();
+    let mut store = GroupReceivers::new(GROUP);
+    store
+        .insert(GroupReceiver::from_bytes(&receiver.to_bytes()).unwrap())
+        .unwrap();
+    let mut late = GroupReceiver::accept(&second, &bob_session).unwrap();
+    let m = GroupMessage::from_bytes(&second_sent[0].bytes).unwrap();
+    late.decrypt(&m).unwrap();
+    store.insert(late).unwrap();
+    store
+        .insert(GroupReceiver::import_unauthenticated(&carol_distribution).unwrap())
+        .unwrap();
+
+    let copy = |p: &GroupPending| GroupPending {
+        bytes: p.bytes.clone(),
+        plaintext: p.plaintext.clone(),
+        sender: p.sender,
+    };
+    let readable = |index: u32| index == 1 || (8..40).contains(&index) || index > 40;
+    let (mut to_receiver, mut stale) = (Vec::new(), Vec::new());
+    for p in &sent {
+        let index = GroupMessage::from_bytes(&p.bytes).unwrap().index();
+        if readable(index) {
+            to_receiver.push(copy(p));
+        } else {
+            stale.push(copy(p));
+        }
+    }
+    stale.push(copy(&second_sent[0]));
+    let mut to_store: Vec<GroupPending> = to_receiver.iter().map(copy).collect();
+    to_store.extend(second_sent.into_iter().skip(1));
+    to_store.extend(carol_sent);
+    let key = StorageKey::from_bytes(STORAGE_KEY);
+    GroupFixture {
+        sender: alice.to_bytes().to_vec(),
+        receiver: receiver.to_bytes().to_vec(),
+        store: store.iter().map(|r| r.to_bytes().to_vec()).collect(),
+        to_receiver,
+        to_store,
+        stale,
+        distributions: vec![second.to_vec(), carol_distribution.to_vec()],
+        sealed_sender: alice.seal(&key, &mut rng).unwrap(),
+        sealed_receiver: receiver.seal(&key, &mut rng).unwrap(),
+        signing_seeds: [first_seed, signing_seed(&alice), signing_seed(&carol)],
+    }
+}
+
+/// The group fixture, built once per process.
+pub fn group_fixture() -> &'static GroupFixture {
+    static FIXTURE: OnceLock<GroupFixture> = OnceLock::new();
+    FIXTURE.get_or_init(build_group)
+}
+
+/// Restores a store from saved receivers, oldest first.
+pub fn restore_store(states: &[Vec<u8>]) -> GroupReceivers {
+    let mut store = GroupReceivers::new(GROUP);
+    for state in states {
+        store
+            .insert(GroupReceiver::from_bytes(state).unwrap())
+            .unwrap();
+    }
+    store
+}
+
+/// Every receiver of a store, saved, oldest first.
+pub fn store_bytes(store: &GroupReceivers) -> Vec<Vec<u8>> {
+    store.iter().map(|r| r.to_bytes().to_vec()).collect()
+}
+
+/// A successful group decrypt must be exactly one of `pending` (bytes,
+/// plaintext and sender), and must not decrypt twice.
+pub fn check_group_plaintext(
+    read: &GroupPlaintext,
+    message: &GroupMessage,
+    pending: &[GroupPending],
+) {
+    let genuine = pending
+        .iter()
+        .find(|p| p.bytes == message.as_bytes())
+        .expect("a group message that was never sent decrypted");
+    assert_eq!(read.plaintext, genuine.plaintext);
+    assert_eq!(read.sender.identity(), genuine.sender.as_ref());
+    assert_eq!(read.index, message.index());
+    assert_eq!(read.chain_id, message.chain_id());
 }
