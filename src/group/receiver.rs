@@ -54,6 +54,10 @@ impl GroupReceiver {
     /// message decrypted by `delivered_by`. The chain is attributed to that
     /// session's remote identity: pass the session that decrypted these very
     /// bytes, and check its identity against the group's membership.
+    ///
+    /// The bytes hold the chain's ratchet secret, and `Session::decrypt`
+    /// returned them in a plain `Vec`: wipe them after this call (for example
+    /// by holding them in `zeroize::Zeroizing`).
     pub fn accept(distribution: &[u8], delivered_by: &Session) -> Result<Self> {
         let distribution = SenderKeyDistribution::from_bytes(distribution)?;
         Ok(Self::from_distribution(
