@@ -70,13 +70,10 @@ MAX_MESSAGE_LEN = 262325
 # §10.1: "1 MiB"
 MAX_STATE_LEN = 1 << 20
 
-# !!! SPEC.md names these three bounds (§6, §10.3) but never gives their values.
-# MAX_ONE_TIME_PREKEYS = 1000 is inferred from the negative vector
-# `device_too_many_one_time_prekeys` (count 1001 rejected). The other two are
-# guesses; no vector pins them. See SPEC-FINDINGS.md.
+# §6 device limits (the table of §6; pinned by device.json).
 MAX_ONE_TIME_PREKEYS = 1000
-MAX_SIGNED_PREKEYS = 4          # GUESS
-MAX_RECENT_BASE_KEYS = 1000     # GUESS
+MAX_SIGNED_PREKEYS = 4
+MAX_RECENT_BASE_KEYS = 1000
 
 U32_MAX = 2**32 - 1
 
@@ -472,11 +469,10 @@ class PreKeyBundle:
         return self
 
     def verify_for(self, expected_ik):
-        # Order (signature first, then identity) is a guess: see SPEC-FINDINGS.md.
-        self.verify()
+        # §5.5: "verify_for checks the identity first, then the signature".
         if not _hmac.compare_digest(self.ik, expected_ik):
             fail("IdentityMismatch")
-        return self
+        return self.verify()
 
 
 # ---------------------------------------------------------------------------
@@ -745,15 +741,28 @@ class Session:
         return pt
 
     def _enforce_bounds(self):
-        """§8.7: chains, then per chain, then total."""
+        """§8.7: chains, then per chain, then total. Records what went in
+        `self.trace["evicted"]`: {"chains": [ratchet keys], "keys": [(rule, ratchet
+        key, [indices])]}, one keys entry per (rule, chain) in the order deleted."""
+        chains, keys = [], []
+
+        def drop_key(rule, ch):
+            i = min(ch.skipped)
+            del ch.skipped[i]
+            if keys and keys[-1][0] == rule and keys[-1][1] is ch:
+                keys[-1][2].append(i)
+            else:
+                keys.append((rule, ch, [i]))
+
         while len(self.chains) > MAX_RECEIVING_CHAINS:
-            self.chains.pop(0)
+            chains.append(self.chains.pop(0).ratchet_key)
         for ch in self.chains:
             while len(ch.skipped) > MAX_SKIPPED_KEYS_PER_CHAIN:
-                del ch.skipped[min(ch.skipped)]
+                drop_key("per_chain", ch)
         while self.skipped_count() > MAX_SKIPPED_KEYS:
-            ch = next(c for c in self.chains if c.skipped)
-            del ch.skipped[min(ch.skipped)]
+            drop_key("total", next(c for c in self.chains if c.skipped))
+        self.trace["evicted"] = {"chains": chains,
+                                 "keys": [(rule, ch.ratchet_key, idx) for rule, ch, idx in keys]}
 
     # ---- §10.2 Saved state ----------------------------------------------
 
@@ -790,7 +799,7 @@ class Session:
             fail("InvalidEncoding")
         s.local_identity = r.identity()
         s.remote_identity = r.identity()
-        s.base_key = r.x25519_public()
+        s.base_key = r.take(32)          # §4: base keys in saved state are not validated
         if r.flag():
             if s.role != INITIATOR:
                 fail("InvalidEncoding")
@@ -811,9 +820,7 @@ class Session:
         total = 0
         for n in range(count):
             last = n == count - 1
-            key = r.x25519_public()
-            if last and key != s.DHr:
-                fail("InvalidEncoding")
+            key = r.take(32)             # §4: ratchet keys of receiving chains are not validated
             has_ck = r.flag()
             if has_ck != last:
                 fail("InvalidEncoding")
@@ -833,6 +840,10 @@ class Session:
                 prev = i
             s.chains.append(ReceivingChain(key, ck, nxt, skipped))
         r.finish()
+        # §10.2: "After the last field and the TrailingBytes check: if there is at
+        # least one chain, the last chain's ratchet key MUST equal dhr".
+        if s.chains and s.chains[-1].ratchet_key != s.DHr:
+            fail("InvalidEncoding")
         return s
 
     def seal(self, rng, storage_key):
@@ -876,7 +887,9 @@ class Device:
     def identity_key(self): return self.ik_sig_pub + self.ik_dh_pub
 
     def _new_spk(self, rng):
-        if self.next_spk_id > U32_MAX:
+        # §6: "If the next id is 2^32 - 1: TooManyPreKeys, no change" (id 2^32 - 1
+        # is never assigned, so the stored next id always fits in a u32).
+        if self.next_spk_id >= U32_MAX:
             fail("TooManyPreKeys")
         secret = rng.draw(32)
         spk_id = self.next_spk_id
@@ -898,7 +911,8 @@ class Device:
             self.spks.pop(0)
 
     def generate_one_time_prekeys(self, rng, count):
-        if len(self.opks) + count > MAX_ONE_TIME_PREKEYS or self.next_opk_id + count - 1 > U32_MAX:
+        # §6: more than MAX_ONE_TIME_PREKEYS held, or next_id + count > 2^32 - 1.
+        if len(self.opks) + count > MAX_ONE_TIME_PREKEYS or self.next_opk_id + count > U32_MAX:
             fail("TooManyPreKeys")
         for _ in range(count):
             self.opks.append((self.next_opk_id, rng.draw(32)))
@@ -987,6 +1001,7 @@ class Device:
                            "chain_key_out": ckr},
             "skipped_stored": [(rm.K, i, k) for i, k in keys],
             "key_source": "chain", "message_key": mk, "skipped_keys_after": len(keys),
+            "evicted": {"chains": [], "keys": []},   # one chain of at most MAX_SKIP keys
         }
         self.trace = {"dhs": dhs, "sk": sk}
         return s, pt
@@ -1039,8 +1054,7 @@ class Device:
         if n > MAX_RECENT_BASE_KEYS:
             fail("InvalidEncoding")
         for _ in range(n):
-            # Stored as raw 32 bytes; SPEC does not say whether they are
-            # checked as canonical X25519 keys (accepted keys always are).
+            # §4: recent base keys inside saved state are not validated.
             d.recent_base_keys.append(r.take(32))
         r.finish()
         return d
@@ -1065,7 +1079,7 @@ def seal_state(plain: bytes, storage_key: bytes, salt: bytes) -> bytes:
 
 
 def unseal_state(data: bytes, storage_key: bytes, expected_inner: int) -> bytes:
-    # TooLarge bound for the *sealed* bytes is not stated; MAX_STATE_LEN is assumed.
+    # §10.4: TooLarge is checked on the *sealed* input (MAX_STATE_LEN).
     r = Reader(data, MAX_STATE_LEN)
     r.header(TAG_SEALED)
     inner = r.u8()
@@ -1262,8 +1276,7 @@ class GroupSender:
 
 def parse_distribution(data):
     """§15.6 -> (group_id, chain_id, index, R bytes, signing public key)."""
-    # "330 bytes, exactly": SPEC gives no TooLarge bound for a distribution, so a
-    # longer input is TrailingBytes here (a guess; see SPEC-FINDINGS.md).
+    # §4 rule 1 / §15.6: no up-front length check; longer input is TrailingBytes.
     r = Reader(data)
     r.header(TAG_SENDER_KEY_DISTRIBUTION)
     gid = r.take(32)
@@ -1393,6 +1406,8 @@ class GroupReceivers:
         self.receivers = []
 
     def add(self, rcv: GroupReceiver):
+        """§15.9 insert. Returns (outcome, evicted chain ids): outcome is "added" or
+        "advanced". On an error the store is unchanged."""
         if rcv.group_id != self.group_id:
             fail("GroupMismatch")
         triple = (rcv.sender, rcv.chain_id, rcv.signing_public)
@@ -1404,15 +1419,20 @@ class GroupReceivers:
         for held in self.receivers:
             if (held.sender, held.chain_id, held.signing_public) == triple:
                 if rcv.next > held.next:
+                    # The held receiver keeps its cache and its place; the incoming
+                    # receiver's cached keys are dropped.
                     held.ratchet = rcv.ratchet.copy()
-                    return
+                    return "advanced", []
                 fail("GroupChainNotNewer")
+        evicted = []
         mine = [h for h in self.receivers if h.sender == rcv.sender]
-        if len(mine) + 1 > MAX_CHAINS_PER_SENDER:
+        if len(mine) >= MAX_CHAINS_PER_SENDER:
             self.receivers.remove(mine[0])
+            evicted.append(mine[0].chain_id)
+        if len(self.receivers) >= MAX_GROUP_RECEIVERS:
+            evicted.append(self.receivers.pop(0).chain_id)
         self.receivers.append(rcv)
-        while len(self.receivers) > MAX_GROUP_RECEIVERS:
-            self.receivers.pop(0)
+        return "added", evicted
 
     def decrypt(self, data):
         m = GroupMessage.parse(data)
@@ -1420,8 +1440,13 @@ class GroupReceivers:
             fail("UnknownGroupChain")
         for held in self.receivers:
             if held.chain_id == m.chain_id:
+                self.last_receiver = held
                 return held.decrypt(m)
         fail("UnknownGroupChain")
 
     def remove_sender(self, sender):
+        """Deletes every chain of `sender` (None: every unauthenticated import);
+        returns how many went."""
+        n = len(self.receivers)
         self.receivers = [h for h in self.receivers if h.sender != sender]
+        return n - len(self.receivers)

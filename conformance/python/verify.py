@@ -465,12 +465,17 @@ def check_group_ratchet(v):
         prev = i
 
 
-def state_or_hash(e, key, got: bytes, where):
-    """Compare an encoded state with `key` or, for large ones, with `key_sha256` (README)."""
+def state_or_hash(e, key, got: bytes, where, limit=1024):
+    """Compare an encoded state with `key` or, for states longer than `limit` bytes,
+    with `key_sha256` (README: 1024 for group.json, 2048 for device and bounds)."""
     if key in e:
         eq(where + " " + key, got, e[key])
+        if len(got) > limit:
+            raise Mismatch(where + ": %s given in full but longer than %d bytes" % (key, limit))
     elif key + "_sha256" in e:
         eq(where + " " + key + "_sha256", S.SHA256(got), e[key + "_sha256"])
+        if len(got) <= limit:
+            raise Mismatch(where + ": %s given as a hash but only %d bytes" % (key, len(got)))
     else:
         raise Mismatch(where + ": neither %s nor %s_sha256" % (key, key))
 
@@ -666,7 +671,199 @@ def check_group(v, fixtures):
         return check_group_state(v)
     if kind == "negative":
         return check_group_negative(v, fixtures)
+    if kind == "store":
+        return check_group_store(v)
     raise Mismatch("unknown group vector kind %r" % kind)
+
+
+def held_summary(store: S.GroupReceivers):
+    return [{"cached": len(r.cache), "chain_id": r.chain_id, "next": r.next, "sender": hx(r.sender),
+             "state_sha256": S.SHA256(r.to_bytes()).hex()} for r in store.receivers]
+
+
+def check_group_store(v):
+    """§15.9 GroupReceivers, driven by `steps` (README `store`)."""
+    gid = h(v["group_id"])
+    identities = {h(x) for x in v["identities"].values()}
+    for name, raw in v["receivers"].items():
+        r = S.GroupReceiver.from_bytes(h(raw))
+        eq("receiver %s roundtrip" % name, r.to_bytes(), raw)
+        if r.sender is not None and r.sender not in identities:
+            raise Mismatch("receiver %s: sender is not one of `identities`" % name)
+    store = S.GroupReceivers(gid)
+    for n, st in enumerate(v["steps"]):
+        op = st["op"]
+        where = "step %d (%s %s)" % (n, op, st.get("receiver", ""))
+        before = [r.to_bytes() for r in store.receivers]
+        err = st.get("error")
+        if op == "insert":
+            rcv = S.GroupReceiver.from_bytes(h(v["receivers"][st["receiver"]]))
+            if err is not None:
+                expect_error(lambda: store.add(rcv), err)
+            else:
+                outcome, evicted = store.add(rcv)
+                eq(where + " outcome", outcome, st["outcome"])
+                eq(where + " evicted", evicted, st["evicted"])
+        elif op == "decrypt":
+            msg = h(st["message"])
+            if err is not None:
+                expect_error(lambda: store.decrypt(msg), err)
+            else:
+                pt, mark = store.decrypt(msg)
+                m = S.GroupMessage.parse(msg)
+                eq(where + " plaintext", pt, st["plaintext"])
+                eq(where + " chain_id", m.chain_id, st["chain_id"])
+                eq(where + " index", m.index, st["index"])
+                eq(where + " key_source", store.last_receiver.trace["key_source"], st["key_source"])
+                eq(where + " handled by the chain named", store.last_receiver.chain_id, st["chain_id"])
+        elif op == "remove_sender":
+            if err is not None:
+                raise Mismatch(where + ": remove_sender cannot fail")
+            sender = None if st["sender"] is None else h(st["sender"])
+            eq(where + " removed", store.remove_sender(sender), st["removed"])
+        else:
+            raise Mismatch(where + ": unknown op %r" % op)
+        if err is not None:
+            eq(where + " store unchanged", [r.to_bytes().hex() for r in store.receivers], [b.hex() for b in before])
+        eq(where + " held_after", held_summary(store), st["held_after"])
+
+
+# ---------------------------------------------------------------------------
+# device.json (SPEC §6)
+# ---------------------------------------------------------------------------
+
+def check_device_ops(v):
+    d = S.Device.from_bytes(h(v["initial_state"]))
+    eq("initial_state roundtrip", d.to_bytes(), v["initial_state"])
+    for n, st in enumerate(v["steps"]):
+        op, err = st["op"], st["error"]
+        where = "step %d (%s)" % (n, op)
+        before = d.to_bytes()
+        if op == "rotate_signed_prekey":
+            rng = Draws(st["rng_draws"])
+            if err is not None:
+                expect_error(lambda: d.rotate_signed_prekey(rng), err)
+            else:
+                d.rotate_signed_prekey(rng)
+                spk = st["signed_prekey"]
+                eq(where + " signed_prekey", d.signed_prekey_bytes(-1), spk)
+                spk_id, spk_pub, sig = S.signed_prekey_from_bytes(h(spk))
+                if not S.verify_strict(d.ik_sig_pub, S.signed_prekey_data(d.ik_dh_pub, spk_id, spk_pub), sig):
+                    raise Mismatch(where + ": new signed prekey signature does not verify")
+            if not rng.exhausted():
+                raise Mismatch(where + ": not every recorded draw was used")
+        elif op == "generate_one_time_prekeys":
+            rng = Draws(st["rng_draws"])
+            count = st["count"]
+            if err is not None:
+                expect_error(lambda: d.generate_one_time_prekeys(rng, count), err)
+            else:
+                d.generate_one_time_prekeys(rng, count)
+                eq(where + " one_time_prekeys",
+                   [S.one_time_prekey_to_bytes(i, S.pub(k)).hex() for i, k in d.opks[-count:]],
+                   st["one_time_prekeys"])
+            if not rng.exhausted():
+                raise Mismatch(where + ": not every recorded draw was used")
+        elif op == "accept":
+            msg = h(st["message"])
+            if err is not None:
+                expect_error(lambda: d.accept(msg), err)
+            else:
+                session, pt = d.accept(msg)
+                eq(where + " plaintext", pt, st["plaintext"])
+                eq(where + " session", session.to_bytes(), st["session"])
+        else:
+            raise Mismatch(where + ": unknown op %r" % op)
+        if err is not None:
+            eq(where + " device unchanged", d.to_bytes(), before.hex())
+        state_or_hash(st, "state_after", d.to_bytes(), where, limit=2048)
+        eq(where + " state roundtrip", S.Device.from_bytes(d.to_bytes()).to_bytes(), d.to_bytes().hex())
+
+
+# ---------------------------------------------------------------------------
+# bounds.json (SPEC §8.7)
+# ---------------------------------------------------------------------------
+
+def check_bounds(v):
+    devices = {}
+    for who in ("alice", "bob"):
+        rng = Draws(v[who]["rng_draws"])
+        devices[who] = S.Device.generate(rng)
+        if not rng.exhausted():
+            raise Mismatch(who + ": not every generate draw was used")
+        eq(who + ".identity_key", S.identity_key_to_bytes(devices[who].identity_key), v[who]["identity_key"])
+    alice, bob = devices["alice"], devices["bob"]
+    bundle = S.PreKeyBundle.from_bytes(bob.bundle(None).to_bytes()).verify_for(bob.identity_key)
+    rng = Draws(v["initiate_rng_draws"])
+    sessions = {"alice": alice.initiate(rng, bundle), "bob": None}
+    if not rng.exhausted():
+        raise Mismatch("initiate: not every draw was used")
+    messages = {}
+    for n, e in enumerate(v["events"]):
+        t = e["type"]
+        where = "event %d (%s %s)" % (n, t, e.get("message_id", e.get("from")))
+        if t == "send":
+            s = sessions[e["from"]]
+            rng = Draws(e["rng_draws"])
+            msg = s.encrypt(rng, h(e["plaintext"]))
+            if not rng.exhausted():
+                raise Mismatch(where + ": not every recorded draw was used")
+            eq(where + " message_number", s.trace["message_number"], e["message_number"])
+            eq(where + " message", msg, e["message"])
+            if e["message_id"] in messages:
+                raise Mismatch(where + ": message id used twice")
+            messages[e["message_id"]] = msg
+        elif t == "advance":
+            # README: in the saved state, cks moves `count` chain steps and ns grows by
+            # `count`; the state is then restored with Session::from_bytes.
+            s = S.Session.from_bytes(sessions[e["from"]].to_bytes())
+            if s.sending is None:
+                raise Mismatch(where + ": no sending chain to advance")
+            for _ in range(e["count"]):
+                s.sending.ck = S.HMAC(s.sending.ck, S.L_CHAIN_NEXT)
+            s.sending.ns += e["count"]
+            sessions[e["from"]] = S.Session.from_bytes(s.to_bytes())
+            eq(where + " next_after", sessions[e["from"]].sending.ns, e["next_after"])
+        elif t == "receive":
+            msg = messages[e["message_id"]]
+            err = e["error"]
+            if e["via"] == "accept":
+                before = bob.to_bytes() if e["to"] == "bob" else alice.to_bytes()
+                dev = devices[e["to"]]
+                if err is not None:
+                    expect_error(lambda: dev.accept(msg), err)
+                    eq(where + " device unchanged", dev.to_bytes(), before.hex())
+                    s = sessions[e["to"]]
+                else:
+                    s, pt = dev.accept(msg)
+                    sessions[e["to"]] = s
+            elif e["via"] == "decrypt":
+                s = sessions[e["to"]]
+                before = s.to_bytes()
+                if err is not None:
+                    expect_error(lambda: s.decrypt(msg), err)
+                    eq(where + " session unchanged", s.to_bytes(), before.hex())
+                else:
+                    pt = s.decrypt(msg)
+            else:
+                raise Mismatch(where + ": unknown via %r" % e["via"])
+            if err is None:
+                eq(where + " plaintext", pt, e["plaintext"])
+                ev = s.trace["evicted"]
+                eq(where + " evicted", {
+                    "chains": [k.hex() for k in ev["chains"]],
+                    "keys": [{"count": len(idx), "highest": max(idx), "lowest": min(idx),
+                              "ratchet_public": rk.hex(), "rule": rule} for rule, rk, idx in ev["keys"]],
+                }, e["evicted"])
+                for rule, rk, idx in ev["keys"]:
+                    if idx != list(range(min(idx), max(idx) + 1)):
+                        raise Mismatch(where + ": evicted indices are not consecutive")
+            eq(where + " skipped_keys_after", s.skipped_count(), e["skipped_keys_after"])
+            eq(where + " receiving_chains_after", len(s.chains), e["receiving_chains_after"])
+            state_or_hash(e, "state_after", s.to_bytes(), where, limit=2048)
+            eq(where + " state roundtrip", S.Session.from_bytes(s.to_bytes()).to_bytes(), s.to_bytes().hex())
+        else:
+            raise Mismatch(where + ": unknown event type %r" % t)
 
 
 # ---------------------------------------------------------------------------
@@ -768,6 +965,8 @@ def main():
             "persistence": lambda v: check_persistence(v),
             "negative": lambda v: check_negative(v, fixtures),
             "group": lambda v: check_group(v, fixtures),
+            "device": lambda v: check_device_ops(v),
+            "bounds": lambda v: check_bounds(v),
         }.get(area)
         if doc.get("format") != 1:
             print("FAIL %s: unknown format %r" % (area, doc.get("format")))
