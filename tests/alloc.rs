@@ -1,7 +1,8 @@
 //! The per-message path allocates nothing but its output buffer: counted
 //! with a global allocator that tallies allocations per thread (tests run
 //! on parallel threads).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// A global allocator needs `unsafe impl GlobalAlloc`; it only forwards to `System`.
+#![allow(unsafe_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
