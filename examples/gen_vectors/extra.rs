@@ -251,6 +251,68 @@ pub(crate) fn negative_extra(x: NegativeExtra<'_>) -> (Vec<Value>, Vec<(&'static
         none.clone(),
         Rd::header(&b, 0x13).and_then(|mut r| r.ik()).map(drop),
     );
+    // §4: flags, roles and ids are checked as soon as they are read, so an
+    // input that ends right after a bad one is InvalidEncoding, not Truncated.
+    let model_bundle = |b: &[u8]| -> Result<(), Err> {
+        let mut r = Rd::header(b, 0x13)?;
+        r.ik()?;
+        r.u32()?;
+        r.x()?;
+        r.take(64)?;
+        if r.flag()? {
+            r.u32()?;
+            r.x()?;
+        }
+        r.end()
+    };
+    let flag_at = 2 + 64 + 4 + 32 + 64;
+    let b = with(bundle, |b| {
+        b[flag_at] = 2;
+        b.truncate(flag_at + 1);
+    });
+    add(
+        "bundle_bad_one_time_flag_ends_after_flag",
+        "PreKeyBundle::from_bytes",
+        &b,
+        e("InvalidEncoding"),
+        none.clone(),
+        model_bundle(&b),
+    );
+    let b = with(alice_pending, |b| b.truncate(3));
+    let b = with(&b, |b| b[2] = 2);
+    add(
+        "session_bad_role_ends_after_role",
+        "Session::from_bytes",
+        &b,
+        e("InvalidEncoding"),
+        none.clone(),
+        Sess::decode(&b).map(drop),
+    );
+    let pending_at = 2 + 1 + 128 + 32;
+    let b = with(alice_pending, |b| {
+        b[2] = 1;
+        b.truncate(pending_at + 1);
+    });
+    add(
+        "session_pending_on_responder_ends_after_flag",
+        "Session::from_bytes",
+        &b,
+        e("InvalidEncoding"),
+        none.clone(),
+        Sess::decode(&b).map(drop),
+    );
+    let b = with(&rotated, |b| {
+        b[spk_ids[1]..spk_ids[1] + 4].copy_from_slice(&1u32.to_be_bytes());
+        b.truncate(spk_ids[1] + 4);
+    });
+    add(
+        "device_signed_prekey_ids_repeated_ends_after_id",
+        "Device::from_bytes",
+        &b,
+        e("InvalidEncoding"),
+        none.clone(),
+        Dev::decode(&b).map(drop),
+    );
     // §2 Verify step 3: R is the identity point, and [S]B - [k]A = R.
     let sig_at = 2 + 64 + 4 + 32;
     let b = with(bundle, |b| {
