@@ -1,28 +1,12 @@
 //! Device functions: generation, prekeys, bundle export, persistence.
 
-use sotto::{Device, OneTimePreKey, PreKeyBundle, StorageKey};
-use zeroize::Zeroizing;
+use sotto::{Device, OneTimePreKey, PreKeyBundle};
 
-use crate::buffer::{SottoBuffer, input, optional_input, out_buffer, out_value};
-use crate::error::{FfiError, FfiResult, SottoError, ffi_call};
+use crate::buffer::{SottoBuffer, optional_input, out_buffer, out_value};
+use crate::error::{SottoError, ffi_call};
 use crate::handle::{SottoDevice, free, into_raw, out_handle, with_mut, with_ref};
+use crate::persist;
 use crate::rng::OsRng;
-
-/// Reads a 32-byte storage key.
-///
-/// # Safety
-///
-/// As for [`input`].
-pub(crate) unsafe fn storage_key(ptr: *const u8, len: usize) -> FfiResult<StorageKey> {
-    // SAFETY: forwarded from this function's contract.
-    let bytes = unsafe { input(ptr, len, "storage_key") }?;
-    let bytes: Zeroizing<[u8; 32]> = Zeroizing::new(
-        bytes
-            .try_into()
-            .map_err(|_| FfiError::invalid(format!("storage_key must be 32 bytes, got {len}")))?,
-    );
-    Ok(StorageKey::from_bytes(*bytes))
-}
 
 /// Generates a new device (identity key pair and first signed prekey) with
 /// the operating system's randomness.
@@ -240,14 +224,8 @@ pub unsafe extern "C" fn sotto_device_to_bytes(
     device: *const SottoDevice,
     out: *mut SottoBuffer,
 ) -> SottoError {
-    ffi_call(|| {
-        // SAFETY: the caller guarantees `out` is NULL or valid.
-        let out = unsafe { out_buffer(out, "out") }?;
-        // SAFETY: the caller guarantees `device` is NULL or a live handle.
-        let state = unsafe { with_ref::<Device, _>(device, "device", |d| Ok(d.to_bytes())) }?;
-        out.set_from(&state);
-        Ok(())
-    })
+    // SAFETY: forwarded from this function's contract.
+    ffi_call(|| unsafe { persist::to_bytes::<Device>(device, "device", out) })
 }
 
 /// Restores `sotto_device_to_bytes` output into a new handle.
@@ -262,14 +240,8 @@ pub unsafe extern "C" fn sotto_device_from_bytes(
     len: usize,
     out: *mut *mut SottoDevice,
 ) -> SottoError {
-    ffi_call(|| {
-        // SAFETY: the caller guarantees the pointer/length pair.
-        let bytes = unsafe { input(bytes, len, "bytes") }?;
-        // SAFETY: the caller guarantees `out` is NULL or a valid slot.
-        let out = unsafe { out_handle(out, "out") }?;
-        *out = into_raw(Device::from_bytes(bytes)?);
-        Ok(())
-    })
+    // SAFETY: forwarded from this function's contract.
+    ffi_call(|| unsafe { persist::from_bytes::<Device>(bytes, len, out) })
 }
 
 /// The device's saved state encrypted under a 32-byte storage key (for
@@ -286,17 +258,8 @@ pub unsafe extern "C" fn sotto_device_seal(
     key_len: usize,
     out: *mut SottoBuffer,
 ) -> SottoError {
-    ffi_call(|| {
-        // SAFETY: the caller guarantees the pointer/length pair.
-        let key = unsafe { storage_key(key, key_len) }?;
-        // SAFETY: the caller guarantees `out` is NULL or valid.
-        let out = unsafe { out_buffer(out, "out") }?;
-        // SAFETY: the caller guarantees `device` is NULL or a live handle.
-        let sealed =
-            unsafe { with_ref::<Device, _>(device, "device", |d| Ok(d.seal(&key, &mut OsRng)?)) }?;
-        out.set(sealed);
-        Ok(())
-    })
+    // SAFETY: forwarded from this function's contract.
+    ffi_call(|| unsafe { persist::seal::<Device>(device, "device", key, key_len, out) })
 }
 
 /// Opens `sotto_device_seal` output into a new handle.
@@ -313,14 +276,6 @@ pub unsafe extern "C" fn sotto_device_unseal(
     key_len: usize,
     out: *mut *mut SottoDevice,
 ) -> SottoError {
-    ffi_call(|| {
-        // SAFETY: the caller guarantees the pointer/length pairs.
-        let sealed = unsafe { input(sealed, sealed_len, "sealed") }?;
-        // SAFETY: as above.
-        let key = unsafe { storage_key(key, key_len) }?;
-        // SAFETY: the caller guarantees `out` is NULL or a valid slot.
-        let out = unsafe { out_handle(out, "out") }?;
-        *out = into_raw(Device::unseal(sealed, &key)?);
-        Ok(())
-    })
+    // SAFETY: forwarded from this function's contract.
+    ffi_call(|| unsafe { persist::unseal::<Device>(sealed, sealed_len, key, key_len, out) })
 }

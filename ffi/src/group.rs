@@ -6,12 +6,12 @@ use sotto::group::{GroupId, GroupMessage, GroupReceiver, GroupSender};
 use zeroize::Zeroizing;
 
 use crate::buffer::{SottoBuffer, input, out_buffer, out_value};
-use crate::device::storage_key;
 use crate::error::{FfiError, FfiResult, SottoError, ffi_call};
 use crate::handle::{
     SottoGroupReceiver, SottoGroupSender, SottoSession, free, into_raw, out_handle, with_mut,
     with_ref,
 };
+use crate::persist;
 use crate::rng::OsRng;
 
 fn group_id(bytes: &[u8]) -> FfiResult<GroupId> {
@@ -299,14 +299,8 @@ pub unsafe extern "C" fn sotto_group_sender_to_bytes(
     sender: *const SottoGroupSender,
     out: *mut SottoBuffer,
 ) -> SottoError {
-    ffi_call(|| {
-        // SAFETY: the caller guarantees `out` is NULL or valid.
-        let out = unsafe { out_buffer(out, "out") }?;
-        // SAFETY: the caller guarantees `sender` is NULL or a live handle.
-        let state = unsafe { with_ref::<GroupSender, _>(sender, "sender", |v| Ok(v.to_bytes())) }?;
-        out.set_from(&state);
-        Ok(())
-    })
+    // SAFETY: forwarded from this function's contract.
+    ffi_call(|| unsafe { persist::to_bytes::<GroupSender>(sender, "sender", out) })
 }
 
 /// Restores `sotto_group_sender_to_bytes` output into a new handle.
@@ -321,14 +315,8 @@ pub unsafe extern "C" fn sotto_group_sender_from_bytes(
     len: usize,
     out: *mut *mut SottoGroupSender,
 ) -> SottoError {
-    ffi_call(|| {
-        // SAFETY: the caller guarantees the pointer/length pair.
-        let bytes = unsafe { input(bytes, len, "bytes") }?;
-        // SAFETY: the caller guarantees `out` is NULL or a valid slot.
-        let out = unsafe { out_handle(out, "out") }?;
-        *out = into_raw(GroupSender::from_bytes(bytes)?);
-        Ok(())
-    })
+    // SAFETY: forwarded from this function's contract.
+    ffi_call(|| unsafe { persist::from_bytes::<GroupSender>(bytes, len, out) })
 }
 
 /// The sender's saved state encrypted under a 32-byte storage key.
@@ -344,18 +332,8 @@ pub unsafe extern "C" fn sotto_group_sender_seal(
     key_len: usize,
     out: *mut SottoBuffer,
 ) -> SottoError {
-    ffi_call(|| {
-        // SAFETY: the caller guarantees the pointer/length pair.
-        let key = unsafe { storage_key(key, key_len) }?;
-        // SAFETY: the caller guarantees `out` is NULL or valid.
-        let out = unsafe { out_buffer(out, "out") }?;
-        // SAFETY: the caller guarantees `sender` is NULL or a live handle.
-        let sealed = unsafe {
-            with_ref::<GroupSender, _>(sender, "sender", |v| Ok(v.seal(&key, &mut OsRng)?))
-        }?;
-        out.set(sealed);
-        Ok(())
-    })
+    // SAFETY: forwarded from this function's contract.
+    ffi_call(|| unsafe { persist::seal::<GroupSender>(sender, "sender", key, key_len, out) })
 }
 
 /// Opens `sotto_group_sender_seal` output into a new handle.
@@ -372,16 +350,8 @@ pub unsafe extern "C" fn sotto_group_sender_unseal(
     key_len: usize,
     out: *mut *mut SottoGroupSender,
 ) -> SottoError {
-    ffi_call(|| {
-        // SAFETY: the caller guarantees the pointer/length pairs.
-        let sealed = unsafe { input(sealed, sealed_len, "sealed") }?;
-        // SAFETY: as above.
-        let key = unsafe { storage_key(key, key_len) }?;
-        // SAFETY: the caller guarantees `out` is NULL or a valid slot.
-        let out = unsafe { out_handle(out, "out") }?;
-        *out = into_raw(GroupSender::unseal(sealed, &key)?);
-        Ok(())
-    })
+    // SAFETY: forwarded from this function's contract.
+    ffi_call(|| unsafe { persist::unseal::<GroupSender>(sealed, sealed_len, key, key_len, out) })
 }
 
 /// Releases a sender and zeroizes its secrets. NULL is accepted.
@@ -407,15 +377,8 @@ pub unsafe extern "C" fn sotto_group_receiver_to_bytes(
     receiver: *const SottoGroupReceiver,
     out: *mut SottoBuffer,
 ) -> SottoError {
-    ffi_call(|| {
-        // SAFETY: the caller guarantees `out` is NULL or valid.
-        let out = unsafe { out_buffer(out, "out") }?;
-        // SAFETY: the caller guarantees `receiver` is NULL or a live handle.
-        let state =
-            unsafe { with_ref::<GroupReceiver, _>(receiver, "receiver", |v| Ok(v.to_bytes())) }?;
-        out.set_from(&state);
-        Ok(())
-    })
+    // SAFETY: forwarded from this function's contract.
+    ffi_call(|| unsafe { persist::to_bytes::<GroupReceiver>(receiver, "receiver", out) })
 }
 
 /// Restores `sotto_group_receiver_to_bytes` output into a new handle.
@@ -430,14 +393,8 @@ pub unsafe extern "C" fn sotto_group_receiver_from_bytes(
     len: usize,
     out: *mut *mut SottoGroupReceiver,
 ) -> SottoError {
-    ffi_call(|| {
-        // SAFETY: the caller guarantees the pointer/length pair.
-        let bytes = unsafe { input(bytes, len, "bytes") }?;
-        // SAFETY: the caller guarantees `out` is NULL or a valid slot.
-        let out = unsafe { out_handle(out, "out") }?;
-        *out = into_raw(GroupReceiver::from_bytes(bytes)?);
-        Ok(())
-    })
+    // SAFETY: forwarded from this function's contract.
+    ffi_call(|| unsafe { persist::from_bytes::<GroupReceiver>(bytes, len, out) })
 }
 
 /// The receiver's saved state encrypted under a 32-byte storage key.
@@ -453,18 +410,8 @@ pub unsafe extern "C" fn sotto_group_receiver_seal(
     key_len: usize,
     out: *mut SottoBuffer,
 ) -> SottoError {
-    ffi_call(|| {
-        // SAFETY: the caller guarantees the pointer/length pair.
-        let key = unsafe { storage_key(key, key_len) }?;
-        // SAFETY: the caller guarantees `out` is NULL or valid.
-        let out = unsafe { out_buffer(out, "out") }?;
-        // SAFETY: the caller guarantees `receiver` is NULL or a live handle.
-        let sealed = unsafe {
-            with_ref::<GroupReceiver, _>(receiver, "receiver", |v| Ok(v.seal(&key, &mut OsRng)?))
-        }?;
-        out.set(sealed);
-        Ok(())
-    })
+    // SAFETY: forwarded from this function's contract.
+    ffi_call(|| unsafe { persist::seal::<GroupReceiver>(receiver, "receiver", key, key_len, out) })
 }
 
 /// Opens `sotto_group_receiver_seal` output into a new handle.
@@ -481,16 +428,8 @@ pub unsafe extern "C" fn sotto_group_receiver_unseal(
     key_len: usize,
     out: *mut *mut SottoGroupReceiver,
 ) -> SottoError {
-    ffi_call(|| {
-        // SAFETY: the caller guarantees the pointer/length pairs.
-        let sealed = unsafe { input(sealed, sealed_len, "sealed") }?;
-        // SAFETY: as above.
-        let key = unsafe { storage_key(key, key_len) }?;
-        // SAFETY: the caller guarantees `out` is NULL or a valid slot.
-        let out = unsafe { out_handle(out, "out") }?;
-        *out = into_raw(GroupReceiver::unseal(sealed, &key)?);
-        Ok(())
-    })
+    // SAFETY: forwarded from this function's contract.
+    ffi_call(|| unsafe { persist::unseal::<GroupReceiver>(sealed, sealed_len, key, key_len, out) })
 }
 
 /// Releases a receiver and zeroizes its secrets. NULL is accepted.

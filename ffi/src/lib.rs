@@ -28,6 +28,7 @@ mod error;
 mod group;
 mod handle;
 mod keys;
+mod persist;
 mod rng;
 mod session;
 

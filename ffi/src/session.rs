@@ -4,9 +4,9 @@ use sotto::{Device, IdentityKey, Message, PreKeyBundle, PreKeyMessage, Session};
 use zeroize::Zeroizing;
 
 use crate::buffer::{SottoBuffer, input, optional_input, out_buffer, out_value};
-use crate::device::storage_key;
 use crate::error::{SottoError, ffi_call};
 use crate::handle::{SottoDevice, SottoSession, free, into_raw, out_handle, with_mut, with_ref};
+use crate::persist;
 use crate::rng::OsRng;
 
 /// Starts a session with the owner of `bundle` (from `sotto_device_bundle`
@@ -252,14 +252,8 @@ pub unsafe extern "C" fn sotto_session_to_bytes(
     session: *const SottoSession,
     out: *mut SottoBuffer,
 ) -> SottoError {
-    ffi_call(|| {
-        // SAFETY: the caller guarantees `out` is NULL or valid.
-        let out = unsafe { out_buffer(out, "out") }?;
-        // SAFETY: the caller guarantees `session` is NULL or a live handle.
-        let state = unsafe { with_ref::<Session, _>(session, "session", |s| Ok(s.to_bytes())) }?;
-        out.set_from(&state);
-        Ok(())
-    })
+    // SAFETY: forwarded from this function's contract.
+    ffi_call(|| unsafe { persist::to_bytes::<Session>(session, "session", out) })
 }
 
 /// Restores `sotto_session_to_bytes` output into a new handle.
@@ -274,14 +268,8 @@ pub unsafe extern "C" fn sotto_session_from_bytes(
     len: usize,
     out: *mut *mut SottoSession,
 ) -> SottoError {
-    ffi_call(|| {
-        // SAFETY: the caller guarantees the pointer/length pair.
-        let bytes = unsafe { input(bytes, len, "bytes") }?;
-        // SAFETY: the caller guarantees `out` is NULL or a valid slot.
-        let out = unsafe { out_handle(out, "out") }?;
-        *out = into_raw(Session::from_bytes(bytes)?);
-        Ok(())
-    })
+    // SAFETY: forwarded from this function's contract.
+    ffi_call(|| unsafe { persist::from_bytes::<Session>(bytes, len, out) })
 }
 
 /// The session's saved state encrypted under a 32-byte storage key.
@@ -297,18 +285,8 @@ pub unsafe extern "C" fn sotto_session_seal(
     key_len: usize,
     out: *mut SottoBuffer,
 ) -> SottoError {
-    ffi_call(|| {
-        // SAFETY: the caller guarantees the pointer/length pair.
-        let key = unsafe { storage_key(key, key_len) }?;
-        // SAFETY: the caller guarantees `out` is NULL or valid.
-        let out = unsafe { out_buffer(out, "out") }?;
-        // SAFETY: the caller guarantees `session` is NULL or a live handle.
-        let sealed = unsafe {
-            with_ref::<Session, _>(session, "session", |s| Ok(s.seal(&key, &mut OsRng)?))
-        }?;
-        out.set(sealed);
-        Ok(())
-    })
+    // SAFETY: forwarded from this function's contract.
+    ffi_call(|| unsafe { persist::seal::<Session>(session, "session", key, key_len, out) })
 }
 
 /// Opens `sotto_session_seal` output into a new handle.
@@ -325,14 +303,6 @@ pub unsafe extern "C" fn sotto_session_unseal(
     key_len: usize,
     out: *mut *mut SottoSession,
 ) -> SottoError {
-    ffi_call(|| {
-        // SAFETY: the caller guarantees the pointer/length pairs.
-        let sealed = unsafe { input(sealed, sealed_len, "sealed") }?;
-        // SAFETY: as above.
-        let key = unsafe { storage_key(key, key_len) }?;
-        // SAFETY: the caller guarantees `out` is NULL or a valid slot.
-        let out = unsafe { out_handle(out, "out") }?;
-        *out = into_raw(Session::unseal(sealed, &key)?);
-        Ok(())
-    })
+    // SAFETY: forwarded from this function's contract.
+    ffi_call(|| unsafe { persist::unseal::<Session>(sealed, sealed_len, key, key_len, out) })
 }
