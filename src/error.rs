@@ -1,4 +1,5 @@
-//! The one error type of the crate.
+//! The one error type of the crate (SPEC.md §12 for when each is returned,
+//! §15.13 for groups).
 
 use core::fmt;
 

@@ -5,6 +5,9 @@
 //! together as one [`IdentityKey`]; the fingerprint, the X3DH associated data
 //! and every signed prekey signature cover both, so neither half can be
 //! swapped without the change showing.
+//!
+//! SPEC.md §5 (identity, fingerprint, prekeys, bundle), with the encodings
+//! of §4 and the validation rules of §4 and §2.
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -15,7 +18,7 @@ use subtle::ConstantTimeEq;
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
-use crate::codec::{Reader, tag, write_flag, write_header};
+use crate::codec::{self, Codec, Reader, Sink, tag};
 use crate::crypto::{self, label};
 use crate::error::{Error, Result};
 
@@ -57,24 +60,24 @@ impl IdentityKey {
     pub fn to_bytes(&self) -> [u8; Self::ENCODED_LEN] {
         let mut out = [0u8; Self::ENCODED_LEN];
         let (header, key) = out.split_at_mut(2);
-        header.copy_from_slice(&[crate::codec::VERSION, tag::IDENTITY_KEY]);
+        header.copy_from_slice(&[codec::VERSION, tag::IDENTITY_KEY]);
         key.copy_from_slice(&self.embedded());
         out
     }
 
     /// Decodes [`IdentityKey::to_bytes`] strictly.
+    ///
+    /// # Errors
+    ///
+    /// The first failing check of SPEC §4: [`Error::Truncated`],
+    /// [`Error::UnsupportedVersion`], [`Error::WrongType`],
+    /// [`Error::InvalidPublicKey`] (either half, the Ed25519 key first),
+    /// [`Error::TrailingBytes`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let mut r = Reader::header(bytes, tag::IDENTITY_KEY)?;
-        let key = Self::read(&mut r)?;
-        r.finish()?;
-        Ok(key)
+        codec::from_slice(tag::IDENTITY_KEY, bytes)
     }
 
-    pub(crate) fn write(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(self.signing.as_bytes());
-        out.extend_from_slice(self.dh.as_bytes());
-    }
-
+    /// The 64 bytes embedded in other encodings and in the associated data.
     pub(crate) fn embedded(&self) -> [u8; IDENTITY_KEY_LEN] {
         let mut out = [0u8; IDENTITY_KEY_LEN];
         let (ed, x) = out.split_at_mut(32);
@@ -83,18 +86,26 @@ impl IdentityKey {
         out
     }
 
-    pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self> {
-        let signing = crypto::ed25519_public(&r.array()?)?;
-        let dh = crypto::x25519_public(r.array()?)?;
-        Ok(Self { signing, dh })
-    }
-
     pub(crate) fn dh(&self) -> &PublicKey {
         &self.dh
     }
 
     pub(crate) fn verifying_key(&self) -> &VerifyingKey {
         &self.signing
+    }
+}
+
+/// Embedded form: the Ed25519 key then the X25519 key, each validated.
+impl Codec for IdentityKey {
+    fn encode<S: Sink>(&self, out: &mut S) {
+        self.signing.encode(out);
+        self.dh.encode(out);
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        let signing = VerifyingKey::decode(r)?;
+        let dh = PublicKey::decode(r)?;
+        Ok(Self { signing, dh })
     }
 }
 
@@ -124,6 +135,7 @@ impl IdentityKeyPair {
         Self::from_parts(signing, dh)
     }
 
+    #[cfg(test)]
     pub(crate) fn from_secret_bytes(signing_seed: &[u8; 32], dh: [u8; 32]) -> Self {
         Self::from_parts(SigningKey::from_bytes(signing_seed), StaticSecret::from(dh))
     }
@@ -145,12 +157,27 @@ impl IdentityKeyPair {
         &self.public
     }
 
-    pub(crate) fn signing(&self) -> &SigningKey {
+    fn signing(&self) -> &SigningKey {
         &self.signing
     }
 
     pub(crate) fn dh(&self) -> &StaticSecret {
         &self.dh
+    }
+}
+
+/// The Ed25519 seed then the X25519 secret (SPEC §10.3); the public half
+/// is recomputed.
+impl Codec for IdentityKeyPair {
+    fn encode<S: Sink>(&self, out: &mut S) {
+        self.signing.encode(out);
+        self.dh.encode(out);
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        let signing = SigningKey::decode(r)?;
+        let dh = StaticSecret::decode(r)?;
+        Ok(Self::from_parts(signing, dh))
     }
 }
 
@@ -203,6 +230,61 @@ impl fmt::Debug for Fingerprint {
     }
 }
 
+/// A Double Ratchet public key (SPEC §8.1: DHs, DHr and the key of each
+/// receiving chain): an X25519 public key, compared by its 32 bytes.
+///
+/// Equality is on the bytes, not on the point: x25519-dalek's own equality
+/// reduces the encoding modulo p, and the keys of saved receiving chains
+/// are not validated (SPEC §4), so two encodings of one point must stay two
+/// different keys.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RatchetPublicKey(PublicKey);
+
+impl RatchetPublicKey {
+    pub(crate) fn new(key: PublicKey) -> Self {
+        Self(key)
+    }
+
+    /// The public half of a ratchet secret.
+    pub(crate) fn from_secret(secret: &StaticSecret) -> Self {
+        Self(PublicKey::from(secret))
+    }
+
+    /// 32 bytes taken as they are: a saved receiving chain's key, which is
+    /// compared but never used in an exchange (SPEC §4).
+    pub(crate) fn from_unvalidated_bytes(bytes: [u8; 32]) -> Self {
+        Self(PublicKey::from(bytes))
+    }
+
+    /// The key, for an exchange.
+    pub(crate) fn key(&self) -> &PublicKey {
+        &self.0
+    }
+
+    pub(crate) fn to_bytes(self) -> [u8; 32] {
+        self.0.to_bytes()
+    }
+}
+
+impl PartialEq for RatchetPublicKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_bytes() == other.0.as_bytes()
+    }
+}
+
+impl Eq for RatchetPublicKey {}
+
+/// Canonical, as every X25519 public key on the wire (SPEC §4).
+impl Codec for RatchetPublicKey {
+    fn encode<S: Sink>(&self, out: &mut S) {
+        self.0.encode(out);
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        PublicKey::decode(r).map(Self)
+    }
+}
+
 /// A signed prekey as published: id, X25519 public key and the identity's
 /// signature over both.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -239,6 +321,11 @@ impl SignedPreKey {
     }
 
     /// Strictly verifies the signature against `identity`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSignature`] if the signature does not verify strictly
+    /// over this id and key under `identity`'s Ed25519 key.
     pub fn verify(&self, identity: &IdentityKey) -> Result<()> {
         crypto::verify(
             identity.verifying_key(),
@@ -268,30 +355,33 @@ impl SignedPreKey {
 
     /// Encodes as version, type tag, id, key, signature.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(Self::ENCODED_LEN);
-        write_header(&mut out, tag::SIGNED_PREKEY);
-        self.write(&mut out);
-        out
+        codec::to_vec(tag::SIGNED_PREKEY, self)
     }
 
     /// Decodes [`SignedPreKey::to_bytes`] strictly. The signature is checked
     /// later, by [`PreKeyBundle::verify`].
+    ///
+    /// # Errors
+    ///
+    /// The first failing check of SPEC §4: [`Error::Truncated`],
+    /// [`Error::UnsupportedVersion`], [`Error::WrongType`],
+    /// [`Error::InvalidPublicKey`], [`Error::TrailingBytes`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let mut r = Reader::header(bytes, tag::SIGNED_PREKEY)?;
-        let spk = Self::read(&mut r)?;
-        r.finish()?;
-        Ok(spk)
+        codec::from_slice(tag::SIGNED_PREKEY, bytes)
+    }
+}
+
+/// Id, key, signature (SPEC §5.3).
+impl Codec for SignedPreKey {
+    fn encode<S: Sink>(&self, out: &mut S) {
+        self.id.encode(out);
+        self.key.encode(out);
+        self.signature.encode(out);
     }
 
-    fn write(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.id.to_be_bytes());
-        out.extend_from_slice(self.key.as_bytes());
-        out.extend_from_slice(&self.signature);
-    }
-
-    fn read(r: &mut Reader<'_>) -> Result<Self> {
-        let id = r.u32()?;
-        let key = crypto::x25519_public(r.array()?)?;
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        let id = u32::decode(r)?;
+        let key = PublicKey::decode(r)?;
         let signature = r.array()?;
         Ok(Self { id, key, signature })
     }
@@ -328,28 +418,31 @@ impl OneTimePreKey {
 
     /// Encodes as version, type tag, id, key.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(Self::ENCODED_LEN);
-        write_header(&mut out, tag::ONE_TIME_PREKEY);
-        self.write(&mut out);
-        out
+        codec::to_vec(tag::ONE_TIME_PREKEY, self)
     }
 
     /// Decodes [`OneTimePreKey::to_bytes`] strictly.
+    ///
+    /// # Errors
+    ///
+    /// The first failing check of SPEC §4: [`Error::Truncated`],
+    /// [`Error::UnsupportedVersion`], [`Error::WrongType`],
+    /// [`Error::InvalidPublicKey`], [`Error::TrailingBytes`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let mut r = Reader::header(bytes, tag::ONE_TIME_PREKEY)?;
-        let opk = Self::read(&mut r)?;
-        r.finish()?;
-        Ok(opk)
+        codec::from_slice(tag::ONE_TIME_PREKEY, bytes)
+    }
+}
+
+/// Id, key (SPEC §5.4).
+impl Codec for OneTimePreKey {
+    fn encode<S: Sink>(&self, out: &mut S) {
+        self.id.encode(out);
+        self.key.encode(out);
     }
 
-    fn write(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.id.to_be_bytes());
-        out.extend_from_slice(self.key.as_bytes());
-    }
-
-    fn read(r: &mut Reader<'_>) -> Result<Self> {
-        let id = r.u32()?;
-        let key = crypto::x25519_public(r.array()?)?;
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        let id = u32::decode(r)?;
+        let key = PublicKey::decode(r)?;
         Ok(Self { id, key })
     }
 }
@@ -400,6 +493,11 @@ impl PreKeyBundle {
 
     /// Strictly verifies the signed prekey signature against the bundle's
     /// identity.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSignature`] if the signed prekey's signature does not
+    /// verify strictly under the bundle's identity.
     pub fn verify(self) -> Result<VerifiedPreKeyBundle> {
         self.signed_prekey.verify(&self.identity)?;
         Ok(VerifiedPreKeyBundle(self))
@@ -407,6 +505,12 @@ impl PreKeyBundle {
 
     /// Like [`PreKeyBundle::verify`], and also checks that the bundle belongs
     /// to the identity the caller already knows for this contact.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::IdentityMismatch`] if the bundle's identity is not
+    /// `expected` (checked first, SPEC §5.5), then as
+    /// [`PreKeyBundle::verify`].
     pub fn verify_for(self, expected: &IdentityKey) -> Result<VerifiedPreKeyBundle> {
         if self.identity != *expected {
             return Err(Error::IdentityMismatch);
@@ -417,28 +521,34 @@ impl PreKeyBundle {
     /// Encodes as version, type tag, identity, signed prekey (id, key,
     /// signature), then a flag and the one-time prekey (id, key) if present.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(Self::MAX_ENCODED_LEN);
-        write_header(&mut out, tag::PREKEY_BUNDLE);
-        self.identity.write(&mut out);
-        self.signed_prekey.write(&mut out);
-        write_flag(&mut out, self.one_time_prekey.is_some());
-        if let Some(opk) = &self.one_time_prekey {
-            opk.write(&mut out);
-        }
-        out
+        codec::to_vec(tag::PREKEY_BUNDLE, self)
     }
 
     /// Decodes [`PreKeyBundle::to_bytes`] strictly. Does not verify.
+    ///
+    /// # Errors
+    ///
+    /// The first failing check of SPEC §4: [`Error::Truncated`],
+    /// [`Error::UnsupportedVersion`], [`Error::WrongType`],
+    /// [`Error::InvalidPublicKey`], [`Error::InvalidEncoding`] (the one-time
+    /// prekey flag), [`Error::TrailingBytes`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let mut r = Reader::header(bytes, tag::PREKEY_BUNDLE)?;
-        let identity = IdentityKey::read(&mut r)?;
-        let signed_prekey = SignedPreKey::read(&mut r)?;
-        let one_time_prekey = if r.flag()? {
-            Some(OneTimePreKey::read(&mut r)?)
-        } else {
-            None
-        };
-        r.finish()?;
+        codec::from_slice(tag::PREKEY_BUNDLE, bytes)
+    }
+}
+
+/// Identity, signed prekey, then the optional one-time prekey (SPEC §5.5).
+impl Codec for PreKeyBundle {
+    fn encode<S: Sink>(&self, out: &mut S) {
+        self.identity.encode(out);
+        self.signed_prekey.encode(out);
+        self.one_time_prekey.encode(out);
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        let identity = IdentityKey::decode(r)?;
+        let signed_prekey = SignedPreKey::decode(r)?;
+        let one_time_prekey = Option::<OneTimePreKey>::decode(r)?;
         Ok(Self {
             identity,
             signed_prekey,

@@ -13,7 +13,7 @@
 //! - **`no_std` + `alloc`**, `forbid(unsafe_code)`.
 //!
 //! The exact bytes are specified in `SPEC.md`, with test vectors under
-//! `test-vectors/`.
+//! `test-vectors/`. Every module names the SPEC sections it implements.
 //!
 //! # Example
 //!
@@ -59,14 +59,16 @@
 
 extern crate alloc;
 
+// Layering, lowest first; each module uses only those before it: error,
+// codec, crypto, sealed, keys, x3dh, wire, device, ratchet, group.
 mod codec;
 mod crypto;
 mod device;
 mod error;
 pub mod group;
 mod keys;
-mod persist;
 mod ratchet;
+mod sealed;
 mod wire;
 mod x3dh;
 
@@ -78,15 +80,14 @@ pub use error::{Error, Result};
 pub use keys::{
     Fingerprint, IdentityKey, OneTimePreKey, PreKeyBundle, SignedPreKey, VerifiedPreKeyBundle,
 };
-pub use persist::{MAX_STATE_LEN, StorageKey};
 pub use rand_core;
-pub use ratchet::session::{Role, Session};
-pub use ratchet::skipped::{
-    MAX_RECEIVING_CHAINS, MAX_SKIP, MAX_SKIPPED_KEYS, MAX_SKIPPED_KEYS_PER_CHAIN,
+pub use ratchet::{
+    MAX_RECEIVING_CHAINS, MAX_SKIP, MAX_SKIPPED_KEYS, MAX_SKIPPED_KEYS_PER_CHAIN, Role, Session,
 };
+pub use sealed::{MAX_STATE_LEN, SavedState, StorageKey};
+pub use wire::{MAX_MESSAGE_LEN, MAX_PLAINTEXT_LEN, Message, PreKeyMessage, RatchetMessage};
+
 /// The README's example is compiled and run as a doctest.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
-
-pub use wire::{MAX_MESSAGE_LEN, MAX_PLAINTEXT_LEN, Message, PreKeyMessage, RatchetMessage};

@@ -11,8 +11,7 @@ use x25519_dalek::{PublicKey, StaticSecret};
 
 use crate::crypto::{self, label};
 use crate::keys::{IdentityKey, IdentityKeyPair};
-use crate::ratchet::chain::ChainKey;
-use crate::ratchet::root::RootKey;
+use crate::ratchet::{ChainKey, RootKey};
 use crate::x3dh;
 
 fn load(text: &str) -> Vec<Value> {

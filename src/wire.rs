@@ -1,4 +1,5 @@
-//! Pairwise messages on the wire: ratchet messages and prekey messages.
+//! Pairwise messages on the wire: ratchet messages and prekey messages
+//! (SPEC.md §9; their limits in §8.7).
 //!
 //! ```text
 //! RatchetMessage = version(1) type=0x01 ratchet_key(32) previous_chain_length(u32)
@@ -11,10 +12,10 @@ use alloc::vec::Vec;
 
 use x25519_dalek::PublicKey;
 
-use crate::codec::{Reader, tag};
-use crate::crypto::{self, AEAD_TAG_LEN};
+use crate::codec::{self, Codec, Reader, Sink, tag, write_header};
+use crate::crypto::AEAD_TAG_LEN;
 use crate::error::{Error, Result};
-use crate::keys::{IDENTITY_KEY_LEN, IdentityKey};
+use crate::keys::{IDENTITY_KEY_LEN, IdentityKey, RatchetPublicKey};
 
 /// Largest plaintext one message may carry: 256 KiB. Larger payloads
 /// (attachments) belong in a separately encrypted blob whose key travels in a
@@ -35,32 +36,45 @@ pub(crate) const PREKEY_HEADER_MAX_LEN: usize = 2 + IDENTITY_KEY_LEN + 32 + 4 + 
 pub const MAX_MESSAGE_LEN: usize =
     PREKEY_HEADER_MAX_LEN + RATCHET_HEADER_LEN + MAX_PLAINTEXT_LEN + AEAD_TAG_LEN;
 
-/// The parsed header of a ratchet message.
+/// The header of a ratchet message: every byte before the ciphertext,
+/// version and type included (SPEC §9.1).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) struct RatchetHeader {
-    pub(crate) ratchet_key: PublicKey,
+    pub(crate) ratchet_key: RatchetPublicKey,
     pub(crate) previous_chain_length: u32,
     pub(crate) message_number: u32,
     pub(crate) salt: [u8; SALT_LEN],
 }
 
-impl RatchetHeader {
-    pub(crate) fn write(&self, out: &mut Vec<u8>) {
-        out.push(crate::codec::VERSION);
-        out.push(tag::RATCHET_MESSAGE);
-        out.extend_from_slice(self.ratchet_key.as_bytes());
-        out.extend_from_slice(&self.previous_chain_length.to_be_bytes());
-        out.extend_from_slice(&self.message_number.to_be_bytes());
-        out.extend_from_slice(&self.salt);
+impl Codec for RatchetHeader {
+    fn encode<S: Sink>(&self, out: &mut S) {
+        write_header(out, tag::RATCHET_MESSAGE);
+        self.ratchet_key.encode(out);
+        self.previous_chain_length.encode(out);
+        self.message_number.encode(out);
+        self.salt.encode(out);
     }
 
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        r.expect_header(tag::RATCHET_MESSAGE)?;
+        let ratchet_key = RatchetPublicKey::decode(r)?;
+        let previous_chain_length = u32::decode(r)?;
+        let message_number = u32::decode(r)?;
+        let salt = r.array()?;
+        Ok(Self {
+            ratchet_key,
+            previous_chain_length,
+            message_number,
+            salt,
+        })
+    }
+}
+
+impl RatchetHeader {
     /// Parses a ratchet message's header and checks the ciphertext length.
     fn parse(bytes: &[u8]) -> Result<Self> {
-        let mut r = Reader::header(bytes, tag::RATCHET_MESSAGE)?;
-        let ratchet_key = crypto::x25519_public(r.array()?)?;
-        let previous_chain_length = r.u32()?;
-        let message_number = r.u32()?;
-        let salt = r.array()?;
+        let mut r = Reader::new(bytes);
+        let header = Self::decode(&mut r)?;
         let body = r.rest();
         if body.len() < AEAD_TAG_LEN {
             return Err(Error::Truncated);
@@ -68,12 +82,7 @@ impl RatchetHeader {
         if body.len() - AEAD_TAG_LEN > MAX_PLAINTEXT_LEN {
             return Err(Error::TooLarge);
         }
-        Ok(Self {
-            ratchet_key,
-            previous_chain_length,
-            message_number,
-            salt,
-        })
+        Ok(header)
     }
 }
 
@@ -90,6 +99,15 @@ impl RatchetMessage {
     }
 
     /// Parses strictly, taking ownership of the buffer.
+    ///
+    /// # Errors
+    ///
+    /// In this order (SPEC §9.1): [`Error::TooLarge`] for input longer than
+    /// [`MAX_MESSAGE_LEN`]; [`Error::Truncated`],
+    /// [`Error::UnsupportedVersion`], [`Error::WrongType`] or
+    /// [`Error::InvalidPublicKey`] for the header; [`Error::Truncated`]
+    /// without a full tag; [`Error::TooLarge`] for a ciphertext longer than
+    /// [`MAX_PLAINTEXT_LEN`].
     pub fn from_vec(bytes: Vec<u8>) -> Result<Self> {
         if bytes.len() > MAX_MESSAGE_LEN {
             return Err(Error::TooLarge);
@@ -118,6 +136,11 @@ impl RatchetMessage {
         self.header().message_number
     }
 
+    /// The random salt the message keys were expanded with (SPEC §8.4).
+    pub fn salt(&self) -> [u8; 16] {
+        self.header().salt
+    }
+
     pub(crate) fn header(&self) -> &RatchetHeader {
         &self.header
     }
@@ -131,34 +154,36 @@ impl RatchetMessage {
 }
 
 /// The prekey header an initiator puts before its messages until the first
-/// reply arrives.
+/// reply arrives (SPEC §9.2, up to the embedded ratchet message).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) struct PreKeyHeader {
     pub(crate) identity: IdentityKey,
-    pub(crate) base_key: [u8; 32],
+    pub(crate) base_key: PublicKey,
     pub(crate) signed_prekey_id: u32,
     pub(crate) one_time_prekey_id: Option<u32>,
 }
 
-impl PreKeyHeader {
-    pub(crate) fn encoded_len(&self) -> usize {
-        if self.one_time_prekey_id.is_some() {
-            PREKEY_HEADER_MAX_LEN
-        } else {
-            PREKEY_HEADER_MAX_LEN - 4
-        }
+impl Codec for PreKeyHeader {
+    fn encode<S: Sink>(&self, out: &mut S) {
+        write_header(out, tag::PREKEY_MESSAGE);
+        self.identity.encode(out);
+        self.base_key.encode(out);
+        self.signed_prekey_id.encode(out);
+        self.one_time_prekey_id.encode(out);
     }
 
-    pub(crate) fn write(&self, out: &mut Vec<u8>) {
-        out.push(crate::codec::VERSION);
-        out.push(tag::PREKEY_MESSAGE);
-        self.identity.write(out);
-        out.extend_from_slice(&self.base_key);
-        out.extend_from_slice(&self.signed_prekey_id.to_be_bytes());
-        crate::codec::write_flag(out, self.one_time_prekey_id.is_some());
-        if let Some(id) = self.one_time_prekey_id {
-            out.extend_from_slice(&id.to_be_bytes());
-        }
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        r.expect_header(tag::PREKEY_MESSAGE)?;
+        let identity = IdentityKey::decode(r)?;
+        let base_key = PublicKey::decode(r)?;
+        let signed_prekey_id = u32::decode(r)?;
+        let one_time_prekey_id = Option::<u32>::decode(r)?;
+        Ok(Self {
+            identity,
+            base_key,
+            signed_prekey_id,
+            one_time_prekey_id,
+        })
     }
 }
 
@@ -168,7 +193,6 @@ impl PreKeyHeader {
 pub struct PreKeyMessage {
     bytes: Vec<u8>,
     header: PreKeyHeader,
-    base_key: PublicKey,
     inner_offset: usize,
     inner_header: RatchetHeader,
 }
@@ -179,39 +203,36 @@ impl PreKeyMessage {
         header: PreKeyHeader,
         inner_header: RatchetHeader,
     ) -> Self {
-        let inner_offset = header.encoded_len();
         Self {
             bytes,
-            base_key: PublicKey::from(header.base_key),
+            inner_offset: codec::encoded_len(&header),
             header,
-            inner_offset,
             inner_header,
         }
     }
 
     /// Parses strictly, taking ownership of the buffer.
+    ///
+    /// # Errors
+    ///
+    /// In this order (SPEC §9.2): [`Error::TooLarge`] for input longer than
+    /// [`MAX_MESSAGE_LEN`]; then field by field [`Error::Truncated`],
+    /// [`Error::UnsupportedVersion`], [`Error::WrongType`],
+    /// [`Error::InvalidPublicKey`] (identity or base key),
+    /// [`Error::InvalidEncoding`] (the one-time prekey flag); then the
+    /// embedded ratchet message's errors, as [`RatchetMessage::from_vec`].
     pub fn from_vec(bytes: Vec<u8>) -> Result<Self> {
         if bytes.len() > MAX_MESSAGE_LEN {
             return Err(Error::TooLarge);
         }
-        let mut r = Reader::header(&bytes, tag::PREKEY_MESSAGE)?;
-        let identity = IdentityKey::read(&mut r)?;
-        let base_key = crypto::x25519_public(r.array()?)?;
-        let signed_prekey_id = r.u32()?;
-        let one_time_prekey_id = if r.flag()? { Some(r.u32()?) } else { None };
+        let mut r = Reader::new(&bytes);
+        let header = PreKeyHeader::decode(&mut r)?;
         let inner = r.rest();
         let inner_header = RatchetHeader::parse(inner)?;
         let inner_offset = bytes.len() - inner.len();
-        let header = PreKeyHeader {
-            identity,
-            base_key: base_key.to_bytes(),
-            signed_prekey_id,
-            one_time_prekey_id,
-        };
         Ok(Self {
             bytes,
             header,
-            base_key,
             inner_offset,
             inner_header,
         })
@@ -229,7 +250,7 @@ impl PreKeyMessage {
 
     /// The initiator's ephemeral (base) key, which names the session.
     pub fn base_key_bytes(&self) -> [u8; 32] {
-        self.header.base_key
+        self.header.base_key.to_bytes()
     }
 
     /// The responder's signed prekey this message used.
@@ -247,17 +268,24 @@ impl PreKeyMessage {
         self.inner_header.ratchet_key.to_bytes()
     }
 
+    /// The embedded ratchet message's previous chain length (PN): 0 on the
+    /// initiator's first sending chain, which every prekey message is on.
+    pub fn previous_chain_length(&self) -> u32 {
+        self.inner_header.previous_chain_length
+    }
+
     /// The embedded ratchet message's number in the initiator's first chain.
     pub fn message_number(&self) -> u32 {
         self.inner_header.message_number
     }
 
-    pub(crate) fn prekey_header(&self) -> &PreKeyHeader {
-        &self.header
+    /// The embedded ratchet message's random salt (SPEC §8.4).
+    pub fn salt(&self) -> [u8; 16] {
+        self.inner_header.salt
     }
 
-    pub(crate) fn base_key(&self) -> &PublicKey {
-        &self.base_key
+    pub(crate) fn prekey_header(&self) -> &PreKeyHeader {
+        &self.header
     }
 
     pub(crate) fn inner_header(&self) -> &RatchetHeader {
@@ -286,6 +314,11 @@ pub enum Message {
 
 impl Message {
     /// Parses either kind strictly, dispatching on the type tag.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TooLarge`] for input longer than [`MAX_MESSAGE_LEN`], then
+    /// as [`Message::from_vec`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         if bytes.len() > MAX_MESSAGE_LEN {
             return Err(Error::TooLarge);
@@ -294,6 +327,13 @@ impl Message {
     }
 
     /// Parses either kind strictly, taking ownership of the buffer (no copy).
+    ///
+    /// # Errors
+    ///
+    /// By the type byte (SPEC §9.2): as [`PreKeyMessage::from_vec`] for
+    /// 0x02, as [`RatchetMessage::from_vec`] for 0x01 or input shorter than
+    /// two bytes; for any other type [`Error::UnsupportedVersion`] if the
+    /// version is wrong, else [`Error::WrongType`].
     pub fn from_vec(bytes: Vec<u8>) -> Result<Self> {
         match bytes.get(1) {
             Some(&tag::PREKEY_MESSAGE) => PreKeyMessage::from_vec(bytes).map(Self::PreKey),

@@ -1,4 +1,5 @@
-//! X3DH key agreement: the four Diffie-Hellman exchanges and the KDF over them.
+//! X3DH key agreement: the four Diffie-Hellman exchanges and the KDF over
+//! them, and the associated data (SPEC.md §7).
 
 use alloc::vec::Vec;
 

@@ -1,11 +1,12 @@
 //! Stable error codes, the thread-local last error, and the wrapper that
-//! keeps panics from crossing the boundary.
+//! keeps panics from crossing the boundary. The lowest module of the crate
+//! (it uses only `rng`): the function that hands the last error to C is in
+//! `error_message.rs`.
 
 use std::any::Any;
 use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use crate::buffer::{SottoBuffer, out_buffer};
 use crate::rng::RngFailure;
 
 /// What every function returns. `SOTTO_ERROR_OK` (0) is success.
@@ -156,7 +157,6 @@ impl FfiError {
         Self::new(SottoError::InvalidArgument, message)
     }
 
-    #[cfg(test)]
     pub(crate) fn code(&self) -> SottoError {
         self.code
     }
@@ -195,7 +195,7 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
 
 /// Runs the body of an exported function: catches any panic, turns the
 /// result into a code, and records the message of a failure for
-/// [`sotto_last_error_message`]. A success clears the last error.
+/// `sotto_last_error_message`. A success clears the last error.
 pub(crate) fn ffi_call(body: impl FnOnce() -> FfiResult<()>) -> SottoError {
     // Unwind safety: a panic can only leave a handle half-updated, and the
     // handle module poisons any handle whose mutable borrow was unwound.
@@ -212,34 +212,14 @@ pub(crate) fn ffi_call(body: impl FnOnce() -> FfiResult<()>) -> SottoError {
     code
 }
 
-/// Copies the message of the calling thread's most recent failed call into
-/// `*out` (UTF-8, not NUL-terminated). If the most recent call succeeded, the
-/// message is empty (`{NULL, 0}`). Reading the message does not change it.
-///
-/// # Safety
-///
-/// `out` must be NULL or point to a writable `SottoBuffer`, which must be
-/// empty (`{NULL, 0}`); release the result with `sotto_buffer_free`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn sotto_last_error_message(out: *mut SottoBuffer) -> SottoError {
-    let result = catch_unwind(|| {
-        // SAFETY: the caller guarantees `out` is NULL or valid; `out_buffer`
-        // checks NULL, alignment and emptiness.
-        let out = unsafe { out_buffer(out, "out") }?;
-        let message = LAST_ERROR
-            .try_with(|slot| slot.try_borrow().ok().and_then(|m| m.clone()))
-            .ok()
-            .flatten()
-            .unwrap_or_default();
-        out.set(message.into_bytes());
-        Ok::<(), FfiError>(())
-    });
-    // Not routed through `ffi_call`: reading the message must not replace it.
-    match result {
-        Ok(Ok(())) => SottoError::Ok,
-        Ok(Err(e)) => e.code,
-        Err(_) => SottoError::Panic,
-    }
+/// The message of the calling thread's most recent failed call; empty if
+/// it succeeded. Reading it does not change it.
+pub(crate) fn last_error_message() -> String {
+    LAST_ERROR
+        .try_with(|slot| slot.try_borrow().ok().and_then(|m| m.clone()))
+        .ok()
+        .flatten()
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -310,10 +310,8 @@ mod tests {
         let busy = unsafe { with_ref::<Device, _>(device, "device", |_| Ok(())) };
         assert_eq!(code(busy), SottoError::HandleBusy);
         // SAFETY: (test) as above.
-        assert_eq!(
-            code(unsafe { free::<Device>(device, "device") }),
-            SottoError::HandleBusy
-        );
+        let busy = unsafe { free::<Device>(device, "device") };
+        assert_eq!(code(busy), SottoError::HandleBusy);
         handle.state.store(IDLE, Ordering::SeqCst);
 
         let unwound = std::panic::catch_unwind(|| {
@@ -325,10 +323,8 @@ mod tests {
         let poisoned = unsafe { with_ref::<Device, _>(device, "device", |_| Ok(())) };
         assert_eq!(code(poisoned), SottoError::HandlePoisoned);
         // SAFETY: (test) poisoned handles can still be freed; not used after.
-        assert_eq!(
-            code(unsafe { free::<Device>(device, "device") }),
-            SottoError::Ok
-        );
+        let freed = unsafe { free::<Device>(device, "device") };
+        assert_eq!(code(freed), SottoError::Ok);
     }
 
     #[test]
@@ -343,9 +339,7 @@ mod tests {
         let ok = unsafe { with_ref::<Device, _>(device, "device", |_| Ok(())) };
         assert_eq!(code(ok), SottoError::Ok);
         // SAFETY: (test) freed once, not used after.
-        assert_eq!(
-            code(unsafe { free::<Device>(device, "device") }),
-            SottoError::Ok
-        );
+        let freed = unsafe { free::<Device>(device, "device") };
+        assert_eq!(code(freed), SottoError::Ok);
     }
 }

@@ -1,44 +1,15 @@
 //! Saving and restoring any handle type, plain or sealed: the four exported
 //! functions of each type (`_to_bytes`, `_from_bytes`, `_seal`, `_unseal`)
-//! are thin wrappers over the generic functions here.
+//! are thin wrappers over the functions here, generic over the core's
+//! [`SavedState`].
 
-use sotto::group::{GroupReceiver, GroupSender};
-use sotto::{Device, Session, StorageKey};
+use sotto::{SavedState, StorageKey};
 use zeroize::Zeroizing;
 
 use crate::buffer::{SottoBuffer, input, out_buffer};
 use crate::error::{FfiError, FfiResult};
 use crate::handle::{HandleType, into_raw, out_handle, with_ref};
 use crate::rng::OsRng;
-
-/// A handle type whose state sotto can save and restore.
-pub(crate) trait Persistent: HandleType {
-    fn save_plain(&self) -> Zeroizing<Vec<u8>>;
-    fn load_plain(bytes: &[u8]) -> sotto::Result<Self>;
-    fn save_sealed(&self, key: &StorageKey) -> sotto::Result<Vec<u8>>;
-    fn load_sealed(sealed: &[u8], key: &StorageKey) -> sotto::Result<Self>;
-}
-
-macro_rules! persistent {
-    ($($t:ty),*) => {$(
-        impl Persistent for $t {
-            fn save_plain(&self) -> Zeroizing<Vec<u8>> {
-                self.to_bytes()
-            }
-            fn load_plain(bytes: &[u8]) -> sotto::Result<Self> {
-                <$t>::from_bytes(bytes)
-            }
-            fn save_sealed(&self, key: &StorageKey) -> sotto::Result<Vec<u8>> {
-                self.seal(key, &mut OsRng)
-            }
-            fn load_sealed(sealed: &[u8], key: &StorageKey) -> sotto::Result<Self> {
-                <$t>::unseal(sealed, key)
-            }
-        }
-    )*};
-}
-
-persistent!(Device, Session, GroupSender, GroupReceiver);
 
 /// Reads a 32-byte storage key.
 ///
@@ -62,7 +33,7 @@ pub(crate) unsafe fn storage_key(ptr: *const u8, len: usize) -> FfiResult<Storag
 ///
 /// `handle` must be NULL or a live handle; `out` NULL or an empty
 /// `SottoBuffer`.
-pub(crate) unsafe fn to_bytes<T: Persistent>(
+pub(crate) unsafe fn to_bytes<T: HandleType + SavedState>(
     handle: *const T::Opaque,
     what: &str,
     out: *mut SottoBuffer,
@@ -70,7 +41,7 @@ pub(crate) unsafe fn to_bytes<T: Persistent>(
     // SAFETY: forwarded from this function's contract.
     let out = unsafe { out_buffer(out, "out") }?;
     // SAFETY: as above.
-    let state = unsafe { with_ref::<T, _>(handle, what, |v| Ok(v.save_plain())) }?;
+    let state = unsafe { with_ref::<T, _>(handle, what, |v| Ok(v.to_bytes())) }?;
     out.set_from(&state);
     Ok(())
 }
@@ -81,7 +52,7 @@ pub(crate) unsafe fn to_bytes<T: Persistent>(
 ///
 /// `bytes` must be NULL or `len` readable bytes; `out` NULL or a writable
 /// handle slot set to NULL.
-pub(crate) unsafe fn from_bytes<T: Persistent>(
+pub(crate) unsafe fn from_bytes<T: HandleType + SavedState>(
     bytes: *const u8,
     len: usize,
     out: *mut *mut T::Opaque,
@@ -90,7 +61,7 @@ pub(crate) unsafe fn from_bytes<T: Persistent>(
     let bytes = unsafe { input(bytes, len, "bytes") }?;
     // SAFETY: as above.
     let out = unsafe { out_handle(out, "out") }?;
-    *out = into_raw(T::load_plain(bytes)?);
+    *out = into_raw(T::from_bytes(bytes)?);
     Ok(())
 }
 
@@ -100,7 +71,7 @@ pub(crate) unsafe fn from_bytes<T: Persistent>(
 ///
 /// `handle` must be NULL or a live handle; `key` NULL or `key_len` readable
 /// bytes; `out` NULL or an empty `SottoBuffer`.
-pub(crate) unsafe fn seal<T: Persistent>(
+pub(crate) unsafe fn seal<T: HandleType + SavedState>(
     handle: *const T::Opaque,
     what: &str,
     key: *const u8,
@@ -112,7 +83,7 @@ pub(crate) unsafe fn seal<T: Persistent>(
     // SAFETY: as above.
     let out = unsafe { out_buffer(out, "out") }?;
     // SAFETY: as above.
-    let sealed = unsafe { with_ref::<T, _>(handle, what, |v| Ok(v.save_sealed(&key)?)) }?;
+    let sealed = unsafe { with_ref::<T, _>(handle, what, |v| Ok(v.seal(&key, &mut OsRng)?)) }?;
     out.set(sealed);
     Ok(())
 }
@@ -123,7 +94,7 @@ pub(crate) unsafe fn seal<T: Persistent>(
 ///
 /// `sealed` and `key` must be NULL or point to their lengths in readable
 /// bytes; `out` NULL or a writable handle slot set to NULL.
-pub(crate) unsafe fn unseal<T: Persistent>(
+pub(crate) unsafe fn unseal<T: HandleType + SavedState>(
     sealed: *const u8,
     sealed_len: usize,
     key: *const u8,
@@ -136,6 +107,6 @@ pub(crate) unsafe fn unseal<T: Persistent>(
     let key = unsafe { storage_key(key, key_len) }?;
     // SAFETY: as above.
     let out = unsafe { out_handle(out, "out") }?;
-    *out = into_raw(T::load_sealed(sealed, &key)?);
+    *out = into_raw(T::unseal(sealed, &key)?);
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Thin wrappers over the primitives, so that every protocol module uses them
 //! one way: labelled KDFs, contributory X25519, strict Ed25519, AES-256-GCM
-//! with a full tag.
+//! with a full tag (SPEC.md §2, the labels of §3 and §15.2), and the
+//! encodings of the primitives' keys (§4: which public keys are validated).
 
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce, Tag};
@@ -11,6 +12,7 @@ use sha2::{Digest, Sha256};
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
+use crate::codec::{Codec, Reader, Sink};
 use crate::error::{Error, Result};
 
 /// KDF and signature labels. Each use of a KDF or signature has its own.
@@ -200,6 +202,52 @@ pub(crate) fn aead_open(
     cipher
         .decrypt_inout_detached(&nonce, aad, buffer.into(), &tag)
         .map_err(|_| Error::AuthenticationFailed)
+}
+
+/// An X25519 public key: canonical (SPEC §4), else `InvalidPublicKey`.
+impl Codec for PublicKey {
+    fn encode<S: Sink>(&self, out: &mut S) {
+        out.put(self.as_bytes());
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        x25519_public(r.array()?)
+    }
+}
+
+/// An X25519 secret, stored unclamped as drawn (SPEC §10.2).
+impl Codec for StaticSecret {
+    fn encode<S: Sink>(&self, out: &mut S) {
+        out.put(self.as_bytes());
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        Ok(Self::from(r.array::<32>()?))
+    }
+}
+
+/// An Ed25519 public key: valid, canonical, not of small order (SPEC §4),
+/// else `InvalidPublicKey`.
+impl Codec for VerifyingKey {
+    fn encode<S: Sink>(&self, out: &mut S) {
+        out.put(self.as_bytes());
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        ed25519_public(&r.array()?)
+    }
+}
+
+/// An Ed25519 signing key, as its 32-byte seed.
+impl Codec for SigningKey {
+    fn encode<S: Sink>(&self, out: &mut S) {
+        out.put(self.as_bytes());
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        let seed = Zeroizing::new(r.array::<32>()?);
+        Ok(Self::from_bytes(&seed))
+    }
 }
 
 #[cfg(test)]

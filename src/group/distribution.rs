@@ -1,5 +1,5 @@
 //! The sender key distribution message: everything a member needs to read
-//! one sender chain from its current index on.
+//! one sender chain from its current index on (SPEC.md §15.6).
 //!
 //! ```text
 //! SenderKeyDistribution = version(1) type=0x04 group_id(32) chain_id(u32) index(u32)
@@ -15,8 +15,7 @@ use zeroize::Zeroizing;
 
 use super::GroupId;
 use super::ratchet::{RATCHET_LEN, Ratchet};
-use crate::codec::{Reader, tag, write_header};
-use crate::crypto;
+use crate::codec::{self, Codec, Reader, Sink, tag};
 use crate::error::Result;
 
 /// A sender chain's key as handed to one member: group id, chain id, the
@@ -25,43 +24,59 @@ use crate::error::Result;
 /// It contains the ratchet secret: send it only as the plaintext of a
 /// pairwise [`Session`](crate::Session) message. Never printed.
 pub struct SenderKeyDistribution {
-    pub(crate) group_id: GroupId,
-    pub(crate) chain_id: u32,
+    group_id: GroupId,
+    chain_id: u32,
     /// Boxed, like every secret in a container or a movable value.
-    pub(crate) ratchet: Box<Ratchet>,
-    pub(crate) signing_key: VerifyingKey,
+    ratchet: Box<Ratchet>,
+    signing_key: VerifyingKey,
 }
 
 impl SenderKeyDistribution {
     /// Length of [`SenderKeyDistribution::to_bytes`].
     pub const ENCODED_LEN: usize = 2 + 32 + 4 + RATCHET_LEN + 32;
 
+    pub(crate) fn new(
+        group_id: GroupId,
+        chain_id: u32,
+        ratchet: Box<Ratchet>,
+        signing_key: VerifyingKey,
+    ) -> Self {
+        Self {
+            group_id,
+            chain_id,
+            ratchet,
+            signing_key,
+        }
+    }
+
+    /// Group id, chain id, ratchet, signing key.
+    pub(crate) fn into_parts(self) -> (GroupId, u32, Box<Ratchet>, VerifyingKey) {
+        (self.group_id, self.chain_id, self.ratchet, self.signing_key)
+    }
+
     /// The encoding, in a buffer zeroized on drop.
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
-        let mut out = Zeroizing::new(Vec::with_capacity(Self::ENCODED_LEN));
-        write_header(&mut out, tag::SENDER_KEY_DISTRIBUTION);
-        out.extend_from_slice(self.group_id.as_bytes());
-        out.extend_from_slice(&self.chain_id.to_be_bytes());
-        self.ratchet.write(&mut out);
-        out.extend_from_slice(self.signing_key.as_bytes());
-        out
+        codec::to_secret_vec(tag::SENDER_KEY_DISTRIBUTION, self)
     }
 
     /// Decodes [`SenderKeyDistribution::to_bytes`] strictly (the signing key
     /// must be a valid Ed25519 point, not of small order).
+    ///
+    /// # Errors
+    ///
+    /// The first failing check of SPEC §15.6, field by field (there is no
+    /// length check up front): [`Error::Truncated`],
+    /// [`Error::UnsupportedVersion`], [`Error::WrongType`],
+    /// [`Error::InvalidPublicKey`] (the signing key),
+    /// [`Error::TrailingBytes`].
+    ///
+    /// [`Error::Truncated`]: crate::Error::Truncated
+    /// [`Error::UnsupportedVersion`]: crate::Error::UnsupportedVersion
+    /// [`Error::WrongType`]: crate::Error::WrongType
+    /// [`Error::InvalidPublicKey`]: crate::Error::InvalidPublicKey
+    /// [`Error::TrailingBytes`]: crate::Error::TrailingBytes
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let mut r = Reader::header(bytes, tag::SENDER_KEY_DISTRIBUTION)?;
-        let group_id = GroupId::from_bytes(r.array()?);
-        let chain_id = r.u32()?;
-        let ratchet = Ratchet::read(&mut r)?;
-        let signing_key = crypto::ed25519_public(&r.array()?)?;
-        r.finish()?;
-        Ok(Self {
-            group_id,
-            chain_id,
-            ratchet: Box::new(ratchet),
-            signing_key,
-        })
+        codec::from_slice(tag::SENDER_KEY_DISTRIBUTION, bytes)
     }
 
     /// The group.
@@ -82,6 +97,29 @@ impl SenderKeyDistribution {
     /// The chain's Ed25519 signing public key.
     pub fn signing_key_bytes(&self) -> [u8; 32] {
         self.signing_key.to_bytes()
+    }
+}
+
+/// Group id, chain id, the ratchet at the current index, signing key.
+impl Codec for SenderKeyDistribution {
+    fn encode<S: Sink>(&self, out: &mut S) {
+        self.group_id.encode(out);
+        self.chain_id.encode(out);
+        self.ratchet.encode(out);
+        self.signing_key.encode(out);
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        let group_id = GroupId::decode(r)?;
+        let chain_id = u32::decode(r)?;
+        let ratchet = Box::<Ratchet>::decode(r)?;
+        let signing_key = VerifyingKey::decode(r)?;
+        Ok(Self {
+            group_id,
+            chain_id,
+            ratchet,
+            signing_key,
+        })
     }
 }
 

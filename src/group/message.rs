@@ -1,4 +1,4 @@
-//! Group messages on the wire.
+//! Group messages on the wire (SPEC.md §15.5).
 //!
 //! ```text
 //! GroupMessage = version(1) type=0x03 group_id(32) chain_id(u32) index(u32) salt(16)
@@ -8,7 +8,7 @@
 use alloc::vec::Vec;
 
 use super::GroupId;
-use crate::codec::{Reader, tag};
+use crate::codec::{Codec, Reader, Sink, tag, write_header};
 use crate::crypto::AEAD_TAG_LEN;
 use crate::error::{Error, Result};
 use crate::wire::{MAX_PLAINTEXT_LEN, SALT_LEN};
@@ -22,19 +22,55 @@ pub(crate) const SIGNATURE_LEN: usize = 64;
 pub const MAX_GROUP_MESSAGE_LEN: usize =
     GROUP_HEADER_LEN + MAX_PLAINTEXT_LEN + AEAD_TAG_LEN + SIGNATURE_LEN;
 
+/// The header of a group message: every byte before the ciphertext,
+/// version and type included, which is the AEAD associated data.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct GroupHeader {
+    pub(crate) group_id: GroupId,
+    pub(crate) chain_id: u32,
+    pub(crate) index: u32,
+    pub(crate) salt: [u8; SALT_LEN],
+}
+
+impl Codec for GroupHeader {
+    fn encode<S: Sink>(&self, out: &mut S) {
+        write_header(out, tag::GROUP_MESSAGE);
+        self.group_id.encode(out);
+        self.chain_id.encode(out);
+        self.index.encode(out);
+        self.salt.encode(out);
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        r.expect_header(tag::GROUP_MESSAGE)?;
+        let group_id = GroupId::decode(r)?;
+        let chain_id = u32::decode(r)?;
+        let index = u32::decode(r)?;
+        let salt = r.array()?;
+        Ok(Self {
+            group_id,
+            chain_id,
+            index,
+            salt,
+        })
+    }
+}
+
 /// A message from one member to the whole group, encrypted under the
 /// sender's chain and signed with the chain's signing key. Holds its
 /// encoded bytes.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct GroupMessage {
     bytes: Vec<u8>,
-    group_id: GroupId,
-    chain_id: u32,
-    index: u32,
+    header: GroupHeader,
 }
 
 impl GroupMessage {
     /// Parses strictly.
+    ///
+    /// # Errors
+    ///
+    /// As [`GroupMessage::from_vec`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         if bytes.len() > MAX_GROUP_MESSAGE_LEN {
             return Err(Error::TooLarge);
@@ -43,38 +79,27 @@ impl GroupMessage {
     }
 
     /// Parses strictly, taking ownership of the buffer (no copy).
+    ///
+    /// # Errors
+    ///
+    /// In this order (SPEC §15.5): [`Error::TooLarge`] for input longer than
+    /// [`MAX_GROUP_MESSAGE_LEN`]; [`Error::Truncated`],
+    /// [`Error::UnsupportedVersion`] or [`Error::WrongType`] for the header;
+    /// [`Error::Truncated`] without room for the tag and the signature.
     pub fn from_vec(bytes: Vec<u8>) -> Result<Self> {
         if bytes.len() > MAX_GROUP_MESSAGE_LEN {
             return Err(Error::TooLarge);
         }
-        let mut r = Reader::header(&bytes, tag::GROUP_MESSAGE)?;
-        let group_id = GroupId::from_bytes(r.array()?);
-        let chain_id = r.u32()?;
-        let index = r.u32()?;
-        r.take(SALT_LEN)?;
+        let mut r = Reader::new(&bytes);
+        let header = GroupHeader::decode(&mut r)?;
         if r.rest().len() < AEAD_TAG_LEN + SIGNATURE_LEN {
             return Err(Error::Truncated);
         }
-        Ok(Self {
-            bytes,
-            group_id,
-            chain_id,
-            index,
-        })
+        Ok(Self { bytes, header })
     }
 
-    pub(crate) fn from_encoded(
-        bytes: Vec<u8>,
-        group_id: GroupId,
-        chain_id: u32,
-        index: u32,
-    ) -> Self {
-        Self {
-            bytes,
-            group_id,
-            chain_id,
-            index,
-        }
+    pub(crate) fn from_encoded(bytes: Vec<u8>, header: GroupHeader) -> Self {
+        Self { bytes, header }
     }
 
     /// The encoded bytes, to send.
@@ -89,17 +114,22 @@ impl GroupMessage {
 
     /// The group this message is for.
     pub fn group_id(&self) -> &GroupId {
-        &self.group_id
+        &self.header.group_id
     }
 
     /// The sender chain that encrypted it.
     pub fn chain_id(&self) -> u32 {
-        self.chain_id
+        self.header.chain_id
     }
 
     /// Its index in the sender chain.
     pub fn index(&self) -> u32 {
-        self.index
+        self.header.index
+    }
+
+    /// The random salt its AEAD key and nonce were expanded with.
+    pub fn salt(&self) -> [u8; 16] {
+        self.header.salt
     }
 
     /// The signed bytes (everything before the signature) and the signature.
@@ -111,15 +141,14 @@ impl GroupMessage {
         }
     }
 
-    /// The salt, and the header (AEAD associated data), ciphertext and tag.
+    /// The header (AEAD associated data), ciphertext and tag.
     pub(crate) fn aead_parts(&self) -> Option<AeadParts<'_>> {
         let (signed, _) = self.signed_parts();
         let (header, body) = signed.split_at_checked(GROUP_HEADER_LEN)?;
         let (ciphertext, tag) = body.split_last_chunk::<AEAD_TAG_LEN>()?;
-        let salt = header.last_chunk::<SALT_LEN>()?;
         Some(AeadParts {
             header,
-            salt,
+            salt: &self.header.salt,
             ciphertext,
             tag,
         })

@@ -1,4 +1,4 @@
-//! Group messaging with sender keys.
+//! Group messaging with sender keys (SPEC.md §15).
 //!
 //! Each member of a group owns a [`GroupSender`]: a sending chain with a
 //! hierarchical hash ratchet and an Ed25519 signing key of its own. The
@@ -43,6 +43,8 @@
 use alloc::vec::Vec;
 use core::fmt;
 
+use crate::codec::{Codec, Reader, Sink};
+use crate::error::Result;
 use crate::keys::IdentityKey;
 
 mod distribution;
@@ -91,6 +93,16 @@ impl GroupId {
     }
 }
 
+impl Codec for GroupId {
+    fn encode<S: Sink>(&self, out: &mut S) {
+        self.0.encode(out);
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        r.array().map(Self)
+    }
+}
+
 impl fmt::Debug for GroupId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("GroupId(")?;
@@ -123,6 +135,20 @@ impl Sender {
             Self::Authenticated(identity) => Some(identity),
             Self::Unauthenticated => None,
         }
+    }
+}
+
+/// The authenticated flag, then the identity if set (SPEC §15.11).
+impl Codec for Sender {
+    fn encode<S: Sink>(&self, out: &mut S) {
+        self.identity().copied().encode(out);
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        Ok(match Option::<IdentityKey>::decode(r)? {
+            Some(identity) => Self::Authenticated(identity),
+            None => Self::Unauthenticated,
+        })
     }
 }
 

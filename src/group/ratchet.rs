@@ -4,12 +4,14 @@
 //! R_0 the most significant. Moving to a later index steps the level of the
 //! highest digit that changes and reseeds every level below it from the one
 //! above, so reaching any later index costs at most 8 * 15 steps and
-//! 28 reseeds, however far it is.
+//! 28 reseeds, however far it is. SPEC.md §15.4.
 
 use rand_core::CryptoRng;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+use crate::codec::{Codec, Reader, Sink};
 use crate::crypto::{self, label};
+use crate::error::Result;
 
 /// Number of levels (hex digits of a `u32` index).
 pub(crate) const LEVELS: usize = 8;
@@ -55,23 +57,6 @@ impl Ratchet {
         self.index
     }
 
-    /// Appends the index then R_0..R_7.
-    pub(crate) fn write(&self, out: &mut alloc::vec::Vec<u8>) {
-        out.extend_from_slice(&self.index.to_be_bytes());
-        for level in &self.levels {
-            out.extend_from_slice(level);
-        }
-    }
-
-    pub(crate) fn read(r: &mut crate::codec::Reader<'_>) -> crate::error::Result<Self> {
-        let index = r.u32()?;
-        let mut levels = [[0u8; LEVEL_LEN]; LEVELS];
-        for level in &mut levels {
-            *level = r.array()?;
-        }
-        Ok(Self { index, levels })
-    }
-
     /// K_i = SHA-256("sotto v1 group key" || R_7) for the current index.
     pub(crate) fn message_key(&self) -> MessageKey {
         let [.., last] = &self.levels;
@@ -112,17 +97,42 @@ impl Ratchet {
     }
 }
 
+/// The index then R_0..R_7.
+impl Codec for Ratchet {
+    fn encode<S: Sink>(&self, out: &mut S) {
+        self.index.encode(out);
+        for level in &self.levels {
+            level.encode(out);
+        }
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        let index = u32::decode(r)?;
+        let mut levels = [[0u8; LEVEL_LEN]; LEVELS];
+        for level in &mut levels {
+            *level = r.array()?;
+        }
+        Ok(Self { index, levels })
+    }
+}
+
 /// One index's message key K_i. Zeroized on drop; never printed.
 #[derive(Zeroize, ZeroizeOnDrop)]
 pub(crate) struct MessageKey([u8; 32]);
 
 impl MessageKey {
-    pub(crate) fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(bytes)
-    }
-
     pub(crate) fn as_bytes(&self) -> &[u8; 32] {
         &self.0
+    }
+}
+
+impl Codec for MessageKey {
+    fn encode<S: Sink>(&self, out: &mut S) {
+        self.0.encode(out);
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        r.array().map(Self)
     }
 }
 

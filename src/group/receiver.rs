@@ -1,4 +1,5 @@
-//! The receiving side of one sender chain.
+//! The receiving side of one sender chain: installing a distribution
+//! (SPEC.md §15.7), receiving (§15.8) and its saved state (§15.11).
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
@@ -15,12 +16,15 @@ use super::ratchet::{MessageKey, RATCHET_LEN, Ratchet};
 use super::{
     GROUP_SKIP_WINDOW, GroupId, GroupPlaintext, MAX_GROUP_JUMP, MAX_GROUP_SKIPPED_KEYS, Sender,
 };
-use crate::codec::{Reader, tag, write_count_u16, write_flag, write_header};
+use crate::codec::{self, Codec, Count, Reader, Sink, tag};
 use crate::crypto::{self, label};
 use crate::error::{Error, Result};
-use crate::keys::{IDENTITY_KEY_LEN, IdentityKey};
-use crate::persist::{self, MAX_STATE_LEN, StorageKey};
-use crate::ratchet::session::Session;
+use crate::keys::IDENTITY_KEY_LEN;
+use crate::ratchet::Session;
+use crate::sealed::{self, SavedState, StorageKey};
+
+/// The saved cache of skipped keys.
+const SKIPPED_KEYS: Count = Count::u16(MAX_GROUP_SKIPPED_KEYS);
 
 /// One member's view of another member's sender chain: the chain's signing
 /// public key, the ratchet at the next index it expects, and a bounded cache
@@ -34,15 +38,15 @@ use crate::ratchet::session::Session;
 /// ([`GroupReceiver::to_bytes`] or [`GroupReceiver::seal`]) before it shows
 /// the plaintext.
 pub struct GroupReceiver {
-    pub(crate) group_id: GroupId,
-    pub(crate) chain_id: u32,
-    pub(crate) signing_key: VerifyingKey,
-    pub(crate) sender: Sender,
+    group_id: GroupId,
+    chain_id: u32,
+    signing_key: VerifyingKey,
+    sender: Sender,
     /// At the next index not yet reached.
-    pub(crate) ratchet: Box<Ratchet>,
+    ratchet: Box<Ratchet>,
     /// Keys of skipped indices, all below the ratchet's index.
     /// Boxed so that the map's node moves never copy a key.
-    pub(crate) skipped: BTreeMap<u32, Box<MessageKey>>,
+    skipped: BTreeMap<u32, Box<MessageKey>>,
 }
 
 impl GroupReceiver {
@@ -58,6 +62,10 @@ impl GroupReceiver {
     /// The bytes hold the chain's ratchet secret, and `Session::decrypt`
     /// returned them in a plain `Vec`: wipe them after this call (for example
     /// by holding them in `zeroize::Zeroizing`).
+    ///
+    /// # Errors
+    ///
+    /// As [`SenderKeyDistribution::from_bytes`].
     pub fn accept(distribution: &[u8], delivered_by: &Session) -> Result<Self> {
         let distribution = SenderKeyDistribution::from_bytes(distribution)?;
         Ok(Self::from_distribution(
@@ -70,6 +78,10 @@ impl GroupReceiver {
     /// (a key backup, a forwarded key). Every message it decrypts is marked
     /// [`Sender::Unauthenticated`]: anyone who saw the distribution can have
     /// written it.
+    ///
+    /// # Errors
+    ///
+    /// As [`SenderKeyDistribution::from_bytes`].
     pub fn import_unauthenticated(distribution: &[u8]) -> Result<Self> {
         let distribution = SenderKeyDistribution::from_bytes(distribution)?;
         Ok(Self::from_distribution(
@@ -79,12 +91,7 @@ impl GroupReceiver {
     }
 
     fn from_distribution(distribution: SenderKeyDistribution, sender: Sender) -> Self {
-        let SenderKeyDistribution {
-            group_id,
-            chain_id,
-            ratchet,
-            signing_key,
-        } = distribution;
+        let (group_id, chain_id, ratchet, signing_key) = distribution.into_parts();
         Self {
             group_id,
             chain_id,
@@ -98,7 +105,9 @@ impl GroupReceiver {
     /// Verifies and decrypts a message of this chain. All or nothing: on any
     /// error the state is exactly as it was.
     ///
-    /// Checks in this order: group and chain id ([`Error::UnknownGroupChain`]),
+    /// # Errors
+    ///
+    /// Checks in this order (SPEC §15.8): group and chain id ([`Error::UnknownGroupChain`]),
     /// the signature, strictly ([`Error::InvalidSignature`]), the index
     /// (already read or evicted: [`Error::DuplicateMessage`]; more than
     /// [`MAX_GROUP_JUMP`] ahead or `u32::MAX`:
@@ -197,83 +206,100 @@ impl GroupReceiver {
         self.skipped.len()
     }
 
+    /// The chain's signing key, which a store keeps unique.
+    pub(crate) fn signing_key(&self) -> &VerifyingKey {
+        &self.signing_key
+    }
+
+    /// Moves this chain's ratchet to `newer`'s, a receiver of the same
+    /// chain at a later index; the cached keys stay.
+    pub(crate) fn catch_up(&mut self, newer: Self) {
+        debug_assert!(newer.next_index() > self.next_index());
+        self.ratchet = newer.ratchet;
+    }
+
     /// The plain encoding (it contains secret keys): version, type 0x23,
     /// group id, chain id, signing key, authenticated flag and identity if
     /// set, next index, R_0..R_7, then a u16 count of (index, key) pairs in
     /// increasing index order.
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
-        let mut out = Zeroizing::new(Vec::with_capacity(
-            Self::MAX_ENCODED_LEN - MAX_GROUP_SKIPPED_KEYS * 36 + self.skipped.len() * 36,
-        ));
-        write_header(&mut out, tag::GROUP_RECEIVER_STATE);
-        out.extend_from_slice(self.group_id.as_bytes());
-        out.extend_from_slice(&self.chain_id.to_be_bytes());
-        out.extend_from_slice(self.signing_key.as_bytes());
-        match &self.sender {
-            Sender::Authenticated(identity) => {
-                write_flag(&mut out, true);
-                identity.write(&mut out);
-            }
-            Sender::Unauthenticated => write_flag(&mut out, false),
-        }
-        self.ratchet.write(&mut out);
-        write_count_u16(&mut out, self.skipped.len());
-        for (index, key) in &self.skipped {
-            out.extend_from_slice(&index.to_be_bytes());
-            out.extend_from_slice(key.as_bytes());
-        }
-        out
+        <Self as SavedState>::to_bytes(self)
     }
 
-    /// Restores [`GroupReceiver::to_bytes`] strictly.
+    /// Restores [`GroupReceiver::to_bytes`] strictly (the same as
+    /// [`SavedState::from_bytes`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`SavedState::from_bytes`] (SPEC §15.11), with
+    /// [`Error::InvalidPublicKey`] for the signing key or the identity and
+    /// [`Error::InvalidEncoding`] for the flag, a count over
+    /// [`MAX_GROUP_SKIPPED_KEYS`], or cached indices out of order or not
+    /// below the next index.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        if bytes.len() > MAX_STATE_LEN {
-            return Err(Error::TooLarge);
-        }
-        let mut r = Reader::header(bytes, tag::GROUP_RECEIVER_STATE)?;
-        let group_id = GroupId::from_bytes(r.array()?);
-        let chain_id = r.u32()?;
-        let signing_key = crypto::ed25519_public(&r.array()?)?;
-        let sender = if r.flag()? {
-            Sender::Authenticated(IdentityKey::read(&mut r)?)
-        } else {
-            Sender::Unauthenticated
-        };
-        let ratchet = Ratchet::read(&mut r)?;
-        let count = usize::from(r.u16()?);
-        if count > MAX_GROUP_SKIPPED_KEYS {
-            return Err(Error::InvalidEncoding);
-        }
-        let mut skipped = BTreeMap::new();
-        let mut previous: Option<u32> = None;
-        for _ in 0..count {
-            let index = r.u32()?;
-            if previous.is_some_and(|p| index <= p) || index >= ratchet.index() {
-                return Err(Error::InvalidEncoding);
-            }
-            let key = MessageKey::from_bytes(r.array()?);
-            previous = Some(index);
-            skipped.insert(index, Box::new(key));
-        }
-        r.finish()?;
+        <Self as SavedState>::from_bytes(bytes)
+    }
+
+    /// The state encrypted at rest under `key` (draws 32 bytes of salt).
+    ///
+    /// # Errors
+    ///
+    /// As [`SavedState::seal`].
+    pub fn seal<R: CryptoRng + ?Sized>(&self, key: &StorageKey, rng: &mut R) -> Result<Vec<u8>> {
+        <Self as SavedState>::seal(self, key, rng)
+    }
+
+    /// Opens and restores [`GroupReceiver::seal`]'s output.
+    ///
+    /// # Errors
+    ///
+    /// As [`SavedState::unseal`], then as [`GroupReceiver::from_bytes`].
+    pub fn unseal(sealed: &[u8], key: &StorageKey) -> Result<Self> {
+        <Self as SavedState>::unseal(sealed, key)
+    }
+}
+
+impl sealed::Sealed for GroupReceiver {}
+
+impl SavedState for GroupReceiver {
+    const TYPE_TAG: u8 = tag::GROUP_RECEIVER_STATE;
+
+    fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        sealed::to_plain(Self::TYPE_TAG, self)
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        sealed::from_plain(Self::TYPE_TAG, bytes)
+    }
+}
+
+/// SPEC §15.11: group id, chain id, signing key, sender, the ratchet, then
+/// the cached keys in increasing index order, all below the next index.
+impl Codec for GroupReceiver {
+    fn encode<S: Sink>(&self, out: &mut S) {
+        self.group_id.encode(out);
+        self.chain_id.encode(out);
+        self.signing_key.encode(out);
+        self.sender.encode(out);
+        self.ratchet.encode(out);
+        codec::write_map(out, SKIPPED_KEYS, &self.skipped);
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        let group_id = GroupId::decode(r)?;
+        let chain_id = u32::decode(r)?;
+        let signing_key = VerifyingKey::decode(r)?;
+        let sender = Sender::decode(r)?;
+        let ratchet = Box::<Ratchet>::decode(r)?;
+        let skipped = codec::read_map(r, SKIPPED_KEYS, ratchet.index())?;
         Ok(Self {
             group_id,
             chain_id,
             signing_key,
             sender,
-            ratchet: Box::new(ratchet),
+            ratchet,
             skipped,
         })
-    }
-
-    /// The state encrypted at rest under `key` (draws 32 bytes of salt).
-    pub fn seal<R: CryptoRng + ?Sized>(&self, key: &StorageKey, rng: &mut R) -> Result<Vec<u8>> {
-        persist::seal(key, rng, &self.to_bytes())
-    }
-
-    /// Opens and restores [`GroupReceiver::seal`]'s output.
-    pub fn unseal(sealed: &[u8], key: &StorageKey) -> Result<Self> {
-        Self::from_bytes(&persist::unseal(key, tag::GROUP_RECEIVER_STATE, sealed)?)
     }
 }
 

@@ -1,4 +1,5 @@
-//! The sending side of a sender chain.
+//! The sending side of a sender chain: encrypting (SPEC.md §15.5, draws
+//! §15.12) and its saved state (§15.11).
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -10,12 +11,12 @@ use zeroize::Zeroizing;
 
 use super::GroupId;
 use super::distribution::SenderKeyDistribution;
-use super::message::{GROUP_HEADER_LEN, GroupMessage, SIGNATURE_LEN};
+use super::message::{GROUP_HEADER_LEN, GroupHeader, GroupMessage, SIGNATURE_LEN};
 use super::ratchet::{RATCHET_LEN, Ratchet};
-use crate::codec::{Reader, tag, write_header};
+use crate::codec::{Codec, Reader, Sink, tag};
 use crate::crypto::{self, AEAD_TAG_LEN, label};
 use crate::error::{Error, Result};
-use crate::persist::{self, MAX_STATE_LEN, StorageKey};
+use crate::sealed::{self, SavedState, StorageKey};
 use crate::wire::{MAX_PLAINTEXT_LEN, SALT_LEN};
 
 /// This member's sending chain in one group: a hash ratchet and an Ed25519
@@ -66,17 +67,24 @@ impl GroupSender {
     /// The distribution at the current index: a member that installs it can
     /// read this chain's messages from now on, not earlier ones.
     pub fn distribution(&self) -> SenderKeyDistribution {
-        SenderKeyDistribution {
-            group_id: self.group_id,
-            chain_id: self.chain_id,
-            ratchet: self.ratchet.clone(),
-            signing_key: self.signing.verifying_key(),
-        }
+        SenderKeyDistribution::new(
+            self.group_id,
+            self.chain_id,
+            self.ratchet.clone(),
+            self.signing.verifying_key(),
+        )
     }
 
     /// Encrypts and signs `plaintext` at the current index, then moves to the
     /// next index. Draws 16 bytes of salt. The last index, `u32::MAX`, is
     /// never used: at it this fails with [`Error::ChainExhausted`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PlaintextTooLarge`] over
+    /// [`MAX_PLAINTEXT_LEN`](crate::MAX_PLAINTEXT_LEN), then
+    /// [`Error::ChainExhausted`] at the last index; nothing is drawn or
+    /// changed.
     pub fn encrypt<R: CryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
@@ -90,31 +98,29 @@ impl GroupSender {
         let mut salt = [0u8; SALT_LEN];
         rng.fill_bytes(&mut salt);
 
+        let header = GroupHeader {
+            group_id: self.group_id,
+            chain_id: self.chain_id,
+            index,
+            salt,
+        };
         let mut out =
             Vec::with_capacity(GROUP_HEADER_LEN + plaintext.len() + AEAD_TAG_LEN + SIGNATURE_LEN);
-        write_header(&mut out, tag::GROUP_MESSAGE);
-        out.extend_from_slice(self.group_id.as_bytes());
-        out.extend_from_slice(&self.chain_id.to_be_bytes());
-        out.extend_from_slice(&index.to_be_bytes());
-        out.extend_from_slice(&salt);
+        header.encode(&mut out);
+        debug_assert_eq!(out.len(), GROUP_HEADER_LEN);
         out.extend_from_slice(plaintext);
 
         let message_key = self.ratchet.message_key();
         let (key, nonce) =
             crypto::aead_key_nonce(&salt, message_key.as_bytes(), label::GROUP_MESSAGE_KEYS);
-        let (header, body) = out.split_at_mut(GROUP_HEADER_LEN);
-        let tag = crypto::aead_seal(&key, &nonce, header, body)?;
+        let (aad, body) = out.split_at_mut(GROUP_HEADER_LEN);
+        let tag = crypto::aead_seal(&key, &nonce, aad, body)?;
         out.extend_from_slice(&tag);
         let signature = crypto::sign(&self.signing, label::GROUP_SIGNATURE, &[&out]);
         out.extend_from_slice(&signature);
 
         self.ratchet.advance_to(next);
-        Ok(GroupMessage::from_encoded(
-            out,
-            self.group_id,
-            self.chain_id,
-            index,
-        ))
+        Ok(GroupMessage::from_encoded(out, header))
     }
 
     /// The group.
@@ -140,42 +146,72 @@ impl GroupSender {
     /// The plain encoding (it contains secret keys): version, type 0x22,
     /// group id, chain id, index, R_0..R_7, signing key seed.
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
-        let mut out = Zeroizing::new(Vec::with_capacity(Self::ENCODED_LEN));
-        write_header(&mut out, tag::GROUP_SENDER_STATE);
-        out.extend_from_slice(self.group_id.as_bytes());
-        out.extend_from_slice(&self.chain_id.to_be_bytes());
-        self.ratchet.write(&mut out);
-        out.extend_from_slice(self.signing.as_bytes());
-        out
+        <Self as SavedState>::to_bytes(self)
     }
 
-    /// Restores [`GroupSender::to_bytes`] strictly.
+    /// Restores [`GroupSender::to_bytes`] strictly (the same as
+    /// [`SavedState::from_bytes`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`SavedState::from_bytes`] (SPEC §15.11).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        if bytes.len() > MAX_STATE_LEN {
-            return Err(Error::TooLarge);
-        }
-        let mut r = Reader::header(bytes, tag::GROUP_SENDER_STATE)?;
-        let group_id = GroupId::from_bytes(r.array()?);
-        let chain_id = r.u32()?;
-        let ratchet = Ratchet::read(&mut r)?;
-        let seed = Zeroizing::new(r.array::<32>()?);
-        r.finish()?;
-        Ok(Self {
-            group_id,
-            chain_id,
-            ratchet: Box::new(ratchet),
-            signing: Box::new(SigningKey::from_bytes(&seed)),
-        })
+        <Self as SavedState>::from_bytes(bytes)
     }
 
     /// The state encrypted at rest under `key` (draws 32 bytes of salt).
+    ///
+    /// # Errors
+    ///
+    /// As [`SavedState::seal`].
     pub fn seal<R: CryptoRng + ?Sized>(&self, key: &StorageKey, rng: &mut R) -> Result<Vec<u8>> {
-        persist::seal(key, rng, &self.to_bytes())
+        <Self as SavedState>::seal(self, key, rng)
     }
 
     /// Opens and restores [`GroupSender::seal`]'s output.
+    ///
+    /// # Errors
+    ///
+    /// As [`SavedState::unseal`], then as [`GroupSender::from_bytes`].
     pub fn unseal(sealed: &[u8], key: &StorageKey) -> Result<Self> {
-        Self::from_bytes(&persist::unseal(key, tag::GROUP_SENDER_STATE, sealed)?)
+        <Self as SavedState>::unseal(sealed, key)
+    }
+}
+
+impl sealed::Sealed for GroupSender {}
+
+impl SavedState for GroupSender {
+    const TYPE_TAG: u8 = tag::GROUP_SENDER_STATE;
+
+    fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        sealed::to_plain(Self::TYPE_TAG, self)
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        sealed::from_plain(Self::TYPE_TAG, bytes)
+    }
+}
+
+/// Group id, chain id, the ratchet (index, R_0..R_7), signing key seed.
+impl Codec for GroupSender {
+    fn encode<S: Sink>(&self, out: &mut S) {
+        self.group_id.encode(out);
+        self.chain_id.encode(out);
+        self.ratchet.encode(out);
+        self.signing.encode(out);
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        let group_id = GroupId::decode(r)?;
+        let chain_id = u32::decode(r)?;
+        let ratchet = Box::<Ratchet>::decode(r)?;
+        let signing = Box::<SigningKey>::decode(r)?;
+        Ok(Self {
+            group_id,
+            chain_id,
+            ratchet,
+            signing,
+        })
     }
 }
 

@@ -1,4 +1,4 @@
-//! The receivers of one group, found by chain id.
+//! The receivers of one group, found by chain id (SPEC.md §15.9).
 
 use alloc::collections::VecDeque;
 
@@ -51,37 +51,42 @@ impl GroupReceivers {
     /// chain id or signing key already held for any other chain fails with
     /// [`Error::GroupChainConflict`]; a receiver for another group with
     /// [`Error::GroupMismatch`].
+    ///
+    /// # Errors
+    ///
+    /// In this order (SPEC §15.9), each leaving the store unchanged:
+    /// [`Error::GroupMismatch`], [`Error::GroupChainConflict`],
+    /// [`Error::GroupChainNotNewer`], as above.
     pub fn insert(&mut self, receiver: GroupReceiver) -> Result<()> {
-        if receiver.group_id != self.group_id {
+        if receiver.group_id() != &self.group_id {
             return Err(Error::GroupMismatch);
         }
-        let clash = self
-            .receivers
-            .iter_mut()
-            .find(|r| r.chain_id == receiver.chain_id || r.signing_key == receiver.signing_key);
+        let clash = self.receivers.iter_mut().find(|r| {
+            r.chain_id() == receiver.chain_id() || r.signing_key() == receiver.signing_key()
+        });
         if let Some(existing) = clash {
-            let same_chain = existing.chain_id == receiver.chain_id
-                && existing.signing_key == receiver.signing_key
-                && existing.sender == receiver.sender;
+            let same_chain = existing.chain_id() == receiver.chain_id()
+                && existing.signing_key() == receiver.signing_key()
+                && existing.sender() == receiver.sender();
             if !same_chain {
                 return Err(Error::GroupChainConflict);
             }
             if receiver.next_index() <= existing.next_index() {
                 return Err(Error::GroupChainNotNewer);
             }
-            existing.ratchet = receiver.ratchet;
+            existing.catch_up(receiver);
             return Ok(());
         }
         let own = self
             .receivers
             .iter()
-            .filter(|r| r.sender == receiver.sender)
+            .filter(|r| r.sender() == receiver.sender())
             .count();
         if own >= MAX_CHAINS_PER_SENDER
             && let Some(oldest) = self
                 .receivers
                 .iter()
-                .position(|r| r.sender == receiver.sender)
+                .position(|r| r.sender() == receiver.sender())
         {
             self.receivers.remove(oldest);
         }
@@ -94,26 +99,31 @@ impl GroupReceivers {
 
     /// Decrypts with the receiver for the message's chain (see
     /// [`GroupReceiver::decrypt`]). All or nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownGroupChain`] if the message is for another group or a
+    /// chain the store does not hold, else as [`GroupReceiver::decrypt`].
     pub fn decrypt(&mut self, message: &GroupMessage) -> Result<GroupPlaintext> {
         if message.group_id() != &self.group_id {
             return Err(Error::UnknownGroupChain);
         }
         self.receivers
             .iter_mut()
-            .find(|r| r.chain_id == message.chain_id())
+            .find(|r| r.chain_id() == message.chain_id())
             .ok_or(Error::UnknownGroupChain)?
             .decrypt(message)
     }
 
     /// The receiver for `chain_id`.
     pub fn get(&self, chain_id: u32) -> Option<&GroupReceiver> {
-        self.receivers.iter().find(|r| r.chain_id == chain_id)
+        self.receivers.iter().find(|r| r.chain_id() == chain_id)
     }
 
     /// Deletes every chain of `sender` (a member who left); returns how many.
     pub fn remove_sender(&mut self, sender: &Sender) -> usize {
         let before = self.receivers.len();
-        self.receivers.retain(|r| r.sender != *sender);
+        self.receivers.retain(|r| r.sender() != sender);
         before - self.receivers.len()
     }
 

@@ -1,6 +1,23 @@
-//! The Double Ratchet: root chain, symmetric chains, skipped keys, sessions.
+//! The Double Ratchet (SPEC.md §8), split along its concepts: the root chain
+//! (`root`), symmetric chains and message keys (`chain`), our sending side
+//! (`sending`), the peer's chains and skipped keys as we receive them
+//! (`receiving`), the session state that ties them together (`state`), and
+//! the public [`Session`] with the X3DH glue (`session`).
+//!
+//! Layering, lowest first; each module uses only those before it: chain,
+//! root, sending, receiving, state, session.
 
-pub(crate) mod chain;
-pub(crate) mod root;
-pub(crate) mod session;
-pub(crate) mod skipped;
+mod chain;
+mod receiving;
+mod root;
+mod sending;
+mod session;
+mod state;
+
+#[cfg(test)]
+pub(crate) use chain::ChainKey;
+pub use receiving::{MAX_RECEIVING_CHAINS, MAX_SKIP, MAX_SKIPPED_KEYS, MAX_SKIPPED_KEYS_PER_CHAIN};
+#[cfg(test)]
+pub(crate) use root::RootKey;
+pub use session::Session;
+pub use state::Role;

@@ -1,9 +1,12 @@
-//! The root chain: KDF_RK, fed by each Diffie-Hellman ratchet step.
+//! The root chain: KDF_RK, fed by each Diffie-Hellman ratchet step
+//! (SPEC.md §8.2).
 
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use super::chain::ChainKey;
+use crate::codec::{Codec, Reader, Sink};
 use crate::crypto::{self, label};
+use crate::error::Result;
 
 /// The root key. Zeroized on drop; never printed or compared.
 #[derive(Zeroize, ZeroizeOnDrop)]
@@ -14,6 +17,7 @@ impl RootKey {
         Self(bytes)
     }
 
+    #[cfg(test)]
     pub(crate) fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
@@ -29,5 +33,15 @@ impl RootKey {
         root.copy_from_slice(r);
         chain.copy_from_slice(c);
         (RootKey(root), ChainKey::from_bytes(chain))
+    }
+}
+
+impl Codec for RootKey {
+    fn encode<S: Sink>(&self, out: &mut S) {
+        self.0.encode(out);
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        r.array().map(Self)
     }
 }

@@ -1,0 +1,359 @@
+//! The Double Ratchet state of one session (SPEC.md §8.1): how it encrypts
+//! (§8.5) and decrypts (§8.6), and its saved encoding (§10.2). The sending
+//! and receiving sides are their own modules; this one ties them to the
+//! root key and the session's identities.
+
+use alloc::vec::Vec;
+
+use rand_core::CryptoRng;
+use x25519_dalek::{PublicKey, StaticSecret};
+
+use super::receiving::{self, ReceivingChains};
+use super::root::RootKey;
+use super::sending::SendingChain;
+use crate::codec::{self, Codec, Reader, Sink};
+use crate::crypto::AEAD_TAG_LEN;
+use crate::error::{Error, Result};
+use crate::keys::{IdentityKey, RatchetPublicKey};
+use crate::wire::{
+    MAX_PLAINTEXT_LEN, Message, PreKeyHeader, PreKeyMessage, RatchetHeader, RatchetMessage,
+    SALT_LEN,
+};
+use crate::x3dh::{self, ASSOCIATED_DATA_LEN};
+
+/// Which side of X3DH this session was.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Role {
+    /// Fetched the bundle and sent the first message.
+    Initiator,
+    /// Published the bundle and accepted the first message.
+    Responder,
+}
+
+/// One byte: 0 initiator, 1 responder.
+impl Codec for Role {
+    fn encode<S: Sink>(&self, out: &mut S) {
+        let byte: u8 = match self {
+            Self::Initiator => 0,
+            Self::Responder => 1,
+        };
+        byte.encode(out);
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        match r.u8()? {
+            0 => Ok(Self::Initiator),
+            1 => Ok(Self::Responder),
+            _ => Err(Error::InvalidEncoding),
+        }
+    }
+}
+
+/// The prekeys an initiator's first messages name, repeated until a reply.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PendingPreKey {
+    pub(crate) signed_prekey_id: u32,
+    pub(crate) one_time_prekey_id: Option<u32>,
+}
+
+/// The signed prekey id, then the optional one-time prekey id.
+impl Codec for PendingPreKey {
+    fn encode<S: Sink>(&self, out: &mut S) {
+        self.signed_prekey_id.encode(out);
+        self.one_time_prekey_id.encode(out);
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        let signed_prekey_id = u32::decode(r)?;
+        let one_time_prekey_id = Option::<u32>::decode(r)?;
+        Ok(Self {
+            signed_prekey_id,
+            one_time_prekey_id,
+        })
+    }
+}
+
+/// A session's fields (SPEC §8.1).
+pub(crate) struct SessionState {
+    role: Role,
+    local_identity: IdentityKey,
+    remote_identity: IdentityKey,
+    /// The initiator's X3DH ephemeral public key; names the session.
+    base_key: [u8; 32],
+    /// Initiator only: prekeys to name in every message until the first reply.
+    pending_prekey: Option<PendingPreKey>,
+    associated_data: [u8; ASSOCIATED_DATA_LEN],
+    root_key: RootKey,
+    remote_ratchet_key: RatchetPublicKey,
+    /// `None` until the next encrypt: the new ratchet key pair is generated
+    /// then, so that decrypt never needs randomness.
+    sending: Option<SendingChain>,
+    previous_sending_length: u32,
+    receiving: ReceivingChains,
+}
+
+/// AD = Encode(IK_initiator) || Encode(IK_responder), whichever side we are.
+fn associated_data(
+    role: Role,
+    local: &IdentityKey,
+    remote: &IdentityKey,
+) -> [u8; ASSOCIATED_DATA_LEN] {
+    match role {
+        Role::Initiator => x3dh::associated_data(local, remote),
+        Role::Responder => x3dh::associated_data(remote, local),
+    }
+}
+
+impl SessionState {
+    /// The initiator's state after X3DH (SPEC §7.1): the root key is the
+    /// shared secret, and the responder's signed prekey is its first ratchet
+    /// key.
+    pub(crate) fn initiator(
+        local_identity: IdentityKey,
+        remote_identity: IdentityKey,
+        base_key: [u8; 32],
+        pending_prekey: PendingPreKey,
+        root_key: RootKey,
+        remote_ratchet_key: PublicKey,
+    ) -> Self {
+        Self {
+            role: Role::Initiator,
+            associated_data: associated_data(Role::Initiator, &local_identity, &remote_identity),
+            local_identity,
+            remote_identity,
+            base_key,
+            pending_prekey: Some(pending_prekey),
+            root_key,
+            remote_ratchet_key: RatchetPublicKey::new(remote_ratchet_key),
+            sending: None,
+            previous_sending_length: 0,
+            receiving: ReceivingChains::default(),
+        }
+    }
+
+    /// The responder's state after X3DH (SPEC §7.2), with the plaintext of
+    /// the prekey message that started it. The initiator's first ratchet
+    /// step used our signed prekey as our ratchet key; this takes the
+    /// matching receive step, from the shared secret `root_key`.
+    pub(crate) fn accept(
+        local_identity: IdentityKey,
+        message: &PreKeyMessage,
+        root_key: &RootKey,
+        signed_prekey: &StaticSecret,
+    ) -> Result<(Self, Vec<u8>)> {
+        let prekey = message.prekey_header();
+        let header = message.inner_header();
+        let opened = receiving::open_chain(root_key, signed_prekey, header, 0)?;
+        let state = Self {
+            role: Role::Responder,
+            associated_data: associated_data(Role::Responder, &local_identity, &prekey.identity),
+            local_identity,
+            remote_identity: prekey.identity,
+            base_key: prekey.base_key.to_bytes(),
+            pending_prekey: None,
+            root_key: opened.root_key,
+            remote_ratchet_key: header.ratchet_key,
+            sending: None,
+            previous_sending_length: 0,
+            receiving: ReceivingChains::first(opened.chain),
+        };
+        let (prefix, body) = message.parts();
+        let plaintext =
+            opened
+                .message_key
+                .open(&header.salt, &state.associated_data, prefix, body)?;
+        Ok((state, plaintext))
+    }
+
+    pub(crate) fn role(&self) -> Role {
+        self.role
+    }
+
+    pub(crate) fn local_identity(&self) -> &IdentityKey {
+        &self.local_identity
+    }
+
+    pub(crate) fn remote_identity(&self) -> &IdentityKey {
+        &self.remote_identity
+    }
+
+    pub(crate) fn base_key(&self) -> [u8; 32] {
+        self.base_key
+    }
+
+    pub(crate) fn is_awaiting_reply(&self) -> bool {
+        self.pending_prekey.is_some()
+    }
+
+    pub(crate) fn receiving(&self) -> &ReceivingChains {
+        &self.receiving
+    }
+
+    /// SPEC §8.5.
+    pub(crate) fn encrypt<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        plaintext: &[u8],
+    ) -> Result<Message> {
+        if plaintext.len() > MAX_PLAINTEXT_LEN {
+            return Err(Error::PlaintextTooLarge);
+        }
+        if self
+            .sending
+            .as_ref()
+            .is_some_and(SendingChain::is_exhausted)
+        {
+            return Err(Error::ChainExhausted);
+        }
+        let chain = match &mut self.sending {
+            Some(chain) => chain,
+            slot @ None => {
+                let (root_key, chain) =
+                    SendingChain::start(rng, &self.root_key, &self.remote_ratchet_key)?;
+                self.root_key = root_key;
+                slot.insert(chain)
+            }
+        };
+        let mut salt = [0u8; SALT_LEN];
+        rng.fill_bytes(&mut salt);
+
+        let header = chain.header(self.previous_sending_length, salt);
+        let prekey = self.pending_prekey.map(|p| PreKeyHeader {
+            identity: self.local_identity,
+            base_key: PublicKey::from(self.base_key),
+            signed_prekey_id: p.signed_prekey_id,
+            one_time_prekey_id: p.one_time_prekey_id,
+        });
+        let prefix_len =
+            prekey.as_ref().map_or(0, codec::encoded_len) + codec::encoded_len(&header);
+        let mut out = Vec::with_capacity(prefix_len + plaintext.len() + AEAD_TAG_LEN);
+        if let Some(prekey) = &prekey {
+            prekey.encode(&mut out);
+        }
+        header.encode(&mut out);
+        out.extend_from_slice(plaintext);
+
+        let (message_key, next_chain_key) = chain.step();
+        let (prefix, body) = out.split_at_mut(prefix_len);
+        let tag = message_key.seal(&salt, &self.associated_data, prefix, body)?;
+        out.extend_from_slice(&tag);
+
+        chain.advance(next_chain_key);
+        Ok(match prekey {
+            Some(prekey) => Message::PreKey(PreKeyMessage::from_encoded(out, prekey, header)),
+            None => Message::Ratchet(RatchetMessage::from_encoded(out, header)),
+        })
+    }
+
+    /// SPEC §8.6: all or nothing.
+    pub(crate) fn decrypt(&mut self, message: &Message) -> Result<Vec<u8>> {
+        match message {
+            Message::Ratchet(m) => {
+                let (prefix, body) = m.parts();
+                self.decrypt_ratchet(m.header(), prefix, body)
+            }
+            Message::PreKey(m) => {
+                if m.identity() != &self.remote_identity {
+                    return Err(Error::IdentityMismatch);
+                }
+                if self.role != Role::Responder || m.base_key_bytes() != self.base_key {
+                    return Err(Error::SessionMismatch);
+                }
+                let (prefix, body) = m.parts();
+                self.decrypt_ratchet(m.inner_header(), prefix, body)
+            }
+        }
+    }
+
+    fn decrypt_ratchet(
+        &mut self,
+        header: &RatchetHeader,
+        prefix: &[u8],
+        body: &[u8],
+    ) -> Result<Vec<u8>> {
+        let our_secret = self.sending.as_ref().map(SendingChain::secret);
+        let plan = self.receiving.plan(header, &self.root_key, our_secret)?;
+        let plaintext = self.receiving.message_key(&plan)?.open(
+            &header.salt,
+            &self.associated_data,
+            prefix,
+            body,
+        )?;
+        if let Some(root_key) = self.receiving.commit(plan) {
+            // A Diffie-Hellman ratchet step: the next encrypt starts a new
+            // sending chain.
+            self.root_key = root_key;
+            self.remote_ratchet_key = header.ratchet_key;
+            self.previous_sending_length = self.sending.as_ref().map_or(0, SendingChain::next);
+            self.sending = None;
+        }
+        // A decrypted reply proves the responder has the session.
+        self.pending_prekey = None;
+        Ok(plaintext)
+    }
+
+    /// The saved-state rule that relates several fields, checked after the
+    /// whole state was read (SPEC §4 step 4, §10.2): the current receiving
+    /// chain's ratchet key is DHr.
+    pub(crate) fn check(&self) -> Result<()> {
+        if self
+            .receiving
+            .current_ratchet_key()
+            .is_some_and(|key| *key != self.remote_ratchet_key)
+        {
+            return Err(Error::InvalidEncoding);
+        }
+        Ok(())
+    }
+}
+
+/// SPEC §10.2. The associated data is recomputed from the identities and the
+/// role; the sending public key from its secret.
+impl Codec for SessionState {
+    fn encode<S: Sink>(&self, out: &mut S) {
+        self.role.encode(out);
+        self.local_identity.encode(out);
+        self.remote_identity.encode(out);
+        self.base_key.encode(out);
+        self.pending_prekey.encode(out);
+        self.root_key.encode(out);
+        self.remote_ratchet_key.encode(out);
+        self.sending.encode(out);
+        self.previous_sending_length.encode(out);
+        self.receiving.encode(out);
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        let role = Role::decode(r)?;
+        let local_identity = IdentityKey::decode(r)?;
+        let remote_identity = IdentityKey::decode(r)?;
+        let base_key = r.array()?;
+        let pending_prekey = if r.flag()? {
+            // Only an initiator waits for a reply; checked before the ids.
+            if role != Role::Initiator {
+                return Err(Error::InvalidEncoding);
+            }
+            Some(PendingPreKey::decode(r)?)
+        } else {
+            None
+        };
+        let root_key = RootKey::decode(r)?;
+        let remote_ratchet_key = RatchetPublicKey::decode(r)?;
+        let sending = Option::<SendingChain>::decode(r)?;
+        let previous_sending_length = u32::decode(r)?;
+        let receiving = ReceivingChains::decode(r)?;
+        Ok(Self {
+            role,
+            associated_data: associated_data(role, &local_identity, &remote_identity),
+            local_identity,
+            remote_identity,
+            base_key,
+            pending_prekey,
+            root_key,
+            remote_ratchet_key,
+            sending,
+            previous_sending_length,
+            receiving,
+        })
+    }
+}
