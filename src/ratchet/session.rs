@@ -11,7 +11,7 @@ use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
 use super::root::RootKey;
-use super::state::{PendingPreKey, Role, SessionState};
+use super::state::{Role, SessionState};
 use crate::codec::tag;
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -59,14 +59,9 @@ impl Session {
         )?;
         Ok(Self(Box::new(SessionState::initiator(
             *device.identity_key(),
-            *bundle.identity(),
+            bundle,
             PublicKey::from(&base).to_bytes(),
-            PendingPreKey {
-                signed_prekey_id: signed_prekey.id(),
-                one_time_prekey_id: one_time.map(|opk| opk.id()),
-            },
             RootKey::from_bytes(*secret),
-            *signed_prekey.key(),
         ))))
     }
 

@@ -14,7 +14,7 @@ use super::sending::SendingChain;
 use crate::codec::{self, Codec, Reader, Sink};
 use crate::crypto::AEAD_TAG_LEN;
 use crate::error::{Error, Result};
-use crate::keys::{IdentityKey, RatchetPublicKey};
+use crate::keys::{IdentityKey, OneTimePreKey, PreKeyBundle, RatchetPublicKey};
 use crate::wire::{
     MAX_PLAINTEXT_LEN, Message, PreKeyHeader, PreKeyMessage, RatchetHeader, RatchetMessage,
     SALT_LEN,
@@ -51,9 +51,9 @@ impl Codec for Role {
 
 /// The prekeys an initiator's first messages name, repeated until a reply.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct PendingPreKey {
-    pub(crate) signed_prekey_id: u32,
-    pub(crate) one_time_prekey_id: Option<u32>,
+struct PendingPreKey {
+    signed_prekey_id: u32,
+    one_time_prekey_id: Option<u32>,
 }
 
 /// The signed prekey id, then the optional one-time prekey id.
@@ -105,26 +105,30 @@ fn associated_data(
 }
 
 impl SessionState {
-    /// The initiator's state after X3DH (SPEC §7.1): the root key is the
-    /// shared secret, and the responder's signed prekey is its first ratchet
-    /// key.
+    /// The initiator's state after X3DH with `bundle` (SPEC §7.1): the root
+    /// key is the shared secret, the responder's signed prekey is its first
+    /// ratchet key, and every message names the bundle's prekeys until a
+    /// reply.
     pub(crate) fn initiator(
         local_identity: IdentityKey,
-        remote_identity: IdentityKey,
+        bundle: &PreKeyBundle,
         base_key: [u8; 32],
-        pending_prekey: PendingPreKey,
         root_key: RootKey,
-        remote_ratchet_key: PublicKey,
     ) -> Self {
+        let remote_identity = *bundle.identity();
+        let signed_prekey = bundle.signed_prekey();
         Self {
             role: Role::Initiator,
             associated_data: associated_data(Role::Initiator, &local_identity, &remote_identity),
             local_identity,
             remote_identity,
             base_key,
-            pending_prekey: Some(pending_prekey),
+            pending_prekey: Some(PendingPreKey {
+                signed_prekey_id: signed_prekey.id(),
+                one_time_prekey_id: bundle.one_time_prekey().map(OneTimePreKey::id),
+            }),
             root_key,
-            remote_ratchet_key: RatchetPublicKey::new(remote_ratchet_key),
+            remote_ratchet_key: RatchetPublicKey::new(*signed_prekey.key()),
             sending: None,
             previous_sending_length: 0,
             receiving: ReceivingChains::default(),
