@@ -78,26 +78,21 @@ pub(crate) fn encoded_len<T: Codec>(value: &T) -> usize {
     measure.0
 }
 
-/// Version, `tag`, then `value`, in a buffer of exactly that length.
+/// Version, `tag`, then `value`, in a buffer allocated at exactly that
+/// length, so that writing it never reallocates.
 pub(crate) fn to_vec<T: Codec>(tag: u8, value: &T) -> Vec<u8> {
     let len = 2 + encoded_len(value);
     let mut out = Vec::with_capacity(len);
     write_header(&mut out, tag);
     value.encode(&mut out);
-    debug_assert_eq!(out.len(), len);
+    debug_assert_eq!(out.len(), len, "encoded length must be exact");
     out
 }
 
-/// As [`to_vec`], for encodings that contain secrets: the buffer is zeroized
-/// on drop and, being allocated at its exact length, never reallocates.
+/// As [`to_vec`], for encodings that contain secrets: the one heap block
+/// that ever held them is zeroized on drop.
 pub(crate) fn to_secret_vec<T: Codec>(tag: u8, value: &T) -> Zeroizing<Vec<u8>> {
-    let len = 2 + encoded_len(value);
-    let mut out = Zeroizing::new(Vec::with_capacity(len));
-    write_header(&mut *out, tag);
-    value.encode(&mut *out);
-    debug_assert_eq!(out.len(), len);
-    debug_assert_eq!(out.capacity(), len);
-    out
+    Zeroizing::new(to_vec(tag, value))
 }
 
 /// Decodes `bytes` as version, `tag`, then a `T`, with nothing left over.
@@ -140,7 +135,7 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
-    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         if n > self.rest.len() {
             return Err(Error::Truncated);
         }
@@ -355,10 +350,9 @@ pub(crate) fn read_sorted(
     count: Count,
     end: u32,
     mut entry: impl FnMut(&mut Reader<'_>, u32) -> Result<()>,
-) -> Result<usize> {
-    let count = count.read(r)?;
+) -> Result<()> {
     let mut previous: Option<u32> = None;
-    for _ in 0..count {
+    for _ in 0..count.read(r)? {
         let key = r.u32()?;
         if previous.is_some_and(|p| key <= p) || key >= end {
             return Err(Error::InvalidEncoding);
@@ -366,7 +360,7 @@ pub(crate) fn read_sorted(
         previous = Some(key);
         entry(r, key)?;
     }
-    Ok(count)
+    Ok(())
 }
 
 /// Writes a map from `u32` keys as [`read_map`] reads it: a count, then
@@ -391,4 +385,93 @@ pub(crate) fn read_map<V: Codec>(
         Ok(())
     })?;
     Ok(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::vec;
+
+    use super::*;
+
+    /// A one-byte count, then each key with a one-byte value.
+    fn entries(count: u8, keys: &[u32]) -> Vec<u8> {
+        let mut bytes = vec![count];
+        for key in keys {
+            bytes.extend_from_slice(&key.to_be_bytes());
+            bytes.push(0xaa);
+        }
+        bytes
+    }
+
+    fn read(bytes: &[u8], count: Count, end: u32) -> Result<BTreeMap<u32, [u8; 1]>> {
+        let mut r = Reader::new(bytes);
+        let map = read_map(&mut r, count, end)?;
+        r.finish()?;
+        Ok(map)
+    }
+
+    #[test]
+    fn sorted_keys_strictly_increase_below_the_end() {
+        let count = Count::u8(4);
+        let map = read(&entries(3, &[0, 5, 9]), count, 10).unwrap();
+        assert_eq!(map.keys().copied().collect::<Vec<_>>(), [0, 5, 9]);
+        assert!(read(&entries(0, &[]), count, 0).unwrap().is_empty());
+        for keys in [[1, 1, 2], [2, 1, 3], [0, 5, 10]] {
+            assert_eq!(
+                read(&entries(3, &keys), count, 10),
+                Err(Error::InvalidEncoding),
+                "{keys:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn counts_are_checked_before_any_entry_is_read() {
+        // The entries are missing: a count out of bounds must fail first.
+        for count in [Count::u8(4), Count::u8(9).at_most(4)] {
+            assert_eq!(
+                read(&entries(5, &[]), count, 10),
+                Err(Error::InvalidEncoding)
+            );
+        }
+        let at_least_one = Count::u8(4).at_least(1);
+        assert_eq!(
+            read(&entries(0, &[]), at_least_one, 10),
+            Err(Error::InvalidEncoding)
+        );
+        assert_eq!(
+            read(&entries(2, &[]), Count::u8(4), 10),
+            Err(Error::Truncated)
+        );
+    }
+
+    /// An option of a boxed integer, then raw bytes.
+    struct Sample(Option<Box<u32>>, [u8; 3]);
+
+    impl Codec for Sample {
+        fn encode<S: Sink>(&self, out: &mut S) {
+            self.0.encode(out);
+            self.1.encode(out);
+        }
+
+        fn decode(r: &mut Reader<'_>) -> Result<Self> {
+            Ok(Self(Option::decode(r)?, r.array()?))
+        }
+    }
+
+    #[test]
+    fn encodings_are_allocated_at_their_measured_length() {
+        let sample = Sample(Some(Box::new(0x0102_0304)), [9; 3]);
+        assert_eq!(encoded_len(&sample), 8);
+        let out = to_vec(0x42, &sample);
+        assert_eq!(out, [VERSION, 0x42, 1, 1, 2, 3, 4, 9, 9, 9]);
+        assert_eq!(out.capacity(), out.len());
+        let back: Sample = from_slice(0x42, &out).unwrap();
+        assert_eq!((back.0.as_deref(), back.1), (Some(&0x0102_0304), [9; 3]));
+
+        let map: BTreeMap<u32, [u8; 1]> = [(1, [7]), (3, [8])].into_iter().collect();
+        let mut bytes = Vec::new();
+        write_map(&mut bytes, Count::u16(4), &map);
+        assert_eq!(bytes, [0, 2, 0, 0, 0, 1, 7, 0, 0, 0, 3, 8]);
+    }
 }

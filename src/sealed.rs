@@ -172,3 +172,71 @@ fn unseal(key: &StorageKey, expected: u8, sealed: &[u8]) -> Result<Zeroizing<Vec
     crypto::aead_open(&aead_key, &nonce, aad, &mut plain, tag)?;
     Ok(plain)
 }
+
+#[cfg(test)]
+mod tests {
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    use super::*;
+    use crate::group::{GroupId, GroupReceiver, GroupSender};
+    use crate::{Device, PreKeyBundle, Session};
+
+    /// What every saved state promises, checked through the trait alone.
+    fn check<T: SavedState, R: CryptoRng>(state: &T, rng: &mut R) {
+        let plain = state.to_bytes();
+        assert_eq!(plain.get(..2), Some(&[codec::VERSION, T::TYPE_TAG][..]));
+        let restored = T::from_bytes(&plain).unwrap();
+        assert_eq!(*restored.to_bytes(), *plain);
+
+        let key = StorageKey::from_bytes([3; 32]);
+        let sealed = state.seal(&key, rng).unwrap();
+        assert_eq!(sealed.len(), SEALED_AAD_LEN + plain.len() + AEAD_TAG_LEN);
+        assert_eq!(
+            sealed.get(..3),
+            Some(&[1, tag::SEALED_STATE, T::TYPE_TAG][..])
+        );
+        assert_eq!(*T::unseal(&sealed, &key).unwrap().to_bytes(), *plain);
+        let wrong = StorageKey::from_bytes([4; 32]);
+        assert_eq!(
+            T::unseal(&sealed, &wrong).err(),
+            Some(Error::AuthenticationFailed)
+        );
+    }
+
+    #[test]
+    fn every_state_type_saves_and_seals_through_the_trait() {
+        let mut rng = ChaCha20Rng::from_seed([5; 32]);
+        let alice = Device::generate(&mut rng);
+        let bob = Device::generate(&mut rng);
+        let bundle = PreKeyBundle::new(*bob.identity_key(), bob.signed_prekey(), None);
+        let session = Session::initiate(&alice, &mut rng, &bundle.verify().unwrap()).unwrap();
+        let sender = GroupSender::new(&mut rng, GroupId::from_bytes([6; 32]));
+        let receiver =
+            GroupReceiver::import_unauthenticated(&sender.distribution().to_bytes()).unwrap();
+
+        check(&alice, &mut rng);
+        check(&session, &mut rng);
+        check(&sender, &mut rng);
+        check(&receiver, &mut rng);
+        let tags = [
+            Device::TYPE_TAG,
+            Session::TYPE_TAG,
+            GroupSender::TYPE_TAG,
+            GroupReceiver::TYPE_TAG,
+        ];
+        assert_eq!(tags, [0x21, 0x20, 0x22, 0x23]);
+
+        // A sealed session opened as a device names both inner types.
+        let sealed = session
+            .seal(&StorageKey::from_bytes([3; 32]), &mut rng)
+            .unwrap();
+        assert_eq!(
+            Device::unseal(&sealed, &StorageKey::from_bytes([3; 32])).err(),
+            Some(Error::WrongType {
+                expected: 0x21,
+                found: 0x20
+            })
+        );
+    }
+}

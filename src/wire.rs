@@ -367,3 +367,59 @@ impl Message {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    use super::*;
+    use crate::{Device, PreKeyBundle, Session};
+
+    /// The accessors read the fields at the offsets of SPEC §9.1 and §9.2,
+    /// and the header constants are the measured header lengths.
+    #[test]
+    fn accessors_read_the_specified_offsets() {
+        let mut rng = ChaCha20Rng::from_seed([8; 32]);
+        let alice = Device::generate(&mut rng);
+        let mut bob = Device::generate(&mut rng);
+        let opk = bob.generate_one_time_prekeys(&mut rng, 1).unwrap();
+        let bundle = PreKeyBundle::new(
+            *bob.identity_key(),
+            bob.signed_prekey(),
+            opk.first().copied(),
+        );
+        let mut to_bob = Session::initiate(&alice, &mut rng, &bundle.verify().unwrap()).unwrap();
+        let _ = to_bob.encrypt(&mut rng, b"first").unwrap();
+        let Message::PreKey(first) = to_bob.encrypt(&mut rng, b"second").unwrap() else {
+            panic!("expected a prekey message");
+        };
+        let bytes = first.as_bytes();
+        assert_eq!(
+            codec::encoded_len(first.prekey_header()),
+            PREKEY_HEADER_MAX_LEN
+        );
+        assert_eq!(first.base_key_bytes(), bytes[66..98]);
+        assert_eq!(first.signed_prekey_id(), bob.signed_prekey().id());
+        assert_eq!(first.one_time_prekey_id(), Some(opk[0].id()));
+        let inner = &bytes[PREKEY_HEADER_MAX_LEN..];
+        assert_eq!(first.ratchet_key_bytes(), inner[2..34]);
+        assert_eq!(first.previous_chain_length(), 0);
+        assert_eq!(first.message_number(), 1);
+        assert_eq!(inner[38..42], [0, 0, 0, 1]);
+        assert_eq!(first.salt(), inner[42..58]);
+
+        let (mut to_alice, _) = Session::accept(&mut bob, &first).unwrap();
+        let Message::Ratchet(reply) = to_alice.encrypt(&mut rng, b"reply").unwrap() else {
+            panic!("expected a ratchet message");
+        };
+        let bytes = reply.as_bytes();
+        assert_eq!(codec::encoded_len(reply.header()), RATCHET_HEADER_LEN);
+        assert_eq!(reply.ratchet_key_bytes(), bytes[2..34]);
+        assert_eq!(reply.previous_chain_length().to_be_bytes(), bytes[34..38]);
+        assert_eq!(reply.message_number().to_be_bytes(), bytes[38..42]);
+        assert_eq!(reply.salt(), bytes[42..58]);
+        let parsed = RatchetMessage::from_vec(bytes.to_vec()).unwrap();
+        assert_eq!(parsed, reply);
+    }
+}

@@ -162,3 +162,29 @@ pub(crate) struct AeadParts<'a> {
     pub(crate) ciphertext: &'a [u8],
     pub(crate) tag: &'a [u8; AEAD_TAG_LEN],
 }
+
+#[cfg(test)]
+mod tests {
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    use super::*;
+    use crate::group::GroupSender;
+
+    /// The accessors read the fields at the offsets of SPEC §15.5.
+    #[test]
+    fn accessors_read_the_specified_offsets() {
+        let mut rng = ChaCha20Rng::from_seed([9; 32]);
+        let mut sender = GroupSender::new(&mut rng, GroupId::from_bytes([4; 32]));
+        let _ = sender.encrypt(&mut rng, b"zero").unwrap();
+        let message = sender.encrypt(&mut rng, b"one").unwrap();
+        let parsed = GroupMessage::from_bytes(message.as_bytes()).unwrap();
+        assert_eq!(parsed, message);
+        let bytes = parsed.as_bytes();
+        assert_eq!(parsed.group_id().as_bytes(), &bytes[2..34]);
+        assert_eq!(parsed.chain_id().to_be_bytes(), bytes[34..38]);
+        assert_eq!(parsed.index(), 1);
+        assert_eq!(bytes[38..42], [0, 0, 0, 1]);
+        assert_eq!(parsed.salt(), bytes[42..GROUP_HEADER_LEN]);
+    }
+}

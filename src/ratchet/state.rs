@@ -361,3 +361,40 @@ impl Codec for SessionState {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    use crate::{Device, Error, Message, PreKeyBundle, Session};
+
+    /// Ratchet keys compare by their bytes: a saved state whose current
+    /// chain holds DHr with its unused top bit set (the same X25519 point)
+    /// breaks the rule of SPEC §10.2, as any other key would.
+    #[test]
+    fn saved_ratchet_keys_compare_by_bytes() {
+        let mut rng = ChaCha20Rng::from_seed([2; 32]);
+        let alice = Device::generate(&mut rng);
+        let mut bob = Device::generate(&mut rng);
+        let bundle = PreKeyBundle::new(*bob.identity_key(), bob.signed_prekey(), None);
+        let mut to_bob = Session::initiate(&alice, &mut rng, &bundle.verify().unwrap()).unwrap();
+        let Message::PreKey(first) = to_bob.encrypt(&mut rng, b"hi").unwrap() else {
+            panic!("expected a prekey message");
+        };
+        let (bob_session, _) = Session::accept(&mut bob, &first).unwrap();
+        assert_eq!(bob_session.receiving_chain_count(), 1);
+
+        // The one chain ends the state: key 32, flag 1, chain key 32,
+        // next 4, count 2.
+        let mut state = bob_session.to_bytes();
+        assert!(Session::from_bytes(&state).is_ok());
+        let top = state.len() - 71 + 31;
+        assert_eq!(state[top] & 0x80, 0);
+        state[top] |= 0x80;
+        assert_eq!(
+            Session::from_bytes(&state).err(),
+            Some(Error::InvalidEncoding)
+        );
+    }
+}
