@@ -1,5 +1,6 @@
-//! The crate-private KDF and X3DH functions against `test-vectors/`, whose
-//! values come from the generator's independent implementation. The public
+//! The crate-private KDF and X3DH functions (SPEC.md §7, §8.2 to §8.4,
+//! §10.4) against `test-vectors/` (§13), whose values come from the
+//! generator's independent implementation. The public
 //! API is checked against the same files by `tests/vectors.rs`.
 
 extern crate std;

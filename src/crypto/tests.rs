@@ -1,5 +1,6 @@
-//! The primitive wrappers against outside data: RFC 7748 (X25519), RFC 8032
-//! (Ed25519), RFC 5869 (HKDF-SHA256), RFC 4231 (HMAC-SHA256) and Wycheproof.
+//! The primitive wrappers (SPEC.md §2) against outside data: RFC 7748
+//! (X25519), RFC 8032 (Ed25519), RFC 5869 (HKDF-SHA256), RFC 4231
+//! (HMAC-SHA256) and Wycheproof.
 
 extern crate std;
 
