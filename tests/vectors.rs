@@ -7,10 +7,9 @@
 //! Runs every vector in `test-vectors/` through sotto's public API, and
 //! checks that the verifier notices a vector that is wrong.
 
-#[path = "support/vectors.rs"]
-mod vectors;
-
 use std::path::Path;
+
+use testkit::{rng, vectors};
 
 use serde_json::{Value, json};
 
@@ -213,9 +212,9 @@ fn verifier_rejects_corrupted_vectors() {
 
 #[test]
 fn replay_rng_reports_wrong_draw_counts() {
-    let mut rng = vectors::ReplayRng::new([vec![1u8; 32]]);
+    let mut rng = rng::ReplayRng::new([vec![1u8; 32]]);
     let _ = sotto::Device::generate(&mut rng);
     assert!(rng.finish().is_err());
-    let rng = vectors::ReplayRng::new([vec![1u8; 8]]);
+    let rng = rng::ReplayRng::new([vec![1u8; 8]]);
     assert!(rng.finish().is_err());
 }

@@ -1,18 +1,19 @@
 //! The `store` vector of group.json: a `GroupReceivers` store (SPEC.md
-//! §15.9) driven step by step, on the model (`model_group::GStore`) and on
-//! sotto, with the store's contents after every step.
+//! §15.9) driven step by step, on the model and on sotto, with the store's
+//! contents after every step.
 
 use serde_json::{Value, json};
 use sha2::Digest;
 use sotto::IdentityKey;
 use sotto::group::{GroupId, GroupMessage, GroupReceiver, GroupReceivers, Sender};
+use testkit::hex::hex;
+use testkit::model::group::{GReceiver, GStore, Inserted, store_decrypt};
+use testkit::model::keys::identity_key_bytes;
+use testkit::model::{Dev, Refusal};
+use testkit::rng::{Draws, named_seed};
 
-use crate::model::{Dev, Draws};
-use crate::model_group::{GReceiver, GStore};
-use crate::vectors::{error_json, hex};
-use crate::{RecordingRng, seed};
-
-use crate::group::{Snd, create_sender, send_on};
+use super::{Snd, create, send_on};
+use crate::lockstep::{same, same_result, streams};
 
 /// What the store holds, oldest first.
 fn held_json(held: &[GReceiver]) -> Value {
@@ -20,52 +21,46 @@ fn held_json(held: &[GReceiver]) -> Value {
         .map(|r| {
             json!({
                 "chain_id": r.chain_id, "sender": r.identity.map(|i| hex(&i)),
-                "next": r.next, "cached": r.cache.len(),
+                "next": r.next(), "cached": r.window.cache.len(),
                 "state_sha256": hex(&sha2::Sha256::digest(r.encode())),
             })
         })
         .collect()
 }
 
-fn same_store(what: &str, s: &GroupReceivers, m: &GStore) {
+fn same_store(what: &str, s: &GroupReceivers, m: &GStore<GReceiver>) {
     let got: Vec<Vec<u8>> = s.iter().map(|r| r.to_bytes().to_vec()).collect();
     let want: Vec<Vec<u8>> = m.held.iter().map(GReceiver::encode).collect();
     assert!(got == want, "DISAGREEMENT in {what}: store contents");
 }
 
-/// Both results, which must agree; the JSON error or `null`.
-fn same_result<T, U>(what: &str, s: &Result<T, sotto::Error>, m: &Result<U, Value>) -> Value {
-    let s = s.as_ref().err().map(error_json);
-    let m = m.as_ref().err().cloned();
-    assert!(s == m, "DISAGREEMENT in {what}: sotto {s:?}, model {m:?}");
-    m.unwrap_or(Value::Null)
+enum Op {
+    Insert(&'static str),
+    Decrypt(Vec<u8>),
+    Remove(Option<[u8; 64]>),
 }
 
-pub(crate) fn store(label: &str) -> Value {
-    let (mut m, mut r) = (Draws::new(seed(label)), RecordingRng::new(seed(label)));
-    let group = seed("sotto vectors group store id");
-    let other_group = seed("sotto vectors group store other id");
+pub(crate) fn vector(label: &str) -> Value {
+    let (mut m, mut r) = streams(label);
+    let group = named_seed("sotto vectors group store id");
+    let other_group = named_seed("sotto vectors group store other id");
     // Two identities (only their public halves matter here).
-    let mut ids = Draws::new(seed("sotto vectors group store identities"));
+    let mut ids = Draws::new(named_seed("sotto vectors group store identities"));
     let alice_id = Dev::generate(&mut ids).ik();
     let dave_id = Dev::generate(&mut ids).ik();
 
     let mut chains: Vec<Snd> = Vec::new();
     for i in 0..8 {
         let g = if i == 7 { other_group } else { group };
-        chains.push(create_sender(
-            &format!("store chain {i}"),
-            g,
-            &mut m,
-            &mut r,
-        ));
+        chains.push(create(&format!("store chain {i}"), g, &mut m, &mut r).0);
     }
     // a1..a5 are Alice's, d1 Dave's, u1 and u2 imported unauthenticated,
     // x1 belongs to another group.
     let (a1, d1, u1, u2, x1) = (0, 5, 6, 4, 7);
     let mut receivers: Vec<(&str, GReceiver)> = Vec::new();
-    let install =
-        |c: &Snd, id: Option<[u8; 64]>| GReceiver::install(&c.m.distribution(), id).unwrap();
+    let install = |c: &Snd, id: Option<[u8; 64]>| {
+        GReceiver::install(&c.m.distribution(), id).expect("install")
+    };
     receivers.push(("a1_at_0", install(&chains[a1], Some(alice_id))));
     let mut messages = Vec::new();
     for _ in 0..2 {
@@ -101,7 +96,7 @@ pub(crate) fn store(label: &str) -> Value {
     let unused_id = (1..)
         .map(|k| a1_0.chain_id ^ k)
         .find(|id| chains.iter().all(|c| c.m.chain_id != *id))
-        .unwrap();
+        .expect("a free chain id");
     receivers.push((
         "a1_key_with_new_chain_id",
         GReceiver {
@@ -122,14 +117,9 @@ pub(crate) fn store(label: &str) -> Value {
         receivers.push((name, install(&chains[i], Some(alice_id))));
     }
     // a5: a chain of Alice's made after the store already holds four.
-    let a5 = create_sender("store chain a5", group, &mut m, &mut r);
+    let a5 = create("store chain a5", group, &mut m, &mut r).0;
     receivers.push(("a5_at_0", install(&a5, Some(alice_id))));
 
-    enum Op {
-        Insert(&'static str),
-        Decrypt(Vec<u8>),
-        Remove(Option<[u8; 64]>),
-    }
     use Op::{Decrypt, Insert, Remove};
     let script = [
         Insert("a1_at_0"),
@@ -160,14 +150,11 @@ pub(crate) fn store(label: &str) -> Value {
         receivers
             .iter()
             .find(|(n, _)| *n == name)
-            .unwrap()
+            .expect("a receiver")
             .1
             .encode()
     };
-    let mut model = GStore {
-        group,
-        held: Vec::new(),
-    };
+    let mut model = GStore::new(group);
     let mut sotto = GroupReceivers::new(GroupId::from_bytes(group));
     let mut steps = Vec::new();
     for (i, op) in script.iter().enumerate() {
@@ -175,21 +162,29 @@ pub(crate) fn store(label: &str) -> Value {
         let mut step = match op {
             Insert(name) => {
                 let st = state(name);
-                let rcv = GroupReceiver::from_bytes(&st).unwrap();
+                let rcv = GroupReceiver::from_bytes(&st).expect("restore");
                 same(&what, &rcv.to_bytes(), &st);
                 let s = sotto.insert(rcv);
-                let mr = model.insert(GReceiver::parse(&st).unwrap());
+                let mr: Result<Inserted, Refusal> =
+                    model.insert(GReceiver::parse(&st).expect("model state"));
                 let error = same_result(&what, &s, &mr);
                 let mut step = json!({ "op": "insert", "receiver": name, "error": error });
-                if let Ok((outcome, evicted)) = mr {
-                    step["outcome"] = outcome.into();
-                    step["evicted"] = evicted.into();
+                match mr {
+                    Ok(Inserted::Added(evicted)) => {
+                        step["outcome"] = "added".into();
+                        step["evicted"] = evicted.into();
+                    }
+                    Ok(Inserted::Advanced) => {
+                        step["outcome"] = "advanced".into();
+                        step["evicted"] = json!([]);
+                    }
+                    Err(_) => {}
                 }
                 step
             }
             Decrypt(msg) => {
-                let s = sotto.decrypt(&GroupMessage::from_bytes(msg).unwrap());
-                let mr = model.decrypt(msg);
+                let s = sotto.decrypt(&GroupMessage::from_bytes(msg).expect("parses"));
+                let mr = store_decrypt(&mut model, msg);
                 let error = same_result(&what, &s, &mr);
                 let mut step = json!({ "op": "decrypt", "message": hex(msg), "error": error });
                 if let (Ok(p), Ok((pt, trace))) = (&s, &mr) {
@@ -203,11 +198,9 @@ pub(crate) fn store(label: &str) -> Value {
             }
             Remove(id) => {
                 let sender = match id {
-                    Some(id) => {
-                        let mut b = vec![1, 0x10];
-                        b.extend(id);
-                        Sender::Authenticated(IdentityKey::from_bytes(&b).unwrap())
-                    }
+                    Some(id) => Sender::Authenticated(
+                        IdentityKey::from_bytes(&identity_key_bytes(id)).expect("an identity"),
+                    ),
                     None => Sender::Unauthenticated,
                 };
                 let n = sotto.remove_sender(&sender);
@@ -226,8 +219,4 @@ pub(crate) fn store(label: &str) -> Value {
         "receivers": receivers.iter().map(|(n, g)| (n.to_string(), Value::from(hex(&g.encode())))).collect::<serde_json::Map<_, _>>(),
         "steps": steps,
     })
-}
-
-fn same(what: &str, a: &[u8], b: &[u8]) {
-    crate::same(what, a, b);
 }
