@@ -4,7 +4,7 @@
 //! with an attacker injecting forged, replayed, cross-session, cross-chain
 //! and cross-group messages, members removed and re-added, senders rotating,
 //! and random save/restore. Invariants are asserted inside `sim::World`
-//! after every step; see tests/sim/mod.rs.
+//! after every step; see `testkit::sim`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -13,11 +13,9 @@
     missing_docs
 )]
 
-mod sim;
-
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
-use sim::{Choices, World};
+use testkit::sim::{Choices, World};
 
 /// Decisions from a seeded ChaCha20 stream, so every run is the same.
 struct SeededChoices(ChaCha20Rng);

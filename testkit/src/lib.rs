@@ -22,4 +22,5 @@ pub mod layout;
 pub mod model;
 pub mod points;
 pub mod rng;
+pub mod sim;
 pub mod vectors;
