@@ -17,6 +17,7 @@
 )]
 
 pub mod fixtures;
+pub mod fuzz;
 pub mod hex;
 pub mod layout;
 pub mod model;

@@ -1,49 +1,55 @@
-//! Deterministic fixtures shared by the fuzz targets and the seed-corpus
-//! generator: two devices, a live session with skipped keys on both sides,
-//! and messages each side has not yet received; and group sender and
-//! receiver states with cached keys, and group messages they have not read.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+//! Deterministic fixtures shared by the fuzz targets, their seed-corpus
+//! generator and the test that replays the seeds: two devices, a live
+//! session with skipped keys on both sides, and messages each side has not
+//! yet received; and group sender and receiver states with cached keys,
+//! and group messages they have not read. Also the targets' oracles.
 
 use std::sync::OnceLock;
 
-use ed25519_dalek::{Signer, SigningKey};
 use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
 use sotto::group::{
     GroupId, GroupMessage, GroupPlaintext, GroupReceiver, GroupReceivers, GroupSender,
 };
 use sotto::{Device, IdentityKey, Message, PreKeyBundle, Session, StorageKey};
+
+use crate::layout;
+use crate::model::group::GSender;
+use crate::model::wire::{ratchet_part as ratchet_layout, read_message};
 
 /// The key every fixture state is sealed under.
 pub const STORAGE_KEY: [u8; 32] = [0x5a; 32];
 
 /// A message one side has not received yet, and its plaintext.
 pub struct Pending {
+    /// The message.
     pub bytes: Vec<u8>,
+    /// Its plaintext.
     pub plaintext: Vec<u8>,
 }
 
 /// Saved states and in-flight messages of a two-party conversation.
 pub struct Fixture {
+    /// Alice's device.
     pub alice_device: Vec<u8>,
+    /// Bob's device.
     pub bob_device: Vec<u8>,
     /// Alice initiated; she has received Bob's reply and started a new chain.
     pub alice: Vec<u8>,
     /// Bob accepted Alice's first message and replied.
     pub bob: Vec<u8>,
+    /// Messages to Alice that she has not read.
     pub to_alice: Vec<Pending>,
     /// Includes a prekey message whose key Bob skipped, and Alice's new chain.
     pub to_bob: Vec<Pending>,
     /// Bob's bundle with one remaining one-time prekey.
     pub bundle: Vec<u8>,
+    /// Bob's session, sealed under [`STORAGE_KEY`].
     pub sealed_session: Vec<u8>,
+    /// Bob's device, sealed under [`STORAGE_KEY`].
     pub sealed_device: Vec<u8>,
 }
 
-/// A deterministic RNG for targets that need randomness.
-pub fn rng(seed: u8) -> ChaCha20Rng {
-    ChaCha20Rng::from_seed([seed; 32])
-}
+pub use crate::rng::seeded as rng;
 
 fn send(session: &mut Session, rng: &mut ChaCha20Rng, text: &str) -> Pending {
     let message = session.encrypt(rng, text.as_bytes()).unwrap();
@@ -111,15 +117,13 @@ pub fn fixture() -> &'static Fixture {
     FIXTURE.get_or_init(build)
 }
 
-/// Where a message's ratchet part starts (after a prekey header, if any).
+/// A message's ratchet part (after a prekey header, if any); empty if the
+/// model does not parse the message.
 pub fn ratchet_part(bytes: &[u8]) -> &[u8] {
-    const WITHOUT_ONE_TIME: usize = 2 + 64 + 32 + 4 + 1;
-    let start = match (bytes.get(1), bytes.get(WITHOUT_ONE_TIME - 1)) {
-        (Some(&0x02), Some(&1)) => WITHOUT_ONE_TIME + 4,
-        (Some(&0x02), _) => WITHOUT_ONE_TIME,
-        _ => 0,
-    };
-    bytes.get(start..).unwrap_or_default()
+    match read_message(bytes) {
+        Ok((_, l)) => &bytes[ratchet_layout(&l).start("version")..],
+        Err(_) => &[],
+    }
 }
 
 /// Decrypts `message` on a copy of `state`. On failure the state must be
@@ -151,7 +155,9 @@ pub const GROUP: GroupId = GroupId::from_bytes([0x47; 32]);
 
 /// A group message a fixture receiver has not read yet, and who sent it.
 pub struct GroupPending {
+    /// The message.
     pub bytes: Vec<u8>,
+    /// Its plaintext.
     pub plaintext: Vec<u8>,
     /// `None` for a chain imported without a session.
     pub sender: Option<IdentityKey>,
@@ -175,7 +181,9 @@ pub struct GroupFixture {
     pub stale: Vec<GroupPending>,
     /// Alice's second chain's distribution and Carol's.
     pub distributions: Vec<Vec<u8>>,
+    /// Alice's sender, sealed under [`STORAGE_KEY`].
     pub sealed_sender: Vec<u8>,
+    /// Alice's first chain as Bob holds it, sealed.
     pub sealed_receiver: Vec<u8>,
     /// Ed25519 seeds of Alice's first and second chains and Carol's, so a
     /// target can sign what it likes as a sender gone bad would.
@@ -196,20 +204,23 @@ fn group_send(
     }
 }
 
-/// The signing key seed: the last 32 bytes of the sender state.
+/// The signing key seed of a saved sender (§15.11).
 fn signing_seed(sender: &GroupSender) -> [u8; 32] {
-    *sender.to_bytes().last_chunk::<32>().unwrap()
+    let state = sender.to_bytes();
+    layout::sender_state(&state).a32(&state, "signing_seed")
 }
 
 /// Signs `body` (a group message without its signature) as the chain whose
 /// seed is given, and appends the signature.
 pub fn sign_group(seed: &[u8; 32], body: &[u8]) -> Vec<u8> {
-    let key = SigningKey::from_bytes(seed);
-    let mut signed = b"sotto v1 group signature".to_vec();
-    signed.extend_from_slice(body);
-    let mut out = body.to_vec();
-    out.extend_from_slice(&key.sign(&signed).to_bytes());
-    out
+    GSender {
+        group: [0; 32],
+        chain_id: 0,
+        index: 0,
+        levels: [[0; 32]; 8],
+        seed: *seed,
+    }
+    .sign(body)
 }
 
 fn build_group() -> GroupFixture {
