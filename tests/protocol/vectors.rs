@@ -1,9 +1,3 @@
-#![allow(
-    clippy::unwrap_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    missing_docs
-)]
 //! Runs every vector in `test-vectors/` through sotto's public API, and
 //! checks that the verifier notices a vector that is wrong.
 

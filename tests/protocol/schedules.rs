@@ -1,20 +1,10 @@
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    missing_docs
-)]
-
 //! Property: over random delivery schedules (reordering, loss, duplication,
 //! save and restore), every delivered message decrypts exactly once to its
 //! plaintext while its chain is remembered, and a failure never changes state.
 
-mod common;
-
-use common::{decrypt_checked, devices, prekey, rng};
 use proptest::prelude::*;
 use sotto::{MAX_RECEIVING_CHAINS, Message, Session};
+use testkit::fixtures::{decrypt_checked, devices, prekey, rng};
 
 #[derive(Clone, Debug)]
 enum Step {

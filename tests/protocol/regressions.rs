@@ -4,7 +4,6 @@
 //! input goes through every parser and restore path with the targets'
 //! checks: whatever parses re-encodes to exactly the input, and using a
 //! restored state never panics and never changes it on failure.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing, missing_docs)]
 
 use std::fs;
 use std::path::Path;
@@ -15,6 +14,8 @@ use sotto::group::{GroupMessage, GroupReceiver, GroupSender, SenderKeyDistributi
 use sotto::{
     Device, IdentityKey, Message, OneTimePreKey, PreKeyBundle, Session, SignedPreKey, StorageKey,
 };
+use testkit::fuzz::STORAGE_KEY;
+use testkit::model::group::message::SIGNATURE_LEN;
 
 fn replay(data: &[u8]) -> usize {
     let mut parsed = 0;
@@ -77,8 +78,8 @@ fn replay(data: &[u8]) -> usize {
         assert_eq!(*r.to_bytes(), *data);
         parsed += 1;
     }
-    // The fuzz fixtures seal under 0x5a x 32.
-    let key = StorageKey::from_bytes([0x5a; 32]);
+    // The key the fuzz fixtures seal under.
+    let key = StorageKey::from_bytes(STORAGE_KEY);
     if Session::unseal(data, &key).is_ok()
         || Device::unseal(data, &key).is_ok()
         || GroupSender::unseal(data, &key).is_ok()
@@ -95,7 +96,7 @@ fn replay(data: &[u8]) -> usize {
 fn group_decrypt_input(data: &[u8]) -> Vec<u8> {
     match data.split_first() {
         Some((0, message)) => message.to_vec(),
-        Some((_, body)) => [body, &[0u8; 64]].concat(),
+        Some((_, body)) => [body, &[0u8; SIGNATURE_LEN]].concat(),
         None => Vec::new(),
     }
 }

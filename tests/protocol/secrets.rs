@@ -1,11 +1,11 @@
 //! No secret reaches Debug, Display or error output. The secret bytes are
 //! read from the plain state layouts and searched for in every rendering
 //! (lowercase and uppercase hex, and Rust's decimal byte-list format).
-#![allow(clippy::unwrap_used, clippy::indexing_slicing, missing_docs)]
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 use sotto::{Device, Error, Message, PreKeyBundle, Session, StorageKey};
+use testkit::layout;
 
 fn renderings(secret: &[u8]) -> Vec<String> {
     let head = &secret[..6];
@@ -56,24 +56,17 @@ fn debug_output_holds_no_secret() {
     let bob_state = bob.to_bytes();
     let device_state = bob_device.to_bytes();
     let storage = [0x77u8; 32];
-    // Session: root key at 3+64+64+32+1 (+ pending prekey fields); Bob's
-    // has no pending prekey: root, remote ratchet key, flag, sending secret
-    // and chain key. Bob's skipped key for m0 is the last 32 bytes.
-    let root = 3 + 64 + 64 + 32 + 1;
-    let mut secrets: Vec<&[u8]> = vec![
-        &identity_secrets[..32],
-        &identity_secrets[32..],
-        &bob_state[root..root + 32],
-        &bob_state[root + 65..root + 97],
-        &bob_state[root + 97..root + 129],
-        &bob_state[bob_state.len() - 32..],
-        &device_state[2..34],
-        &device_state[34..66],
-        &device_state[2 + 64 + 8 + 1 + 4..2 + 64 + 8 + 1 + 36],
-        &storage,
-    ];
-    // Alice received Bob's reply, so her pending prekey is gone too.
-    secrets.push(&alice_state[root..root + 32]);
+    // Every key of the saved states (SPEC §10): Bob's root key, sending
+    // secret and chain key, receiving chain key and his skipped key for m0;
+    // his device's identity and prekey secrets; Alice's root and chain keys.
+    let mut owned = layout::secrets(&bob_state);
+    owned.extend(layout::secrets(&device_state));
+    owned.extend(layout::secrets(&alice_state));
+    let bob_layout = layout::session_state(&bob_state);
+    let root = bob_layout.range("root_key");
+    assert!(owned.contains(&bob_layout.a32(&bob_state, "chains[0].keys[0].message_key")));
+    let mut secrets: Vec<&[u8]> = vec![&identity_secrets[..32], &identity_secrets[32..], &storage];
+    secrets.extend(owned.iter().map(|s| &s[..]));
 
     let rendered = [
         format!("{alice_device:?} {bob_device:#?}"),
@@ -86,9 +79,9 @@ fn debug_output_holds_no_secret() {
         assert_hidden(text, &secrets);
     }
     // The control: the search finds a secret when it is there.
-    let leak = format!("{:?}", &bob_state[root..root + 32]);
+    let leak = format!("{:?}", &bob_state[root.clone()]);
     assert!(
-        renderings(&bob_state[root..root + 32])
+        renderings(&bob_state[root])
             .iter()
             .any(|r| leak.contains(r))
     );
@@ -96,7 +89,7 @@ fn debug_output_holds_no_secret() {
     // Errors carry ids and counts only; render every failure we can cause.
     let mut errors: Vec<Error> = vec![
         bob.decrypt(&m1).unwrap_err(),
-        Session::from_bytes(&alice_state[..40]).unwrap_err(),
+        Session::from_bytes(&alice_state[..alice_state.len() / 2]).unwrap_err(),
         Session::unseal(
             &bob.seal(&StorageKey::from_bytes(storage), &mut rng)
                 .unwrap(),

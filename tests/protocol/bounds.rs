@@ -1,19 +1,10 @@
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    missing_docs
-)]
-
-mod common;
-
-use common::{decrypt_checked, established, rng};
+//! The session bounds of SPEC.md §8.7 at their real values.
 use rand_chacha::ChaCha20Rng;
 use sotto::{
     Error, MAX_RECEIVING_CHAINS, MAX_SKIP, MAX_SKIPPED_KEYS, MAX_SKIPPED_KEYS_PER_CHAIN, Message,
     Session,
 };
+use testkit::fixtures::{decrypt_checked, established, rng};
 
 fn burst(rng: &mut ChaCha20Rng, s: &mut Session, n: u32) -> Vec<Message> {
     (0..n)

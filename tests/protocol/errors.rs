@@ -1,41 +1,21 @@
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    missing_docs
-)]
+//! Parse errors, bad keys and signatures, and the bounded prekey store.
 
-mod common;
-
-use common::{decrypt_checked, devices, established, prekey, rng};
 use sotto::{
     Device, Error, IdentityKey, Message, OneTimePreKey, PreKeyBundle, RatchetMessage, Session,
     SignedPreKey,
 };
-
-/// The eight-torsion X25519 points plus the non-canonical ones that reduce to them
-/// (little-endian u-coordinates), from RFC 7748's discussion of small-order points.
-const LOW_ORDER: [[u8; 32]; 3] = {
-    let zero = [0u8; 32];
-    let mut one = [0u8; 32];
-    one[0] = 1;
-    // u = 325606250916557431795983626356110631294008115727848805560023387167927233504
-    let order8 = [
-        0xe0, 0xeb, 0x7a, 0x7c, 0x3b, 0x41, 0xb8, 0xae, 0x16, 0x56, 0xe3, 0xfa, 0xf1, 0x9f, 0xc4,
-        0x6a, 0xda, 0x09, 0x8d, 0xeb, 0x9c, 0x32, 0xb1, 0xfd, 0x86, 0x62, 0x05, 0x16, 0x5f, 0x49,
-        0xb8, 0x00,
-    ];
-    [zero, one, order8]
-};
+use testkit::fixtures::{decrypt_checked, devices, established, prekey, rng};
+use testkit::layout;
+use testkit::model::keys::{identity_key_bytes, one_time_prekey_bytes};
+use testkit::model::wire::{RATCHET_HEADER_LEN, TAG_LEN};
+use testkit::points::{ED25519_SMALL_ORDER, P, X25519_HIGH_BIT, X25519_LOW_ORDER, add_l_to_s};
 
 #[test]
 fn bad_signed_prekey_signature() {
     let mut rng = rng(20);
     let (_, bob, bundle) = devices(&mut rng);
     let mut bytes = bundle.to_bytes();
-    // Signature starts after version, tag, identity (64), id (4), key (32).
-    bytes[2 + 64 + 4 + 32 + 10] ^= 1;
+    layout::bundle(&bytes.clone()).flip(&mut bytes, "signature", 10, 1);
     let tampered = PreKeyBundle::from_bytes(&bytes).unwrap();
     assert_eq!(tampered.verify().err(), Some(Error::InvalidSignature));
     // A signed prekey signed by someone else.
@@ -50,17 +30,8 @@ fn signature_must_be_canonical() {
     let (_, _, bundle) = devices(&mut rng);
     let mut bytes = bundle.to_bytes();
     // Adding the group order L to S gives a malleated signature that plain verify may accept.
-    let s_start = 2 + 64 + 4 + 32 + 32;
-    let l: [u8; 32] = [
-        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde,
-        0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
-    ];
-    let mut carry = 0u16;
-    for i in 0..32 {
-        let sum = u16::from(bytes[s_start + i]) + u16::from(l[i]) + carry;
-        bytes[s_start + i] = sum.to_le_bytes()[0];
-        carry = sum >> 8;
-    }
+    let signature = layout::bundle(&bytes).range("signature");
+    add_l_to_s(&mut bytes[signature]);
     let malleated = PreKeyBundle::from_bytes(&bytes).unwrap();
     assert_eq!(malleated.verify().err(), Some(Error::InvalidSignature));
 }
@@ -85,10 +56,10 @@ fn low_order_keys_are_rejected() {
     let mut a = Session::initiate(&alice, &mut rng, &bundle.clone().verify().unwrap()).unwrap();
     let first = a.encrypt(&mut rng, b"x").unwrap();
 
-    for point in LOW_ORDER {
-        // As the base key of a prekey message (offset: version, tag, identity).
+    for point in X25519_LOW_ORDER {
+        // As the base key of a prekey message.
         let mut bytes = first.as_bytes().to_vec();
-        bytes[66..98].copy_from_slice(&point);
+        layout::message(first.as_bytes()).put(&mut bytes, "base_key", &point);
         let m = Message::from_bytes(&bytes).unwrap();
         let before = bob.to_bytes();
         assert_eq!(
@@ -98,8 +69,7 @@ fn low_order_keys_are_rejected() {
         assert_eq!(*before, *bob.to_bytes());
 
         // As a one-time prekey in a bundle.
-        let opk =
-            OneTimePreKey::from_bytes(&[&[1u8, 0x12, 0, 0, 0, 9][..], &point].concat()).unwrap();
+        let opk = OneTimePreKey::from_bytes(&one_time_prekey_bytes(9, &point)).unwrap();
         let bad = PreKeyBundle::new(*bundle.identity(), *bundle.signed_prekey(), Some(opk));
         let verified = bad.verify().unwrap();
         assert_eq!(
@@ -111,9 +81,9 @@ fn low_order_keys_are_rejected() {
     // As the ratchet key of a ratchet message: rejected before any state change.
     let (mut a, mut b) = established(&mut rng);
     let m = a.encrypt(&mut rng, b"y").unwrap();
-    for point in LOW_ORDER {
+    for point in X25519_LOW_ORDER {
         let mut bytes = m.as_bytes().to_vec();
-        bytes[2..34].copy_from_slice(&point);
+        layout::message(m.as_bytes()).put(&mut bytes, "ratchet_key", &point);
         let forged = Message::from_bytes(&bytes).unwrap();
         assert_eq!(
             decrypt_checked(&mut b, &forged),
@@ -126,25 +96,17 @@ fn low_order_keys_are_rejected() {
 #[test]
 fn non_canonical_public_keys_are_rejected() {
     // p = 2^255 - 19 and a value with the top bit set.
-    let mut p = [0xffu8; 32];
-    p[0] = 0xed;
-    p[31] = 0x7f;
-    let mut high = [0u8; 32];
-    high[31] = 0x80;
-    high[0] = 9;
-    for key in [p, high] {
-        let bytes = [&[1u8, 0x12, 0, 0, 0, 1][..], &key].concat();
+    for key in [P, X25519_HIGH_BIT] {
+        let bytes = one_time_prekey_bytes(1, &key);
         assert_eq!(
             OneTimePreKey::from_bytes(&bytes).err(),
             Some(Error::InvalidPublicKey)
         );
     }
     // A small-order Ed25519 identity key (the identity point).
-    let mut identity = vec![1u8, 0x10];
-    let mut ed = [0u8; 32];
-    ed[0] = 1;
-    identity.extend_from_slice(&ed);
-    identity.extend_from_slice(&[9u8; 32]);
+    let mut ik = [9u8; 64];
+    ik[..32].copy_from_slice(&ED25519_SMALL_ORDER);
+    let identity = identity_key_bytes(&ik);
     assert_eq!(
         IdentityKey::from_bytes(&identity).err(),
         Some(Error::InvalidPublicKey)
@@ -158,7 +120,7 @@ fn truncated_oversized_and_malformed_messages() {
     let m = a.encrypt(&mut rng, b"payload").unwrap();
     let bytes = m.as_bytes();
     // Shorter than header and tag: a parse error; longer: the tag no longer verifies.
-    let minimum = 58 + 16;
+    let minimum = RATCHET_HEADER_LEN + TAG_LEN;
     for len in 0..bytes.len() {
         match Message::from_bytes(&bytes[..len]) {
             Err(e) => assert!(
@@ -178,14 +140,15 @@ fn truncated_oversized_and_malformed_messages() {
     let huge = vec![1u8; sotto::MAX_MESSAGE_LEN + 1];
     assert_eq!(Message::from_bytes(&huge).err(), Some(Error::TooLarge));
     // Unknown version and type.
+    let l = layout::message(bytes);
     let mut v = bytes.to_vec();
-    v[0] = 2;
+    l.put_u8(&mut v, "version", 2);
     assert_eq!(
         Message::from_bytes(&v).err(),
         Some(Error::UnsupportedVersion { found: 2 })
     );
     let mut t = bytes.to_vec();
-    t[1] = 0x7f;
+    l.put_u8(&mut t, "type", 0x7f);
     assert_eq!(
         Message::from_bytes(&t).err(),
         Some(Error::WrongType {
@@ -206,9 +169,9 @@ fn prekey_message_flag_and_trailing_bytes() {
     let mut a = Session::initiate(&alice, &mut rng, &bundle.verify().unwrap()).unwrap();
     let m = a.encrypt(&mut rng, b"x").unwrap();
     let mut bytes = m.as_bytes().to_vec();
-    // The one-time flag sits after version, tag, identity (64), base key (32), spk id (4).
-    assert_eq!(bytes[102], 1);
-    bytes[102] = 2;
+    let l = layout::message(&bytes);
+    assert_eq!(l.slice(&bytes, "has_opk"), [1]);
+    l.put_u8(&mut bytes, "has_opk", 2);
     assert_eq!(
         Message::from_bytes(&bytes).err(),
         Some(Error::InvalidEncoding)
@@ -276,7 +239,7 @@ fn saved_state_parsing_is_strict() {
         Some(Error::TrailingBytes)
     );
     let mut version = bytes.clone();
-    version[0] = 9;
+    layout::session_state(&bytes).put_u8(&mut version, "version", 9);
     assert_eq!(
         Session::from_bytes(&version).err(),
         Some(Error::UnsupportedVersion { found: 9 })

@@ -1,13 +1,6 @@
 //! State compromise: what an attacker holding a copy of a party's saved
 //! session (its `to_bytes`), or of a member's group sender and receivers,
 //! can and cannot decrypt.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    missing_docs
-)]
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -16,16 +9,13 @@ use sotto::group::{
     Sender,
 };
 use sotto::{Device, Error, Message, PreKeyBundle, Session};
+use testkit::fixtures::wire;
+use testkit::model::group::{GReceiver, GSender, Levels, Window};
 
 struct Pair {
     rng: ChaCha20Rng,
     alice: Session,
     bob: Session,
-}
-
-fn wire(session: &mut Session, rng: &mut ChaCha20Rng, text: &[u8]) -> Message {
-    let bytes = session.encrypt(rng, text).unwrap().into_bytes();
-    Message::from_bytes(&bytes).unwrap()
 }
 
 /// Alice initiates, Bob accepts and replies, Alice answers on a new chain
@@ -152,33 +142,9 @@ fn copy_cannot_read_messages_of_evicted_chains() {
 
 const GROUP: GroupId = GroupId::from_bytes([0x67; 32]);
 
-/// The ratchet levels R_0..R_7 and next index of a saved receiver
-/// (SPEC §15.11): header 2, group 32, chain id 4, signing key 32, flag 1
-/// (+ identity 64 if set), next 4, levels 256, count 2, cache.
-fn receiver_ratchet(state: &[u8]) -> (u32, [u8; 256]) {
-    let at = 71 + if state[70] == 1 { 64 } else { 0 };
-    let next = u32::from_be_bytes(state[at..at + 4].try_into().unwrap());
-    (next, state[at + 4..at + 260].try_into().unwrap())
-}
-
-/// The levels of a saved sender: header 2, group 32, chain id 4, index 4.
-fn sender_ratchet(state: &[u8]) -> (u32, [u8; 256]) {
-    let next = u32::from_be_bytes(state[38..42].try_into().unwrap());
-    (next, state[42..298].try_into().unwrap())
-}
-
-/// The cached (index, key) pairs of a saved receiver.
-fn receiver_cache(state: &[u8]) -> Vec<(u32, [u8; 32])> {
-    let at = 71 + if state[70] == 1 { 64 } else { 0 } + 4 + 256;
-    state[at + 2..]
-        .chunks(36)
-        .map(|c| {
-            (
-                u32::from_be_bytes(c[..4].try_into().unwrap()),
-                c[4..].try_into().unwrap(),
-            )
-        })
-        .collect()
+/// A saved receiver (SPEC §15.11), decoded by the model.
+fn receiver(state: &[u8]) -> GReceiver {
+    GReceiver::parse(state).unwrap()
 }
 
 /// A receiver state built by hand: any chain id and signing key, any
@@ -187,22 +153,20 @@ fn forged_receiver(
     chain_id: u32,
     signing_key: [u8; 32],
     next: u32,
-    levels: &[u8; 256],
+    levels: &Levels,
     cache: &[(u32, [u8; 32])],
 ) -> GroupReceiver {
-    let mut state = vec![0x01, 0x23];
-    state.extend_from_slice(GROUP.as_bytes());
-    state.extend_from_slice(&chain_id.to_be_bytes());
-    state.extend_from_slice(&signing_key);
-    state.push(0);
-    state.extend_from_slice(&next.to_be_bytes());
-    state.extend_from_slice(levels);
-    state.extend_from_slice(&u16::try_from(cache.len()).unwrap().to_be_bytes());
-    for (index, key) in cache {
-        state.extend_from_slice(&index.to_be_bytes());
-        state.extend_from_slice(key);
-    }
-    GroupReceiver::from_bytes(&state).unwrap()
+    let mut window = Window::at(next);
+    window.cache.extend(cache.iter().copied());
+    let state = GReceiver {
+        group: *GROUP.as_bytes(),
+        chain_id,
+        signing: signing_key,
+        identity: None,
+        levels: *levels,
+        window,
+    };
+    GroupReceiver::from_bytes(&state.encode()).unwrap()
 }
 
 fn group_wire(sender: &mut GroupSender, rng: &mut ChaCha20Rng, text: &[u8]) -> GroupMessage {
@@ -243,8 +207,9 @@ fn group_receiver_copy_cannot_read_consumed_or_uncached_indices() {
 
     // The state holds no key for a consumed index, and its ratchet claimed
     // at an earlier index derives no earlier key.
-    let (next, levels) = receiver_ratchet(&stolen);
-    let cache = receiver_cache(&stolen);
+    let held = receiver(&stolen);
+    let (next, levels) = (held.next(), held.levels);
+    let cache: Vec<(u32, [u8; 32])> = held.window.cache.into_iter().collect();
     assert_eq!(cache.len(), bob.skipped_key_count());
     let signing = bob.signing_key_bytes();
     let chain = bob.chain_id();
@@ -413,11 +378,12 @@ fn stolen_member_state_reads_nothing_after_the_rotation_that_excluded_it() {
             bob.signing_key_bytes()
         }
     };
-    let mut ratchets = vec![sender_ratchet(&stolen_sender).1];
+    let mut ratchets = vec![GSender::parse(&stolen_sender).unwrap().levels];
     let mut keys = Vec::new();
     for state in &stolen {
-        ratchets.push(receiver_ratchet(state).1);
-        keys.extend(receiver_cache(state).into_iter().map(|(_, key)| key));
+        let held = receiver(state);
+        ratchets.push(held.levels);
+        keys.extend(held.window.cache.into_values());
     }
     assert!(keys.len() > 40);
     let mut attempts = 0;

@@ -5,13 +5,6 @@
 //! and cross-group messages, members removed and re-added, senders rotating,
 //! and random save/restore. Invariants are asserted inside `sim::World`
 //! after every step; see `testkit::sim`.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    missing_docs
-)]
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
