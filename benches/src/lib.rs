@@ -7,7 +7,6 @@
 #![allow(clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use rand_chacha::ChaCha20Rng;
-use rand_chacha::rand_core::SeedableRng;
 use sotto::{Device, Message, PreKeyBundle, PreKeyMessage, Session, StorageKey};
 
 /// Plaintext sizes of the per-message benchmarks: a chat line, a paragraph,
@@ -22,9 +21,7 @@ pub const SMALL: usize = 100;
 pub const SKIPPED: u32 = 10;
 
 /// A deterministic RNG, so every run measures the same states.
-pub fn rng(seed: u8) -> ChaCha20Rng {
-    ChaCha20Rng::from_seed([seed; 32])
-}
+pub use testkit::rng::seeded as rng;
 
 /// A caller-supplied storage key for the seal/unseal benchmarks.
 pub fn storage_key() -> StorageKey {
@@ -318,11 +315,8 @@ pub mod floor {
 pub mod group {
     use rand_chacha::ChaCha20Rng;
     use sotto::group::{GroupId, GroupMessage, GroupReceiver, GroupSender};
-
-    /// Offset of the ratchet (index, then eight 32-byte levels R_0..R_7) in
-    /// a saved `GroupSender`: version, type, group id, chain id.
-    const RATCHET_OFFSET: usize = 2 + 32 + 4;
-    const LEVELS: usize = 8;
+    use testkit::model::group::GSender;
+    use testkit::model::group::ratchet::closed_form;
 
     /// A sender and a receiver installed from its distribution at index 0.
     pub fn pair(rng: &mut ChaCha20Rng) -> (GroupSender, GroupReceiver) {
@@ -333,37 +327,19 @@ pub mod group {
     }
 
     /// Moves a saved sender from index 0 to `target` without sending the
-    /// messages in between, by running the hierarchical ratchet of SPEC.md
-    /// §15 on its saved levels. Only for setting up jumps too long to send
+    /// messages in between, with the reference model's closed form of the
+    /// ratchet (SPEC.md §15.4). Only for setting up jumps too long to send
     /// one by one; a wrong result fails the benchmark's setup, where the
     /// receiver must decrypt the message.
     pub fn jump_sender(sender: &GroupSender, target: u32) -> GroupSender {
-        let mut state = sender.to_bytes().to_vec();
-        let ratchet = &mut state[RATCHET_OFFSET..RATCHET_OFFSET + 4 + 32 * LEVELS];
-        assert_eq!(ratchet[..4], [0; 4], "the sender is at index 0");
-        let mut levels: Vec<[u8; 32]> = ratchet[4..]
-            .chunks_exact(32)
-            .map(|c| c.try_into().expect("32 bytes"))
-            .collect();
-        // From index 0 every digit only grows: step each level by its digit
-        // of the target, reseeding the levels below after each one moves.
-        for (k, shift) in (0..LEVELS).zip((0..=28).rev().step_by(4)) {
-            let digit = (target >> shift) & 0xF;
-            if digit == 0 {
-                continue;
-            }
-            for _ in 0..digit {
-                levels[k] = super::floor::sha256(&[b"sotto v1 group step", &levels[k]]);
-            }
-            for m in k + 1..LEVELS {
-                levels[m] = super::floor::sha256(&[b"sotto v1 group derive", &levels[m - 1]]);
-            }
-        }
-        ratchet[..4].copy_from_slice(&target.to_be_bytes());
-        for (dst, level) in ratchet[4..].chunks_exact_mut(32).zip(&levels) {
-            dst.copy_from_slice(level);
-        }
-        GroupSender::from_bytes(&state).expect("valid sender state")
+        let at_0 = GSender::parse(&sender.to_bytes()).expect("a sender state");
+        assert_eq!(at_0.index, 0, "the sender is at index 0");
+        let moved = GSender {
+            index: target,
+            levels: closed_form(&at_0.levels, target),
+            ..at_0
+        };
+        GroupSender::from_bytes(&moved.encode()).expect("valid sender state")
     }
 
     /// The message a receiver at index 0 decrypts after a jump to `target`.

@@ -1,6 +1,6 @@
 //! Runs one operation N times after its setup, for instruction counting
 //! under `valgrind --tool=callgrind` (load-independent, unlike wall time):
-//! `cargo run --release -p sotto-bench --example opcount -- <op> <n>`;
+//! `cargo run --release -p sotto-bench --bin opcount -- <op> <n>`;
 //! the cost of one operation is (Ir(n) - Ir(0)) / n.
 #![allow(clippy::expect_used, clippy::panic, missing_docs)]
 
