@@ -13,7 +13,7 @@ use crate::hex::hex;
 /// The shared secret and how it was made (§7.1 steps 2 and 3).
 #[derive(Clone, Debug)]
 pub struct X3dh {
-    /// DH1..DH3 [DH4].
+    /// DH1..DH3, and DH4 with a one-time prekey.
     pub dh: Vec<[u8; 32]>,
     /// The KDF input: 0xFF^32 || DH1 || DH2 || DH3 [|| DH4].
     pub ikm: Vec<u8>,

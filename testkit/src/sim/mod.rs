@@ -28,7 +28,7 @@
 //! byte-for-byte unchanged.
 //!
 //! Modules: [`model`] (the shapes the oracles track), [`world`] (parties,
-//! sending, delivery, membership, save and restore), [`network`] (what the
+//! sending, delivery, membership, save and restore), `network` (what the
 //! network and the attacker do to envelopes), [`checks`] (invariants and
 //! counters).
 
