@@ -204,11 +204,17 @@ pub mod floor {
     use sha2::Sha256;
     use x25519_dalek::{PublicKey, StaticSecret};
 
+    use testkit::model::primitives::{
+        L_CHAIN_MESSAGE, L_CHAIN_NEXT, L_MESSAGE_KEYS, L_ROOT, L_SPK, L_X3DH,
+    };
+    use testkit::model::session::AD_LEN;
+    use testkit::model::wire::RATCHET_HEADER_LEN;
+
     /// AEAD associated data of a pairwise message: the session AD (two
-    /// 64-byte identities) and the 58-byte ratchet header.
-    pub const MESSAGE_AAD_LEN: usize = 128 + 58;
-    /// Signed prekey signature input: 22-byte label, DH identity, id, key.
-    pub const SIGNED_PREKEY_LEN: usize = 22 + 32 + 4 + 32;
+    /// 64-byte identities) and the ratchet header.
+    pub const MESSAGE_AAD_LEN: usize = AD_LEN + RATCHET_HEADER_LEN;
+    /// Signed prekey signature input: label, DH identity, id, key (SPEC §5.3).
+    pub const SIGNED_PREKEY_LEN: usize = L_SPK.len() + 32 + 4 + 32;
 
     /// HMAC-SHA256 of `data` under `key`.
     pub fn hmac(key: &[u8; 32], data: &[u8]) -> [u8; 32] {
@@ -229,14 +235,14 @@ pub mod floor {
     /// A chain step as two independent HMACs: (message key, next chain key).
     pub fn chain_step(chain_key: &[u8; 32]) -> ([u8; 32], [u8; 32]) {
         (
-            hmac(chain_key, b"sotto v1 chain message"),
-            hmac(chain_key, b"sotto v1 chain next"),
+            hmac(chain_key, L_CHAIN_MESSAGE.as_bytes()),
+            hmac(chain_key, L_CHAIN_NEXT.as_bytes()),
         )
     }
 
     /// A message key's expansion: AES key and nonce from a 16-byte salt.
     pub fn message_keys(salt: &[u8; 16], message_key: &[u8; 32]) -> ([u8; 32], [u8; 12]) {
-        let okm = hkdf::<44>(salt, message_key, b"sotto v1 message keys");
+        let okm = hkdf::<44>(salt, message_key, L_MESSAGE_KEYS.as_bytes());
         let (k, n) = okm.split_at(32);
         (
             k.try_into().expect("32 bytes"),
@@ -246,12 +252,12 @@ pub mod floor {
 
     /// A root step: HKDF-SHA256 with 64 bytes out.
     pub fn root(root_key: &[u8; 32], dh: &[u8; 32]) -> [u8; 64] {
-        hkdf::<64>(root_key, dh, b"sotto v1 root")
+        hkdf::<64>(root_key, dh, L_ROOT.as_bytes())
     }
 
     /// The X3DH KDF over the 0xFF prefix and four DH outputs.
     pub fn x3dh(ikm: &[u8; 160]) -> [u8; 32] {
-        hkdf::<32>(&[0u8; 32], ikm, b"sotto v1 x3dh")
+        hkdf::<32>(&[0u8; 32], ikm, L_X3DH.as_bytes())
     }
 
     /// AES-256-GCM key setup and seal in place.
