@@ -185,7 +185,8 @@ impl World {
                 // this group or another one.
                 self.stats.group_cross_group += 1;
                 let group = if c.chance(50) { GROUP } else { OTHER_GROUP };
-                let mut secrets = [0u8; 256 + 32];
+                // R_0 .. R_7, then the signing seed.
+                let mut secrets = [0u8; 8 * 32 + 32];
                 self.attacker_rng.fill_bytes(&mut secrets);
                 let (levels, seed) = secrets.split_at(256);
                 let state = GSender {

@@ -18,7 +18,9 @@ use super::json::{
 };
 use super::persistence::check_seal_keys;
 use crate::hex::{hex, unhex};
-use crate::model::group::message::{L_MESSAGE_KEYS, L_SIGNATURE, read_message, signed_data};
+use crate::model::group::message::{
+    L_MESSAGE_KEYS, L_SIGNATURE, read_message, signed_data, unsigned,
+};
 use crate::model::group::ratchet::{
     L_DERIVE, L_KEY, L_STEP, closed_form, flat, key_at, message_key,
 };
@@ -130,10 +132,10 @@ fn check_message(e: &Value, chain: &GSender) -> Res {
         eq(field, &b(&trace, field)?, &b(e, field)?)?;
     }
     eq("message", &message, &b(e, "message")?)?;
-    let (unsigned, signature) = message.split_at(message.len() - 64);
+    let body = unsigned(&message);
     model(
         "strict signature",
-        verify_signature(&chain.public(), &signed_data(unsigned), signature),
+        verify_signature(&chain.public(), &signed_data(body), &message[body.len()..]),
     )
 }
 

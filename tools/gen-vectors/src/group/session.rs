@@ -86,7 +86,12 @@ impl Script<'_> {
         same(&format!("{what}: after"), &rc.s.to_bytes(), &after);
         let h = parse_message(msg).expect("parses");
         assert_eq!((got.index, got.chain_id), (h.index, h.chain_id));
-        let sender = got.sender.identity().map(|i| i.to_bytes()[2..].to_vec());
+        let sender = got.sender.identity().map(|i| {
+            let b = i.to_bytes();
+            testkit::layout::identity_key(&b)
+                .slice(&b, "identity")
+                .to_vec()
+        });
         assert!(
             sender == rc.m.identity.map(|i| i.to_vec()),
             "DISAGREEMENT in {what}: sender mark"
