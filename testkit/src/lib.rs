@@ -4,7 +4,9 @@
 //! - [`model`]: the Rust reference model of SPEC.md, written from the
 //!   specification, with the layouts of every encoding ([`layout`]);
 //! - [`fixtures`], [`rng`], [`hex`], [`points`]: set-ups and values;
-//! - [`vectors`]: the verifier of `test-vectors/`, one module per file.
+//! - [`vectors`]: the verifier of `test-vectors/`, one module per file;
+//! - [`sim`]: the adversarial simulation (model, world, network, checks);
+//! - [`fuzz`]: the fuzz targets' fixtures and oracles.
 //!
 //! Test code may panic, unwrap and index: the workspace lints that forbid
 //! it in the library are allowed here, once for the whole crate.
