@@ -152,6 +152,12 @@ impl<'a> Reader<'a> {
     }
 
     /// A reader past the version and type tag, which must be `ty`.
+    ///
+    /// # Errors
+    ///
+    /// `Truncated` if the input ends first; the field's own error
+    /// (`UnsupportedVersion`, `WrongType`, `InvalidEncoding`,
+    /// `InvalidPublicKey`, `TrailingBytes`) if its value breaks SPEC.md §4.
     pub fn header(bytes: &'a [u8], ty: u8) -> Result<Self, Refusal> {
         let mut r = Self::new(bytes);
         r.version_and_type(ty)?;
@@ -159,6 +165,12 @@ impl<'a> Reader<'a> {
     }
 
     /// The version (`UnsupportedVersion`) and the type tag (`WrongType`).
+    ///
+    /// # Errors
+    ///
+    /// `Truncated` if the input ends first; the field's own error
+    /// (`UnsupportedVersion`, `WrongType`, `InvalidEncoding`,
+    /// `InvalidPublicKey`, `TrailingBytes`) if its value breaks SPEC.md §4.
     pub fn version_and_type(&mut self, ty: u8) -> Result<(), Refusal> {
         let v = self.u8("version")?;
         if v != 1 {
@@ -197,6 +209,12 @@ impl<'a> Reader<'a> {
     }
 
     /// `n` bytes (`Truncated` if fewer remain).
+    ///
+    /// # Errors
+    ///
+    /// `Truncated` if the input ends first; the field's own error
+    /// (`UnsupportedVersion`, `WrongType`, `InvalidEncoding`,
+    /// `InvalidPublicKey`, `TrailingBytes`) if its value breaks SPEC.md §4.
     pub fn take(&mut self, name: &str, n: usize) -> Result<&'a [u8], Refusal> {
         let end = self
             .pos
@@ -223,16 +241,34 @@ impl<'a> Reader<'a> {
     }
 
     /// A 32-byte value that is not validated.
+    ///
+    /// # Errors
+    ///
+    /// `Truncated` if the input ends first; the field's own error
+    /// (`UnsupportedVersion`, `WrongType`, `InvalidEncoding`,
+    /// `InvalidPublicKey`, `TrailingBytes`) if its value breaks SPEC.md §4.
     pub fn a32(&mut self, name: &str) -> Result<[u8; 32], Refusal> {
         Ok(a32(self.take(name, 32)?))
     }
 
     /// A u8.
+    ///
+    /// # Errors
+    ///
+    /// `Truncated` if the input ends first; the field's own error
+    /// (`UnsupportedVersion`, `WrongType`, `InvalidEncoding`,
+    /// `InvalidPublicKey`, `TrailingBytes`) if its value breaks SPEC.md §4.
     pub fn u8(&mut self, name: &str) -> Result<u8, Refusal> {
         Ok(self.take(name, 1)?[0])
     }
 
     /// A big-endian u16.
+    ///
+    /// # Errors
+    ///
+    /// `Truncated` if the input ends first; the field's own error
+    /// (`UnsupportedVersion`, `WrongType`, `InvalidEncoding`,
+    /// `InvalidPublicKey`, `TrailingBytes`) if its value breaks SPEC.md §4.
     pub fn u16(&mut self, name: &str) -> Result<u16, Refusal> {
         Ok(u16::from_be_bytes(
             self.take(name, 2)?.try_into().expect("2"),
@@ -240,6 +276,12 @@ impl<'a> Reader<'a> {
     }
 
     /// A big-endian u32.
+    ///
+    /// # Errors
+    ///
+    /// `Truncated` if the input ends first; the field's own error
+    /// (`UnsupportedVersion`, `WrongType`, `InvalidEncoding`,
+    /// `InvalidPublicKey`, `TrailingBytes`) if its value breaks SPEC.md §4.
     pub fn u32(&mut self, name: &str) -> Result<u32, Refusal> {
         Ok(u32::from_be_bytes(
             self.take(name, 4)?.try_into().expect("4"),
@@ -247,6 +289,12 @@ impl<'a> Reader<'a> {
     }
 
     /// A presence flag: 0 or 1, else `InvalidEncoding`.
+    ///
+    /// # Errors
+    ///
+    /// `Truncated` if the input ends first; the field's own error
+    /// (`UnsupportedVersion`, `WrongType`, `InvalidEncoding`,
+    /// `InvalidPublicKey`, `TrailingBytes`) if its value breaks SPEC.md §4.
     pub fn flag(&mut self, name: &str) -> Result<bool, Refusal> {
         match self.u8(name)? {
             0 => Ok(false),
@@ -256,6 +304,12 @@ impl<'a> Reader<'a> {
     }
 
     /// A canonical X25519 public key (§2), else `InvalidPublicKey`.
+    ///
+    /// # Errors
+    ///
+    /// `Truncated` if the input ends first; the field's own error
+    /// (`UnsupportedVersion`, `WrongType`, `InvalidEncoding`,
+    /// `InvalidPublicKey`, `TrailingBytes`) if its value breaks SPEC.md §4.
     pub fn x(&mut self, name: &str) -> Result<[u8; 32], Refusal> {
         let k = self.a32(name)?;
         if x25519_public_ok(&k) {
@@ -266,6 +320,12 @@ impl<'a> Reader<'a> {
     }
 
     /// A valid Ed25519 public key (§2), else `InvalidPublicKey`.
+    ///
+    /// # Errors
+    ///
+    /// `Truncated` if the input ends first; the field's own error
+    /// (`UnsupportedVersion`, `WrongType`, `InvalidEncoding`,
+    /// `InvalidPublicKey`, `TrailingBytes`) if its value breaks SPEC.md §4.
     pub fn ed(&mut self, name: &str) -> Result<[u8; 32], Refusal> {
         let k = self.a32(name)?;
         if ed25519_public_ok(&k) {
@@ -277,6 +337,12 @@ impl<'a> Reader<'a> {
 
     /// A 64-byte identity (§5.1): `name.signing` (Ed25519), then `name.dh`
     /// (X25519), each checked as soon as it is read (§4).
+    ///
+    /// # Errors
+    ///
+    /// `Truncated` if the input ends first; the field's own error
+    /// (`UnsupportedVersion`, `WrongType`, `InvalidEncoding`,
+    /// `InvalidPublicKey`, `TrailingBytes`) if its value breaks SPEC.md §4.
     pub fn ik(&mut self, name: &str) -> Result<[u8; 64], Refusal> {
         let start = self.pos;
         self.enter(name);
@@ -292,6 +358,12 @@ impl<'a> Reader<'a> {
     }
 
     /// After the last field: `TrailingBytes` if anything is left.
+    ///
+    /// # Errors
+    ///
+    /// `Truncated` if the input ends first; the field's own error
+    /// (`UnsupportedVersion`, `WrongType`, `InvalidEncoding`,
+    /// `InvalidPublicKey`, `TrailingBytes`) if its value breaks SPEC.md §4.
     pub fn end(&self) -> Result<(), Refusal> {
         if self.pos == self.bytes.len() {
             Ok(())

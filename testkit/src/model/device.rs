@@ -74,6 +74,11 @@ impl Dev {
 
     /// §6 rotate: fails (drawing nothing) if the next id is 2^32 - 1; keeps
     /// the newest `MAX_SIGNED_PREKEYS`.
+    ///
+    /// # Errors
+    ///
+    /// The model's refusal: the SPEC.md error of the first check the input
+    /// fails, in the order SPEC.md fixes.
     pub fn rotate(&mut self, rng: &mut Draws) -> Result<(), Refusal> {
         if self.next_spk == u32::MAX {
             return Err(refusal("TooManyPreKeys"));
@@ -87,6 +92,11 @@ impl Dev {
     }
 
     /// §6 generate one-time prekeys, with its limits.
+    ///
+    /// # Errors
+    ///
+    /// The model's refusal: the SPEC.md error of the first check the input
+    /// fails, in the order SPEC.md fixes.
     pub fn try_gen_opks(&mut self, rng: &mut Draws, count: u32) -> Result<Vec<NewOpk>, Refusal> {
         if self.opks.len() + count as usize > MAX_OPKS
             || u64::from(self.next_opk) + u64::from(count) > u64::from(u32::MAX)
@@ -111,11 +121,21 @@ impl Dev {
     }
 
     /// §10.3 decoder.
+    ///
+    /// # Errors
+    ///
+    /// The model's refusal: the SPEC.md error of the first check the input
+    /// fails, in the order SPEC.md fixes.
     pub fn decode(b: &[u8]) -> Result<Self, Refusal> {
         Self::read(b).map(|(d, _)| d)
     }
 
     /// §10.3 decoder, with the state's layout.
+    ///
+    /// # Errors
+    ///
+    /// The model's refusal: the SPEC.md error of the first check the input
+    /// fails, in the order SPEC.md fixes.
     pub fn read(b: &[u8]) -> Result<(Self, Layout), Refusal> {
         if b.len() > MAX_STATE {
             return Err(refusal("TooLarge"));

@@ -17,6 +17,11 @@ pub fn fingerprint(ik: &[u8; 64]) -> [u8; 32] {
 }
 
 /// Decodes a standalone identity key.
+///
+/// # Errors
+///
+/// The model's refusal: the SPEC.md error of the first check the input
+/// fails, in the order SPEC.md fixes.
 pub fn read_identity_key(b: &[u8]) -> Result<([u8; 64], Layout), Refusal> {
     let mut r = Reader::header(b, 0x10)?;
     let ik = r.ik("identity")?;
@@ -84,6 +89,11 @@ impl Spk {
 pub type SignedPreKeyFields = (u32, [u8; 32], Vec<u8>);
 
 /// Decodes a standalone signed prekey.
+///
+/// # Errors
+///
+/// The model's refusal: the SPEC.md error of the first check the input
+/// fails, in the order SPEC.md fixes.
 pub fn read_signed_prekey(b: &[u8]) -> Result<(SignedPreKeyFields, Layout), Refusal> {
     let mut r = Reader::header(b, 0x11)?;
     let id = r.u32("id")?;
@@ -102,6 +112,11 @@ pub fn one_time_prekey_bytes(id: u32, public: &[u8; 32]) -> Vec<u8> {
 }
 
 /// Decodes a standalone one-time prekey: (id, public key).
+///
+/// # Errors
+///
+/// The model's refusal: the SPEC.md error of the first check the input
+/// fails, in the order SPEC.md fixes.
 pub fn read_one_time_prekey(b: &[u8]) -> Result<((u32, [u8; 32]), Layout), Refusal> {
     let mut r = Reader::header(b, 0x12)?;
     let id = r.u32("id")?;
@@ -127,6 +142,11 @@ pub struct Bundle {
 
 impl Bundle {
     /// `PreKeyBundle::verify`: strict Ed25519 over §5.3's data.
+    ///
+    /// # Errors
+    ///
+    /// The model's refusal: the SPEC.md error of the first check the input
+    /// fails, in the order SPEC.md fixes.
     pub fn verify(&self) -> Result<(), Refusal> {
         let (signing, dh) = self.identity.split_at(32);
         let signing: [u8; 32] = signing.try_into().expect("32");
@@ -139,6 +159,11 @@ impl Bundle {
     }
 
     /// `PreKeyBundle::verify_for`: the identity first, then the signature.
+    ///
+    /// # Errors
+    ///
+    /// The model's refusal: the SPEC.md error of the first check the input
+    /// fails, in the order SPEC.md fixes.
     pub fn verify_for(&self, expected: &[u8; 64]) -> Result<(), Refusal> {
         if self.identity != *expected {
             return Err(super::error::refusal("IdentityMismatch"));
@@ -161,6 +186,11 @@ pub fn bundle_bytes(identity: &[u8; 64], spk: &Spk, opk: Option<(u32, [u8; 32])>
 }
 
 /// Decodes a bundle (§5.5).
+///
+/// # Errors
+///
+/// The model's refusal: the SPEC.md error of the first check the input
+/// fails, in the order SPEC.md fixes.
 pub fn read_bundle(b: &[u8]) -> Result<(Bundle, Layout), Refusal> {
     let mut r = Reader::header(b, 0x13)?;
     let identity = r.ik("identity")?;

@@ -60,6 +60,11 @@ pub fn dh(private: &[u8; 32], public: &[u8; 32]) -> [u8; 32] {
 }
 
 /// `DH(k, P)`: an all-zero result is `NonContributoryKey`.
+///
+/// # Errors
+///
+/// The model's refusal: the SPEC.md error of the first check the input
+/// fails, in the order SPEC.md fixes.
 pub fn try_dh(private: &[u8; 32], public: &[u8; 32]) -> Result<[u8; 32], Refusal> {
     let out = x25519_dalek::x25519(*private, *public);
     if out == [0u8; 32] {
@@ -159,6 +164,11 @@ pub fn x25519_public_ok(b: &[u8; 32]) -> bool {
 }
 
 /// §2 `Verify`: strict Ed25519.
+///
+/// # Errors
+///
+/// The model's refusal: the SPEC.md error of the first check the input
+/// fails, in the order SPEC.md fixes.
 pub fn verify(public: &[u8; 32], message: &[u8], signature: &[u8]) -> Result<(), Refusal> {
     let bad = || refusal("InvalidSignature");
     let key = VerifyingKey::from_bytes(public).map_err(|_| bad())?;

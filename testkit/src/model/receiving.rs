@@ -133,6 +133,11 @@ impl<C: ChainKey> Receiving<C> {
 
     /// §8.6 for a header `(K, PN, N)`, before any key is derived.
     /// `has_sending`: whether the session has a sending chain.
+    ///
+    /// # Errors
+    ///
+    /// The model's refusal: the SPEC.md error of the first check the input
+    /// fails, in the order SPEC.md fixes.
     pub fn plan(&self, k: &[u8; 32], pn: u32, n: u32, has_sending: bool) -> Result<Plan, Refusal> {
         if let Some(chain) = self.chains.iter().position(|c| c.ratchet_key == *k) {
             let c = &self.chains[chain];

@@ -25,6 +25,11 @@ pub fn seal_state(
 
 /// Opens a sealed state whose inner type must be `inner`, in §10.4's
 /// order; returns the plain state (not yet decoded) and the layout.
+///
+/// # Errors
+///
+/// The model's refusal: the SPEC.md error of the first check the input
+/// fails, in the order SPEC.md fixes.
 pub fn open_state(
     sealed: &[u8],
     storage: &[u8; 32],
@@ -54,6 +59,11 @@ pub fn open_state(
 
 /// The layout of a sealed state (version, type, inner type, salt,
 /// ciphertext), without opening it.
+///
+/// # Errors
+///
+/// The model's refusal: the SPEC.md error of the first check the input
+/// fails, in the order SPEC.md fixes.
 pub fn read_layout(sealed: &[u8]) -> Result<Layout, Refusal> {
     let mut r = Reader::header(sealed, 0x30)?;
     r.u8("inner_type")?;

@@ -124,6 +124,11 @@ impl Sess {
     }
 
     /// §8.5 steps 1-2: the checks before anything is drawn.
+    ///
+    /// # Errors
+    ///
+    /// The model's refusal: the SPEC.md error of the first check the input
+    /// fails, in the order SPEC.md fixes.
     pub fn encrypt_check(&self, len: usize) -> Result<(), Refusal> {
         if len > MAX_PLAINTEXT {
             return Err(refusal("PlaintextTooLarge"));
@@ -144,6 +149,11 @@ impl Sess {
 
     /// §8.6, all or nothing: the plaintext, a trace and what the bounds of
     /// §8.7 deleted.
+    ///
+    /// # Errors
+    ///
+    /// The model's refusal: the SPEC.md error of the first check the input
+    /// fails, in the order SPEC.md fixes.
     pub fn try_decrypt(&mut self, msg: &[u8]) -> Result<(Vec<u8>, Value, Value), Refusal> {
         let mut next = self.clone();
         let (pt, trace) = next.decrypt_inner(msg)?;
@@ -210,11 +220,21 @@ impl Sess {
     }
 
     /// §10.2 decoder.
+    ///
+    /// # Errors
+    ///
+    /// The model's refusal: the SPEC.md error of the first check the input
+    /// fails, in the order SPEC.md fixes.
     pub fn decode(b: &[u8]) -> Result<Self, Refusal> {
         Self::read(b).map(|(s, _)| s)
     }
 
     /// §10.2 decoder, with the state's layout.
+    ///
+    /// # Errors
+    ///
+    /// The model's refusal: the SPEC.md error of the first check the input
+    /// fails, in the order SPEC.md fixes.
     pub fn read(b: &[u8]) -> Result<(Self, Layout), Refusal> {
         if b.len() > MAX_STATE {
             return Err(refusal("TooLarge"));

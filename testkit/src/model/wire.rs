@@ -80,6 +80,11 @@ pub struct WireMessage {
 /// Decodes a message as `Message::from_bytes` does (§4, §9): dispatched on
 /// byte 1. Fields of a prekey message's embedded ratchet message are named
 /// `ratchet.*` in the layout.
+///
+/// # Errors
+///
+/// The model's refusal: the SPEC.md error of the first check the input
+/// fails, in the order SPEC.md fixes.
 pub fn read_message(b: &[u8]) -> Result<(WireMessage, Layout), Refusal> {
     if b.len() > MAX_MESSAGE {
         return Err(refusal("TooLarge"));

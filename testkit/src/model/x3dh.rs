@@ -89,6 +89,11 @@ pub fn accept(bob: &mut Dev, msg: &[u8]) -> Accepted {
 }
 
 /// §7.2, all or nothing.
+///
+/// # Errors
+///
+/// The model's refusal: the SPEC.md error of the first check the input
+/// fails, in the order SPEC.md fixes.
 pub fn try_accept(bob: &mut Dev, msg: &[u8]) -> Result<Accepted, Refusal> {
     let (parsed, _) = read_message(msg)?;
     let h = parsed.prekey.ok_or_else(|| refusal("WrongType"))?;

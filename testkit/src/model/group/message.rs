@@ -33,6 +33,11 @@ pub struct MsgHeader {
 
 /// Decodes a group message (§15.5): `TooLarge`, version and type, then
 /// `Truncated` below 138 bytes.
+///
+/// # Errors
+///
+/// The model's refusal: the SPEC.md error of the first check the input
+/// fails, in the order SPEC.md fixes.
 pub fn read_message(b: &[u8]) -> Result<(MsgHeader, Layout), Refusal> {
     if b.len() > MAX_MESSAGE {
         return Err(refusal("TooLarge"));
@@ -59,6 +64,11 @@ pub fn read_message(b: &[u8]) -> Result<(MsgHeader, Layout), Refusal> {
 }
 
 /// Decodes a group message header.
+///
+/// # Errors
+///
+/// The model's refusal: the SPEC.md error of the first check the input
+/// fails, in the order SPEC.md fixes.
 pub fn parse_message(b: &[u8]) -> Result<MsgHeader, Refusal> {
     read_message(b).map(|(h, _)| h)
 }
@@ -91,6 +101,11 @@ pub struct Dist {
 }
 
 /// Decodes a distribution (§15.6).
+///
+/// # Errors
+///
+/// The model's refusal: the SPEC.md error of the first check the input
+/// fails, in the order SPEC.md fixes.
 pub fn read_distribution(b: &[u8]) -> Result<(Dist, Layout), Refusal> {
     let mut r = Reader::header(b, 0x04)?;
     let group = r.a32("group_id")?;
@@ -110,6 +125,11 @@ pub fn read_distribution(b: &[u8]) -> Result<(Dist, Layout), Refusal> {
 }
 
 /// Decodes a distribution.
+///
+/// # Errors
+///
+/// The model's refusal: the SPEC.md error of the first check the input
+/// fails, in the order SPEC.md fixes.
 pub fn parse_distribution(b: &[u8]) -> Result<Dist, Refusal> {
     read_distribution(b).map(|(d, _)| d)
 }

@@ -20,6 +20,11 @@ pub use window::Window;
 use crate::model::error::{Refusal, refusal};
 
 /// `GroupReceivers::decrypt` on the model's store.
+///
+/// # Errors
+///
+/// The model's refusal: the SPEC.md error of the first check the input
+/// fails, in the order SPEC.md fixes.
 pub fn store_decrypt(
     store: &mut GStore<GReceiver>,
     msg: &[u8],

@@ -33,6 +33,11 @@ pub struct GReceiver {
 impl GReceiver {
     /// §15.7: a receiver from a distribution, attributed to `identity`
     /// (`None` for an unauthenticated import).
+    ///
+    /// # Errors
+    ///
+    /// The model's refusal: the SPEC.md error of the first check the input
+    /// fails, in the order SPEC.md fixes.
     pub fn install(dist: &[u8], identity: Option<[u8; 64]>) -> Result<Self, Refusal> {
         let d = parse_distribution(dist)?;
         Ok(Self {
@@ -72,11 +77,21 @@ impl GReceiver {
     }
 
     /// §15.11 decoder.
+    ///
+    /// # Errors
+    ///
+    /// The model's refusal: the SPEC.md error of the first check the input
+    /// fails, in the order SPEC.md fixes.
     pub fn parse(b: &[u8]) -> Result<Self, Refusal> {
         Self::read(b).map(|(r, _)| r)
     }
 
     /// §15.11 decoder, with the state's layout.
+    ///
+    /// # Errors
+    ///
+    /// The model's refusal: the SPEC.md error of the first check the input
+    /// fails, in the order SPEC.md fixes.
     pub fn read(b: &[u8]) -> Result<(Self, Layout), Refusal> {
         if b.len() > MAX_STATE {
             return Err(refusal("TooLarge"));
@@ -124,6 +139,11 @@ impl GReceiver {
     }
 
     /// §15.8, all or nothing: the plaintext and a trace.
+    ///
+    /// # Errors
+    ///
+    /// The model's refusal: the SPEC.md error of the first check the input
+    /// fails, in the order SPEC.md fixes.
     pub fn decrypt(&mut self, msg: &[u8]) -> Result<(Vec<u8>, Value), Refusal> {
         let (h, _) = read_message(msg)?;
         if h.group != self.group || h.chain_id != self.chain_id {

@@ -57,11 +57,21 @@ impl GSender {
     }
 
     /// §15.11 decoder.
+    ///
+    /// # Errors
+    ///
+    /// The model's refusal: the SPEC.md error of the first check the input
+    /// fails, in the order SPEC.md fixes.
     pub fn parse(b: &[u8]) -> Result<Self, Refusal> {
         Self::read(b).map(|(s, _)| s)
     }
 
     /// §15.11 decoder, with the state's layout.
+    ///
+    /// # Errors
+    ///
+    /// The model's refusal: the SPEC.md error of the first check the input
+    /// fails, in the order SPEC.md fixes.
     pub fn read(b: &[u8]) -> Result<(Self, Layout), Refusal> {
         if b.len() > MAX_STATE {
             return Err(refusal("TooLarge"));
@@ -95,6 +105,11 @@ impl GSender {
     }
 
     /// Encrypts at the current index (draws a 16-byte salt) and increments.
+    ///
+    /// # Errors
+    ///
+    /// The model's refusal: the SPEC.md error of the first check the input
+    /// fails, in the order SPEC.md fixes.
     pub fn encrypt(&mut self, rng: &mut Draws, pt: &[u8]) -> Result<(Vec<u8>, Value), Refusal> {
         if pt.len() > MAX_PLAINTEXT {
             return Err(refusal("PlaintextTooLarge"));

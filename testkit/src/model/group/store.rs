@@ -53,6 +53,11 @@ impl<R: Held> GStore<R> {
     }
 
     /// §15.9 insertion, its rules in order.
+    ///
+    /// # Errors
+    ///
+    /// The model's refusal: the SPEC.md error of the first check the input
+    /// fails, in the order SPEC.md fixes.
     pub fn insert(&mut self, r: R) -> Result<Inserted, Refusal> {
         if r.group() != self.group {
             return Err(refusal("GroupMismatch"));

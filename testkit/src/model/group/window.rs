@@ -48,6 +48,11 @@ impl<K> Window<K> {
     }
 
     /// Steps 3 to 6 for index `j`, before any key is derived.
+    ///
+    /// # Errors
+    ///
+    /// The model's refusal: the SPEC.md error of the first check the input
+    /// fails, in the order SPEC.md fixes.
     pub fn plan(&self, j: u32) -> Result<Step, Refusal> {
         if self.cache.contains_key(&j) {
             return Ok(Step::Cached);
