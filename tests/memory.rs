@@ -28,6 +28,9 @@ use sotto::{
     Device, Error, MAX_PLAINTEXT_LEN, MAX_RECEIVING_CHAINS, MAX_SKIP, MAX_SKIPPED_KEYS, Message,
     PreKeyBundle, Session,
 };
+use testkit::layout;
+use testkit::model::group::ratchet::split_levels;
+use testkit::model::group::{GReceiver, Window};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -173,25 +176,24 @@ fn worst_receiver_state(
     rng: &mut ChaCha20Rng,
 ) -> Vec<u8> {
     let next = 1_000_000u32;
-    let mut state = vec![0x01, 0x23];
-    state.extend_from_slice(GROUP.as_bytes());
-    state.extend_from_slice(&chain_id.to_be_bytes());
-    state.extend_from_slice(&signing_key);
-    state.push(1);
-    state.extend_from_slice(identity);
-    state.extend_from_slice(&next.to_be_bytes());
     let mut levels = [0u8; 256];
     rng.fill_bytes(&mut levels);
-    state.extend_from_slice(&levels);
-    state.extend_from_slice(&u16::try_from(MAX_GROUP_SKIPPED_KEYS).unwrap().to_be_bytes());
+    let mut window = Window::at(next);
     for i in 0..MAX_GROUP_SKIPPED_KEYS {
         let index = next - 1 - u32::try_from(MAX_GROUP_SKIPPED_KEYS - i).unwrap();
         let mut key = [0u8; 32];
         rng.fill_bytes(&mut key);
-        state.extend_from_slice(&index.to_be_bytes());
-        state.extend_from_slice(&key);
+        window.cache.insert(index, key);
     }
-    state
+    GReceiver {
+        group: *GROUP.as_bytes(),
+        chain_id,
+        signing: signing_key,
+        identity: Some(identity.try_into().unwrap()),
+        levels: split_levels(&levels),
+        window,
+    }
+    .encode()
 }
 
 #[test]
@@ -244,7 +246,7 @@ fn group_receiver_and_store_growth_is_bounded_under_the_worst_authentic_senders(
     // without any change (the sender is placed there by hand).
     let mut far_state = alice.to_bytes().to_vec();
     let far = bob.next_index() + MAX_GROUP_JUMP + 1;
-    far_state[38..42].copy_from_slice(&far.to_be_bytes());
+    layout::sender_state(&alice.to_bytes()).put_u32(&mut far_state, "index", far);
     let mut far_sender = GroupSender::from_bytes(&far_state).unwrap();
     let too_far = far_sender.encrypt(&mut rng, b"too far").unwrap();
     let state = bob.to_bytes();
@@ -277,7 +279,10 @@ fn group_receiver_and_store_growth_is_bounded_under_the_worst_authentic_senders(
     // authenticated sender (MAX_CHAINS_PER_SENDER chains per identity, so
     // MAX_GROUP_RECEIVERS / MAX_CHAINS_PER_SENDER members).
     let members: Vec<Vec<u8>> = (0..MAX_GROUP_RECEIVERS / MAX_CHAINS_PER_SENDER + 1)
-        .map(|_| Device::generate(&mut rng).identity_key().to_bytes()[2..].to_vec())
+        .map(|_| {
+            let id = Device::generate(&mut rng).identity_key().to_bytes();
+            layout::identity_key(&id).slice(&id, "identity").to_vec()
+        })
         .collect();
     let states: Vec<Vec<u8>> = (0..MAX_GROUP_RECEIVERS + MAX_CHAINS_PER_SENDER)
         .map(|i| {

@@ -3,8 +3,9 @@
 //! A global allocator scans every block on `dealloc` (and, through the
 //! default `realloc`, every block a growing buffer leaves behind) for any
 //! registered secret, before handing it back to the system. Secrets are
-//! registered from the plain state layouts (`to_bytes`), so the test does not
-//! trust `#[derive(ZeroizeOnDrop)]`: it watches the bytes.
+//! registered from the plain state layouts (`to_bytes`, read through
+//! `testkit::layout::secrets`), so the test does not trust
+//! `#[derive(ZeroizeOnDrop)]`: it watches the bytes.
 //!
 //! What this covers: every heap block sotto allocates for sessions, devices,
 //! skipped-key stores, group senders, receivers, stores and distributions,
@@ -29,12 +30,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use sha2::{Digest, Sha256};
 use sotto::group::{
     GroupId, GroupMessage, GroupReceiver, GroupReceivers, GroupSender, Sender,
     SenderKeyDistribution,
 };
 use sotto::{Device, Message, PreKeyBundle, Session, StorageKey};
+use testkit::fixtures::deliver_distribution;
+use testkit::layout;
 use zeroize::Zeroizing;
 
 const TABLE_LEN: usize = 16_384;
@@ -87,6 +89,13 @@ unsafe impl GlobalAlloc for Scanner {
             if Self::holds_secret(block) {
                 LEAKED_BLOCKS.fetch_add(1, Ordering::SeqCst);
             }
+        } else {
+            // Disarmed, every freed block is wiped: finding the secrets
+            // (the test decodes the states) leaves copies in freed blocks,
+            // which sotto may be handed again and free while armed without
+            // ever having written them.
+            // SAFETY: the block is live and `layout.size()` bytes long.
+            unsafe { std::ptr::write_bytes(ptr, 0, layout.size()) };
         }
         unsafe { System.dealloc(ptr, layout) }
     }
@@ -122,72 +131,6 @@ fn disarm() -> (usize, usize) {
         SCANNED_BLOCKS.load(Ordering::SeqCst),
         LEAKED_BLOCKS.load(Ordering::SeqCst),
     )
-}
-
-/// Reads the secret keys out of a session's plain encoding: root key,
-/// sending ratchet secret and chain key, receiving chain keys and skipped
-/// message keys (layout in spec-parts).
-fn session_secrets(state: &[u8]) -> Vec<[u8; 32]> {
-    let key = |at: usize| -> [u8; 32] { state[at..at + 32].try_into().unwrap() };
-    let mut out = Vec::new();
-    let mut at = 3 + 64 + 64 + 32;
-    if state[at] == 1 {
-        at += 5;
-        at += if state[at] == 1 { 5 } else { 1 };
-    } else {
-        at += 1;
-    }
-    out.push(key(at)); // root key
-    at += 32 + 32;
-    if state[at] == 1 {
-        out.push(key(at + 1)); // sending ratchet secret
-        out.push(key(at + 33)); // sending chain key
-        at += 1 + 64 + 4;
-    } else {
-        at += 1;
-    }
-    at += 4;
-    let chains = state[at];
-    at += 1;
-    for _ in 0..chains {
-        at += 32;
-        if state[at] == 1 {
-            out.push(key(at + 1));
-            at += 33;
-        } else {
-            at += 1;
-        }
-        at += 4;
-        let count = u16::from_be_bytes([state[at], state[at + 1]]);
-        at += 2;
-        for _ in 0..count {
-            out.push(key(at + 4));
-            at += 36;
-        }
-    }
-    assert_eq!(at, state.len(), "layout walk must consume the whole state");
-    out
-}
-
-/// The identity seed and X25519 secret, signed prekey secrets and one-time
-/// prekey secrets of a device's plain encoding.
-fn device_secrets(state: &[u8]) -> Vec<[u8; 32]> {
-    let key = |at: usize| -> [u8; 32] { state[at..at + 32].try_into().unwrap() };
-    let mut out = vec![key(2), key(34)];
-    let mut at = 2 + 64 + 8;
-    let spks = state[at];
-    at += 1;
-    for _ in 0..spks {
-        out.push(key(at + 4));
-        at += 4 + 32 + 64;
-    }
-    let opks = u16::from_be_bytes([state[at], state[at + 1]]);
-    at += 2;
-    for _ in 0..opks {
-        out.push(key(at + 4));
-        at += 36;
-    }
-    out
 }
 
 fn message(session: &mut Session, rng: &mut ChaCha20Rng, text: &[u8]) -> Message {
@@ -235,10 +178,10 @@ fn freed_heap_blocks_hold_no_secrets() {
     }
     assert!(bob.skipped_key_count() > 100);
 
-    let mut secrets = session_secrets(&bob.to_bytes());
-    secrets.extend(session_secrets(&alice.to_bytes()));
-    secrets.extend(device_secrets(&bob_device.to_bytes()));
-    secrets.extend(device_secrets(&alice_device.to_bytes()));
+    let mut secrets = layout::secrets(&bob.to_bytes());
+    secrets.extend(layout::secrets(&alice.to_bytes()));
+    secrets.extend(layout::secrets(&bob_device.to_bytes()));
+    secrets.extend(layout::secrets(&alice_device.to_bytes()));
     let registered = secrets.len();
     arm(&secrets);
 
@@ -302,67 +245,12 @@ fn scanner_detects_an_unwiped_secret() {
 
 const GROUP: GroupId = GroupId::from_bytes([0x2e; 32]);
 
-/// R_0..R_7 of a ratchet written at `at`, and K = SHA-256("sotto v1 group
-/// key" || R_7), the message key of its index.
-fn ratchet_secrets(state: &[u8], at: usize) -> Vec<[u8; 32]> {
-    let mut out: Vec<[u8; 32]> = (0..8)
-        .map(|k| state[at + 32 * k..at + 32 * k + 32].try_into().unwrap())
-        .collect();
-    let mut h = Sha256::new();
-    h.update(b"sotto v1 group key");
-    h.update(out[7]);
-    out.push(h.finalize().into());
-    out
-}
-
-/// The ratchet and signing seed of a sender state, or the ratchet of a
-/// distribution (the same layout up to the levels): header 2, group 32,
-/// chain id 4, index 4, levels 256, seed or public key 32.
-fn sender_secrets(state: &[u8]) -> Vec<[u8; 32]> {
-    let mut out = ratchet_secrets(state, 42);
-    if state[1] == 0x22 {
-        out.push(state[298..330].try_into().unwrap());
-    }
-    out
-}
-
-/// The ratchet and cached keys of a receiver state (SPEC §15.11).
-fn receiver_secrets(state: &[u8]) -> Vec<[u8; 32]> {
-    let at = 71 + if state[70] == 1 { 64 } else { 0 };
-    let mut out = ratchet_secrets(state, at + 4);
-    let count = usize::from(u16::from_be_bytes([state[at + 260], state[at + 261]]));
-    for i in 0..count {
-        let key = at + 262 + 36 * i + 4;
-        out.push(state[key..key + 32].try_into().unwrap());
-    }
-    assert_eq!(
-        at + 262 + 36 * count,
-        state.len(),
-        "layout walk must consume the state"
-    );
-    out
-}
-
+/// The secrets of every receiver of a store.
 fn store_secrets(store: &GroupReceivers) -> Vec<[u8; 32]> {
     store
         .iter()
-        .flat_map(|r| receiver_secrets(&r.to_bytes()))
+        .flat_map(|r| layout::secrets(&r.to_bytes()))
         .collect()
-}
-
-/// Sends a distribution over a pairwise session and installs it, keeping
-/// the plaintext in a buffer that is wiped (the application's part).
-fn deliver_distribution(
-    rng: &mut ChaCha20Rng,
-    sender: &GroupSender,
-    from: &mut Session,
-    to: &mut Session,
-) -> GroupReceiver {
-    let carried = from
-        .encrypt(rng, &sender.distribution().to_bytes())
-        .unwrap();
-    let plaintext = Zeroizing::new(to.decrypt(&carried).unwrap());
-    GroupReceiver::accept(&plaintext, to).unwrap()
 }
 
 fn group_send(sender: &mut GroupSender, rng: &mut ChaCha20Rng, i: u32) -> GroupMessage {
@@ -417,10 +305,10 @@ fn freed_heap_blocks_hold_no_group_secrets() {
     assert!(store.iter().all(|r| r.skipped_key_count() > 100));
 
     let mut secrets = store_secrets(&store);
-    secrets.extend(receiver_secrets(&lone.to_bytes()));
-    secrets.extend(sender_secrets(&alice.to_bytes()));
-    secrets.extend(sender_secrets(&carol.to_bytes()));
-    secrets.extend(sender_secrets(&carol_distribution));
+    secrets.extend(layout::secrets(&lone.to_bytes()));
+    secrets.extend(layout::secrets(&alice.to_bytes()));
+    secrets.extend(layout::secrets(&carol.to_bytes()));
+    secrets.extend(layout::secrets(&carol_distribution));
     drop(carol_distribution);
     let registered = secrets.len();
     arm(&secrets);

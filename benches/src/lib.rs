@@ -7,7 +7,6 @@
 #![allow(clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use rand_chacha::ChaCha20Rng;
-use rand_chacha::rand_core::SeedableRng;
 use sotto::{Device, Message, PreKeyBundle, PreKeyMessage, Session, StorageKey};
 
 /// Plaintext sizes of the per-message benchmarks: a chat line, a paragraph,
@@ -22,9 +21,7 @@ pub const SMALL: usize = 100;
 pub const SKIPPED: u32 = 10;
 
 /// A deterministic RNG, so every run measures the same states.
-pub fn rng(seed: u8) -> ChaCha20Rng {
-    ChaCha20Rng::from_seed([seed; 32])
-}
+pub use testkit::rng::seeded as rng;
 
 /// A caller-supplied storage key for the seal/unseal benchmarks.
 pub fn storage_key() -> StorageKey {
@@ -207,11 +204,17 @@ pub mod floor {
     use sha2::Sha256;
     use x25519_dalek::{PublicKey, StaticSecret};
 
+    use testkit::model::primitives::{
+        L_CHAIN_MESSAGE, L_CHAIN_NEXT, L_MESSAGE_KEYS, L_ROOT, L_SPK, L_X3DH,
+    };
+    use testkit::model::session::AD_LEN;
+    use testkit::model::wire::RATCHET_HEADER_LEN;
+
     /// AEAD associated data of a pairwise message: the session AD (two
-    /// 64-byte identities) and the 58-byte ratchet header.
-    pub const MESSAGE_AAD_LEN: usize = 128 + 58;
-    /// Signed prekey signature input: 22-byte label, DH identity, id, key.
-    pub const SIGNED_PREKEY_LEN: usize = 22 + 32 + 4 + 32;
+    /// 64-byte identities) and the ratchet header.
+    pub const MESSAGE_AAD_LEN: usize = AD_LEN + RATCHET_HEADER_LEN;
+    /// Signed prekey signature input: label, DH identity, id, key (SPEC §5.3).
+    pub const SIGNED_PREKEY_LEN: usize = L_SPK.len() + 32 + 4 + 32;
 
     /// HMAC-SHA256 of `data` under `key`.
     pub fn hmac(key: &[u8; 32], data: &[u8]) -> [u8; 32] {
@@ -232,14 +235,14 @@ pub mod floor {
     /// A chain step as two independent HMACs: (message key, next chain key).
     pub fn chain_step(chain_key: &[u8; 32]) -> ([u8; 32], [u8; 32]) {
         (
-            hmac(chain_key, b"sotto v1 chain message"),
-            hmac(chain_key, b"sotto v1 chain next"),
+            hmac(chain_key, L_CHAIN_MESSAGE.as_bytes()),
+            hmac(chain_key, L_CHAIN_NEXT.as_bytes()),
         )
     }
 
     /// A message key's expansion: AES key and nonce from a 16-byte salt.
     pub fn message_keys(salt: &[u8; 16], message_key: &[u8; 32]) -> ([u8; 32], [u8; 12]) {
-        let okm = hkdf::<44>(salt, message_key, b"sotto v1 message keys");
+        let okm = hkdf::<44>(salt, message_key, L_MESSAGE_KEYS.as_bytes());
         let (k, n) = okm.split_at(32);
         (
             k.try_into().expect("32 bytes"),
@@ -249,12 +252,12 @@ pub mod floor {
 
     /// A root step: HKDF-SHA256 with 64 bytes out.
     pub fn root(root_key: &[u8; 32], dh: &[u8; 32]) -> [u8; 64] {
-        hkdf::<64>(root_key, dh, b"sotto v1 root")
+        hkdf::<64>(root_key, dh, L_ROOT.as_bytes())
     }
 
     /// The X3DH KDF over the 0xFF prefix and four DH outputs.
     pub fn x3dh(ikm: &[u8; 160]) -> [u8; 32] {
-        hkdf::<32>(&[0u8; 32], ikm, b"sotto v1 x3dh")
+        hkdf::<32>(&[0u8; 32], ikm, L_X3DH.as_bytes())
     }
 
     /// AES-256-GCM key setup and seal in place.
@@ -318,11 +321,8 @@ pub mod floor {
 pub mod group {
     use rand_chacha::ChaCha20Rng;
     use sotto::group::{GroupId, GroupMessage, GroupReceiver, GroupSender};
-
-    /// Offset of the ratchet (index, then eight 32-byte levels R_0..R_7) in
-    /// a saved `GroupSender`: version, type, group id, chain id.
-    const RATCHET_OFFSET: usize = 2 + 32 + 4;
-    const LEVELS: usize = 8;
+    use testkit::model::group::GSender;
+    use testkit::model::group::ratchet::closed_form;
 
     /// A sender and a receiver installed from its distribution at index 0.
     pub fn pair(rng: &mut ChaCha20Rng) -> (GroupSender, GroupReceiver) {
@@ -333,37 +333,19 @@ pub mod group {
     }
 
     /// Moves a saved sender from index 0 to `target` without sending the
-    /// messages in between, by running the hierarchical ratchet of SPEC.md
-    /// §15 on its saved levels. Only for setting up jumps too long to send
+    /// messages in between, with the reference model's closed form of the
+    /// ratchet (SPEC.md §15.4). Only for setting up jumps too long to send
     /// one by one; a wrong result fails the benchmark's setup, where the
     /// receiver must decrypt the message.
     pub fn jump_sender(sender: &GroupSender, target: u32) -> GroupSender {
-        let mut state = sender.to_bytes().to_vec();
-        let ratchet = &mut state[RATCHET_OFFSET..RATCHET_OFFSET + 4 + 32 * LEVELS];
-        assert_eq!(ratchet[..4], [0; 4], "the sender is at index 0");
-        let mut levels: Vec<[u8; 32]> = ratchet[4..]
-            .chunks_exact(32)
-            .map(|c| c.try_into().expect("32 bytes"))
-            .collect();
-        // From index 0 every digit only grows: step each level by its digit
-        // of the target, reseeding the levels below after each one moves.
-        for (k, shift) in (0..LEVELS).zip((0..=28).rev().step_by(4)) {
-            let digit = (target >> shift) & 0xF;
-            if digit == 0 {
-                continue;
-            }
-            for _ in 0..digit {
-                levels[k] = super::floor::sha256(&[b"sotto v1 group step", &levels[k]]);
-            }
-            for m in k + 1..LEVELS {
-                levels[m] = super::floor::sha256(&[b"sotto v1 group derive", &levels[m - 1]]);
-            }
-        }
-        ratchet[..4].copy_from_slice(&target.to_be_bytes());
-        for (dst, level) in ratchet[4..].chunks_exact_mut(32).zip(&levels) {
-            dst.copy_from_slice(level);
-        }
-        GroupSender::from_bytes(&state).expect("valid sender state")
+        let at_0 = GSender::parse(&sender.to_bytes()).expect("a sender state");
+        assert_eq!(at_0.index, 0, "the sender is at index 0");
+        let moved = GSender {
+            index: target,
+            levels: closed_form(&at_0.levels, target),
+            ..at_0
+        };
+        GroupSender::from_bytes(&moved.encode()).expect("valid sender state")
     }
 
     /// The message a receiver at index 0 decrypts after a jump to `target`.

@@ -8,7 +8,8 @@ use std::fs;
 use std::path::Path;
 
 use sotto::{Device, IdentityKey, OneTimePreKey, PreKeyBundle};
-use sotto_fuzz::{fixture, group_fixture, rng};
+use testkit::fuzz::{fixture, group_fixture, rng};
+use testkit::model::group::message::unsigned;
 
 fn write(target: &str, name: &str, bytes: &[u8]) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -91,7 +92,7 @@ fn main() {
     // Bodies (without the signature) for the target to sign with each of the
     // three chains' keys: mode byte 1, 2 or 3.
     for (i, p) in g.to_receiver.iter().enumerate().step_by(5) {
-        let body = &p.bytes[..p.bytes.len() - 64];
+        let body = unsigned(&p.bytes);
         for mode in 1..=3u8 {
             let mut signed = vec![mode];
             signed.extend_from_slice(body);

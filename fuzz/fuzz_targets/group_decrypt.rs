@@ -9,7 +9,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use sotto::group::{GroupMessage, GroupReceiver};
-use sotto_fuzz::{check_group_plaintext, group_fixture, restore_store, sign_group, store_bytes};
+use testkit::fuzz::{check_group_plaintext, group_fixture, restore_store, sign_group, store_bytes};
 
 fuzz_target!(|data: &[u8]| {
     let g = group_fixture();

@@ -8,7 +8,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use sotto::group::{GroupMessage, GroupReceiver, GroupSender, SenderKeyDistribution};
-use sotto_fuzz::{group_fixture, restore_store, rng, store_bytes};
+use testkit::fuzz::{group_fixture, restore_store, rng, store_bytes};
 
 fn read_fixture_messages(receiver: &mut GroupReceiver) {
     let g = group_fixture();

@@ -6,7 +6,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use sotto::{Device, Message, PreKeyBundle, Session};
-use sotto_fuzz::{fixture, rng};
+use testkit::fuzz::{fixture, rng};
 
 fuzz_target!(|data: &[u8]| {
     let f = fixture();

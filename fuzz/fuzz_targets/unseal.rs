@@ -6,7 +6,7 @@
 use libfuzzer_sys::fuzz_target;
 use sotto::group::{GroupReceiver, GroupSender};
 use sotto::{Device, Session, StorageKey};
-use sotto_fuzz::{STORAGE_KEY, rng};
+use testkit::fuzz::{STORAGE_KEY, rng};
 
 fuzz_target!(|data: &[u8]| {
     let key = StorageKey::from_bytes(STORAGE_KEY);
