@@ -53,7 +53,7 @@ pub(crate) fn responder_secret(
 }
 
 /// SK = HKDF-SHA256(salt = 32 zero bytes, IKM = 0xFF x 32 || DH1 || DH2 ||
-/// DH3 [|| DH4], info = "sotto v1 x3dh", L = 32).
+/// DH3 [|| DH4], info = "sotto v2 x3dh", L = 32).
 fn shared_secret(
     dh1: &[u8; 32],
     dh2: &[u8; 32],

@@ -15,21 +15,37 @@ use zeroize::Zeroizing;
 use crate::codec::{Codec, Reader, Sink};
 use crate::error::{Error, Result};
 
-/// KDF and signature labels. Each use of a KDF or signature has its own.
+/// KDF, hash and signature labels (SPEC §3). Each use has its own, and no
+/// signature label is a prefix of another.
 pub(crate) mod label {
-    pub(crate) const X3DH: &[u8] = b"sotto v1 x3dh";
-    pub(crate) const ROOT: &[u8] = b"sotto v1 root";
-    pub(crate) const CHAIN_MESSAGE: &[u8] = b"sotto v1 chain message";
-    pub(crate) const CHAIN_NEXT: &[u8] = b"sotto v1 chain next";
-    pub(crate) const MESSAGE_KEYS: &[u8] = b"sotto v1 message keys";
-    pub(crate) const SEALED_STATE: &[u8] = b"sotto v1 sealed state";
-    pub(crate) const FINGERPRINT: &[u8] = b"sotto v1 fingerprint";
-    pub(crate) const SIGNED_PREKEY: &[u8] = b"sotto v1 signed prekey";
-    pub(crate) const GROUP_STEP: &[u8] = b"sotto v1 group step";
-    pub(crate) const GROUP_DERIVE: &[u8] = b"sotto v1 group derive";
-    pub(crate) const GROUP_MESSAGE_KEY: &[u8] = b"sotto v1 group key";
-    pub(crate) const GROUP_MESSAGE_KEYS: &[u8] = b"sotto v1 group message keys";
-    pub(crate) const GROUP_SIGNATURE: &[u8] = b"sotto v1 group signature";
+    pub(crate) const X3DH: &[u8] = b"sotto v2 x3dh";
+    #[cfg_attr(not(test), allow(dead_code))] // until PQXDH (§7) lands
+    pub(crate) const PQXDH: &[u8] = b"sotto v2 pqxdh";
+    #[cfg_attr(not(test), allow(dead_code))] // until PQXDH (§7.4) lands
+    pub(crate) const KEM_BINDING: &[u8] = b"sotto v2 kem binding";
+    pub(crate) const ROOT: &[u8] = b"sotto v2 root";
+    pub(crate) const CHAIN_MESSAGE: &[u8] = b"sotto v2 chain message";
+    pub(crate) const CHAIN_NEXT: &[u8] = b"sotto v2 chain next";
+    pub(crate) const MESSAGE_KEYS: &[u8] = b"sotto v2 message keys";
+    pub(crate) const SIGNED_PREKEY: &[u8] = b"sotto v2 signed prekey";
+    #[cfg_attr(not(test), allow(dead_code))] // until KEM prekeys (§5.5) land
+    pub(crate) const KEM_PREKEY: &[u8] = b"sotto v2 kem prekey";
+    pub(crate) const FINGERPRINT: &[u8] = b"sotto v2 fingerprint";
+    pub(crate) const SEALED_STATE: &[u8] = b"sotto v2 sealed state";
+    #[cfg_attr(not(test), allow(dead_code))] // group/ excluded on v2-pairwise (lib.rs)
+    pub(crate) const GROUP_STEP: &[u8] = b"sotto v2 group step";
+    #[cfg_attr(not(test), allow(dead_code))] // group/ excluded on v2-pairwise (lib.rs)
+    pub(crate) const GROUP_DERIVE: &[u8] = b"sotto v2 group derive";
+    #[cfg_attr(not(test), allow(dead_code))] // group/ excluded on v2-pairwise (lib.rs)
+    pub(crate) const GROUP_MESSAGE_KEY: &[u8] = b"sotto v2 group key";
+    #[cfg_attr(not(test), allow(dead_code))] // group/ excluded on v2-pairwise (lib.rs)
+    pub(crate) const GROUP_MESSAGE_KEYS: &[u8] = b"sotto v2 group message keys";
+    /// The group message signature (SPEC §15.5).
+    #[cfg_attr(not(test), allow(dead_code))] // group/ excluded on v2-pairwise (lib.rs)
+    pub(crate) const GROUP_SIGNATURE: &[u8] = b"sotto v2 group message";
+    /// A chain's owner proof (SPEC §15.6).
+    #[cfg_attr(not(test), allow(dead_code))] // group/ excluded on v2-pairwise (lib.rs)
+    pub(crate) const GROUP_CHAIN_OWNER: &[u8] = b"sotto v2 group chain owner";
 }
 
 /// AES-256-GCM key length.

@@ -26,8 +26,8 @@ impl ChainKey {
         &self.0
     }
 
-    /// KDF_CK: message key = HMAC-SHA256(ck, "sotto v1 chain message"),
-    /// next chain key = HMAC-SHA256(ck, "sotto v1 chain next").
+    /// KDF_CK: message key = HMAC-SHA256(ck, "sotto v2 chain message"),
+    /// next chain key = HMAC-SHA256(ck, "sotto v2 chain next").
     pub(crate) fn step(&self) -> (MessageKey, ChainKey) {
         // Both MACs share the keyed state, so the key is absorbed once.
         let keyed = crypto::hmac(&self.0);
@@ -64,7 +64,7 @@ impl MessageKey {
 
     /// Encrypts `body` in place and returns the tag. The AES-256-GCM key and
     /// nonce are HKDF-SHA256(salt = the message's random salt, IKM = message
-    /// key, info = "sotto v1 message keys", L = 44), key first; the salt
+    /// key, info = "sotto v2 message keys", L = 44), key first; the salt
     /// makes the pair fresh even if a restored state reuses the message key.
     /// The associated data is the session's, then `prefix`: every message
     /// byte before the ciphertext.

@@ -226,7 +226,7 @@ impl ReceivingChains {
         }
 
         // A new ratchet key: only possible after we sent on a new key of ours.
-        let our_secret = our_secret.ok_or(Error::UnexpectedRatchetKey)?;
+        let our_secret = our_secret.ok_or(Error::SessionDiverged)?;
         let closing_end = header.previous_chain_length;
         let (closing_from, closing_key) = match self.chains.back() {
             Some(ReceivingChain {

@@ -136,7 +136,7 @@ impl Session {
     /// [`Error::IdentityMismatch`] (another identity) and
     /// [`Error::SessionMismatch`] (not our responder session). Then
     /// [`Error::DuplicateMessage`] (already decrypted, or its key deleted),
-    /// [`Error::UnexpectedRatchetKey`] (a new chain we cannot have caused),
+    /// [`Error::SessionDiverged`] (a new chain we cannot have caused),
     /// [`Error::TooFarAhead`] (more than [`MAX_SKIP`](crate::MAX_SKIP) keys
     /// to skip), [`Error::ChainExhausted`] (the last message number),
     /// [`Error::NonContributoryKey`] (a low-order ratchet key), and
