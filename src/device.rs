@@ -6,11 +6,12 @@ use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 use core::fmt;
 
-use rand_core::CryptoRng;
+use rand_core::TryCryptoRng;
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
 use crate::codec::{self, Codec, Count, Reader, Sink, tag};
+use crate::crypto;
 use crate::error::{Error, Result};
 use crate::keys::{IdentityKey, IdentityKeyPair, OneTimePreKey, SignedPreKey};
 use crate::sealed::{self, SavedState, StorageKey};
@@ -85,10 +86,14 @@ pub struct Device {
 impl Device {
     /// A new device: draws an identity (64 bytes), then the first signed
     /// prekey (32 bytes, id 1).
-    pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
-        let identity = Box::new(IdentityKeyPair::generate(rng));
-        let first = new_signed_prekey(&identity, 1, rng);
-        Self {
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RandomnessUnavailable`] if `rng` fails.
+    pub fn generate<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<Self> {
+        let identity = Box::new(IdentityKeyPair::generate(rng)?);
+        let first = new_signed_prekey(&identity, 1, rng)?;
+        Ok(Self {
             identity,
             signed_prekey: first,
             old_signed_prekeys: VecDeque::new(),
@@ -96,7 +101,7 @@ impl Device {
             next_signed_prekey_id: 2,
             next_one_time_prekey_id: 1,
             recent_base_keys: VecDeque::new(),
-        }
+        })
     }
 
     /// The device's public identity.
@@ -116,13 +121,14 @@ impl Device {
     ///
     /// [`Error::TooManyPreKeys`] once the signed prekey ids are used up
     /// (the id would pass `u32::MAX`); nothing is drawn or changed.
-    pub fn rotate_signed_prekey<R: CryptoRng + ?Sized>(
+    /// [`Error::RandomnessUnavailable`] if `rng` fails; nothing changed.
+    pub fn rotate_signed_prekey<R: TryCryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
     ) -> Result<SignedPreKey> {
         let id = self.next_signed_prekey_id;
         let next = id.checked_add(1).ok_or(Error::TooManyPreKeys)?;
-        let spk = new_signed_prekey(&self.identity, id, rng);
+        let spk = new_signed_prekey(&self.identity, id, rng)?;
         let public = spk.public;
         let old = core::mem::replace(&mut self.signed_prekey, spk);
         self.old_signed_prekeys.push_back(old);
@@ -159,8 +165,9 @@ impl Device {
     ///
     /// [`Error::TooManyPreKeys`] if the device would hold more than
     /// [`MAX_ONE_TIME_PREKEYS`] or the ids would pass `u32::MAX`; nothing is
-    /// drawn or changed.
-    pub fn generate_one_time_prekeys<R: CryptoRng + ?Sized>(
+    /// drawn or changed. [`Error::RandomnessUnavailable`] if `rng` fails;
+    /// nothing changed.
+    pub fn generate_one_time_prekeys<R: TryCryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
         count: usize,
@@ -172,9 +179,13 @@ impl Device {
         let count32 = u32::try_from(count).map_err(|_| Error::TooManyPreKeys)?;
         let first = self.next_one_time_prekey_id;
         let next = first.checked_add(count32).ok_or(Error::TooManyPreKeys)?;
+        // Every key is drawn before any is stored.
+        let mut secrets = Vec::with_capacity(count);
+        for _ in 0..count {
+            secrets.push(Box::new(crypto::draw_x25519(rng)?));
+        }
         let mut published = Vec::with_capacity(count);
-        for id in first..next {
-            let secret = Box::new(StaticSecret::random_from_rng(rng));
+        for (id, secret) in (first..next).zip(secrets) {
             published.push(OneTimePreKey::new(id, PublicKey::from(&*secret)));
             self.one_time_prekeys.insert(id, secret);
         }
@@ -211,7 +222,7 @@ impl Device {
     /// # Errors
     ///
     /// As [`SavedState::seal`].
-    pub fn seal<R: CryptoRng + ?Sized>(&self, key: &StorageKey, rng: &mut R) -> Result<Vec<u8>> {
+    pub fn seal<R: TryCryptoRng + ?Sized>(&self, key: &StorageKey, rng: &mut R) -> Result<Vec<u8>> {
         <Self as SavedState>::seal(self, key, rng)
     }
 
@@ -261,14 +272,14 @@ impl Device {
     }
 }
 
-fn new_signed_prekey<R: CryptoRng + ?Sized>(
+fn new_signed_prekey<R: TryCryptoRng + ?Sized>(
     identity: &IdentityKeyPair,
     id: u32,
     rng: &mut R,
-) -> SignedPreKeyPair {
-    let secret = Box::new(StaticSecret::random_from_rng(rng));
+) -> Result<SignedPreKeyPair> {
+    let secret = Box::new(crypto::draw_x25519(rng)?);
     let public = SignedPreKey::sign(identity, id, PublicKey::from(&*secret));
-    SignedPreKeyPair { secret, public }
+    Ok(SignedPreKeyPair { secret, public })
 }
 
 impl sealed::Sealed for Device {}

@@ -13,7 +13,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
-use rand_core::CryptoRng;
+use rand_core::TryCryptoRng;
 use subtle::ConstantTimeEq;
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
@@ -127,12 +127,11 @@ pub(crate) struct IdentityKeyPair {
 impl IdentityKeyPair {
     /// Draws a new identity: 32 bytes for the Ed25519 seed, then 32 bytes for
     /// the X25519 secret.
-    pub(crate) fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
+    pub(crate) fn generate<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<Self> {
         let mut seed = Zeroizing::new([0u8; 32]);
-        rng.fill_bytes(seed.as_mut());
-        let signing = SigningKey::from_bytes(&seed);
-        let dh = StaticSecret::random_from_rng(rng);
-        Self::from_parts(signing, dh)
+        crypto::draw(rng, seed.as_mut())?;
+        let dh = crypto::draw_x25519(rng)?;
+        Ok(Self::from_parts(SigningKey::from_bytes(&seed), dh))
     }
 
     #[cfg(test)]

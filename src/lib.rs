@@ -77,6 +77,10 @@ mod wire;
 mod x3dh;
 
 #[cfg(test)]
+mod randomness_tests;
+#[cfg(test)]
+mod testing;
+#[cfg(test)]
 mod vector_tests;
 
 pub use device::{Device, MAX_ONE_TIME_PREKEYS, MAX_RECENT_BASE_KEYS, MAX_SIGNED_PREKEYS};

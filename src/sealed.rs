@@ -9,7 +9,7 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-use rand_core::CryptoRng;
+use rand_core::TryCryptoRng;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::codec::{self, Codec, Reader, tag, write_header};
@@ -86,9 +86,10 @@ pub trait SavedState: Sized + Sealed {
     ///
     /// # Errors
     ///
-    /// None in practice: the only failure is the AEAD refusing a plaintext
+    /// [`Error::RandomnessUnavailable`] if `rng` fails. Otherwise none in
+    /// practice: the only other failure is the AEAD refusing a plaintext
     /// larger than any state (reported as [`Error::PlaintextTooLarge`]).
-    fn seal<R: CryptoRng + ?Sized>(&self, key: &StorageKey, rng: &mut R) -> Result<Vec<u8>> {
+    fn seal<R: TryCryptoRng + ?Sized>(&self, key: &StorageKey, rng: &mut R) -> Result<Vec<u8>> {
         seal(key, rng, Self::TYPE_TAG, &self.to_bytes())
     }
 
@@ -126,7 +127,7 @@ pub(crate) fn from_plain<T: Codec>(tag: u8, bytes: &[u8]) -> Result<T> {
 /// AES-256-GCM ciphertext and tag. Key and nonce are HKDF-SHA256(salt,
 /// storage key, "sotto v2 sealed state", 44); the associated data is the 35
 /// bytes before the ciphertext.
-fn seal<R: CryptoRng + ?Sized>(
+fn seal<R: TryCryptoRng + ?Sized>(
     key: &StorageKey,
     rng: &mut R,
     inner_tag: u8,
@@ -134,7 +135,7 @@ fn seal<R: CryptoRng + ?Sized>(
 ) -> Result<Vec<u8>> {
     debug_assert_eq!(plain.get(1), Some(&inner_tag));
     let mut salt = [0u8; SEALED_SALT_LEN];
-    rng.fill_bytes(&mut salt);
+    crypto::draw(rng, &mut salt)?;
     // Exact capacity: the plain state is encrypted in place in this buffer.
     let mut out = Vec::with_capacity(SEALED_AAD_LEN + plain.len() + AEAD_TAG_LEN);
     write_header(&mut out, tag::SEALED_STATE);
@@ -182,7 +183,7 @@ mod tests {
     use crate::{Device, PreKeyBundle, Session};
 
     /// What every saved state promises, checked through the trait alone.
-    fn check<T: SavedState, R: CryptoRng>(state: &T, rng: &mut R) {
+    fn check<T: SavedState, R: rand_core::CryptoRng>(state: &T, rng: &mut R) {
         let plain = state.to_bytes();
         assert_eq!(plain.get(..2), Some(&[codec::VERSION, T::TYPE_TAG][..]));
         let restored = T::from_bytes(&plain).unwrap();
@@ -206,8 +207,8 @@ mod tests {
     #[test]
     fn every_state_type_saves_and_seals_through_the_trait() {
         let mut rng = ChaCha20Rng::from_seed([5; 32]);
-        let alice = Device::generate(&mut rng);
-        let bob = Device::generate(&mut rng);
+        let alice = Device::generate(&mut rng).unwrap();
+        let bob = Device::generate(&mut rng).unwrap();
         let bundle = PreKeyBundle::new(*bob.identity_key(), bob.signed_prekey(), None);
         let session = Session::initiate(&alice, &mut rng, &bundle.verify().unwrap()).unwrap();
 

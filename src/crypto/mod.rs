@@ -8,6 +8,7 @@ use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use hkdf::Hkdf;
 use hmac::Hmac;
+use rand_core::TryCryptoRng;
 use sha2::{Digest, Sha256};
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
@@ -100,6 +101,21 @@ pub(crate) fn aead_key_nonce(
     key.copy_from_slice(k);
     nonce.copy_from_slice(n);
     (key, nonce)
+}
+
+/// Draws `out.len()` bytes from the caller's RNG (SPEC §1). Every caller
+/// draws before it changes anything, so a failure,
+/// `RandomnessUnavailable`, leaves every state as it was.
+pub(crate) fn draw<R: TryCryptoRng + ?Sized>(rng: &mut R, out: &mut [u8]) -> Result<()> {
+    rng.try_fill_bytes(out)
+        .map_err(|_| Error::RandomnessUnavailable)
+}
+
+/// Draws an X25519 secret: 32 bytes, kept unclamped as drawn.
+pub(crate) fn draw_x25519<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<StaticSecret> {
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    draw(rng, bytes.as_mut())?;
+    Ok(StaticSecret::from(*bytes))
 }
 
 /// SHA-256 over the concatenation of `parts`.

@@ -6,13 +6,14 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
 
-use rand_core::CryptoRng;
-use x25519_dalek::{PublicKey, StaticSecret};
+use rand_core::TryCryptoRng;
+use x25519_dalek::PublicKey;
 use zeroize::Zeroizing;
 
 use super::root::RootKey;
 use super::state::{Role, SessionState};
 use crate::codec::tag;
+use crate::crypto;
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::keys::{IdentityKey, VerifiedPreKeyBundle};
@@ -41,13 +42,13 @@ impl Session {
     /// [`Error::NonContributoryKey`] if an exchange with the bundle's keys
     /// gives the all-zero output (a low-order key); `device` is never
     /// changed.
-    pub fn initiate<R: CryptoRng + ?Sized>(
+    pub fn initiate<R: TryCryptoRng + ?Sized>(
         device: &Device,
         rng: &mut R,
         bundle: &VerifiedPreKeyBundle,
     ) -> Result<Self> {
         let bundle = bundle.bundle();
-        let base = StaticSecret::random_from_rng(rng);
+        let base = crypto::draw_x25519(rng)?;
         let signed_prekey = bundle.signed_prekey();
         let one_time = bundle.one_time_prekey();
         let secret = x3dh::initiator_secret(
@@ -119,7 +120,7 @@ impl Session {
     /// [`Error::ChainExhausted`] when the sending chain has used every
     /// message number; [`Error::NonContributoryKey`] if the new ratchet key's
     /// exchange with the peer's gives the all-zero output.
-    pub fn encrypt<R: CryptoRng + ?Sized>(
+    pub fn encrypt<R: TryCryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
         plaintext: &[u8],
@@ -208,7 +209,7 @@ impl Session {
     /// # Errors
     ///
     /// As [`SavedState::seal`].
-    pub fn seal<R: CryptoRng + ?Sized>(&self, key: &StorageKey, rng: &mut R) -> Result<Vec<u8>> {
+    pub fn seal<R: TryCryptoRng + ?Sized>(&self, key: &StorageKey, rng: &mut R) -> Result<Vec<u8>> {
         <Self as SavedState>::seal(self, key, rng)
     }
 

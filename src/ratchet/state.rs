@@ -5,14 +5,14 @@
 
 use alloc::vec::Vec;
 
-use rand_core::CryptoRng;
+use rand_core::TryCryptoRng;
 use x25519_dalek::{PublicKey, StaticSecret};
 
 use super::receiving::{self, ReceivingChains};
 use super::root::RootKey;
 use super::sending::SendingChain;
 use crate::codec::{self, Codec, Reader, Sink};
-use crate::crypto::AEAD_TAG_LEN;
+use crate::crypto::{self, AEAD_TAG_LEN};
 use crate::error::{Error, Result};
 use crate::keys::{IdentityKey, OneTimePreKey, PreKeyBundle, RatchetPublicKey};
 use crate::wire::{
@@ -193,8 +193,9 @@ impl SessionState {
         &self.receiving
     }
 
-    /// SPEC §8.5.
-    pub(crate) fn encrypt<R: CryptoRng + ?Sized>(
+    /// SPEC §8.5: checks, then every draw, then the computation, and only
+    /// then the commit.
+    pub(crate) fn encrypt<R: TryCryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
         plaintext: &[u8],
@@ -209,17 +210,22 @@ impl SessionState {
         {
             return Err(Error::ChainExhausted);
         }
+        // A chain started here is committed with the message, not before.
+        let mut started = None;
+        let mut salt = [0u8; SALT_LEN];
         let chain = match &mut self.sending {
-            Some(chain) => chain,
-            slot @ None => {
+            Some(chain) => {
+                crypto::draw(rng, &mut salt)?;
+                chain
+            }
+            None => {
+                let secret = crypto::draw_x25519(rng)?;
+                crypto::draw(rng, &mut salt)?;
                 let (root_key, chain) =
-                    SendingChain::start(rng, &self.root_key, &self.remote_ratchet_key)?;
-                self.root_key = root_key;
-                slot.insert(chain)
+                    SendingChain::start(secret, &self.root_key, &self.remote_ratchet_key)?;
+                &mut started.insert((root_key, chain)).1
             }
         };
-        let mut salt = [0u8; SALT_LEN];
-        rng.fill_bytes(&mut salt);
 
         let header = chain.header(self.previous_sending_length, salt);
         let prekey = self.pending_prekey.map(|p| PreKeyHeader {
@@ -242,7 +248,12 @@ impl SessionState {
         let tag = message_key.seal(&salt, &self.associated_data, prefix, body)?;
         out.extend_from_slice(&tag);
 
+        // Commit: nothing below can fail.
         chain.advance(next_chain_key);
+        if let Some((root_key, chain)) = started {
+            self.root_key = root_key;
+            self.sending = Some(chain);
+        }
         Ok(match prekey {
             Some(prekey) => Message::PreKey(PreKeyMessage::from_encoded(out, prekey, header)),
             None => Message::Ratchet(RatchetMessage::from_encoded(out, header)),
@@ -375,8 +386,8 @@ mod tests {
     #[test]
     fn saved_ratchet_keys_compare_by_bytes() {
         let mut rng = ChaCha20Rng::from_seed([2; 32]);
-        let alice = Device::generate(&mut rng);
-        let mut bob = Device::generate(&mut rng);
+        let alice = Device::generate(&mut rng).unwrap();
+        let mut bob = Device::generate(&mut rng).unwrap();
         let bundle = PreKeyBundle::new(*bob.identity_key(), bob.signed_prekey(), None);
         let mut to_bob = Session::initiate(&alice, &mut rng, &bundle.verify().unwrap()).unwrap();
         let Message::PreKey(first) = to_bob.encrypt(&mut rng, b"hi").unwrap() else {
