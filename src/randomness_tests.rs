@@ -24,7 +24,8 @@ fn session_bytes(session: &Session) -> Vec<u8> {
 fn device_operations_draw_first() {
     let draws =
         fails_cleanly_at_every_draw(|| (), |()| Vec::new(), |(), rng| Device::generate(rng));
-    assert_eq!(draws, [32, 32, 32]);
+    // The identity seed, then signed prekey 1 (SPEC §6).
+    assert_eq!(draws, [32, 32]);
 
     let draws =
         fails_cleanly_at_every_draw(device, device_bytes, |d, rng| d.rotate_signed_prekey(rng));

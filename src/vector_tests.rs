@@ -88,14 +88,8 @@ fn x3dh_vectors_match_internal_functions() {
     assert_eq!(vectors.len(), 2);
     for v in &vectors {
         let (alice, bob) = (&v["alice"], &v["bob"]);
-        let alice_pair = IdentityKeyPair::from_secret_bytes(
-            &b32(alice, "ed25519_seed"),
-            b32(alice, "x25519_private"),
-        );
-        let bob_pair = IdentityKeyPair::from_secret_bytes(
-            &b32(bob, "ed25519_seed"),
-            b32(bob, "x25519_private"),
-        );
+        let alice_pair = IdentityKeyPair::from_seed(&b32(alice, "ed25519_seed"));
+        let bob_pair = IdentityKeyPair::from_seed(&b32(bob, "ed25519_seed"));
         let bob_id = IdentityKey::from_bytes(&b(bob, "identity_key")).unwrap();
         let alice_id = IdentityKey::from_bytes(&b(alice, "identity_key")).unwrap();
         let spk = &bob["signed_prekey"];

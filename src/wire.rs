@@ -4,7 +4,7 @@
 //! ```text
 //! RatchetMessage = version(1) type=0x01 ratchet_key(32) previous_chain_length(u32)
 //!                  message_number(u32) salt(16) ciphertext(n) tag(16)
-//! PreKeyMessage  = version(1) type=0x02 identity(64) base_key(32) signed_prekey_id(u32)
+//! PreKeyMessage  = version(1) type=0x02 identity(32) base_key(32) signed_prekey_id(u32)
 //!                  has_one_time(0|1) [one_time_prekey_id(u32)] RatchetMessage
 //! ```
 
@@ -399,7 +399,8 @@ mod tests {
             codec::encoded_len(first.prekey_header()),
             PREKEY_HEADER_MAX_LEN
         );
-        assert_eq!(first.base_key_bytes(), bytes[66..98]);
+        assert_eq!(first.identity().as_bytes(), &bytes[2..34]);
+        assert_eq!(first.base_key_bytes(), bytes[34..66]);
         assert_eq!(first.signed_prekey_id(), bob.signed_prekey().id());
         assert_eq!(first.one_time_prekey_id(), Some(opk[0].id()));
         let inner = &bytes[PREKEY_HEADER_MAX_LEN..];

@@ -74,7 +74,7 @@ pub(crate) fn associated_data(
 ) -> [u8; ASSOCIATED_DATA_LEN] {
     let mut ad = [0u8; ASSOCIATED_DATA_LEN];
     let (a, b) = ad.split_at_mut(IDENTITY_KEY_LEN);
-    a.copy_from_slice(&initiator.embedded());
-    b.copy_from_slice(&responder.embedded());
+    a.copy_from_slice(initiator.as_bytes());
+    b.copy_from_slice(responder.as_bytes());
     ad
 }
