@@ -171,6 +171,10 @@ impl<'a> Reader<'a> {
         Ok(u32::from_be_bytes(self.array()?))
     }
 
+    pub(crate) fn u64(&mut self) -> Result<u64> {
+        Ok(u64::from_be_bytes(self.array()?))
+    }
+
     /// A presence flag: exactly 0 or 1.
     pub(crate) fn flag(&mut self) -> Result<bool> {
         match self.u8()? {
@@ -217,6 +221,16 @@ impl Codec for u32 {
 
     fn decode(r: &mut Reader<'_>) -> Result<Self> {
         r.u32()
+    }
+}
+
+impl Codec for u64 {
+    fn encode<S: Sink>(&self, out: &mut S) {
+        out.put(&self.to_be_bytes());
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        r.u64()
     }
 }
 

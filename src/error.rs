@@ -72,7 +72,8 @@ pub enum Error {
     /// under the same signed prekey.
     DuplicatePreKeyMessage,
     /// The signed prekey has recorded as many base keys as it may
-    /// (`MAX_BASE_KEYS_PER_SIGNED_PREKEY`): rotate it.
+    /// ([`MAX_BASE_KEYS_PER_SIGNED_PREKEY`](crate::MAX_BASE_KEYS_PER_SIGNED_PREKEY)):
+    /// rotate it.
     SignedPreKeyExhausted {
         /// The signed prekey id named by the message.
         id: u32,

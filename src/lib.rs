@@ -83,7 +83,10 @@ mod testing;
 #[cfg(test)]
 mod vector_tests;
 
-pub use device::{Device, MAX_ONE_TIME_PREKEYS, MAX_RECENT_BASE_KEYS, MAX_SIGNED_PREKEYS};
+pub use device::{
+    Device, MAX_BASE_KEYS_PER_SIGNED_PREKEY, MAX_ONE_TIME_PREKEYS, MAX_SIGNED_PREKEYS,
+    SignedPreKeyInfo,
+};
 pub use error::{Error, Result};
 pub use keys::{
     Fingerprint, IdentityKey, OneTimePreKey, PreKeyBundle, SignedPreKey, VerifiedPreKeyBundle,

@@ -9,7 +9,7 @@ use crate::testing::{TestRng, bundle, devices, fails_cleanly_at_every_draw, sess
 use crate::{Device, Session, StorageKey};
 
 fn device() -> Device {
-    Device::generate(&mut TestRng::new(1)).unwrap()
+    Device::generate(&mut TestRng::new(1), 0).unwrap()
 }
 
 fn device_bytes(device: &Device) -> Vec<u8> {
@@ -23,12 +23,13 @@ fn session_bytes(session: &Session) -> Vec<u8> {
 #[test]
 fn device_operations_draw_first() {
     let draws =
-        fails_cleanly_at_every_draw(|| (), |()| Vec::new(), |(), rng| Device::generate(rng));
+        fails_cleanly_at_every_draw(|| (), |()| Vec::new(), |(), rng| Device::generate(rng, 0));
     // The identity seed, then signed prekey 1 (SPEC §6).
     assert_eq!(draws, [32, 32]);
 
-    let draws =
-        fails_cleanly_at_every_draw(device, device_bytes, |d, rng| d.rotate_signed_prekey(rng));
+    let draws = fails_cleanly_at_every_draw(device, device_bytes, |d, rng| {
+        d.rotate_signed_prekey(rng, 10)
+    });
     assert_eq!(draws, [32]);
 
     let draws = fails_cleanly_at_every_draw(device, device_bytes, |d, rng| {

@@ -108,6 +108,12 @@ pub trait SavedState: Sized + Sealed {
     }
 }
 
+/// Adds 1 to a saved state's generation after a change (SPEC §10.1),
+/// saturating at `u64::MAX`, which no honest state reaches.
+pub(crate) fn advance(generation: &mut u64) {
+    *generation = generation.saturating_add(1);
+}
+
 /// A plain state encoding: version, `tag`, then `state`'s fields, in a
 /// buffer zeroized on drop.
 pub(crate) fn to_plain<T: Codec>(tag: u8, state: &T) -> Zeroizing<Vec<u8>> {
@@ -207,8 +213,8 @@ mod tests {
     #[test]
     fn every_state_type_saves_and_seals_through_the_trait() {
         let mut rng = ChaCha20Rng::from_seed([5; 32]);
-        let alice = Device::generate(&mut rng).unwrap();
-        let bob = Device::generate(&mut rng).unwrap();
+        let alice = Device::generate(&mut rng, 0).unwrap();
+        let bob = Device::generate(&mut rng, 0).unwrap();
         let bundle = PreKeyBundle::new(*bob.identity_key(), bob.signed_prekey(), None);
         let session = Session::initiate(&alice, &mut rng, &bundle.verify().unwrap()).unwrap();
 

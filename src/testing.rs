@@ -111,8 +111,8 @@ pub(crate) fn fails_cleanly_at_every_draw<S, T>(
 /// Two new devices, Alice's and Bob's, from a seeded RNG.
 pub(crate) fn devices(rng: &mut TestRng) -> (Device, Device) {
     (
-        Device::generate(rng).unwrap(),
-        Device::generate(rng).unwrap(),
+        Device::generate(rng, 0).unwrap(),
+        Device::generate(rng, 0).unwrap(),
     )
 }
 

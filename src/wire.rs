@@ -381,8 +381,8 @@ mod tests {
     #[test]
     fn accessors_read_the_specified_offsets() {
         let mut rng = ChaCha20Rng::from_seed([8; 32]);
-        let alice = Device::generate(&mut rng).unwrap();
-        let mut bob = Device::generate(&mut rng).unwrap();
+        let alice = Device::generate(&mut rng, 0).unwrap();
+        let mut bob = Device::generate(&mut rng, 0).unwrap();
         let opk = bob.generate_one_time_prekeys(&mut rng, 1).unwrap();
         let bundle = PreKeyBundle::new(
             *bob.identity_key(),

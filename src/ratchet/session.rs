@@ -15,7 +15,7 @@ use super::state::{Role, SessionState};
 use crate::codec::tag;
 use crate::crypto;
 use crate::device::Device;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::keys::{IdentityKey, VerifiedPreKeyBundle};
 use crate::sealed::{self, SavedState, StorageKey};
 use crate::wire::{Message, PreKeyMessage};
@@ -67,45 +67,43 @@ impl Session {
     }
 
     /// Accepts a prekey message: runs the responder's side of X3DH, decrypts
-    /// the message, and only then deletes the one-time prekey it used from
-    /// `device`. On error neither `device` nor anything else changes.
+    /// the message, and only then commits to `device`: deletes the one-time
+    /// prekey it used or, if it used none, records its base key under its
+    /// signed prekey, so that it is never accepted twice (SPEC §6, §7.3). On
+    /// error neither `device` nor anything else changes.
     ///
-    /// The caller persists both the new session and `device`.
+    /// The caller persists `device`, then the new session, and only then
+    /// shows the plaintext.
     ///
     /// # Errors
     ///
-    /// In this order (SPEC §7.2): [`Error::DuplicatePreKeyMessage`] if
-    /// `device` accepted this base key before;
-    /// [`Error::UnknownSignedPreKey`] or [`Error::UnknownOneTimePreKey`] for
-    /// a prekey `device` does not hold; [`Error::NonContributoryKey`] for a
-    /// low-order key; [`Error::TooFarAhead`] if the message number is over
+    /// In this order (SPEC §7.3): [`Error::UnknownSignedPreKey`];
+    /// [`Error::DuplicatePreKeyMessage`] if its signed prekey recorded this
+    /// base key; [`Error::UnknownOneTimePreKey`];
+    /// [`Error::SignedPreKeyExhausted`] for a message without a one-time
+    /// prekey once its signed prekey recorded
+    /// [`MAX_BASE_KEYS_PER_SIGNED_PREKEY`](crate::MAX_BASE_KEYS_PER_SIGNED_PREKEY)
+    /// base keys; [`Error::NonContributoryKey`] for a low-order key;
+    /// [`Error::TooFarAhead`] if the message number is over
     /// [`MAX_SKIP`](crate::MAX_SKIP); [`Error::AuthenticationFailed`] if the
     /// message does not decrypt.
     pub fn accept(device: &mut Device, message: &PreKeyMessage) -> Result<(Self, Vec<u8>)> {
-        let prekey = message.prekey_header();
-        let base_key = prekey.base_key.to_bytes();
-        if device.has_seen_base_key(&base_key) {
-            return Err(Error::DuplicatePreKeyMessage);
-        }
-        let signed_prekey = device.signed_prekey_secret(prekey.signed_prekey_id)?;
-        let one_time = prekey
-            .one_time_prekey_id
-            .map(|id| device.one_time_prekey_secret(id))
-            .transpose()?;
+        let header = message.prekey_header();
+        let prekeys = device.prekeys_for(header)?;
         let secret = x3dh::responder_secret(
             device.identity_pair(),
-            signed_prekey,
-            one_time,
-            &prekey.identity,
-            &prekey.base_key,
+            prekeys.signed_prekey,
+            prekeys.one_time_prekey,
+            &header.identity,
+            &header.base_key,
         )?;
         let (state, plaintext) = SessionState::accept(
             *device.identity_key(),
             message,
             &RootKey::from_bytes(*secret),
-            signed_prekey,
+            prekeys.signed_prekey,
         )?;
-        device.consume(prekey.one_time_prekey_id, base_key);
+        device.consume(header);
         Ok((Self(Box::new(state)), plaintext))
     }
 

@@ -386,8 +386,8 @@ mod tests {
     #[test]
     fn saved_ratchet_keys_compare_by_bytes() {
         let mut rng = ChaCha20Rng::from_seed([2; 32]);
-        let alice = Device::generate(&mut rng).unwrap();
-        let mut bob = Device::generate(&mut rng).unwrap();
+        let alice = Device::generate(&mut rng, 0).unwrap();
+        let mut bob = Device::generate(&mut rng, 0).unwrap();
         let bundle = PreKeyBundle::new(*bob.identity_key(), bob.signed_prekey(), None);
         let mut to_bob = Session::initiate(&alice, &mut rng, &bundle.verify().unwrap()).unwrap();
         let Message::PreKey(first) = to_bob.encrypt(&mut rng, b"hi").unwrap() else {
