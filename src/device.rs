@@ -338,22 +338,28 @@ impl Device {
         <Self as SavedState>::to_bytes(self)
     }
 
-    /// The device encrypted at rest under `key` (draws 32 bytes of salt).
+    /// The device encrypted at rest under `key`, bound to `context` (the
+    /// record's key in the application's store; draws 32 bytes of salt).
     ///
     /// # Errors
     ///
     /// As [`SavedState::seal`].
-    pub fn seal<R: TryCryptoRng + ?Sized>(&self, key: &StorageKey, rng: &mut R) -> Result<Vec<u8>> {
-        <Self as SavedState>::seal(self, key, rng)
+    pub fn seal<R: TryCryptoRng + ?Sized>(
+        &self,
+        key: &StorageKey,
+        context: &[u8],
+        rng: &mut R,
+    ) -> Result<Vec<u8>> {
+        <Self as SavedState>::seal(self, key, context, rng)
     }
 
-    /// Opens and restores [`Device::seal`]'s output.
+    /// Opens and restores [`Device::seal`]'s output, sealed under `context`.
     ///
     /// # Errors
     ///
     /// As [`SavedState::unseal`], then as [`Device::from_bytes`].
-    pub fn unseal(sealed: &[u8], key: &StorageKey) -> Result<Self> {
-        <Self as SavedState>::unseal(sealed, key)
+    pub fn unseal(sealed: &[u8], key: &StorageKey, context: &[u8]) -> Result<Self> {
+        <Self as SavedState>::unseal(sealed, key, context)
     }
 
     /// The identity key pair, for X3DH.
@@ -426,6 +432,10 @@ impl sealed::Sealed for Device {}
 
 impl SavedState for Device {
     const TYPE_TAG: u8 = tag::DEVICE_STATE;
+
+    fn generation(&self) -> u64 {
+        self.generation
+    }
 
     fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
         sealed::to_plain(Self::TYPE_TAG, self)

@@ -77,9 +77,12 @@ fn encrypt_draws_first() {
 #[test]
 fn sealing_draws_first() {
     let key = StorageKey::from_bytes([7; 32]);
-    let draws =
-        fails_cleanly_at_every_draw(|| sessions(4).0, session_bytes, |s, rng| s.seal(&key, rng));
+    let draws = fails_cleanly_at_every_draw(
+        || sessions(4).0,
+        session_bytes,
+        |s, rng| s.seal(&key, b"s", rng),
+    );
     assert_eq!(draws, [32]);
-    let draws = fails_cleanly_at_every_draw(device, device_bytes, |d, rng| d.seal(&key, rng));
+    let draws = fails_cleanly_at_every_draw(device, device_bytes, |d, rng| d.seal(&key, b"d", rng));
     assert_eq!(draws, [32]);
 }

@@ -144,6 +144,12 @@ impl Session {
         self.0.decrypt(message)
     }
 
+    /// The generation (SPEC §10.1): 0 for a new session, plus 1 for every
+    /// successful encrypt or decrypt.
+    pub fn generation(&self) -> u64 {
+        self.0.generation()
+    }
+
     /// Which side of X3DH this session was.
     pub fn role(&self) -> Role {
         self.0.role()
@@ -202,22 +208,28 @@ impl Session {
         <Self as SavedState>::from_bytes(bytes)
     }
 
-    /// The session encrypted at rest under `key` (draws 32 bytes of salt).
+    /// The session encrypted at rest under `key`, bound to `context` (the
+    /// record's key in the application's store; draws 32 bytes of salt).
     ///
     /// # Errors
     ///
     /// As [`SavedState::seal`].
-    pub fn seal<R: TryCryptoRng + ?Sized>(&self, key: &StorageKey, rng: &mut R) -> Result<Vec<u8>> {
-        <Self as SavedState>::seal(self, key, rng)
+    pub fn seal<R: TryCryptoRng + ?Sized>(
+        &self,
+        key: &StorageKey,
+        context: &[u8],
+        rng: &mut R,
+    ) -> Result<Vec<u8>> {
+        <Self as SavedState>::seal(self, key, context, rng)
     }
 
-    /// Opens and restores [`Session::seal`]'s output.
+    /// Opens and restores [`Session::seal`]'s output, sealed under `context`.
     ///
     /// # Errors
     ///
     /// As [`SavedState::unseal`], then as [`Session::from_bytes`].
-    pub fn unseal(sealed: &[u8], key: &StorageKey) -> Result<Self> {
-        <Self as SavedState>::unseal(sealed, key)
+    pub fn unseal(sealed: &[u8], key: &StorageKey, context: &[u8]) -> Result<Self> {
+        <Self as SavedState>::unseal(sealed, key, context)
     }
 }
 
@@ -225,6 +237,10 @@ impl sealed::Sealed for Session {}
 
 impl SavedState for Session {
     const TYPE_TAG: u8 = tag::SESSION_STATE;
+
+    fn generation(&self) -> u64 {
+        self.0.generation()
+    }
 
     fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
         sealed::to_plain(Self::TYPE_TAG, &*self.0)

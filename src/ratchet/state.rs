@@ -15,6 +15,7 @@ use crate::codec::{self, Codec, Reader, Sink};
 use crate::crypto::{self, AEAD_TAG_LEN};
 use crate::error::{Error, Result};
 use crate::keys::{IdentityKey, OneTimePreKey, PreKeyBundle, RatchetPublicKey};
+use crate::sealed;
 use crate::wire::{
     MAX_PLAINTEXT_LEN, Message, PreKeyHeader, PreKeyMessage, RatchetHeader, RatchetMessage,
     SALT_LEN,
@@ -75,6 +76,7 @@ impl Codec for PendingPreKey {
 
 /// A session's fields (SPEC §8.1).
 pub(crate) struct SessionState {
+    generation: u64,
     role: Role,
     local_identity: IdentityKey,
     remote_identity: IdentityKey,
@@ -118,6 +120,7 @@ impl SessionState {
         let remote_identity = *bundle.identity();
         let signed_prekey = bundle.signed_prekey();
         Self {
+            generation: 0,
             role: Role::Initiator,
             associated_data: associated_data(Role::Initiator, &local_identity, &remote_identity),
             local_identity,
@@ -149,6 +152,7 @@ impl SessionState {
         let header = message.inner_header();
         let opened = receiving::open_chain(root_key, signed_prekey, header, 0)?;
         let state = Self {
+            generation: 0,
             role: Role::Responder,
             associated_data: associated_data(Role::Responder, &local_identity, &prekey.identity),
             local_identity,
@@ -167,6 +171,10 @@ impl SessionState {
                 .message_key
                 .open(&header.salt, &state.associated_data, prefix, body)?;
         Ok((state, plaintext))
+    }
+
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
     }
 
     pub(crate) fn role(&self) -> Role {
@@ -254,6 +262,7 @@ impl SessionState {
             self.root_key = root_key;
             self.sending = Some(chain);
         }
+        sealed::advance(&mut self.generation);
         Ok(match prekey {
             Some(prekey) => Message::PreKey(PreKeyMessage::from_encoded(out, prekey, header)),
             None => Message::Ratchet(RatchetMessage::from_encoded(out, header)),
@@ -304,6 +313,7 @@ impl SessionState {
         }
         // A decrypted reply proves the responder has the session.
         self.pending_prekey = None;
+        sealed::advance(&mut self.generation);
         Ok(plaintext)
     }
 
@@ -326,6 +336,7 @@ impl SessionState {
 /// role; the sending public key from its secret.
 impl Codec for SessionState {
     fn encode<S: Sink>(&self, out: &mut S) {
+        self.generation.encode(out);
         self.role.encode(out);
         self.local_identity.encode(out);
         self.remote_identity.encode(out);
@@ -339,6 +350,7 @@ impl Codec for SessionState {
     }
 
     fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        let generation = u64::decode(r)?;
         let role = Role::decode(r)?;
         let local_identity = IdentityKey::decode(r)?;
         let remote_identity = IdentityKey::decode(r)?;
@@ -358,6 +370,7 @@ impl Codec for SessionState {
         let previous_sending_length = u32::decode(r)?;
         let receiving = ReceivingChains::decode(r)?;
         Ok(Self {
+            generation,
             role,
             associated_data: associated_data(role, &local_identity, &remote_identity),
             local_identity,
