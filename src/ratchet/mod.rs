@@ -21,3 +21,6 @@ pub use receiving::{MAX_RECEIVING_CHAINS, MAX_SKIP, MAX_SKIPPED_KEYS, MAX_SKIPPE
 pub(crate) use root::RootKey;
 pub use session::Session;
 pub use state::Role;
+
+#[cfg(test)]
+mod tests;

@@ -127,19 +127,29 @@ impl Session {
     }
 
     /// Decrypts a message of this session. All or nothing: on any error the
-    /// session is exactly as it was.
+    /// session is exactly as it was. Never draws randomness.
     ///
     /// # Errors
     ///
     /// In the order of SPEC §8.6. For a prekey message first
     /// [`Error::IdentityMismatch`] (another identity) and
-    /// [`Error::SessionMismatch`] (not our responder session). Then
-    /// [`Error::DuplicateMessage`] (already decrypted, or its key deleted),
-    /// [`Error::SessionDiverged`] (a new chain we cannot have caused),
+    /// [`Error::SessionMismatch`] (not our responder session). Then, on a
+    /// known chain: [`Error::AuthenticationFailed`] (a skipped key's tag);
     /// [`Error::TooFarAhead`] (more than [`MAX_SKIP`](crate::MAX_SKIP) keys
-    /// to skip), [`Error::ChainExhausted`] (the last message number),
-    /// [`Error::NonContributoryKey`] (a low-order ratchet key), and
-    /// [`Error::AuthenticationFailed`] (the tag does not verify).
+    /// to skip), [`Error::ChainExhausted`] (the last message number) and
+    /// [`Error::AuthenticationFailed`] on the current chain;
+    /// [`Error::SessionDiverged`] at or past the end of a closed chain;
+    /// [`Error::DuplicateMessage`] below it (already decrypted, or its key
+    /// deleted). On a ratchet key this session does not know:
+    /// [`Error::SessionDiverged`] without a sending chain,
+    /// [`Error::TooFarAhead`], [`Error::NonContributoryKey`] (a low-order
+    /// key), and [`Error::SessionDiverged`] if it does not decrypt.
+    ///
+    /// `SessionDiverged` means the two sides no longer share the ratchet,
+    /// usually because one restored an older state (SPEC §11): this session
+    /// cannot read the peer's new chains again and must be replaced by a new
+    /// one. It is not authenticated (a forgery gives it too): keep the
+    /// session for the messages it can still decrypt.
     pub fn decrypt(&mut self, message: &Message) -> Result<Vec<u8>> {
         self.0.decrypt(message)
     }

@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 use rand_core::TryCryptoRng;
 use x25519_dalek::{PublicKey, StaticSecret};
 
-use super::receiving::{self, ReceivingChains};
+use super::receiving::{self, Plan, ReceivingChains};
 use super::root::RootKey;
 use super::sending::SendingChain;
 use crate::codec::{self, Codec, Reader, Sink};
@@ -297,12 +297,20 @@ impl SessionState {
     ) -> Result<Vec<u8>> {
         let our_secret = self.sending.as_ref().map(SendingChain::secret);
         let plan = self.receiving.plan(header, &self.root_key, our_secret)?;
-        let plaintext = self.receiving.message_key(&plan)?.open(
+        let opened = self.receiving.message_key(&plan)?.open(
             &header.salt,
             &self.associated_data,
             prefix,
             body,
-        )?;
+        );
+        let plaintext = match (opened, &plan) {
+            // A new ratchet key that does not decrypt as the peer's next
+            // chain: the two sides no longer share a root key (§8.6 2.4).
+            (Err(Error::AuthenticationFailed), Plan::Ratchet { .. }) => {
+                return Err(Error::SessionDiverged);
+            }
+            (opened, _) => opened?,
+        };
         if let Some(root_key) = self.receiving.commit(plan) {
             // A Diffie-Hellman ratchet step: the next encrypt starts a new
             // sending chain.
