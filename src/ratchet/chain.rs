@@ -4,7 +4,7 @@
 use alloc::vec::Vec;
 
 use hmac::Mac;
-use zeroize::{Zeroize, ZeroizeOnDrop};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::codec::{Codec, Reader, Sink};
 use crate::crypto::{self, AEAD_TAG_LEN, label};
@@ -88,13 +88,14 @@ impl MessageKey {
         associated_data: &[u8; ASSOCIATED_DATA_LEN],
         prefix: &[u8],
         body: &[u8],
-    ) -> Result<Vec<u8>> {
+    ) -> Result<Zeroizing<Vec<u8>>> {
         let (ciphertext, tag) = body
             .split_last_chunk::<AEAD_TAG_LEN>()
             .ok_or(Error::Truncated)?;
         let (key, nonce) = crypto::aead_key_nonce(salt, &self.0, label::MESSAGE_KEYS);
         let aad = Aad::new(associated_data, prefix);
-        let mut plaintext = ciphertext.to_vec();
+        // Exact capacity, decrypted in place: the plaintext is never copied.
+        let mut plaintext = Zeroizing::new(ciphertext.to_vec());
         crypto::aead_open(&key, &nonce, aad.as_bytes(), &mut plaintext, tag)?;
         Ok(plaintext)
     }

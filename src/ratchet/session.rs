@@ -10,6 +10,7 @@ use rand_core::TryCryptoRng;
 use x25519_dalek::PublicKey;
 use zeroize::Zeroizing;
 
+use super::plaintext::Plaintext;
 use super::root::RootKey;
 use super::state::{Role, SessionState};
 use crate::codec::tag;
@@ -70,7 +71,8 @@ impl Session {
     /// the message, and only then commits to `device`: deletes the one-time
     /// prekey it used or, if it used none, records its base key under its
     /// signed prekey, so that it is never accepted twice (SPEC §6, §7.3). On
-    /// error neither `device` nor anything else changes.
+    /// error neither `device` nor anything else changes. The plaintext's
+    /// [`sender`](Plaintext::sender) is the initiator's identity.
     ///
     /// The caller persists `device`, then the new session, and only then
     /// shows the plaintext.
@@ -87,7 +89,7 @@ impl Session {
     /// [`Error::TooFarAhead`] if the message number is over
     /// [`MAX_SKIP`](crate::MAX_SKIP); [`Error::AuthenticationFailed`] if the
     /// message does not decrypt.
-    pub fn accept(device: &mut Device, message: &PreKeyMessage) -> Result<(Self, Vec<u8>)> {
+    pub fn accept(device: &mut Device, message: &PreKeyMessage) -> Result<(Self, Plaintext)> {
         let header = message.prekey_header();
         let prekeys = device.prekeys_for(header)?;
         let secret = x3dh::responder_secret(
@@ -127,7 +129,8 @@ impl Session {
     }
 
     /// Decrypts a message of this session. All or nothing: on any error the
-    /// session is exactly as it was. Never draws randomness.
+    /// session is exactly as it was. Never draws randomness. The plaintext's
+    /// [`sender`](Plaintext::sender) is this session's remote identity.
     ///
     /// # Errors
     ///
@@ -150,8 +153,22 @@ impl Session {
     /// cannot read the peer's new chains again and must be replaced by a new
     /// one. It is not authenticated (a forgery gives it too): keep the
     /// session for the messages it can still decrypt.
-    pub fn decrypt(&mut self, message: &Message) -> Result<Vec<u8>> {
-        self.0.decrypt(message)
+    pub fn decrypt(&mut self, message: &Message) -> Result<Plaintext> {
+        self.decrypt_then(message, |_| Ok(()))
+            .map(|(plaintext, ())| plaintext)
+    }
+
+    /// Decrypts as [`Session::decrypt`], then runs `then` on the plaintext
+    /// before the session changes; the session commits only if `then`
+    /// returns `Ok`, so a caller can make acting on a message and reading it
+    /// one all-or-nothing step (the group store's one-call install, SPEC
+    /// §15.7).
+    pub(crate) fn decrypt_then<T>(
+        &mut self,
+        message: &Message,
+        then: impl FnOnce(&Plaintext) -> Result<T>,
+    ) -> Result<(Plaintext, T)> {
+        self.0.decrypt(message, then)
     }
 
     /// The generation (SPEC §10.1): 0 for a new session, plus 1 for every

@@ -8,6 +8,7 @@ use alloc::vec::Vec;
 use rand_core::TryCryptoRng;
 use x25519_dalek::{PublicKey, StaticSecret};
 
+use super::plaintext::Plaintext;
 use super::receiving::{self, Plan, ReceivingChains};
 use super::root::RootKey;
 use super::sending::SendingChain;
@@ -147,7 +148,7 @@ impl SessionState {
         message: &PreKeyMessage,
         root_key: &RootKey,
         signed_prekey: &StaticSecret,
-    ) -> Result<(Self, Vec<u8>)> {
+    ) -> Result<(Self, Plaintext)> {
         let prekey = message.prekey_header();
         let header = message.inner_header();
         let opened = receiving::open_chain(root_key, signed_prekey, header, 0)?;
@@ -170,7 +171,7 @@ impl SessionState {
             opened
                 .message_key
                 .open(&header.salt, &state.associated_data, prefix, body)?;
-        Ok((state, plaintext))
+        Ok((state, Plaintext::new(plaintext, prekey.identity)))
     }
 
     pub(crate) fn generation(&self) -> u64 {
@@ -269,12 +270,17 @@ impl SessionState {
         })
     }
 
-    /// SPEC §8.6: all or nothing.
-    pub(crate) fn decrypt(&mut self, message: &Message) -> Result<Vec<u8>> {
+    /// SPEC §8.6: all or nothing. `then` sees the plaintext before anything
+    /// changes; the session commits only if it returns `Ok`.
+    pub(crate) fn decrypt<T>(
+        &mut self,
+        message: &Message,
+        then: impl FnOnce(&Plaintext) -> Result<T>,
+    ) -> Result<(Plaintext, T)> {
         match message {
             Message::Ratchet(m) => {
                 let (prefix, body) = m.parts();
-                self.decrypt_ratchet(m.header(), prefix, body)
+                self.decrypt_ratchet(m.header(), prefix, body, then)
             }
             Message::PreKey(m) => {
                 if m.identity() != &self.remote_identity {
@@ -284,17 +290,18 @@ impl SessionState {
                     return Err(Error::SessionMismatch);
                 }
                 let (prefix, body) = m.parts();
-                self.decrypt_ratchet(m.inner_header(), prefix, body)
+                self.decrypt_ratchet(m.inner_header(), prefix, body, then)
             }
         }
     }
 
-    fn decrypt_ratchet(
+    fn decrypt_ratchet<T>(
         &mut self,
         header: &RatchetHeader,
         prefix: &[u8],
         body: &[u8],
-    ) -> Result<Vec<u8>> {
+        then: impl FnOnce(&Plaintext) -> Result<T>,
+    ) -> Result<(Plaintext, T)> {
         let our_secret = self.sending.as_ref().map(SendingChain::secret);
         let plan = self.receiving.plan(header, &self.root_key, our_secret)?;
         let opened = self.receiving.message_key(&plan)?.open(
@@ -309,8 +316,9 @@ impl SessionState {
             (Err(Error::AuthenticationFailed), Plan::Ratchet { .. }) => {
                 return Err(Error::SessionDiverged);
             }
-            (opened, _) => opened?,
+            (opened, _) => Plaintext::new(opened?, self.remote_identity),
         };
+        let outcome = then(&plaintext)?;
         if let Some(root_key) = self.receiving.commit(plan) {
             // A Diffie-Hellman ratchet step: the next encrypt starts a new
             // sending chain.
@@ -322,7 +330,7 @@ impl SessionState {
         // A decrypted reply proves the responder has the session.
         self.pending_prekey = None;
         sealed::advance(&mut self.generation);
-        Ok(plaintext)
+        Ok((plaintext, outcome))
     }
 
     /// The saved-state rule that relates several fields, checked after the

@@ -30,7 +30,7 @@ fn start(seed: u8) -> (Session, Session, TestRng) {
     let mut to_bob = Session::initiate(&alice, &mut rng, &bundle).unwrap();
     let first = prekey(to_bob.encrypt(&mut rng, b"a0").unwrap());
     let (to_alice, plaintext) = Session::accept(&mut bob, &first).unwrap();
-    assert_eq!(plaintext, b"a0");
+    assert_eq!(plaintext.as_bytes(), b"a0");
     (to_bob, to_alice, rng)
 }
 
@@ -41,11 +41,11 @@ fn start(seed: u8) -> (Session, Session, TestRng) {
 fn rollback_across_a_ratchet_key_draw_diverges_both_ways() {
     let (mut alice, mut bob, mut rng) = start(1);
     let b0 = bob.encrypt(&mut rng, b"b0").unwrap();
-    assert_eq!(alice.decrypt(&b0).unwrap(), b"b0");
+    assert_eq!(alice.decrypt(&b0).unwrap().as_bytes(), b"b0");
     // Alice has no sending chain now: her next encrypt draws a ratchet key.
     let saved = alice.to_bytes();
     let a1 = alice.encrypt(&mut rng, b"a1").unwrap();
-    assert_eq!(bob.decrypt(&a1).unwrap(), b"a1");
+    assert_eq!(bob.decrypt(&a1).unwrap().as_bytes(), b"a1");
 
     // Restored, Alice draws another key (her RNG is not rolled back).
     let mut restored = Session::from_bytes(&saved).unwrap();
@@ -64,8 +64,8 @@ fn rollback_across_a_ratchet_key_draw_diverges_both_ways() {
     refuses(&mut restored, &b2, Error::SessionDiverged);
 
     // The Alice that was not rolled back still reads Bob.
-    assert_eq!(alice.decrypt(&b1).unwrap(), b"b1");
-    assert_eq!(alice.decrypt(&b2).unwrap(), b"b2");
+    assert_eq!(alice.decrypt(&b1).unwrap().as_bytes(), b"b1");
+    assert_eq!(alice.decrypt(&b2).unwrap().as_bytes(), b"b2");
 }
 
 /// A restored sender re-sends on a chain the receiver already closed: at or
@@ -81,7 +81,7 @@ fn a_closed_chain_at_or_past_its_end_diverges() {
     alice.decrypt(&b0).unwrap();
     // Alice's new chain closes her first one at PN = 2 for Bob.
     let a2 = alice.encrypt(&mut rng, b"a2").unwrap();
-    assert_eq!(bob.decrypt(&a2).unwrap(), b"a2");
+    assert_eq!(bob.decrypt(&a2).unwrap().as_bytes(), b"a2");
 
     let mut restored = Session::from_bytes(&saved).unwrap();
     let at_end = restored.encrypt(&mut rng, b"index 2").unwrap();
@@ -93,7 +93,7 @@ fn a_closed_chain_at_or_past_its_end_diverges() {
     refuses(&mut bob, &at_end, Error::SessionDiverged);
     refuses(&mut bob, &past_end, Error::SessionDiverged);
     // Index 1 was skipped when the chain closed; index 0 was read.
-    assert_eq!(bob.decrypt(&a1).unwrap(), b"a1");
+    assert_eq!(bob.decrypt(&a1).unwrap().as_bytes(), b"a1");
     refuses(&mut bob, &a1, Error::DuplicateMessage);
 }
 
@@ -123,8 +123,8 @@ fn forgeries_fail_without_changing_anything() {
         &Message::from_bytes(&tampered).unwrap(),
         Error::SessionDiverged,
     );
-    assert_eq!(bob.decrypt(&a2).unwrap(), b"a2");
-    assert_eq!(bob.decrypt(&a1).unwrap(), b"a1");
+    assert_eq!(bob.decrypt(&a2).unwrap().as_bytes(), b"a2");
+    assert_eq!(bob.decrypt(&a1).unwrap().as_bytes(), b"a1");
 }
 
 /// Generations move by one on every successful encrypt and decrypt only.
@@ -133,7 +133,7 @@ fn generations_count_successful_calls() {
     let (mut alice, mut bob, mut rng) = start(4);
     assert_eq!((alice.generation(), bob.generation()), (1, 0));
     let b0 = bob.encrypt(&mut rng, b"b0").unwrap();
-    assert_eq!(alice.decrypt(&b0).unwrap(), b"b0");
+    assert_eq!(alice.decrypt(&b0).unwrap().as_bytes(), b"b0");
     assert_eq!((alice.generation(), bob.generation()), (2, 1));
     refuses(&mut alice, &b0, Error::DuplicateMessage);
     assert_eq!(alice.generation(), 2);
@@ -198,4 +198,51 @@ fn unknown_keys_are_checked_in_order() {
         &crafted(k, 0, 1 + 1000),
         Error::AuthenticationFailed,
     );
+}
+
+/// Plaintexts carry the remote identity of the session that decrypted them
+/// (SPEC §15.7), in an exact-size buffer, and never print their bytes.
+#[test]
+fn plaintexts_carry_their_provenance() {
+    let mut rng = TestRng::new(6);
+    let (alice_device, mut bob_device) = devices(&mut rng);
+    let bundle = bundle(&mut bob_device, &mut rng, true);
+    let mut alice = Session::initiate(&alice_device, &mut rng, &bundle).unwrap();
+    let first = prekey(alice.encrypt(&mut rng, b"secret words").unwrap());
+    let (mut bob, accepted) = Session::accept(&mut bob_device, &first).unwrap();
+    assert_eq!(accepted.sender(), alice_device.identity_key());
+    assert_eq!(&*accepted, b"secret words");
+    let printed = alloc::format!("{accepted:?}");
+    assert!(printed.contains("len: 12"), "{printed}");
+    assert!(!printed.contains("secret"), "{printed}");
+    let reply = bob.encrypt(&mut rng, b"reply").unwrap();
+    let decrypted = alice.decrypt(&reply).unwrap();
+    assert_eq!(decrypted.sender(), bob_device.identity_key());
+    assert_eq!(decrypted.sender(), alice.remote_identity());
+    let bytes = decrypted.into_bytes();
+    assert_eq!((bytes.len(), bytes.capacity()), (5, 5));
+}
+
+/// `decrypt_then` commits only if the hook accepts the plaintext: a hook
+/// that fails leaves the session's bytes as they were, and the message can
+/// be decrypted afterwards.
+#[test]
+fn decrypt_then_commits_only_on_success() {
+    let (mut alice, mut bob, mut rng) = start(7);
+    for message in [
+        bob.encrypt(&mut rng, b"first").unwrap(),
+        bob.encrypt(&mut rng, b"second").unwrap(),
+    ] {
+        let before = bytes(&alice);
+        let refused = alice.decrypt_then(&message, |p| {
+            assert!(p.as_bytes().starts_with(b"first") || p.as_bytes() == b"second");
+            Err::<(), _>(Error::GroupMismatch)
+        });
+        assert_eq!(refused.err(), Some(Error::GroupMismatch));
+        assert_eq!(bytes(&alice), before);
+        let (plaintext, len) = alice.decrypt_then(&message, |p| Ok(p.len())).unwrap();
+        assert_eq!(plaintext.len(), len);
+        assert_ne!(bytes(&alice), before);
+        refuses(&mut alice, &message, Error::DuplicateMessage);
+    }
 }
