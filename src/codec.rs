@@ -130,12 +130,18 @@ impl<'a> Reader<'a> {
         Ok(r)
     }
 
-    /// Reads the version byte and type tag and checks both, in that order.
-    pub(crate) fn expect_header(&mut self, expected: u8) -> Result<()> {
+    /// Reads the version byte and checks it.
+    pub(crate) fn expect_version(&mut self) -> Result<()> {
         let version = self.u8()?;
         if version != VERSION {
             return Err(Error::UnsupportedVersion { found: version });
         }
+        Ok(())
+    }
+
+    /// Reads the version byte and type tag and checks both, in that order.
+    pub(crate) fn expect_header(&mut self, expected: u8) -> Result<()> {
+        self.expect_version()?;
         let found = self.u8()?;
         if found != expected {
             return Err(Error::WrongType { expected, found });

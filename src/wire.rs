@@ -313,12 +313,12 @@ pub enum Message {
 }
 
 impl Message {
-    /// Parses either kind strictly, dispatching on the type tag.
+    /// Parses either kind strictly, dispatching on the type tag (the input
+    /// is copied once the length is checked).
     ///
     /// # Errors
     ///
-    /// [`Error::TooLarge`] for input longer than [`MAX_MESSAGE_LEN`], then
-    /// as [`Message::from_vec`].
+    /// As [`Message::from_vec`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         if bytes.len() > MAX_MESSAGE_LEN {
             return Err(Error::TooLarge);
@@ -330,24 +330,26 @@ impl Message {
     ///
     /// # Errors
     ///
-    /// By the type byte (SPEC §9.2): as [`PreKeyMessage::from_vec`] for
-    /// 0x02, as [`RatchetMessage::from_vec`] for 0x01 or input shorter than
-    /// two bytes; for any other type [`Error::UnsupportedVersion`] if the
-    /// version is wrong, else [`Error::WrongType`].
+    /// In this order (SPEC §9.2): [`Error::TooLarge`] for input longer than
+    /// [`MAX_MESSAGE_LEN`], whatever its type byte; [`Error::Truncated`] or
+    /// [`Error::UnsupportedVersion`] for the version byte;
+    /// [`Error::Truncated`] without a type byte; then by the type byte, as
+    /// [`PreKeyMessage::from_vec`] for 0x02 and as
+    /// [`RatchetMessage::from_vec`] for 0x01, and
+    /// [`Error::WrongType`] (expecting 0x01) for any other.
     pub fn from_vec(bytes: Vec<u8>) -> Result<Self> {
-        match bytes.get(1) {
-            Some(&tag::PREKEY_MESSAGE) => PreKeyMessage::from_vec(bytes).map(Self::PreKey),
-            Some(&tag::RATCHET_MESSAGE) | None => {
-                RatchetMessage::from_vec(bytes).map(Self::Ratchet)
-            }
-            Some(&found) => {
-                // Report a bad version before a bad type.
-                Reader::header(&bytes, tag::RATCHET_MESSAGE)?;
-                Err(Error::WrongType {
-                    expected: tag::RATCHET_MESSAGE,
-                    found,
-                })
-            }
+        if bytes.len() > MAX_MESSAGE_LEN {
+            return Err(Error::TooLarge);
+        }
+        let mut r = Reader::new(&bytes);
+        r.expect_version()?;
+        match r.u8()? {
+            tag::PREKEY_MESSAGE => PreKeyMessage::from_vec(bytes).map(Self::PreKey),
+            tag::RATCHET_MESSAGE => RatchetMessage::from_vec(bytes).map(Self::Ratchet),
+            found => Err(Error::WrongType {
+                expected: tag::RATCHET_MESSAGE,
+                found,
+            }),
         }
     }
 
@@ -422,5 +424,48 @@ mod tests {
         assert_eq!(reply.salt(), bytes[42..58]);
         let parsed = RatchetMessage::from_vec(bytes.to_vec()).unwrap();
         assert_eq!(parsed, reply);
+    }
+
+    /// Input over `MAX_MESSAGE_LEN` is `TooLarge` whatever its first bytes,
+    /// through every parse path (SPEC §9.2; issue 10 point 9); then the
+    /// version, then the type byte.
+    #[test]
+    fn every_parse_path_checks_the_length_first() {
+        for head in [
+            &[0u8, 0][..],
+            &[1, 1],
+            &[2, 1],
+            &[2, 2],
+            &[2, 3],
+            &[2, 0x20],
+            &[9],
+        ] {
+            let mut bytes = alloc::vec![0u8; MAX_MESSAGE_LEN + 1];
+            bytes[..head.len()].copy_from_slice(head);
+            assert_eq!(Message::from_bytes(&bytes).err(), Some(Error::TooLarge));
+            assert_eq!(
+                Message::from_vec(bytes.clone()).err(),
+                Some(Error::TooLarge)
+            );
+            assert_eq!(
+                RatchetMessage::from_vec(bytes.clone()).err(),
+                Some(Error::TooLarge)
+            );
+            assert_eq!(PreKeyMessage::from_vec(bytes).err(), Some(Error::TooLarge));
+        }
+        let parse = |bytes: &[u8]| Message::from_vec(bytes.to_vec()).err();
+        assert_eq!(parse(&[]), Some(Error::Truncated));
+        assert_eq!(parse(&[1]), Some(Error::UnsupportedVersion { found: 1 }));
+        assert_eq!(parse(&[3, 3]), Some(Error::UnsupportedVersion { found: 3 }));
+        assert_eq!(parse(&[2]), Some(Error::Truncated));
+        assert_eq!(
+            parse(&[2, 3]),
+            Some(Error::WrongType {
+                expected: 1,
+                found: 3
+            })
+        );
+        assert_eq!(parse(&[2, 1]), Some(Error::Truncated));
+        assert_eq!(parse(&[2, 2]), Some(Error::Truncated));
     }
 }
