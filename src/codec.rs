@@ -35,7 +35,6 @@ pub(crate) mod tag {
     pub(crate) const SIGNED_PREKEY: u8 = 0x11;
     pub(crate) const ONE_TIME_PREKEY: u8 = 0x12;
     pub(crate) const PREKEY_BUNDLE: u8 = 0x13;
-    #[cfg_attr(not(test), allow(dead_code))] // until KEM prekeys (§5.5) land
     pub(crate) const KEM_PREKEY: u8 = 0x14;
     pub(crate) const SESSION_STATE: u8 = 0x20;
     pub(crate) const DEVICE_STATE: u8 = 0x21;

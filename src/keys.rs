@@ -20,6 +20,7 @@ use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
 use crate::codec::{self, Codec, Reader, Sink, tag};
+use crate::crypto::kem::{self, EncapsulationKey};
 use crate::crypto::{self, label};
 use crate::error::{Error, Result};
 
@@ -439,8 +440,204 @@ impl Codec for OneTimePreKey {
     }
 }
 
-/// What a server hands an initiator: the responder's identity, its current
-/// signed prekey and, while any are left, one of its one-time prekeys.
+/// The algorithm byte of ML-KEM-1024, the only KEM of version 2 (SPEC §5.5).
+const KEM_ALGORITHM: u8 = 0x01;
+
+/// Whether a KEM prekey is used once or until it is replaced (SPEC §5.5).
+/// The kind is signed with the key.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum KemPreKeyKind {
+    /// Deleted by the device when a prekey message uses it.
+    OneTime,
+    /// The device's fallback while the server has no one-time KEM prekey
+    /// left; kept until rotated out.
+    LastResort,
+}
+
+/// One byte: 0 one-time, 1 last-resort.
+impl Codec for KemPreKeyKind {
+    fn encode<S: Sink>(&self, out: &mut S) {
+        let byte: u8 = match self {
+            Self::OneTime => 0,
+            Self::LastResort => 1,
+        };
+        byte.encode(out);
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        match r.u8()? {
+            0 => Ok(Self::OneTime),
+            1 => Ok(Self::LastResort),
+            _ => Err(Error::InvalidEncoding),
+        }
+    }
+}
+
+/// `EncodeKEM(ek) = alg || ek` (SPEC §5.5): the algorithm byte must be
+/// ML-KEM-1024's (`InvalidEncoding`), and the key must pass the FIPS 203
+/// check (`InvalidPublicKey`).
+impl Codec for EncapsulationKey {
+    fn encode<S: Sink>(&self, out: &mut S) {
+        KEM_ALGORITHM.encode(out);
+        out.put(self.as_bytes());
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        if r.u8()? != KEM_ALGORITHM {
+            return Err(Error::InvalidEncoding);
+        }
+        Self::from_bytes(&r.array()?)
+    }
+}
+
+/// A KEM prekey as published: id, kind, ML-KEM-1024 encapsulation key, and
+/// the identity's signature over all three.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct KemPreKey {
+    id: u32,
+    kind: KemPreKeyKind,
+    key: EncapsulationKey,
+    signature: [u8; 64],
+}
+
+impl KemPreKey {
+    /// Length of [`KemPreKey::to_bytes`].
+    pub const ENCODED_LEN: usize = 2 + 4 + 1 + 1 + kem::EK_LEN + 64;
+
+    pub(crate) fn sign(
+        identity: &IdentityKeyPair,
+        id: u32,
+        kind: KemPreKeyKind,
+        key: EncapsulationKey,
+    ) -> Self {
+        let signed = Self {
+            id,
+            kind,
+            key,
+            signature: [0; 64],
+        };
+        let signature = crypto::sign(
+            identity.signing(),
+            label::KEM_PREKEY,
+            &[&signed.signed_part()],
+        );
+        Self {
+            signature,
+            ..signed
+        }
+    }
+
+    pub(crate) fn from_parts(
+        id: u32,
+        kind: KemPreKeyKind,
+        key: EncapsulationKey,
+        signature: [u8; 64],
+    ) -> Self {
+        Self {
+            id,
+            kind,
+            key,
+            signature,
+        }
+    }
+
+    /// `u32(id) || u8(kind) || EncodeKEM(ek)`, what the signature covers
+    /// after its label (SPEC §5.5).
+    fn signed_part(&self) -> Vec<u8> {
+        let mut part = Vec::with_capacity(4 + 1 + 1 + kem::EK_LEN);
+        self.id.encode(&mut part);
+        self.kind.encode(&mut part);
+        self.key.encode(&mut part);
+        part
+    }
+
+    /// Strictly verifies the signature against `identity`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSignature`] if the signature does not verify strictly
+    /// over this id, kind and key under `identity`.
+    pub fn verify(&self, identity: &IdentityKey) -> Result<()> {
+        crypto::verify(
+            identity.verifying_key(),
+            label::KEM_PREKEY,
+            &[&self.signed_part()],
+            &self.signature,
+        )
+    }
+
+    /// The prekey id (one counter for both kinds).
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// One-time or last-resort.
+    pub fn kind(&self) -> KemPreKeyKind {
+        self.kind
+    }
+
+    /// The ML-KEM-1024 encapsulation key, as 1568 bytes.
+    pub fn key_bytes(&self) -> &[u8; kem::EK_LEN] {
+        self.key.as_bytes()
+    }
+
+    /// The identity's Ed25519 signature.
+    pub fn signature(&self) -> &[u8; 64] {
+        &self.signature
+    }
+
+    pub(crate) fn key(&self) -> &EncapsulationKey {
+        &self.key
+    }
+
+    /// Encodes as version, type tag, id, kind, algorithm, key, signature
+    /// (SPEC §5.5).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        codec::to_vec(tag::KEM_PREKEY, self)
+    }
+
+    /// Decodes [`KemPreKey::to_bytes`] strictly. The signature is checked
+    /// later, by [`PreKeyBundle::verify`].
+    ///
+    /// # Errors
+    ///
+    /// The first failing check of SPEC §4 and §5.5: [`Error::Truncated`],
+    /// [`Error::UnsupportedVersion`], [`Error::WrongType`],
+    /// [`Error::InvalidEncoding`] (the kind, then the algorithm byte),
+    /// [`Error::InvalidPublicKey`] (the FIPS 203 check of the key),
+    /// [`Error::TrailingBytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        codec::from_slice(tag::KEM_PREKEY, bytes)
+    }
+}
+
+/// Id, kind, algorithm, key, signature (SPEC §5.5).
+impl Codec for KemPreKey {
+    fn encode<S: Sink>(&self, out: &mut S) {
+        self.id.encode(out);
+        self.kind.encode(out);
+        self.key.encode(out);
+        self.signature.encode(out);
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        let id = u32::decode(r)?;
+        let kind = KemPreKeyKind::decode(r)?;
+        let key = EncapsulationKey::decode(r)?;
+        let signature = r.array()?;
+        Ok(Self {
+            id,
+            kind,
+            key,
+            signature,
+        })
+    }
+}
+
+/// What a server hands an initiator (SPEC §5.6): the responder's identity,
+/// its current signed prekey, one of its one-time prekeys while any are
+/// left, and a KEM prekey (a one-time one while any are left, else the
+/// last-resort one).
 ///
 /// A bundle cannot start a session until [`PreKeyBundle::verify`] has turned
 /// it into a [`VerifiedPreKeyBundle`].
@@ -449,22 +646,32 @@ pub struct PreKeyBundle {
     identity: IdentityKey,
     signed_prekey: SignedPreKey,
     one_time_prekey: Option<OneTimePreKey>,
+    kem_prekey: Option<KemPreKey>,
 }
 
 impl PreKeyBundle {
-    /// Largest length of [`PreKeyBundle::to_bytes`].
-    pub const MAX_ENCODED_LEN: usize = 2 + IDENTITY_KEY_LEN + 4 + 32 + 64 + 1 + 4 + 32;
+    /// Largest length of [`PreKeyBundle::to_bytes`] (with both optional
+    /// prekeys).
+    pub const MAX_ENCODED_LEN: usize = 2
+        + IDENTITY_KEY_LEN
+        + (SignedPreKey::ENCODED_LEN - 2)
+        + 1
+        + (OneTimePreKey::ENCODED_LEN - 2)
+        + 1
+        + (KemPreKey::ENCODED_LEN - 2);
 
     /// Assembles a bundle from published parts (what a server does).
     pub fn new(
         identity: IdentityKey,
         signed_prekey: SignedPreKey,
         one_time_prekey: Option<OneTimePreKey>,
+        kem_prekey: Option<KemPreKey>,
     ) -> Self {
         Self {
             identity,
             signed_prekey,
             one_time_prekey,
+            kem_prekey,
         }
     }
 
@@ -483,25 +690,34 @@ impl PreKeyBundle {
         self.one_time_prekey.as_ref()
     }
 
-    /// Strictly verifies the signed prekey signature against the bundle's
-    /// identity.
+    /// The KEM prekey, if the responder offers post-quantum key agreement.
+    pub fn kem_prekey(&self) -> Option<&KemPreKey> {
+        self.kem_prekey.as_ref()
+    }
+
+    /// Strictly verifies the bundle's signatures against its identity: the
+    /// signed prekey's, then the KEM prekey's (SPEC §5.7). The
+    /// key-agreement policy is applied when the session starts.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidSignature`] if the signed prekey's signature does not
-    /// verify strictly under the bundle's identity.
+    /// [`Error::InvalidSignature`] if either signature does not verify
+    /// strictly under the bundle's identity.
     pub fn verify(self) -> Result<VerifiedPreKeyBundle> {
         self.signed_prekey.verify(&self.identity)?;
+        if let Some(kem_prekey) = &self.kem_prekey {
+            kem_prekey.verify(&self.identity)?;
+        }
         Ok(VerifiedPreKeyBundle(self))
     }
 
-    /// Like [`PreKeyBundle::verify`], and also checks that the bundle belongs
-    /// to the identity the caller already knows for this contact.
+    /// Like [`PreKeyBundle::verify`], and first checks that the bundle
+    /// belongs to the identity the caller already knows for this contact.
     ///
     /// # Errors
     ///
     /// [`Error::IdentityMismatch`] if the bundle's identity is not
-    /// `expected` (checked first, SPEC §5.5), then as
+    /// `expected` (checked first, SPEC §5.7), then as
     /// [`PreKeyBundle::verify`].
     pub fn verify_for(self, expected: &IdentityKey) -> Result<VerifiedPreKeyBundle> {
         if self.identity != *expected {
@@ -510,8 +726,9 @@ impl PreKeyBundle {
         self.verify()
     }
 
-    /// Encodes as version, type tag, identity, signed prekey (id, key,
-    /// signature), then a flag and the one-time prekey (id, key) if present.
+    /// Encodes as SPEC §5.6: version, type tag, identity, signed prekey
+    /// (id, key, signature), a flag and the one-time prekey (id, key), a
+    /// flag and the KEM prekey (id, kind, algorithm, key, signature).
     pub fn to_bytes(&self) -> Vec<u8> {
         codec::to_vec(tag::PREKEY_BUNDLE, self)
     }
@@ -520,36 +737,41 @@ impl PreKeyBundle {
     ///
     /// # Errors
     ///
-    /// The first failing check of SPEC §4: [`Error::Truncated`],
-    /// [`Error::UnsupportedVersion`], [`Error::WrongType`],
-    /// [`Error::InvalidPublicKey`], [`Error::InvalidEncoding`] (the one-time
-    /// prekey flag), [`Error::TrailingBytes`].
+    /// The first failing check of SPEC §4 in field order:
+    /// [`Error::Truncated`], [`Error::UnsupportedVersion`],
+    /// [`Error::WrongType`], [`Error::InvalidPublicKey`],
+    /// [`Error::InvalidEncoding`] (a presence flag, the KEM prekey's kind or
+    /// algorithm), [`Error::TrailingBytes`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         codec::from_slice(tag::PREKEY_BUNDLE, bytes)
     }
 }
 
-/// Identity, signed prekey, then the optional one-time prekey (SPEC §5.5).
+/// Identity, signed prekey, then the optional one-time and KEM prekeys
+/// (SPEC §5.6).
 impl Codec for PreKeyBundle {
     fn encode<S: Sink>(&self, out: &mut S) {
         self.identity.encode(out);
         self.signed_prekey.encode(out);
         self.one_time_prekey.encode(out);
+        self.kem_prekey.encode(out);
     }
 
     fn decode(r: &mut Reader<'_>) -> Result<Self> {
         let identity = IdentityKey::decode(r)?;
         let signed_prekey = SignedPreKey::decode(r)?;
         let one_time_prekey = Option::<OneTimePreKey>::decode(r)?;
+        let kem_prekey = Option::<KemPreKey>::decode(r)?;
         Ok(Self {
             identity,
             signed_prekey,
             one_time_prekey,
+            kem_prekey,
         })
     }
 }
 
-/// A prekey bundle whose signed prekey signature verified strictly. Only
+/// A prekey bundle whose signatures verified strictly. Only
 /// [`PreKeyBundle::verify`] makes one.
 #[derive(Clone, Debug)]
 pub struct VerifiedPreKeyBundle(PreKeyBundle);
@@ -697,7 +919,7 @@ mod tests {
         signed.verify(pair.public()).unwrap();
         let other = IdentityKeyPair::from_seed(&[6; 32]);
         assert_eq!(signed.verify(other.public()), Err(Error::InvalidSignature));
-        let bundle = PreKeyBundle::new(*other.public(), signed, None);
+        let bundle = PreKeyBundle::new(*other.public(), signed, None, None);
         assert_eq!(bundle.verify().err(), Some(Error::InvalidSignature));
     }
 }

@@ -77,6 +77,8 @@ mod wire;
 mod x3dh;
 
 #[cfg(test)]
+mod pqxdh_tests;
+#[cfg(test)]
 mod randomness_tests;
 #[cfg(test)]
 mod testing;
@@ -84,17 +86,18 @@ mod testing;
 mod vector_tests;
 
 pub use device::{
-    Device, MAX_BASE_KEYS_PER_SIGNED_PREKEY, MAX_ONE_TIME_PREKEYS, MAX_SIGNED_PREKEYS,
-    SignedPreKeyInfo,
+    Device, KemPreKeyInfo, MAX_BASE_KEYS_PER_SIGNED_PREKEY, MAX_LAST_RESORT_KEM_PREKEYS,
+    MAX_ONE_TIME_KEM_PREKEYS, MAX_ONE_TIME_PREKEYS, MAX_SIGNED_PREKEYS, SignedPreKeyInfo,
 };
 pub use error::{Error, Result};
 pub use keys::{
-    Fingerprint, IdentityKey, OneTimePreKey, PreKeyBundle, SignedPreKey, VerifiedPreKeyBundle,
+    Fingerprint, IdentityKey, KemPreKey, KemPreKeyKind, OneTimePreKey, PreKeyBundle, SignedPreKey,
+    VerifiedPreKeyBundle,
 };
 pub use rand_core;
 pub use ratchet::{
-    MAX_RECEIVING_CHAINS, MAX_SKIP, MAX_SKIPPED_KEYS, MAX_SKIPPED_KEYS_PER_CHAIN, Plaintext, Role,
-    Session,
+    KeyAgreement, KeyAgreementPolicy, MAX_RECEIVING_CHAINS, MAX_SKIP, MAX_SKIPPED_KEYS,
+    MAX_SKIPPED_KEYS_PER_CHAIN, Plaintext, Role, Session,
 };
 pub use sealed::{MAX_SEAL_CONTEXT_LEN, MAX_STATE_LEN, SavedState, StorageKey};
 pub use wire::{MAX_MESSAGE_LEN, MAX_PLAINTEXT_LEN, Message, PreKeyMessage, RatchetMessage};

@@ -5,8 +5,8 @@
 
 use alloc::vec::Vec;
 
-use crate::testing::{TestRng, bundle, devices, fails_cleanly_at_every_draw, sessions};
-use crate::{Device, Session, StorageKey};
+use crate::testing::{Kem, TestRng, bundle_with, devices, fails_cleanly_at_every_draw, sessions};
+use crate::{Device, KeyAgreementPolicy, Session, StorageKey};
 
 fn device() -> Device {
     Device::generate(&mut TestRng::new(1), 0).unwrap()
@@ -24,8 +24,8 @@ fn session_bytes(session: &Session) -> Vec<u8> {
 fn device_operations_draw_first() {
     let draws =
         fails_cleanly_at_every_draw(|| (), |()| Vec::new(), |(), rng| Device::generate(rng, 0));
-    // The identity seed, then signed prekey 1 (SPEC §6).
-    assert_eq!(draws, [32, 32]);
+    // The identity seed, signed prekey 1, last-resort KEM prekey 1 (SPEC §6).
+    assert_eq!(draws, [32, 32, 64]);
 
     let draws = fails_cleanly_at_every_draw(device, device_bytes, |d, rng| {
         d.rotate_signed_prekey(rng, 10)
@@ -36,22 +36,42 @@ fn device_operations_draw_first() {
         d.generate_one_time_prekeys(rng, 5)
     });
     assert_eq!(draws, [32; 5]);
+
+    let draws = fails_cleanly_at_every_draw(device, device_bytes, |d, rng| {
+        d.rotate_last_resort_kem_prekey(rng, 10)
+    });
+    assert_eq!(draws, [64]);
+
+    let draws = fails_cleanly_at_every_draw(device, device_bytes, |d, rng| {
+        d.generate_one_time_kem_prekeys(rng, 3)
+    });
+    assert_eq!(draws, [64; 3]);
 }
 
+/// The base key, then `m` with a KEM prekey (SPEC §7.2 step 2).
 #[test]
 fn initiate_draws_first() {
-    let setup = || {
-        let mut rng = TestRng::new(2);
-        let (alice, mut bob) = devices(&mut rng);
-        let bundle = bundle(&mut bob, &mut rng, true);
-        (alice, bundle)
-    };
-    let draws = fails_cleanly_at_every_draw(
-        setup,
-        |(alice, _)| device_bytes(alice),
-        |(alice, bundle), rng| Session::initiate(alice, rng, bundle),
-    );
-    assert_eq!(draws, [32]);
+    for (kem, expected) in [(Kem::OneTime, &[32, 32][..]), (Kem::Classical, &[32])] {
+        let setup = || {
+            let mut rng = TestRng::new(2);
+            let (alice, mut bob) = devices(&mut rng);
+            let bundle = bundle_with(&mut bob, &mut rng, true, kem);
+            (alice, bundle)
+        };
+        let draws = fails_cleanly_at_every_draw(
+            setup,
+            |(alice, _)| device_bytes(alice),
+            |(alice, bundle), rng| {
+                Session::initiate_with_policy(
+                    alice,
+                    rng,
+                    bundle,
+                    KeyAgreementPolicy::ClassicalAllowed,
+                )
+            },
+        );
+        assert_eq!(draws, expected);
+    }
 }
 
 /// The ratchet secret, then the salt (SPEC §8.5 steps 3 and 4), on a new

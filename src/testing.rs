@@ -30,6 +30,8 @@ pub(crate) struct TestRng {
     fail_at: Option<usize>,
     /// The length of each successful draw, in order.
     pub(crate) draws: Vec<usize>,
+    /// The bytes of each successful draw, in order.
+    pub(crate) drawn: Vec<Vec<u8>>,
 }
 
 impl TestRng {
@@ -38,6 +40,7 @@ impl TestRng {
             inner: ChaCha20Rng::from_seed([seed; 32]),
             fail_at: None,
             draws: Vec::new(),
+            drawn: Vec::new(),
         }
     }
 
@@ -70,6 +73,7 @@ impl TryRng for TestRng {
         }
         self.draws.push(dst.len());
         self.inner.fill_bytes(dst);
+        self.drawn.push(dst.to_vec());
         Ok(())
     }
 }
@@ -116,9 +120,25 @@ pub(crate) fn devices(rng: &mut TestRng) -> (Device, Device) {
     )
 }
 
-/// Bob's bundle with his current signed prekey and, if asked, a new
-/// one-time prekey, verified.
-pub(crate) fn bundle(bob: &mut Device, rng: &mut TestRng, one_time: bool) -> VerifiedPreKeyBundle {
+/// Which KEM prekey a test bundle carries.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Kem {
+    /// None: a classical bundle.
+    Classical,
+    /// Bob's current last-resort KEM prekey.
+    LastResort,
+    /// A new one-time KEM prekey of Bob's.
+    OneTime,
+}
+
+/// Bob's bundle with his current signed prekey, a new one-time prekey if
+/// `one_time`, and the KEM prekey `kem`, verified.
+pub(crate) fn bundle_with(
+    bob: &mut Device,
+    rng: &mut TestRng,
+    one_time: bool,
+    kem: Kem,
+) -> VerifiedPreKeyBundle {
     let opk = if one_time {
         bob.generate_one_time_prekeys(rng, 1)
             .unwrap()
@@ -127,9 +147,20 @@ pub(crate) fn bundle(bob: &mut Device, rng: &mut TestRng, one_time: bool) -> Ver
     } else {
         None
     };
-    PreKeyBundle::new(*bob.identity_key(), bob.signed_prekey(), opk)
+    let kem = match kem {
+        Kem::Classical => None,
+        Kem::LastResort => Some(bob.last_resort_kem_prekey()),
+        Kem::OneTime => bob.generate_one_time_kem_prekeys(rng, 1).unwrap().pop(),
+    };
+    PreKeyBundle::new(*bob.identity_key(), bob.signed_prekey(), opk, kem)
         .verify()
         .unwrap()
+}
+
+/// Bob's PQXDH bundle with his last-resort KEM prekey and, if asked, a new
+/// one-time prekey, verified.
+pub(crate) fn bundle(bob: &mut Device, rng: &mut TestRng, one_time: bool) -> VerifiedPreKeyBundle {
+    bundle_with(bob, rng, one_time, Kem::LastResort)
 }
 
 /// The prekey message in `message`.

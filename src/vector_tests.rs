@@ -98,26 +98,28 @@ fn x3dh_vectors_match_internal_functions() {
         let opk = bob["one_time_prekeys"].as_array().unwrap().first();
         let opk_secret = opk.map(|o| StaticSecret::from(b32(o, "private")));
         let opk_public = opk.map(|o| PublicKey::from(b32(o, "public")));
-        let sk = x3dh::initiator_secret(
+        let sk = x3dh::KeyMaterial::initiator(
             &alice_pair,
             &base,
             &bob_id,
             &PublicKey::from(b32(spk, "public")),
             opk_public.as_ref(),
         )
-        .unwrap();
+        .unwrap()
+        .shared_secret(None);
         assert_eq!(*sk, b32(v, "sk"));
-        let sk = x3dh::responder_secret(
+        let sk = x3dh::KeyMaterial::responder(
             &bob_pair,
             &spk_secret,
             opk_secret.as_ref(),
             &alice_id,
             &PublicKey::from(b32(&v["base_key"], "public")),
         )
-        .unwrap();
+        .unwrap()
+        .shared_secret(None);
         assert_eq!(*sk, b32(v, "sk"));
         assert_eq!(
-            x3dh::associated_data(&alice_id, &bob_id).as_slice(),
+            x3dh::associated_data(&alice_id, &bob_id, &x3dh::kem_binding(None)).as_slice(),
             b(v, "associated_data").as_slice()
         );
         assert_eq!(v["info"].as_str().unwrap().as_bytes(), label::X3DH);

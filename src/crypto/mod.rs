@@ -16,20 +16,19 @@ use zeroize::Zeroizing;
 use crate::codec::{Codec, Reader, Sink};
 use crate::error::{Error, Result};
 
+pub(crate) mod kem;
+
 /// KDF, hash and signature labels (SPEC §3). Each use has its own, and no
 /// signature label is a prefix of another.
 pub(crate) mod label {
     pub(crate) const X3DH: &[u8] = b"sotto v2 x3dh";
-    #[cfg_attr(not(test), allow(dead_code))] // until PQXDH (§7) lands
     pub(crate) const PQXDH: &[u8] = b"sotto v2 pqxdh";
-    #[cfg_attr(not(test), allow(dead_code))] // until PQXDH (§7.4) lands
     pub(crate) const KEM_BINDING: &[u8] = b"sotto v2 kem binding";
     pub(crate) const ROOT: &[u8] = b"sotto v2 root";
     pub(crate) const CHAIN_MESSAGE: &[u8] = b"sotto v2 chain message";
     pub(crate) const CHAIN_NEXT: &[u8] = b"sotto v2 chain next";
     pub(crate) const MESSAGE_KEYS: &[u8] = b"sotto v2 message keys";
     pub(crate) const SIGNED_PREKEY: &[u8] = b"sotto v2 signed prekey";
-    #[cfg_attr(not(test), allow(dead_code))] // until KEM prekeys (§5.5) land
     pub(crate) const KEM_PREKEY: &[u8] = b"sotto v2 kem prekey";
     pub(crate) const FINGERPRINT: &[u8] = b"sotto v2 fingerprint";
     pub(crate) const SEALED_STATE: &[u8] = b"sotto v2 sealed state";

@@ -22,7 +22,7 @@ pub use receiving::{MAX_RECEIVING_CHAINS, MAX_SKIP, MAX_SKIPPED_KEYS, MAX_SKIPPE
 #[cfg(test)]
 pub(crate) use root::RootKey;
 pub use session::Session;
-pub use state::Role;
+pub use state::{KeyAgreement, KeyAgreementPolicy, Role};
 
 #[cfg(test)]
 mod tests;

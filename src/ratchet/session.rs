@@ -1,6 +1,7 @@
-//! The pairwise session's public API: X3DH to start one (SPEC.md §7), then
-//! the Double Ratchet (§8, in the sibling modules) to encrypt and decrypt,
-//! and its saved state (§10.2, encoded by `state.rs`).
+//! The pairwise session's public API: PQXDH (or, by explicit choice, X3DH)
+//! to start one (SPEC.md §7), then the Double Ratchet (§8, in the sibling
+//! modules) to encrypt and decrypt, and its saved state (§10.2, encoded by
+//! `state.rs`).
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -12,15 +13,15 @@ use zeroize::Zeroizing;
 
 use super::plaintext::Plaintext;
 use super::root::RootKey;
-use super::state::{Role, SessionState};
+use super::state::{Agreed, KeyAgreement, KeyAgreementPolicy, Role, SessionState};
 use crate::codec::tag;
-use crate::crypto;
+use crate::crypto::{self, kem};
 use crate::device::Device;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::keys::{IdentityKey, VerifiedPreKeyBundle};
 use crate::sealed::{self, SavedState, StorageKey};
-use crate::wire::{Message, PreKeyMessage};
-use crate::x3dh;
+use crate::wire::{KemCiphertext, Message, PreKeyMessage};
+use crate::x3dh::{self, KeyMaterial};
 
 /// A pairwise end-to-end encrypted session.
 ///
@@ -34,43 +35,112 @@ use crate::x3dh;
 pub struct Session(Box<SessionState>);
 
 impl Session {
-    /// Starts a session from a verified bundle (draws 32 bytes for the X3DH
-    /// ephemeral key). The first message carries the X3DH header; so does
-    /// every message until a reply decrypts.
+    /// Starts a PQXDH session from a verified bundle (SPEC §7.2); a bundle
+    /// without a KEM prekey is refused. The same as
+    /// [`Session::initiate_with_policy`] with
+    /// [`KeyAgreementPolicy::PostQuantumRequired`].
     ///
     /// # Errors
     ///
-    /// [`Error::NonContributoryKey`] if an exchange with the bundle's keys
-    /// gives the all-zero output (a low-order key); `device` is never
-    /// changed.
+    /// As [`Session::initiate_with_policy`].
     pub fn initiate<R: TryCryptoRng + ?Sized>(
         device: &Device,
         rng: &mut R,
         bundle: &VerifiedPreKeyBundle,
     ) -> Result<Self> {
+        Self::initiate_with_policy(device, rng, bundle, KeyAgreementPolicy::PostQuantumRequired)
+    }
+
+    /// Starts a session from a verified bundle under `policy` (SPEC §7.1,
+    /// §7.2): PQXDH if the bundle has a KEM prekey, whatever the policy;
+    /// classical X3DH only if it has none and `policy` allows it. Draws 32
+    /// bytes for the base key, then, with a KEM prekey, 32 bytes for the
+    /// encapsulation. The first message carries the prekey header (and the
+    /// KEM ciphertext); so does every message until a reply decrypts.
+    /// `device` is never changed.
+    ///
+    /// # Errors
+    ///
+    /// In this order: [`Error::PostQuantumRequired`] for a bundle without a
+    /// KEM prekey under [`KeyAgreementPolicy::PostQuantumRequired`];
+    /// [`Error::RandomnessUnavailable`] if `rng` fails;
+    /// [`Error::NonContributoryKey`] if an exchange with the bundle's keys
+    /// gives the all-zero output (a low-order key).
+    pub fn initiate_with_policy<R: TryCryptoRng + ?Sized>(
+        device: &Device,
+        rng: &mut R,
+        bundle: &VerifiedPreKeyBundle,
+        policy: KeyAgreementPolicy,
+    ) -> Result<Self> {
         let bundle = bundle.bundle();
+        let kem_prekey = bundle.kem_prekey();
+        if kem_prekey.is_none() && policy == KeyAgreementPolicy::PostQuantumRequired {
+            return Err(Error::PostQuantumRequired);
+        }
         let base = crypto::draw_x25519(rng)?;
-        let signed_prekey = bundle.signed_prekey();
-        let one_time = bundle.one_time_prekey();
-        let secret = x3dh::initiator_secret(
+        let encapsulation = match kem_prekey {
+            Some(kem_prekey) => {
+                let mut m = Zeroizing::new([0u8; kem::M_LEN]);
+                crypto::draw(rng, m.as_mut())?;
+                Some((kem_prekey, m))
+            }
+            None => None,
+        };
+        let material = KeyMaterial::initiator(
             device.identity_pair(),
             &base,
             bundle.identity(),
-            signed_prekey.key(),
-            one_time.map(|opk| opk.key()),
+            bundle.signed_prekey().key(),
+            bundle.one_time_prekey().map(|opk| opk.key()),
         )?;
+        let (agreed, kem) = match encapsulation {
+            Some((kem_prekey, m)) => {
+                let (ciphertext, shared) = kem::encapsulate(kem_prekey.key(), &m);
+                let agreed = Agreed {
+                    key_agreement: KeyAgreement::Pqxdh,
+                    kem_binding: x3dh::kem_binding(Some(kem_prekey.key())),
+                    root_key: RootKey::from_bytes(*material.shared_secret(Some(&shared))),
+                };
+                let kem = KemCiphertext {
+                    kem_prekey_id: kem_prekey.id(),
+                    ciphertext,
+                };
+                (agreed, Some(kem))
+            }
+            None => {
+                let agreed = Agreed {
+                    key_agreement: KeyAgreement::X3dh,
+                    kem_binding: x3dh::kem_binding(None),
+                    root_key: RootKey::from_bytes(*material.shared_secret(None)),
+                };
+                (agreed, None)
+            }
+        };
         Ok(Self(Box::new(SessionState::initiator(
             *device.identity_key(),
             bundle,
             PublicKey::from(&base).to_bytes(),
-            RootKey::from_bytes(*secret),
+            agreed,
+            kem,
         ))))
     }
 
-    /// Accepts a prekey message: runs the responder's side of X3DH, decrypts
-    /// the message, and only then commits to `device`: deletes the one-time
-    /// prekey it used or, if it used none, records its base key under its
-    /// signed prekey, so that it is never accepted twice (SPEC §6, §7.3). On
+    /// Accepts a PQXDH prekey message; one without a KEM ciphertext is
+    /// refused. The same as [`Session::accept_with_policy`] with
+    /// [`KeyAgreementPolicy::PostQuantumRequired`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Session::accept_with_policy`].
+    pub fn accept(device: &mut Device, message: &PreKeyMessage) -> Result<(Self, Plaintext)> {
+        Self::accept_with_policy(device, message, KeyAgreementPolicy::PostQuantumRequired)
+    }
+
+    /// Accepts a prekey message under `policy` (SPEC §7.1, §7.3): runs the
+    /// responder's side of the key agreement, decrypts the message, and only
+    /// then commits to `device`: deletes the one-time prekey and one-time
+    /// KEM prekey it used or, if it used neither, records its base key under
+    /// its signed prekey, so that it is never accepted twice (SPEC §6). On
     /// error neither `device` nor anything else changes. The plaintext's
     /// [`sender`](Plaintext::sender) is the initiator's identity.
     ///
@@ -79,33 +149,60 @@ impl Session {
     ///
     /// # Errors
     ///
-    /// In this order (SPEC §7.3): [`Error::UnknownSignedPreKey`];
+    /// In this order (SPEC §7.3): [`Error::PostQuantumRequired`] for a
+    /// message without a KEM ciphertext under
+    /// [`KeyAgreementPolicy::PostQuantumRequired`];
+    /// [`Error::UnknownSignedPreKey`];
     /// [`Error::DuplicatePreKeyMessage`] if its signed prekey recorded this
     /// base key; [`Error::UnknownOneTimePreKey`];
-    /// [`Error::SignedPreKeyExhausted`] for a message without a one-time
-    /// prekey once its signed prekey recorded
+    /// [`Error::UnknownKemPreKey`]; [`Error::SignedPreKeyExhausted`] for a
+    /// replayable message once its signed prekey recorded
     /// [`MAX_BASE_KEYS_PER_SIGNED_PREKEY`](crate::MAX_BASE_KEYS_PER_SIGNED_PREKEY)
     /// base keys; [`Error::NonContributoryKey`] for a low-order key;
     /// [`Error::TooFarAhead`] if the message number is over
     /// [`MAX_SKIP`](crate::MAX_SKIP); [`Error::AuthenticationFailed`] if the
-    /// message does not decrypt.
-    pub fn accept(device: &mut Device, message: &PreKeyMessage) -> Result<(Self, Plaintext)> {
+    /// message does not decrypt (also for a KEM ciphertext not made for the
+    /// named KEM prekey).
+    pub fn accept_with_policy(
+        device: &mut Device,
+        message: &PreKeyMessage,
+        policy: KeyAgreementPolicy,
+    ) -> Result<(Self, Plaintext)> {
         let header = message.prekey_header();
+        if header.kem.is_none() && policy == KeyAgreementPolicy::PostQuantumRequired {
+            return Err(Error::PostQuantumRequired);
+        }
         let prekeys = device.prekeys_for(header)?;
-        let secret = x3dh::responder_secret(
+        let material = KeyMaterial::responder(
             device.identity_pair(),
             prekeys.signed_prekey,
             prekeys.one_time_prekey,
             &header.identity,
             &header.base_key,
         )?;
+        let agreed = match prekeys.kem_prekey.zip(header.kem.as_ref()) {
+            Some((seed, kem)) => {
+                let shared = kem::decapsulate(seed, &kem.ciphertext);
+                Agreed {
+                    key_agreement: KeyAgreement::Pqxdh,
+                    kem_binding: x3dh::kem_binding(Some(&seed.encapsulation_key())),
+                    root_key: RootKey::from_bytes(*material.shared_secret(Some(&shared))),
+                }
+            }
+            None => Agreed {
+                key_agreement: KeyAgreement::X3dh,
+                kem_binding: x3dh::kem_binding(None),
+                root_key: RootKey::from_bytes(*material.shared_secret(None)),
+            },
+        };
         let (state, plaintext) = SessionState::accept(
             *device.identity_key(),
             message,
-            &RootKey::from_bytes(*secret),
+            agreed,
             prekeys.signed_prekey,
         )?;
-        device.consume(header);
+        let replayable = prekeys.replayable;
+        device.consume(header, replayable);
         Ok((Self(Box::new(state)), plaintext))
     }
 
@@ -177,7 +274,12 @@ impl Session {
         self.0.generation()
     }
 
-    /// Which side of X3DH this session was.
+    /// Which key agreement started this session (SPEC §7.1).
+    pub fn key_agreement(&self) -> KeyAgreement {
+        self.0.key_agreement()
+    }
+
+    /// Which side of the key agreement this session was.
     pub fn role(&self) -> Role {
         self.0.role()
     }
