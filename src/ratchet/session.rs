@@ -385,6 +385,8 @@ impl SavedState for Session {
 impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Session")
+            .field("generation", &self.0.generation())
+            .field("key_agreement", &self.0.key_agreement())
             .field("role", &self.0.role())
             .field("remote_identity", self.0.remote_identity())
             .field("awaiting_reply", &self.0.is_awaiting_reply())
