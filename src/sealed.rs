@@ -107,6 +107,8 @@ pub trait SavedState: Sized + Sealed {
         context: &[u8],
         rng: &mut R,
     ) -> Result<Vec<u8>> {
+        // The context first, before the state is even encoded (SPEC §10.5).
+        check_context(context)?;
         seal(key, context, rng, Self::TYPE_TAG, &self.to_bytes())
     }
 
@@ -153,7 +155,8 @@ pub(crate) fn from_plain<T: Codec>(tag: u8, bytes: &[u8]) -> Result<T> {
 /// version, type 0x30, the inner type tag, 32 random salt bytes, then the
 /// AES-256-GCM ciphertext and tag. Key and nonce are HKDF-SHA256(salt,
 /// storage key, "sotto v2 sealed state", 44); the associated data is the
-/// 35 bytes before the ciphertext, then `u16(len(context)) || context`.
+/// 35 bytes before the ciphertext, then `u16(len(context)) || context`,
+/// whose length the caller checked.
 fn seal<R: TryCryptoRng + ?Sized>(
     key: &StorageKey,
     context: &[u8],
@@ -162,7 +165,7 @@ fn seal<R: TryCryptoRng + ?Sized>(
     plain: &[u8],
 ) -> Result<Vec<u8>> {
     debug_assert_eq!(plain.get(1), Some(&inner_tag));
-    check_context(context)?;
+    debug_assert!(context.len() <= MAX_SEAL_CONTEXT_LEN, "checked by the caller");
     let mut salt = [0u8; SEALED_SALT_LEN];
     crypto::draw(rng, &mut salt)?;
     // Exact capacity: the plain state is encrypted in place in this buffer.
