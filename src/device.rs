@@ -154,27 +154,30 @@ struct KemPreKeyPair {
     signature: [u8; 64],
 }
 
+/// Draws a KEM prekey's seed: 64 bytes, `d` then `z` (SPEC §5.5), straight
+/// into its own heap block.
+fn draw_kem_seed<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<DecapsulationSeed> {
+    let mut seed = Box::new([0u8; SEED_LEN]);
+    crypto::draw(rng, seed.as_mut())?;
+    Ok(DecapsulationSeed::new(seed))
+}
+
 impl KemPreKeyPair {
-    /// Draws a KEM prekey (64 bytes, `d` then `z`) and signs it.
-    fn generate<R: TryCryptoRng + ?Sized>(
+    /// Signs the KEM prekey of a drawn seed (runs ML-KEM key generation).
+    fn new(
         identity: &IdentityKeyPair,
         id: u32,
         kind: KemPreKeyKind,
-        rng: &mut R,
-    ) -> Result<(Self, KemPreKey)> {
-        let mut seed = Box::new([0u8; SEED_LEN]);
-        crypto::draw(rng, seed.as_mut())?;
-        let seed = DecapsulationSeed::new(seed);
+        seed: DecapsulationSeed,
+    ) -> (Self, KemPreKey) {
         let public = KemPreKey::sign(identity, id, kind, seed.encapsulation_key());
         let signature = *public.signature();
-        Ok((
-            Self {
-                id,
-                seed,
-                signature,
-            },
-            public,
-        ))
+        let pair = Self {
+            id,
+            seed,
+            signature,
+        };
+        (pair, public)
     }
 
     /// The published form; runs ML-KEM key generation from the seed.
@@ -213,7 +216,8 @@ impl LastResortKemPreKey {
         now: u64,
         rng: &mut R,
     ) -> Result<(Self, KemPreKey)> {
-        let (pair, public) = KemPreKeyPair::generate(identity, id, KemPreKeyKind::LastResort, rng)?;
+        let seed = draw_kem_seed(rng)?;
+        let (pair, public) = KemPreKeyPair::new(identity, id, KemPreKeyKind::LastResort, seed);
         Ok((Self { pair, created: now }, public))
     }
 
@@ -331,10 +335,7 @@ impl Device {
 
     /// Every signed prekey held, oldest first; the last is the current one.
     pub fn signed_prekeys(&self) -> impl Iterator<Item = SignedPreKeyInfo> + '_ {
-        self.old_signed_prekeys
-            .iter()
-            .chain([&self.signed_prekey])
-            .map(SignedPreKeyPair::info)
+        self.signed_prekey_pairs().map(SignedPreKeyPair::info)
     }
 
     /// Makes a new current signed prekey created at `now` (draws 32 bytes).
@@ -482,9 +483,7 @@ impl Device {
     /// Every last-resort KEM prekey held, oldest first; the last is the
     /// current one.
     pub fn last_resort_kem_prekeys(&self) -> impl Iterator<Item = KemPreKeyInfo> + '_ {
-        self.old_last_resort_kem_prekeys
-            .iter()
-            .chain([&self.last_resort_kem_prekey])
+        self.last_resort_kem_prekey_pairs()
             .map(LastResortKemPreKey::info)
     }
 
@@ -560,28 +559,14 @@ impl Device {
         }
         let mut seeds = Vec::with_capacity(count);
         for _ in 0..count {
-            let mut seed = Box::new([0u8; SEED_LEN]);
-            crypto::draw(rng, seed.as_mut())?;
-            seeds.push(DecapsulationSeed::new(seed));
+            seeds.push(draw_kem_seed(rng)?);
         }
         let mut published = Vec::with_capacity(count);
         for (id, seed) in (first..next).zip(seeds) {
-            let public = KemPreKey::sign(
-                &self.identity,
-                id,
-                KemPreKeyKind::OneTime,
-                seed.encapsulation_key(),
-            );
-            let signature = *public.signature();
+            let (pair, public) =
+                KemPreKeyPair::new(&self.identity, id, KemPreKeyKind::OneTime, seed);
             published.push(public);
-            self.one_time_kem_prekeys.insert(
-                id,
-                KemPreKeyPair {
-                    id,
-                    seed,
-                    signature,
-                },
-            );
+            self.one_time_kem_prekeys.insert(id, pair);
         }
         self.next_kem_prekey_id = next;
         sealed::advance(&mut self.generation);
@@ -640,9 +625,19 @@ impl Device {
         &self.identity
     }
 
+    /// The signed prekeys, oldest first, the current one last.
+    fn signed_prekey_pairs(&self) -> impl Iterator<Item = &SignedPreKeyPair> {
+        self.old_signed_prekeys.iter().chain([&self.signed_prekey])
+    }
+
+    /// The last-resort KEM prekeys, oldest first, the current one last.
+    fn last_resort_kem_prekey_pairs(&self) -> impl Iterator<Item = &LastResortKemPreKey> {
+        let old = self.old_last_resort_kem_prekeys.iter();
+        old.chain([&self.last_resort_kem_prekey])
+    }
+
     fn signed_prekey_pair(&self, id: u32) -> Result<&SignedPreKeyPair> {
-        core::iter::once(&self.signed_prekey)
-            .chain(&self.old_signed_prekeys)
+        self.signed_prekey_pairs()
             .find(|spk| spk.public.id() == id)
             .ok_or(Error::UnknownSignedPreKey { id })
     }
@@ -673,8 +668,8 @@ impl Device {
                         one_time_kem = true;
                         pair
                     }
-                    None => core::iter::once(&self.last_resort_kem_prekey)
-                        .chain(&self.old_last_resort_kem_prekeys)
+                    None => self
+                        .last_resort_kem_prekey_pairs()
                         .map(|kem| &kem.pair)
                         .find(|pair| pair.id == id)
                         .ok_or(Error::UnknownKemPreKey { id })?,
@@ -724,8 +719,8 @@ impl Device {
     /// state was read (SPEC §4 step 4, §10.3): no KEM prekey id is both a
     /// last-resort and a one-time one.
     fn check(&self) -> Result<()> {
-        let shared = core::iter::once(&self.last_resort_kem_prekey)
-            .chain(&self.old_last_resort_kem_prekeys)
+        let shared = self
+            .last_resort_kem_prekey_pairs()
             .any(|kem| self.one_time_kem_prekeys.contains_key(&kem.pair.id));
         if shared {
             return Err(Error::InvalidEncoding);
@@ -766,13 +761,12 @@ impl Codec for Device {
         self.next_one_time_prekey_id.encode(out);
         self.next_kem_prekey_id.encode(out);
         SIGNED_PREKEYS.write(out, self.old_signed_prekeys.len() + 1);
-        for spk in self.old_signed_prekeys.iter().chain([&self.signed_prekey]) {
+        for spk in self.signed_prekey_pairs() {
             spk.encode(out);
         }
         codec::write_map(out, ONE_TIME_PREKEYS, &self.one_time_prekeys);
         LAST_RESORT_KEM_PREKEYS.write(out, self.old_last_resort_kem_prekeys.len() + 1);
-        let last_resort = self.old_last_resort_kem_prekeys.iter();
-        for kem in last_resort.chain([&self.last_resort_kem_prekey]) {
+        for kem in self.last_resort_kem_prekey_pairs() {
             kem.encode(out);
         }
         ONE_TIME_KEM_PREKEYS.write(out, self.one_time_kem_prekeys.len());

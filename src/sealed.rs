@@ -165,7 +165,10 @@ fn seal<R: TryCryptoRng + ?Sized>(
     plain: &[u8],
 ) -> Result<Vec<u8>> {
     debug_assert_eq!(plain.get(1), Some(&inner_tag));
-    debug_assert!(context.len() <= MAX_SEAL_CONTEXT_LEN, "checked by the caller");
+    debug_assert!(
+        context.len() <= MAX_SEAL_CONTEXT_LEN,
+        "checked by the caller"
+    );
     let mut salt = [0u8; SEALED_SALT_LEN];
     crypto::draw(rng, &mut salt)?;
     // Exact capacity: the plain state is encrypted in place in this buffer.

@@ -12,7 +12,6 @@ use x25519_dalek::PublicKey;
 use zeroize::Zeroizing;
 
 use super::plaintext::Plaintext;
-use super::root::RootKey;
 use super::state::{Agreed, KeyAgreement, KeyAgreementPolicy, Role, SessionState};
 use crate::codec::tag;
 use crate::crypto::{self, kem};
@@ -21,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::keys::{IdentityKey, VerifiedPreKeyBundle};
 use crate::sealed::{self, SavedState, StorageKey};
 use crate::wire::{KemCiphertext, Message, PreKeyMessage};
-use crate::x3dh::{self, KeyMaterial};
+use crate::x3dh::KeyMaterial;
 
 /// A pairwise end-to-end encrypted session.
 ///
@@ -96,25 +95,14 @@ impl Session {
         let (agreed, kem) = match encapsulation {
             Some((kem_prekey, m)) => {
                 let (ciphertext, shared) = kem::encapsulate(kem_prekey.key(), &m);
-                let agreed = Agreed {
-                    key_agreement: KeyAgreement::Pqxdh,
-                    kem_binding: x3dh::kem_binding(Some(kem_prekey.key())),
-                    root_key: RootKey::from_bytes(*material.shared_secret(Some(&shared))),
-                };
+                let agreed = Agreed::new(material, Some((kem_prekey.key(), &shared)));
                 let kem = KemCiphertext {
                     kem_prekey_id: kem_prekey.id(),
                     ciphertext,
                 };
                 (agreed, Some(kem))
             }
-            None => {
-                let agreed = Agreed {
-                    key_agreement: KeyAgreement::X3dh,
-                    kem_binding: x3dh::kem_binding(None),
-                    root_key: RootKey::from_bytes(*material.shared_secret(None)),
-                };
-                (agreed, None)
-            }
+            None => (Agreed::new(material, None), None),
         };
         Ok(Self(Box::new(SessionState::initiator(
             *device.identity_key(),
@@ -183,17 +171,9 @@ impl Session {
         let agreed = match prekeys.kem_prekey.zip(header.kem.as_ref()) {
             Some((seed, kem)) => {
                 let shared = kem::decapsulate(seed, &kem.ciphertext);
-                Agreed {
-                    key_agreement: KeyAgreement::Pqxdh,
-                    kem_binding: x3dh::kem_binding(Some(&seed.encapsulation_key())),
-                    root_key: RootKey::from_bytes(*material.shared_secret(Some(&shared))),
-                }
+                Agreed::new(material, Some((&seed.encapsulation_key(), &shared)))
             }
-            None => Agreed {
-                key_agreement: KeyAgreement::X3dh,
-                kem_binding: x3dh::kem_binding(None),
-                root_key: RootKey::from_bytes(*material.shared_secret(None)),
-            },
+            None => Agreed::new(material, None),
         };
         let (state, plaintext) = SessionState::accept(
             *device.identity_key(),

@@ -13,6 +13,7 @@ use super::receiving::{self, Plan, ReceivingChains};
 use super::root::RootKey;
 use super::sending::SendingChain;
 use crate::codec::{self, Codec, Reader, Sink};
+use crate::crypto::kem::{EncapsulationKey, SS_LEN};
 use crate::crypto::{self, AEAD_TAG_LEN};
 use crate::error::{Error, Result};
 use crate::keys::{IdentityKey, OneTimePreKey, PreKeyBundle, RatchetPublicKey};
@@ -21,7 +22,7 @@ use crate::wire::{
     KemCiphertext, MAX_PLAINTEXT_LEN, Message, PreKeyHeader, PreKeyMessage, RatchetHeader,
     RatchetMessage, SALT_LEN,
 };
-use crate::x3dh::{self, ASSOCIATED_DATA_LEN, KEM_BINDING_LEN};
+use crate::x3dh::{self, ASSOCIATED_DATA_LEN, KEM_BINDING_LEN, KeyMaterial};
 
 /// Which side of X3DH this session was.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -173,9 +174,31 @@ fn associated_data(
 
 /// What key agreement produced, for a new session.
 pub(crate) struct Agreed {
-    pub(crate) key_agreement: KeyAgreement,
-    pub(crate) kem_binding: [u8; KEM_BINDING_LEN],
-    pub(crate) root_key: RootKey,
+    key_agreement: KeyAgreement,
+    kem_binding: [u8; KEM_BINDING_LEN],
+    root_key: RootKey,
+}
+
+impl Agreed {
+    /// `SK` from the exchanges and, for PQXDH, the KEM shared secret, with
+    /// the KEM binding over the encapsulation key (SPEC §7.2 steps 5 and 6,
+    /// §7.4).
+    pub(crate) fn new(
+        material: KeyMaterial,
+        kem: Option<(&EncapsulationKey, &[u8; SS_LEN])>,
+    ) -> Self {
+        let key_agreement = match kem {
+            Some(_) => KeyAgreement::Pqxdh,
+            None => KeyAgreement::X3dh,
+        };
+        let kem_binding = x3dh::kem_binding(kem.map(|(key, _)| key));
+        let shared = material.shared_secret(kem.map(|(_, shared)| shared));
+        Self {
+            key_agreement,
+            kem_binding,
+            root_key: RootKey::from_bytes(*shared),
+        }
+    }
 }
 
 impl SessionState {
