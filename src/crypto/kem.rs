@@ -143,13 +143,20 @@ pub(crate) fn encapsulate(
     (Box::new(ct.into()), shared)
 }
 
-/// `ML-KEM.Decaps` with the key re-expanded from its seed. Never fails: a
-/// ciphertext not made for this key yields the implicit-rejection secret,
-/// which then fails the AEAD like any wrong key.
-pub(crate) fn decapsulate(seed: &DecapsulationSeed, ct: &[u8; CT_LEN]) -> Zeroizing<[u8; SS_LEN]> {
+/// `ML-KEM.Decaps` with the key re-expanded from its seed, and the
+/// encapsulation key of that one expansion (one key generation in all, as
+/// SPEC §7.3 counts). Never fails: a ciphertext not made for this key
+/// yields the implicit-rejection secret, which then fails the AEAD like any
+/// wrong key.
+pub(crate) fn decapsulate(
+    seed: &DecapsulationSeed,
+    ct: &[u8; CT_LEN],
+) -> (Zeroizing<[u8; SS_LEN]>, EncapsulationKey) {
     let ct: &ml_kem::Ciphertext<MlKem1024> = ct.into();
-    let mut ss = seed.expand().decapsulate(ct);
+    let dk = seed.expand();
+    let mut ss = dk.decapsulate(ct);
     let shared = Zeroizing::new(ss.into());
     ss.zeroize();
-    shared
+    let ek = EncapsulationKey::from_inner(dk.encapsulation_key().clone());
+    (shared, ek)
 }

@@ -170,8 +170,8 @@ impl Session {
         )?;
         let agreed = match prekeys.kem_prekey.zip(header.kem.as_ref()) {
             Some((seed, kem)) => {
-                let shared = kem::decapsulate(seed, &kem.ciphertext);
-                Agreed::new(material, Some((&seed.encapsulation_key(), &shared)))
+                let (shared, key) = kem::decapsulate(seed, &kem.ciphertext);
+                Agreed::new(material, Some((&key, &shared)))
             }
             None => Agreed::new(material, None),
         };
