@@ -160,3 +160,6 @@ pub(crate) fn decapsulate(
     let ek = EncapsulationKey::from_inner(dk.encapsulation_key().clone());
     (shared, ek)
 }
+
+#[cfg(test)]
+mod tests;
