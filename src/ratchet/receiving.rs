@@ -205,8 +205,11 @@ impl ReceivingChains {
                 });
             }
             let chain_key = match &chain.chain_key {
-                Some(chain_key) if index >= chain.next => chain_key,
-                _ => return Err(Error::DuplicateMessage),
+                _ if index < chain.next => return Err(Error::DuplicateMessage),
+                Some(chain_key) => chain_key,
+                // At or past the end of a chain the peer closed: an honest
+                // peer never sends there, a rolled-back one does (§8.6 1.3).
+                None => return Err(Error::SessionDiverged),
             };
             let gap = index - chain.next;
             if gap > MAX_SKIP {
@@ -225,8 +228,9 @@ impl ReceivingChains {
             });
         }
 
-        // A new ratchet key: only possible after we sent on a new key of ours.
-        let our_secret = our_secret.ok_or(Error::UnexpectedRatchetKey)?;
+        // A new ratchet key: an honest peer starts one only after a message
+        // on a new key of ours, which needs a sending chain (§8.6 2.1).
+        let our_secret = our_secret.ok_or(Error::SessionDiverged)?;
         let closing_end = header.previous_chain_length;
         let (closing_from, closing_key) = match self.chains.back() {
             Some(ReceivingChain {

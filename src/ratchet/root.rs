@@ -23,7 +23,7 @@ impl RootKey {
     }
 
     /// KDF_RK: HKDF-SHA256(salt = root key, IKM = DH output,
-    /// info = "sotto v1 root", L = 64) split into the next root key (first
+    /// info = "sotto v2 root", L = 64) split into the next root key (first
     /// 32 bytes) and a new chain key (last 32 bytes).
     pub(crate) fn step(&self, dh_output: &[u8; 32]) -> (RootKey, ChainKey) {
         let okm = crypto::hkdf::<64>(&self.0, dh_output, label::ROOT);
