@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 
 /// The only version byte this library writes and reads.
-pub(crate) const VERSION: u8 = 1;
+pub(crate) const VERSION: u8 = 2;
 
 /// Type tags (SPEC §4). One namespace for every encoding, so no two kinds of
 /// bytes can be mistaken for each other.

@@ -194,7 +194,7 @@ mod tests {
         assert_eq!(sealed.len(), SEALED_AAD_LEN + plain.len() + AEAD_TAG_LEN);
         assert_eq!(
             sealed.get(..3),
-            Some(&[1, tag::SEALED_STATE, T::TYPE_TAG][..])
+            Some(&[codec::VERSION, tag::SEALED_STATE, T::TYPE_TAG][..])
         );
         assert_eq!(*T::unseal(&sealed, &key).unwrap().to_bytes(), *plain);
         let wrong = StorageKey::from_bytes([4; 32]);
