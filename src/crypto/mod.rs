@@ -25,11 +25,12 @@ pub(crate) mod label {
     pub(crate) const SEALED_STATE: &[u8] = b"sotto v1 sealed state";
     pub(crate) const FINGERPRINT: &[u8] = b"sotto v1 fingerprint";
     pub(crate) const SIGNED_PREKEY: &[u8] = b"sotto v1 signed prekey";
-    pub(crate) const GROUP_STEP: &[u8] = b"sotto v1 group step";
-    pub(crate) const GROUP_DERIVE: &[u8] = b"sotto v1 group derive";
-    pub(crate) const GROUP_MESSAGE_KEY: &[u8] = b"sotto v1 group key";
-    pub(crate) const GROUP_MESSAGE_KEYS: &[u8] = b"sotto v1 group message keys";
-    pub(crate) const GROUP_SIGNATURE: &[u8] = b"sotto v1 group signature";
+    pub(crate) const GROUP_STEP: &[u8] = b"sotto v2 group step";
+    pub(crate) const GROUP_DERIVE: &[u8] = b"sotto v2 group derive";
+    pub(crate) const GROUP_MESSAGE_KEY: &[u8] = b"sotto v2 group key";
+    pub(crate) const GROUP_MESSAGE_KEYS: &[u8] = b"sotto v2 group message keys";
+    pub(crate) const GROUP_SIGNATURE: &[u8] = b"sotto v2 group message";
+    pub(crate) const GROUP_CHAIN_OWNER: &[u8] = b"sotto v2 group chain owner";
 }
 
 /// AES-256-GCM key length.
