@@ -88,13 +88,19 @@ pub enum Error {
         /// The index named by the message.
         index: u32,
     },
-    /// The sender key belongs to another group than the store it was added to.
+    /// The sender key, receiver or message belongs to another group.
     GroupMismatch,
-    /// The sender key's chain id or signing key is already held for a
-    /// different chain or sender in this store.
+    /// The store already holds this chain with another owner, or a copy of
+    /// it whose ratchet is not on the same chain (SPEC §15.9).
     GroupChainConflict,
-    /// The store already holds this sender chain at the same or a later index.
-    GroupChainNotNewer,
+    /// A sender key distribution names an owner other than the identity of
+    /// the session that delivered it (SPEC §15.7).
+    GroupOwnerMismatch,
+    /// An unauthenticated chain cannot be stored: the group store is full of
+    /// authenticated chains (SPEC §15.9).
+    GroupStoreFull,
+    /// The caller's random number generator failed; nothing changed.
+    RandomnessUnavailable,
 }
 
 impl fmt::Display for Error {
@@ -135,11 +141,13 @@ impl fmt::Display for Error {
             }
             Self::GroupMismatch => f.write_str("sender key belongs to another group"),
             Self::GroupChainConflict => {
-                f.write_str("chain id or signing key already held for another chain")
+                f.write_str("chain already held with another owner or another ratchet")
             }
-            Self::GroupChainNotNewer => {
-                f.write_str("sender chain already held at the same or a later index")
+            Self::GroupOwnerMismatch => {
+                f.write_str("sender key distribution delivered by a session not its owner's")
             }
+            Self::GroupStoreFull => f.write_str("group store is full of authenticated chains"),
+            Self::RandomnessUnavailable => f.write_str("random number generator failed"),
         }
     }
 }
