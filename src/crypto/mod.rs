@@ -8,6 +8,7 @@ use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use hkdf::Hkdf;
 use hmac::Hmac;
+use rand_core::TryCryptoRng;
 use sha2::{Digest, Sha256};
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
@@ -85,6 +86,13 @@ pub(crate) fn aead_key_nonce(
     key.copy_from_slice(k);
     nonce.copy_from_slice(n);
     (key, nonce)
+}
+
+/// Fills `dst` from the caller's RNG (SPEC §1: every draw happens before any
+/// state changes); an RNG failure is `RandomnessUnavailable`, never a panic.
+pub(crate) fn fill<R: TryCryptoRng + ?Sized>(rng: &mut R, dst: &mut [u8]) -> Result<()> {
+    rng.try_fill_bytes(dst)
+        .map_err(|_| Error::RandomnessUnavailable)
 }
 
 /// SHA-256 over the concatenation of `parts`.
