@@ -84,7 +84,7 @@ pub use rand_core;
 pub use ratchet::{
     MAX_RECEIVING_CHAINS, MAX_SKIP, MAX_SKIPPED_KEYS, MAX_SKIPPED_KEYS_PER_CHAIN, Role, Session,
 };
-pub use sealed::{MAX_STATE_LEN, SavedState, StorageKey};
+pub use sealed::{MAX_SEAL_CONTEXT_LEN, MAX_STATE_LEN, SavedState, StorageKey};
 pub use wire::{MAX_MESSAGE_LEN, MAX_PLAINTEXT_LEN, Message, PreKeyMessage, RatchetMessage};
 
 /// The README's example is compiled and run as a doctest.

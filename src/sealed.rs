@@ -1,6 +1,6 @@
 //! Saved state: the [`SavedState`] trait every stateful type implements, the
 //! `MAX_STATE_LEN` bound on plain and sealed states (SPEC.md §10.1), and the
-//! sealed envelope that encrypts a state at rest (§10.4).
+//! sealed envelope that encrypts a state at rest, bound to a context (§10.5).
 //!
 //! The plain encodings themselves live beside their types: the session in
 //! `ratchet/session.rs` (§10.2), the device in `device.rs` (§10.3), the
@@ -9,16 +9,19 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-use rand_core::CryptoRng;
+use rand_core::TryCryptoRng;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::codec::{self, Codec, Reader, tag, write_header};
 use crate::crypto::{self, AEAD_TAG_LEN, label};
 use crate::error::{Error, Result};
 
-/// Largest saved state (plain or sealed) that will be parsed: 1 MiB. Every
-/// state this library writes is far smaller; see SPEC.md for the exact bounds.
-pub const MAX_STATE_LEN: usize = 1 << 20;
+/// Largest saved state (plain or sealed) that will be parsed: 16 MiB. Every
+/// state this library writes is smaller; see SPEC.md for the exact bounds.
+pub const MAX_STATE_LEN: usize = 1 << 24;
+
+/// Longest context a sealed state may be bound to (SPEC §10.5).
+pub const MAX_SEAL_CONTEXT_LEN: usize = 1024;
 
 /// Length of the random salt in a sealed state.
 const SEALED_SALT_LEN: usize = 32;
@@ -82,28 +85,38 @@ pub trait SavedState: Sized + Sealed {
     /// [`Error::TrailingBytes`].
     fn from_bytes(bytes: &[u8]) -> Result<Self>;
 
-    /// The state encrypted at rest under `key` (draws 32 bytes of salt).
+    /// The state encrypted at rest under `key`, bound to `context` (the
+    /// record's key in the caller's store; SPEC §10.5). Draws 32 bytes of
+    /// salt.
     ///
     /// # Errors
     ///
-    /// None in practice: the only failure is the AEAD refusing a plaintext
-    /// larger than any state (reported as [`Error::PlaintextTooLarge`]).
-    fn seal<R: CryptoRng + ?Sized>(&self, key: &StorageKey, rng: &mut R) -> Result<Vec<u8>> {
-        seal(key, rng, Self::TYPE_TAG, &self.to_bytes())
+    /// [`Error::TooLarge`] for a context longer than
+    /// [`MAX_SEAL_CONTEXT_LEN`], checked before anything is drawn; then
+    /// [`Error::RandomnessUnavailable`] if the RNG fails.
+    fn seal<R: TryCryptoRng + ?Sized>(
+        &self,
+        key: &StorageKey,
+        context: &[u8],
+        rng: &mut R,
+    ) -> Result<Vec<u8>> {
+        seal(key, context, rng, Self::TYPE_TAG, &self.to_bytes())
     }
 
     /// Opens and restores [`SavedState::seal`]'s output.
     ///
     /// # Errors
     ///
-    /// In this order (SPEC §10.4): [`Error::TooLarge`] for input longer than
+    /// In this order (SPEC §10.5): [`Error::TooLarge`] for a context longer
+    /// than [`MAX_SEAL_CONTEXT_LEN`], then for input longer than
     /// [`MAX_STATE_LEN`]; [`Error::Truncated`], [`Error::UnsupportedVersion`]
     /// or [`Error::WrongType`] for the envelope's header, whose inner type
     /// must be [`SavedState::TYPE_TAG`]; [`Error::Truncated`] without the
     /// salt and a full tag; [`Error::AuthenticationFailed`] for the wrong
-    /// key or altered bytes; then the errors of [`SavedState::from_bytes`].
-    fn unseal(sealed: &[u8], key: &StorageKey) -> Result<Self> {
-        Self::from_bytes(&unseal(key, Self::TYPE_TAG, sealed)?)
+    /// key, the wrong context or altered bytes; then the errors of
+    /// [`SavedState::from_bytes`].
+    fn unseal(sealed: &[u8], key: &StorageKey, context: &[u8]) -> Result<Self> {
+        Self::from_bytes(&unseal(key, context, Self::TYPE_TAG, sealed)?)
     }
 }
 
@@ -121,20 +134,36 @@ pub(crate) fn from_plain<T: Codec>(tag: u8, bytes: &[u8]) -> Result<T> {
     codec::from_slice(tag, bytes)
 }
 
+/// The associated data of a sealed state: its first 35 bytes, then the
+/// context with a u16 length (SPEC §10.5). The context is bounded by
+/// [`MAX_SEAL_CONTEXT_LEN`] before this is called.
+fn sealed_aad(header: &[u8], context: &[u8]) -> Vec<u8> {
+    let len = u16::try_from(context.len()).unwrap_or(u16::MAX);
+    let mut aad = Vec::with_capacity(header.len() + 2 + context.len());
+    aad.extend_from_slice(header);
+    aad.extend_from_slice(&len.to_be_bytes());
+    aad.extend_from_slice(context);
+    aad
+}
+
 /// Seals a plain state encoding whose type tag is `inner_tag`: version,
 /// type 0x30, the inner type tag, 32 random salt bytes, then the
 /// AES-256-GCM ciphertext and tag. Key and nonce are HKDF-SHA256(salt,
-/// storage key, "sotto v1 sealed state", 44); the associated data is the 35
-/// bytes before the ciphertext.
-fn seal<R: CryptoRng + ?Sized>(
+/// storage key, the sealed-state label, 44); the associated data is the 35
+/// bytes before the ciphertext, then the context and its length.
+fn seal<R: TryCryptoRng + ?Sized>(
     key: &StorageKey,
+    context: &[u8],
     rng: &mut R,
     inner_tag: u8,
     plain: &[u8],
 ) -> Result<Vec<u8>> {
     debug_assert_eq!(plain.get(1), Some(&inner_tag));
+    if context.len() > MAX_SEAL_CONTEXT_LEN {
+        return Err(Error::TooLarge);
+    }
     let mut salt = [0u8; SEALED_SALT_LEN];
-    rng.fill_bytes(&mut salt);
+    crypto::fill(rng, &mut salt)?;
     // Exact capacity: the plain state is encrypted in place in this buffer.
     let mut out = Vec::with_capacity(SEALED_AAD_LEN + plain.len() + AEAD_TAG_LEN);
     write_header(&mut out, tag::SEALED_STATE);
@@ -142,15 +171,21 @@ fn seal<R: CryptoRng + ?Sized>(
     out.extend_from_slice(&salt);
     out.extend_from_slice(plain);
     let (aead_key, nonce) = crypto::aead_key_nonce(&salt, &key.0, label::SEALED_STATE);
-    let (aad, body) = out.split_at_mut(SEALED_AAD_LEN);
-    let tag = crypto::aead_seal(&aead_key, &nonce, aad, body)?;
+    let (header, body) = out.split_at_mut(SEALED_AAD_LEN);
+    let aad = sealed_aad(header, context);
+    let tag = crypto::aead_seal(&aead_key, &nonce, &aad, body)?;
     out.extend_from_slice(&tag);
     Ok(out)
 }
 
 /// Opens [`seal`]'s output, checking that it holds a state of type `expected`.
-fn unseal(key: &StorageKey, expected: u8, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-    if sealed.len() > MAX_STATE_LEN {
+fn unseal(
+    key: &StorageKey,
+    context: &[u8],
+    expected: u8,
+    sealed: &[u8],
+) -> Result<Zeroizing<Vec<u8>>> {
+    if context.len() > MAX_SEAL_CONTEXT_LEN || sealed.len() > MAX_STATE_LEN {
         return Err(Error::TooLarge);
     }
     let mut r = Reader::header(sealed, tag::SEALED_STATE)?;
@@ -166,10 +201,13 @@ fn unseal(key: &StorageKey, expected: u8, sealed: &[u8]) -> Result<Zeroizing<Vec
         .rest()
         .split_last_chunk::<AEAD_TAG_LEN>()
         .ok_or(Error::Truncated)?;
-    let aad = sealed.get(..SEALED_AAD_LEN).ok_or(Error::Truncated)?;
+    let aad = sealed_aad(
+        sealed.get(..SEALED_AAD_LEN).ok_or(Error::Truncated)?,
+        context,
+    );
     let (aead_key, nonce) = crypto::aead_key_nonce(&salt, &key.0, label::SEALED_STATE);
     let mut plain = Zeroizing::new(ciphertext.to_vec());
-    crypto::aead_open(&aead_key, &nonce, aad, &mut plain, tag)?;
+    crypto::aead_open(&aead_key, &nonce, &aad, &mut plain, tag)?;
     Ok(plain)
 }
 
@@ -190,17 +228,29 @@ mod tests {
         assert_eq!(*restored.to_bytes(), *plain);
 
         let key = StorageKey::from_bytes([3; 32]);
-        let sealed = state.seal(&key, rng).unwrap();
+        let context = b"record/1";
+        let sealed = state.seal(&key, context, rng).unwrap();
         assert_eq!(sealed.len(), SEALED_AAD_LEN + plain.len() + AEAD_TAG_LEN);
         assert_eq!(
             sealed.get(..3),
             Some(&[codec::VERSION, tag::SEALED_STATE, T::TYPE_TAG][..])
         );
-        assert_eq!(*T::unseal(&sealed, &key).unwrap().to_bytes(), *plain);
+        assert_eq!(*T::unseal(&sealed, &key, context).unwrap().to_bytes(), *plain);
         let wrong = StorageKey::from_bytes([4; 32]);
         assert_eq!(
-            T::unseal(&sealed, &wrong).err(),
+            T::unseal(&sealed, &wrong, context).err(),
             Some(Error::AuthenticationFailed)
+        );
+        // Another record's slot: the blob does not open there.
+        assert_eq!(
+            T::unseal(&sealed, &key, b"record/2").err(),
+            Some(Error::AuthenticationFailed)
+        );
+        let long = [b'x'; MAX_SEAL_CONTEXT_LEN + 1];
+        assert_eq!(state.seal(&key, &long, rng).err(), Some(Error::TooLarge));
+        assert_eq!(
+            T::unseal(&sealed, &key, &long).err(),
+            Some(Error::TooLarge)
         );
     }
 
@@ -229,10 +279,10 @@ mod tests {
 
         // A sealed session opened as a device names both inner types.
         let sealed = session
-            .seal(&StorageKey::from_bytes([3; 32]), &mut rng)
+            .seal(&StorageKey::from_bytes([3; 32]), b"s", &mut rng)
             .unwrap();
         assert_eq!(
-            Device::unseal(&sealed, &StorageKey::from_bytes([3; 32])).err(),
+            Device::unseal(&sealed, &StorageKey::from_bytes([3; 32]), b"s").err(),
             Some(Error::WrongType {
                 expected: 0x21,
                 found: 0x20

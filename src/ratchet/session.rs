@@ -6,7 +6,7 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
 
-use rand_core::CryptoRng;
+use rand_core::{CryptoRng, TryCryptoRng};
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
@@ -203,13 +203,19 @@ impl Session {
         <Self as SavedState>::from_bytes(bytes)
     }
 
-    /// The session encrypted at rest under `key` (draws 32 bytes of salt).
+    /// The session encrypted at rest under `key`, bound to `context`
+    /// (draws 32 bytes of salt).
     ///
     /// # Errors
     ///
     /// As [`SavedState::seal`].
-    pub fn seal<R: CryptoRng + ?Sized>(&self, key: &StorageKey, rng: &mut R) -> Result<Vec<u8>> {
-        <Self as SavedState>::seal(self, key, rng)
+    pub fn seal<R: TryCryptoRng + ?Sized>(
+        &self,
+        key: &StorageKey,
+        context: &[u8],
+        rng: &mut R,
+    ) -> Result<Vec<u8>> {
+        <Self as SavedState>::seal(self, key, context, rng)
     }
 
     /// Opens and restores [`Session::seal`]'s output.
@@ -217,8 +223,8 @@ impl Session {
     /// # Errors
     ///
     /// As [`SavedState::unseal`], then as [`Session::from_bytes`].
-    pub fn unseal(sealed: &[u8], key: &StorageKey) -> Result<Self> {
-        <Self as SavedState>::unseal(sealed, key)
+    pub fn unseal(sealed: &[u8], key: &StorageKey, context: &[u8]) -> Result<Self> {
+        <Self as SavedState>::unseal(sealed, key, context)
     }
 }
 
