@@ -82,7 +82,8 @@ pub use keys::{
 };
 pub use rand_core;
 pub use ratchet::{
-    MAX_RECEIVING_CHAINS, MAX_SKIP, MAX_SKIPPED_KEYS, MAX_SKIPPED_KEYS_PER_CHAIN, Role, Session,
+    MAX_RECEIVING_CHAINS, MAX_SKIP, MAX_SKIPPED_KEYS, MAX_SKIPPED_KEYS_PER_CHAIN, Plaintext, Role,
+    Session,
 };
 pub use sealed::{MAX_SEAL_CONTEXT_LEN, MAX_STATE_LEN, SavedState, StorageKey};
 pub use wire::{MAX_MESSAGE_LEN, MAX_PLAINTEXT_LEN, Message, PreKeyMessage, RatchetMessage};

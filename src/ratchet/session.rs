@@ -10,6 +10,7 @@ use rand_core::{CryptoRng, TryCryptoRng};
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
+use super::plaintext::Plaintext;
 use super::root::RootKey;
 use super::state::{Role, SessionState};
 use crate::codec::tag;
@@ -143,6 +144,22 @@ impl Session {
     /// [`Error::AuthenticationFailed`] (the tag does not verify).
     pub fn decrypt(&mut self, message: &Message) -> Result<Vec<u8>> {
         self.0.decrypt(message)
+    }
+
+    /// Decrypts `message`, then runs `f` on the plaintext; the session moves
+    /// forward only if both succeed (SPEC §15.7: the one-call install).
+    /// Stand-in on the group branch: it decrypts a copy of the state.
+    pub(crate) fn decrypt_then<T>(
+        &mut self,
+        message: &Message,
+        f: impl FnOnce(&Plaintext) -> Result<T>,
+    ) -> Result<(Plaintext, T)> {
+        let mut copy = <Self as SavedState>::from_bytes(&<Self as SavedState>::to_bytes(self))?;
+        let bytes = copy.0.decrypt(message)?;
+        let plaintext = Plaintext::new(bytes, *copy.0.remote_identity());
+        let value = f(&plaintext)?;
+        *self = copy;
+        Ok((plaintext, value))
     }
 
     /// Which side of X3DH this session was.
