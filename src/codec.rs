@@ -37,6 +37,7 @@ pub(crate) mod tag {
     pub(crate) const DEVICE_STATE: u8 = 0x21;
     pub(crate) const GROUP_SENDER_STATE: u8 = 0x22;
     pub(crate) const GROUP_RECEIVER_STATE: u8 = 0x23;
+    pub(crate) const GROUP_STORE_STATE: u8 = 0x24;
     pub(crate) const SEALED_STATE: u8 = 0x30;
 }
 
