@@ -214,10 +214,10 @@ fn unseal(
 #[cfg(test)]
 mod tests {
     use rand_chacha::ChaCha20Rng;
-    use rand_core::SeedableRng;
+    use rand_core::{CryptoRng, SeedableRng};
 
     use super::*;
-    use crate::group::{GroupId, GroupReceiver, GroupSender};
+    use crate::group::{GroupId, GroupReceiver, GroupReceivers, GroupSender};
     use crate::{Device, PreKeyBundle, Session};
 
     /// What every saved state promises, checked through the trait alone.
@@ -235,7 +235,10 @@ mod tests {
             sealed.get(..3),
             Some(&[codec::VERSION, tag::SEALED_STATE, T::TYPE_TAG][..])
         );
-        assert_eq!(*T::unseal(&sealed, &key, context).unwrap().to_bytes(), *plain);
+        assert_eq!(
+            *T::unseal(&sealed, &key, context).unwrap().to_bytes(),
+            *plain
+        );
         let wrong = StorageKey::from_bytes([4; 32]);
         assert_eq!(
             T::unseal(&sealed, &wrong, context).err(),
@@ -248,10 +251,7 @@ mod tests {
         );
         let long = [b'x'; MAX_SEAL_CONTEXT_LEN + 1];
         assert_eq!(state.seal(&key, &long, rng).err(), Some(Error::TooLarge));
-        assert_eq!(
-            T::unseal(&sealed, &key, &long).err(),
-            Some(Error::TooLarge)
-        );
+        assert_eq!(T::unseal(&sealed, &key, &long).err(), Some(Error::TooLarge));
     }
 
     #[test]
@@ -261,21 +261,26 @@ mod tests {
         let bob = Device::generate(&mut rng);
         let bundle = PreKeyBundle::new(*bob.identity_key(), bob.signed_prekey(), None);
         let session = Session::initiate(&alice, &mut rng, &bundle.verify().unwrap()).unwrap();
-        let sender = GroupSender::new(&mut rng, GroupId::from_bytes([6; 32]));
-        let receiver =
-            GroupReceiver::import_unauthenticated(&sender.distribution().to_bytes()).unwrap();
+        let group = GroupId::from_bytes([6; 32]);
+        let sender = GroupSender::new(&mut rng, group, alice.identity_key()).unwrap();
+        let distribution = sender.distribution().to_bytes();
+        let receiver = GroupReceiver::import_unauthenticated(&group, &distribution).unwrap();
+        let mut store = GroupReceivers::new(group);
+        store.import_unauthenticated(&distribution).unwrap();
 
         check(&alice, &mut rng);
         check(&session, &mut rng);
         check(&sender, &mut rng);
         check(&receiver, &mut rng);
+        check(&store, &mut rng);
         let tags = [
             Device::TYPE_TAG,
             Session::TYPE_TAG,
             GroupSender::TYPE_TAG,
             GroupReceiver::TYPE_TAG,
+            GroupReceivers::TYPE_TAG,
         ];
-        assert_eq!(tags, [0x21, 0x20, 0x22, 0x23]);
+        assert_eq!(tags, [0x21, 0x20, 0x22, 0x23, 0x24]);
 
         // A sealed session opened as a device names both inner types.
         let sealed = session
