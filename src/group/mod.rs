@@ -83,7 +83,7 @@ pub const GROUP_SKIP_WINDOW: u32 = 32;
 pub const MAX_GROUP_SKIPPED_KEYS: usize = 256;
 /// Largest jump a receiver makes: a message more than this many indices
 /// ahead of the receiver's next index is rejected with
-/// [`Error::GroupIndexOutOfRange`](crate::Error::GroupIndexOutOfRange).
+/// [`Error::GroupIndexOutOfRange`].
 pub const MAX_GROUP_JUMP: u32 = 1 << 24;
 /// Most authenticated chains a [`GroupReceivers`] store keeps per owner;
 /// adding one more deletes that owner's oldest authenticated chain.

@@ -47,7 +47,7 @@ fn derive(m: u8, r: &[u8; LEVEL_LEN]) -> [u8; LEVEL_LEN] {
 
 /// A sender chain's ratchet at one index. Zeroized on drop; never printed;
 /// always boxed where it is kept, so moving its owner never copies it.
-#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+#[derive(Zeroize, ZeroizeOnDrop)]
 pub(crate) struct Ratchet {
     index: u32,
     levels: [[u8; LEVEL_LEN]; LEVELS],
@@ -77,6 +77,16 @@ impl Ratchet {
     #[cfg(test)]
     pub(crate) fn levels(&self) -> &[[u8; LEVEL_LEN]; LEVELS] {
         &self.levels
+    }
+
+    /// A copy in its own allocation, written there directly.
+    pub(crate) fn boxed(&self) -> Box<Self> {
+        let mut copy = Box::new(Self {
+            index: self.index,
+            levels: [[0u8; LEVEL_LEN]; LEVELS],
+        });
+        copy.levels = self.levels;
+        copy
     }
 
     /// Decodes the index and R_0..R_7 straight into their allocation.
@@ -164,7 +174,10 @@ impl Codec for Ratchet {
     }
 
     fn decode(r: &mut Reader<'_>) -> Result<Self> {
-        Self::decode_boxed(r).map(|ratchet| (*ratchet).clone())
+        Self::decode_boxed(r).map(|ratchet| Self {
+            index: ratchet.index,
+            levels: ratchet.levels,
+        })
     }
 }
 

@@ -175,7 +175,7 @@ impl GroupReceiver {
         // Keep keys only for the skipped indices just below the message,
         // the ones most likely still in flight.
         let first_cached = index.saturating_sub(GROUP_SKIP_WINDOW).max(next);
-        let mut ratchet = self.ratchet.clone();
+        let mut ratchet = self.ratchet.boxed();
         ratchet.advance_to(first_cached);
         // Empty (no allocation) for an in-order message.
         let mut skipped = Vec::with_capacity(usize::try_from(index - first_cached).unwrap_or(0));

@@ -135,7 +135,7 @@ impl GroupSender {
             self.chain,
             self.owner,
             self.owner_proof,
-            self.ratchet.clone(),
+            self.ratchet.boxed(),
         )
     }
 

@@ -370,7 +370,7 @@ fn same_chain(a: &Ratchet, b: &Ratchet) -> bool {
     } else {
         (b, a)
     };
-    let mut lo = alloc::boxed::Box::new(lo.clone());
+    let mut lo = lo.boxed();
     lo.advance_to(hi.index());
     lo.same_levels(hi)
 }
