@@ -27,9 +27,7 @@ pub(crate) const VERSION: u8 = 2;
 pub(crate) mod tag {
     pub(crate) const RATCHET_MESSAGE: u8 = 0x01;
     pub(crate) const PREKEY_MESSAGE: u8 = 0x02;
-    #[cfg_attr(not(test), allow(dead_code))] // group/ excluded on v2-pairwise (lib.rs)
     pub(crate) const GROUP_MESSAGE: u8 = 0x03;
-    #[cfg_attr(not(test), allow(dead_code))] // group/ excluded on v2-pairwise (lib.rs)
     pub(crate) const SENDER_KEY_DISTRIBUTION: u8 = 0x04;
     pub(crate) const IDENTITY_KEY: u8 = 0x10;
     pub(crate) const SIGNED_PREKEY: u8 = 0x11;
@@ -38,11 +36,8 @@ pub(crate) mod tag {
     pub(crate) const KEM_PREKEY: u8 = 0x14;
     pub(crate) const SESSION_STATE: u8 = 0x20;
     pub(crate) const DEVICE_STATE: u8 = 0x21;
-    #[cfg_attr(not(test), allow(dead_code))] // group/ excluded on v2-pairwise (lib.rs)
     pub(crate) const GROUP_SENDER_STATE: u8 = 0x22;
-    #[cfg_attr(not(test), allow(dead_code))] // group/ excluded on v2-pairwise (lib.rs)
     pub(crate) const GROUP_RECEIVER_STATE: u8 = 0x23;
-    #[cfg_attr(not(test), allow(dead_code))] // group/ excluded on v2-pairwise (lib.rs)
     pub(crate) const GROUP_STORE_STATE: u8 = 0x24;
     pub(crate) const SEALED_STATE: u8 = 0x30;
 }
@@ -148,7 +143,7 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
-    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         if n > self.rest.len() {
             return Err(Error::Truncated);
         }

@@ -125,10 +125,6 @@ pub enum Error {
     /// An unauthenticated chain while the store is full of authenticated
     /// ones (SPEC §15.9).
     GroupStoreFull,
-    /// The store already holds this sender chain at the same or a later index.
-    // TODO(v2-group): not in SPEC v2 §12; still used by the version 1 code
-    // in src/group/store.rs. The group rewrite removes it.
-    GroupChainNotNewer,
 }
 
 impl fmt::Display for Error {
@@ -188,9 +184,6 @@ impl fmt::Display for Error {
                 f.write_str("chain id or signing key already held for another chain")
             }
             Self::GroupStoreFull => f.write_str("group store full of authenticated chains"),
-            Self::GroupChainNotNewer => {
-                f.write_str("sender chain already held at the same or a later index")
-            }
         }
     }
 }
@@ -242,7 +235,6 @@ mod tests {
             Error::GroupOwnerMismatch => "GroupOwnerMismatch",
             Error::GroupChainConflict => "GroupChainConflict",
             Error::GroupStoreFull => "GroupStoreFull",
-            Error::GroupChainNotNewer => "GroupChainNotNewer",
         }
     }
 
@@ -299,7 +291,6 @@ mod tests {
         ours.sort_unstable();
         spec_sorted.sort_unstable();
         assert_eq!(ours, spec_sorted);
-        assert_eq!(name(Error::GroupChainNotNewer), "GroupChainNotNewer");
         for error in all {
             let text = error.to_string();
             assert!(!text.is_empty());

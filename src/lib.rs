@@ -78,10 +78,6 @@ mod codec;
 mod crypto;
 mod device;
 mod error;
-// Branch v2-pairwise only: src/group/ here is still the version 1 code (its
-// unit tests pin v1 labels, and it does not implement the v2 `SavedState`);
-// branch v2-group rewrites it. Merging that branch MUST delete this `cfg`.
-#[cfg(any())]
 pub mod group;
 mod keys;
 mod ratchet;

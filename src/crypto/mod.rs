@@ -32,19 +32,13 @@ pub(crate) mod label {
     pub(crate) const KEM_PREKEY: &[u8] = b"sotto v2 kem prekey";
     pub(crate) const FINGERPRINT: &[u8] = b"sotto v2 fingerprint";
     pub(crate) const SEALED_STATE: &[u8] = b"sotto v2 sealed state";
-    #[cfg_attr(not(test), allow(dead_code))] // group/ excluded on v2-pairwise (lib.rs)
     pub(crate) const GROUP_STEP: &[u8] = b"sotto v2 group step";
-    #[cfg_attr(not(test), allow(dead_code))] // group/ excluded on v2-pairwise (lib.rs)
     pub(crate) const GROUP_DERIVE: &[u8] = b"sotto v2 group derive";
-    #[cfg_attr(not(test), allow(dead_code))] // group/ excluded on v2-pairwise (lib.rs)
     pub(crate) const GROUP_MESSAGE_KEY: &[u8] = b"sotto v2 group key";
-    #[cfg_attr(not(test), allow(dead_code))] // group/ excluded on v2-pairwise (lib.rs)
     pub(crate) const GROUP_MESSAGE_KEYS: &[u8] = b"sotto v2 group message keys";
     /// The group message signature (SPEC §15.5).
-    #[cfg_attr(not(test), allow(dead_code))] // group/ excluded on v2-pairwise (lib.rs)
     pub(crate) const GROUP_SIGNATURE: &[u8] = b"sotto v2 group message";
     /// A chain's owner proof (SPEC §15.6).
-    #[cfg_attr(not(test), allow(dead_code))] // group/ excluded on v2-pairwise (lib.rs)
     pub(crate) const GROUP_CHAIN_OWNER: &[u8] = b"sotto v2 group chain owner";
 }
 
