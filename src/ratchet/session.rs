@@ -202,7 +202,19 @@ impl Session {
         rng: &mut R,
         plaintext: &[u8],
     ) -> Result<Message> {
-        self.0.encrypt(rng, plaintext)
+        self.0.encrypt(rng, &[plaintext])
+    }
+
+    /// Encrypts the plaintext `kind || body` without assembling it first
+    /// (the session layer's framing, SPEC §16.10); otherwise as
+    /// [`Session::encrypt`].
+    pub(crate) fn encrypt_framed<R: TryCryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        kind: u8,
+        body: &[u8],
+    ) -> Result<Message> {
+        self.0.encrypt(rng, &[&[kind], body])
     }
 
     /// Decrypts a message of this session. All or nothing: on any error the
