@@ -156,6 +156,20 @@ impl Session {
         message: &PreKeyMessage,
         policy: KeyAgreementPolicy,
     ) -> Result<(Self, Plaintext)> {
+        Self::accept_then(device, message, policy, |_| Ok(()))
+            .map(|(session, plaintext, ())| (session, plaintext))
+    }
+
+    /// Accepts as [`Session::accept_with_policy`], then runs `then` on the
+    /// plaintext before `device` changes; the device commits only if `then`
+    /// returns `Ok`, so a caller can make reading the first message and
+    /// acting on it one all-or-nothing step (the session layer, SPEC §16.5).
+    pub(crate) fn accept_then<T>(
+        device: &mut Device,
+        message: &PreKeyMessage,
+        policy: KeyAgreementPolicy,
+        then: impl FnOnce(&Plaintext) -> Result<T>,
+    ) -> Result<(Self, Plaintext, T)> {
         let header = message.prekey_header();
         if header.kem.is_none() && policy == KeyAgreementPolicy::PostQuantumRequired {
             return Err(Error::PostQuantumRequired);
@@ -181,9 +195,10 @@ impl Session {
             agreed,
             prekeys.signed_prekey,
         )?;
+        let outcome = then(&plaintext)?;
         let replayable = prekeys.replayable;
         device.consume(header, replayable);
-        Ok((Self(Box::new(state)), plaintext))
+        Ok((Self(Box::new(state)), plaintext, outcome))
     }
 
     /// Encrypts `plaintext`. Draws 32 bytes for a new ratchet key when a
