@@ -232,6 +232,12 @@ impl Session {
         self.0.encrypt(rng, &[&[kind], body])
     }
 
+    /// Whether one of the receiving chains has the ratchet key `key`: a
+    /// message on it can only be decrypted, or refused, by this session.
+    pub(crate) fn knows_ratchet_key(&self, key: &[u8; 32]) -> bool {
+        self.0.knows_ratchet_key(key)
+    }
+
     /// Decrypts a message of this session. All or nothing: on any error the
     /// session is exactly as it was. Never draws randomness. The plaintext's
     /// [`sender`](Plaintext::sender) is this session's remote identity.

@@ -316,6 +316,12 @@ impl SessionState {
         &self.receiving
     }
 
+    /// Whether a receiving chain has the ratchet key `key` (compared as
+    /// bytes).
+    pub(crate) fn knows_ratchet_key(&self, key: &[u8; 32]) -> bool {
+        self.receiving.has_chain(key)
+    }
+
     /// SPEC §8.5: checks, then every draw, then the computation, and only
     /// then the commit.
     /// The plaintext is the concatenation of `parts`, so that a caller
