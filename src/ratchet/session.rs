@@ -238,6 +238,20 @@ impl Session {
         self.0.knows_ratchet_key(key)
     }
 
+    /// The length of the plain encoding (SPEC §10.2), measured without
+    /// writing it.
+    pub(crate) fn encoded_len(&self) -> usize {
+        2 + crate::codec::encoded_len(&*self.0)
+    }
+
+    /// Writes the plain encoding (version, type, fields) into `out`, for
+    /// states that embed a session (SPEC §16.11), so that its secrets are
+    /// never copied through a buffer of their own.
+    pub(crate) fn encode_into<S: crate::codec::Sink>(&self, out: &mut S) {
+        crate::codec::write_header(out, tag::SESSION_STATE);
+        crate::codec::Codec::encode(&*self.0, out);
+    }
+
     /// Decrypts a message of this session. All or nothing: on any error the
     /// session is exactly as it was. Never draws randomness. The plaintext's
     /// [`sender`](Plaintext::sender) is this session's remote identity.
