@@ -238,6 +238,13 @@ impl Session {
         self.0.knows_ratchet_key(key)
     }
 
+    /// The ratchet public key of the current sending chain, if there is one:
+    /// a retry request that names it says the peer cannot read this
+    /// session's messages (SPEC §16.5).
+    pub(crate) fn sending_ratchet_key(&self) -> Option<[u8; 32]> {
+        self.0.sending_ratchet_key()
+    }
+
     /// The length of the plain encoding (SPEC §10.2), measured without
     /// writing it.
     pub(crate) fn encoded_len(&self) -> usize {

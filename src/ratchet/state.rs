@@ -316,6 +316,11 @@ impl SessionState {
         &self.receiving
     }
 
+    /// The current sending chain's ratchet public key, if there is one.
+    pub(crate) fn sending_ratchet_key(&self) -> Option<[u8; 32]> {
+        self.sending.as_ref().map(SendingChain::public_key)
+    }
+
     /// Whether a receiving chain has the ratchet key `key` (compared as
     /// bytes).
     pub(crate) fn knows_ratchet_key(&self, key: &[u8; 32]) -> bool {
