@@ -4,7 +4,7 @@
 
 use super::address::DeviceId;
 use super::framing::{self, Frame, Received, RetryHint};
-use super::record::{PeerRecord, SessionEntry, Slot};
+use super::record::{PeerDevice, PeerRecord, SessionEntry, Slot};
 use super::recovery::{self, Failure, Ignore, RetryLater, Severity};
 use crate::device::Device;
 use crate::error::Error;
@@ -59,17 +59,19 @@ impl PeerRecord {
                     ));
                 }
                 match d.slot_with_base_key(&m.base_key_bytes()) {
-                    Some(slot) => self
-                        .decrypt_on(from, slot, message, now)
-                        .map_err(|e| self.fail(from, recovery::classify_owned(e), hint, e, now)),
+                    Some(slot) => self.decrypt_on(from, slot, message, now).map_err(|e| {
+                        let owner = slot == Slot::Active;
+                        self.fail(from, recovery::classify_owned(e), owner, hint, e, now)
+                    }),
                     None => self.accept(local, from, m, hint, now),
                 }
             }
             Message::Ratchet(m) => {
                 if let Some(slot) = d.slot_with_ratchet_key(&m.ratchet_key_bytes()) {
-                    return self
-                        .decrypt_on(from, slot, message, now)
-                        .map_err(|e| self.fail(from, recovery::classify_owned(e), hint, e, now));
+                    return self.decrypt_on(from, slot, message, now).map_err(|e| {
+                        let owner = slot == Slot::Active;
+                        self.fail(from, recovery::classify_owned(e), owner, hint, e, now)
+                    });
                 }
                 self.decrypt_unknown_key(from, message, hint, now)
             }
@@ -85,11 +87,16 @@ impl PeerRecord {
         hint: RetryHint,
         now: u64,
     ) -> Result<Received, Failure> {
-        let slots: alloc::vec::Vec<Slot> = self
+        // The order of §16.5, computed without allocating: active, then
+        // archived newest first.
+        let (active, archived) = self
             .devices
             .get(&from)
-            .map(|d| d.slots().map(|(slot, _)| slot).collect())
-            .unwrap_or_default();
+            .map_or((false, 0), |d| (d.active.is_some(), d.archived.len()));
+        let slots = active
+            .then_some(Slot::Active)
+            .into_iter()
+            .chain((0..archived).map(Slot::Archived));
         let mut decisive = None;
         let mut first = None;
         for slot in slots {
@@ -110,7 +117,14 @@ impl PeerRecord {
             }
         }
         let error = decisive.or(first).unwrap_or(Error::NoSession);
-        Err(self.fail(from, recovery::classify_unknown(error), hint, error, now))
+        Err(self.fail(
+            from,
+            recovery::classify_unknown(error),
+            false,
+            hint,
+            error,
+            now,
+        ))
     }
 
     /// Decrypts on one session; on success commits the decrypt, the
@@ -123,17 +137,16 @@ impl PeerRecord {
         now: u64,
     ) -> Result<Received, Error> {
         let d = self.devices.get_mut(&from).ok_or(Error::UnknownDevice)?;
-        let active_base = d.active.as_ref().map(|e| e.session.base_key_bytes());
         let entry = d.slot_mut(slot).ok_or(Error::NoSession)?;
         let (plaintext, frame) = entry.session.decrypt_then(message, |p| framing::parse(p))?;
         entry.last_decrypt = Some(now);
-        let lost = entry.lost_tie_break;
+        d.retry_outstanding = None;
         if let Slot::Archived(index) = slot {
-            if names(&frame, active_base) {
+            if names_active(d, &frame) {
                 // The peer does not have our active session: the one it
-                // wrote in wins, and the other is never promoted again.
+                // wrote in wins.
                 d.promote(index, true);
-            } else if !lost {
+            } else if d.archived.get(index).is_some_and(|e| d.may_promote(e)) {
                 d.promote(index, false);
             }
         }
@@ -165,7 +178,9 @@ impl PeerRecord {
         let (session, plaintext, frame) =
             match Session::accept_then(local, m, policy, |p| framing::parse(p)) {
                 Ok(accepted) => accepted,
-                Err(e) => return Err(self.fail(from, recovery::classify_accept(e), hint, e, now)),
+                Err(e) => {
+                    return Err(self.fail(from, recovery::classify_accept(e), false, hint, e, now));
+                }
             };
         let Some(d) = self.devices.get_mut(&from) else {
             // Checked above; the device cannot have gone.
@@ -178,25 +193,24 @@ impl PeerRecord {
         let pqxdh = session.key_agreement() == KeyAgreement::Pqxdh;
         let mut entry = SessionEntry::new(session, now);
         entry.last_decrypt = Some(now);
+        let dead = names_active(d, &frame);
         let active = d
             .active
             .as_ref()
             .map(|a| (a.is_unanswered_initiation(), a.session.base_key_bytes()));
+        d.retry_outstanding = None;
         match active {
-            Some((true, active_base)) if !names(&frame, Some(active_base)) => {
+            Some((true, active_base)) if !dead => {
                 // Simultaneous initiation: both sides keep the session with
                 // the smaller base key, and the other never becomes active.
                 if new_base < active_base {
                     d.activate(entry, true);
                 } else {
-                    entry.lost_tie_break = true;
+                    entry.lost_to = Some(active_base);
                     d.archive(entry);
                 }
             }
-            _ => {
-                let dead = names(&frame, active.map(|(_, base)| base));
-                d.activate(entry, dead);
-            }
+            _ => d.activate(entry, dead),
         }
         if pqxdh {
             d.pinned = true;
@@ -211,22 +225,26 @@ impl PeerRecord {
         &self,
         from: DeviceId,
         severity: Severity,
+        owned_by_active: bool,
         hint: RetryHint,
         error: Error,
         now: u64,
     ) -> Failure {
         match self.devices.get(&from) {
-            Some(d) => Failure::new(recovery::action(d, severity, hint, now), error),
+            Some(d) => Failure::new(
+                recovery::action(d, severity, owned_by_active, hint, now),
+                error,
+            ),
             None => Failure::later(RetryLater::UnknownDevice, error),
         }
     }
 }
 
-/// Whether `frame` is a retry request naming the base key `base`: the peer
-/// could not accept the session with that base key.
-fn names(frame: &Frame, base: Option<[u8; 32]>) -> bool {
-    match (frame, base) {
-        (Frame::RetryRequest(hint), Some(base)) => hint.base_key == Some(base),
+/// Whether `frame` is a retry request naming `d`'s active session: the peer
+/// cannot read it.
+fn names_active(d: &PeerDevice, frame: &Frame) -> bool {
+    match frame {
+        Frame::RetryRequest(hint) => d.hint_names_active(hint),
         _ => false,
     }
 }

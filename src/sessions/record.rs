@@ -7,6 +7,7 @@ use core::fmt;
 
 use super::MAX_ARCHIVED_SESSIONS;
 use super::address::{DeviceId, UserId};
+use super::framing::RetryHint;
 use crate::error::{Error, Result};
 use crate::keys::IdentityKey;
 use crate::ratchet::{Role, Session};
@@ -53,6 +54,11 @@ pub(crate) struct PeerDevice {
     /// The current retry-request window: its start and how many were sent.
     pub(crate) retry_window: u64,
     pub(crate) retry_count: u8,
+    /// The hint of a retry request sent when nothing from the device has
+    /// decrypted since: if the next failure is serious too, the active
+    /// session is taken as broken, and the new session asks for this
+    /// message again (§16.6).
+    pub(crate) retry_outstanding: Option<RetryHint>,
     pub(crate) active: Option<SessionEntry>,
     /// Newest first, at most [`MAX_ARCHIVED_SESSIONS`].
     pub(crate) archived: VecDeque<SessionEntry>,
@@ -63,9 +69,10 @@ pub(crate) struct SessionEntry {
     pub(crate) session: Session,
     pub(crate) created: u64,
     pub(crate) last_decrypt: Option<u64>,
-    /// Lost a simultaneous-initiation tie-break: decrypting on it never
-    /// makes it active (§16.5).
-    pub(crate) lost_tie_break: bool,
+    /// The base key of the session this one lost a tie-break to (§16.5):
+    /// while that session is active, decrypting on this one does not make
+    /// it active.
+    pub(crate) lost_to: Option<[u8; 32]>,
 }
 
 impl SessionEntry {
@@ -74,7 +81,7 @@ impl SessionEntry {
             session,
             created,
             last_decrypt: None,
-            lost_tie_break: false,
+            lost_to: None,
         }
     }
 
@@ -102,6 +109,7 @@ impl PeerDevice {
             last_recovery: None,
             retry_window: 0,
             retry_count: 0,
+            retry_outstanding: None,
             active: None,
             archived: VecDeque::new(),
         }
@@ -144,12 +152,35 @@ impl PeerDevice {
     }
 
     /// Makes `entry` the active session; the previous active one becomes the
-    /// newest archived one, with `lost_tie_break` as given (§16.5).
+    /// newest archived one, marked as having lost to `entry` if
+    /// `previous_lost` (§16.5).
     pub(crate) fn activate(&mut self, entry: SessionEntry, previous_lost: bool) {
+        let winner = entry.session.base_key_bytes();
         if let Some(mut previous) = self.active.replace(entry) {
-            previous.lost_tie_break = previous_lost;
+            previous.lost_to = previous_lost.then_some(winner);
             self.archive(previous);
         }
+    }
+
+    /// Whether a retry request naming `hint` says that the peer cannot read
+    /// the active session: the hint's base key is the active session's, or
+    /// (for a ratchet message) its ratchet key is the active session's
+    /// current sending key (§16.5).
+    pub(crate) fn hint_names_active(&self, hint: &RetryHint) -> bool {
+        let Some(active) = &self.active else {
+            return false;
+        };
+        match hint.base_key {
+            Some(base) => base == active.session.base_key_bytes(),
+            None => active.session.sending_ratchet_key() == Some(hint.ratchet_key),
+        }
+    }
+
+    /// Whether decrypting on `entry` makes it active: unless it lost to the
+    /// session that is active now (§16.5).
+    pub(crate) fn may_promote(&self, entry: &SessionEntry) -> bool {
+        entry.lost_to.is_none()
+            || entry.lost_to != self.active.as_ref().map(|a| a.session.base_key_bytes())
     }
 
     /// Adds `entry` as the newest archived session; past
@@ -159,11 +190,11 @@ impl PeerDevice {
         self.archived.truncate(MAX_ARCHIVED_SESSIONS);
     }
 
-    /// Makes the archived session at `index` active, its flag cleared; the
+    /// Makes the archived session at `index` active, its mark cleared; the
     /// previous active one takes its place as the newest archived one.
     pub(crate) fn promote(&mut self, index: usize, previous_lost: bool) {
         if let Some(mut entry) = self.archived.remove(index) {
-            entry.lost_tie_break = false;
+            entry.lost_to = None;
             self.activate(entry, previous_lost);
         }
     }

@@ -129,11 +129,14 @@ pub(crate) fn classify_owned(error: Error) -> Severity {
 }
 
 /// The severity of an error from accepting a prekey message no session has.
+/// A base key the device already accepted, with no session holding it any
+/// more (deleted after a restore, evicted, expired), is a session the peer
+/// may still use and we cannot: as broken as an unknown prekey.
 pub(crate) fn classify_accept(error: Error) -> Severity {
     match error {
         Error::PostQuantumRequired => Severity::Ignore(Ignore::Downgrade),
-        Error::DuplicatePreKeyMessage => Severity::Ignore(Ignore::Duplicate),
-        Error::UnknownSignedPreKey { .. }
+        Error::DuplicatePreKeyMessage
+        | Error::UnknownSignedPreKey { .. }
         | Error::UnknownOneTimePreKey { .. }
         | Error::UnknownKemPreKey { .. }
         | Error::SignedPreKeyExhausted { .. }
@@ -155,8 +158,15 @@ pub(crate) fn classify_unknown(error: Error) -> Severity {
 }
 
 /// The action for a failure of `severity` on device `d`, after the rate
-/// limits (SPEC §16.6).
-pub(crate) fn action(d: &PeerDevice, severity: Severity, hint: RetryHint, now: u64) -> Action {
+/// limits (SPEC §16.6). `owned_by_active`: the active session itself refused
+/// the message on a chain it knows.
+pub(crate) fn action(
+    d: &PeerDevice,
+    severity: Severity,
+    owned_by_active: bool,
+    hint: RetryHint,
+    now: u64,
+) -> Action {
     let retry = || {
         if retry_allowed(d, now) {
             Action::RequestRetry(hint)
@@ -177,10 +187,24 @@ pub(crate) fn action(d: &PeerDevice, severity: Severity, hint: RetryHint, now: u
         Severity::Lost if d.active.is_some() => retry(),
         Severity::Lost => new_session(),
         Severity::Broken => match &d.active {
+            None => new_session(),
+            // The active session itself cannot follow the peer.
+            Some(_) if owned_by_active => new_session(),
             // Our new session has not reached the peer yet: it is the fix,
             // and the retry request travels in it.
             Some(e) if e.is_unanswered_initiation() => retry(),
-            _ => new_session(),
+            // We asked over the active session and nothing came back.
+            Some(_) if d.retry_outstanding.is_some() => {
+                let first = d.retry_outstanding.unwrap_or(hint);
+                if recovery_allowed(d, now) {
+                    Action::StartNewSession(first)
+                } else {
+                    Action::Ignore(Ignore::RecoveryPending)
+                }
+            }
+            // The peer writes on a session we do not have; ask over ours,
+            // which it can read (and will switch to, §16.5).
+            Some(_) => retry(),
         },
     }
 }
@@ -238,6 +262,9 @@ impl PeerRecord {
             d.retry_count = 0;
         }
         d.retry_count = d.retry_count.saturating_add(1);
+        if d.retry_outstanding.is_none() {
+            d.retry_outstanding = Some(*hint);
+        }
         sealed::advance(&mut self.generation);
         Ok(message)
     }
@@ -275,6 +302,7 @@ impl PeerRecord {
         self.install_initiated(device, session, now);
         if let Some(d) = self.devices.get_mut(&device) {
             d.last_recovery = Some(now);
+            d.retry_outstanding = None;
         }
         Ok(message)
     }

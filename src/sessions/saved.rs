@@ -8,6 +8,7 @@ use rand_core::TryCryptoRng;
 use zeroize::Zeroizing;
 
 use super::address::{DeviceId, UserId};
+use super::framing::RetryHint;
 use super::record::{PeerDevice, PeerRecord, SessionEntry};
 use super::{MAX_ARCHIVED_SESSIONS, MAX_DEVICES_PER_USER, MAX_RETRY_REQUESTS_PER_INTERVAL};
 use crate::codec::{Codec, Count, Reader, Sink, tag};
@@ -167,6 +168,7 @@ impl Codec for PeerDevice {
         self.last_recovery.encode(out);
         self.retry_window.encode(out);
         self.retry_count.encode(out);
+        self.retry_outstanding.encode(out);
         self.active.encode(out);
         ARCHIVED.write(out, self.archived.len());
         for e in &self.archived {
@@ -191,14 +193,16 @@ impl Codec for PeerDevice {
         if retry_count > MAX_RETRY_REQUESTS_PER_INTERVAL {
             return Err(Error::InvalidEncoding);
         }
-        let active = Option::<SessionEntry>::decode(r)?;
-        if active.as_ref().is_some_and(|e| e.lost_tie_break) {
-            return Err(Error::InvalidEncoding);
-        }
+        let retry_outstanding = Option::<RetryHint>::decode(r)?;
+        let active = if r.flag()? {
+            Some(SessionEntry::decode_as(r, true)?)
+        } else {
+            None
+        };
         let count = ARCHIVED.read(r)?;
         let mut archived = VecDeque::with_capacity(count);
         for _ in 0..count {
-            archived.push_back(SessionEntry::decode(r)?);
+            archived.push_back(SessionEntry::decode_as(r, false)?);
         }
         Ok(Self {
             identity,
@@ -209,19 +213,20 @@ impl Codec for PeerDevice {
             last_recovery,
             retry_window,
             retry_count,
+            retry_outstanding,
             active,
             archived,
         })
     }
 }
 
-/// Created, last decrypt, the tie-break flag, then the session's whole plain
+/// Created, last decrypt, the session it lost to, then the session's whole plain
 /// state (version and type included) with its `u32` length.
 impl Codec for SessionEntry {
     fn encode<S: Sink>(&self, out: &mut S) {
         self.created.encode(out);
         self.last_decrypt.encode(out);
-        out.put(&[u8::from(self.lost_tie_break)]);
+        self.lost_to.encode(out);
         // A session state is far below 4 GiB (SPEC §16.11 gives its bound).
         let len = u32::try_from(self.session.encoded_len()).unwrap_or(u32::MAX);
         len.encode(out);
@@ -229,16 +234,31 @@ impl Codec for SessionEntry {
     }
 
     fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        Self::decode_as(r, false)
+    }
+}
+
+impl SessionEntry {
+    /// Reads an entry; the active one may not have lost a tie-break (checked
+    /// as soon as its flag is read).
+    fn decode_as(r: &mut Reader<'_>, active: bool) -> Result<Self> {
         let created = u64::decode(r)?;
         let last_decrypt = Option::<u64>::decode(r)?;
-        let lost_tie_break = r.flag()?;
+        let lost_to = if r.flag()? {
+            if active {
+                return Err(Error::InvalidEncoding);
+            }
+            Some(r.array()?)
+        } else {
+            None
+        };
         let len = usize::try_from(r.u32()?).map_err(|_| Error::Truncated)?;
         let session = Session::from_bytes(r.take(len)?)?;
         Ok(Self {
             session,
             created,
             last_decrypt,
-            lost_tie_break,
+            lost_to,
         })
     }
 }

@@ -33,7 +33,9 @@ fn walk(bytes: &[u8]) -> Layout {
     let recovery = flags + 1;
     assert_eq!(bytes[recovery], 0);
     let retry_count = recovery + 1 + 8;
-    let active_flag = retry_count + 1;
+    let outstanding = retry_count + 1;
+    assert_eq!(bytes[outstanding], 0);
+    let active_flag = outstanding + 1;
     assert_eq!(bytes[active_flag], 1);
     let entry = active_flag + 1;
     let ld = entry + 8;
