@@ -1,6 +1,8 @@
 //! Reading vector fields, and comparing.
 
 use serde_json::Value;
+
+
 use sotto::{Error, IdentityKey};
 
 use super::{Res, error_json};
