@@ -329,6 +329,21 @@ impl Bundle {
         out
     }
 
+    /// Every field, with what the signatures cover, for the vectors.
+    pub fn json(&self) -> serde_json::Value {
+        use crate::hex::hex;
+        serde_json::json!({
+            "identity_key": hex(&self.identity), "signed_prekey_id": self.spk_id,
+            "signed_prekey": hex(&self.spk), "signed_prekey_signature": hex(&self.spk_signature),
+            "signed_prekey_signed_data": hex(&spk_signed_data(self.spk_id, &self.spk)),
+            "one_time_prekey": self.opk.map(|(id, k)| serde_json::json!({ "id": id, "public": hex(&k) })),
+            "kem_prekey": self.kem.as_ref().map(|k| serde_json::json!({
+                "id": k.id, "kind": k.kind, "ek": hex(&k.ek), "signature": hex(&k.signature),
+                "signed_data": hex(&kem_signed_data(k.id, k.kind, &k.ek)),
+            })),
+        })
+    }
+
     /// §5.7 verification, in its order: the expected identity
     /// (`IdentityMismatch`), the signed prekey's signature, then the KEM
     /// prekey's (`InvalidSignature`).

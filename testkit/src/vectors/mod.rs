@@ -8,12 +8,16 @@
 //! message keys, ratchet levels) is recomputed with the reference model
 //! ([`crate::model`]), which checks the vector against the specification.
 
+mod agreement;
 pub mod api;
+mod conversation;
 pub mod json;
 mod kdf;
 pub mod model_api;
+mod persistence;
 pub mod recipes;
 pub mod script;
+pub mod trace;
 
 use std::path::Path;
 
@@ -23,7 +27,7 @@ use sotto::Error;
 use self::api::Api;
 
 /// The vector files this verifier knows, in the order it checks them.
-pub const AREAS: &[&str] = &["kdf"];
+pub const AREAS: &[&str] = &["kdf", "agreement", "conversation", "persistence"];
 
 /// The version of the vector files' format.
 pub const FORMAT: u64 = 2;
@@ -44,6 +48,9 @@ type Check = fn(&dyn Api, &Value, &Value) -> Res;
 fn checker(area: &str) -> Option<Check> {
     Some(match area {
         "kdf" => kdf::verify,
+        "agreement" => agreement::verify,
+        "conversation" => conversation::verify,
+        "persistence" => persistence::verify,
         _ => return None,
     })
 }

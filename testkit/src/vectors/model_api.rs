@@ -5,7 +5,7 @@ use super::api::{Api, Bytes, DeviceCall, Mark, R};
 use crate::model::group::{Outcome, Receiver, Sender, Store, read_distribution, read_message};
 use crate::model::keys::{identity_key_bytes, read_bundle, read_identity_key};
 use crate::model::rand::Source;
-use crate::model::{Dev, Policy, Sess, group, keys, pqxdh, refusal, sealed, wire};
+use crate::model::{Dev, Policy, Sess, keys, pqxdh, refusal, sealed, wire};
 
 /// The reference model behind [`Api`].
 pub struct ModelApi;

@@ -200,6 +200,13 @@ fn dispatch(
             };
             o.state(name("name")?, bytes);
         }
+        "explain" => {
+            let bytes = match step.get("input") {
+                Some(_) => b(step, "input")?,
+                None => state("state")?,
+            };
+            o.put("decoded", super::trace::explain(&bytes)?);
+        }
         "decode" => {
             let mut input = b(step, "input")?;
             if let Some(len) = step.get("pad_to").and_then(Value::as_u64) {
@@ -451,16 +458,36 @@ pub fn check(api: &dyn Api, world: &mut World, step: &Value) -> Result<(), Strin
     Ok(())
 }
 
-/// Checks every step of a script, in order, on a fresh world.
+/// Checks every step of a script, in order, on a fresh world (with the
+/// traces of the steps that carry one).
 ///
 /// # Errors
 ///
 /// The first step that disagreed, by position.
 pub fn check_all(api: &dyn Api, steps: &Value) -> Result<World, String> {
+    check_all_then(api, steps, |_, _| Ok(()))
+}
+
+/// [`check_all`], calling `after` with the world and each step once it
+/// passed.
+///
+/// # Errors
+///
+/// The first step that disagreed, by position.
+pub fn check_all_then(
+    api: &dyn Api,
+    steps: &Value,
+    mut after: impl FnMut(&World, &Value) -> Result<(), String>,
+) -> Result<World, String> {
     let mut world = World::default();
     let steps = steps.as_array().ok_or("steps is not a list")?;
     for (i, step) in steps.iter().enumerate() {
-        check(api, &mut world, step).map_err(|e| format!("step {i}: {e}"))?;
+        let at = |e: String| format!("step {i} ({}): {e}", step["op"]);
+        if step["error"].is_null() {
+            super::trace::check(&world, step).map_err(at)?;
+        }
+        check(api, &mut world, step).map_err(at)?;
+        after(&world, step).map_err(at)?;
     }
     Ok(world)
 }

@@ -26,7 +26,11 @@
     missing_docs
 )]
 
+mod agreement;
+mod common;
+mod conversation;
 mod kdf;
+mod persistence;
 mod rec;
 
 use std::path::PathBuf;
@@ -37,7 +41,12 @@ use testkit::vectors;
 type Generator = fn() -> Value;
 
 /// Every vector file, in order: (area, generator).
-const GENERATORS: &[(&str, Generator)] = &[("kdf", kdf::generate)];
+const GENERATORS: &[(&str, Generator)] = &[
+    ("kdf", kdf::generate),
+    ("agreement", agreement::generate),
+    ("conversation", conversation::generate),
+    ("persistence", persistence::generate),
+];
 
 fn main() {
     let out = PathBuf::from(

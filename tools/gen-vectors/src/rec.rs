@@ -11,6 +11,7 @@ use testkit::rng::named_seed;
 use testkit::vectors::api::{Api, R};
 use testkit::vectors::model_api::ModelApi;
 use testkit::vectors::script::{self, Output, World};
+use testkit::vectors::trace;
 
 /// The other implementations, each with its own world.
 struct Other {
@@ -26,6 +27,8 @@ pub(crate) struct Rec {
     pub(crate) steps: Vec<Value>,
     /// The model's randomness.
     pub(crate) rng: Stream,
+    /// Whether successful steps carry the model's trace.
+    pub(crate) traced: bool,
     others: Vec<Other>,
 }
 
@@ -36,6 +39,7 @@ impl Rec {
             world: World::default(),
             steps: Vec::new(),
             rng: Stream::new(named_seed(label)),
+            traced: false,
             others: testkit::vectors::implementations()
                 .into_iter()
                 .filter(|a| a.name() != "model")
@@ -58,6 +62,12 @@ impl Rec {
             "{op} drew without recording draws"
         );
         script::record(&mut step, &result, script::draws(&op).then_some(drawn));
+        if self.traced
+            && result.is_ok()
+            && let Some(t) = trace::of(&self.world, &step).expect("a trace")
+        {
+            step["trace"] = t;
+        }
         if let Ok(o) = &result {
             for (n, b) in &o.states {
                 self.world.states.insert(n.clone(), b.clone());

@@ -124,6 +124,17 @@ impl Dist {
         out
     }
 
+    /// Every field, for the vectors.
+    pub fn json(&self) -> serde_json::Value {
+        use crate::hex::hex;
+        serde_json::json!({
+            "group_id": hex(&self.group), "chain": hex(&self.chain), "owner": hex(&self.owner),
+            "owner_proof": hex(&self.proof),
+            "owner_proof_data": hex(&owner_proof_data(&self.group, &self.chain, &self.owner)),
+            "index": self.index, "levels": super::ratchet::levels_json(&self.levels),
+        })
+    }
+
     /// Verifies the owner proof.
     ///
     /// # Errors

@@ -92,6 +92,16 @@ impl Receiver {
         mark_json(&self.owner, self.authenticated)
     }
 
+    /// Every field of the saved state, for the vectors.
+    pub fn decoded_json(&self) -> Value {
+        json!({
+            "generation": self.generation, "group_id": hex(&self.group), "chain": hex(&self.chain),
+            "owner": hex(&self.owner), "authenticated": self.authenticated, "next": self.next(),
+            "levels": super::ratchet::levels_json(&self.levels),
+            "cache": self.window.cache.iter().map(|(i, k)| json!({ "index": i, "key": hex(k) })).collect::<Vec<_>>(),
+        })
+    }
+
     /// §15.11 encoding.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = vec![VERSION, 0x23];

@@ -175,6 +175,16 @@ impl Sender {
         (msg, trace)
     }
 
+    /// Every field of the saved state, for the vectors.
+    pub fn decoded_json(&self) -> Value {
+        json!({
+            "generation": self.generation, "group_id": hex(&self.group), "owner": hex(&self.owner),
+            "chain_seed": hex(&self.seed), "chain": hex(&self.chain()), "owner_proof": hex(&self.proof),
+            "index": self.index, "levels": super::ratchet::levels_json(&self.levels),
+            "message_key": hex(&message_key(&self.levels)),
+        })
+    }
+
     /// Signs bytes (everything before a signature) with this chain's key
     /// and appends the signature.
     pub fn sign(&self, unsigned: &[u8]) -> Vec<u8> {

@@ -297,6 +297,14 @@ impl Store {
         Ok((store, r.into_layout()))
     }
 
+    /// Every field of the saved state, for the vectors.
+    pub fn decoded_json(&self) -> Value {
+        json!({
+            "generation": self.generation, "group_id": hex(&self.group),
+            "receivers": self.entries.iter().map(Receiver::decoded_json).collect::<Vec<_>>(),
+        })
+    }
+
     /// The store's chains oldest first, as the vectors list them.
     pub fn held_json(&self) -> Value {
         self.entries
