@@ -11,6 +11,7 @@
 mod agreement;
 pub mod api;
 mod conversation;
+mod device;
 pub mod json;
 mod kdf;
 pub mod model_api;
@@ -27,7 +28,7 @@ use sotto::Error;
 use self::api::Api;
 
 /// The vector files this verifier knows, in the order it checks them.
-pub const AREAS: &[&str] = &["kdf", "agreement", "conversation", "persistence"];
+pub const AREAS: &[&str] = &["kdf", "agreement", "conversation", "persistence", "device"];
 
 /// The version of the vector files' format.
 pub const FORMAT: u64 = 2;
@@ -51,6 +52,7 @@ fn checker(area: &str) -> Option<Check> {
         "agreement" => agreement::verify,
         "conversation" => conversation::verify,
         "persistence" => persistence::verify,
+        "device" => device::verify,
         _ => return None,
     })
 }

@@ -29,6 +29,7 @@
 mod agreement;
 mod common;
 mod conversation;
+mod device;
 mod kdf;
 mod persistence;
 mod rec;
@@ -46,6 +47,7 @@ const GENERATORS: &[(&str, Generator)] = &[
     ("agreement", agreement::generate),
     ("conversation", conversation::generate),
     ("persistence", persistence::generate),
+    ("device", device::generate),
 ];
 
 fn main() {
