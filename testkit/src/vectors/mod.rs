@@ -10,6 +10,7 @@
 
 mod agreement;
 pub mod api;
+mod bounds;
 mod conversation;
 mod device;
 pub mod json;
@@ -28,7 +29,7 @@ use sotto::Error;
 use self::api::Api;
 
 /// The vector files this verifier knows, in the order it checks them.
-pub const AREAS: &[&str] = &["kdf", "agreement", "conversation", "persistence", "device"];
+pub const AREAS: &[&str] = &["kdf", "agreement", "conversation", "persistence", "device", "bounds"];
 
 /// The version of the vector files' format.
 pub const FORMAT: u64 = 2;
@@ -53,6 +54,7 @@ fn checker(area: &str) -> Option<Check> {
         "conversation" => conversation::verify,
         "persistence" => persistence::verify,
         "device" => device::verify,
+        "bounds" => bounds::verify,
         _ => return None,
     })
 }

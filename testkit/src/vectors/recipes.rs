@@ -42,6 +42,13 @@ pub fn owner(k: u32) -> [u8; 32] {
     ed25519_public(&fill(TAG_OWNER, k))
 }
 
+/// Recipes: `device_fill`, `store_fill` (below), `session_advance` (the
+/// sending chain of `from` moves `count` chain steps, as if that many
+/// messages were sent and lost) and `session_edit` (the sending chain's
+/// `ns` and the current receiving chain's `next` of `from` set to the
+/// values given, chain keys unchanged: a state no honest run reaches
+/// there, for the checks that come before any key is used).
+///
 /// Builds the state a recipe describes (`from` names a state of the world).
 ///
 /// # Errors
@@ -56,6 +63,19 @@ pub fn build(recipe: &Value, world: &World) -> Result<Vec<u8>, String> {
                 Sess::decode(world.get(s(recipe, "from")?)?).map_err(|e| e.to_string())?;
             let count = u32::try_from(u(recipe, "count")?).map_err(|e| e.to_string())?;
             sess.advance(count);
+            Ok(sess.encode())
+        }
+        "session_edit" => {
+            let mut sess =
+                Sess::decode(world.get(s(recipe, "from")?)?).map_err(|e| e.to_string())?;
+            if recipe.get("ns").is_some() {
+                let ns = u32::try_from(u(recipe, "ns")?).map_err(|e| e.to_string())?;
+                sess.sending.as_mut().ok_or("no sending chain")?.next = ns;
+            }
+            if recipe.get("receiving_next").is_some() {
+                let next = u32::try_from(u(recipe, "receiving_next")?).map_err(|e| e.to_string())?;
+                sess.recv.chains.last_mut().ok_or("no receiving chain")?.next = next;
+            }
             Ok(sess.encode())
         }
         other => Err(format!("unknown recipe {other:?}")),

@@ -113,7 +113,8 @@ pub fn of(world: &World, step: &Value) -> Result<Option<Value>, String> {
     Ok(Some(t))
 }
 
-/// Checks a step's `trace`, if it has one, against the model's.
+/// Checks a step's `trace`, if it has one, against the model's: every
+/// field the step records (a vector may record only some).
 ///
 /// # Errors
 ///
@@ -123,12 +124,12 @@ pub fn check(world: &World, step: &Value) -> Result<(), String> {
         return Ok(());
     };
     let got = of(world, step)?.ok_or("a trace on an operation without one")?;
-    if got == *want {
-        return Ok(());
-    }
     let (Some(g), Some(w)) = (got.as_object(), want.as_object()) else {
         return Err(format!("trace {got}, want {want}"));
     };
+    if w.is_empty() {
+        return Err("an empty trace".into());
+    }
     for (k, v) in w {
         if g.get(k) != Some(v) {
             return Err(format!(
@@ -137,11 +138,7 @@ pub fn check(world: &World, step: &Value) -> Result<(), String> {
             ));
         }
     }
-    Err(format!(
-        "trace has fields {:?}, want {:?}",
-        g.keys().collect::<Vec<_>>(),
-        w.keys().collect::<Vec<_>>()
-    ))
+    Ok(())
 }
 
 /// Every field of an encoded state, bundle or distribution, as the model

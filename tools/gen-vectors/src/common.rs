@@ -77,3 +77,95 @@ pub(crate) fn distribution(r: &mut Rec, sender: &str) -> Vec<u8> {
         "distribution",
     )
 }
+
+/// A two-party session script: Alice (0) and Bob (1) with one session
+/// each (`alice_bob`, `bob_alice`), messages kept by id.
+pub(crate) struct Conv {
+    pub(crate) r: Rec,
+    sent: std::collections::BTreeMap<String, Vec<u8>>,
+    accepted: bool,
+}
+
+/// The session names of Alice and Bob.
+pub(crate) const SESSIONS: [&str; 2] = ["alice_bob", "bob_alice"];
+
+impl Conv {
+    /// Two devices and Alice's session with Bob (not yet accepted).
+    pub(crate) fn new(label: &str) -> Self {
+        let mut r = Rec::new(label);
+        device(&mut r, "alice");
+        device(&mut r, "bob");
+        let kem = Dev::decode(&r.state("bob")).unwrap().last_resort_kem().id;
+        let bundle = out(
+            &r.ok(json!({ "op": "bundle", "device": "bob", "one_time_prekey_id": null, "kem_prekey_id": kem })),
+            "bundle",
+        );
+        r.ok(json!({
+            "op": "initiate", "device": "alice", "session": "alice_bob", "bundle": hex(&bundle),
+            "expected": hex(&ik(&r, "bob")), "policy": "PostQuantumRequired",
+        }));
+        Self {
+            r,
+            sent: std::collections::BTreeMap::new(),
+            accepted: false,
+        }
+    }
+
+    /// Party `p` sends message `id`.
+    pub(crate) fn send(&mut self, p: usize, id: &str) {
+        let pt = format!("{id} from {}", ["alice", "bob"][p]);
+        let o = self.r.ok(json!({
+            "op": "encrypt", "session": SESSIONS[p], "plaintext": hex(pt.as_bytes()), "message_id": id,
+        }));
+        self.sent.insert(id.to_owned(), out(&o, "message"));
+    }
+
+    /// The bytes of message `id`.
+    pub(crate) fn message(&self, id: &str) -> Vec<u8> {
+        self.sent[id].clone()
+    }
+
+    /// Keeps a message made outside the script under an id.
+    pub(crate) fn keep(&mut self, id: &str, message: Vec<u8>) {
+        self.sent.insert(id.to_owned(), message);
+    }
+
+    /// Party `p` receives message `id` (Bob's first receive is the
+    /// accept); the result, success or error, is recorded.
+    pub(crate) fn receive(&mut self, p: usize, id: &str) -> Result<(), testkit::model::Refusal> {
+        let message = hex(&self.sent[id]);
+        let accept = p == 1 && !self.accepted;
+        let step = if accept {
+            json!({
+                "op": "accept", "device": "bob", "session": "bob_alice", "message": message,
+                "policy": "PostQuantumRequired", "message_id": id,
+            })
+        } else {
+            json!({ "op": "decrypt", "session": SESSIONS[p], "message": message, "message_id": id })
+        };
+        let r = self.r.step(step).map(drop);
+        self.accepted |= accept && r.is_ok();
+        r
+    }
+
+    /// The sending chain of party `p` moves `count` chain steps without
+    /// sending, as if that many messages were sent and lost (a
+    /// `session_advance` recipe).
+    pub(crate) fn advance(&mut self, p: usize, count: u32) {
+        self.r.ok(json!({
+            "op": "load", "name": SESSIONS[p],
+            "recipe": { "kind": "session_advance", "from": SESSIONS[p], "count": count },
+        }));
+    }
+
+    /// A saved copy of party `p`'s session.
+    pub(crate) fn save(&self, p: usize) -> Vec<u8> {
+        self.r.state(SESSIONS[p])
+    }
+
+    /// Party `p` restores a saved session (a `load` step).
+    pub(crate) fn restore(&mut self, p: usize, state: &[u8]) {
+        self.r
+            .ok(json!({ "op": "load", "name": SESSIONS[p], "state": hex(state) }));
+    }
+}

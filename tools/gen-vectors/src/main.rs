@@ -27,6 +27,7 @@
 )]
 
 mod agreement;
+mod bounds;
 mod common;
 mod conversation;
 mod device;
@@ -48,6 +49,7 @@ const GENERATORS: &[(&str, Generator)] = &[
     ("conversation", conversation::generate),
     ("persistence", persistence::generate),
     ("device", device::generate),
+    ("bounds", bounds::generate),
 ];
 
 fn main() {

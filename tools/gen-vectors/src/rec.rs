@@ -29,6 +29,8 @@ pub(crate) struct Rec {
     pub(crate) rng: Stream,
     /// Whether successful steps carry the model's trace.
     pub(crate) traced: bool,
+    /// If set, traces keep only these fields.
+    pub(crate) trace_fields: Option<&'static [&'static str]>,
     others: Vec<Other>,
 }
 
@@ -40,6 +42,7 @@ impl Rec {
             steps: Vec::new(),
             rng: Stream::new(named_seed(label)),
             traced: false,
+            trace_fields: None,
             others: testkit::vectors::implementations()
                 .into_iter()
                 .filter(|a| a.name() != "model")
@@ -64,9 +67,14 @@ impl Rec {
         script::record(&mut step, &result, script::draws(&op).then_some(drawn));
         if self.traced
             && result.is_ok()
-            && let Some(t) = trace::of(&self.world, &step).expect("a trace")
+            && let Some(mut t) = trace::of(&self.world, &step).expect("a trace")
         {
-            step["trace"] = t;
+            if let (Some(keep), Some(fields)) = (self.trace_fields, t.as_object_mut()) {
+                fields.retain(|k, _| keep.contains(&k.as_str()));
+            }
+            if t.as_object().is_none_or(|f| !f.is_empty()) {
+                step["trace"] = t;
+            }
         }
         if let Ok(o) = &result {
             for (n, b) in &o.states {
