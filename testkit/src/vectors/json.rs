@@ -6,7 +6,8 @@ use super::Res;
 use crate::hex::{hex, unhex};
 use crate::model::group::Levels;
 
-/// A hex field.
+/// A hex field; if the vector has `<key>_pad_to`, zero-padded to that
+/// length (for inputs too long to write out).
 ///
 /// # Errors
 ///
@@ -16,7 +17,15 @@ pub fn b(v: &Value, key: &str) -> Result<Vec<u8>, String> {
         .get(key)
         .and_then(Value::as_str)
         .ok_or_else(|| format!("missing hex field {key:?}"))?;
-    unhex(s)
+    let mut bytes = unhex(s)?;
+    if let Some(len) = v.get(format!("{key}_pad_to")).and_then(Value::as_u64) {
+        let len = usize::try_from(len).map_err(|e| e.to_string())?;
+        if len < bytes.len() {
+            return Err(format!("{key}_pad_to is below the length of {key}"));
+        }
+        bytes.resize(len, 0);
+    }
+    Ok(bytes)
 }
 
 /// A hex field that may be `null` or absent.

@@ -13,8 +13,10 @@ pub mod api;
 mod bounds;
 mod conversation;
 mod device;
+mod divergence;
 pub mod json;
 mod kdf;
+mod negative;
 pub mod model_api;
 mod persistence;
 pub mod recipes;
@@ -29,7 +31,7 @@ use sotto::Error;
 use self::api::Api;
 
 /// The vector files this verifier knows, in the order it checks them.
-pub const AREAS: &[&str] = &["kdf", "agreement", "conversation", "persistence", "device", "bounds"];
+pub const AREAS: &[&str] = &["kdf", "agreement", "conversation", "persistence", "device", "bounds", "divergence", "negative"];
 
 /// The version of the vector files' format.
 pub const FORMAT: u64 = 2;
@@ -55,6 +57,8 @@ fn checker(area: &str) -> Option<Check> {
         "persistence" => persistence::verify,
         "device" => device::verify,
         "bounds" => bounds::verify,
+        "divergence" => divergence::verify,
+        "negative" => negative::verify,
         _ => return None,
     })
 }

@@ -208,11 +208,7 @@ fn dispatch(
             o.put("decoded", super::trace::explain(&bytes)?);
         }
         "decode" => {
-            let mut input = b(step, "input")?;
-            if let Some(len) = step.get("pad_to").and_then(Value::as_u64) {
-                input.resize(usize::try_from(len).map_err(|e| e.to_string())?, 0);
-            }
-            call!(api.decode(s(step, "encoding")?, &input));
+            call!(api.decode(s(step, "encoding")?, &b(step, "input")?));
         }
         "verify_bundle" => {
             call!(api.verify_bundle(&b(step, "bundle")?, opt_b(step, "expected")?.as_deref()));

@@ -31,9 +31,13 @@ mod bounds;
 mod common;
 mod conversation;
 mod device;
+mod divergence;
+mod forgery;
 mod kdf;
+mod negative;
 mod persistence;
 mod rec;
+mod table;
 
 use std::path::PathBuf;
 
@@ -50,6 +54,8 @@ const GENERATORS: &[(&str, Generator)] = &[
     ("persistence", persistence::generate),
     ("device", device::generate),
     ("bounds", bounds::generate),
+    ("divergence", divergence::generate),
+    ("negative", negative::generate),
 ];
 
 fn main() {

@@ -107,6 +107,14 @@ impl Rec {
         }
     }
 
+    /// Every implementation's world becomes `world` (the same bytes).
+    pub(crate) fn reset_world(&mut self, world: &World) {
+        self.world = world.clone();
+        for other in &mut self.others {
+            other.world = world.clone();
+        }
+    }
+
     /// A named state.
     pub(crate) fn state(&self, name: &str) -> Vec<u8> {
         self.world.get(name).expect("a state").to_vec()
