@@ -149,19 +149,20 @@ pub trait Api {
     /// The open or decoding error.
     fn unseal(&self, sealed: &[u8], key: &[u8; 32], context: &[u8], inner: u8) -> R<Bytes>;
 
-    /// §15.12 `GroupSender::new` for an owner (encoded identity key).
-    ///
-    /// # Errors
-    ///
-    /// An owner that is not an identity key.
-    fn group_sender_new(&self, group: &[u8; 32], owner: &[u8], rng: &mut dyn Source) -> R<Bytes>;
-
-    /// §15.12 `rotate`.
+    /// §15.12 `GroupSender::new` from the owner's device.
     ///
     /// # Errors
     ///
     /// None that SPEC.md names.
-    fn group_sender_rotate(&self, sender: &[u8], rng: &mut dyn Source) -> R<Bytes>;
+    fn group_sender_new(&self, group: &[u8; 32], device: &[u8], rng: &mut dyn Source) -> R<Bytes>;
+
+    /// §15.12 `rotate` with the owner's device.
+    ///
+    /// # Errors
+    ///
+    /// None that SPEC.md names.
+    fn group_sender_rotate(&self, sender: &[u8], device: &[u8], rng: &mut dyn Source)
+    -> R<Bytes>;
 
     /// §15.12 encrypt: (sender, message).
     ///

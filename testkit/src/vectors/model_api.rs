@@ -188,13 +188,20 @@ impl Api for ModelApi {
         Ok(plain)
     }
 
-    fn group_sender_new(&self, group: &[u8; 32], owner: &[u8], rng: &mut dyn Source) -> R<Bytes> {
-        Ok(Sender::new(rng, *group, identity(owner)?).encode())
+    fn group_sender_new(&self, group: &[u8; 32], device: &[u8], rng: &mut dyn Source) -> R<Bytes> {
+        let d = Dev::decode(device)?;
+        Ok(Sender::new(rng, *group, &d.seed).encode())
     }
 
-    fn group_sender_rotate(&self, sender: &[u8], rng: &mut dyn Source) -> R<Bytes> {
+    fn group_sender_rotate(
+        &self,
+        sender: &[u8],
+        device: &[u8],
+        rng: &mut dyn Source,
+    ) -> R<Bytes> {
         let mut s = Sender::decode(sender)?;
-        s.rotate(rng);
+        let d = Dev::decode(device)?;
+        s.rotate(rng, &d.seed);
         Ok(s.encode())
     }
 

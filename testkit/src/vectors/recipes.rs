@@ -128,8 +128,8 @@ fn device_fill(recipe: &Value, from: &[u8]) -> Result<Vec<u8>, String> {
 /// first, `unauthenticated` unauthenticated receivers and then
 /// `authenticated` authenticated ones. Receiver `i` (counting both kinds,
 /// from 0) has chain seed `fill(TAG_CHAIN, i)`, levels
-/// `fill(TAG_LEVEL, 8i + level)`, next index 0, no cached keys and
-/// generation 0; its owner is `owner(i / 4)` (so every owner has 4 chains
+/// `fill(TAG_LEVEL, 8i + level)`, next index 0, read 0, no cached keys
+/// and generation 0; its owner is `owner(i / 4)` (so every owner has 4 chains
 /// of one kind).
 fn store_fill(recipe: &Value) -> Result<Vec<u8>, String> {
     let group: [u8; 32] = b(recipe, "group_id")?
@@ -149,6 +149,7 @@ fn store_fill(recipe: &Value) -> Result<Vec<u8>, String> {
             chain: ed25519_public(&fill(TAG_CHAIN, i)),
             owner: owner(i / 4),
             authenticated: i >= unauth,
+            read: 0,
             levels,
             window: Window::at(0),
         });

@@ -286,11 +286,11 @@ fn dispatch(
             }
         }
         "group_sender_new" => {
-            let st = call!(api.group_sender_new(&group_id(step)?, &b(step, "owner")?, rng));
+            let st = call!(api.group_sender_new(&group_id(step)?, &state("device")?, rng));
             o.state(name("sender")?, st);
         }
         "group_sender_rotate" => {
-            let st = call!(api.group_sender_rotate(&state("sender")?, rng));
+            let st = call!(api.group_sender_rotate(&state("sender")?, &state("device")?, rng));
             o.state(name("sender")?, st);
         }
         "group_encrypt" => {

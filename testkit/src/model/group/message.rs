@@ -10,8 +10,10 @@ use crate::model::primitives::{MAX_PLAINTEXT, VERSION, sign, verify};
 pub const L_MESSAGE_KEYS: &str = "sotto v2 group message keys";
 /// §3 message signature label.
 pub const L_SIGNATURE: &str = "sotto v2 group message";
-/// §3 owner proof label.
+/// §3 owner proof label (signed by the chain key).
 pub const L_OWNER: &str = "sotto v2 group chain owner";
+/// §3 owner signature label (signed by the owner's identity key).
+pub const L_OWNER_SIGNATURE: &str = "sotto v2 group owner signature";
 /// Header length (version, type, group id, chain, index, salt): the AAD.
 pub const HEADER_LEN: usize = 86;
 /// Signature length.
@@ -21,7 +23,7 @@ pub const OVERHEAD: usize = HEADER_LEN + 16 + SIGNATURE_LEN;
 /// §15.10 `MAX_GROUP_MESSAGE_LEN`.
 pub const MAX_MESSAGE: usize = OVERHEAD + MAX_PLAINTEXT;
 /// Length of a distribution.
-pub const DISTRIBUTION_LEN: usize = 422;
+pub const DISTRIBUTION_LEN: usize = 486;
 
 /// A decoded GroupMessage header.
 #[derive(Clone, Debug)]
@@ -94,6 +96,19 @@ pub fn owner_proof(seed: &[u8; 32], group: &[u8; 32], chain: &[u8; 32], owner: &
     sign(seed, &owner_proof_data(group, chain, owner))
 }
 
+/// What an owner signature covers (§15.6).
+pub fn owner_signature_data(group: &[u8; 32], chain: &[u8; 32]) -> Vec<u8> {
+    let mut d = L_OWNER_SIGNATURE.as_bytes().to_vec();
+    d.extend(group);
+    d.extend(chain);
+    d
+}
+
+/// `owner_signature = Sign(IK_owner_seed, ...)`.
+pub fn owner_signature(identity_seed: &[u8; 32], group: &[u8; 32], chain: &[u8; 32]) -> [u8; 64] {
+    sign(identity_seed, &owner_signature_data(group, chain))
+}
+
 /// A decoded SenderKeyDistribution.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Dist {
@@ -105,6 +120,8 @@ pub struct Dist {
     pub owner: [u8; 32],
     /// The owner proof.
     pub proof: [u8; 64],
+    /// The owner signature.
+    pub signature: [u8; 64],
     /// The sender's next index.
     pub index: u32,
     /// R_0 .. R_7 at that index.
@@ -119,6 +136,7 @@ impl Dist {
         out.extend(self.chain);
         out.extend(self.owner);
         out.extend(self.proof);
+        out.extend(self.signature);
         out.extend(self.index.to_be_bytes());
         out.extend(flat(&self.levels));
         out
@@ -131,11 +149,13 @@ impl Dist {
             "group_id": hex(&self.group), "chain": hex(&self.chain), "owner": hex(&self.owner),
             "owner_proof": hex(&self.proof),
             "owner_proof_data": hex(&owner_proof_data(&self.group, &self.chain, &self.owner)),
+            "owner_signature": hex(&self.signature),
+            "owner_signature_data": hex(&owner_signature_data(&self.group, &self.chain)),
             "index": self.index, "levels": super::ratchet::levels_json(&self.levels),
         })
     }
 
-    /// Verifies the owner proof.
+    /// Verifies the owner proof, then the owner signature (§15.7).
     ///
     /// # Errors
     ///
@@ -145,6 +165,11 @@ impl Dist {
             &self.chain,
             &owner_proof_data(&self.group, &self.chain, &self.owner),
             &self.proof,
+        )?;
+        verify(
+            &self.owner,
+            &owner_signature_data(&self.group, &self.chain),
+            &self.signature,
         )
     }
 }
@@ -161,6 +186,7 @@ pub fn read_distribution(b: &[u8]) -> Result<(Dist, Layout), Refusal> {
     let chain = r.ed("chain")?;
     let owner = r.ed("owner")?;
     let proof = r.take("owner_proof", 64)?.try_into().expect("64");
+    let signature = r.take("owner_signature", 64)?.try_into().expect("64");
     let index = r.u32("index")?;
     let levels = split_levels(r.take("levels", 256)?);
     r.end()?;
@@ -169,6 +195,7 @@ pub fn read_distribution(b: &[u8]) -> Result<(Dist, Layout), Refusal> {
         chain,
         owner,
         proof,
+        signature,
         index,
         levels,
     };

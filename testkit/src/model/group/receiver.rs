@@ -12,7 +12,7 @@ use crate::model::error::{Refusal, refusal};
 use crate::model::primitives::{MAX_STATE, VERSION, key_nonce, open, verify};
 
 /// Length of a receiver state with an empty cache.
-pub const FIXED_LEN: usize = 369;
+pub const FIXED_LEN: usize = 373;
 
 /// The receiving side of a chain.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,6 +27,8 @@ pub struct Receiver {
     pub owner: [u8; 32],
     /// `Sender::Authenticated(owner)` or `Sender::Unauthenticated`.
     pub authenticated: bool,
+    /// 0, or 1 + the highest index decrypted (§15.8).
+    pub read: u32,
     /// The ratchet at `window.next`.
     pub levels: Levels,
     /// Next index and cached keys.
@@ -63,6 +65,7 @@ impl Receiver {
             chain: d.chain,
             owner: d.owner,
             authenticated,
+            read: 0,
             levels: d.levels,
             window: Window::at(d.index),
         }
@@ -97,6 +100,7 @@ impl Receiver {
         json!({
             "generation": self.generation, "group_id": hex(&self.group), "chain": hex(&self.chain),
             "owner": hex(&self.owner), "authenticated": self.authenticated, "next": self.next(),
+            "read": self.read,
             "levels": super::ratchet::levels_json(&self.levels),
             "cache": self.window.cache.iter().map(|(i, k)| json!({ "index": i, "key": hex(k) })).collect::<Vec<_>>(),
         })
@@ -111,6 +115,7 @@ impl Receiver {
         out.extend(self.owner);
         out.push(u8::from(self.authenticated));
         out.extend(self.window.next.to_be_bytes());
+        out.extend(self.read.to_be_bytes());
         out.extend(flat(&self.levels));
         let count = u16::try_from(self.window.cache.len()).expect("bounded");
         out.extend(count.to_be_bytes());
@@ -148,6 +153,10 @@ impl Receiver {
         let owner = r.ed("owner")?;
         let authenticated = r.flag("authenticated")?;
         let next = r.u32("next")?;
+        let read = r.u32("read")?;
+        if read > next {
+            return Err(refusal("InvalidEncoding"));
+        }
         let levels = split_levels(r.take("levels", 256)?);
         let count = usize::from(r.u16("count")?);
         if count > MAX_SKIPPED {
@@ -175,6 +184,7 @@ impl Receiver {
             chain,
             owner,
             authenticated,
+            read,
             levels,
             window,
         };
@@ -245,6 +255,7 @@ impl Receiver {
                 (pt, trace)
             }
         };
+        self.read = self.read.max(j + 1);
         self.generation = self.generation.saturating_add(1);
         Ok((pt, trace))
     }

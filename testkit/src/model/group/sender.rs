@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::message::{Dist, HEADER_LEN, L_MESSAGE_KEYS, owner_proof, signed_data};
+use super::message::{Dist, HEADER_LEN, L_MESSAGE_KEYS, owner_proof, owner_signature, signed_data};
 use super::ratchet::{Levels, flat, increment, message_key, split_levels};
 use crate::hex::hex;
 use crate::model::codec::{Layout, Reader};
@@ -13,7 +13,7 @@ use crate::model::primitives::{
 use crate::model::rand::Source;
 
 /// Length of the sender state.
-pub const STATE_LEN: usize = 430;
+pub const STATE_LEN: usize = 494;
 
 /// The sending side of a chain.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,6 +28,8 @@ pub struct Sender {
     pub seed: [u8; 32],
     /// The owner proof, as made.
     pub proof: [u8; 64],
+    /// The owner signature, as made.
+    pub signature: [u8; 64],
     /// The next index.
     pub index: u32,
     /// R_0 .. R_7 at `index`.
@@ -35,28 +37,33 @@ pub struct Sender {
 }
 
 impl Sender {
-    /// `GroupSender::new`: draws 256 bytes (R_0 .. R_7), then the 32-byte
-    /// chain seed; signs the owner proof.
-    pub fn new(rng: &mut dyn Source, group: [u8; 32], owner: [u8; 32]) -> Self {
+    /// `GroupSender::new` from the owner's device (its identity seed):
+    /// draws 256 bytes (R_0 .. R_7), then the 32-byte chain seed; makes the
+    /// owner proof and the owner signature.
+    pub fn new(rng: &mut dyn Source, group: [u8; 32], identity_seed: &[u8; 32]) -> Self {
         let mut levels = [0u8; 256];
         rng.fill(&mut levels);
         let seed = rng.draw::<32>();
         let chain = ed25519_public(&seed);
+        let owner = ed25519_public(identity_seed);
         Self {
             generation: 0,
             group,
             owner,
             seed,
             proof: owner_proof(&seed, &group, &chain, &owner),
+            signature: owner_signature(identity_seed, &group, &chain),
             index: 0,
             levels: split_levels(&levels),
         }
     }
 
-    /// `rotate`: a new chain for the same group and owner, generation + 1.
-    pub fn rotate(&mut self, rng: &mut dyn Source) {
+    /// `rotate` with the owner's device: a new chain for the same group and
+    /// owner, generation + 1.
+    pub fn rotate(&mut self, rng: &mut dyn Source, identity_seed: &[u8; 32]) {
+        assert_eq!(ed25519_public(identity_seed), self.owner, "model: rotate by the owner");
         let generation = self.generation.saturating_add(1);
-        *self = Self::new(rng, self.group, self.owner);
+        *self = Self::new(rng, self.group, identity_seed);
         self.generation = generation;
     }
 
@@ -72,6 +79,7 @@ impl Sender {
             chain: self.chain(),
             owner: self.owner,
             proof: self.proof,
+            signature: self.signature,
             index: self.index,
             levels: self.levels,
         }
@@ -85,6 +93,7 @@ impl Sender {
         out.extend(self.owner);
         out.extend(self.seed);
         out.extend(self.proof);
+        out.extend(self.signature);
         out.extend(self.index.to_be_bytes());
         out.extend(flat(&self.levels));
         out
@@ -116,6 +125,7 @@ impl Sender {
         let owner = r.ed("owner")?;
         let seed = r.a32("chain_seed")?;
         let proof = r.take("owner_proof", 64)?.try_into().expect("64");
+        let signature = r.take("owner_signature", 64)?.try_into().expect("64");
         let index = r.u32("index")?;
         let levels = split_levels(r.take("levels", 256)?);
         r.end()?;
@@ -125,6 +135,7 @@ impl Sender {
             owner,
             seed,
             proof,
+            signature,
             index,
             levels,
         };
@@ -179,7 +190,7 @@ impl Sender {
     pub fn decoded_json(&self) -> Value {
         json!({
             "generation": self.generation, "group_id": hex(&self.group), "owner": hex(&self.owner),
-            "chain_seed": hex(&self.seed), "chain": hex(&self.chain()), "owner_proof": hex(&self.proof),
+            "chain_seed": hex(&self.seed), "chain": hex(&self.chain()), "owner_proof": hex(&self.proof), "owner_signature": hex(&self.signature),
             "index": self.index, "levels": super::ratchet::levels_json(&self.levels),
             "message_key": hex(&message_key(&self.levels)),
         })

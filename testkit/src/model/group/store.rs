@@ -29,8 +29,6 @@ pub enum Outcome {
     Advanced,
     /// A held chain became authenticated.
     Upgraded,
-    /// An unauthenticated chain was replaced by the owner's own.
-    Replaced,
     /// Nothing changed.
     Unchanged,
 }
@@ -42,7 +40,6 @@ impl Outcome {
             Self::Added => "Added",
             Self::Advanced => "Advanced",
             Self::Upgraded => "Upgraded",
-            Self::Replaced => "Replaced",
             Self::Unchanged => "Unchanged",
         }
     }
@@ -90,43 +87,51 @@ impl Store {
         // Rule 2.
         if let Some(pos) = self.entries.iter().position(|h| h.chain == r.chain) {
             let h = &self.entries[pos];
+            // 2.1.
             if h.owner != r.owner {
                 return Err(refusal("GroupChainConflict"));
             }
-            if !consistent(h, &r) {
-                if !h.authenticated && r.authenticated {
-                    let mut next = self.clone();
-                    next.entries.remove(pos);
-                    let evicted = next.add(r)?;
-                    next.bump();
-                    *self = next;
-                    return Ok((Outcome::Replaced, evicted));
-                }
-                return Err(refusal("GroupChainConflict"));
+            // 2.2 and 2.3: an import changes nothing held.
+            if !r.authenticated {
+                return Ok((Outcome::Unchanged, Vec::new()));
             }
-            let ahead = r.next() > h.next();
-            let upgrade = !h.authenticated && r.authenticated;
-            let outcome = match (ahead, upgrade) {
-                (true, false) => Outcome::Advanced,
-                (_, true) => Outcome::Upgraded,
-                (false, false) => return Ok((Outcome::Unchanged, Vec::new())),
-            };
-            let h = &mut self.entries[pos];
-            if upgrade && !ahead {
-                // Keys at or above R's next are recomputed from R's ratchet.
-                let mut levels = r.levels;
-                let mut at = r.next();
-                for (&i, k) in h.window.cache.range_mut(r.next()..) {
-                    jump(at, &mut levels, i);
-                    at = i;
-                    *k = message_key(&levels);
+            let outcome = if h.authenticated {
+                // 2.4: the owner's distribution again.
+                if !consistent(h, &r) {
+                    return Err(refusal("GroupChainConflict"));
                 }
-            }
-            if ahead {
+                if r.next() <= h.next() {
+                    return Ok((Outcome::Unchanged, Vec::new()));
+                }
+                let h = &mut self.entries[pos];
                 h.levels = r.levels;
                 h.window.next = r.window.next;
-            }
-            h.authenticated |= r.authenticated;
+                Outcome::Advanced
+            } else {
+                // 2.5: the upgrade.
+                let h = &mut self.entries[pos];
+                let p = r.next().max(h.read);
+                let mut levels = r.levels;
+                let mut at = r.next();
+                let mut cache = std::collections::BTreeMap::new();
+                for (&c, k) in &h.window.cache {
+                    if c < r.next() {
+                        cache.insert(c, *k);
+                    } else if c < p {
+                        jump(at, &mut levels, c);
+                        at = c;
+                        cache.insert(c, message_key(&levels));
+                    }
+                }
+                let mut ratchet = r.levels;
+                jump(r.next(), &mut ratchet, p);
+                h.levels = ratchet;
+                h.window.next = p;
+                h.window.cache = cache;
+                h.authenticated = true;
+                Outcome::Upgraded
+            };
+            let h = &mut self.entries[pos];
             h.generation = h.generation.saturating_add(1);
             self.bump();
             return Ok((outcome, Vec::new()));
@@ -320,7 +325,7 @@ impl Store {
     }
 }
 
-/// The lineage check of rule 2.2: `lo`'s ratchet jumped to `hi`'s next
+/// The lineage check of rule 2.4: `lo`'s ratchet jumped to `hi`'s next
 /// index equals `hi`'s.
 pub fn consistent(a: &Receiver, b: &Receiver) -> bool {
     let (lo, hi) = if a.next() <= b.next() { (a, b) } else { (b, a) };
