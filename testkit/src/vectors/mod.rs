@@ -14,6 +14,7 @@ mod bounds;
 mod conversation;
 mod device;
 mod divergence;
+mod group;
 pub mod json;
 mod kdf;
 mod negative;
@@ -31,7 +32,7 @@ use sotto::Error;
 use self::api::Api;
 
 /// The vector files this verifier knows, in the order it checks them.
-pub const AREAS: &[&str] = &["kdf", "agreement", "conversation", "persistence", "device", "bounds", "divergence", "negative"];
+pub const AREAS: &[&str] = &["kdf", "agreement", "conversation", "persistence", "device", "bounds", "divergence", "negative", "group"];
 
 /// The version of the vector files' format.
 pub const FORMAT: u64 = 2;
@@ -59,6 +60,7 @@ fn checker(area: &str) -> Option<Check> {
         "bounds" => bounds::verify,
         "divergence" => divergence::verify,
         "negative" => negative::verify,
+        "group" => group::verify,
         _ => return None,
     })
 }

@@ -33,6 +33,7 @@ mod conversation;
 mod device;
 mod divergence;
 mod forgery;
+mod group;
 mod kdf;
 mod negative;
 mod persistence;
@@ -56,6 +57,7 @@ const GENERATORS: &[(&str, Generator)] = &[
     ("bounds", bounds::generate),
     ("divergence", divergence::generate),
     ("negative", negative::generate),
+    ("group", group::generate),
 ];
 
 fn main() {
