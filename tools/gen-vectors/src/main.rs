@@ -34,6 +34,7 @@ mod device;
 mod divergence;
 mod forgery;
 mod group;
+mod group_store;
 mod kdf;
 mod negative;
 mod persistence;
@@ -58,6 +59,7 @@ const GENERATORS: &[(&str, Generator)] = &[
     ("divergence", divergence::generate),
     ("negative", negative::generate),
     ("group", group::generate),
+    ("group_store", group_store::generate),
 ];
 
 fn main() {
