@@ -4,11 +4,12 @@
 use serde_json::Value;
 
 use super::Res;
+use super::script::World;
 use super::api::Api;
 use super::json::list;
 use super::script::check_all;
 
-pub(super) fn verify(api: &dyn Api, _: &Value, v: &Value) -> Res {
+pub(super) fn verify(api: &dyn Api, _: &World, v: &Value) -> Res {
     let world = check_all(api, &v["steps"])?;
     // The key agreement each handshake ends with (§7.1).
     if let Some(policy) = v.get("policy") {

@@ -3,9 +3,10 @@
 use serde_json::Value;
 
 use super::Res;
+use super::script::World;
 use super::api::Api;
 use super::script::check_all;
 
-pub(super) fn verify(api: &dyn Api, _: &Value, v: &Value) -> Res {
+pub(super) fn verify(api: &dyn Api, _: &World, v: &Value) -> Res {
     check_all(api, &v["steps"]).map(drop)
 }

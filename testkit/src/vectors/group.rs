@@ -6,6 +6,7 @@
 use serde_json::Value;
 
 use super::Res;
+use super::script::World;
 use super::api::Api;
 use super::json::{b, hex_items, levels, list, u, u32_of};
 use super::script::check_all_then;
@@ -68,7 +69,7 @@ fn ratchet_states(v: &Value) -> Res {
     Ok(())
 }
 
-pub(super) fn verify(api: &dyn Api, _: &Value, v: &Value) -> Res {
+pub(super) fn verify(api: &dyn Api, _: &World, v: &Value) -> Res {
     let initial = match v.get("initial_levels") {
         Some(_) => Some(levels(v, "initial_levels")?),
         None => None,

@@ -5,6 +5,7 @@
 use serde_json::Value;
 
 use super::Res;
+use super::script::World;
 use super::api::Api;
 use super::json::{b, b32, eq, field, label, s, u};
 use crate::model::group::message::L_MESSAGE_KEYS as L_GROUP_MESSAGE_KEYS;
@@ -72,7 +73,7 @@ fn ml_kem(v: &Value) -> Res {
     Ok(())
 }
 
-pub(super) fn verify(_: &dyn Api, _: &Value, v: &Value) -> Res {
+pub(super) fn verify(_: &dyn Api, _: &World, v: &Value) -> Res {
     match s(v, "kind")? {
         "identity_conversion" => identity_conversion(v),
         "fingerprint" => {

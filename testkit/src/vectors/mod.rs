@@ -32,7 +32,7 @@ use sotto::Error;
 use self::api::Api;
 
 /// The vector files this verifier knows, in the order it checks them.
-pub const AREAS: &[&str] = &["kdf", "agreement", "conversation", "persistence", "device", "bounds", "divergence", "negative", "group", "group_store"];
+pub const AREAS: &[&str] = &["kdf", "agreement", "conversation", "persistence", "device", "bounds", "divergence", "negative", "group", "group_store", "group_negative"];
 
 /// The version of the vector files' format.
 pub const FORMAT: u64 = 2;
@@ -48,10 +48,10 @@ pub struct Outcome {
     pub result: Res,
 }
 
-type Check = fn(&dyn Api, &Value, &Value) -> Res;
+type Check = fn(&dyn Api, &script::World, &Value) -> Res;
 
 /// A vector that is a script and nothing else.
-fn steps_only(api: &dyn Api, _: &Value, v: &Value) -> Res {
+fn steps_only(api: &dyn Api, _: &script::World, v: &Value) -> Res {
     script::check_all(api, &v["steps"]).map(drop)
 }
 
@@ -67,6 +67,7 @@ fn checker(area: &str) -> Option<Check> {
         "negative" => negative::verify,
         "group" => group::verify,
         "group_store" => steps_only,
+        "group_negative" => negative::verify,
         _ => return None,
     })
 }
@@ -116,8 +117,18 @@ pub fn verify_file_with(area: &str, file: &Value, apis: &[&dyn Api]) -> Vec<Outc
     if file["area"] != area || file["format"] != FORMAT {
         return whole("wrong \"area\" or \"format\"".into());
     }
-    let empty = json!({});
-    let fixtures = file.get("fixtures").unwrap_or(&empty);
+    // A table's fixtures (`load` steps) are built once per implementation.
+    let mut worlds = Vec::new();
+    for api in apis {
+        let world = match file.get("fixtures") {
+            Some(f) => match script::check_all(*api, f) {
+                Ok(w) => w,
+                Err(e) => return whole(format!("fixtures on {}: {e}", api.name())),
+            },
+            None => script::World::default(),
+        };
+        worlds.push(world);
+    }
     let Some(vectors) = file["vectors"].as_array().filter(|v| !v.is_empty()) else {
         return whole("no vectors".into());
     };
@@ -125,7 +136,10 @@ pub fn verify_file_with(area: &str, file: &Value, apis: &[&dyn Api]) -> Vec<Outc
         .iter()
         .map(|v| Outcome {
             name: format!("{area}/{}", v["name"].as_str().unwrap_or("<unnamed>")),
-            result: apis.iter().try_for_each(|api| check(*api, fixtures, v)),
+            result: apis
+                .iter()
+                .zip(&worlds)
+                .try_for_each(|(api, world)| check(*api, world, v)),
         })
         .collect()
 }

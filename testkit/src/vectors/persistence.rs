@@ -4,11 +4,12 @@
 use serde_json::Value;
 
 use super::Res;
+use super::script::World;
 use super::api::Api;
 use super::json::s;
 use super::script::check_all_then;
 
-pub(super) fn verify(api: &dyn Api, _: &Value, v: &Value) -> Res {
+pub(super) fn verify(api: &dyn Api, _: &World, v: &Value) -> Res {
     check_all_then(api, &v["steps"], |world, step| {
         if step["op"] == "unseal" && step["error"].is_null() {
             let opened = s(step, "state")?;

@@ -208,7 +208,11 @@ fn dispatch(
             o.put("decoded", super::trace::explain(&bytes)?);
         }
         "decode" => {
-            call!(api.decode(s(step, "encoding")?, &b(step, "input")?));
+            let input = match step.get("input") {
+                Some(_) => b(step, "input")?,
+                None => state("state")?,
+            };
+            call!(api.decode(s(step, "encoding")?, &input));
         }
         "verify_bundle" => {
             call!(api.verify_bundle(&b(step, "bundle")?, opt_b(step, "expected")?.as_deref()));

@@ -118,11 +118,6 @@ impl Conv {
         self.sent.insert(id.to_owned(), out(&o, "message"));
     }
 
-    /// The bytes of message `id`.
-    pub(crate) fn message(&self, id: &str) -> Vec<u8> {
-        self.sent[id].clone()
-    }
-
     /// Keeps a message made outside the script under an id.
     pub(crate) fn keep(&mut self, id: &str, message: Vec<u8>) {
         self.sent.insert(id.to_owned(), message);

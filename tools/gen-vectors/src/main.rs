@@ -34,6 +34,7 @@ mod device;
 mod divergence;
 mod forgery;
 mod group;
+mod group_negative;
 mod group_store;
 mod kdf;
 mod negative;
@@ -60,6 +61,7 @@ const GENERATORS: &[(&str, Generator)] = &[
     ("negative", negative::generate),
     ("group", group::generate),
     ("group_store", group_store::generate),
+    ("group_negative", group_negative::generate),
 ];
 
 fn main() {
