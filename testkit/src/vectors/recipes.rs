@@ -28,6 +28,8 @@ pub const TAG_CHAIN: u8 = 4;
 pub const TAG_OWNER: u8 = 5;
 /// Tag of a ratchet level (`8i + level`).
 pub const TAG_LEVEL: u8 = 6;
+/// Tag of a session's skipped message key (`2000 * chain + i`).
+pub const TAG_SESSION_KEY: u8 = 7;
 
 /// `SHA256(FILL || u8(tag) || u32(k))`.
 pub fn fill(tag: u8, k: u32) -> [u8; 32] {
@@ -42,7 +44,11 @@ pub fn owner(k: u32) -> [u8; 32] {
     ed25519_public(&fill(TAG_OWNER, k))
 }
 
-/// Recipes: `device_fill`, `store_fill` (below), `session_advance` (the
+/// Recipes: `device_fill`, `store_fill` (below), `session_fill` (each
+/// receiving chain of `from`, in order, gets `keys[c]` skipped keys, at
+/// indices `2000 - n .. 2000` with keys `fill(TAG_SESSION_KEY, 2000c + i)`,
+/// and `next` = 2000), `patch` (the bytes of `from` with `bytes` written at
+/// `offset`), `session_advance` (the
 /// sending chain of `from` moves `count` chain steps, as if that many
 /// messages were sent and lost) and `session_edit` (the sending chain's
 /// `ns` and the current receiving chain's `next` of `from` set to the
@@ -77,6 +83,32 @@ pub fn build(recipe: &Value, world: &World) -> Result<Vec<u8>, String> {
                 sess.recv.chains.last_mut().ok_or("no receiving chain")?.next = next;
             }
             Ok(sess.encode())
+        }
+        "session_fill" => {
+            let mut sess =
+                Sess::decode(world.get(s(recipe, "from")?)?).map_err(|e| e.to_string())?;
+            let counts = super::json::list(recipe, "keys")?;
+            if counts.len() != sess.recv.chains.len() {
+                return Err("one key count per receiving chain".into());
+            }
+            for (k, (c, n)) in sess.recv.chains.iter_mut().zip(counts).enumerate() {
+                let n = u32::try_from(n.as_u64().ok_or("a key count")?).map_err(|e| e.to_string())?;
+                c.next = 2000;
+                c.skipped = (0..n)
+                    .map(|i| (2000 - n + i, fill(TAG_SESSION_KEY, 2000 * u32::try_from(k).expect("<= 5") + i)))
+                    .collect();
+            }
+            Ok(sess.encode())
+        }
+        "patch" => {
+            let mut bytes = world.get(s(recipe, "from")?)?.to_vec();
+            let at = usize::try_from(u(recipe, "offset")?).map_err(|e| e.to_string())?;
+            let patch = b(recipe, "bytes")?;
+            bytes
+                .get_mut(at..at + patch.len())
+                .ok_or("a patch past the end")?
+                .copy_from_slice(&patch);
+            Ok(bytes)
         }
         other => Err(format!("unknown recipe {other:?}")),
     }

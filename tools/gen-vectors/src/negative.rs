@@ -13,7 +13,6 @@ use testkit::model::keys::{identity_key_bytes, kem_signed_data, spk_signed_data}
 use testkit::model::primitives::{
     MAX_MESSAGE, MAX_PLAINTEXT, MAX_STATE, ed25519_public, sign, x_pub,
 };
-use testkit::model::receiving::Chain;
 use testkit::model::sealed::seal_with;
 use testkit::model::{Dev, Layout, Sess, with};
 use testkit::points::{ED25519_SMALL_ORDER, P, X25519_HIGH_BIT, X25519_ORDER_8, add_l_to_s};
@@ -55,6 +54,10 @@ struct Ctx {
 
 fn decode(encoding: &str, input: &[u8]) -> Value {
     json!({ "op": "decode", "encoding": encoding, "input": hex(input) })
+}
+
+fn decode_state(encoding: &str, name: &str) -> Value {
+    json!({ "op": "decode", "encoding": encoding, "state": name })
 }
 
 fn decode_padded(encoding: &str, input: &[u8], len: usize) -> Value {
@@ -396,7 +399,6 @@ fn encrypt_rows(t: &mut Table) {
     t.fails("encrypt_plaintext_over_max", "a plaintext of MAX_PLAINTEXT_LEN + 1 zero bytes", enc("alice_session", &[], Some(MAX_PLAINTEXT + 1)), e("PlaintextTooLarge"));
     t.fails("encrypt_chain_exhausted", "Bob's sending chain at Ns = 2^32 - 1 (recipe)", enc("bob_session_sending_exhausted", b"x", None), e("ChainExhausted"));
     t.fails("encrypt_exhausted_plaintext_over_max", "the exhausted chain and a plaintext of MAX_PLAINTEXT_LEN + 1 bytes: the length is checked first", enc("bob_session_sending_exhausted", &[], Some(MAX_PLAINTEXT + 1)), e("PlaintextTooLarge"));
-    t.row("encrypt_at_max_plaintext", "a plaintext of MAX_PLAINTEXT_LEN zero bytes", enc("alice_session", &[], Some(MAX_PLAINTEXT)), None);
     let s = t.state("alice_initiated");
     let l = layout::session_state(&s);
     t.fixture("alice_initiated_low_order_dhr", &with(&s, |x| l.put(x, "dhr", &X25519_ORDER_8)));
@@ -454,23 +456,6 @@ fn decrypt_rows(t: &mut Table, c: &Ctx) {
     t.fails("decrypt_tampered_ciphertext", "a message on the current chain with one bit flipped", dec(s, &with(&ratchet(&alice_chain2, 0, next), |x| ml.flip(x, "ciphertext", 0, 1))), e("AuthenticationFailed"));
 }
 
-/// A session with two chains whose first holds 1000 keys and second
-/// `second` keys (arbitrary bytes: keys are not validated).
-fn big_session(base: &Sess, second: usize) -> Vec<u8> {
-    let mut s = base.clone();
-    let keys = |n: usize, next: u32| {
-        (0..n)
-            .map(|i| (next - 1 - u32::try_from(n - 1 - i).unwrap(), [i as u8; 32]))
-            .collect()
-    };
-    s.recv.chains[0].next = 2000;
-    s.recv.chains[0].skipped = keys(1000, 2000);
-    let c1: &mut Chain<[u8; 32]> = &mut s.recv.chains[1];
-    c1.next = 2000;
-    c1.skipped = keys(second, 2000);
-    s.encode()
-}
-
 fn session_state_rows(t: &mut Table) {
     let s = t.state("bob_session");
     let l = layout::session_state(&s);
@@ -503,18 +488,27 @@ fn session_state_rows(t: &mut Table) {
     t.fails("session_no_ck_on_current_chain", "chains[1].has_ck = 0", dec(&edit(&|x| l.put_u8(x, "chains[1].has_ck", 0))), e("InvalidEncoding"));
     t.fails("session_bad_has_ck", "chains[1].has_ck = 2", dec(&edit(&|x| l.put_u8(x, "chains[1].has_ck", 2))), e("InvalidEncoding"));
     t.fails("session_key_count_over_per_chain", "chains[1].key_count = 1001 (checked before the keys are read)", dec(&edit(&|x| l.put_u16(x, "chains[1].key_count", 1001))), e("InvalidEncoding"));
-    let base = Sess::decode(&s).unwrap();
-    t.row("session_at_total_keys", "two chains with 1000 keys each (arbitrary key bytes)", dec(&big_session(&base, 1000)), None);
-    let over = big_session(&base, 1000);
-    let ol = layout::session_state(&over);
-    t.fails("session_keys_over_total", "two chains with 1000 keys each, the second's key_count set to 1001: the running total, 2001, is checked before its keys", dec(&with(&over, |x| ol.put_u16(x, "chains[1].key_count", 1001))), e("InvalidEncoding"));
+    t.fixture_recipe("bob_session_2000_keys", json!({ "kind": "session_fill", "from": "bob_session", "keys": [1000, 1000] }));
+    t.row("session_at_total_keys", "two chains with 1000 keys each (session_fill recipe)", decode_state("Session", "bob_session_2000_keys"), None);
+    let full = t.state("bob_session_2000_keys");
+    let fl = layout::session_state(&full);
+    t.fixture_recipe("bob_session_2001_keys_declared", json!({ "kind": "patch", "from": "bob_session_2000_keys", "offset": fl.start("chains[1].key_count"), "bytes": hex(&1001u16.to_be_bytes()) }));
+    t.fails("session_keys_over_total", "the second chain's key_count set to 1001 (patch recipe): the running total, 2001, is checked before its keys", decode_state("Session", "bob_session_2001_keys_declared"), e("InvalidEncoding"));
     let k = l.get("chains[1].keys[0].index").map(|_| ());
     assert!(k.is_some(), "bob_session's current chain holds a key");
     t.fails("session_skipped_index_not_below_next", "chains[1].keys[0].index = chains[1].next", dec(&edit(&|x| { let n = l.u32(x, "chains[1].next"); l.put_u32(x, "chains[1].keys[0].index", n); })), e("InvalidEncoding"));
-    let two = big_session(&base, 3);
-    let tl = layout::session_state(&two);
-    t.fails("session_skipped_indices_repeated", "chains[1].keys[1].index = keys[0].index", dec(&with(&two, |x| { let i = tl.u32(x, "chains[1].keys[0].index"); tl.put_u32(x, "chains[1].keys[1].index", i); })), e("InvalidEncoding"));
-    t.fails("session_skipped_indices_decreasing", "chains[1].keys[1].index = keys[0].index - 1", dec(&with(&two, |x| { let i = tl.u32(x, "chains[1].keys[0].index"); tl.put_u32(x, "chains[1].keys[1].index", i - 1); })), e("InvalidEncoding"));
+    t.fixture_recipe("bob_session_3_keys", json!({ "kind": "session_fill", "from": "bob_session", "keys": [0, 3] }));
+    let three = t.state("bob_session_3_keys");
+    let tl = layout::session_state(&three);
+    let first = tl.u32(&three, "chains[1].keys[0].index");
+    for (name, index, what) in [
+        ("session_skipped_indices_repeated", first, "chains[1].keys[1].index = keys[0].index"),
+        ("session_skipped_indices_decreasing", first - 1, "chains[1].keys[1].index = keys[0].index - 1"),
+    ] {
+        let fixture = format!("{name}_state");
+        t.fixture_recipe(&fixture, json!({ "kind": "patch", "from": "bob_session_3_keys", "offset": tl.start("chains[1].keys[1].index"), "bytes": hex(&index.to_be_bytes()) }));
+        t.fails(name, &format!("{what} (session_fill and patch recipes)"), decode_state("Session", &fixture), e("InvalidEncoding"));
+    }
     t.fails("session_trailing_bytes", "one byte appended", dec(&edit(&|x| x.push(0))), e("TrailingBytes"));
     t.fails("session_current_chain_not_dhr", "the current chain's ratchet_key is not dhr (checked after TrailingBytes)", dec(&edit(&|x| l.put(x, "chains[1].ratchet_key", &[7; 32]))), e("InvalidEncoding"));
     t.fails("session_current_chain_not_dhr_trailing", "the same and one byte appended: TrailingBytes first", dec(&edit(&|x| { l.put(x, "chains[1].ratchet_key", &[7; 32]); x.push(0); })), e("TrailingBytes"));
