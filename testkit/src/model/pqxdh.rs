@@ -167,7 +167,11 @@ pub fn initiate(
         pending: Some(super::session::Pending {
             spk_id: bundle.spk_id,
             opk_id: bundle.opk.map(|o| o.0),
-            kem: bundle.kem.as_ref().zip(ct.clone()).map(|(k, ct)| (k.id, ct)),
+            kem: bundle
+                .kem
+                .as_ref()
+                .zip(ct.clone())
+                .map(|(k, ct)| (k.id, ct)),
         }),
         root: agreement.sk,
         remote_ratchet: bundle.spk,
@@ -258,7 +262,8 @@ pub fn accept(bob: &mut Dev, msg: &[u8], policy: Policy) -> Result<Accepted, Ref
     let ss = kem.as_ref().map(|(k, ct)| kem_decaps(&k.dk, ct));
     let agreement = Agreement::new(
         dh,
-        ss.zip(kem.as_ref()).map(|(ss, (k, _))| (ss, k.ek.as_slice())),
+        ss.zip(kem.as_ref())
+            .map(|(ss, (k, _))| (ss, k.ek.as_slice())),
     );
     // Steps 8-10: the signed prekey is Bob's ratchet key for the receive
     // step; with no current chain nothing closes, so the header's PN is

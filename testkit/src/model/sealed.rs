@@ -4,9 +4,7 @@ use serde_json::json;
 
 use super::codec::{Layout, Reader};
 use super::error::{Refusal, refusal, refusal_with};
-use super::primitives::{
-    L_SEALED, MAX_SEAL_CONTEXT, MAX_STATE, VERSION, key_nonce, open, seal,
-};
+use super::primitives::{L_SEALED, MAX_SEAL_CONTEXT, MAX_STATE, VERSION, key_nonce, open, seal};
 use super::rand::Source;
 
 /// Length of the sealed header (version, type, inner type, salt).
@@ -105,8 +103,13 @@ pub fn open_state(
     }
     let ciphertext = r.rest("ciphertext");
     let (key, nonce) = key_nonce(salt, storage, L_SEALED);
-    let plain = open(&key, &nonce, &aad(&sealed[..HEADER_LEN], context), ciphertext)
-        .ok_or_else(|| refusal("AuthenticationFailed"))?;
+    let plain = open(
+        &key,
+        &nonce,
+        &aad(&sealed[..HEADER_LEN], context),
+        ciphertext,
+    )
+    .ok_or_else(|| refusal("AuthenticationFailed"))?;
     Ok((plain, r.into_layout()))
 }
 

@@ -114,7 +114,11 @@ impl Sess {
     ///
     /// `PlaintextTooLarge`, `ChainExhausted` (nothing drawn);
     /// `NonContributoryKey` (after the draws).
-    pub fn encrypt(&mut self, rng: &mut dyn Source, pt: &[u8]) -> Result<(Vec<u8>, Value), Refusal> {
+    pub fn encrypt(
+        &mut self,
+        rng: &mut dyn Source,
+        pt: &[u8],
+    ) -> Result<(Vec<u8>, Value), Refusal> {
         self.encrypt_check(pt.len())?;
         let new_key = self.sending.is_none().then(|| rng.draw::<32>());
         let salt = rng.draw::<16>();
@@ -399,11 +403,7 @@ impl Sess {
             return Err(bad());
         }
         let keys: Vec<&[u8; 32]> = recv.chains.iter().map(|c| &c.ratchet_key).collect();
-        if keys
-            .iter()
-            .enumerate()
-            .any(|(i, k)| keys[..i].contains(k))
-        {
+        if keys.iter().enumerate().any(|(i, k)| keys[..i].contains(k)) {
             return Err(bad());
         }
         let sess = Self {

@@ -4,9 +4,9 @@
 use serde_json::Value;
 
 use super::Res;
-use super::script::World;
 use super::api::Api;
 use super::json::list;
+use super::script::World;
 use super::script::check_all;
 
 pub(super) fn verify(api: &dyn Api, _: &World, v: &Value) -> Res {
@@ -16,8 +16,8 @@ pub(super) fn verify(api: &dyn Api, _: &World, v: &Value) -> Res {
         let pq = list(v, "steps")?
             .iter()
             .any(|s| s["op"] == "bundle" && !s["kem_prekey_id"].is_null());
-        let sess = crate::model::Sess::decode(world.get("bob_session")?)
-            .map_err(|e| e.to_string())?;
+        let sess =
+            crate::model::Sess::decode(world.get("bob_session")?).map_err(|e| e.to_string())?;
         if sess.pq != pq {
             return Err(format!("key agreement under {policy}"));
         }

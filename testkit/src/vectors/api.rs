@@ -37,6 +37,11 @@ pub enum DeviceCall {
     ResetPreKeys(u64, u64),
 }
 
+/// What accepting a prekey message and installing its plaintext gave: the
+/// device, the session, and the install's result (store and outcome, or
+/// its error).
+pub type AcceptedInstall = (Bytes, Bytes, R<(Bytes, Outcome)>);
+
 /// A plaintext's sender mark (§15.7): the owner's identity key (encoded,
 /// 34 bytes) and whether the chain is authenticated.
 pub type Mark = (Bytes, bool);
@@ -119,8 +124,7 @@ pub trait Api {
     /// # Errors
     ///
     /// The encrypt error.
-    fn encrypt(&self, session: &[u8], plaintext: &[u8], rng: &mut dyn Source)
-    -> R<(Bytes, Bytes)>;
+    fn encrypt(&self, session: &[u8], plaintext: &[u8], rng: &mut dyn Source) -> R<(Bytes, Bytes)>;
 
     /// §8.6: (session, plaintext).
     ///
@@ -134,13 +138,7 @@ pub trait Api {
     /// # Errors
     ///
     /// `TooLarge`.
-    fn seal(
-        &self,
-        state: &[u8],
-        key: &[u8; 32],
-        context: &[u8],
-        rng: &mut dyn Source,
-    ) -> R<Bytes>;
+    fn seal(&self, state: &[u8], key: &[u8; 32], context: &[u8], rng: &mut dyn Source) -> R<Bytes>;
 
     /// §10.5 open, as the state of type `inner`: the plain state.
     ///
@@ -161,16 +159,19 @@ pub trait Api {
     /// # Errors
     ///
     /// None that SPEC.md names.
-    fn group_sender_rotate(&self, sender: &[u8], device: &[u8], rng: &mut dyn Source)
-    -> R<Bytes>;
+    fn group_sender_rotate(&self, sender: &[u8], device: &[u8], rng: &mut dyn Source) -> R<Bytes>;
 
     /// §15.12 encrypt: (sender, message).
     ///
     /// # Errors
     ///
     /// `PlaintextTooLarge`, `ChainExhausted`.
-    fn group_encrypt(&self, sender: &[u8], plaintext: &[u8], rng: &mut dyn Source)
-    -> R<(Bytes, Bytes)>;
+    fn group_encrypt(
+        &self,
+        sender: &[u8],
+        plaintext: &[u8],
+        rng: &mut dyn Source,
+    ) -> R<(Bytes, Bytes)>;
 
     /// §15.6 the sender's distribution.
     ///
@@ -219,7 +220,7 @@ pub trait Api {
         device: &[u8],
         message: &[u8],
         policy: Policy,
-    ) -> R<(Bytes, Bytes, R<(Bytes, Outcome)>)>;
+    ) -> R<AcceptedInstall>;
 
     /// §15.9 decrypt through the store: (store, plaintext, mark).
     ///

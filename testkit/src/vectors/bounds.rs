@@ -3,8 +3,8 @@
 use serde_json::Value;
 
 use super::Res;
-use super::script::World;
 use super::api::Api;
+use super::script::World;
 use super::script::check_all;
 
 pub(super) fn verify(api: &dyn Api, _: &World, v: &Value) -> Res {

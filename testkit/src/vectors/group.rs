@@ -6,9 +6,9 @@
 use serde_json::Value;
 
 use super::Res;
-use super::script::World;
 use super::api::Api;
 use super::json::{b, hex_items, levels, list, u, u32_of};
+use super::script::World;
 use super::script::check_all_then;
 use crate::hex::hex;
 use crate::model::group::Sender;
@@ -42,7 +42,9 @@ fn ratchet_states(v: &Value) -> Res {
             return Err(format!("index {i:#x}: jump from 0"));
         }
         if cost.steps > 120 || cost.derives > 28 {
-            return Err(format!("index {i:#x}: jump costs more than 120 steps and 28 derivations"));
+            return Err(format!(
+                "index {i:#x}: jump costs more than 120 steps and 28 derivations"
+            ));
         }
         if let Some((p, pl)) = prev {
             let mut from_prev = pl;

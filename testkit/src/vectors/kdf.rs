@@ -5,17 +5,17 @@
 use serde_json::Value;
 
 use super::Res;
-use super::script::World;
 use super::api::Api;
 use super::json::{b, b32, eq, field, label, s, u};
+use super::script::World;
 use crate::model::group::message::L_MESSAGE_KEYS as L_GROUP_MESSAGE_KEYS;
 use crate::model::group::ratchet::{L_DERIVE, L_KEY, L_STEP, derive, key, step};
 use crate::model::keys::{encode_kem, fingerprint, fingerprint_display, identity_key_bytes};
 use crate::model::pqxdh::kem_binding;
 use crate::model::primitives::{
-    L_CHAIN_MESSAGE, L_CHAIN_NEXT, L_FINGERPRINT, L_KEM_BINDING, L_MESSAGE_KEYS, L_ROOT,
-    L_SEALED, dh, ed25519_public, ed25519_public_ok, id_u, id_x, kdf_ck, kdf_rk, kem_decaps,
-    kem_ek_ok, kem_encaps, kem_keygen, key_nonce, sha256, x_pub,
+    L_CHAIN_MESSAGE, L_CHAIN_NEXT, L_FINGERPRINT, L_KEM_BINDING, L_MESSAGE_KEYS, L_ROOT, L_SEALED,
+    dh, ed25519_public, ed25519_public_ok, id_u, id_x, kdf_ck, kdf_rk, kem_decaps, kem_ek_ok,
+    kem_encaps, kem_keygen, key_nonce, sha256, x_pub,
 };
 use crate::model::sealed;
 
@@ -93,11 +93,7 @@ pub(super) fn verify(_: &dyn Api, _: &World, v: &Value) -> Res {
             } else {
                 Some(b(v, "ek")?)
             };
-            field(
-                v,
-                "encoded",
-                &ek.as_deref().map_or(vec![0], encode_kem),
-            )?;
+            field(v, "encoded", &ek.as_deref().map_or(vec![0], encode_kem))?;
             field(v, "kem_binding", &kem_binding(ek.as_deref()))
         }
         "root_step" => {

@@ -17,8 +17,8 @@ mod divergence;
 mod group;
 pub mod json;
 mod kdf;
-mod negative;
 pub mod model_api;
+mod negative;
 mod persistence;
 pub mod recipes;
 pub mod script;
@@ -32,7 +32,19 @@ use sotto::Error;
 use self::api::Api;
 
 /// The vector files this verifier knows, in the order it checks them.
-pub const AREAS: &[&str] = &["kdf", "agreement", "conversation", "persistence", "device", "bounds", "divergence", "negative", "group", "group_store", "group_negative"];
+pub const AREAS: &[&str] = &[
+    "kdf",
+    "agreement",
+    "conversation",
+    "persistence",
+    "device",
+    "bounds",
+    "divergence",
+    "negative",
+    "group",
+    "group_store",
+    "group_negative",
+];
 
 /// The version of the vector files' format.
 pub const FORMAT: u64 = 2;
@@ -100,7 +112,11 @@ pub fn verify_dir(dir: &Path) -> Vec<Outcome> {
 /// Verifies every vector of one parsed file on every implementation.
 pub fn verify_file(area: &str, file: &Value) -> Vec<Outcome> {
     let apis = implementations();
-    verify_file_with(area, file, &apis.iter().map(AsRef::as_ref).collect::<Vec<_>>())
+    verify_file_with(
+        area,
+        file,
+        &apis.iter().map(AsRef::as_ref).collect::<Vec<_>>(),
+    )
 }
 
 /// Verifies every vector of one parsed file on the given implementations.

@@ -1,7 +1,7 @@
 //! [`Api`] on the reference model: every call decodes its states with the
 //! model, runs the model's operation and encodes the result.
 
-use super::api::{Api, Bytes, DeviceCall, Mark, R};
+use super::api::{AcceptedInstall, Api, Bytes, DeviceCall, Mark, R};
 use crate::model::group::{Outcome, Receiver, Sender, Store, read_distribution, read_message};
 use crate::model::keys::{identity_key_bytes, read_bundle, read_identity_key};
 use crate::model::rand::Source;
@@ -154,12 +154,7 @@ impl Api for ModelApi {
         Ok((d.encode(), s.encode(), pt))
     }
 
-    fn encrypt(
-        &self,
-        session: &[u8],
-        plaintext: &[u8],
-        rng: &mut dyn Source,
-    ) -> R<(Bytes, Bytes)> {
+    fn encrypt(&self, session: &[u8], plaintext: &[u8], rng: &mut dyn Source) -> R<(Bytes, Bytes)> {
         let mut s = Sess::decode(session)?;
         let (m, _) = s.encrypt(rng, plaintext)?;
         Ok((s.encode(), m))
@@ -172,13 +167,7 @@ impl Api for ModelApi {
         Ok((s.encode(), pt))
     }
 
-    fn seal(
-        &self,
-        state: &[u8],
-        key: &[u8; 32],
-        context: &[u8],
-        rng: &mut dyn Source,
-    ) -> R<Bytes> {
+    fn seal(&self, state: &[u8], key: &[u8; 32], context: &[u8], rng: &mut dyn Source) -> R<Bytes> {
         Ok(sealed::seal_state(key, context, state, rng)?.bytes)
     }
 
@@ -193,12 +182,7 @@ impl Api for ModelApi {
         Ok(Sender::new(rng, *group, &d.seed).encode())
     }
 
-    fn group_sender_rotate(
-        &self,
-        sender: &[u8],
-        device: &[u8],
-        rng: &mut dyn Source,
-    ) -> R<Bytes> {
+    fn group_sender_rotate(&self, sender: &[u8], device: &[u8], rng: &mut dyn Source) -> R<Bytes> {
         let mut s = Sender::decode(sender)?;
         let d = Dev::decode(device)?;
         s.rotate(rng, &d.seed);
@@ -251,7 +235,7 @@ impl Api for ModelApi {
         device: &[u8],
         message: &[u8],
         policy: Policy,
-    ) -> R<(Bytes, Bytes, R<(Bytes, Outcome)>)> {
+    ) -> R<AcceptedInstall> {
         let mut st = Store::decode(store)?;
         let mut d = Dev::decode(device)?;
         let (se, pt, _, _) = pqxdh::accept(&mut d, message, policy)?;

@@ -79,8 +79,13 @@ pub fn build(recipe: &Value, world: &World) -> Result<Vec<u8>, String> {
                 sess.sending.as_mut().ok_or("no sending chain")?.next = ns;
             }
             if recipe.get("receiving_next").is_some() {
-                let next = u32::try_from(u(recipe, "receiving_next")?).map_err(|e| e.to_string())?;
-                sess.recv.chains.last_mut().ok_or("no receiving chain")?.next = next;
+                let next =
+                    u32::try_from(u(recipe, "receiving_next")?).map_err(|e| e.to_string())?;
+                sess.recv
+                    .chains
+                    .last_mut()
+                    .ok_or("no receiving chain")?
+                    .next = next;
             }
             Ok(sess.encode())
         }
@@ -92,10 +97,16 @@ pub fn build(recipe: &Value, world: &World) -> Result<Vec<u8>, String> {
                 return Err("one key count per receiving chain".into());
             }
             for (k, (c, n)) in sess.recv.chains.iter_mut().zip(counts).enumerate() {
-                let n = u32::try_from(n.as_u64().ok_or("a key count")?).map_err(|e| e.to_string())?;
+                let n =
+                    u32::try_from(n.as_u64().ok_or("a key count")?).map_err(|e| e.to_string())?;
                 c.next = 2000;
                 c.skipped = (0..n)
-                    .map(|i| (2000 - n + i, fill(TAG_SESSION_KEY, 2000 * u32::try_from(k).expect("<= 5") + i)))
+                    .map(|i| {
+                        (
+                            2000 - n + i,
+                            fill(TAG_SESSION_KEY, 2000 * u32::try_from(k).expect("<= 5") + i),
+                        )
+                    })
                     .collect();
             }
             Ok(sess.encode())

@@ -99,9 +99,7 @@ fn device_call(op: &str, step: &Value) -> Result<Option<DeviceCall>, String> {
         "rotate_kem_prekey" => DeviceCall::RotateKemPreKey(u(step, "now")?),
         "remove_kem_prekey" => DeviceCall::RemoveKemPreKey(u32_arg(step, "id")?),
         "generate_kem_prekeys" => DeviceCall::GenerateKemPreKeys(u32_arg(step, "count")?),
-        "reset_prekeys" => {
-            DeviceCall::ResetPreKeys(u(step, "now")?, u(step, "last_generation")?)
-        }
+        "reset_prekeys" => DeviceCall::ResetPreKeys(u(step, "now")?, u(step, "last_generation")?),
         _ => return Ok(None),
     }))
 }
@@ -298,8 +296,7 @@ fn dispatch(
             o.state(name("sender")?, st);
         }
         "group_encrypt" => {
-            let (st, m) =
-                call!(api.group_encrypt(&state("sender")?, &b(step, "plaintext")?, rng));
+            let (st, m) = call!(api.group_encrypt(&state("sender")?, &b(step, "plaintext")?, rng));
             o.state(name("sender")?, st);
             o.put("message", bytes_out(&m));
         }
@@ -369,8 +366,7 @@ fn dispatch(
             o.state(name("receiver")?, r);
         }
         "receiver_decrypt" => {
-            let (r, pt, m) =
-                call!(api.receiver_decrypt(&state("receiver")?, &b(step, "message")?));
+            let (r, pt, m) = call!(api.receiver_decrypt(&state("receiver")?, &b(step, "message")?));
             o.state(name("receiver")?, r);
             o.put("plaintext", bytes_out(&pt));
             o.put("mark", mark_out(&m));

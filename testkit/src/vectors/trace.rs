@@ -46,7 +46,12 @@ pub fn of(world: &World, step: &Value) -> Result<Option<Value>, String> {
                 let (ik, _) = m(read_identity_key(&e))?;
                 m(bundle.verify(Some(&ik)))?;
             }
-            let (sess, made) = m(pqxdh::initiate(&d, &bundle, policy(step)?, &mut draws(step)?))?;
+            let (sess, made) = m(pqxdh::initiate(
+                &d,
+                &bundle,
+                policy(step)?,
+                &mut draws(step)?,
+            ))?;
             let mut t = made.agreement.json();
             t["base_key_private"] = hex(&made.base_private).into();
             t["base_key_public"] = hex(&x_pub(&made.base_private)).into();

@@ -108,7 +108,9 @@ fn downgrades() -> Value {
     );
     r.ok(json!({ "op": "initiate", "device": "alice", "session": "alice_session", "bundle": hex(&bundle), "expected": null, "policy": "ClassicalAllowed" }));
     let classical = out(
-        &r.ok(json!({ "op": "encrypt", "session": "alice_session", "plaintext": hex(b"classical") })),
+        &r.ok(
+            json!({ "op": "encrypt", "session": "alice_session", "plaintext": hex(b"classical") }),
+        ),
         "message",
     );
     // §7.3 step 1.
@@ -119,7 +121,9 @@ fn downgrades() -> Value {
     // A PQXDH message to the same device, its KEM fields cut out: accepted
     // as X3DH under the opt-in, it does not decrypt (SK, KB and the
     // associated data all differ).
-    let o = r.ok(json!({ "op": "bundle", "device": "bob", "one_time_prekey_id": null, "kem_prekey_id": 1 }));
+    let o = r.ok(
+        json!({ "op": "bundle", "device": "bob", "one_time_prekey_id": null, "kem_prekey_id": 1 }),
+    );
     r.ok(json!({ "op": "initiate", "device": "alice", "session": "alice_pq", "bundle": hex(&out(&o, "bundle")), "expected": null, "policy": "PostQuantumRequired" }));
     let pq = out(
         &r.ok(json!({ "op": "encrypt", "session": "alice_pq", "plaintext": hex(b"post-quantum") })),
@@ -145,13 +149,55 @@ fn downgrades() -> Value {
 
 pub(crate) fn generate() -> Value {
     let vectors = vec![
-        handshake("pqxdh_one_time_kem_with_one_time_prekey", "PQXDH: one-time KEM prekey 3, one-time prekey 2.", true, KemChoice::OneTime, "PostQuantumRequired"),
-        handshake("pqxdh_one_time_kem_without_one_time_prekey", "PQXDH: one-time KEM prekey 3, no one-time prekey.", false, KemChoice::OneTime, "PostQuantumRequired"),
-        handshake("pqxdh_last_resort_kem_with_one_time_prekey", "PQXDH: last-resort KEM prekey 1, one-time prekey 2.", true, KemChoice::LastResort, "PostQuantumRequired"),
-        handshake("pqxdh_last_resort_kem_without_one_time_prekey", "PQXDH: last-resort KEM prekey 1, no one-time prekey: a replayable prekey message, its base key recorded under signed prekey 1.", false, KemChoice::LastResort, "PostQuantumRequired"),
-        handshake("x3dh_classical_with_one_time_prekey", "X3DH under ClassicalAllowed: no KEM prekey, one-time prekey 2.", true, KemChoice::None, "ClassicalAllowed"),
-        handshake("x3dh_classical_without_one_time_prekey", "X3DH under ClassicalAllowed: no KEM prekey, no one-time prekey.", false, KemChoice::None, "ClassicalAllowed"),
-        handshake("pqxdh_under_classical_allowed", "A bundle with a KEM prekey under ClassicalAllowed: still PQXDH (§7.1).", true, KemChoice::LastResort, "ClassicalAllowed"),
+        handshake(
+            "pqxdh_one_time_kem_with_one_time_prekey",
+            "PQXDH: one-time KEM prekey 3, one-time prekey 2.",
+            true,
+            KemChoice::OneTime,
+            "PostQuantumRequired",
+        ),
+        handshake(
+            "pqxdh_one_time_kem_without_one_time_prekey",
+            "PQXDH: one-time KEM prekey 3, no one-time prekey.",
+            false,
+            KemChoice::OneTime,
+            "PostQuantumRequired",
+        ),
+        handshake(
+            "pqxdh_last_resort_kem_with_one_time_prekey",
+            "PQXDH: last-resort KEM prekey 1, one-time prekey 2.",
+            true,
+            KemChoice::LastResort,
+            "PostQuantumRequired",
+        ),
+        handshake(
+            "pqxdh_last_resort_kem_without_one_time_prekey",
+            "PQXDH: last-resort KEM prekey 1, no one-time prekey: a replayable prekey message, its base key recorded under signed prekey 1.",
+            false,
+            KemChoice::LastResort,
+            "PostQuantumRequired",
+        ),
+        handshake(
+            "x3dh_classical_with_one_time_prekey",
+            "X3DH under ClassicalAllowed: no KEM prekey, one-time prekey 2.",
+            true,
+            KemChoice::None,
+            "ClassicalAllowed",
+        ),
+        handshake(
+            "x3dh_classical_without_one_time_prekey",
+            "X3DH under ClassicalAllowed: no KEM prekey, no one-time prekey.",
+            false,
+            KemChoice::None,
+            "ClassicalAllowed",
+        ),
+        handshake(
+            "pqxdh_under_classical_allowed",
+            "A bundle with a KEM prekey under ClassicalAllowed: still PQXDH (§7.1).",
+            true,
+            KemChoice::LastResort,
+            "ClassicalAllowed",
+        ),
         downgrades(),
     ];
     file(

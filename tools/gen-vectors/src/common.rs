@@ -23,10 +23,7 @@ pub(crate) fn device(r: &mut Rec, name: &str) {
 /// last-resort KEM prekeys), sends `hello` and `b` accepts it. Sessions
 /// `a_b` (at `a`) and `b_a` (at `b`); `a_b` still sends prekey messages.
 pub(crate) fn pair(r: &mut Rec, a: &str, b: &str) {
-    let kem = Dev::decode(&r.state(b))
-        .unwrap()
-        .last_resort_kem()
-        .id;
+    let kem = Dev::decode(&r.state(b)).unwrap().last_resort_kem().id;
     let bundle = out(
         &r.ok(json!({ "op": "bundle", "device": b, "one_time_prekey_id": null, "kem_prekey_id": kem })),
         "bundle",

@@ -69,14 +69,26 @@ fn signed_prekey_rotation() -> Value {
     let held = r.state("bob");
     r.ok(accept(&for_spk1, "b1"));
     restore(&mut r, &held);
-    r.fails(json!({ "op": "remove_signed_prekey", "device": "bob", "id": 4 }), &ef("UnknownSignedPreKey", json!({ "id": 4 })));
-    r.fails(json!({ "op": "remove_signed_prekey", "device": "bob", "id": 9 }), &ef("UnknownSignedPreKey", json!({ "id": 9 })));
+    r.fails(
+        json!({ "op": "remove_signed_prekey", "device": "bob", "id": 4 }),
+        &ef("UnknownSignedPreKey", json!({ "id": 4 })),
+    );
+    r.fails(
+        json!({ "op": "remove_signed_prekey", "device": "bob", "id": 9 }),
+        &ef("UnknownSignedPreKey", json!({ "id": 9 })),
+    );
     r.ok(json!({ "op": "remove_signed_prekey", "device": "bob", "id": 2 }));
-    r.fails(json!({ "op": "remove_signed_prekey", "device": "bob", "id": 2 }), &ef("UnknownSignedPreKey", json!({ "id": 2 })));
+    r.fails(
+        json!({ "op": "remove_signed_prekey", "device": "bob", "id": 2 }),
+        &ef("UnknownSignedPreKey", json!({ "id": 2 })),
+    );
     r.ok(json!({ "op": "rotate_signed_prekey", "device": "bob", "now": 1_700_345_600u64 }));
     r.ok(json!({ "op": "rotate_signed_prekey", "device": "bob", "now": 1_700_432_000u64 }));
     // Signed prekeys 3, 4, 5, 6 are held; 1 was deleted by the rotation.
-    r.fails(accept(&for_spk1, "b1"), &ef("UnknownSignedPreKey", json!({ "id": 1 })));
+    r.fails(
+        accept(&for_spk1, "b1"),
+        &ef("UnknownSignedPreKey", json!({ "id": 1 })),
+    );
     r.ok(json!({ "op": "explain", "state": "bob" }));
     vector(
         "signed_prekey_rotation",
@@ -89,8 +101,14 @@ fn signed_prekey_id_overflow() -> Value {
     let mut r = start("signed_prekey_id_overflow");
     fill(&mut r, json!({ "next_spk_id": u32::MAX - 1 }));
     r.ok(json!({ "op": "rotate_signed_prekey", "device": "bob", "now": 1 }));
-    r.fails(json!({ "op": "rotate_signed_prekey", "device": "bob", "now": 2 }), &e("TooManyPreKeys"));
-    r.fails(json!({ "op": "reset_prekeys", "device": "bob", "now": 2, "last_generation": 0 }), &e("TooManyPreKeys"));
+    r.fails(
+        json!({ "op": "rotate_signed_prekey", "device": "bob", "now": 2 }),
+        &e("TooManyPreKeys"),
+    );
+    r.fails(
+        json!({ "op": "reset_prekeys", "device": "bob", "now": 2, "last_generation": 0 }),
+        &e("TooManyPreKeys"),
+    );
     vector(
         "signed_prekey_id_overflow",
         "Next signed prekey id 2^32 - 2 (a recipe edit): assigned; then, with the next id at 2^32 - 1, rotation and reset are TooManyPreKeys and draw nothing.",
@@ -101,10 +119,16 @@ fn signed_prekey_id_overflow() -> Value {
 fn one_time_prekey_limits() -> Value {
     let mut r = start("one_time_prekey_limits");
     fill(&mut r, json!({ "one_time_prekeys": 998 }));
-    r.fails(json!({ "op": "generate_one_time_prekeys", "device": "bob", "count": 3 }), &e("TooManyPreKeys"));
+    r.fails(
+        json!({ "op": "generate_one_time_prekeys", "device": "bob", "count": 3 }),
+        &e("TooManyPreKeys"),
+    );
     r.ok(json!({ "op": "generate_one_time_prekeys", "device": "bob", "count": 0 }));
     r.ok(json!({ "op": "generate_one_time_prekeys", "device": "bob", "count": 2 }));
-    r.fails(json!({ "op": "generate_one_time_prekeys", "device": "bob", "count": 1 }), &e("TooManyPreKeys"));
+    r.fails(
+        json!({ "op": "generate_one_time_prekeys", "device": "bob", "count": 1 }),
+        &e("TooManyPreKeys"),
+    );
     vector(
         "one_time_prekey_limits",
         "998 one-time prekeys held (recipe): 3 more is TooManyPreKeys; 0 succeeds and changes nothing (the generation stays); 2 reach MAX_ONE_TIME_PREKEYS = 1000; 1 more fails.",
@@ -115,9 +139,15 @@ fn one_time_prekey_limits() -> Value {
 fn one_time_prekey_id_overflow() -> Value {
     let mut r = start("one_time_prekey_id_overflow");
     fill(&mut r, json!({ "next_opk_id": u32::MAX - 2 }));
-    r.fails(json!({ "op": "generate_one_time_prekeys", "device": "bob", "count": 3 }), &e("TooManyPreKeys"));
+    r.fails(
+        json!({ "op": "generate_one_time_prekeys", "device": "bob", "count": 3 }),
+        &e("TooManyPreKeys"),
+    );
     r.ok(json!({ "op": "generate_one_time_prekeys", "device": "bob", "count": 2 }));
-    r.fails(json!({ "op": "generate_one_time_prekeys", "device": "bob", "count": 1 }), &e("TooManyPreKeys"));
+    r.fails(
+        json!({ "op": "generate_one_time_prekeys", "device": "bob", "count": 1 }),
+        &e("TooManyPreKeys"),
+    );
     r.ok(json!({ "op": "generate_one_time_prekeys", "device": "bob", "count": 0 }));
     vector(
         "one_time_prekey_id_overflow",
@@ -136,27 +166,48 @@ fn kem_prekeys() -> Value {
     }
     // Last-resort KEM prekeys 1, 4, 5, 6 are held (ids shared with the
     // one-time KEM prekeys 2 and 3).
-    r.fails(json!({ "op": "remove_kem_prekey", "device": "bob", "id": 6 }), &ef("UnknownKemPreKey", json!({ "id": 6 })));
-    r.fails(json!({ "op": "remove_kem_prekey", "device": "bob", "id": 2 }), &ef("UnknownKemPreKey", json!({ "id": 2 })));
+    r.fails(
+        json!({ "op": "remove_kem_prekey", "device": "bob", "id": 6 }),
+        &ef("UnknownKemPreKey", json!({ "id": 6 })),
+    );
+    r.fails(
+        json!({ "op": "remove_kem_prekey", "device": "bob", "id": 2 }),
+        &ef("UnknownKemPreKey", json!({ "id": 2 })),
+    );
     r.ok(json!({ "op": "accept", "device": "bob", "session": "b1", "message": hex(&for_lr1), "policy": "PostQuantumRequired" }));
     r.ok(json!({ "op": "accept", "device": "bob", "session": "b2", "message": hex(&for_otk2), "policy": "PostQuantumRequired" }));
     // The one-time KEM prekey was deleted at the accept.
     let again = prekey_message(&mut r, "a3", None, Some(3));
     r.ok(json!({ "op": "accept", "device": "bob", "session": "b3", "message": hex(&again), "policy": "PostQuantumRequired" }));
     r.ok(json!({ "op": "remove_kem_prekey", "device": "bob", "id": 1 }));
-    r.fails(json!({ "op": "remove_kem_prekey", "device": "bob", "id": 1 }), &ef("UnknownKemPreKey", json!({ "id": 1 })));
+    r.fails(
+        json!({ "op": "remove_kem_prekey", "device": "bob", "id": 1 }),
+        &ef("UnknownKemPreKey", json!({ "id": 1 })),
+    );
     r.ok(json!({ "op": "rotate_kem_prekey", "device": "bob", "now": 40 }));
     r.ok(json!({ "op": "explain", "state": "bob" }));
     // One-time KEM prekeys at their bound, then KEM id overflow.
     fill(&mut r, json!({ "kem_prekeys": 98 }));
-    r.fails(json!({ "op": "generate_kem_prekeys", "device": "bob", "count": 3 }), &e("TooManyPreKeys"));
+    r.fails(
+        json!({ "op": "generate_kem_prekeys", "device": "bob", "count": 3 }),
+        &e("TooManyPreKeys"),
+    );
     r.ok(json!({ "op": "generate_kem_prekeys", "device": "bob", "count": 2 }));
-    r.fails(json!({ "op": "generate_kem_prekeys", "device": "bob", "count": 1 }), &e("TooManyPreKeys"));
+    r.fails(
+        json!({ "op": "generate_kem_prekeys", "device": "bob", "count": 1 }),
+        &e("TooManyPreKeys"),
+    );
     r.ok(json!({ "op": "generate_kem_prekeys", "device": "bob", "count": 0 }));
     fill(&mut r, json!({ "next_kem_id": u32::MAX - 1 }));
     r.ok(json!({ "op": "rotate_kem_prekey", "device": "bob", "now": 50 }));
-    r.fails(json!({ "op": "rotate_kem_prekey", "device": "bob", "now": 60 }), &e("TooManyPreKeys"));
-    r.fails(json!({ "op": "reset_prekeys", "device": "bob", "now": 60, "last_generation": 0 }), &e("TooManyPreKeys"));
+    r.fails(
+        json!({ "op": "rotate_kem_prekey", "device": "bob", "now": 60 }),
+        &e("TooManyPreKeys"),
+    );
+    r.fails(
+        json!({ "op": "reset_prekeys", "device": "bob", "now": 60, "last_generation": 0 }),
+        &e("TooManyPreKeys"),
+    );
     vector(
         "kem_prekeys",
         "One-time KEM prekeys 2 and 3 take ids from the KEM counter after last-resort prekey 1. Three rotations: last-resort prekeys 1, 4, 5, 6 held. Removing the current (6) or a one-time KEM prekey (2) is UnknownKemPreKey. Messages for last-resort 1 and one-time 2 are accepted (one-time 2 is then deleted), and one for one-time 3. Removing old last-resort 1 works once. Then 98 one-time KEM prekeys are added (recipe): 3 more fail, 2 reach MAX_ONE_TIME_KEM_PREKEYS = 100, 1 fails, 0 succeeds. With the next KEM id at 2^32 - 2: one rotation, then TooManyPreKeys for rotation and reset.",
@@ -176,8 +227,14 @@ fn replay_rule() -> Value {
     r.ok(accept(&with_kem_otk, "b3"));
     r.ok(json!({ "op": "explain", "state": "bob" }));
     r.fails(accept(&replayable, "b1"), &e("DuplicatePreKeyMessage"));
-    r.fails(accept(&with_opk, "b2"), &ef("UnknownOneTimePreKey", json!({ "id": 1 })));
-    r.fails(accept(&with_kem_otk, "b3"), &ef("UnknownKemPreKey", json!({ "id": 2 })));
+    r.fails(
+        accept(&with_opk, "b2"),
+        &ef("UnknownOneTimePreKey", json!({ "id": 1 })),
+    );
+    r.fails(
+        accept(&with_kem_otk, "b3"),
+        &ef("UnknownKemPreKey", json!({ "id": 2 })),
+    );
     // Whatever else happens, while signed prekey 1 is held.
     r.ok(json!({ "op": "rotate_kem_prekey", "device": "bob", "now": 5 }));
     for now in [10u64, 20, 30] {
@@ -185,7 +242,10 @@ fn replay_rule() -> Value {
     }
     r.fails(accept(&replayable, "b1"), &e("DuplicatePreKeyMessage"));
     r.ok(json!({ "op": "rotate_signed_prekey", "device": "bob", "now": 40 }));
-    r.fails(accept(&replayable, "b1"), &ef("UnknownSignedPreKey", json!({ "id": 1 })));
+    r.fails(
+        accept(&replayable, "b1"),
+        &ef("UnknownSignedPreKey", json!({ "id": 1 })),
+    );
     vector(
         "replay_rule",
         "A replayable prekey message (no one-time prekey of either kind) is recorded under its signed prekey and refused (DuplicatePreKeyMessage) after a KEM rotation and three signed prekey rotations, then UnknownSignedPreKey once signed prekey 1 is gone. Messages that used a one-time prekey or a one-time KEM prekey are refused because the key is gone.",
@@ -201,13 +261,19 @@ fn replay_bound() -> Value {
     let over = prekey_message(&mut r, "a2", None, None);
     let with_opk = prekey_message(&mut r, "a3", Some(1), None);
     r.ok(accept(&last, "b1"));
-    r.fails(accept(&over, "b2"), &ef("SignedPreKeyExhausted", json!({ "id": 1 })));
+    r.fails(
+        accept(&over, "b2"),
+        &ef("SignedPreKeyExhausted", json!({ "id": 1 })),
+    );
     // Step 3 before step 6.
     r.fails(accept(&last, "b1"), &e("DuplicatePreKeyMessage"));
     r.ok(accept(&with_opk, "b3"));
     r.ok(json!({ "op": "rotate_signed_prekey", "device": "bob", "now": 99 }));
     // Still refused: it names signed prekey 1.
-    r.fails(accept(&over, "b2"), &ef("SignedPreKeyExhausted", json!({ "id": 1 })));
+    r.fails(
+        accept(&over, "b2"),
+        &ef("SignedPreKeyExhausted", json!({ "id": 1 })),
+    );
     let fresh = prekey_message(&mut r, "a4", None, None);
     r.ok(accept(&fresh, "b4"));
     vector(
@@ -236,8 +302,14 @@ fn reset_after_restore() -> Value {
     restore(&mut r, &backup);
     r.ok(json!({ "op": "reset_prekeys", "device": "bob", "now": 60, "last_generation": latest }));
     r.ok(json!({ "op": "explain", "state": "bob" }));
-    r.fails(accept(&with_opk, "b1"), &ef("UnknownSignedPreKey", json!({ "id": 1 })));
-    r.fails(accept(&replayable, "b2"), &ef("UnknownSignedPreKey", json!({ "id": 1 })));
+    r.fails(
+        accept(&with_opk, "b1"),
+        &ef("UnknownSignedPreKey", json!({ "id": 1 })),
+    );
+    r.fails(
+        accept(&replayable, "b2"),
+        &ef("UnknownSignedPreKey", json!({ "id": 1 })),
+    );
     // Signed prekey id 2 is issued again, with another key.
     r.fails(accept(&for_spk2, "b3"), &e("AuthenticationFailed"));
     let fresh = prekey_message(&mut r, "a4", None, None);

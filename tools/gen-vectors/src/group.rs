@@ -22,10 +22,9 @@ pub(crate) const GROUP: [u8; 32] = [0x67; 32];
 /// The indices of the ratchet vector: every carry of every level, and
 /// others.
 pub(crate) const INDICES: &[u32] = &[
-    0, 1, 14, 15, 16, 17, 31, 32, 0xF0, 0xFF, 0x100, 0x101, 0xFFF, 0x1000, 0x1001, 0xFFFF,
-    0x10000, 0xFFFFF, 0x100000, 0x123456, 0xFFFFFF, 0x1000000, 0x1000001, 0xFFFFFFF, 0x10000000,
-    0x12345678, 0x9ABCDEF0, 0xDEADBEEF, 0xEFFFFFFF, 0xF0000000, 0xFFFFFFF0, 0xFFFFFFFE,
-    0xFFFFFFFF,
+    0, 1, 14, 15, 16, 17, 31, 32, 0xF0, 0xFF, 0x100, 0x101, 0xFFF, 0x1000, 0x1001, 0xFFFF, 0x10000,
+    0xFFFFF, 0x100000, 0x123456, 0xFFFFFF, 0x1000000, 0x1000001, 0xFFFFFFF, 0x10000000, 0x12345678,
+    0x9ABCDEF0, 0xDEADBEEF, 0xEFFFFFFF, 0xF0000000, 0xFFFFFFF0, 0xFFFFFFFE, 0xFFFFFFFF,
 ];
 
 /// A sender state moved to index `i` without sending (closed form).
@@ -77,7 +76,9 @@ fn ratchet() -> Value {
         };
         let message = out(&o, "message");
         r.ok(json!({ "op": "receiver_import", "receiver": "at_0", "group_id": hex(&GROUP), "distribution": hex(&dist0) }));
-        let _ = r.step(json!({ "op": "receiver_decrypt", "receiver": "at_0", "message": hex(&message) }));
+        let _ = r.step(
+            json!({ "op": "receiver_decrypt", "receiver": "at_0", "message": hex(&message) }),
+        );
         if let Some(p) = &prev_dist {
             r.ok(json!({ "op": "receiver_import", "receiver": "at_previous", "group_id": hex(&GROUP), "distribution": hex(p) }));
             let _ = r.step(json!({ "op": "receiver_decrypt", "receiver": "at_previous", "message": hex(&message) }));
@@ -131,7 +132,10 @@ fn session() -> Value {
     // Dave: an unauthenticated import (a backup) of the same distribution.
     r.ok(json!({ "op": "store_import", "store": "dave_store", "distribution": hex(&d4) }));
     dec(&mut r, "carol_store", &g[3]).unwrap_err();
-    let g4 = out(&r.ok(json!({ "op": "group_encrypt", "sender": "sender", "plaintext": hex(b"g4") })), "message");
+    let g4 = out(
+        &r.ok(json!({ "op": "group_encrypt", "sender": "sender", "plaintext": hex(b"g4") })),
+        "message",
+    );
     for s in ["bob_store", "carol_store", "dave_store"] {
         dec(&mut r, s, &g4).unwrap();
     }
@@ -139,7 +143,10 @@ fn session() -> Value {
     r.ok(json!({ "op": "load", "name": "sender", "state": hex(&sender_at(&r, "sender", &initial, 0xFFF0)) }));
     let mut carry = Vec::new();
     for _ in 0..20 {
-        carry.push(out(&r.ok(json!({ "op": "group_encrypt", "sender": "sender", "plaintext": hex(b"carry") })), "message"));
+        carry.push(out(
+            &r.ok(json!({ "op": "group_encrypt", "sender": "sender", "plaintext": hex(b"carry") })),
+            "message",
+        ));
     }
     dec(&mut r, "bob_store", &carry[19]).unwrap();
     dec(&mut r, "bob_store", &carry[14]).unwrap();
@@ -149,7 +156,10 @@ fn session() -> Value {
     // more for Carol (next = 0x10001).
     let far = 0x10004 + (1 << 24);
     r.ok(json!({ "op": "load", "name": "sender", "state": hex(&sender_at(&r, "sender", &initial, far)) }));
-    let m_far = out(&r.ok(json!({ "op": "group_encrypt", "sender": "sender", "plaintext": hex(b"far") })), "message");
+    let m_far = out(
+        &r.ok(json!({ "op": "group_encrypt", "sender": "sender", "plaintext": hex(b"far") })),
+        "message",
+    );
     dec(&mut r, "bob_store", &m_far).unwrap();
     dec(&mut r, "carol_store", &m_far).unwrap_err();
     // Nine jumps of 40: the cache holds 256 keys, the lowest go.
@@ -157,11 +167,21 @@ fn session() -> Value {
     for k in 0..9u32 {
         let at = far + 1 + 40 * k;
         r.ok(json!({ "op": "load", "name": "sender", "state": hex(&sender_at(&r, "sender", &initial, at + 39)) }));
-        let m = out(&r.ok(json!({ "op": "group_encrypt", "sender": "sender", "plaintext": hex(b"window") })), "message");
+        let m = out(
+            &r.ok(
+                json!({ "op": "group_encrypt", "sender": "sender", "plaintext": hex(b"window") }),
+            ),
+            "message",
+        );
         dec(&mut r, "bob_store", &m).unwrap();
         if k == 0 || k == 8 {
             r.ok(json!({ "op": "load", "name": "sender", "state": hex(&sender_at(&r, "sender", &initial, at + 30)) }));
-            cached.push(out(&r.ok(json!({ "op": "group_encrypt", "sender": "sender", "plaintext": hex(b"late") })), "message"));
+            cached.push(out(
+                &r.ok(
+                    json!({ "op": "group_encrypt", "sender": "sender", "plaintext": hex(b"late") }),
+                ),
+                "message",
+            ));
         }
     }
     // The first jump's keys were evicted; the last one's is cached.
@@ -172,7 +192,10 @@ fn session() -> Value {
     let d_new = distribution(&mut r, "sender");
     let carried = send(&mut r, "alice_bob", &d_new);
     r.ok(json!({ "op": "store_receive_distribution", "store": "bob_store", "session": "bob_alice", "message": hex(&carried) }));
-    let n0 = out(&r.ok(json!({ "op": "group_encrypt", "sender": "sender", "plaintext": hex(b"new chain") })), "message");
+    let n0 = out(
+        &r.ok(json!({ "op": "group_encrypt", "sender": "sender", "plaintext": hex(b"new chain") })),
+        "message",
+    );
     dec(&mut r, "bob_store", &n0).unwrap();
     for s in ["bob_store", "carol_store", "dave_store"] {
         r.ok(json!({ "op": "explain", "state": s }));
@@ -209,7 +232,12 @@ fn forwarding() -> Value {
     let again = send(&mut r, "mallory_bob", &d);
     r.step(json!({ "op": "store_receive_distribution", "store": "bob_store", "session": "bob_mallory", "message": hex(&again) })).unwrap_err();
     r.step(json!({ "op": "receiver_receive_distribution", "receiver": "bob_receiver", "group_id": hex(&GROUP), "session": "bob_mallory", "message": hex(&again) })).unwrap_err();
-    let m = out(&r.ok(json!({ "op": "group_encrypt", "sender": "sender", "plaintext": hex(b"from alice") })), "message");
+    let m = out(
+        &r.ok(
+            json!({ "op": "group_encrypt", "sender": "sender", "plaintext": hex(b"from alice") }),
+        ),
+        "message",
+    );
     r.ok(json!({ "op": "store_decrypt", "store": "bob_store", "message": hex(&m) }));
     r.ok(json!({ "op": "receiver_decrypt", "receiver": "standalone", "message": hex(&m) }));
     json!({

@@ -50,7 +50,9 @@ fn install(r: &mut Rec, d: &[u8]) {
 
 fn gsend(r: &mut Rec, pt: &str) -> Vec<u8> {
     out(
-        &r.ok(json!({ "op": "group_encrypt", "sender": "sender", "plaintext": hex(pt.as_bytes()) })),
+        &r.ok(
+            json!({ "op": "group_encrypt", "sender": "sender", "plaintext": hex(pt.as_bytes()) }),
+        ),
         "message",
     )
 }
@@ -128,7 +130,11 @@ fn outcomes() -> Value {
     };
     import(&mut r, &claimed.encoded()); // GroupChainConflict.
     // Decrypts of a chain not held, and of another group.
-    let unknown = Sender::new(&mut testkit::model::rand::Stream::new([9; 32]), GROUP, &mallory.seed);
+    let unknown = Sender::new(
+        &mut testkit::model::rand::Stream::new([9; 32]),
+        GROUP,
+        &mallory.seed,
+    );
     let (foreign, _) = unknown.clone().encrypt_with(&[0; 16], b"unknown chain");
     dec(&mut r, &foreign);
     let mut elsewhere = s.clone();
@@ -193,10 +199,7 @@ fn upgrade_recomputes_cached_keys() -> Value {
     let d3 = {
         let mut s = Sender::decode(&r.state("sender")).unwrap();
         s.index = 3;
-        s.levels = testkit::model::group::closed_form(
-            &read_distribution(&d0).unwrap().0.levels,
-            3,
-        );
+        s.levels = testkit::model::group::closed_form(&read_distribution(&d0).unwrap().0.levels, 3);
         s.distribution().encoded()
     };
     install(&mut r, &d3); // Upgraded: key 4 recomputed, key 1 kept.

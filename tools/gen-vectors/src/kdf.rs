@@ -14,9 +14,9 @@ use testkit::model::group::ratchet::{L_DERIVE, L_KEY, L_STEP, derive, key, step}
 use testkit::model::keys::{encode_kem, fingerprint, fingerprint_display, identity_key_bytes};
 use testkit::model::pqxdh::kem_binding;
 use testkit::model::primitives::{
-    L_CHAIN_MESSAGE, L_CHAIN_NEXT, L_FINGERPRINT, L_KEM_BINDING, L_MESSAGE_KEYS, L_ROOT,
-    L_SEALED, a32, dh, ed25519_public, id_u, id_x, kdf_ck, kdf_rk, kem_decaps, kem_ek_ok,
-    kem_encaps, kem_keygen, key_nonce, sha256, x_pub,
+    L_CHAIN_MESSAGE, L_CHAIN_NEXT, L_FINGERPRINT, L_KEM_BINDING, L_MESSAGE_KEYS, L_ROOT, L_SEALED,
+    a32, dh, ed25519_public, id_u, id_x, kdf_ck, kdf_rk, kem_decaps, kem_ek_ok, kem_encaps,
+    kem_keygen, key_nonce, sha256, x_pub,
 };
 use testkit::model::rand::Stream;
 use testkit::model::sealed;

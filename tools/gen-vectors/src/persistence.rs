@@ -34,8 +34,14 @@ fn seal_steps(r: &mut Rec, state: &str, inner: u8, context: &[u8]) {
     r.ok(unseal(&storage, context, inner));
     let mut other_context = context.to_vec();
     other_context.push(b'x');
-    r.fails(unseal(&storage, &other_context, inner), &e("AuthenticationFailed"));
-    r.fails(unseal(&other_storage, context, inner), &e("AuthenticationFailed"));
+    r.fails(
+        unseal(&storage, &other_context, inner),
+        &e("AuthenticationFailed"),
+    );
+    r.fails(
+        unseal(&other_storage, context, inner),
+        &e("AuthenticationFailed"),
+    );
     let wrong = if inner == 0x20 { 0x21 } else { 0x20 };
     r.fails(
         unseal(&storage, context, wrong),

@@ -92,7 +92,12 @@ pub fn owner_proof_data(group: &[u8; 32], chain: &[u8; 32], owner: &[u8; 32]) ->
 }
 
 /// `owner_proof = Sign(chain seed, ...)`.
-pub fn owner_proof(seed: &[u8; 32], group: &[u8; 32], chain: &[u8; 32], owner: &[u8; 32]) -> [u8; 64] {
+pub fn owner_proof(
+    seed: &[u8; 32],
+    group: &[u8; 32],
+    chain: &[u8; 32],
+    owner: &[u8; 32],
+) -> [u8; 64] {
     sign(seed, &owner_proof_data(group, chain, owner))
 }
 

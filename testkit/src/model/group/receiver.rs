@@ -3,7 +3,9 @@
 
 use serde_json::{Value, json};
 
-use super::message::{Dist, HEADER_LEN, L_MESSAGE_KEYS, SIGNATURE_LEN, read_distribution, read_message, signed_data};
+use super::message::{
+    Dist, HEADER_LEN, L_MESSAGE_KEYS, SIGNATURE_LEN, read_distribution, read_message, signed_data,
+};
 use super::ratchet::{Levels, flat, increment, jump, message_key, split_levels};
 use super::window::{MAX_SKIPPED, Step, Window};
 use crate::hex::hex;
@@ -79,7 +81,11 @@ impl Receiver {
     ///
     /// The distribution's parse errors, `GroupMismatch`,
     /// `GroupOwnerMismatch`, `InvalidSignature`.
-    pub fn install(bytes: &[u8], group: &[u8; 32], peer: Option<&[u8; 32]>) -> Result<Self, Refusal> {
+    pub fn install(
+        bytes: &[u8],
+        group: &[u8; 32],
+        peer: Option<&[u8; 32]>,
+    ) -> Result<Self, Refusal> {
         let (d, _) = read_distribution(bytes)?;
         check_install(&d, group, peer)?;
         Ok(Self::from_distribution(&d, peer.is_some()))

@@ -61,7 +61,11 @@ impl Sender {
     /// `rotate` with the owner's device: a new chain for the same group and
     /// owner, generation + 1.
     pub fn rotate(&mut self, rng: &mut dyn Source, identity_seed: &[u8; 32]) {
-        assert_eq!(ed25519_public(identity_seed), self.owner, "model: rotate by the owner");
+        assert_eq!(
+            ed25519_public(identity_seed),
+            self.owner,
+            "model: rotate by the owner"
+        );
         let generation = self.generation.saturating_add(1);
         *self = Self::new(rng, self.group, identity_seed);
         self.generation = generation;
@@ -148,7 +152,11 @@ impl Sender {
     /// # Errors
     ///
     /// `PlaintextTooLarge`, `ChainExhausted` (nothing drawn).
-    pub fn encrypt(&mut self, rng: &mut dyn Source, pt: &[u8]) -> Result<(Vec<u8>, Value), Refusal> {
+    pub fn encrypt(
+        &mut self,
+        rng: &mut dyn Source,
+        pt: &[u8],
+    ) -> Result<(Vec<u8>, Value), Refusal> {
         if pt.len() > MAX_PLAINTEXT {
             return Err(refusal("PlaintextTooLarge"));
         }

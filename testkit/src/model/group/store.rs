@@ -288,7 +288,10 @@ impl Store {
             count_of(&|x| x.authenticated == e.authenticated && x.owner == e.owner) > limit
         });
         if entries.iter().any(|e| e.group != group)
-            || chains.iter().enumerate().any(|(i, c)| chains[..i].contains(c))
+            || chains
+                .iter()
+                .enumerate()
+                .any(|(i, c)| chains[..i].contains(c))
             || over
             || count_of(&|x| !x.authenticated) > MAX_UNAUTH
         {
