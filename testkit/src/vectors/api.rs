@@ -158,7 +158,7 @@ pub trait Api {
     ///
     /// # Errors
     ///
-    /// None that SPEC.md names.
+    /// `GroupOwnerMismatch` for a device that is not the owner.
     fn group_sender_rotate(&self, sender: &[u8], device: &[u8], rng: &mut dyn Source) -> R<Bytes>;
 
     /// §15.12 encrypt: (sender, message).

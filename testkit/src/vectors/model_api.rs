@@ -185,7 +185,7 @@ impl Api for ModelApi {
     fn group_sender_rotate(&self, sender: &[u8], device: &[u8], rng: &mut dyn Source) -> R<Bytes> {
         let mut s = Sender::decode(sender)?;
         let d = Dev::decode(device)?;
-        s.rotate(rng, &d.seed);
+        s.rotate(rng, &d.seed)?;
         Ok(s.encode())
     }
 

@@ -60,15 +60,23 @@ impl Sender {
 
     /// `rotate` with the owner's device: a new chain for the same group and
     /// owner, generation + 1.
-    pub fn rotate(&mut self, rng: &mut dyn Source, identity_seed: &[u8; 32]) {
-        assert_eq!(
-            ed25519_public(identity_seed),
-            self.owner,
-            "model: rotate by the owner"
-        );
+    ///
+    /// # Errors
+    ///
+    /// `GroupOwnerMismatch` (nothing drawn) for a device that is not the
+    /// owner.
+    pub fn rotate(
+        &mut self,
+        rng: &mut dyn Source,
+        identity_seed: &[u8; 32],
+    ) -> Result<(), Refusal> {
+        if ed25519_public(identity_seed) != self.owner {
+            return Err(refusal("GroupOwnerMismatch"));
+        }
         let generation = self.generation.saturating_add(1);
         *self = Self::new(rng, self.group, identity_seed);
         self.generation = generation;
+        Ok(())
     }
 
     /// The chain's public key.
