@@ -113,6 +113,7 @@ fn setup(t: &mut Table) -> Ctx {
     r.ok(json!({ "op": "store_new", "store": "empty_store", "group_id": hex(&GROUP) }));
     t.fixture("empty_store", &r.state("empty_store"));
     t.fixture("sender", &r.state("sender"));
+    t.fixture("mallory", &r.state("mallory"));
     let mut last = c.sender.clone();
     last.index = u32::MAX;
     last.levels = closed_form(&initial, u32::MAX);
@@ -682,6 +683,12 @@ fn decrypt_rows(t: &mut Table, c: &Ctx) {
         "the sender at index 2^32 - 1",
         enc("sender_at_last_index", 1),
         e("ChainExhausted"),
+    );
+    t.fails(
+        "rotate_by_another_device",
+        "rotate with Mallory's device: refused before any draw",
+        json!({ "op": "group_sender_rotate", "sender": "sender", "device": "mallory" }),
+        e("GroupOwnerMismatch"),
     );
     t.fails(
         "encrypt_at_last_index_plaintext_over_max",
