@@ -316,7 +316,57 @@ fn caps() -> Vec<Value> {
         "A store of 1024 authenticated chains: an import is GroupStoreFull and changes nothing (an unauthenticated chain never evicts an authenticated one); Alice's own install deletes the oldest chain and is Added; her import after it is Unchanged.",
         r,
     ));
+    out_vectors.push(caps_in_order());
     out_vectors
+}
+
+/// A device whose identity seed is `seed` (its other draws from the
+/// stream).
+fn device_with_seed(r: &mut Rec, name: &str, seed: [u8; 32]) {
+    let mut bytes = seed.to_vec();
+    bytes.extend(r.rng.draw::<96>());
+    r.rng.take();
+    r.step_chosen(
+        json!({ "op": "device_new", "device": name, "now": crate::agreement::NOW }),
+        bytes,
+    )
+    .unwrap();
+}
+
+/// Rule 3's deletions, in order, in a full store whose fill owners 0 and
+/// 64 are real devices here (their identity seeds are the recipe's).
+fn caps_in_order() -> Value {
+    use testkit::model::primitives::ed25519_public;
+    use testkit::vectors::recipes::{TAG_CHAIN, TAG_OWNER, fill as fill_value};
+    let mut r = Rec::new(&format!("{LABEL} caps_in_order"));
+    device_with_seed(&mut r, "alice", fill_value(TAG_OWNER, 64));
+    device_with_seed(&mut r, "carol", fill_value(TAG_OWNER, 0));
+    device(&mut r, "bob");
+    device(&mut r, "dave");
+    pair(&mut r, "alice", "bob");
+    fill(&mut r, 256, 768);
+    // Which fill receivers the store still holds, and how many in all.
+    let holds = |r: &Rec, i: u32| {
+        let chain = ed25519_public(&fill_value(TAG_CHAIN, i));
+        let st = testkit::model::group::Store::decode(&r.state("store")).unwrap();
+        assert_eq!(st.entries.len(), 1024);
+        st.get(&chain).is_some()
+    };
+    new_sender(&mut r);
+    let d = distribution(&mut r, "sender");
+    install(&mut r, &d);
+    assert!(!holds(&r, 256) && holds(&r, 0) && holds(&r, 257));
+    for (owner, name, gone) in [("carol", "carol_sender", 0), ("dave", "dave_sender", 1)] {
+        r.ok(json!({ "op": "group_sender_new", "sender": name, "group_id": hex(&GROUP), "device": owner }));
+        let d = distribution(&mut r, name);
+        import(&mut r, &d);
+        assert!(!holds(&r, gone) && holds(&r, gone + 1));
+    }
+    vector(
+        "caps_in_order",
+        "A full store (store_fill: 256 unauthenticated chains of claimed owners 0..=63, then 768 authenticated chains of owners 64..=255), where Alice is fill owner 64 and Carol fill owner 0 (their identity seeds are fill(5, 64) and fill(5, 0): the first 32 bytes of their device_new draws). Alice installs a fifth chain: only her oldest authenticated chain (receiver 256) goes, which leaves room. Carol's chain imported: only her oldest claimed chain (receiver 0) goes. Dave's chain imported: the store holds 256 unauthenticated chains, so the oldest of those (receiver 1) goes. Each is Added; the store stays at 1024.",
+        r,
+    )
 }
 
 pub(crate) fn generate() -> Value {

@@ -55,11 +55,35 @@ impl Rec {
     }
 
     /// Runs and records a step; returns its result.
-    pub(crate) fn step(&mut self, mut step: Value) -> R<Output> {
-        let result = script::execute(&ModelApi, &self.world, &step, &mut self.rng)
-            .unwrap_or_else(|e| panic!("malformed step {step}: {e}"));
+    pub(crate) fn step(&mut self, step: Value) -> R<Output> {
+        self.step_from(step, None)
+    }
+
+    /// Runs and records a step whose random bytes are `chosen` instead of
+    /// the stream's (all of them must be drawn).
+    pub(crate) fn step_chosen(&mut self, step: Value, chosen: Vec<u8>) -> R<Output> {
+        self.step_from(step, Some(chosen))
+    }
+
+    fn step_from(&mut self, mut step: Value, chosen: Option<Vec<u8>>) -> R<Output> {
+        let (result, drawn) = match chosen {
+            None => {
+                let r = script::execute(&ModelApi, &self.world, &step, &mut self.rng);
+                (r, self.rng.take())
+            }
+            Some(bytes) => {
+                let mut src = Chosen {
+                    bytes,
+                    pos: 0,
+                    log: Vec::new(),
+                };
+                let r = script::execute(&ModelApi, &self.world, &step, &mut src);
+                assert_eq!(src.pos, src.bytes.len(), "chosen bytes left over");
+                (r, src.log)
+            }
+        };
+        let result = result.unwrap_or_else(|e| panic!("malformed step {step}: {e}"));
         let op = step["op"].as_str().expect("an op").to_owned();
-        let drawn = self.rng.take();
         assert!(
             script::draws(&op) || drawn.is_empty(),
             "{op} drew without recording draws"
@@ -128,6 +152,21 @@ impl Rec {
     /// The recorded steps.
     pub(crate) fn into_steps(self) -> Value {
         Value::Array(self.steps)
+    }
+}
+
+/// Chosen bytes handed out in order, each draw logged.
+struct Chosen {
+    bytes: Vec<u8>,
+    pos: usize,
+    log: Vec<Vec<u8>>,
+}
+
+impl testkit::model::rand::Source for Chosen {
+    fn fill(&mut self, out: &mut [u8]) {
+        out.copy_from_slice(&self.bytes[self.pos..self.pos + out.len()]);
+        self.pos += out.len();
+        self.log.push(out.to_vec());
     }
 }
 
