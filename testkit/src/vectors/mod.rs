@@ -18,6 +18,7 @@ mod group;
 pub mod json;
 mod kdf;
 pub mod model_api;
+pub mod mutants;
 mod negative;
 mod persistence;
 pub mod recipes;

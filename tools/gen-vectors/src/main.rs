@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo run -p sotto-gen-vectors -- [OUT_DIR]     (default: test-vectors)
+//! cargo run -p sotto-gen-vectors -- --mutants [DIR]  (the verifier rejects altered copies)
 //! ```
 //!
 //! Every value comes from the reference model (`testkit::model`, written
@@ -65,11 +66,20 @@ const GENERATORS: &[(&str, Generator)] = &[
 ];
 
 fn main() {
-    let out = PathBuf::from(
-        std::env::args()
-            .nth(1)
-            .unwrap_or_else(|| "test-vectors".into()),
-    );
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|a| a == "--mutants") {
+        // `gen-vectors --mutants DIR`: the verifier must reject a copy of
+        // each file with one recorded value changed, of every kind.
+        let dir = PathBuf::from(args.get(1).map_or("test-vectors", String::as_str));
+        for area in vectors::AREAS {
+            let text = std::fs::read_to_string(dir.join(format!("{area}.json"))).unwrap();
+            let file: Value = serde_json::from_str(&text).unwrap();
+            let n = vectors::mutants::check(area, &file).unwrap_or_else(|e| panic!("{e}"));
+            println!("{area}: the verifier rejected all {n} mutants");
+        }
+        return;
+    }
+    let out = PathBuf::from(args.first().map_or("test-vectors", String::as_str));
     std::fs::create_dir_all(&out).unwrap();
     for (area, generate) in GENERATORS {
         let value = generate();
