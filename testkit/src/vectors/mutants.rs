@@ -28,6 +28,9 @@ fn flip_first(v: &mut Value) -> bool {
     }
 }
 
+/// Changes one recorded value of a step, if it has one of that kind.
+type Mutation = fn(&mut Value) -> bool;
+
 /// One mutant per kind of recorded value the file has: (what, file).
 pub fn mutants(file: &Value) -> Vec<(String, Value)> {
     let mut out = Vec::new();
@@ -36,7 +39,7 @@ pub fn mutants(file: &Value) -> Vec<(String, Value)> {
     };
     // Draws only where the step succeeded: a step that fails after its
     // draws (NonContributoryKey) may fail whatever their values.
-    let kinds: [(&str, fn(&mut Value) -> bool); 6] = [
+    let kinds: [(&str, Mutation); 6] = [
         ("rng_draws", |s| {
             s["error"].is_null() && s.get_mut("rng_draws").is_some_and(flip_first)
         }),
