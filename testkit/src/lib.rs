@@ -26,4 +26,6 @@ pub mod model;
 pub mod points;
 pub mod rng;
 pub mod sim;
-pub mod vectors;
+// Waits for the v2 vectors (branch v2-model): the v1 verifier does not
+// compile against the v2 core.
+// pub mod vectors;
