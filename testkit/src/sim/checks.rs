@@ -171,6 +171,7 @@ pub(super) fn check_group_refusal(e: Error) {
             e,
             Error::UnknownGroupChain
                 | Error::InvalidSignature
+                | Error::GroupIndexOutOfRange { .. }
                 | Error::DuplicateMessage
                 | Error::AuthenticationFailed
         ),
