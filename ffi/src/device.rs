@@ -367,15 +367,17 @@ pub unsafe extern "C" fn sotto_device_reset_prekeys_after_restore(
     out_kem_prekey: *mut SottoBuffer,
 ) -> SottoError {
     ffi_call(|| {
-        // SAFETY: the caller guarantees each output is NULL or valid.
-        let out_spk = unsafe { out_buffer(out_signed_prekey, "out_signed_prekey") }?;
-        // SAFETY: as above.
-        let out_kem = unsafe { out_buffer(out_kem_prekey, "out_kem_prekey") }?;
-        if core::ptr::eq(out_spk, out_kem) {
+        // Compared before any reference to either buffer exists.
+        if !out_signed_prekey.is_null() && core::ptr::eq(out_signed_prekey, out_kem_prekey) {
             return Err(FfiError::invalid(
                 "out_signed_prekey and out_kem_prekey are the same buffer",
             ));
         }
+        // SAFETY: the caller guarantees each output is NULL or valid, and
+        // the two buffers are distinct (checked above).
+        let out_spk = unsafe { out_buffer(out_signed_prekey, "out_signed_prekey") }?;
+        // SAFETY: as above.
+        let out_kem = unsafe { out_buffer(out_kem_prekey, "out_kem_prekey") }?;
         let (spk, kem) = with_mut::<Device, _>(device, "device", |d| {
             Ok(d.reset_prekeys_after_restore(&mut OsRng, now, last_generation)?)
         })?;

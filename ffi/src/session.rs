@@ -150,15 +150,17 @@ unsafe fn accept(
 ) -> FfiResult<()> {
     // SAFETY: the caller guarantees the pointer/length pair.
     let message = unsafe { input(message.0, message.1, "message") }?;
-    // SAFETY: the caller guarantees `out_session` is NULL or a valid slot.
-    let out_session = unsafe { out_handle(out_session, "out_session") }?;
-    // SAFETY: the caller guarantees `out_plaintext` is NULL or a valid slot.
-    let out_plaintext = unsafe { out_handle(out_plaintext, "out_plaintext") }?;
-    if core::ptr::addr_eq(&raw const *out_session, &raw const *out_plaintext) {
+    // Compared before any reference to either slot exists.
+    if !out_session.is_null() && core::ptr::addr_eq(out_session, out_plaintext) {
         return Err(FfiError::invalid(
             "out_session and out_plaintext are the same slot",
         ));
     }
+    // SAFETY: the caller guarantees `out_session` is NULL or a valid slot.
+    let out_session = unsafe { out_handle(out_session, "out_session") }?;
+    // SAFETY: the caller guarantees `out_plaintext` is NULL or a valid slot,
+    // distinct from `out_session` (checked above).
+    let out_plaintext = unsafe { out_handle(out_plaintext, "out_plaintext") }?;
     let message = prekey_message(message)?;
     let (session, plaintext) = with_mut::<Device, _>(device, "device", |d| {
         Ok(Session::accept_with_policy(d, &message, policy)?)

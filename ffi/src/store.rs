@@ -218,17 +218,19 @@ pub unsafe extern "C" fn sotto_group_store_decrypt(
     ffi_call(|| {
         // SAFETY: the caller guarantees the pointer/length pair.
         let message = group_message(unsafe { input(message, message_len, "message") }?)?;
-        // SAFETY: the caller guarantees each output is NULL or valid.
+        // Compared before any reference to either buffer exists.
+        if !out_plaintext.is_null() && core::ptr::eq(out_plaintext, out_sender) {
+            return Err(FfiError::invalid(
+                "out_plaintext and out_sender are the same buffer",
+            ));
+        }
+        // SAFETY: the caller guarantees each output is NULL or valid, and
+        // the two buffers are distinct (checked above).
         let out_plaintext = unsafe { out_buffer(out_plaintext, "out_plaintext") }?;
         // SAFETY: as above.
         let out_sender = unsafe { out_buffer(out_sender, "out_sender") }?;
         // SAFETY: as above.
         let out_authenticated = unsafe { out_value(out_authenticated, "out_authenticated") }?;
-        if core::ptr::eq(out_plaintext, out_sender) {
-            return Err(FfiError::invalid(
-                "out_plaintext and out_sender are the same buffer",
-            ));
-        }
         let read = with_mut::<GroupReceivers, _>(store, "store", |st| Ok(st.decrypt(&message)?))?;
         let sender = read.sender;
         let plaintext = Zeroizing::new(read.plaintext);
