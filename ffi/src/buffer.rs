@@ -80,17 +80,18 @@ impl SottoBuffer {
             return;
         }
         let mut block = vec![0u8; HEADER_LEN + bytes.len()].into_boxed_slice();
+        let (header, data) = block.split_at_mut(HEADER_LEN);
+        let (tag, id_bytes) = header.split_at_mut(LIVE_TAG.len());
+        tag.copy_from_slice(&LIVE_TAG);
+        data.copy_from_slice(bytes);
         let mut registry = registry();
         let id = registry.next_id;
         // 2^64 allocations do not happen; wrapping keeps 0 (empty) unused.
         registry.next_id = id.wrapping_add(1).max(1);
-        let (header, data) = block.split_at_mut(HEADER_LEN);
-        let (tag, id_bytes) = header.split_at_mut(LIVE_TAG.len());
-        tag.copy_from_slice(&LIVE_TAG);
         id_bytes.copy_from_slice(&id.to_le_bytes());
-        data.copy_from_slice(bytes);
         let base = Box::into_raw(block).cast::<u8>();
         registry.live.insert(id, (!base.addr(), bytes.len()));
+        drop(registry);
         *self = Self {
             ptr: base.wrapping_add(HEADER_LEN),
             len: bytes.len(),
