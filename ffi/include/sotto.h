@@ -51,7 +51,7 @@
 #define SOTTO_CHAIN_ID_LEN 32
 
 // Length of an encoded sender key distribution.
-#define SOTTO_SENDER_KEY_DISTRIBUTION_LEN 422
+#define SOTTO_SENDER_KEY_DISTRIBUTION_LEN 486
 
 // Largest encoded group message.
 #define SOTTO_MAX_GROUP_MESSAGE_LEN 262310
@@ -243,7 +243,8 @@ typedef int32_t SottoKeyAgreement;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
-// What installing a distribution did to a store.
+// What installing a distribution did to a store. (Code 4, `Replaced`, was
+// retired with the store rules that never rewind a chain; it is not reused.)
 enum SottoInsertOutcome
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
   : int32_t
@@ -255,9 +256,6 @@ enum SottoInsertOutcome
   SOTTO_INSERT_OUTCOME_ADVANCED = 2,
   // A held unauthenticated chain became authenticated.
   SOTTO_INSERT_OUTCOME_UPGRADED = 3,
-  // A held unauthenticated chain that was not the owner's was replaced by
-  // the authenticated one.
-  SOTTO_INSERT_OUTCOME_REPLACED = 4,
   // The store already held this chain as far or further, with the same
   // mark; nothing changed.
   SOTTO_INSERT_OUTCOME_UNCHANGED = 5,
@@ -673,6 +671,7 @@ SottoError sotto_group_sender_distribution(const struct SottoGroupSender *sender
 //
 // `out` must be NULL or point to an empty `SottoBuffer`.
 SottoError sotto_group_sender_rotate(struct SottoGroupSender *sender,
+                                     const struct SottoDevice *device,
                                      struct SottoBuffer *out);
 
 // Encrypts and signs `plaintext` for the whole group. Save the sender

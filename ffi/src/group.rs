@@ -48,8 +48,10 @@ pub unsafe extern "C" fn sotto_group_sender_new(
         let id = group_id(unsafe { input(group_id_ptr, group_id_len, "group_id") }?)?;
         // SAFETY: the caller guarantees `out` is NULL or a valid slot.
         let out = unsafe { out_handle(out, "out") }?;
-        let owner = with_ref::<Device, _>(device, "device", |d| Ok(*d.identity_key()))?;
-        *out = into_raw(GroupSender::new(&mut OsRng, id, &owner)?);
+        let sender = with_ref::<Device, _>(device, "device", |d| {
+            Ok(GroupSender::new(&mut OsRng, id, d)?)
+        })?;
+        *out = into_raw(sender);
         Ok(())
     })
 }
@@ -89,13 +91,17 @@ pub unsafe extern "C" fn sotto_group_sender_distribution(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sotto_group_sender_rotate(
     sender: *mut SottoGroupSender,
+    device: *const SottoDevice,
     out: *mut SottoBuffer,
 ) -> SottoError {
     ffi_call(|| {
         // SAFETY: the caller guarantees `out` is NULL or valid.
         let out = unsafe { out_buffer(out, "out") }?;
-        let distribution =
-            with_mut::<GroupSender, _>(sender, "sender", |s| Ok(s.rotate(&mut OsRng)?.to_bytes()))?;
+        let distribution = with_ref::<Device, _>(device, "device", |d| {
+            with_mut::<GroupSender, _>(sender, "sender", |s| {
+                Ok(s.rotate(&mut OsRng, d)?.to_bytes())
+            })
+        })?;
         out.set_from(&distribution);
         Ok(())
     })

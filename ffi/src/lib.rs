@@ -89,7 +89,7 @@ pub const SOTTO_GROUP_ID_LEN: usize = 32;
 /// Length of a group sender chain id.
 pub const SOTTO_CHAIN_ID_LEN: usize = 32;
 /// Length of an encoded sender key distribution.
-pub const SOTTO_SENDER_KEY_DISTRIBUTION_LEN: usize = 422;
+pub const SOTTO_SENDER_KEY_DISTRIBUTION_LEN: usize = 486;
 /// Largest encoded group message.
 pub const SOTTO_MAX_GROUP_MESSAGE_LEN: usize = 262_310;
 /// Most signed prekeys a device keeps (the current one and older ones).

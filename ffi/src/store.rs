@@ -9,7 +9,6 @@
 
 use sotto::group::{ChainId, GroupReceivers, InsertOutcome};
 use sotto::{IdentityKey, Message, Plaintext, Session};
-use zeroize::Zeroizing;
 
 use crate::buffer::{SottoBuffer, input, out_buffer, out_value};
 use crate::error::{FfiError, FfiResult, SottoError, ffi_call};
@@ -19,7 +18,8 @@ use crate::handle::{
 };
 use crate::persist;
 
-/// What installing a distribution did to a store.
+/// What installing a distribution did to a store. (Code 4, `Replaced`, was
+/// retired with the store rules that never rewind a chain; it is not reused.)
 #[repr(i32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SottoInsertOutcome {
@@ -29,9 +29,6 @@ pub enum SottoInsertOutcome {
     Advanced = 2,
     /// A held unauthenticated chain became authenticated.
     Upgraded = 3,
-    /// A held unauthenticated chain that was not the owner's was replaced by
-    /// the authenticated one.
-    Replaced = 4,
     /// The store already held this chain as far or further, with the same
     /// mark; nothing changed.
     Unchanged = 5,
@@ -43,7 +40,6 @@ impl From<InsertOutcome> for SottoInsertOutcome {
             InsertOutcome::Added => Self::Added,
             InsertOutcome::Advanced => Self::Advanced,
             InsertOutcome::Upgraded => Self::Upgraded,
-            InsertOutcome::Replaced => Self::Replaced,
             InsertOutcome::Unchanged => Self::Unchanged,
         }
     }
@@ -232,8 +228,8 @@ pub unsafe extern "C" fn sotto_group_store_decrypt(
         // SAFETY: as above.
         let out_authenticated = unsafe { out_value(out_authenticated, "out_authenticated") }?;
         let read = with_mut::<GroupReceivers, _>(store, "store", |st| Ok(st.decrypt(&message)?))?;
-        let sender = read.sender;
-        let plaintext = Zeroizing::new(read.plaintext);
+        let sender = *read.sender();
+        let plaintext = read.into_bytes();
         out_plaintext.set_from(&plaintext);
         out_sender.set(sender.owner().to_bytes().to_vec());
         *out_authenticated = sender.is_authenticated();

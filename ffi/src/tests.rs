@@ -176,7 +176,7 @@ fn a_failing_rng_is_an_error_that_changes_nothing() {
     ok(unsafe { sotto_group_sender_new(alice, group.as_ptr(), 32, &mut sender) });
     fail_draws(true);
     // SAFETY: (test) as above.
-    let rotated = unsafe { sotto_group_sender_rotate(sender, &mut out) };
+    let rotated = unsafe { sotto_group_sender_rotate(sender, alice, &mut out) };
     assert_eq!(rotated, SottoError::Randomness);
     fail_draws(false);
     let mut sender_generation = u64::MAX;

@@ -791,7 +791,7 @@ static void group(void) {
                                                         &outcome),
                SOTTO_ERROR_GROUP_MISMATCH);
     SottoBuffer rotated_a = {0};
-    OK(sotto_group_sender_rotate(alice.sender, &rotated_a));
+    OK(sotto_group_sender_rotate(alice.sender, alice.device, &rotated_a));
     OK(sotto_group_store_import_unauthenticated(carol.store, rotated_a.ptr, rotated_a.len,
                                                 &outcome));
     CHECK(outcome == SOTTO_INSERT_OUTCOME_ADDED);
@@ -858,8 +858,8 @@ static void group(void) {
     EXPECT_ERR(sotto_group_store_remove_owner(bob.store, carol.id.ptr, 33, &removed),
                SOTTO_ERROR_TRUNCATED);
     SottoBuffer new_a = {0}, new_b = {0};
-    OK(sotto_group_sender_rotate(alice.sender, &new_a));
-    OK(sotto_group_sender_rotate(bob.sender, &new_b));
+    OK(sotto_group_sender_rotate(alice.sender, alice.device, &new_a));
+    OK(sotto_group_sender_rotate(bob.sender, bob.device, &new_b));
     CHECK(hand_out(&new_a, ab, ba, &bob) == SOTTO_INSERT_OUTCOME_ADDED);
     CHECK(hand_out(&new_b, ba, ab, &alice) == SOTTO_INSERT_OUTCOME_ADDED);
     struct member *only_bob[] = {&bob}, *only_alice[] = {&alice};

@@ -109,7 +109,7 @@ SIZES = {
     "SOTTO_MAX_MESSAGE_LEN": 263866,
     "SOTTO_GROUP_ID_LEN": 32,
     "SOTTO_CHAIN_ID_LEN": 32,
-    "SOTTO_SENDER_KEY_DISTRIBUTION_LEN": 422,
+    "SOTTO_SENDER_KEY_DISTRIBUTION_LEN": 486,
     "SOTTO_MAX_GROUP_MESSAGE_LEN": 262310,
     "SOTTO_MAX_SIGNED_PREKEYS": 4,
     "SOTTO_MAX_BASE_KEYS_PER_SIGNED_PREKEY": 1000,
@@ -142,7 +142,6 @@ class Outcome(enum.IntEnum):
     ADDED = 1
     ADVANCED = 2
     UPGRADED = 3
-    REPLACED = 4
     UNCHANGED = 5
 
 
@@ -151,8 +150,8 @@ BUNDLE_OPK_FLAG = 2 + 32 + (SIGNED_PREKEY_LEN - 2)  # after identity and signed 
 PREKEY_BASE_KEY = slice(34, 66)  # prekey message: version, type, IK_A, then EK.pub
 GROUP_ID_OFFSET = 2  # group message: version, type, group_id, chain, index, salt, ...
 SIGNATURE_LEN = 64
-DISTRIBUTION_R7 = 2 + 32 + 32 + 32 + 64 + 4 + 7 * 32  # group, chain, owner, proof, index, R_0..
-SENDER_STATE_INDEX = slice(2 + 8 + 32 + 32 + 32 + 64, 2 + 8 + 32 + 32 + 32 + 64 + 4)
+DISTRIBUTION_R7 = 2 + 32 + 32 + 32 + 64 + 64 + 4 + 7 * 32  # group, chain, owner, proof, signature, index, R_0..
+SENDER_STATE_INDEX = slice(2 + 8 + 32 + 32 + 32 + 64 + 64, 2 + 8 + 32 + 32 + 32 + 64 + 64 + 4)
 GROUP_JUMP = 1 << 24
 
 
@@ -258,7 +257,7 @@ SIGNATURES = {
     # Group senders (this member's own chain).
     "sotto_group_sender_new": [H, BYTES, c_size_t, OUT],
     "sotto_group_sender_distribution": [H, BUF],
-    "sotto_group_sender_rotate": [H, BUF],
+    "sotto_group_sender_rotate": [H, H, BUF],
     "sotto_group_sender_encrypt": [H, BYTES, c_size_t, BUF],
     "sotto_group_sender_owner_identity_key": [H, BUF],
     "sotto_group_sender_chain_id": [H, BUF],
@@ -870,7 +869,7 @@ def group_chat(group_id):
                          *arg(carol.identity)) == 1
     rotated = {}
     for m, other in ((alice, bob), (bob, alice)):
-        distribution = out_bytes(lib.sotto_group_sender_rotate, m.sender)
+        distribution = out_bytes(lib.sotto_group_sender_rotate, m.sender, m.device)
         rotated[m.name] = distribution
         assert hand_out_sender_key(m, other, distribution) == Outcome.ADDED
     remaining = [alice, bob]
@@ -925,13 +924,30 @@ def group_error_paths(group_id, alice, bob, carol, dave):
     expect_error(Code.UNKNOWN_GROUP_CHAIN, lib.sotto_group_store_decrypt, bob.store,
                  *arg(bytes(relabelled)), *no_outputs, secrets=[text])
 
-    # A distribution whose ratchet was altered (the owner proof does not
-    # cover it): refused as another chain under a held chain id.
+    # A distribution whose ratchet was altered (the signatures do not cover
+    # it), imported while the chain is held: an import never changes a held
+    # chain, so the store is unchanged and Alice's chain still reads.
     distribution = out_bytes(lib.sotto_group_sender_distribution, alice.sender)
     altered = bytearray(distribution)
     altered[DISTRIBUTION_R7] ^= 0x01
-    expect_error(Code.GROUP_CHAIN_CONFLICT, lib.sotto_group_store_import_unauthenticated,
-                 bob.store, *arg(bytes(altered)), byref(c_int32()), secrets=[distribution])
+    before = out_bytes(lib.sotto_group_store_to_bytes, bob.store)
+    assert out_value(lib.sotto_group_store_import_unauthenticated, c_int32, bob.store,
+                     *arg(bytes(altered))) == Outcome.UNCHANGED
+    assert out_bytes(lib.sotto_group_store_to_bytes, bob.store) == before
+    # The same altered ratchet delivered by Alice herself (a forked sender
+    # state): two authenticated copies on different ratchets conflict, and
+    # neither the store nor the session changes.
+    state = out_bytes(lib.sotto_group_sender_to_bytes, alice.sender)
+    forked_state = bytearray(state)
+    forked_state[len(state) - 1] ^= 0x01  # R_7's last byte
+    forked = new_handle("sender", lib.sotto_group_sender_from_bytes, *arg(bytes(forked_state)))
+    forked_wire = encrypt(alice.sessions[bob.name],
+                          out_bytes(lib.sotto_group_sender_distribution, forked))
+    expect_error(Code.GROUP_CHAIN_CONFLICT, lib.sotto_group_store_receive_distribution,
+                 bob.store, bob.sessions[alice.name], *arg(forked_wire), byref(c_int32()),
+                 secrets=[distribution])
+    assert out_bytes(lib.sotto_group_store_to_bytes, bob.store) == before
+    free(forked)
     proof = bytearray(distribution)
     proof[2 + 32 + 32 + 32] ^= 0x01
     expect_error(Code.INVALID_SIGNATURE, lib.sotto_group_store_import_unauthenticated,
@@ -1084,7 +1100,7 @@ def store_full(group_id):
         erin.sessions[owner.name], _, _ = accept(erin.device, encrypt(to_erin, b"hi"),
                                                  lib.sotto_session_accept_allow_classical)
         for j in range(per_owner):
-            distribution = (out_bytes(lib.sotto_group_sender_rotate, owner.sender) if j
+            distribution = (out_bytes(lib.sotto_group_sender_rotate, owner.sender, owner.device) if j
                             else out_bytes(lib.sotto_group_sender_distribution, owner.sender))
             assert hand_out_sender_key(owner, erin, distribution) == Outcome.ADDED
         owner.close()
