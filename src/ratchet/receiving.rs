@@ -174,6 +174,17 @@ impl ReceivingChains {
         self.chains.back().map(|c| &c.ratchet_key)
     }
 
+    /// Whether two chains have the same ratchet key (a saved state that
+    /// breaks SPEC §10.2).
+    pub(crate) fn has_repeated_ratchet_key(&self) -> bool {
+        self.chains.iter().enumerate().any(|(i, a)| {
+            self.chains
+                .iter()
+                .skip(i + 1)
+                .any(|b| a.ratchet_key == b.ratchet_key)
+        })
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.chains.len()
     }
