@@ -199,6 +199,8 @@ fn worst_receiver_state(chain: &[u8; 32], owner: &[u8; 32], rng: &mut ChaCha20Rn
     state.extend_from_slice(owner);
     state.push(1);
     state.extend_from_slice(&next.to_be_bytes());
+    // Read: every index below next (SPEC §15.11).
+    state.extend_from_slice(&next.to_be_bytes());
     let mut levels = [0u8; 256];
     rng.fill_bytes(&mut levels);
     state.extend_from_slice(&levels);
@@ -222,7 +224,7 @@ fn group_receiver_and_store_growth_is_bounded_under_the_worst_authentic_senders(
     let mut bob_device = Device::generate(&mut rng, NOW).unwrap();
     let bundle = bundle_with(&mut rng, &mut bob_device, false, Kem::LastResort);
     let mut to_bob = Session::initiate(&alice_device, &mut rng, &bundle.verify().unwrap()).unwrap();
-    let mut alice = GroupSender::new(&mut rng, GROUP, alice_device.identity_key()).unwrap();
+    let mut alice = GroupSender::new(&mut rng, GROUP, &alice_device).unwrap();
     let Message::PreKey(first) = send(&mut to_bob, &mut rng, &alice.distribution().to_bytes())
     else {
         panic!("prekey message expected");
@@ -264,10 +266,10 @@ fn group_receiver_and_store_growth_is_bounded_under_the_worst_authentic_senders(
 
     // A jump past MAX_GROUP_JUMP, signed by the real key, is refused
     // without any change (the sender's index is set in its saved state,
-    // SPEC §15.11: at 170).
+    // SPEC §15.11: at 234).
     let mut far_state = alice.to_bytes().to_vec();
     let far = bob.next_index() + MAX_GROUP_JUMP + 1;
-    far_state[170..174].copy_from_slice(&far.to_be_bytes());
+    far_state[234..238].copy_from_slice(&far.to_be_bytes());
     let mut far_sender = GroupSender::from_bytes(&far_state).unwrap();
     let too_far = far_sender.encrypt(&mut rng, b"too far").unwrap();
     let state = bob.to_bytes();
@@ -329,7 +331,7 @@ fn group_receiver_and_store_growth_is_bounded_under_the_worst_authentic_senders(
     assert!(store_sealed < sotto::MAX_STATE_LEN);
     // An unauthenticated chain never evicts an authenticated one: refused,
     // nothing changes.
-    let stranger = GroupSender::new(&mut rng, GROUP, bob_device.identity_key()).unwrap();
+    let stranger = GroupSender::new(&mut rng, GROUP, &bob_device).unwrap();
     let before = store.to_bytes();
     let (refused_growth, refused) =
         heap_of(|| store.import_unauthenticated(&stranger.distribution().to_bytes()));
@@ -341,7 +343,7 @@ fn group_receiver_and_store_growth_is_bounded_under_the_worst_authentic_senders(
     let oldest = *store.iter().next().unwrap().chain();
     let carried = send(&mut to_bob, &mut rng, &alice.distribution().to_bytes());
     drop(carried);
-    alice.rotate(&mut rng).unwrap();
+    alice.rotate(&mut rng, &alice_device).unwrap();
     let reply = send(&mut from_alice, &mut rng, b"reply");
     to_bob.decrypt(&reply).unwrap();
     let carried = send(&mut to_bob, &mut rng, &alice.distribution().to_bytes());

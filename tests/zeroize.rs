@@ -75,8 +75,9 @@ impl<'a> Secrets<'a> {
     }
 
     fn receiver(&mut self) {
-        // Header, generation, group, chain, owner, flag, next, R_0..R_7, cache.
-        self.skip(2 + 8 + 32 + 32 + 32 + 1 + 4);
+        // Header, generation, group, chain, owner, flag, next, read,
+        // R_0..R_7, cache.
+        self.skip(2 + 8 + 32 + 32 + 32 + 1 + 4 + 4);
         self.secret(8);
         for _ in 0..self.u16() {
             self.skip(4);
@@ -151,7 +152,7 @@ fn secrets(state: &[u8]) -> Vec<[u8; 32]> {
         0x22 => {
             r.skip(2 + 8 + 32 + 32);
             r.secret(1); // chain seed
-            r.skip(64 + 4);
+            r.skip(64 + 64 + 4);
             r.secret(8);
         }
         0x23 => r.receiver(),
@@ -163,7 +164,7 @@ fn secrets(state: &[u8]) -> Vec<[u8; 32]> {
             }
         }
         0x04 => {
-            r.skip(2 + 32 + 32 + 32 + 64 + 4);
+            r.skip(2 + 32 + 32 + 32 + 64 + 64 + 4);
             r.secret(8);
         }
         other => panic!("no secrets layout for type {other:#04x}"),
@@ -416,10 +417,8 @@ fn freed_heap_blocks_hold_no_group_secrets() {
     };
     let (mut from_alice, _) = Session::accept(&mut bob_device, &first).unwrap();
 
-    let mut alice =
-        Box::new(GroupSender::new(&mut rng, GROUP, alice_device.identity_key()).unwrap());
-    let mut carol =
-        Box::new(GroupSender::new(&mut rng, GROUP, carol_device.identity_key()).unwrap());
+    let mut alice = Box::new(GroupSender::new(&mut rng, GROUP, &alice_device).unwrap());
+    let mut carol = Box::new(GroupSender::new(&mut rng, GROUP, &carol_device).unwrap());
     let mut store = Box::new(GroupReceivers::new(GROUP));
     let carried = testkit::fixtures::wire(&mut to_bob, &mut rng, &alice.distribution().to_bytes());
     store
@@ -505,7 +504,7 @@ fn freed_heap_blocks_hold_no_group_secrets() {
     }
     // Alice rotates four times: each new chain pushes her oldest out.
     for _ in 0..4 {
-        alice.rotate(&mut rng).unwrap();
+        alice.rotate(&mut rng, &alice_device).unwrap();
         let carried =
             testkit::fixtures::wire(&mut to_bob, &mut rng, &alice.distribution().to_bytes());
         store
@@ -519,7 +518,7 @@ fn freed_heap_blocks_hold_no_group_secrets() {
             .any(|r| r.sender() == &Sender::Authenticated(*alice_device.identity_key()))
     );
     assert_eq!(store.remove_owner(alice_device.identity_key()), 4);
-    carol.rotate(&mut rng).unwrap();
+    carol.rotate(&mut rng, &carol_device).unwrap();
     drop((alice, carol, store, lone));
     drop((to_bob, from_alice, alice_device, bob_device));
     let (scanned, leaked) = disarm();

@@ -87,7 +87,7 @@ pub fn handshake_with(rng: &mut ChaCha20Rng, kem: Kem) -> Handshake {
         alice,
         bob,
         bundle,
-        first,
+        first: *first,
         alice_session,
     }
 }
@@ -379,9 +379,7 @@ pub mod group {
 
     /// A sender and a receiver installed from its distribution at index 0.
     pub fn pair(rng: &mut ChaCha20Rng) -> (GroupSender, GroupReceiver) {
-        let owner = *sotto::Device::generate(rng, super::NOW)
-            .expect("device")
-            .identity_key();
+        let owner = sotto::Device::generate(rng, super::NOW).expect("device");
         let group = GroupId::from_bytes([9; 32]);
         let sender = GroupSender::new(rng, group, &owner).expect("sender");
         let receiver =

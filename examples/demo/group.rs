@@ -29,7 +29,7 @@ pub(crate) fn run() -> Result<(), sotto::Error> {
     let mut members = Vec::new();
     for _ in 0..3 {
         let device = Device::generate(&mut rng, 1_700_000_000)?;
-        let sender = GroupSender::new(&mut rng, group, device.identity_key())?;
+        let sender = GroupSender::new(&mut rng, group, &device)?;
         members.push(Member {
             device,
             sender,
@@ -104,7 +104,8 @@ pub(crate) fn run() -> Result<(), sotto::Error> {
     }
     for (who, other) in [(0, 1), (1, 0)] {
         let old = short(members[who].sender.chain().as_bytes());
-        members[who].sender.rotate(&mut rng)?;
+        let Member { sender, device, .. } = &mut members[who];
+        sender.rotate(&mut rng, device)?;
         println!(
             "   {} rotates: chain {old} -> {}",
             NAMES[who],
@@ -179,18 +180,18 @@ fn read(members: &mut [Member], reader: usize, message: &GroupMessage) {
     let delivered = GroupMessage::from_bytes(message.as_bytes()).expect("well-formed");
     match members[reader].receivers.decrypt(&delivered) {
         Ok(read) => {
-            let from = match read.sender {
+            let from = match read.sender() {
                 Sender::Authenticated(identity) => members
                     .iter()
-                    .position(|m| *m.device.identity_key() == identity)
+                    .position(|m| m.device.identity_key() == identity)
                     .map_or("someone", |i| NAMES[i]),
                 Sender::Unauthenticated { .. } => "someone unauthenticated",
             };
             println!(
                 "   {} reads #{} from {from}: {:?}",
                 NAMES[reader],
-                read.index,
-                String::from_utf8_lossy(&read.plaintext)
+                read.index(),
+                String::from_utf8_lossy(read.as_bytes())
             );
         }
         Err(e) => println!(

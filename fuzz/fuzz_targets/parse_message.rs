@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
     // `Message` dispatches on the type tag to exactly one of the two.
     match message {
         Ok(Message::Ratchet(m)) => assert_eq!(ratchet.ok(), Some(m)),
-        Ok(Message::PreKey(m)) => assert_eq!(prekey.ok(), Some(m)),
+        Ok(Message::PreKey(m)) => assert_eq!(prekey.ok(), Some(*m)),
         Err(_) => assert!(ratchet.is_err() && prekey.is_err()),
     }
 });

@@ -151,7 +151,7 @@ impl Member {
     /// A new member of `group`.
     pub fn new(rng: &mut ChaCha20Rng, group: GroupId) -> Self {
         let device = device(rng);
-        let sender = GroupSender::new(rng, group, device.identity_key()).expect("new chain");
+        let sender = GroupSender::new(rng, group, &device).expect("new chain");
         Self {
             device,
             sender,

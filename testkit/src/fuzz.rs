@@ -251,7 +251,8 @@ pub fn unsigned(message: &[u8]) -> &[u8] {
 fn build_group() -> GroupFixture {
     let f = fixture();
     let mut rng = rng(43);
-    let alice_identity = *Device::from_bytes(&f.alice_device).unwrap().identity_key();
+    let alice_device = Device::from_bytes(&f.alice_device).unwrap();
+    let alice_identity = *alice_device.identity_key();
     // The pairwise sessions a distribution from Alice travels on.
     let mut alice_session = Session::from_bytes(&f.alice).unwrap();
     let mut bob_session = Session::from_bytes(&f.bob).unwrap();
@@ -261,7 +262,7 @@ fn build_group() -> GroupFixture {
         let m = alice_session.encrypt(&mut carry_rng, d).unwrap();
         bob_session.decrypt(&m).unwrap()
     };
-    let mut alice = GroupSender::new(&mut rng, GROUP, &alice_identity).unwrap();
+    let mut alice = GroupSender::new(&mut rng, GROUP, &alice_device).unwrap();
     let first_seed = chain_seed(&alice);
     let first = alice.distribution().to_bytes();
     let carried = carry(&first);
@@ -274,17 +275,17 @@ fn build_group() -> GroupFixture {
         .collect();
     for i in [0, 2, 40] {
         let m = GroupMessage::from_bytes(&sent[i].bytes).unwrap();
-        assert_eq!(receiver.decrypt(&m).unwrap().plaintext, sent[i].plaintext);
-        assert_eq!(store.decrypt(&m).unwrap().plaintext, sent[i].plaintext);
+        assert_eq!(receiver.decrypt(&m).unwrap().as_bytes(), sent[i].plaintext);
+        assert_eq!(store.decrypt(&m).unwrap().as_bytes(), sent[i].plaintext);
     }
     assert_eq!(receiver.next_index(), 41);
     assert_eq!(receiver.skipped_key_count(), 33);
 
-    let second = alice.rotate(&mut rng).unwrap().to_bytes();
+    let second = alice.rotate(&mut rng, &alice_device).unwrap().to_bytes();
     store.install(&carry(&second)).unwrap();
     let carol_device = Device::generate(&mut rng, NOW).unwrap();
     let carol_identity = *carol_device.identity_key();
-    let mut carol = GroupSender::new(&mut rng, GROUP, &carol_identity).unwrap();
+    let mut carol = GroupSender::new(&mut rng, GROUP, &carol_device).unwrap();
     let carol_distribution = carol.distribution().to_bytes();
     store.import_unauthenticated(&carol_distribution).unwrap();
     let second_sent: Vec<GroupPending> = (0..3)
@@ -361,10 +362,10 @@ pub fn check_group_plaintext(
         .iter()
         .find(|p| p.bytes == message.as_bytes())
         .expect("a group message that was never sent decrypted");
-    assert_eq!(read.plaintext, genuine.plaintext);
-    assert_eq!(read.sender, genuine.sender);
-    assert_eq!(read.index, message.index());
-    assert_eq!(read.chain, *message.chain());
+    assert_eq!(read.as_bytes(), genuine.plaintext);
+    assert_eq!(*read.sender(), genuine.sender);
+    assert_eq!(read.index(), message.index());
+    assert_eq!(read.chain(), message.chain());
 }
 
 /// A fixture bundle, parsed.

@@ -158,8 +158,9 @@ const GROUP: GroupId = GroupId::from_bytes([0x67; 32]);
 
 /// SPEC §15.11 offsets: R_0..R_7 of a saved sender and receiver, and a
 /// receiver's cache count and first entry.
-const SENDER_LEVELS: usize = 2 + 8 + 32 + 32 + 32 + 64 + 4;
-const RECEIVER_LEVELS: usize = 2 + 8 + 32 + 32 + 32 + 1 + 4;
+const SENDER_LEVELS: usize = 2 + 8 + 32 + 32 + 32 + 64 + 64 + 4;
+const RECEIVER_NEXT: usize = 2 + 8 + 32 + 32 + 32 + 1;
+const RECEIVER_LEVELS: usize = RECEIVER_NEXT + 4 + 4;
 const RECEIVER_COUNT: usize = RECEIVER_LEVELS + 256;
 
 type Levels = [[u8; 32]; 8];
@@ -215,6 +216,8 @@ fn forged_receiver(
     state.extend_from_slice(owner.as_bytes());
     state.push(1);
     state.extend_from_slice(&next.to_be_bytes());
+    // Read mark (at most next).
+    state.extend_from_slice(&0u32.to_be_bytes());
     for level in levels {
         state.extend_from_slice(level);
     }
@@ -286,8 +289,8 @@ fn reachable(levels: &Levels, depth: usize) -> HashSet<[u8; 32]> {
 #[test]
 fn group_state_bytes_yield_no_earlier_key() {
     let mut rng = ChaCha20Rng::seed_from_u64(12);
-    let owner = *Device::generate(&mut rng, NOW).unwrap().identity_key();
-    let mut sender = GroupSender::new(&mut rng, GROUP, &owner).unwrap();
+    let owner_device = Device::generate(&mut rng, NOW).unwrap();
+    let mut sender = GroupSender::new(&mut rng, GROUP, &owner_device).unwrap();
     // A receiver from the first distribution: its cached keys are sotto's
     // own K_j, to check the published-label computation against.
     let mut receiver =
@@ -350,8 +353,9 @@ fn group_state_bytes_yield_no_earlier_key() {
 #[test]
 fn group_receiver_copy_cannot_read_consumed_or_uncached_indices() {
     let mut rng = ChaCha20Rng::seed_from_u64(10);
-    let owner = *Device::generate(&mut rng, NOW).unwrap().identity_key();
-    let mut alice = GroupSender::new(&mut rng, GROUP, &owner).unwrap();
+    let owner_device = Device::generate(&mut rng, NOW).unwrap();
+    let owner = *owner_device.identity_key();
+    let mut alice = GroupSender::new(&mut rng, GROUP, &owner_device).unwrap();
     let distribution = alice.distribution().to_bytes();
     let mut bob = GroupReceiver::import_unauthenticated(&GROUP, &distribution).unwrap();
     let m: Vec<GroupMessage> = (0..400u32)
@@ -378,7 +382,7 @@ fn group_receiver_copy_cannot_read_consumed_or_uncached_indices() {
         assert_eq!(*copy.to_bytes(), *stolen);
     }
     // The documented cost of reordering: keys still cached are readable.
-    assert_eq!(copy.decrypt(&m[8]).unwrap().plaintext, 8u32.to_be_bytes());
+    assert_eq!(copy.decrypt(&m[8]).unwrap().as_bytes(), 8u32.to_be_bytes());
 
     // The state's bytes hold no key for a consumed index, and its ratchet
     // claimed at an earlier index derives no earlier key.
@@ -428,7 +432,7 @@ fn group_receiver_copy_cannot_read_consumed_or_uncached_indices() {
     for m in &later[..=65] {
         assert_eq!(copy.decrypt(m).err(), Some(Error::DuplicateMessage));
     }
-    assert_eq!(copy.decrypt(&later[66]).unwrap().index, start + 66);
+    assert_eq!(copy.decrypt(&later[66]).unwrap().index(), start + 66);
 }
 
 /// An established pair between two devices.
@@ -465,9 +469,9 @@ fn stolen_member_state_reads_nothing_after_the_rotation_that_excluded_it() {
     let (mut am, mut ma) = link(&mut rng, &alice_device, &mut mallory_device);
     let (mut bm, mut mb) = link(&mut rng, &bob_device, &mut mallory_device);
 
-    let mut alice = GroupSender::new(&mut rng, GROUP, alice_device.identity_key()).unwrap();
-    let mut bob = GroupSender::new(&mut rng, GROUP, bob_device.identity_key()).unwrap();
-    let mut mallory = GroupSender::new(&mut rng, GROUP, mallory_device.identity_key()).unwrap();
+    let mut alice = GroupSender::new(&mut rng, GROUP, &alice_device).unwrap();
+    let mut bob = GroupSender::new(&mut rng, GROUP, &bob_device).unwrap();
+    let mut mallory = GroupSender::new(&mut rng, GROUP, &mallory_device).unwrap();
     let mut at_alice = GroupReceivers::new(GROUP);
     let mut at_bob = GroupReceivers::new(GROUP);
     let mut at_mallory = GroupReceivers::new(GROUP);
@@ -501,7 +505,7 @@ fn stolen_member_state_reads_nothing_after_the_rotation_that_excluded_it() {
     let in_flight = group_wire(&mut alice, &mut rng, b"sent before the removal");
     let mut check = GroupReceivers::from_bytes(&stolen_store).unwrap();
     assert_eq!(
-        check.decrypt(&in_flight).unwrap().plaintext,
+        check.decrypt(&in_flight).unwrap().as_bytes(),
         b"sent before the removal"
     );
 
@@ -511,17 +515,17 @@ fn stolen_member_state_reads_nothing_after_the_rotation_that_excluded_it() {
     assert_eq!(at_alice.remove_owner(&gone), 1);
     assert_eq!(at_bob.remove_owner(&gone), 1);
     let old_chains = [*alice.chain(), *bob.chain()];
-    alice.rotate(&mut rng).unwrap();
-    bob.rotate(&mut rng).unwrap();
+    alice.rotate(&mut rng, &alice_device).unwrap();
+    bob.rotate(&mut rng, &bob_device).unwrap();
     distribute(&mut rng, &alice, &mut ab, &mut ba, &mut at_bob);
     distribute(&mut rng, &bob, &mut ba, &mut ab, &mut at_alice);
     let mut after = Vec::new();
     for _ in 0..20 {
         let a = group_wire(&mut alice, &mut rng, b"after the removal");
         let b = group_wire(&mut bob, &mut rng, b"after the removal");
-        assert_eq!(at_bob.decrypt(&a).unwrap().plaintext, b"after the removal");
+        assert_eq!(at_bob.decrypt(&a).unwrap().as_bytes(), b"after the removal");
         assert_eq!(
-            at_alice.decrypt(&b).unwrap().plaintext,
+            at_alice.decrypt(&b).unwrap().as_bytes(),
             b"after the removal"
         );
         after.extend([a, b]);

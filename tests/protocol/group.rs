@@ -36,8 +36,8 @@ type Levels = [[u8; 32]; 8];
 
 /// SPEC §15.11 offsets in a saved sender.
 const SENDER_GROUP: usize = 10;
-const SENDER_INDEX: usize = 170;
-const SENDER_LEVELS: usize = 174;
+const SENDER_INDEX: usize = 234;
+const SENDER_LEVELS: usize = 238;
 
 fn sha256(parts: &[&[u8]]) -> [u8; 32] {
     let mut h = Sha256::new();
@@ -148,7 +148,7 @@ fn contains(haystack: &[u8], needle: &[u8; 32]) -> bool {
 }
 
 fn new_sender(rng: &mut ChaCha20Rng, group: GroupId) -> GroupSender {
-    let owner = *device(rng).identity_key();
+    let owner = device(rng);
     GroupSender::new(rng, group, &owner).unwrap()
 }
 
@@ -227,9 +227,9 @@ fn three_members_interleaved_then_removal_and_rotation() {
     for (from, message, text) in &sent {
         if *from != 1 {
             let read = members[1].store.decrypt(message).unwrap();
-            assert_eq!(&read.plaintext, text);
+            assert_eq!(read.as_bytes(), &text[..]);
             assert_eq!(
-                read.sender,
+                *read.sender(),
                 Sender::Authenticated(members[*from].identity())
             );
         }
@@ -238,8 +238,8 @@ fn three_members_interleaved_then_removal_and_rotation() {
         for reader in [0, 2] {
             if reader != *from {
                 let read = members[reader].store.decrypt(message).unwrap();
-                assert_eq!(&read.plaintext, text);
-                assert_eq!(read.index, message.index());
+                assert_eq!(read.as_bytes(), &text[..]);
+                assert_eq!(read.index(), message.index());
             }
         }
     }
@@ -262,7 +262,8 @@ fn three_members_interleaved_then_removal_and_rotation() {
     }
     let old_alice_chain = *members[0].sender.chain();
     for who in 0..2 {
-        members[who].sender.rotate(&mut rng).unwrap();
+        let Member { sender, device, .. } = &mut members[who];
+        sender.rotate(&mut rng, device).unwrap();
     }
     assert_ne!(*members[0].sender.chain(), old_alice_chain);
     distribute(&mut rng, &mut members, &mut sessions, 0, &[1]);
@@ -274,7 +275,7 @@ fn three_members_interleaved_then_removal_and_rotation() {
             .unwrap();
         let reader = 1 - who;
         assert_eq!(
-            members[reader].store.decrypt(&message).unwrap().plaintext,
+            members[reader].store.decrypt(&message).unwrap().as_bytes(),
             b"after carol"
         );
         let carol_before = members[2].store.to_bytes();
@@ -322,18 +323,18 @@ fn jumps_up_to_the_limit() {
         let message = sender_at(&fresh, n).encrypt(&mut rng, b"far").unwrap();
         assert_eq!(message.index(), n);
         let read = receiver.decrypt(&message).unwrap();
-        assert_eq!((read.plaintext.as_slice(), read.index), (&b"far"[..], n));
+        assert_eq!((read.as_bytes(), read.index()), (&b"far"[..], n));
         assert_eq!(receiver.next_index(), n + 1);
         let cached = n.min(GROUP_SKIP_WINDOW);
         assert_eq!(receiver.skipped_key_count(), cached as usize);
         // The nearest skipped indices are cached; the ones before are gone.
         let last_skipped = sender_at(&fresh, n - 1).encrypt(&mut rng, b"late").unwrap();
-        assert_eq!(receiver.decrypt(&last_skipped).unwrap().plaintext, b"late");
+        assert_eq!(receiver.decrypt(&last_skipped).unwrap().as_bytes(), b"late");
         let first_cached = sender_at(&fresh, n - cached)
             .encrypt(&mut rng, b"late")
             .unwrap();
         if cached > 1 {
-            assert_eq!(receiver.decrypt(&first_cached).unwrap().plaintext, b"late");
+            assert_eq!(receiver.decrypt(&first_cached).unwrap().as_bytes(), b"late");
         }
         if n > GROUP_SKIP_WINDOW {
             let lost = sender_at(&fresh, n - cached - 1)
@@ -362,7 +363,7 @@ fn jump_past_the_limit_is_rejected() {
     // The limit counts from the receiver's next index.
     let first = fresh.encrypt(&mut rng, b"0").unwrap();
     receiver.decrypt(&first).unwrap();
-    assert_eq!(receiver.decrypt(&too_far).unwrap().plaintext, b"x");
+    assert_eq!(receiver.decrypt(&too_far).unwrap().as_bytes(), b"x");
     assert_eq!(receiver.next_index(), MAX_GROUP_JUMP + 2);
 }
 
@@ -441,10 +442,10 @@ fn every_byte_flip_is_rejected_without_state_change() {
         Error::InvalidSignature,
     );
     assert_eq!(
-        receiver.decrypt(&message).unwrap().plaintext,
+        receiver.decrypt(&message).unwrap().as_bytes(),
         b"tamper with me"
     );
-    assert_eq!(receiver.decrypt(&skipped).unwrap().plaintext, b"skipped");
+    assert_eq!(receiver.decrypt(&skipped).unwrap().as_bytes(), b"skipped");
 }
 
 /// Alice's chain, relabelled for another group (the owner proof is not
@@ -502,7 +503,7 @@ fn signature_is_checked_before_anything_else() {
     let bytes = edited(&good, |b| b[86] ^= 1);
     let bad_aead = resign(&alice, &bytes);
     rejects(&mut receiver, &bad_aead, Error::AuthenticationFailed);
-    assert_eq!(receiver.decrypt(&good).unwrap().plaintext, b"good");
+    assert_eq!(receiver.decrypt(&good).unwrap().as_bytes(), b"good");
     // Replays are rejected.
     rejects(&mut receiver, &good, Error::DuplicateMessage);
 }
@@ -544,7 +545,7 @@ fn receiver_state_cannot_read_consumed_or_evicted_messages() {
     assert!(!contains(&saved, &closed_form(&initial, 0)[7]));
     // Cached indices 18..50 except 40 still work once each.
     for i in (18..50).filter(|i| *i != 40) {
-        assert_eq!(copy.decrypt(&messages[i]).unwrap().index, i as u32);
+        assert_eq!(copy.decrypt(&messages[i]).unwrap().index(), i as u32);
         rejects(&mut copy, &messages[i], Error::DuplicateMessage);
     }
     assert_eq!(copy.skipped_key_count(), 0);
@@ -566,7 +567,7 @@ fn skipped_key_cache_is_bounded() {
         assert_eq!(receiver.skipped_key_count(), expected as usize);
     }
     // A full cache is the largest state (SPEC §14.1).
-    assert_eq!(GroupReceiver::MAX_ENCODED_LEN, 9585);
+    assert_eq!(GroupReceiver::MAX_ENCODED_LEN, 9589);
     assert_eq!(receiver.to_bytes().len(), GroupReceiver::MAX_ENCODED_LEN);
     // The lowest indices went first.
     let evicted = sender_at(&fresh, 100 - 1).encrypt(&mut rng, b"e").unwrap();
@@ -574,7 +575,7 @@ fn skipped_key_cache_is_bounded() {
     let kept = sender_at(&fresh, jumps * 100 - 1)
         .encrypt(&mut rng, b"k")
         .unwrap();
-    assert_eq!(receiver.decrypt(&kept).unwrap().plaintext, b"k");
+    assert_eq!(receiver.decrypt(&kept).unwrap().as_bytes(), b"k");
 }
 
 #[test]
@@ -592,7 +593,7 @@ fn joiner_reads_only_from_the_current_index() {
         rejects(&mut joiner, m, Error::DuplicateMessage);
     }
     let now = sender.encrypt(&mut rng, b"new").unwrap();
-    assert_eq!(joiner.decrypt(&now).unwrap().plaintext, b"new");
+    assert_eq!(joiner.decrypt(&now).unwrap().as_bytes(), b"new");
 }
 
 #[test]
@@ -603,7 +604,7 @@ fn installed_distribution_is_bound_to_its_owner_and_the_delivering_session() {
     let mallory = device(&mut rng);
     let (mut a_to_b, mut b_to_a) = connect(&mut rng, &alice, &mut bob);
     let (mut m_to_b, mut b_to_m) = connect(&mut rng, &mallory, &mut bob);
-    let mut sender = GroupSender::new(&mut rng, GROUP, alice.identity_key()).unwrap();
+    let mut sender = GroupSender::new(&mut rng, GROUP, &alice).unwrap();
     let mut accepted = deliver(&mut rng, &sender, &mut a_to_b, &mut b_to_a);
     let by_alice = Sender::Authenticated(*alice.identity_key());
     assert_eq!(accepted.sender(), &by_alice);
@@ -634,21 +635,17 @@ fn installed_distribution_is_bound_to_its_owner_and_the_delivering_session() {
         GroupReceiver::install(&GROUP, &plaintext).err(),
         Some(Error::GroupOwnerMismatch)
     );
-    // Her own chain naming Alice as owner: the same.
-    let squat = GroupSender::new(&mut rng, GROUP, alice.identity_key()).unwrap();
-    let carried = wire(&mut m_to_b, &mut rng, &squat.distribution().to_bytes());
-    assert_eq!(
-        GroupReceiver::receive_distribution(&GROUP, &mut b_to_m, &carried).err(),
-        Some(Error::GroupOwnerMismatch)
-    );
-    // An owner proof that does not verify, and another group.
-    let mut bad_proof = sender.distribution().to_bytes().to_vec();
-    bad_proof[100] ^= 1;
-    let carried = wire(&mut a_to_b, &mut rng, &bad_proof);
-    assert_eq!(
-        GroupReceiver::receive_distribution(&GROUP, &mut b_to_a, &carried).err(),
-        Some(Error::InvalidSignature)
-    );
+    // An owner proof or owner signature that does not verify (SPEC
+    // §15.6: proof at 98, signature at 162), and another group.
+    for at in [100, 170] {
+        let mut bad = sender.distribution().to_bytes().to_vec();
+        bad[at] ^= 1;
+        let carried = wire(&mut a_to_b, &mut rng, &bad);
+        assert_eq!(
+            GroupReceiver::receive_distribution(&GROUP, &mut b_to_a, &carried).err(),
+            Some(Error::InvalidSignature)
+        );
+    }
     let carried = wire(&mut a_to_b, &mut rng, &sender.distribution().to_bytes());
     assert_eq!(
         GroupReceiver::receive_distribution(&OTHER_GROUP, &mut b_to_a, &carried).err(),
@@ -659,8 +656,8 @@ fn installed_distribution_is_bound_to_its_owner_and_the_delivering_session() {
     assert!(GroupReceiver::receive_distribution(&GROUP, &mut b_to_a, &carried).is_err());
 
     let m = sender.encrypt(&mut rng, b"m").unwrap();
-    assert_eq!(accepted.decrypt(&m).unwrap().sender, by_alice);
-    assert_eq!(imported.decrypt(&m).unwrap().sender, claimed);
+    assert_eq!(*accepted.decrypt(&m).unwrap().sender(), by_alice);
+    assert_eq!(*imported.decrypt(&m).unwrap().sender(), claimed);
     // The marker survives persistence.
     let restored = GroupReceiver::from_bytes(&imported.to_bytes()).unwrap();
     assert_eq!(restored.sender(), &claimed);
@@ -676,7 +673,7 @@ fn store_rules() {
     let mallory = device(&mut rng);
     let (mut a_to_b, mut b_to_a) = connect(&mut rng, &alice, &mut bob);
     let (mut m_to_b, mut b_to_m) = connect(&mut rng, &mallory, &mut bob);
-    let mut sender = GroupSender::new(&mut rng, GROUP, alice.identity_key()).unwrap();
+    let mut sender = GroupSender::new(&mut rng, GROUP, &alice).unwrap();
     let mut store = GroupReceivers::new(GROUP);
     assert!(store.is_empty());
     let mut send = |rng: &mut ChaCha20Rng, s: &GroupSender, to_bob: bool| {
@@ -712,7 +709,7 @@ fn store_rules() {
         Ok(InsertOutcome::Advanced)
     );
     assert_eq!(store.get(sender.chain()).unwrap().next_index(), 3);
-    assert_eq!(store.decrypt(&m0).unwrap().plaintext, b"0");
+    assert_eq!(store.decrypt(&m0).unwrap().as_bytes(), b"0");
     assert_eq!(store.decrypt(&m2).err(), Some(Error::DuplicateMessage));
 
     // Mallory re-delivers Alice's chain: not hers, and the store and the
@@ -736,11 +733,13 @@ fn store_rules() {
     // proof covers only the group, chain and owner): refused, the
     // authenticated chain stays.
     let mut tampered = sender.distribution().to_bytes().to_vec();
-    tampered[200] ^= 1;
+    tampered[260] ^= 1;
+    let before = store.to_bytes();
     assert_eq!(
         store.import_unauthenticated(&tampered),
-        Err(Error::GroupChainConflict)
+        Ok(InsertOutcome::Unchanged)
     );
+    assert_eq!(store.to_bytes(), before);
     // Another group: mismatch. Unknown chain.
     let elsewhere = new_sender(&mut rng, OTHER_GROUP).distribution().to_bytes();
     assert_eq!(
@@ -757,7 +756,7 @@ fn store_rules() {
     let mut late = Vec::new();
     for _ in 0..MAX_CHAINS_PER_SENDER {
         late.push((*sender.chain(), sender.encrypt(&mut rng, b"late").unwrap()));
-        sender.rotate(&mut rng).unwrap();
+        sender.rotate(&mut rng, &alice).unwrap();
         let r = send(&mut rng, &sender, true);
         assert_eq!(
             store.receive_distribution(&mut b_to_a, &r),
@@ -771,8 +770,8 @@ fn store_rules() {
     );
     for (chain, m) in &late[1..] {
         let read = store.decrypt(m).unwrap();
-        assert_eq!(read.chain, *chain);
-        assert_eq!(read.sender, Sender::Authenticated(*alice.identity_key()));
+        assert_eq!(read.chain(), chain);
+        assert_eq!(*read.sender(), Sender::Authenticated(*alice.identity_key()));
     }
     let oldest_first: Vec<_> = store.iter().map(|r| *r.chain()).collect();
     assert_eq!(oldest_first[..3], [late[1].0, late[2].0, late[3].0]);
@@ -787,12 +786,12 @@ fn store_rules() {
 }
 
 #[test]
-fn authenticated_copy_upgrades_or_replaces_an_unauthenticated_one() {
+fn authenticated_copy_upgrades_an_unauthenticated_one() {
     let mut rng = rng(18);
     let alice = device(&mut rng);
     let mut bob = device(&mut rng);
     let (mut a_to_b, mut b_to_a) = connect(&mut rng, &alice, &mut bob);
-    let mut sender = GroupSender::new(&mut rng, GROUP, alice.identity_key()).unwrap();
+    let mut sender = GroupSender::new(&mut rng, GROUP, &alice).unwrap();
     let early = sender.distribution().to_bytes();
     let m0 = sender.encrypt(&mut rng, b"0").unwrap();
 
@@ -803,7 +802,7 @@ fn authenticated_copy_upgrades_or_replaces_an_unauthenticated_one() {
         store.import_unauthenticated(&early),
         Ok(InsertOutcome::Added)
     );
-    assert_eq!(store.decrypt(&m0).unwrap().sender.authenticated(), None);
+    assert_eq!(store.decrypt(&m0).unwrap().sender().authenticated(), None);
     let carried = wire(&mut a_to_b, &mut rng, &early);
     assert_eq!(
         store.receive_distribution(&mut b_to_a, &carried),
@@ -811,18 +810,18 @@ fn authenticated_copy_upgrades_or_replaces_an_unauthenticated_one() {
     );
     let m1 = sender.encrypt(&mut rng, b"1").unwrap();
     assert_eq!(
-        store.decrypt(&m1).unwrap().sender,
+        *store.decrypt(&m1).unwrap().sender(),
         Sender::Authenticated(*alice.identity_key())
     );
     assert_eq!(store.decrypt(&m0).err(), Some(Error::DuplicateMessage));
 
     // A tampered import (another ratchet under the real chain) arrives
-    // first: the owner's copy replaces it, and reads what the forgery could
-    // not.
+    // first: the owner's copy upgrades it, replacing its ratchet, and reads
+    // what the forgery could not.
     let mut store = GroupReceivers::new(GROUP);
     let mut tampered = sender.distribution().to_bytes().to_vec();
-    // A byte of R_7, which the next key comes from (SPEC §15.6: R at 166).
-    tampered[166 + 7 * 32 + 5] ^= 0x40;
+    // A byte of R_7, which the next key comes from (SPEC §15.6: R at 230).
+    tampered[230 + 7 * 32 + 5] ^= 0x40;
     assert_eq!(
         store.import_unauthenticated(&tampered),
         Ok(InsertOutcome::Added)
@@ -833,10 +832,10 @@ fn authenticated_copy_upgrades_or_replaces_an_unauthenticated_one() {
     let carried = wire(&mut a_to_b, &mut rng, &back.distribution().to_bytes());
     assert_eq!(
         store.receive_distribution(&mut b_to_a, &carried),
-        Ok(InsertOutcome::Replaced)
+        Ok(InsertOutcome::Upgraded)
     );
     let m3 = back.encrypt(&mut rng, b"3").unwrap();
-    assert_eq!(store.decrypt(&m3).unwrap().plaintext, b"3");
+    assert_eq!(store.decrypt(&m3).unwrap().as_bytes(), b"3");
 }
 
 #[test]
@@ -887,10 +886,10 @@ fn save_and_restore_mid_stream() {
     assert_eq!(receiver.next_index(), 4);
     assert_eq!(receiver.skipped_key_count(), 3);
     let later = sender.encrypt(&mut rng, b"later").unwrap();
-    assert_eq!(receiver.decrypt(&later).unwrap().plaintext, b"later");
-    assert_eq!(store.decrypt(&later).unwrap().plaintext, b"later");
+    assert_eq!(receiver.decrypt(&later).unwrap().as_bytes(), b"later");
+    assert_eq!(store.decrypt(&later).unwrap().as_bytes(), b"later");
     for m in &early[..3] {
-        assert_eq!(receiver.decrypt(m).unwrap().plaintext, b"early");
+        assert_eq!(receiver.decrypt(m).unwrap().as_bytes(), b"early");
     }
     rejects(&mut receiver, &early[3], Error::DuplicateMessage);
     // Plain encodings round-trip exactly; generations count the changes.
@@ -948,10 +947,11 @@ fn strict_state_and_distribution_parsing() {
         .decrypt(&sender.encrypt(&mut rng, b"c").unwrap())
         .unwrap();
     // An unauthenticated receiver with two cached keys (SPEC §15.11): flag
-    // at 106, count at 367, entries of 36 bytes from 369.
+    // at 106, next at 107, read at 111, count at 371, entries of 36 bytes
+    // from 373.
     let good = receiver.to_bytes().to_vec();
-    assert_eq!(good[367..369], [0, 2]);
-    assert_eq!(good.len(), 369 + 2 * 36);
+    assert_eq!(good[371..373], [0, 2]);
+    assert_eq!(good.len(), 373 + 2 * 36);
 
     let mut trailing = good.clone();
     trailing.push(0);
@@ -970,20 +970,20 @@ fn strict_state_and_distribution_parsing() {
         Error::InvalidEncoding
     );
     let mut unsorted = good.clone();
-    let (first, second) = (good[369..373].to_vec(), good[405..409].to_vec());
-    unsorted[369..373].copy_from_slice(&second);
-    unsorted[405..409].copy_from_slice(&first);
+    let (first, second) = (good[373..377].to_vec(), good[409..413].to_vec());
+    unsorted[373..377].copy_from_slice(&second);
+    unsorted[409..413].copy_from_slice(&first);
     assert_eq!(
         GroupReceiver::from_bytes(&unsorted).unwrap_err(),
         Error::InvalidEncoding
     );
     let mut not_below_next = good.clone();
-    not_below_next[405..409].copy_from_slice(&3u32.to_be_bytes());
+    not_below_next[409..413].copy_from_slice(&3u32.to_be_bytes());
     assert_eq!(
         GroupReceiver::from_bytes(&not_below_next).unwrap_err(),
         Error::InvalidEncoding
     );
-    let mut many = good[..367].to_vec();
+    let mut many = good[..371].to_vec();
     many[107..111].copy_from_slice(&1000u32.to_be_bytes());
     let count = MAX_GROUP_SKIPPED_KEYS as u32 + 1;
     many.extend_from_slice(&(count as u16).to_be_bytes());
@@ -1095,7 +1095,7 @@ fn strict_state_and_distribution_parsing() {
         receiver
             .decrypt(&GroupMessage::from_bytes(biggest.as_bytes()).unwrap())
             .unwrap()
-            .plaintext
+            .as_bytes()
             .len(),
         sotto::MAX_PLAINTEXT_LEN
     );
@@ -1183,7 +1183,7 @@ proptest! {
             match store.decrypt(message) {
                 Ok(read) => {
                     prop_assert!(expected);
-                    prop_assert_eq!(read.plaintext, vec![s as u8, i as u8]);
+                    prop_assert_eq!(read.as_bytes(), vec![s as u8, i as u8]);
                     prop_assert!(decrypted.insert((s, i)), "decrypted twice");
                 }
                 Err(e) => {

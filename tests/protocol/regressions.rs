@@ -70,7 +70,10 @@ fn replay(data: &[u8]) -> usize {
     if let Ok(d) = SenderKeyDistribution::from_bytes(data) {
         assert_eq!(*d.to_bytes(), *data);
         if let Ok(mut r) = GroupReceiver::import_unauthenticated(d.group_id(), data) {
-            let mut sender = GroupSender::new(&mut rng, *d.group_id(), d.owner()).unwrap();
+            // Another chain of the same group: its messages are not this
+            // receiver's.
+            let owner = Device::generate(&mut rng, 0).unwrap();
+            let mut sender = GroupSender::new(&mut rng, *d.group_id(), &owner).unwrap();
             let m = sender.encrypt(&mut rng, b"replay").unwrap();
             assert!(r.decrypt(&m).is_err());
         }

@@ -217,12 +217,13 @@ impl World {
                 state.extend_from_slice(&[0; 8]);
                 state.extend_from_slice(group.as_bytes());
                 state.extend_from_slice(self.parties[h.sender].identity.as_bytes());
-                let mut secrets = [0u8; 32 + 64 + 256];
+                let mut secrets = [0u8; 32 + 64 + 64 + 256];
                 self.attacker_rng.fill_bytes(&mut secrets);
-                // Seed, owner proof (not checked on load), index, R_0..R_7.
-                state.extend_from_slice(&secrets[..96]);
+                // Seed, owner proof and owner signature (neither checked on
+                // load), index, R_0..R_7 (SPEC §15.11).
+                state.extend_from_slice(&secrets[..160]);
                 state.extend_from_slice(&h.index.to_be_bytes());
-                state.extend_from_slice(&secrets[96..]);
+                state.extend_from_slice(&secrets[160..]);
                 let mut attacker = GroupSender::from_bytes(&state).unwrap();
                 let message = attacker
                     .encrypt(&mut self.attacker_rng, &h.plaintext)
@@ -271,8 +272,8 @@ impl World {
             self.stats.group_ratchet_swaps += 1;
             let mut forged = GroupReceiver::from_bytes(&forged).unwrap();
             assert_eq!(
-                forged.decrypt(&message),
-                Err(Error::AuthenticationFailed),
+                forged.decrypt(&message).err(),
+                Some(Error::AuthenticationFailed),
                 "another chain's ratchet opened a message"
             );
         }
@@ -280,11 +281,12 @@ impl World {
 }
 
 /// Offsets in a saved receiver (SPEC §15.11): the chain, the next index,
-/// the ratchet, the cache count and the first cached entry.
+/// the read mark, the cache count and the first cached entry.
 const RECEIVER_CHAIN: Range<usize> = 42..74;
 const RECEIVER_NEXT: Range<usize> = 107..111;
-const RECEIVER_COUNT: Range<usize> = 367..369;
-const RECEIVER_CACHE: usize = 369;
+const RECEIVER_READ: Range<usize> = 111..115;
+const RECEIVER_COUNT: Range<usize> = 371..373;
+const RECEIVER_CACHE: usize = 373;
 
 /// A receiver state relabelled as `chain`, edited as bytes: once with its
 /// ratchet claiming index 0 and no cache, once with its first cached key
@@ -293,6 +295,7 @@ fn relabel(state: &[u8], chain: &[u8; 32], index: u32) -> Vec<Vec<u8>> {
     let mut relabelled = state[..RECEIVER_CACHE].to_vec();
     relabelled[RECEIVER_CHAIN].copy_from_slice(chain);
     relabelled[RECEIVER_NEXT].copy_from_slice(&0u32.to_be_bytes());
+    relabelled[RECEIVER_READ].copy_from_slice(&0u32.to_be_bytes());
     relabelled[RECEIVER_COUNT].copy_from_slice(&0u16.to_be_bytes());
     let mut out = vec![relabelled.clone()];
     if let (Some(key), Some(next)) = (

@@ -134,7 +134,7 @@ impl World {
                 let device = Device::generate(&mut rng, NOW).unwrap();
                 let mut storage_key = [0u8; 32];
                 rng.fill_bytes(&mut storage_key);
-                let group = GroupSender::new(&mut rng, GROUP, device.identity_key()).unwrap();
+                let group = GroupSender::new(&mut rng, GROUP, &device).unwrap();
                 Party {
                     identity: *device.identity_key(),
                     ik: embedded(device.identity_key()),
@@ -647,11 +647,11 @@ impl World {
         check_store(&party.store, &party.store_shape, &mut self.stats);
         match (result, honest) {
             (Ok(read), Some(h)) => {
-                assert_eq!(read.plaintext, h.plaintext, "wrong group plaintext");
-                let number = self.numbers[read.chain.as_bytes()];
-                assert_eq!((number, read.index), (h.chain_id, h.index));
+                assert_eq!(read.as_bytes(), h.plaintext, "wrong group plaintext");
+                let number = self.numbers[read.chain().as_bytes()];
+                assert_eq!((number, read.index()), (h.chain_id, h.index));
                 let sender = Sender::Authenticated(self.parties[h.sender].identity);
-                assert_eq!(read.sender, sender, "wrong group sender");
+                assert_eq!(*read.sender(), sender, "wrong group sender");
                 assert!(given, "read a message of a chain it was not given");
                 assert!(
                     self.group_decrypted.insert((to, h.id)),
@@ -677,7 +677,7 @@ impl World {
     /// with and later to the others.
     fn rotate(&mut self, p: usize, c: &mut impl Choices) {
         let party = &mut self.parties[p];
-        drop(party.group.rotate(&mut party.rng).unwrap());
+        drop(party.group.rotate(&mut party.rng, &party.device).unwrap());
         let chain = Chain {
             sender: p,
             id: *party.group.chain(),
