@@ -54,22 +54,34 @@ impl TryRng for CountingRng {
 
 impl TryCryptoRng for CountingRng {}
 
-/// Runs a whole handshake and one message each way, so every code path of
-/// the core is linked into the library.
+/// Runs a whole PQXDH handshake and one message each way, seals and opens
+/// both states, so every code path of the core is linked into the library.
 #[unsafe(no_mangle)]
 pub extern "C" fn sotto_nostd_check() -> i32 {
     let mut rng = CountingRng(0);
-    let alice = sotto::Device::generate(&mut rng);
-    let bob = sotto::Device::generate(&mut rng);
-    let bundle = sotto::PreKeyBundle::new(*bob.identity_key(), bob.signed_prekey(), None);
+    let Ok(alice) = sotto::Device::generate(&mut rng, 0) else { return 1 };
+    let Ok(mut bob) = sotto::Device::generate(&mut rng, 0) else { return 1 };
+    let Ok(kem) = bob.generate_one_time_kem_prekeys(&mut rng, 1) else { return 1 };
+    let bundle = sotto::PreKeyBundle::new(
+        *bob.identity_key(),
+        bob.signed_prekey(),
+        None,
+        kem.into_iter().next(),
+    );
     let Ok(verified) = bundle.verify() else { return 1 };
     let Ok(mut session) = sotto::Session::initiate(&alice, &mut rng, &verified) else { return 2 };
     let Ok(message) = session.encrypt(&mut rng, b"no_std") else { return 3 };
     let Ok(parsed) = sotto::Message::from_bytes(message.as_bytes()) else { return 4 };
-    let mut bob = bob;
     let sotto::Message::PreKey(first) = parsed else { return 5 };
-    match sotto::Session::accept(&mut bob, &first) {
-        Ok((restored, _)) => i32::from(sotto::Session::from_bytes(&restored.to_bytes()).is_err()),
-        Err(_) => 6,
+    let Ok((mut reply_session, _)) = sotto::Session::accept(&mut bob, &first) else { return 6 };
+    let Ok(reply) = reply_session.encrypt(&mut rng, b"reply") else { return 7 };
+    if session.decrypt(&reply).is_err() {
+        return 8;
     }
+    let key = sotto::StorageKey::from_bytes([7; 32]);
+    let Ok(sealed) = reply_session.seal(&key, b"session", &mut rng) else { return 9 };
+    let Ok(device) = bob.seal(&key, b"device", &mut rng) else { return 9 };
+    let restored = sotto::Session::unseal(&sealed, &key, b"session").is_ok()
+        && sotto::Device::unseal(&device, &key, b"device").is_ok();
+    i32::from(!restored)
 }

@@ -23,6 +23,7 @@ mod negative;
 mod persistence;
 pub mod recipes;
 pub mod script;
+pub mod sotto_api;
 pub mod trace;
 
 use std::path::Path;
@@ -85,10 +86,9 @@ fn checker(area: &str) -> Option<Check> {
     })
 }
 
-/// The implementations the verifier drives: the model, and sotto once its
-/// v2 API is in place.
+/// The implementations the verifier drives: the reference model and sotto.
 pub fn implementations() -> Vec<Box<dyn Api>> {
-    vec![Box::new(model_api::ModelApi)]
+    vec![Box::new(model_api::ModelApi), Box::new(sotto_api::SottoApi)]
 }
 
 /// Verifies every known vector file in `dir`. A missing file is a failure.
@@ -161,7 +161,8 @@ pub fn verify_file_with(area: &str, file: &Value, apis: &[&dyn Api]) -> Vec<Outc
         .collect()
 }
 
-/// The stable name and public fields of an error, as the vectors spell them.
+/// The stable name and public fields of sotto's error, as the vectors
+/// spell them (SPEC.md §12).
 pub fn error_json(e: &Error) -> Value {
     let (name, fields) = match *e {
         Error::Truncated => ("Truncated", json!({})),
@@ -177,14 +178,18 @@ pub fn error_json(e: &Error) -> Value {
         Error::NonContributoryKey => ("NonContributoryKey", json!({})),
         Error::InvalidSignature => ("InvalidSignature", json!({})),
         Error::IdentityMismatch => ("IdentityMismatch", json!({})),
+        Error::RandomnessUnavailable => ("RandomnessUnavailable", json!({})),
+        Error::PostQuantumRequired => ("PostQuantumRequired", json!({})),
         Error::UnknownSignedPreKey { id } => ("UnknownSignedPreKey", json!({ "id": id })),
         Error::UnknownOneTimePreKey { id } => ("UnknownOneTimePreKey", json!({ "id": id })),
+        Error::UnknownKemPreKey { id } => ("UnknownKemPreKey", json!({ "id": id })),
         Error::DuplicatePreKeyMessage => ("DuplicatePreKeyMessage", json!({})),
+        Error::SignedPreKeyExhausted { id } => ("SignedPreKeyExhausted", json!({ "id": id })),
         Error::TooManyPreKeys => ("TooManyPreKeys", json!({})),
         Error::AuthenticationFailed => ("AuthenticationFailed", json!({})),
         Error::DuplicateMessage => ("DuplicateMessage", json!({})),
         Error::TooFarAhead { skipped } => ("TooFarAhead", json!({ "skipped": skipped })),
-        Error::UnexpectedRatchetKey => ("UnexpectedRatchetKey", json!({})),
+        Error::SessionDiverged => ("SessionDiverged", json!({})),
         Error::SessionMismatch => ("SessionMismatch", json!({})),
         Error::ChainExhausted => ("ChainExhausted", json!({})),
         Error::UnknownGroupChain => ("UnknownGroupChain", json!({})),
@@ -192,8 +197,9 @@ pub fn error_json(e: &Error) -> Value {
             ("GroupIndexOutOfRange", json!({ "index": index }))
         }
         Error::GroupMismatch => ("GroupMismatch", json!({})),
+        Error::GroupOwnerMismatch => ("GroupOwnerMismatch", json!({})),
         Error::GroupChainConflict => ("GroupChainConflict", json!({})),
-        Error::GroupChainNotNewer => ("GroupChainNotNewer", json!({})),
+        Error::GroupStoreFull => ("GroupStoreFull", json!({})),
         _ => ("Unknown", json!({ "debug": format!("{e:?}") })),
     };
     json!({ "name": name, "fields": fields })
