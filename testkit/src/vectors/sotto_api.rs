@@ -376,8 +376,8 @@ impl Api for SottoApi {
             }));
         };
         let (se, pt) = unchanged(&mut d, |d| Session::accept_with_policy(d, &pm, policy(p)))?;
-        let installed = unchanged(&mut st, |st| st.install(&pt))
-            .and_then(|o| Ok((st.to_bytes().to_vec(), outcome(o))));
+        let installed =
+            unchanged(&mut st, |st| st.install(&pt)).map(|o| (st.to_bytes().to_vec(), outcome(o)));
         Ok((d.to_bytes().to_vec(), se.to_bytes().to_vec(), installed))
     }
 
