@@ -274,6 +274,18 @@ fn state_rows(t: &mut Table, c: &Ctx) {
         decode("GroupSender", &with(&s, |x| sl.put_u8(x, "type", 0x23))),
         ef("WrongType", json!({ "expected": 0x22, "found": 0x23 })),
     );
+    t.row(
+        "sender_state_owner_proof_taken_as_is",
+        "owner_proof and owner_signature flipped: stored as made, not verified on load",
+        decode(
+            "GroupSender",
+            &with(&s, |x| {
+                sl.flip(x, "owner_proof", 0, 1);
+                sl.flip(x, "owner_signature", 0, 1);
+            }),
+        ),
+        None,
+    );
     t.fails("sender_state_over_max_state_len", "zero-padded to MAX_STATE_LEN + 1", json!({ "op": "decode", "encoding": "GroupSender", "input": hex(&s), "input_pad_to": MAX_STATE + 1 }), e("TooLarge"));
     let r = t.state("receiver");
     let rl = layout::receiver_state(&r);

@@ -239,6 +239,17 @@ fn message_rows(t: &mut Table, c: &Ctx) {
         ),
         e("InvalidPublicKey"),
     );
+    let mut p_minus_1 = P;
+    p_minus_1[0] -= 1;
+    t.row(
+        "message_ratchet_key_p_minus_1",
+        "ratchet_key = p - 1 (canonical: the largest u below p)",
+        decode(
+            "Message",
+            &edit(m, &|b| l.put(b, "ratchet_key", &p_minus_1)),
+        ),
+        None,
+    );
     t.fails(
         "message_ratchet_key_p",
         "ratchet_key = p",
@@ -1457,6 +1468,22 @@ fn session_state_rows(t: &mut Table) {
         decode("Session", &with(&x3, |x| xl.put_u8(x, "key_agreement", 1))),
         e("InvalidEncoding"),
     );
+    // Fields §4 takes as they are: no check may refuse them.
+    t.row(
+        "session_chain_ratchet_key_taken_as_is",
+        "chains[0].ratchet_key (a closed chain) = 2^255 - 1: receiving chains' ratchet keys are not validated",
+        dec(&edit(&|x| l.put(x, "chains[0].ratchet_key", &above_p()))),
+        None,
+    );
+    t.row(
+        "session_base_key_taken_as_is",
+        "base_key = 2^255 - 1 and kem_binding = 00..00: taken as they are in saved state",
+        dec(&edit(&|x| {
+            l.put(x, "base_key", &above_p());
+            l.put(x, "kem_binding", &[0; 32]);
+        })),
+        None,
+    );
     t.fails(
         "session_non_canonical_dhr",
         "dhr = 2^255 - 1",
@@ -1709,6 +1736,12 @@ fn device_state_rows(t: &mut Table) {
             x.push(0);
         })),
         e("TrailingBytes"),
+    );
+    t.row(
+        "device_base_key_taken_as_is",
+        "spks[0].base_keys[0] = 2^255 - 1: recorded base keys are not validated",
+        dec(&edit(&|x| l.put(x, "spks[0].base_keys[0]", &above_p()))),
+        None,
     );
     t.fails(
         "device_trailing_bytes",
