@@ -11,7 +11,6 @@ use testkit::layout;
 use testkit::model::group::message::{owner_proof, owner_signature};
 use testkit::model::group::ratchet::closed_form;
 use testkit::model::group::{Dist, Levels, Receiver, Sender, Store, read_distribution};
-use testkit::model::keys::identity_key_bytes;
 use testkit::model::primitives::{MAX_PLAINTEXT, MAX_STATE, ed25519_public};
 use testkit::model::sealed::seal_with;
 use testkit::model::{Dev, with};
@@ -880,7 +879,6 @@ fn install_rows(t: &mut Table, c: &Ctx) {
         rimp(&with(d, |x| l.flip(x, "owner_proof", 0, 1)), GROUP),
         e("InvalidSignature"),
     );
-    let _ = identity_key_bytes;
 }
 
 fn sealed_rows(t: &mut Table) {

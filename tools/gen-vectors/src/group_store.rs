@@ -152,16 +152,20 @@ fn outcomes() -> Value {
     )
 }
 
-fn upgrade_replaces_altered_ratchet() -> Value {
-    let mut r = start("upgrade_replaces_altered_ratchet", &["alice", "bob"]);
+/// Alice's chain and Bob's empty store; her distribution at index 0 and
+/// her messages 0..=5.
+fn six_messages(name: &str) -> (Rec, Vec<u8>, Vec<Vec<u8>>) {
+    let mut r = start(name, &["alice", "bob"]);
     pair(&mut r, "alice", "bob");
     new_sender(&mut r);
     store(&mut r);
     let d0 = distribution(&mut r, "sender");
-    let mut m = Vec::new();
-    for i in 0..6 {
-        m.push(gsend(&mut r, &format!("m{i}")));
-    }
+    let m = (0..6).map(|i| gsend(&mut r, &format!("m{i}"))).collect();
+    (r, d0, m)
+}
+
+fn upgrade_replaces_altered_ratchet() -> Value {
+    let (mut r, d0, m) = six_messages("upgrade_replaces_altered_ratchet");
     import(&mut r, &altered(&d0)); // Added: the signatures hold.
     dec(&mut r, &m[5]); // AuthenticationFailed: not the chain's ratchet.
     install(&mut r, &d0); // Upgraded: p = max(0, 0) = 0.
@@ -176,16 +180,8 @@ fn upgrade_replaces_altered_ratchet() -> Value {
 }
 
 fn upgrade_recomputes_cached_keys() -> Value {
-    let mut r = start("upgrade_recomputes_cached_keys", &["alice", "bob"]);
-    pair(&mut r, "alice", "bob");
-    new_sender(&mut r);
-    store(&mut r);
-    let d0 = distribution(&mut r, "sender");
+    let (mut r, d0, m) = six_messages("upgrade_recomputes_cached_keys");
     import(&mut r, &d0);
-    let mut m = Vec::new();
-    for i in 0..6 {
-        m.push(gsend(&mut r, &format!("m{i}")));
-    }
     dec(&mut r, &m[5]);
     // The saved store with cached keys 1 and 4 replaced (a tampered
     // backup: stored keys are not validated).

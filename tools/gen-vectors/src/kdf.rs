@@ -15,8 +15,8 @@ use testkit::model::keys::{encode_kem, fingerprint, fingerprint_display, identit
 use testkit::model::pqxdh::kem_binding;
 use testkit::model::primitives::{
     L_CHAIN_MESSAGE, L_CHAIN_NEXT, L_FINGERPRINT, L_KEM_BINDING, L_MESSAGE_KEYS, L_ROOT, L_SEALED,
-    a32, dh, ed25519_public, id_u, id_x, kdf_ck, kdf_rk, kem_decaps, kem_ek_ok, kem_encaps,
-    kem_keygen, key_nonce, sha256, x_pub,
+    dh, ed25519_public, id_u, id_x, kdf_ck, kdf_rk, kem_decaps, kem_ek_ok, kem_encaps, kem_keygen,
+    key_nonce, sha256, x_pub,
 };
 use testkit::model::rand::Stream;
 use testkit::model::sealed;
@@ -173,7 +173,6 @@ pub(crate) fn generate() -> Value {
         "name": "group_message_keys", "kind": "message_keys", "info": L_GROUP_MESSAGE_KEYS,
         "ikm": hex(&key(&r)), "salt": hex(&salt), "aes_key": hex(&k), "nonce": hex(&nonce),
     }));
-    let _ = a32;
     file(
         "kdf",
         "Every key derivation, hash and conversion of SPEC.md v2 with its label: the identity conversion, fingerprints, ML-KEM-1024 and the KEM binding, the ratchet KDFs, sealed-state keys and the group ratchet's functions.",

@@ -131,8 +131,7 @@ fn setup(t: &mut Table) -> Ctx {
     // sending chain.
     t.fixture("bob_session", &r.state("bob_alice"));
     t.fixture("alice_session", &r.state("alice_bob"));
-    let reply2 = send(&mut r, "bob_alice", b"reply 2");
-    let _ = reply2;
+    send(&mut r, "bob_alice", b"reply 2");
     t.fixture("bob_session_sending", &r.state("bob_alice"));
     t.fixture_recipe(
         "bob_session_sending_exhausted",
