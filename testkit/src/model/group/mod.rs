@@ -14,5 +14,5 @@ pub use ratchet::{Levels, closed_form, key_at, levels_json, message_key};
 pub use receiver::Receiver;
 pub use sender::Sender;
 pub use store::{Outcome, Store};
-pub use v1::{GReceiver, GSender, GStore, Held, Inserted};
+pub use v1::{GStore, Held, Inserted};
 pub use window::Window;
