@@ -160,6 +160,11 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
+    /// The next `N` bytes where they are, not copied.
+    pub(crate) fn array_ref<const N: usize>(&mut self) -> Result<&'a [u8; N]> {
+        self.take(N)?.try_into().map_err(|_| Error::Truncated)
+    }
+
     pub(crate) fn u8(&mut self) -> Result<u8> {
         let [b] = self.array::<1>()?;
         Ok(b)

@@ -165,6 +165,13 @@ impl IdentityKeyPair {
         &self.signing
     }
 
+    /// Signs `label || message` with the identity key: the signatures an
+    /// identity makes outside this module (the group owner signature, SPEC
+    /// §15.6).
+    pub(crate) fn sign(&self, label: &[u8], message: &[&[u8]]) -> [u8; 64] {
+        crypto::sign(&self.signing, label, message)
+    }
+
     /// `IdX(seed)`, for X3DH.
     pub(crate) fn dh(&self) -> &StaticSecret {
         &self.dh

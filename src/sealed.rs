@@ -99,8 +99,11 @@ pub trait SavedState: Sized + Sealed {
     ///
     /// # Errors
     ///
-    /// [`Error::TooLarge`] for a context over [`MAX_SEAL_CONTEXT_LEN`];
-    /// [`Error::RandomnessUnavailable`] if `rng` fails.
+    /// In this order, before anything is drawn: [`Error::TooLarge`] for a
+    /// context over [`MAX_SEAL_CONTEXT_LEN`], then for a state whose sealed
+    /// form would be longer than [`MAX_STATE_LEN`] (which
+    /// [`SavedState::unseal`] would refuse; no state sotto writes comes
+    /// near); then [`Error::RandomnessUnavailable`] if `rng` fails.
     fn seal<R: TryCryptoRng + ?Sized>(
         &self,
         key: &StorageKey,
@@ -169,10 +172,15 @@ fn seal<R: TryCryptoRng + ?Sized>(
         context.len() <= MAX_SEAL_CONTEXT_LEN,
         "checked by the caller"
     );
+    // Never write what unseal refuses (SPEC §10.5); checked before the draw.
+    let sealed_len = SEALED_HEADER_LEN + plain.len() + AEAD_TAG_LEN;
+    if sealed_len > MAX_STATE_LEN {
+        return Err(Error::TooLarge);
+    }
     let mut salt = [0u8; SEALED_SALT_LEN];
     crypto::draw(rng, &mut salt)?;
     // Exact capacity: the plain state is encrypted in place in this buffer.
-    let mut out = Vec::with_capacity(SEALED_HEADER_LEN + plain.len() + AEAD_TAG_LEN);
+    let mut out = Vec::with_capacity(sealed_len);
     write_header(&mut out, tag::SEALED_STATE);
     out.push(inner_tag);
     out.extend_from_slice(&salt);
@@ -362,6 +370,33 @@ mod tests {
         let old = Session::unseal(&old, &key, CONTEXT).unwrap();
         let new = Session::unseal(&new, &key, CONTEXT).unwrap();
         assert_eq!(old.generation() + 1, new.generation());
+    }
+
+    /// Sealing never writes a blob that opening refuses (SPEC §10.5): the
+    /// largest plain state that seals gives a blob of exactly
+    /// `MAX_STATE_LEN` bytes, which opens; one byte more is `TooLarge`
+    /// before anything is drawn.
+    #[test]
+    fn sealing_refuses_what_opening_would() {
+        let key = StorageKey::from_bytes([2; 32]);
+        let mut rng = TestRng::new(9);
+        let mut plain = vec![0u8; MAX_STATE_LEN - 51];
+        plain[..2].copy_from_slice(&[codec::VERSION, tag::SESSION_STATE]);
+        let sealed = seal(&key, CONTEXT, &mut rng, tag::SESSION_STATE, &plain).unwrap();
+        assert_eq!(sealed.len(), MAX_STATE_LEN);
+        assert_eq!(
+            unseal(&key, CONTEXT, tag::SESSION_STATE, &sealed)
+                .unwrap()
+                .as_slice(),
+            &plain[..]
+        );
+        plain.push(0);
+        let draws = rng.draws.len();
+        assert_eq!(
+            seal(&key, CONTEXT, &mut rng, tag::SESSION_STATE, &plain).err(),
+            Some(Error::TooLarge)
+        );
+        assert_eq!(rng.draws.len(), draws);
     }
 
     /// Opening checks, in SPEC §10.5's order.

@@ -166,7 +166,7 @@ pub(crate) fn bundle(bob: &mut Device, rng: &mut TestRng, one_time: bool) -> Ver
 /// The prekey message in `message`.
 pub(crate) fn prekey(message: Message) -> PreKeyMessage {
     match message {
-        Message::PreKey(m) => m,
+        Message::PreKey(m) => *m,
         Message::Ratchet(_) => panic!("expected a prekey message"),
     }
 }

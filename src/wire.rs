@@ -347,13 +347,15 @@ impl PreKeyMessage {
 }
 
 /// Any pairwise message.
-// Prekey messages are the rare first ones; boxing them would add an
-// allocation to each.
-#[allow(clippy::large_enum_variant)]
+///
+/// The prekey variant is boxed so that both variants are about the same
+/// size: moving a `Message` then copies no large uninitialised tail, which
+/// would carry whatever the stack held before (secrets included) into the
+/// caller's memory.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Message {
     /// Starts a session (and repeats its X3DH header until the first reply).
-    PreKey(PreKeyMessage),
+    PreKey(Box<PreKeyMessage>),
     /// A message in an established session.
     Ratchet(RatchetMessage),
 }
@@ -390,7 +392,9 @@ impl Message {
         let mut r = Reader::new(&bytes);
         r.expect_version()?;
         match r.u8()? {
-            tag::PREKEY_MESSAGE => PreKeyMessage::from_vec(bytes).map(Self::PreKey),
+            tag::PREKEY_MESSAGE => {
+                PreKeyMessage::from_vec(bytes).map(|m| Self::PreKey(Box::new(m)))
+            }
             tag::RATCHET_MESSAGE => RatchetMessage::from_vec(bytes).map(Self::Ratchet),
             found => Err(Error::WrongType {
                 expected: tag::RATCHET_MESSAGE,
@@ -471,6 +475,17 @@ mod tests {
         assert_eq!(reply.salt(), bytes[42..58]);
         let parsed = RatchetMessage::from_vec(bytes.to_vec()).unwrap();
         assert_eq!(parsed, reply);
+    }
+
+    /// A `Message` is no larger than a ratchet message (the prekey one is
+    /// boxed): moving one copies no uninitialised tail the size of a prekey
+    /// message, which carried stack leftovers, an initial root key among
+    /// them, into the caller's memory (the review's `freed_secrets`).
+    #[test]
+    fn a_message_is_the_size_of_a_ratchet_message() {
+        use core::mem::size_of;
+        assert!(size_of::<PreKeyMessage>() > 2 * size_of::<RatchetMessage>());
+        assert_eq!(size_of::<Message>(), size_of::<RatchetMessage>());
     }
 
     /// Input over `MAX_MESSAGE_LEN` is `TooLarge` whatever its first bytes,

@@ -7,7 +7,21 @@
 #![allow(clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use rand_chacha::ChaCha20Rng;
-use sotto::{Device, Message, PreKeyBundle, PreKeyMessage, Session, StorageKey};
+use sotto::{
+    Device, KeyAgreementPolicy, Message, PreKeyBundle, PreKeyMessage, Session, StorageKey,
+};
+pub use testkit::fixtures::Kem;
+use testkit::fixtures::{NOW, bundle_with};
+
+/// The policy that lets a handshake with `kem` through: classical only by
+/// the explicit opt-in.
+pub fn policy(kem: Kem) -> KeyAgreementPolicy {
+    if kem == Kem::Classical {
+        KeyAgreementPolicy::ClassicalAllowed
+    } else {
+        KeyAgreementPolicy::PostQuantumRequired
+    }
+}
 
 /// Plaintext sizes of the per-message benchmarks: a chat line, a paragraph,
 /// and a large message well inside `MAX_PLAINTEXT_LEN`.
@@ -47,20 +61,22 @@ pub struct Handshake {
     pub alice_session: Session,
 }
 
-/// Runs X3DH once with a one-time prekey, up to Alice's first message.
+/// Runs PQXDH once with a one-time prekey and a one-time KEM prekey, up
+/// to Alice's first message.
 pub fn handshake(rng: &mut ChaCha20Rng) -> Handshake {
-    let alice = Device::generate(rng);
-    let mut bob = Device::generate(rng);
-    let one_time = bob
-        .generate_one_time_prekeys(rng, 1)
-        .expect("one prekey fits");
-    let bundle = PreKeyBundle::new(
-        *bob.identity_key(),
-        bob.signed_prekey(),
-        one_time.first().copied(),
-    );
+    handshake_with(rng, Kem::OneTime)
+}
+
+/// Runs the key agreement once with a one-time prekey and the KEM prekey
+/// `kem` (classical X3DH under the opt-in for [`Kem::Classical`]), up to
+/// Alice's first message.
+pub fn handshake_with(rng: &mut ChaCha20Rng, kem: Kem) -> Handshake {
+    let alice = Device::generate(rng, NOW).expect("device");
+    let mut bob = Device::generate(rng, NOW).expect("device");
+    let bundle = bundle_with(rng, &mut bob, true, kem);
     let verified = bundle.clone().verify().expect("own bundle verifies");
-    let mut alice_session = Session::initiate(&alice, rng, &verified).expect("initiate");
+    let mut alice_session =
+        Session::initiate_with_policy(&alice, rng, &verified, policy(kem)).expect("initiate");
     let first = alice_session
         .encrypt(rng, &[0x41; SMALL])
         .expect("first message");
@@ -71,7 +87,7 @@ pub fn handshake(rng: &mut ChaCha20Rng) -> Handshake {
         alice,
         bob,
         bundle,
-        first,
+        first: *first,
         alice_session,
     }
 }
@@ -89,7 +105,7 @@ pub struct Pair {
 pub fn deliver(rng: &mut ChaCha20Rng, from: &mut Session, to: &mut Session, len: usize) {
     let plaintext = vec![0x42; len];
     let message = parse(from.encrypt(rng, &plaintext).expect("encrypt"));
-    assert_eq!(to.decrypt(&message).expect("decrypt"), plaintext);
+    assert_eq!(*to.decrypt(&message).expect("decrypt"), *plaintext);
 }
 
 /// A session pair on established chains in both directions.
@@ -165,7 +181,7 @@ pub mod olm {
     pub fn deliver(from: &mut Session, to: &mut Session, len: usize) {
         let plaintext = vec![0x42; len];
         let message = from.encrypt(&plaintext).expect("encrypt");
-        assert_eq!(to.decrypt(&message).expect("decrypt"), plaintext);
+        assert_eq!(*to.decrypt(&message).expect("decrypt"), *plaintext);
     }
 
     /// An Olm session pair on established chains in both directions (the
@@ -204,17 +220,54 @@ pub mod floor {
     use sha2::Sha256;
     use x25519_dalek::{PublicKey, StaticSecret};
 
-    use testkit::model::primitives::{
-        L_CHAIN_MESSAGE, L_CHAIN_NEXT, L_MESSAGE_KEYS, L_ROOT, L_SPK, L_X3DH,
-    };
-    use testkit::model::session::AD_LEN;
-    use testkit::model::wire::RATCHET_HEADER_LEN;
+    use ml_kem::kem::{Decapsulate, KeyExport, KeyInit as KemKeyInit};
+    use ml_kem::{DecapsulationKey, EncapsulationKey, MlKem1024};
 
-    /// AEAD associated data of a pairwise message: the session AD (two
-    /// 64-byte identities) and the ratchet header.
+    // The labels of SPEC §3, as published.
+    const L_CHAIN_MESSAGE: &str = "sotto v2 chain message";
+    const L_CHAIN_NEXT: &str = "sotto v2 chain next";
+    const L_MESSAGE_KEYS: &str = "sotto v2 message keys";
+    const L_ROOT: &str = "sotto v2 root";
+    const L_SPK: &str = "sotto v2 signed prekey";
+    const L_X3DH: &str = "sotto v2 x3dh";
+    /// The session AD: two identities and the KEM binding (SPEC §7.2).
+    const AD_LEN: usize = 32 + 32 + 32;
+    /// A ratchet message's header (SPEC §9.1).
+    const RATCHET_HEADER_LEN: usize = 58;
+
+    /// AEAD associated data of a pairwise message: the session AD and the
+    /// ratchet header.
     pub const MESSAGE_AAD_LEN: usize = AD_LEN + RATCHET_HEADER_LEN;
-    /// Signed prekey signature input: label, DH identity, id, key (SPEC §5.3).
-    pub const SIGNED_PREKEY_LEN: usize = L_SPK.len() + 32 + 4 + 32;
+    /// Signed prekey signature input: label, id, key (SPEC §5.3).
+    pub const SIGNED_PREKEY_LEN: usize = L_SPK.len() + 4 + 32;
+    /// A KEM prekey's signature input: label, id, kind, algorithm and key
+    /// (SPEC §5.5).
+    pub const KEM_PREKEY_LEN: usize = b"sotto v2 kem prekey".len() + 4 + 1 + 1 + 1568;
+
+    /// ML-KEM-1024 key generation from the 64-byte seed, as the responder
+    /// does it for every accept (SPEC §7.3), returning the encapsulation key.
+    pub fn kem_keygen(seed: &[u8; 64]) -> DecapsulationKey<MlKem1024> {
+        <DecapsulationKey<MlKem1024> as KemKeyInit>::new(&(*seed).into())
+    }
+
+    /// The encapsulation key of a seed, as bytes.
+    pub fn kem_public(seed: &[u8; 64]) -> [u8; 1568] {
+        kem_keygen(seed).encapsulation_key().to_bytes().into()
+    }
+
+    /// The initiator's KEM work: the FIPS 203 key check of the bundle's
+    /// encapsulation key, then encapsulation with `m` (SPEC §7.2).
+    pub fn kem_encapsulate(ek: &[u8; 1568], m: &[u8; 32]) -> [u8; 32] {
+        let key = EncapsulationKey::<MlKem1024>::new(&(*ek).into()).expect("valid key");
+        let (_ct, ss) = key.encapsulate_deterministic(&(*m).into());
+        ss.into()
+    }
+
+    /// The responder's KEM work: key generation from the stored seed, then
+    /// decapsulation (SPEC §7.3).
+    pub fn kem_decapsulate(seed: &[u8; 64], ct: &[u8; 1568]) -> [u8; 32] {
+        kem_keygen(seed).decapsulate(&(*ct).into()).into()
+    }
 
     /// HMAC-SHA256 of `data` under `key`.
     pub fn hmac(key: &[u8; 32], data: &[u8]) -> [u8; 32] {
@@ -320,32 +373,87 @@ pub mod floor {
 /// Group fixtures: senders, receivers and far-ahead messages.
 pub mod group {
     use rand_chacha::ChaCha20Rng;
+    use sha2::{Digest, Sha256};
     use sotto::group::{GroupId, GroupMessage, GroupReceiver, GroupSender};
-    use testkit::model::group::GSender;
-    use testkit::model::group::ratchet::closed_form;
+
+    type Levels = [[u8; 32]; 8];
+
+    /// SPEC §15.11: a saved sender's index and R_0..R_7.
+    const SENDER_INDEX: usize = 234;
+    const SENDER_LEVELS: usize = 238;
+
+    fn hash(label: &[u8], extra: &[u8], r: &[u8; 32]) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(label);
+        h.update(extra);
+        h.update(r);
+        h.finalize().into()
+    }
+
+    fn steps(mut r: [u8; 32], n: u32) -> [u8; 32] {
+        for _ in 0..n {
+            r = hash(b"sotto v2 group step", &[], &r);
+        }
+        r
+    }
+
+    fn digit(i: u32, k: usize) -> u32 {
+        (i >> (4 * (7 - k))) & 0xf
+    }
+
+    /// SPEC §15.4's closed form: `R_k(i) = Step^{d_k(i)}(B_k(i))`.
+    fn closed_form(initial: &Levels, i: u32) -> Levels {
+        let mut bases = [[0u8; 32]; 8];
+        for k in 0..8 {
+            bases[k] = match (0..k).rev().find(|&h| digit(i, h) != 0) {
+                None => initial[k],
+                Some(h) => {
+                    let m = u8::try_from(k).expect("a level");
+                    hash(
+                        b"sotto v2 group derive",
+                        &[m],
+                        &steps(bases[h], digit(i, h) - 1),
+                    )
+                }
+            };
+        }
+        let mut levels = [[0u8; 32]; 8];
+        for k in 0..8 {
+            levels[k] = steps(bases[k], digit(i, k));
+        }
+        levels
+    }
 
     /// A sender and a receiver installed from its distribution at index 0.
     pub fn pair(rng: &mut ChaCha20Rng) -> (GroupSender, GroupReceiver) {
-        let sender = GroupSender::new(rng, GroupId::from_bytes([9; 32]));
-        let receiver = GroupReceiver::import_unauthenticated(&sender.distribution().to_bytes())
-            .expect("own distribution");
+        let owner = sotto::Device::generate(rng, super::NOW).expect("device");
+        let group = GroupId::from_bytes([9; 32]);
+        let sender = GroupSender::new(rng, group, &owner).expect("sender");
+        let receiver =
+            GroupReceiver::import_unauthenticated(&group, &sender.distribution().to_bytes())
+                .expect("own distribution");
         (sender, receiver)
     }
 
     /// Moves a saved sender from index 0 to `target` without sending the
-    /// messages in between, with the reference model's closed form of the
-    /// ratchet (SPEC.md §15.4). Only for setting up jumps too long to send
+    /// messages in between, with the closed form of the ratchet (SPEC.md
+    /// §15.4) written out here. Only for setting up jumps too long to send
     /// one by one; a wrong result fails the benchmark's setup, where the
     /// receiver must decrypt the message.
     pub fn jump_sender(sender: &GroupSender, target: u32) -> GroupSender {
-        let at_0 = GSender::parse(&sender.to_bytes()).expect("a sender state");
-        assert_eq!(at_0.index, 0, "the sender is at index 0");
-        let moved = GSender {
-            index: target,
-            levels: closed_form(&at_0.levels, target),
-            ..at_0
-        };
-        GroupSender::from_bytes(&moved.encode()).expect("valid sender state")
+        assert_eq!(sender.index(), 0, "the sender is at index 0");
+        let mut state = sender.to_bytes().to_vec();
+        let mut initial = [[0u8; 32]; 8];
+        for (k, level) in initial.iter_mut().enumerate() {
+            let at = SENDER_LEVELS + 32 * k;
+            level.copy_from_slice(&state[at..at + 32]);
+        }
+        state[SENDER_INDEX..SENDER_INDEX + 4].copy_from_slice(&target.to_be_bytes());
+        for (k, level) in closed_form(&initial, target).iter().enumerate() {
+            let at = SENDER_LEVELS + 32 * k;
+            state[at..at + 32].copy_from_slice(level);
+        }
+        GroupSender::from_bytes(&state).expect("valid sender state")
     }
 
     /// The message a receiver at index 0 decrypts after a jump to `target`.

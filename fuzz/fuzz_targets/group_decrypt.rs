@@ -1,5 +1,5 @@
 //! Arbitrary group messages on a live receiver (keys cached, some indices
-//! read) and on a store of three chains. The first byte picks whether the
+//! read) and on a store of three chains (two authenticated, one imported). The first byte picks whether the
 //! rest is a whole message (0) or a message body that the target signs with
 //! one of the fixture chains' real signing keys (1..=3), as a sender gone
 //! bad would: that reaches the index and AEAD checks past the signature.

@@ -38,8 +38,10 @@ pub(crate) mod label {
     pub(crate) const GROUP_MESSAGE_KEYS: &[u8] = b"sotto v2 group message keys";
     /// The group message signature (SPEC §15.5).
     pub(crate) const GROUP_SIGNATURE: &[u8] = b"sotto v2 group message";
-    /// A chain's owner proof (SPEC §15.6).
+    /// A chain's owner proof, by the chain key (SPEC §15.6).
     pub(crate) const GROUP_CHAIN_OWNER: &[u8] = b"sotto v2 group chain owner";
+    /// The owner's signature of its chain, by the identity key (SPEC §15.6).
+    pub(crate) const GROUP_OWNER_SIGNATURE: &[u8] = b"sotto v2 group owner signature";
 }
 
 /// AES-256-GCM key length.

@@ -438,6 +438,7 @@ fn labels_are_the_specified_ones() {
         label::GROUP_MESSAGE_KEYS,
         label::GROUP_SIGNATURE,
         label::GROUP_CHAIN_OWNER,
+        label::GROUP_OWNER_SIGNATURE,
     ];
     let mut spec: Vec<&[u8]> = spec_section("## 3. Labels")
         .into_iter()
@@ -448,7 +449,7 @@ fn labels_are_the_specified_ones() {
     spec.sort_unstable();
     ours.sort_unstable();
     assert_eq!(ours, spec);
-    assert_eq!(spec.len(), 17);
+    assert_eq!(spec.len(), 18);
     for l in code {
         assert!(l.starts_with(b"sotto v2 "));
     }
@@ -457,6 +458,7 @@ fn labels_are_the_specified_ones() {
         label::KEM_PREKEY,
         label::GROUP_SIGNATURE,
         label::GROUP_CHAIN_OWNER,
+        label::GROUP_OWNER_SIGNATURE,
     ];
     for a in signatures {
         for b in signatures {

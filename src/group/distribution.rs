@@ -1,16 +1,18 @@
 //! The sender key distribution: everything a member needs to read one sender
-//! chain from its current index on, and the chain's proof of its owner
-//! (SPEC.md §15.6).
+//! chain from its current index on, and the two signatures that bind the
+//! chain and its owner to each other (SPEC.md §15.6).
 //!
 //! ```text
 //! SenderKeyDistribution = version(1) type=0x04 group_id(32) chain(32) owner(32)
-//!                         owner_proof(64) index(u32) R_0..R_7(8 * 32)
+//!                         owner_proof(64) owner_signature(64) index(u32)
+//!                         R_0..R_7(8 * 32)
 //! ```
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
 
+use ed25519_dalek::SigningKey;
 use zeroize::Zeroizing;
 
 use super::ratchet::{RATCHET_LEN, Ratchet};
@@ -18,13 +20,14 @@ use super::{ChainId, GroupId, OWNER_LEN, owner_bytes};
 use crate::codec::{self, Codec, Reader, Sink, tag};
 use crate::crypto::{self, label};
 use crate::error::Result;
-use crate::keys::IdentityKey;
+use crate::keys::{IdentityKey, IdentityKeyPair};
 
 /// Length of an Ed25519 signature.
 pub(crate) const PROOF_LEN: usize = 64;
 
 /// A sender chain's key as handed to one member: the group, the chain's
-/// public key, its owner and the chain's owner proof, and the ratchet at the
+/// public key, its owner, the chain's owner proof (by the chain key) and
+/// owner signature (by the owner's identity key), and the ratchet at the
 /// chain's current index.
 ///
 /// It contains the ratchet secret: send it only as the plaintext of a
@@ -33,27 +36,27 @@ pub struct SenderKeyDistribution {
     group_id: GroupId,
     chain: ChainId,
     owner: IdentityKey,
-    owner_proof: [u8; PROOF_LEN],
+    signatures: OwnerSignatures,
     /// Boxed, like every secret in a container or a movable value.
     ratchet: Box<Ratchet>,
 }
 
 impl SenderKeyDistribution {
-    /// Length of [`SenderKeyDistribution::to_bytes`] (422 bytes).
-    pub const ENCODED_LEN: usize = 2 + 32 + 32 + OWNER_LEN + PROOF_LEN + RATCHET_LEN;
+    /// Length of [`SenderKeyDistribution::to_bytes`] (486 bytes).
+    pub const ENCODED_LEN: usize = 2 + 32 + 32 + OWNER_LEN + 2 * PROOF_LEN + RATCHET_LEN;
 
     pub(crate) fn new(
         group_id: GroupId,
         chain: ChainId,
         owner: IdentityKey,
-        owner_proof: [u8; PROOF_LEN],
+        signatures: OwnerSignatures,
         ratchet: Box<Ratchet>,
     ) -> Self {
         Self {
             group_id,
             chain,
             owner,
-            owner_proof,
+            signatures,
             ratchet,
         }
     }
@@ -64,7 +67,8 @@ impl SenderKeyDistribution {
     }
 
     /// Decodes [`SenderKeyDistribution::to_bytes`] strictly. The owner proof
-    /// is not checked here but when the distribution is installed.
+    /// and owner signature are not checked here but when the distribution is
+    /// installed.
     ///
     /// # Errors
     ///
@@ -93,7 +97,8 @@ impl SenderKeyDistribution {
         &self.chain
     }
 
-    /// The owner the chain's owner proof names.
+    /// The owner the chain's owner proof names and whose identity key made
+    /// the owner signature.
     pub fn owner(&self) -> &IdentityKey {
         &self.owner
     }
@@ -103,9 +108,25 @@ impl SenderKeyDistribution {
         self.ratchet.index()
     }
 
-    /// Checks the owner proof strictly under the chain's key (SPEC §15.6).
-    pub(crate) fn verify_owner_proof(&self) -> Result<()> {
-        verify_owner_proof(&self.group_id, &self.chain, &self.owner, &self.owner_proof)
+    /// Checks, strictly, the owner proof under the chain's key, then the
+    /// owner signature under the owner's identity key (SPEC §15.6, §15.7).
+    pub(crate) fn verify_owner(&self) -> Result<()> {
+        crypto::verify(
+            self.chain.key(),
+            label::GROUP_CHAIN_OWNER,
+            &[&owner_proof_message(
+                &self.group_id,
+                &self.chain,
+                &self.owner,
+            )],
+            &self.signatures.proof,
+        )?;
+        crypto::verify(
+            self.owner.verifying_key(),
+            label::GROUP_OWNER_SIGNATURE,
+            &[self.group_id.as_bytes(), self.chain.as_bytes()],
+            &self.signatures.signature,
+        )
     }
 
     /// Group, chain, owner, ratchet.
@@ -116,11 +137,7 @@ impl SenderKeyDistribution {
 
 /// The message an owner proof signs, after its label:
 /// `group_id || chain || owner`.
-pub(crate) fn owner_proof_message(
-    group_id: &GroupId,
-    chain: &ChainId,
-    owner: &IdentityKey,
-) -> Vec<u8> {
+fn owner_proof_message(group_id: &GroupId, chain: &ChainId, owner: &IdentityKey) -> Vec<u8> {
     let owner = owner_bytes(owner);
     let mut message = Vec::with_capacity(64 + owner.len());
     message.extend_from_slice(group_id.as_bytes());
@@ -129,29 +146,59 @@ pub(crate) fn owner_proof_message(
     message
 }
 
-/// `Verify(chain, "sotto v2 group chain owner" || group_id || chain || owner,
-/// proof)`: `InvalidSignature` unless it holds.
-pub(crate) fn verify_owner_proof(
-    group_id: &GroupId,
-    chain: &ChainId,
-    owner: &IdentityKey,
-    proof: &[u8; PROOF_LEN],
-) -> Result<()> {
-    crypto::verify(
-        chain.key(),
-        label::GROUP_CHAIN_OWNER,
-        &[&owner_proof_message(group_id, chain, owner)],
-        proof,
-    )
+/// A chain's two bindings to its owner (SPEC §15.6), made once when the
+/// chain is created.
+#[derive(Clone, Copy)]
+pub(crate) struct OwnerSignatures {
+    /// By the chain key: "this chain belongs to `owner`".
+    pub(crate) proof: [u8; PROOF_LEN],
+    /// By the owner's identity key: "`owner` created this chain".
+    pub(crate) signature: [u8; PROOF_LEN],
 }
 
-/// Group id, chain, owner, owner proof, then the ratchet (index, R_0..R_7).
+impl OwnerSignatures {
+    /// Signs both for a new chain of `owner` in `group_id`.
+    pub(crate) fn sign(
+        group_id: &GroupId,
+        chain_seed: &SigningKey,
+        owner: &IdentityKeyPair,
+    ) -> Self {
+        let chain = ChainId::from_key(chain_seed.verifying_key());
+        let proof = crypto::sign(
+            chain_seed,
+            label::GROUP_CHAIN_OWNER,
+            &[&owner_proof_message(group_id, &chain, owner.public())],
+        );
+        let signature = owner.sign(
+            label::GROUP_OWNER_SIGNATURE,
+            &[group_id.as_bytes(), chain.as_bytes()],
+        );
+        Self { proof, signature }
+    }
+}
+
+/// The owner proof, then the owner signature, each taken as it is.
+impl Codec for OwnerSignatures {
+    fn encode<S: Sink>(&self, out: &mut S) {
+        self.proof.encode(out);
+        self.signature.encode(out);
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        let proof = r.array()?;
+        let signature = r.array()?;
+        Ok(Self { proof, signature })
+    }
+}
+
+/// Group id, chain, owner, owner proof, owner signature, then the ratchet
+/// (index, R_0..R_7).
 impl Codec for SenderKeyDistribution {
     fn encode<S: Sink>(&self, out: &mut S) {
         self.group_id.encode(out);
         self.chain.encode(out);
         self.owner.encode(out);
-        self.owner_proof.encode(out);
+        self.signatures.encode(out);
         self.ratchet.encode(out);
     }
 
@@ -159,13 +206,13 @@ impl Codec for SenderKeyDistribution {
         let group_id = GroupId::decode(r)?;
         let chain = ChainId::decode(r)?;
         let owner = IdentityKey::decode(r)?;
-        let owner_proof = r.array()?;
+        let signatures = OwnerSignatures::decode(r)?;
         let ratchet = Ratchet::decode_boxed(r)?;
         Ok(Self {
             group_id,
             chain,
             owner,
-            owner_proof,
+            signatures,
             ratchet,
         })
     }

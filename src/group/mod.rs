@@ -2,16 +2,21 @@
 //!
 //! Each member of a group owns a [`GroupSender`]: a sender chain with a
 //! one-way hierarchical hash ratchet (§15.4) and an Ed25519 chain key of its
-//! own, whose public half names the chain ([`ChainId`]) and which signs, once,
-//! an owner proof naming the member's identity. The member sends the chain's
-//! [`SenderKeyDistribution`] to every other member inside their pairwise
-//! [`Session`](crate::Session)s; each of them installs it in its
-//! [`GroupReceivers`] store for the group (§15.7, §15.9). A message is then
-//! encrypted once, for everyone (§15.5).
+//! own, whose public half names the chain ([`ChainId`]). When the chain is
+//! created, the chain key signs an owner proof naming the member's identity,
+//! and the member's identity key signs that it created the chain (§15.6).
+//! The member sends the chain's [`SenderKeyDistribution`] to every other
+//! member inside their pairwise [`Session`](crate::Session)s; each of them
+//! installs it in its [`GroupReceivers`] store for the group (§15.7, §15.9).
+//! A message is then encrypted once, for everyone (§15.5).
 //!
 //! - A distribution installed from a session is accepted only if its owner is
-//!   that session's peer and the chain's owner proof names that owner, so a
-//!   member can neither forward another's chain as its own nor squat it.
+//!   that session's peer and both signatures bind the chain to that owner,
+//!   so a member can neither forward another's chain as its own, nor squat
+//!   it, nor create a chain in another member's name.
+//! - Only the owner's own distribution changes a chain a store holds; an
+//!   import (a key backup, a forwarded key) never does, and no chain moves
+//!   back past an index it read.
 //! - Every [`GroupMessage`] is signed over all its bytes; receivers verify
 //!   the signature strictly before they derive any key (§15.8).
 //! - A state at index `i` yields no key of any index below `i` (§15.4), and a
@@ -29,9 +34,10 @@
 //!
 //! # fn main() -> Result<(), sotto::Error> {
 //! let mut rng = ChaCha20Rng::from_seed([1; 32]);
-//! let alice = Device::generate(&mut rng);
+//! let alice = Device::generate(&mut rng, 1_700_000_000)?;
 //! let group = GroupId::from_bytes([9; 32]);
-//! let mut chain = GroupSender::new(&mut rng, group, alice.identity_key())?;
+//! // Alice's identity key signs the new chain.
+//! let mut chain = GroupSender::new(&mut rng, group, &alice)?;
 //!
 //! // In an app the distribution travels inside a pairwise session and is
 //! // installed with `GroupReceivers::receive_distribution(session, message)`,
@@ -42,17 +48,23 @@
 //!
 //! let message = chain.encrypt(&mut rng, b"hello group")?;
 //! let read = at_bob.decrypt(&message)?;
-//! assert_eq!(read.plaintext, b"hello group");
-//! assert_eq!(read.sender, Sender::Unauthenticated { claimed: *alice.identity_key() });
+//! assert_eq!(read.as_bytes(), b"hello group");
+//! assert_eq!(read.sender(), &Sender::Unauthenticated { claimed: *alice.identity_key() });
 //! assert_eq!(at_bob.decrypt(&message).err(), Some(sotto::Error::DuplicateMessage));
+//!
+//! // After a member leaves, Alice rotates (with her device again) and sends
+//! // the new distribution to the members who remain.
+//! let _next = chain.rotate(&mut rng, &alice)?;
 //! # Ok(())
 //! # }
 //! ```
 
 use alloc::vec::Vec;
 use core::fmt;
+use core::ops::Deref;
 
 use ed25519_dalek::VerifyingKey;
+use zeroize::Zeroizing;
 
 use crate::codec::{Codec, Reader, Sink};
 use crate::crypto;
@@ -196,14 +208,16 @@ fn hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Sender {
     /// The chain's distribution arrived over a pairwise session with its
-    /// owner, and the chain's owner proof names that identity.
+    /// owner, and its owner proof and owner signature bind it to that
+    /// identity.
     Authenticated(IdentityKey),
     /// The distribution was imported without a session (a key backup, a
-    /// forwarded key). Its messages were written by whoever holds the chain's
-    /// seed, and the chain's creator named `claimed` as the owner; that the
-    /// writer is `claimed` is only a claim.
+    /// forwarded key). Its signatures prove that `claimed` created the
+    /// chain, but not the path: whoever passed it on may have altered its
+    /// ratchet or moved it to another index.
     Unauthenticated {
-        /// The owner the chain's owner proof names.
+        /// The owner the chain's owner proof names and whose identity key
+        /// made its owner signature.
         claimed: IdentityKey,
     },
 }
@@ -248,18 +262,97 @@ impl Codec for Sender {
     }
 }
 
-/// A decrypted group message.
-#[derive(Clone, PartialEq, Eq, Debug)]
-#[non_exhaustive]
+/// A decrypted group message: the plaintext, held in memory that is
+/// zeroized on drop, the chain and index it came from, and who owns the
+/// chain.
+///
+/// It dereferences to the bytes. It is neither `Clone` (a copy of the bytes
+/// would outlive the zeroized one) nor `PartialEq` (compare the bytes
+/// yourself, in constant time if they are secret), and its `Debug` shows the
+/// chain, index, sender and length, never the bytes.
+///
+/// ```compile_fail
+/// fn copy(read: &sotto::group::GroupPlaintext) -> sotto::group::GroupPlaintext {
+///     read.clone()
+/// }
+/// ```
+///
+/// ```compile_fail
+/// fn same(a: &sotto::group::GroupPlaintext, b: &sotto::group::GroupPlaintext) -> bool {
+///     a == b
+/// }
+/// ```
 pub struct GroupPlaintext {
-    /// The message.
-    pub plaintext: Vec<u8>,
+    plaintext: Zeroizing<Vec<u8>>,
+    chain: ChainId,
+    index: u32,
+    sender: Sender,
+}
+
+impl GroupPlaintext {
+    pub(crate) fn new(
+        plaintext: Zeroizing<Vec<u8>>,
+        chain: ChainId,
+        index: u32,
+        sender: Sender,
+    ) -> Self {
+        Self {
+            plaintext,
+            chain,
+            index,
+            sender,
+        }
+    }
+
+    /// The plaintext bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.plaintext
+    }
+
+    /// The bytes alone, still zeroized on drop.
+    pub fn into_bytes(self) -> Zeroizing<Vec<u8>> {
+        self.plaintext
+    }
+
     /// The sender chain it came from.
-    pub chain: ChainId,
+    pub fn chain(&self) -> &ChainId {
+        &self.chain
+    }
+
     /// Its index in that chain.
-    pub index: u32,
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
     /// Who owns the chain, and whether that is authenticated.
-    pub sender: Sender,
+    pub fn sender(&self) -> &Sender {
+        &self.sender
+    }
+}
+
+impl Deref for GroupPlaintext {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.plaintext
+    }
+}
+
+impl AsRef<[u8]> for GroupPlaintext {
+    fn as_ref(&self) -> &[u8] {
+        &self.plaintext
+    }
+}
+
+impl fmt::Debug for GroupPlaintext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GroupPlaintext")
+            .field("chain", &self.chain)
+            .field("index", &self.index)
+            .field("sender", &self.sender)
+            .field("len", &self.plaintext.len())
+            .finish()
+    }
 }
 
 /// What inserting a chain into a [`GroupReceivers`] store did (SPEC §15.9).
@@ -267,15 +360,15 @@ pub struct GroupPlaintext {
 pub enum InsertOutcome {
     /// A chain the store did not hold was added.
     Added,
-    /// A held chain moved forward to the distribution's later index.
+    /// A held authenticated chain moved forward to the owner's later copy.
     Advanced,
-    /// A held chain became authenticated (and may have moved forward too).
+    /// A held unauthenticated chain became authenticated, its ratchet
+    /// replaced by the owner's own copy (never moved back past an index it
+    /// read).
     Upgraded,
-    /// A held unauthenticated chain that was not on the same ratchet was
-    /// replaced by the authenticated one.
-    Replaced,
-    /// The store already held this chain, as far or further, with the same
-    /// mark; nothing changed.
+    /// Nothing changed: the chain is held authenticated and the copy is an
+    /// import or not ahead, or it is held unauthenticated and the copy is
+    /// another import.
     Unchanged,
 }
 

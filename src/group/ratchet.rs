@@ -92,6 +92,12 @@ impl Ratchet {
     /// Decodes the index and R_0..R_7 straight into their allocation.
     pub(crate) fn decode_boxed(r: &mut Reader<'_>) -> Result<Box<Self>> {
         let index = u32::decode(r)?;
+        Self::decode_levels(index, r)
+    }
+
+    /// Decodes R_0..R_7 straight into their allocation, for a ratchet at
+    /// `index` (read before, with fields of its own between: SPEC §15.11).
+    pub(crate) fn decode_levels(index: u32, r: &mut Reader<'_>) -> Result<Box<Self>> {
         let mut ratchet = Box::new(Self {
             index,
             levels: [[0u8; LEVEL_LEN]; LEVELS],
@@ -101,6 +107,11 @@ impl Ratchet {
             .as_flattened_mut()
             .copy_from_slice(r.take(LEVELS * LEVEL_LEN)?);
         Ok(ratchet)
+    }
+
+    /// Writes R_0..R_7 without the index.
+    pub(crate) fn encode_levels<S: Sink>(&self, out: &mut S) {
+        out.put(self.levels.as_flattened());
     }
 
     /// The index this ratchet is at.
@@ -170,7 +181,7 @@ impl Ratchet {
 impl Codec for Ratchet {
     fn encode<S: Sink>(&self, out: &mut S) {
         self.index.encode(out);
-        out.put(self.levels.as_flattened());
+        self.encode_levels(out);
     }
 
     fn decode(r: &mut Reader<'_>) -> Result<Self> {

@@ -28,7 +28,8 @@ const SKIPPED_KEYS: Count = Count::u16(MAX_GROUP_SKIPPED_KEYS);
 
 /// One member's view of another member's sender chain: the chain, its owner
 /// and whether that is authenticated, the ratchet at the next index it
-/// expects, and a bounded cache of keys for indices it skipped.
+/// expects, how far it has read, and a bounded cache of keys for indices it
+/// skipped.
 ///
 /// Holds no key for any index it already decrypted, nor the ratchet at any
 /// earlier index: once a message is read (or its key evicted from the
@@ -48,15 +49,18 @@ pub struct GroupReceiver {
     sender: Sender,
     /// At the next index not yet reached.
     ratchet: Box<Ratchet>,
+    /// 0 if nothing was decrypted, else 1 + the highest index decrypted;
+    /// at most the ratchet's index (SPEC §15.8).
+    read: u32,
     /// Keys of skipped indices, all below the ratchet's index.
     /// Boxed so that the map's node moves never copy a key.
     skipped: BTreeMap<u32, Box<MessageKey>>,
 }
 
 impl GroupReceiver {
-    /// Largest length of [`GroupReceiver::to_bytes`] (9,585 bytes).
+    /// Largest length of [`GroupReceiver::to_bytes`] (9,589 bytes).
     pub const MAX_ENCODED_LEN: usize =
-        2 + 8 + 32 + 32 + OWNER_LEN + 1 + RATCHET_LEN + 2 + MAX_GROUP_SKIPPED_KEYS * (4 + 32);
+        2 + 8 + 32 + 32 + OWNER_LEN + 1 + RATCHET_LEN + 4 + 2 + MAX_GROUP_SKIPPED_KEYS * (4 + 32);
 
     /// Installs, for group `group_id`, the sender key distribution carried by
     /// a decrypted pairwise plaintext, marked as authenticated by the
@@ -68,14 +72,15 @@ impl GroupReceiver {
     /// (the plaintext must be exactly a distribution);
     /// [`Error::GroupMismatch`] if it is for another group;
     /// [`Error::GroupOwnerMismatch`] if its owner is not the session's peer;
-    /// [`Error::InvalidSignature`] if the owner proof does not verify.
+    /// [`Error::InvalidSignature`] if the owner proof, then the owner
+    /// signature, does not verify.
     pub fn install(group_id: &GroupId, plaintext: &Plaintext) -> Result<Self> {
         let distribution = SenderKeyDistribution::from_bytes(plaintext.as_bytes())?;
         check_group(group_id, distribution.group_id())?;
         if distribution.owner() != plaintext.sender() {
             return Err(Error::GroupOwnerMismatch);
         }
-        distribution.verify_owner_proof()?;
+        distribution.verify_owner()?;
         Ok(Self::from_distribution(distribution, true))
     }
 
@@ -97,20 +102,22 @@ impl GroupReceiver {
         Ok(receiver)
     }
 
-    /// Installs, for group `group_id`, a sender key distribution whose origin
-    /// sotto cannot vouch for (a key backup, a forwarded key). Every message
-    /// it decrypts is marked [`Sender::Unauthenticated`] with the owner the
-    /// distribution claims.
+    /// Installs, for group `group_id`, a sender key distribution that did
+    /// not come out of its owner's session (a key backup, a forwarded key):
+    /// its signatures prove that the owner created the chain, but its
+    /// ratchet may have been altered or moved by whoever passed it on. Every
+    /// message it decrypts is marked [`Sender::Unauthenticated`] with that
+    /// owner.
     ///
     /// # Errors
     ///
     /// In this order: the errors of [`SenderKeyDistribution::from_bytes`];
     /// [`Error::GroupMismatch`]; [`Error::InvalidSignature`] if the owner
-    /// proof does not verify.
+    /// proof, then the owner signature, does not verify.
     pub fn import_unauthenticated(group_id: &GroupId, distribution: &[u8]) -> Result<Self> {
         let distribution = SenderKeyDistribution::from_bytes(distribution)?;
         check_group(group_id, distribution.group_id())?;
-        distribution.verify_owner_proof()?;
+        distribution.verify_owner()?;
         Ok(Self::from_distribution(distribution, false))
     }
 
@@ -127,13 +134,14 @@ impl GroupReceiver {
             chain,
             sender,
             ratchet,
+            read: 0,
             skipped: BTreeMap::new(),
         }
     }
 
-    /// Verifies and decrypts a message of this chain (SPEC §15.8), then adds
-    /// 1 to the generation. All or nothing: on any error the state is exactly
-    /// as it was.
+    /// Verifies and decrypts a message of this chain (SPEC §15.8), then
+    /// records how far it has read and adds 1 to the generation. All or
+    /// nothing: on any error the state is exactly as it was.
     ///
     /// # Errors
     ///
@@ -161,6 +169,7 @@ impl GroupReceiver {
         if let Some(key) = self.skipped.get(&index) {
             let plaintext = open(&parts, key)?;
             self.skipped.remove(&index);
+            self.mark_read(index);
             self.generation.bump();
             return Ok(self.output(plaintext, index));
         }
@@ -191,17 +200,19 @@ impl GroupReceiver {
         while self.skipped.len() > MAX_GROUP_SKIPPED_KEYS {
             self.skipped.pop_first();
         }
+        self.mark_read(index);
         self.generation.bump();
         Ok(self.output(plaintext, index))
     }
 
-    fn output(&self, plaintext: Vec<u8>, index: u32) -> GroupPlaintext {
-        GroupPlaintext {
-            plaintext,
-            chain: self.chain,
-            index,
-            sender: self.sender,
-        }
+    /// `read = max(read, index + 1)`; `index` is below `u32::MAX` (step 5,
+    /// or a cached index below next).
+    fn mark_read(&mut self, index: u32) {
+        self.read = self.read.max(index.saturating_add(1));
+    }
+
+    fn output(&self, plaintext: Zeroizing<Vec<u8>>, index: u32) -> GroupPlaintext {
+        GroupPlaintext::new(plaintext, self.chain, index, self.sender)
     }
 
     /// The group.
@@ -225,6 +236,13 @@ impl GroupReceiver {
         self.ratchet.index()
     }
 
+    /// How far this receiver has read: 0 if it has decrypted nothing, else
+    /// the highest index it has decrypted plus one (at most
+    /// [`GroupReceiver::next_index`]).
+    pub fn read_index(&self) -> u32 {
+        self.read
+    }
+
     /// How many skipped message keys are cached.
     pub fn skipped_key_count(&self) -> usize {
         self.skipped.len()
@@ -240,17 +258,40 @@ impl GroupReceiver {
         &self.ratchet
     }
 
-    /// A store's rule 2.3 (SPEC §15.9): the ratchet moves to `ratchet` (if
-    /// given, a later point of the same chain) and the mark becomes
-    /// authenticated (if asked); the cache stays; generation + 1.
-    pub(crate) fn merge(&mut self, ratchet: Option<Box<Ratchet>>, authenticate: bool) {
-        if let Some(ratchet) = ratchet {
-            debug_assert!(ratchet.index() > self.ratchet.index());
-            self.ratchet = ratchet;
+    /// A store's rule 2.4 (SPEC §15.9): the owner's own later copy of this
+    /// chain (its lineage checked by the caller). The ratchet moves forward
+    /// to `ratchet`; the cache, `read` and mark stay; generation + 1.
+    pub(crate) fn advance(&mut self, ratchet: Box<Ratchet>) {
+        debug_assert!(ratchet.index() > self.ratchet.index());
+        self.ratchet = ratchet;
+        self.generation.bump();
+    }
+
+    /// A store's rule 2.5 (SPEC §15.9), the upgrade of an unauthenticated
+    /// receiver by the owner's own copy `authentic`, which replaces its
+    /// ratchet: the ratchet becomes `authentic` jumped to
+    /// `p = max(authentic's index, read)`, so no index read here is read
+    /// again; cached keys below `authentic`'s index stay (nothing can check
+    /// them), those from there to `p` are recomputed from `authentic`, in
+    /// increasing order with one copy, and any at or above `p` are dropped.
+    /// `read` stays; the mark becomes authenticated; generation + 1.
+    pub(crate) fn upgrade(&mut self, authentic: &Ratchet) {
+        let from = authentic.index();
+        let to = from.max(self.read);
+        let mut walker = authentic.boxed();
+        let mut skipped = BTreeMap::new();
+        for (index, key) in core::mem::take(&mut self.skipped) {
+            if index < from {
+                skipped.insert(index, key);
+            } else if index < to {
+                walker.advance_to(index);
+                skipped.insert(index, walker.message_key());
+            }
         }
-        if authenticate {
-            self.sender = Sender::Authenticated(*self.sender.owner());
-        }
+        walker.advance_to(to);
+        self.ratchet = walker;
+        self.skipped = skipped;
+        self.sender = Sender::Authenticated(*self.sender.owner());
         self.generation.bump();
     }
 
@@ -262,8 +303,8 @@ impl GroupReceiver {
 
     /// The plain encoding (it contains secret keys): version, type 0x23,
     /// generation, group id, chain, owner, authenticated flag, next index,
-    /// R_0..R_7, then a u16 count of (index, key) pairs in increasing index
-    /// order (SPEC §15.11).
+    /// read index, R_0..R_7, then a u16 count of (index, key) pairs in
+    /// increasing index order (SPEC §15.11).
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
         <Self as SavedState>::to_bytes(self)
     }
@@ -275,9 +316,9 @@ impl GroupReceiver {
     ///
     /// As [`SavedState::from_bytes`] (SPEC §15.11), with
     /// [`Error::InvalidPublicKey`] for the chain or the owner and
-    /// [`Error::InvalidEncoding`] for the flag, a count over
-    /// [`MAX_GROUP_SKIPPED_KEYS`], or cached indices out of order or not
-    /// below the next index.
+    /// [`Error::InvalidEncoding`] for the flag, a read index above the next
+    /// index, a count over [`MAX_GROUP_SKIPPED_KEYS`], or cached indices out
+    /// of order or not below the next index.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         <Self as SavedState>::from_bytes(bytes)
     }
@@ -325,15 +366,18 @@ impl SavedState for GroupReceiver {
     }
 }
 
-/// SPEC §15.11: generation, group id, chain, owner and flag, the ratchet,
-/// then the cached keys in increasing index order, all below the next index.
+/// SPEC §15.11: generation, group id, chain, owner and flag, the next
+/// index, the read index (at most next, checked when read), R_0..R_7, then
+/// the cached keys in increasing index order, all below the next index.
 impl Codec for GroupReceiver {
     fn encode<S: Sink>(&self, out: &mut S) {
         self.generation.encode(out);
         self.group_id.encode(out);
         self.chain.encode(out);
         self.sender.encode(out);
-        self.ratchet.encode(out);
+        self.ratchet.index().encode(out);
+        self.read.encode(out);
+        self.ratchet.encode_levels(out);
         codec::write_map(out, SKIPPED_KEYS, &self.skipped);
     }
 
@@ -342,23 +386,30 @@ impl Codec for GroupReceiver {
         let group_id = GroupId::decode(r)?;
         let chain = ChainId::decode(r)?;
         let sender = Sender::decode(r)?;
-        let ratchet = Ratchet::decode_boxed(r)?;
-        let skipped = codec::read_map(r, SKIPPED_KEYS, ratchet.index())?;
+        let next = u32::decode(r)?;
+        let read = u32::decode(r)?;
+        if read > next {
+            return Err(Error::InvalidEncoding);
+        }
+        let ratchet = Ratchet::decode_levels(next, r)?;
+        let skipped = codec::read_map(r, SKIPPED_KEYS, next)?;
         Ok(Self {
             generation,
             group_id,
             chain,
             sender,
             ratchet,
+            read,
             skipped,
         })
     }
 }
 
-fn open(parts: &AeadParts<'_>, key: &MessageKey) -> Result<Vec<u8>> {
+/// The plaintext, in memory zeroized on drop from the start.
+fn open(parts: &AeadParts<'_>, key: &MessageKey) -> Result<Zeroizing<Vec<u8>>> {
     let (aead_key, nonce) =
         crypto::aead_key_nonce(parts.salt, key.as_bytes(), label::GROUP_MESSAGE_KEYS);
-    let mut plaintext = parts.ciphertext.to_vec();
+    let mut plaintext = Zeroizing::new(parts.ciphertext.to_vec());
     crypto::aead_open(&aead_key, &nonce, parts.header, &mut plaintext, parts.tag)?;
     Ok(plaintext)
 }
@@ -371,6 +422,7 @@ impl fmt::Debug for GroupReceiver {
             .field("chain", &self.chain)
             .field("sender", &self.sender)
             .field("next_index", &self.ratchet.index())
+            .field("read_index", &self.read)
             .field("skipped_keys", &self.skipped.len())
             .finish_non_exhaustive()
     }

@@ -1,5 +1,5 @@
 //! The sending side of a sender chain: creating and rotating it with its
-//! owner proof (SPEC.md §15.6, draws §15.12), encrypting (§15.5) and its saved
+//! owner proof and owner signature (SPEC.md §15.6, draws §15.12), encrypting (§15.5) and its saved
 //! state (§15.11).
 
 use alloc::boxed::Box;
@@ -10,20 +10,23 @@ use ed25519_dalek::SigningKey;
 use rand_core::TryCryptoRng;
 use zeroize::Zeroizing;
 
-use super::distribution::{PROOF_LEN, SenderKeyDistribution, owner_proof_message};
+use super::distribution::{OwnerSignatures, PROOF_LEN, SenderKeyDistribution};
 use super::message::{GROUP_HEADER_LEN, GroupHeader, GroupMessage, SIGNATURE_LEN};
 use super::ratchet::{RATCHET_LEN, Ratchet};
 use super::{ChainId, Generation, GroupId, OWNER_LEN};
 use crate::codec::{Codec, Reader, Sink, tag};
 use crate::crypto::{self, AEAD_TAG_LEN, label};
+use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::keys::IdentityKey;
 use crate::sealed::{self, SavedState, StorageKey};
 use crate::wire::{MAX_PLAINTEXT_LEN, SALT_LEN};
 
 /// This member's sender chain in one group: a one-way hash ratchet and an
-/// Ed25519 chain key of its own, whose public half names the chain and which
-/// signed, once, the proof that the chain belongs to `owner`.
+/// Ed25519 chain key of its own, whose public half names the chain. When the
+/// chain was created the chain key signed the proof that it belongs to
+/// `owner`, and `owner`'s identity key signed that it created the chain
+/// (SPEC §15.6).
 ///
 /// Encrypting moves the ratchet forward, so the caller persists the state
 /// ([`GroupSender::to_bytes`] or [`GroupSender::seal`]) before it sends the
@@ -37,52 +40,52 @@ pub struct GroupSender {
     // Boxed so that moving the sender moves pointers, not secrets.
     seed: Box<SigningKey>,
     chain: ChainId,
-    owner_proof: [u8; PROOF_LEN],
+    signatures: OwnerSignatures,
     ratchet: Box<Ratchet>,
 }
 
-/// A new chain's secrets and proof, drawn and signed before any state changes.
+/// A new chain's secrets and signatures, drawn and signed before any state
+/// changes.
 struct Fresh {
     seed: Box<SigningKey>,
     chain: ChainId,
-    owner_proof: [u8; PROOF_LEN],
+    signatures: OwnerSignatures,
     ratchet: Box<Ratchet>,
 }
 
 impl Fresh {
-    /// Draws 256 bytes (R_0..R_7), then 32 bytes (the chain seed), then signs
-    /// the owner proof (SPEC §15.12).
+    /// Draws 256 bytes (R_0..R_7), then 32 bytes (the chain seed), then
+    /// makes the owner proof with the chain seed and the owner signature
+    /// with `owner`'s identity key (SPEC §15.12).
     fn draw<R: TryCryptoRng + ?Sized>(
         rng: &mut R,
         group_id: &GroupId,
-        owner: &IdentityKey,
+        owner: &Device,
     ) -> Result<Self> {
         let ratchet = Ratchet::random(rng)?;
         let mut seed = Zeroizing::new([0u8; 32]);
         crypto::draw(rng, seed.as_mut())?;
         let seed = Box::new(SigningKey::from_bytes(&seed));
         let chain = ChainId::from_key(seed.verifying_key());
-        let owner_proof = crypto::sign(
-            &seed,
-            label::GROUP_CHAIN_OWNER,
-            &[&owner_proof_message(group_id, &chain, owner)],
-        );
+        let signatures = OwnerSignatures::sign(group_id, &seed, owner.identity_pair());
         Ok(Self {
             seed,
             chain,
-            owner_proof,
+            signatures,
             ratchet,
         })
     }
 }
 
 impl GroupSender {
-    /// Length of [`GroupSender::to_bytes`] (430 bytes).
-    pub const ENCODED_LEN: usize = 2 + 8 + 32 + OWNER_LEN + 32 + PROOF_LEN + RATCHET_LEN;
+    /// Length of [`GroupSender::to_bytes`] (494 bytes).
+    pub const ENCODED_LEN: usize = 2 + 8 + 32 + OWNER_LEN + 32 + 2 * PROOF_LEN + RATCHET_LEN;
 
-    /// A new chain at index 0 owned by `owner` (this member's identity), at
-    /// generation 0. Draws 256 bytes for R_0..R_7, then 32 bytes for the
-    /// chain seed, and signs the owner proof with the chain key.
+    /// A new chain at index 0 owned by `owner` (this member's device, whose
+    /// identity key signs the chain), at generation 0. Draws 256 bytes for
+    /// R_0..R_7, then 32 bytes for the chain seed; then signs the owner
+    /// proof with the chain key and the owner signature with the identity
+    /// key. `owner` is not changed.
     ///
     /// # Errors
     ///
@@ -90,38 +93,45 @@ impl GroupSender {
     pub fn new<R: TryCryptoRng + ?Sized>(
         rng: &mut R,
         group_id: GroupId,
-        owner: &IdentityKey,
+        owner: &Device,
     ) -> Result<Self> {
         let fresh = Fresh::draw(rng, &group_id, owner)?;
         Ok(Self {
             generation: Generation::default(),
             group_id,
-            owner: *owner,
+            owner: *owner.identity_key(),
             seed: fresh.seed,
             chain: fresh.chain,
-            owner_proof: fresh.owner_proof,
+            signatures: fresh.signatures,
             ratchet: fresh.ratchet,
         })
     }
 
     /// Replaces this chain with a new one (a new chain key, ratchet at index
-    /// 0 and owner proof, drawn as [`GroupSender::new`]; the group and owner
-    /// stay, the generation goes up by 1) and returns its distribution. The
-    /// old chain's keys are gone; members that do not receive the new
-    /// distribution cannot read what follows.
+    /// 0, owner proof and owner signature, drawn and signed as
+    /// [`GroupSender::new`] with `owner`, which must be the device of this
+    /// chain's owner; the group and owner stay, the generation goes up by 1)
+    /// and returns its distribution. The old chain's keys are gone; members
+    /// that do not receive the new distribution cannot read what follows.
     ///
     /// # Errors
     ///
-    /// [`Error::RandomnessUnavailable`] if the RNG fails; the sender is then
-    /// unchanged.
+    /// In this order, each leaving the sender unchanged:
+    /// [`Error::GroupOwnerMismatch`] if `owner`'s identity is not this
+    /// chain's owner (nothing is drawn); [`Error::RandomnessUnavailable`] if
+    /// the RNG fails.
     pub fn rotate<R: TryCryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
+        owner: &Device,
     ) -> Result<SenderKeyDistribution> {
-        let fresh = Fresh::draw(rng, &self.group_id, &self.owner)?;
+        if owner.identity_key() != &self.owner {
+            return Err(Error::GroupOwnerMismatch);
+        }
+        let fresh = Fresh::draw(rng, &self.group_id, owner)?;
         self.seed = fresh.seed;
         self.chain = fresh.chain;
-        self.owner_proof = fresh.owner_proof;
+        self.signatures = fresh.signatures;
         self.ratchet = fresh.ratchet;
         self.generation.bump();
         Ok(self.distribution())
@@ -134,7 +144,7 @@ impl GroupSender {
             self.group_id,
             self.chain,
             self.owner,
-            self.owner_proof,
+            self.signatures,
             self.ratchet.boxed(),
         )
     }
@@ -201,7 +211,8 @@ impl GroupSender {
         &self.chain
     }
 
-    /// The identity the chain's owner proof names.
+    /// The identity the chain's owner proof names and whose key made the
+    /// owner signature.
     pub fn owner(&self) -> &IdentityKey {
         &self.owner
     }
@@ -218,15 +229,15 @@ impl GroupSender {
     }
 
     /// The plain encoding (it contains secret keys): version, type 0x22,
-    /// generation, group id, owner, chain seed, owner proof, index,
-    /// R_0..R_7 (SPEC §15.11).
+    /// generation, group id, owner, chain seed, owner proof, owner
+    /// signature, index, R_0..R_7 (SPEC §15.11).
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
         <Self as SavedState>::to_bytes(self)
     }
 
     /// Restores [`GroupSender::to_bytes`] strictly (the same as
     /// [`SavedState::from_bytes`]). The chain key is recomputed from the
-    /// seed; the owner proof is taken as stored.
+    /// seed; the owner proof and owner signature are taken as stored.
     ///
     /// # Errors
     ///
@@ -286,15 +297,15 @@ impl SavedState for GroupSender {
     }
 }
 
-/// Generation, group id, owner, chain seed, owner proof, then the ratchet
-/// (index, R_0..R_7).
+/// Generation, group id, owner, chain seed, owner proof, owner signature,
+/// then the ratchet (index, R_0..R_7).
 impl Codec for GroupSender {
     fn encode<S: Sink>(&self, out: &mut S) {
         self.generation.encode(out);
         self.group_id.encode(out);
         self.owner.encode(out);
         self.seed.encode(out);
-        self.owner_proof.encode(out);
+        self.signatures.encode(out);
         self.ratchet.encode(out);
     }
 
@@ -303,7 +314,7 @@ impl Codec for GroupSender {
         let group_id = GroupId::decode(r)?;
         let owner = IdentityKey::decode(r)?;
         let seed = Box::<SigningKey>::decode(r)?;
-        let owner_proof = r.array()?;
+        let signatures = OwnerSignatures::decode(r)?;
         let ratchet = Ratchet::decode_boxed(r)?;
         let chain = ChainId::from_key(seed.verifying_key());
         Ok(Self {
@@ -312,7 +323,7 @@ impl Codec for GroupSender {
             owner,
             seed,
             chain,
-            owner_proof,
+            signatures,
             ratchet,
         })
     }

@@ -27,11 +27,13 @@ const RECEIVERS: Count = Count::u16(MAX_GROUP_RECEIVERS);
 
 /// Every sender chain this member can read in one group (SPEC §15.9).
 ///
-/// A chain is held once, with one owner. A copy of a held chain moves it
-/// forward (never back, so no index it passed becomes readable again) and
-/// can make it authenticated; a copy on another ratchet is refused, except
-/// that an authenticated chain replaces an unauthenticated impostor. Owners
-/// keep at most [`MAX_CHAINS_PER_SENDER`] authenticated and
+/// A chain is held once, with one owner. Only the owner's own distribution
+/// (installed from the owner's session) changes a held chain: it moves an
+/// authenticated chain forward if it is on the same ratchet (another ratchet
+/// is refused), and it replaces the ratchet of an unauthenticated one, which
+/// it makes authenticated, never moving it back past an index it read. An
+/// import never changes a held chain. Owners keep at most
+/// [`MAX_CHAINS_PER_SENDER`] authenticated and
 /// [`MAX_UNAUTHENTICATED_CHAINS_PER_OWNER`] unauthenticated chains (after a
 /// rotation the older ones still read late messages, then the oldest goes),
 /// the store at most [`MAX_UNAUTHENTICATED_GROUP_CHAINS`] unauthenticated and
@@ -79,8 +81,9 @@ impl GroupReceivers {
     /// [`SenderKeyDistribution::from_bytes`](super::SenderKeyDistribution::from_bytes);
     /// [`Error::GroupMismatch`]; [`Error::GroupOwnerMismatch`] if the owner
     /// is not the session's peer; [`Error::InvalidSignature`] for the owner
-    /// proof; [`Error::GroupChainConflict`] (the chain is held with another
-    /// owner, or on another ratchet and not as an unauthenticated copy).
+    /// proof, then the owner signature; [`Error::GroupChainConflict`] (the
+    /// chain is held with another owner, or held authenticated on another
+    /// ratchet).
     pub fn install(&mut self, plaintext: &Plaintext) -> Result<InsertOutcome> {
         let receiver = GroupReceiver::install(&self.group_id, plaintext)?;
         self.insert(receiver)
@@ -105,9 +108,10 @@ impl GroupReceivers {
         Ok(outcome)
     }
 
-    /// Imports a distribution whose origin sotto cannot vouch for (a key
-    /// backup, a forwarded key), marked [`Sender::Unauthenticated`] with the
-    /// owner it claims, under the store's rules. All or nothing.
+    /// Imports a distribution that did not come out of its owner's session
+    /// (a key backup, a forwarded key), marked [`Sender::Unauthenticated`]
+    /// with its owner, under the store's rules: a chain the store already
+    /// holds is left as it is. All or nothing.
     ///
     /// [`Sender::Unauthenticated`]: super::Sender::Unauthenticated
     ///
@@ -116,8 +120,9 @@ impl GroupReceivers {
     /// In this order: the errors of
     /// [`SenderKeyDistribution::from_bytes`](super::SenderKeyDistribution::from_bytes);
     /// [`Error::GroupMismatch`]; [`Error::InvalidSignature`] for the owner
-    /// proof; [`Error::GroupChainConflict`]; [`Error::GroupStoreFull`] when
-    /// the store holds [`MAX_GROUP_RECEIVERS`] authenticated chains.
+    /// proof, then the owner signature; [`Error::GroupChainConflict`] if the
+    /// chain is held with another owner; [`Error::GroupStoreFull`] when the
+    /// store holds [`MAX_GROUP_RECEIVERS`] authenticated chains.
     pub fn import_unauthenticated(&mut self, distribution: &[u8]) -> Result<InsertOutcome> {
         let receiver = GroupReceiver::import_unauthenticated(&self.group_id, distribution)?;
         self.insert(receiver)
@@ -132,37 +137,39 @@ impl GroupReceivers {
         };
         let held = self
             .receivers
-            .get(position)
+            .get_mut(position)
             .ok_or(Error::GroupChainConflict)?;
         if held.sender().owner() != incoming.sender().owner() {
             return Err(Error::GroupChainConflict);
         }
-        let authenticate =
-            incoming.sender().is_authenticated() && !held.sender().is_authenticated();
-        if same_chain(held.ratchet(), incoming.ratchet()) {
-            let ahead = incoming.next_index() > held.next_index();
-            if !ahead && !authenticate {
-                return Ok(InsertOutcome::Unchanged);
+        let outcome = match (
+            held.sender().is_authenticated(),
+            incoming.sender().is_authenticated(),
+        ) {
+            // Rules 2.2 and 2.3: an import never changes a held chain.
+            (_, false) => InsertOutcome::Unchanged,
+            // Rule 2.4: the owner sent its distribution again.
+            (true, true) => {
+                if !same_chain(held.ratchet(), incoming.ratchet()) {
+                    return Err(Error::GroupChainConflict);
+                }
+                if incoming.next_index() > held.next_index() {
+                    held.advance(incoming.into_ratchet());
+                    InsertOutcome::Advanced
+                } else {
+                    InsertOutcome::Unchanged
+                }
             }
-            let ratchet = ahead.then(|| incoming.into_ratchet());
-            if let Some(held) = self.receivers.get_mut(position) {
-                held.merge(ratchet, authenticate);
-            }
-            self.generation.bump();
-            return Ok(if authenticate {
+            // Rule 2.5: the owner's own copy replaces an import's ratchet.
+            (false, true) => {
+                held.upgrade(incoming.ratchet());
                 InsertOutcome::Upgraded
-            } else {
-                InsertOutcome::Advanced
-            });
+            }
+        };
+        if outcome != InsertOutcome::Unchanged {
+            self.generation.bump();
         }
-        if authenticate {
-            // The held copy was not the owner's chain: nothing genuine can
-            // have decrypted with it.
-            self.receivers.remove(position);
-            self.add_authenticated(incoming);
-            return Ok(InsertOutcome::Replaced);
-        }
-        Err(Error::GroupChainConflict)
+        Ok(outcome)
     }
 
     /// Rule 3: a new chain, appended as the newest after the evictions its
@@ -298,10 +305,11 @@ impl GroupReceivers {
     ///
     /// # Errors
     ///
-    /// As [`SavedState::from_bytes`] (SPEC §15.11): each receiver by its own
-    /// rules within its length, [`Error::InvalidEncoding`] for a count over
-    /// [`MAX_GROUP_RECEIVERS`] or a receiver that does not use exactly its
-    /// length; after the [`Error::TrailingBytes`] check,
+    /// As [`SavedState::from_bytes`] (SPEC §15.11): each receiver decoded
+    /// from exactly its length by its own rules (a length too short for it
+    /// gives its [`Error::Truncated`], one too long its
+    /// [`Error::TrailingBytes`]), [`Error::InvalidEncoding`] for a count over
+    /// [`MAX_GROUP_RECEIVERS`]; after the final [`Error::TrailingBytes`] check,
     /// [`Error::InvalidEncoding`] for a receiver of another group, a chain
     /// held twice, or an owner over the limits of §15.9.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
@@ -361,7 +369,7 @@ impl GroupReceivers {
     }
 }
 
-/// The lineage check of SPEC §15.9 rule 2.2: jump a copy of the ratchet with
+/// The lineage check of SPEC §15.9 rule 2.4: jump a copy of the ratchet with
 /// the lower next index to the other's, then compare all 256 bytes in
 /// constant time.
 fn same_chain(a: &Ratchet, b: &Ratchet) -> bool {
@@ -420,7 +428,8 @@ impl Codec for GroupReceivers {
             let len = usize::from(r.u16()?);
             let mut embedded = Reader::header(r.take(len)?, tag::GROUP_RECEIVER_STATE)?;
             receivers.push_back(GroupReceiver::decode(&mut embedded)?);
-            embedded.finish().map_err(|_| Error::InvalidEncoding)?;
+            // A standalone receiver state's own rule (SPEC §15.11).
+            embedded.finish()?;
         }
         Ok(Self {
             generation,

@@ -17,6 +17,17 @@ impl RootKey {
         Self(bytes)
     }
 
+    /// All zero: a placeholder in a new state's box, overwritten there
+    /// before the state is used.
+    pub(crate) fn zero() -> Self {
+        Self([0; 32])
+    }
+
+    /// Overwrites the key with `bytes` where it is.
+    pub(crate) fn set(&mut self, bytes: &[u8; 32]) {
+        self.0.copy_from_slice(bytes);
+    }
+
     #[cfg(test)]
     pub(crate) fn as_bytes(&self) -> &[u8; 32] {
         &self.0

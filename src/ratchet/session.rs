@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 
 use super::plaintext::Plaintext;
 use super::state::{Agreed, KeyAgreement, KeyAgreementPolicy, Role, SessionState};
-use crate::codec::tag;
+use crate::codec::{Codec, Reader, Sink, tag};
 use crate::crypto::{self, kem};
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -104,13 +104,13 @@ impl Session {
             }
             None => (Agreed::new(material, None), None),
         };
-        Ok(Self(Box::new(SessionState::initiator(
+        Ok(Self(SessionState::initiator(
             *device.identity_key(),
             bundle,
             PublicKey::from(&base).to_bytes(),
             agreed,
             kem,
-        ))))
+        )))
     }
 
     /// Accepts a PQXDH prekey message; one without a KEM ciphertext is
@@ -198,7 +198,7 @@ impl Session {
         let outcome = then(&plaintext)?;
         let replayable = prekeys.replayable;
         device.consume(header, replayable);
-        Ok((Self(Box::new(state)), plaintext, outcome))
+        Ok((Self(state), plaintext, outcome))
     }
 
     /// Encrypts `plaintext`. Draws 32 bytes for a new ratchet key when a
@@ -406,13 +406,24 @@ impl SavedState for Session {
     }
 
     fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
-        sealed::to_plain(Self::TYPE_TAG, &*self.0)
+        sealed::to_plain(Self::TYPE_TAG, self)
     }
 
     fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let state: Box<SessionState> = sealed::from_plain(Self::TYPE_TAG, bytes)?;
-        state.check()?;
-        Ok(Self(state))
+        let session: Self = sealed::from_plain(Self::TYPE_TAG, bytes)?;
+        session.0.check()?;
+        Ok(session)
+    }
+}
+
+/// The state's fields (SPEC §10.2), decoded straight into its box.
+impl Codec for Session {
+    fn encode<S: Sink>(&self, out: &mut S) {
+        self.0.encode(out);
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        SessionState::decode_boxed(r).map(Self)
     }
 }
 

@@ -3,6 +3,7 @@
 //! and receiving sides are their own modules; this one ties them to the
 //! root key and the session's identities.
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 
 use rand_core::TryCryptoRng;
@@ -202,6 +203,41 @@ impl Agreed {
 }
 
 impl SessionState {
+    /// A new state in its box, with the fields that are not secret and a
+    /// zero root key that the caller overwrites in the box: the state, root
+    /// key included, is never assembled on the stack and then copied, which
+    /// would leave a copy of the root key in stack memory that later
+    /// moves can carry anywhere.
+    #[allow(clippy::too_many_arguments)]
+    fn boxed(
+        generation: u64,
+        role: Role,
+        key_agreement: KeyAgreement,
+        local_identity: IdentityKey,
+        remote_identity: IdentityKey,
+        kem_binding: [u8; KEM_BINDING_LEN],
+        base_key: [u8; 32],
+        pending_prekey: Option<PendingPreKey>,
+        remote_ratchet_key: RatchetPublicKey,
+    ) -> Box<Self> {
+        Box::new(Self {
+            generation,
+            role,
+            key_agreement,
+            associated_data: associated_data(role, &local_identity, &remote_identity, &kem_binding),
+            local_identity,
+            remote_identity,
+            kem_binding,
+            base_key,
+            pending_prekey,
+            root_key: RootKey::zero(),
+            remote_ratchet_key,
+            sending: None,
+            previous_sending_length: 0,
+            receiving: ReceivingChains::default(),
+        })
+    }
+
     /// The initiator's state after key agreement with `bundle` (SPEC §7.2
     /// step 7): the root key is the shared secret, the responder's signed
     /// prekey is its first ratchet key, and every message names the
@@ -212,34 +248,25 @@ impl SessionState {
         base_key: [u8; 32],
         agreed: Agreed,
         kem: Option<KemCiphertext>,
-    ) -> Self {
-        let remote_identity = *bundle.identity();
+    ) -> Box<Self> {
         let signed_prekey = bundle.signed_prekey();
-        Self {
-            generation: 0,
-            role: Role::Initiator,
-            key_agreement: agreed.key_agreement,
-            associated_data: associated_data(
-                Role::Initiator,
-                &local_identity,
-                &remote_identity,
-                &agreed.kem_binding,
-            ),
+        let mut state = Self::boxed(
+            0,
+            Role::Initiator,
+            agreed.key_agreement,
             local_identity,
-            remote_identity,
-            kem_binding: agreed.kem_binding,
+            *bundle.identity(),
+            agreed.kem_binding,
             base_key,
-            pending_prekey: Some(PendingPreKey {
+            Some(PendingPreKey {
                 signed_prekey_id: signed_prekey.id(),
                 one_time_prekey_id: bundle.one_time_prekey().map(OneTimePreKey::id),
                 kem,
             }),
-            root_key: agreed.root_key,
-            remote_ratchet_key: RatchetPublicKey::new(*signed_prekey.key()),
-            sending: None,
-            previous_sending_length: 0,
-            receiving: ReceivingChains::default(),
-        }
+            RatchetPublicKey::new(*signed_prekey.key()),
+        );
+        state.root_key = agreed.root_key;
+        state
     }
 
     /// The responder's state after key agreement (SPEC §7.3 steps 8 to
@@ -251,31 +278,23 @@ impl SessionState {
         message: &PreKeyMessage,
         agreed: Agreed,
         signed_prekey: &StaticSecret,
-    ) -> Result<(Self, Plaintext)> {
+    ) -> Result<(Box<Self>, Plaintext)> {
         let prekey = message.prekey_header();
         let header = message.inner_header();
         let opened = receiving::open_chain(&agreed.root_key, signed_prekey, header, 0)?;
-        let state = Self {
-            generation: 0,
-            role: Role::Responder,
-            key_agreement: agreed.key_agreement,
-            associated_data: associated_data(
-                Role::Responder,
-                &local_identity,
-                &prekey.identity,
-                &agreed.kem_binding,
-            ),
+        let mut state = Self::boxed(
+            0,
+            Role::Responder,
+            agreed.key_agreement,
             local_identity,
-            remote_identity: prekey.identity,
-            kem_binding: agreed.kem_binding,
-            base_key: prekey.base_key.to_bytes(),
-            pending_prekey: None,
-            root_key: opened.root_key,
-            remote_ratchet_key: header.ratchet_key,
-            sending: None,
-            previous_sending_length: 0,
-            receiving: ReceivingChains::first(opened.chain),
-        };
+            prekey.identity,
+            agreed.kem_binding,
+            prekey.base_key.to_bytes(),
+            None,
+            header.ratchet_key,
+        );
+        state.root_key = opened.root_key;
+        state.receiving = ReceivingChains::first(opened.chain);
         let (prefix, body) = message.parts();
         let plaintext =
             opened
@@ -397,7 +416,9 @@ impl SessionState {
         }
         sealed::advance(&mut self.generation);
         Ok(match prekey {
-            Some(prekey) => Message::PreKey(PreKeyMessage::from_encoded(out, prekey, header)),
+            Some(prekey) => {
+                Message::PreKey(Box::new(PreKeyMessage::from_encoded(out, prekey, header)))
+            }
             None => Message::Ratchet(RatchetMessage::from_encoded(out, header)),
         })
     }
@@ -465,14 +486,16 @@ impl SessionState {
         Ok((plaintext, outcome))
     }
 
-    /// The saved-state rule that relates several fields, checked after the
+    /// The saved-state rules that relate several fields, checked after the
     /// whole state was read (SPEC §4 step 4, §10.2): the current receiving
-    /// chain's ratchet key is DHr.
+    /// chain's ratchet key is DHr, and no two chains have the same ratchet
+    /// key.
     pub(crate) fn check(&self) -> Result<()> {
         if self
             .receiving
             .current_ratchet_key()
             .is_some_and(|key| *key != self.remote_ratchet_key)
+            || self.receiving.has_repeated_ratchet_key()
         {
             return Err(Error::InvalidEncoding);
         }
@@ -481,9 +504,10 @@ impl SessionState {
 }
 
 /// SPEC §10.2. The associated data is recomputed from the identities, the
-/// role and the KEM binding; the sending public key from its secret.
-impl Codec for SessionState {
-    fn encode<S: Sink>(&self, out: &mut S) {
+/// role and the KEM binding; the sending public key from its secret. Not a
+/// [`Codec`]: a state is decoded only into its box.
+impl SessionState {
+    pub(crate) fn encode<S: Sink>(&self, out: &mut S) {
         self.generation.encode(out);
         self.role.encode(out);
         self.key_agreement.encode(out);
@@ -502,7 +526,10 @@ impl Codec for SessionState {
         self.receiving.encode(out);
     }
 
-    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+    /// Decodes the fields in order, straight into the state's box (see
+    /// [`SessionState::boxed`]): the root key goes from the input to the
+    /// box.
+    pub(crate) fn decode_boxed(r: &mut Reader<'_>) -> Result<Box<Self>> {
         let generation = u64::decode(r)?;
         let role = Role::decode(r)?;
         let key_agreement = KeyAgreement::decode(r)?;
@@ -519,34 +546,79 @@ impl Codec for SessionState {
         } else {
             None
         };
-        let root_key = RootKey::decode(r)?;
+        let root_key = r.array_ref::<32>()?;
         let remote_ratchet_key = RatchetPublicKey::decode(r)?;
-        let sending = Option::<SendingChain>::decode(r)?;
-        let previous_sending_length = u32::decode(r)?;
-        let receiving = ReceivingChains::decode(r)?;
-        Ok(Self {
+        let mut state = Self::boxed(
             generation,
             role,
             key_agreement,
-            associated_data: associated_data(role, &local_identity, &remote_identity, &kem_binding),
             local_identity,
             remote_identity,
             kem_binding,
             base_key,
             pending_prekey,
-            root_key,
             remote_ratchet_key,
-            sending,
-            previous_sending_length,
-            receiving,
-        })
+        );
+        state.root_key.set(root_key);
+        state.sending = Option::<SendingChain>::decode(r)?;
+        state.previous_sending_length = u32::decode(r)?;
+        state.receiving = ReceivingChains::decode(r)?;
+        Ok(state)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use crate::testing::{TestRng, bundle, devices, prekey};
-    use crate::{Error, Session};
+    use crate::{Error, Message, Session};
+
+    /// The offset of the only occurrence of `needle` in `haystack`.
+    fn only_offset(haystack: &[u8], needle: &[u8; 32]) -> usize {
+        let found: alloc::vec::Vec<usize> = haystack
+            .windows(32)
+            .enumerate()
+            .filter(|(_, w)| w == needle)
+            .map(|(at, _)| at)
+            .collect();
+        assert_eq!(found.len(), 1);
+        found[0]
+    }
+
+    /// SPEC §10.2: no two chains of a saved session may have the same
+    /// ratchet key (the review's `state_rules`). Bob's state with two
+    /// receiving chains, the older one's key overwritten in the bytes with
+    /// the current one's: `InvalidEncoding`, and only after `TrailingBytes`.
+    #[test]
+    fn saved_chains_have_distinct_ratchet_keys() {
+        let mut rng = TestRng::new(3);
+        let (alice, mut bob) = devices(&mut rng);
+        let bundle = bundle(&mut bob, &mut rng, false);
+        let mut to_bob = Session::initiate(&alice, &mut rng, &bundle).unwrap();
+        let first = prekey(to_bob.encrypt(&mut rng, b"hi").unwrap());
+        let (mut to_alice, _) = Session::accept(&mut bob, &first).unwrap();
+        let reply = to_alice.encrypt(&mut rng, b"reply").unwrap();
+        to_bob.decrypt(&reply).unwrap();
+        let Message::Ratchet(second) = to_bob.encrypt(&mut rng, b"new key").unwrap() else {
+            panic!("a reply was decrypted: a ratchet message");
+        };
+        to_alice.decrypt(&Message::Ratchet(second.clone())).unwrap();
+        assert_eq!(to_alice.receiving_chain_count(), 2);
+
+        let state = to_alice.to_bytes();
+        assert!(Session::from_bytes(&state).is_ok());
+        let older = only_offset(&state, &first.ratchet_key_bytes());
+        let mut repeated = state.to_vec();
+        repeated[older..older + 32].copy_from_slice(&second.ratchet_key_bytes());
+        assert_eq!(
+            Session::from_bytes(&repeated).err(),
+            Some(Error::InvalidEncoding)
+        );
+        repeated.push(0);
+        assert_eq!(
+            Session::from_bytes(&repeated).err(),
+            Some(Error::TrailingBytes)
+        );
+    }
 
     /// Ratchet keys compare by their bytes: a saved state whose current
     /// chain holds DHr with its unused top bit set (the same X25519 point)

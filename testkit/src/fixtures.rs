@@ -4,21 +4,67 @@
 
 use rand_chacha::ChaCha20Rng;
 use sotto::group::{GroupId, GroupReceiver, GroupReceivers, GroupSender};
-use sotto::{Device, IdentityKey, Message, PreKeyBundle, PreKeyMessage, Session};
+use sotto::{
+    Device, IdentityKey, KeyAgreementPolicy, Message, PreKeyBundle, PreKeyMessage, Session,
+    VerifiedPreKeyBundle,
+};
 
 pub use crate::rng::seeded as rng;
 
-/// Alice's device, Bob's device, and a bundle for Bob with one one-time
-/// prekey.
+/// The creation time the fixtures pass as `now`.
+pub const NOW: u64 = 1_700_000_000;
+
+/// A new device at [`NOW`].
+pub fn device(rng: &mut ChaCha20Rng) -> Device {
+    Device::generate(rng, NOW).expect("a seeded RNG never fails")
+}
+
+/// Which KEM prekey a bundle carries (SPEC §5.6).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kem {
+    /// None: a classical bundle, usable only under
+    /// [`KeyAgreementPolicy::ClassicalAllowed`].
+    Classical,
+    /// The device's current last-resort KEM prekey.
+    LastResort,
+    /// A new one-time KEM prekey of the device's.
+    OneTime,
+}
+
+/// `device`'s bundle with its current signed prekey, a new one-time prekey
+/// if `one_time`, and the KEM prekey `kem` (not yet verified).
+pub fn bundle_with(
+    rng: &mut ChaCha20Rng,
+    device: &mut Device,
+    one_time: bool,
+    kem: Kem,
+) -> PreKeyBundle {
+    let opk = if one_time {
+        device
+            .generate_one_time_prekeys(rng, 1)
+            .expect("one prekey")
+            .first()
+            .copied()
+    } else {
+        None
+    };
+    let kem = match kem {
+        Kem::Classical => None,
+        Kem::LastResort => Some(device.last_resort_kem_prekey()),
+        Kem::OneTime => device
+            .generate_one_time_kem_prekeys(rng, 1)
+            .expect("one KEM prekey")
+            .pop(),
+    };
+    PreKeyBundle::new(*device.identity_key(), device.signed_prekey(), opk, kem)
+}
+
+/// Alice's device, Bob's device, and a PQXDH bundle for Bob with one
+/// one-time prekey and his last-resort KEM prekey.
 pub fn devices(rng: &mut ChaCha20Rng) -> (Device, Device, PreKeyBundle) {
-    let alice = Device::generate(rng);
-    let mut bob = Device::generate(rng);
-    let one_time = bob.generate_one_time_prekeys(rng, 1).expect("one prekey");
-    let bundle = PreKeyBundle::new(
-        *bob.identity_key(),
-        bob.signed_prekey(),
-        one_time.first().copied(),
-    );
+    let alice = device(rng);
+    let mut bob = device(rng);
+    let bundle = bundle_with(rng, &mut bob, true, Kem::LastResort);
     (alice, bob, bundle)
 }
 
@@ -36,36 +82,40 @@ pub fn wire(session: &mut Session, rng: &mut ChaCha20Rng, text: &[u8]) -> Messag
     Message::from_bytes(&bytes).expect("own message parses")
 }
 
-/// An established pair: Alice initiated, Bob accepted and replied, Alice
-/// read the reply.
+/// Starts a session from `bundle` under
+/// [`KeyAgreementPolicy::ClassicalAllowed`]: PQXDH if it has a KEM prekey,
+/// X3DH otherwise.
+pub fn initiate(rng: &mut ChaCha20Rng, device: &Device, bundle: &VerifiedPreKeyBundle) -> Session {
+    Session::initiate_with_policy(device, rng, bundle, KeyAgreementPolicy::ClassicalAllowed)
+        .expect("initiate")
+}
+
+/// An established pair: Alice initiated (PQXDH), Bob accepted and replied,
+/// Alice read the reply.
 pub fn established(rng: &mut ChaCha20Rng) -> (Session, Session) {
     let (alice, mut bob, bundle) = devices(rng);
     let mut a =
         Session::initiate(&alice, rng, &bundle.verify().expect("own bundle")).expect("initiate");
     let first = a.encrypt(rng, b"hello").expect("encrypt");
     let (mut b, plaintext) = Session::accept(&mut bob, prekey(&first)).expect("accept");
-    assert_eq!(plaintext, b"hello");
+    assert_eq!(&*plaintext, b"hello");
     let reply = b.encrypt(rng, b"hi").expect("encrypt");
-    assert_eq!(a.decrypt(&reply).expect("decrypt"), b"hi");
+    assert_eq!(&*a.decrypt(&reply).expect("decrypt"), b"hi");
     (a, b)
 }
 
-/// A session from `a` to `b` (with a one-time prekey of `b`'s) and `b`'s
-/// side of it, each having read one message of the other.
+/// A PQXDH session from `a` to `b` (with a one-time prekey of `b`'s and
+/// its last-resort KEM prekey) and `b`'s side of it, each having read one
+/// message of the other.
 pub fn connect(rng: &mut ChaCha20Rng, a: &Device, b: &mut Device) -> (Session, Session) {
-    let one_time = b.generate_one_time_prekeys(rng, 1).expect("one prekey");
-    let bundle = PreKeyBundle::new(
-        *b.identity_key(),
-        b.signed_prekey(),
-        one_time.first().copied(),
-    );
+    let bundle = bundle_with(rng, b, true, Kem::LastResort);
     let mut a_to_b =
         Session::initiate(a, rng, &bundle.verify().expect("own bundle")).expect("initiate");
     let first = a_to_b.encrypt(rng, b"hi").expect("encrypt");
     let (mut b_to_a, hello) = Session::accept(b, prekey(&first)).expect("accept");
-    assert_eq!(hello, b"hi");
+    assert_eq!(&*hello, b"hi");
     let reply = b_to_a.encrypt(rng, b"hello").expect("encrypt");
-    assert_eq!(a_to_b.decrypt(&reply).expect("decrypt"), b"hello");
+    assert_eq!(&*a_to_b.decrypt(&reply).expect("decrypt"), b"hello");
     (a_to_b, b_to_a)
 }
 
@@ -84,7 +134,7 @@ pub fn decrypt_checked(session: &mut Session, message: &Message) -> Result<Vec<u
             "failed decrypt changed the session"
         );
     }
-    result
+    result.map(|p| p.as_bytes().to_vec())
 }
 
 /// A group member: a device, its sender chain in one group, and its store.
@@ -100,8 +150,8 @@ pub struct Member {
 impl Member {
     /// A new member of `group`.
     pub fn new(rng: &mut ChaCha20Rng, group: GroupId) -> Self {
-        let device = Device::generate(rng);
-        let sender = GroupSender::new(rng, group);
+        let device = device(rng);
+        let sender = GroupSender::new(rng, group, &device).expect("new chain");
         Self {
             device,
             sender,
@@ -116,7 +166,7 @@ impl Member {
 }
 
 /// Sends `sender`'s distribution over `from` and installs it from `to`,
-/// attributed to `to`'s peer.
+/// authenticated as `to`'s peer (SPEC §15.7).
 pub fn deliver_distribution(
     rng: &mut ChaCha20Rng,
     sender: &GroupSender,
@@ -124,6 +174,6 @@ pub fn deliver_distribution(
     to: &mut Session,
 ) -> GroupReceiver {
     let carried = wire(from, rng, &sender.distribution().to_bytes());
-    let plaintext = zeroize::Zeroizing::new(to.decrypt(&carried).expect("decrypt"));
-    GroupReceiver::accept(&plaintext, to).expect("accept a distribution")
+    GroupReceiver::receive_distribution(sender.group_id(), to, &carried)
+        .expect("install a distribution")
 }

@@ -4,7 +4,8 @@
 //! - [`model`]: the Rust reference model of SPEC.md, written from the
 //!   specification, with the layouts of every encoding ([`layout`]);
 //! - [`fixtures`], [`rng`], [`hex`], [`points`]: set-ups and values;
-//! - [`vectors`]: the verifier of `test-vectors/`, one module per file;
+//! - `vectors`: the verifier of `test-vectors/`, one module per file (being
+//!   rewritten for v2 on branch `v2-model`, not compiled until then);
 //! - [`sim`]: the adversarial simulation (model, world, network, checks);
 //! - [`fuzz`]: the fuzz targets' fixtures and oracles.
 //!

@@ -10,12 +10,16 @@ use std::path::Path;
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use sotto::group::{GroupMessage, GroupReceiver, GroupSender, SenderKeyDistribution};
-use sotto::{
-    Device, IdentityKey, Message, OneTimePreKey, PreKeyBundle, Session, SignedPreKey, StorageKey,
+use sotto::group::{
+    GroupMessage, GroupReceiver, GroupReceivers, GroupSender, SenderKeyDistribution,
 };
-use testkit::fuzz::STORAGE_KEY;
-use testkit::model::group::message::SIGNATURE_LEN;
+use sotto::{
+    Device, IdentityKey, KemPreKey, Message, OneTimePreKey, PreKeyBundle, Session, SignedPreKey,
+    StorageKey,
+};
+use testkit::fuzz::{CONTEXT, STORAGE_KEY};
+
+const SIGNATURE_LEN: usize = 64;
 
 fn replay(data: &[u8]) -> usize {
     let mut parsed = 0;
@@ -40,6 +44,10 @@ fn replay(data: &[u8]) -> usize {
         assert_eq!(k.to_bytes(), data);
         parsed += 1;
     }
+    if let Ok(k) = KemPreKey::from_bytes(data) {
+        assert_eq!(k.to_bytes(), data);
+        parsed += 1;
+    }
     let mut rng = ChaCha20Rng::seed_from_u64(9);
     if let Ok(mut s) = Session::from_bytes(data) {
         assert_eq!(*s.to_bytes(), *data);
@@ -52,6 +60,7 @@ fn replay(data: &[u8]) -> usize {
     if let Ok(mut d) = Device::from_bytes(data) {
         assert_eq!(*d.to_bytes(), *data);
         let _ = d.generate_one_time_prekeys(&mut rng, 1);
+        let _ = d.rotate_last_resort_kem_prekey(&mut rng, 1);
         parsed += 1;
     }
     if let Ok(m) = GroupMessage::from_bytes(data) {
@@ -60,10 +69,14 @@ fn replay(data: &[u8]) -> usize {
     }
     if let Ok(d) = SenderKeyDistribution::from_bytes(data) {
         assert_eq!(*d.to_bytes(), *data);
-        let mut r = GroupReceiver::import_unauthenticated(data).unwrap();
-        let mut sender = GroupSender::new(&mut rng, *d.group_id());
-        let m = sender.encrypt(&mut rng, b"replay").unwrap();
-        assert!(r.decrypt(&m).is_err());
+        if let Ok(mut r) = GroupReceiver::import_unauthenticated(d.group_id(), data) {
+            // Another chain of the same group: its messages are not this
+            // receiver's.
+            let owner = Device::generate(&mut rng, 0).unwrap();
+            let mut sender = GroupSender::new(&mut rng, *d.group_id(), &owner).unwrap();
+            let m = sender.encrypt(&mut rng, b"replay").unwrap();
+            assert!(r.decrypt(&m).is_err());
+        }
         parsed += 1;
     }
     if let Ok(mut s) = GroupSender::from_bytes(data) {
@@ -78,12 +91,17 @@ fn replay(data: &[u8]) -> usize {
         assert_eq!(*r.to_bytes(), *data);
         parsed += 1;
     }
-    // The key the fuzz fixtures seal under.
+    if let Ok(s) = GroupReceivers::from_bytes(data) {
+        assert_eq!(*s.to_bytes(), *data);
+        parsed += 1;
+    }
+    // The key and context the fuzz fixtures seal under.
     let key = StorageKey::from_bytes(STORAGE_KEY);
-    if Session::unseal(data, &key).is_ok()
-        || Device::unseal(data, &key).is_ok()
-        || GroupSender::unseal(data, &key).is_ok()
-        || GroupReceiver::unseal(data, &key).is_ok()
+    if Session::unseal(data, &key, CONTEXT).is_ok()
+        || Device::unseal(data, &key, CONTEXT).is_ok()
+        || GroupSender::unseal(data, &key, CONTEXT).is_ok()
+        || GroupReceiver::unseal(data, &key, CONTEXT).is_ok()
+        || GroupReceivers::unseal(data, &key, CONTEXT).is_ok()
     {
         parsed += 1;
     }

@@ -2,8 +2,10 @@
 //! prekey handling, tampering, save and restore.
 
 use sotto::{Error, Message, Role, Session, StorageKey};
-use testkit::fixtures::{decrypt_checked, devices, established, prekey, rng};
-use testkit::layout;
+use testkit::fixtures::{
+    Kem, NOW, bundle_with, decrypt_checked, devices, established, prekey, rng,
+};
+use testkit::fuzz::prekey_header_len;
 
 #[test]
 fn long_conversation_with_many_ratchet_turns() {
@@ -21,7 +23,7 @@ fn long_conversation_with_many_ratchet_turns() {
             let text = format!("turn {turn} message {i}");
             let m = sender.encrypt(&mut rng, text.as_bytes()).unwrap();
             assert!(matches!(m, Message::Ratchet(_)));
-            assert_eq!(receiver.decrypt(&m).unwrap(), text.as_bytes());
+            assert_eq!(receiver.decrypt(&m).unwrap().as_bytes(), text.as_bytes());
         }
     }
     assert_eq!(a.skipped_key_count(), 0);
@@ -62,17 +64,18 @@ fn initiator_repeats_prekey_header_until_reply() {
     assert_eq!(prekey(&m1).base_key_bytes(), prekey(&m2).base_key_bytes());
     // The second message arrives first and creates the session.
     let (mut b, text) = Session::accept(&mut bob, prekey(&m2)).unwrap();
-    assert_eq!(text, b"two");
+    assert_eq!(&*text, b"two");
     assert_eq!(b.role(), Role::Responder);
     // The first prekey message belongs to the existing session.
-    assert_eq!(b.decrypt(&m1).unwrap(), b"one");
-    // Accepting it again is a replay: the one-time prekey is gone and the base key is known.
+    assert_eq!(b.decrypt(&m1).unwrap().as_bytes(), b"one");
+    // Accepting it again is a replay: the one-time prekey it names is gone.
+    let id = prekey(&m1).one_time_prekey_id().unwrap();
     assert_eq!(
         Session::accept(&mut bob, prekey(&m1)).err(),
-        Some(Error::DuplicatePreKeyMessage)
+        Some(Error::UnknownOneTimePreKey { id })
     );
     let reply = b.encrypt(&mut rng, b"three").unwrap();
-    assert_eq!(a.decrypt(&reply).unwrap(), b"three");
+    assert_eq!(a.decrypt(&reply).unwrap().as_bytes(), b"three");
     assert!(!a.is_awaiting_reply());
     assert!(matches!(
         a.encrypt(&mut rng, b"four").unwrap(),
@@ -88,37 +91,40 @@ fn repeated_prekey_header_is_authenticated() {
     let m1 = a.encrypt(&mut rng, b"one").unwrap();
     let m2 = a.encrypt(&mut rng, b"two").unwrap();
     let (mut b, _) = Session::accept(&mut bob, prekey(&m1)).unwrap();
-    // The prekey ids select no key on an existing session, but the AEAD covers them.
-    let l = layout::message(m2.as_bytes());
-    for (field, at) in [("spk_id", 0), ("spk_id", 3), ("opk_id", 0), ("opk_id", 3)] {
+    // The prekey ids and the KEM ciphertext select no key on an existing
+    // session, but the AEAD covers them (SPEC §8.4): spk_id at 66..70,
+    // opk_id at 71..75, kem_id at 76..80, the ciphertext at 80..1648.
+    assert_eq!(prekey_header_len(true, true), 1648);
+    for at in [66, 69, 71, 74, 76, 79, 80, 900, 1647] {
         let mut bytes = m2.as_bytes().to_vec();
-        l.flip(&mut bytes, field, at, 0x10);
+        bytes[at] ^= 0x10;
         let altered = Message::from_bytes(&bytes).unwrap();
         assert_eq!(
             decrypt_checked(&mut b, &altered),
             Err(Error::AuthenticationFailed)
         );
     }
-    assert_eq!(b.decrypt(&m2).unwrap(), b"two");
+    assert_eq!(b.decrypt(&m2).unwrap().as_bytes(), b"two");
 }
 
 #[test]
 fn session_without_one_time_prekey() {
     let mut rng = rng(4);
     let (alice, mut bob, _) = devices(&mut rng);
-    let bundle = sotto::PreKeyBundle::new(*bob.identity_key(), bob.signed_prekey(), None);
+    let bundle = bundle_with(&mut rng, &mut bob, false, Kem::LastResort);
     let mut a = Session::initiate(&alice, &mut rng, &bundle.verify().unwrap()).unwrap();
     let m = a.encrypt(&mut rng, b"no opk").unwrap();
     assert_eq!(prekey(&m).one_time_prekey_id(), None);
     let (mut b, text) = Session::accept(&mut bob, prekey(&m)).unwrap();
-    assert_eq!(text, b"no opk");
-    // Without a one-time prekey, the replay is caught by the remembered base key.
+    assert_eq!(&*text, b"no opk");
+    // Without a one-time key of either kind, the replay is caught by the
+    // base key its signed prekey recorded (SPEC §6).
     assert_eq!(
         Session::accept(&mut bob, prekey(&m)).err(),
         Some(Error::DuplicatePreKeyMessage)
     );
     let r = b.encrypt(&mut rng, b"ok").unwrap();
-    assert_eq!(a.decrypt(&r).unwrap(), b"ok");
+    assert_eq!(a.decrypt(&r).unwrap().as_bytes(), b"ok");
 }
 
 #[test]
@@ -143,7 +149,7 @@ fn one_time_prekey_deleted_only_after_first_message_decrypts() {
     );
     assert_eq!(bob.one_time_prekey_count(), 1);
     let (_, text) = Session::accept(&mut bob, prekey(&m)).unwrap();
-    assert_eq!(text, b"secret");
+    assert_eq!(&*text, b"secret");
     assert_eq!(bob.one_time_prekey_count(), 0);
 }
 
@@ -151,7 +157,7 @@ fn one_time_prekey_deleted_only_after_first_message_decrypts() {
 fn reused_one_time_prekey_is_rejected() {
     let mut rng = rng(6);
     let (alice, mut bob, bundle) = devices(&mut rng);
-    let carol = sotto::Device::generate(&mut rng);
+    let carol = testkit::fixtures::device(&mut rng);
     let verified = bundle.verify().unwrap();
     let mut a = Session::initiate(&alice, &mut rng, &verified).unwrap();
     let mut c = Session::initiate(&carol, &mut rng, &verified).unwrap();
@@ -173,7 +179,7 @@ fn unknown_signed_prekey_is_rejected() {
     let m = a.encrypt(&mut rng, b"x").unwrap();
     let old = bob.signed_prekey().id();
     for _ in 0..sotto::MAX_SIGNED_PREKEYS {
-        bob.rotate_signed_prekey(&mut rng).unwrap();
+        bob.rotate_signed_prekey(&mut rng, NOW).unwrap();
     }
     assert_eq!(
         Session::accept(&mut bob, prekey(&m)).err(),
@@ -187,9 +193,9 @@ fn rotated_signed_prekey_still_accepts_in_flight_messages() {
     let (alice, mut bob, bundle) = devices(&mut rng);
     let mut a = Session::initiate(&alice, &mut rng, &bundle.verify().unwrap()).unwrap();
     let m = a.encrypt(&mut rng, b"in flight").unwrap();
-    bob.rotate_signed_prekey(&mut rng).unwrap();
+    bob.rotate_signed_prekey(&mut rng, NOW).unwrap();
     let (_, text) = Session::accept(&mut bob, prekey(&m)).unwrap();
-    assert_eq!(text, b"in flight");
+    assert_eq!(&*text, b"in flight");
 }
 
 #[test]
@@ -200,7 +206,7 @@ fn prekey_message_from_other_identity_is_rejected_by_session() {
     let mut a = Session::initiate(&alice, &mut rng, &verified).unwrap();
     let m = a.encrypt(&mut rng, b"a").unwrap();
     let (mut b, _) = Session::accept(&mut bob, prekey(&m)).unwrap();
-    let mallory = sotto::Device::generate(&mut rng);
+    let mallory = testkit::fixtures::device(&mut rng);
     let mut mal = Session::initiate(&mallory, &mut rng, &verified).unwrap();
     let forged = mal.encrypt(&mut rng, b"m").unwrap();
     assert_eq!(
@@ -226,10 +232,10 @@ fn out_of_order_dropped_and_duplicated_delivery() {
         .map(|i| a.encrypt(&mut rng, &[i]).unwrap())
         .collect();
     // Deliver 9, 3, 0; drop 5; duplicate 3.
-    assert_eq!(b.decrypt(&msgs[9]).unwrap(), [9]);
+    assert_eq!(b.decrypt(&msgs[9]).unwrap().as_bytes(), [9]);
     assert_eq!(b.skipped_key_count(), 9);
-    assert_eq!(b.decrypt(&msgs[3]).unwrap(), [3]);
-    assert_eq!(b.decrypt(&msgs[0]).unwrap(), [0]);
+    assert_eq!(b.decrypt(&msgs[3]).unwrap().as_bytes(), [3]);
+    assert_eq!(b.decrypt(&msgs[0]).unwrap().as_bytes(), [0]);
     assert_eq!(
         decrypt_checked(&mut b, &msgs[3]),
         Err(Error::DuplicateMessage)
@@ -242,9 +248,9 @@ fn out_of_order_dropped_and_duplicated_delivery() {
     let r = b.encrypt(&mut rng, b"r").unwrap();
     a.decrypt(&r).unwrap();
     let n = a.encrypt(&mut rng, b"new chain").unwrap();
-    assert_eq!(b.decrypt(&n).unwrap(), b"new chain");
+    assert_eq!(b.decrypt(&n).unwrap().as_bytes(), b"new chain");
     for i in [8u8, 1, 2, 4, 6, 7] {
-        assert_eq!(b.decrypt(&msgs[usize::from(i)]).unwrap(), [i]);
+        assert_eq!(b.decrypt(&msgs[usize::from(i)]).unwrap().as_bytes(), [i]);
     }
     assert_eq!(
         b.skipped_key_count(),
@@ -264,10 +270,10 @@ fn late_messages_from_the_previous_chain_after_ratchet() {
     a.decrypt(&r).unwrap();
     // Alice's new chain says the previous one had 2 messages; Bob skipped index 0 of it already.
     let later: Vec<_> = (0..3).map(|i| a.encrypt(&mut rng, &[i]).unwrap()).collect();
-    assert_eq!(b.decrypt(&later[2]).unwrap(), [2]);
-    assert_eq!(b.decrypt(&early).unwrap(), b"early");
-    assert_eq!(b.decrypt(&later[0]).unwrap(), [0]);
-    assert_eq!(b.decrypt(&later[1]).unwrap(), [1]);
+    assert_eq!(b.decrypt(&later[2]).unwrap().as_bytes(), [2]);
+    assert_eq!(b.decrypt(&early).unwrap().as_bytes(), b"early");
+    assert_eq!(b.decrypt(&later[0]).unwrap().as_bytes(), [0]);
+    assert_eq!(b.decrypt(&later[1]).unwrap().as_bytes(), [1]);
     assert_eq!(b.skipped_key_count(), 0);
 }
 
@@ -309,7 +315,10 @@ fn every_single_byte_flip_fails_without_state_change() {
             }
         }
     }
-    assert_eq!(a.decrypt(&reply).unwrap(), b"reply turns the ratchet");
+    assert_eq!(
+        a.decrypt(&reply).unwrap().as_bytes(),
+        b"reply turns the ratchet"
+    );
     let in_chain = a.encrypt(&mut rng, b"x").unwrap();
     let bytes = in_chain.as_bytes().to_vec();
     for i in 0..bytes.len() {
@@ -322,7 +331,7 @@ fn every_single_byte_flip_fails_without_state_change() {
             );
         }
     }
-    assert_eq!(b.decrypt(&in_chain).unwrap(), b"x");
+    assert_eq!(b.decrypt(&in_chain).unwrap().as_bytes(), b"x");
 }
 
 #[test]
@@ -332,23 +341,36 @@ fn save_and_restore_mid_conversation() {
     let key = StorageKey::from_bytes([9; 32]);
     let pending: Vec<_> = (0..4).map(|i| a.encrypt(&mut rng, &[i]).unwrap()).collect();
     b.decrypt(&pending[1]).unwrap();
-    let sealed_b = b.seal(&key, &mut rng).unwrap();
+    let sealed_b = b.seal(&key, b"session/alice", &mut rng).unwrap();
     let plain_a = a.to_bytes();
     drop((a, b));
     let mut a = Session::from_bytes(&plain_a).unwrap();
-    let mut b = Session::unseal(&sealed_b, &key).unwrap();
-    assert_eq!(b.decrypt(&pending[3]).unwrap(), [3]);
-    assert_eq!(b.decrypt(&pending[0]).unwrap(), [0]);
-    let r = b.encrypt(&mut rng, b"after restore").unwrap();
-    assert_eq!(a.decrypt(&r).unwrap(), b"after restore");
+    // Bound to its record: another record's key does not open it.
     assert_eq!(
-        Session::unseal(&sealed_b, &StorageKey::from_bytes([8; 32])).err(),
+        Session::unseal(&sealed_b, &key, b"session/carol").err(),
         Some(Error::AuthenticationFailed)
     );
-    assert!(matches!(
-        sotto::Device::unseal(&sealed_b, &key),
-        Err(Error::WrongType { .. })
-    ));
+    let mut b = Session::unseal(&sealed_b, &key, b"session/alice").unwrap();
+    assert_eq!(b.decrypt(&pending[3]).unwrap().as_bytes(), [3]);
+    assert_eq!(b.decrypt(&pending[0]).unwrap().as_bytes(), [0]);
+    let r = b.encrypt(&mut rng, b"after restore").unwrap();
+    assert_eq!(a.decrypt(&r).unwrap().as_bytes(), b"after restore");
+    assert_eq!(
+        Session::unseal(
+            &sealed_b,
+            &StorageKey::from_bytes([8; 32]),
+            b"session/alice"
+        )
+        .err(),
+        Some(Error::AuthenticationFailed)
+    );
+    assert_eq!(
+        sotto::Device::unseal(&sealed_b, &key, b"session/alice").err(),
+        Some(Error::WrongType {
+            expected: 0x21,
+            found: 0x20
+        })
+    );
 }
 
 #[test]
@@ -369,11 +391,11 @@ fn restoring_an_old_state_never_reuses_key_and_nonce() {
     assert_eq!(m1.message_number(), m2.message_number());
     assert_eq!(m1.ratchet_key_bytes(), m2.ratchet_key_bytes());
     // Same index and plaintext, yet different ciphertext: the fresh salt gave a fresh key and nonce.
-    let l = layout::message(m1.as_bytes());
-    for field in ["salt", "ciphertext"] {
-        assert_ne!(l.slice(m1.as_bytes(), field), l.slice(m2.as_bytes(), field));
+    // Salt at 42..58, ciphertext from 58 (SPEC §9.1).
+    for field in [42..58, 58..m1.as_bytes().len()] {
+        assert_ne!(m1.as_bytes()[field.clone()], m2.as_bytes()[field]);
     }
-    assert_eq!(b.decrypt(&second).unwrap(), b"attack at dawn");
+    assert_eq!(b.decrypt(&second).unwrap().as_bytes(), b"attack at dawn");
     assert_eq!(
         decrypt_checked(&mut b, &first),
         Err(Error::DuplicateMessage)
@@ -420,5 +442,5 @@ fn plaintext_size_limit() {
         .unwrap();
     assert_eq!(b.decrypt(&big).unwrap().len(), sotto::MAX_PLAINTEXT_LEN);
     let empty = a.encrypt(&mut rng, b"").unwrap();
-    assert_eq!(b.decrypt(&empty).unwrap(), b"");
+    assert_eq!(b.decrypt(&empty).unwrap().as_bytes(), b"");
 }

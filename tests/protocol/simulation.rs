@@ -49,6 +49,8 @@ fn adversarial_network_keeps_every_invariant() {
         assert!(count > 1000, "a behaviour was barely exercised: {s:?}");
     }
     assert_eq!(s.max_chains, sotto::MAX_RECEIVING_CHAINS);
+    // Most sessions are PQXDH; the classical opt-in is exercised too.
+    assert!(s.pq_sessions > s.classical_sessions && s.classical_sessions > 0);
     assert!(s.max_skipped > 0);
 
     // The group half: a real share of the traffic, mostly read, and every
@@ -69,7 +71,7 @@ fn adversarial_network_keeps_every_invariant() {
         s.group_cross_chain,
         s.group_cross_group,
         s.group_ratchet_swaps,
-        s.distributions_refused,
+        s.distributions_unchanged,
         s.group_restored,
     ] {
         assert!(count > 100, "a group behaviour was barely exercised: {s:?}");

@@ -23,6 +23,14 @@ use crate::group::{GroupReceiver, GroupSender};
 const DISTRIBUTION_INDEX: usize = super::dist::INDEX;
 const SENDER_INDEX: usize = super::sender::INDEX;
 const RECEIVER_INDEX: usize = super::receiver::NEXT;
+/// Where the levels start: after the index, and in a receiver after `read`.
+const fn levels_at(index_at: usize) -> usize {
+    if index_at == RECEIVER_INDEX {
+        super::receiver::LEVELS
+    } else {
+        index_at + 4
+    }
+}
 
 /// What the attacker reads from a state's bytes: the index, the eight
 /// levels, the cached keys (receiver), and every other 32-byte window.
@@ -39,7 +47,7 @@ fn b32(bytes: &[u8], at: usize) -> [u8; 32] {
 
 fn read(bytes: &[u8], index_at: usize, cache: bool) -> Held {
     let index = u32::from_be_bytes(bytes[index_at..index_at + 4].try_into().unwrap());
-    let levels_at = index_at + 4;
+    let levels_at = levels_at(index_at);
     let mut levels = [[0u8; 32]; 8];
     for (k, level) in levels.iter_mut().enumerate() {
         *level = b32(bytes, levels_at + 32 * k);
@@ -246,7 +254,7 @@ struct States {
 
 fn states(seed: u8, i: u32) -> (Levels, States) {
     let mut draw = rng(seed);
-    let owner = *super::device(&mut draw).identity_key();
+    let owner = super::device(&mut draw);
     // The model starts from the 256 bytes the sender draws first (§15.12).
     let mut replay = draw.clone();
     let mut initial = [[0u8; 32]; 8];
@@ -275,10 +283,12 @@ fn states(seed: u8, i: u32) -> (Levels, States) {
     )
 }
 
-/// Replaces the levels in `bytes` (at `index_at + 4`) with `levels`.
+/// Replaces the levels in `bytes` (after the index at `index_at`) with
+/// `levels`.
 fn patched(bytes: &[u8], index_at: usize, levels: &Levels) -> Vec<u8> {
     let mut out = bytes.to_vec();
-    out[index_at + 4..index_at + 4 + 256].copy_from_slice(levels.as_flattened());
+    let at = levels_at(index_at);
+    out[at..at + 256].copy_from_slice(levels.as_flattened());
     out
 }
 

@@ -32,19 +32,20 @@ const NOT_A_POINT: [u8; 32] = {
 
 fn setup(seed: u8) -> (IdentityKey, GroupSender) {
     let mut r = rng(seed);
-    let owner = *device(&mut r).identity_key();
+    let owner = device(&mut r);
     let sender = GroupSender::new(&mut r, GROUP, &owner).unwrap();
-    (owner, sender)
+    (*owner.identity_key(), sender)
 }
 
 /// The sizes SPEC §15 states, for a 32-byte owner (the one-key identity of
-/// v2): 166 + n, 422, 430, 9,585.
+/// v2): 166 + n, 486, 494, 9,589.
 #[test]
 fn sizes_follow_the_layouts() {
-    let extra = OWNER_LEN - 32;
-    assert_eq!(SenderKeyDistribution::ENCODED_LEN, 422 + extra);
-    assert_eq!(GroupSender::ENCODED_LEN, 430 + extra);
-    assert_eq!(GroupReceiver::MAX_ENCODED_LEN, 9_585 + extra);
+    assert_eq!(OWNER_LEN, 32);
+    assert_eq!(SenderKeyDistribution::ENCODED_LEN, 486);
+    assert_eq!(GroupSender::ENCODED_LEN, 494);
+    assert_eq!(GroupReceiver::MAX_ENCODED_LEN, 9_589);
+    assert_eq!(receiver::COUNT + 2 + MAX_GROUP_SKIPPED_KEYS * 36, 9_589);
     assert_eq!(MAX_GROUP_MESSAGE_LEN, 262_310);
     assert_eq!(MAX_GROUP_MESSAGE_LEN, 166 + MAX_PLAINTEXT_LEN);
     assert_eq!(dist::LEVELS + 256, SenderKeyDistribution::ENCODED_LEN);
@@ -133,7 +134,7 @@ fn group_message_decoding_checks_in_order() {
 }
 
 #[test]
-fn distribution_fields_and_owner_proof() {
+fn distribution_fields_owner_proof_and_owner_signature() {
     let (owner, mut s) = setup(6);
     let _ = s.encrypt(&mut rng(7), b"a").unwrap();
     let d = s.distribution();
@@ -149,8 +150,16 @@ fn distribution_fields_and_owner_proof() {
     let chain = VerifyingKey::from_bytes(s.chain().as_bytes()).unwrap();
     let mut signed = b"sotto v2 group chain owner".to_vec();
     signed.extend_from_slice(&bytes[dist::GROUP..dist::PROOF]);
-    let proof = ed25519_dalek::Signature::from_slice(&bytes[dist::PROOF..dist::INDEX]).unwrap();
+    let proof = ed25519_dalek::Signature::from_slice(&bytes[dist::PROOF..dist::SIGNATURE]).unwrap();
     chain.verify_strict(&signed, &proof).unwrap();
+    // The owner signature, under the owner's identity key: over the group
+    // and the chain.
+    let identity = VerifyingKey::from_bytes(owner.as_bytes()).unwrap();
+    let mut signed = b"sotto v2 group owner signature".to_vec();
+    signed.extend_from_slice(&bytes[dist::GROUP..dist::OWNER]);
+    let signature =
+        ed25519_dalek::Signature::from_slice(&bytes[dist::SIGNATURE..dist::INDEX]).unwrap();
+    identity.verify_strict(&signed, &signature).unwrap();
     // The levels are the sender's, at the same index.
     let state = s.to_bytes();
     assert_eq!(
@@ -204,10 +213,16 @@ fn distribution_decoding_checks_in_order() {
         long.push(0);
         assert_eq!(parse(&long).err(), Some(Error::InvalidPublicKey));
     }
-    // A bad owner proof parses: it is checked at install (§15.7).
-    let mut b = good.clone();
-    b[dist::PROOF] ^= 1;
-    assert!(parse(&b).is_ok());
+    // A bad owner proof or owner signature parses: they are checked at
+    // install (§15.7).
+    for at in [dist::PROOF, dist::SIGNATURE] {
+        let mut b = good.clone();
+        b[at] ^= 1;
+        assert!(parse(&b).is_ok());
+    }
+    // A v2 distribution of before the owner signature (422 bytes) is cut
+    // short.
+    assert_eq!(parse(&good[..422]).err(), Some(Error::Truncated));
 }
 
 #[test]
@@ -232,6 +247,7 @@ fn sender_state_layout_and_decoding() {
         bytes[sender::PROOF..sender::INDEX],
         s.distribution().to_bytes()[dist::PROOF..dist::INDEX]
     );
+    assert_eq!(sender::INDEX - sender::PROOF, 128);
     assert_eq!(&bytes[sender::INDEX..sender::LEVELS], &3u32.to_be_bytes());
     let back = GroupSender::from_bytes(&bytes).unwrap();
     assert_eq!(*back.to_bytes(), *bytes);
@@ -305,13 +321,20 @@ fn receiver_state_layout_and_decoding() {
         owner_field(s.owner())[..]
     );
     assert_eq!(bytes[receiver::FLAG], 0);
+    assert_eq!(&bytes[receiver::NEXT..receiver::READ], &66u32.to_be_bytes());
+    // It decrypted 32 and 65: read is 66.
     assert_eq!(
-        &bytes[receiver::NEXT..receiver::LEVELS],
+        &bytes[receiver::READ..receiver::LEVELS],
         &66u32.to_be_bytes()
     );
+    assert_eq!(r.read_index(), 66);
     assert_eq!(
-        bytes[receiver::NEXT..receiver::COUNT],
-        s.to_bytes()[sender::INDEX..sender::INDEX + 260]
+        bytes[receiver::NEXT..receiver::READ],
+        s.to_bytes()[sender::INDEX..sender::LEVELS]
+    );
+    assert_eq!(
+        bytes[receiver::LEVELS..receiver::COUNT],
+        s.to_bytes()[sender::LEVELS..sender::LEVELS + 256]
     );
     assert_eq!(
         &bytes[receiver::COUNT..receiver::COUNT + 2],
@@ -380,9 +403,59 @@ fn receiver_state_layout_and_decoding() {
     );
     // A receiver at u32::MAX is a valid state (it can decrypt nothing).
     assert_eq!(
-        edit(&|b| b[receiver::NEXT..receiver::LEVELS].copy_from_slice(&[0xff; 4])),
+        edit(&|b| b[receiver::NEXT..receiver::READ].copy_from_slice(&[0xff; 4])),
         None
     );
+    // Read is at most next, checked as soon as it is read: before the
+    // levels, so a state cut right after it fails on it, not on its length.
+    let with_read = |read: u32| {
+        let mut b = bytes.to_vec();
+        b[receiver::READ..receiver::LEVELS].copy_from_slice(&read.to_be_bytes());
+        b
+    };
+    assert_eq!(parse(&with_read(0)), None);
+    assert_eq!(parse(&with_read(66)), None);
+    assert_eq!(parse(&with_read(67)), Some(Error::InvalidEncoding));
+    assert_eq!(parse(&with_read(u32::MAX)), Some(Error::InvalidEncoding));
+    assert_eq!(
+        parse(&with_read(67)[..receiver::LEVELS]),
+        Some(Error::InvalidEncoding)
+    );
+    assert_eq!(
+        parse(&with_read(66)[..receiver::LEVELS]),
+        Some(Error::Truncated)
+    );
+    assert_eq!(
+        GroupReceiver::from_bytes(&with_read(5))
+            .unwrap()
+            .read_index(),
+        5
+    );
+}
+
+/// SPEC §15.8: a receiver records, in its saved bytes, 1 + the highest
+/// index it decrypted, through the ratchet and through the cache, never
+/// lowering it.
+#[test]
+fn the_read_index_is_saved_after_every_decrypt() {
+    let (_, mut s) = setup(18);
+    let mut r =
+        GroupReceiver::import_unauthenticated(&GROUP, &s.distribution().to_bytes()).unwrap();
+    let mut draw = rng(19);
+    let saved_read = |r: &GroupReceiver| {
+        let b = r.to_bytes();
+        u32::from_be_bytes(b[receiver::READ..receiver::LEVELS].try_into().unwrap())
+    };
+    assert_eq!(saved_read(&r), 0);
+    let messages: Vec<_> = (0..12)
+        .map(|_| s.encrypt(&mut draw, b"m").unwrap())
+        .collect();
+    for (j, expected) in [(4usize, 5u32), (2, 5), (10, 11), (7, 11), (11, 12), (0, 12)] {
+        r.decrypt(&messages[j]).unwrap();
+        assert_eq!(saved_read(&r), expected, "after {j}");
+        assert_eq!(r.read_index(), expected);
+    }
+    assert_eq!(r.next_index(), 12);
 }
 
 /// A store of `n` receivers of distinct chains of one owner per four, built
@@ -478,9 +551,9 @@ fn store_decoding_checks_in_order() {
     let mut b = bytes.clone();
     b[embedded + receiver::FLAG] = 7;
     assert_eq!(parse(&b), Some(Error::InvalidEncoding));
-    // A length one short: the receiver is truncated; one long: it does not
-    // use exactly its length.
-    for (delta, expected) in [(-1i32, Error::Truncated), (1, Error::InvalidEncoding)] {
+    // A length one short: the receiver's own Truncated; one long: its own
+    // TrailingBytes (SPEC §15.11).
+    for (delta, expected) in [(-1i32, Error::Truncated), (1, Error::TrailingBytes)] {
         let mut b = bytes.clone();
         let len = u16::try_from(i32::try_from(first_len).unwrap() + delta).unwrap();
         b[44..46].copy_from_slice(&len.to_be_bytes());

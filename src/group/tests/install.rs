@@ -35,8 +35,8 @@ fn world(seed: u8) -> World {
     let mut carol = device(&mut r);
     let (alice_to_carol, carol_from_alice) = connect(&mut r, &alice, &mut carol);
     let (mallory_to_carol, carol_from_mallory) = connect(&mut r, &mallory, &mut carol);
-    let alice_chain = GroupSender::new(&mut r, GROUP, alice.identity_key()).unwrap();
-    let mallory_chain = GroupSender::new(&mut r, GROUP, mallory.identity_key()).unwrap();
+    let alice_chain = GroupSender::new(&mut r, GROUP, &alice).unwrap();
+    let mallory_chain = GroupSender::new(&mut r, GROUP, &mallory).unwrap();
     World {
         rng: r,
         alice,
@@ -68,9 +68,13 @@ fn authenticated_install_over_a_session() {
     assert_eq!(carol.generation(), 1);
     let message = w.alice_chain.encrypt(&mut w.rng, b"hi all").unwrap();
     let read = carol.decrypt(&message).unwrap();
-    assert_eq!(read.plaintext, b"hi all");
-    assert_eq!(read.sender, Sender::Authenticated(*w.alice.identity_key()));
-    assert_eq!(&read.chain, w.alice_chain.chain());
+    assert_eq!(read.as_bytes(), b"hi all");
+    assert_eq!(&*read, b"hi all");
+    assert_eq!(
+        read.sender(),
+        &Sender::Authenticated(*w.alice.identity_key())
+    );
+    assert_eq!(read.chain(), w.alice_chain.chain());
     // The session moved on: the same pairwise message again is a duplicate.
     assert_eq!(
         carol.receive_distribution(&mut w.carol_from_alice, &m),
@@ -93,27 +97,28 @@ fn authenticated_install_over_a_session() {
     let mut one_call =
         GroupReceiver::receive_distribution(&GROUP, &mut w.carol_from_alice, &m).unwrap();
     let next = w.alice_chain.encrypt(&mut w.rng, b"again").unwrap();
-    assert_eq!(standalone.decrypt(&next).unwrap().plaintext, b"again");
-    assert_eq!(one_call.decrypt(&next).unwrap().plaintext, b"again");
+    assert_eq!(standalone.decrypt(&next).unwrap().as_bytes(), b"again");
+    assert_eq!(one_call.decrypt(&next).unwrap().as_bytes(), b"again");
     assert_eq!(standalone.generation(), 1);
 }
 
 #[test]
 fn install_checks_in_order() {
     let mut w = world(2);
-    let alice = *w.alice.identity_key();
     let good = w.alice_chain.distribution().to_bytes().to_vec();
-    let other_group = GroupSender::new(&mut w.rng, OTHER_GROUP, &alice)
+    let other_group = GroupSender::new(&mut w.rng, OTHER_GROUP, &w.alice)
         .unwrap()
         .distribution()
         .to_bytes()
         .to_vec();
     let mut bad_proof = good.clone();
     bad_proof[dist::PROOF + 5] ^= 0x10;
+    let mut bad_signature = good.clone();
+    bad_signature[dist::SIGNATURE + 5] ^= 0x10;
     let mut other_group_bad_proof = other_group.clone();
     other_group_bad_proof[dist::PROOF + 5] ^= 0x10;
 
-    let cases: [(&[u8], bool, Error); 8] = [
+    let cases: [(&[u8], bool, Error); 10] = [
         (b"hello", true, Error::UnsupportedVersion { found: b'h' }),
         (&good[..good.len() - 1], true, Error::Truncated),
         (&other_group, true, Error::GroupMismatch),
@@ -122,11 +127,13 @@ fn install_checks_in_order() {
         (&good, false, Error::GroupOwnerMismatch),
         (&bad_proof, false, Error::GroupOwnerMismatch),
         (&bad_proof, true, Error::InvalidSignature),
+        (&bad_signature, false, Error::GroupOwnerMismatch),
+        (&bad_signature, true, Error::InvalidSignature),
         (&good, true, Error::GroupMismatch),
     ];
     for (n, (bytes, from_alice, expected)) in cases.into_iter().enumerate() {
         // The last case installs into a store of another group.
-        let mut store = GroupReceivers::new(if n == 7 { OTHER_GROUP } else { GROUP });
+        let mut store = GroupReceivers::new(if n == 9 { OTHER_GROUP } else { GROUP });
         let (to, from) = if from_alice {
             (&mut w.alice_to_carol, &mut w.carol_from_alice)
         } else {
@@ -166,14 +173,16 @@ fn install_checks_in_order() {
         store.import_unauthenticated(&other_group_bad_proof),
         Err(Error::GroupMismatch)
     );
-    assert_eq!(
-        store.import_unauthenticated(&bad_proof),
-        Err(Error::InvalidSignature)
-    );
-    assert_eq!(
-        GroupReceiver::import_unauthenticated(&GROUP, &bad_proof).err(),
-        Some(Error::InvalidSignature)
-    );
+    for bad in [&bad_proof, &bad_signature] {
+        assert_eq!(
+            store.import_unauthenticated(bad),
+            Err(Error::InvalidSignature)
+        );
+        assert_eq!(
+            GroupReceiver::import_unauthenticated(&GROUP, bad).err(),
+            Some(Error::InvalidSignature)
+        );
+    }
     assert!(store.is_empty());
     assert_eq!(store.generation(), 0);
 }
@@ -323,8 +332,8 @@ fn a_member_cannot_squat_another_members_chain() {
         assert_eq!(snapshot(&carol, &w.carol_from_mallory), before);
     }
     // Offered as an unauthenticated import: the first three fail the proof;
-    // the bogus copy is held as claimed by Alice, and Alice's own
-    // distribution replaces it.
+    // the bogus copy is held as Alice's (her signatures are on it), and
+    // Alice's own distribution upgrades it with her ratchet.
     for bytes in [&swapped, &resigned, &copied_key] {
         assert_eq!(
             carol.import_unauthenticated(bytes),
@@ -338,18 +347,18 @@ fn a_member_cannot_squat_another_members_chain() {
     let m = send(&mut w.rng, &mut w.alice_to_carol, &genuine);
     assert_eq!(
         carol.receive_distribution(&mut w.carol_from_alice, &m),
-        Ok(InsertOutcome::Replaced)
+        Ok(InsertOutcome::Upgraded)
     );
     let message = w.alice_chain.encrypt(&mut w.rng, b"from alice").unwrap();
     assert_eq!(
-        carol.decrypt(&message).unwrap().sender,
-        Sender::Authenticated(alice)
+        carol.decrypt(&message).unwrap().sender(),
+        &Sender::Authenticated(alice)
     );
-    // Once Alice's chain is held, the bogus copy is refused.
+    // Once Alice's chain is held, the bogus copy changes nothing.
     let before = carol.to_bytes();
     assert_eq!(
         carol.import_unauthenticated(&bogus_ratchet),
-        Err(Error::GroupChainConflict)
+        Ok(InsertOutcome::Unchanged)
     );
     assert_eq!(*carol.to_bytes(), *before);
 
@@ -364,7 +373,7 @@ fn a_member_cannot_squat_another_members_chain() {
             &chain_of(&mallory_seed),
             &owner_field(&mallory),
         );
-        b[dist::PROOF..dist::INDEX].copy_from_slice(&proof);
+        b[dist::PROOF..dist::SIGNATURE].copy_from_slice(&proof);
         b
     };
     let mut dave = GroupReceivers::new(GROUP);
@@ -380,42 +389,117 @@ fn a_member_cannot_squat_another_members_chain() {
     );
     let from_alice = w.alice_chain.encrypt(&mut w.rng, b"alice").unwrap();
     assert_eq!(
-        dave.decrypt(&from_alice).unwrap().sender,
-        Sender::Authenticated(alice)
+        dave.decrypt(&from_alice).unwrap().sender(),
+        &Sender::Authenticated(alice)
     );
 }
 
-/// Chains Mallory creates naming Alice as owner, imported unauthenticated,
-/// push out only unauthenticated chains claiming Alice, never her
-/// authenticated one.
+/// The review's `group_owner_not_signed`, on the wire: Mallory makes chains
+/// of her own that name Alice as owner (she holds their seeds, so their
+/// owner proofs are valid) and gets Alice's client to relay the bytes to
+/// Carol over Alice's own session, or hands them over as imports. Without
+/// an owner signature by Alice's identity key none is installed, whatever
+/// signature Mallory puts there: her own identity's, Alice's signature of
+/// Alice's real chain, or none; Alice's chain stays and reads.
 #[test]
-fn flooded_imports_never_evict_an_authenticated_chain() {
+fn a_chain_alice_never_signed_is_never_hers() {
     let mut w = world(30);
     let alice = *w.alice.identity_key();
+    let genuine = w.alice_chain.distribution().to_bytes().to_vec();
     let mut carol = GroupReceivers::new(GROUP);
-    let m = send(
-        &mut w.rng,
-        &mut w.alice_to_carol,
-        &w.alice_chain.distribution().to_bytes(),
-    );
+    let m = send(&mut w.rng, &mut w.alice_to_carol, &genuine);
     carol
         .receive_distribution(&mut w.carol_from_alice, &m)
         .unwrap();
-    for _ in 0..20 {
-        let fake = GroupSender::new(&mut w.rng, GROUP, &alice).unwrap();
+    let mallory_identity = super::identity_seed(&w.mallory);
+    let alice_signature = genuine[dist::SIGNATURE..dist::INDEX].to_vec();
+    for n in 0..12u8 {
+        // A chain Mallory draws, with a valid owner proof naming Alice.
+        let seed = [0x40 + n; 32];
+        let chain = chain_of(&seed);
+        let mut forged = genuine.clone();
+        forged[dist::CHAIN..dist::OWNER].copy_from_slice(&chain);
+        let proof = owner_proof(&seed, GROUP.as_bytes(), &chain, &owner_field(&alice));
+        forged[dist::PROOF..dist::SIGNATURE].copy_from_slice(&proof);
+        let signature = match n % 3 {
+            0 => super::owner_signature(&mallory_identity, GROUP.as_bytes(), &chain).to_vec(),
+            1 => alice_signature.clone(),
+            _ => alloc::vec![0; 64],
+        };
+        forged[dist::SIGNATURE..dist::INDEX].copy_from_slice(&signature);
+
+        let relayed = send(&mut w.rng, &mut w.alice_to_carol, &forged);
+        let before = snapshot(&carol, &w.carol_from_alice);
         assert_eq!(
-            carol.import_unauthenticated(&fake.distribution().to_bytes()),
-            Ok(InsertOutcome::Added)
+            carol.receive_distribution(&mut w.carol_from_alice, &relayed),
+            Err(Error::InvalidSignature),
+            "forgery {n}"
+        );
+        assert_eq!(snapshot(&carol, &w.carol_from_alice), before);
+        let before = carol.to_bytes();
+        assert_eq!(
+            carol.import_unauthenticated(&forged),
+            Err(Error::InvalidSignature)
+        );
+        assert_eq!(*carol.to_bytes(), *before);
+    }
+    assert_eq!(carol.len(), 1);
+    let message = w.alice_chain.encrypt(&mut w.rng, b"still here").unwrap();
+    assert_eq!(
+        carol.decrypt(&message).unwrap().sender(),
+        &Sender::Authenticated(alice)
+    );
+}
+
+/// The review's `group_rewind`, on the wire: Mallory flips one bit of R_5 in
+/// Alice's distribution (used only from index 0x100 on, so the copy reads
+/// Alice's first messages; the review flipped R_0) and hands it to Carol as a forwarded key; the server withholds
+/// Alice's own distribution, made at index 0, until Carol has read messages
+/// 0 to 4, then delivers it and replays them. The upgrade takes Alice's
+/// ratchet but stands past what Carol read: every replay is a duplicate,
+/// and Alice's next message reads, authenticated.
+#[test]
+fn a_late_owner_distribution_never_reopens_what_was_read() {
+    let mut w = world(40);
+    let alice = *w.alice.identity_key();
+    let genuine = w.alice_chain.distribution().to_bytes().to_vec();
+    let withheld = send(&mut w.rng, &mut w.alice_to_carol, &genuine);
+    let mut tampered = genuine.clone();
+    tampered[dist::LEVELS + 5 * 32] ^= 1;
+    let mut carol = GroupReceivers::new(GROUP);
+    assert_eq!(
+        carol.import_unauthenticated(&tampered),
+        Ok(InsertOutcome::Added)
+    );
+    let messages: Vec<_> = (0..5)
+        .map(|_| w.alice_chain.encrypt(&mut w.rng, b"alice").unwrap())
+        .collect();
+    for m in &messages {
+        assert_eq!(
+            carol.decrypt(m).unwrap().sender(),
+            &Sender::Unauthenticated { claimed: alice }
         );
     }
     assert_eq!(
-        carol.len(),
-        1 + crate::group::MAX_UNAUTHENTICATED_CHAINS_PER_OWNER
+        carol.receive_distribution(&mut w.carol_from_alice, &withheld),
+        Ok(InsertOutcome::Upgraded)
     );
-    assert!(carol.get(w.alice_chain.chain()).is_some());
-    let message = w.alice_chain.encrypt(&mut w.rng, b"still here").unwrap();
+    let held = carol.get(w.alice_chain.chain()).unwrap();
+    assert_eq!((held.next_index(), held.read_index()), (5, 5));
+    for m in &messages {
+        let before = carol.to_bytes();
+        assert_eq!(carol.decrypt(m).err(), Some(Error::DuplicateMessage));
+        assert_eq!(*carol.to_bytes(), *before);
+    }
+    let next = w.alice_chain.encrypt(&mut w.rng, b"next").unwrap();
+    let read = carol.decrypt(&next).unwrap();
     assert_eq!(
-        carol.decrypt(&message).unwrap().sender,
-        Sender::Authenticated(alice)
+        (read.index(), read.sender()),
+        (5, &Sender::Authenticated(alice))
     );
+    // The genuine ratchet is the one held: it reads past 0x100, where the
+    // tampered R_5 would first have been used.
+    w.alice_chain.advance_for_test(0x100);
+    let far = w.alice_chain.encrypt(&mut w.rng, b"far").unwrap();
+    assert_eq!(carol.decrypt(&far).unwrap().as_bytes(), b"far");
 }

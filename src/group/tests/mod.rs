@@ -144,7 +144,8 @@ pub(super) mod dist {
     pub(in super::super) const CHAIN: usize = 34;
     pub(in super::super) const OWNER: usize = 66;
     pub(in super::super) const PROOF: usize = OWNER + OWNER_LEN;
-    pub(in super::super) const INDEX: usize = PROOF + 64;
+    pub(in super::super) const SIGNATURE: usize = PROOF + 64;
+    pub(in super::super) const INDEX: usize = SIGNATURE + 64;
     pub(in super::super) const LEVELS: usize = INDEX + 4;
 }
 
@@ -157,7 +158,8 @@ pub(super) mod sender {
     pub(in super::super) const OWNER: usize = 42;
     pub(in super::super) const SEED: usize = OWNER + OWNER_LEN;
     pub(in super::super) const PROOF: usize = SEED + 32;
-    pub(in super::super) const INDEX: usize = PROOF + 64;
+    pub(in super::super) const SIGNATURE: usize = PROOF + 64;
+    pub(in super::super) const INDEX: usize = SIGNATURE + 64;
     pub(in super::super) const LEVELS: usize = INDEX + 4;
 }
 
@@ -171,8 +173,15 @@ pub(super) mod receiver {
     pub(in super::super) const OWNER: usize = 74;
     pub(in super::super) const FLAG: usize = OWNER + OWNER_LEN;
     pub(in super::super) const NEXT: usize = FLAG + 1;
-    pub(in super::super) const LEVELS: usize = NEXT + 4;
+    pub(in super::super) const READ: usize = NEXT + 4;
+    pub(in super::super) const LEVELS: usize = READ + 4;
     pub(in super::super) const COUNT: usize = LEVELS + 256;
+}
+
+/// The identity seed in a device state (SPEC §10.3: after the version, type
+/// and generation).
+pub(super) fn identity_seed(device: &Device) -> [u8; 32] {
+    device.to_bytes()[10..42].try_into().unwrap()
 }
 
 /// An owner's bytes as they appear inside group encodings.
@@ -193,6 +202,29 @@ pub(super) fn owner_proof(seed: &[u8; 32], group: &[u8], chain: &[u8], owner: &[
         .to_bytes()
 }
 
+/// The owner signature of SPEC §15.6 made from the published label with the
+/// primitive directly: `Sign(identity seed, label || group_id || chain)`.
+pub(super) fn owner_signature(identity_seed: &[u8; 32], group: &[u8], chain: &[u8]) -> [u8; 64] {
+    use ed25519_dalek::Signer;
+    let mut message = b"sotto v2 group owner signature".to_vec();
+    message.extend_from_slice(group);
+    message.extend_from_slice(chain);
+    ed25519_dalek::SigningKey::from_bytes(identity_seed)
+        .sign(&message)
+        .to_bytes()
+}
+
+/// 256 bytes of ratchet levels at `from`, jumped to `to` by the model of
+/// SPEC §15.4 (published labels only).
+pub(super) fn jumped_levels(levels: &[u8; 256], from: u32, to: u32) -> [u8; 256] {
+    let mut model = [[0u8; 32]; 8];
+    for (k, level) in model.iter_mut().enumerate() {
+        level.copy_from_slice(&levels[32 * k..32 * k + 32]);
+    }
+    ratchet::jump(&mut model, from, to);
+    model.as_flattened().try_into().unwrap()
+}
+
 /// The chain public key of a seed.
 pub(super) fn chain_of(seed: &[u8; 32]) -> [u8; 32] {
     ed25519_dalek::SigningKey::from_bytes(seed)
@@ -205,26 +237,25 @@ pub(super) fn seed_of(state: &[u8]) -> [u8; 32] {
     state[sender::SEED..sender::SEED + 32].try_into().unwrap()
 }
 
-/// `sender` rebuilt from its bytes with another owner (and a proof the
-/// chain's seed re-signs for it) and/or other ratchet levels: the same chain
-/// as its creator could make it a second time.
+/// `sender` rebuilt from its bytes with another owner (and the proof the
+/// chain's seed re-signs for it, and that owner's signature) and/or other
+/// ratchet levels: the same chain as its creator could make it a second
+/// time, with the other owner's help.
 pub(super) fn variant(
     sender: &crate::group::GroupSender,
-    owner: Option<&IdentityKey>,
+    owner: Option<&Device>,
     levels: Option<[u8; 256]>,
 ) -> crate::group::GroupSender {
     let mut bytes = sender.to_bytes().to_vec();
     let seed = seed_of(&bytes);
     if let Some(owner) = owner {
-        let field = owner_field(owner);
+        let field = owner_field(owner.identity_key());
         bytes[sender::OWNER..sender::SEED].copy_from_slice(&field);
-        let proof = owner_proof(
-            &seed,
-            &bytes[sender::GROUP..sender::GROUP + 32],
-            &chain_of(&seed),
-            &field,
-        );
-        bytes[sender::PROOF..sender::INDEX].copy_from_slice(&proof);
+        let group = bytes[sender::GROUP..sender::GROUP + 32].to_vec();
+        let proof = owner_proof(&seed, &group, &chain_of(&seed), &field);
+        bytes[sender::PROOF..sender::SIGNATURE].copy_from_slice(&proof);
+        let signature = owner_signature(&identity_seed(owner), &group, &chain_of(&seed));
+        bytes[sender::SIGNATURE..sender::INDEX].copy_from_slice(&signature);
     }
     if let Some(levels) = levels {
         bytes[sender::LEVELS..sender::LEVELS + 256].copy_from_slice(&levels);

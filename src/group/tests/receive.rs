@@ -12,11 +12,11 @@ use crate::group::{
     GROUP_SKIP_WINDOW, GroupMessage, GroupReceiver, GroupSender, MAX_GROUP_JUMP,
     MAX_GROUP_SKIPPED_KEYS, Sender,
 };
-use crate::{IdentityKey, MAX_PLAINTEXT_LEN};
+use crate::{Device, MAX_PLAINTEXT_LEN};
 
-fn chain(seed: u8) -> (IdentityKey, GroupSender, GroupReceiver) {
+fn chain(seed: u8) -> (Device, GroupSender, GroupReceiver) {
     let mut r = rng(seed);
-    let owner = *device(&mut r).identity_key();
+    let owner = device(&mut r);
     let sender = GroupSender::new(&mut r, GROUP, &owner).unwrap();
     let receiver =
         GroupReceiver::import_unauthenticated(&GROUP, &sender.distribution().to_bytes()).unwrap();
@@ -38,9 +38,14 @@ fn in_order_messages_and_duplicates() {
         let m = s.encrypt(&mut draw, &n.to_be_bytes()).unwrap();
         assert_eq!(s.generation(), u64::from(n) + 1);
         let read = r.decrypt(&m).unwrap();
-        assert_eq!(read.plaintext, n.to_be_bytes());
-        assert_eq!((read.index, &read.chain), (n, s.chain()));
-        assert_eq!(read.sender, Sender::Unauthenticated { claimed: owner });
+        assert_eq!(read.as_bytes(), n.to_be_bytes());
+        assert_eq!((read.index(), read.chain()), (n, s.chain()));
+        assert_eq!(
+            read.sender(),
+            &Sender::Unauthenticated {
+                claimed: *owner.identity_key()
+            }
+        );
         assert_eq!(r.generation(), u64::from(n) + 1);
         refused(&mut r, &m, Error::DuplicateMessage);
     }
@@ -109,7 +114,7 @@ fn decrypt_checks_in_order_and_changes_nothing_on_failure() {
     //    chain's holder): the key stays cached.
     let altered = resigned(&first, &seed, |b| b[90] ^= 1);
     refused(&mut r, &altered, Error::AuthenticationFailed);
-    assert_eq!(r.decrypt(&first).unwrap().plaintext, b"zero");
+    assert_eq!(r.decrypt(&first).unwrap().as_bytes(), b"zero");
     assert_eq!(r.skipped_key_count(), 4);
 
     // 4. Already read, or below next and not cached.
@@ -142,13 +147,13 @@ fn decrypt_checks_in_order_and_changes_nothing_on_failure() {
     refused(&mut r, &tampered, Error::AuthenticationFailed);
     let tampered_header = resigned(&later, &seed, |b| b[75] ^= 1);
     refused(&mut r, &tampered_header, Error::AuthenticationFailed);
-    assert_eq!(r.decrypt(&later).unwrap().plaintext, b"forty");
+    assert_eq!(r.decrypt(&later).unwrap().as_bytes(), b"forty");
 
     // The furthest jump accepted decrypts.
     let next = r.next_index();
     s.advance_for_test(next + MAX_GROUP_JUMP);
     let furthest = s.encrypt(&mut draw, b"far").unwrap();
-    assert_eq!(r.decrypt(&furthest).unwrap().plaintext, b"far");
+    assert_eq!(r.decrypt(&furthest).unwrap().as_bytes(), b"far");
 }
 
 /// Adds the Ed25519 group order L to a little-endian 32-byte scalar.
@@ -181,7 +186,7 @@ fn skipped_keys_are_the_window_below_the_message() {
     assert_eq!(r.skipped_key_count(), 10 + GROUP_SKIP_WINDOW as usize);
     for j in (68..100).rev().chain(0..10) {
         assert_eq!(
-            r.decrypt(&messages[j]).unwrap().index,
+            r.decrypt(&messages[j]).unwrap().index(),
             u32::try_from(j).unwrap()
         );
     }
@@ -275,12 +280,12 @@ fn encrypt_checks_before_drawing() {
     let mut r =
         GroupReceiver::import_unauthenticated(&GROUP, &s.distribution().to_bytes()).unwrap();
     let m = s.encrypt(&mut rng(11), b"last").unwrap();
-    assert_eq!(r.decrypt(&m).unwrap().index, u32::MAX - 1);
+    assert_eq!(r.decrypt(&m).unwrap().index(), u32::MAX - 1);
     assert_eq!(
         s.encrypt(&mut rng(11), b"x").err(),
         Some(Error::ChainExhausted)
     );
-    assert_eq!(s.owner(), &owner);
+    assert_eq!(s.owner(), owner.identity_key());
 }
 
 /// A rolled-back sender repeats an index with a new salt: a new key and
@@ -306,15 +311,35 @@ fn rotation_starts_a_new_chain() {
     let _ = s.encrypt(&mut draw, b"old").unwrap();
     let old_chain = *s.chain();
     let generation = s.generation();
-    let d = s.rotate(&mut draw).unwrap();
+    let d = s.rotate(&mut draw, &owner).unwrap();
     assert_ne!(s.chain(), &old_chain);
     assert_eq!(
         (s.index(), s.generation(), s.owner()),
-        (0, generation + 1, &owner)
+        (0, generation + 1, owner.identity_key())
     );
-    assert_eq!((d.chain(), d.index(), d.owner()), (s.chain(), 0, &owner));
+    assert_eq!(
+        (d.chain(), d.index(), d.owner()),
+        (s.chain(), 0, owner.identity_key())
+    );
     let m = s.encrypt(&mut draw, b"new").unwrap();
     refused(&mut r, &m, Error::UnknownGroupChain);
     let mut fresh = GroupReceiver::import_unauthenticated(&GROUP, &d.to_bytes()).unwrap();
-    assert_eq!(fresh.decrypt(&m).unwrap().plaintext, b"new");
+    assert_eq!(fresh.decrypt(&m).unwrap().as_bytes(), b"new");
+}
+
+/// A decrypted group message never shows its bytes in `Debug` (the review's
+/// `debug_leaks`), and gives them up only in memory zeroized on drop.
+#[test]
+fn a_group_plaintext_never_prints_its_bytes() {
+    let (owner, mut s, mut r) = chain(17);
+    let m = s.encrypt(&mut rng(18), b"group secret").unwrap();
+    let read = r.decrypt(&m).unwrap();
+    let shown = alloc::format!("{read:?}");
+    assert!(!shown.contains("group secret"), "{shown}");
+    assert!(!shown.contains("103, 114, 111, 117, 112"), "{shown}");
+    assert!(shown.contains("len: 12"), "{shown}");
+    assert!(shown.contains(&alloc::format!("{:?}", owner.identity_key())));
+    assert_eq!((read.index(), read.chain()), (0, s.chain()));
+    let bytes: zeroize::Zeroizing<Vec<u8>> = read.into_bytes();
+    assert_eq!(&bytes[..], b"group secret");
 }

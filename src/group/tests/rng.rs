@@ -26,7 +26,7 @@ fn failing_budgets(draws: &[usize]) -> Vec<usize> {
 #[test]
 fn new_draws_256_then_32_bytes() {
     let mut r = rng(1);
-    let owner = *device(&mut r).identity_key();
+    let owner = device(&mut r);
     let mut ok = Budget::new(2, 288);
     let sender = GroupSender::new(&mut ok, GROUP, &owner).unwrap();
     assert_eq!(ok.draws, [256, 32]);
@@ -46,21 +46,30 @@ fn new_draws_256_then_32_bytes() {
 #[test]
 fn rotate_changes_nothing_when_a_draw_fails() {
     let mut r = rng(3);
-    let owner = *device(&mut r).identity_key();
+    let owner = device(&mut r);
     let mut sender = GroupSender::new(&mut r, GROUP, &owner).unwrap();
     let _ = sender.encrypt(&mut r, b"m").unwrap();
     let before = sender.to_bytes();
     for budget in failing_budgets(&[256, 32]) {
         let mut failing = Budget::new(4, budget);
         assert_eq!(
-            sender.rotate(&mut failing).err(),
+            sender.rotate(&mut failing, &owner).err(),
             Some(Error::RandomnessUnavailable),
             "budget {budget}"
         );
         assert_eq!(*sender.to_bytes(), *before, "budget {budget}");
     }
+    // Another device than the owner's: refused before anything is drawn.
+    let stranger = device(&mut r);
+    let mut none = Budget::new(4, 0);
+    assert_eq!(
+        sender.rotate(&mut none, &stranger).err(),
+        Some(Error::GroupOwnerMismatch)
+    );
+    assert!(none.draws.is_empty());
+    assert_eq!(*sender.to_bytes(), *before);
     let mut ok = Budget::new(4, 288);
-    sender.rotate(&mut ok).unwrap();
+    sender.rotate(&mut ok, &owner).unwrap();
     assert_eq!(ok.draws, [256, 32]);
     assert_eq!(sender.generation(), 2);
 }
@@ -68,7 +77,7 @@ fn rotate_changes_nothing_when_a_draw_fails() {
 #[test]
 fn encrypt_changes_nothing_when_the_salt_draw_fails() {
     let mut r = rng(5);
-    let owner = *device(&mut r).identity_key();
+    let owner = device(&mut r);
     let mut sender = GroupSender::new(&mut r, GROUP, &owner).unwrap();
     let before = sender.to_bytes();
     for budget in failing_budgets(&[16]) {
@@ -87,13 +96,13 @@ fn encrypt_changes_nothing_when_the_salt_draw_fails() {
         .distribution()
         .to_bytes();
     let mut receiver = GroupReceiver::import_unauthenticated(&GROUP, &d).unwrap();
-    assert_eq!(receiver.decrypt(&m).unwrap().plaintext, b"m");
+    assert_eq!(receiver.decrypt(&m).unwrap().as_bytes(), b"m");
 }
 
 #[test]
 fn sealing_a_group_state_fails_cleanly() {
     let mut r = rng(7);
-    let owner = *device(&mut r).identity_key();
+    let owner = device(&mut r);
     let sender = GroupSender::new(&mut r, GROUP, &owner).unwrap();
     let receiver =
         GroupReceiver::import_unauthenticated(&GROUP, &sender.distribution().to_bytes()).unwrap();

@@ -65,8 +65,12 @@ pub struct Stats {
     pub distributions_sent: u64,
     /// Distributions installed.
     pub distributions_installed: u64,
-    /// Distributions the store refused.
-    pub distributions_refused: u64,
+    /// Distributions the store already held as far (outcome `Unchanged`).
+    pub distributions_unchanged: u64,
+    /// Sessions started with classical X3DH (the per-peer opt-in).
+    pub classical_sessions: u64,
+    /// Sessions started with PQXDH.
+    pub pq_sessions: u64,
     /// Members removed.
     pub removals: u64,
     /// Members re-added.
@@ -119,19 +123,23 @@ pub(super) fn check_bounds(session: &Session, shape: &SessionShape, stats: &mut 
 
 /// The store agrees with its shape, and every bound holds.
 pub(super) fn check_store(store: &GroupReceivers, shape: &StoreShape, stats: &mut Stats) {
-    let got: Vec<(u32, u32, usize)> = store
+    let got: Vec<([u8; 32], u32, usize)> = store
         .iter()
-        .map(|r| (r.chain_id(), r.next_index(), r.skipped_key_count()))
+        .map(|r| (*r.chain().as_bytes(), r.next_index(), r.skipped_key_count()))
         .collect();
-    let expected: Vec<(u32, u32, usize)> = shape
+    let expected: Vec<([u8; 32], u32, usize)> = shape
         .held
         .iter()
-        .map(|m| (m.chain_id, m.window.next, m.window.cache.len()))
+        .map(|m| (m.chain, m.window.next, m.window.cache.len()))
         .collect();
     assert_eq!(got, expected, "store differs from the model");
     assert!(store.len() <= MAX_GROUP_RECEIVERS);
     for r in store.iter() {
         assert!(r.skipped_key_count() <= MAX_GROUP_SKIPPED_KEYS);
+        assert!(
+            r.sender().is_authenticated(),
+            "the simulation imports nothing"
+        );
         let own = store.iter().filter(|o| o.sender() == r.sender()).count();
         assert!(own <= MAX_CHAINS_PER_SENDER);
         stats.max_group_skipped = stats.max_group_skipped.max(r.skipped_key_count());
@@ -146,7 +154,7 @@ pub(super) fn check_refusal(e: Error) {
             e,
             Error::AuthenticationFailed
                 | Error::DuplicateMessage
-                | Error::UnexpectedRatchetKey
+                | Error::SessionDiverged
                 | Error::TooFarAhead { .. }
                 | Error::IdentityMismatch
                 | Error::SessionMismatch
@@ -163,6 +171,7 @@ pub(super) fn check_group_refusal(e: Error) {
             e,
             Error::UnknownGroupChain
                 | Error::InvalidSignature
+                | Error::GroupIndexOutOfRange { .. }
                 | Error::DuplicateMessage
                 | Error::AuthenticationFailed
         ),
@@ -170,20 +179,13 @@ pub(super) fn check_group_refusal(e: Error) {
     );
 }
 
-/// Every receiver of a store, saved, oldest first.
-pub(super) fn store_bytes(store: &GroupReceivers) -> Vec<Vec<u8>> {
-    store.iter().map(|r| r.to_bytes().to_vec()).collect()
+/// The store's saved form.
+pub(super) fn store_bytes(store: &GroupReceivers) -> Vec<u8> {
+    store.to_bytes().to_vec()
 }
 
-/// The store's shape, and the full state of the receiver a message names.
-pub(super) fn snapshot(store: &GroupReceivers, chain_id: u32) -> (Vec<(u32, u32, usize)>, Vec<u8>) {
-    let shape = store
-        .iter()
-        .map(|r| (r.chain_id(), r.next_index(), r.skipped_key_count()))
-        .collect();
-    let named = store
-        .get(chain_id)
-        .map(|r| r.to_bytes().to_vec())
-        .unwrap_or_default();
-    (shape, named)
+/// The store's saved form (every receiver and the generations), for the
+/// all-or-nothing checks.
+pub(super) fn snapshot(store: &GroupReceivers) -> Vec<u8> {
+    store_bytes(store)
 }

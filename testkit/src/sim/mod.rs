@@ -4,7 +4,8 @@
 //!
 //! Every party holds a [`Device`](sotto::Device), one session per peer, a
 //! group sender and a store. Sender key distributions travel as pairwise
-//! messages and are installed with `GroupReceiver::accept`; group messages
+//! messages and are installed from the decrypted plaintext
+//! (`GroupReceivers::install`) or in one call (`receive_distribution`); group messages
 //! are broadcast to every other party, members or not. The network
 //! reorders, drops, duplicates and corrupts envelopes and sometimes loses a
 //! burst of group messages whole; an attacker injects forged, replayed,
@@ -24,8 +25,9 @@
 //!   whether an honest message *must* decrypt; the state must agree with
 //!   them, and its counters must match.
 //!
-//! A failed decrypt, accept or store insert must leave the state
-//! byte-for-byte unchanged.
+//! Sessions are PQXDH (with a one-time or last-resort KEM prekey), and now
+//! and then classical X3DH under a per-peer opt-in. A failed decrypt, accept
+//! or store insert must leave the state byte-for-byte unchanged.
 //!
 //! Modules: [`model`] (the shapes the oracles track), [`world`] (parties,
 //! sending, delivery, membership, save and restore), `network` (what the
@@ -46,9 +48,12 @@ use sotto::group::GroupId;
 pub const GROUP: GroupId = GroupId::from_bytes([0x61; 32]);
 /// A group the attacker runs on its own.
 pub const OTHER_GROUP: GroupId = GroupId::from_bytes([0x62; 32]);
-/// First plaintext byte of a pairwise message: text or a distribution.
+/// First plaintext byte of a pairwise text message. A distribution is sent
+/// as its own bytes (the plaintext must be exactly the distribution, SPEC
+/// §15.7), which start with the version byte 0x02.
 const TEXT: u8 = b'T';
-const DISTRIBUTION: u8 = b'D';
+/// First byte of a distribution, the version.
+const DISTRIBUTION: u8 = 0x02;
 
 /// Where the simulation's decisions come from.
 pub trait Choices {

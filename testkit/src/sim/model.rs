@@ -1,6 +1,11 @@
 //! The shapes the simulation's oracles track, with the reference model's
 //! rules and no cryptography: a pairwise session's receiving side (SPEC.md
 //! §8.6, §8.7) and a group store (§15.8, §15.9).
+//!
+//! The model's store rules are still those of version 1 (chains numbered,
+//! a re-delivery that is not newer refused); for what the simulation does
+//! (every chain authenticated by its only owner, honest ratchets) they
+//! decide the same as §15.9, with "not newer" read as `Unchanged`.
 
 use crate::model::group::window::{Step, Window};
 use crate::model::group::{GStore, Held};
@@ -79,11 +84,14 @@ impl SessionShape {
 pub struct ReceiverShape {
     /// The group id.
     pub group: [u8; 32],
-    /// The chain id.
+    /// The model's number for the chain.
     pub chain_id: u32,
-    /// The chain's signing key.
-    pub signing: [u8; 32],
-    /// The sender's identity (`None` for an unauthenticated import).
+    /// The chain (its Ed25519 public key, SPEC §15.1): also what the
+    /// model's store calls the signing key.
+    pub chain: [u8; 32],
+    /// The owner's identity key, padded to the model's 64-byte sender mark
+    /// (`None` for an unauthenticated import, which the simulation never
+    /// makes).
     pub sender: Option<[u8; 64]>,
     /// Next index and cached indices.
     pub window: Window<()>,
@@ -99,7 +107,7 @@ impl Held for ReceiverShape {
     }
 
     fn signing(&self) -> [u8; 32] {
-        self.signing
+        self.chain
     }
 
     fn sender(&self) -> Option<[u8; 64]> {

@@ -3,15 +3,33 @@
 //! forgeries of every header field, cross-chain and cross-group messages,
 //! and receivers forged from the ratchets a party holds.
 
+use std::ops::Range;
+
 use sotto::Error;
 use sotto::group::{GroupMessage, GroupReceiver, GroupSender};
 use sotto::rand_core::Rng;
+use sotto::{MAX_PLAINTEXT_LEN, Message};
 
 use super::world::World;
 use super::{Choices, Envelope, GROUP, GroupHonest, OTHER_GROUP, Payload};
-use crate::layout;
-use crate::model::group::ratchet::split_levels;
-use crate::model::group::{GReceiver, GSender, Window};
+use crate::fuzz::{prekey_header_len, sign_group};
+
+/// Fields of a group message (SPEC §15.5): group id, chain, index, salt,
+/// ciphertext and tag, signature.
+fn group_fields(len: usize) -> [Range<usize>; 6] {
+    [2..34, 34..66, 66..70, 70..86, 86..len - 64, len - 64..len]
+}
+
+/// Where the ratchet message starts (SPEC §9.1, §9.2).
+fn ratchet_start(bytes: &[u8]) -> usize {
+    match Message::from_bytes(bytes) {
+        Ok(Message::PreKey(p)) => prekey_header_len(
+            p.one_time_prekey_id().is_some(),
+            p.kem_prekey_id().is_some(),
+        ),
+        _ => 0,
+    }
+}
 
 impl World {
     pub(super) fn deliver_one(&mut self, c: &mut impl Choices) {
@@ -97,22 +115,27 @@ impl World {
             }
             _ => {
                 self.stats.forged += 1;
+                let original_group = original.group().cloned();
                 let Payload::Pairwise(mut bytes) = original.payload else {
                     let mut forged = original;
                     let bytes = forged.payload.bytes_mut();
                     // Any field: group id, chain id, index, salt, ciphertext
                     // and tag, or signature.
-                    let l = layout::group_message(bytes);
-                    let field = match c.below(6) {
-                        0 => l.range("group_id"),
-                        1 => l.range("chain_id"),
-                        2 => l.range("index"),
-                        3 => l.range("salt"),
-                        4 => l.start("ciphertext")..l.end_of("tag"),
-                        _ => l.range("signature"),
-                    };
+                    let which = c.below(6);
+                    let field = group_fields(bytes.len())[which].clone();
                     let at = field.start + c.below(field.len());
                     bytes[at] ^= c.nonzero_byte();
+                    // A sender gone bad re-signs the altered message with
+                    // the real chain seed: it must still fail past the
+                    // signature (another group, another index's key, the tag).
+                    if which != 5
+                        && c.chance(50)
+                        && let Some(h) = original_group.as_ref()
+                    {
+                        let seed = self.chains[&h.chain_id].seed;
+                        let body = bytes.len() - 64;
+                        *bytes = sign_group(&seed, &bytes[..body]);
+                    }
                     self.stats.group_forged += 1;
                     self.deliver(Envelope {
                         honest: None,
@@ -121,15 +144,17 @@ impl World {
                     return;
                 };
                 // Rewrite one field of the ratchet header or the body: a new
-                // ratchet key, other counters, another salt or ciphertext.
-                let l = layout::ratchet_part(&bytes);
-                let key = l.range("ratchet_key");
-                let field = match c.below(5) {
+                // ratchet key, other counters, another salt or ciphertext;
+                // of a prekey message, now and then its KEM ciphertext.
+                let r = ratchet_start(&bytes);
+                let key = r + 2..r + 34;
+                let field = match c.below(6) {
                     0 => key.clone(),
-                    1 => l.range("pn"),
-                    2 => l.range("n"),
-                    3 => l.range("salt"),
-                    _ => l.range("ciphertext"),
+                    1 => r + 34..r + 38,
+                    2 => r + 38..r + 42,
+                    3 => r + 42..r + 58,
+                    4 if r >= prekey_header_len(false, true) => r - 1568..r,
+                    _ => r + 58..bytes.len(),
                 };
                 let at = field.start + c.below(field.len());
                 bytes[at] ^= c.nonzero_byte();
@@ -171,9 +196,10 @@ impl World {
                 if other == h.chain_id {
                     return;
                 }
+                let other = *self.chains[&other].id.as_bytes();
                 let mut forged = original;
                 let bytes = forged.payload.bytes_mut();
-                layout::group_message(bytes).put_u32(bytes, "chain_id", other);
+                bytes[34..66].copy_from_slice(&other);
                 self.deliver(Envelope {
                     to,
                     honest: None,
@@ -181,29 +207,38 @@ impl World {
                 });
             }
             1 => {
-                // The attacker's own chain, claiming a real chain's id, in
-                // this group or another one.
+                // The attacker's own chain (its own seed, so its own chain
+                // key) at the real message's index, in this group or another
+                // one; sent as it is, or relabelled as the real chain and
+                // signed with the attacker's key.
                 self.stats.group_cross_group += 1;
                 let group = if c.chance(50) { GROUP } else { OTHER_GROUP };
-                // R_0 .. R_7, then the signing seed.
-                let mut secrets = [0u8; 8 * 32 + 32];
+                let mut state = vec![0x02, 0x22];
+                state.extend_from_slice(&[0; 8]);
+                state.extend_from_slice(group.as_bytes());
+                state.extend_from_slice(self.parties[h.sender].identity.as_bytes());
+                let mut secrets = [0u8; 32 + 64 + 64 + 256];
                 self.attacker_rng.fill_bytes(&mut secrets);
-                let (levels, seed) = secrets.split_at(256);
-                let state = GSender {
-                    group: *group.as_bytes(),
-                    chain_id: h.chain_id,
-                    index: h.index,
-                    levels: split_levels(levels),
-                    seed: seed.try_into().expect("32 bytes"),
-                }
-                .encode();
+                // Seed, owner proof and owner signature (neither checked on
+                // load), index, R_0..R_7 (SPEC §15.11).
+                state.extend_from_slice(&secrets[..160]);
+                state.extend_from_slice(&h.index.to_be_bytes());
+                state.extend_from_slice(&secrets[160..]);
                 let mut attacker = GroupSender::from_bytes(&state).unwrap();
                 let message = attacker
                     .encrypt(&mut self.attacker_rng, &h.plaintext)
                     .unwrap();
+                let mut bytes = message.into_bytes();
+                if c.chance(50) {
+                    let real = *self.chains[&h.chain_id].id.as_bytes();
+                    bytes[34..66].copy_from_slice(&real);
+                    let body = bytes.len() - 64;
+                    bytes = sign_group(&secrets[..32].try_into().unwrap(), &bytes[..body]);
+                }
+                assert!(bytes.len() <= 166 + MAX_PLAINTEXT_LEN);
                 self.deliver(Envelope {
                     to,
-                    payload: Payload::Group(message.into_bytes()),
+                    payload: Payload::Group(bytes),
                     honest: None,
                     ..original
                 });
@@ -233,34 +268,46 @@ impl World {
         };
         let message = GroupMessage::from_bytes(bytes).unwrap();
         let state = receiver.to_bytes();
-        for forged in relabel(&state, h.chain_id, &chain.signing_key, h.index) {
+        for forged in relabel(&state, chain.id.as_bytes(), h.index) {
             self.stats.group_ratchet_swaps += 1;
             let mut forged = GroupReceiver::from_bytes(&forged).unwrap();
             assert_eq!(
-                forged.decrypt(&message),
-                Err(Error::AuthenticationFailed),
+                forged.decrypt(&message).err(),
+                Some(Error::AuthenticationFailed),
                 "another chain's ratchet opened a message"
             );
         }
     }
 }
-/// A receiver state relabelled as chain `chain_id` with `signing_key`:
-/// once with its ratchet claiming index 0 and no cache, once with its first
-/// cached key (if any) claimed as the key of `index`.
-fn relabel(state: &[u8], chain_id: u32, signing_key: &[u8; 32], index: u32) -> Vec<Vec<u8>> {
-    let held = GReceiver::parse(state).expect("a saved receiver");
-    let relabelled = GReceiver {
-        chain_id,
-        signing: *signing_key,
-        window: Window::at(0),
-        ..held.clone()
-    };
-    let mut out = vec![relabelled.encode()];
-    if let (Some(key), Some(next)) = (held.window.cache.values().next(), index.checked_add(1)) {
+
+/// Offsets in a saved receiver (SPEC §15.11): the chain, the next index,
+/// the read mark, the cache count and the first cached entry.
+const RECEIVER_CHAIN: Range<usize> = 42..74;
+const RECEIVER_NEXT: Range<usize> = 107..111;
+const RECEIVER_READ: Range<usize> = 111..115;
+const RECEIVER_COUNT: Range<usize> = 371..373;
+const RECEIVER_CACHE: usize = 373;
+
+/// A receiver state relabelled as `chain`, edited as bytes: once with its
+/// ratchet claiming index 0 and no cache, once with its first cached key
+/// (if any) claimed as the key of `index`.
+fn relabel(state: &[u8], chain: &[u8; 32], index: u32) -> Vec<Vec<u8>> {
+    let mut relabelled = state[..RECEIVER_CACHE].to_vec();
+    relabelled[RECEIVER_CHAIN].copy_from_slice(chain);
+    relabelled[RECEIVER_NEXT].copy_from_slice(&0u32.to_be_bytes());
+    relabelled[RECEIVER_READ].copy_from_slice(&0u32.to_be_bytes());
+    relabelled[RECEIVER_COUNT].copy_from_slice(&0u16.to_be_bytes());
+    let mut out = vec![relabelled.clone()];
+    if let (Some(key), Some(next)) = (
+        state.get(RECEIVER_CACHE + 4..RECEIVER_CACHE + 36),
+        index.checked_add(1),
+    ) {
         let mut cached = relabelled;
-        cached.window = Window::at(next);
-        cached.window.cache.insert(index, *key);
-        out.push(cached.encode());
+        cached[RECEIVER_NEXT].copy_from_slice(&next.to_be_bytes());
+        cached[RECEIVER_COUNT].copy_from_slice(&1u16.to_be_bytes());
+        cached.extend_from_slice(&index.to_be_bytes());
+        cached.extend_from_slice(key);
+        out.push(cached);
     }
     out
 }

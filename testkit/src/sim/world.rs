@@ -5,9 +5,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use rand_chacha::ChaCha20Rng;
-use sotto::group::{GroupMessage, GroupReceiver, GroupReceivers, GroupSender, Sender};
+use sotto::group::{ChainId, GroupMessage, GroupReceivers, GroupSender, InsertOutcome, Sender};
 use sotto::rand_core::{Rng, SeedableRng};
-use sotto::{Device, IdentityKey, Message, PreKeyBundle, Session, StorageKey};
+use sotto::{
+    Device, Error, IdentityKey, KeyAgreement, KeyAgreementPolicy, Message, Plaintext, Session,
+    StorageKey,
+};
 
 use super::checks::{
     Stats, check_bounds, check_group_refusal, check_refusal, check_store, snapshot, store_bytes,
@@ -16,9 +19,8 @@ use super::model::{ReceiverShape, SessionShape, StoreShape, store_receive};
 use super::{
     Choices, DISTRIBUTION, Envelope, GROUP, GroupHonest, Honest, PairwiseHonest, Payload, TEXT,
 };
-use crate::layout;
+use crate::fixtures::{Kem, NOW, bundle_with};
 use crate::model::group::{Inserted, Window};
-use crate::vectors::error_json;
 
 pub(super) struct Peer {
     pub(super) session: Session,
@@ -28,7 +30,7 @@ pub(super) struct Peer {
 pub(super) struct Party {
     pub(super) device: Device,
     pub(super) identity: IdentityKey,
-    /// The identity's 64-byte embedded form (the store's sender mark).
+    /// The identity, padded to the model store's 64-byte sender mark.
     pub(super) ik: [u8; 64],
     pub(super) rng: ChaCha20Rng,
     pub(super) storage_key: [u8; 32],
@@ -38,12 +40,17 @@ pub(super) struct Party {
     pub(super) store_shape: StoreShape,
     /// Members still to be sent this party's current chain.
     pub(super) pending: BTreeSet<usize>,
+    /// Peers this party talks to over classical X3DH (its opt-in).
+    pub(super) classical: BTreeSet<usize>,
 }
 
 /// What the world knows about a sender chain.
 pub(super) struct Chain {
     pub(super) sender: usize,
-    pub(super) signing_key: [u8; 32],
+    /// The chain's name, its Ed25519 public key.
+    pub(super) id: ChainId,
+    /// The chain seed, read from the sender's saved state (SPEC §15.11).
+    pub(super) seed: [u8; 32],
     /// Per party, the lowest index of this chain it was ever sent a
     /// distribution at: it may read no message of the chain below that.
     pub(super) given_from: BTreeMap<usize, u32>,
@@ -61,6 +68,8 @@ pub struct World {
     group_decrypted: BTreeSet<(usize, u64)>,
     members: BTreeSet<usize>,
     pub(super) chains: BTreeMap<u32, Chain>,
+    /// The model's number of each chain.
+    pub(super) numbers: BTreeMap<[u8; 32], u32>,
     pub(super) attacker_rng: ChaCha20Rng,
     next_id: u64,
     /// What happened so far.
@@ -73,13 +82,29 @@ const MAX_IN_FLIGHT: usize = 96;
 /// How many archived envelopes the attacker remembers.
 const ARCHIVE_LEN: usize = 256;
 
-/// The 64-byte embedded form of an identity key.
+/// An identity key padded to the model store's 64-byte sender mark.
 fn embedded(id: &IdentityKey) -> [u8; 64] {
-    let bytes = id.to_bytes();
-    layout::identity_key(&bytes)
-        .slice(&bytes, "identity")
+    let mut mark = [0u8; 64];
+    mark[..32].copy_from_slice(id.as_bytes());
+    mark
+}
+
+/// The chain seed of a sender (SPEC §15.11: after the version, type,
+/// generation, group id and owner).
+pub(super) fn chain_seed(sender: &GroupSender) -> [u8; 32] {
+    sender.to_bytes()[crate::fuzz::SENDER_SEED_OFFSET..][..32]
         .try_into()
-        .expect("64 bytes")
+        .expect("32 bytes")
+}
+
+/// The name of a SPEC §12 error, as the model spells it.
+fn error_name(e: &Error) -> String {
+    let debug = format!("{e:?}");
+    debug
+        .split([' ', '{', '('])
+        .next()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// The ratchet key, previous chain length and message number of a
@@ -91,15 +116,11 @@ fn ratchet_header(message: &Message) -> ([u8; 32], u32, u32) {
             r.previous_chain_length(),
             r.message_number(),
         ),
-        Message::PreKey(_) => {
-            let bytes = message.as_bytes();
-            let l = layout::ratchet_part(bytes);
-            (
-                l.a32(bytes, "ratchet_key"),
-                l.u32(bytes, "pn"),
-                l.u32(bytes, "n"),
-            )
-        }
+        Message::PreKey(p) => (
+            p.ratchet_key_bytes(),
+            p.previous_chain_length(),
+            p.message_number(),
+        ),
     }
 }
 
@@ -110,10 +131,10 @@ impl World {
         let parties: Vec<Party> = (0..count)
             .map(|i| {
                 let mut rng = ChaCha20Rng::seed_from_u64(seed ^ (i as u64) << 32);
-                let device = Device::generate(&mut rng);
+                let device = Device::generate(&mut rng, NOW).unwrap();
                 let mut storage_key = [0u8; 32];
                 rng.fill_bytes(&mut storage_key);
-                let group = GroupSender::new(&mut rng, GROUP);
+                let group = GroupSender::new(&mut rng, GROUP, &device).unwrap();
                 Party {
                     identity: *device.identity_key(),
                     ik: embedded(device.identity_key()),
@@ -125,19 +146,24 @@ impl World {
                     store: GroupReceivers::new(GROUP),
                     store_shape: StoreShape::new(*GROUP.as_bytes()),
                     pending: (0..count).filter(|&j| j != i).collect(),
+                    classical: BTreeSet::new(),
                 }
             })
             .collect();
+        let mut numbers = BTreeMap::new();
         let chains = parties
             .iter()
             .enumerate()
             .map(|(i, p)| {
                 let chain = Chain {
                     sender: i,
-                    signing_key: p.group.signing_key_bytes(),
+                    id: *p.group.chain(),
+                    seed: chain_seed(&p.group),
                     given_from: BTreeMap::new(),
                 };
-                (p.group.chain_id(), chain)
+                let number = u32::try_from(i).unwrap();
+                numbers.insert(*p.group.chain().as_bytes(), number);
+                (number, chain)
             })
             .collect();
         Self {
@@ -148,6 +174,7 @@ impl World {
             group_decrypted: BTreeSet::new(),
             members: (0..count).collect(),
             chains,
+            numbers,
             attacker_rng: ChaCha20Rng::seed_from_u64(!seed),
             next_id: 0,
             stats: Stats::default(),
@@ -216,9 +243,9 @@ impl World {
         let party = &mut self.parties[from];
         party.pending.remove(&to);
         let distribution = party.group.distribution();
-        let (chain_id, index) = (distribution.chain_id(), distribution.index());
-        let mut plaintext = vec![DISTRIBUTION];
-        plaintext.extend_from_slice(&distribution.to_bytes());
+        let chain_id = self.numbers[distribution.chain().as_bytes()];
+        let index = distribution.index();
+        let plaintext = distribution.to_bytes().to_vec();
         let given = self.chains.get_mut(&chain_id).unwrap().given_from.entry(to);
         let lowest = given.or_insert(index);
         *lowest = (*lowest).min(index);
@@ -288,7 +315,7 @@ impl World {
                 id,
                 plaintext,
                 sender: from,
-                chain_id: message.chain_id(),
+                chain_id: self.numbers[message.chain().as_bytes()],
                 index: message.index(),
             };
             let envelope = Envelope {
@@ -312,28 +339,46 @@ impl World {
         }
     }
 
+    /// A session from `from` to `to`: PQXDH with a one-time or the
+    /// last-resort KEM prekey, or now and then classical X3DH, which both
+    /// sides then allow for this pair only (the opt-in of SPEC §7.1).
     fn initiate(&mut self, from: usize, to: usize, c: &mut impl Choices) {
         let responder = &mut self.parties[to];
-        let one_time = if c.chance(60) && responder.device.one_time_prekey_count() < 100 {
-            responder
-                .device
-                .generate_one_time_prekeys(&mut responder.rng, 1)
-                .unwrap()
-                .first()
-                .copied()
-        } else {
-            None
+        let one_time = c.chance(60) && responder.device.one_time_prekey_count() < 100;
+        let kem = match c.below(10) {
+            0 => Kem::Classical,
+            1..=4 if responder.device.one_time_kem_prekey_count() < 50 => Kem::OneTime,
+            _ => Kem::LastResort,
         };
-        let bundle = PreKeyBundle::new(
-            responder.identity,
-            responder.device.signed_prekey(),
-            one_time,
-        );
-        let bundle = PreKeyBundle::from_bytes(&bundle.to_bytes()).unwrap();
+        let bundle = bundle_with(&mut responder.rng, &mut responder.device, one_time, kem);
+        let bundle = sotto::PreKeyBundle::from_bytes(&bundle.to_bytes()).unwrap();
         let remote = bundle.signed_prekey().key_bytes();
         let verified = bundle.verify_for(&responder.identity).unwrap();
+        let policy = if kem == Kem::Classical {
+            responder.classical.insert(from);
+            self.stats.classical_sessions += 1;
+            KeyAgreementPolicy::ClassicalAllowed
+        } else {
+            self.stats.pq_sessions += 1;
+            KeyAgreementPolicy::PostQuantumRequired
+        };
         let initiator = &mut self.parties[from];
-        let session = Session::initiate(&initiator.device, &mut initiator.rng, &verified).unwrap();
+        // The default refuses a classical bundle.
+        if kem == Kem::Classical {
+            assert_eq!(
+                Session::initiate(&initiator.device, &mut initiator.rng, &verified).err(),
+                Some(Error::PostQuantumRequired)
+            );
+        }
+        let session =
+            Session::initiate_with_policy(&initiator.device, &mut initiator.rng, &verified, policy)
+                .unwrap();
+        let agreement = if kem == Kem::Classical {
+            KeyAgreement::X3dh
+        } else {
+            KeyAgreement::Pqxdh
+        };
+        assert_eq!(session.key_agreement(), agreement);
         initiator.peers.insert(
             to,
             Peer {
@@ -393,7 +438,12 @@ impl World {
                     return;
                 }
                 let before = party.device.to_bytes();
-                match Session::accept(&mut party.device, first) {
+                let policy = if party.classical.contains(&envelope.from) {
+                    KeyAgreementPolicy::ClassicalAllowed
+                } else {
+                    KeyAgreementPolicy::PostQuantumRequired
+                };
+                match Session::accept_with_policy(&mut party.device, first, policy) {
                     Ok((session, plaintext)) => {
                         let h = honest.expect("accept took a forged prekey message");
                         assert!(
@@ -402,6 +452,14 @@ impl World {
                         );
                         let shape = SessionShape::accepted(h)
                             .expect("model refuses an accepted first message");
+                        let agreement = if policy == KeyAgreementPolicy::ClassicalAllowed
+                            && first.kem_prekey_id().is_none()
+                        {
+                            KeyAgreement::X3dh
+                        } else {
+                            KeyAgreement::Pqxdh
+                        };
+                        assert_eq!(session.key_agreement(), agreement);
                         let peer = Peer { session, shape };
                         check_bounds(&peer.session, &peer.shape, &mut self.stats);
                         party.peers.insert(envelope.from, peer);
@@ -421,12 +479,13 @@ impl World {
         };
         match (result, honest) {
             (Ok(plaintext), Some(h)) => {
-                assert_eq!(plaintext, h.plaintext, "wrong plaintext");
+                assert_eq!(*plaintext, *h.plaintext, "wrong plaintext");
+                assert_eq!(plaintext.sender(), &sender_identity, "wrong sender");
                 assert!(self.decrypted.insert(h.id), "message decrypted twice");
                 self.stats.decrypted += 1;
-                if let Some((&DISTRIBUTION, distribution)) = plaintext.split_first() {
+                if plaintext.first() == Some(&DISTRIBUTION) {
                     let h = h.clone();
-                    self.install(envelope.from, envelope.to, distribution, &h);
+                    self.install(envelope.from, envelope.to, &plaintext, &h);
                 }
             }
             (Ok(_), None) => panic!("forged message accepted"),
@@ -444,8 +503,13 @@ impl World {
         if c.chance(20) {
             let before = party.device.to_bytes();
             party.device = if sealed {
-                let bytes = party.device.seal(&key, &mut party.rng).unwrap();
-                Device::unseal(&bytes, &key).unwrap()
+                let bytes = party.device.seal(&key, b"device", &mut party.rng).unwrap();
+                assert_eq!(
+                    Device::unseal(&bytes, &key, b"device/other").err(),
+                    Some(Error::AuthenticationFailed),
+                    "a sealed device opened under another record's key"
+                );
+                Device::unseal(&bytes, &key, b"device").unwrap()
             } else {
                 Device::from_bytes(&before).unwrap()
             };
@@ -459,11 +523,12 @@ impl World {
         let Some(&peer) = party.peers.keys().nth(c.below(party.peers.len().max(1))) else {
             return;
         };
+        let context = format!("session/{peer}").into_bytes();
         let peer = party.peers.get_mut(&peer).unwrap();
         let before = peer.session.to_bytes();
         peer.session = if sealed {
-            let bytes = peer.session.seal(&key, &mut party.rng).unwrap();
-            Session::unseal(&bytes, &key).unwrap()
+            let bytes = peer.session.seal(&key, &context, &mut party.rng).unwrap();
+            Session::unseal(&bytes, &key, &context).unwrap()
         } else {
             Session::from_bytes(&before).unwrap()
         };
@@ -475,52 +540,62 @@ impl World {
     }
 
     /// The application's handling of a distribution that arrived from
-    /// `from`: only members' chains are installed, attributed to the session
-    /// that carried them.
-    fn install(&mut self, from: usize, to: usize, distribution: &[u8], h: &PairwiseHonest) {
+    /// `from`: only members' chains are installed, from the plaintext the
+    /// session returned, so authenticated as its peer (SPEC §15.7).
+    fn install(&mut self, from: usize, to: usize, plaintext: &Plaintext, h: &PairwiseHonest) {
         if !self.members.contains(&from) {
             return;
         }
         let sender_identity = self.parties[from].identity;
         let sender_ik = self.parties[from].ik;
-        let party = &mut self.parties[to];
-        let session = &party.peers[&from].session;
-        let receiver = GroupReceiver::accept(distribution, session).unwrap();
-        assert_eq!(receiver.sender(), &Sender::Authenticated(sender_identity));
-        let (chain_id, index) = (receiver.chain_id(), receiver.next_index());
+        let distribution = sotto::group::SenderKeyDistribution::from_bytes(plaintext).unwrap();
+        let chain_id = self.numbers[distribution.chain().as_bytes()];
+        let index = distribution.index();
         assert_eq!(Some((chain_id, index)), h.distribution);
+        let party = &mut self.parties[to];
         let expected = party.store_shape.insert(ReceiverShape {
             group: *GROUP.as_bytes(),
             chain_id,
-            signing: receiver.signing_key_bytes(),
+            chain: *distribution.chain().as_bytes(),
             sender: Some(sender_ik),
             window: Window::at(index),
         });
-        let before = (expected.is_err()).then(|| store_bytes(&party.store));
-        let result = party.store.insert(receiver);
-        assert_eq!(
-            result.map_err(|e| error_json(&e)),
-            expected.clone().map(drop),
-            "store insert disagrees with the model"
-        );
-        match (expected, before) {
-            (Ok(inserted), _) => {
+        let before = store_bytes(&party.store);
+        let result = party.store.install(plaintext);
+        match (expected, result) {
+            (Ok(Inserted::Added(gone)), Ok(InsertOutcome::Added)) => {
                 self.stats.distributions_installed += 1;
                 // The store is far below MAX_GROUP_RECEIVERS: a deleted
                 // chain was the sender's oldest.
-                if matches!(inserted, Inserted::Added(gone) if !gone.is_empty()) {
+                if !gone.is_empty() {
                     self.stats.chains_evicted += 1;
                 }
             }
-            (Err(_), Some(before)) => {
-                self.stats.distributions_refused += 1;
+            (Ok(Inserted::Advanced), Ok(InsertOutcome::Advanced)) => {
+                self.stats.distributions_installed += 1;
+            }
+            // Version 1's "not newer" refusal is v2's `Unchanged`.
+            (Err(refusal), Ok(InsertOutcome::Unchanged))
+                if refusal["name"] == "GroupChainNotNewer" =>
+            {
+                self.stats.distributions_unchanged += 1;
                 assert!(
                     store_bytes(&party.store) == before,
-                    "failed insert changed the store"
+                    "an unchanged install changed the store"
                 );
             }
-            (Err(_), None) => unreachable!("the model expected an error"),
+            (Err(refusal), Err(e)) if refusal["name"] == error_name(&e).as_str() => {
+                assert!(
+                    store_bytes(&party.store) == before,
+                    "failed install changed the store"
+                );
+            }
+            (expected, got) => {
+                panic!("store install disagrees with the model: {expected:?} / {got:?}")
+            }
         }
+        let held = party.store.get(distribution.chain()).unwrap();
+        assert_eq!(held.sender(), &Sender::Authenticated(sender_identity));
         check_store(&party.store, &party.store_shape, &mut self.stats);
     }
 
@@ -556,13 +631,13 @@ impl World {
                 .any(|m| m.chain_id == h.chain_id && m.window.cache.contains_key(&h.index))
         });
         let expected = honest.is_some_and(|h| store_receive(&mut party.store_shape, h));
-        let before = (!expected).then(|| snapshot(&party.store, message.chain_id()));
+        let before = (!expected).then(|| snapshot(&party.store));
         let result = party.store.decrypt(&message);
         match (&result, before) {
             (Ok(_), _) => assert!(expected, "group decrypt accepted an unexpected message"),
             (Err(e), Some(before)) => {
                 assert!(
-                    snapshot(&party.store, message.chain_id()) == before,
+                    snapshot(&party.store) == before,
                     "failed group decrypt changed the store"
                 );
                 check_group_refusal(*e);
@@ -572,10 +647,11 @@ impl World {
         check_store(&party.store, &party.store_shape, &mut self.stats);
         match (result, honest) {
             (Ok(read), Some(h)) => {
-                assert_eq!(read.plaintext, h.plaintext, "wrong group plaintext");
-                assert_eq!((read.chain_id, read.index), (h.chain_id, h.index));
+                assert_eq!(read.as_bytes(), h.plaintext, "wrong group plaintext");
+                let number = self.numbers[read.chain().as_bytes()];
+                assert_eq!((number, read.index()), (h.chain_id, h.index));
                 let sender = Sender::Authenticated(self.parties[h.sender].identity);
-                assert_eq!(read.sender, sender, "wrong group sender");
+                assert_eq!(*read.sender(), sender, "wrong group sender");
                 assert!(given, "read a message of a chain it was not given");
                 assert!(
                     self.group_decrypted.insert((to, h.id)),
@@ -601,14 +677,17 @@ impl World {
     /// with and later to the others.
     fn rotate(&mut self, p: usize, c: &mut impl Choices) {
         let party = &mut self.parties[p];
-        drop(party.group.rotate(&mut party.rng));
+        drop(party.group.rotate(&mut party.rng, &party.device).unwrap());
         let chain = Chain {
             sender: p,
-            signing_key: party.group.signing_key_bytes(),
+            id: *party.group.chain(),
+            seed: chain_seed(&party.group),
             given_from: BTreeMap::new(),
         };
-        let previous = self.chains.insert(party.group.chain_id(), chain);
-        assert!(previous.is_none(), "chain id drawn twice");
+        let number = u32::try_from(self.numbers.len()).unwrap();
+        let previous = self.numbers.insert(*chain.id.as_bytes(), number);
+        assert!(previous.is_none(), "chain drawn twice");
+        self.chains.insert(number, chain);
         party.pending = self.members.iter().copied().filter(|&q| q != p).collect();
         self.stats.rotations += 1;
         let ready: Vec<usize> = party
@@ -635,12 +714,12 @@ impl World {
                 let removed = members[c.below(members.len())];
                 self.members.remove(&removed);
                 self.parties[removed].pending.clear();
-                let gone = Sender::Authenticated(self.parties[removed].identity);
+                let gone = self.parties[removed].identity;
                 let gone_ik = self.parties[removed].ik;
                 for &m in &self.members {
                     let party = &mut self.parties[m];
                     party.pending.remove(&removed);
-                    let deleted = party.store.remove_sender(&gone);
+                    let deleted = party.store.remove_owner(&gone);
                     assert_eq!(deleted, party.store_shape.remove_sender(Some(gone_ik)));
                 }
                 self.stats.removals += 1;
@@ -675,8 +754,11 @@ impl World {
         if c.chance(30) {
             let before = party.group.to_bytes();
             party.group = if sealed {
-                let bytes = party.group.seal(&key, &mut party.rng).unwrap();
-                GroupSender::unseal(&bytes, &key).unwrap()
+                let bytes = party
+                    .group
+                    .seal(&key, b"group/sender", &mut party.rng)
+                    .unwrap();
+                GroupSender::unseal(&bytes, &key, b"group/sender").unwrap()
             } else {
                 GroupSender::from_bytes(&before).unwrap()
             };
@@ -687,19 +769,16 @@ impl World {
             );
             return;
         }
-        // The store persists as its receivers, oldest first.
         let before = store_bytes(&party.store);
-        let mut store = GroupReceivers::new(GROUP);
-        for receiver in party.store.iter() {
-            let restored = if sealed {
-                let bytes = receiver.seal(&key, &mut party.rng).unwrap();
-                GroupReceiver::unseal(&bytes, &key).unwrap()
-            } else {
-                GroupReceiver::from_bytes(&receiver.to_bytes()).unwrap()
-            };
-            store.insert(restored).unwrap();
-        }
-        party.store = store;
+        party.store = if sealed {
+            let bytes = party
+                .store
+                .seal(&key, b"group/store", &mut party.rng)
+                .unwrap();
+            GroupReceivers::unseal(&bytes, &key, b"group/store").unwrap()
+        } else {
+            GroupReceivers::from_bytes(&before).unwrap()
+        };
         assert!(
             store_bytes(&party.store) == before,
             "store restore changed state"
