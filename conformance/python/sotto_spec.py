@@ -346,6 +346,15 @@ def ed25519_public_valid(b: bytes) -> bool:
     return P is not None and _ed_encode(P) == b and not _ed_small_order(P)
 
 
+def _ed_expand_scalar(seed: bytes) -> int:
+    """The clamped Ed25519 signing scalar of a seed (RFC 8032 §5.1.5)."""
+    a = bytearray(SHA512(seed)[:32])
+    a[0] &= 248
+    a[31] &= 127
+    a[31] |= 64
+    return int.from_bytes(a, "little")
+
+
 def ed25519_public(seed: bytes) -> bytes:
     return Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes_raw()
 
