@@ -1564,3 +1564,48 @@ def store_remove_and_saved_form():
     # Reading the embedded receiver within its length: a cut-off entry is Truncated at the
     # length, before its fields are looked at (SPEC-FINDINGS).
     expect("Truncated", lambda: dec(enc[:46 + 42] + ED_IDENTITY))
+
+
+# ---------------------------------------------------------------------------
+# Checks that pin a reading where SPEC.md's informative text says otherwise
+# (each is listed in SPEC-FINDINGS.md)
+# ---------------------------------------------------------------------------
+
+@check
+def rollback_on_a_closed_chain():
+    """§11 says every re-sent message on a closed chain is at or past its end. A state restored
+    from before the last messages of that chain re-sends *below* the end: substitution or
+    DuplicateMessage there, SessionDiverged only from the end on (SPEC-FINDINGS C3)."""
+    alice, bob, sa, sb, rng = pair("closed rollback")
+    sa.decrypt(sb.encrypt(rng, b"bob"))                 # Alice turns; next encrypt makes chain A2
+    sb.decrypt(sa.encrypt(rng, b"a2-0"))
+    saved = sa.to_bytes()                               # A2 at Ns = 1
+    m1, m2 = sa.encrypt(rng, b"a2-1"), sa.encrypt(rng, b"a2-2")
+    sb.decrypt(m2)                                      # index 1 skipped
+    sa.decrypt(sb.encrypt(rng, b"bob2"))
+    sb.decrypt(sa.encrypt(rng, b"a3-0"))                # Bob closes A2 at next = 3
+    assert sb.chains[-2].next == 3 and sorted(sb.chains[-2].skipped) == [1]
+    restored = S.Session.from_bytes(saved)
+    r1, r2, r3 = (restored.encrypt(rng, b"r%d" % i) for i in range(1, 4))
+    assert sb.decrypt(r1)[0] == b"r1"                   # index 1 < end: substituted
+    unchanged(sb, lambda: sb.decrypt(m1), "DuplicateMessage")
+    unchanged(sb, lambda: sb.decrypt(r2), "DuplicateMessage")   # index 2 < end
+    unchanged(sb, lambda: sb.decrypt(r3), "SessionDiverged")    # index 3 = end
+
+
+@check
+def forgotten_chain_can_be_too_far_ahead():
+    """§8.7 says a message on a forgotten chain fails with SessionDiverged; with a large index it
+    is TooFarAhead first (step 2.2 precedes the trial decryption) (SPEC-FINDINGS C2)."""
+    alice, bob, sa, sb, rng = pair("forgotten")
+    first = send(sb, rng, 1200, b"old")
+    sa.decrypt(first[999])
+    sa.decrypt(first[1199])
+    for _ in range(6):
+        sb.decrypt(sa.encrypt(rng, b"ping"))
+        sa.decrypt(sb.encrypt(rng, b"pong"))
+    assert all(ch.ratchet_key != S.parse_message(first[0]).K for ch in sa.chains)
+    unchanged(sa, lambda: sa.decrypt(first[5]), "SessionDiverged")
+    sa.encrypt(rng, b"sending chain exists")
+    assert S.parse_message(first[1100]).PN == 0
+    unchanged(sa, lambda: sa.decrypt(first[1100]), "TooFarAhead", skipped=1100)
