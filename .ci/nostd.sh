@@ -3,9 +3,9 @@
 # panic handler calls into sotto; any std in the graph is a duplicate lang item.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-manifest=ci/nostd-check/Cargo.toml
+manifest=.ci/nostd-check/Cargo.toml
 cargo build --manifest-path "$manifest" --release --quiet
-lib=ci/nostd-check/target/release/libsotto_nostd_check.a
+lib=.ci/nostd-check/target/release/libsotto_nostd_check.a
 if ar t "$lib" | grep -q '^std-'; then
     echo "no_std check: std objects found in $lib" >&2
     exit 1

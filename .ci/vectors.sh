@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-cargo run --locked --quiet --example gen_vectors -- "$tmp"
+cargo run --locked --quiet -p sotto-gen-vectors -- "$tmp"
 status=0
 for f in test-vectors/*.json "$tmp"/*.json; do
   name="$(basename "$f")"

@@ -1,13 +1,12 @@
-#![allow(clippy::indexing_slicing, missing_docs)]
 //! Verifies a test-vector directory through sotto's public API and prints
 //! one PASS/FAIL line per vector; exits non-zero on any failure.
 //!
 //! ```text
 //! cargo run --example verify_vectors -- test-vectors/
 //! ```
-
-#[path = "../tests/support/vectors.rs"]
-mod vectors;
+//!
+//! The verifier itself is `testkit::vectors` (one module per vector file).
+#![allow(missing_docs)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,7 +17,7 @@ fn main() -> ExitCode {
             .nth(1)
             .unwrap_or_else(|| "test-vectors".into()),
     );
-    let outcomes = vectors::verify_dir(&dir);
+    let outcomes = testkit::vectors::verify_dir(&dir);
     let mut failed = 0usize;
     for o in &outcomes {
         match &o.result {

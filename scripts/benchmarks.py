@@ -266,13 +266,13 @@ def goals(results, med):
 
 
 # Instruction counts (valgrind callgrind, load-independent) of one operation:
-# (Ir(op, N) - Ir(baseline, N) or Ir(op, 0)) / N, with benches/examples/opcount.rs.
+# (Ir(op, N) - Ir(baseline, N) or Ir(op, 0)) / N, with benches/src/bin/opcount.rs.
 CALLGRIND_N = 10
 
 
 def callgrind():
-    binary = ROOT / "target" / "release" / "examples" / "opcount"
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "sotto-bench", "--example",
+    binary = ROOT / "target" / "release" / "opcount"
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "sotto-bench", "--bin",
                     "opcount"], cwd=ROOT, check=True)
 
     def ir(op, n):
@@ -438,7 +438,7 @@ def main():
         w("## Instruction counts (valgrind, independent of machine load)")
         w("")
         w("Instructions retired per operation under callgrind "
-          f"(`benches/examples/opcount.rs`, {CALLGRIND_N} runs minus setup). "
+          f"(`benches/src/bin/opcount.rs`, {CALLGRIND_N} runs minus setup). "
           "Instructions are not cycles, but they show whether sotto does any "
           "asymmetric work beyond its floor, which wall time on a loaded machine cannot.")
         w("")

@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 
 /// The only version byte this library writes and reads.
-pub(crate) const VERSION: u8 = 1;
+pub(crate) const VERSION: u8 = 2;
 
 /// Type tags (SPEC §4). One namespace for every encoding, so no two kinds of
 /// bytes can be mistaken for each other.
@@ -33,10 +33,12 @@ pub(crate) mod tag {
     pub(crate) const SIGNED_PREKEY: u8 = 0x11;
     pub(crate) const ONE_TIME_PREKEY: u8 = 0x12;
     pub(crate) const PREKEY_BUNDLE: u8 = 0x13;
+    pub(crate) const KEM_PREKEY: u8 = 0x14;
     pub(crate) const SESSION_STATE: u8 = 0x20;
     pub(crate) const DEVICE_STATE: u8 = 0x21;
     pub(crate) const GROUP_SENDER_STATE: u8 = 0x22;
     pub(crate) const GROUP_RECEIVER_STATE: u8 = 0x23;
+    pub(crate) const GROUP_STORE_STATE: u8 = 0x24;
     pub(crate) const SEALED_STATE: u8 = 0x30;
 }
 
@@ -122,12 +124,18 @@ impl<'a> Reader<'a> {
         Ok(r)
     }
 
-    /// Reads the version byte and type tag and checks both, in that order.
-    pub(crate) fn expect_header(&mut self, expected: u8) -> Result<()> {
+    /// Reads the version byte and checks it.
+    pub(crate) fn expect_version(&mut self) -> Result<()> {
         let version = self.u8()?;
         if version != VERSION {
             return Err(Error::UnsupportedVersion { found: version });
         }
+        Ok(())
+    }
+
+    /// Reads the version byte and type tag and checks both, in that order.
+    pub(crate) fn expect_header(&mut self, expected: u8) -> Result<()> {
+        self.expect_version()?;
         let found = self.u8()?;
         if found != expected {
             return Err(Error::WrongType { expected, found });
@@ -135,7 +143,7 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
-    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         if n > self.rest.len() {
             return Err(Error::Truncated);
         }
@@ -150,6 +158,11 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
+    /// The next `N` bytes where they are, not copied.
+    pub(crate) fn array_ref<const N: usize>(&mut self) -> Result<&'a [u8; N]> {
+        self.take(N)?.try_into().map_err(|_| Error::Truncated)
+    }
+
     pub(crate) fn u8(&mut self) -> Result<u8> {
         let [b] = self.array::<1>()?;
         Ok(b)
@@ -161,6 +174,10 @@ impl<'a> Reader<'a> {
 
     pub(crate) fn u32(&mut self) -> Result<u32> {
         Ok(u32::from_be_bytes(self.array()?))
+    }
+
+    pub(crate) fn u64(&mut self) -> Result<u64> {
+        Ok(u64::from_be_bytes(self.array()?))
     }
 
     /// A presence flag: exactly 0 or 1.
@@ -209,6 +226,16 @@ impl Codec for u32 {
 
     fn decode(r: &mut Reader<'_>) -> Result<Self> {
         r.u32()
+    }
+}
+
+impl Codec for u64 {
+    fn encode<S: Sink>(&self, out: &mut S) {
+        out.put(&self.to_be_bytes());
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        r.u64()
     }
 }
 

@@ -44,7 +44,13 @@ pub enum Error {
     InvalidSignature,
     /// The identity key is not the one that was expected.
     IdentityMismatch,
-    /// The prekey message names a signed prekey this device does not hold.
+    /// The caller's random number generator failed. Nothing changed.
+    RandomnessUnavailable,
+    /// A bundle without a KEM prekey, or a prekey message without a KEM
+    /// ciphertext, under the default policy, which requires PQXDH (SPEC §7.1).
+    PostQuantumRequired,
+    /// The prekey message names a signed prekey this device does not hold;
+    /// or the signed prekey to remove is the current one or not held.
     UnknownSignedPreKey {
         /// The signed prekey id named by the message.
         id: u32,
@@ -55,9 +61,25 @@ pub enum Error {
         /// The one-time prekey id named by the message.
         id: u32,
     },
-    /// This device already accepted a prekey message with the same base key.
+    /// The prekey message names a KEM prekey this device does not hold
+    /// (never issued, used, or deleted); or the last-resort KEM prekey to
+    /// remove is the current one or not held.
+    UnknownKemPreKey {
+        /// The KEM prekey id.
+        id: u32,
+    },
+    /// This device already accepted a prekey message with the same base key
+    /// under the same signed prekey.
     DuplicatePreKeyMessage,
-    /// The device already holds the most one-time prekeys it may hold.
+    /// The signed prekey has recorded as many base keys as it may
+    /// ([`MAX_BASE_KEYS_PER_SIGNED_PREKEY`](crate::MAX_BASE_KEYS_PER_SIGNED_PREKEY)):
+    /// rotate it.
+    SignedPreKeyExhausted {
+        /// The signed prekey id named by the message.
+        id: u32,
+    },
+    /// A prekey store would exceed its bound, or a prekey id would pass the
+    /// last one.
     TooManyPreKeys,
     /// The AEAD tag did not verify: the message was altered, forged, or is
     /// for another session.
@@ -71,9 +93,13 @@ pub enum Error {
         /// How many message keys this message would have made us store.
         skipped: u64,
     },
-    /// The message starts a new ratchet chain the peer cannot have started
-    /// yet: an old message whose chain is gone, or a forgery.
-    UnexpectedRatchetKey,
+    /// The message is on a ratchet key this session does not know and does
+    /// not decrypt as the peer's next chain, or on a closed chain at or past
+    /// its end (SPEC §8.6). Its honest cause is a rollback of either side
+    /// (§11), after which the session cannot recover and must be replaced by
+    /// a new one; it is not authenticated, so it never justifies deleting
+    /// the session.
+    SessionDiverged,
     /// The prekey message belongs to another session.
     SessionMismatch,
     /// The sending chain reached the largest message number.
@@ -90,11 +116,15 @@ pub enum Error {
     },
     /// The sender key belongs to another group than the store it was added to.
     GroupMismatch,
+    /// A distribution whose owner is not the identity of the session that
+    /// delivered it (SPEC §15.7).
+    GroupOwnerMismatch,
     /// The sender key's chain id or signing key is already held for a
     /// different chain or sender in this store.
     GroupChainConflict,
-    /// The store already holds this sender chain at the same or a later index.
-    GroupChainNotNewer,
+    /// An unauthenticated chain while the store is full of authenticated
+    /// ones (SPEC §15.9).
+    GroupStoreFull,
 }
 
 impl fmt::Display for Error {
@@ -115,10 +145,21 @@ impl fmt::Display for Error {
             }
             Self::InvalidSignature => f.write_str("signature verification failed"),
             Self::IdentityMismatch => f.write_str("identity key does not match"),
+            Self::RandomnessUnavailable => f.write_str("the random number generator failed"),
+            Self::PostQuantumRequired => {
+                f.write_str("post-quantum key agreement required but not offered")
+            }
             Self::UnknownSignedPreKey { id } => write!(f, "unknown signed prekey {id}"),
             Self::UnknownOneTimePreKey { id } => write!(f, "unknown or used one-time prekey {id}"),
+            Self::UnknownKemPreKey { id } => write!(f, "unknown or used KEM prekey {id}"),
             Self::DuplicatePreKeyMessage => f.write_str("prekey message already accepted"),
-            Self::TooManyPreKeys => f.write_str("one-time prekey store is full"),
+            Self::SignedPreKeyExhausted { id } => {
+                write!(
+                    f,
+                    "signed prekey {id} recorded its last base key; rotate it"
+                )
+            }
+            Self::TooManyPreKeys => f.write_str("prekey store full or prekey ids used up"),
             Self::AuthenticationFailed => f.write_str("authentication failed"),
             Self::DuplicateMessage => {
                 f.write_str("message already decrypted or its key was deleted")
@@ -126,7 +167,9 @@ impl fmt::Display for Error {
             Self::TooFarAhead { skipped } => {
                 write!(f, "message would skip {skipped} keys, more than allowed")
             }
-            Self::UnexpectedRatchetKey => f.write_str("unexpected ratchet key"),
+            Self::SessionDiverged => {
+                f.write_str("session diverged (a side was rolled back); start a new session")
+            }
             Self::SessionMismatch => f.write_str("message belongs to another session"),
             Self::ChainExhausted => f.write_str("sending chain exhausted"),
             Self::UnknownGroupChain => f.write_str("unknown group or sender chain"),
@@ -134,12 +177,13 @@ impl fmt::Display for Error {
                 write!(f, "group message index {index} is out of range")
             }
             Self::GroupMismatch => f.write_str("sender key belongs to another group"),
+            Self::GroupOwnerMismatch => {
+                f.write_str("distribution owner is not the session's remote identity")
+            }
             Self::GroupChainConflict => {
                 f.write_str("chain id or signing key already held for another chain")
             }
-            Self::GroupChainNotNewer => {
-                f.write_str("sender chain already held at the same or a later index")
-            }
+            Self::GroupStoreFull => f.write_str("group store full of authenticated chains"),
         }
     }
 }
@@ -148,3 +192,114 @@ impl core::error::Error for Error {}
 
 /// Shorthand for results in this crate.
 pub type Result<T, E = Error> = core::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use alloc::string::ToString;
+    use alloc::vec::Vec;
+
+    use super::Error;
+
+    /// The variant's name; the match is exhaustive, so a new variant must
+    /// be named here, and then in SPEC §12.
+    fn name(error: Error) -> &'static str {
+        match error {
+            Error::Truncated => "Truncated",
+            Error::TrailingBytes => "TrailingBytes",
+            Error::UnsupportedVersion { .. } => "UnsupportedVersion",
+            Error::WrongType { .. } => "WrongType",
+            Error::InvalidEncoding => "InvalidEncoding",
+            Error::TooLarge => "TooLarge",
+            Error::PlaintextTooLarge => "PlaintextTooLarge",
+            Error::InvalidPublicKey => "InvalidPublicKey",
+            Error::NonContributoryKey => "NonContributoryKey",
+            Error::InvalidSignature => "InvalidSignature",
+            Error::IdentityMismatch => "IdentityMismatch",
+            Error::RandomnessUnavailable => "RandomnessUnavailable",
+            Error::PostQuantumRequired => "PostQuantumRequired",
+            Error::UnknownSignedPreKey { .. } => "UnknownSignedPreKey",
+            Error::UnknownOneTimePreKey { .. } => "UnknownOneTimePreKey",
+            Error::UnknownKemPreKey { .. } => "UnknownKemPreKey",
+            Error::DuplicatePreKeyMessage => "DuplicatePreKeyMessage",
+            Error::SignedPreKeyExhausted { .. } => "SignedPreKeyExhausted",
+            Error::TooManyPreKeys => "TooManyPreKeys",
+            Error::AuthenticationFailed => "AuthenticationFailed",
+            Error::DuplicateMessage => "DuplicateMessage",
+            Error::TooFarAhead { .. } => "TooFarAhead",
+            Error::SessionDiverged => "SessionDiverged",
+            Error::SessionMismatch => "SessionMismatch",
+            Error::ChainExhausted => "ChainExhausted",
+            Error::UnknownGroupChain => "UnknownGroupChain",
+            Error::GroupIndexOutOfRange { .. } => "GroupIndexOutOfRange",
+            Error::GroupMismatch => "GroupMismatch",
+            Error::GroupOwnerMismatch => "GroupOwnerMismatch",
+            Error::GroupChainConflict => "GroupChainConflict",
+            Error::GroupStoreFull => "GroupStoreFull",
+        }
+    }
+
+    /// Every variant is one of SPEC §12's errors and every one of those is a
+    /// variant (the version 1 group variant aside, until the group rewrite
+    /// removes it); messages carry only the public fields.
+    #[test]
+    fn variants_are_the_specified_errors() {
+        let all = [
+            Error::Truncated,
+            Error::TrailingBytes,
+            Error::UnsupportedVersion { found: 7 },
+            Error::WrongType {
+                expected: 0x21,
+                found: 0x20,
+            },
+            Error::InvalidEncoding,
+            Error::TooLarge,
+            Error::PlaintextTooLarge,
+            Error::InvalidPublicKey,
+            Error::NonContributoryKey,
+            Error::InvalidSignature,
+            Error::IdentityMismatch,
+            Error::RandomnessUnavailable,
+            Error::PostQuantumRequired,
+            Error::UnknownSignedPreKey { id: 7 },
+            Error::UnknownOneTimePreKey { id: 7 },
+            Error::UnknownKemPreKey { id: 7 },
+            Error::DuplicatePreKeyMessage,
+            Error::SignedPreKeyExhausted { id: 7 },
+            Error::TooManyPreKeys,
+            Error::AuthenticationFailed,
+            Error::DuplicateMessage,
+            Error::TooFarAhead { skipped: 7 },
+            Error::SessionDiverged,
+            Error::SessionMismatch,
+            Error::ChainExhausted,
+            Error::UnknownGroupChain,
+            Error::GroupIndexOutOfRange { index: 7 },
+            Error::GroupMismatch,
+            Error::GroupOwnerMismatch,
+            Error::GroupChainConflict,
+            Error::GroupStoreFull,
+        ];
+        let spec: Vec<&str> = include_str!("../SPEC.md")
+            .lines()
+            .skip_while(|l| !l.starts_with("## 12. Errors"))
+            .take_while(|l| !l.starts_with("## 13."))
+            .filter_map(|l| l.strip_prefix("| `"))
+            .map(|l| l.split([' ', '`']).next().unwrap_or_default())
+            .collect();
+        let mut ours: Vec<&str> = all.iter().map(|e| name(*e)).collect();
+        let mut spec_sorted = spec.clone();
+        ours.sort_unstable();
+        spec_sorted.sort_unstable();
+        assert_eq!(ours, spec_sorted);
+        for error in all {
+            let text = error.to_string();
+            assert!(!text.is_empty());
+            if matches!(
+                error,
+                Error::UnknownKemPreKey { .. } | Error::TooFarAhead { .. }
+            ) {
+                assert!(text.contains('7'), "{text}");
+            }
+        }
+    }
+}

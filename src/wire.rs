@@ -4,16 +4,19 @@
 //! ```text
 //! RatchetMessage = version(1) type=0x01 ratchet_key(32) previous_chain_length(u32)
 //!                  message_number(u32) salt(16) ciphertext(n) tag(16)
-//! PreKeyMessage  = version(1) type=0x02 identity(64) base_key(32) signed_prekey_id(u32)
-//!                  has_one_time(0|1) [one_time_prekey_id(u32)] RatchetMessage
+//! PreKeyMessage  = version(1) type=0x02 identity(32) base_key(32) signed_prekey_id(u32)
+//!                  has_one_time(0|1) [one_time_prekey_id(u32)]
+//!                  has_kem(0|1) [kem_prekey_id(u32) kem_ciphertext(1568)] RatchetMessage
 //! ```
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 
 use x25519_dalek::PublicKey;
 
 use crate::codec::{self, Codec, Reader, Sink, tag, write_header};
 use crate::crypto::AEAD_TAG_LEN;
+use crate::crypto::kem::CT_LEN;
 use crate::error::{Error, Result};
 use crate::keys::{IDENTITY_KEY_LEN, IdentityKey, RatchetPublicKey};
 
@@ -28,8 +31,10 @@ pub(crate) const SALT_LEN: usize = 16;
 /// Length of a ratchet message up to the ciphertext.
 pub(crate) const RATCHET_HEADER_LEN: usize = 2 + 32 + 4 + 4 + SALT_LEN;
 
-/// Longest prekey header (with a one-time prekey id), before the ratchet message.
-pub(crate) const PREKEY_HEADER_MAX_LEN: usize = 2 + IDENTITY_KEY_LEN + 32 + 4 + 1 + 4;
+/// Longest prekey header (with a one-time prekey id and a KEM ciphertext),
+/// before the ratchet message: 1648 bytes.
+pub(crate) const PREKEY_HEADER_MAX_LEN: usize =
+    2 + IDENTITY_KEY_LEN + 32 + 4 + 1 + 4 + 1 + 4 + CT_LEN;
 
 /// Largest encoded message of either kind. Longer input is rejected before it
 /// is parsed.
@@ -153,14 +158,40 @@ impl RatchetMessage {
     }
 }
 
+/// The KEM prekey a PQXDH prekey message names and the ciphertext
+/// encapsulated to it (SPEC §9.2).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub(crate) struct KemCiphertext {
+    pub(crate) kem_prekey_id: u32,
+    pub(crate) ciphertext: Box<[u8; CT_LEN]>,
+}
+
+/// The KEM prekey id, then the ciphertext (every 1568 bytes are one).
+impl Codec for KemCiphertext {
+    fn encode<S: Sink>(&self, out: &mut S) {
+        self.kem_prekey_id.encode(out);
+        self.ciphertext.encode(out);
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        let kem_prekey_id = u32::decode(r)?;
+        let ciphertext = Box::<[u8; CT_LEN]>::decode(r)?;
+        Ok(Self {
+            kem_prekey_id,
+            ciphertext,
+        })
+    }
+}
+
 /// The prekey header an initiator puts before its messages until the first
 /// reply arrives (SPEC §9.2, up to the embedded ratchet message).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug)]
 pub(crate) struct PreKeyHeader {
     pub(crate) identity: IdentityKey,
     pub(crate) base_key: PublicKey,
     pub(crate) signed_prekey_id: u32,
     pub(crate) one_time_prekey_id: Option<u32>,
+    pub(crate) kem: Option<KemCiphertext>,
 }
 
 impl Codec for PreKeyHeader {
@@ -170,6 +201,7 @@ impl Codec for PreKeyHeader {
         self.base_key.encode(out);
         self.signed_prekey_id.encode(out);
         self.one_time_prekey_id.encode(out);
+        self.kem.encode(out);
     }
 
     fn decode(r: &mut Reader<'_>) -> Result<Self> {
@@ -178,11 +210,13 @@ impl Codec for PreKeyHeader {
         let base_key = PublicKey::decode(r)?;
         let signed_prekey_id = u32::decode(r)?;
         let one_time_prekey_id = Option::<u32>::decode(r)?;
+        let kem = Option::<KemCiphertext>::decode(r)?;
         Ok(Self {
             identity,
             base_key,
             signed_prekey_id,
             one_time_prekey_id,
+            kem,
         })
     }
 }
@@ -219,8 +253,9 @@ impl PreKeyMessage {
     /// [`MAX_MESSAGE_LEN`]; then field by field [`Error::Truncated`],
     /// [`Error::UnsupportedVersion`], [`Error::WrongType`],
     /// [`Error::InvalidPublicKey`] (identity or base key),
-    /// [`Error::InvalidEncoding`] (the one-time prekey flag); then the
-    /// embedded ratchet message's errors, as [`RatchetMessage::from_vec`].
+    /// [`Error::InvalidEncoding`] (the one-time prekey flag, then the KEM
+    /// flag); then the embedded ratchet message's errors, as
+    /// [`RatchetMessage::from_vec`].
     pub fn from_vec(bytes: Vec<u8>) -> Result<Self> {
         if bytes.len() > MAX_MESSAGE_LEN {
             return Err(Error::TooLarge);
@@ -263,6 +298,17 @@ impl PreKeyMessage {
         self.header.one_time_prekey_id
     }
 
+    /// The responder's KEM prekey this message encapsulated to, if it is a
+    /// PQXDH message.
+    pub fn kem_prekey_id(&self) -> Option<u32> {
+        self.header.kem.as_ref().map(|kem| kem.kem_prekey_id)
+    }
+
+    /// The ML-KEM-1024 ciphertext, if it is a PQXDH message.
+    pub fn kem_ciphertext(&self) -> Option<&[u8; CT_LEN]> {
+        self.header.kem.as_ref().map(|kem| &*kem.ciphertext)
+    }
+
     /// The initiator's ratchet public key (of the embedded ratchet message).
     pub fn ratchet_key_bytes(&self) -> [u8; 32] {
         self.inner_header.ratchet_key.to_bytes()
@@ -301,24 +347,26 @@ impl PreKeyMessage {
 }
 
 /// Any pairwise message.
-// Prekey messages are the rare first ones; boxing them would add an
-// allocation to each.
-#[allow(clippy::large_enum_variant)]
+///
+/// The prekey variant is boxed so that both variants are about the same
+/// size: moving a `Message` then copies no large uninitialised tail, which
+/// would carry whatever the stack held before (secrets included) into the
+/// caller's memory.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Message {
     /// Starts a session (and repeats its X3DH header until the first reply).
-    PreKey(PreKeyMessage),
+    PreKey(Box<PreKeyMessage>),
     /// A message in an established session.
     Ratchet(RatchetMessage),
 }
 
 impl Message {
-    /// Parses either kind strictly, dispatching on the type tag.
+    /// Parses either kind strictly, dispatching on the type tag (the input
+    /// is copied once the length is checked).
     ///
     /// # Errors
     ///
-    /// [`Error::TooLarge`] for input longer than [`MAX_MESSAGE_LEN`], then
-    /// as [`Message::from_vec`].
+    /// As [`Message::from_vec`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         if bytes.len() > MAX_MESSAGE_LEN {
             return Err(Error::TooLarge);
@@ -330,24 +378,28 @@ impl Message {
     ///
     /// # Errors
     ///
-    /// By the type byte (SPEC §9.2): as [`PreKeyMessage::from_vec`] for
-    /// 0x02, as [`RatchetMessage::from_vec`] for 0x01 or input shorter than
-    /// two bytes; for any other type [`Error::UnsupportedVersion`] if the
-    /// version is wrong, else [`Error::WrongType`].
+    /// In this order (SPEC §9.2): [`Error::TooLarge`] for input longer than
+    /// [`MAX_MESSAGE_LEN`], whatever its type byte; [`Error::Truncated`] or
+    /// [`Error::UnsupportedVersion`] for the version byte;
+    /// [`Error::Truncated`] without a type byte; then by the type byte, as
+    /// [`PreKeyMessage::from_vec`] for 0x02 and as
+    /// [`RatchetMessage::from_vec`] for 0x01, and
+    /// [`Error::WrongType`] (expecting 0x01) for any other.
     pub fn from_vec(bytes: Vec<u8>) -> Result<Self> {
-        match bytes.get(1) {
-            Some(&tag::PREKEY_MESSAGE) => PreKeyMessage::from_vec(bytes).map(Self::PreKey),
-            Some(&tag::RATCHET_MESSAGE) | None => {
-                RatchetMessage::from_vec(bytes).map(Self::Ratchet)
+        if bytes.len() > MAX_MESSAGE_LEN {
+            return Err(Error::TooLarge);
+        }
+        let mut r = Reader::new(&bytes);
+        r.expect_version()?;
+        match r.u8()? {
+            tag::PREKEY_MESSAGE => {
+                PreKeyMessage::from_vec(bytes).map(|m| Self::PreKey(Box::new(m)))
             }
-            Some(&found) => {
-                // Report a bad version before a bad type.
-                Reader::header(&bytes, tag::RATCHET_MESSAGE)?;
-                Err(Error::WrongType {
-                    expected: tag::RATCHET_MESSAGE,
-                    found,
-                })
-            }
+            tag::RATCHET_MESSAGE => RatchetMessage::from_vec(bytes).map(Self::Ratchet),
+            found => Err(Error::WrongType {
+                expected: tag::RATCHET_MESSAGE,
+                found,
+            }),
         }
     }
 
@@ -370,26 +422,20 @@ impl Message {
 
 #[cfg(test)]
 mod tests {
-    use rand_chacha::ChaCha20Rng;
-    use rand_core::SeedableRng;
-
     use super::*;
-    use crate::{Device, PreKeyBundle, Session};
+    use crate::Session;
+    use crate::testing::{Kem, TestRng, bundle_with, devices};
 
     /// The accessors read the fields at the offsets of SPEC §9.1 and §9.2,
     /// and the header constants are the measured header lengths.
     #[test]
     fn accessors_read_the_specified_offsets() {
-        let mut rng = ChaCha20Rng::from_seed([8; 32]);
-        let alice = Device::generate(&mut rng);
-        let mut bob = Device::generate(&mut rng);
-        let opk = bob.generate_one_time_prekeys(&mut rng, 1).unwrap();
-        let bundle = PreKeyBundle::new(
-            *bob.identity_key(),
-            bob.signed_prekey(),
-            opk.first().copied(),
-        );
-        let mut to_bob = Session::initiate(&alice, &mut rng, &bundle.verify().unwrap()).unwrap();
+        let mut rng = TestRng::new(8);
+        let (alice, mut bob) = devices(&mut rng);
+        let bundle = bundle_with(&mut bob, &mut rng, true, Kem::OneTime);
+        let opk = *bundle.bundle().one_time_prekey().unwrap();
+        let kem = bundle.bundle().kem_prekey().unwrap().id();
+        let mut to_bob = Session::initiate(&alice, &mut rng, &bundle).unwrap();
         let _ = to_bob.encrypt(&mut rng, b"first").unwrap();
         let Message::PreKey(first) = to_bob.encrypt(&mut rng, b"second").unwrap() else {
             panic!("expected a prekey message");
@@ -399,9 +445,17 @@ mod tests {
             codec::encoded_len(first.prekey_header()),
             PREKEY_HEADER_MAX_LEN
         );
-        assert_eq!(first.base_key_bytes(), bytes[66..98]);
+        assert_eq!(first.identity().as_bytes(), &bytes[2..34]);
+        assert_eq!(first.base_key_bytes(), bytes[34..66]);
         assert_eq!(first.signed_prekey_id(), bob.signed_prekey().id());
-        assert_eq!(first.one_time_prekey_id(), Some(opk[0].id()));
+        assert_eq!(bytes[66..70], bob.signed_prekey().id().to_be_bytes());
+        assert_eq!(first.one_time_prekey_id(), Some(opk.id()));
+        assert_eq!(bytes[70], 1);
+        assert_eq!(bytes[71..75], opk.id().to_be_bytes());
+        assert_eq!(first.kem_prekey_id(), Some(kem));
+        assert_eq!(bytes[75], 1);
+        assert_eq!(bytes[76..80], kem.to_be_bytes());
+        assert_eq!(first.kem_ciphertext().unwrap()[..], bytes[80..1648]);
         let inner = &bytes[PREKEY_HEADER_MAX_LEN..];
         assert_eq!(first.ratchet_key_bytes(), inner[2..34]);
         assert_eq!(first.previous_chain_length(), 0);
@@ -421,5 +475,59 @@ mod tests {
         assert_eq!(reply.salt(), bytes[42..58]);
         let parsed = RatchetMessage::from_vec(bytes.to_vec()).unwrap();
         assert_eq!(parsed, reply);
+    }
+
+    /// A `Message` is no larger than a ratchet message (the prekey one is
+    /// boxed): moving one copies no uninitialised tail the size of a prekey
+    /// message, which carried stack leftovers, an initial root key among
+    /// them, into the caller's memory (the review's `freed_secrets`).
+    #[test]
+    fn a_message_is_the_size_of_a_ratchet_message() {
+        use core::mem::size_of;
+        assert!(size_of::<PreKeyMessage>() > 2 * size_of::<RatchetMessage>());
+        assert_eq!(size_of::<Message>(), size_of::<RatchetMessage>());
+    }
+
+    /// Input over `MAX_MESSAGE_LEN` is `TooLarge` whatever its first bytes,
+    /// through every parse path (SPEC §9.2; issue 10 point 9); then the
+    /// version, then the type byte.
+    #[test]
+    fn every_parse_path_checks_the_length_first() {
+        for head in [
+            &[0u8, 0][..],
+            &[1, 1],
+            &[2, 1],
+            &[2, 2],
+            &[2, 3],
+            &[2, 0x20],
+            &[9],
+        ] {
+            let mut bytes = alloc::vec![0u8; MAX_MESSAGE_LEN + 1];
+            bytes[..head.len()].copy_from_slice(head);
+            assert_eq!(Message::from_bytes(&bytes).err(), Some(Error::TooLarge));
+            assert_eq!(
+                Message::from_vec(bytes.clone()).err(),
+                Some(Error::TooLarge)
+            );
+            assert_eq!(
+                RatchetMessage::from_vec(bytes.clone()).err(),
+                Some(Error::TooLarge)
+            );
+            assert_eq!(PreKeyMessage::from_vec(bytes).err(), Some(Error::TooLarge));
+        }
+        let parse = |bytes: &[u8]| Message::from_vec(bytes.to_vec()).err();
+        assert_eq!(parse(&[]), Some(Error::Truncated));
+        assert_eq!(parse(&[1]), Some(Error::UnsupportedVersion { found: 1 }));
+        assert_eq!(parse(&[3, 3]), Some(Error::UnsupportedVersion { found: 3 }));
+        assert_eq!(parse(&[2]), Some(Error::Truncated));
+        assert_eq!(
+            parse(&[2, 3]),
+            Some(Error::WrongType {
+                expected: 1,
+                found: 3
+            })
+        );
+        assert_eq!(parse(&[2, 1]), Some(Error::Truncated));
+        assert_eq!(parse(&[2, 2]), Some(Error::Truncated));
     }
 }

@@ -2,9 +2,9 @@
 //! group store get under the worst inputs the bounds allow, from
 //! adversarial but authentic peers (holding the keys, sending the messages
 //! that skip the most keys). Heap use is measured with a counting
-//! allocator; figures go to spec-parts/memory.md and
-//! spec-parts/memory-group.md (run with `--nocapture` to print them). The
-//! tests take a lock so that their measurements do not overlap.
+//! allocator; the figures are in SPEC.md §14.1 (run with `--nocapture` to
+//! print them). The tests take a lock so that their measurements do not
+//! overlap.
 #![allow(
     unsafe_code,
     clippy::unwrap_used,
@@ -25,9 +25,11 @@ use sotto::group::{
     MAX_CHAINS_PER_SENDER, MAX_GROUP_JUMP, MAX_GROUP_RECEIVERS, MAX_GROUP_SKIPPED_KEYS,
 };
 use sotto::{
-    Device, Error, MAX_PLAINTEXT_LEN, MAX_RECEIVING_CHAINS, MAX_SKIP, MAX_SKIPPED_KEYS, Message,
-    PreKeyBundle, Session,
+    Device, Error, MAX_BASE_KEYS_PER_SIGNED_PREKEY, MAX_LAST_RESORT_KEM_PREKEYS,
+    MAX_ONE_TIME_KEM_PREKEYS, MAX_ONE_TIME_PREKEYS, MAX_PLAINTEXT_LEN, MAX_RECEIVING_CHAINS,
+    MAX_SIGNED_PREKEYS, MAX_SKIP, MAX_SKIPPED_KEYS, Message, Session, StorageKey,
 };
+use testkit::fixtures::{Kem, NOW, bundle_with};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -52,13 +54,19 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// Plain state of a session that has sent and received, holding the most
-/// chains and skipped keys: header and fixed fields, the sending chain, then
-/// per chain key, flag, next and count, the current chain key, and the keys.
-const WORST_STATE_LEN: usize = (2 + 1 + 64 + 64 + 32 + 1 + 32 + 32 + 1 + 68 + 4 + 1)
+/// Plain state (SPEC §10.2) of a responder session that has sent and
+/// received, holding the most chains and skipped keys: header, generation,
+/// role, key agreement, two identities, KEM binding, base key, no pending
+/// prekey, root key, remote ratchet key, the sending chain, PN, the chain
+/// count; per chain its key, flag, next and count; the current chain key;
+/// and the keys.
+const WORST_STATE_LEN: usize = (2 + 8 + 1 + 1 + 4 * 32 + 1 + 32 + 32 + (1 + 32 + 32 + 4) + 4 + 1)
     + MAX_RECEIVING_CHAINS * (32 + 1 + 4 + 2)
     + 32
     + MAX_SKIPPED_KEYS * (4 + 32);
+
+/// The sealed form adds its header, salt, the tag (SPEC §10.5).
+const SEAL_OVERHEAD: usize = 2 + 1 + 32 + 16;
 
 fn send(session: &mut Session, rng: &mut ChaCha20Rng, text: &[u8]) -> Message {
     session.encrypt(rng, text).unwrap()
@@ -68,10 +76,13 @@ fn send(session: &mut Session, rng: &mut ChaCha20Rng, text: &[u8]) -> Message {
 fn session_growth_is_bounded_under_the_worst_authentic_peer() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut rng = ChaCha20Rng::seed_from_u64(0x3e3);
-    let alice_device = Device::generate(&mut rng);
-    let mut bob_device = Device::generate(&mut rng);
-    let bundle = PreKeyBundle::new(*bob_device.identity_key(), bob_device.signed_prekey(), None);
+    let alice_device = Device::generate(&mut rng, NOW).unwrap();
+    let mut bob_device = Device::generate(&mut rng, NOW).unwrap();
+    let bundle = bundle_with(&mut rng, &mut bob_device, true, Kem::OneTime);
     let mut alice = Session::initiate(&alice_device, &mut rng, &bundle.verify().unwrap()).unwrap();
+    // The largest initiator state: a pending prekey with its KEM
+    // ciphertext and a sending chain, before any reply.
+    let pending_len = alice.to_bytes().len();
     let Message::PreKey(first) = send(&mut alice, &mut rng, b"hi") else {
         panic!("prekey message expected");
     };
@@ -133,15 +144,18 @@ fn session_growth_is_bounded_under_the_worst_authentic_peer() {
     assert_eq!(worst.skipped_key_count(), MAX_SKIPPED_KEYS);
     drop(worst);
     let sealed_len = bob
-        .seal(&sotto::StorageKey::from_bytes([1; 32]), &mut rng)
+        .seal(&StorageKey::from_bytes([1; 32]), b"", &mut rng)
         .unwrap()
         .len();
+    assert_eq!(sealed_len, state.len() + SEAL_OVERHEAD);
     println!(
-        "worst session: state {} bytes, sealed {sealed_len} bytes, heap {heap} bytes, \
-         peak extra heap in one decrypt {peak_decrypt} bytes",
+        "worst session: state {} bytes, sealed {sealed_len} bytes (empty context), heap {heap} \
+         bytes, peak extra heap in one decrypt {peak_decrypt} bytes; initiator with its pending \
+         PQXDH prekey {pending_len} bytes",
         state.len()
     );
-    // Bounds stated in spec-parts/memory.md.
+    // Bounds stated in SPEC §14.1.
+    assert!(pending_len < WORST_STATE_LEN);
     assert!(heap < 192 * 1024, "resting heap {heap}");
     assert!(peak_decrypt < 96 * 1024, "decrypt peak {peak_decrypt}");
     assert!(sotto::MAX_STATE_LEN > sealed_len);
@@ -153,7 +167,8 @@ const GROUP: GroupId = GroupId::from_bytes([0x3e; 32]);
 fn heap_of<T>(f: impl FnOnce() -> T) -> (usize, T) {
     let before = CURRENT.load(Ordering::SeqCst);
     let out = f();
-    (CURRENT.load(Ordering::SeqCst) - before, out)
+    // Net growth; a call that frees more than it keeps counts as 0.
+    (CURRENT.load(Ordering::SeqCst).saturating_sub(before), out)
 }
 
 /// Peak extra heap while `f` runs, and the result.
@@ -164,33 +179,40 @@ fn peak_of<T>(f: impl FnOnce() -> T) -> (usize, T) {
     (PEAK.load(Ordering::SeqCst) - before, out)
 }
 
-/// A receiver state (SPEC §15.11) with an authenticated sender and a full
-/// cache, built directly: what a store holds at worst.
-fn worst_receiver_state(
-    chain_id: u32,
-    signing_key: [u8; 32],
-    identity: &[u8],
-    rng: &mut ChaCha20Rng,
-) -> Vec<u8> {
+/// A random valid Ed25519 public key (a chain or an owner).
+fn ed25519_key(rng: &mut ChaCha20Rng) -> [u8; 32] {
+    let mut seed = [0u8; 32];
+    rng.fill_bytes(&mut seed);
+    ed25519_dalek::SigningKey::from_bytes(&seed)
+        .verifying_key()
+        .to_bytes()
+}
+
+/// A receiver state (SPEC §15.11) with an authenticated owner and a full
+/// cache, built byte by byte: what a store holds at worst.
+fn worst_receiver_state(chain: &[u8; 32], owner: &[u8; 32], rng: &mut ChaCha20Rng) -> Vec<u8> {
     let next = 1_000_000u32;
-    let mut state = vec![0x01, 0x23];
+    let mut state = vec![0x02, 0x23];
+    state.extend_from_slice(&0u64.to_be_bytes());
     state.extend_from_slice(GROUP.as_bytes());
-    state.extend_from_slice(&chain_id.to_be_bytes());
-    state.extend_from_slice(&signing_key);
+    state.extend_from_slice(chain);
+    state.extend_from_slice(owner);
     state.push(1);
-    state.extend_from_slice(identity);
+    state.extend_from_slice(&next.to_be_bytes());
+    // Read: every index below next (SPEC §15.11).
     state.extend_from_slice(&next.to_be_bytes());
     let mut levels = [0u8; 256];
     rng.fill_bytes(&mut levels);
     state.extend_from_slice(&levels);
     state.extend_from_slice(&u16::try_from(MAX_GROUP_SKIPPED_KEYS).unwrap().to_be_bytes());
     for i in 0..MAX_GROUP_SKIPPED_KEYS {
-        let index = next - 1 - u32::try_from(MAX_GROUP_SKIPPED_KEYS - i).unwrap();
+        let index = next - u32::try_from(MAX_GROUP_SKIPPED_KEYS - i).unwrap();
+        state.extend_from_slice(&index.to_be_bytes());
         let mut key = [0u8; 32];
         rng.fill_bytes(&mut key);
-        state.extend_from_slice(&index.to_be_bytes());
         state.extend_from_slice(&key);
     }
+    assert_eq!(state.len(), GroupReceiver::MAX_ENCODED_LEN);
     state
 }
 
@@ -198,17 +220,19 @@ fn worst_receiver_state(
 fn group_receiver_and_store_growth_is_bounded_under_the_worst_authentic_senders() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut rng = ChaCha20Rng::seed_from_u64(0x3e4);
-    let alice_device = Device::generate(&mut rng);
-    let mut bob_device = Device::generate(&mut rng);
-    let bundle = PreKeyBundle::new(*bob_device.identity_key(), bob_device.signed_prekey(), None);
+    let alice_device = Device::generate(&mut rng, NOW).unwrap();
+    let mut bob_device = Device::generate(&mut rng, NOW).unwrap();
+    let bundle = bundle_with(&mut rng, &mut bob_device, false, Kem::LastResort);
     let mut to_bob = Session::initiate(&alice_device, &mut rng, &bundle.verify().unwrap()).unwrap();
-    let mut alice = GroupSender::new(&mut rng, GROUP);
+    let mut alice = GroupSender::new(&mut rng, GROUP, &alice_device).unwrap();
     let Message::PreKey(first) = send(&mut to_bob, &mut rng, &alice.distribution().to_bytes())
     else {
         panic!("prekey message expected");
     };
-    let (from_alice, distribution) = Session::accept(&mut bob_device, &first).unwrap();
-    let mut bob = GroupReceiver::accept(&distribution, &from_alice).unwrap();
+    // A distribution in the first (prekey) message, installed from the
+    // plaintext `accept` returns.
+    let (mut from_alice, distribution) = Session::accept(&mut bob_device, &first).unwrap();
+    let mut bob = GroupReceiver::install(&GROUP, &distribution).unwrap();
 
     // The worst authentic sender: every message Bob gets skips one more
     // index than the window, so each caches GROUP_SKIP_WINDOW keys, until
@@ -241,16 +265,17 @@ fn group_receiver_and_store_growth_is_bounded_under_the_worst_authentic_senders(
     assert_eq!(largest_state, GroupReceiver::MAX_ENCODED_LEN);
 
     // A jump past MAX_GROUP_JUMP, signed by the real key, is refused
-    // without any change (the sender is placed there by hand).
+    // without any change (the sender's index is set in its saved state,
+    // SPEC §15.11: at 234).
     let mut far_state = alice.to_bytes().to_vec();
     let far = bob.next_index() + MAX_GROUP_JUMP + 1;
-    far_state[38..42].copy_from_slice(&far.to_be_bytes());
+    far_state[234..238].copy_from_slice(&far.to_be_bytes());
     let mut far_sender = GroupSender::from_bytes(&far_state).unwrap();
     let too_far = far_sender.encrypt(&mut rng, b"too far").unwrap();
     let state = bob.to_bytes();
     assert_eq!(
-        bob.decrypt(&too_far),
-        Err(Error::GroupIndexOutOfRange { index: far })
+        bob.decrypt(&too_far).err(),
+        Some(Error::GroupIndexOutOfRange { index: far })
     );
     assert_eq!(*bob.to_bytes(), *state);
 
@@ -259,9 +284,10 @@ fn group_receiver_and_store_growth_is_bounded_under_the_worst_authentic_senders(
     assert_eq!(worst.skipped_key_count(), MAX_GROUP_SKIPPED_KEYS);
     drop(worst);
     let sealed_len = bob
-        .seal(&sotto::StorageKey::from_bytes([1; 32]), &mut rng)
+        .seal(&StorageKey::from_bytes([1; 32]), b"", &mut rng)
         .unwrap()
         .len();
+    assert_eq!(sealed_len, state.len() + SEAL_OVERHEAD);
     let largest_message = GroupMessage::from_bytes(
         alice
             .encrypt(&mut rng, &vec![0u8; MAX_PLAINTEXT_LEN])
@@ -273,62 +299,156 @@ fn group_receiver_and_store_growth_is_bounded_under_the_worst_authentic_senders(
     .len();
     assert_eq!(largest_message, sotto::group::MAX_GROUP_MESSAGE_LEN);
 
-    // A full store: MAX_GROUP_RECEIVERS chains, each with a full cache and an
-    // authenticated sender (MAX_CHAINS_PER_SENDER chains per identity, so
-    // MAX_GROUP_RECEIVERS / MAX_CHAINS_PER_SENDER members).
-    let members: Vec<Vec<u8>> = (0..MAX_GROUP_RECEIVERS / MAX_CHAINS_PER_SENDER + 1)
-        .map(|_| Device::generate(&mut rng).identity_key().to_bytes()[2..].to_vec())
-        .collect();
-    let states: Vec<Vec<u8>> = (0..MAX_GROUP_RECEIVERS + MAX_CHAINS_PER_SENDER)
-        .map(|i| {
-            let signing = GroupSender::new(&mut rng, GROUP).signing_key_bytes();
-            let chain_id = u32::try_from(i).unwrap();
-            worst_receiver_state(
-                chain_id,
-                signing,
-                &members[i / MAX_CHAINS_PER_SENDER],
-                &mut rng,
-            )
-        })
-        .collect();
-    let (store_heap, mut store) = heap_of(|| {
-        let mut store = GroupReceivers::new(GROUP);
-        for state in &states[..MAX_GROUP_RECEIVERS] {
-            store
-                .insert(GroupReceiver::from_bytes(state).unwrap())
-                .unwrap();
+    // A full store in its saved form (SPEC §15.11): MAX_GROUP_RECEIVERS
+    // authenticated chains with full caches, MAX_CHAINS_PER_SENDER per
+    // owner.
+    let mut store_state = vec![0x02, 0x24];
+    store_state.extend_from_slice(&0u64.to_be_bytes());
+    store_state.extend_from_slice(GROUP.as_bytes());
+    store_state.extend_from_slice(&u16::try_from(MAX_GROUP_RECEIVERS).unwrap().to_be_bytes());
+    let mut owner = [0u8; 32];
+    for i in 0..MAX_GROUP_RECEIVERS {
+        if i % MAX_CHAINS_PER_SENDER == 0 {
+            owner = ed25519_key(&mut rng);
         }
-        store
-    });
+        let chain = ed25519_key(&mut rng);
+        let receiver = worst_receiver_state(&chain, &owner, &mut rng);
+        store_state.extend_from_slice(&u16::try_from(receiver.len()).unwrap().to_be_bytes());
+        store_state.extend_from_slice(&receiver);
+    }
+    let (store_heap, mut store) = heap_of(|| GroupReceivers::from_bytes(&store_state).unwrap());
     assert_eq!(store.len(), MAX_GROUP_RECEIVERS);
-    let encoded: usize = store.iter().map(|r| r.to_bytes().len()).sum();
+    let store_len = store.to_bytes().len();
+    assert_eq!(store_len, store_state.len());
     assert_eq!(
-        encoded,
-        MAX_GROUP_RECEIVERS * GroupReceiver::MAX_ENCODED_LEN
+        store_len,
+        2 + 8 + 32 + 2 + MAX_GROUP_RECEIVERS * (2 + GroupReceiver::MAX_ENCODED_LEN)
     );
-    // One more member's chains: the oldest go, the heap does not grow.
-    let (growth, ()) = heap_of(|| {
-        for state in &states[MAX_GROUP_RECEIVERS..] {
-            store
-                .insert(GroupReceiver::from_bytes(state).unwrap())
-                .unwrap();
-        }
-    });
+    let store_sealed = store
+        .seal(&StorageKey::from_bytes([1; 32]), b"", &mut rng)
+        .unwrap()
+        .len();
+    assert!(store_sealed < sotto::MAX_STATE_LEN);
+    // An unauthenticated chain never evicts an authenticated one: refused,
+    // nothing changes.
+    let stranger = GroupSender::new(&mut rng, GROUP, &bob_device).unwrap();
+    let before = store.to_bytes();
+    let (refused_growth, refused) =
+        heap_of(|| store.import_unauthenticated(&stranger.distribution().to_bytes()));
+    assert_eq!(refused, Err(Error::GroupStoreFull));
+    assert_eq!(store.to_bytes(), before);
+    drop(before);
+    // A new owner's authenticated chain: the oldest chain goes, the heap
+    // does not grow.
+    let oldest = *store.iter().next().unwrap().chain();
+    let carried = send(&mut to_bob, &mut rng, &alice.distribution().to_bytes());
+    drop(carried);
+    alice.rotate(&mut rng, &alice_device).unwrap();
+    let reply = send(&mut from_alice, &mut rng, b"reply");
+    to_bob.decrypt(&reply).unwrap();
+    let carried = send(&mut to_bob, &mut rng, &alice.distribution().to_bytes());
+    let (growth, outcome) = heap_of(|| store.receive_distribution(&mut from_alice, &carried));
+    assert_eq!(outcome, Ok(sotto::group::InsertOutcome::Added));
     assert_eq!(store.len(), MAX_GROUP_RECEIVERS);
-    assert!(store.get(0).is_none() && store.get(1024).is_some());
+    assert!(store.get(&oldest).is_none() && store.get(alice.chain()).is_some());
     println!(
         "worst group receiver: state {largest_state} bytes, sealed {sealed_len} bytes, heap \
          {receiver_heap} bytes, peak extra heap in one decrypt {peak_small} bytes (1-byte \
-         message), {peak_decrypt} bytes (largest message, {largest_message} bytes); full store: {} receivers, {encoded} \
-         encoded bytes, heap {store_heap} bytes, growth after {} more inserts {growth} bytes",
+         message), {peak_decrypt} bytes (largest message, {largest_message} bytes); full store: {} \
+         receivers, state {store_len} bytes, sealed {store_sealed} bytes, heap {store_heap} bytes, \
+         growth after an install {growth} bytes, after a refused import {refused_growth} bytes",
         store.len(),
-        MAX_CHAINS_PER_SENDER
     );
     drop(store);
-    // Bounds stated in spec-parts/memory-group.md.
+    // Bounds stated in SPEC §14.1.
     assert!(receiver_heap < 16 * 1024, "resting heap {receiver_heap}");
     assert!(peak_small < 8 * 1024, "decrypt peak {peak_small}");
     assert!(peak_decrypt < 640 * 1024, "decrypt peak {peak_decrypt}");
     assert!(store_heap < 16 * 1024 * 1024, "store heap {store_heap}");
-    assert!(growth < 64, "store grew by {growth}");
+    assert!(growth < 1024, "store grew by {growth}");
+    assert!(
+        refused_growth < 64,
+        "a refused import grew the store by {refused_growth}"
+    );
+}
+
+/// Plain device state (SPEC §10.3) with every list at its bound.
+const WORST_DEVICE_LEN: usize = 2
+    + 8
+    + 32
+    + 12
+    + 1
+    + MAX_SIGNED_PREKEYS * (4 + 8 + 32 + 64 + 2 + MAX_BASE_KEYS_PER_SIGNED_PREKEY * 32)
+    + 2
+    + MAX_ONE_TIME_PREKEYS * (4 + 32)
+    + 1
+    + MAX_LAST_RESORT_KEM_PREKEYS * (4 + 8 + 64 + 64)
+    + 2
+    + MAX_ONE_TIME_KEM_PREKEYS * (4 + 64 + 64);
+
+#[test]
+fn device_state_at_every_bound() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut rng = ChaCha20Rng::seed_from_u64(0x3e5);
+    let mut device = Device::generate(&mut rng, NOW).unwrap();
+    device
+        .generate_one_time_prekeys(&mut rng, MAX_ONE_TIME_PREKEYS)
+        .unwrap();
+    device
+        .generate_one_time_kem_prekeys(&mut rng, MAX_ONE_TIME_KEM_PREKEYS)
+        .unwrap();
+    for _ in 1..MAX_SIGNED_PREKEYS {
+        device.rotate_signed_prekey(&mut rng, NOW).unwrap();
+    }
+    for _ in 1..MAX_LAST_RESORT_KEM_PREKEYS {
+        device.rotate_last_resort_kem_prekey(&mut rng, NOW).unwrap();
+    }
+    // Every signed prekey's base-key record full (base keys are taken as
+    // they are, SPEC §4): written into the saved state, as 4,000 replayable
+    // handshakes would.
+    let state = device.to_bytes();
+    let mut worst = state[..55].to_vec();
+    assert_eq!(usize::from(state[54]), MAX_SIGNED_PREKEYS);
+    let mut at = 55;
+    for _ in 0..MAX_SIGNED_PREKEYS {
+        worst.extend_from_slice(&state[at..at + 4 + 8 + 32 + 64]);
+        assert_eq!(state[at + 108..at + 110], [0, 0]);
+        at += 110;
+        let count = u16::try_from(MAX_BASE_KEYS_PER_SIGNED_PREKEY).unwrap();
+        worst.extend_from_slice(&count.to_be_bytes());
+        for _ in 0..MAX_BASE_KEYS_PER_SIGNED_PREKEY {
+            let mut key = [0u8; 32];
+            rng.fill_bytes(&mut key);
+            worst.extend_from_slice(&key);
+        }
+    }
+    worst.extend_from_slice(&state[at..]);
+    assert_eq!(worst.len(), WORST_DEVICE_LEN);
+    let (heap, restored) = heap_of(|| Device::from_bytes(&worst).unwrap());
+    assert_eq!(*restored.to_bytes(), *worst);
+    assert!(
+        restored
+            .signed_prekeys()
+            .all(|s| s.base_key_count == MAX_BASE_KEYS_PER_SIGNED_PREKEY)
+    );
+    let sealed_len = restored
+        .seal(&StorageKey::from_bytes([1; 32]), b"", &mut rng)
+        .unwrap()
+        .len();
+    assert_eq!(sealed_len, worst.len() + SEAL_OVERHEAD);
+    // Every list refuses one more.
+    let mut full = restored;
+    assert_eq!(
+        full.generate_one_time_prekeys(&mut rng, 1).err(),
+        Some(Error::TooManyPreKeys)
+    );
+    assert_eq!(
+        full.generate_one_time_kem_prekeys(&mut rng, 1).err(),
+        Some(Error::TooManyPreKeys)
+    );
+    println!(
+        "worst device: state {} bytes, sealed {sealed_len} bytes (empty context), heap {heap} bytes",
+        worst.len()
+    );
+    assert!(heap < 512 * 1024, "device heap {heap}");
 }

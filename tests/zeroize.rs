@@ -3,8 +3,12 @@
 //! A global allocator scans every block on `dealloc` (and, through the
 //! default `realloc`, every block a growing buffer leaves behind) for any
 //! registered secret, before handing it back to the system. Secrets are
-//! registered from the plain state layouts (`to_bytes`), so the test does not
-//! trust `#[derive(ZeroizeOnDrop)]`: it watches the bytes.
+//! registered from the plain state layouts (`to_bytes`, read with the
+//! layouts of SPEC §10.2, §10.3 and §15.11 by `secrets` below: root, chain
+//! and message keys, ratchet secrets, identity seeds, prekey secrets, KEM
+//! prekey seeds `d || z`, group chain seeds and ratchet levels, cached group
+//! keys), so the test does not trust `#[derive(ZeroizeOnDrop)]`: it watches
+//! the bytes.
 //!
 //! What this covers: every heap block sotto allocates for sessions, devices,
 //! skipped-key stores, group senders, receivers, stores and distributions,
@@ -29,13 +33,145 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use sha2::{Digest, Sha256};
 use sotto::group::{
     GroupId, GroupMessage, GroupReceiver, GroupReceivers, GroupSender, Sender,
     SenderKeyDistribution,
 };
-use sotto::{Device, Message, PreKeyBundle, Session, StorageKey};
+use sotto::{Device, Message, Session, StorageKey};
+use testkit::fixtures::{Kem, NOW, bundle_with, deliver_distribution};
 use zeroize::Zeroizing;
+
+/// Reads the secret fields of a plain saved state (SPEC §10.2, §10.3,
+/// §15.6, §15.11), 32 bytes each.
+struct Secrets<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    found: Vec<[u8; 32]>,
+}
+
+impl<'a> Secrets<'a> {
+    fn skip(&mut self, n: usize) {
+        self.at += n;
+    }
+
+    fn u8(&mut self) -> usize {
+        self.at += 1;
+        usize::from(self.bytes[self.at - 1])
+    }
+
+    fn u16(&mut self) -> usize {
+        self.at += 2;
+        usize::from(u16::from_be_bytes(
+            self.bytes[self.at - 2..self.at].try_into().unwrap(),
+        ))
+    }
+
+    fn secret(&mut self, count: usize) {
+        for _ in 0..count {
+            self.found
+                .push(self.bytes[self.at..self.at + 32].try_into().unwrap());
+            self.at += 32;
+        }
+    }
+
+    fn receiver(&mut self) {
+        // Header, generation, group, chain, owner, flag, next, read,
+        // R_0..R_7, cache.
+        self.skip(2 + 8 + 32 + 32 + 32 + 1 + 4 + 4);
+        self.secret(8);
+        for _ in 0..self.u16() {
+            self.skip(4);
+            self.secret(1);
+        }
+    }
+}
+
+fn secrets(state: &[u8]) -> Vec<[u8; 32]> {
+    let mut r = Secrets {
+        bytes: state,
+        at: 0,
+        found: Vec::new(),
+    };
+    match state[1] {
+        0x20 => {
+            r.skip(2 + 8 + 2 + 4 * 32);
+            if r.u8() == 1 {
+                r.skip(4);
+                if r.u8() == 1 {
+                    r.skip(4);
+                }
+                if r.u8() == 1 {
+                    r.skip(4 + 1568);
+                }
+            }
+            r.secret(1); // root key
+            r.skip(32);
+            if r.u8() == 1 {
+                r.secret(2); // ratchet secret, chain key
+                r.skip(4);
+            }
+            r.skip(4);
+            for _ in 0..r.u8() {
+                r.skip(32);
+                if r.u8() == 1 {
+                    r.secret(1);
+                }
+                r.skip(4);
+                for _ in 0..r.u16() {
+                    r.skip(4);
+                    r.secret(1);
+                }
+            }
+        }
+        0x21 => {
+            r.skip(2 + 8);
+            r.secret(1); // identity seed
+            r.skip(12);
+            for _ in 0..r.u8() {
+                r.skip(4 + 8);
+                r.secret(1);
+                r.skip(64);
+                let base_keys = r.u16();
+                r.skip(32 * base_keys);
+            }
+            for _ in 0..r.u16() {
+                r.skip(4);
+                r.secret(1);
+            }
+            for _ in 0..r.u8() {
+                r.skip(4 + 8);
+                r.secret(2); // d || z
+                r.skip(64);
+            }
+            for _ in 0..r.u16() {
+                r.skip(4);
+                r.secret(2);
+                r.skip(64);
+            }
+        }
+        0x22 => {
+            r.skip(2 + 8 + 32 + 32);
+            r.secret(1); // chain seed
+            r.skip(64 + 64 + 4);
+            r.secret(8);
+        }
+        0x23 => r.receiver(),
+        0x24 => {
+            r.skip(2 + 8 + 32);
+            for _ in 0..r.u16() {
+                r.skip(2);
+                r.receiver();
+            }
+        }
+        0x04 => {
+            r.skip(2 + 32 + 32 + 32 + 64 + 64 + 4);
+            r.secret(8);
+        }
+        other => panic!("no secrets layout for type {other:#04x}"),
+    }
+    assert_eq!(r.at, state.len(), "the whole state was read");
+    r.found
+}
 
 const TABLE_LEN: usize = 16_384;
 
@@ -87,6 +223,13 @@ unsafe impl GlobalAlloc for Scanner {
             if Self::holds_secret(block) {
                 LEAKED_BLOCKS.fetch_add(1, Ordering::SeqCst);
             }
+        } else {
+            // Disarmed, every freed block is wiped: finding the secrets
+            // (the test decodes the states) leaves copies in freed blocks,
+            // which sotto may be handed again and free while armed without
+            // ever having written them.
+            // SAFETY: the block is live and `layout.size()` bytes long.
+            unsafe { std::ptr::write_bytes(ptr, 0, layout.size()) };
         }
         unsafe { System.dealloc(ptr, layout) }
     }
@@ -124,72 +267,6 @@ fn disarm() -> (usize, usize) {
     )
 }
 
-/// Reads the secret keys out of a session's plain encoding: root key,
-/// sending ratchet secret and chain key, receiving chain keys and skipped
-/// message keys (layout in spec-parts).
-fn session_secrets(state: &[u8]) -> Vec<[u8; 32]> {
-    let key = |at: usize| -> [u8; 32] { state[at..at + 32].try_into().unwrap() };
-    let mut out = Vec::new();
-    let mut at = 3 + 64 + 64 + 32;
-    if state[at] == 1 {
-        at += 5;
-        at += if state[at] == 1 { 5 } else { 1 };
-    } else {
-        at += 1;
-    }
-    out.push(key(at)); // root key
-    at += 32 + 32;
-    if state[at] == 1 {
-        out.push(key(at + 1)); // sending ratchet secret
-        out.push(key(at + 33)); // sending chain key
-        at += 1 + 64 + 4;
-    } else {
-        at += 1;
-    }
-    at += 4;
-    let chains = state[at];
-    at += 1;
-    for _ in 0..chains {
-        at += 32;
-        if state[at] == 1 {
-            out.push(key(at + 1));
-            at += 33;
-        } else {
-            at += 1;
-        }
-        at += 4;
-        let count = u16::from_be_bytes([state[at], state[at + 1]]);
-        at += 2;
-        for _ in 0..count {
-            out.push(key(at + 4));
-            at += 36;
-        }
-    }
-    assert_eq!(at, state.len(), "layout walk must consume the whole state");
-    out
-}
-
-/// The identity seed and X25519 secret, signed prekey secrets and one-time
-/// prekey secrets of a device's plain encoding.
-fn device_secrets(state: &[u8]) -> Vec<[u8; 32]> {
-    let key = |at: usize| -> [u8; 32] { state[at..at + 32].try_into().unwrap() };
-    let mut out = vec![key(2), key(34)];
-    let mut at = 2 + 64 + 8;
-    let spks = state[at];
-    at += 1;
-    for _ in 0..spks {
-        out.push(key(at + 4));
-        at += 4 + 32 + 64;
-    }
-    let opks = u16::from_be_bytes([state[at], state[at + 1]]);
-    at += 2;
-    for _ in 0..opks {
-        out.push(key(at + 4));
-        at += 36;
-    }
-    out
-}
-
 fn message(session: &mut Session, rng: &mut ChaCha20Rng, text: &[u8]) -> Message {
     session.encrypt(rng, text).unwrap()
 }
@@ -198,16 +275,18 @@ fn message(session: &mut Session, rng: &mut ChaCha20Rng, text: &[u8]) -> Message
 fn freed_heap_blocks_hold_no_secrets() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut rng = ChaCha20Rng::seed_from_u64(0x2e20);
-    let alice_device = Box::new(Device::generate(&mut rng));
-    let mut bob_device = Box::new(Device::generate(&mut rng));
-    let one_time = bob_device.generate_one_time_prekeys(&mut rng, 40).unwrap();
-    bob_device.rotate_signed_prekey(&mut rng).unwrap();
-    bob_device.rotate_signed_prekey(&mut rng).unwrap();
-    let bundle = PreKeyBundle::new(
-        *bob_device.identity_key(),
-        bob_device.signed_prekey(),
-        one_time.first().copied(),
-    );
+    let alice_device = Box::new(Device::generate(&mut rng, NOW).unwrap());
+    let mut bob_device = Box::new(Device::generate(&mut rng, NOW).unwrap());
+    bob_device.generate_one_time_prekeys(&mut rng, 40).unwrap();
+    bob_device
+        .generate_one_time_kem_prekeys(&mut rng, 5)
+        .unwrap();
+    bob_device.rotate_signed_prekey(&mut rng, NOW).unwrap();
+    bob_device.rotate_signed_prekey(&mut rng, NOW).unwrap();
+    bob_device
+        .rotate_last_resort_kem_prekey(&mut rng, NOW)
+        .unwrap();
+    let bundle = bundle_with(&mut rng, &mut bob_device, true, Kem::OneTime);
     let mut alice =
         Box::new(Session::initiate(&alice_device, &mut rng, &bundle.verify().unwrap()).unwrap());
     let Message::PreKey(first) = message(&mut alice, &mut rng, b"hello") else {
@@ -235,12 +314,12 @@ fn freed_heap_blocks_hold_no_secrets() {
     }
     assert!(bob.skipped_key_count() > 100);
 
-    let mut secrets = session_secrets(&bob.to_bytes());
-    secrets.extend(session_secrets(&alice.to_bytes()));
-    secrets.extend(device_secrets(&bob_device.to_bytes()));
-    secrets.extend(device_secrets(&alice_device.to_bytes()));
-    let registered = secrets.len();
-    arm(&secrets);
+    let mut registered_secrets = secrets(&bob.to_bytes());
+    registered_secrets.extend(secrets(&alice.to_bytes()));
+    registered_secrets.extend(secrets(&bob_device.to_bytes()));
+    registered_secrets.extend(secrets(&alice_device.to_bytes()));
+    let registered = registered_secrets.len();
+    arm(&registered_secrets);
 
     // Use everything: delete skipped keys, turn the ratchet, save, seal,
     // restore, accept a new session, then drop it all.
@@ -253,20 +332,22 @@ fn freed_heap_blocks_hold_no_secrets() {
     let storage = StorageKey::from_bytes([9; 32]);
     for _ in 0..3 {
         let plain = bob.to_bytes();
-        let sealed = bob.seal(&storage, &mut rng).unwrap();
-        bob = Box::new(Session::unseal(&sealed, &storage).unwrap());
+        let sealed = bob.seal(&storage, b"bob", &mut rng).unwrap();
+        bob = Box::new(Session::unseal(&sealed, &storage, b"bob").unwrap());
         let restored = Box::new(Session::from_bytes(&plain).unwrap());
         drop(plain);
         drop(restored);
-        let sealed_device = bob_device.seal(&storage, &mut rng).unwrap();
-        bob_device = Box::new(Device::unseal(&sealed_device, &storage).unwrap());
+        let sealed_device = bob_device.seal(&storage, b"device", &mut rng).unwrap();
+        bob_device = Box::new(Device::unseal(&sealed_device, &storage, b"device").unwrap());
     }
-    let carol_device = Box::new(Device::generate(&mut rng));
-    let bundle = PreKeyBundle::new(
-        *bob_device.identity_key(),
-        bob_device.signed_prekey(),
-        one_time.get(1).copied(),
-    );
+    let carol_device = Box::new(Device::generate(&mut rng, NOW).unwrap());
+    // Carol's PQXDH handshake uses one of the registered one-time KEM
+    // prekeys, which the accept deletes.
+    let kem = bob_device
+        .generate_one_time_kem_prekeys(&mut rng, 0)
+        .unwrap();
+    assert!(kem.is_empty());
+    let bundle = bundle_with(&mut rng, &mut bob_device, true, Kem::LastResort);
     let mut carol =
         Box::new(Session::initiate(&carol_device, &mut rng, &bundle.verify().unwrap()).unwrap());
     let Message::PreKey(first) = message(&mut carol, &mut rng, b"hi") else {
@@ -274,6 +355,17 @@ fn freed_heap_blocks_hold_no_secrets() {
     };
     let (to_carol, _) = Session::accept(&mut bob_device, &first).unwrap();
     bob_device.generate_one_time_prekeys(&mut rng, 100).unwrap();
+    // Rotation and reset delete registered prekey secrets and KEM seeds.
+    for _ in 0..sotto::MAX_LAST_RESORT_KEM_PREKEYS {
+        bob_device
+            .rotate_last_resort_kem_prekey(&mut rng, NOW)
+            .unwrap();
+        bob_device.rotate_signed_prekey(&mut rng, NOW).unwrap();
+    }
+    let generation = bob_device.generation();
+    bob_device
+        .reset_prekeys_after_restore(&mut rng, NOW, generation)
+        .unwrap();
     drop((Box::new(to_carol), carol));
     drop((alice, bob, alice_device, bob_device, carol_device));
     let (scanned, leaked) = disarm();
@@ -302,67 +394,9 @@ fn scanner_detects_an_unwiped_secret() {
 
 const GROUP: GroupId = GroupId::from_bytes([0x2e; 32]);
 
-/// R_0..R_7 of a ratchet written at `at`, and K = SHA-256("sotto v1 group
-/// key" || R_7), the message key of its index.
-fn ratchet_secrets(state: &[u8], at: usize) -> Vec<[u8; 32]> {
-    let mut out: Vec<[u8; 32]> = (0..8)
-        .map(|k| state[at + 32 * k..at + 32 * k + 32].try_into().unwrap())
-        .collect();
-    let mut h = Sha256::new();
-    h.update(b"sotto v1 group key");
-    h.update(out[7]);
-    out.push(h.finalize().into());
-    out
-}
-
-/// The ratchet and signing seed of a sender state, or the ratchet of a
-/// distribution (the same layout up to the levels): header 2, group 32,
-/// chain id 4, index 4, levels 256, seed or public key 32.
-fn sender_secrets(state: &[u8]) -> Vec<[u8; 32]> {
-    let mut out = ratchet_secrets(state, 42);
-    if state[1] == 0x22 {
-        out.push(state[298..330].try_into().unwrap());
-    }
-    out
-}
-
-/// The ratchet and cached keys of a receiver state (SPEC §15.11).
-fn receiver_secrets(state: &[u8]) -> Vec<[u8; 32]> {
-    let at = 71 + if state[70] == 1 { 64 } else { 0 };
-    let mut out = ratchet_secrets(state, at + 4);
-    let count = usize::from(u16::from_be_bytes([state[at + 260], state[at + 261]]));
-    for i in 0..count {
-        let key = at + 262 + 36 * i + 4;
-        out.push(state[key..key + 32].try_into().unwrap());
-    }
-    assert_eq!(
-        at + 262 + 36 * count,
-        state.len(),
-        "layout walk must consume the state"
-    );
-    out
-}
-
+/// The secrets of a store, from its saved form.
 fn store_secrets(store: &GroupReceivers) -> Vec<[u8; 32]> {
-    store
-        .iter()
-        .flat_map(|r| receiver_secrets(&r.to_bytes()))
-        .collect()
-}
-
-/// Sends a distribution over a pairwise session and installs it, keeping
-/// the plaintext in a buffer that is wiped (the application's part).
-fn deliver_distribution(
-    rng: &mut ChaCha20Rng,
-    sender: &GroupSender,
-    from: &mut Session,
-    to: &mut Session,
-) -> GroupReceiver {
-    let carried = from
-        .encrypt(rng, &sender.distribution().to_bytes())
-        .unwrap();
-    let plaintext = Zeroizing::new(to.decrypt(&carried).unwrap());
-    GroupReceiver::accept(&plaintext, to).unwrap()
+    secrets(&store.to_bytes())
 }
 
 fn group_send(sender: &mut GroupSender, rng: &mut ChaCha20Rng, i: u32) -> GroupMessage {
@@ -373,31 +407,27 @@ fn group_send(sender: &mut GroupSender, rng: &mut ChaCha20Rng, i: u32) -> GroupM
 fn freed_heap_blocks_hold_no_group_secrets() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut rng = ChaCha20Rng::seed_from_u64(0x2e21);
-    let alice_device = Device::generate(&mut rng);
-    let mut bob_device = Device::generate(&mut rng);
-    let bundle = PreKeyBundle::new(*bob_device.identity_key(), bob_device.signed_prekey(), None);
+    let alice_device = Device::generate(&mut rng, NOW).unwrap();
+    let mut bob_device = Device::generate(&mut rng, NOW).unwrap();
+    let carol_device = Device::generate(&mut rng, NOW).unwrap();
+    let bundle = bundle_with(&mut rng, &mut bob_device, false, Kem::LastResort);
     let mut to_bob = Session::initiate(&alice_device, &mut rng, &bundle.verify().unwrap()).unwrap();
     let Message::PreKey(first) = message(&mut to_bob, &mut rng, b"hello") else {
         panic!("prekey message expected");
     };
     let (mut from_alice, _) = Session::accept(&mut bob_device, &first).unwrap();
 
-    let mut alice = Box::new(GroupSender::new(&mut rng, GROUP));
-    let mut carol = Box::new(GroupSender::new(&mut rng, GROUP));
+    let mut alice = Box::new(GroupSender::new(&mut rng, GROUP, &alice_device).unwrap());
+    let mut carol = Box::new(GroupSender::new(&mut rng, GROUP, &carol_device).unwrap());
     let mut store = Box::new(GroupReceivers::new(GROUP));
+    let carried = testkit::fixtures::wire(&mut to_bob, &mut rng, &alice.distribution().to_bytes());
     store
-        .insert(deliver_distribution(
-            &mut rng,
-            &alice,
-            &mut to_bob,
-            &mut from_alice,
-        ))
+        .receive_distribution(&mut from_alice, &carried)
         .unwrap();
     let carol_distribution = carol.distribution().to_bytes();
-    store
-        .insert(GroupReceiver::import_unauthenticated(&carol_distribution).unwrap())
-        .unwrap();
-    let mut lone = Box::new(GroupReceiver::import_unauthenticated(&carol_distribution).unwrap());
+    store.import_unauthenticated(&carol_distribution).unwrap();
+    let mut lone =
+        Box::new(GroupReceiver::import_unauthenticated(&GROUP, &carol_distribution).unwrap());
 
     // Build up cached keys across many tree nodes: of each 40 messages Bob
     // reads every fifth (the skipped ones are cached) and holds the rest.
@@ -416,14 +446,14 @@ fn freed_heap_blocks_hold_no_group_secrets() {
     }
     assert!(store.iter().all(|r| r.skipped_key_count() > 100));
 
-    let mut secrets = store_secrets(&store);
-    secrets.extend(receiver_secrets(&lone.to_bytes()));
-    secrets.extend(sender_secrets(&alice.to_bytes()));
-    secrets.extend(sender_secrets(&carol.to_bytes()));
-    secrets.extend(sender_secrets(&carol_distribution));
+    let mut registered_secrets = store_secrets(&store);
+    registered_secrets.extend(secrets(&lone.to_bytes()));
+    registered_secrets.extend(secrets(&alice.to_bytes()));
+    registered_secrets.extend(secrets(&carol.to_bytes()));
+    registered_secrets.extend(secrets(&carol_distribution));
     drop(carol_distribution);
-    let registered = secrets.len();
-    arm(&secrets);
+    let registered = registered_secrets.len();
+    arm(&registered_secrets);
 
     // Read the held-back messages (cache hits delete keys), jump past the
     // window and the cache bound (keys evicted), encrypt, hand out and
@@ -445,47 +475,50 @@ fn freed_heap_blocks_hold_no_group_secrets() {
     let distribution = SenderKeyDistribution::from_bytes(&alice.distribution().to_bytes()).unwrap();
     drop(distribution);
     group_send(&mut alice, &mut rng, 0);
+    let carried = testkit::fixtures::wire(&mut to_bob, &mut rng, &alice.distribution().to_bytes());
     store
-        .insert(deliver_distribution(
-            &mut rng,
-            &alice,
-            &mut to_bob,
-            &mut from_alice,
-        ))
+        .receive_distribution(&mut from_alice, &carried)
         .unwrap();
+    // A standalone receiver installed from the same chain, then dropped.
+    drop(deliver_distribution(
+        &mut rng,
+        &alice,
+        &mut to_bob,
+        &mut from_alice,
+    ));
     let storage = StorageKey::from_bytes([8; 32]);
     for _ in 0..3 {
         let plain = alice.to_bytes();
-        let sealed = alice.seal(&storage, &mut rng).unwrap();
-        alice = Box::new(GroupSender::unseal(&sealed, &storage).unwrap());
+        let sealed = alice.seal(&storage, b"sender", &mut rng).unwrap();
+        alice = Box::new(GroupSender::unseal(&sealed, &storage, b"sender").unwrap());
         drop(Box::new(GroupSender::from_bytes(&plain).unwrap()));
         drop(plain);
-        let mut restored = Box::new(GroupReceivers::new(GROUP));
         for receiver in store.iter() {
-            let sealed = receiver.seal(&storage, &mut rng).unwrap();
-            restored
-                .insert(GroupReceiver::unseal(&sealed, &storage).unwrap())
-                .unwrap();
+            let sealed = receiver.seal(&storage, b"receiver", &mut rng).unwrap();
+            drop(GroupReceiver::unseal(&sealed, &storage, b"receiver").unwrap());
             drop(GroupReceiver::from_bytes(&receiver.to_bytes()).unwrap());
         }
-        store = restored;
+        let sealed = store.seal(&storage, b"store", &mut rng).unwrap();
+        store = Box::new(GroupReceivers::unseal(&sealed, &storage, b"store").unwrap());
+        drop(GroupReceivers::from_bytes(&store.to_bytes()).unwrap());
     }
     // Alice rotates four times: each new chain pushes her oldest out.
     for _ in 0..4 {
-        alice.rotate(&mut rng);
+        alice.rotate(&mut rng, &alice_device).unwrap();
+        let carried =
+            testkit::fixtures::wire(&mut to_bob, &mut rng, &alice.distribution().to_bytes());
         store
-            .insert(deliver_distribution(
-                &mut rng,
-                &alice,
-                &mut to_bob,
-                &mut from_alice,
-            ))
+            .receive_distribution(&mut from_alice, &carried)
             .unwrap();
     }
     assert_eq!(store.len(), 5);
-    let alice_identity = Sender::Authenticated(*alice_device.identity_key());
-    assert_eq!(store.remove_sender(&alice_identity), 4);
-    carol.rotate(&mut rng);
+    assert!(
+        store
+            .iter()
+            .any(|r| r.sender() == &Sender::Authenticated(*alice_device.identity_key()))
+    );
+    assert_eq!(store.remove_owner(alice_device.identity_key()), 4);
+    carol.rotate(&mut rng, &carol_device).unwrap();
     drop((alice, carol, store, lone));
     drop((to_bob, from_alice, alice_device, bob_device));
     let (scanned, leaked) = disarm();

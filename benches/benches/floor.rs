@@ -10,13 +10,14 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use ed25519_dalek::{Signer, SigningKey};
 use sotto_bench::SIZES;
 use sotto_bench::floor::{self, MESSAGE_AAD_LEN, SIGNED_PREKEY_LEN};
+use testkit::model::primitives::L_CHAIN_MESSAGE;
 
 fn hmac_sha256(c: &mut Criterion) {
     let mut g = c.benchmark_group("hmac_sha256");
     let key = [7u8; 32];
     // One half of a chain step: 32-byte chain key, 22-byte label.
     g.bench_function("floor/chain", |b| {
-        b.iter(|| floor::hmac(black_box(&key), black_box(b"sotto v1 chain message")))
+        b.iter(|| floor::hmac(black_box(&key), black_box(L_CHAIN_MESSAGE.as_bytes())))
     });
     for size in SIZES {
         let data = vec![1u8; size];

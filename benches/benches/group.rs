@@ -10,19 +10,19 @@ use sotto::group::{GroupReceiver, MAX_GROUP_JUMP};
 use sotto_bench::floor;
 use sotto_bench::group::{message_at, pair};
 use sotto_bench::{SMALL, rng};
+use testkit::model::group::message::{HEADER_LEN, L_MESSAGE_KEYS, L_SIGNATURE};
+use testkit::model::group::ratchet::{L_KEY, L_STEP};
 
-/// Group header (version, type, group id, chain id, index, salt): the AAD.
-const HEADER_LEN: usize = 2 + 32 + 4 + 4 + 16;
-/// Signed bytes: 24-byte label, header, ciphertext, tag.
-const SIGNED_LEN: usize = 24 + HEADER_LEN + SMALL + 16;
+/// Signed bytes: label, header, ciphertext, tag (SPEC §15.5).
+const SIGNED_LEN: usize = L_SIGNATURE.len() + HEADER_LEN + SMALL + 16;
 const LEVEL: [u8; 32] = [7; 32];
 
 /// Per message: the message key (one SHA-256 of the last level), the
 /// ratchet step (one SHA-256), the key expansion, the AEAD.
 fn symmetric_send(buffer: &mut [u8]) -> aes_gcm::Tag {
-    let message_key = floor::sha256(&[b"sotto v1 group key", black_box(&LEVEL)]);
-    let _next = floor::sha256(&[b"sotto v1 group step", &LEVEL]);
-    let okm = floor::hkdf::<44>(&[3; 16], &message_key, b"sotto v1 group message keys");
+    let message_key = floor::sha256(&[L_KEY.as_bytes(), black_box(&LEVEL)]);
+    let _next = floor::sha256(&[L_STEP.as_bytes(), &LEVEL]);
+    let okm = floor::hkdf::<44>(&[3; 16], &message_key, L_MESSAGE_KEYS.as_bytes());
     let (key, nonce) = okm.split_at(32);
     floor::seal(
         key.try_into().expect("32"),
@@ -33,9 +33,9 @@ fn symmetric_send(buffer: &mut [u8]) -> aes_gcm::Tag {
 }
 
 fn symmetric_receive(buffer: &mut [u8], tag: &aes_gcm::Tag) {
-    let message_key = floor::sha256(&[b"sotto v1 group key", black_box(&LEVEL)]);
-    let _next = floor::sha256(&[b"sotto v1 group step", &LEVEL]);
-    let okm = floor::hkdf::<44>(&[3; 16], &message_key, b"sotto v1 group message keys");
+    let message_key = floor::sha256(&[L_KEY.as_bytes(), black_box(&LEVEL)]);
+    let _next = floor::sha256(&[L_STEP.as_bytes(), &LEVEL]);
+    let okm = floor::hkdf::<44>(&[3; 16], &message_key, L_MESSAGE_KEYS.as_bytes());
     let (key, nonce) = okm.split_at(32);
     floor::open(
         key.try_into().expect("32"),

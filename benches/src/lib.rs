@@ -7,8 +7,21 @@
 #![allow(clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use rand_chacha::ChaCha20Rng;
-use rand_chacha::rand_core::SeedableRng;
-use sotto::{Device, Message, PreKeyBundle, PreKeyMessage, Session, StorageKey};
+use sotto::{
+    Device, KeyAgreementPolicy, Message, PreKeyBundle, PreKeyMessage, Session, StorageKey,
+};
+pub use testkit::fixtures::Kem;
+use testkit::fixtures::{NOW, bundle_with};
+
+/// The policy that lets a handshake with `kem` through: classical only by
+/// the explicit opt-in.
+pub fn policy(kem: Kem) -> KeyAgreementPolicy {
+    if kem == Kem::Classical {
+        KeyAgreementPolicy::ClassicalAllowed
+    } else {
+        KeyAgreementPolicy::PostQuantumRequired
+    }
+}
 
 /// Plaintext sizes of the per-message benchmarks: a chat line, a paragraph,
 /// and a large message well inside `MAX_PLAINTEXT_LEN`.
@@ -22,9 +35,7 @@ pub const SMALL: usize = 100;
 pub const SKIPPED: u32 = 10;
 
 /// A deterministic RNG, so every run measures the same states.
-pub fn rng(seed: u8) -> ChaCha20Rng {
-    ChaCha20Rng::from_seed([seed; 32])
-}
+pub use testkit::rng::seeded as rng;
 
 /// A caller-supplied storage key for the seal/unseal benchmarks.
 pub fn storage_key() -> StorageKey {
@@ -50,20 +61,22 @@ pub struct Handshake {
     pub alice_session: Session,
 }
 
-/// Runs X3DH once with a one-time prekey, up to Alice's first message.
+/// Runs PQXDH once with a one-time prekey and a one-time KEM prekey, up
+/// to Alice's first message.
 pub fn handshake(rng: &mut ChaCha20Rng) -> Handshake {
-    let alice = Device::generate(rng);
-    let mut bob = Device::generate(rng);
-    let one_time = bob
-        .generate_one_time_prekeys(rng, 1)
-        .expect("one prekey fits");
-    let bundle = PreKeyBundle::new(
-        *bob.identity_key(),
-        bob.signed_prekey(),
-        one_time.first().copied(),
-    );
+    handshake_with(rng, Kem::OneTime)
+}
+
+/// Runs the key agreement once with a one-time prekey and the KEM prekey
+/// `kem` (classical X3DH under the opt-in for [`Kem::Classical`]), up to
+/// Alice's first message.
+pub fn handshake_with(rng: &mut ChaCha20Rng, kem: Kem) -> Handshake {
+    let alice = Device::generate(rng, NOW).expect("device");
+    let mut bob = Device::generate(rng, NOW).expect("device");
+    let bundle = bundle_with(rng, &mut bob, true, kem);
     let verified = bundle.clone().verify().expect("own bundle verifies");
-    let mut alice_session = Session::initiate(&alice, rng, &verified).expect("initiate");
+    let mut alice_session =
+        Session::initiate_with_policy(&alice, rng, &verified, policy(kem)).expect("initiate");
     let first = alice_session
         .encrypt(rng, &[0x41; SMALL])
         .expect("first message");
@@ -74,7 +87,7 @@ pub fn handshake(rng: &mut ChaCha20Rng) -> Handshake {
         alice,
         bob,
         bundle,
-        first,
+        first: *first,
         alice_session,
     }
 }
@@ -92,7 +105,7 @@ pub struct Pair {
 pub fn deliver(rng: &mut ChaCha20Rng, from: &mut Session, to: &mut Session, len: usize) {
     let plaintext = vec![0x42; len];
     let message = parse(from.encrypt(rng, &plaintext).expect("encrypt"));
-    assert_eq!(to.decrypt(&message).expect("decrypt"), plaintext);
+    assert_eq!(*to.decrypt(&message).expect("decrypt"), *plaintext);
 }
 
 /// A session pair on established chains in both directions.
@@ -168,7 +181,7 @@ pub mod olm {
     pub fn deliver(from: &mut Session, to: &mut Session, len: usize) {
         let plaintext = vec![0x42; len];
         let message = from.encrypt(&plaintext).expect("encrypt");
-        assert_eq!(to.decrypt(&message).expect("decrypt"), plaintext);
+        assert_eq!(*to.decrypt(&message).expect("decrypt"), *plaintext);
     }
 
     /// An Olm session pair on established chains in both directions (the
@@ -207,11 +220,54 @@ pub mod floor {
     use sha2::Sha256;
     use x25519_dalek::{PublicKey, StaticSecret};
 
-    /// AEAD associated data of a pairwise message: the session AD (two
-    /// 64-byte identities) and the 58-byte ratchet header.
-    pub const MESSAGE_AAD_LEN: usize = 128 + 58;
-    /// Signed prekey signature input: 22-byte label, DH identity, id, key.
-    pub const SIGNED_PREKEY_LEN: usize = 22 + 32 + 4 + 32;
+    use ml_kem::kem::{Decapsulate, KeyExport, KeyInit as KemKeyInit};
+    use ml_kem::{DecapsulationKey, EncapsulationKey, MlKem1024};
+
+    // The labels of SPEC §3, as published.
+    const L_CHAIN_MESSAGE: &str = "sotto v2 chain message";
+    const L_CHAIN_NEXT: &str = "sotto v2 chain next";
+    const L_MESSAGE_KEYS: &str = "sotto v2 message keys";
+    const L_ROOT: &str = "sotto v2 root";
+    const L_SPK: &str = "sotto v2 signed prekey";
+    const L_X3DH: &str = "sotto v2 x3dh";
+    /// The session AD: two identities and the KEM binding (SPEC §7.2).
+    const AD_LEN: usize = 32 + 32 + 32;
+    /// A ratchet message's header (SPEC §9.1).
+    const RATCHET_HEADER_LEN: usize = 58;
+
+    /// AEAD associated data of a pairwise message: the session AD and the
+    /// ratchet header.
+    pub const MESSAGE_AAD_LEN: usize = AD_LEN + RATCHET_HEADER_LEN;
+    /// Signed prekey signature input: label, id, key (SPEC §5.3).
+    pub const SIGNED_PREKEY_LEN: usize = L_SPK.len() + 4 + 32;
+    /// A KEM prekey's signature input: label, id, kind, algorithm and key
+    /// (SPEC §5.5).
+    pub const KEM_PREKEY_LEN: usize = b"sotto v2 kem prekey".len() + 4 + 1 + 1 + 1568;
+
+    /// ML-KEM-1024 key generation from the 64-byte seed, as the responder
+    /// does it for every accept (SPEC §7.3), returning the encapsulation key.
+    pub fn kem_keygen(seed: &[u8; 64]) -> DecapsulationKey<MlKem1024> {
+        <DecapsulationKey<MlKem1024> as KemKeyInit>::new(&(*seed).into())
+    }
+
+    /// The encapsulation key of a seed, as bytes.
+    pub fn kem_public(seed: &[u8; 64]) -> [u8; 1568] {
+        kem_keygen(seed).encapsulation_key().to_bytes().into()
+    }
+
+    /// The initiator's KEM work: the FIPS 203 key check of the bundle's
+    /// encapsulation key, then encapsulation with `m` (SPEC §7.2).
+    pub fn kem_encapsulate(ek: &[u8; 1568], m: &[u8; 32]) -> [u8; 32] {
+        let key = EncapsulationKey::<MlKem1024>::new(&(*ek).into()).expect("valid key");
+        let (_ct, ss) = key.encapsulate_deterministic(&(*m).into());
+        ss.into()
+    }
+
+    /// The responder's KEM work: key generation from the stored seed, then
+    /// decapsulation (SPEC §7.3).
+    pub fn kem_decapsulate(seed: &[u8; 64], ct: &[u8; 1568]) -> [u8; 32] {
+        kem_keygen(seed).decapsulate(&(*ct).into()).into()
+    }
 
     /// HMAC-SHA256 of `data` under `key`.
     pub fn hmac(key: &[u8; 32], data: &[u8]) -> [u8; 32] {
@@ -232,14 +288,14 @@ pub mod floor {
     /// A chain step as two independent HMACs: (message key, next chain key).
     pub fn chain_step(chain_key: &[u8; 32]) -> ([u8; 32], [u8; 32]) {
         (
-            hmac(chain_key, b"sotto v1 chain message"),
-            hmac(chain_key, b"sotto v1 chain next"),
+            hmac(chain_key, L_CHAIN_MESSAGE.as_bytes()),
+            hmac(chain_key, L_CHAIN_NEXT.as_bytes()),
         )
     }
 
     /// A message key's expansion: AES key and nonce from a 16-byte salt.
     pub fn message_keys(salt: &[u8; 16], message_key: &[u8; 32]) -> ([u8; 32], [u8; 12]) {
-        let okm = hkdf::<44>(salt, message_key, b"sotto v1 message keys");
+        let okm = hkdf::<44>(salt, message_key, L_MESSAGE_KEYS.as_bytes());
         let (k, n) = okm.split_at(32);
         (
             k.try_into().expect("32 bytes"),
@@ -249,12 +305,12 @@ pub mod floor {
 
     /// A root step: HKDF-SHA256 with 64 bytes out.
     pub fn root(root_key: &[u8; 32], dh: &[u8; 32]) -> [u8; 64] {
-        hkdf::<64>(root_key, dh, b"sotto v1 root")
+        hkdf::<64>(root_key, dh, L_ROOT.as_bytes())
     }
 
     /// The X3DH KDF over the 0xFF prefix and four DH outputs.
     pub fn x3dh(ikm: &[u8; 160]) -> [u8; 32] {
-        hkdf::<32>(&[0u8; 32], ikm, b"sotto v1 x3dh")
+        hkdf::<32>(&[0u8; 32], ikm, L_X3DH.as_bytes())
     }
 
     /// AES-256-GCM key setup and seal in place.
@@ -317,51 +373,85 @@ pub mod floor {
 /// Group fixtures: senders, receivers and far-ahead messages.
 pub mod group {
     use rand_chacha::ChaCha20Rng;
+    use sha2::{Digest, Sha256};
     use sotto::group::{GroupId, GroupMessage, GroupReceiver, GroupSender};
 
-    /// Offset of the ratchet (index, then eight 32-byte levels R_0..R_7) in
-    /// a saved `GroupSender`: version, type, group id, chain id.
-    const RATCHET_OFFSET: usize = 2 + 32 + 4;
-    const LEVELS: usize = 8;
+    type Levels = [[u8; 32]; 8];
+
+    /// SPEC §15.11: a saved sender's index and R_0..R_7.
+    const SENDER_INDEX: usize = 234;
+    const SENDER_LEVELS: usize = 238;
+
+    fn hash(label: &[u8], extra: &[u8], r: &[u8; 32]) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(label);
+        h.update(extra);
+        h.update(r);
+        h.finalize().into()
+    }
+
+    fn steps(mut r: [u8; 32], n: u32) -> [u8; 32] {
+        for _ in 0..n {
+            r = hash(b"sotto v2 group step", &[], &r);
+        }
+        r
+    }
+
+    fn digit(i: u32, k: usize) -> u32 {
+        (i >> (4 * (7 - k))) & 0xf
+    }
+
+    /// SPEC §15.4's closed form: `R_k(i) = Step^{d_k(i)}(B_k(i))`.
+    fn closed_form(initial: &Levels, i: u32) -> Levels {
+        let mut bases = [[0u8; 32]; 8];
+        for k in 0..8 {
+            bases[k] = match (0..k).rev().find(|&h| digit(i, h) != 0) {
+                None => initial[k],
+                Some(h) => {
+                    let m = u8::try_from(k).expect("a level");
+                    hash(
+                        b"sotto v2 group derive",
+                        &[m],
+                        &steps(bases[h], digit(i, h) - 1),
+                    )
+                }
+            };
+        }
+        let mut levels = [[0u8; 32]; 8];
+        for k in 0..8 {
+            levels[k] = steps(bases[k], digit(i, k));
+        }
+        levels
+    }
 
     /// A sender and a receiver installed from its distribution at index 0.
     pub fn pair(rng: &mut ChaCha20Rng) -> (GroupSender, GroupReceiver) {
-        let sender = GroupSender::new(rng, GroupId::from_bytes([9; 32]));
-        let receiver = GroupReceiver::import_unauthenticated(&sender.distribution().to_bytes())
-            .expect("own distribution");
+        let owner = sotto::Device::generate(rng, super::NOW).expect("device");
+        let group = GroupId::from_bytes([9; 32]);
+        let sender = GroupSender::new(rng, group, &owner).expect("sender");
+        let receiver =
+            GroupReceiver::import_unauthenticated(&group, &sender.distribution().to_bytes())
+                .expect("own distribution");
         (sender, receiver)
     }
 
     /// Moves a saved sender from index 0 to `target` without sending the
-    /// messages in between, by running the hierarchical ratchet of SPEC.md
-    /// §15 on its saved levels. Only for setting up jumps too long to send
+    /// messages in between, with the closed form of the ratchet (SPEC.md
+    /// §15.4) written out here. Only for setting up jumps too long to send
     /// one by one; a wrong result fails the benchmark's setup, where the
     /// receiver must decrypt the message.
     pub fn jump_sender(sender: &GroupSender, target: u32) -> GroupSender {
+        assert_eq!(sender.index(), 0, "the sender is at index 0");
         let mut state = sender.to_bytes().to_vec();
-        let ratchet = &mut state[RATCHET_OFFSET..RATCHET_OFFSET + 4 + 32 * LEVELS];
-        assert_eq!(ratchet[..4], [0; 4], "the sender is at index 0");
-        let mut levels: Vec<[u8; 32]> = ratchet[4..]
-            .chunks_exact(32)
-            .map(|c| c.try_into().expect("32 bytes"))
-            .collect();
-        // From index 0 every digit only grows: step each level by its digit
-        // of the target, reseeding the levels below after each one moves.
-        for (k, shift) in (0..LEVELS).zip((0..=28).rev().step_by(4)) {
-            let digit = (target >> shift) & 0xF;
-            if digit == 0 {
-                continue;
-            }
-            for _ in 0..digit {
-                levels[k] = super::floor::sha256(&[b"sotto v1 group step", &levels[k]]);
-            }
-            for m in k + 1..LEVELS {
-                levels[m] = super::floor::sha256(&[b"sotto v1 group derive", &levels[m - 1]]);
-            }
+        let mut initial = [[0u8; 32]; 8];
+        for (k, level) in initial.iter_mut().enumerate() {
+            let at = SENDER_LEVELS + 32 * k;
+            level.copy_from_slice(&state[at..at + 32]);
         }
-        ratchet[..4].copy_from_slice(&target.to_be_bytes());
-        for (dst, level) in ratchet[4..].chunks_exact_mut(32).zip(&levels) {
-            dst.copy_from_slice(level);
+        state[SENDER_INDEX..SENDER_INDEX + 4].copy_from_slice(&target.to_be_bytes());
+        for (k, level) in closed_form(&initial, target).iter().enumerate() {
+            let at = SENDER_LEVELS + 32 * k;
+            state[at..at + 32].copy_from_slice(level);
         }
         GroupSender::from_bytes(&state).expect("valid sender state")
     }

@@ -1,12 +1,14 @@
 //! Part two, group messaging with sender keys: Alice, Bob and Carol set up
-//! pairwise sessions, hand each other their sender keys over them, and talk
-//! (some messages arrive out of order). Then Carol is removed: Alice and Bob
-//! rotate their sender keys and re-distribute them only to each other, and
-//! Carol can no longer read the group.
+//! PQXDH sessions, hand each other their sender chains over them (each
+//! chain carries a proof of its owner, checked against the session that
+//! delivered it), and talk (some messages arrive out of order). Carol tries
+//! to pass Alice's chain off as her own and is refused. Then Carol is
+//! removed: Alice and Bob rotate their chains and re-distribute them only to
+//! each other, and Carol can no longer read the group.
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use sotto::group::{GroupId, GroupMessage, GroupReceiver, GroupReceivers, GroupSender, Sender};
+use sotto::group::{GroupId, GroupMessage, GroupReceivers, GroupSender, Sender};
 use sotto::{Device, Message, PreKeyBundle, Session};
 
 const NAMES: [&str; 3] = ["Alice", "Bob", "Carol"];
@@ -24,22 +26,26 @@ pub(crate) fn run() -> Result<(), sotto::Error> {
     let mut rng = ChaCha20Rng::from_seed([42; 32]);
     let group = GroupId::from_bytes(*b"example group: the three friends");
 
-    let mut members: Vec<Member> = (0..3)
-        .map(|_| Member {
-            device: Device::generate(&mut rng),
-            sender: GroupSender::new(&mut rng, group),
+    let mut members = Vec::new();
+    for _ in 0..3 {
+        let device = Device::generate(&mut rng, 1_700_000_000)?;
+        let sender = GroupSender::new(&mut rng, group, &device)?;
+        members.push(Member {
+            device,
+            sender,
             receivers: GroupReceivers::new(group),
             sessions: [None, None, None],
-        })
-        .collect();
+        });
+    }
 
-    println!("1. Pairwise sessions (X3DH + Double Ratchet) between every two members");
+    println!("1. Pairwise sessions (PQXDH + Double Ratchet) between every two members");
     for (i, j) in [(0, 1), (0, 2), (1, 2)] {
         let one_time = members[j].device.generate_one_time_prekeys(&mut rng, 1)?;
         let bundle = PreKeyBundle::new(
             *members[j].device.identity_key(),
             members[j].device.signed_prekey(),
             one_time.first().copied(),
+            Some(members[j].device.last_resort_kem_prekey()),
         );
         let mut outgoing = Session::initiate(&members[i].device, &mut rng, &bundle.verify()?)?;
         let Message::PreKey(first) = outgoing.encrypt(&mut rng, b"hello")? else {
@@ -78,20 +84,32 @@ pub(crate) fn run() -> Result<(), sotto::Error> {
     println!("   Bob receives Alice's first message again (a replay):");
     read(&mut members, 1, &a1);
 
+    println!("   Carol forwards Alice's chain to Bob as if it were hers:");
+    let forwarded = members[0].sender.distribution().to_bytes();
+    let wire = members[2].sessions[1]
+        .as_mut()
+        .expect("session")
+        .encrypt(&mut rng, &forwarded)?;
+    let bob = &mut members[1];
+    let inbox = bob.sessions[2].as_mut().expect("session");
+    let refused = bob.receivers.receive_distribution(inbox, &wire);
+    println!("   Bob's store: {:?}", refused.err());
+
     println!(
         "4. Carol is removed: Alice and Bob forget her chain, rotate, and re-distribute to each other only"
     );
-    let carol = Sender::Authenticated(*members[2].device.identity_key());
+    let carol = *members[2].device.identity_key();
     for m in &mut members[..2] {
-        m.receivers.remove_sender(&carol);
+        m.receivers.remove_owner(&carol);
     }
     for (who, other) in [(0, 1), (1, 0)] {
-        let old = members[who].sender.chain_id();
-        members[who].sender.rotate(&mut rng);
+        let old = short(members[who].sender.chain().as_bytes());
+        let Member { sender, device, .. } = &mut members[who];
+        sender.rotate(&mut rng, device)?;
         println!(
-            "   {} rotates: chain {old:08x} -> {:08x}",
+            "   {} rotates: chain {old} -> {}",
             NAMES[who],
-            members[who].sender.chain_id()
+            short(members[who].sender.chain().as_bytes())
         );
         distribute(&mut rng, &mut members, who, &[other])?;
     }
@@ -105,9 +123,14 @@ pub(crate) fn run() -> Result<(), sotto::Error> {
     Ok(())
 }
 
+/// The first bytes of a chain's name, in hex.
+fn short(bytes: &[u8; 32]) -> String {
+    bytes.iter().take(4).map(|b| format!("{b:02x}")).collect()
+}
+
 /// Sends `from`'s current sender key distribution to each member in `to`
-/// over their pairwise session; the receiver ties it to that session's
-/// identity.
+/// over their pairwise session; the receiver decrypts and installs it in
+/// one call, tied to that session's identity.
 fn distribute(
     rng: &mut ChaCha20Rng,
     members: &mut [Member],
@@ -119,15 +142,16 @@ fn distribute(
         let session = members[from].sessions[to].as_mut().expect("session");
         let wire = session.encrypt(rng, &distribution)?.into_bytes();
 
-        let inbox = members[to].sessions[from].as_mut().expect("session");
-        let plaintext = inbox.decrypt(&Message::from_vec(wire)?)?;
-        let receiver = GroupReceiver::accept(&plaintext, inbox)?;
-        members[to].receivers.insert(receiver)?;
+        let receiver = &mut members[to];
+        let inbox = receiver.sessions[from].as_mut().expect("session");
+        let outcome = receiver
+            .receivers
+            .receive_distribution(inbox, &Message::from_vec(wire)?)?;
         println!(
-            "   {} -> {}: sender key for chain {:08x} at index {}",
+            "   {} -> {}: chain {} at index {} ({outcome:?})",
             NAMES[from],
             NAMES[to],
-            members[from].sender.chain_id(),
+            short(members[from].sender.chain().as_bytes()),
             members[from].sender.index()
         );
     }
@@ -142,10 +166,10 @@ fn send(
 ) -> Result<GroupMessage, sotto::Error> {
     let message = members[from].sender.encrypt(rng, text.as_bytes())?;
     println!(
-        "   {} sends #{} on chain {:08x} ({} bytes): {text:?}",
+        "   {} sends #{} on chain {} ({} bytes): {text:?}",
         NAMES[from],
         message.index(),
-        message.chain_id(),
+        short(message.chain().as_bytes()),
         message.as_bytes().len()
     );
     Ok(message)
@@ -156,25 +180,25 @@ fn read(members: &mut [Member], reader: usize, message: &GroupMessage) {
     let delivered = GroupMessage::from_bytes(message.as_bytes()).expect("well-formed");
     match members[reader].receivers.decrypt(&delivered) {
         Ok(read) => {
-            let from = match read.sender {
+            let from = match read.sender() {
                 Sender::Authenticated(identity) => members
                     .iter()
-                    .position(|m| *m.device.identity_key() == identity)
+                    .position(|m| m.device.identity_key() == identity)
                     .map_or("someone", |i| NAMES[i]),
-                Sender::Unauthenticated => "an unauthenticated sender",
+                Sender::Unauthenticated { .. } => "someone unauthenticated",
             };
             println!(
                 "   {} reads #{} from {from}: {:?}",
                 NAMES[reader],
-                read.index,
-                String::from_utf8_lossy(&read.plaintext)
+                read.index(),
+                String::from_utf8_lossy(read.as_bytes())
             );
         }
         Err(e) => println!(
-            "   {} cannot read #{} on chain {:08x}: {e}",
+            "   {} cannot read #{} on chain {}: {e}",
             NAMES[reader],
             message.index(),
-            message.chain_id()
+            short(message.chain().as_bytes())
         ),
     }
 }

@@ -13,8 +13,12 @@
 // Length of a storage key for the `_seal`/`_unseal` functions.
 #define SOTTO_STORAGE_KEY_LEN 32
 
-// Length of an encoded identity key.
-#define SOTTO_IDENTITY_KEY_LEN 66
+// Longest context a state can be sealed under.
+#define SOTTO_MAX_SEAL_CONTEXT_LEN 1024
+
+// Length of an encoded identity key (what every `_identity_key` function
+// returns and `sotto_session_initiate` expects).
+#define SOTTO_IDENTITY_KEY_LEN 34
 
 // Length of an encoded signed prekey.
 #define SOTTO_SIGNED_PREKEY_LEN 102
@@ -22,8 +26,11 @@
 // Length of one encoded one-time prekey.
 #define SOTTO_ONE_TIME_PREKEY_LEN 38
 
+// Length of one encoded KEM prekey (ML-KEM-1024, signed).
+#define SOTTO_KEM_PREKEY_LEN 1640
+
 // Largest encoded prekey bundle.
-#define SOTTO_MAX_BUNDLE_LEN 203
+#define SOTTO_MAX_BUNDLE_LEN 1810
 
 // Length of a fingerprint in bytes.
 #define SOTTO_FINGERPRINT_LEN 32
@@ -34,23 +41,48 @@
 // Largest plaintext one message may carry.
 #define SOTTO_MAX_PLAINTEXT_LEN 262144
 
-// Largest encoded message.
-#define SOTTO_MAX_MESSAGE_LEN 262325
+// Largest encoded pairwise message.
+#define SOTTO_MAX_MESSAGE_LEN 263866
 
 // Length of a group id.
 #define SOTTO_GROUP_ID_LEN 32
 
+// Length of a group sender chain id.
+#define SOTTO_CHAIN_ID_LEN 32
+
+// Length of an encoded sender key distribution.
+#define SOTTO_SENDER_KEY_DISTRIBUTION_LEN 486
+
 // Largest encoded group message.
-#define SOTTO_MAX_GROUP_MESSAGE_LEN 262282
+#define SOTTO_MAX_GROUP_MESSAGE_LEN 262310
+
+// Most signed prekeys a device keeps (the current one and older ones).
+#define SOTTO_MAX_SIGNED_PREKEYS 4
+
+// Most base keys of replayable prekey messages one signed prekey records.
+#define SOTTO_MAX_BASE_KEYS_PER_SIGNED_PREKEY 1000
 
 // Most unused one-time prekeys a device holds.
 #define SOTTO_MAX_ONE_TIME_PREKEYS 1000
 
+// Most last-resort KEM prekeys a device keeps (the current one and older
+// ones).
+#define SOTTO_MAX_LAST_RESORT_KEM_PREKEYS 4
+
+// Most unused one-time KEM prekeys a device holds.
+#define SOTTO_MAX_ONE_TIME_KEM_PREKEYS 100
+
+// Most chains a group store keeps.
+#define SOTTO_MAX_GROUP_RECEIVERS 1024
+
 // What every function returns. `SOTTO_ERROR_OK` (0) is success.
 //
-// The values are part of the ABI: they never change and are never reused.
+// The values are part of the ABI, and the single source of the codes for
+// every binding: a value never changes and is never reused, even after
+// the error it named is retired (119 and 126 are retired, see `README.md`).
 // New codes may be added. 1–99 are errors of the call itself (arguments,
-// handles, environment); 100 and up are protocol errors from the core.
+// handles, buffers, environment); 100 and up are protocol errors from the
+// core.
 enum SottoError
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
   : int32_t
@@ -61,22 +93,27 @@ enum SottoError
   // A required pointer was NULL.
   SOTTO_ERROR_NULL_POINTER = 1,
   // An argument is unusable: a length over `SIZE_MAX / 2`, a storage key
-  // that is not 32 bytes, an output slot that is not empty, a buffer that
-  // is not one this library returned.
+  // that is not 32 bytes, an output slot that is not empty, an output
+  // array too small.
   SOTTO_ERROR_INVALID_ARGUMENT = 2,
   // The handle is not a live handle of the expected type (for example a
-  // session passed where a device is expected).
+  // session passed where a device is expected, or a handle already freed).
   SOTTO_ERROR_WRONG_HANDLE = 3,
-  // Another thread is using the handle right now.
+  // Another call is using the handle right now (from another thread).
   SOTTO_ERROR_HANDLE_BUSY = 4,
   // An earlier call on this handle failed internally; restore it from the
   // last saved state.
   SOTTO_ERROR_HANDLE_POISONED = 5,
-  // The operating system's random number generator failed.
+  // The operating system's random number generator failed. Nothing
+  // changed.
   SOTTO_ERROR_RANDOMNESS = 6,
-  // Internal error (a bug in sotto); nothing was changed, but a handle the
-  // call mutated is poisoned.
+  // Internal error (a bug in sotto); a handle the call was changing is
+  // poisoned.
   SOTTO_ERROR_PANIC = 7,
+  // The `SottoBuffer` is not a live buffer this library returned: already
+  // freed (for example through a copy of the struct), never returned by
+  // sotto, or with its `ptr`, `len` or `id` changed. Nothing was freed.
+  SOTTO_ERROR_INVALID_BUFFER = 8,
   // A protocol error that this version of the ABI has no code for yet.
   SOTTO_ERROR_PROTOCOL_OTHER = 100,
   // The input ended before the encoding was complete.
@@ -89,7 +126,8 @@ enum SottoError
   SOTTO_ERROR_WRONG_TYPE = 104,
   // A field holds a value the format does not allow.
   SOTTO_ERROR_INVALID_ENCODING = 105,
-  // The input is larger than the format allows.
+  // The input is larger than the format allows (a message, a saved
+  // state, a seal context over `SOTTO_MAX_SEAL_CONTEXT_LEN`).
   SOTTO_ERROR_TOO_LARGE = 106,
   // The plaintext is longer than `SOTTO_MAX_PLAINTEXT_LEN`.
   SOTTO_ERROR_PLAINTEXT_TOO_LARGE = 107,
@@ -101,38 +139,58 @@ enum SottoError
   SOTTO_ERROR_INVALID_SIGNATURE = 110,
   // The identity key is not the one that was expected.
   SOTTO_ERROR_IDENTITY_MISMATCH = 111,
-  // The message names a signed prekey this device does not hold.
+  // The message names a signed prekey this device does not hold; or the
+  // signed prekey to remove is the current one or not held.
   SOTTO_ERROR_UNKNOWN_SIGNED_PREKEY = 112,
-  // The message names a one-time prekey this device does not hold.
+  // The one-time prekey is not held by this device (never issued, or
+  // already used).
   SOTTO_ERROR_UNKNOWN_ONE_TIME_PREKEY = 113,
-  // This device already accepted a prekey message with this base key.
+  // This device already accepted a prekey message with this base key
+  // under this signed prekey.
   SOTTO_ERROR_DUPLICATE_PREKEY_MESSAGE = 114,
-  // The device holds the most one-time prekeys it may hold.
+  // A prekey store would pass its bound, or the prekey ids are used up.
   SOTTO_ERROR_TOO_MANY_PREKEYS = 115,
-  // The message was altered, forged, or belongs to another session.
+  // The message or sealed state was altered, forged, belongs to another
+  // session, or was sealed under another key or context.
   SOTTO_ERROR_AUTHENTICATION_FAILED = 116,
   // The message was already decrypted, or its key was deleted.
   SOTTO_ERROR_DUPLICATE_MESSAGE = 117,
   // The message would skip more message keys than allowed.
   SOTTO_ERROR_TOO_FAR_AHEAD = 118,
-  // The message starts a ratchet chain the peer cannot have started yet.
-  SOTTO_ERROR_UNEXPECTED_RATCHET_KEY = 119,
   // The prekey message belongs to another session.
   SOTTO_ERROR_SESSION_MISMATCH = 120,
-  // The sending chain reached the largest message number.
+  // The sending chain reached the largest message number (or index).
   SOTTO_ERROR_CHAIN_EXHAUSTED = 121,
-  // The group message names a group or sender chain this receiver does
-  // not hold.
+  // The group message names a group or sender chain the store does not
+  // hold.
   SOTTO_ERROR_UNKNOWN_GROUP_CHAIN = 122,
   // The group message's index is too far ahead, or unusable.
   SOTTO_ERROR_GROUP_INDEX_OUT_OF_RANGE = 123,
-  // The sender key belongs to another group.
+  // The distribution or message belongs to another group.
   SOTTO_ERROR_GROUP_MISMATCH = 124,
-  // The sender key's chain id or signing key is already held for another
-  // chain.
+  // The chain is already held with another owner, or on another ratchet.
   SOTTO_ERROR_GROUP_CHAIN_CONFLICT = 125,
-  // This sender chain is already held at the same or a later index.
-  SOTTO_ERROR_GROUP_CHAIN_NOT_NEWER = 126,
+  // A bundle without a KEM prekey, or a prekey message without a KEM
+  // ciphertext, where post-quantum key agreement is required (the
+  // default; see the `_allow_classical` functions).
+  SOTTO_ERROR_POST_QUANTUM_REQUIRED = 127,
+  // The KEM prekey is not held by this device (never issued, used, or
+  // deleted); or the last-resort KEM prekey to remove is the current one
+  // or not held.
+  SOTTO_ERROR_UNKNOWN_KEM_PREKEY = 128,
+  // The signed prekey recorded its last base key: rotate it.
+  SOTTO_ERROR_SIGNED_PREKEY_EXHAUSTED = 129,
+  // The session and its peer no longer share the ratchet (one side was
+  // rolled back): this session cannot read the peer's new messages again
+  // and must be replaced by a new one. Not authenticated: keep the
+  // session for the messages it can still decrypt.
+  SOTTO_ERROR_SESSION_DIVERGED = 130,
+  // The distribution's owner is not the peer of the session that
+  // delivered it (for example a member forwarding another's key).
+  SOTTO_ERROR_GROUP_OWNER_MISMATCH = 131,
+  // An unauthenticated import while the store is full of authenticated
+  // chains.
+  SOTTO_ERROR_GROUP_STORE_FULL = 132,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -152,9 +210,9 @@ enum SottoMessageType
   // A message inside an established session: decrypt it with that
   // session.
   SOTTO_MESSAGE_TYPE_RATCHET = 1,
-  // A session's first messages, carrying the X3DH header: decrypt with the
-  // session whose base key matches, or else start one with
-  // `sotto_session_accept`.
+  // A session's first messages, carrying the key-agreement header:
+  // decrypt with the session whose base key matches, or else start one
+  // with `sotto_session_accept`.
   SOTTO_MESSAGE_TYPE_PREKEY = 2,
 };
 #ifndef __cplusplus
@@ -165,78 +223,153 @@ typedef int32_t SottoMessageType;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
-// A device: identity key pair, signed prekeys and one-time prekey secrets.
-// Create with `sotto_device_generate` or `sotto_device_from_bytes`;
-// release with `sotto_device_free`.
-typedef struct SottoDevice SottoDevice;
+// Which key agreement started a session (`sotto_session_key_agreement`).
+enum SottoKeyAgreement
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Classical X3DH: only through an `_allow_classical` function, with a
+  // peer that offered no KEM prekey.
+  SOTTO_KEY_AGREEMENT_X3DH = 1,
+  // X3DH with an ML-KEM-1024 encapsulation: the default.
+  SOTTO_KEY_AGREEMENT_PQXDH = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum SottoKeyAgreement SottoKeyAgreement;
+#else
+typedef int32_t SottoKeyAgreement;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
 
-// Another member's sending chain, installed from its distribution. Create
-// with `sotto_group_receiver_accept`,
-// `sotto_group_receiver_import_unauthenticated` or restore; release with
-// `sotto_group_receiver_free`.
-typedef struct SottoGroupReceiver SottoGroupReceiver;
+// What installing a distribution did to a store. (Code 4, `Replaced`, was
+// retired with the store rules that never rewind a chain; it is not reused.)
+enum SottoInsertOutcome
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // A chain the store did not hold was added.
+  SOTTO_INSERT_OUTCOME_ADDED = 1,
+  // A held chain moved forward to the distribution's later index.
+  SOTTO_INSERT_OUTCOME_ADVANCED = 2,
+  // A held unauthenticated chain became authenticated.
+  SOTTO_INSERT_OUTCOME_UPGRADED = 3,
+  // The store already held this chain as far or further, with the same
+  // mark; nothing changed.
+  SOTTO_INSERT_OUTCOME_UNCHANGED = 5,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum SottoInsertOutcome SottoInsertOutcome;
+#else
+typedef int32_t SottoInsertOutcome;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// A device: identity key pair, signed prekeys, KEM prekeys and one-time
+// prekey secrets. Create with `sotto_device_generate`,
+// `sotto_device_from_bytes` or `sotto_device_unseal`; release with
+// `sotto_device_free`.
+typedef struct SottoDevice SottoDevice;
 
 // A member's own sending chain in one group. Create with
 // `sotto_group_sender_new` or restore; release with
 // `sotto_group_sender_free`.
 typedef struct SottoGroupSender SottoGroupSender;
 
+// Every other member's sending chain this member can read in one group,
+// under the store rules of SPEC §15.9. Create with `sotto_group_store_new`
+// or restore; release with `sotto_group_store_free`.
+typedef struct SottoGroupStore SottoGroupStore;
+
+// A decrypted pairwise plaintext with the identity of the session's peer.
+// Only `sotto_session_accept` and `sotto_session_decrypt_plaintext` make
+// one, so it proves which session the bytes came out of: it is what
+// `sotto_group_store_install` takes. Release with `sotto_plaintext_free`.
+typedef struct SottoPlaintext SottoPlaintext;
+
 // A pairwise session with one peer device. Create with
-// `sotto_session_initiate`, `sotto_session_accept` or
-// `sotto_session_from_bytes`; release with `sotto_session_free`.
+// `sotto_session_initiate`, `sotto_session_accept` (or their
+// `_allow_classical` forms), `sotto_session_from_bytes` or
+// `sotto_session_unseal`; release with `sotto_session_free`.
 typedef struct SottoSession SottoSession;
 
 // Bytes owned by the library and handed to the caller.
 //
 // Release with [`sotto_buffer_free`], exactly once; it resets the struct to
-// `{NULL, 0}`, so a second call is harmless. An empty result is `{NULL, 0}`.
-// Output parameters of type `SottoBuffer *` must point to an empty buffer,
-// so that a forgotten free is reported instead of leaked.
+// `{NULL, 0, 0}`. An empty result is `{NULL, 0, 0}`. Output parameters of
+// type `SottoBuffer *` must point to an empty buffer, so that a forgotten
+// free is reported instead of leaked. Copy the struct only whole, and never
+// change its fields.
 typedef struct SottoBuffer {
   // The first byte, or NULL when `len` is 0.
   uint8_t *ptr;
   // Number of bytes.
   size_t len;
+  // Identifies the allocation, so that a free of a stale copy is refused;
+  // 0 for an empty buffer.
+  uint64_t id;
 } SottoBuffer;
+
+// One signed prekey a device holds (`sotto_device_signed_prekeys`).
+typedef struct SottoSignedPrekeyInfo {
+  // The signed prekey id.
+  uint32_t id;
+  // Its creation time: the `now` passed when it was made.
+  uint64_t created;
+  // How many base keys of replayable prekey messages it recorded. At
+  // `SOTTO_MAX_BASE_KEYS_PER_SIGNED_PREKEY` it accepts no more
+  // (`SOTTO_ERROR_SIGNED_PREKEY_EXHAUSTED`): rotate before.
+  size_t base_key_count;
+} SottoSignedPrekeyInfo;
+
+// One last-resort KEM prekey a device holds
+// (`sotto_device_last_resort_kem_prekeys`).
+typedef struct SottoKemPrekeyInfo {
+  // The KEM prekey id.
+  uint32_t id;
+  // Its creation time: the `now` passed when it was made.
+  uint64_t created;
+} SottoKemPrekeyInfo;
 
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
 
-// Zeroizes and releases a buffer this library returned, then sets it to
-// `{NULL, 0}`. NULL and an already empty buffer are accepted and ignored.
+// Frees a buffer this library returned: checks it is live and unaltered,
+// zeroizes the data and the header (clearing the tag), releases it, and
+// resets the struct to `{NULL, 0, 0}`. NULL and an empty buffer are
+// accepted and ignored.
+//
+// A buffer already freed, including through another copy of the struct,
+// is refused with `SOTTO_ERROR_INVALID_BUFFER` and nothing is freed; so
+// is a struct whose `ptr`, `len` or `id` was changed, or one this library
+// never returned.
 //
 // # Safety
 //
-// `buffer` must be NULL or point to a writable `SottoBuffer` that is either
-// empty or exactly as a sotto function returned it. Other pointers or
-// lengths cannot be detected in general and are undefined behaviour; the
-// mismatched forms `{NULL, n > 0}` and `{ptr, 0}` are refused with
-// `SOTTO_ERROR_INVALID_ARGUMENT`.
+// `buffer` must be NULL or point to a writable `SottoBuffer` not accessed
+// by anything else during the call. Do not read the bytes of a buffer
+// (through any copy) once it has been freed.
 SottoError sotto_buffer_free(struct SottoBuffer *buffer);
 
-// Generates a new device (identity key pair and first signed prekey) with
-// the operating system's randomness.
+// Generates a new device: an identity key pair, signed prekey 1 and
+// last-resort KEM prekey 1, both created at `now` (the caller's clock, for
+// example seconds since the Unix epoch; sotto only stores it).
 //
 // # Safety
 //
 // `out` must be NULL or point to a writable `SottoDevice *` set to NULL.
-SottoError sotto_device_generate(struct SottoDevice **out);
-
-// Releases a device and zeroizes its secrets. NULL is accepted.
-//
-// # Safety
-//
-// `device` must be NULL or a live handle not in use by another thread; it
-// must not be used after this returns `SOTTO_ERROR_OK`.
-SottoError sotto_device_free(struct SottoDevice *device);
+SottoError sotto_device_generate(uint64_t now,
+                                 struct SottoDevice **out);
 
 // The device's public identity key (`SOTTO_IDENTITY_KEY_LEN` bytes).
 //
 // # Safety
 //
-// `device` must be NULL or a live handle; `out` NULL or an empty
-// `SottoBuffer`.
+// `out` must be NULL or point to an empty `SottoBuffer`.
 SottoError sotto_device_identity_key(const struct SottoDevice *device,
                                      struct SottoBuffer *out);
 
@@ -245,40 +378,52 @@ SottoError sotto_device_identity_key(const struct SottoDevice *device,
 //
 // # Safety
 //
-// `device` must be NULL or a live handle; `out` NULL or an empty
-// `SottoBuffer`.
+// `out` must be NULL or point to an empty `SottoBuffer`.
 SottoError sotto_device_signed_prekey(const struct SottoDevice *device,
                                       struct SottoBuffer *out);
 
-// Makes a new current signed prekey and returns it
-// (`SOTTO_SIGNED_PREKEY_LEN` bytes), to publish. The device keeps a few
-// previous ones for messages in flight. Save the device afterwards.
+// Every signed prekey the device holds, oldest first (the last is the
+// current one), into the caller's array of `capacity` entries;
+// `*out_count` receives their number. An array of
+// `SOTTO_MAX_SIGNED_PREKEYS` entries is always large enough; a smaller one
+// that does not fit them fails with `SOTTO_ERROR_INVALID_ARGUMENT`.
 //
 // # Safety
 //
-// `device` must be NULL or a live handle; `out` NULL or an empty
-// `SottoBuffer`.
+// `out` must be NULL or point to `capacity` writable entries; `out_count`
+// NULL or a writable `size_t`.
+SottoError sotto_device_signed_prekeys(const struct SottoDevice *device,
+                                       struct SottoSignedPrekeyInfo *out,
+                                       size_t capacity,
+                                       size_t *out_count);
+
+// Makes a new current signed prekey created at `now` and returns it
+// (`SOTTO_SIGNED_PREKEY_LEN` bytes), to publish. The device keeps up to
+// `SOTTO_MAX_SIGNED_PREKEYS - 1` previous ones for prekey messages in
+// flight. Save the device afterwards.
+//
+// # Safety
+//
+// `out` must be NULL or point to an empty `SottoBuffer`.
 SottoError sotto_device_rotate_signed_prekey(struct SottoDevice *device,
+                                             uint64_t now,
                                              struct SottoBuffer *out);
 
-// Deletes an old signed prekey's secret early. The current one cannot be
-// removed (`SOTTO_ERROR_UNKNOWN_SIGNED_PREKEY`). Save the device afterwards.
-//
-// # Safety
-//
-// `device` must be NULL or a live handle.
+// Deletes an old signed prekey, with its recorded base keys, before
+// rotation would. The current one and an id not held fail with
+// `SOTTO_ERROR_UNKNOWN_SIGNED_PREKEY`. Save the device afterwards.
 SottoError sotto_device_remove_signed_prekey(struct SottoDevice *device,
                                              uint32_t id);
 
 // Makes `count` one-time prekeys and returns their public halves, to
 // publish: `count` encodings of `SOTTO_ONE_TIME_PREKEY_LEN` bytes each,
-// back to back. Fails without change if the device would hold more than
+// back to back (`count` = 0 returns `{NULL, 0, 0}` and changes nothing).
+// Fails without change if the device would hold more than
 // `SOTTO_MAX_ONE_TIME_PREKEYS`. Save the device afterwards.
 //
 // # Safety
 //
-// `device` must be NULL or a live handle; `out` NULL or an empty
-// `SottoBuffer`.
+// `out` must be NULL or point to an empty `SottoBuffer`.
 SottoError sotto_device_generate_one_time_prekeys(struct SottoDevice *device,
                                                   size_t count,
                                                   struct SottoBuffer *out);
@@ -287,24 +432,120 @@ SottoError sotto_device_generate_one_time_prekeys(struct SottoDevice *device,
 //
 // # Safety
 //
-// `device` must be NULL or a live handle; `out` NULL or a writable
-// `size_t`.
+// `out` must be NULL or point to a writable `size_t`.
 SottoError sotto_device_one_time_prekey_count(const struct SottoDevice *device,
                                               size_t *out);
 
-// Exports the device's prekey bundle: its identity key, its current signed
-// prekey and, if `one_time_prekey` is not `(NULL, 0)`, that one-time prekey
-// (one `SOTTO_ONE_TIME_PREKEY_LEN` encoding from
-// `sotto_device_generate_one_time_prekeys`).
+// The device's current last-resort KEM prekey (`SOTTO_KEM_PREKEY_LEN`
+// bytes), to publish: servers hand it out once the one-time KEM prekeys
+// are gone.
 //
 // # Safety
 //
-// `device` must be NULL or a live handle; `one_time_prekey` NULL or
-// `one_time_prekey_len` readable bytes; `out` NULL or an empty
-// `SottoBuffer`.
+// `out` must be NULL or point to an empty `SottoBuffer`.
+SottoError sotto_device_last_resort_kem_prekey(const struct SottoDevice *device,
+                                               struct SottoBuffer *out);
+
+// Every last-resort KEM prekey the device holds, oldest first (the last
+// is the current one), into the caller's array of `capacity` entries;
+// `*out_count` receives their number. An array of
+// `SOTTO_MAX_LAST_RESORT_KEM_PREKEYS` entries is always large enough.
+//
+// # Safety
+//
+// `out` must be NULL or point to `capacity` writable entries; `out_count`
+// NULL or a writable `size_t`.
+SottoError sotto_device_last_resort_kem_prekeys(const struct SottoDevice *device,
+                                                struct SottoKemPrekeyInfo *out,
+                                                size_t capacity,
+                                                size_t *out_count);
+
+// Makes a new current last-resort KEM prekey created at `now` and returns
+// it (`SOTTO_KEM_PREKEY_LEN` bytes), to publish. Up to
+// `SOTTO_MAX_LAST_RESORT_KEM_PREKEYS - 1` previous ones are kept for
+// prekey messages in flight. Save the device afterwards.
+//
+// # Safety
+//
+// `out` must be NULL or point to an empty `SottoBuffer`.
+SottoError sotto_device_rotate_last_resort_kem_prekey(struct SottoDevice *device,
+                                                      uint64_t now,
+                                                      struct SottoBuffer *out);
+
+// Deletes an old last-resort KEM prekey before rotation would. The
+// current one and an id not held fail with
+// `SOTTO_ERROR_UNKNOWN_KEM_PREKEY`. Save the device afterwards.
+SottoError sotto_device_remove_last_resort_kem_prekey(struct SottoDevice *device,
+                                                      uint32_t id);
+
+// Makes `count` one-time KEM prekeys and returns them signed, to publish:
+// `count` encodings of `SOTTO_KEM_PREKEY_LEN` bytes each, back to back
+// (`count` = 0 returns `{NULL, 0, 0}` and changes nothing). Fails without
+// change if the device would hold more than `SOTTO_MAX_ONE_TIME_KEM_PREKEYS`.
+// Save the device afterwards.
+//
+// # Safety
+//
+// `out` must be NULL or point to an empty `SottoBuffer`.
+SottoError sotto_device_generate_one_time_kem_prekeys(struct SottoDevice *device,
+                                                      size_t count,
+                                                      struct SottoBuffer *out);
+
+// How many one-time KEM prekeys are still unused.
+//
+// # Safety
+//
+// `out` must be NULL or point to a writable `size_t`.
+SottoError sotto_device_one_time_kem_prekey_count(const struct SottoDevice *device,
+                                                  size_t *out);
+
+// Makes a device restored from a backup safe to accept prekey messages
+// again (SPEC §6). Call it after restoring a device from any copy that may
+// be older than its latest state, before accepting any prekey message.
+// `last_generation` is the highest generation you recorded for this device
+// (0 if none). It makes a new signed prekey and a new last-resort KEM
+// prekey (created at `now`) and deletes every other prekey of every kind,
+// so every prekey message made before is refused; the generation becomes
+// `max(generation, last_generation) + 1`. Returns the two new prekeys to
+// publish (publish new one-time prekeys too). Save the device afterwards.
+// On error (`SOTTO_ERROR_TOO_MANY_PREKEYS`, `SOTTO_ERROR_RANDOMNESS`)
+// nothing changed and no output is written.
+//
+// # Safety
+//
+// `out_signed_prekey` and `out_kem_prekey` must be NULL or point to empty
+// `SottoBuffer`s.
+SottoError sotto_device_reset_prekeys_after_restore(struct SottoDevice *device,
+                                                    uint64_t now,
+                                                    uint64_t last_generation,
+                                                    struct SottoBuffer *out_signed_prekey,
+                                                    struct SottoBuffer *out_kem_prekey);
+
+// Exports the device's prekey bundle: its identity key, its current signed
+// prekey, the one-time prekey `one_time_prekey` unless `(NULL, 0)` (one
+// `SOTTO_ONE_TIME_PREKEY_LEN` encoding from
+// `sotto_device_generate_one_time_prekeys`), and the KEM prekey
+// `kem_prekey` (one `SOTTO_KEM_PREKEY_LEN` encoding from
+// `sotto_device_generate_one_time_kem_prekeys`), or, if `(NULL, 0)`, the
+// current last-resort KEM prekey.
+//
+// The prekeys must be ones this device issued and still holds: a one-time
+// prekey never issued or already used fails with
+// `SOTTO_ERROR_UNKNOWN_ONE_TIME_PREKEY`, a KEM prekey never issued, used,
+// or not the current last-resort one with `SOTTO_ERROR_UNKNOWN_KEM_PREKEY`
+// (also when the id is held under another key). To check this the device
+// runs one PQXDH handshake with itself per one-time key, on a copy of its
+// state: the device is not changed.
+//
+// # Safety
+//
+// `one_time_prekey` and `kem_prekey` must be NULL or their lengths in
+// readable bytes; `out` NULL or an empty `SottoBuffer`.
 SottoError sotto_device_bundle(const struct SottoDevice *device,
                                const uint8_t *one_time_prekey,
                                size_t one_time_prekey_len,
+                               const uint8_t *kem_prekey,
+                               size_t kem_prekey_len,
                                struct SottoBuffer *out);
 
 // The device's plain saved state. It contains secret keys: store it
@@ -312,8 +553,7 @@ SottoError sotto_device_bundle(const struct SottoDevice *device,
 //
 // # Safety
 //
-// `device` must be NULL or a live handle; `out` NULL or an empty
-// `SottoBuffer`.
+// `out` must be NULL or point to an empty `SottoBuffer`.
 SottoError sotto_device_to_bytes(const struct SottoDevice *device,
                                  struct SottoBuffer *out);
 
@@ -327,29 +567,62 @@ SottoError sotto_device_from_bytes(const uint8_t *bytes,
                                    size_t len,
                                    struct SottoDevice **out);
 
-// The device's saved state encrypted under a 32-byte storage key (for
-// example from the platform keystore).
+// The device's saved state encrypted under a 32-byte storage key (from the
+// platform keystore) and bound to `context`: the record's key in the app's
+// store (for example `"device"`), at most `SOTTO_MAX_SEAL_CONTEXT_LEN`
+// bytes (`SOTTO_ERROR_TOO_LARGE` otherwise). The blob opens only under the
+// same context, so a blob copied into another record is refused.
 //
 // # Safety
 //
-// `device` must be NULL or a live handle; `key` NULL or `key_len` readable
-// bytes; `out` NULL or an empty `SottoBuffer`.
+// `key` and `context` must be NULL or their lengths in readable bytes;
+// `out` NULL or an empty `SottoBuffer`.
 SottoError sotto_device_seal(const struct SottoDevice *device,
                              const uint8_t *key,
                              size_t key_len,
+                             const uint8_t *context,
+                             size_t context_len,
                              struct SottoBuffer *out);
 
-// Opens `sotto_device_seal` output into a new handle.
+// Opens `sotto_device_seal` output, sealed under the same `context`, into a
+// new handle. The wrong key, the wrong context or altered bytes fail with
+// `SOTTO_ERROR_AUTHENTICATION_FAILED`. Compare the restored generation
+// with the one you recorded to detect a rolled-back blob.
 //
 // # Safety
 //
-// `sealed` and `key` must be NULL or point to their lengths in readable
+// `sealed`, `key` and `context` must be NULL or their lengths in readable
 // bytes; `out` NULL or a writable `SottoDevice *` set to NULL.
 SottoError sotto_device_unseal(const uint8_t *sealed,
                                size_t sealed_len,
                                const uint8_t *key,
                                size_t key_len,
+                               const uint8_t *context,
+                               size_t context_len,
                                struct SottoDevice **out);
+
+// The device's generation: 0 when new, 1 more after every call that
+// changed it (SPEC §10.1). Record it, after every save, where an attacker
+// cannot roll it back; a restored state with a lower generation is a
+// rollback.
+//
+// # Safety
+//
+// `out` must be NULL or point to a writable `uint64_t`.
+SottoError sotto_device_generation(const struct SottoDevice *device,
+                                   uint64_t *out);
+
+// Releases a device and zeroizes its secrets. NULL is accepted. Refused
+// with `SOTTO_ERROR_HANDLE_BUSY` while another call uses it (nothing is
+// freed), and with `SOTTO_ERROR_WRONG_HANDLE` if it is not a live device
+// handle (for example already freed).
+//
+// # Safety
+//
+// The pointer is checked against the live handles before any use. Do not
+// use it after this returns `SOTTO_ERROR_OK`: once the allocator gives its
+// address to a new device, a stale pointer would reach that one.
+SottoError sotto_device_free(struct SottoDevice *device);
 
 // Copies the message of the calling thread's most recent failed call into
 // `*out` (UTF-8, not NUL-terminated). If the most recent call succeeded, the
@@ -362,38 +635,43 @@ SottoError sotto_device_unseal(const uint8_t *sealed,
 SottoError sotto_last_error_message(struct SottoBuffer *out);
 
 // Creates this member's sending chain for a group (`group_id`: 32 bytes the
-// app chooses, the same for every member). Send its distribution
+// app chooses, the same for every member), owned by `device`'s identity:
+// the chain carries a proof, made with its own key, that names that
+// identity as its owner. Send its distribution
 // (`sotto_group_sender_distribution`) to each member over your pairwise
-// session with them.
+// session with them. The device is not changed.
 //
 // # Safety
 //
 // `group_id` must be NULL or `group_id_len` readable bytes; `out` NULL or a
 // writable `SottoGroupSender *` set to NULL.
-SottoError sotto_group_sender_new(const uint8_t *group_id_ptr,
+SottoError sotto_group_sender_new(const struct SottoDevice *device,
+                                  const uint8_t *group_id_ptr,
                                   size_t group_id_len,
                                   struct SottoGroupSender **out);
 
-// The sender key distribution at the current index (secret: it lets the
-// holder read this chain from now on). Send it only inside pairwise
-// sessions.
+// The sender key distribution at the current index
+// (`SOTTO_SENDER_KEY_DISTRIBUTION_LEN` bytes, secret: it lets the holder
+// read this chain from now on). Send it only inside pairwise sessions, to
+// current members; they install it with
+// `sotto_group_store_receive_distribution`.
 //
 // # Safety
 //
-// `sender` must be NULL or a live handle; `out` NULL or an empty
-// `SottoBuffer`.
+// `out` must be NULL or point to an empty `SottoBuffer`.
 SottoError sotto_group_sender_distribution(const struct SottoGroupSender *sender,
                                            struct SottoBuffer *out);
 
-// Replaces the chain with a new one and returns its distribution. Do this
-// when a member leaves (and on a schedule), and send the new distribution
-// to the remaining members only. Save the sender afterwards.
+// Replaces the chain with a new one (same group and owner) and returns its
+// distribution. Do this when a member leaves (and on a schedule, and after
+// restoring an older saved sender), and send the new distribution to the
+// remaining members only. Save the sender afterwards.
 //
 // # Safety
 //
-// `sender` must be NULL or a live handle; `out` NULL or an empty
-// `SottoBuffer`.
+// `out` must be NULL or point to an empty `SottoBuffer`.
 SottoError sotto_group_sender_rotate(struct SottoGroupSender *sender,
+                                     const struct SottoDevice *device,
                                      struct SottoBuffer *out);
 
 // Encrypts and signs `plaintext` for the whole group. Save the sender
@@ -401,91 +679,86 @@ SottoError sotto_group_sender_rotate(struct SottoGroupSender *sender,
 //
 // # Safety
 //
-// `sender` must be NULL or a live handle; `plaintext` NULL or
-// `plaintext_len` readable bytes; `out_message` NULL or an empty
-// `SottoBuffer`.
+// `plaintext` must be NULL or `plaintext_len` readable bytes;
+// `out_message` NULL or an empty `SottoBuffer`.
 SottoError sotto_group_sender_encrypt(struct SottoGroupSender *sender,
                                       const uint8_t *plaintext,
                                       size_t plaintext_len,
                                       struct SottoBuffer *out_message);
 
-// Installs a distribution that arrived as the plaintext of a message
-// `delivered_by` decrypted: the chain is attributed to that session's
-// remote identity (check it against the group's membership).
+// The identity key (`SOTTO_IDENTITY_KEY_LEN` bytes) the chain's owner
+// proof names: the device that created the sender.
 //
 // # Safety
 //
-// `distribution` must be NULL or `distribution_len` readable bytes;
-// `delivered_by` NULL or a live handle; `out` NULL or a writable
-// `SottoGroupReceiver *` set to NULL.
-SottoError sotto_group_receiver_accept(const uint8_t *distribution,
-                                       size_t distribution_len,
-                                       const struct SottoSession *delivered_by,
-                                       struct SottoGroupReceiver **out);
+// `out` must be NULL or point to an empty `SottoBuffer`.
+SottoError sotto_group_sender_owner_identity_key(const struct SottoGroupSender *sender,
+                                                 struct SottoBuffer *out);
 
-// Installs a distribution whose origin sotto cannot vouch for (a key
-// backup, a forwarded key). `sotto_group_receiver_sender_identity_key`
-// then returns an empty buffer: anyone who saw the distribution could
-// have written its messages.
+// The sender's group id (`SOTTO_GROUP_ID_LEN` bytes).
 //
 // # Safety
 //
-// `distribution` must be NULL or `distribution_len` readable bytes; `out`
-// NULL or a writable `SottoGroupReceiver *` set to NULL.
-SottoError sotto_group_receiver_import_unauthenticated(const uint8_t *distribution,
-                                                       size_t distribution_len,
-                                                       struct SottoGroupReceiver **out);
+// `out` must be NULL or point to an empty `SottoBuffer`.
+SottoError sotto_group_sender_group_id(const struct SottoGroupSender *sender,
+                                       struct SottoBuffer *out);
 
-// Verifies and decrypts a group message of this receiver's chain (find the
-// receiver with `sotto_group_message_chain_id`). All or nothing. Save the
-// receiver before showing the plaintext.
+// The current chain's id (`SOTTO_CHAIN_ID_LEN` bytes: the chain's public
+// key). It changes with every rotation.
 //
 // # Safety
 //
-// `receiver` must be NULL or a live handle; `message` NULL or
-// `message_len` readable bytes; `out_plaintext` NULL or an empty
-// `SottoBuffer`.
-SottoError sotto_group_receiver_decrypt(struct SottoGroupReceiver *receiver,
-                                        const uint8_t *message,
+// `out` must be NULL or point to an empty `SottoBuffer`.
+SottoError sotto_group_sender_chain_id(const struct SottoGroupSender *sender,
+                                       struct SottoBuffer *out);
+
+// The index the next message will use.
+//
+// # Safety
+//
+// `out` must be NULL or point to a writable `uint32_t`.
+SottoError sotto_group_sender_index(const struct SottoGroupSender *sender,
+                                    uint32_t *out);
+
+// Parses a group message strictly and returns the group it is for
+// (`SOTTO_GROUP_ID_LEN` bytes), to pick the store that decrypts it.
+//
+// # Safety
+//
+// `message` must be NULL or `message_len` readable bytes; `out` NULL or an
+// empty `SottoBuffer`.
+SottoError sotto_group_message_group_id(const uint8_t *message,
                                         size_t message_len,
-                                        struct SottoBuffer *out_plaintext);
+                                        struct SottoBuffer *out);
 
-// The identity key (`SOTTO_IDENTITY_KEY_LEN` bytes) of the member this
-// chain belongs to, or an empty buffer if it was imported unauthenticated.
+// Parses a group message strictly and returns the sender chain it names
+// (`SOTTO_CHAIN_ID_LEN` bytes). Unauthenticated until decrypted.
 //
 // # Safety
 //
-// `receiver` must be NULL or a live handle; `out` NULL or an empty
-// `SottoBuffer`.
-SottoError sotto_group_receiver_sender_identity_key(const struct SottoGroupReceiver *receiver,
-                                                    struct SottoBuffer *out);
+// `message` must be NULL or `message_len` readable bytes; `out` NULL or an
+// empty `SottoBuffer`.
+SottoError sotto_group_message_chain_id(const uint8_t *message,
+                                        size_t message_len,
+                                        struct SottoBuffer *out);
 
-// The sender chain id of a receiver.
-//
-// # Safety
-//
-// `receiver` must be NULL or a live handle; `out` NULL or a writable
-// `uint32_t`.
-SottoError sotto_group_receiver_chain_id(const struct SottoGroupReceiver *receiver,
-                                         uint32_t *out);
-
-// Parses a group message strictly and returns the sender chain id it
-// names, to pick the receiver that decrypts it.
+// Parses a group message strictly and returns its index in its chain.
+// Unauthenticated until decrypted.
 //
 // # Safety
 //
 // `message` must be NULL or `message_len` readable bytes; `out` NULL or a
 // writable `uint32_t`.
-SottoError sotto_group_message_chain_id(const uint8_t *message,
-                                        size_t message_len,
-                                        uint32_t *out);
+SottoError sotto_group_message_index(const uint8_t *message,
+                                     size_t message_len,
+                                     uint32_t *out);
 
-// The sender's plain saved state (it contains secret keys).
+// The sender's plain saved state. It contains secret keys: store it
+// encrypted, or use `sotto_group_sender_seal`.
 //
 // # Safety
 //
-// `sender` must be NULL or a live handle; `out` NULL or an empty
-// `SottoBuffer`.
+// `out` must be NULL or point to an empty `SottoBuffer`.
 SottoError sotto_group_sender_to_bytes(const struct SottoGroupSender *sender,
                                        struct SottoBuffer *out);
 
@@ -499,90 +772,69 @@ SottoError sotto_group_sender_from_bytes(const uint8_t *bytes,
                                          size_t len,
                                          struct SottoGroupSender **out);
 
-// The sender's saved state encrypted under a 32-byte storage key.
+// The sender's saved state encrypted under a 32-byte storage key (from the
+// platform keystore) and bound to `context`: the record's key in the app's
+// store (for example `"group/9f3a/sender"`), at most `SOTTO_MAX_SEAL_CONTEXT_LEN`
+// bytes (`SOTTO_ERROR_TOO_LARGE` otherwise). The blob opens only under the
+// same context, so a blob copied into another record is refused.
 //
 // # Safety
 //
-// `sender` must be NULL or a live handle; `key` NULL or `key_len` readable
-// bytes; `out` NULL or an empty `SottoBuffer`.
+// `key` and `context` must be NULL or their lengths in readable bytes;
+// `out` NULL or an empty `SottoBuffer`.
 SottoError sotto_group_sender_seal(const struct SottoGroupSender *sender,
                                    const uint8_t *key,
                                    size_t key_len,
+                                   const uint8_t *context,
+                                   size_t context_len,
                                    struct SottoBuffer *out);
 
-// Opens `sotto_group_sender_seal` output into a new handle.
+// Opens `sotto_group_sender_seal` output, sealed under the same `context`, into a
+// new handle. The wrong key, the wrong context or altered bytes fail with
+// `SOTTO_ERROR_AUTHENTICATION_FAILED`. Compare the restored generation
+// with the one you recorded to detect a rolled-back blob.
 //
 // # Safety
 //
-// `sealed` and `key` must be NULL or point to their lengths in readable
+// `sealed`, `key` and `context` must be NULL or their lengths in readable
 // bytes; `out` NULL or a writable `SottoGroupSender *` set to NULL.
 SottoError sotto_group_sender_unseal(const uint8_t *sealed,
                                      size_t sealed_len,
                                      const uint8_t *key,
                                      size_t key_len,
+                                     const uint8_t *context,
+                                     size_t context_len,
                                      struct SottoGroupSender **out);
 
-// Releases a sender and zeroizes its secrets. NULL is accepted.
+// The sender's generation: 0 when new, 1 more after every call that
+// changed it (SPEC §10.1). Record it, after every save, where an attacker
+// cannot roll it back; a restored state with a lower generation is a
+// rollback.
 //
 // # Safety
 //
-// `sender` must be NULL or a live handle not in use by another thread; it
-// must not be used after this returns `SOTTO_ERROR_OK`.
+// `out` must be NULL or point to a writable `uint64_t`.
+SottoError sotto_group_sender_generation(const struct SottoGroupSender *sender,
+                                         uint64_t *out);
+
+// Releases a sender and zeroizes its secrets. NULL is accepted. Refused
+// with `SOTTO_ERROR_HANDLE_BUSY` while another call uses it (nothing is
+// freed), and with `SOTTO_ERROR_WRONG_HANDLE` if it is not a live sender
+// handle (for example already freed).
+//
+// # Safety
+//
+// The pointer is checked against the live handles before any use. Do not
+// use it after this returns `SOTTO_ERROR_OK`: once the allocator gives its
+// address to a new sender, a stale pointer would reach that one.
 SottoError sotto_group_sender_free(struct SottoGroupSender *sender);
 
-// The receiver's plain saved state (it contains secret keys).
-//
-// # Safety
-//
-// `receiver` must be NULL or a live handle; `out` NULL or an empty
-// `SottoBuffer`.
-SottoError sotto_group_receiver_to_bytes(const struct SottoGroupReceiver *receiver,
-                                         struct SottoBuffer *out);
-
-// Restores `sotto_group_receiver_to_bytes` output into a new handle.
-//
-// # Safety
-//
-// `bytes` must be NULL or `len` readable bytes; `out` NULL or a writable
-// `SottoGroupReceiver *` set to NULL.
-SottoError sotto_group_receiver_from_bytes(const uint8_t *bytes,
-                                           size_t len,
-                                           struct SottoGroupReceiver **out);
-
-// The receiver's saved state encrypted under a 32-byte storage key.
-//
-// # Safety
-//
-// `receiver` must be NULL or a live handle; `key` NULL or `key_len` readable
-// bytes; `out` NULL or an empty `SottoBuffer`.
-SottoError sotto_group_receiver_seal(const struct SottoGroupReceiver *receiver,
-                                     const uint8_t *key,
-                                     size_t key_len,
-                                     struct SottoBuffer *out);
-
-// Opens `sotto_group_receiver_seal` output into a new handle.
-//
-// # Safety
-//
-// `sealed` and `key` must be NULL or point to their lengths in readable
-// bytes; `out` NULL or a writable `SottoGroupReceiver *` set to NULL.
-SottoError sotto_group_receiver_unseal(const uint8_t *sealed,
-                                       size_t sealed_len,
-                                       const uint8_t *key,
-                                       size_t key_len,
-                                       struct SottoGroupReceiver **out);
-
-// Releases a receiver and zeroizes its secrets. NULL is accepted.
-//
-// # Safety
-//
-// `receiver` must be NULL or a live handle not in use by another thread; it
-// must not be used after this returns `SOTTO_ERROR_OK`.
-SottoError sotto_group_receiver_free(struct SottoGroupReceiver *receiver);
-
-// Assembles a prekey bundle from published parts (what a server does):
-// an identity key, a signed prekey and, unless `(NULL, 0)`, a one-time
-// prekey. The parts are parsed strictly; the signature is checked later, by
+// Assembles a prekey bundle from published parts (what a server does): an
+// identity key, a signed prekey, a one-time prekey unless `(NULL, 0)`, and
+// a KEM prekey (one-time while the server has any, else the last-resort
+// one) unless `(NULL, 0)`. A bundle without a KEM prekey starts a session
+// only through `sotto_session_initiate_allow_classical`. The parts are
+// parsed strictly; the signatures are checked later, by
 // `sotto_bundle_verify` or `sotto_session_initiate`.
 //
 // # Safety
@@ -595,20 +847,36 @@ SottoError sotto_bundle_new(const uint8_t *identity_key,
                             size_t signed_prekey_len,
                             const uint8_t *one_time_prekey,
                             size_t one_time_prekey_len,
+                            const uint8_t *kem_prekey,
+                            size_t kem_prekey_len,
                             struct SottoBuffer *out);
 
 // Imports a prekey bundle: parses it strictly, verifies its signed prekey
-// signature strictly, and returns the bundle's identity key
-// (`SOTTO_IDENTITY_KEY_LEN` bytes), for example to show its fingerprint
-// before starting a session.
+// and KEM prekey signatures strictly, and returns the bundle's identity
+// key (`SOTTO_IDENTITY_KEY_LEN` bytes), for example to show its
+// fingerprint before starting a session. `*out_has_kem_prekey` tells
+// whether it offers post-quantum key agreement.
 //
 // # Safety
 //
 // `bundle` must be NULL or `bundle_len` readable bytes; `out_identity_key`
-// NULL or an empty `SottoBuffer`.
+// NULL or an empty `SottoBuffer`; `out_has_kem_prekey` NULL or a writable
+// `bool`.
 SottoError sotto_bundle_verify(const uint8_t *bundle,
                                size_t bundle_len,
-                               struct SottoBuffer *out_identity_key);
+                               struct SottoBuffer *out_identity_key,
+                               bool *out_has_kem_prekey);
+
+// The id of an encoded signed prekey, one-time prekey or KEM prekey (to
+// remove an old one, or to track which ones a server handed out).
+//
+// # Safety
+//
+// `prekey` must be NULL or `prekey_len` readable bytes; `out` NULL or a
+// writable `uint32_t`.
+SottoError sotto_prekey_id(const uint8_t *prekey,
+                           size_t prekey_len,
+                           uint32_t *out);
 
 // The fingerprint of an identity key (`SOTTO_FINGERPRINT_LEN` bytes), for
 // users to compare out of band.
@@ -655,16 +923,50 @@ SottoError sotto_prekey_message_base_key(const uint8_t *message,
                                          size_t message_len,
                                          struct SottoBuffer *out);
 
-// Starts a session with the owner of `bundle` (from `sotto_device_bundle`
-// or `sotto_bundle_new`). The bundle's signature is verified strictly
-// first. If `expected_identity_key` is not `(NULL, 0)`, the bundle must
-// also belong to that identity (`SOTTO_ERROR_IDENTITY_MISMATCH` otherwise).
-// The device is not changed.
+// A copy of the plaintext's bytes (`{NULL, 0, 0}` for an empty message).
 //
 // # Safety
 //
-// `device` must be NULL or a live handle; each input NULL or its length in
-// readable bytes; `out` NULL or a writable `SottoSession *` set to NULL.
+// `out` must be NULL or point to an empty `SottoBuffer`.
+SottoError sotto_plaintext_bytes(const struct SottoPlaintext *plaintext,
+                                 struct SottoBuffer *out);
+
+// The identity key (`SOTTO_IDENTITY_KEY_LEN` bytes) of the peer of the
+// session that decrypted this plaintext.
+//
+// # Safety
+//
+// `out` must be NULL or point to an empty `SottoBuffer`.
+SottoError sotto_plaintext_sender_identity_key(const struct SottoPlaintext *plaintext,
+                                               struct SottoBuffer *out);
+
+// Releases a plaintext and zeroizes its bytes. NULL is accepted; a
+// plaintext in use by another call is refused with
+// `SOTTO_ERROR_HANDLE_BUSY`, one already freed with
+// `SOTTO_ERROR_WRONG_HANDLE`.
+//
+// # Safety
+//
+// The pointer is checked against the live handles before any use. Do not
+// use it after this returns `SOTTO_ERROR_OK`.
+SottoError sotto_plaintext_free(struct SottoPlaintext *plaintext);
+
+// Starts a session with the owner of `bundle` (from `sotto_device_bundle`
+// or `sotto_bundle_new`) by PQXDH. The bundle's signatures are verified
+// strictly first. A bundle without a KEM prekey is refused with
+// `SOTTO_ERROR_POST_QUANTUM_REQUIRED`.
+//
+// `expected_identity_key` is `(NULL, 0)`, or the **encoded** identity key
+// you already know for this contact: the `SOTTO_IDENTITY_KEY_LEN` (34)
+// bytes that `sotto_device_identity_key`, `sotto_bundle_verify` or
+// `sotto_session_remote_identity_key` return (not the 32-byte raw key, and
+// not a fingerprint). The bundle must then belong to it
+// (`SOTTO_ERROR_IDENTITY_MISMATCH` otherwise). The device is not changed.
+//
+// # Safety
+//
+// Each input must be NULL or its length in readable bytes; `out` NULL or a
+// writable `SottoSession *` set to NULL.
 SottoError sotto_session_initiate(const struct SottoDevice *device,
                                   const uint8_t *bundle,
                                   size_t bundle_len,
@@ -672,63 +974,107 @@ SottoError sotto_session_initiate(const struct SottoDevice *device,
                                   size_t expected_identity_key_len,
                                   struct SottoSession **out);
 
-// Accepts a prekey message: starts the responder's session and decrypts
-// the message into `out_plaintext`. Deletes the one-time prekey the message
-// used from `device`; save both the device and the new session. A ratchet
-// message fails with `SOTTO_ERROR_WRONG_TYPE`. On error nothing changes.
+// As `sotto_session_initiate`, but a bundle without a KEM prekey starts a
+// session by classical X3DH, which a future quantum computer could break.
+// Use it for one call with a peer known not to support ML-KEM, never for a
+// peer that once offered a KEM prekey (a server that strips KEM prekeys
+// would otherwise downgrade you). A bundle with a KEM prekey still gives
+// PQXDH.
 //
 // # Safety
 //
-// `device` must be NULL or a live handle; `message` NULL or `message_len`
-// readable bytes; `out_session` NULL or a writable `SottoSession *` set to
-// NULL; `out_plaintext` NULL or an empty `SottoBuffer`.
+// As for `sotto_session_initiate`.
+SottoError sotto_session_initiate_allow_classical(const struct SottoDevice *device,
+                                                  const uint8_t *bundle,
+                                                  size_t bundle_len,
+                                                  const uint8_t *expected_identity_key,
+                                                  size_t expected_identity_key_len,
+                                                  struct SottoSession **out);
+
+// Accepts a PQXDH prekey message: starts the responder's session and
+// decrypts the message into a plaintext handle, whose sender
+// (`sotto_plaintext_sender_identity_key`) is the initiator's identity:
+// check it against the contact you expect (whoever holds your device
+// state could claim any identity). Deletes the one-time prekeys the
+// message used from `device`, or records its base key so it is never
+// accepted twice; save the device, then the new session, before showing
+// the plaintext. A message without a KEM ciphertext fails with
+// `SOTTO_ERROR_POST_QUANTUM_REQUIRED`, a ratchet message with
+// `SOTTO_ERROR_WRONG_TYPE`. On error nothing changes.
+//
+// # Safety
+//
+// `message` must be NULL or `message_len` readable bytes; `out_session`
+// NULL or a writable `SottoSession *` set to NULL; `out_plaintext` NULL or
+// a writable `SottoPlaintext *` set to NULL.
 SottoError sotto_session_accept(struct SottoDevice *device,
                                 const uint8_t *message,
                                 size_t message_len,
                                 struct SottoSession **out_session,
-                                struct SottoBuffer *out_plaintext);
+                                struct SottoPlaintext **out_plaintext);
+
+// As `sotto_session_accept`, but a prekey message without a KEM
+// ciphertext is accepted too, as classical X3DH. Use it for one call with
+// a peer known not to support ML-KEM.
+//
+// # Safety
+//
+// As for `sotto_session_accept`.
+SottoError sotto_session_accept_allow_classical(struct SottoDevice *device,
+                                                const uint8_t *message,
+                                                size_t message_len,
+                                                struct SottoSession **out_session,
+                                                struct SottoPlaintext **out_plaintext);
 
 // Encrypts `plaintext` (up to `SOTTO_MAX_PLAINTEXT_LEN` bytes; empty is
 // allowed) into a message to send. Save the session before sending.
 //
 // # Safety
 //
-// `session` must be NULL or a live handle; `plaintext` NULL or
-// `plaintext_len` readable bytes; `out_message` NULL or an empty
-// `SottoBuffer`.
+// `plaintext` must be NULL or `plaintext_len` readable bytes;
+// `out_message` NULL or an empty `SottoBuffer`.
 SottoError sotto_session_encrypt(struct SottoSession *session,
                                  const uint8_t *plaintext,
                                  size_t plaintext_len,
                                  struct SottoBuffer *out_message);
 
-// Decrypts a message of this session (ratchet or prekey). All or nothing:
-// on error the session is unchanged. Save the session before showing the
-// plaintext.
+// Decrypts a message of this session (ratchet or prekey) into bytes; the
+// sender is this session's remote identity. All or nothing: on error the
+// session is unchanged. Save the session before showing the plaintext.
+//
+// `SOTTO_ERROR_SESSION_DIVERGED` means one side restored an older state:
+// this session will not read the peer's new messages again; start a new
+// one (and keep this one for messages it can still read).
 //
 // # Safety
 //
-// `session` must be NULL or a live handle; `message` NULL or `message_len`
-// readable bytes; `out_plaintext` NULL or an empty `SottoBuffer`.
+// `message` must be NULL or `message_len` readable bytes; `out_plaintext`
+// NULL or an empty `SottoBuffer`.
 SottoError sotto_session_decrypt(struct SottoSession *session,
                                  const uint8_t *message,
                                  size_t message_len,
                                  struct SottoBuffer *out_plaintext);
 
-// Releases a session and zeroizes its secrets. NULL is accepted.
+// As `sotto_session_decrypt`, but returns a plaintext handle: the bytes
+// with the identity of this session's peer, which
+// `sotto_group_store_install` takes to install a sender key distribution
+// as that peer's.
 //
 // # Safety
 //
-// `session` must be NULL or a live handle not in use by another thread; it
-// must not be used after this returns `SOTTO_ERROR_OK`.
-SottoError sotto_session_free(struct SottoSession *session);
+// `message` must be NULL or `message_len` readable bytes; `out` NULL or a
+// writable `SottoPlaintext *` set to NULL.
+SottoError sotto_session_decrypt_plaintext(struct SottoSession *session,
+                                           const uint8_t *message,
+                                           size_t message_len,
+                                           struct SottoPlaintext **out);
 
 // The peer's identity key (`SOTTO_IDENTITY_KEY_LEN` bytes). Compare its
 // fingerprint out of band to rule out a man in the middle.
 //
 // # Safety
 //
-// `session` must be NULL or a live handle; `out` NULL or an empty
-// `SottoBuffer`.
+// `out` must be NULL or point to an empty `SottoBuffer`.
 SottoError sotto_session_remote_identity_key(const struct SottoSession *session,
                                              struct SottoBuffer *out);
 
@@ -737,27 +1083,33 @@ SottoError sotto_session_remote_identity_key(const struct SottoSession *session,
 //
 // # Safety
 //
-// `session` must be NULL or a live handle; `out` NULL or an empty
-// `SottoBuffer`.
+// `out` must be NULL or point to an empty `SottoBuffer`.
 SottoError sotto_session_base_key(const struct SottoSession *session,
                                   struct SottoBuffer *out);
 
-// Whether this session's messages still carry the X3DH header (initiator,
-// before the first reply decrypted).
+// Whether this session's messages still carry the key-agreement header
+// (initiator, before the first reply decrypted).
 //
 // # Safety
 //
-// `session` must be NULL or a live handle; `out` NULL or a writable `bool`.
+// `out` must be NULL or point to a writable `bool`.
 SottoError sotto_session_is_awaiting_reply(const struct SottoSession *session,
                                            bool *out);
+
+// Which key agreement started this session.
+//
+// # Safety
+//
+// `out` must be NULL or point to a writable `SottoKeyAgreement`.
+SottoError sotto_session_key_agreement(const struct SottoSession *session,
+                                       SottoKeyAgreement *out);
 
 // The session's plain saved state. It contains secret keys: store it
 // encrypted, or use `sotto_session_seal`.
 //
 // # Safety
 //
-// `session` must be NULL or a live handle; `out` NULL or an empty
-// `SottoBuffer`.
+// `out` must be NULL or point to an empty `SottoBuffer`.
 SottoError sotto_session_to_bytes(const struct SottoSession *session,
                                   struct SottoBuffer *out);
 
@@ -771,28 +1123,276 @@ SottoError sotto_session_from_bytes(const uint8_t *bytes,
                                     size_t len,
                                     struct SottoSession **out);
 
-// The session's saved state encrypted under a 32-byte storage key.
+// The session's saved state encrypted under a 32-byte storage key (from the
+// platform keystore) and bound to `context`: the record's key in the app's
+// store (for example `"session/alice/3"`), at most `SOTTO_MAX_SEAL_CONTEXT_LEN`
+// bytes (`SOTTO_ERROR_TOO_LARGE` otherwise). The blob opens only under the
+// same context, so a blob copied into another record is refused.
 //
 // # Safety
 //
-// `session` must be NULL or a live handle; `key` NULL or `key_len` readable
-// bytes; `out` NULL or an empty `SottoBuffer`.
+// `key` and `context` must be NULL or their lengths in readable bytes;
+// `out` NULL or an empty `SottoBuffer`.
 SottoError sotto_session_seal(const struct SottoSession *session,
                               const uint8_t *key,
                               size_t key_len,
+                              const uint8_t *context,
+                              size_t context_len,
                               struct SottoBuffer *out);
 
-// Opens `sotto_session_seal` output into a new handle.
+// Opens `sotto_session_seal` output, sealed under the same `context`, into a
+// new handle. The wrong key, the wrong context or altered bytes fail with
+// `SOTTO_ERROR_AUTHENTICATION_FAILED`. Compare the restored generation
+// with the one you recorded to detect a rolled-back blob.
 //
 // # Safety
 //
-// `sealed` and `key` must be NULL or point to their lengths in readable
+// `sealed`, `key` and `context` must be NULL or their lengths in readable
 // bytes; `out` NULL or a writable `SottoSession *` set to NULL.
 SottoError sotto_session_unseal(const uint8_t *sealed,
                                 size_t sealed_len,
                                 const uint8_t *key,
                                 size_t key_len,
+                                const uint8_t *context,
+                                size_t context_len,
                                 struct SottoSession **out);
+
+// The session's generation: 0 when new, 1 more after every call that
+// changed it (SPEC §10.1). Record it, after every save, where an attacker
+// cannot roll it back; a restored state with a lower generation is a
+// rollback.
+//
+// # Safety
+//
+// `out` must be NULL or point to a writable `uint64_t`.
+SottoError sotto_session_generation(const struct SottoSession *session,
+                                    uint64_t *out);
+
+// Releases a session and zeroizes its secrets. NULL is accepted. Refused
+// with `SOTTO_ERROR_HANDLE_BUSY` while another call uses it (nothing is
+// freed), and with `SOTTO_ERROR_WRONG_HANDLE` if it is not a live session
+// handle (for example already freed).
+//
+// # Safety
+//
+// The pointer is checked against the live handles before any use. Do not
+// use it after this returns `SOTTO_ERROR_OK`: once the allocator gives its
+// address to a new session, a stale pointer would reach that one.
+SottoError sotto_session_free(struct SottoSession *session);
+
+// Creates an empty store for a group (`group_id`: 32 bytes).
+//
+// # Safety
+//
+// `group_id` must be NULL or `group_id_len` readable bytes; `out` NULL or a
+// writable `SottoGroupStore *` set to NULL.
+SottoError sotto_group_store_new(const uint8_t *group_id_ptr,
+                                 size_t group_id_len,
+                                 struct SottoGroupStore **out);
+
+// The store's group id (`SOTTO_GROUP_ID_LEN` bytes), which is also the
+// group id of every receiver in it.
+//
+// # Safety
+//
+// `out` must be NULL or point to an empty `SottoBuffer`.
+SottoError sotto_group_store_group_id(const struct SottoGroupStore *store,
+                                      struct SottoBuffer *out);
+
+// Decrypts `message` with `session` and installs the sender key
+// distribution it carries, in one call: the chain is marked as owned by
+// the session's peer, and only if the distribution names that peer as its
+// owner (`SOTTO_ERROR_GROUP_OWNER_MISMATCH` otherwise, for example a
+// member forwarding another member's key) and its owner proof verifies.
+// If anything fails, neither the session nor the store changes (a message
+// that is not a distribution can then be decrypted as usual). Install only
+// from sessions with current members. Save the store, then the session,
+// before acting on `*out_outcome`.
+//
+// # Safety
+//
+// `message` must be NULL or `message_len` readable bytes; `out_outcome`
+// NULL or a writable `SottoInsertOutcome`.
+SottoError sotto_group_store_receive_distribution(struct SottoGroupStore *store,
+                                                  struct SottoSession *session,
+                                                  const uint8_t *message,
+                                                  size_t message_len,
+                                                  SottoInsertOutcome *out_outcome);
+
+// Installs the sender key distribution carried by a decrypted plaintext
+// (from `sotto_session_accept` or `sotto_session_decrypt_plaintext`), as
+// owned by the peer of the session that decrypted it, with the checks of
+// `sotto_group_store_receive_distribution`. The plaintext must be exactly a
+// distribution. All or nothing for the store (the session already moved
+// when the plaintext was made). Save the store afterwards.
+//
+// # Safety
+//
+// `out_outcome` must be NULL or point to a writable `SottoInsertOutcome`.
+SottoError sotto_group_store_install(struct SottoGroupStore *store,
+                                     const struct SottoPlaintext *plaintext,
+                                     SottoInsertOutcome *out_outcome);
+
+// Imports a distribution whose origin sotto cannot vouch for (a key
+// backup, a key forwarded by someone else). Its messages decrypt with
+// `*out_authenticated` false: the owner it names is only a claim. A later
+// authenticated install of the same chain upgrades it. Unauthenticated
+// chains are bounded per claimed owner and in all (older ones are dropped
+// first) and never evict authenticated ones
+// (`SOTTO_ERROR_GROUP_STORE_FULL`). Save the store afterwards.
+//
+// # Safety
+//
+// `distribution` must be NULL or `distribution_len` readable bytes;
+// `out_outcome` NULL or a writable `SottoInsertOutcome`.
+SottoError sotto_group_store_import_unauthenticated(struct SottoGroupStore *store,
+                                                    const uint8_t *distribution,
+                                                    size_t distribution_len,
+                                                    SottoInsertOutcome *out_outcome);
+
+// Verifies and decrypts a group message with the receiver of its chain.
+// `*out_sender` receives the chain's owner (`SOTTO_IDENTITY_KEY_LEN`
+// bytes) and `*out_authenticated` whether that owner is authenticated
+// (installed from a session with them) or only claimed (imported). All or
+// nothing. Save the store before showing the plaintext.
+//
+// # Safety
+//
+// `message` must be NULL or `message_len` readable bytes; `out_plaintext`
+// and `out_sender` NULL or distinct empty `SottoBuffer`s;
+// `out_authenticated` NULL or a writable `bool`.
+SottoError sotto_group_store_decrypt(struct SottoGroupStore *store,
+                                     const uint8_t *message,
+                                     size_t message_len,
+                                     struct SottoBuffer *out_plaintext,
+                                     struct SottoBuffer *out_sender,
+                                     bool *out_authenticated);
+
+// Deletes every chain owned, or claimed, by `identity_key` (an encoded
+// identity key: a member who left); `*out_removed` receives how many. Then
+// rotate your own sender and send the new distribution to the remaining
+// members. Save the store afterwards.
+//
+// # Safety
+//
+// `identity_key` must be NULL or `identity_key_len` readable bytes;
+// `out_removed` NULL or a writable `size_t`.
+SottoError sotto_group_store_remove_owner(struct SottoGroupStore *store,
+                                          const uint8_t *identity_key,
+                                          size_t identity_key_len,
+                                          size_t *out_removed);
+
+// How many chains the store holds.
+//
+// # Safety
+//
+// `out` must be NULL or point to a writable `size_t`.
+SottoError sotto_group_store_len(const struct SottoGroupStore *store,
+                                 size_t *out);
+
+// The ids of the chains the store holds, oldest first:
+// `SOTTO_CHAIN_ID_LEN` bytes each, back to back (`{NULL, 0, 0}` when
+// empty).
+//
+// # Safety
+//
+// `out` must be NULL or point to an empty `SottoBuffer`.
+SottoError sotto_group_store_chain_ids(const struct SottoGroupStore *store,
+                                       struct SottoBuffer *out);
+
+// The owner (`SOTTO_IDENTITY_KEY_LEN` bytes) of the receiver of chain
+// `chain_id` (`SOTTO_CHAIN_ID_LEN` bytes), whether that owner is
+// authenticated, and the lowest index the receiver has not reached. A
+// chain the store does not hold fails with
+// `SOTTO_ERROR_UNKNOWN_GROUP_CHAIN`.
+//
+// # Safety
+//
+// `chain_id` must be NULL or `chain_id_len` readable bytes; `out_owner`
+// NULL or an empty `SottoBuffer`; `out_authenticated` NULL or a writable
+// `bool`; `out_next_index` NULL or a writable `uint32_t`.
+SottoError sotto_group_store_receiver(const struct SottoGroupStore *store,
+                                      const uint8_t *chain_id_ptr,
+                                      size_t chain_id_len,
+                                      struct SottoBuffer *out_owner,
+                                      bool *out_authenticated,
+                                      uint32_t *out_next_index);
+
+// The store's plain saved state. It contains secret keys: store it
+// encrypted, or use `sotto_group_store_seal`.
+//
+// # Safety
+//
+// `out` must be NULL or point to an empty `SottoBuffer`.
+SottoError sotto_group_store_to_bytes(const struct SottoGroupStore *store,
+                                      struct SottoBuffer *out);
+
+// Restores `sotto_group_store_to_bytes` output into a new handle.
+//
+// # Safety
+//
+// `bytes` must be NULL or `len` readable bytes; `out` NULL or a writable
+// `SottoGroupStore *` set to NULL.
+SottoError sotto_group_store_from_bytes(const uint8_t *bytes,
+                                        size_t len,
+                                        struct SottoGroupStore **out);
+
+// The store's saved state encrypted under a 32-byte storage key (from the
+// platform keystore) and bound to `context`: the record's key in the app's
+// store (for example `"group/9f3a/receivers"`), at most `SOTTO_MAX_SEAL_CONTEXT_LEN`
+// bytes (`SOTTO_ERROR_TOO_LARGE` otherwise). The blob opens only under the
+// same context, so a blob copied into another record is refused.
+//
+// # Safety
+//
+// `key` and `context` must be NULL or their lengths in readable bytes;
+// `out` NULL or an empty `SottoBuffer`.
+SottoError sotto_group_store_seal(const struct SottoGroupStore *store,
+                                  const uint8_t *key,
+                                  size_t key_len,
+                                  const uint8_t *context,
+                                  size_t context_len,
+                                  struct SottoBuffer *out);
+
+// Opens `sotto_group_store_seal` output, sealed under the same `context`, into a
+// new handle. The wrong key, the wrong context or altered bytes fail with
+// `SOTTO_ERROR_AUTHENTICATION_FAILED`. Compare the restored generation
+// with the one you recorded to detect a rolled-back blob.
+//
+// # Safety
+//
+// `sealed`, `key` and `context` must be NULL or their lengths in readable
+// bytes; `out` NULL or a writable `SottoGroupStore *` set to NULL.
+SottoError sotto_group_store_unseal(const uint8_t *sealed,
+                                    size_t sealed_len,
+                                    const uint8_t *key,
+                                    size_t key_len,
+                                    const uint8_t *context,
+                                    size_t context_len,
+                                    struct SottoGroupStore **out);
+
+// The store's generation: 0 when new, 1 more after every call that
+// changed it (SPEC §10.1). Record it, after every save, where an attacker
+// cannot roll it back; a restored state with a lower generation is a
+// rollback.
+//
+// # Safety
+//
+// `out` must be NULL or point to a writable `uint64_t`.
+SottoError sotto_group_store_generation(const struct SottoGroupStore *store,
+                                        uint64_t *out);
+
+// Releases a store and zeroizes its secrets. NULL is accepted. Refused
+// with `SOTTO_ERROR_HANDLE_BUSY` while another call uses it (nothing is
+// freed), and with `SOTTO_ERROR_WRONG_HANDLE` if it is not a live store
+// handle (for example already freed).
+//
+// # Safety
+//
+// The pointer is checked against the live handles before any use. Do not
+// use it after this returns `SOTTO_ERROR_OK`: once the allocator gives its
+// address to a new store, a stale pointer would reach that one.
+SottoError sotto_group_store_free(struct SottoGroupStore *store);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -1,19 +1,19 @@
 //! Stable error codes, the thread-local last error, and the wrapper that
-//! keeps panics from crossing the boundary. The lowest module of the crate
-//! (it uses only `rng`): the function that hands the last error to C is in
-//! `error_message.rs`.
+//! keeps panics from crossing the boundary. The lowest module of the crate:
+//! the function that hands the last error to C is in `error_message.rs`.
 
 use std::any::Any;
 use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use crate::rng::RngFailure;
-
 /// What every function returns. `SOTTO_ERROR_OK` (0) is success.
 ///
-/// The values are part of the ABI: they never change and are never reused.
+/// The values are part of the ABI, and the single source of the codes for
+/// every binding: a value never changes and is never reused, even after
+/// the error it named is retired (119 and 126 are retired, see `README.md`).
 /// New codes may be added. 1–99 are errors of the call itself (arguments,
-/// handles, environment); 100 and up are protocol errors from the core.
+/// handles, buffers, environment); 100 and up are protocol errors from the
+/// core.
 #[repr(i32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SottoError {
@@ -22,22 +22,27 @@ pub enum SottoError {
     /// A required pointer was NULL.
     NullPointer = 1,
     /// An argument is unusable: a length over `SIZE_MAX / 2`, a storage key
-    /// that is not 32 bytes, an output slot that is not empty, a buffer that
-    /// is not one this library returned.
+    /// that is not 32 bytes, an output slot that is not empty, an output
+    /// array too small.
     InvalidArgument = 2,
     /// The handle is not a live handle of the expected type (for example a
-    /// session passed where a device is expected).
+    /// session passed where a device is expected, or a handle already freed).
     WrongHandle = 3,
-    /// Another thread is using the handle right now.
+    /// Another call is using the handle right now (from another thread).
     HandleBusy = 4,
     /// An earlier call on this handle failed internally; restore it from the
     /// last saved state.
     HandlePoisoned = 5,
-    /// The operating system's random number generator failed.
+    /// The operating system's random number generator failed. Nothing
+    /// changed.
     Randomness = 6,
-    /// Internal error (a bug in sotto); nothing was changed, but a handle the
-    /// call mutated is poisoned.
+    /// Internal error (a bug in sotto); a handle the call was changing is
+    /// poisoned.
     Panic = 7,
+    /// The `SottoBuffer` is not a live buffer this library returned: already
+    /// freed (for example through a copy of the struct), never returned by
+    /// sotto, or with its `ptr`, `len` or `id` changed. Nothing was freed.
+    InvalidBuffer = 8,
     /// A protocol error that this version of the ABI has no code for yet.
     ProtocolOther = 100,
     /// The input ended before the encoding was complete.
@@ -50,7 +55,8 @@ pub enum SottoError {
     WrongType = 104,
     /// A field holds a value the format does not allow.
     InvalidEncoding = 105,
-    /// The input is larger than the format allows.
+    /// The input is larger than the format allows (a message, a saved
+    /// state, a seal context over `SOTTO_MAX_SEAL_CONTEXT_LEN`).
     TooLarge = 106,
     /// The plaintext is longer than `SOTTO_MAX_PLAINTEXT_LEN`.
     PlaintextTooLarge = 107,
@@ -62,39 +68,67 @@ pub enum SottoError {
     InvalidSignature = 110,
     /// The identity key is not the one that was expected.
     IdentityMismatch = 111,
-    /// The message names a signed prekey this device does not hold.
+    /// The message names a signed prekey this device does not hold; or the
+    /// signed prekey to remove is the current one or not held.
     UnknownSignedPrekey = 112,
-    /// The message names a one-time prekey this device does not hold.
+    /// The one-time prekey is not held by this device (never issued, or
+    /// already used).
     UnknownOneTimePrekey = 113,
-    /// This device already accepted a prekey message with this base key.
+    /// This device already accepted a prekey message with this base key
+    /// under this signed prekey.
     DuplicatePrekeyMessage = 114,
-    /// The device holds the most one-time prekeys it may hold.
+    /// A prekey store would pass its bound, or the prekey ids are used up.
     TooManyPrekeys = 115,
-    /// The message was altered, forged, or belongs to another session.
+    /// The message or sealed state was altered, forged, belongs to another
+    /// session, or was sealed under another key or context.
     AuthenticationFailed = 116,
     /// The message was already decrypted, or its key was deleted.
     DuplicateMessage = 117,
     /// The message would skip more message keys than allowed.
     TooFarAhead = 118,
-    /// The message starts a ratchet chain the peer cannot have started yet.
-    UnexpectedRatchetKey = 119,
     /// The prekey message belongs to another session.
     SessionMismatch = 120,
-    /// The sending chain reached the largest message number.
+    /// The sending chain reached the largest message number (or index).
     ChainExhausted = 121,
-    /// The group message names a group or sender chain this receiver does
-    /// not hold.
+    /// The group message names a group or sender chain the store does not
+    /// hold.
     UnknownGroupChain = 122,
     /// The group message's index is too far ahead, or unusable.
     GroupIndexOutOfRange = 123,
-    /// The sender key belongs to another group.
+    /// The distribution or message belongs to another group.
     GroupMismatch = 124,
-    /// The sender key's chain id or signing key is already held for another
-    /// chain.
+    /// The chain is already held with another owner, or on another ratchet.
     GroupChainConflict = 125,
-    /// This sender chain is already held at the same or a later index.
-    GroupChainNotNewer = 126,
+    /// A bundle without a KEM prekey, or a prekey message without a KEM
+    /// ciphertext, where post-quantum key agreement is required (the
+    /// default; see the `_allow_classical` functions).
+    PostQuantumRequired = 127,
+    /// The KEM prekey is not held by this device (never issued, used, or
+    /// deleted); or the last-resort KEM prekey to remove is the current one
+    /// or not held.
+    UnknownKemPrekey = 128,
+    /// The signed prekey recorded its last base key: rotate it.
+    SignedPrekeyExhausted = 129,
+    /// The session and its peer no longer share the ratchet (one side was
+    /// rolled back): this session cannot read the peer's new messages again
+    /// and must be replaced by a new one. Not authenticated: keep the
+    /// session for the messages it can still decrypt.
+    SessionDiverged = 130,
+    /// The distribution's owner is not the peer of the session that
+    /// delivered it (for example a member forwarding another's key).
+    GroupOwnerMismatch = 131,
+    /// An unauthenticated import while the store is full of authenticated
+    /// chains.
+    GroupStoreFull = 132,
 }
+
+/// Codes that named errors of earlier versions. They are never assigned
+/// again: a binding that still knows them must not misread a new error.
+/// 119 was `UNEXPECTED_RATCHET_KEY` (version 1; now `SESSION_DIVERGED`,
+/// 130), 126 `GROUP_CHAIN_NOT_NEWER` (version 1; a store now reports
+/// `SOTTO_INSERT_OUTCOME_UNCHANGED`).
+#[cfg(test)]
+pub(crate) const RETIRED_CODES: [i32; 2] = [119, 126];
 
 impl SottoError {
     /// The code for a core error. The core's error type is non-exhaustive:
@@ -114,21 +148,26 @@ impl SottoError {
             E::NonContributoryKey => Self::NonContributoryKey,
             E::InvalidSignature => Self::InvalidSignature,
             E::IdentityMismatch => Self::IdentityMismatch,
+            E::RandomnessUnavailable => Self::Randomness,
+            E::PostQuantumRequired => Self::PostQuantumRequired,
             E::UnknownSignedPreKey { .. } => Self::UnknownSignedPrekey,
             E::UnknownOneTimePreKey { .. } => Self::UnknownOneTimePrekey,
+            E::UnknownKemPreKey { .. } => Self::UnknownKemPrekey,
             E::DuplicatePreKeyMessage => Self::DuplicatePrekeyMessage,
+            E::SignedPreKeyExhausted { .. } => Self::SignedPrekeyExhausted,
             E::TooManyPreKeys => Self::TooManyPrekeys,
             E::AuthenticationFailed => Self::AuthenticationFailed,
             E::DuplicateMessage => Self::DuplicateMessage,
             E::TooFarAhead { .. } => Self::TooFarAhead,
-            E::UnexpectedRatchetKey => Self::UnexpectedRatchetKey,
+            E::SessionDiverged => Self::SessionDiverged,
             E::SessionMismatch => Self::SessionMismatch,
             E::ChainExhausted => Self::ChainExhausted,
             E::UnknownGroupChain => Self::UnknownGroupChain,
             E::GroupIndexOutOfRange { .. } => Self::GroupIndexOutOfRange,
             E::GroupMismatch => Self::GroupMismatch,
+            E::GroupOwnerMismatch => Self::GroupOwnerMismatch,
             E::GroupChainConflict => Self::GroupChainConflict,
-            E::GroupChainNotNewer => Self::GroupChainNotNewer,
+            E::GroupStoreFull => Self::GroupStoreFull,
             _ => Self::ProtocolOther,
         }
     }
@@ -202,10 +241,6 @@ pub(crate) fn ffi_call(body: impl FnOnce() -> FfiResult<()>) -> SottoError {
     let (code, message) = match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(())) => (SottoError::Ok, None),
         Ok(Err(e)) => (e.code, Some(e.message)),
-        Err(payload) if payload.is::<RngFailure>() => (
-            SottoError::Randomness,
-            Some("the operating system's random number generator failed".to_owned()),
-        ),
         Err(payload) => (SottoError::Panic, Some(panic_message(payload.as_ref()))),
     };
     set_last_error(message);
@@ -228,7 +263,8 @@ mod tests {
 
     use super::*;
 
-    /// The numeric values are the ABI: this fails if one is renumbered.
+    /// The numeric values are the ABI: this fails if one is renumbered, and
+    /// if a retired number comes back.
     #[test]
     fn codes_are_stable() {
         let table = [
@@ -240,6 +276,7 @@ mod tests {
             (SottoError::HandlePoisoned, 5),
             (SottoError::Randomness, 6),
             (SottoError::Panic, 7),
+            (SottoError::InvalidBuffer, 8),
             (SottoError::ProtocolOther, 100),
             (SottoError::Truncated, 101),
             (SottoError::TrailingBytes, 102),
@@ -259,22 +296,28 @@ mod tests {
             (SottoError::AuthenticationFailed, 116),
             (SottoError::DuplicateMessage, 117),
             (SottoError::TooFarAhead, 118),
-            (SottoError::UnexpectedRatchetKey, 119),
             (SottoError::SessionMismatch, 120),
             (SottoError::ChainExhausted, 121),
             (SottoError::UnknownGroupChain, 122),
             (SottoError::GroupIndexOutOfRange, 123),
             (SottoError::GroupMismatch, 124),
             (SottoError::GroupChainConflict, 125),
-            (SottoError::GroupChainNotNewer, 126),
+            (SottoError::PostQuantumRequired, 127),
+            (SottoError::UnknownKemPrekey, 128),
+            (SottoError::SignedPrekeyExhausted, 129),
+            (SottoError::SessionDiverged, 130),
+            (SottoError::GroupOwnerMismatch, 131),
+            (SottoError::GroupStoreFull, 132),
         ];
         for (code, value) in table {
             assert_eq!(code as i32, value, "{code:?}");
+            assert!(!RETIRED_CODES.contains(&value), "{code:?} reuses {value}");
         }
     }
 
     /// Every core error known today has its own code, distinct from the
-    /// others and from the generic one.
+    /// others and from the generic one; an RNG failure is the call-level
+    /// randomness code.
     #[test]
     fn core_errors_map_to_distinct_codes() {
         use sotto::Error as E;
@@ -293,30 +336,38 @@ mod tests {
             E::NonContributoryKey,
             E::InvalidSignature,
             E::IdentityMismatch,
+            E::PostQuantumRequired,
             E::UnknownSignedPreKey { id: 1 },
             E::UnknownOneTimePreKey { id: 1 },
+            E::UnknownKemPreKey { id: 1 },
             E::DuplicatePreKeyMessage,
+            E::SignedPreKeyExhausted { id: 1 },
             E::TooManyPreKeys,
             E::AuthenticationFailed,
             E::DuplicateMessage,
             E::TooFarAhead { skipped: 1 },
-            E::UnexpectedRatchetKey,
+            E::SessionDiverged,
             E::SessionMismatch,
             E::ChainExhausted,
             E::UnknownGroupChain,
             E::GroupIndexOutOfRange { index: 1 },
             E::GroupMismatch,
+            E::GroupOwnerMismatch,
             E::GroupChainConflict,
-            E::GroupChainNotNewer,
+            E::GroupStoreFull,
         ];
         let mut codes: Vec<i32> = errors
             .iter()
             .map(|e| SottoError::from_core(e) as i32)
             .collect();
-        assert!(codes.iter().all(|&c| c > 100));
+        assert!(codes.iter().all(|&c| c > 100), "{codes:?}");
         codes.sort_unstable();
         codes.dedup();
         assert_eq!(codes.len(), errors.len());
+        assert_eq!(
+            SottoError::from_core(&E::RandomnessUnavailable),
+            SottoError::Randomness
+        );
     }
 
     #[test]
@@ -327,11 +378,5 @@ mod tests {
         assert!(message.contains("boom"), "{message}");
         assert_eq!(ffi_call(|| Ok(())), SottoError::Ok);
         assert!(LAST_ERROR.with(|m| m.borrow().is_none()));
-    }
-
-    #[test]
-    fn rng_failure_has_its_own_code() {
-        let code = ffi_call(|| std::panic::resume_unwind(Box::new(RngFailure)));
-        assert_eq!(code, SottoError::Randomness);
     }
 }

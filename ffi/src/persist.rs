@@ -1,12 +1,12 @@
-//! Saving and restoring any handle type, plain or sealed: the four exported
-//! functions of each type (`_to_bytes`, `_from_bytes`, `_seal`, `_unseal`)
-//! are thin wrappers over the functions here, generic over the core's
-//! [`SavedState`].
+//! Saving and restoring any state handle, plain or sealed, and its
+//! generation: the exported functions of each type (`_to_bytes`,
+//! `_from_bytes`, `_seal`, `_unseal`, `_generation`) are thin wrappers over
+//! the functions here, generic over the core's [`SavedState`].
 
 use sotto::{SavedState, StorageKey};
 use zeroize::Zeroizing;
 
-use crate::buffer::{SottoBuffer, input, out_buffer};
+use crate::buffer::{SottoBuffer, input, out_buffer, out_value};
 use crate::error::{FfiError, FfiResult};
 use crate::handle::{HandleType, into_raw, out_handle, with_ref};
 use crate::rng::OsRng;
@@ -16,7 +16,7 @@ use crate::rng::OsRng;
 /// # Safety
 ///
 /// As for [`input`].
-pub(crate) unsafe fn storage_key(ptr: *const u8, len: usize) -> FfiResult<StorageKey> {
+unsafe fn storage_key(ptr: *const u8, len: usize) -> FfiResult<StorageKey> {
     // SAFETY: forwarded from this function's contract.
     let bytes = unsafe { input(ptr, len, "storage_key") }?;
     let bytes: Zeroizing<[u8; 32]> = Zeroizing::new(
@@ -31,8 +31,7 @@ pub(crate) unsafe fn storage_key(ptr: *const u8, len: usize) -> FfiResult<Storag
 ///
 /// # Safety
 ///
-/// `handle` must be NULL or a live handle; `out` NULL or an empty
-/// `SottoBuffer`.
+/// `out` must be NULL or point to an empty `SottoBuffer`.
 pub(crate) unsafe fn to_bytes<T: HandleType + SavedState>(
     handle: *const T::Opaque,
     what: &str,
@@ -40,8 +39,7 @@ pub(crate) unsafe fn to_bytes<T: HandleType + SavedState>(
 ) -> FfiResult<()> {
     // SAFETY: forwarded from this function's contract.
     let out = unsafe { out_buffer(out, "out") }?;
-    // SAFETY: as above.
-    let state = unsafe { with_ref::<T, _>(handle, what, |v| Ok(v.to_bytes())) }?;
+    let state = with_ref::<T, _>(handle, what, |v| Ok(v.to_bytes()))?;
     out.set_from(&state);
     Ok(())
 }
@@ -65,48 +63,68 @@ pub(crate) unsafe fn from_bytes<T: HandleType + SavedState>(
     Ok(())
 }
 
-/// The handle's saved state sealed under a storage key, into `out`.
+/// The handle's saved state sealed under a storage key and bound to
+/// `context`, into `out`.
 ///
 /// # Safety
 ///
-/// `handle` must be NULL or a live handle; `key` NULL or `key_len` readable
-/// bytes; `out` NULL or an empty `SottoBuffer`.
+/// `key` and `context` must be NULL or their lengths in readable bytes;
+/// `out` NULL or an empty `SottoBuffer`.
 pub(crate) unsafe fn seal<T: HandleType + SavedState>(
     handle: *const T::Opaque,
     what: &str,
-    key: *const u8,
-    key_len: usize,
+    key: (*const u8, usize),
+    context: (*const u8, usize),
     out: *mut SottoBuffer,
 ) -> FfiResult<()> {
     // SAFETY: forwarded from this function's contract.
-    let key = unsafe { storage_key(key, key_len) }?;
+    let key = unsafe { storage_key(key.0, key.1) }?;
+    // SAFETY: as above.
+    let context = unsafe { input(context.0, context.1, "context") }?;
     // SAFETY: as above.
     let out = unsafe { out_buffer(out, "out") }?;
-    // SAFETY: as above.
-    let sealed = unsafe { with_ref::<T, _>(handle, what, |v| Ok(v.seal(&key, &mut OsRng)?)) }?;
+    let sealed = with_ref::<T, _>(handle, what, |v| Ok(v.seal(&key, context, &mut OsRng)?))?;
     out.set(sealed);
     Ok(())
 }
 
-/// Opens a sealed saved state into a new handle in `out`.
+/// Opens a sealed saved state, sealed under `context`, into a new handle
+/// in `out`.
 ///
 /// # Safety
 ///
-/// `sealed` and `key` must be NULL or point to their lengths in readable
+/// `sealed`, `key` and `context` must be NULL or their lengths in readable
 /// bytes; `out` NULL or a writable handle slot set to NULL.
 pub(crate) unsafe fn unseal<T: HandleType + SavedState>(
-    sealed: *const u8,
-    sealed_len: usize,
-    key: *const u8,
-    key_len: usize,
+    sealed: (*const u8, usize),
+    key: (*const u8, usize),
+    context: (*const u8, usize),
     out: *mut *mut T::Opaque,
 ) -> FfiResult<()> {
     // SAFETY: forwarded from this function's contract.
-    let sealed = unsafe { input(sealed, sealed_len, "sealed") }?;
+    let sealed = unsafe { input(sealed.0, sealed.1, "sealed") }?;
     // SAFETY: as above.
-    let key = unsafe { storage_key(key, key_len) }?;
+    let key = unsafe { storage_key(key.0, key.1) }?;
+    // SAFETY: as above.
+    let context = unsafe { input(context.0, context.1, "context") }?;
     // SAFETY: as above.
     let out = unsafe { out_handle(out, "out") }?;
-    *out = into_raw(T::unseal(sealed, &key)?);
+    *out = into_raw(T::unseal(sealed, &key, context)?);
+    Ok(())
+}
+
+/// The handle's generation (SPEC §10.1) into `*out`.
+///
+/// # Safety
+///
+/// `out` must be NULL or point to a writable `uint64_t`.
+pub(crate) unsafe fn generation<T: HandleType + SavedState>(
+    handle: *const T::Opaque,
+    what: &str,
+    out: *mut u64,
+) -> FfiResult<()> {
+    // SAFETY: forwarded from this function's contract.
+    let out = unsafe { out_value(out, "out") }?;
+    *out = with_ref::<T, _>(handle, what, |v| Ok(v.generation()))?;
     Ok(())
 }

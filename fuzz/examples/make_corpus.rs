@@ -8,7 +8,7 @@ use std::fs;
 use std::path::Path;
 
 use sotto::{Device, IdentityKey, OneTimePreKey, PreKeyBundle};
-use sotto_fuzz::{fixture, group_fixture, rng};
+use testkit::fuzz::{fixture, group_fixture, rng, unsigned};
 
 fn write(target: &str, name: &str, bytes: &[u8]) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -31,9 +31,21 @@ fn main() {
         write("decrypt", &format!("message-{i}"), m);
     }
     let bundle = PreKeyBundle::from_bytes(&f.bundle).unwrap();
-    let no_one_time = PreKeyBundle::new(*bundle.identity(), *bundle.signed_prekey(), None);
+    let no_one_time = PreKeyBundle::new(
+        *bundle.identity(),
+        *bundle.signed_prekey(),
+        None,
+        bundle.kem_prekey().cloned(),
+    );
+    let classical = PreKeyBundle::new(*bundle.identity(), *bundle.signed_prekey(), None, None);
     write("parse_keys", "bundle", &f.bundle);
     write("parse_keys", "bundle-no-one-time", &no_one_time.to_bytes());
+    write("parse_keys", "bundle-classical", &classical.to_bytes());
+    write(
+        "parse_keys",
+        "kem-prekey",
+        &bundle.kem_prekey().unwrap().to_bytes(),
+    );
     write("parse_keys", "identity", &bundle.identity().to_bytes());
     write(
         "parse_keys",
@@ -42,7 +54,7 @@ fn main() {
     );
     let one_time: OneTimePreKey = *bundle.one_time_prekey().unwrap();
     write("parse_keys", "one-time-prekey", &one_time.to_bytes());
-    let fresh = Device::generate(&mut rng(3));
+    let fresh = Device::generate(&mut rng(3), 0).unwrap();
     let identity: IdentityKey = *fresh.identity_key();
     write("parse_keys", "identity-fresh", &identity.to_bytes());
     write("unseal", "session", &f.sealed_session);
@@ -91,19 +103,20 @@ fn main() {
     // Bodies (without the signature) for the target to sign with each of the
     // three chains' keys: mode byte 1, 2 or 3.
     for (i, p) in g.to_receiver.iter().enumerate().step_by(5) {
-        let body = &p.bytes[..p.bytes.len() - 64];
+        let body = unsigned(&p.bytes);
         for mode in 1..=3u8 {
             let mut signed = vec![mode];
             signed.extend_from_slice(body);
             write("group_decrypt", &format!("body-{i}-key-{mode}"), &signed);
         }
     }
-    let mut states = vec![("sender", &g.sender), ("receiver", &g.receiver)];
-    for (i, r) in g.store.iter().enumerate() {
-        states.push((["store-0", "store-1", "store-2"][i], r));
-    }
+    let mut states = vec![
+        ("sender", &g.sender),
+        ("receiver", &g.receiver),
+        ("store", &g.store),
+    ];
     for (i, d) in g.distributions.iter().enumerate() {
-        states.push((["distribution-0", "distribution-1"][i], d));
+        states.push((["distribution-0", "distribution-1", "distribution-2"][i], d));
     }
     for (name, state) in states {
         write("parse_group", name, state);
@@ -111,4 +124,5 @@ fn main() {
     }
     write("unseal", "group-sender", &g.sealed_sender);
     write("unseal", "group-receiver", &g.sealed_receiver);
+    write("unseal", "group-store", &g.sealed_store);
 }

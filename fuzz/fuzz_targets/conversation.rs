@@ -1,18 +1,12 @@
 //! A three-party conversation driven by the fuzzer's bytes: they choose who
 //! sends, which envelope the network delivers, drops, duplicates or
 //! corrupts, what the attacker injects, and when state is saved and
-//! restored. The invariants are the simulation test's (tests/sim/mod.rs).
+//! restored. The invariants are the simulation test's (`testkit::sim`,
+//! the engine both share; this target reads fewer of its counters).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-
-// The simulation engine, shared with tests/simulation.rs. This target reads
-// fewer of its counters than the test does.
-#[allow(dead_code)]
-#[path = "../../tests/sim/mod.rs"]
-mod sim;
-
-use sim::{Choices, World};
+use testkit::sim::{Choices, World};
 
 /// Decisions read from the input, one byte (two for large ranges) each;
 /// zeros once it runs out.

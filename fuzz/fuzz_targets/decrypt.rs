@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use sotto::Message;
-use sotto_fuzz::{check_decrypt, fixture};
+use testkit::fuzz::{check_decrypt, fixture};
 
 fuzz_target!(|data: &[u8]| {
     let f = fixture();

@@ -1,5 +1,5 @@
 //! Arbitrary group messages on a live receiver (keys cached, some indices
-//! read) and on a store of three chains. The first byte picks whether the
+//! read) and on a store of three chains (two authenticated, one imported). The first byte picks whether the
 //! rest is a whole message (0) or a message body that the target signs with
 //! one of the fixture chains' real signing keys (1..=3), as a sender gone
 //! bad would: that reaches the index and AEAD checks past the signature.
@@ -9,7 +9,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use sotto::group::{GroupMessage, GroupReceiver};
-use sotto_fuzz::{check_group_plaintext, group_fixture, restore_store, sign_group, store_bytes};
+use testkit::fuzz::{check_group_plaintext, group_fixture, restore_store, sign_group, store_bytes};
 
 fuzz_target!(|data: &[u8]| {
     let g = group_fixture();

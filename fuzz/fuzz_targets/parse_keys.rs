@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sotto::{IdentityKey, OneTimePreKey, PreKeyBundle, SignedPreKey};
+use sotto::{IdentityKey, KemPreKey, OneTimePreKey, PreKeyBundle, SignedPreKey};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(bundle) = PreKeyBundle::from_bytes(data) {
@@ -21,5 +21,9 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(opk) = OneTimePreKey::from_bytes(data) {
         assert_eq!(opk.to_bytes(), data);
+    }
+    if let Ok(kem) = KemPreKey::from_bytes(data) {
+        assert_eq!(kem.to_bytes(), data);
+        let _ = (kem.id(), kem.kind());
     }
 });

@@ -25,11 +25,12 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(p.as_bytes(), data);
         let _ = (p.identity().fingerprint(), p.base_key_bytes());
         let _ = (p.signed_prekey_id(), p.one_time_prekey_id());
+        assert_eq!(p.kem_prekey_id().is_some(), p.kem_ciphertext().is_some());
     }
     // `Message` dispatches on the type tag to exactly one of the two.
     match message {
         Ok(Message::Ratchet(m)) => assert_eq!(ratchet.ok(), Some(m)),
-        Ok(Message::PreKey(m)) => assert_eq!(prekey.ok(), Some(m)),
+        Ok(Message::PreKey(m)) => assert_eq!(prekey.ok(), Some(*m)),
         Err(_) => assert!(ratchet.is_err() && prekey.is_err()),
     }
 });

@@ -1,12 +1,13 @@
 //! Restoring arbitrary state bytes, then using the result: encrypt, decrypt
-//! the fixture's messages, accept, rotate, initiate. Nothing may panic; a
+//! the fixture's messages, accept, rotate both kinds of prekey, reset after
+//! a restore, initiate PQXDH. Nothing may panic; a
 //! state that parses must re-encode to exactly the input; failures change
 //! nothing.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sotto::{Device, Message, PreKeyBundle, Session};
-use sotto_fuzz::{fixture, rng};
+use sotto::{Device, Message, Session};
+use testkit::fuzz::{bundle, fixture, rng};
 
 fuzz_target!(|data: &[u8]| {
     let f = fixture();
@@ -39,15 +40,23 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(*device.to_bytes(), *before);
             }
         }
-        let bundle = PreKeyBundle::from_bytes(&f.bundle)
-            .unwrap()
-            .verify()
-            .unwrap();
+        let bundle = bundle().verify().unwrap();
         if let Ok(mut session) = Session::initiate(&device, &mut rng, &bundle) {
             session.encrypt(&mut rng, b"hi").unwrap();
         }
+        let generation = device.generation();
         let _ = device.generate_one_time_prekeys(&mut rng, 2);
-        let _ = device.rotate_signed_prekey(&mut rng);
+        let _ = device.generate_one_time_kem_prekeys(&mut rng, 1);
+        let _ = device.rotate_signed_prekey(&mut rng, 2);
+        let _ = device.rotate_last_resort_kem_prekey(&mut rng, 2);
+        assert!(device.generation() >= generation);
+        if device
+            .reset_prekeys_after_restore(&mut rng, 3, generation)
+            .is_ok()
+        {
+            assert!(device.generation() > generation);
+            assert_eq!(device.one_time_prekey_count(), 0);
+        }
         let _ = Device::from_bytes(&device.to_bytes()).unwrap();
     }
 });

@@ -8,6 +8,7 @@ use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use hkdf::Hkdf;
 use hmac::Hmac;
+use rand_core::TryCryptoRng;
 use sha2::{Digest, Sha256};
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
@@ -15,21 +16,32 @@ use zeroize::Zeroizing;
 use crate::codec::{Codec, Reader, Sink};
 use crate::error::{Error, Result};
 
-/// KDF and signature labels. Each use of a KDF or signature has its own.
+pub(crate) mod kem;
+
+/// KDF, hash and signature labels (SPEC §3). Each use has its own, and no
+/// signature label is a prefix of another.
 pub(crate) mod label {
-    pub(crate) const X3DH: &[u8] = b"sotto v1 x3dh";
-    pub(crate) const ROOT: &[u8] = b"sotto v1 root";
-    pub(crate) const CHAIN_MESSAGE: &[u8] = b"sotto v1 chain message";
-    pub(crate) const CHAIN_NEXT: &[u8] = b"sotto v1 chain next";
-    pub(crate) const MESSAGE_KEYS: &[u8] = b"sotto v1 message keys";
-    pub(crate) const SEALED_STATE: &[u8] = b"sotto v1 sealed state";
-    pub(crate) const FINGERPRINT: &[u8] = b"sotto v1 fingerprint";
-    pub(crate) const SIGNED_PREKEY: &[u8] = b"sotto v1 signed prekey";
-    pub(crate) const GROUP_STEP: &[u8] = b"sotto v1 group step";
-    pub(crate) const GROUP_DERIVE: &[u8] = b"sotto v1 group derive";
-    pub(crate) const GROUP_MESSAGE_KEY: &[u8] = b"sotto v1 group key";
-    pub(crate) const GROUP_MESSAGE_KEYS: &[u8] = b"sotto v1 group message keys";
-    pub(crate) const GROUP_SIGNATURE: &[u8] = b"sotto v1 group signature";
+    pub(crate) const X3DH: &[u8] = b"sotto v2 x3dh";
+    pub(crate) const PQXDH: &[u8] = b"sotto v2 pqxdh";
+    pub(crate) const KEM_BINDING: &[u8] = b"sotto v2 kem binding";
+    pub(crate) const ROOT: &[u8] = b"sotto v2 root";
+    pub(crate) const CHAIN_MESSAGE: &[u8] = b"sotto v2 chain message";
+    pub(crate) const CHAIN_NEXT: &[u8] = b"sotto v2 chain next";
+    pub(crate) const MESSAGE_KEYS: &[u8] = b"sotto v2 message keys";
+    pub(crate) const SIGNED_PREKEY: &[u8] = b"sotto v2 signed prekey";
+    pub(crate) const KEM_PREKEY: &[u8] = b"sotto v2 kem prekey";
+    pub(crate) const FINGERPRINT: &[u8] = b"sotto v2 fingerprint";
+    pub(crate) const SEALED_STATE: &[u8] = b"sotto v2 sealed state";
+    pub(crate) const GROUP_STEP: &[u8] = b"sotto v2 group step";
+    pub(crate) const GROUP_DERIVE: &[u8] = b"sotto v2 group derive";
+    pub(crate) const GROUP_MESSAGE_KEY: &[u8] = b"sotto v2 group key";
+    pub(crate) const GROUP_MESSAGE_KEYS: &[u8] = b"sotto v2 group message keys";
+    /// The group message signature (SPEC §15.5).
+    pub(crate) const GROUP_SIGNATURE: &[u8] = b"sotto v2 group message";
+    /// A chain's owner proof, by the chain key (SPEC §15.6).
+    pub(crate) const GROUP_CHAIN_OWNER: &[u8] = b"sotto v2 group chain owner";
+    /// The owner's signature of its chain, by the identity key (SPEC §15.6).
+    pub(crate) const GROUP_OWNER_SIGNATURE: &[u8] = b"sotto v2 group owner signature";
 }
 
 /// AES-256-GCM key length.
@@ -84,6 +96,21 @@ pub(crate) fn aead_key_nonce(
     key.copy_from_slice(k);
     nonce.copy_from_slice(n);
     (key, nonce)
+}
+
+/// Draws `out.len()` bytes from the caller's RNG (SPEC §1). Every caller
+/// draws before it changes anything, so a failure,
+/// `RandomnessUnavailable`, leaves every state as it was.
+pub(crate) fn draw<R: TryCryptoRng + ?Sized>(rng: &mut R, out: &mut [u8]) -> Result<()> {
+    rng.try_fill_bytes(out)
+        .map_err(|_| Error::RandomnessUnavailable)
+}
+
+/// Draws an X25519 secret: 32 bytes, kept unclamped as drawn.
+pub(crate) fn draw_x25519<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<StaticSecret> {
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    draw(rng, bytes.as_mut())?;
+    Ok(StaticSecret::from(*bytes))
 }
 
 /// SHA-256 over the concatenation of `parts`.

@@ -402,3 +402,101 @@ fn non_canonical_ed25519_encoding_is_rejected() {
         Some(Error::InvalidPublicKey)
     );
 }
+
+/// The lines of SPEC.md from the heading that starts with `from` up to the
+/// next heading of the same level.
+fn spec_section(from: &str) -> Vec<&'static str> {
+    let spec = include_str!("../../SPEC.md");
+    let mut lines = spec.lines().skip_while(|l| !l.starts_with(from));
+    let heading = lines.next().unwrap();
+    let level = heading.split(' ').next().unwrap();
+    lines
+        .take_while(|l| !l.starts_with(&alloc::format!("{level} ")))
+        .collect()
+}
+
+/// Every label the code uses is in SPEC §3's table and every label of the
+/// table is in the code, byte for byte; no signature label is a prefix of
+/// another.
+#[test]
+fn labels_are_the_specified_ones() {
+    let code = [
+        label::X3DH,
+        label::PQXDH,
+        label::KEM_BINDING,
+        label::ROOT,
+        label::CHAIN_MESSAGE,
+        label::CHAIN_NEXT,
+        label::MESSAGE_KEYS,
+        label::SIGNED_PREKEY,
+        label::KEM_PREKEY,
+        label::FINGERPRINT,
+        label::SEALED_STATE,
+        label::GROUP_STEP,
+        label::GROUP_DERIVE,
+        label::GROUP_MESSAGE_KEY,
+        label::GROUP_MESSAGE_KEYS,
+        label::GROUP_SIGNATURE,
+        label::GROUP_CHAIN_OWNER,
+        label::GROUP_OWNER_SIGNATURE,
+    ];
+    let mut spec: Vec<&[u8]> = spec_section("## 3. Labels")
+        .into_iter()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .map(|l| l.split('`').next().unwrap().as_bytes())
+        .collect();
+    let mut ours = code.to_vec();
+    spec.sort_unstable();
+    ours.sort_unstable();
+    assert_eq!(ours, spec);
+    assert_eq!(spec.len(), 18);
+    for l in code {
+        assert!(l.starts_with(b"sotto v2 "));
+    }
+    let signatures = [
+        label::SIGNED_PREKEY,
+        label::KEM_PREKEY,
+        label::GROUP_SIGNATURE,
+        label::GROUP_CHAIN_OWNER,
+        label::GROUP_OWNER_SIGNATURE,
+    ];
+    for a in signatures {
+        for b in signatures {
+            assert!(a == b || !b.starts_with(a), "{a:?} is a prefix of {b:?}");
+        }
+    }
+}
+
+/// The type tags are those of SPEC §4's table, and the version byte is 2.
+#[test]
+fn type_tags_are_the_specified_ones() {
+    use crate::codec::{VERSION, tag};
+    assert_eq!(VERSION, 2);
+    let code = [
+        (tag::RATCHET_MESSAGE, "ratchet message"),
+        (tag::PREKEY_MESSAGE, "prekey message"),
+        (tag::GROUP_MESSAGE, "group message"),
+        (tag::SENDER_KEY_DISTRIBUTION, "sender key distribution"),
+        (tag::IDENTITY_KEY, "identity key"),
+        (tag::SIGNED_PREKEY, "signed prekey"),
+        (tag::ONE_TIME_PREKEY, "one-time prekey"),
+        (tag::PREKEY_BUNDLE, "prekey bundle"),
+        (tag::KEM_PREKEY, "KEM prekey"),
+        (tag::SESSION_STATE, "session state"),
+        (tag::DEVICE_STATE, "device state"),
+        (tag::GROUP_SENDER_STATE, "group sender state"),
+        (tag::GROUP_RECEIVER_STATE, "group receiver state"),
+        (tag::GROUP_STORE_STATE, "group store state"),
+        (tag::SEALED_STATE, "sealed state"),
+    ];
+    let spec: Vec<(u8, &str)> = spec_section("## 4. Encodings")
+        .into_iter()
+        .filter_map(|l| l.strip_prefix("| 0x"))
+        .map(|l| {
+            let (hex, rest) = l.split_once(" | ").unwrap();
+            let name = rest.split(" (").next().unwrap();
+            (u8::from_str_radix(hex, 16).unwrap(), name)
+        })
+        .collect();
+    assert_eq!(code.to_vec(), spec);
+}

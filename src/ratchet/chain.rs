@@ -4,7 +4,7 @@
 use alloc::vec::Vec;
 
 use hmac::Mac;
-use zeroize::{Zeroize, ZeroizeOnDrop};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::codec::{Codec, Reader, Sink};
 use crate::crypto::{self, AEAD_TAG_LEN, label};
@@ -26,8 +26,8 @@ impl ChainKey {
         &self.0
     }
 
-    /// KDF_CK: message key = HMAC-SHA256(ck, "sotto v1 chain message"),
-    /// next chain key = HMAC-SHA256(ck, "sotto v1 chain next").
+    /// KDF_CK: message key = HMAC-SHA256(ck, "sotto v2 chain message"),
+    /// next chain key = HMAC-SHA256(ck, "sotto v2 chain next").
     pub(crate) fn step(&self) -> (MessageKey, ChainKey) {
         // Both MACs share the keyed state, so the key is absorbed once.
         let keyed = crypto::hmac(&self.0);
@@ -64,7 +64,7 @@ impl MessageKey {
 
     /// Encrypts `body` in place and returns the tag. The AES-256-GCM key and
     /// nonce are HKDF-SHA256(salt = the message's random salt, IKM = message
-    /// key, info = "sotto v1 message keys", L = 44), key first; the salt
+    /// key, info = "sotto v2 message keys", L = 44), key first; the salt
     /// makes the pair fresh even if a restored state reuses the message key.
     /// The associated data is the session's, then `prefix`: every message
     /// byte before the ciphertext.
@@ -88,13 +88,14 @@ impl MessageKey {
         associated_data: &[u8; ASSOCIATED_DATA_LEN],
         prefix: &[u8],
         body: &[u8],
-    ) -> Result<Vec<u8>> {
+    ) -> Result<Zeroizing<Vec<u8>>> {
         let (ciphertext, tag) = body
             .split_last_chunk::<AEAD_TAG_LEN>()
             .ok_or(Error::Truncated)?;
         let (key, nonce) = crypto::aead_key_nonce(salt, &self.0, label::MESSAGE_KEYS);
         let aad = Aad::new(associated_data, prefix);
-        let mut plaintext = ciphertext.to_vec();
+        // Exact capacity, decrypted in place: the plaintext is never copied.
+        let mut plaintext = Zeroizing::new(ciphertext.to_vec());
         crypto::aead_open(&key, &nonce, aad.as_bytes(), &mut plaintext, tag)?;
         Ok(plaintext)
     }

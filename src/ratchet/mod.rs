@@ -8,6 +8,7 @@
 //! root, sending, receiving, state, session.
 
 mod chain;
+mod plaintext;
 mod receiving;
 mod root;
 mod sending;
@@ -16,8 +17,12 @@ mod state;
 
 #[cfg(test)]
 pub(crate) use chain::ChainKey;
+pub use plaintext::Plaintext;
 pub use receiving::{MAX_RECEIVING_CHAINS, MAX_SKIP, MAX_SKIPPED_KEYS, MAX_SKIPPED_KEYS_PER_CHAIN};
 #[cfg(test)]
 pub(crate) use root::RootKey;
 pub use session::Session;
-pub use state::Role;
+pub use state::{KeyAgreement, KeyAgreementPolicy, Role};
+
+#[cfg(test)]
+mod tests;

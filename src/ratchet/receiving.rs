@@ -9,7 +9,7 @@
 //! that still has keys.
 
 use alloc::boxed::Box;
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
 use x25519_dalek::StaticSecret;
@@ -54,7 +54,67 @@ pub(crate) struct ReceivingChain {
     /// The next index the chain key would produce (for closed chains: the
     /// chain's end).
     next: u32,
-    skipped: BTreeMap<u32, BoxedMessageKey>,
+    skipped: SkippedKeys,
+}
+
+/// A chain's skipped message keys, in increasing index order. A sorted
+/// vector rather than a map: its buffer holds only indices and pointers to
+/// boxed keys, and it has no uninitialised bytes that a move could fill with
+/// a stack leftover (an empty `BTreeMap` has one), so nothing secret reaches
+/// memory that is freed without being wiped.
+#[derive(Default)]
+struct SkippedKeys(Vec<(u32, BoxedMessageKey)>);
+
+impl SkippedKeys {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn position(&self, index: u32) -> core::result::Result<usize, usize> {
+        self.0.binary_search_by_key(&index, |(i, _)| *i)
+    }
+
+    fn contains_key(&self, index: &u32) -> bool {
+        self.position(*index).is_ok()
+    }
+
+    fn get(&self, index: &u32) -> Option<&BoxedMessageKey> {
+        let at = self.position(*index).ok()?;
+        self.0.get(at).map(|(_, key)| key)
+    }
+
+    fn remove(&mut self, index: &u32) {
+        if let Ok(at) = self.position(*index) {
+            self.0.remove(at);
+        }
+    }
+
+    /// Adds keys; callers add indices above every held one, in order, so
+    /// this appends (an out-of-order key is placed by search all the same).
+    fn extend(&mut self, keys: impl IntoIterator<Item = (u32, BoxedMessageKey)>) {
+        for (index, key) in keys {
+            match self.0.last() {
+                Some((last, _)) if *last >= index => match self.position(index) {
+                    Ok(at) => {
+                        if let Some(slot) = self.0.get_mut(at) {
+                            slot.1 = key;
+                        }
+                    }
+                    Err(at) => self.0.insert(at, (index, key)),
+                },
+                _ => self.0.push((index, key)),
+            }
+        }
+    }
+
+    /// Deletes the `n` lowest-index keys (all if fewer).
+    fn drop_lowest(&mut self, n: usize) {
+        self.0.drain(..n.min(self.0.len()));
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&u32, &BoxedMessageKey)> {
+        self.0.iter().map(|(i, k)| (i, k))
+    }
 }
 
 impl ReceivingChain {
@@ -63,7 +123,11 @@ impl ReceivingChain {
         self.ratchet_key.encode(out);
         self.chain_key.encode(out);
         self.next.encode(out);
-        codec::write_map(out, SKIPPED_KEYS, &self.skipped);
+        SKIPPED_KEYS.write(out, self.skipped.len());
+        for (index, key) in self.skipped.iter() {
+            index.encode(out);
+            key.encode(out);
+        }
     }
 
     /// Reads a saved chain: `is_current` says whether it must have its chain
@@ -84,7 +148,12 @@ impl ReceivingChain {
             None
         };
         let next = u32::decode(r)?;
-        let skipped = codec::read_map(r, SKIPPED_KEYS.at_most(budget), next)?;
+        let mut keys = Vec::new();
+        codec::read_sorted(r, SKIPPED_KEYS.at_most(budget), next, |r, index| {
+            keys.push((index, BoxedMessageKey::decode(r)?));
+            Ok(())
+        })?;
+        let skipped = SkippedKeys(keys);
         Ok(Self {
             ratchet_key,
             chain_key,
@@ -134,7 +203,7 @@ pub(crate) fn open_chain(
             ratchet_key: header.ratchet_key,
             chain_key: Some(Box::new(next_chain_key)),
             next,
-            skipped: skipped.into_iter().collect(),
+            skipped: SkippedKeys(skipped),
         },
         message_key,
     })
@@ -174,6 +243,17 @@ impl ReceivingChains {
         self.chains.back().map(|c| &c.ratchet_key)
     }
 
+    /// Whether two chains have the same ratchet key (a saved state that
+    /// breaks SPEC §10.2).
+    pub(crate) fn has_repeated_ratchet_key(&self) -> bool {
+        self.chains.iter().enumerate().any(|(i, a)| {
+            self.chains
+                .iter()
+                .skip(i + 1)
+                .any(|b| a.ratchet_key == b.ratchet_key)
+        })
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.chains.len()
     }
@@ -205,8 +285,11 @@ impl ReceivingChains {
                 });
             }
             let chain_key = match &chain.chain_key {
-                Some(chain_key) if index >= chain.next => chain_key,
-                _ => return Err(Error::DuplicateMessage),
+                _ if index < chain.next => return Err(Error::DuplicateMessage),
+                Some(chain_key) => chain_key,
+                // At or past the end of a chain the peer closed: an honest
+                // peer never sends there, a rolled-back one does (§8.6 1.3).
+                None => return Err(Error::SessionDiverged),
             };
             let gap = index - chain.next;
             if gap > MAX_SKIP {
@@ -225,8 +308,9 @@ impl ReceivingChains {
             });
         }
 
-        // A new ratchet key: only possible after we sent on a new key of ours.
-        let our_secret = our_secret.ok_or(Error::UnexpectedRatchetKey)?;
+        // A new ratchet key: an honest peer starts one only after a message
+        // on a new key of ours, which needs a sending chain (§8.6 2.1).
+        let our_secret = our_secret.ok_or(Error::SessionDiverged)?;
         let closing_end = header.previous_chain_length;
         let (closing_from, closing_key) = match self.chains.back() {
             Some(ReceivingChain {
@@ -327,15 +411,14 @@ impl ReceivingChains {
             self.chains.pop_front();
         }
         for c in &mut self.chains {
-            while c.skipped.len() > MAX_SKIPPED_KEYS_PER_CHAIN {
-                c.skipped.pop_first();
-            }
+            let over = c.skipped.len().saturating_sub(MAX_SKIPPED_KEYS_PER_CHAIN);
+            c.skipped.drop_lowest(over);
         }
         let mut excess = self.total_skipped().saturating_sub(MAX_SKIPPED_KEYS);
         for c in &mut self.chains {
-            while excess > 0 && c.skipped.pop_first().is_some() {
-                excess -= 1;
-            }
+            let n = excess.min(c.skipped.len());
+            c.skipped.drop_lowest(n);
+            excess -= n;
         }
     }
 }

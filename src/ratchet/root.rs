@@ -17,13 +17,24 @@ impl RootKey {
         Self(bytes)
     }
 
+    /// All zero: a placeholder in a new state's box, overwritten there
+    /// before the state is used.
+    pub(crate) fn zero() -> Self {
+        Self([0; 32])
+    }
+
+    /// Overwrites the key with `bytes` where it is.
+    pub(crate) fn set(&mut self, bytes: &[u8; 32]) {
+        self.0.copy_from_slice(bytes);
+    }
+
     #[cfg(test)]
     pub(crate) fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
 
     /// KDF_RK: HKDF-SHA256(salt = root key, IKM = DH output,
-    /// info = "sotto v1 root", L = 64) split into the next root key (first
+    /// info = "sotto v2 root", L = 64) split into the next root key (first
     /// 32 bytes) and a new chain key (last 32 bytes).
     pub(crate) fn step(&self, dh_output: &[u8; 32]) -> (RootKey, ChainKey) {
         let okm = crypto::hkdf::<64>(&self.0, dh_output, label::ROOT);

@@ -1,7 +1,6 @@
 //! The sending side of the Double Ratchet: our current ratchet key pair and
 //! the chain it started (SPEC.md §8.5; saved as part of the session, §10.2).
 
-use rand_core::CryptoRng;
 use x25519_dalek::StaticSecret;
 
 use super::chain::{ChainKey, MessageKey};
@@ -25,15 +24,14 @@ pub(crate) struct SendingChain {
 }
 
 impl SendingChain {
-    /// Starts a chain (SPEC §8.5 step 3): draws 32 bytes for a new ratchet
-    /// secret and takes the root step over its exchange with the peer's
-    /// ratchet key. Returns the new root key with the chain.
-    pub(crate) fn start<R: CryptoRng + ?Sized>(
-        rng: &mut R,
+    /// Starts a chain (SPEC §8.5 step 5) with a freshly drawn ratchet
+    /// secret: the root step over its exchange with the peer's ratchet key.
+    /// Returns the new root key with the chain; changes nothing.
+    pub(crate) fn start(
+        secret: StaticSecret,
         root_key: &RootKey,
         remote_ratchet_key: &RatchetPublicKey,
     ) -> Result<(RootKey, Self)> {
-        let secret = StaticSecret::random_from_rng(rng);
         let dh = crypto::x25519(&secret, remote_ratchet_key.key())?;
         let (root_key, chain_key) = root_key.step(&dh);
         let chain = Self {

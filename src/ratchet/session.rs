@@ -1,24 +1,26 @@
-//! The pairwise session's public API: X3DH to start one (SPEC.md §7), then
-//! the Double Ratchet (§8, in the sibling modules) to encrypt and decrypt,
-//! and its saved state (§10.2, encoded by `state.rs`).
+//! The pairwise session's public API: PQXDH (or, by explicit choice, X3DH)
+//! to start one (SPEC.md §7), then the Double Ratchet (§8, in the sibling
+//! modules) to encrypt and decrypt, and its saved state (§10.2, encoded by
+//! `state.rs`).
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
 
-use rand_core::CryptoRng;
-use x25519_dalek::{PublicKey, StaticSecret};
+use rand_core::TryCryptoRng;
+use x25519_dalek::PublicKey;
 use zeroize::Zeroizing;
 
-use super::root::RootKey;
-use super::state::{Role, SessionState};
-use crate::codec::tag;
+use super::plaintext::Plaintext;
+use super::state::{Agreed, KeyAgreement, KeyAgreementPolicy, Role, SessionState};
+use crate::codec::{Codec, Reader, Sink, tag};
+use crate::crypto::{self, kem};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::keys::{IdentityKey, VerifiedPreKeyBundle};
 use crate::sealed::{self, SavedState, StorageKey};
-use crate::wire::{Message, PreKeyMessage};
-use crate::x3dh;
+use crate::wire::{KemCiphertext, Message, PreKeyMessage};
+use crate::x3dh::KeyMaterial;
 
 /// A pairwise end-to-end encrypted session.
 ///
@@ -32,80 +34,156 @@ use crate::x3dh;
 pub struct Session(Box<SessionState>);
 
 impl Session {
-    /// Starts a session from a verified bundle (draws 32 bytes for the X3DH
-    /// ephemeral key). The first message carries the X3DH header; so does
-    /// every message until a reply decrypts.
+    /// Starts a PQXDH session from a verified bundle (SPEC §7.2); a bundle
+    /// without a KEM prekey is refused. The same as
+    /// [`Session::initiate_with_policy`] with
+    /// [`KeyAgreementPolicy::PostQuantumRequired`].
     ///
     /// # Errors
     ///
-    /// [`Error::NonContributoryKey`] if an exchange with the bundle's keys
-    /// gives the all-zero output (a low-order key); `device` is never
-    /// changed.
-    pub fn initiate<R: CryptoRng + ?Sized>(
+    /// As [`Session::initiate_with_policy`].
+    pub fn initiate<R: TryCryptoRng + ?Sized>(
         device: &Device,
         rng: &mut R,
         bundle: &VerifiedPreKeyBundle,
     ) -> Result<Self> {
-        let bundle = bundle.bundle();
-        let base = StaticSecret::random_from_rng(rng);
-        let signed_prekey = bundle.signed_prekey();
-        let one_time = bundle.one_time_prekey();
-        let secret = x3dh::initiator_secret(
-            device.identity_pair(),
-            &base,
-            bundle.identity(),
-            signed_prekey.key(),
-            one_time.map(|opk| opk.key()),
-        )?;
-        Ok(Self(Box::new(SessionState::initiator(
-            *device.identity_key(),
-            bundle,
-            PublicKey::from(&base).to_bytes(),
-            RootKey::from_bytes(*secret),
-        ))))
+        Self::initiate_with_policy(device, rng, bundle, KeyAgreementPolicy::PostQuantumRequired)
     }
 
-    /// Accepts a prekey message: runs the responder's side of X3DH, decrypts
-    /// the message, and only then deletes the one-time prekey it used from
-    /// `device`. On error neither `device` nor anything else changes.
-    ///
-    /// The caller persists both the new session and `device`.
+    /// Starts a session from a verified bundle under `policy` (SPEC §7.1,
+    /// §7.2): PQXDH if the bundle has a KEM prekey, whatever the policy;
+    /// classical X3DH only if it has none and `policy` allows it. Draws 32
+    /// bytes for the base key, then, with a KEM prekey, 32 bytes for the
+    /// encapsulation. The first message carries the prekey header (and the
+    /// KEM ciphertext); so does every message until a reply decrypts.
+    /// `device` is never changed.
     ///
     /// # Errors
     ///
-    /// In this order (SPEC §7.2): [`Error::DuplicatePreKeyMessage`] if
-    /// `device` accepted this base key before;
-    /// [`Error::UnknownSignedPreKey`] or [`Error::UnknownOneTimePreKey`] for
-    /// a prekey `device` does not hold; [`Error::NonContributoryKey`] for a
-    /// low-order key; [`Error::TooFarAhead`] if the message number is over
-    /// [`MAX_SKIP`](crate::MAX_SKIP); [`Error::AuthenticationFailed`] if the
-    /// message does not decrypt.
-    pub fn accept(device: &mut Device, message: &PreKeyMessage) -> Result<(Self, Vec<u8>)> {
-        let prekey = message.prekey_header();
-        let base_key = prekey.base_key.to_bytes();
-        if device.has_seen_base_key(&base_key) {
-            return Err(Error::DuplicatePreKeyMessage);
+    /// In this order: [`Error::PostQuantumRequired`] for a bundle without a
+    /// KEM prekey under [`KeyAgreementPolicy::PostQuantumRequired`];
+    /// [`Error::RandomnessUnavailable`] if `rng` fails;
+    /// [`Error::NonContributoryKey`] if an exchange with the bundle's keys
+    /// gives the all-zero output (a low-order key).
+    pub fn initiate_with_policy<R: TryCryptoRng + ?Sized>(
+        device: &Device,
+        rng: &mut R,
+        bundle: &VerifiedPreKeyBundle,
+        policy: KeyAgreementPolicy,
+    ) -> Result<Self> {
+        let bundle = bundle.bundle();
+        let kem_prekey = bundle.kem_prekey();
+        if kem_prekey.is_none() && policy == KeyAgreementPolicy::PostQuantumRequired {
+            return Err(Error::PostQuantumRequired);
         }
-        let signed_prekey = device.signed_prekey_secret(prekey.signed_prekey_id)?;
-        let one_time = prekey
-            .one_time_prekey_id
-            .map(|id| device.one_time_prekey_secret(id))
-            .transpose()?;
-        let secret = x3dh::responder_secret(
+        let base = crypto::draw_x25519(rng)?;
+        let encapsulation = match kem_prekey {
+            Some(kem_prekey) => {
+                let mut m = Zeroizing::new([0u8; kem::M_LEN]);
+                crypto::draw(rng, m.as_mut())?;
+                Some((kem_prekey, m))
+            }
+            None => None,
+        };
+        let material = KeyMaterial::initiator(
             device.identity_pair(),
-            signed_prekey,
-            one_time,
-            &prekey.identity,
-            &prekey.base_key,
+            &base,
+            bundle.identity(),
+            bundle.signed_prekey().key(),
+            bundle.one_time_prekey().map(|opk| opk.key()),
         )?;
+        let (agreed, kem) = match encapsulation {
+            Some((kem_prekey, m)) => {
+                let (ciphertext, shared) = kem::encapsulate(kem_prekey.key(), &m);
+                let agreed = Agreed::new(material, Some((kem_prekey.key(), &shared)));
+                let kem = KemCiphertext {
+                    kem_prekey_id: kem_prekey.id(),
+                    ciphertext,
+                };
+                (agreed, Some(kem))
+            }
+            None => (Agreed::new(material, None), None),
+        };
+        Ok(Self(SessionState::initiator(
+            *device.identity_key(),
+            bundle,
+            PublicKey::from(&base).to_bytes(),
+            agreed,
+            kem,
+        )))
+    }
+
+    /// Accepts a PQXDH prekey message; one without a KEM ciphertext is
+    /// refused. The same as [`Session::accept_with_policy`] with
+    /// [`KeyAgreementPolicy::PostQuantumRequired`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Session::accept_with_policy`].
+    pub fn accept(device: &mut Device, message: &PreKeyMessage) -> Result<(Self, Plaintext)> {
+        Self::accept_with_policy(device, message, KeyAgreementPolicy::PostQuantumRequired)
+    }
+
+    /// Accepts a prekey message under `policy` (SPEC §7.1, §7.3): runs the
+    /// responder's side of the key agreement, decrypts the message, and only
+    /// then commits to `device`: deletes the one-time prekey and one-time
+    /// KEM prekey it used or, if it used neither, records its base key under
+    /// its signed prekey, so that it is never accepted twice (SPEC §6). On
+    /// error neither `device` nor anything else changes. The plaintext's
+    /// [`sender`](Plaintext::sender) is the initiator's identity.
+    ///
+    /// The caller persists `device`, then the new session, and only then
+    /// shows the plaintext.
+    ///
+    /// # Errors
+    ///
+    /// In this order (SPEC §7.3): [`Error::PostQuantumRequired`] for a
+    /// message without a KEM ciphertext under
+    /// [`KeyAgreementPolicy::PostQuantumRequired`];
+    /// [`Error::UnknownSignedPreKey`];
+    /// [`Error::DuplicatePreKeyMessage`] if its signed prekey recorded this
+    /// base key; [`Error::UnknownOneTimePreKey`];
+    /// [`Error::UnknownKemPreKey`]; [`Error::SignedPreKeyExhausted`] for a
+    /// replayable message once its signed prekey recorded
+    /// [`MAX_BASE_KEYS_PER_SIGNED_PREKEY`](crate::MAX_BASE_KEYS_PER_SIGNED_PREKEY)
+    /// base keys; [`Error::NonContributoryKey`] for a low-order key;
+    /// [`Error::TooFarAhead`] if the message number is over
+    /// [`MAX_SKIP`](crate::MAX_SKIP); [`Error::AuthenticationFailed`] if the
+    /// message does not decrypt (also for a KEM ciphertext not made for the
+    /// named KEM prekey).
+    pub fn accept_with_policy(
+        device: &mut Device,
+        message: &PreKeyMessage,
+        policy: KeyAgreementPolicy,
+    ) -> Result<(Self, Plaintext)> {
+        let header = message.prekey_header();
+        if header.kem.is_none() && policy == KeyAgreementPolicy::PostQuantumRequired {
+            return Err(Error::PostQuantumRequired);
+        }
+        let prekeys = device.prekeys_for(header)?;
+        let material = KeyMaterial::responder(
+            device.identity_pair(),
+            prekeys.signed_prekey,
+            prekeys.one_time_prekey,
+            &header.identity,
+            &header.base_key,
+        )?;
+        let agreed = match prekeys.kem_prekey.zip(header.kem.as_ref()) {
+            Some((seed, kem)) => {
+                let (shared, key) = kem::decapsulate(seed, &kem.ciphertext);
+                Agreed::new(material, Some((&key, &shared)))
+            }
+            None => Agreed::new(material, None),
+        };
         let (state, plaintext) = SessionState::accept(
             *device.identity_key(),
             message,
-            &RootKey::from_bytes(*secret),
-            signed_prekey,
+            agreed,
+            prekeys.signed_prekey,
         )?;
-        device.consume(prekey.one_time_prekey_id, base_key);
-        Ok((Self(Box::new(state)), plaintext))
+        let replayable = prekeys.replayable;
+        device.consume(header, replayable);
+        Ok((Self(state), plaintext))
     }
 
     /// Encrypts `plaintext`. Draws 32 bytes for a new ratchet key when a
@@ -119,7 +197,7 @@ impl Session {
     /// [`Error::ChainExhausted`] when the sending chain has used every
     /// message number; [`Error::NonContributoryKey`] if the new ratchet key's
     /// exchange with the peer's gives the all-zero output.
-    pub fn encrypt<R: CryptoRng + ?Sized>(
+    pub fn encrypt<R: TryCryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
         plaintext: &[u8],
@@ -128,24 +206,60 @@ impl Session {
     }
 
     /// Decrypts a message of this session. All or nothing: on any error the
-    /// session is exactly as it was.
+    /// session is exactly as it was. Never draws randomness. The plaintext's
+    /// [`sender`](Plaintext::sender) is this session's remote identity.
     ///
     /// # Errors
     ///
     /// In the order of SPEC §8.6. For a prekey message first
     /// [`Error::IdentityMismatch`] (another identity) and
-    /// [`Error::SessionMismatch`] (not our responder session). Then
-    /// [`Error::DuplicateMessage`] (already decrypted, or its key deleted),
-    /// [`Error::UnexpectedRatchetKey`] (a new chain we cannot have caused),
+    /// [`Error::SessionMismatch`] (not our responder session). Then, on a
+    /// known chain: [`Error::AuthenticationFailed`] (a skipped key's tag);
     /// [`Error::TooFarAhead`] (more than [`MAX_SKIP`](crate::MAX_SKIP) keys
-    /// to skip), [`Error::ChainExhausted`] (the last message number),
-    /// [`Error::NonContributoryKey`] (a low-order ratchet key), and
-    /// [`Error::AuthenticationFailed`] (the tag does not verify).
-    pub fn decrypt(&mut self, message: &Message) -> Result<Vec<u8>> {
-        self.0.decrypt(message)
+    /// to skip), [`Error::ChainExhausted`] (the last message number) and
+    /// [`Error::AuthenticationFailed`] on the current chain;
+    /// [`Error::SessionDiverged`] at or past the end of a closed chain;
+    /// [`Error::DuplicateMessage`] below it (already decrypted, or its key
+    /// deleted). On a ratchet key this session does not know:
+    /// [`Error::SessionDiverged`] without a sending chain,
+    /// [`Error::TooFarAhead`], [`Error::NonContributoryKey`] (a low-order
+    /// key), and [`Error::SessionDiverged`] if it does not decrypt.
+    ///
+    /// `SessionDiverged` means the two sides no longer share the ratchet,
+    /// usually because one restored an older state (SPEC §11): this session
+    /// cannot read the peer's new chains again and must be replaced by a new
+    /// one. It is not authenticated (a forgery gives it too): keep the
+    /// session for the messages it can still decrypt.
+    pub fn decrypt(&mut self, message: &Message) -> Result<Plaintext> {
+        self.decrypt_then(message, |_| Ok(()))
+            .map(|(plaintext, ())| plaintext)
     }
 
-    /// Which side of X3DH this session was.
+    /// Decrypts as [`Session::decrypt`], then runs `then` on the plaintext
+    /// before the session changes; the session commits only if `then`
+    /// returns `Ok`, so a caller can make acting on a message and reading it
+    /// one all-or-nothing step (the group store's one-call install, SPEC
+    /// §15.7).
+    pub(crate) fn decrypt_then<T>(
+        &mut self,
+        message: &Message,
+        then: impl FnOnce(&Plaintext) -> Result<T>,
+    ) -> Result<(Plaintext, T)> {
+        self.0.decrypt(message, then)
+    }
+
+    /// The generation (SPEC §10.1): 0 for a new session, plus 1 for every
+    /// successful encrypt or decrypt.
+    pub fn generation(&self) -> u64 {
+        self.0.generation()
+    }
+
+    /// Which key agreement started this session (SPEC §7.1).
+    pub fn key_agreement(&self) -> KeyAgreement {
+        self.0.key_agreement()
+    }
+
+    /// Which side of the key agreement this session was.
     pub fn role(&self) -> Role {
         self.0.role()
     }
@@ -203,22 +317,28 @@ impl Session {
         <Self as SavedState>::from_bytes(bytes)
     }
 
-    /// The session encrypted at rest under `key` (draws 32 bytes of salt).
+    /// The session encrypted at rest under `key`, bound to `context` (the
+    /// record's key in the application's store; draws 32 bytes of salt).
     ///
     /// # Errors
     ///
     /// As [`SavedState::seal`].
-    pub fn seal<R: CryptoRng + ?Sized>(&self, key: &StorageKey, rng: &mut R) -> Result<Vec<u8>> {
-        <Self as SavedState>::seal(self, key, rng)
+    pub fn seal<R: TryCryptoRng + ?Sized>(
+        &self,
+        key: &StorageKey,
+        context: &[u8],
+        rng: &mut R,
+    ) -> Result<Vec<u8>> {
+        <Self as SavedState>::seal(self, key, context, rng)
     }
 
-    /// Opens and restores [`Session::seal`]'s output.
+    /// Opens and restores [`Session::seal`]'s output, sealed under `context`.
     ///
     /// # Errors
     ///
     /// As [`SavedState::unseal`], then as [`Session::from_bytes`].
-    pub fn unseal(sealed: &[u8], key: &StorageKey) -> Result<Self> {
-        <Self as SavedState>::unseal(sealed, key)
+    pub fn unseal(sealed: &[u8], key: &StorageKey, context: &[u8]) -> Result<Self> {
+        <Self as SavedState>::unseal(sealed, key, context)
     }
 }
 
@@ -227,20 +347,37 @@ impl sealed::Sealed for Session {}
 impl SavedState for Session {
     const TYPE_TAG: u8 = tag::SESSION_STATE;
 
+    fn generation(&self) -> u64 {
+        self.0.generation()
+    }
+
     fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
-        sealed::to_plain(Self::TYPE_TAG, &*self.0)
+        sealed::to_plain(Self::TYPE_TAG, self)
     }
 
     fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let state: Box<SessionState> = sealed::from_plain(Self::TYPE_TAG, bytes)?;
-        state.check()?;
-        Ok(Self(state))
+        let session: Self = sealed::from_plain(Self::TYPE_TAG, bytes)?;
+        session.0.check()?;
+        Ok(session)
+    }
+}
+
+/// The state's fields (SPEC §10.2), decoded straight into its box.
+impl Codec for Session {
+    fn encode<S: Sink>(&self, out: &mut S) {
+        self.0.encode(out);
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        SessionState::decode_boxed(r).map(Self)
     }
 }
 
 impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Session")
+            .field("generation", &self.0.generation())
+            .field("key_agreement", &self.0.key_agreement())
             .field("role", &self.0.role())
             .field("remote_identity", self.0.remote_identity())
             .field("awaiting_reply", &self.0.is_awaiting_reply())

@@ -3,23 +3,27 @@
 //! and receiving sides are their own modules; this one ties them to the
 //! root key and the session's identities.
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 
-use rand_core::CryptoRng;
+use rand_core::TryCryptoRng;
 use x25519_dalek::{PublicKey, StaticSecret};
 
-use super::receiving::{self, ReceivingChains};
+use super::plaintext::Plaintext;
+use super::receiving::{self, Plan, ReceivingChains};
 use super::root::RootKey;
 use super::sending::SendingChain;
 use crate::codec::{self, Codec, Reader, Sink};
-use crate::crypto::AEAD_TAG_LEN;
+use crate::crypto::kem::{EncapsulationKey, SS_LEN};
+use crate::crypto::{self, AEAD_TAG_LEN};
 use crate::error::{Error, Result};
 use crate::keys::{IdentityKey, OneTimePreKey, PreKeyBundle, RatchetPublicKey};
+use crate::sealed;
 use crate::wire::{
-    MAX_PLAINTEXT_LEN, Message, PreKeyHeader, PreKeyMessage, RatchetHeader, RatchetMessage,
-    SALT_LEN,
+    KemCiphertext, MAX_PLAINTEXT_LEN, Message, PreKeyHeader, PreKeyMessage, RatchetHeader,
+    RatchetMessage, SALT_LEN,
 };
-use crate::x3dh::{self, ASSOCIATED_DATA_LEN};
+use crate::x3dh::{self, ASSOCIATED_DATA_LEN, KEM_BINDING_LEN, KeyMaterial};
 
 /// Which side of X3DH this session was.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -49,35 +53,99 @@ impl Codec for Role {
     }
 }
 
-/// The prekeys an initiator's first messages name, repeated until a reply.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct PendingPreKey {
-    signed_prekey_id: u32,
-    one_time_prekey_id: Option<u32>,
+/// Which key agreement started a session (SPEC §7.1).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum KeyAgreement {
+    /// Classical X3DH, only under
+    /// [`KeyAgreementPolicy::ClassicalAllowed`].
+    X3dh,
+    /// X3DH with an ML-KEM-1024 encapsulation (PQXDH): the default.
+    Pqxdh,
 }
 
-/// The signed prekey id, then the optional one-time prekey id.
-impl Codec for PendingPreKey {
+/// One byte: 0 X3DH, 1 PQXDH.
+impl Codec for KeyAgreement {
     fn encode<S: Sink>(&self, out: &mut S) {
-        self.signed_prekey_id.encode(out);
-        self.one_time_prekey_id.encode(out);
+        let byte: u8 = match self {
+            Self::X3dh => 0,
+            Self::Pqxdh => 1,
+        };
+        byte.encode(out);
     }
 
     fn decode(r: &mut Reader<'_>) -> Result<Self> {
+        match r.u8()? {
+            0 => Ok(Self::X3dh),
+            1 => Ok(Self::Pqxdh),
+            _ => Err(Error::InvalidEncoding),
+        }
+    }
+}
+
+/// What one [`Session::initiate_with_policy`](crate::Session::initiate_with_policy)
+/// or [`Session::accept_with_policy`](crate::Session::accept_with_policy)
+/// call accepts (SPEC §7.1). It is not saved: it applies to that call only.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub enum KeyAgreementPolicy {
+    /// PQXDH only: a bundle without a KEM prekey, or a prekey message
+    /// without a KEM ciphertext, is refused with
+    /// [`Error::PostQuantumRequired`]. What `initiate` and `accept` use.
+    #[default]
+    PostQuantumRequired,
+    /// Classical X3DH too, for a peer that cannot do ML-KEM. Choose it for
+    /// one call, and never again for a peer that once offered a KEM prekey
+    /// or used PQXDH: otherwise a server that strips KEM prekeys gets X3DH.
+    /// A bundle with a KEM prekey still gives PQXDH.
+    ClassicalAllowed,
+}
+
+/// The prekeys an initiator's first messages name, repeated until a reply:
+/// the signed prekey id, the one-time prekey id, and for PQXDH the KEM
+/// prekey id with the ciphertext (SPEC §7.2 step 7).
+#[derive(Clone, PartialEq, Eq)]
+struct PendingPreKey {
+    signed_prekey_id: u32,
+    one_time_prekey_id: Option<u32>,
+    kem: Option<KemCiphertext>,
+}
+
+impl PendingPreKey {
+    fn encode<S: Sink>(&self, out: &mut S) {
+        self.signed_prekey_id.encode(out);
+        self.one_time_prekey_id.encode(out);
+        self.kem.encode(out);
+    }
+
+    /// The KEM flag must match the session's key agreement, checked as soon
+    /// as it is read (SPEC §10.2).
+    fn decode(r: &mut Reader<'_>, key_agreement: KeyAgreement) -> Result<Self> {
         let signed_prekey_id = u32::decode(r)?;
         let one_time_prekey_id = Option::<u32>::decode(r)?;
+        let has_kem = r.flag()?;
+        if has_kem != (key_agreement == KeyAgreement::Pqxdh) {
+            return Err(Error::InvalidEncoding);
+        }
+        let kem = if has_kem {
+            Some(KemCiphertext::decode(r)?)
+        } else {
+            None
+        };
         Ok(Self {
             signed_prekey_id,
             one_time_prekey_id,
+            kem,
         })
     }
 }
 
 /// A session's fields (SPEC §8.1).
 pub(crate) struct SessionState {
+    generation: u64,
     role: Role,
+    key_agreement: KeyAgreement,
     local_identity: IdentityKey,
     remote_identity: IdentityKey,
+    kem_binding: [u8; KEM_BINDING_LEN],
     /// The initiator's X3DH ephemeral public key; names the session.
     base_key: [u8; 32],
     /// Initiator only: prekeys to name in every message until the first reply.
@@ -92,81 +160,155 @@ pub(crate) struct SessionState {
     receiving: ReceivingChains,
 }
 
-/// AD = Encode(IK_initiator) || Encode(IK_responder), whichever side we are.
+/// AD = IK_initiator || IK_responder || KB, whichever side we are.
 fn associated_data(
     role: Role,
     local: &IdentityKey,
     remote: &IdentityKey,
+    kem_binding: &[u8; KEM_BINDING_LEN],
 ) -> [u8; ASSOCIATED_DATA_LEN] {
     match role {
-        Role::Initiator => x3dh::associated_data(local, remote),
-        Role::Responder => x3dh::associated_data(remote, local),
+        Role::Initiator => x3dh::associated_data(local, remote, kem_binding),
+        Role::Responder => x3dh::associated_data(remote, local, kem_binding),
+    }
+}
+
+/// What key agreement produced, for a new session.
+pub(crate) struct Agreed {
+    key_agreement: KeyAgreement,
+    kem_binding: [u8; KEM_BINDING_LEN],
+    root_key: RootKey,
+}
+
+impl Agreed {
+    /// `SK` from the exchanges and, for PQXDH, the KEM shared secret, with
+    /// the KEM binding over the encapsulation key (SPEC §7.2 steps 5 and 6,
+    /// §7.4).
+    pub(crate) fn new(
+        material: KeyMaterial,
+        kem: Option<(&EncapsulationKey, &[u8; SS_LEN])>,
+    ) -> Self {
+        let key_agreement = match kem {
+            Some(_) => KeyAgreement::Pqxdh,
+            None => KeyAgreement::X3dh,
+        };
+        let kem_binding = x3dh::kem_binding(kem.map(|(key, _)| key));
+        let shared = material.shared_secret(kem.map(|(_, shared)| shared));
+        Self {
+            key_agreement,
+            kem_binding,
+            root_key: RootKey::from_bytes(*shared),
+        }
     }
 }
 
 impl SessionState {
-    /// The initiator's state after X3DH with `bundle` (SPEC §7.1): the root
-    /// key is the shared secret, the responder's signed prekey is its first
-    /// ratchet key, and every message names the bundle's prekeys until a
-    /// reply.
+    /// A new state in its box, with the fields that are not secret and a
+    /// zero root key that the caller overwrites in the box: the state, root
+    /// key included, is never assembled on the stack and then copied, which
+    /// would leave a copy of the root key in stack memory that later
+    /// moves can carry anywhere.
+    #[allow(clippy::too_many_arguments)]
+    fn boxed(
+        generation: u64,
+        role: Role,
+        key_agreement: KeyAgreement,
+        local_identity: IdentityKey,
+        remote_identity: IdentityKey,
+        kem_binding: [u8; KEM_BINDING_LEN],
+        base_key: [u8; 32],
+        pending_prekey: Option<PendingPreKey>,
+        remote_ratchet_key: RatchetPublicKey,
+    ) -> Box<Self> {
+        Box::new(Self {
+            generation,
+            role,
+            key_agreement,
+            associated_data: associated_data(role, &local_identity, &remote_identity, &kem_binding),
+            local_identity,
+            remote_identity,
+            kem_binding,
+            base_key,
+            pending_prekey,
+            root_key: RootKey::zero(),
+            remote_ratchet_key,
+            sending: None,
+            previous_sending_length: 0,
+            receiving: ReceivingChains::default(),
+        })
+    }
+
+    /// The initiator's state after key agreement with `bundle` (SPEC §7.2
+    /// step 7): the root key is the shared secret, the responder's signed
+    /// prekey is its first ratchet key, and every message names the
+    /// bundle's prekeys (and the KEM ciphertext) until a reply.
     pub(crate) fn initiator(
         local_identity: IdentityKey,
         bundle: &PreKeyBundle,
         base_key: [u8; 32],
-        root_key: RootKey,
-    ) -> Self {
-        let remote_identity = *bundle.identity();
+        agreed: Agreed,
+        kem: Option<KemCiphertext>,
+    ) -> Box<Self> {
         let signed_prekey = bundle.signed_prekey();
-        Self {
-            role: Role::Initiator,
-            associated_data: associated_data(Role::Initiator, &local_identity, &remote_identity),
+        let mut state = Self::boxed(
+            0,
+            Role::Initiator,
+            agreed.key_agreement,
             local_identity,
-            remote_identity,
+            *bundle.identity(),
+            agreed.kem_binding,
             base_key,
-            pending_prekey: Some(PendingPreKey {
+            Some(PendingPreKey {
                 signed_prekey_id: signed_prekey.id(),
                 one_time_prekey_id: bundle.one_time_prekey().map(OneTimePreKey::id),
+                kem,
             }),
-            root_key,
-            remote_ratchet_key: RatchetPublicKey::new(*signed_prekey.key()),
-            sending: None,
-            previous_sending_length: 0,
-            receiving: ReceivingChains::default(),
-        }
+            RatchetPublicKey::new(*signed_prekey.key()),
+        );
+        state.root_key = agreed.root_key;
+        state
     }
 
-    /// The responder's state after X3DH (SPEC §7.2), with the plaintext of
-    /// the prekey message that started it. The initiator's first ratchet
-    /// step used our signed prekey as our ratchet key; this takes the
-    /// matching receive step, from the shared secret `root_key`.
+    /// The responder's state after key agreement (SPEC §7.3 steps 8 to
+    /// 11), with the plaintext of the prekey message that started it. The
+    /// initiator's first ratchet step used our signed prekey as our ratchet
+    /// key; this takes the matching receive step from the shared secret.
     pub(crate) fn accept(
         local_identity: IdentityKey,
         message: &PreKeyMessage,
-        root_key: &RootKey,
+        agreed: Agreed,
         signed_prekey: &StaticSecret,
-    ) -> Result<(Self, Vec<u8>)> {
+    ) -> Result<(Box<Self>, Plaintext)> {
         let prekey = message.prekey_header();
         let header = message.inner_header();
-        let opened = receiving::open_chain(root_key, signed_prekey, header, 0)?;
-        let state = Self {
-            role: Role::Responder,
-            associated_data: associated_data(Role::Responder, &local_identity, &prekey.identity),
+        let opened = receiving::open_chain(&agreed.root_key, signed_prekey, header, 0)?;
+        let mut state = Self::boxed(
+            0,
+            Role::Responder,
+            agreed.key_agreement,
             local_identity,
-            remote_identity: prekey.identity,
-            base_key: prekey.base_key.to_bytes(),
-            pending_prekey: None,
-            root_key: opened.root_key,
-            remote_ratchet_key: header.ratchet_key,
-            sending: None,
-            previous_sending_length: 0,
-            receiving: ReceivingChains::first(opened.chain),
-        };
+            prekey.identity,
+            agreed.kem_binding,
+            prekey.base_key.to_bytes(),
+            None,
+            header.ratchet_key,
+        );
+        state.root_key = opened.root_key;
+        state.receiving = ReceivingChains::first(opened.chain);
         let (prefix, body) = message.parts();
         let plaintext =
             opened
                 .message_key
                 .open(&header.salt, &state.associated_data, prefix, body)?;
-        Ok((state, plaintext))
+        Ok((state, Plaintext::new(plaintext, prekey.identity)))
+    }
+
+    pub(crate) fn key_agreement(&self) -> KeyAgreement {
+        self.key_agreement
+    }
+
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
     }
 
     pub(crate) fn role(&self) -> Role {
@@ -193,8 +335,9 @@ impl SessionState {
         &self.receiving
     }
 
-    /// SPEC §8.5.
-    pub(crate) fn encrypt<R: CryptoRng + ?Sized>(
+    /// SPEC §8.5: checks, then every draw, then the computation, and only
+    /// then the commit.
+    pub(crate) fn encrypt<R: TryCryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
         plaintext: &[u8],
@@ -209,24 +352,30 @@ impl SessionState {
         {
             return Err(Error::ChainExhausted);
         }
+        // A chain started here is committed with the message, not before.
+        let mut started = None;
+        let mut salt = [0u8; SALT_LEN];
         let chain = match &mut self.sending {
-            Some(chain) => chain,
-            slot @ None => {
+            Some(chain) => {
+                crypto::draw(rng, &mut salt)?;
+                chain
+            }
+            None => {
+                let secret = crypto::draw_x25519(rng)?;
+                crypto::draw(rng, &mut salt)?;
                 let (root_key, chain) =
-                    SendingChain::start(rng, &self.root_key, &self.remote_ratchet_key)?;
-                self.root_key = root_key;
-                slot.insert(chain)
+                    SendingChain::start(secret, &self.root_key, &self.remote_ratchet_key)?;
+                &mut started.insert((root_key, chain)).1
             }
         };
-        let mut salt = [0u8; SALT_LEN];
-        rng.fill_bytes(&mut salt);
 
         let header = chain.header(self.previous_sending_length, salt);
-        let prekey = self.pending_prekey.map(|p| PreKeyHeader {
+        let prekey = self.pending_prekey.as_ref().map(|p| PreKeyHeader {
             identity: self.local_identity,
             base_key: PublicKey::from(self.base_key),
             signed_prekey_id: p.signed_prekey_id,
             one_time_prekey_id: p.one_time_prekey_id,
+            kem: p.kem.clone(),
         });
         let prefix_len =
             prekey.as_ref().map_or(0, codec::encoded_len) + codec::encoded_len(&header);
@@ -242,19 +391,32 @@ impl SessionState {
         let tag = message_key.seal(&salt, &self.associated_data, prefix, body)?;
         out.extend_from_slice(&tag);
 
+        // Commit: nothing below can fail.
         chain.advance(next_chain_key);
+        if let Some((root_key, chain)) = started {
+            self.root_key = root_key;
+            self.sending = Some(chain);
+        }
+        sealed::advance(&mut self.generation);
         Ok(match prekey {
-            Some(prekey) => Message::PreKey(PreKeyMessage::from_encoded(out, prekey, header)),
+            Some(prekey) => {
+                Message::PreKey(Box::new(PreKeyMessage::from_encoded(out, prekey, header)))
+            }
             None => Message::Ratchet(RatchetMessage::from_encoded(out, header)),
         })
     }
 
-    /// SPEC §8.6: all or nothing.
-    pub(crate) fn decrypt(&mut self, message: &Message) -> Result<Vec<u8>> {
+    /// SPEC §8.6: all or nothing. `then` sees the plaintext before anything
+    /// changes; the session commits only if it returns `Ok`.
+    pub(crate) fn decrypt<T>(
+        &mut self,
+        message: &Message,
+        then: impl FnOnce(&Plaintext) -> Result<T>,
+    ) -> Result<(Plaintext, T)> {
         match message {
             Message::Ratchet(m) => {
                 let (prefix, body) = m.parts();
-                self.decrypt_ratchet(m.header(), prefix, body)
+                self.decrypt_ratchet(m.header(), prefix, body, then)
             }
             Message::PreKey(m) => {
                 if m.identity() != &self.remote_identity {
@@ -264,25 +426,35 @@ impl SessionState {
                     return Err(Error::SessionMismatch);
                 }
                 let (prefix, body) = m.parts();
-                self.decrypt_ratchet(m.inner_header(), prefix, body)
+                self.decrypt_ratchet(m.inner_header(), prefix, body, then)
             }
         }
     }
 
-    fn decrypt_ratchet(
+    fn decrypt_ratchet<T>(
         &mut self,
         header: &RatchetHeader,
         prefix: &[u8],
         body: &[u8],
-    ) -> Result<Vec<u8>> {
+        then: impl FnOnce(&Plaintext) -> Result<T>,
+    ) -> Result<(Plaintext, T)> {
         let our_secret = self.sending.as_ref().map(SendingChain::secret);
         let plan = self.receiving.plan(header, &self.root_key, our_secret)?;
-        let plaintext = self.receiving.message_key(&plan)?.open(
+        let opened = self.receiving.message_key(&plan)?.open(
             &header.salt,
             &self.associated_data,
             prefix,
             body,
-        )?;
+        );
+        let plaintext = match (opened, &plan) {
+            // A new ratchet key that does not decrypt as the peer's next
+            // chain: the two sides no longer share a root key (§8.6 2.4).
+            (Err(Error::AuthenticationFailed), Plan::Ratchet { .. }) => {
+                return Err(Error::SessionDiverged);
+            }
+            (opened, _) => Plaintext::new(opened?, self.remote_identity),
+        };
+        let outcome = then(&plaintext)?;
         if let Some(root_key) = self.receiving.commit(plan) {
             // A Diffie-Hellman ratchet step: the next encrypt starts a new
             // sending chain.
@@ -293,17 +465,20 @@ impl SessionState {
         }
         // A decrypted reply proves the responder has the session.
         self.pending_prekey = None;
-        Ok(plaintext)
+        sealed::advance(&mut self.generation);
+        Ok((plaintext, outcome))
     }
 
-    /// The saved-state rule that relates several fields, checked after the
+    /// The saved-state rules that relate several fields, checked after the
     /// whole state was read (SPEC §4 step 4, §10.2): the current receiving
-    /// chain's ratchet key is DHr.
+    /// chain's ratchet key is DHr, and no two chains have the same ratchet
+    /// key.
     pub(crate) fn check(&self) -> Result<()> {
         if self
             .receiving
             .current_ratchet_key()
             .is_some_and(|key| *key != self.remote_ratchet_key)
+            || self.receiving.has_repeated_ratchet_key()
         {
             return Err(Error::InvalidEncoding);
         }
@@ -311,15 +486,22 @@ impl SessionState {
     }
 }
 
-/// SPEC §10.2. The associated data is recomputed from the identities and the
-/// role; the sending public key from its secret.
-impl Codec for SessionState {
-    fn encode<S: Sink>(&self, out: &mut S) {
+/// SPEC §10.2. The associated data is recomputed from the identities, the
+/// role and the KEM binding; the sending public key from its secret. Not a
+/// [`Codec`]: a state is decoded only into its box.
+impl SessionState {
+    pub(crate) fn encode<S: Sink>(&self, out: &mut S) {
+        self.generation.encode(out);
         self.role.encode(out);
+        self.key_agreement.encode(out);
         self.local_identity.encode(out);
         self.remote_identity.encode(out);
+        self.kem_binding.encode(out);
         self.base_key.encode(out);
-        self.pending_prekey.encode(out);
+        out.put(&[u8::from(self.pending_prekey.is_some())]);
+        if let Some(pending) = &self.pending_prekey {
+            pending.encode(out);
+        }
         self.root_key.encode(out);
         self.remote_ratchet_key.encode(out);
         self.sending.encode(out);
@@ -327,61 +509,110 @@ impl Codec for SessionState {
         self.receiving.encode(out);
     }
 
-    fn decode(r: &mut Reader<'_>) -> Result<Self> {
+    /// Decodes the fields in order, straight into the state's box (see
+    /// [`SessionState::boxed`]): the root key goes from the input to the
+    /// box.
+    pub(crate) fn decode_boxed(r: &mut Reader<'_>) -> Result<Box<Self>> {
+        let generation = u64::decode(r)?;
         let role = Role::decode(r)?;
+        let key_agreement = KeyAgreement::decode(r)?;
         let local_identity = IdentityKey::decode(r)?;
         let remote_identity = IdentityKey::decode(r)?;
+        let kem_binding = r.array()?;
         let base_key = r.array()?;
         let pending_prekey = if r.flag()? {
             // Only an initiator waits for a reply; checked before the ids.
             if role != Role::Initiator {
                 return Err(Error::InvalidEncoding);
             }
-            Some(PendingPreKey::decode(r)?)
+            Some(PendingPreKey::decode(r, key_agreement)?)
         } else {
             None
         };
-        let root_key = RootKey::decode(r)?;
+        let root_key = r.array_ref::<32>()?;
         let remote_ratchet_key = RatchetPublicKey::decode(r)?;
-        let sending = Option::<SendingChain>::decode(r)?;
-        let previous_sending_length = u32::decode(r)?;
-        let receiving = ReceivingChains::decode(r)?;
-        Ok(Self {
+        let mut state = Self::boxed(
+            generation,
             role,
-            associated_data: associated_data(role, &local_identity, &remote_identity),
+            key_agreement,
             local_identity,
             remote_identity,
+            kem_binding,
             base_key,
             pending_prekey,
-            root_key,
             remote_ratchet_key,
-            sending,
-            previous_sending_length,
-            receiving,
-        })
+        );
+        state.root_key.set(root_key);
+        state.sending = Option::<SendingChain>::decode(r)?;
+        state.previous_sending_length = u32::decode(r)?;
+        state.receiving = ReceivingChains::decode(r)?;
+        Ok(state)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use rand_chacha::ChaCha20Rng;
-    use rand_core::SeedableRng;
+    use crate::testing::{TestRng, bundle, devices, prekey};
+    use crate::{Error, Message, Session};
 
-    use crate::{Device, Error, Message, PreKeyBundle, Session};
+    /// The offset of the only occurrence of `needle` in `haystack`.
+    fn only_offset(haystack: &[u8], needle: &[u8; 32]) -> usize {
+        let found: alloc::vec::Vec<usize> = haystack
+            .windows(32)
+            .enumerate()
+            .filter(|(_, w)| w == needle)
+            .map(|(at, _)| at)
+            .collect();
+        assert_eq!(found.len(), 1);
+        found[0]
+    }
+
+    /// SPEC §10.2: no two chains of a saved session may have the same
+    /// ratchet key (the review's `state_rules`). Bob's state with two
+    /// receiving chains, the older one's key overwritten in the bytes with
+    /// the current one's: `InvalidEncoding`, and only after `TrailingBytes`.
+    #[test]
+    fn saved_chains_have_distinct_ratchet_keys() {
+        let mut rng = TestRng::new(3);
+        let (alice, mut bob) = devices(&mut rng);
+        let bundle = bundle(&mut bob, &mut rng, false);
+        let mut to_bob = Session::initiate(&alice, &mut rng, &bundle).unwrap();
+        let first = prekey(to_bob.encrypt(&mut rng, b"hi").unwrap());
+        let (mut to_alice, _) = Session::accept(&mut bob, &first).unwrap();
+        let reply = to_alice.encrypt(&mut rng, b"reply").unwrap();
+        to_bob.decrypt(&reply).unwrap();
+        let Message::Ratchet(second) = to_bob.encrypt(&mut rng, b"new key").unwrap() else {
+            panic!("a reply was decrypted: a ratchet message");
+        };
+        to_alice.decrypt(&Message::Ratchet(second.clone())).unwrap();
+        assert_eq!(to_alice.receiving_chain_count(), 2);
+
+        let state = to_alice.to_bytes();
+        assert!(Session::from_bytes(&state).is_ok());
+        let older = only_offset(&state, &first.ratchet_key_bytes());
+        let mut repeated = state.to_vec();
+        repeated[older..older + 32].copy_from_slice(&second.ratchet_key_bytes());
+        assert_eq!(
+            Session::from_bytes(&repeated).err(),
+            Some(Error::InvalidEncoding)
+        );
+        repeated.push(0);
+        assert_eq!(
+            Session::from_bytes(&repeated).err(),
+            Some(Error::TrailingBytes)
+        );
+    }
 
     /// Ratchet keys compare by their bytes: a saved state whose current
     /// chain holds DHr with its unused top bit set (the same X25519 point)
     /// breaks the rule of SPEC §10.2, as any other key would.
     #[test]
     fn saved_ratchet_keys_compare_by_bytes() {
-        let mut rng = ChaCha20Rng::from_seed([2; 32]);
-        let alice = Device::generate(&mut rng);
-        let mut bob = Device::generate(&mut rng);
-        let bundle = PreKeyBundle::new(*bob.identity_key(), bob.signed_prekey(), None);
-        let mut to_bob = Session::initiate(&alice, &mut rng, &bundle.verify().unwrap()).unwrap();
-        let Message::PreKey(first) = to_bob.encrypt(&mut rng, b"hi").unwrap() else {
-            panic!("expected a prekey message");
-        };
+        let mut rng = TestRng::new(2);
+        let (alice, mut bob) = devices(&mut rng);
+        let bundle = bundle(&mut bob, &mut rng, false);
+        let mut to_bob = Session::initiate(&alice, &mut rng, &bundle).unwrap();
+        let first = prekey(to_bob.encrypt(&mut rng, b"hi").unwrap());
         let (bob_session, _) = Session::accept(&mut bob, &first).unwrap();
         assert_eq!(bob_session.receiving_chain_count(), 1);
 

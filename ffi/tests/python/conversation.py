@@ -1,30 +1,49 @@
-"""A Python (ctypes) client of the sotto shared library.
+"""A Python (ctypes) client of the sotto shared library, protocol v2.
 
 Usage: python3 conversation.py path/to/libsotto_ffi.so
 
 Runs, over the C ABI only:
 
-1. a two-party conversation with persistence and the error paths a binding
-   with untyped handles can hit;
-2. a group chat of three members: pairwise sessions, sender keys handed out
-   over them, group messages out of order, a replay, save and restore,
-   removing a member (rotation) and that member failing to read on;
-3. the group API's error paths: tampered, forged and wrong-group messages,
-   NULL pointers, wrong handle types, non-empty outputs, bad lengths.
+1. a two-party conversation over PQXDH with persistence under contexts,
+   generations, prekey management, classical X3DH by explicit opt-in, and
+   the error paths a binding with untyped handles can hit;
+2. a group chat of three members: sender keys handed out over the pairwise
+   sessions and installed through each member's store, the v1 attack (a
+   member forwarding another's key) refused, out-of-order delivery,
+   replays, save and restore, a member removed through the store and
+   rotation, and that member failing to read on;
+3. the group API's error paths, including forged state and wire bytes;
+4. bounds an attacker can drive: a signed prekey exhausted by replayable
+   handshakes, a message too far ahead, a group store full of
+   authenticated chains;
+5. memory safety: a copied buffer freed twice, handles used after free,
+   and threads racing on one handle.
 
-Every failing call must return the exact expected code and leave a
-non-empty last error message that shows no secret. Every buffer is freed
-with sotto_buffer_free and every handle with its own _free (checked at the
-end). Exits non-zero on the first failed check. Run by ffi/tests/clients.rs.
+Every failing call must return the exact expected code, write no output
+and leave a non-empty last error message that shows no secret. Every
+buffer is freed with sotto_buffer_free and every handle with its own _free
+(checked at the end). Exits non-zero on the first failed check. Run by
+ffi/tests/clients.rs.
 """
 
 import ctypes
 import enum
 import re
 import sys
-from ctypes import POINTER, byref, c_bool, c_int32, c_size_t, c_uint8, c_uint32, c_void_p
+import threading
+import time
+from ctypes import (
+    POINTER,
+    byref,
+    c_bool,
+    c_int32,
+    c_size_t,
+    c_uint8,
+    c_uint32,
+    c_uint64,
+    c_void_p,
+)
 from pathlib import Path
-
 
 # ---------------------------------------------------------------------------
 # Constants from sotto.h (checked against the header by check_header()).
@@ -32,51 +51,122 @@ from pathlib import Path
 
 
 class Code(enum.IntEnum):
-    """The SottoError codes this client expects."""
+    """Every SottoError code: check_header() requires exactly the header's."""
 
     OK = 0
     NULL_POINTER = 1
     INVALID_ARGUMENT = 2
     WRONG_HANDLE = 3
+    HANDLE_BUSY = 4
+    HANDLE_POISONED = 5
+    RANDOMNESS = 6
+    PANIC = 7
+    INVALID_BUFFER = 8
+    PROTOCOL_OTHER = 100
     TRUNCATED = 101
+    TRAILING_BYTES = 102
+    UNSUPPORTED_VERSION = 103
     WRONG_TYPE = 104
+    INVALID_ENCODING = 105
     TOO_LARGE = 106
     PLAINTEXT_TOO_LARGE = 107
+    INVALID_PUBLIC_KEY = 108
+    NON_CONTRIBUTORY_KEY = 109
     INVALID_SIGNATURE = 110
+    IDENTITY_MISMATCH = 111
+    UNKNOWN_SIGNED_PREKEY = 112
+    UNKNOWN_ONE_TIME_PREKEY = 113
+    DUPLICATE_PREKEY_MESSAGE = 114
+    TOO_MANY_PREKEYS = 115
     AUTHENTICATION_FAILED = 116
     DUPLICATE_MESSAGE = 117
+    TOO_FAR_AHEAD = 118
+    SESSION_MISMATCH = 120
+    CHAIN_EXHAUSTED = 121
     UNKNOWN_GROUP_CHAIN = 122
+    GROUP_INDEX_OUT_OF_RANGE = 123
+    GROUP_MISMATCH = 124
+    GROUP_CHAIN_CONFLICT = 125
+    POST_QUANTUM_REQUIRED = 127
+    UNKNOWN_KEM_PREKEY = 128
+    SIGNED_PREKEY_EXHAUSTED = 129
+    SESSION_DIVERGED = 130
+    GROUP_OWNER_MISMATCH = 131
+    GROUP_STORE_FULL = 132
+
+
+RETIRED_CODES = (119, 126)  # never reused
 
 
 SIZES = {
     "SOTTO_STORAGE_KEY_LEN": 32,
-    "SOTTO_IDENTITY_KEY_LEN": 66,
+    "SOTTO_MAX_SEAL_CONTEXT_LEN": 1024,
+    "SOTTO_IDENTITY_KEY_LEN": 34,
+    "SOTTO_SIGNED_PREKEY_LEN": 102,
     "SOTTO_ONE_TIME_PREKEY_LEN": 38,
+    "SOTTO_KEM_PREKEY_LEN": 1640,
     "SOTTO_MAX_PLAINTEXT_LEN": 262144,
+    "SOTTO_MAX_MESSAGE_LEN": 263866,
     "SOTTO_GROUP_ID_LEN": 32,
-    "SOTTO_MAX_GROUP_MESSAGE_LEN": 262282,
+    "SOTTO_CHAIN_ID_LEN": 32,
+    "SOTTO_SENDER_KEY_DISTRIBUTION_LEN": 486,
+    "SOTTO_MAX_GROUP_MESSAGE_LEN": 262310,
+    "SOTTO_MAX_SIGNED_PREKEYS": 4,
+    "SOTTO_MAX_BASE_KEYS_PER_SIGNED_PREKEY": 1000,
+    "SOTTO_MAX_LAST_RESORT_KEM_PREKEYS": 4,
+    "SOTTO_MAX_GROUP_RECEIVERS": 1024,
 }
 STORAGE_KEY_LEN = SIZES["SOTTO_STORAGE_KEY_LEN"]
+MAX_SEAL_CONTEXT_LEN = SIZES["SOTTO_MAX_SEAL_CONTEXT_LEN"]
 IDENTITY_KEY_LEN = SIZES["SOTTO_IDENTITY_KEY_LEN"]
+SIGNED_PREKEY_LEN = SIZES["SOTTO_SIGNED_PREKEY_LEN"]
 ONE_TIME_PREKEY_LEN = SIZES["SOTTO_ONE_TIME_PREKEY_LEN"]
+KEM_PREKEY_LEN = SIZES["SOTTO_KEM_PREKEY_LEN"]
 MAX_PLAINTEXT_LEN = SIZES["SOTTO_MAX_PLAINTEXT_LEN"]
 GROUP_ID_LEN = SIZES["SOTTO_GROUP_ID_LEN"]
+CHAIN_ID_LEN = SIZES["SOTTO_CHAIN_ID_LEN"]
+DISTRIBUTION_LEN = SIZES["SOTTO_SENDER_KEY_DISTRIBUTION_LEN"]
 MAX_GROUP_MESSAGE_LEN = SIZES["SOTTO_MAX_GROUP_MESSAGE_LEN"]
+MAX_SIGNED_PREKEYS = SIZES["SOTTO_MAX_SIGNED_PREKEYS"]
+MAX_BASE_KEYS = SIZES["SOTTO_MAX_BASE_KEYS_PER_SIGNED_PREKEY"]
+MAX_GROUP_RECEIVERS = SIZES["SOTTO_MAX_GROUP_RECEIVERS"]
 MESSAGE_TYPE_RATCHET = 1
 MESSAGE_TYPE_PREKEY = 2
+KEY_AGREEMENT_X3DH = 1
+KEY_AGREEMENT_PQXDH = 2
 
-# Group message layout (SPEC): version(1) type(1) group_id(32) chain_id(4)
-# index(4) salt(16) ciphertext tag(16) signature(64).
-GROUP_ID_OFFSET = 2
-CHAIN_ID_OFFSET = GROUP_ID_OFFSET + GROUP_ID_LEN
+
+class Outcome(enum.IntEnum):
+    """SottoInsertOutcome."""
+
+    ADDED = 1
+    ADVANCED = 2
+    UPGRADED = 3
+    UNCHANGED = 5
+
+
+# Byte layouts (SPEC.md), for the tests that forge wire and state bytes.
+BUNDLE_OPK_FLAG = 2 + 32 + (SIGNED_PREKEY_LEN - 2)  # after identity and signed prekey
+PREKEY_BASE_KEY = slice(34, 66)  # prekey message: version, type, IK_A, then EK.pub
+GROUP_ID_OFFSET = 2  # group message: version, type, group_id, chain, index, salt, ...
 SIGNATURE_LEN = 64
+DISTRIBUTION_R7 = 2 + 32 + 32 + 32 + 64 + 64 + 4 + 7 * 32  # group, chain, owner, proof, signature, index, R_0..
+SENDER_STATE_INDEX = slice(2 + 8 + 32 + 32 + 32 + 64 + 64, 2 + 8 + 32 + 32 + 32 + 64 + 64 + 4)
+GROUP_JUMP = 1 << 24
 
 
 def check_header():
-    """The constants above have the header's values."""
+    """The constants above have the header's values, and the error codes
+    are exactly the header's: the C ABI is the single source of the codes."""
     header = (Path(__file__).resolve().parents[2] / "include" / "sotto.h").read_text()
-    for code in Code:
-        assert re.search(rf"\bSOTTO_ERROR_{code.name} = {code.value},", header), code
+    declared = {
+        m.group(1): int(m.group(2))
+        for m in re.finditer(r"\bSOTTO_ERROR_([A-Z_]+) = (\d+),", header)
+    }
+    assert declared == {c.name: c.value for c in Code}, declared
+    assert not set(RETIRED_CODES) & set(declared.values())
+    for outcome in Outcome:
+        assert re.search(rf"\bSOTTO_INSERT_OUTCOME_{outcome.name} = {outcome.value},", header)
     for name, value in SIZES.items():
         assert re.search(rf"#define {name} {value}\n", header), name
 
@@ -89,62 +179,111 @@ def check_header():
 class Buffer(ctypes.Structure):
     """SottoBuffer: bytes the library allocated; release with sotto_buffer_free."""
 
-    _fields_ = [("ptr", POINTER(c_uint8)), ("len", c_size_t)]
+    _fields_ = [("ptr", POINTER(c_uint8)), ("len", c_size_t), ("id", c_uint64)]
+
+    def is_empty(self):
+        return not self.ptr and self.len == 0 and self.id == 0
+
+
+class SignedPrekeyInfo(ctypes.Structure):
+    _fields_ = [("id", c_uint32), ("created", c_uint64), ("base_key_count", c_size_t)]
+
+
+class KemPrekeyInfo(ctypes.Structure):
+    _fields_ = [("id", c_uint32), ("created", c_uint64)]
 
 
 lib = ctypes.CDLL(sys.argv[1])
 BUF = POINTER(Buffer)
-HANDLE_OUT = POINTER(c_void_p)  # a SottoDevice ** (or session, sender, receiver)
+OUT = POINTER(c_void_p)  # a SottoDevice ** (or any other handle slot)
 BYTES = POINTER(c_uint8)
 H = c_void_p  # every handle type looks the same to ctypes
+SIZE_OUT = POINTER(c_size_t)
 SIGNATURES = {
     "sotto_buffer_free": [BUF],
     "sotto_last_error_message": [BUF],
     # Devices.
-    "sotto_device_generate": [HANDLE_OUT],
+    "sotto_device_generate": [c_uint64, OUT],
     "sotto_device_free": [H],
+    "sotto_device_generation": [H, POINTER(c_uint64)],
     "sotto_device_identity_key": [H, BUF],
-    "sotto_device_generate_one_time_prekeys": [H, c_size_t, BUF],
-    "sotto_device_bundle": [H, BYTES, c_size_t, BUF],
-    "sotto_device_seal": [H, BYTES, c_size_t, BUF],
-    "sotto_device_unseal": [BYTES, c_size_t, BYTES, c_size_t, HANDLE_OUT],
+    "sotto_device_signed_prekey": [H, BUF],
+    "sotto_device_signed_prekeys": [H, POINTER(SignedPrekeyInfo), c_size_t, SIZE_OUT],
+    "sotto_device_rotate_signed_prekey": [H, c_uint64, BUF],
     "sotto_device_remove_signed_prekey": [H, c_uint32],
-    "sotto_bundle_verify": [BYTES, c_size_t, BUF],
+    "sotto_device_generate_one_time_prekeys": [H, c_size_t, BUF],
+    "sotto_device_one_time_prekey_count": [H, SIZE_OUT],
+    "sotto_device_last_resort_kem_prekey": [H, BUF],
+    "sotto_device_last_resort_kem_prekeys": [H, POINTER(KemPrekeyInfo), c_size_t, SIZE_OUT],
+    "sotto_device_rotate_last_resort_kem_prekey": [H, c_uint64, BUF],
+    "sotto_device_remove_last_resort_kem_prekey": [H, c_uint32],
+    "sotto_device_generate_one_time_kem_prekeys": [H, c_size_t, BUF],
+    "sotto_device_one_time_kem_prekey_count": [H, SIZE_OUT],
+    "sotto_device_reset_prekeys_after_restore": [H, c_uint64, c_uint64, BUF, BUF],
+    "sotto_device_bundle": [H, BYTES, c_size_t, BYTES, c_size_t, BUF],
+    "sotto_device_to_bytes": [H, BUF],
+    "sotto_device_from_bytes": [BYTES, c_size_t, OUT],
+    "sotto_device_seal": [H, BYTES, c_size_t, BYTES, c_size_t, BUF],
+    "sotto_device_unseal": [BYTES, c_size_t, BYTES, c_size_t, BYTES, c_size_t, OUT],
+    # Keys, bundles, messages.
+    "sotto_bundle_new": [BYTES, c_size_t] * 4 + [BUF],
+    "sotto_bundle_verify": [BYTES, c_size_t, BUF, POINTER(c_bool)],
+    "sotto_prekey_id": [BYTES, c_size_t, POINTER(c_uint32)],
+    "sotto_identity_key_fingerprint": [BYTES, c_size_t, BUF],
     "sotto_identity_key_fingerprint_text": [BYTES, c_size_t, BUF],
-    # Pairwise sessions.
     "sotto_message_type": [BYTES, c_size_t, POINTER(c_int32)],
-    "sotto_session_initiate": [H, BYTES, c_size_t, BYTES, c_size_t, HANDLE_OUT],
-    "sotto_session_accept": [H, BYTES, c_size_t, HANDLE_OUT, BUF],
+    "sotto_prekey_message_base_key": [BYTES, c_size_t, BUF],
+    # Pairwise sessions and plaintexts.
+    "sotto_session_initiate": [H, BYTES, c_size_t, BYTES, c_size_t, OUT],
+    "sotto_session_initiate_allow_classical": [H, BYTES, c_size_t, BYTES, c_size_t, OUT],
+    "sotto_session_accept": [H, BYTES, c_size_t, OUT, OUT],
+    "sotto_session_accept_allow_classical": [H, BYTES, c_size_t, OUT, OUT],
     "sotto_session_encrypt": [H, BYTES, c_size_t, BUF],
     "sotto_session_decrypt": [H, BYTES, c_size_t, BUF],
+    "sotto_session_decrypt_plaintext": [H, BYTES, c_size_t, OUT],
+    "sotto_session_key_agreement": [H, POINTER(c_int32)],
     "sotto_session_is_awaiting_reply": [H, POINTER(c_bool)],
     "sotto_session_remote_identity_key": [H, BUF],
+    "sotto_session_base_key": [H, BUF],
+    "sotto_session_generation": [H, POINTER(c_uint64)],
     "sotto_session_to_bytes": [H, BUF],
-    "sotto_session_from_bytes": [BYTES, c_size_t, HANDLE_OUT],
-    "sotto_session_seal": [H, BYTES, c_size_t, BUF],
-    "sotto_session_unseal": [BYTES, c_size_t, BYTES, c_size_t, HANDLE_OUT],
+    "sotto_session_from_bytes": [BYTES, c_size_t, OUT],
+    "sotto_session_seal": [H, BYTES, c_size_t, BYTES, c_size_t, BUF],
+    "sotto_session_unseal": [BYTES, c_size_t, BYTES, c_size_t, BYTES, c_size_t, OUT],
     "sotto_session_free": [H],
+    "sotto_plaintext_bytes": [H, BUF],
+    "sotto_plaintext_sender_identity_key": [H, BUF],
+    "sotto_plaintext_free": [H],
     # Group senders (this member's own chain).
-    "sotto_group_sender_new": [BYTES, c_size_t, HANDLE_OUT],
+    "sotto_group_sender_new": [H, BYTES, c_size_t, OUT],
     "sotto_group_sender_distribution": [H, BUF],
-    "sotto_group_sender_rotate": [H, BUF],
+    "sotto_group_sender_rotate": [H, H, BUF],
     "sotto_group_sender_encrypt": [H, BYTES, c_size_t, BUF],
+    "sotto_group_sender_owner_identity_key": [H, BUF],
+    "sotto_group_sender_chain_id": [H, BUF],
+    "sotto_group_sender_generation": [H, POINTER(c_uint64)],
     "sotto_group_sender_to_bytes": [H, BUF],
-    "sotto_group_sender_from_bytes": [BYTES, c_size_t, HANDLE_OUT],
-    "sotto_group_sender_seal": [H, BYTES, c_size_t, BUF],
-    "sotto_group_sender_unseal": [BYTES, c_size_t, BYTES, c_size_t, HANDLE_OUT],
+    "sotto_group_sender_from_bytes": [BYTES, c_size_t, OUT],
+    "sotto_group_sender_seal": [H, BYTES, c_size_t, BYTES, c_size_t, BUF],
+    "sotto_group_sender_unseal": [BYTES, c_size_t, BYTES, c_size_t, BYTES, c_size_t, OUT],
     "sotto_group_sender_free": [H],
-    # Group receivers (one per other member's chain).
-    "sotto_group_receiver_accept": [BYTES, c_size_t, H, HANDLE_OUT],
-    "sotto_group_receiver_decrypt": [H, BYTES, c_size_t, BUF],
-    "sotto_group_receiver_sender_identity_key": [H, BUF],
-    "sotto_group_receiver_chain_id": [H, POINTER(c_uint32)],
-    "sotto_group_message_chain_id": [BYTES, c_size_t, POINTER(c_uint32)],
-    "sotto_group_receiver_to_bytes": [H, BUF],
-    "sotto_group_receiver_from_bytes": [BYTES, c_size_t, HANDLE_OUT],
-    "sotto_group_receiver_seal": [H, BYTES, c_size_t, BUF],
-    "sotto_group_receiver_unseal": [BYTES, c_size_t, BYTES, c_size_t, HANDLE_OUT],
-    "sotto_group_receiver_free": [H],
+    "sotto_group_message_chain_id": [BYTES, c_size_t, BUF],
+    "sotto_group_message_group_id": [BYTES, c_size_t, BUF],
+    # Group stores (every other member's chains).
+    "sotto_group_store_new": [BYTES, c_size_t, OUT],
+    "sotto_group_store_receive_distribution": [H, H, BYTES, c_size_t, POINTER(c_int32)],
+    "sotto_group_store_install": [H, H, POINTER(c_int32)],
+    "sotto_group_store_import_unauthenticated": [H, BYTES, c_size_t, POINTER(c_int32)],
+    "sotto_group_store_decrypt": [H, BYTES, c_size_t, BUF, BUF, POINTER(c_bool)],
+    "sotto_group_store_remove_owner": [H, BYTES, c_size_t, SIZE_OUT],
+    "sotto_group_store_len": [H, SIZE_OUT],
+    "sotto_group_store_receiver": [H, BYTES, c_size_t, BUF, POINTER(c_bool), POINTER(c_uint32)],
+    "sotto_group_store_generation": [H, POINTER(c_uint64)],
+    "sotto_group_store_to_bytes": [H, BUF],
+    "sotto_group_store_from_bytes": [BYTES, c_size_t, OUT],
+    "sotto_group_store_seal": [H, BYTES, c_size_t, BYTES, c_size_t, BUF],
+    "sotto_group_store_unseal": [BYTES, c_size_t, BYTES, c_size_t, BYTES, c_size_t, OUT],
+    "sotto_group_store_free": [H],
 }
 for name, argtypes in SIGNATURES.items():
     fn = getattr(lib, name)
@@ -183,7 +322,7 @@ def take(buf):
     """Copies an output buffer into Python bytes and frees it."""
     data = ctypes.string_at(buf.ptr, buf.len) if buf.len else b""
     call(lib.sotto_buffer_free, byref(buf))
-    assert not buf.ptr and buf.len == 0
+    assert buf.is_empty()
     return data
 
 
@@ -192,6 +331,12 @@ def out_bytes(fn, *args):
     buf = Buffer()
     call(fn, *args, byref(buf))
     return take(buf)
+
+
+def out_value(fn, ctype, *args):
+    value = ctype()
+    call(fn, *args, byref(value))
+    return value.value
 
 
 def arg(data):
@@ -206,8 +351,9 @@ def arg(data):
 FREE = {
     "device": lib.sotto_device_free,
     "session": lib.sotto_session_free,
+    "plaintext": lib.sotto_plaintext_free,
     "sender": lib.sotto_group_sender_free,
-    "receiver": lib.sotto_group_receiver_free,
+    "store": lib.sotto_group_store_free,
 }
 live = {}
 
@@ -234,8 +380,12 @@ def free(handle):
 # handle slots to expect_error() as objects (ctypes passes them by
 # reference) so it can check they are still empty.
 errors_checked = 0
-# Key material as hex (a decimal number such as a length is fine) or as a
-# Rust byte list.
+codes_seen = set()
+# Codes no client can provoke through the ABI: the unit tests of
+# ffi/src cover them (a panic, a failing OS RNG, poisoning; busy handles
+# are raced below, where scheduling decides how often they collide).
+UNREACHABLE = {Code.OK, Code.HANDLE_BUSY, Code.HANDLE_POISONED, Code.RANDOMNESS, Code.PANIC,
+               Code.PROTOCOL_OTHER}
 HEX_DUMP = re.compile(r"(?![0-9]{16})[0-9a-fA-F]{16}")
 BYTE_LIST = re.compile(r"\d{1,3}, \d{1,3}, \d{1,3}, \d{1,3}")
 
@@ -254,7 +404,7 @@ def shows(message, secret):
 def expect_error(want, fn, *args, secrets=()):
     """fn(*args) fails with exactly `want`, explains why, and reveals nothing."""
     global errors_checked
-    empty_outputs = [a for a in args if isinstance(a, Buffer) and not a.ptr and not a.len]
+    empty_outputs = [a for a in args if isinstance(a, Buffer) and a.is_empty()]
     empty_slots = [a for a in args if isinstance(a, c_void_p) and a.value is None]
     code = fn(*args)
     message = last_error()
@@ -263,15 +413,30 @@ def expect_error(want, fn, *args, secrets=()):
     assert not HEX_DUMP.search(message) and not BYTE_LIST.search(message), message
     for secret in secrets:
         assert not shows(message, secret), f"{fn.__name__} leaked a secret: {message}"
-    assert all(not b.ptr and not b.len for b in empty_outputs), f"{fn.__name__} wrote output"
+    assert all(b.is_empty() for b in empty_outputs), f"{fn.__name__} wrote output"
     assert all(s.value is None for s in empty_slots), f"{fn.__name__} wrote a handle"
     errors_checked += 1
+    codes_seen.add(want)
     print(f"error ok: {want.name} -> {int(want)} ({message})")
 
 
 # ---------------------------------------------------------------------------
 # Pairwise
 # ---------------------------------------------------------------------------
+
+NOW = 1_700_000_000
+
+
+def device():
+    return new_handle("device", lib.sotto_device_generate, NOW)
+
+
+def identity(dev):
+    return out_bytes(lib.sotto_device_identity_key, dev)
+
+
+def generation(fn, handle):
+    return out_value(fn, c_uint64, handle)
 
 
 def encrypt(session, text):
@@ -282,79 +447,222 @@ def decrypt(session, wire):
     return out_bytes(lib.sotto_session_decrypt, session, *arg(wire))
 
 
+def accept(dev, wire, fn=None):
+    """Accepts a prekey message; returns (session, plaintext bytes, sender)."""
+    session, plaintext = c_void_p(), c_void_p()
+    call(fn or lib.sotto_session_accept, dev, *arg(wire), byref(session), byref(plaintext))
+    adopt("session", session)
+    adopt("plaintext", plaintext)
+    text = out_bytes(lib.sotto_plaintext_bytes, plaintext)
+    sender = out_bytes(lib.sotto_plaintext_sender_identity_key, plaintext)
+    free(plaintext)
+    return session, text, sender
+
+
+def bundle_of(dev, opk=None, kem=None):
+    return out_bytes(lib.sotto_device_bundle, dev, *arg(opk), *arg(kem))
+
+
+def signed_prekeys(dev):
+    infos = (SignedPrekeyInfo * MAX_SIGNED_PREKEYS)()
+    count = c_size_t()
+    call(lib.sotto_device_signed_prekeys, dev, infos, MAX_SIGNED_PREKEYS, byref(count))
+    return [(i.id, i.created, i.base_key_count) for i in infos[: count.value]]
+
+
+def connect(a, b, a_id, b_id):
+    """A PQXDH session from a to b with one-time keys of both kinds."""
+    opk = out_bytes(lib.sotto_device_generate_one_time_prekeys, b, 1)
+    kem = out_bytes(lib.sotto_device_generate_one_time_kem_prekeys, b, 1)
+    bundle = bundle_of(b, opk, kem)
+    a_to_b = new_handle("session", lib.sotto_session_initiate, a, *arg(bundle), *arg(b_id))
+    b_to_a, text, sender = accept(b, encrypt(a_to_b, b"hi"))
+    assert text == b"hi" and sender == a_id
+    assert decrypt(a_to_b, encrypt(b_to_a, b"hello")) == b"hello"
+    return a_to_b, b_to_a
+
+
 def pairwise_conversation():
-    alice = new_handle("device", lib.sotto_device_generate)
-    bob = new_handle("device", lib.sotto_device_generate)
+    alice, bob = device(), device()
+    alice_id, bob_id = identity(alice), identity(bob)
     opks = out_bytes(lib.sotto_device_generate_one_time_prekeys, bob, 1)
-    assert len(opks) == ONE_TIME_PREKEY_LEN
-    bundle = out_bytes(lib.sotto_device_bundle, bob, *arg(opks))
-    bob_id = out_bytes(lib.sotto_device_identity_key, bob)
-    assert out_bytes(lib.sotto_bundle_verify, *arg(bundle)) == bob_id
+    kems = out_bytes(lib.sotto_device_generate_one_time_kem_prekeys, bob, 1)
+    assert len(opks) == ONE_TIME_PREKEY_LEN and len(kems) == KEM_PREKEY_LEN
+    bundle = bundle_of(bob, opks, kems)
+    has_kem, verified = c_bool(), Buffer()
+    call(lib.sotto_bundle_verify, *arg(bundle), byref(verified), byref(has_kem))
+    assert take(verified) == bob_id and has_kem.value
     fingerprint = out_bytes(lib.sotto_identity_key_fingerprint_text, *arg(bob_id)).decode()
     assert len(fingerprint) == 71, fingerprint
     print("bob fingerprint:", fingerprint)
 
     bad = bytearray(bundle)
-    bad[2 + 64 + 4 + 32 + 5] ^= 0x40
+    bad[2 + 32 + 4 + 32 + 5] ^= 0x40
     expect_error(Code.INVALID_SIGNATURE, lib.sotto_session_initiate, alice, *arg(bytes(bad)),
                  *arg(None), c_void_p())
+    bad = bytearray(bundle)
+    bad[BUNDLE_OPK_FLAG] = 2
+    expect_error(Code.INVALID_ENCODING, lib.sotto_bundle_verify, *arg(bytes(bad)), Buffer(),
+                 byref(has_kem))
+    expect_error(Code.IDENTITY_MISMATCH, lib.sotto_session_initiate, alice, *arg(bundle),
+                 *arg(alice_id), c_void_p())
+    expect_error(Code.INVALID_PUBLIC_KEY, lib.sotto_identity_key_fingerprint,
+                 *arg(bob_id[:2] + b"\xff" * 32), Buffer())
 
     to_bob = new_handle("session", lib.sotto_session_initiate, alice, *arg(bundle), *arg(bob_id))
+    assert out_value(lib.sotto_session_key_agreement, c_int32, to_bob) == KEY_AGREEMENT_PQXDH
     first = encrypt(to_bob, b"hello Bob")
-    kind = c_int32()
-    call(lib.sotto_message_type, *arg(first), byref(kind))
-    assert kind.value == MESSAGE_TYPE_PREKEY
+    assert out_value(lib.sotto_message_type, c_int32, *arg(first)) == MESSAGE_TYPE_PREKEY
 
-    to_alice = c_void_p()
-    plain = Buffer()
-    call(lib.sotto_session_accept, bob, *arg(first), byref(to_alice), byref(plain))
-    adopt("session", to_alice)
-    assert take(plain) == b"hello Bob"
+    # A base key forged to a low-order point is refused by the exchange.
+    low_order = bytearray(first)
+    low_order[PREKEY_BASE_KEY] = bytes(32)
+    expect_error(Code.NON_CONTRIBUTORY_KEY, lib.sotto_session_accept, bob, *arg(bytes(low_order)),
+                 c_void_p(), c_void_p())
+    high_bit = bytearray(first)
+    high_bit[PREKEY_BASE_KEY.stop - 1] |= 0x80
+    expect_error(Code.INVALID_PUBLIC_KEY, lib.sotto_session_accept, bob, *arg(bytes(high_bit)),
+                 c_void_p(), c_void_p())
+
+    to_alice, text, sender = accept(bob, first)
+    assert text == b"hello Bob" and sender == alice_id
     print("alice -> bob: hello Bob")
+    expect_error(Code.UNKNOWN_ONE_TIME_PREKEY, lib.sotto_device_bundle, bob, *arg(opks),
+                 *arg(None), Buffer())
+    expect_error(Code.UNKNOWN_KEM_PREKEY, lib.sotto_device_bundle, bob, *arg(None), *arg(kems),
+                 Buffer())
 
     reply = encrypt(to_alice, b"hi Alice")
-    call(lib.sotto_message_type, *arg(reply), byref(kind))
-    assert kind.value == MESSAGE_TYPE_RATCHET
+    assert out_value(lib.sotto_message_type, c_int32, *arg(reply)) == MESSAGE_TYPE_RATCHET
     assert decrypt(to_bob, reply) == b"hi Alice"
-    awaiting = c_bool(True)
-    call(lib.sotto_session_is_awaiting_reply, to_bob, byref(awaiting))
-    assert not awaiting.value
+    assert not out_value(lib.sotto_session_is_awaiting_reply, c_bool, to_bob)
     print("bob -> alice: hi Alice")
 
-    # Out of order, duplicate, tampered.
+    # Out of order, duplicate, tampered; failures change nothing.
     wires = [encrypt(to_bob, f"msg {i}".encode()) for i in range(4)]
     for i in (3, 1, 0, 2):
         assert decrypt(to_alice, wires[i]) == f"msg {i}".encode()
+    before = generation(lib.sotto_session_generation, to_alice)
     expect_error(Code.DUPLICATE_MESSAGE, lib.sotto_session_decrypt, to_alice, *arg(wires[1]),
                  Buffer())
     wire = encrypt(to_bob, b"tamper")
     tampered = bytearray(wire)
     tampered[-20] ^= 1
     expect_error(Code.AUTHENTICATION_FAILED, lib.sotto_session_decrypt, to_alice,
-                 *arg(bytes(tampered)), Buffer())
+                 *arg(bytes(tampered)), Buffer(), secrets=[b"tamper"])
+    assert generation(lib.sotto_session_generation, to_alice) == before
     assert decrypt(to_alice, wire) == b"tamper"
     print("alice -> bob: out of order, duplicate and tampered handled")
 
-    # Persistence: plain and sealed.
+    # Another session's prekey message, from Alice and from Carol.
+    carol = device()
+    other_bundle = bundle_of(bob)
+    for who in (alice, carol):
+        other = new_handle("session", lib.sotto_session_initiate, who, *arg(other_bundle),
+                           *arg(None))
+        want = Code.SESSION_MISMATCH if who is alice else Code.IDENTITY_MISMATCH
+        expect_error(want, lib.sotto_session_decrypt, to_alice, *arg(encrypt(other, b"x")),
+                     Buffer())
+        free(other)
+
+    # Persistence under contexts: a blob opens only in its record.
     key = bytes(range(STORAGE_KEY_LEN))
     state = out_bytes(lib.sotto_session_to_bytes, to_alice)
     free(to_alice)
     to_alice = new_handle("session", lib.sotto_session_from_bytes, *arg(state))
-    sealed = out_bytes(lib.sotto_session_seal, to_bob, *arg(key))
+    sealed = out_bytes(lib.sotto_session_seal, to_bob, *arg(key), *arg(b"session/bob"))
+    recorded = generation(lib.sotto_session_generation, to_bob)
     free(to_bob)
-    expect_error(Code.AUTHENTICATION_FAILED, lib.sotto_session_unseal, *arg(sealed),
-                 *arg(bytes(STORAGE_KEY_LEN)), c_void_p(), secrets=[key])
-    expect_error(Code.INVALID_ARGUMENT, lib.sotto_session_unseal, *arg(sealed), *arg(key[:16]),
-                 c_void_p(), secrets=[key])
-    to_bob = new_handle("session", lib.sotto_session_unseal, *arg(sealed), *arg(key))
-    sealed_bob = out_bytes(lib.sotto_device_seal, bob, *arg(key))
+    for bad_key, context, want in (
+        (bytes(STORAGE_KEY_LEN), b"session/bob", Code.AUTHENTICATION_FAILED),
+        (key, b"session/carol", Code.AUTHENTICATION_FAILED),
+        (key, None, Code.AUTHENTICATION_FAILED),
+        (key[:16], b"session/bob", Code.INVALID_ARGUMENT),
+        (key, bytes(MAX_SEAL_CONTEXT_LEN + 1), Code.TOO_LARGE),
+    ):
+        expect_error(want, lib.sotto_session_unseal, *arg(sealed), *arg(bad_key), *arg(context),
+                     c_void_p(), secrets=[key])
+    to_bob = new_handle("session", lib.sotto_session_unseal, *arg(sealed), *arg(key),
+                        *arg(b"session/bob"))
+    assert generation(lib.sotto_session_generation, to_bob) == recorded
+    sealed_bob = out_bytes(lib.sotto_device_seal, bob, *arg(key), *arg(b"device"))
     free(bob)
-    bob = new_handle("device", lib.sotto_device_unseal, *arg(sealed_bob), *arg(key))
+    bob = new_handle("device", lib.sotto_device_unseal, *arg(sealed_bob), *arg(key),
+                     *arg(b"device"))
     expect_error(Code.WRONG_TYPE, lib.sotto_device_unseal, *arg(sealed), *arg(key),
-                 c_void_p(), secrets=[key])
+                 *arg(b"session/bob"), c_void_p(), secrets=[key])
     assert decrypt(to_bob, encrypt(to_alice, b"after restore")) == b"after restore"
     assert decrypt(to_alice, encrypt(to_bob, b"")) == b""
     print("bob -> alice: after restore")
+
+    # Prekey management: creation times, lists, rotation, removal.
+    assert signed_prekeys(bob) == [(1, NOW, 0)]
+    spk = out_bytes(lib.sotto_device_rotate_signed_prekey, bob, NOW + 1)
+    assert out_value(lib.sotto_prekey_id, c_uint32, *arg(spk)) == 2
+    assert signed_prekeys(bob) == [(1, NOW, 0), (2, NOW + 1, 0)]
+    small = (SignedPrekeyInfo * 1)()
+    expect_error(Code.INVALID_ARGUMENT, lib.sotto_device_signed_prekeys, bob, small, 1,
+                 byref(c_size_t()))
+    expect_error(Code.UNKNOWN_SIGNED_PREKEY, lib.sotto_device_remove_signed_prekey, bob, 2)
+    call(lib.sotto_device_remove_signed_prekey, bob, 1)
+    kems_info = (KemPrekeyInfo * 4)()
+    count = c_size_t()
+    call(lib.sotto_device_last_resort_kem_prekeys, bob, kems_info, 4, byref(count))
+    assert count.value == 1 and kems_info[0].created == NOW
+    last_resort = out_bytes(lib.sotto_device_rotate_last_resort_kem_prekey, bob, NOW + 2)
+    new_id = out_value(lib.sotto_prekey_id, c_uint32, *arg(last_resort))
+    expect_error(Code.UNKNOWN_KEM_PREKEY, lib.sotto_device_remove_last_resort_kem_prekey, bob,
+                 new_id)
+    call(lib.sotto_device_remove_last_resort_kem_prekey, bob, kems_info[0].id)
+    assert out_bytes(lib.sotto_device_last_resort_kem_prekey, bob) == last_resort
+
+    # Classical X3DH only by explicit opt-in.
+    classical = out_bytes(lib.sotto_bundle_new, *arg(bob_id), *arg(spk), *arg(None), *arg(None))
+    expect_error(Code.POST_QUANTUM_REQUIRED, lib.sotto_session_initiate, alice, *arg(classical),
+                 *arg(None), c_void_p())
+    x3dh = new_handle("session", lib.sotto_session_initiate_allow_classical, alice,
+                      *arg(classical), *arg(bob_id))
+    assert out_value(lib.sotto_session_key_agreement, c_int32, x3dh) == KEY_AGREEMENT_X3DH
+    x3dh_first = encrypt(x3dh, b"classical")
+    expect_error(Code.POST_QUANTUM_REQUIRED, lib.sotto_session_accept, bob, *arg(x3dh_first),
+                 c_void_p(), c_void_p(), secrets=[b"classical"])
+    x3dh_bob, text, _ = accept(bob, x3dh_first, lib.sotto_session_accept_allow_classical)
+    assert text == b"classical"
+    expect_error(Code.DUPLICATE_PREKEY_MESSAGE, lib.sotto_session_accept_allow_classical, bob,
+                 *arg(x3dh_first), c_void_p(), c_void_p())
+    assert signed_prekeys(bob) == [(2, NOW + 1, 1)]
+    print("alice -> bob (classical, opted in): classical")
+
+    # A rollback across a ratchet-key draw diverges the session.
+    assert decrypt(to_bob, encrypt(to_alice, b"your turn")) == b"your turn"
+    old = out_bytes(lib.sotto_session_to_bytes, to_bob)
+    assert decrypt(to_alice, encrypt(to_bob, b"new key")) == b"new key"
+    rolled_back = new_handle("session", lib.sotto_session_from_bytes, *arg(old))
+    assert generation(lib.sotto_session_generation, rolled_back) < generation(
+        lib.sotto_session_generation, to_bob)
+    expect_error(Code.SESSION_DIVERGED, lib.sotto_session_decrypt, to_alice,
+                 *arg(encrypt(rolled_back, b"sent after a rollback")), Buffer(),
+                 secrets=[b"sent after a rollback"])
+    free(rolled_back)
+
+    # Restoring a device from a backup, then the reset.
+    backup = out_bytes(lib.sotto_device_to_bytes, bob)
+    initiator = new_handle("session", lib.sotto_session_initiate, alice, *arg(bundle_of(bob)),
+                           *arg(None))
+    replayable = encrypt(initiator, b"once")
+    free(initiator)
+    once, _, _ = accept(bob, replayable)
+    latest = generation(lib.sotto_device_generation, bob)
+    restored = new_handle("device", lib.sotto_device_from_bytes, *arg(backup))
+    assert generation(lib.sotto_device_generation, restored) < latest
+    spk_out, kem_out = Buffer(), Buffer()
+    call(lib.sotto_device_reset_prekeys_after_restore, restored, NOW + 3, latest,
+         byref(spk_out), byref(kem_out))
+    assert len(take(spk_out)) == SIGNED_PREKEY_LEN and len(take(kem_out)) == KEM_PREKEY_LEN
+    assert generation(lib.sotto_device_generation, restored) == latest + 1
+    expect_error(Code.UNKNOWN_SIGNED_PREKEY, lib.sotto_session_accept, restored,
+                 *arg(replayable), c_void_p(), c_void_p(), secrets=[b"once"])
+    print("bob (restored, reset): replay refused")
 
     # Misuse a binding can commit: handles are all c_void_p here.
     expect_error(Code.WRONG_HANDLE, lib.sotto_device_identity_key, to_bob, Buffer())
@@ -367,16 +675,52 @@ def pairwise_conversation():
     call(lib.sotto_device_identity_key, alice, byref(full))
     expect_error(Code.INVALID_ARGUMENT, lib.sotto_device_identity_key, alice, byref(full))
     assert len(take(full)) == IDENTITY_KEY_LEN
-    expect_error(Code.INVALID_ARGUMENT, lib.sotto_buffer_free, byref(Buffer(None, 3)))
     occupied = c_void_p(to_bob.value)
     expect_error(Code.INVALID_ARGUMENT, lib.sotto_session_from_bytes, *arg(state),
                  byref(occupied), secrets=[state])
     assert occupied.value == to_bob.value
     expect_error(Code.TRUNCATED, lib.sotto_session_from_bytes, *arg(state[:-1]), c_void_p(),
                  secrets=[state])
+    expect_error(Code.TRAILING_BYTES, lib.sotto_session_from_bytes, *arg(state + b"\0"),
+                 c_void_p(), secrets=[state])
+    expect_error(Code.TOO_MANY_PREKEYS, lib.sotto_device_generate_one_time_kem_prekeys, bob, 101,
+                 Buffer())
+    expect_error(Code.UNSUPPORTED_VERSION, lib.sotto_session_decrypt, to_bob,
+                 *arg(bytes([1]) + first[1:]), Buffer())  # a version 1 message
     assert decrypt(to_alice, encrypt(to_bob, b"still fine")) == b"still fine"
 
-    for handle in (to_alice, to_bob, alice, bob):
+    for handle in (to_alice, to_bob, x3dh, x3dh_bob, once, restored, alice, bob, carol):
+        free(handle)
+
+
+def bounds():
+    """Bounds an attacker can drive: a signed prekey exhausted by replayable
+    handshakes (then rotated), and a message too far ahead."""
+    alice, dave = device(), device()
+    dave_id = identity(dave)
+    spk = out_bytes(lib.sotto_device_signed_prekey, dave)
+    classical = out_bytes(lib.sotto_bundle_new, *arg(dave_id), *arg(spk), *arg(None), *arg(None))
+    pending = []
+    for _ in range(MAX_BASE_KEYS + 1):
+        session = new_handle("session", lib.sotto_session_initiate_allow_classical, alice,
+                             *arg(classical), *arg(None))
+        pending.append(encrypt(session, b"throwaway"))
+        free(session)
+    for wire in pending[:MAX_BASE_KEYS]:
+        session, _, _ = accept(dave, wire, lib.sotto_session_accept_allow_classical)
+        free(session)
+    assert signed_prekeys(dave) == [(1, NOW, MAX_BASE_KEYS)]
+    expect_error(Code.SIGNED_PREKEY_EXHAUSTED, lib.sotto_session_accept_allow_classical, dave,
+                 *arg(pending[-1]), c_void_p(), c_void_p())
+    expect_error(Code.DUPLICATE_PREKEY_MESSAGE, lib.sotto_session_accept_allow_classical, dave,
+                 *arg(pending[0]), c_void_p(), c_void_p())
+    print(f"dave: signed prekey exhausted after {MAX_BASE_KEYS} replayable handshakes")
+
+    a_to_d, d_to_a = connect(alice, dave, identity(alice), dave_id)
+    far = [encrypt(a_to_d, b"far") for _ in range(1002)]
+    expect_error(Code.TOO_FAR_AHEAD, lib.sotto_session_decrypt, d_to_a, *arg(far[-1]), Buffer())
+    assert decrypt(d_to_a, far[0]) == b"far"
+    for handle in (a_to_d, d_to_a, alice, dave):
         free(handle)
 
 
@@ -387,69 +731,28 @@ def pairwise_conversation():
 
 class Member:
     """One group member: a device, a pairwise session per peer, a sender for
-    its own chain and a receiver per chain of another member it may read."""
+    its own chain and a store for everyone else's."""
 
-    def __init__(self, name):
+    def __init__(self, name, group_id):
         self.name = name
-        self.device = new_handle("device", lib.sotto_device_generate)
-        self.identity = out_bytes(lib.sotto_device_identity_key, self.device)
+        self.device = device()
+        self.identity = identity(self.device)
         self.sessions = {}  # peer name -> session handle
-        self.sender = None
-        self.receivers = {}  # chain id -> (member name, receiver handle)
-
-    def receiver_of(self, name):
-        """The receiver of `name`'s current chain."""
-        return next(rx for who, rx in self.receivers.values() if who == name)
+        self.sender = new_handle("sender", lib.sotto_group_sender_new, self.device,
+                                 *arg(group_id))
+        self.store = new_handle("store", lib.sotto_group_store_new, *arg(group_id))
 
     def close(self):
-        for _, receiver in self.receivers.values():
-            free(receiver)
-        for session in self.sessions.values():
-            free(session)
-        if self.sender is not None:
-            free(self.sender)
-        free(self.device)
-
-
-def connect(a, b):
-    """Starts a pairwise session from a to b (a writes first, b replies)."""
-    opk = out_bytes(lib.sotto_device_generate_one_time_prekeys, b.device, 1)
-    bundle = out_bytes(lib.sotto_device_bundle, b.device, *arg(opk))
-    a_to_b = new_handle("session", lib.sotto_session_initiate, a.device, *arg(bundle),
-                        *arg(b.identity))
-    first = encrypt(a_to_b, f"hi {b.name}".encode())
-    b_to_a, plain = c_void_p(), Buffer()
-    call(lib.sotto_session_accept, b.device, *arg(first), byref(b_to_a), byref(plain))
-    adopt("session", b_to_a)
-    assert take(plain) == f"hi {b.name}".encode()
-    assert decrypt(a_to_b, encrypt(b_to_a, f"hi {a.name}".encode())) == f"hi {a.name}".encode()
-    a.sessions[b.name] = a_to_b
-    b.sessions[a.name] = b_to_a
-
-
-def message_chain_id(wire):
-    chain = c_uint32()
-    call(lib.sotto_group_message_chain_id, *arg(wire), byref(chain))
-    return chain.value
+        for handle in (*self.sessions.values(), self.sender, self.store, self.device):
+            free(handle)
 
 
 def hand_out_sender_key(frm, to, distribution):
     """Sends frm's distribution to `to` inside their pairwise session; `to`
-    installs it with the session that decrypted it, which attributes the
-    chain to frm's identity."""
+    installs it through its store in one call, as owned by frm."""
     wire = encrypt(frm.sessions[to.name], distribution)
-    delivered_by = to.sessions[frm.name]
-    got = decrypt(delivered_by, wire)
-    receiver = new_handle("receiver", lib.sotto_group_receiver_accept, *arg(got), delivered_by)
-    assert out_bytes(lib.sotto_group_receiver_sender_identity_key, receiver) == frm.identity
-    chain = c_uint32()
-    call(lib.sotto_group_receiver_chain_id, receiver, byref(chain))
-    for old, (who, rx) in list(to.receivers.items()):
-        if who == frm.name:  # frm rotated: its old chain is over
-            free(rx)
-            del to.receivers[old]
-    to.receivers[chain.value] = (frm.name, receiver)
-    return wire
+    return out_value(lib.sotto_group_store_receive_distribution, c_int32, to.store,
+                     to.sessions[frm.name], *arg(wire))
 
 
 def group_encrypt(sender, text):
@@ -457,113 +760,146 @@ def group_encrypt(sender, text):
 
 
 def group_read(member, wire):
-    """Routes a group message to the receiver of its chain and decrypts it."""
-    _, receiver = member.receivers[message_chain_id(wire)]
-    return out_bytes(lib.sotto_group_receiver_decrypt, receiver, *arg(wire))
+    """Decrypts through the member's store: (plaintext, owner, authenticated)."""
+    plaintext, owner, authenticated = Buffer(), Buffer(), c_bool()
+    call(lib.sotto_group_store_decrypt, member.store, *arg(wire), byref(plaintext), byref(owner),
+         byref(authenticated))
+    return take(plaintext), take(owner), authenticated.value
 
 
 def broadcast(frm, members, text, label=None):
     wire = group_encrypt(frm.sender, text)
     for to in members:
         if to is not frm:
-            assert group_read(to, wire) == text
+            assert group_read(to, wire) == (text, frm.identity, True)
     print(f"{label or frm.name + ' -> group'}: {text.decode()}")
     return wire
 
 
 def save_and_restore(member, key):
-    """Saves and restores the member's sender and receivers, sealed and plain
-    alternately, the way an app persists them between runs."""
-    state = out_bytes(lib.sotto_group_sender_to_bytes, member.sender)
-    free(member.sender)
-    member.sender = new_handle("sender", lib.sotto_group_sender_from_bytes, *arg(state))
-    sealed = out_bytes(lib.sotto_group_sender_seal, member.sender, *arg(key))
-    free(member.sender)
-    member.sender = new_handle("sender", lib.sotto_group_sender_unseal, *arg(sealed), *arg(key))
-    for i, (chain, (who, receiver)) in enumerate(list(member.receivers.items())):
-        if i % 2 == 0:
-            state = out_bytes(lib.sotto_group_receiver_seal, receiver, *arg(key))
-            free(receiver)
-            restored = new_handle("receiver", lib.sotto_group_receiver_unseal, *arg(state),
-                                  *arg(key))
-        else:
-            state = out_bytes(lib.sotto_group_receiver_to_bytes, receiver)
-            free(receiver)
-            restored = new_handle("receiver", lib.sotto_group_receiver_from_bytes, *arg(state))
-        member.receivers[chain] = (who, restored)
+    """Saves and restores the member's sender and store, sealed under their
+    record keys, checking the generations survive."""
+    for kind, prefix in (("sender", "sotto_group_sender"), ("store", "sotto_group_store")):
+        handle = getattr(member, kind)
+        context = f"group/{member.name}/{kind}".encode()
+        recorded = generation(getattr(lib, prefix + "_generation"), handle)
+        sealed = out_bytes(getattr(lib, prefix + "_seal"), handle, *arg(key), *arg(context))
+        free(handle)
+        restored = new_handle(kind, getattr(lib, prefix + "_unseal"), *arg(sealed), *arg(key),
+                              *arg(context))
+        assert generation(getattr(lib, prefix + "_generation"), restored) == recorded
+        setattr(member, kind, restored)
+
+
+def store_len(member):
+    return out_value(lib.sotto_group_store_len, c_size_t, member.store)
 
 
 def group_chat(group_id):
-    alice, bob, carol = members = [Member(name) for name in ("alice", "bob", "carol")]
-    connect(alice, bob)
-    connect(alice, carol)
-    connect(bob, carol)
+    alice, bob, carol = members = [Member(name, group_id) for name in ("alice", "bob", "carol")]
+    for a, b in ((alice, bob), (alice, carol), (bob, carol)):
+        a.sessions[b.name], b.sessions[a.name] = connect(a.device, b.device, a.identity,
+                                                         b.identity)
+    assert out_bytes(lib.sotto_group_sender_owner_identity_key, alice.sender) == alice.identity
+    distributions = {m.name: out_bytes(lib.sotto_group_sender_distribution, m.sender)
+                     for m in members}
+    assert all(len(d) == DISTRIBUTION_LEN for d in distributions.values())
 
-    # Each member creates its chain and hands its sender key to the others.
+    # The v1 attack: Bob forwards Alice's key to Carol over his own session,
+    # before Alice's copy arrives. v1 installed it as a receiver credited to
+    # Bob; v2 refuses it (the owner it names is not the session's peer),
+    # leaves the session as it was, and installs nothing.
+    forwarded = encrypt(bob.sessions["carol"], distributions["alice"])
+    expect_error(Code.GROUP_OWNER_MISMATCH, lib.sotto_group_store_receive_distribution,
+                 carol.store, carol.sessions["bob"], *arg(forwarded), byref(c_int32()),
+                 secrets=[distributions["alice"]])
+    plaintext = new_handle("plaintext", lib.sotto_session_decrypt_plaintext,
+                           carol.sessions["bob"], *arg(forwarded))
+    assert out_bytes(lib.sotto_plaintext_sender_identity_key, plaintext) == bob.identity
+    expect_error(Code.GROUP_OWNER_MISMATCH, lib.sotto_group_store_install, carol.store,
+                 plaintext, byref(c_int32()))
+    assert store_len(carol) == 0
+
     for m in members:
-        m.sender = new_handle("sender", lib.sotto_group_sender_new, *arg(group_id))
-        distribution = out_bytes(lib.sotto_group_sender_distribution, m.sender)
         for other in members:
             if other is not m:
-                hand_out_sender_key(m, other, distribution)
-    assert all(len(m.receivers) == 2 for m in members)
+                assert hand_out_sender_key(m, other, distributions[m.name]) == Outcome.ADDED
+    # Alice's own copy did install; the forwarded one still does not.
+    expect_error(Code.GROUP_OWNER_MISMATCH, lib.sotto_group_store_install, carol.store,
+                 plaintext, byref(c_int32()))
+    free(plaintext)
+    assert all(store_len(m) == 2 for m in members)
     print("group: alice, bob and carol hold each other's sender keys")
-
     hello = broadcast(alice, members, b"hello group")
-    broadcast(bob, members, b"hi everyone")
+    # A message Bob writes is never shown as Alice's, in any order.
+    assert group_read(carol, group_encrypt(bob.sender, b"from bob"))[1] == bob.identity
+    print("carol reads alice's chain as alice's, never as bob's")
     broadcast(carol, members, b"hey both")
+
+    # The receiver's view: owner, authenticated mark, next index.
+    chain = out_bytes(lib.sotto_group_message_chain_id, *arg(hello))
+    assert chain == out_bytes(lib.sotto_group_sender_chain_id, alice.sender)
+    assert out_bytes(lib.sotto_group_message_group_id, *arg(hello)) == group_id
+    owner, authenticated, next_index = Buffer(), c_bool(), c_uint32()
+    call(lib.sotto_group_store_receiver, bob.store, *arg(chain), byref(owner),
+         byref(authenticated), byref(next_index))
+    assert (take(owner), authenticated.value, next_index.value) == (alice.identity, True, 1)
 
     # Delivery out of order, then replays.
     texts = [f"part {i}".encode() for i in range(4)]
     wires = [group_encrypt(alice.sender, t) for t in texts]
     for reader, order in ((bob, (3, 0, 2, 1)), (carol, (1, 3, 0, 2))):
         for i in order:
-            assert group_read(reader, wires[i]) == texts[i]
+            assert group_read(reader, wires[i])[0] == texts[i]
             print(f"alice -> {reader.name} (out of order): {texts[i].decode()}")
     for replay in (wires[2], hello):
-        expect_error(Code.DUPLICATE_MESSAGE, lib.sotto_group_receiver_decrypt,
-                     bob.receiver_of("alice"), *arg(replay), Buffer())
+        expect_error(Code.DUPLICATE_MESSAGE, lib.sotto_group_store_decrypt, bob.store,
+                     *arg(replay), Buffer(), Buffer(), byref(c_bool()))
 
     # Everyone saves and restores its group state; the chat goes on.
     key = bytes([0x5A]) * STORAGE_KEY_LEN
     for m in members:
         save_and_restore(m, key)
     broadcast(bob, members, b"me too", "bob -> group (restored)")
-    broadcast(alice, members, b"saved and back", "alice -> group (restored)")
 
-    # Carol leaves: alice and bob drop her chain, rotate theirs and hand the
-    # new keys to each other only.
+    # Carol leaves: Alice and Bob drop her chains through their stores,
+    # rotate theirs and hand the new keys to each other only.
     for m in (alice, bob):
-        for chain, (who, receiver) in list(m.receivers.items()):
-            if who == "carol":
-                free(receiver)
-                del m.receivers[chain]
+        assert out_value(lib.sotto_group_store_remove_owner, c_size_t, m.store,
+                         *arg(carol.identity)) == 1
     rotated = {}
     for m, other in ((alice, bob), (bob, alice)):
-        old_chains = set(other.receivers)
-        distribution = out_bytes(lib.sotto_group_sender_rotate, m.sender)
-        rotated[m.name] = hand_out_sender_key(m, other, distribution)
-        assert len(other.receivers) == 1 and set(other.receivers) != old_chains
+        distribution = out_bytes(lib.sotto_group_sender_rotate, m.sender, m.device)
+        rotated[m.name] = distribution
+        assert hand_out_sender_key(m, other, distribution) == Outcome.ADDED
     remaining = [alice, bob]
     after_removal = [
         broadcast(alice, remaining, b"without carol", "alice -> group (rotated)"),
         broadcast(bob, remaining, b"agreed", "bob -> group (rotated)"),
     ]
-
-    # Carol still holds receivers, but for the old chains: none reads the
-    # new ones, and the new sender keys never reached her (they went over
-    # the alice-bob session, which her own sessions cannot open).
     for wire in after_removal:
-        assert message_chain_id(wire) not in carol.receivers
-        for _, receiver in carol.receivers.values():
-            expect_error(Code.UNKNOWN_GROUP_CHAIN, lib.sotto_group_receiver_decrypt, receiver,
-                         *arg(wire), Buffer(), secrets=[b"without carol", b"agreed"])
-    expect_error(Code.AUTHENTICATION_FAILED, lib.sotto_session_decrypt, carol.sessions["alice"],
-                 *arg(rotated["alice"]), Buffer())
+        expect_error(Code.UNKNOWN_GROUP_CHAIN, lib.sotto_group_store_decrypt, carol.store,
+                     *arg(wire), Buffer(), Buffer(), byref(c_bool()),
+                     secrets=[b"without carol", b"agreed"])
     print("carol (removed) cannot read: without carol")
-    # And what carol still sends on her chain no longer reaches anyone.
-    assert message_chain_id(group_encrypt(carol.sender, b"anyone?")) not in alice.receivers
-    return alice, bob, carol
+    expect_error(Code.UNKNOWN_GROUP_CHAIN, lib.sotto_group_store_decrypt, alice.store,
+                 *arg(group_encrypt(carol.sender, b"anyone?")), Buffer(), Buffer(),
+                 byref(c_bool()))
+
+    # A backup imported unauthenticated, then upgraded by the real delivery.
+    dave = Member("dave", group_id)
+    for m in (alice, bob):
+        m.sessions["dave"], dave.sessions[m.name] = connect(m.device, dave.device, m.identity,
+                                                            dave.identity)
+    assert out_value(lib.sotto_group_store_import_unauthenticated, c_int32, dave.store,
+                     *arg(rotated["alice"])) == Outcome.ADDED
+    wire = group_encrypt(alice.sender, b"claimed")
+    assert group_read(dave, wire) == (b"claimed", alice.identity, False)
+    assert hand_out_sender_key(alice, dave, rotated["alice"]) == Outcome.UPGRADED
+    assert hand_out_sender_key(alice, dave, rotated["alice"]) == Outcome.UNCHANGED
+    assert group_read(bob, wire)[2] and store_len(dave) == 1
+    print("dave: an imported key upgraded by alice's own delivery")
+    return alice, bob, carol, dave
 
 
 # ---------------------------------------------------------------------------
@@ -571,138 +907,320 @@ def group_chat(group_id):
 # ---------------------------------------------------------------------------
 
 
-def group_error_paths(group_id, alice, bob, carol):
-    rx = bob.receiver_of("alice")
+def group_error_paths(group_id, alice, bob, carol, dave):
     text = b"do not show this"
     wire = group_encrypt(alice.sender, text)
     key = bytes([0x33]) * STORAGE_KEY_LEN
+    no_outputs = (Buffer(), Buffer(), byref(c_bool()))
 
     # Tampering anywhere breaks the signature, which is checked first.
     for offset in (len(wire) - SIGNATURE_LEN - 20, len(wire) - 1):
         bad = bytearray(wire)
         bad[offset] ^= 0x01
-        expect_error(Code.INVALID_SIGNATURE, lib.sotto_group_receiver_decrypt, rx,
-                     *arg(bytes(bad)), Buffer(), secrets=[text])
-
-    # Carol, removed, forges a message on alice's chain: she can sign only
-    # with her own chain's key.
-    forged = bytearray(group_encrypt(carol.sender, b"trust me"))
-    forged[CHAIN_ID_OFFSET : CHAIN_ID_OFFSET + 4] = wire[CHAIN_ID_OFFSET : CHAIN_ID_OFFSET + 4]
-    assert message_chain_id(bytes(forged)) == message_chain_id(wire)
-    expect_error(Code.INVALID_SIGNATURE, lib.sotto_group_receiver_decrypt, rx,
-                 *arg(bytes(forged)), Buffer())
-
-    # A message of another group, and one relabelled with another group id.
-    other = new_handle("sender", lib.sotto_group_sender_new, *arg(bytes(GROUP_ID_LEN)))
-    expect_error(Code.UNKNOWN_GROUP_CHAIN, lib.sotto_group_receiver_decrypt, rx,
-                 *arg(group_encrypt(other, text)), Buffer(), secrets=[text])
+        expect_error(Code.INVALID_SIGNATURE, lib.sotto_group_store_decrypt, bob.store,
+                     *arg(bytes(bad)), *no_outputs, secrets=[text])
     relabelled = bytearray(wire)
     relabelled[GROUP_ID_OFFSET] ^= 0xFF
-    expect_error(Code.UNKNOWN_GROUP_CHAIN, lib.sotto_group_receiver_decrypt, rx,
-                 *arg(bytes(relabelled)), Buffer(), secrets=[text])
+    expect_error(Code.UNKNOWN_GROUP_CHAIN, lib.sotto_group_store_decrypt, bob.store,
+                 *arg(bytes(relabelled)), *no_outputs, secrets=[text])
 
-    # Not a distribution, or one cut short.
-    distribution = out_bytes(lib.sotto_group_sender_distribution, other)
-    session = bob.sessions["alice"]
-    expect_error(Code.WRONG_TYPE, lib.sotto_group_receiver_accept, *arg(wire), session,
-                 c_void_p())
-    expect_error(Code.TRUNCATED, lib.sotto_group_receiver_accept, *arg(distribution[:-1]),
-                 session, c_void_p(), secrets=[distribution])
+    # A distribution whose ratchet was altered (the signatures do not cover
+    # it), imported while the chain is held: an import never changes a held
+    # chain, so the store is unchanged and Alice's chain still reads.
+    distribution = out_bytes(lib.sotto_group_sender_distribution, alice.sender)
+    altered = bytearray(distribution)
+    altered[DISTRIBUTION_R7] ^= 0x01
+    before = out_bytes(lib.sotto_group_store_to_bytes, bob.store)
+    assert out_value(lib.sotto_group_store_import_unauthenticated, c_int32, bob.store,
+                     *arg(bytes(altered))) == Outcome.UNCHANGED
+    assert out_bytes(lib.sotto_group_store_to_bytes, bob.store) == before
+    # The same altered ratchet delivered by Alice herself (a forked sender
+    # state): two authenticated copies on different ratchets conflict, and
+    # neither the store nor the session changes.
+    state = out_bytes(lib.sotto_group_sender_to_bytes, alice.sender)
+    forked_state = bytearray(state)
+    forked_state[len(state) - 1] ^= 0x01  # R_7's last byte
+    forked = new_handle("sender", lib.sotto_group_sender_from_bytes, *arg(bytes(forked_state)))
+    forked_wire = encrypt(alice.sessions[bob.name],
+                          out_bytes(lib.sotto_group_sender_distribution, forked))
+    expect_error(Code.GROUP_CHAIN_CONFLICT, lib.sotto_group_store_receive_distribution,
+                 bob.store, bob.sessions[alice.name], *arg(forked_wire), byref(c_int32()),
+                 secrets=[distribution])
+    assert out_bytes(lib.sotto_group_store_to_bytes, bob.store) == before
+    free(forked)
+    proof = bytearray(distribution)
+    proof[2 + 32 + 32 + 32] ^= 0x01
+    expect_error(Code.INVALID_SIGNATURE, lib.sotto_group_store_import_unauthenticated,
+                 bob.store, *arg(bytes(proof)), byref(c_int32()), secrets=[distribution])
+    expect_error(Code.TRUNCATED, lib.sotto_group_store_import_unauthenticated, bob.store,
+                 *arg(distribution[:-1]), byref(c_int32()), secrets=[distribution])
+
+    # A sender state edited to a far index (the attacker holds the chain
+    # seed): the receiver refuses the jump; at the last index, no encrypt.
+    state = out_bytes(lib.sotto_group_sender_to_bytes, alice.sender)
+    far = bytearray(state)
+    far[SENDER_STATE_INDEX] = (GROUP_JUMP + 100).to_bytes(4, "big")
+    forked = new_handle("sender", lib.sotto_group_sender_from_bytes, *arg(bytes(far)))
+    expect_error(Code.GROUP_INDEX_OUT_OF_RANGE, lib.sotto_group_store_decrypt, bob.store,
+                 *arg(group_encrypt(forked, text)), *no_outputs, secrets=[text])
+    free(forked)
+    far[SENDER_STATE_INDEX] = (2**32 - 1).to_bytes(4, "big")
+    forked = new_handle("sender", lib.sotto_group_sender_from_bytes, *arg(bytes(far)))
+    expect_error(Code.CHAIN_EXHAUSTED, lib.sotto_group_sender_encrypt, forked, *arg(text),
+                 Buffer(), secrets=[text])
+    free(forked)
+
+    # Another group's key and message.
+    other = new_handle("sender", lib.sotto_group_sender_new, alice.device,
+                       *arg(bytes(GROUP_ID_LEN)))
+    other_distribution = out_bytes(lib.sotto_group_sender_distribution, other)
+    expect_error(Code.GROUP_MISMATCH, lib.sotto_group_store_receive_distribution, bob.store,
+                 bob.sessions["alice"], *arg(encrypt(alice.sessions["bob"], other_distribution)),
+                 byref(c_int32()), secrets=[other_distribution])
+    expect_error(Code.UNKNOWN_GROUP_CHAIN, lib.sotto_group_store_decrypt, bob.store,
+                 *arg(group_encrypt(other, text)), *no_outputs, secrets=[text])
+
+    # A pairwise message that is not a distribution.
+    expect_error(Code.WRONG_TYPE, lib.sotto_group_store_receive_distribution, bob.store,
+                 bob.sessions["alice"], *arg(encrypt(alice.sessions["bob"], wire)),
+                 byref(c_int32()))
 
     # NULL pointers.
-    expect_error(Code.NULL_POINTER, lib.sotto_group_sender_new, None, GROUP_ID_LEN, c_void_p())
-    expect_error(Code.NULL_POINTER, lib.sotto_group_sender_new, *arg(group_id), None)
+    expect_error(Code.NULL_POINTER, lib.sotto_group_sender_new, alice.device, None, GROUP_ID_LEN,
+                 c_void_p())
+    expect_error(Code.NULL_POINTER, lib.sotto_group_store_new, *arg(group_id), None)
     expect_error(Code.NULL_POINTER, lib.sotto_group_sender_encrypt, None, *arg(text), Buffer(),
                  secrets=[text])
-    expect_error(Code.NULL_POINTER, lib.sotto_group_sender_encrypt, alice.sender, None, 5,
-                 Buffer())
-    expect_error(Code.NULL_POINTER, lib.sotto_group_receiver_decrypt, rx, *arg(wire), None)
-    expect_error(Code.NULL_POINTER, lib.sotto_group_receiver_accept, *arg(distribution), None,
-                 c_void_p(), secrets=[distribution])
+    expect_error(Code.NULL_POINTER, lib.sotto_group_store_decrypt, bob.store, *arg(wire), None,
+                 Buffer(), byref(c_bool()))
+    expect_error(Code.NULL_POINTER, lib.sotto_group_store_decrypt, bob.store, *arg(wire),
+                 Buffer(), Buffer(), None)
+    expect_error(Code.NULL_POINTER, lib.sotto_group_store_install, bob.store, None,
+                 byref(c_int32()))
     expect_error(Code.NULL_POINTER, lib.sotto_group_message_chain_id, *arg(wire), None)
-    expect_error(Code.NULL_POINTER, lib.sotto_group_receiver_unseal, None, 10, *arg(key),
+    expect_error(Code.NULL_POINTER, lib.sotto_group_store_unseal, None, 10, *arg(key), *arg(None),
                  c_void_p(), secrets=[key])
-    for fn in (lib.sotto_group_sender_free, lib.sotto_group_receiver_free):
+    for fn in (lib.sotto_group_sender_free, lib.sotto_group_store_free, lib.sotto_plaintext_free):
         call(fn, None)  # freeing NULL is a no-op
 
     # Wrong handle types: every handle is a c_void_p to Python.
-    expect_error(Code.WRONG_HANDLE, lib.sotto_group_receiver_decrypt, alice.sender, *arg(wire),
+    expect_error(Code.WRONG_HANDLE, lib.sotto_group_store_decrypt, alice.sender, *arg(wire),
+                 *no_outputs, secrets=[text])
+    expect_error(Code.WRONG_HANDLE, lib.sotto_group_sender_encrypt, bob.store, *arg(text),
                  Buffer(), secrets=[text])
-    expect_error(Code.WRONG_HANDLE, lib.sotto_group_sender_encrypt, rx, *arg(text), Buffer(),
-                 secrets=[text])
-    expect_error(Code.WRONG_HANDLE, lib.sotto_group_sender_encrypt, session, *arg(text),
-                 Buffer(), secrets=[text])
-    expect_error(Code.WRONG_HANDLE, lib.sotto_group_sender_distribution, bob.device, Buffer())
-    expect_error(Code.WRONG_HANDLE, lib.sotto_group_receiver_accept, *arg(distribution), rx,
-                 c_void_p(), secrets=[distribution])
-    pairwise = encrypt(alice.sessions["bob"], text)
-    expect_error(Code.WRONG_HANDLE, lib.sotto_session_decrypt, rx, *arg(pairwise), Buffer(),
-                 secrets=[text])
-    expect_error(Code.WRONG_HANDLE, lib.sotto_group_receiver_chain_id, other, byref(c_uint32()))
-    expect_error(Code.WRONG_HANDLE, lib.sotto_group_sender_free, rx)
-    expect_error(Code.WRONG_HANDLE, lib.sotto_group_receiver_free, alice.sender)
-    expect_error(Code.WRONG_HANDLE, lib.sotto_session_free, other)
+    expect_error(Code.WRONG_HANDLE, lib.sotto_group_sender_new, bob.store, *arg(group_id),
+                 c_void_p())
+    expect_error(Code.WRONG_HANDLE, lib.sotto_group_store_receive_distribution, bob.store,
+                 bob.store, *arg(encrypt(alice.sessions["bob"], b"x")), byref(c_int32()))
+    expect_error(Code.WRONG_HANDLE, lib.sotto_group_store_install, bob.store,
+                 bob.sessions["alice"], byref(c_int32()))
+    expect_error(Code.WRONG_HANDLE, lib.sotto_group_sender_free, bob.store)
+    expect_error(Code.WRONG_HANDLE, lib.sotto_group_store_free, alice.sender)
+    expect_error(Code.WRONG_HANDLE, lib.sotto_plaintext_free, alice.sender)
 
-    # Outputs must be empty: a full buffer or handle slot is refused, not leaked.
+    # Outputs must be empty and distinct.
     full = Buffer()
     call(lib.sotto_group_sender_distribution, other, byref(full))
     expect_error(Code.INVALID_ARGUMENT, lib.sotto_group_sender_encrypt, alice.sender, *arg(text),
                  byref(full), secrets=[text])
-    expect_error(Code.INVALID_ARGUMENT, lib.sotto_group_receiver_decrypt, rx, *arg(wire),
-                 byref(full), secrets=[text])
-    assert take(full) == distribution
-    state = out_bytes(lib.sotto_group_receiver_to_bytes, rx)
-    occupied = c_void_p(rx.value)
-    expect_error(Code.INVALID_ARGUMENT, lib.sotto_group_receiver_from_bytes, *arg(state),
-                 byref(occupied), secrets=[state])
-    assert occupied.value == rx.value
+    expect_error(Code.INVALID_ARGUMENT, lib.sotto_group_store_decrypt, bob.store, *arg(wire),
+                 byref(full), Buffer(), byref(c_bool()), secrets=[text])
+    assert len(take(full)) == DISTRIBUTION_LEN
+    same = Buffer()
+    expect_error(Code.INVALID_ARGUMENT, lib.sotto_group_store_decrypt, bob.store, *arg(wire),
+                 byref(same), byref(same), byref(c_bool()), secrets=[text])
+    occupied = c_void_p(bob.store.value)
+    saved = out_bytes(lib.sotto_group_store_to_bytes, bob.store)
+    expect_error(Code.INVALID_ARGUMENT, lib.sotto_group_store_from_bytes, *arg(saved),
+                 byref(occupied), secrets=[saved])
+    assert occupied.value == bob.store.value
 
     # Bad lengths and sizes.
     for bad_len in (GROUP_ID_LEN - 1, GROUP_ID_LEN + 1):
-        expect_error(Code.INVALID_ARGUMENT, lib.sotto_group_sender_new,
-                     *arg(bytes(bad_len)), c_void_p())
+        expect_error(Code.INVALID_ARGUMENT, lib.sotto_group_store_new, *arg(bytes(bad_len)),
+                     c_void_p())
+    chain = out_bytes(lib.sotto_group_message_chain_id, *arg(wire))
+    expect_error(Code.INVALID_ARGUMENT, lib.sotto_group_store_receiver, bob.store,
+                 *arg(chain[:-1]), Buffer(), byref(c_bool()), byref(c_uint32()))
+    expect_error(Code.INVALID_PUBLIC_KEY, lib.sotto_group_store_receiver, bob.store,
+                 *arg(b"\xff" * CHAIN_ID_LEN), Buffer(), byref(c_bool()), byref(c_uint32()))
+    expect_error(Code.UNKNOWN_GROUP_CHAIN, lib.sotto_group_store_receiver, bob.store,
+                 *arg(out_bytes(lib.sotto_group_sender_chain_id, bob.sender)), Buffer(),
+                 byref(c_bool()), byref(c_uint32()))
     huge = (1 << (8 * ctypes.sizeof(c_size_t) - 1)) + 1  # over SIZE_MAX / 2, never read
     expect_error(Code.INVALID_ARGUMENT, lib.sotto_group_sender_encrypt, alice.sender,
                  arg(text)[0], huge, Buffer(), secrets=[text])
     expect_error(Code.PLAINTEXT_TOO_LARGE, lib.sotto_group_sender_encrypt, alice.sender,
                  *arg(bytes(MAX_PLAINTEXT_LEN + 1)), Buffer())
-    expect_error(Code.TOO_LARGE, lib.sotto_group_receiver_decrypt, rx,
-                 *arg(wire + bytes(MAX_GROUP_MESSAGE_LEN + 1 - len(wire))), Buffer())
-    expect_error(Code.TRUNCATED, lib.sotto_group_receiver_decrypt, rx, *arg(wire[:60]),
-                 Buffer())
-    expect_error(Code.TRUNCATED, lib.sotto_group_message_chain_id, *arg(wire[:40]),
-                 byref(c_uint32()))
+    expect_error(Code.TOO_LARGE, lib.sotto_group_store_decrypt, bob.store,
+                 *arg(wire + bytes(MAX_GROUP_MESSAGE_LEN + 1 - len(wire))), *no_outputs)
+    expect_error(Code.TRUNCATED, lib.sotto_group_store_decrypt, bob.store, *arg(wire[:60]),
+                 *no_outputs)
+    expect_error(Code.TRUNCATED, lib.sotto_group_message_chain_id, *arg(wire[:40]), Buffer())
+    expect_error(Code.TRUNCATED, lib.sotto_group_store_remove_owner, bob.store,
+                 *arg(carol.identity[:-1]), byref(c_size_t()))
 
-    # Saved state: wrong key, wrong kind, truncated, short key.
-    sealed = out_bytes(lib.sotto_group_receiver_seal, rx, *arg(key))
-    expect_error(Code.AUTHENTICATION_FAILED, lib.sotto_group_receiver_unseal, *arg(sealed),
-                 *arg(bytes(STORAGE_KEY_LEN)), c_void_p(), secrets=[key, state])
-    expect_error(Code.INVALID_ARGUMENT, lib.sotto_group_receiver_seal, rx, *arg(key[:-1]),
-                 Buffer(), secrets=[key, state])
+    # Saved state: wrong key, wrong context, wrong kind, truncated, short key.
+    sealed = out_bytes(lib.sotto_group_store_seal, bob.store, *arg(key), *arg(b"store"))
+    expect_error(Code.AUTHENTICATION_FAILED, lib.sotto_group_store_unseal, *arg(sealed),
+                 *arg(bytes(STORAGE_KEY_LEN)), *arg(b"store"), c_void_p(), secrets=[key, saved])
+    expect_error(Code.AUTHENTICATION_FAILED, lib.sotto_group_store_unseal, *arg(sealed),
+                 *arg(key), *arg(b"sender"), c_void_p(), secrets=[key, saved])
+    expect_error(Code.INVALID_ARGUMENT, lib.sotto_group_store_seal, bob.store, *arg(key[:-1]),
+                 *arg(b"store"), Buffer(), secrets=[key, saved])
     expect_error(Code.WRONG_TYPE, lib.sotto_group_sender_unseal, *arg(sealed), *arg(key),
-                 c_void_p(), secrets=[key, state])
-    expect_error(Code.WRONG_TYPE, lib.sotto_group_sender_from_bytes, *arg(state), c_void_p(),
-                 secrets=[state])
-    expect_error(Code.TRUNCATED, lib.sotto_group_receiver_from_bytes, *arg(state[:-1]),
-                 c_void_p(), secrets=[state])
+                 *arg(b"store"), c_void_p(), secrets=[key, saved])
+    expect_error(Code.WRONG_TYPE, lib.sotto_group_sender_from_bytes, *arg(saved), c_void_p(),
+                 secrets=[saved])
+    expect_error(Code.TRUNCATED, lib.sotto_group_store_from_bytes, *arg(saved[:-1]),
+                 c_void_p(), secrets=[saved])
 
     # Nothing above changed a handle, and a success clears the last error.
-    assert out_bytes(lib.sotto_group_receiver_decrypt, rx, *arg(wire)) == text
+    assert group_read(bob, wire)[0] == text
     assert last_error() == ""
     print("bob (after errors): do not show this")
     free(other)
 
 
+def store_full(group_id):
+    """A store full of authenticated chains refuses an unauthenticated
+    import rather than evicting one: 256 owners with 4 chains each."""
+    erin = Member("erin", group_id)
+    # One classical bundle serves all 256 owners: the sessions only carry
+    # distributions here, and X3DH keeps the unoptimised test build quick.
+    spk = out_bytes(lib.sotto_device_signed_prekey, erin.device)
+    bundle = out_bytes(lib.sotto_bundle_new, *arg(erin.identity), *arg(spk), *arg(None),
+                       *arg(None))
+    per_owner = 4
+    for i in range(MAX_GROUP_RECEIVERS // per_owner):
+        owner = Member(f"owner{i}", group_id)
+        to_erin = new_handle("session", lib.sotto_session_initiate_allow_classical, owner.device,
+                             *arg(bundle), *arg(erin.identity))
+        owner.sessions["erin"] = to_erin
+        erin.sessions[owner.name], _, _ = accept(erin.device, encrypt(to_erin, b"hi"),
+                                                 lib.sotto_session_accept_allow_classical)
+        for j in range(per_owner):
+            distribution = (out_bytes(lib.sotto_group_sender_rotate, owner.sender, owner.device) if j
+                            else out_bytes(lib.sotto_group_sender_distribution, owner.sender))
+            assert hand_out_sender_key(owner, erin, distribution) == Outcome.ADDED
+        owner.close()
+    assert store_len(erin) == MAX_GROUP_RECEIVERS
+    stranger = Member("stranger", group_id)
+    expect_error(Code.GROUP_STORE_FULL, lib.sotto_group_store_import_unauthenticated,
+                 erin.store, *arg(out_bytes(lib.sotto_group_sender_distribution, stranger.sender)),
+                 byref(c_int32()))
+    print(f"erin: a store of {MAX_GROUP_RECEIVERS} authenticated chains refuses an import")
+    erin.close()
+    stranger.close()
+
+
+# ---------------------------------------------------------------------------
+# Memory safety
+# ---------------------------------------------------------------------------
+
+
+def memory_safety():
+    alice, bob = device(), device()
+    a_to_b, b_to_a = connect(alice, bob, identity(alice), identity(bob))
+
+    # A copied buffer freed twice: the second free is refused, even after
+    # the allocator reused the block for the next output.
+    first = Buffer()
+    call(lib.sotto_session_encrypt, a_to_b, *arg(b"secret"), byref(first))
+    copy = Buffer(first.ptr, first.len, first.id)
+    call(lib.sotto_buffer_free, byref(first))
+    following = Buffer()
+    call(lib.sotto_session_encrypt, a_to_b, *arg(b"secret"), byref(following))
+    expect_error(Code.INVALID_BUFFER, lib.sotto_buffer_free, byref(copy))
+    assert decrypt(b_to_a, take(following)) == b"secret"
+    expect_error(Code.INVALID_BUFFER, lib.sotto_buffer_free, byref(Buffer(None, 3, 0)))
+    print("buffers: a copy freed twice is refused")
+
+    # A freed handle is refused, not reused.
+    gone = device()
+    stale = c_void_p(gone.value)
+    free(gone)
+    expect_error(Code.WRONG_HANDLE, lib.sotto_device_identity_key, stale, Buffer())
+    expect_error(Code.WRONG_HANDLE, lib.sotto_device_free, stale)
+
+    # Threads racing on one session (ctypes drops the GIL during calls):
+    # every call runs or is refused as busy; the session moved once per run.
+    before = generation(lib.sotto_session_generation, a_to_b)
+    results = []
+
+    def hammer():
+        codes = []
+        for _ in range(300):
+            out = Buffer()
+            code = lib.sotto_session_encrypt(a_to_b, *arg(b"race"), byref(out))
+            if code == Code.OK:
+                lib.sotto_buffer_free(byref(out))
+            codes.append(code)
+        results.append(codes)
+
+    threads = [threading.Thread(target=hammer) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    codes = [c for r in results for c in r]
+    assert set(codes) <= {Code.OK, Code.HANDLE_BUSY}, set(codes)
+    ran = codes.count(Code.OK)
+    assert generation(lib.sotto_session_generation, a_to_b) == before + ran
+    print("threads: concurrent calls on one session ran or were refused")
+    print(f"  ({ran} ran, {len(codes) - ran} refused as busy)", file=sys.stderr)
+
+    # A free racing another thread's calls: refused while busy; afterwards
+    # the other thread's calls find the handle gone.
+    ended = []
+    started = threading.Event()
+
+    def use_until_gone():
+        while True:
+            out = Buffer()
+            code = lib.sotto_session_encrypt(a_to_b, *arg(b"still there?"), byref(out))
+            started.set()
+            if code == Code.OK:
+                lib.sotto_buffer_free(byref(out))
+            elif code != Code.HANDLE_BUSY:
+                ended.append(code)
+                return
+
+    user = threading.Thread(target=use_until_gone)
+    user.start()
+    started.wait()
+    refused = 0
+    while True:
+        code = lib.sotto_session_free(a_to_b)
+        if code == Code.OK:
+            break
+        assert code == Code.HANDLE_BUSY, code
+        refused += 1
+        time.sleep(0)
+    live.pop(a_to_b.value)
+    user.join()
+    assert ended == [Code.WRONG_HANDLE], ended
+    print("threads: a free racing a call is refused or ends the other thread's use")
+    print(f"  ({refused} frees refused as busy)", file=sys.stderr)
+    for handle in (b_to_a, alice, bob):
+        free(handle)
+
+
 def main():
     check_header()
     pairwise_conversation()
+    bounds()
     group_id = b"sotto python group chat example!"
     assert len(group_id) == GROUP_ID_LEN
-    alice, bob, carol = group_chat(group_id)
-    group_error_paths(group_id, alice, bob, carol)
-    for member in (alice, bob, carol):
+    alice, bob, carol, dave = group_chat(group_id)
+    group_error_paths(group_id, alice, bob, carol, dave)
+    for member in (alice, bob, carol, dave):
         member.close()
+    store_full(group_id)
+    memory_safety()
     assert not live, f"handles not freed: {live}"
+    missed = set(Code) - UNREACHABLE - codes_seen
+    assert not missed, f"error codes never provoked: {sorted(c.name for c in missed)}"
     print(f"errors checked: {errors_checked}")
     print("python conversation ok")
 
