@@ -227,7 +227,8 @@ def label_lengths():
     assert S.L_ROOT == bytes.fromhex("736f74746f20763220726f6f74")      # §1's example
     assert len(S.L_GROUP_STEP) + 32 <= 54 and len(S.L_GROUP_KEY) + 32 <= 54
     assert len(S.L_GROUP_DERIVE) + 1 + 32 == 54
-    sig_labels = [S.L_SIGNED_PREKEY, S.L_KEM_PREKEY, S.L_GROUP_MESSAGE, S.L_GROUP_CHAIN_OWNER]
+    sig_labels = [S.L_SIGNED_PREKEY, S.L_KEM_PREKEY, S.L_GROUP_MESSAGE, S.L_GROUP_CHAIN_OWNER,
+                  S.L_GROUP_OWNER_SIGNATURE]
     for a in sig_labels:
         for b in sig_labels:
             assert a == b or not b.startswith(a), "signature label prefix"
@@ -409,7 +410,9 @@ def pqxdh_both_sides_agree():
         for kem in (None, "one_time", "last_resort"):
             alice, bob, sa, sb, rng = pair("agree %s %s" % (opk, kem), opk=opk, kem=kem,
                                            policy=S.CLASSICAL_ALLOWED)
-            ta, tb = sa.trace, sb.trace
+            ta, tb = sa.trace, sb.trace              # Alice's first encrypt, Bob's accept
+            assert ta["dh_ratchet"]["root_key_in"] == tb["sk"] == tb["receive"]["dh_ratchet"]["root_key_in"]
+            assert ta["message_key"] == tb["receive"]["message_key"]
             assert sa.generation == 1 and sb.generation == 0
             assert sa.key_agreement == sb.key_agreement == (S.X3DH if kem is None else S.PQXDH)
             assert sa.kem_binding == sb.kem_binding and sa.AD == sb.AD and len(sa.AD) == 96
@@ -490,6 +493,7 @@ def accept_check_order():
         ("UnknownKemPreKey", dict(kem=(55, pm.kem[1])), {"id": 55}),
         ("NonContributoryKey", dict(base_key=X_LOW_ORDER, N=5000), {}),
         ("TooFarAhead", dict(N=1001), {"skipped": 1001}),
+        ("TooFarAhead", dict(N=1001, K=X_ONE), {"skipped": 1001}),     # step 8 before 9's DH
         ("NonContributoryKey", dict(K=X_ONE), {}),
         ("AuthenticationFailed", dict(ciphertext=bytes(20)), {}),
         ("AuthenticationFailed", dict(kem=(pm.kem[0], bytes(1568))), {}),
@@ -508,6 +512,20 @@ def accept_check_order():
     assert bob.base_key_counts()[bob.spks[-1].id] == 0, "non-replayable: no base key recorded"
     # Accepting it again: the one-time prekey is gone.
     unchanged(bob, lambda: bob.accept(pm), "UnknownOneTimePreKey", id=1)
+
+
+@check
+def accept_takes_only_prekey_messages():
+    """§7.3/§9.2: accept decodes a prekey message: length, version, then type 0x02 (reading of
+    SPEC-FINDINGS B1); the device is unchanged."""
+    alice, bob, sa, sb, rng = pair("accept types")
+    ratchet = sb.encrypt(rng, b"a ratchet message")
+    dev = device("bob", opks=2, kem_otks=2)
+    unchanged(dev, lambda: dev.accept(ratchet), "WrongType", expected=2, found=1)
+    unchanged(dev, lambda: dev.accept(b"\x02\x03" + ratchet[2:]), "WrongType", expected=2, found=3)
+    unchanged(dev, lambda: dev.accept(b"\x01\x01"), "UnsupportedVersion", found=1)
+    unchanged(dev, lambda: dev.accept(b"\x02" * (S.MAX_MESSAGE_LEN + 1)), "TooLarge")
+    unchanged(dev, lambda: dev.accept(b"\x02"), "Truncated")
 
 
 @check
@@ -738,7 +756,8 @@ def skipped_key_bounds():
     assert sa.decrypt(b[2001])[0] == b"b2001"
     # 2000 on the chain before the commit: the per-chain rule deletes 0..999.
     assert sorted(sa.chains[-1].skipped)[:1] == [1001] and len(sa.chains[-1].skipped) == 1000
-    assert [e for e in sa.trace["evicted_keys"] if e[0] == "per_chain"][0][2] == 0
+    ev = sa.trace["evicted"]["keys"]
+    assert [(e["rule"], e["count"], e["lowest"], e["highest"]) for e in ev] == [("per_chain", 1000, 0, 999)]
     unchanged(sa, lambda: sa.decrypt(b[5]), "DuplicateMessage")
     assert sa.decrypt(b[1500])[0] == b"b1500"
     # The SPEC example: an older chain with 500 keys, the current reaching 2000 -> 1500 kept.
@@ -750,14 +769,15 @@ def skipped_key_bounds():
     sa.decrypt(c[1000])
     sa.decrypt(c[2001])
     assert [len(ch.skipped) for ch in sa.chains] == [500, 1000] and sa.skipped_count() == 1500
-    assert not [e for e in sa.trace["evicted_keys"] if e[0] == "total"]
+    assert not [e for e in sa.trace["evicted"]["keys"] if e["rule"] == "total"]
     # 500 + 1000 + 1000 keys: the total rule deletes the oldest chain's 500 (lowest first).
     sb.decrypt(sa.encrypt(rng, b"turn2"))
     d = send(sb, rng, 1001, b"d")
     sa.decrypt(d[1000])
     assert [len(ch.skipped) for ch in sa.chains] == [0, 1000, 1000]
     assert sa.skipped_count() == 2000
-    assert [e for e in sa.trace["evicted_keys"] if e[0] == "total"][0][1] == sa.chains[0].ratchet_key
+    total = [e for e in sa.trace["evicted"]["keys"] if e["rule"] == "total"]
+    assert [(e["ratchet_public"], e["count"]) for e in total] == [(sa.chains[0].ratchet_key, 500)]
     unchanged(sa, lambda: sa.decrypt(b[10]), "DuplicateMessage")
 
 
@@ -906,6 +926,11 @@ def session_state_decoding():
     wrong = _tweak(sb, lambda s: setattr(s.chains[-1], "ratchet_key", b"\x05" * 32))
     expect("InvalidEncoding", lambda: dec(wrong))
     expect("TrailingBytes", lambda: dec(wrong + b"\x00"))
+    # No two chains with one ratchet key (an older one equal to dhr included): after TrailingBytes.
+    twice = _tweak(sb, lambda s: setattr(s, "chains", [S.ReceivingChain(s.DHr, None, 10, {}),
+                                                       S.ReceivingChain(s.DHr, b"\x06" * 32, 20, {})]))
+    expect("InvalidEncoding", lambda: dec(twice))
+    expect("TrailingBytes", lambda: dec(twice + b"\x00"))
     expect("TooLarge", lambda: dec(b"\x01" + bytes(S.MAX_STATE_LEN)))
 
 
@@ -1018,6 +1043,10 @@ def reset_after_restore():
     g.generation = 100
     g.reset_prekeys_after_restore(rng, 1, 7)
     assert g.generation == 101
+    g.reset_prekeys_after_restore(rng, 2, S.U64_MAX)          # saturating (§6, §10.1)
+    assert g.generation == S.U64_MAX and S.Device.from_bytes(g.to_bytes()).generation == S.U64_MAX
+    g.reset_prekeys_after_restore(rng, 3, 0)
+    assert g.generation == S.U64_MAX
     h_ = S.Device.from_bytes(backup)
     h_.next_kem_id = S.U32_MAX
     unchanged(h_, lambda: h_.reset_prekeys_after_restore(rng, 1, 0), "TooManyPreKeys")
@@ -1103,6 +1132,14 @@ def sealed_state():
     bad_plain = b"\x03\x20" + plain[2:]
     blob2 = S.seal(rng, bad_plain, key, ctx)
     expect("UnsupportedVersion", lambda: S.open_state(blob2, key, ctx, S.Session), found=3)
+    # A sealed form longer than MAX_STATE_LEN is TooLarge when sealing (checked before the salt
+    # is drawn here; SPEC-FINDINGS C6); the largest plain state that seals also opens.
+    biggest = b"\x02\x24" + bytes(S.MAX_STATE_LEN - 51 - 2)
+    r3 = SeededRng("big")
+    expect("TooLarge", lambda: S.seal(r3, biggest + b"\x00", key, b""))
+    assert r3.log == []
+    sealed_big = S.seal(r3, biggest, key, b"")
+    assert len(sealed_big) == S.MAX_STATE_LEN and S.open_sealed(sealed_big, key, b"", 0x24) == biggest
 
 
 # ---------------------------------------------------------------------------
@@ -1224,18 +1261,31 @@ GID = b"\x61" * 32
 GID2 = b"\x62" * 32
 
 
+def owner_device(label):
+    """A device holding only an identity seed (all GroupSender needs from the owner's device)."""
+    d = S.Device()
+    d.seed = S.SHA256(b"owner " + label)
+    return d
+
+
 def sender(label, owner=None, gid=GID):
-    owner = owner or S.ed25519_public(S.SHA256(b"owner " + label))
-    return S.GroupSender.new(SeededRng(b"sender " + label), gid, owner)
+    return S.GroupSender.new(SeededRng(b"sender " + label), gid, owner or owner_device(label))
 
 
 def receiver_of(snd, authenticated=True):
     return S.GroupReceiver.from_distribution(S.Distribution.from_bytes(snd.distribution()), authenticated)
 
 
+def signed_message(snd, index, body=bytes(16)):
+    """A group message at `index` signed by the chain key, its ciphertext `body` (no valid tag)."""
+    f = S.GroupMessage(snd.group_id, snd.chain, index, bytes(16), body)
+    f.signature = S.Sign(snd.seed, b"sotto v2 group message" + f.signed_part())
+    return f.to_bytes()
+
+
 @check
 def group_encodings():
-    """§15.5/§15.6/§15.11: 166 + n, 422, 430, 369 + 36 per key; parse orders."""
+    """§15.5/§15.6/§15.11: 166 + n, 486, 494, 373 + 36 per key; parse orders; both signatures."""
     snd = sender(b"enc")
     rng = SeededRng("group enc")
     m = snd.encrypt(rng, b"hello")
@@ -1256,17 +1306,25 @@ def group_encodings():
     expect("Truncated", lambda: S.GroupMessage.parse(m[:165]))
     S.GroupMessage.parse(m[:166])
     d = snd.distribution()
-    assert len(d) == 422 and S.Distribution.from_bytes(d).to_bytes() == d
+    assert len(d) == 486 and S.Distribution.from_bytes(d).to_bytes() == d
+    dist = S.Distribution.from_bytes(d)
+    dist.verify_signatures()
+    owner = owner_device(b"enc")
+    assert dist.owner == owner.identity
+    assert d[162:226] == S.Sign(owner.seed, b"sotto v2 group owner signature" + GID + snd.chain)
+    assert S.verify_strict(snd.chain, b"sotto v2 group chain owner" + GID + snd.chain + owner.identity,
+                           d[98:162])
     expect("TrailingBytes", lambda: S.Distribution.from_bytes(d + b"\x00"))
     expect("Truncated", lambda: S.Distribution.from_bytes(d[:-1]))
     expect("InvalidPublicKey", lambda: S.Distribution.from_bytes(d[:34] + ED_IDENTITY + d[66:]))
     expect("InvalidPublicKey", lambda: S.Distribution.from_bytes(d[:66] + ED_ORDER2 + d[98:]))
     st = snd.to_bytes()
-    assert len(st) == 430 and S.GroupSender.from_bytes(st).to_bytes() == st
+    assert len(st) == 494 and S.GroupSender.from_bytes(st).to_bytes() == st
     expect("InvalidPublicKey", lambda: S.GroupSender.from_bytes(st[:42] + ED_IDENTITY + st[74:]))
     expect("TrailingBytes", lambda: S.GroupSender.from_bytes(st + b"\x00"))
+    expect("Truncated", lambda: S.GroupSender.from_bytes(st[:-1]))
     rcv = receiver_of(snd)
-    assert len(rcv.to_bytes()) == 369
+    assert len(rcv.to_bytes()) == 373
 
 
 def rng_first_R(label):
@@ -1275,7 +1333,8 @@ def rng_first_R(label):
 
 @check
 def group_sender_rules():
-    """§15.12: PlaintextTooLarge, then ChainExhausted, then the salt draw; rotate draws 256 + 32."""
+    """§15.12: PlaintextTooLarge, then ChainExhausted, then the salt draw; rotate draws 256 + 32
+    and needs the owner's device (GroupOwnerMismatch before any draw)."""
     snd = sender(b"rules")
     st = S.GroupSender.from_bytes(snd.to_bytes())
     st.ratchet.jump(S.U32_MAX)
@@ -1285,28 +1344,40 @@ def group_sender_rules():
     unchanged(ex, lambda: ex.encrypt(r, b""), "ChainExhausted")
     assert r.log == []
     unchanged(snd, lambda: snd.encrypt(FailingRng(), b""), "RandomnessUnavailable")
+    r0 = SeededRng("not the owner")
+    unchanged(snd, lambda: snd.rotate(r0, owner_device(b"mallory")), "GroupOwnerMismatch")
+    assert r0.log == []
     r2 = SeededRng("rotate")
     old_chain = snd.chain
-    snd.rotate(r2)
+    snd.rotate(r2, owner_device(b"rules"))
     assert [len(x) for x in r2.log] == [256, 32] and snd.chain != old_chain and snd.index == 0
     assert snd.generation == 1 and snd.chain == S.ed25519_public(r2.log[1])
-    S.Distribution.from_bytes(snd.distribution()).verify_owner_proof()
-    unchanged(snd, lambda: snd.rotate(FailingRng()), "RandomnessUnavailable")
+    S.Distribution.from_bytes(snd.distribution()).verify_signatures()
+    unchanged(snd, lambda: snd.rotate(FailingRng(), owner_device(b"rules")), "RandomnessUnavailable")
 
 
 @check
 def group_receive_rules():
-    """§15.8: order of checks, window of 32, cache, duplicates, range, eviction at 256."""
+    """§15.8: order of checks, window of 32, cache, read mark, duplicates, range, eviction at 256."""
     snd = sender(b"recv")
     rng = SeededRng("recv")
     rcv = receiver_of(snd)
+    assert rcv.read == 0
     msgs = [snd.encrypt(rng, b"m%d" % i) for i in range(40)]
     assert rcv.decrypt(msgs[0]) == (b"m0", ("Authenticated", snd.owner))
+    assert rcv.read == 1
     assert rcv.decrypt(msgs[39])[0] == b"m39"
     # Window: s = max(1, 39 - 32) = 7; keys 7..38 cached, 1..6 lost.
     assert sorted(rcv.cache) == list(range(7, 39)) and rcv.next == 40 and rcv.generation == 2
+    assert rcv.read == 40
     unchanged(rcv, lambda: rcv.decrypt(msgs[3]), "DuplicateMessage")
     assert rcv.decrypt(msgs[7])[0] == b"m7" and 7 not in rcv.cache
+    assert rcv.generation == 3 and rcv.read == 40, "a cached read counts, read stays the maximum"
+    # Only an edited state caches an index at or above read; a cached read then raises it.
+    edited = S.GroupReceiver.from_bytes(rcv.to_bytes())
+    edited.read = 0
+    edited = S.GroupReceiver.from_bytes(edited.to_bytes())
+    assert edited.decrypt(msgs[9])[0] == b"m9" and edited.read == 10
     unchanged(rcv, lambda: rcv.decrypt(msgs[7]), "DuplicateMessage")
     unchanged(rcv, lambda: rcv.decrypt(msgs[39]), "DuplicateMessage")
     # Signature before anything: a tampered byte is InvalidSignature, even for a cached index.
@@ -1314,14 +1385,10 @@ def group_receive_rules():
     t[100] ^= 1
     unchanged(rcv, lambda: rcv.decrypt(bytes(t)), "InvalidSignature")
     # Signed by the chain key but not encrypted under its ratchet: AuthenticationFailed.
-    forged = S.GroupMessage(GID, snd.chain, 8, bytes(16), bytes(21))
-    forged.signature = S.Sign(snd.seed, b"sotto v2 group message" + forged.signed_part())
-    unchanged(rcv, lambda: rcv.decrypt(forged.to_bytes()), "AuthenticationFailed")
+    unchanged(rcv, lambda: rcv.decrypt(signed_message(snd, 8, bytes(21))), "AuthenticationFailed")
     # Index 2^32 - 1 and jumps beyond MAX_GROUP_JUMP: GroupIndexOutOfRange{index: j}.
     for j in (S.U32_MAX, rcv.next + S.MAX_GROUP_JUMP + 1):
-        f = S.GroupMessage(GID, snd.chain, j, bytes(16), bytes(16))
-        f.signature = S.Sign(snd.seed, b"sotto v2 group message" + f.signed_part())
-        unchanged(rcv, lambda: rcv.decrypt(f.to_bytes()), "GroupIndexOutOfRange", index=j)
+        unchanged(rcv, lambda: rcv.decrypt(signed_message(snd, j)), "GroupIndexOutOfRange", index=j)
     far = S.GroupSender.from_bytes(snd.to_bytes())
     far.ratchet.jump(rcv.next + S.MAX_GROUP_JUMP)
     assert rcv.decrypt(far.encrypt(rng, b"far"))[0] == b"far"
@@ -1346,14 +1413,12 @@ def group_receive_rules():
     # A receiver at 2^32 - 1 decrypts nothing new.
     top = S.GroupReceiver.from_bytes(rcv.to_bytes())
     top.ratchet.jump(S.U32_MAX)
-    f = S.GroupMessage(GID, snd.chain, S.U32_MAX, bytes(16), bytes(16))
-    f.signature = S.Sign(snd.seed, b"sotto v2 group message" + f.signed_part())
-    expect("GroupIndexOutOfRange", lambda: top.decrypt(f.to_bytes()), index=S.U32_MAX)
+    expect("GroupIndexOutOfRange", lambda: top.decrypt(signed_message(snd, S.U32_MAX)), index=S.U32_MAX)
 
 
 @check
 def group_receiver_state_decoding():
-    """§15.11: keys, flag, count <= 256, cache indices strictly increasing and below next."""
+    """§15.11: keys, flag, read <= next, count <= 256, cache indices strictly increasing and < next."""
     snd = sender(b"rstate")
     rng = SeededRng("rstate")
     rcv = receiver_of(snd, authenticated=False)
@@ -1361,16 +1426,19 @@ def group_receiver_state_decoding():
         snd.encrypt(rng, b"")
     rcv.decrypt(snd.encrypt(rng, b""))
     enc = rcv.to_bytes()
-    assert len(enc) == 369 + 3 * 36 and S.GroupReceiver.from_bytes(enc).to_bytes() == enc
+    assert len(enc) == 373 + 3 * 36 and S.GroupReceiver.from_bytes(enc).to_bytes() == enc
+    assert enc[107:111] == S.u32(4) and enc[111:115] == S.u32(4)      # next, read
     dec = S.GroupReceiver.from_bytes
     expect("InvalidPublicKey", lambda: dec(enc[:42] + ED_IDENTITY))
     expect("InvalidPublicKey", lambda: dec(enc[:74] + ED_ORDER2))
     expect("InvalidEncoding", lambda: dec(enc[:106] + b"\x02"))
-    expect("InvalidEncoding", lambda: dec(enc[:367] + S.u16(257)))
-    expect("InvalidEncoding", lambda: dec(enc[:369] + S.u32(4)))       # next = 4
-    expect("InvalidEncoding", lambda: dec(enc[:369 + 36] + S.u32(0)))
+    expect("InvalidEncoding", lambda: dec(enc[:111] + S.u32(5)))       # read > next, when read
+    assert dec(enc[:111] + S.u32(0) + enc[115:]).read == 0
+    expect("InvalidEncoding", lambda: dec(enc[:371] + S.u16(257)))
+    expect("InvalidEncoding", lambda: dec(enc[:373] + S.u32(4)))       # index = next
+    expect("InvalidEncoding", lambda: dec(enc[:373 + 36] + S.u32(0)))  # not increasing
     expect("TrailingBytes", lambda: dec(enc + b"\x00"))
-    assert dec(enc[:367] + S.u16(0)).cache == {}
+    assert dec(enc[:371] + S.u16(0)).cache == {}
 
 
 # ---------------------------------------------------------------------------
@@ -1379,10 +1447,11 @@ def group_receiver_state_decoding():
 
 @check
 def install_over_sessions():
-    """§15.7: owner = peer identity, group check, owner proof; forwarded distributions fail."""
+    """§15.7: parse, group, owner = peer identity, owner proof, owner signature; forwarded
+    distributions fail; the one-call form is all or nothing; standalone receivers too."""
     alice, bob, sa, sb, rng = pair("install")
     carol_store = S.GroupReceivers(GID)
-    a_snd = S.GroupSender.new(SeededRng("alice chain"), GID, alice.identity)
+    a_snd = S.GroupSender.new(SeededRng("alice chain"), GID, alice)
     msg = sa.encrypt(rng, a_snd.distribution())
     sb_copy = copy.deepcopy(sb)
     store = S.GroupReceivers(GID)
@@ -1390,7 +1459,7 @@ def install_over_sessions():
     assert store.decrypt(a_snd.encrypt(rng, b"hi")) == (b"hi", ("Authenticated", alice.identity))
     assert store.generation == 2 and store.receivers[0].generation == 1
     # All or nothing: another group's distribution leaves the session able to decrypt it again.
-    other = S.GroupSender.new(SeededRng("alice chain 2"), GID2, alice.identity)
+    other = S.GroupSender.new(SeededRng("alice chain 2"), GID2, alice)
     m2 = sa.encrypt(rng, other.distribution())
     before = sb.to_bytes()
     expect("GroupMismatch", lambda: store.receive_distribution(sb, m2))
@@ -1400,20 +1469,39 @@ def install_over_sessions():
     pt, peer = sb_copy.decrypt(msg)
     expect("GroupOwnerMismatch", lambda: carol_store.install(pt, bob.identity))
     expect("GroupOwnerMismatch", lambda: carol_store.install(pt[:-1] + bytes([pt[-1] ^ 1]), bob.identity))
-    # Order: parse, group, owner, proof.
+    # Order: parse, group, owner, proof, signature.
     bad_proof = bytearray(pt)
     bad_proof[98] ^= 1
+    bad_sig = bytearray(pt)
+    bad_sig[162] ^= 1
     expect("InvalidSignature", lambda: carol_store.install(bytes(bad_proof), alice.identity))
+    expect("InvalidSignature", lambda: carol_store.install(bytes(bad_sig), alice.identity))
     expect("GroupOwnerMismatch", lambda: carol_store.install(bytes(bad_proof), bob.identity))
     expect("GroupMismatch", lambda: S.GroupReceivers(GID2).install(bytes(bad_proof), bob.identity))
     expect("TrailingBytes", lambda: carol_store.install(pt + b"\x00", alice.identity))
+    # Mallory makes a chain in Alice's name: her own chain seed gives a valid owner proof, but
+    # she cannot make Alice's owner signature.
+    mallory = owner_device(b"mallory")
+    m_snd = S.GroupSender.new(SeededRng("mallory chain"), GID, mallory)
+    forged = S.Distribution.from_bytes(m_snd.distribution())
+    forged.owner = alice.identity
+    forged.owner_proof = S.Sign(m_snd.seed, S.owner_proof_data(GID, forged.chain, alice.identity))
+    expect("InvalidSignature", lambda: carol_store.import_unauthenticated(forged.to_bytes()))
     # Unauthenticated import: marked with the claimed owner.
     assert carol_store.import_unauthenticated(pt) == S.ADDED
     assert carol_store.decrypt(a_snd.encrypt(rng, b"u"))[1] == ("Unauthenticated", alice.identity)
     expect("InvalidSignature", lambda: S.GroupReceivers(GID).import_unauthenticated(bytes(bad_proof)))
-    # A standalone receiver from a decrypted plaintext.
-    r = S.GroupReceiver.install(pt, alice.identity)
-    assert r.authenticated and r.next == 0
+    expect("InvalidSignature", lambda: S.GroupReceivers(GID).import_unauthenticated(bytes(bad_sig)))
+    # Standalone receivers: the caller gives the group id.
+    r = S.GroupReceiver.install(pt, alice.identity, GID)
+    assert r.authenticated and r.next == 0 and r.read == 0
+    expect("GroupMismatch", lambda: S.GroupReceiver.install(pt, bob.identity, GID2))
+    expect("GroupOwnerMismatch", lambda: S.GroupReceiver.install(pt, bob.identity, GID))
+    assert not S.GroupReceiver.import_unauthenticated(pt, GID).authenticated
+    expect("GroupMismatch", lambda: S.GroupReceiver.import_unauthenticated(pt, GID2))
+    before = sb_copy.to_bytes()
+    expect("GroupMismatch", lambda: S.GroupReceiver.receive_distribution(sb_copy, m2, GID))
+    assert sb_copy.to_bytes() == before
 
 
 def dist_at(snd, n, rng):
@@ -1424,55 +1512,72 @@ def dist_at(snd, n, rng):
 
 @check
 def store_lineage_outcomes():
-    """§15.9 rule 2: Unchanged, Advanced, Upgraded, Replaced, GroupChainConflict."""
+    """§15.9 rule 2: owner conflict, imports never change a held chain, both authenticated
+    (Advanced/Unchanged/GroupChainConflict), the upgrade at max(R.next, H.read)."""
     rng = SeededRng("lineage")
-    owner = S.ed25519_public(b"\x0a" * 32)
+    owner = owner_device(b"lineage")
     snd = S.GroupSender.new(SeededRng("lineage chain"), GID, owner)
+    replay = S.GroupSender.from_bytes(snd.to_bytes())          # the same chain, to re-send
+    msgs = [replay.encrypt(rng, b"x%d" % i) for i in range(12)]
     d0 = dist_at(snd, 0, rng)
-    d5 = dist_at(snd, 5, rng)
-    st = S.GroupReceivers(GID)
-    assert st.insert(S.GroupReceiver.from_distribution(d5, False)) == S.ADDED
-    assert st.insert(S.GroupReceiver.from_distribution(d5, False)) == S.UNCHANGED and st.generation == 1
-    assert st.insert(S.GroupReceiver.from_distribution(d0, False)) == S.UNCHANGED, "never backwards"
-    assert st.receivers[0].next == 5
+    d3 = dist_at(snd, 3, rng)
+    d5 = dist_at(snd, 2, rng)
     d9 = dist_at(snd, 4, rng)
-    assert st.insert(S.GroupReceiver.from_distribution(d9, False)) == S.ADVANCED
-    assert st.receivers[0].next == 9 and st.receivers[0].generation == 1 and st.generation == 2
-    assert st.insert(S.GroupReceiver.from_distribution(d0, True)) == S.UPGRADED
-    assert st.receivers[0].authenticated and st.receivers[0].next == 9
-    d12 = dist_at(snd, 3, rng)
+
+    def R(d, auth):
+        return S.GroupReceiver.from_distribution(d, auth)
+    # 2.3: the first import stays, whatever the index of the next.
+    st = S.GroupReceivers(GID)
+    assert st.insert(R(d5, False)) == S.ADDED and st.generation == 1
+    assert st.insert(R(d9, False)) == S.UNCHANGED and st.receivers[0].next == 5
+    assert st.insert(R(d0, False)) == S.UNCHANGED and st.generation == 1
+    # Read index 7 (read = 8, keys 5 and 6 cached); then the owner's copy at 3 upgrades it:
+    # ratchet at p = max(3, 8) = 8; keys below 3: none; 5 and 6 recomputed from the owner's.
+    assert st.decrypt(msgs[7])[0] == b"x7"
+    e = st.receivers[0]
+    assert (e.next, e.read, sorted(e.cache)) == (8, 8, [5, 6])
+    e.cache[5] = bytes(32)                                     # an altered key, to be recomputed
+    assert st.insert(R(d3, True)) == S.UPGRADED
+    e = st.receivers[0]
+    assert e.authenticated and (e.next, e.read, sorted(e.cache)) == (8, 8, [5, 6])
+    assert e.generation == 2 and st.generation == 3
+    assert st.decrypt(msgs[5])[0] == b"x5"
+    assert st.decrypt(msgs[6])[1] == ("Authenticated", owner.identity)
+    unchanged(st, lambda: st.decrypt(msgs[7]), "DuplicateMessage")
+    # 2.2: an import never changes an authenticated chain, even an inconsistent one.
+    assert st.insert(R(d0, False)) == S.UNCHANGED
+    bogus = S.Distribution(d9.group_id, d9.chain, d9.owner, d9.owner_proof, d9.owner_signature, 20,
+                           bytes(256))
+    assert st.insert(R(bogus, False)) == S.UNCHANGED
+    # 2.4: both authenticated: behind or equal is Unchanged, ahead is Advanced (cache, read kept).
+    g = st.generation
+    assert st.insert(R(d3, True)) == S.UNCHANGED and st.generation == g
+    st.receivers[0].cache[4] = b"\x44" * 32
+    eg = st.receivers[0].generation
+    assert st.insert(R(d9, True)) == S.ADVANCED
+    e = st.receivers[0]
+    assert (e.next, e.read, sorted(e.cache)) == (9, 8, [4]) and st.generation == g + 1
+    assert e.generation == eg + 1
+    unchanged(st, lambda: st.insert(R(bogus, True)), "GroupChainConflict")
+    # 2.1: owners differ: conflict, whatever the marks.
+    fake = R(d9, True)
+    fake.owner = owner_device(b"other").identity
+    unchanged(st, lambda: st.insert(fake), "GroupChainConflict")
+    fake.authenticated = False
+    unchanged(st, lambda: st.insert(fake), "GroupChainConflict")
+    # 2.5 with an altered import: the owner's ratchet replaces it; its place is kept; the cache
+    # entries at or above p go (only an edited state has one).
     st2 = S.GroupReceivers(GID)
-    st2.insert(S.GroupReceiver.from_distribution(d5, False))
-    assert st2.insert(S.GroupReceiver.from_distribution(d12, True)) == S.UPGRADED
-    assert st2.receivers[0].next == 12
-    # Cached keys of the held entry stay, the incoming ones are dropped.
-    st3 = S.GroupReceivers(GID)
-    st3.insert(S.GroupReceiver.from_distribution(d0, True))
-    snd_b = S.GroupSender.new(SeededRng("lineage chain"), GID, owner)
-    msgs = [snd_b.encrypt(rng, b"") for _ in range(4)]
-    st3.decrypt(msgs[3])
-    assert sorted(st3.receivers[0].cache) == [0, 1, 2]
-    assert st3.insert(S.GroupReceiver.from_distribution(d9, True)) == S.ADVANCED
-    assert sorted(st3.receivers[0].cache) == [0, 1, 2] and st3.receivers[0].next == 9
-    # Owners differ: conflict, whatever the marks.
-    other_owner = S.ed25519_public(b"\x0b" * 32)
-    fake = S.GroupReceiver.from_distribution(d9, True)
-    fake.owner = other_owner
-    unchanged(st3, lambda: st3.insert(fake), "GroupChainConflict")
-    # Inconsistent ratchet: same chain and owner, other R.
-    bogus = S.Distribution(d9.group_id, d9.chain, d9.owner, d9.owner_proof, 20, bytes(256))
-    unchanged(st3, lambda: st3.insert(S.GroupReceiver.from_distribution(bogus, True)), "GroupChainConflict")
-    unchanged(st3, lambda: st3.insert(S.GroupReceiver.from_distribution(bogus, False)), "GroupChainConflict")
-    st4 = S.GroupReceivers(GID)
-    st4.insert(S.GroupReceiver.from_distribution(bogus, False))
-    filler = S.GroupReceiver.from_distribution(dist_at(sender(b"filler"), 0, rng), True)
-    st4.insert(filler)
-    assert st4.insert(S.GroupReceiver.from_distribution(bogus, False)) == S.UNCHANGED
-    unchanged(st4, lambda: st4.insert(S.GroupReceiver.from_distribution(d5, False)), "GroupChainConflict")
-    assert st4.insert(S.GroupReceiver.from_distribution(d5, True)) == S.REPLACED
-    assert [h.chain for h in st4.receivers] == [filler.chain, d5.chain], "replaced goes to the end"
-    expect("GroupMismatch", lambda: st4.insert(S.GroupReceiver.from_distribution(
-        dist_at(sender(b"g2", gid=GID2), 0, rng), True)))
+    st2.insert(R(bogus, False))
+    filler = R(dist_at(sender(b"filler"), 0, rng), True)
+    st2.insert(filler)
+    st2.receivers[0].cache = {3: b"\x03" * 32, 19: b"\x19" * 32}
+    assert st2.insert(R(d5, True)) == S.UPGRADED
+    e = st2.receivers[0]
+    assert [h.chain for h in st2.receivers] == [d5.chain, filler.chain], "the upgrade keeps its place"
+    assert e.next == 5 and e.read == 0 and e.cache == {3: b"\x03" * 32}
+    assert st2.decrypt(msgs[5])[0] == b"x5"
+    expect("GroupMismatch", lambda: st2.insert(R(dist_at(sender(b"g2", gid=GID2), 0, rng), True)))
 
 
 def fake_receiver(n, owner, authenticated, gid=GID):
@@ -1510,9 +1615,13 @@ def store_caps():
     unchanged(full, lambda: full.insert(fake_receiver(1, B, False)), "GroupStoreFull")
     assert full.insert(fake_receiver(1, B, True)) == S.ADDED
     assert len(full.receivers) == 1024 and full.receivers[0].chain == fake_receiver(1001, A, True).chain
+    # Full, with unauthenticated chains: an import evicts the oldest unauthenticated chain,
+    # and so does an authenticated install.
     mixed = build(1000, 24)
-    # Literal reading of rule 3 (SPEC-FINDINGS): full, unauthenticated chains present, none evicted.
-    unchanged(mixed, lambda: mixed.insert(fake_receiver(2, B, False)), "GroupStoreFull")
+    oldest = mixed.receivers[0].chain
+    assert mixed.insert(fake_receiver(2, B, False)) == S.ADDED
+    assert mixed.find(oldest) is None and len(mixed.receivers) == 1024
+    assert sum(1 for h in mixed.receivers if not h.authenticated) == 24
     assert mixed.insert(fake_receiver(3, B, True)) == S.ADDED
     assert sum(1 for h in mixed.receivers if not h.authenticated) == 23, "oldest unauthenticated evicted"
     un = build(700, 256)
@@ -1522,7 +1631,7 @@ def store_caps():
 
 @check
 def store_remove_and_saved_form():
-    """§15.9 remove_owner; §15.11 store decoding: lengths, group ids, duplicates, owner limits."""
+    """§15.9 remove_owner; §15.11 store decoding: exact lengths, group ids, duplicates, limits."""
     A = S.ed25519_public(b"\x01" * 32)
     B = S.ed25519_public(b"\x02" * 32)
     st = S.GroupReceivers(GID)
@@ -1536,15 +1645,17 @@ def store_remove_and_saved_form():
     st.insert(fake_receiver(9, A, False))
     enc = st.to_bytes()
     dec = S.GroupReceivers.from_bytes
-    assert dec(enc).to_bytes() == enc and len(enc) == 44 + 2 * (2 + 369)
+    assert dec(enc).to_bytes() == enc and len(enc) == 44 + 2 * (2 + 373)
     expect("InvalidEncoding", lambda: dec(enc[:42] + S.u16(1025)))
-    # An embedded receiver that does not use exactly its length.
+    # An embedded receiver is decoded from exactly its length: too long -> its TrailingBytes,
+    # too short -> its Truncated, past the end of the input -> Truncated.
     first_len = int.from_bytes(enc[44:46], "big")
-    assert first_len == 369
-    longer = enc[:44] + S.u16(370) + enc[46:46 + 369] + b"\x00" + enc[46 + 369:]
-    expect("InvalidEncoding", lambda: dec(longer))
-    shorter = enc[:44] + S.u16(368) + enc[46:]
+    assert first_len == 373
+    longer = enc[:44] + S.u16(374) + enc[46:46 + 373] + b"\x00" + enc[46 + 373:]
+    expect("TrailingBytes", lambda: dec(longer))
+    shorter = enc[:44] + S.u16(372) + enc[46:]
     expect("Truncated", lambda: dec(shorter))
+    expect("Truncated", lambda: dec(enc[:44] + S.u16(5000) + enc[46:]))
 
     def with_receivers(rs):
         s = S.GroupReceivers(GID)
@@ -1558,21 +1669,18 @@ def store_remove_and_saved_form():
                                                                          for n in range(4, 8)]))
     expect("InvalidEncoding", lambda: dec(with_receivers([fake_receiver(n, A, False) for n in range(5)])))
     expect("InvalidPublicKey", lambda: dec(enc[:46 + 42] + ED_IDENTITY + enc[46 + 74:]))
-    # Reading the embedded receiver within its length: a cut-off entry is Truncated at the
-    # length, before its fields are looked at (SPEC-FINDINGS).
     expect("Truncated", lambda: dec(enc[:46 + 42] + ED_IDENTITY))
 
 
 # ---------------------------------------------------------------------------
-# Checks that pin a reading where SPEC.md's informative text says otherwise
-# (each is listed in SPEC-FINDINGS.md)
+# Checks of cases SPEC.md's informative text once described wrongly (phase 1 findings
+# C2, C3; SPEC-FINDINGS.md section E: both now fixed in the text)
 # ---------------------------------------------------------------------------
 
 @check
 def rollback_on_a_closed_chain():
-    """§11 says every re-sent message on a closed chain is at or past its end. A state restored
-    from before the last messages of that chain re-sends *below* the end: substitution or
-    DuplicateMessage there, SessionDiverged only from the end on (SPEC-FINDINGS C3)."""
+    """§11: a state restored from before the last messages of a chain the peer closed re-sends
+    below its end: substitution or DuplicateMessage there, SessionDiverged from the end on."""
     alice, bob, sa, sb, rng = pair("closed rollback")
     sa.decrypt(sb.encrypt(rng, b"bob"))                 # Alice turns; next encrypt makes chain A2
     sb.decrypt(sa.encrypt(rng, b"a2-0"))
@@ -1592,8 +1700,8 @@ def rollback_on_a_closed_chain():
 
 @check
 def forgotten_chain_can_be_too_far_ahead():
-    """§8.7 says a message on a forgotten chain fails with SessionDiverged; with a large index it
-    is TooFarAhead first (step 2.2 precedes the trial decryption) (SPEC-FINDINGS C2)."""
+    """§8.7: a message on a forgotten chain is SessionDiverged, or TooFarAhead when its header
+    asks for more than MAX_SKIP keys (step 2.2 precedes the trial decryption)."""
     alice, bob, sa, sb, rng = pair("forgotten")
     first = send(sb, rng, 1200, b"old")
     sa.decrypt(first[999])

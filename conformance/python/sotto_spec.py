@@ -21,6 +21,7 @@ Ed25519 point arithmetic for the strict verification of §2.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import hmac as _hmac
 
@@ -130,6 +131,7 @@ L_GROUP_KEY = b"sotto v2 group key"
 L_GROUP_MESSAGE_KEYS = b"sotto v2 group message keys"
 L_GROUP_MESSAGE = b"sotto v2 group message"
 L_GROUP_CHAIN_OWNER = b"sotto v2 group chain owner"
+L_GROUP_OWNER_SIGNATURE = b"sotto v2 group owner signature"
 
 # §7.1 policies and §10.2 key agreements
 POST_QUANTUM_REQUIRED = "PostQuantumRequired"
@@ -340,6 +342,7 @@ def _ed_small_order(P):
     return _ed_is_identity(_ed_mul(8, P))
 
 
+@functools.lru_cache(maxsize=65536)
 def ed25519_public_valid(b: bytes) -> bool:
     """§2: decodes, canonical (re-encodes to the same bytes), not of small order."""
     P = _ed_decode(b)
@@ -404,6 +407,7 @@ def IdU(A: bytes) -> bytes:
 
 # --- ML-KEM-1024 (FIPS 203 internal functions, via kyber-py) ----------------
 
+@functools.lru_cache(maxsize=4096)
 def KemKeyGen(d: bytes, z: bytes):
     """ML-KEM.KeyGen_internal(d, z) -> (ek, dk)."""
     return ML_KEM_1024._keygen_internal(d, z)
@@ -420,6 +424,7 @@ def KemDecaps(dk: bytes, ct: bytes) -> bytes:
     return ML_KEM_1024.decaps(dk, ct)
 
 
+@functools.lru_cache(maxsize=4096)
 def kem_ek_valid(ek: bytes) -> bool:
     """FIPS 203 §7.2 modulus check: every 12-bit coefficient of ek[0..1536] is < q."""
     if len(ek) != KEM_EK_LEN:
@@ -774,6 +779,10 @@ def derive_keys(ck, a, b):
     return out, ck
 
 
+def _stored(ratchet_key, keys):
+    return [{"ratchet_public": ratchet_key, "message_number": i, "message_key": mk} for i, mk in keys]
+
+
 def message_aead(mk, salt):
     return KN(salt, mk, L_MESSAGE_KEYS)
 
@@ -850,13 +859,14 @@ class Session:
             fail("ChainExhausted")
         new_secret = rng.draw(32) if self.sending is None else None   # 3
         salt = rng.draw(16)                                           # 4
-        trace = {"ratchet_step": None}
+        trace = {"dh_ratchet": None}
         if new_secret is not None:                                    # 5
             dh_out = DH(new_secret, self.DHr)
             rk_out, cks = KDF_RK(self.RK, dh_out)
-            trace["ratchet_step"] = {"private": new_secret, "public": pub(new_secret),
-                                     "remote": self.DHr, "dh": dh_out, "root_key_in": self.RK,
-                                     "root_key_out": rk_out, "chain_key": cks}
+            trace["dh_ratchet"] = {"ratchet_private": new_secret, "ratchet_public": pub(new_secret),
+                                   "remote_ratchet_public": self.DHr, "dh_output": dh_out,
+                                   "root_key_in": self.RK, "root_key_out": rk_out,
+                                   "chain_key_out": cks}
             self.RK = rk_out
             self.sending = SendingChain(new_secret, cks, 0)
         s = self.sending
@@ -870,8 +880,10 @@ class Session:
         aad = self.AD + prefix + rm.header()
         key, nonce = message_aead(mk, salt)
         rm.ciphertext = Seal(key, nonce, aad, plaintext)
-        trace.update(chain_key=s.ck, message_key=mk, next_chain_key=ck_next, salt=salt,
-                     aes_key=key, nonce=nonce, aad=aad, N=s.ns, PN=self.PN)
+        trace.update(kind="prekey" if self.pending is not None else "ratchet",
+                     chain_key=s.ck, message_key=mk, next_chain_key=ck_next, salt=salt,
+                     aes_key=key, nonce=nonce, aad=aad, header=rm.header(),
+                     ciphertext=rm.ciphertext, message_number=s.ns, previous_chain_length=self.PN)
         s.ck, s.ns = ck_next, s.ns + 1                                # 7
         self.generation = bump(self.generation)
         out = prefix + rm.to_bytes()                                  # 8
@@ -899,7 +911,7 @@ class Session:
                 fail("SessionMismatch")
             prefix = msg.prekey_header()
             msg = msg.inner
-        self.trace = {"ratchet_step": None, "skipped_stored": []}
+        self.trace = {"dh_ratchet": None, "skipped_stored": []}
         pt = self._decrypt_ratchet(msg, self.AD + prefix + msg.header())
         self.pending = None                                           # 3
         self._enforce_bounds()                                        # 4
@@ -912,9 +924,7 @@ class Session:
 
     def _decrypt_ratchet(self, m: RatchetMessage, aad):
         trace = self.trace
-        # §10.2 lets a crafted state hold two chains with one ratchet key; take the
-        # newest (SPEC-FINDINGS: which one is unspecified).
-        chain = next((c for c in reversed(self.chains) if c.ratchet_key == m.K), None)
+        chain = next((c for c in self.chains if c.ratchet_key == m.K), None)  # keys distinct (§10.2)
         if chain is not None:                                         # 1
             if m.N in chain.skipped:                                  # 1.1
                 mk = chain.skipped[m.N]
@@ -932,7 +942,7 @@ class Session:
                 pt = self._open(mk, m, aad)
                 chain.skipped.update(keys)
                 chain.ck, chain.next = ck_next, m.N + 1
-                trace["skipped_stored"] = [(chain.ratchet_key, i) for i, _ in keys]
+                trace["skipped_stored"] = _stored(chain.ratchet_key, keys)
                 trace.update(key_source="chain", message_key=mk)
                 return pt
             if chain is not self.current_chain() and m.N >= chain.next:  # 1.3
@@ -956,15 +966,16 @@ class Session:
             pt = Open(key, nonce, aad, m.ciphertext)
         except SottoError:
             fail("SessionDiverged")
-        trace["ratchet_step"] = {"private": self.sending.secret, "remote": m.K, "dh": dh_out,
-                                 "root_key_in": self.RK, "root_key_out": rk_out, "chain_key": ckr}
+        trace["dh_ratchet"] = {"ratchet_private": self.sending.secret, "remote_ratchet_public": m.K,
+                               "dh_output": dh_out, "root_key_in": self.RK, "root_key_out": rk_out,
+                               "chain_key_out": ckr}
         if cur is not None:
             cur.skipped.update(closing_keys)
             cur.ck = None
             cur.next = max(c, m.PN)
-            trace["skipped_stored"] += [(cur.ratchet_key, i) for i, _ in closing_keys]
+            trace["skipped_stored"] += _stored(cur.ratchet_key, closing_keys)
         self.chains.append(ReceivingChain(m.K, ck_next, m.N + 1, dict(new_keys)))
-        trace["skipped_stored"] += [(m.K, i) for i, _ in new_keys]
+        trace["skipped_stored"] += _stored(m.K, new_keys)
         self.RK = rk_out
         self.DHr = m.K
         self.PN = self.sending.ns
@@ -973,7 +984,8 @@ class Session:
         return pt
 
     def _enforce_bounds(self):
-        """§8.7, in order: chains, then per chain, then the total. Records what went."""
+        """§8.7, in order: chains, then per chain, then the total. Records what went:
+        `evicted.keys` groups consecutive deletions of one rule on one chain."""
         evicted_chains, evicted_keys = [], []
         while len(self.chains) > MAX_RECEIVING_CHAINS:
             evicted_chains.append(self.chains.pop(0).ratchet_key)
@@ -987,8 +999,15 @@ class Session:
             i = min(ch.skipped)
             del ch.skipped[i]
             evicted_keys.append(("total", ch.ratchet_key, i))
-        self.trace["evicted_chains"] = evicted_chains
-        self.trace["evicted_keys"] = evicted_keys
+        groups = []
+        for rule, key, i in evicted_keys:
+            g = groups[-1] if groups else None
+            if g is not None and g["rule"] == rule and g["ratchet_public"] == key:
+                g["count"] += 1
+                g["lowest"], g["highest"] = min(g["lowest"], i), max(g["highest"], i)
+            else:
+                groups.append({"rule": rule, "ratchet_public": key, "count": 1, "lowest": i, "highest": i})
+        self.trace["evicted"] = {"chains": evicted_chains, "keys": groups}
 
     # ---- §10.2 Saved state ----------------------------------------------
 
@@ -1075,6 +1094,8 @@ class Session:
             s.chains.append(ReceivingChain(key, ck, nxt, skipped))
         r.finish()
         if s.chains and s.chains[-1].ratchet_key != s.DHr:          # after TrailingBytes
+            fail("InvalidEncoding")
+        if len({c.ratchet_key for c in s.chains}) != len(s.chains):
             fail("InvalidEncoding")
         return s
 
@@ -1323,9 +1344,12 @@ class Device:
                                   (b.kem.id, ct) if b.kem is not None else None)
         s.RK = sk
         s.DHr = b.spk_pub
-        s.trace = {"base_key_private": ek_secret, "kem_m": m, "dh1": dh1, "dh2": dh2, "dh3": dh3,
-                   "dh4": dh4 or None, "kem_ct": ct or None, "kem_ss": ss or None,
-                   "ikm": ikm, "info": info, "sk": sk, "ad": s.AD}
+        s.trace = {"base_key_private": ek_secret, "base_key_public": s.base_key, "kem_m": m,
+                   "dh1": dh1, "dh2": dh2, "dh3": dh3, "dh4": dh4 or None,
+                   "kem_ciphertext": ct or None, "kem_shared_secret": ss or None,
+                   "kdf_salt": bytes(32), "kdf_input": ikm, "info": info, "sk": sk,
+                   "kem_binding_info": L_KEM_BINDING, "kem_binding": s.kem_binding,
+                   "associated_data": s.AD}
         return s
 
     # ---- §7.3 Responder ---------------------------------------------------
@@ -1333,9 +1357,9 @@ class Device:
     def accept(self, message, policy=POST_QUANTUM_REQUIRED):
         """-> (Session, plaintext, peer identity). The device changes only on success."""
         if isinstance(message, (bytes, bytearray)):
-            message = parse_message(bytes(message))
-            if not isinstance(message, PreKeyMessage):
-                fail("WrongType", expected=TAG_PREKEY_MESSAGE, found=TAG_RATCHET_MESSAGE)
+            # The prekey message decoder (§9.2 fields): any other type is WrongType{expected:
+            # 0x02} (SPEC-FINDINGS B1: §7.3 does not say which decoder accept uses).
+            message = PreKeyMessage.parse(bytes(message))
         work = copy.deepcopy(self)
         session, pt = work._accept(message, policy)
         self._commit(work)
@@ -1400,9 +1424,16 @@ class Device:
         s.RK = rk
         s.DHr = m.K
         s.chains = [ReceivingChain(m.K, ck_next, m.N + 1, dict(keys))]
-        s.trace = {"dh1": dh1, "dh2": dh2, "dh3": dh3, "dh4": dh4 or None, "kem_ss": ss or None,
-                   "ikm": ikm, "info": info, "sk": sk, "ad": s.AD, "dh_ratchet": dh_r,
-                   "root_key": rk, "chain_key": ckr, "message_key": mk}
+        s.trace = {"dh1": dh1, "dh2": dh2, "dh3": dh3, "dh4": dh4 or None,
+                   "kem_shared_secret": ss or None, "kdf_salt": bytes(32), "kdf_input": ikm,
+                   "info": info, "sk": sk, "kem_binding_info": L_KEM_BINDING,
+                   "kem_binding": s.kem_binding, "associated_data": s.AD,
+                   "receive": {"dh_ratchet": {"ratchet_private": spk.secret,
+                                              "remote_ratchet_public": m.K, "dh_output": dh_r,
+                                              "root_key_in": sk, "root_key_out": rk,
+                                              "chain_key_out": ckr},
+                               "key_source": "chain", "message_key": mk,
+                               "skipped_stored": _stored(m.K, keys)}}
         return s, pt
 
     # ---- §10.3 Saved state --------------------------------------------------
@@ -1483,13 +1514,21 @@ class Device:
 # §10.5 Sealed state
 # ---------------------------------------------------------------------------
 
-def seal(rng, plain: bytes, storage_key: bytes, context: bytes) -> bytes:
+SEAL_OVERHEAD = 3 + 32 + 16
+
+
+def seal(rng, plain: bytes, storage_key: bytes, context: bytes, trace=None) -> bytes:
+    """§10.5. `plain` is a plain state encoding; its type tag becomes inner_type."""
     if len(context) > MAX_SEAL_CONTEXT_LEN:
+        fail("TooLarge")
+    if len(plain) + SEAL_OVERHEAD > MAX_STATE_LEN:
         fail("TooLarge")
     salt = rng.draw(32)
     head = bytes([VERSION, TAG_SEALED, plain[1]]) + salt
     key, nonce = KN(salt, storage_key, L_SEALED)
     aad = head + u16(len(context)) + context
+    if trace is not None:
+        trace.update(salt=salt, aes_key=key, nonce=nonce, aad=aad)
     return head + Seal(key, nonce, aad, plain)
 
 
@@ -1558,19 +1597,25 @@ class GroupRatchet:
         self.index = i + 1
 
     def jump(self, j):
+        """§15.4 jump; `last_jump` = (steps, derivations) it cost."""
         i = self.index
         assert j >= i
+        steps = derives = 0
         for k in range(8):
             s = 4 * (7 - k)
             if i >> s == j >> s:
                 continue
             for _ in range(digit(j, k) - digit(i, k) - 1):
                 self.R[k] = g_step(self.R[k])
+                steps += 1
             for m in range(k + 1, 8):
                 self.R[m] = g_derive(m, self.R[k])
+                derives += 1
             self.R[k] = g_step(self.R[k])
+            steps += 1
             i = (j >> s) << s
         self.index = j
+        self.last_jump = (steps, derives)
 
     def key(self):
         return g_key(self.R[7])
@@ -1635,16 +1680,21 @@ def owner_proof_data(group_id, chain, owner):
     return L_GROUP_CHAIN_OWNER + group_id + chain + owner
 
 
-class Distribution:
-    """§15.6 sender key distribution."""
+def owner_signature_data(group_id, chain):
+    return L_GROUP_OWNER_SIGNATURE + group_id + chain
 
-    def __init__(self, group_id, chain, owner, owner_proof, index, R: bytes):
+
+class Distribution:
+    """§15.6 sender key distribution (486 bytes)."""
+
+    def __init__(self, group_id, chain, owner, owner_proof, owner_signature, index, R: bytes):
         self.group_id, self.chain, self.owner = group_id, chain, owner
-        self.owner_proof, self.index, self.R = owner_proof, index, R
+        self.owner_proof, self.owner_signature = owner_proof, owner_signature
+        self.index, self.R = index, R
 
     def to_bytes(self):
         return (bytes([VERSION, TAG_DISTRIBUTION]) + self.group_id + self.chain + self.owner
-                + self.owner_proof + u32(self.index) + self.R)
+                + self.owner_proof + self.owner_signature + u32(self.index) + self.R)
 
     @classmethod
     def from_bytes(cls, data):
@@ -1654,13 +1704,16 @@ class Distribution:
         chain = r.ed25519_public()
         owner = r.ed25519_public()
         proof = r.take(64)
+        signature = r.take(64)
         idx = r.u32()
         R = r.take(256)
         r.finish()
-        return cls(gid, chain, owner, proof, idx, R)
+        return cls(gid, chain, owner, proof, signature, idx, R)
 
-    def verify_owner_proof(self):
+    def verify_signatures(self):
+        """§15.7: the owner proof (chain key), then the owner signature (identity key)."""
         Verify(self.chain, owner_proof_data(self.group_id, self.chain, self.owner), self.owner_proof)
+        Verify(self.owner, owner_signature_data(self.group_id, self.chain), self.owner_signature)
 
 
 class GroupSender:
@@ -1670,7 +1723,8 @@ class GroupSender:
 
     def __init__(self):
         self.generation = 0
-        self.group_id = self.owner = self.seed = self.owner_proof = None
+        self.group_id = self.owner = self.seed = None
+        self.owner_proof = self.owner_signature = None
         self.ratchet = None
         self.trace = {}
 
@@ -1682,29 +1736,34 @@ class GroupSender:
     def index(self):
         return self.ratchet.index
 
-    def _fresh(self, rng):
+    def _fresh(self, rng, device):
         R = rng.draw(256)
         seed = rng.draw(32)
         self.ratchet = GroupRatchet.from_bytes256(R, 0)
         self.seed = seed
         self.owner_proof = Sign(seed, owner_proof_data(self.group_id, self.chain, self.owner))
+        self.owner_signature = Sign(device.seed, owner_signature_data(self.group_id, self.chain))
 
     @classmethod
-    def new(cls, rng, group_id, owner):
+    def new(cls, rng, group_id, device):
+        """A new chain of `device`'s identity (its seed signs the owner signature)."""
         s = cls()
-        s.group_id, s.owner = group_id, owner
-        s._fresh(rng)
+        s.group_id, s.owner = group_id, device.identity
+        s._fresh(rng, device)
         return s
 
-    def rotate(self, rng):
+    def rotate(self, rng, device):
+        if not _hmac.compare_digest(device.identity, self.owner):
+            fail("GroupOwnerMismatch")                      # before any draw (§15.12)
         work = copy.deepcopy(self)
-        work._fresh(rng)
+        work._fresh(rng, device)
         work.generation = bump(work.generation)
         self.__dict__.update(work.__dict__)
 
     def distribution(self) -> bytes:
         return Distribution(self.group_id, self.chain, self.owner, self.owner_proof,
-                            self.ratchet.index, self.ratchet.to_bytes256()).to_bytes()
+                            self.owner_signature, self.ratchet.index,
+                            self.ratchet.to_bytes256()).to_bytes()
 
     def encrypt(self, rng, plaintext: bytes) -> bytes:
         if len(plaintext) > MAX_PLAINTEXT_LEN:
@@ -1716,17 +1775,23 @@ class GroupSender:
         key, nonce = group_message_aead(salt, k)
         m = GroupMessage(self.group_id, self.chain, self.ratchet.index, salt)
         m.ciphertext = Seal(key, nonce, m.header(), bytes(plaintext))
-        m.signature = Sign(self.seed, L_GROUP_MESSAGE + m.signed_part())
-        self.trace = {"index": m.index, "message_key": k, "aes_key": key, "nonce": nonce}
+        signed = L_GROUP_MESSAGE + m.signed_part()
+        m.signature = Sign(self.seed, signed)
+        out = m.to_bytes()
+        self.trace = {"index": m.index, "levels": list(self.ratchet.R), "message_key": k,
+                      "salt": salt, "aes_key": key, "nonce": nonce, "header": m.header(),
+                      "ciphertext": m.ciphertext, "signed_data": signed,
+                      "signature": m.signature, "message": out}
         r = self.ratchet.copy()
         r.increment()
         self.ratchet = r
         self.generation = bump(self.generation)
-        return m.to_bytes()
+        return out
 
     def to_bytes(self):
         return (bytes([VERSION, TAG_GROUP_SENDER]) + u64(self.generation) + self.group_id + self.owner
-                + self.seed + self.owner_proof + u32(self.ratchet.index) + self.ratchet.to_bytes256())
+                + self.seed + self.owner_proof + self.owner_signature + u32(self.ratchet.index)
+                + self.ratchet.to_bytes256())
 
     @classmethod
     def from_bytes(cls, data):
@@ -1738,6 +1803,7 @@ class GroupSender:
         s.owner = r.ed25519_public()
         s.seed = r.take(32)
         s.owner_proof = r.take(64)
+        s.owner_signature = r.take(64)
         idx = r.u32()
         s.ratchet = GroupRatchet.from_bytes256(r.take(256), idx)
         r.finish()
@@ -1750,11 +1816,12 @@ class GroupReceiver:
     TAG = TAG_GROUP_RECEIVER
 
     def __init__(self, group_id, chain, owner, authenticated, ratchet: GroupRatchet, cache=None,
-                 generation=0):
+                 generation=0, read=0):
         self.generation = generation
         self.group_id, self.chain, self.owner = group_id, chain, owner
         self.authenticated = authenticated
         self.ratchet = ratchet                 # at `next`
+        self.read = read                       # 1 + highest index decrypted, 0 if none
         self.cache = dict(cache or {})         # index -> K_index, all < next
         self.trace = {}
 
@@ -1772,13 +1839,32 @@ class GroupReceiver:
                    GroupRatchet.from_bytes256(dist.R, dist.index))
 
     @classmethod
-    def install(cls, plaintext: bytes, peer_identity: bytes):
-        """A standalone receiver from a decrypted plaintext (no store, so no group check)."""
+    def install(cls, plaintext: bytes, peer_identity: bytes, group_id: bytes):
+        """§15.7 authenticated, standalone: the caller gives the expected group id."""
         d = Distribution.from_bytes(plaintext)
-        if d.owner != peer_identity:
+        if d.group_id != group_id:
+            fail("GroupMismatch")
+        if not _hmac.compare_digest(d.owner, peer_identity):
             fail("GroupOwnerMismatch")
-        d.verify_owner_proof()
+        d.verify_signatures()
         return cls.from_distribution(d, True)
+
+    @classmethod
+    def receive_distribution(cls, session: "Session", message, group_id: bytes):
+        """Decrypt and install in one call; the session changes only if both succeed."""
+        work = copy.deepcopy(session)
+        pt, peer = work.decrypt(message)
+        rcv = cls.install(pt, peer, group_id)
+        session.__dict__.update(work.__dict__)
+        return rcv
+
+    @classmethod
+    def import_unauthenticated(cls, data: bytes, group_id: bytes):
+        d = Distribution.from_bytes(data)
+        if d.group_id != group_id:
+            fail("GroupMismatch")
+        d.verify_signatures()
+        return cls.from_distribution(d, False)
 
     def decrypt(self, data):
         """-> (plaintext, mark). All or nothing."""
@@ -1793,13 +1879,17 @@ class GroupReceiver:
             fail("UnknownGroupChain")
         Verify(self.chain, L_GROUP_MESSAGE + m.signed_part(), m.signature)     # 2
         j = m.index
+        next_before = self.next
         if j in self.cache:                                                    # 3
             kj = self.cache[j]
             key, nonce = group_message_aead(m.salt, kj)
             pt = Open(key, nonce, m.header(), m.ciphertext)
             del self.cache[j]
+            self.read = max(self.read, j + 1)
             self.generation = bump(self.generation)
-            self.trace = {"key_source": "cache", "message_key": kj}
+            self.trace = {"key_source": "cache", "message_key": kj, "next_before": next_before,
+                          "skip_from": None, "skipped_cached": [], "evicted": [],
+                          "next_after": self.next}
             return pt
         if j < self.next:                                                      # 4
             fail("DuplicateMessage")
@@ -1822,21 +1912,24 @@ class GroupReceiver:
         while len(self.cache) > MAX_GROUP_SKIPPED_KEYS:
             evicted.append(min(self.cache))
             del self.cache[evicted[-1]]
+        self.read = max(self.read, j + 1)
         self.generation = bump(self.generation)
-        self.trace = {"key_source": "ratchet", "message_key": kj, "skip_from": s,
-                      "cached": [i for i, _ in skipped], "evicted": evicted}
+        self.trace = {"key_source": "ratchet", "message_key": kj, "next_before": next_before,
+                      "skip_from": s, "skipped_cached": [k for _, k in skipped],
+                      "evicted": evicted, "next_after": self.next}
         return pt
 
     def to_bytes(self):
         b = bytearray([VERSION, TAG_GROUP_RECEIVER]) + u64(self.generation) + self.group_id
         b += self.chain + self.owner + u8(1 if self.authenticated else 0)
-        b += u32(self.next) + self.ratchet.to_bytes256() + u16(len(self.cache))
+        b += u32(self.next) + u32(self.read) + self.ratchet.to_bytes256() + u16(len(self.cache))
         for i in sorted(self.cache):
             b += u32(i) + self.cache[i]
         return bytes(b)
 
     @classmethod
-    def _read(cls, r: Reader):
+    def from_bytes(cls, data):
+        r = Reader(data, MAX_STATE_LEN)
         r.header(TAG_GROUP_RECEIVER)
         gen = r.u64()
         gid = r.take(32)
@@ -1844,6 +1937,9 @@ class GroupReceiver:
         owner = r.ed25519_public()
         auth = r.flag()
         nxt = r.u32()
+        read = r.u32()
+        if read > nxt:
+            fail("InvalidEncoding")
         R = r.take(256)
         n = r.u16()
         if n > MAX_GROUP_SKIPPED_KEYS:
@@ -1852,17 +1948,11 @@ class GroupReceiver:
         for _ in range(n):
             prev = _strictly_increasing(prev, r.u32(), nxt)
             cache[prev] = r.take(32)
-        return cls(gid, chain, owner, auth, GroupRatchet.from_bytes256(R, nxt), cache, gen)
-
-    @classmethod
-    def from_bytes(cls, data):
-        r = Reader(data, MAX_STATE_LEN)
-        rcv = cls._read(r)
         r.finish()
-        return rcv
+        return cls(gid, chain, owner, auth, GroupRatchet.from_bytes256(R, nxt), cache, gen, read)
 
 
-ADDED, ADVANCED, UPGRADED, REPLACED, UNCHANGED = "Added", "Advanced", "Upgraded", "Replaced", "Unchanged"
+ADDED, ADVANCED, UPGRADED, UNCHANGED = "Added", "Advanced", "Upgraded", "Unchanged"
 
 
 class GroupReceivers:
@@ -1889,13 +1979,7 @@ class GroupReceivers:
 
     def install(self, plaintext: bytes, peer_identity: bytes):
         """Authenticated install from a decrypted plaintext -> outcome."""
-        d = Distribution.from_bytes(plaintext)
-        if d.group_id != self.group_id:
-            fail("GroupMismatch")
-        if d.owner != peer_identity:
-            fail("GroupOwnerMismatch")
-        d.verify_owner_proof()
-        return self.insert(GroupReceiver.from_distribution(d, True))
+        return self.insert(GroupReceiver.install(plaintext, peer_identity, self.group_id))
 
     def receive_distribution(self, session: Session, message):
         """Decrypt a pairwise message and install what it carries, all or nothing."""
@@ -1908,11 +1992,7 @@ class GroupReceivers:
         return outcome
 
     def import_unauthenticated(self, data: bytes):
-        d = Distribution.from_bytes(data)
-        if d.group_id != self.group_id:
-            fail("GroupMismatch")
-        d.verify_owner_proof()
-        return self.insert(GroupReceiver.from_distribution(d, False))
+        return self.insert(GroupReceiver.import_unauthenticated(data, self.group_id))
 
     # ---- §15.9 insertion --------------------------------------------------------
 
@@ -1925,29 +2005,37 @@ class GroupReceivers:
             fail("GroupMismatch")
         H = self.find(R.chain)
         if H is not None:                                                      # 2
-            if H.owner != R.owner:                                             # 2.1
+            if not _hmac.compare_digest(H.owner, R.owner):                     # 2.1
                 fail("GroupChainConflict")
-            lo, hi = (H, R) if H.next <= R.next else (R, H)                    # 2.2
-            probe = lo.ratchet.copy()
-            probe.jump(hi.next)
-            if _hmac.compare_digest(probe.to_bytes256(), hi.ratchet.to_bytes256()):  # 2.3
-                ahead = R.next > H.next
-                upgraded = R.authenticated and not H.authenticated
-                if not ahead and not upgraded:
+            if not R.authenticated:                                            # 2.2, 2.3
+                return UNCHANGED
+            if H.authenticated:                                                # 2.4
+                lo, hi = (H, R) if H.next <= R.next else (R, H)
+                probe = lo.ratchet.copy()
+                probe.jump(hi.next)
+                if not _hmac.compare_digest(probe.to_bytes256(), hi.ratchet.to_bytes256()):
+                    fail("GroupChainConflict")
+                if R.next <= H.next:
                     return UNCHANGED
-                if ahead:
-                    H.ratchet = R.ratchet.copy()
-                H.authenticated = H.authenticated or R.authenticated
+                H.ratchet = R.ratchet.copy()
                 H.generation = bump(H.generation)
                 self.generation = bump(self.generation)
-                return UPGRADED if upgraded else ADVANCED
-            if not H.authenticated and R.authenticated:                        # 2.4
-                self.receivers.remove(H)
-                self.trace["evicted"].append(H.chain)
-                self._add_new(R)
-                self.generation = bump(self.generation)
-                return REPLACED
-            fail("GroupChainConflict")
+                return ADVANCED
+            p = max(R.next, H.read)                                            # 2.5
+            walker = R.ratchet.copy()
+            cache = {}
+            for c in sorted(H.cache):
+                if c < R.next:
+                    cache[c] = H.cache[c]
+                elif c < p:
+                    walker.jump(c)
+                    cache[c] = walker.key()
+            ratchet = R.ratchet.copy()
+            ratchet.jump(p)
+            H.ratchet, H.cache, H.authenticated = ratchet, cache, True
+            H.generation = bump(H.generation)
+            self.generation = bump(self.generation)
+            return UPGRADED
         self._add_new(R)                                                       # 3
         self.generation = bump(self.generation)
         return ADDED
@@ -1957,23 +2045,28 @@ class GroupReceivers:
             self.receivers.remove(h)
             self.trace["evicted"].append(h.chain)
 
+        def unauth():
+            return [h for h in self.receivers if not h.authenticated]
+
         if R.authenticated:
             mine = [h for h in self.receivers if h.authenticated and h.owner == R.owner]
             if len(mine) >= MAX_CHAINS_PER_SENDER:
                 evict(mine[0])
             if len(self.receivers) >= MAX_GROUP_RECEIVERS:
-                unauth = [h for h in self.receivers if not h.authenticated]
-                evict(unauth[0] if unauth else self.receivers[0])
+                u = unauth()
+                evict(u[0] if u else self.receivers[0])
         else:
-            claimed = [h for h in self.receivers if not h.authenticated and h.owner == R.owner]
+            claimed = [h for h in unauth() if h.owner == R.owner]
             if len(claimed) >= MAX_UNAUTHENTICATED_CHAINS_PER_OWNER:
                 evict(claimed[0])
-            unauth = [h for h in self.receivers if not h.authenticated]
-            if len(unauth) >= MAX_UNAUTHENTICATED_GROUP_CHAINS:
-                evict(unauth[0])
+            u = unauth()
+            if len(u) >= MAX_UNAUTHENTICATED_GROUP_CHAINS:
+                evict(u[0])
             if len(self.receivers) >= MAX_GROUP_RECEIVERS:
-                # SPEC-FINDINGS: taken literally even when unauthenticated chains remain.
-                fail("GroupStoreFull")
+                u = unauth()
+                if not u:
+                    fail("GroupStoreFull")
+                evict(u[0])
         self.receivers.append(R)
 
     # ---- decrypt, removal ---------------------------------------------------------
@@ -1990,6 +2083,7 @@ class GroupReceivers:
         if H is None:
             fail("UnknownGroupChain")
         pt, mark = H.decrypt(m)
+        self.trace = H.trace
         self.generation = bump(self.generation)
         return pt, mark
 
@@ -2022,13 +2116,9 @@ class GroupReceivers:
             fail("InvalidEncoding")
         for _ in range(n):
             length = r.u16()
-            inner = Reader(r.take(length))
-            rcv = GroupReceiver._read(inner)
-            if inner.remaining() != 0:
-                fail("InvalidEncoding")
-            st.receivers.append(rcv)
+            st.receivers.append(GroupReceiver.from_bytes(r.take(length)))   # exactly `length` bytes
         r.finish()
-        chains = [h.chain for h in st.receivers]
+        chains = [h.chain for h in st.receivers]                           # after TrailingBytes
         if any(h.group_id != st.group_id for h in st.receivers) or len(set(chains)) != len(chains):
             fail("InvalidEncoding")
         per_kind = {}
