@@ -1,19 +1,19 @@
 #!/usr/bin/env python3
-"""Check sotto_spec.py (SPEC v2) against its self-checks and the test vectors.
+"""Check sotto_spec.py (SPEC v2) against its self-checks and every test vector.
 
 Prints one `PASS name` or `FAIL name: reason` line per self-check and per
-vector, then `N passed, M failed`; exits 1 on any failure.
-
-Phase 1 (now): the v2 vectors do not exist yet. While test-vectors/README.md
-describes protocol version 1 (its labels say "sotto v1", none "sotto v2"), each
-file is reported as one SKIP line and not checked. A v2 vector file is never
-silently passed: until its checker is written, each such file is a FAIL.
+vector (test-vectors/*.json, format 2; `vectors.py` replays them; the two
+tables also get a line for their fixtures), then `N passed, M failed`; exits 1
+on any failure. A last self-check alters a fixed sample of recorded results
+(`mutants.py`) and demands that the runner reject every one. Set SOTTO_VECTORS
+to another directory of vectors, SOTTO_ONLY to a comma-separated list of files
+to run (self-checks skipped). Disagreements with the vectors, decided from
+SPEC.md, are in SPEC-FINDINGS.md.
 """
 
 from __future__ import annotations
 
 import glob
-import json
 import os
 import sys
 import time
@@ -21,67 +21,89 @@ import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import mutants  # noqa: E402
 import selfcheck  # noqa: E402
+import vectors  # noqa: E402
 
 VECTORS = os.environ.get("SOTTO_VECTORS", os.path.join(HERE, "..", "..", "test-vectors"))
 
 
-def run_selfchecks():
-    passed = failed = 0
+class Tally:
+    def __init__(self):
+        self.passed = self.failed = 0
+
+    def report(self, name, error):
+        if error is None:
+            self.passed += 1
+            print("PASS %s" % name)
+        else:
+            self.failed += 1
+            print("FAIL %s: %s" % (name, error))
+        sys.stdout.flush()
+
+
+def run_selfchecks(t):
     for fn in selfcheck.CHECKS:
         try:
             fn()
         except Exception as e:  # noqa: BLE001 - every failure is reported, none stops the run
-            failed += 1
-            print("FAIL selfcheck/%s: %s" % (fn.__name__, e or type(e).__name__))
             if os.environ.get("SOTTO_VERBOSE"):
                 traceback.print_exc()
+            t.report("selfcheck/%s" % fn.__name__, str(e) or type(e).__name__)
         else:
-            passed += 1
-            print("PASS selfcheck/%s" % fn.__name__)
-    return passed, failed
+            t.report("selfcheck/%s" % fn.__name__, None)
 
 
-def vectors_are_v1():
-    try:
-        with open(os.path.join(VECTORS, "README.md"), encoding="utf-8") as f:
-            text = f.read()
-    except OSError:
-        return False
-    return "sotto v1 " in text and "sotto v2 " not in text
-
-
-def run_vectors():
-    passed = failed = 0
+def run_vectors(t):
     files = sorted(glob.glob(os.path.join(VECTORS, "*.json")))
-    v1 = vectors_are_v1()
-    for path in files:
-        name = os.path.basename(path)
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-        if v1:
-            print("SKIP vectors/%s: protocol version 1, not read by this v2 implementation" % name)
-            continue
-        try:
-            json.loads(text)
-        except ValueError as e:
-            failed += 1
-            print("FAIL vectors/%s: not JSON: %s" % (name, e))
-            continue
-        failed += 1
-        print("FAIL vectors/%s: v2 vector file without a checker in verify.py yet" % name)
+    only = os.environ.get("SOTTO_ONLY")
+    if only:
+        files = [f for f in files if os.path.basename(f) in only.split(",")]
     if not files:
-        print("SKIP vectors: no test-vectors/*.json under %s" % VECTORS)
-    return passed, failed
+        t.report("vectors", "no test-vectors/*.json under %s" % VECTORS)
+    for path in files:
+        start = time.time()
+        try:
+            vectors.run_file(path, t.report)
+        except Exception as e:  # noqa: BLE001 - a broken file is one failure, the others still run
+            if os.environ.get("SOTTO_VERBOSE"):
+                traceback.print_exc()
+            t.report("vectors/%s" % os.path.basename(path), "%s: %s" % (type(e).__name__, e))
+        print("# %s: %.1f s" % (os.path.basename(path), time.time() - start))
+
+
+def run_runner_check(t):
+    """The runner can fail: altered recorded results (a fixed sample per file) must be rejected."""
+    files = sorted(glob.glob(os.path.join(VECTORS, "*.json")))
+    tried, survivors = 0, []
+    for path in files:
+        n, surv = mutants.output_mutants(path, MUTANTS_PER_FILE, "verify.py")
+        tried += n
+        survivors += ["%s/%s %s" % (os.path.basename(path), name, "/".join(map(str, p))) for name, p in surv]
+    if not tried:
+        error = "no altered vector tried"
+    elif survivors:
+        error = "%d altered vectors accepted: %s" % (len(survivors), "; ".join(survivors[:5]))
+    else:
+        error = None
+    t.report("selfcheck/vector_runner_rejects_%d_altered_results" % tried, error)
+
+
+MUTANTS_PER_FILE = 3
 
 
 def main():
     t0 = time.time()
-    p1, f1 = run_selfchecks()
-    p2, f2 = run_vectors()
-    passed, failed = p1 + p2, f1 + f2
-    print("%d passed, %d failed (%.1f s)" % (passed, failed, time.time() - t0))
-    return 1 if failed else 0
+    t = Tally()
+    if not os.environ.get("SOTTO_ONLY"):
+        run_selfchecks(t)
+    run_vectors(t)
+    if not os.environ.get("SOTTO_ONLY"):
+        start = time.time()
+        run_runner_check(t)
+        print("# altered vectors: %.1f s" % (time.time() - start))
+    print("%d passed, %d failed (%.1f s)" % (t.passed, t.failed, time.time() - t0))
+    return 1 if t.failed else 0
 
 
 if __name__ == "__main__":
