@@ -318,13 +318,14 @@ fn removal_fails_cleanly_at_every_draw() {
         },
         snapshot,
         |(w, groups), rng| {
-            let mut records: Vec<&mut PeerRecord> = w[0]
+            let local = &mut w[0];
+            let mut records: Vec<&mut PeerRecord> = local
                 .records
                 .iter_mut()
                 .filter(|(u, _)| **u != user("carol"))
                 .map(|(_, r)| r)
                 .collect();
-            groups[0].remove_member(&user("carol"), &mut records, rng)
+            groups[0].remove_member(&local.device, &user("carol"), &mut records, rng)
         },
     );
     // The new chain (256 + 32), then 48 per remaining device: Alice 2, Bob 1
