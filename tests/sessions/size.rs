@@ -45,8 +45,9 @@ const DEVICE_FIXED: usize = 4 + 32 + 33 + 9 + 1 + 9 + 8 + 1 + 70 + 1 + 1;
 /// on the active one), the length.
 const ENTRY_FIXED: usize = 8 + 9 + 1 + 4;
 /// Version, type, generation, local identity, user id (1 + 64), the
-/// local-device flag (a peer record has no local device), device count.
-const RECORD_FIXED: usize = 2 + 8 + 32 + 1 + MAX_USER_ID_LEN + 1 + 1;
+/// local-device flag and the local device (the own record has one), device
+/// count.
+const RECORD_FIXED: usize = 2 + 8 + 32 + 1 + MAX_USER_ID_LEN + 1 + 4 + 1;
 
 const fn worst_record(session: usize) -> usize {
     let sessions = 1 + MAX_ARCHIVED_SESSIONS;
@@ -99,8 +100,16 @@ fn the_largest_record_under_an_adversarial_peer() {
             .decrypt(&mut bob_device, DeviceId(1), &reply, NOW)
             .unwrap();
     }
+    // The fixed fields at their largest: the own record, with the longest
+    // user id, measured (a peer record has no local device: 4 bytes less).
+    let longest = UserId::new(&[b'u'; MAX_USER_ID_LEN]).unwrap();
+    let own = PeerRecord::new_own(longest.clone(), DeviceId(2), *alice.identity_key());
+    assert_eq!(own.to_bytes().len(), RECORD_FIXED);
+    let peer = PeerRecord::new(longest, *alice.identity_key());
+    assert_eq!(peer.to_bytes().len(), RECORD_FIXED - 4);
+
     let record = at_alice.to_bytes();
-    // Header (109 with a 3-byte user id: 48), one device without the
+    // Header (a peer record with a 3-byte user id: 48), one device without the
     // optional fields (device fixed minus 33 + 9 + 9 + 70 - 4 absent parts),
     // one active entry with a last decrypt.
     let device = 4 + 32 + 1 + 1 + 1 + 1 + 8 + 1 + 1 + 1 + 1;
@@ -119,7 +128,7 @@ fn the_largest_record_under_an_adversarial_peer() {
          ({MAX_DEVICES_PER_USER} devices x {} sessions), sealed {sealed} bytes; MAX_STATE_LEN {MAX_STATE_LEN}",
         1 + MAX_ARCHIVED_SESSIONS
     );
-    assert_eq!(bound, 5_807_101);
+    assert_eq!(bound, 5_807_105);
     assert!(sealed <= MAX_STATE_LEN);
 }
 
