@@ -275,10 +275,11 @@ impl GroupSession {
     ///
     /// # Errors
     ///
-    /// [`Error::NotGroupMember`] if `user` is not a member or is the local
-    /// user, or `records` are not exactly the remaining members';
-    /// [`Error::IdentityMismatch`] if a record is not the local device's;
-    /// [`Error::RandomnessUnavailable`].
+    /// In this order: [`Error::IdentityMismatch`] if `local` is not the
+    /// device that owns the local chain; [`Error::NotGroupMember`] if `user`
+    /// is not a member or is the local user, or `records` are not exactly
+    /// the remaining members'; [`Error::IdentityMismatch`] if a record is not
+    /// the local device's; [`Error::RandomnessUnavailable`].
     pub fn remove_member<R: TryCryptoRng + ?Sized>(
         &mut self,
         local: &Device,
@@ -286,6 +287,7 @@ impl GroupSession {
         records: &mut [&mut PeerRecord],
         rng: &mut R,
     ) -> Result<Fanout> {
+        self.check_local(local)?;
         if !self.members.contains(user) || *user == self.local_user {
             return Err(Error::NotGroupMember);
         }
@@ -307,6 +309,7 @@ impl GroupSession {
         records: &mut [&mut PeerRecord],
         rng: &mut R,
     ) -> Result<Fanout> {
+        self.check_local(local)?;
         self.rotate_for(local, None, records, rng)
     }
 
@@ -345,6 +348,17 @@ impl GroupSession {
         self.sender = sender;
         sealed::advance(&mut self.generation);
         Ok(fan_out(records, &distribution, &mut draws))
+    }
+
+    /// `local` is the device whose identity owns the local chain (SPEC
+    /// §16.1): a call that takes it checks it first, so that a new chain is
+    /// never owned by another identity.
+    fn check_local(&self, local: &Device) -> Result<()> {
+        if local.identity_key() == self.sender.owner() {
+            Ok(())
+        } else {
+            Err(Error::IdentityMismatch)
+        }
     }
 
     /// A record of a member, kept by the local device.
@@ -391,13 +405,15 @@ impl GroupSession {
     ///
     /// # Errors
     ///
-    /// [`Error::RandomnessUnavailable`]; nothing changed.
+    /// [`Error::IdentityMismatch`] if `local` is not the device that owns
+    /// the local chain; [`Error::RandomnessUnavailable`]; nothing changed.
     pub fn after_restore<R: TryCryptoRng + ?Sized>(
         &mut self,
         local: &Device,
         last_generation: u64,
         rng: &mut R,
     ) -> Result<bool> {
+        self.check_local(local)?;
         let stale = self.generation < last_generation;
         if stale {
             let sender = GroupSender::new(rng, *self.sender.group_id(), local)?;

@@ -332,3 +332,56 @@ fn removal_fails_cleanly_at_every_draw() {
     // and 2, in record order (alice, bob).
     assert_eq!(draws, [256, 32, 48, 48, 48]);
 }
+
+/// Every call that takes the local `Device` checks it first (SPEC §16.1):
+/// rotating, removing or restoring with another device's `Device` fails
+/// with nothing changed (the group's and the records' saved bytes), so the
+/// local chain is never re-owned by a foreign identity.
+#[test]
+fn a_foreign_local_device_is_refused_by_every_group_call() {
+    let (mut rng, mut w, mut groups) = setup(8);
+    distribute_all(&mut rng, &mut w, &mut groups);
+    let foreign = Device::generate(&mut rng, NOW).unwrap();
+    let a1 = find(&w, "alice", 1);
+    let snapshot = |w: &[Party], g: &GroupSession| {
+        let mut bytes = g.to_bytes().to_vec();
+        for r in w[a1].records.values() {
+            bytes.extend_from_slice(&r.to_bytes());
+        }
+        bytes
+    };
+    let before = snapshot(&w, &groups[a1]);
+    let generation = groups[a1].generation();
+    let mut records: Vec<&mut PeerRecord> = w[a1].records.values_mut().collect();
+    assert_eq!(
+        groups[a1].rotate(&foreign, &mut records, &mut rng).err(),
+        Some(Error::IdentityMismatch)
+    );
+    let mut records: Vec<&mut PeerRecord> = w[a1]
+        .records
+        .iter_mut()
+        .filter(|(u, _)| **u != user("carol"))
+        .map(|(_, r)| r)
+        .collect();
+    assert_eq!(
+        groups[a1]
+            .remove_member(&foreign, &user("carol"), &mut records, &mut rng)
+            .err(),
+        Some(Error::IdentityMismatch)
+    );
+    assert_eq!(
+        groups[a1]
+            .after_restore(&foreign, generation + 10, &mut rng)
+            .err(),
+        Some(Error::IdentityMismatch)
+    );
+    assert_eq!(snapshot(&w, &groups[a1]), before);
+    // The right device still works, and the chain stays the local identity's.
+    let local = &w[a1].device;
+    assert!(
+        groups[a1]
+            .after_restore(local, generation + 10, &mut rng)
+            .unwrap()
+    );
+    assert_eq!(groups[a1].sender().owner(), local.identity_key());
+}
