@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 
 use super::address::DeviceId;
 use super::record::PeerRecord;
-use super::{MAX_ARCHIVED_SESSION_AGE, MAX_STALE_DEVICE_AGE};
+use super::{MAX_ARCHIVED_SESSION_AGE, MAX_STALE_DEVICE_AGE, passed};
 use crate::sealed;
 
 /// What [`PeerRecord::expire`] deleted.
@@ -22,11 +22,14 @@ impl PeerRecord {
     /// Deletes what is old at `now` (SPEC §16.7): devices stale for
     /// [`MAX_STALE_DEVICE_AGE`], and archived sessions on which nothing
     /// decrypted for [`MAX_ARCHIVED_SESSION_AGE`] (counted from their
-    /// creation if nothing ever did). Active sessions are never expired.
+    /// creation if nothing ever did). An age has passed when the stored time
+    /// is that far from `now` in either direction (SPEC §16.1), so a time
+    /// stored under a clock far ahead keeps nothing for ever. Active
+    /// sessions are never expired.
     /// Adds 1 to the generation if anything was deleted.
     pub fn expire(&mut self, now: u64) -> Expired {
         let mut expired = Expired::default();
-        let old = |since: u64, age: u64| now.saturating_sub(since) >= age;
+        let old = |since: u64, age: u64| passed(since, now, age);
         self.devices.retain(|id, d| {
             let keep = d.stale_since.is_none_or(|t| !old(t, MAX_STALE_DEVICE_AGE));
             if !keep {

@@ -123,3 +123,12 @@ pub const MAX_GROUP_MEMBERS: usize = 1000;
 /// Largest payload: one byte of every plaintext is the layer's framing
 /// (SPEC §16.10).
 pub const MAX_PAYLOAD_LEN: usize = crate::MAX_PLAINTEXT_LEN - 1;
+
+/// Whether `bound` has passed between the stored time `since` and `now`
+/// (SPEC §16.1): `|now - since| >= bound`. A clock that went back by less
+/// than `bound` counts as no time elapsed; a stored time `bound` or more in
+/// the future (written under a wrong clock) counts as passed, so that one
+/// bad `now` can hold no limit and keep no entry for ever.
+pub(crate) fn passed(since: u64, now: u64, bound: u64) -> bool {
+    now.abs_diff(since) >= bound
+}

@@ -9,7 +9,7 @@ use rand_core::TryCryptoRng;
 use super::address::DeviceId;
 use super::framing::{KIND_RETRY_REQUEST, RetryHint, retry_body};
 use super::record::{PeerDevice, PeerRecord};
-use super::{MAX_RETRY_REQUESTS_PER_INTERVAL, MIN_RECOVERY_INTERVAL};
+use super::{MAX_RETRY_REQUESTS_PER_INTERVAL, MIN_RECOVERY_INTERVAL, passed};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::keys::PreKeyBundle;
@@ -215,13 +215,13 @@ fn retry_allowed(d: &PeerDevice, now: u64) -> bool {
 }
 
 fn window_expired(d: &PeerDevice, now: u64) -> bool {
-    now.saturating_sub(d.retry_window) >= MIN_RECOVERY_INTERVAL
+    passed(d.retry_window, now, MIN_RECOVERY_INTERVAL)
 }
 
 /// Whether a new session may be started for recovery with `d` at `now`.
 fn recovery_allowed(d: &PeerDevice, now: u64) -> bool {
     d.last_recovery
-        .is_none_or(|t| now.saturating_sub(t) >= MIN_RECOVERY_INTERVAL)
+        .is_none_or(|t| passed(t, now, MIN_RECOVERY_INTERVAL))
 }
 
 impl PeerRecord {
@@ -250,7 +250,7 @@ impl PeerRecord {
             return Err(Error::IdentityChangePending);
         }
         let entry = d.active.as_mut().ok_or(Error::NoSession)?;
-        let expired = now.saturating_sub(d.retry_window) >= MIN_RECOVERY_INTERVAL;
+        let expired = passed(d.retry_window, now, MIN_RECOVERY_INTERVAL);
         if !expired && d.retry_count >= MAX_RETRY_REQUESTS_PER_INTERVAL {
             return Err(Error::RecoveryRateLimited);
         }

@@ -189,7 +189,8 @@ fn forged_messages_never_cost_a_working_session() {
 
 /// A message on a known chain that does not authenticate asks for a retry,
 /// at most MAX_RETRY_REQUESTS_PER_INTERVAL times per interval; the window
-/// opens again after MIN_RECOVERY_INTERVAL (and not if the clock goes back).
+/// opens again after MIN_RECOVERY_INTERVAL (and not if the clock goes back
+/// by less than that).
 #[test]
 fn retry_requests_are_budgeted_per_interval() {
     let (mut rng, mut w, a, b) = talking(3);
@@ -489,4 +490,98 @@ fn recovery_calls_fail_cleanly_at_every_draw() {
         let r = rec.start_new_session(&pa.device, pb.id, bb, &hint, t, &mut rng);
         assert_eq!(r.is_ok(), ok, "at {t}");
     }
+}
+
+/// One call with a `now` far in the future (a wrong clock, a bad time
+/// source), then the clock is corrected: the limits it stored hold nothing
+/// for ever (SPEC §16.1, `|now - t|`). Recovery works at once at the
+/// corrected time, the limits then count from it, and a record saved under
+/// the wrong clock behaves the same once restored. A clock that goes back
+/// by less than the interval still counts as no time elapsed; one that goes
+/// back by more allows one more recovery.
+#[test]
+fn one_wrong_clock_holds_no_rate_limit_for_ever() {
+    const YEAR: u64 = 365 * 24 * 3600;
+    let (mut rng, mut w, a, b) = talking(9);
+    let real = send(&mut w, b, a, b"real", &mut rng);
+    let Message::Ratchet(r) = &real else { panic!() };
+    let mut bytes = r.as_bytes().to_vec();
+    *bytes.last_mut().unwrap() ^= 1;
+    let tampered = Message::Ratchet(RatchetMessage::from_vec(bytes).unwrap());
+    let hint = RetryHint::for_message(&real);
+    let id = w[b].id;
+    let far = NOW + 100 * YEAR;
+    let new_session = |w: &mut Vec<Party>, now: u64, rng: &mut TestRng| {
+        let bb = bundle(&mut w[b], rng, false);
+        let (pa, pb) = pair(w, a, b);
+        let rec = pa.records.get_mut(&pb.user).unwrap();
+        rec.start_new_session(&pa.device, pb.id, bb, &hint, now, rng)
+            .map(|_| ())
+    };
+    new_session(&mut w, far, &mut rng).unwrap();
+    for _ in 0..MAX_RETRY_REQUESTS_PER_INTERVAL {
+        record(&mut w, a, b)
+            .request_retry(id, &hint, far, &mut rng)
+            .unwrap();
+    }
+    assert_eq!(
+        new_session(&mut w, far + 1, &mut rng),
+        Err(Error::RecoveryRateLimited)
+    );
+    // The record as saved under the wrong clock, restored.
+    let saved = record(&mut w, a, b).to_bytes();
+    *record(&mut w, a, b) = PeerRecord::from_bytes(&saved).unwrap();
+
+    // The clock is corrected: a failure maps to a recovery, not to
+    // RecoveryPending, and both recoveries are allowed once more.
+    let fixed = NOW + 3600 * 24;
+    let bob = w[b].user.clone();
+    let pa = &mut w[a];
+    let f = pa
+        .records
+        .get_mut(&bob)
+        .unwrap()
+        .decrypt(&mut pa.device, id, &tampered, fixed)
+        .unwrap_err();
+    assert!(
+        matches!(
+            f.action,
+            Action::RequestRetry(_) | Action::StartNewSession(_)
+        ),
+        "{f:?}"
+    );
+    record(&mut w, a, b)
+        .request_retry(id, &hint, fixed, &mut rng)
+        .unwrap();
+    new_session(&mut w, fixed, &mut rng).unwrap();
+    // From then on the limits count from the corrected clock.
+    assert_eq!(
+        new_session(&mut w, fixed + 10, &mut rng),
+        Err(Error::RecoveryRateLimited)
+    );
+    for _ in 1..MAX_RETRY_REQUESTS_PER_INTERVAL {
+        record(&mut w, a, b)
+            .request_retry(id, &hint, fixed + 10, &mut rng)
+            .unwrap();
+    }
+    assert_eq!(
+        record(&mut w, a, b).request_retry(id, &hint, fixed + 10, &mut rng),
+        Err(Error::RecoveryRateLimited)
+    );
+    // Back by less than the interval: no time elapsed.
+    assert_eq!(
+        new_session(&mut w, fixed - 10, &mut rng),
+        Err(Error::RecoveryRateLimited)
+    );
+    // Back by the interval or more: the limit has passed, once.
+    let back = fixed - MIN_RECOVERY_INTERVAL;
+    new_session(&mut w, back, &mut rng).unwrap();
+    assert_eq!(
+        new_session(&mut w, back + 1, &mut rng),
+        Err(Error::RecoveryRateLimited)
+    );
+    assert_eq!(
+        new_session(&mut w, fixed - 1, &mut rng),
+        Err(Error::RecoveryRateLimited)
+    );
 }

@@ -281,3 +281,27 @@ fn after_restore_deletes_sessions_only_of_a_stale_copy() {
     assert_eq!(rec.generation(), g + 6);
     assert!(rec.device(DeviceId(1)).unwrap().active_base_key.is_none());
 }
+
+/// Expiry and the unanswered age count the distance from `now` (SPEC
+/// §16.1): a clock that goes back a little keeps everything, and times
+/// stored under a clock far ahead keep neither a stale device nor an
+/// unanswered session for ever.
+#[test]
+fn a_wrong_clock_keeps_nothing_for_ever() {
+    let (mut rng, mut w, a, b) = talking();
+    let far = NOW + 100 * 365 * 24 * 3600;
+    let bb = bundle(&mut w[b], &mut rng, false);
+    let (pa, _) = pair(&mut w, a, b);
+    let rec = pa.records.get_mut(&user("bob")).unwrap();
+    // A new session under the far clock: unanswered, created far ahead.
+    rec.add_bundle(&pa.device, DeviceId(1), bb, far, &mut rng)
+        .unwrap();
+    assert_eq!(rec.plan_send(far - 10).ready, [DeviceId(1)]);
+    assert_eq!(rec.plan_send(NOW + 1).needs_bundle, [DeviceId(1)]);
+    // Then a device list under the far clock: device 1 stale since then.
+    rec.update_devices(&[], far).unwrap();
+    let mut back = PeerRecord::from_bytes(&rec.to_bytes()).unwrap();
+    let kept = back.expire(far - 10);
+    assert!(kept.devices.is_empty());
+    assert_eq!(back.expire(NOW + 1).devices, [DeviceId(1)]);
+}
