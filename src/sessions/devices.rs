@@ -91,8 +91,9 @@ impl PeerRecord {
     ///
     /// [`Error::InvalidDeviceList`] if the list has more than
     /// [`MAX_DEVICES_PER_USER`] entries, names a device twice, gives one
-    /// identity to two devices, or gives the local identity to a device
-    /// other than the local one.
+    /// identity to two devices, gives the local identity to a device other
+    /// than the local one, or gives a device the trusted identity of
+    /// another device it lists with a new identity.
     pub fn update_devices(
         &mut self,
         list: &[(DeviceId, IdentityKey)],
@@ -108,6 +109,18 @@ impl PeerRecord {
             if !ids.insert(*device)
                 || !identities.insert(*identity.as_bytes())
                 || (*identity == self.local_identity && !own_entry)
+            {
+                return Err(Error::InvalidDeviceList);
+            }
+        }
+        // A listed device keeps its trusted identity when the list gives it
+        // another one (pending until acknowledged): no other listed device
+        // may be given that trusted key, or two listed devices would share
+        // one (the fingerprint would fail, §16.9).
+        for (device, identity) in list {
+            if let Some(d) = self.devices.get(device)
+                && d.identity != *identity
+                && identities.contains(d.identity.as_bytes())
             {
                 return Err(Error::InvalidDeviceList);
             }

@@ -4,7 +4,9 @@
 use super::*;
 use crate::Error;
 use crate::IdentityKey;
-use crate::sessions::{LocalListing, MAX_DEVICES_PER_USER, MAX_USER_ID_LEN, SendPlan};
+use crate::sessions::{
+    LocalListing, MAX_DEVICES_PER_USER, MAX_USER_ID_LEN, SendPlan, UserFingerprint,
+};
 
 fn keys(rng: &mut TestRng, n: usize) -> Vec<IdentityKey> {
     (0..n)
@@ -114,6 +116,43 @@ fn garbage_device_lists_change_nothing() {
     let c = r.update_devices(&[], NOW).unwrap();
     assert_eq!(c.removed, [DeviceId(1), DeviceId(2)]);
     assert_eq!(r.plan_send(NOW), SendPlan::default());
+}
+
+/// A server cannot make two listed devices share one trusted key (which
+/// would leave the fingerprint and safety number uncomputable): a list that
+/// gives a device the trusted key of a device it lists with a new key is
+/// refused, whether the key goes to a new device or to a held one whose own
+/// change would be acknowledged. A key that moves from a device the list
+/// leaves out (a device re-registered under a new id) is accepted.
+#[test]
+fn a_list_cannot_give_one_trusted_key_to_two_listed_devices() {
+    let mut rng = TestRng::new(6);
+    let k = keys(&mut rng, 6);
+    let mut r = PeerRecord::new(user("bob"), k[0]);
+    r.update_devices(&list(&[1, 2], &k), NOW).unwrap();
+    let fingerprint = r.fingerprint().unwrap();
+    let before = r.to_bytes();
+    for bad in [
+        [(DeviceId(1), k[5]), (DeviceId(3), k[1])],
+        [(DeviceId(1), k[5]), (DeviceId(2), k[1])],
+    ] {
+        assert_eq!(r.update_devices(&bad, NOW), Err(Error::InvalidDeviceList));
+        assert_eq!(*r.to_bytes(), *before);
+        assert_eq!(r.fingerprint().unwrap(), fingerprint);
+    }
+    // Device 1's key on a new device 3, device 1 left out: accepted.
+    let c = r
+        .update_devices(&[(DeviceId(2), k[2]), (DeviceId(3), k[1])], NOW)
+        .unwrap();
+    assert_eq!(
+        (&c.added[..], &c.removed[..]),
+        (&[DeviceId(3)][..], &[DeviceId(1)][..])
+    );
+    let fingerprint = r.fingerprint().unwrap();
+    assert_eq!(
+        fingerprint,
+        UserFingerprint::new(&user("bob"), &[k[1], k[2]]).unwrap()
+    );
 }
 
 /// A record holds at most MAX_DEVICES_PER_USER devices: stale ones make
