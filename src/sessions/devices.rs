@@ -20,7 +20,8 @@ pub struct DeviceListChanges {
     /// Stale devices that are listed again with their trusted identity.
     pub relisted: Vec<DeviceId>,
     /// Devices no longer listed: now stale (nothing is sent to them, their
-    /// late messages still decrypt; deleted after
+    /// late messages on the sessions they have still decrypt, they cannot
+    /// start a new session; deleted after
     /// [`MAX_STALE_DEVICE_AGE`](super::MAX_STALE_DEVICE_AGE)).
     pub removed: Vec<DeviceId>,
     /// Stale devices deleted to make room for added ones, oldest first.

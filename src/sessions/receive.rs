@@ -15,8 +15,8 @@ use crate::wire::{Message, PreKeyMessage};
 impl PeerRecord {
     /// Decrypts a message that arrived from device `from` of this record's
     /// user (SPEC §16.5). A prekey message goes to the session with its base
-    /// key, or starts a new one (accepted with `local`, which then changes:
-    /// persist it before the record); any other message goes to the session
+    /// key, or starts a new one if the device is listed (accepted with
+    /// `local`, which then changes: persist it before the record); any other message goes to the session
     /// that knows its ratchet key, else is tried on the active session and
     /// then the archived ones, newest first. An archived session that
     /// decrypts becomes active, unless it lost a tie-break to the session
@@ -64,6 +64,12 @@ impl PeerRecord {
                         let owner = slot == Slot::Active;
                         self.fail(from, recovery::classify_owned(e), owner, hint, e, now)
                     }),
+                    // A device off the list is outside the safety number
+                    // (§16.9): it may finish what it started, not start anew.
+                    None if !d.is_listed() => Err(Failure::later(
+                        RetryLater::UnknownDevice,
+                        Error::UnknownDevice,
+                    )),
                     None => self.accept(local, from, m, hint, now),
                 }
             }

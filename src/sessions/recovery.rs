@@ -54,7 +54,9 @@ pub enum Ignore {
 /// Why a message is kept for later.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum RetryLater {
-    /// The record does not hold the sending device: refresh the device list.
+    /// The record does not hold the sending device, or holds it only as
+    /// stale (no longer listed) and the message would start a new session:
+    /// refresh the device list.
     UnknownDevice,
     /// The device has a pending identity change: acknowledge it first.
     IdentityChangePending,
