@@ -103,8 +103,14 @@ pub const MAX_DEVICES_PER_USER: usize = 16;
 /// Most archived sessions per device (SPEC §16.1); past it the oldest goes.
 pub const MAX_ARCHIVED_SESSIONS: usize = 4;
 /// A stale device is deleted this long after it left the device list:
-/// 30 days, in the caller's time unit (seconds) (SPEC §16.7).
+/// 30 days, in the caller's time unit (seconds) (SPEC §16.7). A device
+/// deleted earlier (to make room) keeps its identity and pin in the record
+/// until this long after it left the list (SPEC §16.2).
 pub const MAX_STALE_DEVICE_AGE: u64 = 30 * 24 * 3600;
+/// Most devices deleted to make room whose identity and pin a record
+/// remembers (SPEC §16.2): a whole device list replaced twice within
+/// [`MAX_STALE_DEVICE_AGE`]. A device list that would need more is refused.
+pub const MAX_DELETED_DEVICES: usize = 2 * MAX_DEVICES_PER_USER;
 /// An archived session on which nothing decrypted for this long is deleted
 /// (SPEC §16.7).
 pub const MAX_ARCHIVED_SESSION_AGE: u64 = 30 * 24 * 3600;

@@ -35,6 +35,22 @@ pub struct PeerRecord {
     /// For the own record: the local device's id, which never appears in it.
     pub(crate) local_device: Option<DeviceId>,
     pub(crate) devices: BTreeMap<DeviceId, PeerDevice>,
+    /// Devices deleted to make room before
+    /// [`MAX_STALE_DEVICE_AGE`](super::MAX_STALE_DEVICE_AGE) passed since
+    /// they left the list: never a held device, at most
+    /// [`MAX_DELETED_DEVICES`](super::MAX_DELETED_DEVICES).
+    pub(crate) deleted: BTreeMap<DeviceId, DeletedDevice>,
+}
+
+/// What a record remembers of a device it deleted to make room (SPEC
+/// §16.2): listed again, the device comes back with this identity as its
+/// trusted one (another key is an identity change) and with its pin.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct DeletedDevice {
+    pub(crate) identity: IdentityKey,
+    pub(crate) pinned: bool,
+    /// When it left the device list.
+    pub(crate) left: u64,
 }
 
 /// One device of the record's user.
@@ -237,6 +253,7 @@ impl PeerRecord {
             local_identity,
             local_device: None,
             devices: BTreeMap::new(),
+            deleted: BTreeMap::new(),
         }
     }
 
@@ -345,6 +362,10 @@ impl fmt::Debug for PeerRecord {
             .field("user", &self.user)
             .field("local_device", &self.local_device)
             .field("devices", &self.devices().collect::<alloc::vec::Vec<_>>())
+            .field(
+                "deleted",
+                &self.deleted.keys().collect::<alloc::vec::Vec<_>>(),
+            )
             .finish()
     }
 }

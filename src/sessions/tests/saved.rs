@@ -305,3 +305,71 @@ fn a_wrong_clock_keeps_nothing_for_ever() {
     assert!(kept.devices.is_empty());
     assert_eq!(back.expire(NOW + 1).devices, [DeviceId(1)]);
 }
+
+/// The deleted devices a record remembers are saved after its devices, as
+/// §16.11 lays them out, and read strictly: ids increasing, never a held
+/// device or the local one, a pinned flag of 0 or 1, at most
+/// MAX_DELETED_DEVICES.
+#[test]
+fn remembered_deleted_devices_are_saved_strictly() {
+    use crate::sessions::MAX_DELETED_DEVICES;
+    let mut rng = TestRng::new(3);
+    let keys: Vec<crate::IdentityKey> = (0..20)
+        .map(|_| *Device::generate(&mut rng, 0).unwrap().identity_key())
+        .collect();
+    let sixteen: Vec<(DeviceId, crate::IdentityKey)> =
+        (2..18).map(|i| (DeviceId(i), keys[i as usize])).collect();
+    for own in [false, true] {
+        let mut r = if own {
+            PeerRecord::new_own(user("bob"), DeviceId(50), keys[0])
+        } else {
+            PeerRecord::new(user("bob"), keys[0])
+        };
+        r.update_devices(&[(DeviceId(1), keys[1])], NOW).unwrap();
+        assert_eq!(
+            r.update_devices(&sixteen, NOW + 7).unwrap().deleted,
+            [DeviceId(1)]
+        );
+        let bytes = r.to_bytes();
+        assert_eq!(*PeerRecord::from_bytes(&bytes).unwrap().to_bytes(), *bytes);
+        // count || id || identity || pinned || left, at the end.
+        let at = bytes.len() - 46;
+        assert_eq!(bytes[at], 1);
+        assert_eq!(bytes[at + 1..at + 5], 1u32.to_be_bytes());
+        assert_eq!(bytes[at + 5..at + 37], *keys[1].as_bytes());
+        assert_eq!(bytes[at + 37], 0, "not pinned");
+        assert_eq!(bytes[at + 38..], (NOW + 7).to_be_bytes());
+        let bad = |edit: &dyn Fn(&mut Vec<u8>)| {
+            let mut v = bytes.to_vec();
+            edit(&mut v);
+            PeerRecord::from_bytes(&v).err()
+        };
+        assert_eq!(bad(&|v| v[at + 37] = 2), Some(Error::InvalidEncoding));
+        assert_eq!(
+            bad(&|v| v[at + 1..at + 5].copy_from_slice(&2u32.to_be_bytes())),
+            Some(Error::InvalidEncoding),
+            "a held device"
+        );
+        if own {
+            assert_eq!(
+                bad(&|v| v[at + 1..at + 5].copy_from_slice(&50u32.to_be_bytes())),
+                Some(Error::InvalidEncoding),
+                "the local device"
+            );
+        }
+        assert_eq!(
+            bad(&|v| v[at] = u8::try_from(MAX_DELETED_DEVICES + 1).unwrap()),
+            Some(Error::InvalidEncoding)
+        );
+        assert_eq!(
+            bad(&|v| {
+                v[at] = 2;
+                let entry = v[at + 1..].to_vec();
+                v.extend_from_slice(&entry);
+            }),
+            Some(Error::InvalidEncoding),
+            "ids not increasing"
+        );
+        assert_eq!(bad(&|v| v.truncate(v.len() - 1)), Some(Error::Truncated));
+    }
+}
