@@ -237,17 +237,53 @@ impl GroupSession {
         Ok(message)
     }
 
-    /// Decrypts a group message (§15.8). A message on a chain not held yet
-    /// is [`RetryLater::MissingDistribution`]: keep it, and ask its sender
-    /// for its distribution ([`PeerRecord::request_distribution`]) if it does
-    /// not come. Adds 1 to the generation on success.
+    /// Decrypts a group message (§15.8) that arrived from the user whose
+    /// record is `record` (SPEC §16.8). The chain's owner must be the trusted
+    /// identity of one of `record`'s devices at the time of the decrypt, so
+    /// that once an identity change is acknowledged (or a device deleted)
+    /// the chains of the old key are refused, before any rotation, and a
+    /// message is only ever shown as from `record`'s user. A message on a
+    /// chain not held yet is [`RetryLater::MissingDistribution`]: keep it,
+    /// and ask its sender for its distribution
+    /// ([`PeerRecord::request_distribution`]) if it does not come. Adds 1 to
+    /// the generation on success.
     ///
     /// # Errors
     ///
-    /// A [`Failure`]: [`RetryLater::MissingDistribution`] for
+    /// A [`Failure`], nothing changed, in this order:
+    /// [`Ignore::WrongLocalDevice`] ([`Error::IdentityMismatch`]) if `record`
+    /// is not the local device's; [`Ignore::Malformed`]
+    /// ([`Error::NotGroupMember`]) if its user is not a member; for a chain
+    /// the group holds, [`Ignore::Malformed`] ([`Error::IdentityMismatch`])
+    /// if its owner is no device's trusted identity in `record`, and
+    /// [`RetryLater::IdentityChangePending`] if that device has a pending
+    /// identity change; then [`RetryLater::MissingDistribution`] for
     /// [`Error::UnknownGroupChain`], [`Ignore::Duplicate`] for
     /// [`Error::DuplicateMessage`], [`Ignore::Malformed`] for anything else.
-    pub fn decrypt(&mut self, message: &GroupMessage) -> Result<GroupPlaintext, Failure> {
+    pub fn decrypt(
+        &mut self,
+        record: &PeerRecord,
+        message: &GroupMessage,
+    ) -> Result<GroupPlaintext, Failure> {
+        if let Err(e) = record.check_local(self.sender.owner()) {
+            return Err(Failure::ignore(Ignore::WrongLocalDevice, e));
+        }
+        if !self.members.contains(&record.user) {
+            return Err(Failure::ignore(Ignore::Malformed, Error::NotGroupMember));
+        }
+        if let Some(receiver) = self.receivers.get(message.chain()) {
+            let owner = receiver.sender().owner();
+            match record.devices.values().find(|d| d.identity == *owner) {
+                None => return Err(Failure::ignore(Ignore::Malformed, Error::IdentityMismatch)),
+                Some(d) if d.pending.is_some() => {
+                    return Err(Failure::later(
+                        RetryLater::IdentityChangePending,
+                        Error::IdentityChangePending,
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
         match self.receivers.decrypt(message) {
             Ok(plaintext) => {
                 sealed::advance(&mut self.generation);

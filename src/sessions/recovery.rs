@@ -39,7 +39,9 @@ pub enum Ignore {
     /// Decrypted before (or its key is gone).
     Duplicate,
     /// Nothing an honest peer sends: a malformed frame, an impossible
-    /// header, a low-order key.
+    /// header, a low-order key; or a group message whose chain the given
+    /// record does not vouch for (its owner is no device's trusted identity
+    /// there, or the user is not a member).
     Malformed,
     /// A classical prekey message from a device pinned to post-quantum key
     /// agreement: a downgrade attempt.
@@ -47,7 +49,8 @@ pub enum Ignore {
     /// A recovery would help, but one was made for this device too recently
     /// (SPEC §16.6 rate limits).
     RecoveryPending,
-    /// The local device given is not this record's.
+    /// The local device given is not this record's (for a group message:
+    /// the record given is not the local device's).
     WrongLocalDevice,
 }
 
@@ -58,7 +61,8 @@ pub enum RetryLater {
     /// stale (no longer listed) and the message would start a new session:
     /// refresh the device list.
     UnknownDevice,
-    /// The device has a pending identity change: acknowledge it first.
+    /// The device (for a group message, the device owning the chain) has a
+    /// pending identity change: acknowledge it first.
     IdentityChangePending,
     /// A prekey message under an identity that is neither the device's
     /// trusted one nor its pending one: refresh the device list, which will

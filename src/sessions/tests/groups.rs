@@ -84,7 +84,7 @@ fn distributions_reach_every_device_of_every_member_including_our_own() {
     let message = groups[a1].encrypt(b"to the group", &mut rng).unwrap();
     for (y, g) in groups.iter_mut().enumerate() {
         if y != a1 {
-            let got = g.decrypt(&message).unwrap();
+            let got = g.decrypt(&w[y].records[&user("alice")], &message).unwrap();
             assert_eq!(got.as_bytes(), b"to the group");
             assert_eq!(
                 got.sender().authenticated(),
@@ -99,7 +99,9 @@ fn a_group_message_before_its_distribution_is_kept_for_later() {
     let (mut rng, w, mut groups) = setup(2);
     let (a1, b1) = (find(&w, "alice", 1), find(&w, "bob", 1));
     let message = groups[a1].encrypt(b"early", &mut rng).unwrap();
-    let f = groups[b1].decrypt(&message).unwrap_err();
+    let f = groups[b1]
+        .decrypt(&w[b1].records[&user("alice")], &message)
+        .unwrap_err();
     assert_eq!(
         f.action,
         Action::RetryLater(RetryLater::MissingDistribution)
@@ -192,7 +194,17 @@ fn removing_a_member_is_one_call() {
         .unwrap();
     assert!(!groups[a1].is_member(&user("carol")));
     assert_ne!(*groups[a1].sender().chain(), old_chain);
-    let f = groups[a1].decrypt(&from_carol).unwrap_err();
+    // Carol is no longer a member, and her chain is gone.
+    let f = groups[a1]
+        .decrypt(&w[a1].records[&user("carol")], &from_carol)
+        .unwrap_err();
+    assert_eq!(
+        (f.action, f.error),
+        (Action::Ignore(Ignore::Malformed), Error::NotGroupMember)
+    );
+    let f = groups[a1]
+        .decrypt(&w[a1].records[&user("bob")], &from_carol)
+        .unwrap_err();
     assert_eq!(
         f.action,
         Action::RetryLater(RetryLater::MissingDistribution)
@@ -213,17 +225,24 @@ fn removing_a_member_is_one_call() {
     let message = groups[a1].encrypt(b"without carol", &mut rng).unwrap();
     for y in [a2, b1, b2] {
         assert_eq!(
-            groups[y].decrypt(&message).unwrap().as_bytes(),
+            groups[y]
+                .decrypt(&w[y].records[&user("alice")], &message)
+                .unwrap()
+                .as_bytes(),
             b"without carol"
         );
     }
-    let f = groups[c].decrypt(&message).unwrap_err();
+    let f = groups[c]
+        .decrypt(&w[c].records[&user("alice")], &message)
+        .unwrap_err();
     assert_eq!(
         f.action,
         Action::RetryLater(RetryLater::MissingDistribution)
     );
     // A duplicate is ignored.
-    let f = groups[b1].decrypt(&message).unwrap_err();
+    let f = groups[b1]
+        .decrypt(&w[b1].records[&user("alice")], &message)
+        .unwrap_err();
     assert_eq!(f.action, Action::Ignore(Ignore::Duplicate));
 }
 
@@ -248,9 +267,13 @@ fn a_distribution_request_is_answered_with_the_current_chain() {
     groups[b1].install(rec, &got).unwrap();
     // The distribution is at the current index: the earlier message is not
     // readable (§15.6), later ones are.
-    assert!(groups[b1].decrypt(&early).is_err());
+    let from_alice = &w[b1].records[&user("alice")];
+    assert!(groups[b1].decrypt(from_alice, &early).is_err());
     let later = groups[a1].encrypt(b"later", &mut rng).unwrap();
-    assert_eq!(groups[b1].decrypt(&later).unwrap().as_bytes(), b"later");
+    assert_eq!(
+        groups[b1].decrypt(from_alice, &later).unwrap().as_bytes(),
+        b"later"
+    );
 }
 
 #[test]
@@ -384,4 +407,65 @@ fn a_foreign_local_device_is_refused_by_every_group_call() {
             .unwrap()
     );
     assert_eq!(groups[a1].sender().owner(), local.identity_key());
+}
+
+/// Once Alice acknowledges that Bob's device 1 has a new identity, the
+/// holder of the old key keeps sending on its chain: Alice's group refuses
+/// those messages (as wire bytes) before any rotation, with nothing
+/// changed, since decrypt checks the chain's owner against Bob's record as
+/// it is now. While the change is pending they wait; a chain is never
+/// accepted as another user's; Bob's other device is unaffected.
+#[test]
+fn a_replaced_identity_chain_is_refused_at_once() {
+    use crate::group::GroupMessage;
+    let (mut rng, mut w, mut groups) = setup(9);
+    distribute_all(&mut rng, &mut w, &mut groups);
+    let (a1, b1, b2, c) = (
+        find(&w, "alice", 1),
+        find(&w, "bob", 1),
+        find(&w, "bob", 2),
+        find(&w, "carol", 1),
+    );
+    let one = groups[b1].encrypt(b"one", &mut rng).unwrap();
+    let bob = &w[a1].records[&user("bob")];
+    assert_eq!(groups[a1].decrypt(bob, &one).unwrap().as_bytes(), b"one");
+    // Bob's device 1 shows up with a new key.
+    let new = *Device::generate(&mut rng, NOW).unwrap().identity_key();
+    let bob2 = (DeviceId(2), *w[b2].device.identity_key());
+    let rec = w[a1].records.get_mut(&user("bob")).unwrap();
+    rec.update_devices(&[(DeviceId(1), new), bob2], NOW)
+        .unwrap();
+    let old_key = groups[b1].encrypt(b"from the old key", &mut rng).unwrap();
+    let wire = GroupMessage::from_bytes(old_key.as_bytes()).unwrap();
+    let before = groups[a1].to_bytes();
+    let bob = &w[a1].records[&user("bob")];
+    let f = groups[a1].decrypt(bob, &wire).unwrap_err();
+    assert_eq!(
+        f.action,
+        Action::RetryLater(RetryLater::IdentityChangePending)
+    );
+    // Acknowledged: the old key's chain is refused, nothing changed.
+    let rec = w[a1].records.get_mut(&user("bob")).unwrap();
+    rec.acknowledge_identity(DeviceId(1), &new).unwrap();
+    let bob = &w[a1].records[&user("bob")];
+    let f = groups[a1].decrypt(bob, &wire).unwrap_err();
+    assert_eq!(
+        (f.action, f.error),
+        (Action::Ignore(Ignore::Malformed), Error::IdentityMismatch)
+    );
+    assert_eq!(*groups[a1].to_bytes(), *before);
+    // Bob's other device still decrypts; not as Carol's, nor through a
+    // record of another local device.
+    let two = groups[b2].encrypt(b"two", &mut rng).unwrap();
+    let carol = &w[a1].records[&user("carol")];
+    let f = groups[a1].decrypt(carol, &two).unwrap_err();
+    assert_eq!(
+        (f.action, f.error),
+        (Action::Ignore(Ignore::Malformed), Error::IdentityMismatch)
+    );
+    let not_ours = &w[c].records[&user("bob")];
+    let f = groups[a1].decrypt(not_ours, &two).unwrap_err();
+    assert_eq!(f.action, Action::Ignore(Ignore::WrongLocalDevice));
+    assert_eq!(*groups[a1].to_bytes(), *before);
+    assert_eq!(groups[a1].decrypt(bob, &two).unwrap().as_bytes(), b"two");
 }
