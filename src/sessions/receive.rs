@@ -4,7 +4,7 @@
 
 use super::address::DeviceId;
 use super::framing::{self, Frame, Received, RetryHint};
-use super::record::{PeerDevice, PeerRecord, SessionEntry, Slot};
+use super::record::{PeerDevice, PeerRecord, SessionEntry, Slot, lost_to};
 use super::recovery::{self, Failure, Ignore, RetryLater, Severity};
 use crate::device::Device;
 use crate::error::Error;
@@ -213,7 +213,7 @@ impl PeerRecord {
                 if new_base < active_base {
                     d.activate(entry, true);
                 } else {
-                    entry.lost_to = Some(active_base);
+                    entry.lost_to = lost_to(active_base, &entry, true);
                     d.archive(entry);
                 }
             }

@@ -199,13 +199,15 @@ pub(crate) fn action(
             // Our new session has not reached the peer yet: it is the fix,
             // and the retry request travels in it.
             Some(e) if e.is_unanswered_initiation() => retry(),
-            // We asked over the active session and nothing came back.
+            // We asked over the active session and nothing came back: a new
+            // session, or, while the interval holds one back, ask again (the
+            // request may have been lost).
             Some(_) if d.retry_outstanding.is_some() => {
                 let first = d.retry_outstanding.unwrap_or(hint);
                 if recovery_allowed(d, now) {
                     Action::StartNewSession(first)
                 } else {
-                    Action::Ignore(Ignore::RecoveryPending)
+                    retry()
                 }
             }
             // The peer writes on a session we do not have; ask over ours,

@@ -47,8 +47,9 @@ impl PeerRecord {
     /// a pending identity equal to the trusted one, unknown flag bits, a
     /// retry count over its bound, a flagged active session; after
     /// [`Error::TrailingBytes`], a session of another identity, two sessions
-    /// of a device with one base key, or a PQXDH session on a device that is
-    /// not pinned).
+    /// of a device with one base key, a PQXDH session on a device that is
+    /// not pinned, or a session marked as lost to a base key not smaller
+    /// than its own).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         <Self as SavedState>::from_bytes(bytes)
     }
@@ -88,6 +89,7 @@ impl PeerRecord {
                     || *s.remote_identity() != d.identity
                     || !bases.insert(s.base_key_bytes())
                     || (s.key_agreement() == KeyAgreement::Pqxdh && !d.pinned)
+                    || e.lost_to.is_some_and(|w| w >= s.base_key_bytes())
                 {
                     return Err(Error::InvalidEncoding);
                 }

@@ -373,3 +373,38 @@ fn remembered_deleted_devices_are_saved_strictly() {
         assert_eq!(bad(&|v| v.truncate(v.len() - 1)), Some(Error::Truncated));
     }
 }
+
+/// A session is only ever marked as lost to a smaller base key (SPEC
+/// §16.5), and a saved record whose mark is not smaller than the marked
+/// session's own base key is refused.
+#[test]
+fn a_lost_to_mark_must_name_a_smaller_base_key() {
+    let (mut rng, mut w, a, b) = talking();
+    let bb = bundle(&mut w[b], &mut rng, false);
+    let (pa, _) = pair(&mut w, a, b);
+    let rec = pa.records.get_mut(&user("bob")).unwrap();
+    rec.add_bundle(&pa.device, DeviceId(1), bb, NOW, &mut rng)
+        .unwrap();
+    let d = rec.devices.get_mut(&DeviceId(1)).unwrap();
+    let own = d.archived[0].session.base_key_bytes();
+    let mut smaller = own;
+    let last = smaller.iter().rposition(|b| *b > 0).unwrap();
+    smaller[last] -= 1;
+    for (mark, ok) in [(smaller, true), (own, false), ([0xff; 32], false)] {
+        let d = rec.devices.get_mut(&DeviceId(1)).unwrap();
+        d.archived[0].lost_to = Some(mark);
+        let bytes = rec.to_bytes();
+        assert_eq!(
+            PeerRecord::from_bytes(&bytes).is_ok(),
+            ok,
+            "{:?}",
+            PeerRecord::from_bytes(&bytes).err()
+        );
+        if !ok {
+            assert_eq!(
+                PeerRecord::from_bytes(&bytes).err(),
+                Some(Error::InvalidEncoding)
+            );
+        }
+    }
+}
