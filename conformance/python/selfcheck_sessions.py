@@ -44,7 +44,8 @@ class Party:
 
     def __init__(self, user, dev_id, label, opks=6, kem_otks=3):
         self.user, self.dev_id, self.label = user, dev_id, label
-        self.device = device(label, opks=opks, kem_otks=kem_otks)
+        # Devices are cached per (user, device id): key generation is the slow part.
+        self.device = device("%s/%d" % (user.decode(), dev_id), opks=opks, kem_otks=kem_otks)
         self.records = {}
         self.rng = SeededRng("rng " + label)
         self.sent = {}                    # hint bytes -> (to user, to device, payload)
@@ -509,3 +510,1044 @@ def s16_encrypt_to():
     unchanged_all([rec], lambda: rec.encrypt_to(b.dev_id, b"x", FailingRng()), "IdentityChangePending")
     rec.update_devices([], T0)
     unchanged_all([rec], lambda: rec.encrypt_to(b.dev_id, b"x", FailingRng()), "UnknownDevice")
+
+
+# ---------------------------------------------------------------------------
+# §16.5 Receiving
+# ---------------------------------------------------------------------------
+
+@check
+def s16_decrypt_step_1_and_identities():
+    """§16.5 steps 1-2: WrongLocalDevice, RetryLater(UnknownDevice), RetryLater(IdentityChangePending),
+    a prekey message of another identity RetryLater(UnknownIdentity); nothing changes.
+    A stale device's messages still decrypt, and it may start sessions."""
+    a, b = parties("step1")
+    a.start(b)
+    m = a.send(b, b"one")
+    rec = b.rec(a)
+    res = failure_unchanged([rec, a.device], lambda: rec.decrypt(a.device, a.dev_id, m, T0))
+    assert (res.action, res.detail) == (L.IGNORE, L.WRONG_LOCAL_DEVICE)
+    res = failure_unchanged([rec, b.device], lambda: rec.decrypt(b.device, 99, m, T0))
+    assert (res.action, res.detail, res.error) == (L.RETRY_LATER, L.UNKNOWN_DEVICE, "UnknownDevice")
+    res = failure_unchanged([rec, b.device], lambda: rec.decrypt(b.device, a.dev_id, b"\x02\x01", T0))
+    assert (res.action, res.detail) == (L.IGNORE, L.MALFORMED)
+    k = S.ed25519_public(b"\x88" * 32)
+    r2 = copy.deepcopy(rec)
+    r2.update_devices([(a.dev_id, k)], T0)
+    res = failure_unchanged([r2, b.device], lambda: r2.decrypt(b.device, a.dev_id, m, T0))
+    assert (res.action, res.detail) == (L.RETRY_LATER, L.IDENTITY_CHANGE_PENDING)
+    r2.acknowledge_identity(a.dev_id, k)                   # the message's identity is now the old one
+    res = failure_unchanged([r2, b.device], lambda: r2.decrypt(b.device, a.dev_id, m, T0))
+    assert (res.action, res.detail, res.error) == (L.RETRY_LATER, L.UNKNOWN_IDENTITY, "IdentityMismatch")
+    rec.update_devices([], T0)                             # Alice's device is stale
+    g = rec.generation
+    res = received(b.recv(a, m, now=T0 + 7), b"one")
+    assert res.device == a.dev_id and res.identity == a.identity and rec.generation == g + 1
+    assert rec.devices[a.dev_id].active.last_decrypt == T0 + 7
+    received(a.recv(b, b.rec(a).devices[a.dev_id].active.session.encrypt(b.rng, b"\x01back")), b"back")
+
+
+@check
+def s16_routing_to_owners():
+    """§16.5 steps 2-3: repeated prekey messages go to the session with their base key (a duplicate is
+    Ignore(Duplicate)); a ratchet message to the session knowing its key, archived ones included;
+    an unknown key is tried on each session, active first, and the first that decrypts is used."""
+    a, b = parties("route")
+    a.start(b, opk=False, kem="last_resort")
+    m1, m2 = a.send(b, b"m1"), a.send(b, b"m2")
+    received(b.recv(a, m2), b"m2")
+    dev_before = b.device.to_bytes()
+    received(b.recv(a, m1), b"m1")
+    assert b.device.to_bytes() == dev_before, "the second prekey message is not accepted again"
+    res = failure_unchanged([b.rec(a), b.device], lambda: b.recv(a, m1))
+    assert (res.action, res.detail, res.error) == (L.IGNORE, L.DUPLICATE, "DuplicateMessage")
+    # Alice's reply comes back on a key her session does not know yet: the try path.
+    received(a.recv(b, b.send(a, b"r1")), b"r1")
+    # A second session (Bob starts one): Alice's messages on the old one still decrypt on it.
+    old = a.send(b, b"old")
+    b.start(a)
+    received(a.recv(b, b.send(a, b"new")), b"new")
+    ad = a.rec(b).devices[b.dev_id]
+    assert ad.active.session.role == S.RESPONDER and len(ad.archived) == 1
+    received(b.recv(a, old), b"old")                        # Bob: on his archived session -> promoted
+    bd = b.rec(a).devices[a.dev_id]
+    assert bd.active.session.role == S.RESPONDER and bd.archived[0].session.role == S.INITIATOR
+    assert bd.archived[0].lost_to is None
+
+
+@check
+def s16_malformed_frames_undo_the_decrypt():
+    """§16.5 step 4, §16.6: a plaintext that is not a frame fails with InvalidEncoding and leaves the
+    session, the record and the local device as they were (accept included); Ignore(Malformed)."""
+    a, b = parties("frame")
+    a.start(b)
+    s = a.rec(b).devices[b.dev_id].active.session
+    raw = s.encrypt(a.rng, b"\x09not a frame")
+    objs = [b.rec(a), b.device]
+    res = failure_unchanged(objs, lambda: b.recv(a, raw))
+    assert (res.action, res.detail, res.error) == (L.IGNORE, L.MALFORMED, "InvalidEncoding")
+    received(b.recv(a, s.encrypt(a.rng, b"\x01ok")), b"ok")
+    raw2 = s.encrypt(a.rng, b"")                               # on the owner
+    res = failure_unchanged(objs, lambda: b.recv(a, raw2))
+    assert (res.detail, res.error) == (L.MALFORMED, "InvalidEncoding")
+    bs = b.rec(a).devices[a.dev_id].active.session
+    received(a.recv(b, bs.encrypt(b.rng, b"\x01turn")), b"turn")
+    raw3 = s.encrypt(a.rng, b"\x04" + bytes(31))               # a new chain: the try path
+    res = failure_unchanged(objs, lambda: b.recv(a, raw3))
+    assert (res.detail, res.error) == (L.MALFORMED, "InvalidEncoding")
+    ok = s.encrypt(a.rng, b"\x04" + bytes(32))
+    res = received(b.recv(a, ok), kind=L.FRAME_DISTRIBUTION_REQUEST)
+    assert res.value == bytes(32) and res.group_id == bytes(32)
+
+
+@check
+def s16_simultaneous_initiation():
+    """§16.5: both sides start a session at once; each accepts the other's; both keep the one with
+    the smaller base key, the other archived as lost to it; late messages on the loser decrypt
+    without promoting it."""
+    a, b = parties("simul")
+    a.start(b)
+    b.start(a)
+    ma, mb = a.send(b, b"from a"), b.send(a, b"from b")
+    late = a.send(b, b"late from a")
+    received(b.recv(a, ma), b"from a")
+    received(a.recv(b, mb), b"from b")
+    ka, kb = active_base(a, b), active_base(b, a)
+    assert ka == kb, "both sides keep the same session"
+    sa_base = S.parse_message(ma).base_key
+    sb_base = S.parse_message(mb).base_key
+    assert ka == min(sa_base, sb_base)
+    loser = max(sa_base, sb_base)
+    for p, q in ((a, b), (b, a)):
+        arch = p.rec(q).devices[q.dev_id].archived
+        assert [e.base_key for e in arch] == [loser] and arch[0].lost_to == ka
+    received(b.recv(a, late), b"late from a")
+    assert active_base(b, a) == ka, "a session that lost is not promoted while its winner is active"
+    for _ in range(2):
+        received(b.recv(a, a.send(b, b"x")), b"x")
+        received(a.recv(b, b.send(a, b"y")), b"y")
+    assert active_base(a, b) == active_base(b, a) == ka
+
+
+@check
+def s16_retry_request_names_the_active_session():
+    """§16.5: a peer that lost our session asks in its new session, naming ours (by ratchet key):
+    we switch to its session, ours archived as lost to it; a retry request naming another session
+    moves nothing special. On an archived session, a retry naming the active one promotes it."""
+    a, b = talking("names")
+    a_old = active_base(a, b)
+    m = a.send(b, b"lost")
+    b.rec(a).after_restore(b.rec(a).generation + 5)            # Bob's sessions are gone
+    res = failure_unchanged([b.rec(a), b.device], lambda: b.recv(a, m))
+    assert (res.action, res.error) == (L.START_NEW_SESSION, "NoSession")
+    hint = res.detail
+    assert hint == L.RetryHint.of(S.parse_message(m)) and hint.base_key is None
+    first = b.rec(a).start_new_session(b.device, a.dev_id, a.bundle(), hint, T0, b.rng)
+    res = received(a.recv(b, first), kind=L.FRAME_RETRY)
+    assert res.value == hint
+    ad = a.rec(b).devices[b.dev_id]
+    assert ad.active.base_key == S.parse_message(first).base_key
+    assert ad.archived[0].base_key == a_old and ad.archived[0].lost_to == ad.active.base_key
+    received(b.recv(a, a.send(b, b"resent")), b"resent")
+    # A retry request that names an archived session: the new one is just active, no mark.
+    c, d = talking("names2")
+    hint2 = L.RetryHint(S.pub(b"\x42" * 32), 3)
+    d.rec(c).after_restore(99)
+    first2 = d.rec(c).start_new_session(d.device, c.dev_id, c.bundle(), hint2, T0, d.rng)
+    received(c.recv(d, first2), kind=L.FRAME_RETRY)
+    assert c.rec(d).devices[d.dev_id].archived[0].lost_to is None
+
+
+@check
+def s16_archived_sessions_and_lost_marks():
+    """§16.5 placement on an archived session X: promoted (mark cleared, the active one archived
+    without a mark) unless X lost to the active session; a retry request naming the active
+    session promotes X and marks the active one as lost to X."""
+    a, b = parties("lost")
+    a.start(b)
+    b.start(a)
+    ma, mb = a.send(b, b"a1"), b.send(a, b"b1")
+    received(b.recv(a, ma))
+    received(a.recv(b, mb))
+    win = active_base(a, b)
+    winner_side, loser_side = (a, b) if win == S.parse_message(ma).base_key else (b, a)
+    # The loser side's initiator session is archived (lost); it still decrypts without moving.
+    w_sess = loser_side.rec(winner_side).devices[winner_side.dev_id].archived[0]
+    assert w_sess.lost_to == win
+    # A retry request on the lost session that names the active one: promoted, active marked.
+    p, q = winner_side, loser_side                # q sends on its archived (lost) session to p?
+    # q's archived session is q's own initiator session, known to p as archived responder session.
+    qa = q.rec(p).devices[p.dev_id]
+    lost_entry = qa.archived[0]
+    p_active = p.rec(q).devices[q.dev_id].active
+    sending = p_active.session.sending.public if p_active.session.sending else None
+    hint = L.RetryHint(sending or S.pub(b"\x01" * 32), 0)
+    msg = lost_entry.session.encrypt(q.rng, L.frame(L.FRAME_RETRY, hint.to_bytes()))
+    x_base = lost_entry.base_key
+    assert sending is not None
+    received(p.recv(q, msg), kind=L.FRAME_RETRY)
+    pa = p.rec(q).devices[q.dev_id]
+    if True:
+        assert pa.active.base_key == x_base and pa.active.lost_to is None
+        assert pa.archived[0].base_key == win and pa.archived[0].lost_to == x_base
+    # Any other message on a session that did not lose promotes it without marks.
+    e, f = talking("promote")
+    first = active_base(e, f)
+    e.start(f)
+    received(f.recv(e, e.send(f, b"second session")))
+    assert active_base(f, e) != first
+    s_old = e.rec(f).devices[f.dev_id].archived[0].session
+    received(f.recv(e, s_old.encrypt(e.rng, b"\x01on the old one")), b"on the old one")
+    fd = f.rec(e).devices[e.dev_id]
+    assert fd.active.base_key == first and fd.archived[0].lost_to is None and fd.active.lost_to is None
+
+
+# ---------------------------------------------------------------------------
+# §16.6 Failures and recovery
+# ---------------------------------------------------------------------------
+
+def tamper(msg):
+    return msg[:-1] + bytes([msg[-1] ^ 1])
+
+
+@check
+def s16_severities_and_actions():
+    """§16.6: the severity table (owner, accept, no owner) and the actions of ignore, lost and broken."""
+    a, b = talking("sev")
+    rec, objs = b.rec(a), [b.rec(a), b.device]
+    received(b.recv(a, a.send(b, b"opens a chain")))
+    m = a.send(b, b"x")
+    # owner AuthenticationFailed: lost -> a retry (there is an active session).
+    res = failure_unchanged(objs, lambda: b.recv(a, tamper(m)))
+    assert (res.action, res.error, res.detail) == (L.REQUEST_RETRY, "AuthenticationFailed",
+                                                   L.RetryHint.of(S.parse_message(m)))
+    received(b.recv(a, m))
+    # owner DuplicateMessage: Ignore(Duplicate).
+    res = failure_unchanged(objs, lambda: b.recv(a, m))
+    assert (res.action, res.detail) == (L.IGNORE, L.DUPLICATE)
+    # owner TooFarAhead on the active session: broken, the owner is active -> a new session.
+    s = copy.deepcopy(a.rec(b).devices[b.dev_id].active.session)
+    for _ in range(1002):
+        far = s.encrypt(a.rng, b"\x01far")
+    res = failure_unchanged(objs, lambda: b.recv(a, far))
+    assert (res.action, res.error) == (L.START_NEW_SESSION, "TooFarAhead")
+    # no owner, NonContributoryKey (a low-order ratchet key; Bob has a sending chain, so the
+    # try reaches the DH of §8.6 step 2.3): Ignore(Malformed).
+    b.send(a, b"opens bob's chain")
+    objs = [b.rec(a), b.device]
+    low = S.RatchetMessage(bytes(32), 0, 0, bytes(16), bytes(20)).to_bytes()
+    res = failure_unchanged(objs, lambda: b.recv(a, low))
+    assert (res.action, res.detail, res.error) == (L.IGNORE, L.MALFORMED, "NonContributoryKey")
+    # no owner, a forgery on an unknown key: SessionDiverged, broken. The active session is not
+    # ours-unanswered, no retry is unanswered: a retry.
+    forged = S.RatchetMessage(S.pub(b"\x5a" * 32), 0, 0, bytes(16), bytes(20)).to_bytes()
+    res = failure_unchanged(objs, lambda: b.recv(a, forged))
+    assert (res.action, res.error) == (L.REQUEST_RETRY, "SessionDiverged")
+    assert res.detail == L.RetryHint(S.pub(b"\x5a" * 32), 0)
+    # After a retry request is sent (unanswered), a broken failure starts a new session with its hint.
+    b.rec(a).request_retry(a.dev_id, res.detail, T0, b.rng)
+    objs = [b.rec(a), b.device]
+    forged2 = S.RatchetMessage(S.pub(b"\x5b" * 32), 0, 4, bytes(16), bytes(20)).to_bytes()
+    res2 = failure_unchanged(objs, lambda: b.recv(a, forged2))
+    assert (res2.action, res2.detail) == (L.START_NEW_SESSION, res.detail)
+    # A decrypt from the device clears the unanswered hint.
+    received(b.recv(a, a.send(b, b"clears")))
+    assert b.rec(a).devices[a.dev_id].unanswered is None
+    # accept: a replayed prekey message whose session is gone (DuplicatePreKeyMessage): broken.
+    c, d = parties("sev2")
+    c.start(d, opk=False, kem="last_resort")
+    pk = c.send(d, b"first")
+    received(d.recv(c, pk))
+    d.rec(c).after_restore(50)
+    res = failure_unchanged([d.rec(c), d.device], lambda: d.recv(c, pk))
+    assert (res.action, res.error) == (L.START_NEW_SESSION, "DuplicatePreKeyMessage")
+    assert res.detail.base_key == S.parse_message(pk).base_key
+    # accept: anything else (a low-order base key: NonContributoryKey): Ignore(Malformed).
+    bad = S.PreKeyMessage.parse(pk)
+    bad.base_key = bytes(32)
+    res = failure_unchanged([d.rec(c), d.device], lambda: d.recv(c, bad.to_bytes()))
+    assert (res.action, res.detail, res.error) == (L.IGNORE, L.MALFORMED, "NonContributoryKey")
+    # accept: unknown prekeys: broken.
+    bad2 = S.PreKeyMessage.parse(pk)
+    bad2.spk_id = 77
+    res = failure_unchanged([d.rec(c), d.device], lambda: d.recv(c, bad2.to_bytes()))
+    assert (res.action, res.error) == (L.START_NEW_SESSION, "UnknownSignedPreKey")
+    # Severity table, entry by entry.
+    assert L.severity("owner", "SessionMismatch") == ("ignore", L.MALFORMED)
+    assert L.severity("owner", "DuplicatePreKeyMessage") == ("ignore", L.DUPLICATE)
+    assert L.severity("owner", "SessionDiverged") == ("broken",)
+    for e in ("UnknownOneTimePreKey", "UnknownKemPreKey", "SignedPreKeyExhausted", "AuthenticationFailed",
+              "TooFarAhead"):
+        assert L.severity("accept", e) == ("broken",)
+    assert L.severity("accept", "InvalidEncoding") == ("ignore", L.MALFORMED)
+    assert L.severity("none", "ChainExhausted") == ("ignore", L.MALFORMED)
+    assert L.severity("none", "AuthenticationFailed") == ("broken",)
+
+
+@check
+def s16_broken_when_our_session_is_unanswered():
+    """§16.6 broken, third rule: the active session is ours and unanswered -> a retry (in it)."""
+    a, b = talking("unans")
+    b.rec(a).after_restore(100)
+    b.start(a)                                          # Bob's new session, no reply yet
+    m = a.send(b, b"on the old session")
+    res = failure_unchanged([b.rec(a), b.device], lambda: b.recv(a, m))
+    assert (res.action, res.error) == (L.REQUEST_RETRY, "SessionDiverged")
+
+
+@check
+def s16_rate_limits():
+    """§16.6: at most MAX_RETRY_REQUESTS_PER_INTERVAL retry requests per window (RecoveryPending,
+    RecoveryRateLimited), the window restarting when it expired; one new session per
+    MIN_RECOVERY_INTERVAL."""
+    a, b = talking("rate")
+    rec = b.rec(a)
+    forged = S.RatchetMessage(S.pub(b"\x5c" * 32), 0, 0, bytes(16), bytes(20)).to_bytes()
+    hint = L.RetryHint(S.pub(b"\x5c" * 32), 0)
+    t = T0 + 10_000
+    for i in range(8):
+        rec.request_retry(a.dev_id, hint, t + i, b.rng)
+
+    def dev():
+        return rec.devices[a.dev_id]
+    assert (dev().retry_window, dev().retry_count) == (t, 8) and dev().unanswered == hint
+    unchanged_all([rec], lambda: rec.request_retry(a.dev_id, hint, t + 3599, b.rng), "RecoveryRateLimited")
+    dev().unanswered = None
+    res = failure_unchanged([rec, b.device], lambda: b.recv(a, forged, now=t + 3599))
+    assert (res.action, res.detail) == (L.IGNORE, L.RECOVERY_PENDING)
+    res = failure_unchanged([rec, b.device], lambda: b.recv(a, forged, now=t + 3600))
+    assert res.action == L.REQUEST_RETRY
+    hint2 = L.RetryHint(S.pub(b"\x5d" * 32), 1, S.pub(b"\x5e" * 32))
+    rec.request_retry(a.dev_id, hint2, t + 3600, b.rng)
+    assert (dev().retry_window, dev().retry_count, dev().unanswered) == (t + 3600, 1, hint2)
+    rec.request_retry(a.dev_id, hint, t + 3601, b.rng)
+    assert dev().unanswered == hint2 and dev().retry_count == 2, "the first unanswered hint stays"
+    # request_retry: UnknownDevice, IdentityChangePending, NoSession; a stale device may be asked.
+    unchanged_all([rec], lambda: rec.request_retry(42, hint, t, b.rng), "UnknownDevice")
+    rec.update_devices([], t)
+    rec.request_retry(a.dev_id, hint, t + 3602, b.rng)
+    r2 = copy.deepcopy(rec)
+    r2.update_devices([(a.dev_id, S.ed25519_public(b"\x99" * 32))], t)
+    unchanged_all([r2], lambda: r2.request_retry(a.dev_id, hint, t, b.rng), "IdentityChangePending")
+    r2.acknowledge_identity(a.dev_id, S.ed25519_public(b"\x99" * 32))
+    unchanged_all([r2], lambda: r2.request_retry(a.dev_id, hint, t, b.rng), "NoSession")
+    # New sessions: one per interval.
+    c, d = talking("rate2")
+    rc = d.rec(c)
+    rc.after_restore(100)
+    m = c.send(d, b"m")
+    res = failure_unchanged([rc, d.device], lambda: d.recv(c, m, now=t))
+    assert res.action == L.START_NEW_SESSION
+    rc.start_new_session(d.device, c.dev_id, c.bundle(), res.detail, t, d.rng)
+    assert rc.devices[c.dev_id].last_recovery == t
+    bogus = S.RatchetMessage(S.pub(b"\x61" * 32), 0, 0, bytes(16), bytes(20)).to_bytes()
+    rc.devices[c.dev_id].active.session.sending = None     # only so that the try path fails too
+    res = failure_unchanged([rc, d.device], lambda: d.recv(c, bogus, now=t + 3599))
+    assert res.action in (L.REQUEST_RETRY, L.IGNORE)
+    unchanged_all([rc], lambda: rc.start_new_session(d.device, c.dev_id, c.bundle(), res.detail, t + 3599, d.rng),
+                  "RecoveryRateLimited")
+
+
+@check
+def s16_start_new_session_checks_and_draws():
+    """§16.6 start_new_session: add_bundle's checks up to IdentityChangePending, then
+    RecoveryRateLimited, then the bundle's checks and the draws of initiate and of the first
+    encrypt, whose plaintext is the retry request; last recovery = now; the hint cleared."""
+    a, b = talking("sns")
+    rec = b.rec(a)
+    hint = L.RetryHint(S.pub(b"\x10" * 32), 2)
+    bad = S.PreKeyBundle.from_bytes(a.bundle().to_bytes())
+    bad.spk_sig = bytes(64)
+    unchanged_all([rec], lambda: rec.start_new_session(a.device, a.dev_id, bad, hint, T0, FailingRng()),
+                  "IdentityMismatch")
+    unchanged_all([rec], lambda: rec.start_new_session(b.device, 99, bad, hint, T0, FailingRng()), "UnknownDevice")
+    rec.devices[a.dev_id].last_recovery = T0
+    unchanged_all([rec], lambda: rec.start_new_session(b.device, a.dev_id, bad, hint, T0 + 3599, FailingRng()),
+                  "RecoveryRateLimited")
+    unchanged_all([rec], lambda: rec.start_new_session(b.device, a.dev_id, bad, hint, T0 + 3600, FailingRng()),
+                  "InvalidSignature")
+    rec.devices[a.dev_id].unanswered = hint
+    rng = S.Draws([b"\x31" * 32, b"\x32" * 32, b"\x33" * 32, b"\x34" * 16])
+    first = rec.start_new_session(b.device, a.dev_id, a.bundle(), hint, T0 + 3600, rng)
+    assert rng.exhausted()
+    pm = S.parse_message(first)
+    assert isinstance(pm, S.PreKeyMessage) and pm.base_key == S.pub(b"\x31" * 32)
+    assert pm.inner.K == S.pub(b"\x33" * 32) and pm.inner.salt == b"\x34" * 16
+    dev = rec.devices[a.dev_id]
+    assert dev.last_recovery == T0 + 3600 and dev.unanswered is None and len(dev.archived) == 1
+    res = received(a.recv(b, first), kind=L.FRAME_RETRY)
+    assert res.value == hint
+
+
+# ---------------------------------------------------------------------------
+# §16.7 Expiry and restores
+# ---------------------------------------------------------------------------
+
+@check
+def s16_expire():
+    """§16.7 expire: stale devices at MAX_STALE_DEVICE_AGE, archived sessions idle for
+    MAX_ARCHIVED_SESSION_AGE (from the last decrypt, else creation); never the active one."""
+    a, b = talking("exp")
+    rec = a.rec(b)
+    age = L.MAX_ARCHIVED_SESSION_AGE
+    rec.add_bundle(a.device, b.dev_id, b.bundle(), T0 + 5, a.rng)     # the first is archived
+    rec.add_bundle(a.device, b.dev_id, b.bundle(), T0 + 9, a.rng)     # and this one too, later
+    first, second = rec.devices[b.dev_id].archived[1], rec.devices[b.dev_id].archived[0]
+    assert first.last_decrypt == T0 and second.last_decrypt is None and second.created == T0 + 5
+    g = rec.generation
+    assert rec.expire(T0 + age - 1) == ([], 0) and rec.generation == g
+    assert rec.expire(T0 + age) == ([], 1) and rec.generation == g + 1
+    assert rec.expire(T0 + 4 + age) == ([], 0)
+    assert rec.expire(T0 + 5 + age) == ([], 1)
+    assert rec.devices[b.dev_id].archived == [] and rec.devices[b.dev_id].active is not None
+    assert rec.expire(T0 + 100 * age) == ([], 0), "active sessions are never expired"
+    other = S.ed25519_public(b"\x12" * 32)
+    rec.update_devices([(b.dev_id, b.identity), (3, other)], T0)
+    rec.update_devices([(b.dev_id, b.identity)], T0 + 50)
+    assert rec.expire(T0 + 49 + L.MAX_STALE_DEVICE_AGE) == ([], 0)
+    assert rec.expire(T0 + 50 + L.MAX_STALE_DEVICE_AGE) == ([3], 0) and 3 not in rec.devices
+
+
+@check
+def s16_after_restore():
+    """§16.7 after_restore: an older record loses every session (identities, pins and the rest
+    stay); either way the generation becomes max(generation, last_generation) + 1."""
+    a, b = talking("restore")
+    rec = a.rec(b)
+    rec.devices[b.dev_id].retry_count = 3
+    g = rec.generation
+    r1 = copy.deepcopy(rec)
+    r1.after_restore(g)
+    assert r1.generation == g + 1 and r1.devices[b.dev_id].active is not None
+    r1 = copy.deepcopy(rec)
+    r1.after_restore(0)
+    assert r1.generation == g + 1 and r1.devices[b.dev_id].active is not None
+    rec.after_restore(g + 10)
+    d = rec.devices[b.dev_id]
+    assert rec.generation == g + 11 and d.active is None and d.archived == []
+    assert d.pinned and d.identity == b.identity and d.retry_count == 3
+    r2 = L.PeerRecord.new(a.device, b"x")
+    r2.generation = 2**64 - 1
+    r2.after_restore(2**64 - 1)
+    assert r2.generation == 2**64 - 1, "saturating"
+
+
+# ---------------------------------------------------------------------------
+# §16.6, §16.12 Recovery carried out by applications
+# ---------------------------------------------------------------------------
+
+class World:
+    """Applications of §16 over a network: every Failure's action is carried out (bundles from a
+    server that hands out each device's current prekeys) and every retry request is answered by
+    resending what it names. A ledger checks that nothing is decrypted twice."""
+
+    def __init__(self, *parties_):
+        self.parties = {(p.user, p.dev_id): p for p in parties_}
+        self.net = []                       # (src, dst, message)
+        self.ledger = {}                    # (dst key) -> set of payloads decrypted
+        self.reactions = 0
+        self.now = T0
+        self.unique_payloads = True         # off where resends may race their originals
+
+    def send(self, src, dst, payload):
+        r = src.rec(dst)
+        plan = r.plan_send(self.now)
+        if dst.dev_id in plan["needs_bundle"]:
+            r.add_bundle(src.device, dst.dev_id, dst.bundle(), self.now, src.rng)
+        self.net.append((src, dst, src.send(dst, payload, now=self.now)))
+
+    def deliver(self, i=0):
+        src, dst, msg = self.net.pop(i)
+        res = dst.recv(src, msg, now=self.now)
+        if isinstance(res, L.Received):
+            if res.kind == L.FRAME_PAYLOAD:
+                seen = self.ledger.setdefault((dst.user, dst.dev_id), set())
+                assert not self.unique_payloads or res.value not in seen, "decrypted twice: %r" % res.value
+                seen.add(res.value)
+            elif res.kind == L.FRAME_RETRY:
+                self.reactions += 1
+                sent = dst.sent.get(res.value.to_bytes())
+                if sent is not None:
+                    r = dst.rec(src)
+                    m = r.encrypt_to(src.dev_id, sent[2], dst.rng)
+                    dst.log_sent(src, m, sent[2])
+                    self.net.append((dst, src, m))
+            return res
+        r = dst.rec(src)
+        if res.action == L.REQUEST_RETRY:
+            self.reactions += 1
+            self.net.append((dst, src, r.request_retry(src.dev_id, res.detail, self.now, dst.rng)))
+        elif res.action == L.START_NEW_SESSION:
+            self.reactions += 1
+            self.net.append((dst, src, r.start_new_session(dst.device, src.dev_id, src.bundle(), res.detail,
+                                                           self.now, dst.rng)))
+        return res
+
+    def drain(self, limit=50):
+        n = 0
+        while self.net:
+            self.deliver()
+            n += 1
+            assert n < limit, "no quiescence"
+
+    def converged(self, p, q, tag):
+        """§16.12: one message each way with all reactions, then the same active session, and one
+        more message each way decrypts on it with no reaction and no movement."""
+        self.send(p, q, tag + b" p->q")
+        self.drain()
+        self.send(q, p, tag + b" q->p")
+        self.drain()
+        ap, aq = active_base(p, q), active_base(q, p)
+        assert ap is not None and ap == aq, "the two sides do not share an active session"
+        before = self.reactions
+        self.send(p, q, tag + b" again p->q")
+        res1 = self.deliver()
+        self.send(q, p, tag + b" again q->p")
+        res2 = self.deliver()
+        assert isinstance(res1, L.Received) and isinstance(res2, L.Received), (res1, res2)
+        assert not self.net and self.reactions == before
+        assert active_base(p, q) == active_base(q, p) == ap, "an active session moved"
+
+
+@check
+def s16_converges_after_a_restore_with_after_restore():
+    """§16.7, §16.12: Bob restores device and record from an older backup, resets his prekeys and
+    calls after_restore with the generations he recorded; messages in flight from before are
+    answered by recovery, and the pair converges within one round trip."""
+    a, b = parties("conv1")
+    w = World(a, b)
+    w.send(a, b, b"1")
+    w.drain()
+    backup = (b.device.to_bytes(), b.rec(a).to_bytes())
+    w.send(b, a, b"2")
+    w.drain()
+    w.send(a, b, b"3")
+    w.send(a, b, b"4")
+    w.drain()
+    last = (b.device.generation, b.rec(a).generation)
+    w.send(a, b, b"5 in flight")
+    b.device = S.Device.from_bytes(backup[0])
+    b.records[a.user] = L.PeerRecord.from_bytes(backup[1])
+    b.device.reset_prekeys_after_restore(b.rng, w.now, last[0])
+    b.rec(a).after_restore(last[1])
+    assert b.rec(a).devices[a.dev_id].active is None
+    w.drain()
+    w.converged(a, b, b"c1")
+    w.converged(b, a, b"c2")
+
+
+@check
+def s16_converges_after_a_rollback_without_generations():
+    """§16.6 'Rollback': a restore the application cannot see (no generation recorded: 0). The
+    sessions diverge; retry requests go unanswered both ways; a new session recovers, and the pair
+    converges within one round trip (time passes, so the rate limits allow it)."""
+    a, b = parties("conv2")
+    w = World(a, b)
+    w.send(a, b, b"1")
+    w.drain()
+    w.send(b, a, b"2")
+    w.drain()
+    w.send(a, b, b"3")
+    w.drain()                                            # Bob: no sending chain now
+    backup = (b.device.to_bytes(), b.rec(a).to_bytes())
+    w.send(b, a, b"4")                                   # on a ratchet key the restore forgets
+    w.drain()
+    b.device = S.Device.from_bytes(backup[0])
+    b.records[a.user] = L.PeerRecord.from_bytes(backup[1])
+    b.device.reset_prekeys_after_restore(b.rng, w.now, 0)
+    b.rec(a).after_restore(0)
+    assert b.rec(a).devices[a.dev_id].active is not None, "the record could not tell"
+    base = active_base(a, b)
+    w.send(b, a, b"after")                               # a new ratchet key: the sessions diverged
+    w.drain()
+    assert w.reactions >= 4 and active_base(a, b) != base, "recovery made a new session"
+    assert b"after" in w.ledger[(a.user, a.dev_id)], "the first lost message was resent"
+    w.converged(a, b, b"c1")
+    w.converged(b, a, b"c2")
+
+
+@check
+def s16_converges_after_simultaneous_initiation_and_loss():
+    """§16.5, §16.12: both start at once, the first messages cross, one is lost; the pair converges."""
+    a, b = parties("conv3")
+    w = World(a, b)
+    w.send(a, b, b"a1")
+    w.send(b, a, b"b1")
+    w.send(a, b, b"a2")
+    w.net.pop(2)                                          # a2 lost
+    w.deliver(1)
+    w.drain()
+    w.converged(a, b, b"c1")
+
+
+def explore(seed, messages=2, loss=1, dup=1, restore=True, with_generations=True, check_every=False):
+    """One random run of the 1 + 1 model of §16.12: each device sends `messages` payloads, the
+    network loses `loss` and duplicates `dup` messages and reorders freely, Bob may be restored
+    from a backup taken at a random point (device reset, after_restore with the generations the
+    application recorded, or 0). All at one `now`. Then the pair must converge (World.converged).
+    -> the list of events, for a report."""
+    import random
+    rnd = random.Random(seed)
+    a, b = parties("explore %s" % seed)
+    w = World(a, b)
+    events = []
+    todo = {a.user: messages, b.user: messages}
+    backup = None
+    state = "none" if restore else "done"
+    recorded = {}
+
+    def record_gens():
+        recorded["device"] = b.device.generation
+        recorded["record"] = b.rec(a).generation
+
+    orig_deliver = w.deliver
+
+    def deliver(i=0):
+        src, dst, msg = w.net[i]
+        res = orig_deliver(i)
+        if isinstance(res, L.Received):
+            key = (dst.user, msg)
+            # Without the recorded generations a restored session re-accepts what it had
+            # decrypted (§10.1): the ledger holds only when after_restore gets them.
+            assert key not in w.seen_msgs or not with_generations, "a message decrypted twice"
+            w.seen_msgs.add(key)
+        record_gens()
+        events.append("%s>%s:%s" % (src.user[:1].decode(), dst.user[:1].decode(),
+                                    ("ok" if isinstance(res, L.Received) else "%s/%s" % (res.action, res.error))))
+        return res
+    w.deliver = deliver
+    w.seen_msgs = set()
+    w.unique_payloads = False           # a resend and its late original both decrypt: two messages
+    while True:
+        choices = []
+        for p, q in ((a, b), (b, a)):
+            if todo[p.user]:
+                choices.append(("send", p, q))
+        if w.net:
+            choices += [("deliver",)] * 3
+            if loss:
+                choices.append(("lose",))
+            if dup:
+                choices.append(("dup",))
+        if state == "none":
+            choices.append(("backup",))
+        elif state == "taken":
+            choices.append(("restore",))
+        if not choices:
+            break
+        c = rnd.choice(choices)
+        if c[0] == "send":
+            todo[c[1].user] -= 1
+            w.send(c[1], c[2], b"%s %d" % (c[1].user, messages - todo[c[1].user]))
+            record_gens()
+            events.append("send " + c[1].user.decode())
+        elif c[0] == "deliver":
+            w.deliver(rnd.randrange(len(w.net)))
+        elif c[0] == "lose":
+            loss -= 1
+            w.net.pop(rnd.randrange(len(w.net)))
+            events.append("lose")
+        elif c[0] == "dup":
+            dup -= 1
+            w.net.append(w.net[rnd.randrange(len(w.net))])
+            events.append("dup")
+        elif c[0] == "backup":
+            backup = (b.device.to_bytes(), b.rec(a).to_bytes(), copy.deepcopy(b.sent))
+            state = "taken"
+            events.append("backup")
+        elif c[0] == "restore":
+            last_dev = recorded.get("device", 0) if with_generations else 0
+            last_rec = recorded.get("record", 0) if with_generations else 0
+            b.device = S.Device.from_bytes(backup[0])
+            b.records[a.user] = L.PeerRecord.from_bytes(backup[1])
+            b.sent = backup[2]
+            b.device.reset_prekeys_after_restore(b.rng, w.now, last_dev)
+            b.rec(a).after_restore(last_rec)
+            state = "done"
+            events.append("restore")
+        if check_every and not w.net and state != "taken":
+            a2, b2 = copy.deepcopy(a), copy.deepcopy(b)
+            w2 = World(a2, b2)
+            w2.unique_payloads = False
+            w2.converged(a2, b2, b"mid")
+    w.converged(a, b, b"end1")
+    w.converged(b, a, b"end2")
+    return events
+
+
+# ---------------------------------------------------------------------------
+# §16.8 Groups through the layer
+# ---------------------------------------------------------------------------
+
+GID16 = b"\x16" * 32
+
+
+def group_world(tag=""):
+    """Alice (device 1), Bob (devices 2, 3) and Carol (device 4), all with sessions to each other
+    from Alice's side and each side's records; Alice's group has all three as members."""
+    a = Party(b"alice", 1, "galice" + tag)
+    b2 = Party(b"bob", 2, "gbob2" + tag)
+    b3 = Party(b"bob", 3, "gbob3" + tag)
+    c = Party(b"carol", 4, "gcarol" + tag)
+    a2 = Party(b"alice", 5, "galice5" + tag)              # Alice's other device
+    a.know(b2, b3, c, a2)
+    for p in (b2, b3, c, a2):
+        p.know(a)
+        a.start(p)
+        received(p.recv(a, a.send(p, b"hello")))
+        received(a.recv(p, p.send(a, b"hi")))
+    g = L.GroupSession.new(SeededRng("group " + tag), GID16, b"alice", a.device)
+    g.add_member(b"bob")
+    g.add_member(b"carol")
+    return a, a2, b2, b3, c, g
+
+
+def records_of(a, *users):
+    return [a.records[u] for u in users]
+
+
+@check
+def s16_group_new_and_members():
+    """§16.8 new (draws as GroupSender::new; members = {local user}; generation 0) and
+    add_member (TooManyGroupMembers at MAX_GROUP_MEMBERS; the generation moves only for a new user)."""
+    me = device("alice")
+    rng = S.Draws([b"\x01" * 256, b"\x02" * 32])
+    g = L.GroupSession.new(rng, GID16, b"me", me)
+    assert rng.exhausted() and g.members == [b"me"] and g.generation == 0
+    assert g.sender.seed == b"\x02" * 32 and g.sender.owner == me.identity and g.store.receivers == []
+    expect("InvalidEncoding", lambda: L.GroupSession.new(SeededRng("x"), GID16, b"", me))
+    unchanged_all([g], lambda: g.add_member(b"x" * 65), "InvalidEncoding")
+    assert g.add_member(b"me") is False and g.generation == 0
+    for i in range(L.MAX_GROUP_MEMBERS - 1):
+        g.add_member(b"u%04d" % i)
+    assert len(g.members) == 1000 and g.generation == 999
+    unchanged_all([g], lambda: g.add_member(b"one more"), "TooManyGroupMembers")
+    assert g.add_member(b"u0005") is False and g.generation == 999
+    assert g.members == sorted(g.members)
+
+
+@check
+def s16_group_distribute_and_install():
+    """§16.8 distribute (checks, then the draws of all records in order, fan-out with frame 0x02)
+    and install (InvalidEncoding, NotGroupMember, IdentityMismatch, IdentityChangePending, then the
+    store's authenticated install); encrypt and decrypt with their failure actions."""
+    a, a2, b2, b3, c, g = group_world("dist")
+    recs = records_of(a, b"bob", b"carol", b"alice")
+    stranger = L.PeerRecord.new(a.device, b"dave")
+    unchanged_all([g] + recs, lambda: g.distribute(recs + [stranger], FailingRng()), "NotGroupMember")
+    unchanged_all([g] + recs, lambda: g.distribute(recs + [recs[0]], FailingRng()), "NotGroupMember")
+    foreign = L.PeerRecord.new(b2.device, b"carol")
+    unchanged_all([g] + recs, lambda: g.distribute([foreign], FailingRng()), "IdentityMismatch")
+    unchanged_all([g] + recs, lambda: g.distribute(recs, FailingRng()), "RandomnessUnavailable")
+    draws = [bytes([i]) * 48 for i in range(4)]               # bob 2, bob 3, carol 4, alice 5
+    rng = S.Draws(draws)
+    gb = g.to_bytes()
+    out = g.distribute(recs, rng)
+    assert rng.exhausted() and g.to_bytes() == gb, "the group does not change"
+    assert [[d for d, _ in msgs] for msgs, _ in out] == [[2, 3], [4], [5]]
+    assert S.parse_message(out[0][0][1][1]).salt == bytes([1]) * 16
+    # Bob's device 2 receives it; his group installs it from his record of Alice.
+    bg = L.GroupSession.new(SeededRng("bob group"), GID16, b"bob", b2.device)
+    bg.add_member(b"alice")
+    res = received(b2.recv(a, out[0][0][0][1]), kind=L.FRAME_DISTRIBUTION)
+    assert res.group_id == GID16 and res.identity == a.identity
+    brec = b2.rec(a)
+    payload = received(b2.recv(a, a.send(b2, b"not a distribution")))
+    unchanged_all([bg], lambda: bg.install(brec, payload), "InvalidEncoding")
+    outsider = L.GroupSession.new(SeededRng("bob group2"), GID16, b"bob", b2.device)
+    unchanged_all([outsider], lambda: outsider.install(brec, res), "NotGroupMember")
+    unchanged_all([bg], lambda: bg.install(a.rec(b"bob"), res), "IdentityMismatch")   # not Bob's device's
+    wrong = copy.copy(res)
+    wrong.device = 9
+    unchanged_all([bg], lambda: bg.install(brec, wrong), "IdentityMismatch")
+    wrong.device, wrong.identity = res.device, b2.identity
+    unchanged_all([bg], lambda: bg.install(brec, wrong), "IdentityMismatch")
+    pend = copy.deepcopy(brec)
+    pend.update_devices([(a.dev_id, S.ed25519_public(b"\x91" * 32))], T0)
+    unchanged_all([bg], lambda: bg.install(pend, res), "IdentityChangePending")
+    assert bg.install(brec, res) == S.ADDED and bg.generation == 2
+    assert bg.install(brec, res) == S.UNCHANGED and bg.generation == 2
+    # Group messages.
+    m = g.encrypt(b"to the group", SeededRng("genc"))
+    assert g.generation == 3
+    assert bg.decrypt(m) == (b"to the group", ("Authenticated", a.identity)) and bg.generation == 3
+    f = failure_unchanged([bg], lambda: bg.decrypt(m))
+    assert (f.action, f.detail, f.error) == (L.IGNORE, L.DUPLICATE, "DuplicateMessage")
+    f = failure_unchanged([bg], lambda: bg.decrypt(tamper(g.encrypt(b"t", SeededRng("g2")))))
+    assert (f.action, f.detail, f.error) == (L.IGNORE, L.MALFORMED, "InvalidSignature")
+    f = failure_unchanged([bg], lambda: bg.decrypt(b"\x02\x03"))
+    assert (f.action, f.detail) == (L.IGNORE, L.MALFORMED)
+    other = L.GroupSession.new(SeededRng("carol group"), GID16, b"carol", c.device)
+    f = failure_unchanged([bg], lambda: bg.decrypt(other.encrypt(b"?", SeededRng("g3"))))
+    assert (f.action, f.detail, f.error) == (L.RETRY_LATER, L.MISSING_DISTRIBUTION, "UnknownGroupChain")
+    # A distribution request (frame 0x04) and the answer, distribute_to.
+    req = bg.request_distribution(brec, a.dev_id, SeededRng("req"))
+    res = received(a.recv(b2, req), kind=L.FRAME_DISTRIBUTION_REQUEST)
+    assert res.value == GID16
+    again = g.distribute_to(a.rec(b"bob"), b2.dev_id, S.Draws([b"\x44" * 32, bytes(16)]))
+    assert received(b2.recv(a, again), kind=L.FRAME_DISTRIBUTION).value.to_bytes() == g.sender.distribution()
+
+
+@check
+def s16_group_remove_member_and_rotate():
+    """§16.8 remove_member: checks, then draws (the new sender, then 48 bytes per device, records in
+    order), then in one step: chains of owners that are neither local nor a trusted identity of the
+    records' devices removed, the user out, the new sender, generation + 1, the new distribution
+    to every remaining member's listed devices. rotate: the same without removing a member."""
+    a, a2, b2, b3, c, g = group_world("remove")
+    # Alice's store holds chains of Bob (device 2) and Carol.
+    for p in (b2, c):
+        pg = L.GroupSession.new(SeededRng("chain of %s" % p.label), GID16, p.user, p.device)
+        m = p.rec(a).encrypt_to(a.dev_id, b"", p.rng)                # (a plain payload first)
+        received(a.recv(p, m))
+        dm = p.rec(a).devices[a.dev_id].active.session.encrypt(p.rng, L.frame(L.FRAME_DISTRIBUTION,
+                                                                              pg.sender.distribution()))
+        assert g.install(a.rec(p), a.recv(p, dm)) == S.ADDED
+    assert len(g.store.receivers) == 2
+    all_recs = records_of(a, b"bob", b"alice")
+    unchanged_all([g], lambda: g.remove_member(a.device, b"alice", all_recs, FailingRng()), "NotGroupMember")
+    unchanged_all([g], lambda: g.remove_member(a.device, b"dave", all_recs, FailingRng()), "NotGroupMember")
+    unchanged_all([g], lambda: g.remove_member(a.device, b"carol", records_of(a, b"bob"), FailingRng()),
+                  "NotGroupMember")
+    not_own = L.PeerRecord.new(a.device, b"alice")
+    unchanged_all([g], lambda: g.remove_member(a.device, b"carol", [a.rec(b"bob"), not_own], FailingRng()),
+                  "NotGroupMember")
+    unchanged_all([g], lambda: g.remove_member(b2.device, b"carol", all_recs, FailingRng()), "IdentityMismatch")
+    unchanged_all([g] + all_recs, lambda: g.remove_member(a.device, b"carol", all_recs, FailingRng()),
+                  "RandomnessUnavailable")
+    old_chain = g.sender.chain
+    rng = S.Draws([b"\x21" * 256, b"\x22" * 32] + [bytes([i]) * 48 for i in range(3)])
+    gen = g.generation
+    out = g.remove_member(a.device, b"carol", all_recs, rng)
+    assert rng.exhausted() and g.members == [b"alice", b"bob"] and g.generation == gen + 1
+    assert g.sender.chain != old_chain and g.sender.seed == b"\x22" * 32 and g.sender.generation == 0
+    assert [h.owner for h in g.store.receivers] == [b2.identity]
+    assert [[d for d, _ in msgs] for msgs, _ in out] == [[2, 3], [5]]
+    res = received(b3.recv(a, out[0][0][1][1]), kind=L.FRAME_DISTRIBUTION)
+    assert res.value.chain == g.sender.chain
+    # Carol's chain is gone: her messages wait for a distribution that never comes.
+    # rotate: every member's records, exactly; chains of devices no longer in a record go.
+    a.rec(b"bob").update_devices([(3, b3.identity)], T0)        # device 2 leaves: stale, still counts
+    g.rotate(a.device, records_of(a, b"bob", b"alice"), SeededRng("rot"))
+    assert [h.owner for h in g.store.receivers] == [b2.identity]
+    a.rec(b"bob").expire(T0 + L.MAX_STALE_DEVICE_AGE)
+    g.rotate(a.device, records_of(a, b"bob", b"alice"), SeededRng("rot2"))
+    assert g.store.receivers == [], "a chain of a device that left is removed"
+    unchanged_all([g], lambda: g.rotate(a.device, records_of(a, b"bob"), FailingRng()), "NotGroupMember")
+
+
+@check
+def s16_group_after_restore():
+    """§16.8 after_restore: below last_generation, a new sender (drawn as GroupSender::new) and no
+    receivers; either way generation = max(generation, last_generation) + 1."""
+    a, a2, b2, b3, c, g = group_world("grest")
+    g.store.receivers.append(S.GroupReceiver.from_distribution(
+        S.Distribution.from_bytes(L.GroupSession.new(SeededRng("x"), GID16, b"bob", b2.device).sender.distribution()),
+        True))
+    g1 = copy.deepcopy(g)
+    g1.after_restore(a.device, g.generation, FailingRng())
+    assert g1.generation == g.generation + 1 and g1.sender.chain == g.sender.chain and g1.store.receivers
+    rng = S.Draws([b"\x05" * 256, b"\x06" * 32])
+    g.after_restore(a.device, g.generation + 3, rng)
+    assert rng.exhausted() and g.sender.seed == b"\x06" * 32 and g.store.receivers == []
+    assert g.generation == g1.generation + 3
+
+
+# ---------------------------------------------------------------------------
+# §16.11 Saved forms
+# ---------------------------------------------------------------------------
+
+def rich_record():
+    """A record using every optional field."""
+    a, b = talking("saved")
+    b2 = Party(b"bob", 9, "saved b9")
+    a.know(b2)
+    a.start(b)
+    rec = a.rec(b)
+    rec.update_devices([(b.dev_id, b.identity), (b2.dev_id, b2.identity)], T0)
+    rec.update_devices([(b.dev_id, S.ed25519_public(b"\x71" * 32))], T0 + 1)   # 9 stale, 7 pending
+    d = rec.devices[b.dev_id]
+    d.last_recovery, d.retry_window, d.retry_count = T0 - 5, T0 - 6, 8
+    d.unanswered = L.RetryHint(S.pub(b"\x72" * 32), 3, S.pub(b"\x73" * 32))
+    d.archived[0].lost_to = b"\x74" * 32
+    rec.devices[b2.dev_id].classical_allowed = True
+    return a, b, rec
+
+
+@check
+def s16_peer_record_saved_form():
+    """§16.11 peer record: round trip; every field rule with its error, checked when read;
+    sessions from exactly their length; the checks after TrailingBytes."""
+    a, b, rec = rich_record()
+    enc = rec.to_bytes()
+    dec = L.PeerRecord.from_bytes
+    assert dec(enc).to_bytes() == enc
+    own = L.PeerRecord.new_own(a.device, b"alice", 3)
+    assert dec(own.to_bytes()).to_bytes() == own.to_bytes() and dec(own.to_bytes()).local_device == 3
+    hdr = 2 + 8 + 32                                    # version, type, generation, local_identity
+    ulen = enc[hdr]
+    p_dev = hdr + 1 + ulen + 1                           # device_count
+    expect("Truncated", lambda: dec(b""))
+    expect("WrongType", lambda: dec(b"\x02\x20" + enc[2:]), expected=0x25, found=0x20)
+    expect("InvalidPublicKey", lambda: dec(enc[:10] + b"\x01" + bytes(31) + enc[42:]))
+    expect("InvalidEncoding", lambda: dec(enc[:hdr] + b"\x00" + enc[hdr + 1:]))
+    expect("InvalidEncoding", lambda: dec(enc[:hdr] + b"\x41" + b"u" * 65 + b"\x00\x00"))
+    assert dec(enc[:hdr] + b"\x40" + b"u" * 64 + b"\x00\x00").user == b"u" * 64
+    expect("InvalidEncoding", lambda: dec(enc[:p_dev - 1] + b"\x02"))
+    expect("InvalidEncoding", lambda: dec(enc[:p_dev] + b"\x11"))
+    expect("Truncated", lambda: dec(enc[:p_dev] + b"\x10"))
+    expect("TrailingBytes", lambda: dec(enc + b"\x00"))
+    expect("TooLarge", lambda: dec(enc + bytes(S.MAX_STATE_LEN + 1 - len(enc))))
+    devs = {d: e.to_bytes(d) for d, e in rec.devices.items()}
+    head = enc[:p_dev]
+
+    def with_devices(order, local=None, head=head):
+        h2 = head if local is None else head[:-1] + b"\x01" + S.u32(local)
+        return h2 + bytes([len(order)]) + b"".join(order)
+    assert with_devices([devs[7], devs[9]]) == enc
+    expect("InvalidEncoding", lambda: dec(with_devices([devs[9], devs[7]])))
+    expect("InvalidEncoding", lambda: dec(with_devices([devs[7], devs[7]])))
+    expect("InvalidEncoding", lambda: dec(with_devices([devs[7]], local=7)))
+    assert dec(with_devices([devs[7], devs[9]], local=8)).local_device == 8
+
+    def entry(fn, d=9):
+        e = copy.deepcopy(rec.devices[d])
+        fn(e)
+        return e.to_bytes(d)
+    expect("InvalidEncoding", lambda: dec(with_devices([devs[7], entry(lambda e: setattr(e, "pending", e.identity))])))
+    expect("InvalidPublicKey", lambda: dec(with_devices([devs[7], entry(lambda e: setattr(e, "pending", bytes(32)))])))
+
+    def both(e):
+        e.pinned = e.classical_allowed = True
+    expect("InvalidEncoding", lambda: dec(with_devices([devs[7], entry(both)])))
+    bad_flags = bytearray(devs[9])
+    assert bad_flags[36 + 1 + 9] == 2                    # id, identity, no pending, stale 9, flags
+    for f in (4, 8, 0x80):
+        bad_flags[46] = f
+        expect("InvalidEncoding", lambda: dec(with_devices([devs[7], bytes(bad_flags)])))
+    bad_flags[46] = 1
+    assert dec(with_devices([devs[7], bytes(bad_flags)])).devices[9].pinned
+    expect("InvalidEncoding", lambda: dec(with_devices([entry(lambda e: setattr(e, "retry_count", 9), 7), devs[9]])))
+    expect("InvalidPublicKey", lambda: dec(with_devices([entry(lambda e: setattr(
+        e, "unanswered", L.RetryHint(b"\xff" * 32, 0)), 7), devs[9]])))
+    expect("InvalidPublicKey", lambda: dec(with_devices([entry(lambda e: setattr(
+        e, "unanswered", L.RetryHint(S.pub(b"\x01" * 32), 0, b"\xff" * 32)), 7), devs[9]])))
+
+    def lost_active(e):
+        e.active.lost_to = b"\x01" * 32
+    expect("InvalidEncoding", lambda: dec(with_devices([entry(lost_active, 7), devs[9]])))
+
+    def five(e):
+        e.archived.append(copy.deepcopy(e.archived[0]))
+        for _ in range(3):
+            e.archived.append(copy.deepcopy(e.archived[0]))
+    expect("InvalidEncoding", lambda: dec(with_devices([entry(five, 7), devs[9]])))
+    # A session of exactly its length; one byte short gives its Truncated, one long its TrailingBytes.
+    e7 = rec.devices[7]
+    act = e7.active.to_bytes()
+    sess = e7.active.session.to_bytes()
+    p_act = devs[7].index(act)
+    n_len = p_act + len(act) - len(sess) - 4
+
+    def relen(delta, extra=b""):
+        d7 = devs[7][:n_len] + S.u32(len(sess) + delta) + devs[7][n_len + 4:]
+        if extra:
+            d7 = d7[:p_act + len(act)] + extra + d7[p_act + len(act):]
+        return with_devices([d7, devs[9]])
+    assert relen(0) == enc
+    expect("Truncated", lambda: dec(relen(-1)))
+    expect("TrailingBytes", lambda: dec(relen(1, b"\x00")))
+    # After TrailingBytes: identities of the sessions, base keys, the pin.
+
+    def wrong_remote(e):
+        e.identity = S.ed25519_public(b"\x7e" * 32)
+        e.pending = None
+    expect("InvalidEncoding", lambda: dec(with_devices([entry(wrong_remote, 7), devs[9]])))
+    expect("TrailingBytes", lambda: dec(with_devices([entry(wrong_remote, 7), devs[9]]) + b"\x00"))
+
+    def same_base(e):
+        e.archived.append(copy.deepcopy(e.active))
+    expect("InvalidEncoding", lambda: dec(with_devices([entry(same_base, 7), devs[9]])))
+
+    def unpinned(e):
+        e.pinned = False
+    expect("InvalidEncoding", lambda: dec(with_devices([entry(unpinned, 7), devs[9]])))
+    other_local = enc[:10] + S.ed25519_public(b"\x7f" * 32) + enc[42:]
+    expect("InvalidEncoding", lambda: dec(other_local))
+
+
+@check
+def s16_group_session_saved_form():
+    """§16.11 group session: round trip; user ids, member count and order (a proper prefix first),
+    the 494-byte sender, the store from exactly its length, then local_user a member and one group id."""
+    me = device("alice")
+    g = L.GroupSession.new(SeededRng("gsf"), GID16, b"ab", me)
+    g.add_member(b"a")
+    g.add_member(b"abc")
+    enc = g.to_bytes()
+    dec = L.GroupSession.from_bytes
+    assert dec(enc).to_bytes() == enc and g.members == [b"a", b"ab", b"abc"]
+    p_users = 2 + 8 + 3
+    assert enc[p_users:p_users + 2] == b"\x00\x03"
+    members = enc[p_users + 2:p_users + 2 + 2 + 3 + 4]
+    rest = enc[p_users + 2 + len(members):]
+
+    def build(local=b"ab", ms=(b"a", b"ab", b"abc"), tail=rest, count=None):
+        b = b"\x02\x26" + enc[2:10] + bytes([len(local)]) + local
+        b += S.u16(len(ms) if count is None else count)
+        return b + b"".join(bytes([len(m)]) + m for m in ms) + tail
+    assert build() == enc
+    expect("InvalidEncoding", lambda: dec(build(local=b"")))
+    expect("InvalidEncoding", lambda: dec(build(local=b"x" * 65)))
+    expect("InvalidEncoding", lambda: dec(build(count=0, ms=())))
+    expect("InvalidEncoding", lambda: dec(build(count=1001, ms=())))
+    expect("InvalidEncoding", lambda: dec(build(ms=(b"ab", b"a", b"abc"))))
+    expect("InvalidEncoding", lambda: dec(build(ms=(b"a", b"a", b"abc"))))
+    expect("InvalidEncoding", lambda: dec(build(ms=(b"a", b"", b"abc"))))
+    expect("InvalidEncoding", lambda: dec(build(local=b"zz")))
+    expect("TrailingBytes", lambda: dec(build(local=b"zz") + b"\x00"))
+    expect("Truncated", lambda: dec(build(tail=rest[:493])))
+    expect("WrongType", lambda: dec(build(tail=b"\x02\x23" + rest[2:])), expected=0x22, found=0x23)
+    st = g.store.to_bytes()
+    assert rest[494:] == S.u32(len(st)) + st
+    expect("Truncated", lambda: dec(build(tail=rest[:494] + S.u32(len(st) - 1) + st)))
+    expect("TrailingBytes", lambda: dec(build(tail=rest[:494] + S.u32(len(st) + 1) + st + b"\x00")))
+    other_store = S.GroupReceivers(b"\x17" * 32).to_bytes()
+    expect("InvalidEncoding", lambda: dec(build(tail=rest[:494] + S.u32(len(other_store)) + other_store)))
+
+
+@check
+def s16_largest_saved_forms():
+    """§16.11 largest sizes: the worst session (72,506), a peer record with every optional field
+    and 16 devices of five such sessions and four lost-to marks (5,807,101 plus 4 for the own
+    record's local device id), a group session of 1,000 64-byte members and 1,024 full receivers."""
+    a, b = talking("largest")
+    s = copy.deepcopy(a.rec(b).devices[b.dev_id].active.session)
+    s.pending = None
+    s.sending = S.SendingChain(b"\x01" * 32, b"\x02" * 32, 5)
+    s.chains = [S.ReceivingChain(S.pub(bytes([i + 1]) * 32), None if i < 4 else b"\x03" * 32, 2000,
+                                 {j: b"\x04" * 32 for j in range(1000 if i > 2 else (0 if i < 2 else 0))})
+                for i in range(5)]
+    s.chains[2].skipped = {}
+    s.DHr = s.chains[-1].ratchet_key
+    assert sum(len(c.skipped) for c in s.chains) == 2000
+    sess = s.to_bytes()
+    assert len(sess) == 72_506 and S.Session.from_bytes(sess).to_bytes() == sess
+    r = L.PeerRecord(a.device.identity, b"u" * 64)
+    for d in range(16):
+        e = L.DeviceEntry(s.remote_identity)
+        e.pending, e.stale_since, e.last_recovery = S.ed25519_public(b"\x09" * 32), 1, 2
+        e.unanswered = L.RetryHint(S.pub(b"\x05" * 32), 1, S.pub(b"\x06" * 32))
+        e.active = L.SessionEntry(s, 1, 2)
+        e.archived = [L.SessionEntry(s, 1, 2, b"\x07" * 32) for _ in range(4)]
+        r.devices[d] = e
+    assert len(r.to_bytes()) == 109 + 16 * (169 + 5 * (22 + 72_506) + 4 * 32) == 5_807_101
+    r.local_device = 99
+    assert len(r.to_bytes()) == 5_807_105, "the own record's local device id adds 4 bytes"
+    g = L.GroupSession.new(SeededRng("largest g"), GID16, b"\xff" * 64, a.device)
+    g.members = sorted([b"\xff" * 64] + [b"%063d" % i + b"m" for i in range(999)])
+    rcv = S.GroupReceiver(GID16, S.ed25519_public(b"\x01" * 32), a.identity, True,
+                          S.GroupRatchet([b"\x02" * 32] * 8, 300), {i: b"\x03" * 32 for i in range(256)})
+    assert len(rcv.to_bytes()) == 9_589
+    g.store.receivers = [rcv] * 1024
+    assert len(g.to_bytes()) == 9_886_803
