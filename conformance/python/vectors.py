@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 
+import sotto_sessions as L
 import sotto_spec as S
 from sotto_spec import SottoError
 
@@ -123,6 +124,8 @@ STATE_CLASSES = {
     S.TAG_GROUP_SENDER: S.GroupSender,
     S.TAG_GROUP_RECEIVER: S.GroupReceiver,
     S.TAG_GROUP_STORE: S.GroupReceivers,
+    L.TAG_PEER_RECORD: L.PeerRecord,
+    L.TAG_GROUP_SESSION: L.GroupSession,
 }
 
 _decoded = {}
@@ -259,6 +262,8 @@ DECODERS = {
     "GroupSender": S.GroupSender.from_bytes,
     "GroupReceiver": S.GroupReceiver.from_bytes,
     "GroupReceivers": S.GroupReceivers.from_bytes,
+    "PeerRecord": L.PeerRecord.from_bytes,
+    "GroupSession": L.GroupSession.from_bytes,
 }
 
 
