@@ -26,7 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import vectors  # noqa: E402
 
-NOTE_KEYS = {"description", "mutation", "message_id", "plaintext_text", "then_dropped", "name"}
+NOTE_KEYS = {"description", "mutation", "message_id", "plaintext_text", "then_dropped", "name", "frame"}
 
 
 def leaves(x, path=()):

@@ -529,8 +529,8 @@ def s16_decrypt_step_1_and_identities():
     assert (res.action, res.detail) == (L.IGNORE, L.WRONG_LOCAL_DEVICE)
     res = failure_unchanged([rec, b.device], lambda: rec.decrypt(b.device, 99, m, T0))
     assert (res.action, res.detail, res.error) == (L.RETRY_LATER, L.UNKNOWN_DEVICE, "UnknownDevice")
-    res = failure_unchanged([rec, b.device], lambda: rec.decrypt(b.device, a.dev_id, b"\x02\x01", T0))
-    assert (res.action, res.detail) == (L.IGNORE, L.MALFORMED)
+    unchanged_all([rec, b.device], lambda: rec.decrypt(b.device, a.dev_id, b"\x02\x01", T0), "Truncated")
+    unchanged_all([rec, a.device], lambda: rec.decrypt(a.device, 99, b"", T0), "Truncated")   # parse first
     k = S.ed25519_public(b"\x88" * 32)
     r2 = copy.deepcopy(rec)
     r2.update_devices([(a.dev_id, k)], T0)
@@ -1324,8 +1324,7 @@ def s16_group_distribute_and_install():
     assert (f.action, f.detail, f.error) == (L.IGNORE, L.DUPLICATE, "DuplicateMessage")
     f = failure_unchanged([bg], lambda: bg.decrypt(tamper(g.encrypt(b"t", SeededRng("g2")))))
     assert (f.action, f.detail, f.error) == (L.IGNORE, L.MALFORMED, "InvalidSignature")
-    f = failure_unchanged([bg], lambda: bg.decrypt(b"\x02\x03"))
-    assert (f.action, f.detail) == (L.IGNORE, L.MALFORMED)
+    unchanged_all([bg], lambda: bg.decrypt(b"\x02\x03"), "Truncated")          # a parse error: no action
     other = L.GroupSession.new(SeededRng("carol group"), GID16, b"carol", c.device)
     f = failure_unchanged([bg], lambda: bg.decrypt(other.encrypt(b"?", SeededRng("g3"))))
     assert (f.action, f.detail, f.error) == (L.RETRY_LATER, L.MISSING_DISTRIBUTION, "UnknownGroupChain")
@@ -1400,7 +1399,9 @@ def s16_group_after_restore():
     rng = S.Draws([b"\x05" * 256, b"\x06" * 32])
     g.after_restore(a.device, g.generation + 3, rng)
     assert rng.exhausted() and g.sender.seed == b"\x06" * 32 and g.store.receivers == []
+    assert g.store.generation == 0 and g.sender.generation == 0, "a new store and a new sender"
     assert g.generation == g1.generation + 3
+    unchanged_all([g], lambda: g.after_restore(device("bob"), 0, FailingRng()), "IdentityMismatch")
 
 
 # ---------------------------------------------------------------------------

@@ -182,6 +182,16 @@ def user_fingerprint(uid: bytes, keys) -> str:
     return "".join("%05d" % (int.from_bytes(f[5 * i:5 * i + 5], "big") % 100000) for i in range(6))
 
 
+def record_safety_number(record: "PeerRecord", own: "PeerRecord"):
+    """§16.9 for a record and the local user's own record -> (60 digits, display).
+    FINDING §16-20: SPEC gives no such operation; the vectors refuse, with IdentityMismatch,
+    an `own` that is not an own record or belongs to another local device."""
+    if not own.is_own or not _eq(own.local_identity, record.local_identity):
+        fail("IdentityMismatch")
+    display = safety_number(record.fingerprint(), own.fingerprint())
+    return display.replace(" ", ""), display
+
+
 def safety_number(fp_a: str, fp_b: str) -> str:
     """§16.9: the two fingerprints, the smaller first; twelve groups of five digits."""
     a, b = sorted((fp_a, fp_b))
@@ -536,6 +546,13 @@ class PeerRecord:
         self.generation = bump(self.generation)
         return msg
 
+    def request_distribution(self, device_id, group_id, rng):
+        """§16.8: the frame 0x04 || group_id to one device, with encrypt_to's checks and draws."""
+        group_id = bytes(group_id)
+        if len(group_id) != 32:
+            fail("InvalidEncoding")
+        return self._run(PeerRecord._encrypt_to, device_id, frame(FRAME_DISTRIBUTION_REQUEST, group_id), rng)
+
     # ---- §16.4 ----------------------------------------------------------------------
 
     def allow_classical(self, device_id, allowed: bool):
@@ -565,11 +582,9 @@ class PeerRecord:
 
     def _decrypt(self, local, from_id, message, now):
         if isinstance(message, (bytes, bytearray)):
-            try:
-                message = S.parse_message(bytes(message))
-            except SottoError as e:
-                # FINDING §16-7: a message that does not parse is Ignore(Malformed), checked first.
-                return Failure(IGNORE, MALFORMED, e.name, e.fields)
+            # FINDING §16-7 (B5): the message is parsed first; its parse error is a plain error,
+            # raised, with no action (as the vectors' README says).
+            message = S.parse_message(bytes(message))
         if not _eq(local.identity, self.local_identity):                      # 1
             return Failure(IGNORE, WRONG_LOCAL_DEVICE, "IdentityMismatch")      # FINDING §16-8
         dev = self.devices.get(from_id)
@@ -743,10 +758,14 @@ class PeerRecord:
         return self._run(PeerRecord._after_restore, last_generation)
 
     def _after_restore(self, last_generation):
+        """-> the number of sessions deleted."""
+        deleted = 0
         if self.generation < last_generation:
             for e in self.devices.values():
+                deleted += len(e.sessions())
                 e.active, e.archived = None, []
         self.generation = bump(max(self.generation, last_generation))
+        return deleted
 
     # ---- §16.9 -------------------------------------------------------------------------
 
@@ -968,11 +987,10 @@ class GroupSession:
                            frame(FRAME_DISTRIBUTION, self.sender.distribution()), rng)
 
     def request_distribution(self, record, device_id, rng):
-        """§16.8: a frame of kind 0x04 with this group's id to one device (as distribute_to).
-        FINDING §16-16: the checks are not specified; these are distribute_to's."""
-        self._check_records([record])
-        return record._run(PeerRecord._encrypt_to, device_id,
-                           frame(FRAME_DISTRIBUTION_REQUEST, self.group_id), rng)
+        """§16.8: a frame of kind 0x04 with this group's id to one device.
+        FINDING §16-16 (P9): the checks are not specified; the vectors make it a record
+        operation with encrypt_to's checks (PeerRecord.request_distribution)."""
+        return record.request_distribution(device_id, self.group_id, rng)
 
     def install(self, record, received: Received):
         return self._run(GroupSession._install, record, received)
@@ -1003,7 +1021,10 @@ class GroupSession:
         return msg
 
     def decrypt(self, message):
-        """-> (plaintext, mark), or a Failure (group unchanged)."""
+        """-> (plaintext, mark), or a Failure (group unchanged). A message that does not parse
+        raises its parse error, with no action."""
+        if isinstance(message, (bytes, bytearray)):
+            message = S.GroupMessage.parse(bytes(message))
         work = copy.deepcopy(self)
         try:
             pt, mark = work.store.decrypt(message)
@@ -1059,13 +1080,16 @@ class GroupSession:
         return self._run(GroupSession._after_restore, local, last_generation, rng)
 
     def _after_restore(self, local, last_generation, rng):
-        if self.generation < last_generation:
-            self._check_local(local)
+        """-> whether the sender was replaced (the group was stale)."""
+        self._check_local(local)
+        stale = self.generation < last_generation
+        if stale:
             self.sender = S.GroupSender.new(rng, self.group_id, local)
-            if self.store.receivers:
-                self.store.receivers = []
-                self.store.generation = bump(self.store.generation)   # FINDING §16-18
+            # FINDING §16-18 (P7): every receiver is deleted by a new, empty store at generation
+            # 0 (the vectors' reading; the chains a removal deletes move the store's generation).
+            self.store = S.GroupReceivers(self.group_id)
         self.generation = bump(max(self.generation, last_generation))
+        return stale
 
     # ---- §16.11 -------------------------------------------------------------------------
 

@@ -38,7 +38,7 @@ def fill(tag, k):
 
 # Fields that are notes (README: "Other fields ... are notes") or identify a row.
 NOTES = {"op", "error", "out", "states", "trace", "rng_draws", "name", "mutation",
-         "description", "message_id", "plaintext_text", "then_dropped"}
+         "description", "message_id", "plaintext_text", "then_dropped", "frame"}
 
 LABEL_KEYS = {"info", "kem_binding_info", "next_info"}
 
@@ -94,7 +94,10 @@ def short(v):
 
 
 def error_json(e: SottoError):
-    return {"name": e.name, "fields": dict(e.fields)}
+    j = {"name": e.name, "fields": dict(e.fields)}
+    if getattr(e, "action", None) is not None:          # a §16.6 failure (vectors_sessions)
+        j["action"] = e.action
+    return j
 
 
 def hexfield(step, key):
@@ -938,3 +941,17 @@ def run_file(path, report):
             report(name, "%s: %s" % (type(e).__name__, e))
         else:
             report(name, None)
+
+
+# ---------------------------------------------------------------------------
+# §16: the session layer's operations (vectors_sessions.py)
+# ---------------------------------------------------------------------------
+
+import vectors_sessions  # noqa: E402 - needs the names above
+
+EXPLAIN_STATE[L.PeerRecord] = vectors_sessions.explain_record
+EXPLAIN_STATE[L.GroupSession] = vectors_sessions.explain_group
+
+
+class Script(Script, vectors_sessions.SessionOps):  # noqa: F811 - the script with §16's ops
+    pass
