@@ -3,8 +3,8 @@
 The layer over `sotto_spec.py` (§5-§15): peer records (§16.1-§16.7, saved form
 0x25), group sessions (§16.8, saved form 0x26), safety numbers (§16.9) and the
 framing of every pairwise plaintext (§16.10). Where SPEC.md leaves a choice
-open, the choice made here is marked `FINDING §16-n`, the number of its entry
-in SPEC-FINDINGS.md.
+open, the choice made here is marked `FINDING §16 Xn`, its entry in the §16
+section of SPEC-FINDINGS.md.
 
 Every public call is all or nothing: it runs on deep copies and commits only
 on success, so an error (a raised `SottoError`) or a `Failure` (§16.6) leaves
@@ -121,7 +121,7 @@ def parse_frame(pt: bytes):
         if kind == FRAME_PAYLOAD:
             return kind, body
         if kind == FRAME_DISTRIBUTION:
-            # FINDING §16-1: §16.10 says "exactly its 422-byte encoding"; §15.6 says 486.
+            # FINDING §16 B1: §16.10 says "exactly its 422-byte encoding"; §15.6 says 486.
             # The strict §15.6 parse decides the length here.
             return kind, S.Distribution.from_bytes(body)
         if kind == FRAME_RETRY:
@@ -184,7 +184,7 @@ def user_fingerprint(uid: bytes, keys) -> str:
 
 def record_safety_number(record: "PeerRecord", own: "PeerRecord"):
     """§16.9 for a record and the local user's own record -> (60 digits, display).
-    FINDING §16-20: SPEC gives no such operation; the vectors refuse, with IdentityMismatch,
+    FINDING §16 P15: SPEC gives no such operation; the vectors refuse, with IdentityMismatch,
     an `own` that is not an own record or belongs to another local device."""
     if not own.is_own or not _eq(own.local_identity, record.local_identity):
         fail("IdentityMismatch")
@@ -215,7 +215,7 @@ class SessionEntry:
 
     def ours_unanswered(self):
         """A session we started on which no reply has decrypted (§16.3, §16.5, §16.6).
-        FINDING §16-9: read as role initiator and no decrypt recorded by the layer."""
+        FINDING §16 P2: read as role initiator and no decrypt recorded by the layer."""
         return self.session.role == S.INITIATOR and self.last_decrypt is None
 
     def to_bytes(self):
@@ -326,7 +326,7 @@ class PeerRecord:
         self.devices = {}                          # DeviceId -> DeviceEntry
         self.trace = {}
 
-    # FINDING §16-2: SPEC names no constructor; a record starts empty, generation 0.
+    # FINDING §16 P13: SPEC names no constructor; a record starts empty, generation 0.
     @classmethod
     def new(cls, local: S.Device, user: bytes):
         return cls(local.identity, user)
@@ -396,7 +396,7 @@ class PeerRecord:
                 del self.devices[d]
                 out["deleted"].append(d)
         # 3. held devices the list leaves out become stale at now.
-        # FINDING §16-3: a device already stale keeps its stale_since and is not reported again.
+        # FINDING §16 B3: a device already stale keeps its stale_since and is not reported again.
         for d in sorted(self.devices):
             e = self.devices[d]
             if d not in listed and e.listed:
@@ -411,7 +411,7 @@ class PeerRecord:
                 out["added"].append(d)
                 continue
             if not e.listed:
-                # FINDING §16-4: "relisted" also when the listed identity is another one.
+                # FINDING §16 P3: "relisted" also when the listed identity is another one.
                 e.stale_since = None
                 out["relisted"].append(d)
             if k == e.identity:
@@ -436,7 +436,7 @@ class PeerRecord:
         if not _eq(e.pending, identity):
             fail("IdentityMismatch")
         e.identity, e.pending = identity, None
-        # FINDING §16-5: only the sessions go; recovery state (hint, limits) and flags stay.
+        # FINDING §16 P11: only the sessions go; recovery state (hint, limits) and flags stay.
         e.active, e.archived = None, []
         self.generation = bump(self.generation)
 
@@ -461,7 +461,7 @@ class PeerRecord:
     def add_bundle(self, local, device_id, bundle, now, rng):
         """§16.3: a session from `device_id`'s bundle (decoded, or its bytes: decoded first)."""
         if isinstance(bundle, (bytes, bytearray)):
-            bundle = S.PreKeyBundle.from_bytes(bytes(bundle))   # FINDING §16-6: decoding first
+            bundle = S.PreKeyBundle.from_bytes(bytes(bundle))   # FINDING §16 P1: decoding first
         return self._run(PeerRecord._add_bundle, local, device_id, bundle, now, rng, None)
 
     def _new_session_checks(self, local, device_id):
@@ -582,11 +582,11 @@ class PeerRecord:
 
     def _decrypt(self, local, from_id, message, now):
         if isinstance(message, (bytes, bytearray)):
-            # FINDING §16-7 (B5): the message is parsed first; its parse error is a plain error,
+            # FINDING §16 B5: the message is parsed first; its parse error is a plain error,
             # raised, with no action (as the vectors' README says).
             message = S.parse_message(bytes(message))
         if not _eq(local.identity, self.local_identity):                      # 1
-            return Failure(IGNORE, WRONG_LOCAL_DEVICE, "IdentityMismatch")      # FINDING §16-8
+            return Failure(IGNORE, WRONG_LOCAL_DEVICE, "IdentityMismatch")      # FINDING §16 B4
         dev = self.devices.get(from_id)
         if dev is None:
             return Failure(RETRY_LATER, UNKNOWN_DEVICE, "UnknownDevice")
@@ -941,7 +941,7 @@ class GroupSession:
 
     def _add_member(self, user):
         if user in self.members:
-            return False                                  # FINDING §16-14: no error at the bound
+            return False                                  # FINDING §16 P5: no error at the bound
         if len(self.members) >= MAX_GROUP_MEMBERS:
             fail("TooManyGroupMembers")
         self.members.append(user)
@@ -962,7 +962,7 @@ class GroupSession:
                 fail("NotGroupMember")
             if any(rec.user == self.local_user and not rec.is_own for rec in records):
                 fail("NotGroupMember")
-        for rec in records:                                # FINDING §16-15: after every NotGroupMember
+        for rec in records:                                # FINDING §16 P6: after every NotGroupMember
             if not _eq(rec.local_identity, self.sender.owner):
                 fail("IdentityMismatch")
 
@@ -988,7 +988,7 @@ class GroupSession:
 
     def request_distribution(self, record, device_id, rng):
         """§16.8: a frame of kind 0x04 with this group's id to one device.
-        FINDING §16-16 (P9): the checks are not specified; the vectors make it a record
+        FINDING §16 P9: the checks are not specified; the vectors make it a record
         operation with encrypt_to's checks (PeerRecord.request_distribution)."""
         return record.request_distribution(device_id, self.group_id, rng)
 
@@ -1012,7 +1012,7 @@ class GroupSession:
         return outcome
 
     def encrypt(self, payload, rng):
-        """§16.8: the sender's encrypt (no frame: FINDING §16-17)."""
+        """§16.8: the sender's encrypt (no frame: FINDING §16 P12)."""
         return self._run(GroupSession._encrypt, bytes(payload), rng)
 
     def _encrypt(self, payload, rng):
@@ -1049,7 +1049,7 @@ class GroupSession:
         kept = [h for h in st.receivers if h.owner in allowed]
         if len(kept) != len(st.receivers):
             st.receivers = kept
-            st.generation = bump(st.generation)          # FINDING §16-18
+            st.generation = bump(st.generation)          # FINDING §16 P7
         if removed_user is not None:
             self.members.remove(removed_user)
         self.sender = new_sender
@@ -1059,7 +1059,7 @@ class GroupSession:
         return out
 
     def _check_local(self, local):
-        # FINDING §16-19: SPEC's signatures omit `local`, which GroupSender::new needs.
+        # FINDING §16 B2: SPEC's signatures omit `local`, which GroupSender::new needs.
         if not _eq(local.identity, self.sender.owner):
             fail("IdentityMismatch")
 
@@ -1085,7 +1085,7 @@ class GroupSession:
         stale = self.generation < last_generation
         if stale:
             self.sender = S.GroupSender.new(rng, self.group_id, local)
-            # FINDING §16-18 (P7): every receiver is deleted by a new, empty store at generation
+            # FINDING §16 P7: every receiver is deleted by a new, empty store at generation
             # 0 (the vectors' reading; the chains a removal deletes move the store's generation).
             self.store = S.GroupReceivers(self.group_id)
         self.generation = bump(max(self.generation, last_generation))
