@@ -248,6 +248,80 @@ fn lost_without_active() -> Value {
     )
 }
 
+fn retry_on_archived() -> Value {
+    let mut n = Net::new("retry on an archived session");
+    pair(&mut n);
+    // Alice: S1 then S2; Bob answers on S1 late, so Alice's active is S1
+    // while Bob's is S2.
+    n.connect("a1_bob", "a1", 1, "b1", NOW);
+    let m1 = n.send("a1_bob", "m1");
+    n.recv_ok("b1_alice", "b1", 1, &m1[&1], NOW + 1);
+    let r1 = n.send_to("b1_alice", 1, "r1 on S1");
+    n.connect("a1_bob", "a1", 1, "b1", NOW + 2);
+    let m2 = n.send("a1_bob", "m2 on S2");
+    n.recv_ok("b1_alice", "b1", 1, &m2[&1], NOW + 3);
+    n.recv_ok("a1_bob", "a1", 1, &r1, NOW + 4);
+    // Bob writes on S2 (a new chain); it arrives damaged at Alice: no
+    // session knows its key, and S2, which would follow it, cannot decrypt
+    // it (SessionDiverged, no owner): she asks, over her active S1.
+    let r2 = n.send_to("b1_alice", 1, "r2 on S2");
+    let f = n.recv_fails("a1_bob", "a1", 1, &tamper(&r2), NOW + 5);
+    let rr = crate::rec::out(&n.request_retry("a1_bob", 1, &action_hint(&f), NOW + 5).unwrap(), "message");
+    // Bob reads the request on his archived S1; it names his active S2 (its
+    // ratchet key is S2's sending key): S1 becomes active, S2 archived as
+    // having lost to it.
+    n.recv_ok("b1_alice", "b1", 1, &rr, NOW + 6);
+    n.ok(json!({ "op": "explain", "state": "b1_alice" }));
+    let again = n.send_to("b1_alice", 1, "r2 on S2");
+    n.recv_ok("a1_bob", "a1", 1, &again, NOW + 7);
+    // Both on S1.
+    let m3 = n.send("a1_bob", "m3 on S1");
+    n.recv_ok("b1_alice", "b1", 1, &m3[&1], NOW + 8);
+    n.vector(
+        "retry_on_archived",
+        "§16.5: a retry request that arrives on an archived session and names the active one (no base key: its ratchet key is the active session's sending key) makes the archived session active and archives the other as having lost to it; the peer resends there, and both write on it.",
+    )
+}
+
+fn one_time_prekey_desync() -> Value {
+    let mut n = Net::new("one-time prekey desync");
+    n.devices(&["a1", "b1", "b2"]);
+    n.ok(json!({ "op": "generate_one_time_prekeys", "device": "a1", "count": 1 }));
+    n.record("a1_bob", "bob", "a1", None);
+    n.list("a1_bob", &[(1, "b1"), (2, "b2")], NOW).unwrap();
+    n.record("b1_alice", "alice", "b1", None);
+    n.list("b1_alice", &[(1, "a1")], NOW).unwrap();
+    n.record("b2_alice", "alice", "b2", None);
+    n.list("b2_alice", &[(1, "a1")], NOW).unwrap();
+    // The server handed Alice's one-time prekey 1 to both of Bob's devices.
+    let kem = testkit::model::Dev::decode(&n.save("a1")).unwrap().last_resort_kem().id;
+    let b = n.bundle_with("a1", Some(1), Some(kem));
+    n.add_bundle("b2_alice", "b2", 1, &b, NOW).unwrap();
+    n.add_bundle("b1_alice", "b1", 1, &b, NOW).unwrap();
+    let from_b2 = n.send("b2_alice", "from b2");
+    let from_b1 = n.send("b1_alice", "from b1");
+    n.recv_ok("a1_bob", "a1", 2, &from_b2[&1], NOW + 1);
+    // Its key is gone: UnknownOneTimePreKey, broken, no session with b1: a
+    // new session asking for that message (its hint has the base key).
+    let f = n.recv_fails("a1_bob", "a1", 1, &from_b1[&1], NOW + 1);
+    let bundle = n.bundle("b1");
+    let first = crate::rec::out(
+        &n.start_new_session("a1_bob", "a1", 1, &bundle, &action_hint(&f), NOW + 1)
+            .unwrap(),
+        "message",
+    );
+    // Bob's active session is his own and unanswered, but the request names
+    // it: no tie-break, Alice's session wins and Bob's lost to it.
+    n.recv_ok("b1_alice", "b1", 1, &first, NOW + 2);
+    n.ok(json!({ "op": "explain", "state": "b1_alice" }));
+    let again = n.send_to("b1_alice", 1, "from b1");
+    n.recv_ok("a1_bob", "a1", 1, &again, NOW + 3);
+    n.vector(
+        "one_time_prekey_desync",
+        "§16.5, §16.6: a one-time prekey handed to two devices; the second prekey message is UnknownOneTimePreKey (accept: broken) with no session: StartNewSession naming it by its base key; the new session's retry request names the sender's own unanswered session, so the accept skips the tie-break: the new session is active and the other lost to it; the sender resends.",
+    )
+}
+
 fn expiry() -> Value {
     let mut n = Net::new("expiry");
     n.devices(&["a1", "b1", "b2"]);
@@ -306,6 +380,8 @@ pub(super) fn vectors() -> Vec<Value> {
         new_session(),
         actions(),
         lost_without_active(),
+        retry_on_archived(),
+        one_time_prekey_desync(),
         expiry(),
     ]
 }
