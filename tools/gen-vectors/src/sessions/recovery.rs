@@ -266,7 +266,11 @@ fn retry_on_archived() -> Value {
     // it (SessionDiverged, no owner): she asks, over her active S1.
     let r2 = n.send_to("b1_alice", 1, "r2 on S2");
     let f = n.recv_fails("a1_bob", "a1", 1, &tamper(&r2), NOW + 5);
-    let rr = crate::rec::out(&n.request_retry("a1_bob", 1, &action_hint(&f), NOW + 5).unwrap(), "message");
+    let rr = crate::rec::out(
+        &n.request_retry("a1_bob", 1, &action_hint(&f), NOW + 5)
+            .unwrap(),
+        "message",
+    );
     // Bob reads the request on his archived S1; it names his active S2 (its
     // ratchet key is S2's sending key): S1 becomes active, S2 archived as
     // having lost to it.
@@ -294,7 +298,10 @@ fn one_time_prekey_desync() -> Value {
     n.record("b2_alice", "alice", "b2", None);
     n.list("b2_alice", &[(1, "a1")], NOW).unwrap();
     // The server handed Alice's one-time prekey 1 to both of Bob's devices.
-    let kem = testkit::model::Dev::decode(&n.save("a1")).unwrap().last_resort_kem().id;
+    let kem = testkit::model::Dev::decode(&n.save("a1"))
+        .unwrap()
+        .last_resort_kem()
+        .id;
     let b = n.bundle_with("a1", Some(1), Some(kem));
     n.add_bundle("b2_alice", "b2", 1, &b, NOW).unwrap();
     n.add_bundle("b1_alice", "b1", 1, &b, NOW).unwrap();
