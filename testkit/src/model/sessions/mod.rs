@@ -6,7 +6,7 @@
 //! (§16.9) and framing (§16.10).
 //!
 //! Every operation works on a copy and commits at the end, so a failure
-//! changes nothing. Errors are §12 names ([`Refusal`]); a failed decrypt
+//! changes nothing. Errors are §12 names ([`Refusal`](super::Refusal)); a failed decrypt
 //! is a [`Failure`]: the action of §16.6 and the error that decided it.
 
 pub mod devices;
