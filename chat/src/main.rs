@@ -1,0 +1,2 @@
+//! sotto-chat
+fn main() {}
