@@ -219,20 +219,47 @@ impl Store {
     /// [`Error::CorruptValue`], [`Error::MisplacedValue`], or a database
     /// error.
     pub fn verify(&self) -> Result<usize> {
-        let mut stmt = self
+        let check: String = self
             .conn
-            .prepare("SELECT name FROM records ORDER BY name")?;
-        let names = stmt
-            .query_map([], |row| row.get::<_, String>(0))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        for name in &names {
-            let row = read_row(&self.conn, name)?.ok_or_else(|| Error::NotFound {
-                record: name.clone(),
-            })?;
-            self.sealer().open_any(name, &row)?;
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+        if check != "ok" {
+            return Err(Error::DatabaseCorrupt);
         }
+        let records = self.open_all()?;
         crate::mailbox::verify_inbox(self)?;
-        Ok(names.len())
+        Ok(records.len())
+    }
+
+    /// Every record's name and plain encoding, in one snapshot.
+    fn open_all(&self) -> Result<Vec<(String, Zeroizing<Vec<u8>>)>> {
+        self.read(|op| {
+            let mut stmt = op
+                .conn()
+                .prepare("SELECT name FROM records ORDER BY name")?;
+            let names = stmt
+                .query_map([], |row| row.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            names
+                .into_iter()
+                .map(|name| {
+                    let row = read_row(op.conn(), &name)?.ok_or_else(|| Error::NotFound {
+                        record: name.clone(),
+                    })?;
+                    let plain = op.sealer.open_any(&name, &row)?;
+                    Ok((name, plain))
+                })
+                .collect()
+        })
+    }
+
+    /// Every record's name and plain encoding (the secret scan's input).
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::verify`].
+    #[cfg(feature = "test-hooks")]
+    pub fn plain_records(&self) -> Result<Vec<(String, Zeroizing<Vec<u8>>)>> {
+        self.open_all()
     }
 
     /// The sealer of this database.
@@ -483,14 +510,14 @@ impl Sealer<'_> {
     }
 
     /// Opens a row whatever its kind, by its kind column.
-    fn open_any(&self, name: &str, row: &Row) -> Result<()> {
+    fn open_any(&self, name: &str, row: &Row) -> Result<Zeroizing<Vec<u8>>> {
         match row.kind {
-            k if k == sotto::Device::TYPE_TAG => {
-                self.open_row::<sotto::Device>(name, row).map(drop)
-            }
-            k if k == sotto::Session::TYPE_TAG => {
-                self.open_row::<sotto::Session>(name, row).map(drop)
-            }
+            k if k == sotto::Device::TYPE_TAG => self
+                .open_row::<sotto::Device>(name, row)
+                .map(|s| s.to_bytes()),
+            k if k == sotto::Session::TYPE_TAG => self
+                .open_row::<sotto::Session>(name, row)
+                .map(|s| s.to_bytes()),
             _ => Err(Error::CorruptValue {
                 record: name.to_owned(),
             }),
