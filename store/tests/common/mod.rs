@@ -12,10 +12,23 @@ pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
     pub(crate) fn new(name: &str) -> Self {
+        Self::under(&std::env::temp_dir(), name)
+    }
+
+    /// Under /dev/shm where it exists (Linux), else the temp directory.
+    pub(crate) fn in_ram(name: &str) -> Self {
+        let shm = Path::new("/dev/shm");
+        if shm.is_dir() {
+            Self::under(shm, name)
+        } else {
+            Self::new(name)
+        }
+    }
+
+    fn under(base: &Path, name: &str) -> Self {
         static N: AtomicU32 = AtomicU32::new(0);
         let n = N.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("sotto-store-{name}-{}-{n}", std::process::id()));
+        let path = base.join(format!("sotto-store-{name}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).unwrap();
         Self(path)
