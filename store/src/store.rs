@@ -3,7 +3,7 @@
 //! pure core, write with compare-and-swap, commit, and only then return.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use sotto::SavedState;
@@ -20,6 +20,9 @@ pub const SCHEMA_VERSION: i64 = 1;
 
 /// Length of the random database id bound into every seal context.
 const DB_ID_LEN: usize = 16;
+
+/// Pause before retrying an attempt that met a busy database.
+const BUSY_PAUSE: Duration = Duration::from_millis(2);
 
 /// Prefix of every seal context (SPEC §17.3).
 const CONTEXT_PREFIX: &str = "sotto-store/1/";
@@ -107,6 +110,8 @@ pub struct Stats {
     pub conflicts: u64,
     /// Operations that ended in the locked attempt.
     pub locked_attempts: u64,
+    /// Attempts that met a busy database and were retried.
+    pub busy_retries: u64,
 }
 
 /// A sotto store on one SQLite database file (SPEC §17).
@@ -280,6 +285,7 @@ impl Store {
         mut f: impl FnMut(&mut Op<'_>) -> Result<T>,
     ) -> Result<(T, Receipt)> {
         let mut attempt = 0u32;
+        let deadline = Instant::now() + self.options.busy_timeout;
         loop {
             let locked = attempt >= self.options.optimistic_attempts;
             if locked && !self.options.locked_fallback {
@@ -287,11 +293,19 @@ impl Store {
                     record: self.last_conflict.take().unwrap_or_default(),
                 });
             }
-            attempt = attempt.saturating_add(1);
             match self.attempt(name, locked, &mut f) {
                 Err(Error::Conflict { record }) if !locked => {
+                    attempt = attempt.saturating_add(1);
                     self.stats.conflicts = self.stats.conflicts.saturating_add(1);
                     self.last_conflict = Some(record);
+                }
+                // SQLite's busy handler covers waiting for the write lock;
+                // a few paths in WAL mode (a reader meeting a checkpoint's
+                // restart of the log) report busy at once. Until the busy
+                // timeout, that is retried like a conflict.
+                Err(Error::Busy) if Instant::now() < deadline => {
+                    self.stats.busy_retries = self.stats.busy_retries.saturating_add(1);
+                    std::thread::sleep(BUSY_PAUSE);
                 }
                 Ok(done) => {
                     self.stats.committed = self.stats.committed.saturating_add(1);

@@ -310,11 +310,7 @@ impl App {
             .map(|l| l.join(" "))
             .collect();
         let identity = uploads[0].identity;
-        let spk = uploads
-            .iter()
-            .rev()
-            .find_map(|u| u.signed_prekey)
-            .unwrap();
+        let spk = uploads.iter().rev().find_map(|u| u.signed_prekey).unwrap();
         let mut kem = uploads
             .iter()
             .rev()
