@@ -43,8 +43,8 @@ fn record(op: &'static str, d: Duration) {
 /// Under `SOTTO_STORE_BENCH_DIR` (a RAM disk, say, to leave the disk's
 /// fsync out), else the temp directory.
 fn dir() -> PathBuf {
-    let base = std::env::var_os("SOTTO_STORE_BENCH_DIR")
-        .map_or_else(std::env::temp_dir, PathBuf::from);
+    let base =
+        std::env::var_os("SOTTO_STORE_BENCH_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
     let dir = base.join(format!("sotto-store-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
@@ -60,7 +60,10 @@ fn device(path: PathBuf, byte: u8) -> (Store, PreKeyUpload) {
     let mut store = open(path, byte);
     let out = store.create_device(NOW).expect("device");
     store.ack_sent(out.id).expect("ack");
-    (store, PreKeyUpload::from_bytes(&out.payload).expect("upload"))
+    (
+        store,
+        PreKeyUpload::from_bytes(&out.payload).expect("upload"),
+    )
 }
 
 fn bundle(up: &PreKeyUpload) -> PreKeyBundle {
@@ -173,7 +176,9 @@ fn commit(c: &mut Criterion) {
                     .encrypt(name.as_bytes(), &plaintext, None)
                     .expect("encrypt");
                 let t = Instant::now();
-                let got = carol.receive(name.as_bytes(), &out.payload).expect("accept");
+                let got = carol
+                    .receive(name.as_bytes(), &out.payload)
+                    .expect("accept");
                 let d = t.elapsed();
                 record("accept a prekey message (device + session + inbox)", d);
                 total += d;
@@ -262,8 +267,8 @@ fn report(_: &mut Criterion) {
         ));
     }
     println!("\n{text}");
-    let out = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/criterion/store-percentiles.txt");
+    let out =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/criterion/store-percentiles.txt");
     let _ = std::fs::create_dir_all(out.parent().expect("parent"));
     let _ = std::fs::write(out, text);
 }
