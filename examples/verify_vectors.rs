@@ -5,18 +5,37 @@
 //! cargo run --example verify_vectors -- test-vectors/
 //! ```
 //!
-//! The verifier is `testkit::vectors` (one module per vector file). It is
-//! being rewritten for protocol version 2 (branch `v2-model`); until it is
-//! merged this example refuses to run rather than claim a result. The v1
-//! body is in the history (`git show ee4a694:examples/verify_vectors.rs`).
+//! The verifier itself is `testkit::vectors` (one module per vector file).
 #![allow(missing_docs)]
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    eprintln!(
-        "verify_vectors: the v2 vector verifier (testkit::vectors) is not merged yet; \
-         no vector was checked"
+    let dir = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .unwrap_or_else(|| "test-vectors".into()),
     );
-    ExitCode::FAILURE
+    let outcomes = testkit::vectors::verify_dir(&dir);
+    let mut failed = 0usize;
+    for o in &outcomes {
+        match &o.result {
+            Ok(()) => println!("PASS {}", o.name),
+            Err(e) => {
+                failed += 1;
+                println!("FAIL {}: {e}", o.name);
+            }
+        }
+    }
+    println!(
+        "{} vectors, {} passed, {failed} failed",
+        outcomes.len(),
+        outcomes.len() - failed
+    );
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

@@ -1,7 +1,7 @@
-//! The byte layouts of SPEC.md §5, §9, §10 and §15 as named ranges: each
-//! function decodes a valid encoding with the reference model and returns
-//! where every field sits ([`Layout`]), so tests tamper with a field by its
-//! SPEC name instead of an offset:
+//! The byte layouts of SPEC.md §5, §9, §10 and §15 (protocol version 2) as
+//! named ranges: each function decodes a valid encoding with the reference
+//! model and returns where every field sits ([`Layout`]), so tests tamper
+//! with a field by its SPEC name instead of an offset:
 //!
 //! ```text
 //! let l = layout::message(&bytes);
@@ -10,13 +10,34 @@
 //! ```
 //!
 //! Names are the SPEC's field names; repeated parts are indexed
-//! (`chains[1].next`, `cache[0].key`), and a prekey message's embedded
-//! ratchet message is under `ratchet.`. Each panics on input its decoder
-//! refuses: these are for tampering with values that were valid.
+//! (`chains[1].next`, `cache[0].key`, `spks[0].base_keys[3]`), a prekey
+//! message's embedded ratchet message is under `ratchet.`, and a store's
+//! receivers under `entries[i].` (with `entries[i].length` and
+//! `entries[i].state` for the whole embedded state). Each panics on input
+//! its decoder refuses: these are for tampering with values that were
+//! valid.
+//!
+//! | encoding | type | fields |
+//! |---|---|---|
+//! | ratchet message | 0x01 | version, type, ratchet_key, pn, n, salt, ciphertext |
+//! | prekey message | 0x02 | version, type, identity, base_key, spk_id, has_opk, [opk_id], has_kem, [kem_id, ct], ratchet.* |
+//! | group message | 0x03 | version, type, group_id, chain, index, salt, ciphertext, tag, signature |
+//! | distribution | 0x04 | version, type, group_id, chain, owner, owner_proof, index, levels |
+//! | identity key | 0x10 | version, type, identity |
+//! | signed prekey | 0x11 | version, type, id, public, signature |
+//! | one-time prekey | 0x12 | version, type, id, public |
+//! | bundle | 0x13 | version, type, identity, spk_id, spk, spk_signature, has_opk, [opk_id, opk], has_kem, [kem_id, kind, alg, ek, kem_signature] |
+//! | KEM prekey | 0x14 | version, type, id, kind, alg, ek, signature |
+//! | session | 0x20 | see [`session_state`] |
+//! | device | 0x21 | see [`device_state`] |
+//! | group sender | 0x22 | version, type, generation, group_id, owner, chain_seed, owner_proof, index, levels |
+//! | group receiver | 0x23 | version, type, generation, group_id, chain, owner, authenticated, next, levels, count, cache\[i\].{index, key} |
+//! | group store | 0x24 | version, type, generation, group_id, count, entries\[i\].{length, state, <receiver fields>} |
+//! | sealed | 0x30 | version, type, inner_type, salt, ciphertext |
 
 pub use crate::model::codec::Layout;
 use crate::model::group::ratchet::{message_key, split_levels};
-use crate::model::{device, group, keys, session, wire};
+use crate::model::{device, group, keys, sealed as sealed_state, session, wire};
 
 fn valid<T>(what: &str, r: Result<(T, Layout), crate::model::Refusal>) -> Layout {
     match r {
@@ -51,17 +72,31 @@ pub fn one_time_prekey(b: &[u8]) -> Layout {
     valid("one-time prekey", keys::read_one_time_prekey(b))
 }
 
-/// A prekey bundle (§5.5).
+/// A KEM prekey (§5.5).
+pub fn kem_prekey(b: &[u8]) -> Layout {
+    valid("KEM prekey", keys::read_kem_prekey(b))
+}
+
+/// A prekey bundle (§5.6).
 pub fn bundle(b: &[u8]) -> Layout {
     valid("bundle", keys::read_bundle(b))
 }
 
-/// A saved session (§10.2).
+/// A saved session (§10.2): version, type, generation, role,
+/// key_agreement, local_identity, remote_identity, kem_binding, base_key,
+/// has_pending, [spk_id, has_opk, [opk_id], has_kem, [kem_id, ct]],
+/// root_key, dhr, has_sending, [dhs_secret, cks, ns], pn, chain_count,
+/// chains\[i\].{ratchet_key, has_ck, [ck], next, key_count,
+/// keys\[j\].{index, message_key}}.
 pub fn session_state(b: &[u8]) -> Layout {
     valid("session state", session::Sess::read(b))
 }
 
-/// A saved device (§10.3).
+/// A saved device (§10.3): version, type, generation, identity_seed,
+/// next_spk_id, next_opk_id, next_kem_id, spk_count, spks\[i\].{id,
+/// created, secret, signature, base_key_count, base_keys\[j\]}, opk_count,
+/// opks\[i\].{id, secret}, last_resort_count, last_resort\[i\].{id, created,
+/// seed, signature}, kem_otk_count, kem_otks\[i\].{id, seed, signature}.
 pub fn device_state(b: &[u8]) -> Layout {
     valid("device state", device::Dev::read(b))
 }
@@ -78,12 +113,25 @@ pub fn distribution(b: &[u8]) -> Layout {
 
 /// A saved group sender (§15.11).
 pub fn sender_state(b: &[u8]) -> Layout {
-    valid("sender state", group::GSender::read(b))
+    valid("sender state", group::Sender::read(b))
 }
 
 /// A saved group receiver (§15.11).
 pub fn receiver_state(b: &[u8]) -> Layout {
-    valid("receiver state", group::GReceiver::read(b))
+    valid("receiver state", group::Receiver::read(b))
+}
+
+/// A saved group store (§15.11).
+pub fn store_state(b: &[u8]) -> Layout {
+    valid("store state", group::Store::read(b))
+}
+
+/// A sealed state (§10.5): its header fields and the ciphertext.
+pub fn sealed(b: &[u8]) -> Layout {
+    match sealed_state::read_layout(b) {
+        Ok(l) => l,
+        Err(e) => panic!("not a valid sealed state: {e}"),
+    }
 }
 
 /// Whether a field of a saved state or distribution holds a secret.
@@ -96,48 +144,45 @@ fn is_secret(name: &str) -> bool {
             | "cks"
             | "ck"
             | "message_key"
-            | "identity_sig_seed"
-            | "identity_dh_secret"
+            | "identity_seed"
             | "secret"
+            | "seed"
             | "levels"
-            | "signing_seed"
+            | "chain_seed"
             | "key"
     )
 }
 
 /// Every 32-byte secret in a plain saved state (session, device, group
-/// sender or receiver) or a distribution: the keys its layout marks
-/// secret, each ratchet's eight levels, and the message key of the index a
-/// ratchet stands at.
+/// sender, receiver or store) or a distribution: the fields its layout
+/// marks secret (a KEM seed `d || z` as its two halves), each ratchet's
+/// eight levels, and the message key of the index a ratchet stands at.
 pub fn secrets(b: &[u8]) -> Vec<[u8; 32]> {
     let layout = match b.get(1) {
         Some(0x20) => session_state(b),
         Some(0x21) => device_state(b),
         Some(0x22) => sender_state(b),
         Some(0x23) => receiver_state(b),
+        Some(0x24) => store_state(b),
         Some(0x04) => distribution(b),
         other => panic!("not a saved state or distribution: type {other:?}"),
     };
     let mut out = Vec::new();
     for (name, range) in layout.iter().filter(|(n, _)| is_secret(n)) {
         let bytes = &b[range];
-        if name == "levels" {
+        if name.ends_with("levels") {
             let levels = split_levels(bytes);
             out.extend(levels);
             out.push(message_key(&levels));
         } else {
-            out.push(bytes.try_into().expect("a 32-byte secret"));
+            out.extend(
+                bytes
+                    .chunks_exact(32)
+                    .map(|c| <[u8; 32]>::try_from(c).expect("32")),
+            );
         }
     }
     out
-}
-
-/// A sealed state (§10.4): its header fields and the ciphertext.
-pub fn sealed(b: &[u8]) -> Layout {
-    match crate::model::sealed::read_layout(b) {
-        Ok(l) => l,
-        Err(e) => panic!("not a valid sealed state: {e}"),
-    }
 }
 
 /// The layout of any valid encoding, found by its type tag; `None` for
@@ -151,11 +196,13 @@ pub fn of(b: &[u8]) -> Option<Layout> {
         0x11 => keys::read_signed_prekey(b).ok()?.1,
         0x12 => keys::read_one_time_prekey(b).ok()?.1,
         0x13 => keys::read_bundle(b).ok()?.1,
+        0x14 => keys::read_kem_prekey(b).ok()?.1,
         0x20 => session::Sess::read(b).ok()?.1,
         0x21 => device::Dev::read(b).ok()?.1,
-        0x22 => group::GSender::read(b).ok()?.1,
-        0x23 => group::GReceiver::read(b).ok()?.1,
-        0x30 => crate::model::sealed::read_layout(b).ok()?,
+        0x22 => group::Sender::read(b).ok()?.1,
+        0x23 => group::Receiver::read(b).ok()?.1,
+        0x24 => group::Store::read(b).ok()?.1,
+        0x30 => sealed_state::read_layout(b).ok()?,
         _ => return None,
     };
     Some(l)

@@ -27,6 +27,4 @@ pub mod model;
 pub mod points;
 pub mod rng;
 pub mod sim;
-// Waits for the v2 vectors (branch v2-model): the v1 verifier does not
-// compile against the v2 core.
-// pub mod vectors;
+pub mod vectors;

@@ -8,7 +8,7 @@ use std::fmt;
 use std::ops::Range;
 
 use super::error::{Refusal, refusal, refusal_with};
-use super::primitives::{a32, ed25519_public_ok, x25519_public_ok};
+use super::primitives::{EK_LEN, VERSION, a32, ed25519_public_ok, kem_ek_ok, x25519_public_ok};
 
 /// Named byte ranges of one encoded value, in reading order. Names of
 /// repeated or nested parts carry a prefix: `chains[1].next`,
@@ -173,7 +173,7 @@ impl<'a> Reader<'a> {
     /// `InvalidPublicKey`, `TrailingBytes`) if its value breaks SPEC.md §4.
     pub fn version_and_type(&mut self, ty: u8) -> Result<(), Refusal> {
         let v = self.u8("version")?;
-        if v != 1 {
+        if v != VERSION {
             return Err(refusal_with(
                 "UnsupportedVersion",
                 serde_json::json!({ "found": v }),
@@ -335,26 +335,52 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A 64-byte identity (§5.1): `name.signing` (Ed25519), then `name.dh`
-    /// (X25519), each checked as soon as it is read (§4).
+    /// An identity key (§5.1): an Ed25519 key, checked when read.
     ///
     /// # Errors
     ///
-    /// `Truncated` if the input ends first; the field's own error
-    /// (`UnsupportedVersion`, `WrongType`, `InvalidEncoding`,
-    /// `InvalidPublicKey`, `TrailingBytes`) if its value breaks SPEC.md §4.
-    pub fn ik(&mut self, name: &str) -> Result<[u8; 64], Refusal> {
-        let start = self.pos;
-        self.enter(name);
-        let ed = self.ed("signing");
-        let x = ed.and_then(|ed| Ok((ed, self.x("dh")?)));
-        self.leave();
-        let (ed, x) = x?;
-        self.record(name, start..self.pos);
-        let mut id = [0u8; 64];
-        id[..32].copy_from_slice(&ed);
-        id[32..].copy_from_slice(&x);
-        Ok(id)
+    /// `Truncated`, `InvalidPublicKey`.
+    pub fn ik(&mut self, name: &str) -> Result<[u8; 32], Refusal> {
+        self.ed(name)
+    }
+
+    /// An ML-KEM-1024 encapsulation key that passes the FIPS 203 check (§2),
+    /// else `InvalidPublicKey`.
+    ///
+    /// # Errors
+    ///
+    /// `Truncated`, `InvalidPublicKey`.
+    pub fn ek(&mut self, name: &str) -> Result<Vec<u8>, Refusal> {
+        let ek = self.take(name, EK_LEN)?;
+        if kem_ek_ok(ek) {
+            Ok(ek.to_vec())
+        } else {
+            Err(refusal("InvalidPublicKey"))
+        }
+    }
+
+    /// A u64.
+    ///
+    /// # Errors
+    ///
+    /// `Truncated`.
+    pub fn u64(&mut self, name: &str) -> Result<u64, Refusal> {
+        Ok(u64::from_be_bytes(
+            self.take(name, 8)?.try_into().expect("8"),
+        ))
+    }
+
+    /// The position of the next field.
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// Records the fields of a value decoded separately from
+    /// `bytes[offset..]` (an embedded encoding), under the current scope.
+    pub fn adopt(&mut self, offset: usize, inner: &Layout) {
+        for (n, r) in inner.iter() {
+            self.record(n, r.start + offset..r.end + offset);
+        }
     }
 
     /// After the last field: `TrailingBytes` if anything is left.

@@ -1,31 +1,44 @@
-//! SPEC.md §2 primitives, §3 labels and the pairwise limits of §6, §8.7 and
-//! §10, over the primitive crates only.
+//! SPEC.md §2 primitives (with the §2.1 identity conversion and ML-KEM-1024),
+//! §3 labels and the pairwise limits of §6, §8.7 and §10, over the primitive
+//! crates only. The KEM is `libcrux-ml-kem`, a different implementation
+//! from the one sotto uses, so that the model can disagree with it.
 
 use aes_gcm::Aes256Gcm;
 use aes_gcm::aead::{AeadInOut, KeyInit};
+use curve25519_dalek::edwards::CompressedEdwardsY;
 use ed25519_dalek::VerifyingKey;
 use hkdf::Hkdf;
 use hmac::{Mac, SimpleHmac};
-use sha2::{Digest, Sha256};
+use libcrux_ml_kem::mlkem1024;
+use sha2::{Digest, Sha256, Sha512};
 
 use super::error::{Refusal, refusal};
 
-/// §3 labels.
-pub const L_X3DH: &str = "sotto v1 x3dh";
+/// §3: classical X3DH shared secret.
+pub const L_X3DH: &str = "sotto v2 x3dh";
+/// §3: PQXDH shared secret.
+pub const L_PQXDH: &str = "sotto v2 pqxdh";
+/// §7.4 KEM binding.
+pub const L_KEM_BINDING: &str = "sotto v2 kem binding";
 /// Root step (§8.2).
-pub const L_ROOT: &str = "sotto v1 root";
+pub const L_ROOT: &str = "sotto v2 root";
 /// Chain step, message key (§8.3).
-pub const L_CHAIN_MESSAGE: &str = "sotto v1 chain message";
+pub const L_CHAIN_MESSAGE: &str = "sotto v2 chain message";
 /// Chain step, next chain key (§8.3).
-pub const L_CHAIN_NEXT: &str = "sotto v1 chain next";
+pub const L_CHAIN_NEXT: &str = "sotto v2 chain next";
 /// Message key and nonce expansion (§8.4).
-pub const L_MESSAGE_KEYS: &str = "sotto v1 message keys";
-/// Sealed state keys (§10.4).
-pub const L_SEALED: &str = "sotto v1 sealed state";
-/// Fingerprint (§5.2).
-pub const L_FINGERPRINT: &str = "sotto v1 fingerprint";
+pub const L_MESSAGE_KEYS: &str = "sotto v2 message keys";
 /// Signed prekey signature (§5.3).
-pub const L_SPK: &str = "sotto v1 signed prekey";
+pub const L_SPK: &str = "sotto v2 signed prekey";
+/// KEM prekey signature (§5.5).
+pub const L_KEM_PREKEY: &str = "sotto v2 kem prekey";
+/// Fingerprint (§5.2).
+pub const L_FINGERPRINT: &str = "sotto v2 fingerprint";
+/// Sealed state keys (§10.5).
+pub const L_SEALED: &str = "sotto v2 sealed state";
+
+/// The version byte of every v2 encoding (§4).
+pub const VERSION: u8 = 0x02;
 
 /// §8.7 `MAX_SKIP`.
 pub const MAX_SKIP: u32 = 1000;
@@ -37,17 +50,32 @@ pub const MAX_SKIPPED_TOTAL: usize = 2000;
 pub const MAX_CHAINS: usize = 5;
 /// §6 `MAX_SIGNED_PREKEYS`.
 pub const MAX_SPKS: usize = 4;
+/// §6 `MAX_BASE_KEYS_PER_SIGNED_PREKEY`.
+pub const MAX_BASE_KEYS: usize = 1000;
 /// §6 `MAX_ONE_TIME_PREKEYS`.
 pub const MAX_OPKS: usize = 1000;
-/// §6 `MAX_RECENT_BASE_KEYS`.
-pub const MAX_RECENT: usize = 1000;
+/// §6 `MAX_LAST_RESORT_KEM_PREKEYS`.
+pub const MAX_LAST_RESORT: usize = 4;
+/// §6 `MAX_ONE_TIME_KEM_PREKEYS`.
+pub const MAX_KEM_OTKS: usize = 100;
 /// §8.7 `MAX_PLAINTEXT_LEN`.
 pub const MAX_PLAINTEXT: usize = 262_144;
 /// §8.7 `MAX_MESSAGE_LEN`: the longest prekey header, a ratchet header, the
 /// largest plaintext and a tag.
-pub const MAX_MESSAGE: usize = 107 + 58 + MAX_PLAINTEXT + 16;
+pub const MAX_MESSAGE: usize = 1648 + 58 + MAX_PLAINTEXT + 16;
 /// §10.1 `MAX_STATE_LEN`.
-pub const MAX_STATE: usize = 1 << 20;
+pub const MAX_STATE: usize = 1 << 24;
+/// §10.5 `MAX_SEAL_CONTEXT_LEN`.
+pub const MAX_SEAL_CONTEXT: usize = 1024;
+
+/// ML-KEM-1024 encapsulation key length.
+pub const EK_LEN: usize = 1568;
+/// ML-KEM-1024 ciphertext length.
+pub const CT_LEN: usize = 1568;
+/// ML-KEM-1024 decapsulation key length.
+pub const DK_LEN: usize = 3168;
+/// §5.5: the algorithm byte of ML-KEM-1024.
+pub const KEM_ALG: u8 = 0x01;
 
 /// `pub(k)`: X25519 with the base point.
 pub fn x_pub(private: &[u8; 32]) -> [u8; 32] {
@@ -63,8 +91,7 @@ pub fn dh(private: &[u8; 32], public: &[u8; 32]) -> [u8; 32] {
 ///
 /// # Errors
 ///
-/// The model's refusal: the SPEC.md error of the first check the input
-/// fails, in the order SPEC.md fixes.
+/// `NonContributoryKey`.
 pub fn try_dh(private: &[u8; 32], public: &[u8; 32]) -> Result<[u8; 32], Refusal> {
     let out = x25519_dalek::x25519(*private, *public);
     if out == [0u8; 32] {
@@ -96,6 +123,11 @@ pub fn labelled_sha256(label: &str, data: &[u8]) -> [u8; 32] {
         .chain_update(data)
         .finalize()
         .into()
+}
+
+/// `SHA256(m)`.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
 }
 
 /// The first 32 bytes of a slice, as an array.
@@ -153,8 +185,9 @@ pub fn open(key: &[u8; 32], nonce: &[u8; 12], aad: &[u8], ct: &[u8]) -> Option<V
 
 /// §2: an Ed25519 public key decodes, is canonical and not of small order.
 pub fn ed25519_public_ok(b: &[u8; 32]) -> bool {
-    VerifyingKey::from_bytes(b)
-        .is_ok_and(|k| !k.is_weak() && k.to_edwards().compress().to_bytes() == *b)
+    CompressedEdwardsY(*b)
+        .decompress()
+        .is_some_and(|p| !p.is_small_order() && p.compress().to_bytes() == *b)
 }
 
 /// §2: an X25519 public key has its top bit clear and is below 2^255 - 19.
@@ -163,12 +196,11 @@ pub fn x25519_public_ok(b: &[u8; 32]) -> bool {
     b[31] & 0x80 == 0 && !at_least_p
 }
 
-/// §2 `Verify`: strict Ed25519.
+/// §2 `Verify`: strict Ed25519 (ed25519-dalek's `verify_strict`).
 ///
 /// # Errors
 ///
-/// The model's refusal: the SPEC.md error of the first check the input
-/// fails, in the order SPEC.md fixes.
+/// `InvalidSignature`.
 pub fn verify(public: &[u8; 32], message: &[u8], signature: &[u8]) -> Result<(), Refusal> {
     let bad = || refusal("InvalidSignature");
     let key = VerifyingKey::from_bytes(public).map_err(|_| bad())?;
@@ -189,4 +221,49 @@ pub fn ed25519_public(seed: &[u8; 32]) -> [u8; 32] {
     ed25519_dalek::SigningKey::from_bytes(seed)
         .verifying_key()
         .to_bytes()
+}
+
+/// §2.1 `IdX(seed) = SHA512(seed)[0..32]`: the identity's X25519 secret,
+/// unreduced.
+pub fn id_x(seed: &[u8; 32]) -> [u8; 32] {
+    a32(&Sha512::digest(seed))
+}
+
+/// §2.1 `IdU(A)`: the Montgomery u-coordinate of a valid Ed25519 key.
+pub fn id_u(ik: &[u8; 32]) -> [u8; 32] {
+    CompressedEdwardsY(*ik)
+        .decompress()
+        .expect("model: IdU of a key that passed §2")
+        .to_montgomery()
+        .to_bytes()
+}
+
+/// §2 `KemKeyGen(d, z)` from the 64 bytes `d || z`: (`ek`, `dk`).
+pub fn kem_keygen(seed: &[u8; 64]) -> (Vec<u8>, Vec<u8>) {
+    let pair = mlkem1024::generate_key_pair(*seed);
+    (pair.pk().to_vec(), pair.sk().to_vec())
+}
+
+/// §2 `KemEncaps(ek, m)`: (`ct`, `ss`). `ek` must have passed
+/// [`kem_ek_ok`].
+pub fn kem_encaps(ek: &[u8], m: &[u8; 32]) -> (Vec<u8>, [u8; 32]) {
+    let ek: [u8; EK_LEN] = ek.try_into().expect("model: ek length");
+    let (ct, ss) = mlkem1024::encapsulate(&ek.into(), *m);
+    (ct.as_slice().to_vec(), ss)
+}
+
+/// §2 `KemDecaps(dk, ct)`.
+pub fn kem_decaps(dk: &[u8], ct: &[u8]) -> [u8; 32] {
+    let dk: [u8; DK_LEN] = dk.try_into().expect("model: dk length");
+    let ct: [u8; CT_LEN] = ct.try_into().expect("model: ct length");
+    mlkem1024::decapsulate(&dk.into(), &ct.into())
+}
+
+/// §2: the FIPS 203 §7.2 input check of an encapsulation key (libcrux's
+/// `encapsulate` does not make it).
+pub fn kem_ek_ok(ek: &[u8]) -> bool {
+    let Ok(ek) = <[u8; EK_LEN]>::try_from(ek) else {
+        return false;
+    };
+    mlkem1024::validate_public_key(&ek.into())
 }

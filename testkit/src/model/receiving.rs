@@ -14,9 +14,9 @@ use super::primitives::{MAX_CHAINS, MAX_SKIP, MAX_SKIPPED_PER_CHAIN, MAX_SKIPPED
 
 /// A chain key: one §8.3 chain step gives the message key at the chain's
 /// index and the chain key of the next index.
-pub trait ChainKey: Clone + std::fmt::Debug {
+pub trait ChainKey: Clone + std::fmt::Debug + Eq {
     /// The message key type.
-    type MessageKey: Clone + std::fmt::Debug;
+    type MessageKey: Clone + std::fmt::Debug + Eq;
     /// §8.3: (message key, next chain key).
     fn step(&self) -> (Self::MessageKey, Self);
 }
@@ -38,7 +38,7 @@ impl ChainKey for () {
 
 /// One receiving chain (§8.1): the peer's ratchet key, the chain key while
 /// the chain is current, the next index, and the skipped message keys.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Chain<C: ChainKey> {
     /// The peer's ratchet public key that names the chain.
     pub ratchet_key: [u8; 32],
@@ -103,7 +103,7 @@ impl Evicted {
 }
 
 /// The receiving chains of a session, oldest first.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Receiving<C: ChainKey> {
     /// Oldest first; the last one is current.
     pub chains: Vec<Chain<C>>,
@@ -141,13 +141,20 @@ impl<C: ChainKey> Receiving<C> {
     pub fn plan(&self, k: &[u8; 32], pn: u32, n: u32, has_sending: bool) -> Result<Plan, Refusal> {
         if let Some(chain) = self.chains.iter().position(|c| c.ratchet_key == *k) {
             let c = &self.chains[chain];
+            // Step 1.1.
             if c.skipped.contains_key(&n) {
                 return Ok(Plan::Skipped { chain, n });
             }
             let is_current = chain + 1 == self.chains.len() && c.chain_key.is_some();
-            if !is_current || n < c.next {
+            if n < c.next {
+                // Step 1.4.
                 return Err(refusal("DuplicateMessage"));
             }
+            if !is_current {
+                // Step 1.3: at or past the end of a closed chain.
+                return Err(refusal("SessionDiverged"));
+            }
+            // Step 1.2.
             if n - c.next > MAX_SKIP {
                 return Err(refusal_with(
                     "TooFarAhead",
@@ -162,18 +169,16 @@ impl<C: ChainKey> Receiving<C> {
                 to: n,
             });
         }
+        // Step 2.1.
         if !has_sending {
-            return Err(refusal("UnexpectedRatchetKey"));
+            return Err(refusal("SessionDiverged"));
         }
-        // With no current chain nothing closes.
+        // Step 2.2: with no current chain nothing closes.
         let c = self.current().map_or(pn, |c| c.next);
         let closing = c..pn.max(c);
         let skipped = u64::from(pn.saturating_sub(c)) + u64::from(n);
         if skipped > u64::from(MAX_SKIP) {
             return Err(refusal_with("TooFarAhead", json!({ "skipped": skipped })));
-        }
-        if n == u32::MAX {
-            return Err(refusal("ChainExhausted"));
         }
         Ok(Plan::NewChain { closing, n })
     }

@@ -8,19 +8,19 @@ use serde_json::{Value, json};
 use super::codec::{Layout, Reader};
 use super::error::{Refusal, refusal};
 use super::primitives::{
-    L_MESSAGE_KEYS, MAX_CHAINS, MAX_PLAINTEXT, MAX_SKIPPED_PER_CHAIN, MAX_SKIPPED_TOTAL, MAX_STATE,
-    dh, kdf_ck, kdf_rk, key_nonce, open, seal, try_dh, x_pub,
+    CT_LEN, L_MESSAGE_KEYS, MAX_CHAINS, MAX_PLAINTEXT, MAX_SKIPPED_PER_CHAIN, MAX_SKIPPED_TOTAL,
+    MAX_STATE, VERSION, kdf_ck, kdf_rk, key_nonce, open, seal, try_dh, x_pub,
 };
+use super::rand::Source;
 use super::receiving::{Chain, Plan, Receiving};
 use super::wire::{PreKeyHeader, RatchetHeader, read_message};
 use crate::hex::hex;
-use crate::rng::Draws;
 
-/// Length of the associated data: both 64-byte identities (§7.1).
-pub const AD_LEN: usize = 128;
+/// Length of the associated data: both identities and the KEM binding.
+pub const AD_LEN: usize = 96;
 
 /// The sending chain (§8.1): DHs, CKs, Ns.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sending {
     /// DHs secret, as drawn.
     pub private: [u8; 32],
@@ -32,21 +32,36 @@ pub struct Sending {
     pub next: u32,
 }
 
+/// The initiator's pending prekey record (§7.2 step 7).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pending {
+    /// The signed prekey id.
+    pub spk_id: u32,
+    /// The one-time prekey id, if any.
+    pub opk_id: Option<u32>,
+    /// The KEM prekey id and ciphertext, if any.
+    pub kem: Option<(u32, Vec<u8>)>,
+}
+
 /// One side of a session (§8.1).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sess {
+    /// §10.1 generation.
+    pub generation: u64,
     /// Initiator or responder.
     pub initiator: bool,
-    /// Local identity (64 bytes).
-    pub local: [u8; 64],
-    /// Remote identity (64 bytes).
-    pub remote: [u8; 64],
+    /// PQXDH (true) or X3DH.
+    pub pq: bool,
+    /// Local identity key.
+    pub local: [u8; 32],
+    /// Remote identity key.
+    pub remote: [u8; 32],
+    /// KB (§7.4).
+    pub kb: [u8; 32],
     /// The initiator's base key.
     pub base: [u8; 32],
-    /// The pending prekey record: (spk id, opk id).
-    pub pending: Option<(u32, Option<u32>)>,
-    /// AD = IK_initiator || IK_responder.
-    pub ad: Vec<u8>,
+    /// The pending prekey record.
+    pub pending: Option<Pending>,
     /// RK.
     pub root: [u8; 32],
     /// DHr.
@@ -59,76 +74,28 @@ pub struct Sess {
     pub recv: Receiving<[u8; 32]>,
 }
 
+/// What a decrypt returns: the plaintext, a trace, and what §8.7 deleted.
+pub type Decrypted = (Vec<u8>, Value, Value);
+
 impl Sess {
-    /// Encrypt (§8.5): draws a 32-byte ratchet key if there is no sending
-    /// chain, then the 16-byte salt. Returns the message and its trace.
-    pub fn encrypt(&mut self, rng: &mut Draws, pt: &[u8]) -> (Vec<u8>, Value) {
-        self.encrypt_check(pt.len()).expect("model: encrypt fails");
-        let mut ratchet = Value::Null;
-        if self.sending.is_none() {
-            let private = rng.draw::<32>();
-            let d = dh(&private, &self.remote_ratchet);
-            let (rk, ck) = kdf_rk(&self.root, &d);
-            ratchet = json!({
-                "ratchet_private": hex(&private), "ratchet_public": hex(&x_pub(&private)),
-                "remote_ratchet_public": hex(&self.remote_ratchet), "dh_output": hex(&d),
-                "root_key_in": hex(&self.root), "root_key_out": hex(&rk), "chain_key_out": hex(&ck),
-            });
-            self.root = rk;
-            self.sending = Some(Sending {
-                private,
-                public: x_pub(&private),
-                ck,
-                next: 0,
-            });
-        }
-        let salt = rng.draw::<16>();
-        let s = self.sending.as_mut().expect("a sending chain");
-        let h = RatchetHeader {
-            ratchet_key: s.public,
-            pn: self.pn,
-            n: s.next,
-            salt,
-        }
-        .encode();
-        let mut msg = Vec::new();
-        if let Some((spk_id, opk_id)) = self.pending {
-            msg = PreKeyHeader {
-                identity: self.local,
-                base_key: self.base,
-                spk_id,
-                opk_id,
-            }
-            .encode();
-        }
-        let (mk, next_ck) = kdf_ck(&s.ck);
-        let (key, nonce) = key_nonce(&salt, &mk, L_MESSAGE_KEYS);
-        // The AEAD covers every byte before the ciphertext.
-        let mut aad = self.ad.clone();
-        aad.extend(&msg);
-        aad.extend(&h);
-        let ct = seal(&key, &nonce, &aad, pt);
-        msg.extend(&h);
-        msg.extend(&ct);
-        let ev = json!({
-            "kind": if self.pending.is_some() { "prekey" } else { "ratchet" },
-            "dh_ratchet": ratchet,
-            "previous_chain_length": self.pn, "message_number": s.next,
-            "chain_key": hex(&s.ck), "message_key": hex(&mk), "next_chain_key": hex(&next_ck),
-            "salt": hex(&salt), "aes_key": hex(&key), "nonce": hex(&nonce),
-            "header": hex(&h), "aad": hex(&aad), "ciphertext": hex(&ct), "message": hex(&msg),
-        });
-        s.ck = next_ck;
-        s.next += 1;
-        (msg, ev)
+    /// `AD = IK_initiator || IK_responder || KB` (§7.2 step 6).
+    pub fn ad(&self) -> Vec<u8> {
+        let (i, r) = if self.initiator {
+            (self.local, self.remote)
+        } else {
+            (self.remote, self.local)
+        };
+        let mut ad = i.to_vec();
+        ad.extend(r);
+        ad.extend(self.kb);
+        ad
     }
 
     /// §8.5 steps 1-2: the checks before anything is drawn.
     ///
     /// # Errors
     ///
-    /// The model's refusal: the SPEC.md error of the first check the input
-    /// fails, in the order SPEC.md fixes.
+    /// `PlaintextTooLarge`, `ChainExhausted`.
     pub fn encrypt_check(&self, len: usize) -> Result<(), Refusal> {
         if len > MAX_PLAINTEXT {
             return Err(refusal("PlaintextTooLarge"));
@@ -139,12 +106,83 @@ impl Sess {
         Ok(())
     }
 
-    /// A decrypt that must succeed: the plaintext and a trace.
-    pub fn decrypt(&mut self, msg: &[u8]) -> (Vec<u8>, Value) {
-        let (pt, trace, _) = self
-            .try_decrypt(msg)
-            .unwrap_or_else(|e| panic!("model: decrypt failed with {e}"));
-        (pt, trace)
+    /// §8.5, all or nothing: draws a 32-byte ratchet key if there is no
+    /// sending chain, then the 16-byte salt. Returns the message and its
+    /// trace.
+    ///
+    /// # Errors
+    ///
+    /// `PlaintextTooLarge`, `ChainExhausted` (nothing drawn);
+    /// `NonContributoryKey` (after the draws).
+    pub fn encrypt(
+        &mut self,
+        rng: &mut dyn Source,
+        pt: &[u8],
+    ) -> Result<(Vec<u8>, Value), Refusal> {
+        self.encrypt_check(pt.len())?;
+        let new_key = self.sending.is_none().then(|| rng.draw::<32>());
+        let salt = rng.draw::<16>();
+        let mut next = self.clone();
+        let mut ratchet = Value::Null;
+        if let Some(private) = new_key {
+            let d = try_dh(&private, &next.remote_ratchet)?;
+            let (rk, ck) = kdf_rk(&next.root, &d);
+            ratchet = json!({
+                "ratchet_private": hex(&private), "ratchet_public": hex(&x_pub(&private)),
+                "remote_ratchet_public": hex(&next.remote_ratchet), "dh_output": hex(&d),
+                "root_key_in": hex(&next.root), "root_key_out": hex(&rk), "chain_key_out": hex(&ck),
+            });
+            next.root = rk;
+            next.sending = Some(Sending {
+                private,
+                public: x_pub(&private),
+                ck,
+                next: 0,
+            });
+        }
+        let ad = next.ad();
+        let pn = next.pn;
+        let prekey = next.pending.as_ref().map(|p| {
+            PreKeyHeader {
+                identity: next.local,
+                base_key: next.base,
+                spk_id: p.spk_id,
+                opk_id: p.opk_id,
+                kem: p.kem.clone(),
+            }
+            .encode()
+        });
+        let s = next.sending.as_mut().expect("a sending chain");
+        let h = RatchetHeader {
+            ratchet_key: s.public,
+            pn,
+            n: s.next,
+            salt,
+        }
+        .encode();
+        let mut msg = prekey.clone().unwrap_or_default();
+        let (mk, next_ck) = kdf_ck(&s.ck);
+        let (key, nonce) = key_nonce(&salt, &mk, L_MESSAGE_KEYS);
+        // The AEAD covers every byte before the ciphertext.
+        let mut aad = ad;
+        aad.extend(&msg);
+        aad.extend(&h);
+        let ct = seal(&key, &nonce, &aad, pt);
+        msg.extend(&h);
+        msg.extend(&ct);
+        let ev = json!({
+            "kind": if prekey.is_some() { "prekey" } else { "ratchet" },
+            "dh_ratchet": ratchet,
+            "previous_chain_length": pn, "message_number": s.next,
+            "chain_key": hex(&s.ck), "message_key": hex(&mk), "next_chain_key": hex(&next_ck),
+            "salt": hex(&salt), "aes_key": hex(&key), "nonce": hex(&nonce),
+            "header": hex(&h), "aad": hex(&aad), "ciphertext": hex(&ct), "message": hex(&msg),
+        });
+        s.ck = next_ck;
+        s.next += 1;
+        next.generation = next.generation.saturating_add(1);
+        *self = next;
+        Ok((msg, ev))
     }
 
     /// §8.6, all or nothing: the plaintext, a trace and what the bounds of
@@ -154,10 +192,11 @@ impl Sess {
     ///
     /// The model's refusal: the SPEC.md error of the first check the input
     /// fails, in the order SPEC.md fixes.
-    pub fn try_decrypt(&mut self, msg: &[u8]) -> Result<(Vec<u8>, Value, Value), Refusal> {
+    pub fn decrypt(&mut self, msg: &[u8]) -> Result<Decrypted, Refusal> {
         let mut next = self.clone();
         let (pt, trace) = next.decrypt_inner(msg)?;
         let evicted = next.recv.enforce_bounds().json();
+        next.generation = next.generation.saturating_add(1);
         *self = next;
         Ok((pt, trace, evicted))
     }
@@ -172,32 +211,43 @@ impl Sess {
                 return Err(refusal("SessionMismatch"));
             }
         }
+        self.receive(&m.header, &m.prefix, &m.ciphertext)
+    }
+
+    /// The receive rules of §8.6 (and §7.3 steps 9-10) for a parsed ratchet
+    /// message whose associated-data prefix is `prefix`.
+    pub(super) fn receive(
+        &mut self,
+        header: &RatchetHeader,
+        prefix: &[u8],
+        ciphertext: &[u8],
+    ) -> Result<(Vec<u8>, Value), Refusal> {
         let RatchetHeader {
             ratchet_key,
             pn,
             n,
             salt,
-        } = m.header;
+        } = *header;
         let mut trace = json!({ "dh_ratchet": null, "skipped_stored": [] });
         let plan = self
             .recv
             .plan(&ratchet_key, pn, n, self.sending.is_some())?;
-        let new_chain_key = match &plan {
-            Plan::NewChain { .. } => {
-                let sending = self.sending.take().expect("planned with a sending chain");
-                let d = try_dh(&sending.private, &ratchet_key)?;
-                let (rk, ck) = kdf_rk(&self.root, &d);
-                trace["dh_ratchet"] = json!({
-                    "ratchet_private": hex(&sending.private), "remote_ratchet_public": hex(&ratchet_key),
-                    "dh_output": hex(&d), "root_key_in": hex(&self.root), "root_key_out": hex(&rk),
-                    "chain_key_out": hex(&ck),
-                });
-                self.root = rk;
-                self.remote_ratchet = ratchet_key;
-                self.pn = sending.next;
-                Some(ck)
-            }
-            _ => None,
+        let new_chain = matches!(plan, Plan::NewChain { .. });
+        let new_chain_key = if new_chain {
+            let sending = self.sending.take().expect("planned with a sending chain");
+            let d = try_dh(&sending.private, &ratchet_key)?;
+            let (rk, ck) = kdf_rk(&self.root, &d);
+            trace["dh_ratchet"] = json!({
+                "ratchet_private": hex(&sending.private), "remote_ratchet_public": hex(&ratchet_key),
+                "dh_output": hex(&d), "root_key_in": hex(&self.root), "root_key_out": hex(&rk),
+                "chain_key_out": hex(&ck),
+            });
+            self.root = rk;
+            self.remote_ratchet = ratchet_key;
+            self.pn = sending.next;
+            Some(ck)
+        } else {
+            None
         };
         trace["key_source"] = match plan {
             Plan::Skipped { .. } => "skipped",
@@ -206,10 +256,16 @@ impl Sess {
         .into();
         let (mk, stored) = self.recv.apply(&plan, &ratchet_key, new_chain_key);
         let (key, nonce) = key_nonce(&salt, &mk, L_MESSAGE_KEYS);
-        let mut aad = self.ad.clone();
-        aad.extend(&m.prefix);
-        let pt = open(&key, &nonce, &aad, &m.ciphertext)
-            .ok_or_else(|| refusal("AuthenticationFailed"))?;
+        let mut aad = self.ad();
+        aad.extend(prefix);
+        let pt = open(&key, &nonce, &aad, ciphertext).ok_or_else(|| {
+            // Step 2.4: a new chain that does not decrypt is divergence.
+            refusal(if new_chain {
+                "SessionDiverged"
+            } else {
+                "AuthenticationFailed"
+            })
+        })?;
         self.pending = None;
         trace["skipped_stored"] = stored
             .iter()
@@ -236,29 +292,50 @@ impl Sess {
     /// The model's refusal: the SPEC.md error of the first check the input
     /// fails, in the order SPEC.md fixes.
     pub fn read(b: &[u8]) -> Result<(Self, Layout), Refusal> {
+        let bad = || refusal("InvalidEncoding");
         if b.len() > MAX_STATE {
             return Err(refusal("TooLarge"));
         }
         let mut r = Reader::header(b, 0x20)?;
+        let generation = r.u64("generation")?;
         let initiator = match r.u8("role")? {
             0 => true,
             1 => false,
-            _ => return Err(refusal("InvalidEncoding")),
+            _ => return Err(bad()),
+        };
+        let pq = match r.u8("key_agreement")? {
+            0 => false,
+            1 => true,
+            _ => return Err(bad()),
         };
         let local = r.ik("local_identity")?;
         let remote = r.ik("remote_identity")?;
+        let kb = r.a32("kem_binding")?;
         let base = r.a32("base_key")?;
         let pending = if r.flag("has_pending")? {
             if !initiator {
-                return Err(refusal("InvalidEncoding"));
+                return Err(bad());
             }
-            let spk = r.u32("spk_id")?;
-            let opk = if r.flag("has_opk")? {
+            let spk_id = r.u32("spk_id")?;
+            let opk_id = if r.flag("has_opk")? {
                 Some(r.u32("opk_id")?)
             } else {
                 None
             };
-            Some((spk, opk))
+            let has_kem = r.flag("has_kem")?;
+            if has_kem != pq {
+                return Err(bad());
+            }
+            let kem = if has_kem {
+                Some((r.u32("kem_id")?, r.take("ct", CT_LEN)?.to_vec()))
+            } else {
+                None
+            };
+            Some(Pending {
+                spk_id,
+                opk_id,
+                kem,
+            })
         } else {
             None
         };
@@ -280,7 +357,7 @@ impl Sess {
         let pn = r.u32("pn")?;
         let count = usize::from(r.u8("chain_count")?);
         if count > MAX_CHAINS {
-            return Err(refusal("InvalidEncoding"));
+            return Err(bad());
         }
         let mut recv = Receiving::default();
         let mut total = 0;
@@ -290,21 +367,21 @@ impl Sess {
             let has_ck = r.flag("has_ck")?;
             // The flag's value is checked as soon as it is read (§4).
             if has_ck != (i + 1 == count) {
-                return Err(refusal("InvalidEncoding"));
+                return Err(bad());
             }
             let chain_key = if has_ck { Some(r.a32("ck")?) } else { None };
             let next = r.u32("next")?;
             let keys = usize::from(r.u16("key_count")?);
             total += keys;
             if keys > MAX_SKIPPED_PER_CHAIN || total > MAX_SKIPPED_TOTAL {
-                return Err(refusal("InvalidEncoding"));
+                return Err(bad());
             }
             let mut skipped = BTreeMap::new();
             for j in 0..keys {
                 r.enter(format!("keys[{j}]"));
                 let index = r.u32("index")?;
                 if skipped.last_key_value().is_some_and(|(&p, _)| index <= p) || index >= next {
-                    return Err(refusal("InvalidEncoding"));
+                    return Err(bad());
                 }
                 skipped.insert(index, r.a32("message_key")?);
                 r.leave();
@@ -323,17 +400,21 @@ impl Sess {
             .last()
             .is_some_and(|c| c.ratchet_key != remote_ratchet)
         {
-            return Err(refusal("InvalidEncoding"));
+            return Err(bad());
         }
-        let mut ad = if initiator { local } else { remote }.to_vec();
-        ad.extend(if initiator { remote } else { local });
+        let keys: Vec<&[u8; 32]> = recv.chains.iter().map(|c| &c.ratchet_key).collect();
+        if keys.iter().enumerate().any(|(i, k)| keys[..i].contains(k)) {
+            return Err(bad());
+        }
         let sess = Self {
+            generation,
             initiator,
+            pq,
             local,
             remote,
+            kb,
             base,
             pending,
-            ad,
             root,
             remote_ratchet,
             sending,
@@ -344,7 +425,8 @@ impl Sess {
     }
 
     /// The sending chain moves `count` steps without sending, as if that
-    /// many messages were sent and lost.
+    /// many messages were sent and lost (a test edit of the saved state;
+    /// the generation does not move).
     pub fn advance(&mut self, count: u32) {
         let s = self.sending.as_mut().expect("model: no sending chain");
         for _ in 0..count {
@@ -358,18 +440,27 @@ impl Sess {
         self.recv.skipped_count()
     }
 
-    /// `Session::to_bytes`.
+    /// §10.2 encoding.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![1, 0x20, u8::from(!self.initiator)];
+        let mut out = vec![VERSION, 0x20];
+        out.extend(self.generation.to_be_bytes());
+        out.push(u8::from(!self.initiator));
+        out.push(u8::from(self.pq));
         out.extend(self.local);
         out.extend(self.remote);
+        out.extend(self.kb);
         out.extend(self.base);
         out.push(u8::from(self.pending.is_some()));
-        if let Some((spk, opk)) = self.pending {
-            out.extend(spk.to_be_bytes());
-            out.push(u8::from(opk.is_some()));
-            if let Some(id) = opk {
+        if let Some(p) = &self.pending {
+            out.extend(p.spk_id.to_be_bytes());
+            out.push(u8::from(p.opk_id.is_some()));
+            if let Some(id) = p.opk_id {
                 out.extend(id.to_be_bytes());
+            }
+            out.push(u8::from(p.kem.is_some()));
+            if let Some((id, ct)) = &p.kem {
+                out.extend(id.to_be_bytes());
+                out.extend(ct);
             }
         }
         out.extend(self.root);
@@ -402,15 +493,22 @@ impl Sess {
         out
     }
 
-    /// Every field of the saved state, for persistence.json.
+    /// Every field of the saved state, for the vectors.
     pub fn decoded_json(&self) -> Value {
         json!({
+            "generation": self.generation,
             "role": if self.initiator { "initiator" } else { "responder" },
+            "key_agreement": if self.pq { "PQXDH" } else { "X3DH" },
             "local_identity": hex(&self.local),
             "remote_identity": hex(&self.remote),
+            "kem_binding": hex(&self.kb),
             "base_key": hex(&self.base),
-            "pending_prekey": self.pending.map(|(s, o)| json!({ "signed_prekey_id": s, "one_time_prekey_id": o })),
-            "associated_data": hex(&self.ad),
+            "pending_prekey": self.pending.as_ref().map(|p| json!({
+                "signed_prekey_id": p.spk_id, "one_time_prekey_id": p.opk_id,
+                "kem_prekey_id": p.kem.as_ref().map(|k| k.0),
+                "kem_ciphertext": p.kem.as_ref().map(|k| hex(&k.1)),
+            })),
+            "associated_data": hex(&self.ad()),
             "root_key": hex(&self.root),
             "remote_ratchet_public": hex(&self.remote_ratchet),
             "sending_chain": self.sending.as_ref().map(|s| json!({

@@ -2,8 +2,8 @@
 //! 0x02), decoded in the order §4 and §9 fix, and built.
 
 use super::codec::{Layout, Reader};
-use super::error::{Refusal, refusal};
-use super::primitives::{MAX_MESSAGE, MAX_PLAINTEXT};
+use super::error::{Refusal, refusal, refusal_with};
+use super::primitives::{CT_LEN, MAX_MESSAGE, MAX_PLAINTEXT, VERSION};
 
 /// Length of a ratchet message header (version, type, K, PN, N, salt).
 pub const RATCHET_HEADER_LEN: usize = 58;
@@ -26,7 +26,7 @@ pub struct RatchetHeader {
 impl RatchetHeader {
     /// The 58 header bytes.
     pub fn encode(&self) -> Vec<u8> {
-        let mut h = vec![1, 0x01];
+        let mut h = vec![VERSION, 0x01];
         h.extend(self.ratchet_key);
         h.extend(self.pn.to_be_bytes());
         h.extend(self.n.to_be_bytes());
@@ -36,28 +36,35 @@ impl RatchetHeader {
 }
 
 /// The prekey header of a prekey message (§9.2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PreKeyHeader {
     /// IK_A: the initiator's identity key.
-    pub identity: [u8; 64],
+    pub identity: [u8; 32],
     /// EK.pub: the base key.
     pub base_key: [u8; 32],
     /// The signed prekey id.
     pub spk_id: u32,
     /// The one-time prekey id, if any.
     pub opk_id: Option<u32>,
+    /// The KEM prekey id and ciphertext, if any.
+    pub kem: Option<(u32, Vec<u8>)>,
 }
 
 impl PreKeyHeader {
-    /// The 103 or 107 prekey header bytes.
+    /// The 72, 76, 1644 or 1648 prekey header bytes.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![1, 0x02];
+        let mut out = vec![VERSION, 0x02];
         out.extend(self.identity);
         out.extend(self.base_key);
         out.extend(self.spk_id.to_be_bytes());
         out.push(u8::from(self.opk_id.is_some()));
         if let Some(id) = self.opk_id {
             out.extend(id.to_be_bytes());
+        }
+        out.push(u8::from(self.kem.is_some()));
+        if let Some((id, ct)) = &self.kem {
+            out.extend(id.to_be_bytes());
+            out.extend(ct);
         }
         out
     }
@@ -77,7 +84,7 @@ pub struct WireMessage {
     pub ciphertext: Vec<u8>,
 }
 
-/// Decodes a message as `Message::from_bytes` does (§4, §9): dispatched on
+/// Decodes a message (§4, §9): `TooLarge`, the version, then a dispatch on
 /// byte 1. Fields of a prekey message's embedded ratchet message are named
 /// `ratchet.*` in the layout.
 ///
@@ -90,27 +97,47 @@ pub fn read_message(b: &[u8]) -> Result<(WireMessage, Layout), Refusal> {
         return Err(refusal("TooLarge"));
     }
     let mut r = Reader::new(b);
-    let prekey = if b.get(1) == Some(&0x02) {
-        r.version_and_type(0x02)?;
-        let identity = r.ik("identity")?;
-        let base_key = r.x("base_key")?;
-        let spk_id = r.u32("spk_id")?;
-        let opk_id = if r.flag("has_opk")? {
-            Some(r.u32("opk_id")?)
-        } else {
-            None
-        };
-        r.enter("ratchet");
-        Some(PreKeyHeader {
-            identity,
-            base_key,
-            spk_id,
-            opk_id,
-        })
-    } else {
-        None
+    let v = r.u8("version")?;
+    if v != VERSION {
+        return Err(refusal_with(
+            "UnsupportedVersion",
+            serde_json::json!({ "found": v }),
+        ));
+    }
+    let ty = r.u8("type")?;
+    let prekey = match ty {
+        0x02 => {
+            let identity = r.ik("identity")?;
+            let base_key = r.x("base_key")?;
+            let spk_id = r.u32("spk_id")?;
+            let opk_id = if r.flag("has_opk")? {
+                Some(r.u32("opk_id")?)
+            } else {
+                None
+            };
+            let kem = if r.flag("has_kem")? {
+                Some((r.u32("kem_id")?, r.take("ct", CT_LEN)?.to_vec()))
+            } else {
+                None
+            };
+            r.enter("ratchet");
+            r.version_and_type(0x01)?;
+            Some(PreKeyHeader {
+                identity,
+                base_key,
+                spk_id,
+                opk_id,
+                kem,
+            })
+        }
+        0x01 => None,
+        found => {
+            return Err(refusal_with(
+                "WrongType",
+                serde_json::json!({ "expected": 1, "found": found }),
+            ));
+        }
     };
-    r.version_and_type(0x01)?;
     let ratchet_key = r.x("ratchet_key")?;
     let pn = r.u32("pn")?;
     let n = r.u32("n")?;
@@ -141,8 +168,8 @@ pub fn read_message(b: &[u8]) -> Result<(WireMessage, Layout), Refusal> {
 }
 
 /// The layout of a message's ratchet part, named as in a ratchet message
-/// (`ratchet_key`, `pn`, `n`, `salt`, `ciphertext`) with offsets into the
-/// whole message, for either kind of message.
+/// (`version`, `type`, `ratchet_key`, `pn`, `n`, `salt`, `ciphertext`) with
+/// offsets into the whole message, for either kind of message.
 pub fn ratchet_part(layout: &Layout) -> Layout {
     let inner = layout.scoped("ratchet.");
     if inner.is_empty() {

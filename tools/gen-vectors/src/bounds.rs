@@ -1,220 +1,207 @@
-//! bounds.json (SPEC.md §8.7): receiving chain and skipped key eviction at
-//! the real limits, and what late messages get afterwards. The model and
-//! sotto run every step in lockstep.
-
-use std::collections::BTreeMap;
+//! bounds.json (SPEC.md §8.6, §8.7): receiving chain and skipped key
+//! eviction at the real limits, `TooFarAhead` and `ChainExhausted` at their
+//! edges, and what late messages get afterwards.
 
 use serde_json::{Value, json};
-use sotto::{Message, Session};
-use testkit::hex::{hex, hex_list};
-use testkit::layout;
-use testkit::model::{self, Sess};
-use testkit::rng::{Draws, RecordingRng};
+use testkit::hex::hex;
 
-use crate::lockstep::{
-    Party, Started, file, new_party, same, same_result, send, start, state_json, streams,
-};
+use crate::common::{Conv, SESSIONS};
+use crate::rec::file;
 
-/// States longer than this are written as their SHA-256.
-const INLINE_STATE_MAX: usize = 2048;
-
-const NAMES: [&str; 2] = ["alice", "bob"];
+const LABEL: &str = "sotto v2 vectors bounds";
 const A: usize = 0;
 const B: usize = 1;
 
-/// A two-party session script with compact events.
-struct Bounds<'a> {
-    alice: Party,
-    bob: Party,
-    sessions: [Option<(Sess, Session)>; 2],
-    m: &'a mut Draws,
-    r: &'a mut RecordingRng,
-    sent: BTreeMap<String, Vec<u8>>,
-    events: Vec<Value>,
+/// A script whose decrypts carry the keys' source and the evictions.
+fn conv(name: &str) -> Conv {
+    let mut c = Conv::new(&format!("{LABEL} {name}"));
+    c.r.traced = true;
+    c.r.trace_fields = Some(&["key_source", "evicted"]);
+    c
 }
 
-impl Bounds<'_> {
-    fn send(&mut self, p: usize, id: &str) {
-        let what = format!("bounds send {id}");
-        let pt = format!("{id} from {}", NAMES[p]).into_bytes();
-        let (ms, ss) = self.sessions[p].as_mut().expect("a session");
-        let (msg, ev) = send(&what, ms, ss, self.m, self.r, &pt);
-        self.events.push(json!({
-            "type": "send", "from": NAMES[p], "message_id": id, "rng_draws": ev["rng_draws"],
-            "plaintext": hex(&pt), "message_number": ev["message_number"], "message": hex(&msg),
-        }));
-        self.sent.insert(id.to_owned(), msg);
-    }
-
-    /// The sending chain moves `count` steps without sending: the model
-    /// steps its chain key; sotto's saved state gets the same `cks` and
-    /// `ns` (SPEC.md §10.2) and is restored.
-    fn advance(&mut self, p: usize, count: u32) {
-        let what = format!("bounds advance {}", NAMES[p]);
-        let (ms, ss) = self.sessions[p].as_mut().expect("a session");
-        ms.advance(count);
-        let s = ms.sending.as_ref().expect("a sending chain");
-        let mut state = ss.to_bytes().to_vec();
-        let l = layout::session_state(&state);
-        l.put(&mut state, "cks", &s.ck);
-        l.put_u32(&mut state, "ns", s.next);
-        let next = s.next;
-        *ss = Session::from_bytes(&state).expect("restore");
-        same(&what, &ss.to_bytes(), &ms.encode());
-        self.events.push(
-            json!({ "type": "advance", "from": NAMES[p], "count": count, "next_after": next }),
-        );
-    }
-
-    /// Starts a new sending chain with a message that is never delivered,
-    /// then moves it `count - 1` further: the next message has number
-    /// `count`.
-    fn advance_new_chain(&mut self, p: usize, count: u32) {
-        let id = format!("{}_new_chain_{}", NAMES[p], self.events.len());
-        self.send(p, &id);
-        self.advance(p, count - 1);
-    }
-
-    fn receive(&mut self, p: usize, id: &str) {
-        let what = format!("bounds receive {id}");
-        let msg = self.sent[id].clone();
-        let message = Message::from_bytes(&msg).expect("parses");
-        let mut ev = json!({ "type": "receive", "to": NAMES[p], "message_id": id });
-        match (&mut self.sessions[p], &message) {
-            (None, Message::PreKey(pm)) => {
-                let device = if p == A {
-                    &mut self.alice
-                } else {
-                    &mut self.bob
-                };
-                let (ms, pt, _, _) = model::accept(&mut device.model, &msg);
-                let (ss, spt) = Session::accept(&mut device.sotto, pm).expect("accept");
-                same(&what, &spt, &pt);
-                ev["via"] = "accept".into();
-                ev["error"] = Value::Null;
-                ev["plaintext"] = hex(&pt).into();
-                ev["evicted"] = json!({ "chains": [], "keys": [] });
-                self.sessions[p] = Some((ms, ss));
-            }
-            (Some((ms, ss)), _) => {
-                let before = ss.to_bytes().to_vec();
-                let mr = ms.try_decrypt(&msg);
-                let sr = ss.decrypt(&message);
-                ev["via"] = "decrypt".into();
-                ev["error"] = same_result(&what, &sr, &mr);
-                match (sr, mr) {
-                    (Ok(spt), Ok((pt, _, evicted))) => {
-                        same(&what, &spt, &pt);
-                        ev["plaintext"] = hex(&pt).into();
-                        ev["evicted"] = evicted;
-                    }
-                    _ => same(&format!("{what}: unchanged"), &ss.to_bytes(), &before),
-                }
-            }
-            _ => panic!("{what}: bad script"),
-        }
-        let (ms, ss) = self.sessions[p].as_ref().expect("a session");
-        let state = ss.to_bytes().to_vec();
-        same(&format!("{what}: state"), &state, &ms.encode());
-        ev["skipped_keys_after"] = ms.skipped_count().into();
-        ev["receiving_chains_after"] = ms.recv.chains.len().into();
-        state_json(&mut ev, "state_after", &state, INLINE_STATE_MAX);
-        self.events.push(ev);
-    }
+fn vector(name: &str, description: &str, c: Conv) -> Value {
+    json!({ "name": name, "description": description, "steps": c.r.into_steps() })
 }
 
-fn script(name: &str, description: &str, steps: impl FnOnce(&mut Bounds<'_>)) -> Value {
-    let (mut m, mut r) = streams(&format!("sotto vectors bounds {name}"));
-    let alice = new_party("alice", &mut m, &mut r);
-    let bob = new_party("bob", &mut m, &mut r);
-    let Started {
-        model: am,
-        sotto: asess,
-        draws: init_draws,
-        ..
-    } = start(&alice, &bob, None, &mut m, &mut r);
-    let devices = json!({
-        "alice": { "rng_draws": hex_list(&alice.model.draws), "identity_key": hex(&alice.model.ik_encoded()) },
-        "bob": { "rng_draws": hex_list(&bob.model.draws), "identity_key": hex(&bob.model.ik_encoded()) },
-    });
-    let mut b = Bounds {
-        alice,
-        bob,
-        sessions: [Some((am, asess)), None],
-        m: &mut m,
-        r: &mut r,
-        sent: BTreeMap::new(),
-        events: Vec::new(),
-    };
-    steps(&mut b);
+fn receiving_chain_eviction() -> Value {
+    let mut c = conv("receiving_chain_eviction");
+    c.send(A, "a0");
+    c.receive(B, "a0").unwrap();
+    for t in 1..=7 {
+        c.send(B, &format!("b{t}"));
+        c.receive(A, &format!("b{t}")).unwrap();
+        c.send(A, &format!("x{t}"));
+        c.send(A, &format!("y{t}"));
+        c.receive(B, &format!("y{t}")).unwrap();
+    }
+    // Bob has no sending chain: a forgotten ratchet key is divergence.
+    c.receive(B, "x2").unwrap_err();
+    c.send(B, "b8");
+    // With a sending chain, the trial root step fails the tag.
+    c.receive(B, "x1").unwrap_err();
+    c.receive(B, "x3").unwrap();
+    c.receive(B, "x7").unwrap();
+    vector(
+        "receiving_chain_eviction",
+        "Seven ratchet turns, each leaving Alice's first message of the turn (x1..x7) undelivered: Bob keeps MAX_RECEIVING_CHAINS = 5 chains, so x2 and x1 (their chains forgotten) are SessionDiverged, without and with a sending chain at Bob; x3 and x7 decrypt from skipped keys.",
+        c,
+    )
+}
+
+fn skipped_key_eviction() -> Value {
+    let mut c = conv("skipped_key_eviction");
+    c.send(A, "a0");
+    c.receive(B, "a0").unwrap();
+    c.send(A, "a1");
+    c.advance(A, 99);
+    for id in ["a101", "a102", "a103"] {
+        c.send(A, id);
+    }
+    c.advance(A, 897);
+    c.send(A, "a1001");
+    c.receive(B, "a1001").unwrap();
+    c.advance(A, 100);
+    c.send(A, "a1102");
+    c.receive(B, "a1102").unwrap();
+    c.receive(B, "a1").unwrap_err();
+    c.receive(B, "a101").unwrap();
+    c.send(B, "b0");
+    c.receive(A, "b0").unwrap();
+    // A new chain whose first 999 messages are lost.
+    c.send(A, "c0");
+    c.advance(A, 999);
+    c.send(A, "c1000");
+    c.receive(B, "c1000").unwrap();
+    c.send(B, "b1");
+    c.receive(A, "b1").unwrap();
+    c.send(A, "d0");
+    c.advance(A, 1);
+    c.send(A, "d2");
+    c.receive(B, "d2").unwrap();
+    c.receive(B, "a102").unwrap_err();
+    c.receive(B, "a103").unwrap();
+    vector(
+        "skipped_key_eviction",
+        "Gaps of MAX_SKIP keys: one chain past MAX_SKIPPED_KEYS_PER_CHAIN = 1000 (its lowest 100 keys go: a1 is DuplicateMessage, a101 decrypts), then the session past MAX_SKIPPED_KEYS = 2000 (the lowest key of the oldest chain goes: a102 is DuplicateMessage, a103 decrypts). The evictions are in the decrypt traces.",
+        c,
+    )
+}
+
+fn accept_too_far_ahead() -> Value {
+    let mut c = Conv::new(&format!("{LABEL} accept_too_far_ahead"));
+    // Alice's first chain: the ratchet key is drawn at her first encrypt,
+    // which is lost; 1001 more steps, then the message at N = 1002.
+    c.send(A, "p0");
+    c.advance(A, 1000);
+    c.send(A, "p1001");
+    c.receive(B, "p1001").unwrap_err();
+    c.send(A, "p1002");
+    c.receive(B, "p1002").unwrap_err();
+    // N = 1000 on the first message: accepted, 1000 skipped keys.
+    let mut d = Conv::new(&format!("{LABEL} accept_at_max_skip"));
+    d.send(A, "q0");
+    d.advance(A, 999);
+    d.send(A, "q1000");
+    d.receive(B, "q1000").unwrap();
+    let mut steps = c.r.into_steps().as_array().unwrap().clone();
+    steps.extend(
+        d.r.into_steps()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| rename(s, "2")),
+    );
     json!({
-        "name": name, "description": description,
-        "alice": devices["alice"], "bob": devices["bob"],
-        "initiate_rng_draws": hex_list(&init_draws),
-        "events": b.events,
+        "name": "accept_too_far_ahead",
+        "description": "§7.3 step 8: a first prekey message at N = 1001 is TooFarAhead {skipped: 1001} (so is N = 1002); a second script (states suffixed _2) accepts N = 1000 with 1000 skipped keys.",
+        "steps": steps,
     })
 }
 
+/// A step with every state name suffixed, so that two scripts share one
+/// world.
+fn rename(step: &Value, suffix: &str) -> Value {
+    let mut s = step.clone();
+    for key in ["device", "session", "name"] {
+        if let Some(n) = s.get(key).and_then(Value::as_str) {
+            s[key] = format!("{n}_{suffix}").into();
+        }
+    }
+    if let Some(r) = s.get_mut("recipe")
+        && let Some(n) = r.get("from").and_then(Value::as_str)
+    {
+        r["from"] = format!("{n}_{suffix}").into();
+    }
+    if let Some(states) = s.get("states").and_then(Value::as_object) {
+        s["states"] = states
+            .iter()
+            .map(|(k, v)| (format!("{k}_{suffix}"), v.clone()))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+    }
+    s
+}
+
+fn chain_exhausted() -> Value {
+    let mut c = Conv::new(&format!("{LABEL} chain_exhausted"));
+    c.send(A, "a0");
+    c.receive(B, "a0").unwrap();
+    // Ns = 2^32 - 2 (a recipe edit): the last message number there is.
+    c.r.ok(json!({
+        "op": "load", "name": SESSIONS[A],
+        "recipe": { "kind": "session_edit", "from": SESSIONS[A], "ns": u32::MAX - 1 },
+    }));
+    c.send(A, "last");
+    c.receive(B, "last").unwrap_err();
+    c.r.fails(
+        json!({ "op": "encrypt", "session": SESSIONS[A], "plaintext": hex(b"one too many") }),
+        &crate::rec::e("ChainExhausted"),
+    );
+    vector(
+        "chain_exhausted",
+        "Alice's sending chain set to Ns = 2^32 - 2 (session_edit recipe, chain key unchanged): she sends her last message there (Bob refuses it as TooFarAhead {skipped: 4294967293}); at Ns = 2^32 - 1 encrypt is ChainExhausted and draws nothing.",
+        c,
+    )
+}
+
 pub(crate) fn generate() -> Value {
-    let chains = script(
-        "receiving_chain_eviction",
-        "Seven DH ratchet turns, each leaving one message of Alice's chain undelivered: Bob keeps MAX_RECEIVING_CHAINS chains, so late messages of the two oldest turns fail and those of the five newest decrypt.",
-        |b| {
-            b.send(A, "a0");
-            b.receive(B, "a0");
-            for t in 1..=7 {
-                b.send(B, &format!("b{t}"));
-                b.receive(A, &format!("b{t}"));
-                b.send(A, &format!("x{t}"));
-                b.send(A, &format!("y{t}"));
-                b.receive(B, &format!("y{t}"));
-            }
-            // Bob has no sending chain: a forgotten ratchet key is unexpected.
-            b.receive(B, "x2");
-            b.send(B, "b8");
-            // With a sending chain, a trial ratchet step fails the tag.
-            b.receive(B, "x1");
-            b.receive(B, "x3");
-            b.receive(B, "x7");
-        },
-    );
-    let keys = script(
-        "skipped_key_eviction",
-        "Gaps of MAX_SKIP keys: one chain past MAX_SKIPPED_KEYS_PER_CHAIN (its lowest 100 keys go), then the session past MAX_SKIPPED_KEYS (the lowest key of the oldest chain goes); late messages on both sides of each boundary.",
-        |b| {
-            b.send(A, "a0");
-            b.receive(B, "a0");
-            b.send(A, "a1");
-            b.advance(A, 99);
-            for id in ["a101", "a102", "a103"] {
-                b.send(A, id);
-            }
-            b.advance(A, 897);
-            b.send(A, "a1001");
-            b.receive(B, "a1001");
-            b.advance(A, 100);
-            b.send(A, "a1102");
-            b.receive(B, "a1102");
-            b.receive(B, "a1");
-            b.receive(B, "a101");
-            b.send(B, "b0");
-            b.receive(A, "b0");
-            b.advance_new_chain(A, 1000);
-            b.send(A, "c1000");
-            b.receive(B, "c1000");
-            b.send(B, "b1");
-            b.receive(A, "b1");
-            b.advance_new_chain(A, 2);
-            b.send(A, "d2");
-            b.receive(B, "d2");
-            b.receive(B, "a102");
-            b.receive(B, "a103");
-        },
-    );
     file(
         "bounds",
-        "Session bounds (SPEC.md section 8.7) at their real values: receiving chain and skipped key eviction, and what late messages get afterwards.",
-        "sotto vectors bounds <name>",
-        vec![chains, keys],
+        "Session bounds at their real values (SPEC.md §7.3, §8.6, §8.7): receiving chain and skipped key eviction, TooFarAhead and ChainExhausted at their edges, with the late messages after each.",
+        LABEL,
+        vec![
+            receiving_chain_eviction(),
+            skipped_key_eviction(),
+            too_far_ahead_current(),
+            accept_too_far_ahead(),
+            chain_exhausted(),
+        ],
+    )
+}
+
+fn too_far_ahead_current() -> Value {
+    let mut c = Conv::new(&format!("{LABEL} too_far_ahead"));
+    c.send(A, "a0");
+    c.receive(B, "a0").unwrap();
+    c.advance(A, 1000);
+    c.send(A, "a1001");
+    c.advance(A, 0);
+    c.receive(B, "a1001").unwrap();
+    c.send(A, "a1002");
+    c.advance(A, 1000);
+    c.send(A, "a2003");
+    c.receive(B, "a2003").unwrap_err();
+    c.send(B, "b0");
+    c.receive(A, "b0").unwrap();
+    // Alice's new chain at N = 1000 closes a1002..a2003 of the old one.
+    c.send(A, "n0");
+    c.advance(A, 999);
+    c.send(A, "n1000");
+    c.receive(B, "n1000").unwrap_err();
+    vector(
+        "too_far_ahead",
+        "On the current chain, a1001 needs exactly MAX_SKIP = 1000 skipped keys and decrypts; a2003 needs 1001 (TooFarAhead {skipped: 1001}). After a turn, Alice's new chain at N = 1000 would also close 1002 keys of the old chain: TooFarAhead {skipped: 2002}, checked before any key is derived.",
+        c,
     )
 }

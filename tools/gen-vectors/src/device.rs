@@ -1,254 +1,342 @@
-//! device.json (SPEC.md §6): signed prekey rotation, the one-time prekey
-//! and recent base key limits, id overflow. The model and sotto run every
-//! step in lockstep and must agree on every error, key and state.
+//! device.json: the device operations of SPEC.md §6 at their limits and
+//! the rules around prekey messages: rotation and removal of signed and
+//! last-resort KEM prekeys, the one-time prekey bounds and id overflow of
+//! both kinds, the replay rule (per signed prekey, for as long as it is
+//! held) and its bound (`SignedPreKeyExhausted`), and reset after a
+//! restore. States too long to write out are built by recipes
+//! (README: "Recipes"); every state after a step shows its generation.
 
 use serde_json::{Value, json};
-use sotto::Session;
-use testkit::hex::{hex, hex_list};
-use testkit::model::keys::one_time_prekey_bytes;
-use testkit::model::primitives::MAX_RECENT;
-use testkit::model::{self, Dev};
-use testkit::rng::{Draws, RecordingRng, named_seed};
+use testkit::hex::hex;
+use testkit::model::Dev;
 
-use crate::lockstep::{
-    Party, Started, file, new_party, restored_party, same, same_draws, same_result, send, start,
-    state_json, streams,
-};
+use crate::common::{device, ik, send};
+use crate::rec::{Rec, e, ef, file, out};
 
-/// States longer than this are written as their SHA-256.
-const INLINE_STATE_MAX: usize = 2048;
+const LABEL: &str = "sotto v2 vectors device";
 
-/// A device driven step by step on both sides.
-struct DeviceScript<'a> {
-    bob: Party,
-    m: &'a mut Draws,
-    r: &'a mut RecordingRng,
-    initial: Vec<u8>,
-    steps: Vec<Value>,
+/// Alice's prekey message to Bob with the named prekeys (his current
+/// signed prekey; `kem: None` means his current last-resort one), on a new
+/// session `session`.
+fn prekey_message(r: &mut Rec, session: &str, opk: Option<u32>, kem: Option<u32>) -> Vec<u8> {
+    let kem = kem.unwrap_or_else(|| Dev::decode(&r.state("bob")).unwrap().last_resort_kem().id);
+    let bundle = out(
+        &r.ok(json!({ "op": "bundle", "device": "bob", "one_time_prekey_id": opk, "kem_prekey_id": kem })),
+        "bundle",
+    );
+    r.ok(json!({
+        "op": "initiate", "device": "alice", "session": session, "bundle": hex(&bundle),
+        "expected": hex(&ik(r, "bob")), "policy": "PostQuantumRequired",
+    }));
+    send(r, session, session.as_bytes())
 }
 
-impl<'a> DeviceScript<'a> {
-    fn new(bob: Party, m: &'a mut Draws, r: &'a mut RecordingRng) -> Self {
-        let initial = bob.sotto.to_bytes().to_vec();
-        same("initial device", &initial, &bob.model.encode());
-        Self {
-            bob,
-            m,
-            r,
-            initial,
-            steps: Vec::new(),
-        }
-    }
-
-    /// A device from a state built by the model (for states that would
-    /// take too long to reach by calls, or that need ids near 2^32).
-    fn from_model(dev: &Dev, m: &'a mut Draws, r: &'a mut RecordingRng) -> Self {
-        Self::new(restored_party(&dev.encode()), m, r)
-    }
-
-    fn finish_step(&mut self, what: &str, mut step: Value) {
-        let state = self.bob.sotto.to_bytes().to_vec();
-        same(&format!("{what}: device"), &state, &self.bob.model.encode());
-        state_json(&mut step, "state_after", &state, INLINE_STATE_MAX);
-        self.steps.push(step);
-    }
-
-    fn rotate(&mut self) {
-        let what = format!("device step {}", self.steps.len());
-        let mr = self.bob.model.rotate(self.m);
-        let draws = self.m.take();
-        let sr = self.bob.sotto.rotate_signed_prekey(self.r);
-        same_draws(&what, self.r, &draws);
-        let error = same_result(&what, &sr, &mr);
-        let mut step =
-            json!({ "op": "rotate_signed_prekey", "rng_draws": hex_list(&draws), "error": error });
-        if let Ok(spk) = sr {
-            same(&what, &spk.to_bytes(), &self.bob.model.spk().encoded());
-            step["signed_prekey"] = hex(&spk.to_bytes()).into();
-        }
-        self.finish_step(&what, step);
-    }
-
-    fn generate(&mut self, count: u32) {
-        let what = format!("device step {}", self.steps.len());
-        let mr = self.bob.model.try_gen_opks(self.m, count);
-        let draws = self.m.take();
-        let sr = self
-            .bob
-            .sotto
-            .generate_one_time_prekeys(self.r, count as usize);
-        same_draws(&what, self.r, &draws);
-        let error = same_result(&what, &sr, &mr);
-        let mut step = json!({
-            "op": "generate_one_time_prekeys", "count": count, "rng_draws": hex_list(&draws), "error": error,
-        });
-        if let (Ok(s), Ok(made)) = (&sr, &mr) {
-            let mut list = Vec::new();
-            for (o, (id, _, public)) in s.iter().zip(made) {
-                let enc = one_time_prekey_bytes(*id, public);
-                same(&what, &o.to_bytes(), &enc);
-                list.push(Value::from(hex(&enc)));
-            }
-            assert_eq!(list.len(), count as usize);
-            step["one_time_prekeys"] = list.into();
-        }
-        self.finish_step(&what, step);
-    }
-
-    fn accept(&mut self, msg: &[u8]) {
-        let what = format!("device step {}", self.steps.len());
-        let pm = sotto::PreKeyMessage::from_vec(msg.to_vec()).expect("a prekey message");
-        let mr = model::try_accept(&mut self.bob.model, msg);
-        let sr = Session::accept(&mut self.bob.sotto, &pm);
-        let error = same_result(&what, &sr, &mr);
-        let mut step = json!({ "op": "accept", "message": hex(msg), "error": error });
-        if let (Ok((ss, spt)), Ok((ms, mpt, _, _))) = (&sr, &mr) {
-            same(&what, spt, mpt);
-            same(&format!("{what}: session"), &ss.to_bytes(), &ms.encode());
-            step["plaintext"] = hex(mpt).into();
-            step["session"] = hex(&ss.to_bytes()).into();
-        }
-        self.finish_step(&what, step);
-    }
-
-    fn vector(self, name: &str, description: &str) -> Value {
-        json!({
-            "name": name, "description": description,
-            "initial_state": hex(&self.initial), "steps": self.steps,
-        })
-    }
+fn accept(message: &[u8], session: &str) -> Value {
+    json!({ "op": "accept", "device": "bob", "session": session, "message": hex(message), "policy": "PostQuantumRequired" })
 }
 
-/// A prekey message from a fresh initiator to the device's current bundle
-/// (no one-time prekey).
-fn prekey_message(
-    alice: &Party,
-    bob: &Party,
-    m: &mut Draws,
-    r: &mut RecordingRng,
-    pt: &[u8],
-) -> Vec<u8> {
-    let Started {
-        model: mut am,
-        sotto: mut asess,
-        ..
-    } = start(alice, bob, None, m, r);
-    send("prekey message", &mut am, &mut asess, m, r, pt).0
+fn start(name: &str) -> Rec {
+    let mut r = Rec::new(&format!("{LABEL} {name}"));
+    device(&mut r, "alice");
+    device(&mut r, "bob");
+    r
 }
 
-/// A new device made by the model alone, to be edited into a state that
-/// calls would take too long to reach; sotto's stream skips its draws.
-fn model_device(label: &str) -> (Dev, Draws, RecordingRng) {
-    let (mut m, mut r) = streams(label);
-    let dev = Dev::generate(&mut m);
-    m.take();
-    r.skip(96);
-    (dev, m, r)
+fn vector(name: &str, description: &str, r: Rec) -> Value {
+    json!({ "name": name, "description": description, "steps": r.into_steps() })
 }
 
-/// Extra state bytes, drawn from their own stream.
-fn filler(label: &str) -> Draws {
-    Draws::new(named_seed(label))
+/// Puts back a saved device state (a `load` step).
+fn restore(r: &mut Rec, state: &[u8]) {
+    r.ok(json!({ "op": "load", "name": "bob", "state": hex(state) }));
 }
 
-fn rotation() -> Value {
-    let (mut m, mut r) = streams("sotto vectors device rotation");
-    let alice = new_party("alice", &mut m, &mut r);
-    let bob = new_party("bob", &mut m, &mut r);
-    let to_spk1_a = prekey_message(&alice, &bob, &mut m, &mut r, b"to signed prekey 1, first");
-    let to_spk1_b = prekey_message(&alice, &bob, &mut m, &mut r, b"to signed prekey 1, second");
-    let mut d = DeviceScript::new(bob, &mut m, &mut r);
-    d.rotate();
-    let to_spk2 = prekey_message(&alice, &d.bob, d.m, d.r, b"to signed prekey 2");
-    d.rotate();
-    d.rotate();
-    d.accept(&to_spk1_a);
-    d.rotate();
-    d.accept(&to_spk1_b);
-    d.accept(&to_spk2);
-    d.vector(
+fn fill(r: &mut Rec, fields: Value) {
+    let mut recipe = json!({ "kind": "device_fill", "from": "bob" });
+    for (k, v) in fields.as_object().unwrap() {
+        recipe[k] = v.clone();
+    }
+    r.ok(json!({ "op": "load", "name": "bob", "recipe": recipe }));
+}
+
+fn signed_prekey_rotation() -> Value {
+    let mut r = start("signed_prekey_rotation");
+    let for_spk1 = prekey_message(&mut r, "a1", None, None);
+    for now in [1_700_086_400u64, 1_700_172_800, 1_700_259_200] {
+        r.ok(json!({ "op": "rotate_signed_prekey", "device": "bob", "now": now }));
+    }
+    // Signed prekey 1 is one of the three old ones: still accepted.
+    let held = r.state("bob");
+    r.ok(accept(&for_spk1, "b1"));
+    restore(&mut r, &held);
+    r.fails(
+        json!({ "op": "remove_signed_prekey", "device": "bob", "id": 4 }),
+        &ef("UnknownSignedPreKey", json!({ "id": 4 })),
+    );
+    r.fails(
+        json!({ "op": "remove_signed_prekey", "device": "bob", "id": 9 }),
+        &ef("UnknownSignedPreKey", json!({ "id": 9 })),
+    );
+    r.ok(json!({ "op": "remove_signed_prekey", "device": "bob", "id": 2 }));
+    r.fails(
+        json!({ "op": "remove_signed_prekey", "device": "bob", "id": 2 }),
+        &ef("UnknownSignedPreKey", json!({ "id": 2 })),
+    );
+    r.ok(json!({ "op": "rotate_signed_prekey", "device": "bob", "now": 1_700_345_600u64 }));
+    r.ok(json!({ "op": "rotate_signed_prekey", "device": "bob", "now": 1_700_432_000u64 }));
+    // Signed prekeys 3, 4, 5, 6 are held; 1 was deleted by the rotation.
+    r.fails(
+        accept(&for_spk1, "b1"),
+        &ef("UnknownSignedPreKey", json!({ "id": 1 })),
+    );
+    r.ok(json!({ "op": "explain", "state": "bob" }));
+    vector(
         "signed_prekey_rotation",
-        "Four rotations: signed prekey 1 is accepted while it is one of the three old keys, then forgotten; key 2 is still accepted.",
+        "Signed prekey 1 is accepted while it is one of the MAX_SIGNED_PREKEYS - 1 = 3 old keys. Removing the current key (4) or one not held (9) is UnknownSignedPreKey; removing old key 2 works (once). Two more rotations: keys 3..=6 are held, and the message for key 1 is UnknownSignedPreKey. (A load step then puts back the device as it was before that accept.)",
+        r,
     )
 }
 
-fn spk_id_overflow() -> Value {
-    let (mut dev, mut m, mut r) = model_device("sotto vectors device signed prekey id overflow");
-    dev.next_spk = u32::MAX - 1;
-    let mut d = DeviceScript::from_model(&dev, &mut m, &mut r);
-    d.rotate();
-    d.rotate();
-    d.vector(
+fn signed_prekey_id_overflow() -> Value {
+    let mut r = start("signed_prekey_id_overflow");
+    fill(&mut r, json!({ "next_spk_id": u32::MAX - 1 }));
+    r.ok(json!({ "op": "rotate_signed_prekey", "device": "bob", "now": 1 }));
+    r.fails(
+        json!({ "op": "rotate_signed_prekey", "device": "bob", "now": 2 }),
+        &e("TooManyPreKeys"),
+    );
+    r.fails(
+        json!({ "op": "reset_prekeys", "device": "bob", "now": 2, "last_generation": 0 }),
+        &e("TooManyPreKeys"),
+    );
+    vector(
         "signed_prekey_id_overflow",
-        "Next signed prekey id 2^32 - 2: one rotation assigns it, the next fails (id 2^32 - 1 is never assigned).",
+        "Next signed prekey id 2^32 - 2 (a recipe edit): assigned; then, with the next id at 2^32 - 1, rotation and reset are TooManyPreKeys and draw nothing.",
+        r,
     )
 }
 
-fn opk_limits() -> Value {
-    let (mut dev, mut m, mut r) = model_device("sotto vectors device one-time prekey limit");
-    let mut f = filler("sotto vectors device one-time prekey filler");
-    for id in 1..=998 {
-        dev.opks.insert(id, f.draw::<32>());
-    }
-    dev.next_opk = 999;
-    let mut d = DeviceScript::from_model(&dev, &mut m, &mut r);
-    d.generate(3);
-    d.generate(2);
-    d.generate(1);
-    d.vector(
-        "one_time_prekey_limit",
-        "A device holding 998 one-time prekeys: 3 more fail, 2 more reach MAX_ONE_TIME_PREKEYS, then 1 more fails.",
+fn one_time_prekey_limits() -> Value {
+    let mut r = start("one_time_prekey_limits");
+    fill(&mut r, json!({ "one_time_prekeys": 998 }));
+    r.fails(
+        json!({ "op": "generate_one_time_prekeys", "device": "bob", "count": 3 }),
+        &e("TooManyPreKeys"),
+    );
+    r.ok(json!({ "op": "generate_one_time_prekeys", "device": "bob", "count": 0 }));
+    r.ok(json!({ "op": "generate_one_time_prekeys", "device": "bob", "count": 2 }));
+    r.fails(
+        json!({ "op": "generate_one_time_prekeys", "device": "bob", "count": 1 }),
+        &e("TooManyPreKeys"),
+    );
+    vector(
+        "one_time_prekey_limits",
+        "998 one-time prekeys held (recipe): 3 more is TooManyPreKeys; 0 succeeds and changes nothing (the generation stays); 2 reach MAX_ONE_TIME_PREKEYS = 1000; 1 more fails.",
+        r,
     )
 }
 
-fn opk_id_overflow() -> Value {
-    let (mut dev, mut m, mut r) = model_device("sotto vectors device one-time prekey id overflow");
-    dev.next_opk = u32::MAX - 2;
-    let mut d = DeviceScript::from_model(&dev, &mut m, &mut r);
-    d.generate(3);
-    d.generate(2);
-    d.generate(1);
-    d.vector(
+fn one_time_prekey_id_overflow() -> Value {
+    let mut r = start("one_time_prekey_id_overflow");
+    fill(&mut r, json!({ "next_opk_id": u32::MAX - 2 }));
+    r.fails(
+        json!({ "op": "generate_one_time_prekeys", "device": "bob", "count": 3 }),
+        &e("TooManyPreKeys"),
+    );
+    r.ok(json!({ "op": "generate_one_time_prekeys", "device": "bob", "count": 2 }));
+    r.fails(
+        json!({ "op": "generate_one_time_prekeys", "device": "bob", "count": 1 }),
+        &e("TooManyPreKeys"),
+    );
+    r.ok(json!({ "op": "generate_one_time_prekeys", "device": "bob", "count": 0 }));
+    vector(
         "one_time_prekey_id_overflow",
-        "Next one-time prekey id 2^32 - 3: 3 keys fail, 2 keys get ids 2^32 - 3 and 2^32 - 2, then 1 more fails.",
+        "Next one-time prekey id 2^32 - 3 (recipe): 3 fail, 2 get ids 2^32 - 3 and 2^32 - 2, 1 fails, 0 succeeds.",
+        r,
     )
 }
 
-fn recent_base_keys() -> Value {
-    let (mut m, mut r) = streams("sotto vectors device recent base keys");
-    let alice = new_party("alice", &mut m, &mut r);
-    let mut bob = new_party("bob", &mut m, &mut r);
-    let first = prekey_message(&alice, &bob, &mut m, &mut r, b"first, replayed later");
-    let second = prekey_message(&alice, &bob, &mut m, &mut r, b"second");
-    // Bob accepted `first` long ago, then 999 other prekey messages.
-    model::accept(&mut bob.model, &first);
-    let mut f = filler("sotto vectors device recent base key filler");
-    for _ in 0..999 {
-        bob.model.recent.push(f.draw::<32>());
+fn kem_prekeys() -> Value {
+    let mut r = start("kem_prekeys");
+    r.ok(json!({ "op": "generate_kem_prekeys", "device": "bob", "count": 2 }));
+    let for_lr1 = prekey_message(&mut r, "a1", None, Some(1));
+    let for_otk2 = prekey_message(&mut r, "a2", None, Some(2));
+    for now in [10u64, 20, 30] {
+        r.ok(json!({ "op": "rotate_kem_prekey", "device": "bob", "now": now }));
     }
-    assert_eq!(bob.model.recent.len(), MAX_RECENT);
-    let mut d = DeviceScript::from_model(&bob.model, &mut m, &mut r);
-    d.accept(&first);
-    d.accept(&second);
-    d.accept(&first);
-    d.accept(&second);
-    d.vector(
-        "recent_base_key_limit",
-        "A device remembering MAX_RECENT_BASE_KEYS base keys, the oldest from `first`: `first` is a duplicate until one more accept pushes it out, then it is accepted again.",
+    // Last-resort KEM prekeys 1, 4, 5, 6 are held (ids shared with the
+    // one-time KEM prekeys 2 and 3).
+    r.fails(
+        json!({ "op": "remove_kem_prekey", "device": "bob", "id": 6 }),
+        &ef("UnknownKemPreKey", json!({ "id": 6 })),
+    );
+    r.fails(
+        json!({ "op": "remove_kem_prekey", "device": "bob", "id": 2 }),
+        &ef("UnknownKemPreKey", json!({ "id": 2 })),
+    );
+    r.ok(json!({ "op": "accept", "device": "bob", "session": "b1", "message": hex(&for_lr1), "policy": "PostQuantumRequired" }));
+    r.ok(json!({ "op": "accept", "device": "bob", "session": "b2", "message": hex(&for_otk2), "policy": "PostQuantumRequired" }));
+    // The one-time KEM prekey was deleted at the accept.
+    let again = prekey_message(&mut r, "a3", None, Some(3));
+    r.ok(json!({ "op": "accept", "device": "bob", "session": "b3", "message": hex(&again), "policy": "PostQuantumRequired" }));
+    r.ok(json!({ "op": "remove_kem_prekey", "device": "bob", "id": 1 }));
+    r.fails(
+        json!({ "op": "remove_kem_prekey", "device": "bob", "id": 1 }),
+        &ef("UnknownKemPreKey", json!({ "id": 1 })),
+    );
+    r.ok(json!({ "op": "rotate_kem_prekey", "device": "bob", "now": 40 }));
+    r.ok(json!({ "op": "explain", "state": "bob" }));
+    // One-time KEM prekeys at their bound, then KEM id overflow.
+    fill(&mut r, json!({ "kem_prekeys": 98 }));
+    r.fails(
+        json!({ "op": "generate_kem_prekeys", "device": "bob", "count": 3 }),
+        &e("TooManyPreKeys"),
+    );
+    r.ok(json!({ "op": "generate_kem_prekeys", "device": "bob", "count": 2 }));
+    r.fails(
+        json!({ "op": "generate_kem_prekeys", "device": "bob", "count": 1 }),
+        &e("TooManyPreKeys"),
+    );
+    r.ok(json!({ "op": "generate_kem_prekeys", "device": "bob", "count": 0 }));
+    fill(&mut r, json!({ "next_kem_id": u32::MAX - 1 }));
+    r.ok(json!({ "op": "rotate_kem_prekey", "device": "bob", "now": 50 }));
+    r.fails(
+        json!({ "op": "rotate_kem_prekey", "device": "bob", "now": 60 }),
+        &e("TooManyPreKeys"),
+    );
+    r.fails(
+        json!({ "op": "reset_prekeys", "device": "bob", "now": 60, "last_generation": 0 }),
+        &e("TooManyPreKeys"),
+    );
+    vector(
+        "kem_prekeys",
+        "One-time KEM prekeys 2 and 3 take ids from the KEM counter after last-resort prekey 1. Three rotations: last-resort prekeys 1, 4, 5, 6 held. Removing the current (6) or a one-time KEM prekey (2) is UnknownKemPreKey. Messages for last-resort 1 and one-time 2 are accepted (one-time 2 is then deleted), and one for one-time 3. Removing old last-resort 1 works once. Then 98 one-time KEM prekeys are added (recipe): 3 more fail, 2 reach MAX_ONE_TIME_KEM_PREKEYS = 100, 1 fails, 0 succeeds. With the next KEM id at 2^32 - 2: one rotation, then TooManyPreKeys for rotation and reset.",
+        r,
+    )
+}
+
+fn replay_rule() -> Value {
+    let mut r = start("replay_rule");
+    r.ok(json!({ "op": "generate_one_time_prekeys", "device": "bob", "count": 1 }));
+    r.ok(json!({ "op": "generate_kem_prekeys", "device": "bob", "count": 1 }));
+    let replayable = prekey_message(&mut r, "a1", None, None);
+    let with_opk = prekey_message(&mut r, "a2", Some(1), None);
+    let with_kem_otk = prekey_message(&mut r, "a3", None, Some(2));
+    r.ok(accept(&replayable, "b1"));
+    r.ok(accept(&with_opk, "b2"));
+    r.ok(accept(&with_kem_otk, "b3"));
+    r.ok(json!({ "op": "explain", "state": "bob" }));
+    r.fails(accept(&replayable, "b1"), &e("DuplicatePreKeyMessage"));
+    r.fails(
+        accept(&with_opk, "b2"),
+        &ef("UnknownOneTimePreKey", json!({ "id": 1 })),
+    );
+    r.fails(
+        accept(&with_kem_otk, "b3"),
+        &ef("UnknownKemPreKey", json!({ "id": 2 })),
+    );
+    // Whatever else happens, while signed prekey 1 is held.
+    r.ok(json!({ "op": "rotate_kem_prekey", "device": "bob", "now": 5 }));
+    for now in [10u64, 20, 30] {
+        r.ok(json!({ "op": "rotate_signed_prekey", "device": "bob", "now": now }));
+    }
+    r.fails(accept(&replayable, "b1"), &e("DuplicatePreKeyMessage"));
+    r.ok(json!({ "op": "rotate_signed_prekey", "device": "bob", "now": 40 }));
+    r.fails(
+        accept(&replayable, "b1"),
+        &ef("UnknownSignedPreKey", json!({ "id": 1 })),
+    );
+    vector(
+        "replay_rule",
+        "A replayable prekey message (no one-time prekey of either kind) is recorded under its signed prekey and refused (DuplicatePreKeyMessage) after a KEM rotation and three signed prekey rotations, then UnknownSignedPreKey once signed prekey 1 is gone. Messages that used a one-time prekey or a one-time KEM prekey are refused because the key is gone.",
+        r,
+    )
+}
+
+fn replay_bound() -> Value {
+    let mut r = start("replay_bound");
+    r.ok(json!({ "op": "generate_one_time_prekeys", "device": "bob", "count": 1 }));
+    fill(&mut r, json!({ "base_keys": 999 }));
+    let last = prekey_message(&mut r, "a1", None, None);
+    let over = prekey_message(&mut r, "a2", None, None);
+    let with_opk = prekey_message(&mut r, "a3", Some(1), None);
+    r.ok(accept(&last, "b1"));
+    r.fails(
+        accept(&over, "b2"),
+        &ef("SignedPreKeyExhausted", json!({ "id": 1 })),
+    );
+    // Step 3 before step 6.
+    r.fails(accept(&last, "b1"), &e("DuplicatePreKeyMessage"));
+    r.ok(accept(&with_opk, "b3"));
+    r.ok(json!({ "op": "rotate_signed_prekey", "device": "bob", "now": 99 }));
+    // Still refused: it names signed prekey 1.
+    r.fails(
+        accept(&over, "b2"),
+        &ef("SignedPreKeyExhausted", json!({ "id": 1 })),
+    );
+    let fresh = prekey_message(&mut r, "a4", None, None);
+    r.ok(accept(&fresh, "b4"));
+    vector(
+        "replay_bound",
+        "Signed prekey 1 with 999 recorded base keys (recipe): one more replayable message is accepted (1000 = MAX_BASE_KEYS_PER_SIGNED_PREKEY); the next is SignedPreKeyExhausted {id: 1}, a repeat of the last one DuplicatePreKeyMessage (checked first), and a message with a one-time prekey is accepted. After a rotation, the refused message is still refused and a replayable message for signed prekey 2 is accepted.",
+        r,
+    )
+}
+
+fn reset_after_restore() -> Value {
+    let mut r = start("reset_after_restore");
+    r.ok(json!({ "op": "generate_one_time_prekeys", "device": "bob", "count": 2 }));
+    let backup = r.state("bob");
+    let with_opk = prekey_message(&mut r, "a1", Some(1), None);
+    let replayable = prekey_message(&mut r, "a2", None, None);
+    r.ok(accept(&with_opk, "b1"));
+    r.ok(accept(&replayable, "b2"));
+    r.ok(json!({ "op": "rotate_signed_prekey", "device": "bob", "now": 50 }));
+    r.ok(json!({ "op": "rotate_kem_prekey", "device": "bob", "now": 50 }));
+    let for_spk2 = prekey_message(&mut r, "a3", None, None);
+    let latest = Dev::decode(&r.state("bob")).unwrap().generation;
+    // A backup from before: it would accept both messages again.
+    restore(&mut r, &backup);
+    r.ok(accept(&with_opk, "b1"));
+    r.ok(accept(&replayable, "b2"));
+    restore(&mut r, &backup);
+    r.ok(json!({ "op": "reset_prekeys", "device": "bob", "now": 60, "last_generation": latest }));
+    r.ok(json!({ "op": "explain", "state": "bob" }));
+    r.fails(
+        accept(&with_opk, "b1"),
+        &ef("UnknownSignedPreKey", json!({ "id": 1 })),
+    );
+    r.fails(
+        accept(&replayable, "b2"),
+        &ef("UnknownSignedPreKey", json!({ "id": 1 })),
+    );
+    // Signed prekey id 2 is issued again, with another key.
+    r.fails(accept(&for_spk2, "b3"), &e("AuthenticationFailed"));
+    let fresh = prekey_message(&mut r, "a4", None, None);
+    r.ok(accept(&fresh, "b4"));
+    r.ok(json!({ "op": "reset_prekeys", "device": "bob", "now": 70, "last_generation": u64::MAX }));
+    r.ok(json!({ "op": "reset_prekeys", "device": "bob", "now": 80, "last_generation": 0 }));
+    vector(
+        "reset_after_restore",
+        "Bob accepts a message with one-time prekey 1 and a replayable one, then rotates to signed prekey 2 and last-resort KEM prekey 2. Restored from a backup made before, his device accepts both again (shown, then the backup is loaded again). Reset after the restore with the latest recorded generation: generation = max(generation, last_generation) + 1; every other prekey is gone; both messages are UnknownSignedPreKey {id: 1}; a message for the lost signed prekey 2 and KEM prekey 2 names the new keys with those ids and fails the tag; a new message is accepted. Reset with last_generation = 2^64 - 1 saturates.",
+        r,
     )
 }
 
 pub(crate) fn generate() -> Value {
     file(
         "device",
-        "Device operations at their limits (SPEC.md section 6): signed prekey rotation, one-time prekey limits, id overflow, recent base keys.",
-        "sotto vectors device <name>",
+        "Device operations at their limits (SPEC.md §6): rotation and removal, one-time prekey bounds and id overflow for both kinds, the replay rule and its bound, reset after a restore.",
+        LABEL,
         vec![
-            rotation(),
-            spk_id_overflow(),
-            opk_limits(),
-            opk_id_overflow(),
-            recent_base_keys(),
+            signed_prekey_rotation(),
+            signed_prekey_id_overflow(),
+            one_time_prekey_limits(),
+            one_time_prekey_id_overflow(),
+            kem_prekeys(),
+            replay_rule(),
+            replay_bound(),
+            reset_after_restore(),
         ],
     )
 }

@@ -1,238 +1,93 @@
-//! Negative vectors as tables. A row names the vector, the operation the
-//! verifier calls (with the fixture it runs on), the input (a base value
-//! and a mutation of its fields, by their SPEC names), and the error
-//! SPEC.md fixes. Before a row is written, the reference model must fail
-//! the same operation on the same input with exactly that error; sotto is
-//! then checked against the file by the verifier.
+//! Negative vectors as tables. A row is one step (the operation, the
+//! fixtures it runs on by name, its input) with its `name`, the `mutation`
+//! that made the input from a valid value (in words, naming SPEC fields),
+//! and the `error` SPEC.md fixes. Before a row is written, the model must
+//! fail it with exactly that error (rows with `"error": null` pin a
+//! boundary that must pass); every other implementation is then checked
+//! on it as the generator goes. Fixtures are `load` steps, so that large
+//! ones can be recipes.
 
 use serde_json::{Value, json};
-use testkit::hex::hex;
-use testkit::layout;
-use testkit::model::group::{GReceiver, GSender};
-use testkit::model::{self, Dev, Layout, Refusal, Sess, group, keys, sealed, wire};
-use testkit::rng::Draws;
+use testkit::model::Refusal;
 
-/// What the verifier calls on a row's input.
-#[derive(Clone, Copy)]
-pub(crate) enum Op {
-    /// A decoder, named as the verifier names it (`Message::from_bytes`).
-    Decode(&'static str),
-    /// `PreKeyBundle::verify`.
-    Verify,
-    /// `PreKeyBundle::verify_for` the identity of that name.
-    VerifyFor(&'static str),
-    /// An `unseal` (`Session::unseal`) under the storage key of that name.
-    Unseal(&'static str, &'static str),
-    /// A call on the fixture state of that name (`Session::decrypt`).
-    Call(&'static str, &'static str),
+use crate::rec::Rec;
+
+/// A table being written: its fixtures and rows.
+pub(crate) struct Table {
+    fixtures: Rec,
+    rows: Rec,
+    names: Vec<(String, String)>,
 }
 
-/// The named fixtures a table's rows refer to.
-pub(crate) trait Fixtures {
-    /// A saved state.
-    fn state(&self, name: &str) -> Vec<u8>;
-    /// A storage key.
-    fn key(&self, name: &str) -> [u8; 32];
-    /// An identity key (`IdentityKey::to_bytes`).
-    fn identity(&self, name: &str) -> Vec<u8>;
-}
-
-/// Edits a row's base input; gets the base's layout (empty if the base
-/// has none, e.g. an empty input).
-pub(crate) type Mutation<C> = fn(&C, &Layout, &mut Vec<u8>);
-
-/// One negative vector.
-pub(crate) struct Row<C> {
-    name: &'static str,
-    op: Op,
-    base: fn(&C) -> Vec<u8>,
-    mutate: Mutation<C>,
-    pad_to: Option<usize>,
-    error: Refusal,
-}
-
-/// A row.
-pub(crate) fn row<C>(
-    name: &'static str,
-    op: Op,
-    base: fn(&C) -> Vec<u8>,
-    mutate: Mutation<C>,
-    error: Refusal,
-) -> Row<C> {
-    Row {
-        name,
-        op,
-        base,
-        mutate,
-        pad_to: None,
-        error,
-    }
-}
-
-/// A row whose input is zero-padded to `len` (for lengths too large to
-/// spell out; the vector says `pad_to`).
-pub(crate) fn padded<C>(len: usize, mut row: Row<C>) -> Row<C> {
-    row.pad_to = Some(len);
-    row
-}
-
-/// Leaves the base as it is.
-pub(crate) fn keep<C>(_: &C, _: &Layout, _: &mut Vec<u8>) {}
-
-/// An error without fields.
-pub(crate) fn e(name: &str) -> Refusal {
-    model::refusal(name)
-}
-
-/// An error with fields.
-pub(crate) fn ef(name: &str, fields: Value) -> Refusal {
-    model::refusal_with(name, fields)
-}
-
-/// Runs the rows: each through the model, then as JSON, in order.
-pub(crate) fn vectors<C: Fixtures>(c: &C, rows: Vec<Row<C>>, extra: &Value) -> Vec<Value> {
-    rows.into_iter()
-        .map(|r| {
-            let mut input = (r.base)(c);
-            let l = layout::of(&input).unwrap_or_default();
-            (r.mutate)(c, &l, &mut input);
-            let mut padded = input.clone();
-            if let Some(len) = r.pad_to {
-                padded.resize(len, 0);
-            }
-            let got = oracle(c, r.op, &padded)
-                .err()
-                .unwrap_or_else(|| panic!("model accepts negative vector {}", r.name));
-            assert_eq!(
-                got, r.error,
-                "model: {} fails differently than intended",
-                r.name
-            );
-            let mut v = json!({
-                "name": r.name, "operation": operation(r.op), "input": hex(&input), "error": got,
-            });
-            for (k, val) in extra.as_object().expect("an object") {
-                v[k] = val.clone();
-            }
-            if let Some(len) = r.pad_to {
-                v["pad_to"] = len.into();
-            }
-            match r.op {
-                Op::VerifyFor(name) => v["expected"] = hex(&c.identity(name)).into(),
-                Op::Unseal(_, key) => v["storage_key"] = hex(&c.key(key)).into(),
-                Op::Call(op, fixture) => v[fixture_key(op)] = fixture.into(),
-                Op::Decode(_) | Op::Verify => {}
-            }
-            v
-        })
-        .collect()
-}
-
-fn operation(op: Op) -> &'static str {
-    match op {
-        Op::Decode(name) | Op::Unseal(name, _) | Op::Call(name, _) => name,
-        Op::Verify => "PreKeyBundle::verify",
-        Op::VerifyFor(_) => "PreKeyBundle::verify_for",
-    }
-}
-
-/// The vector field that names a call's fixture.
-fn fixture_key(op: &str) -> &'static str {
-    match op {
-        "Session::decrypt" | "Session::encrypt" => "session",
-        "Session::accept" => "device",
-        "GroupReceiver::decrypt" => "receiver",
-        "GroupSender::encrypt" => "sender",
-        other => panic!("no fixture for {other}"),
-    }
-}
-
-/// The model's decoder for an operation's input.
-fn decode(op: &str, b: &[u8]) -> Result<(), Refusal> {
-    match op {
-        "Message::from_bytes" => wire::read_message(b).map(drop),
-        "IdentityKey::from_bytes" => keys::read_identity_key(b).map(drop),
-        "SignedPreKey::from_bytes" => keys::read_signed_prekey(b).map(drop),
-        "OneTimePreKey::from_bytes" => keys::read_one_time_prekey(b).map(drop),
-        "PreKeyBundle::from_bytes" => keys::read_bundle(b).map(drop),
-        "Session::from_bytes" | "Session::unseal" => Sess::read(b).map(drop),
-        "Device::from_bytes" | "Device::unseal" => Dev::read(b).map(drop),
-        "GroupMessage::from_bytes" => group::read_message(b).map(drop),
-        "SenderKeyDistribution::from_bytes" => group::read_distribution(b).map(drop),
-        "GroupSender::from_bytes" | "GroupSender::unseal" => GSender::read(b).map(drop),
-        "GroupReceiver::from_bytes" | "GroupReceiver::unseal" => GReceiver::read(b).map(drop),
-        other => panic!("no model decoder for {other}"),
-    }
-}
-
-/// The inner type tag an `unseal` expects.
-fn sealed_type(op: &str) -> u8 {
-    match op {
-        "Session::unseal" => 0x20,
-        "Device::unseal" => 0x21,
-        "GroupSender::unseal" => 0x22,
-        "GroupReceiver::unseal" => 0x23,
-        other => panic!("not an unseal: {other}"),
-    }
-}
-
-/// The model's outcome of a row's operation on its input; a failed call
-/// must leave the model's state as it was.
-fn oracle<C: Fixtures>(c: &C, op: Op, input: &[u8]) -> Result<(), Refusal> {
-    match op {
-        Op::Decode(name) => decode(name, input),
-        Op::Verify => keys::read_bundle(input)?.0.verify(),
-        Op::VerifyFor(name) => {
-            let bundle = keys::read_bundle(input)?.0;
-            let (expected, _) = keys::read_identity_key(&c.identity(name))?;
-            bundle.verify_for(&expected)
+impl Table {
+    /// A table whose rows draw from `SHA256(label)`.
+    pub(crate) fn new(label: &str) -> Self {
+        Self {
+            fixtures: Rec::new(&format!("{label} fixtures")),
+            rows: Rec::new(label),
+            names: Vec::new(),
         }
-        Op::Unseal(name, key) => {
-            let (plain, _) = sealed::open_state(input, &c.key(key), sealed_type(name))?;
-            decode(name, &plain)
+    }
+
+    /// A fixture: the state `bytes` under `name`.
+    pub(crate) fn fixture(&mut self, name: &str, bytes: &[u8]) {
+        self.load(json!({ "op": "load", "name": name, "state": testkit::hex::hex(bytes) }));
+    }
+
+    /// A fixture built by a recipe from earlier fixtures.
+    pub(crate) fn fixture_recipe(&mut self, name: &str, recipe: Value) {
+        self.load(json!({ "op": "load", "name": name, "recipe": recipe }));
+    }
+
+    fn load(&mut self, step: Value) {
+        self.fixtures.ok(step);
+        self.rows.reset_world(&self.fixtures.world);
+    }
+
+    /// A fixture's bytes.
+    pub(crate) fn state(&self, name: &str) -> Vec<u8> {
+        self.fixtures.state(name)
+    }
+
+    /// A row that must fail with `error` (or pass, with `None`).
+    pub(crate) fn row(&mut self, name: &str, mutation: &str, step: Value, error: Option<Refusal>) {
+        assert!(
+            self.names.iter().all(|(n, _)| n != name),
+            "two rows named {name}"
+        );
+        let what = step.to_string();
+        let got = self.rows.step(step);
+        match (&got, &error) {
+            (Err(e), Some(want)) if e == want => {}
+            (Ok(_), None) => {}
+            (Err(e), _) => panic!("model: row {name} fails with {e}, want {error:?}: {what}"),
+            (Ok(_), Some(want)) => panic!("model: row {name} passes, want {want}"),
         }
-        Op::Call(name, fixture) => {
-            let state = c.state(fixture);
-            match name {
-                "Session::decrypt" => {
-                    wire::read_message(input)?;
-                    let mut s = Sess::decode(&state).expect("fixture");
-                    let r = s.try_decrypt(input).map(drop);
-                    assert!(
-                        r.is_ok() || s.encode() == state,
-                        "model changed state on error"
-                    );
-                    r
+        // Rows do not change the fixtures.
+        self.rows.reset_world(&self.fixtures.world);
+        self.names.push((name.to_owned(), mutation.to_owned()));
+    }
+
+    /// A failing row.
+    pub(crate) fn fails(&mut self, name: &str, mutation: &str, step: Value, error: Refusal) {
+        self.row(name, mutation, step, Some(error));
+    }
+
+    /// The fixtures (load steps) and the rows.
+    pub(crate) fn finish(self) -> (Value, Vec<Value>) {
+        let rows = self
+            .rows
+            .steps
+            .into_iter()
+            .zip(self.names)
+            .map(|(mut step, (name, mutation))| {
+                let mut row = json!({ "name": name, "mutation": mutation });
+                for (k, v) in step.as_object_mut().expect("an object") {
+                    row[k] = v.take();
                 }
-                "Session::encrypt" => Sess::decode(&state)
-                    .expect("fixture")
-                    .encrypt_check(input.len()),
-                "Session::accept" => {
-                    wire::read_message(input)?;
-                    let mut d = Dev::decode(&state).expect("fixture");
-                    let r = model::try_accept(&mut d, input).map(drop);
-                    assert!(
-                        r.is_ok() || d.encode() == state,
-                        "model changed state on error"
-                    );
-                    r
-                }
-                "GroupReceiver::decrypt" => {
-                    group::read_message(input)?;
-                    let mut g = GReceiver::parse(&state).expect("fixture");
-                    let r = g.decrypt(input).map(drop);
-                    assert!(
-                        r.is_ok() || g.encode() == state,
-                        "model changed state on error"
-                    );
-                    r
-                }
-                "GroupSender::encrypt" => GSender::parse(&state)
-                    .expect("fixture")
-                    .encrypt(&mut Draws::new([0; 32]), input)
-                    .map(drop),
-                other => panic!("no model call {other}"),
-            }
-        }
+                row
+            })
+            .collect();
+        (self.fixtures.into_steps(), rows)
     }
 }

@@ -1,53 +1,94 @@
-//! SPEC.md §15.7, §15.8 and §15.11: the receiving side of a chain.
+//! SPEC.md §15.7 (installing a distribution), §15.8 (receiving) and §15.11
+//! (the receiver's saved state).
 
 use serde_json::{Value, json};
 
 use super::message::{
-    HEADER_LEN, L_MESSAGE_KEYS, SIGNATURE_LEN, parse_distribution, read_message, signed_data,
+    Dist, HEADER_LEN, L_MESSAGE_KEYS, SIGNATURE_LEN, read_distribution, read_message, signed_data,
 };
 use super::ratchet::{Levels, flat, increment, jump, message_key, split_levels};
-use super::store::Held;
 use super::window::{MAX_SKIPPED, Step, Window};
 use crate::hex::hex;
 use crate::model::codec::{Layout, Reader};
 use crate::model::error::{Refusal, refusal};
-use crate::model::primitives::{MAX_STATE, key_nonce, open, verify};
+use crate::model::primitives::{MAX_STATE, VERSION, key_nonce, open, verify};
+
+/// Length of a receiver state with an empty cache.
+pub const FIXED_LEN: usize = 373;
 
 /// The receiving side of a chain.
-#[derive(Clone, Debug)]
-pub struct GReceiver {
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Receiver {
+    /// §10.1 generation.
+    pub generation: u64,
     /// The group id.
     pub group: [u8; 32],
-    /// The chain id.
-    pub chain_id: u32,
-    /// The chain's Ed25519 public key.
-    pub signing: [u8; 32],
-    /// Ed25519 || X25519 of the sender, if authenticated.
-    pub identity: Option<[u8; 64]>,
+    /// The chain's public key.
+    pub chain: [u8; 32],
+    /// The owner (authenticated) or claimed owner.
+    pub owner: [u8; 32],
+    /// `Sender::Authenticated(owner)` or `Sender::Unauthenticated`.
+    pub authenticated: bool,
+    /// 0, or 1 + the highest index decrypted (§15.8).
+    pub read: u32,
     /// The ratchet at `window.next`.
     pub levels: Levels,
     /// Next index and cached keys.
     pub window: Window<[u8; 32]>,
 }
 
-impl GReceiver {
-    /// §15.7: a receiver from a distribution, attributed to `identity`
-    /// (`None` for an unauthenticated import).
+/// The sender mark of a plaintext, as the vectors spell it.
+pub fn mark_json(owner: &[u8; 32], authenticated: bool) -> Value {
+    json!({ "owner": hex(owner), "authenticated": authenticated })
+}
+
+/// §15.7 checks after the parse: `GroupMismatch`, then (authenticated
+/// installs) `GroupOwnerMismatch`, then the owner proof.
+///
+/// # Errors
+///
+/// `GroupMismatch`, `GroupOwnerMismatch`, `InvalidSignature`.
+pub fn check_install(d: &Dist, group: &[u8; 32], peer: Option<&[u8; 32]>) -> Result<(), Refusal> {
+    if d.group != *group {
+        return Err(refusal("GroupMismatch"));
+    }
+    if peer.is_some_and(|p| *p != d.owner) {
+        return Err(refusal("GroupOwnerMismatch"));
+    }
+    d.verify_proof()
+}
+
+impl Receiver {
+    /// A receiver from a checked distribution, at its index, generation 0.
+    pub fn from_distribution(d: &Dist, authenticated: bool) -> Self {
+        Self {
+            generation: 0,
+            group: d.group,
+            chain: d.chain,
+            owner: d.owner,
+            authenticated,
+            read: 0,
+            levels: d.levels,
+            window: Window::at(d.index),
+        }
+    }
+
+    /// §15.7 for a standalone receiver: the plaintext (or imported bytes)
+    /// must be exactly a distribution for `group`; `peer` is the identity
+    /// of the session it came out of, `None` for an unauthenticated import.
     ///
     /// # Errors
     ///
-    /// The model's refusal: the SPEC.md error of the first check the input
-    /// fails, in the order SPEC.md fixes.
-    pub fn install(dist: &[u8], identity: Option<[u8; 64]>) -> Result<Self, Refusal> {
-        let d = parse_distribution(dist)?;
-        Ok(Self {
-            group: d.group,
-            chain_id: d.chain_id,
-            signing: d.signing,
-            identity,
-            levels: d.levels,
-            window: Window::at(d.index),
-        })
+    /// The distribution's parse errors, `GroupMismatch`,
+    /// `GroupOwnerMismatch`, `InvalidSignature`.
+    pub fn install(
+        bytes: &[u8],
+        group: &[u8; 32],
+        peer: Option<&[u8; 32]>,
+    ) -> Result<Self, Refusal> {
+        let (d, _) = read_distribution(bytes)?;
+        check_install(&d, group, peer)?;
+        Ok(Self::from_distribution(&d, peer.is_some()))
     }
 
     /// The next index.
@@ -55,17 +96,32 @@ impl GReceiver {
         self.window.next
     }
 
-    /// GroupReceiver state (type 0x23).
+    /// The mark, as the vectors spell it.
+    pub fn mark(&self) -> Value {
+        mark_json(&self.owner, self.authenticated)
+    }
+
+    /// Every field of the saved state, for the vectors.
+    pub fn decoded_json(&self) -> Value {
+        json!({
+            "generation": self.generation, "group_id": hex(&self.group), "chain": hex(&self.chain),
+            "owner": hex(&self.owner), "authenticated": self.authenticated, "next": self.next(),
+            "read": self.read,
+            "levels": super::ratchet::levels_json(&self.levels),
+            "cache": self.window.cache.iter().map(|(i, k)| json!({ "index": i, "key": hex(k) })).collect::<Vec<_>>(),
+        })
+    }
+
+    /// §15.11 encoding.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![1, 0x23];
+        let mut out = vec![VERSION, 0x23];
+        out.extend(self.generation.to_be_bytes());
         out.extend(self.group);
-        out.extend(self.chain_id.to_be_bytes());
-        out.extend(self.signing);
-        out.push(u8::from(self.identity.is_some()));
-        if let Some(id) = self.identity {
-            out.extend(id);
-        }
+        out.extend(self.chain);
+        out.extend(self.owner);
+        out.push(u8::from(self.authenticated));
         out.extend(self.window.next.to_be_bytes());
+        out.extend(self.read.to_be_bytes());
         out.extend(flat(&self.levels));
         let count = u16::try_from(self.window.cache.len()).expect("bounded");
         out.extend(count.to_be_bytes());
@@ -82,7 +138,7 @@ impl GReceiver {
     ///
     /// The model's refusal: the SPEC.md error of the first check the input
     /// fails, in the order SPEC.md fixes.
-    pub fn parse(b: &[u8]) -> Result<Self, Refusal> {
+    pub fn decode(b: &[u8]) -> Result<Self, Refusal> {
         Self::read(b).map(|(r, _)| r)
     }
 
@@ -97,15 +153,16 @@ impl GReceiver {
             return Err(refusal("TooLarge"));
         }
         let mut r = Reader::header(b, 0x23)?;
+        let generation = r.u64("generation")?;
         let group = r.a32("group_id")?;
-        let chain_id = r.u32("chain_id")?;
-        let signing = r.ed("signing_key")?;
-        let identity = if r.flag("authenticated")? {
-            Some(r.ik("identity")?)
-        } else {
-            None
-        };
+        let chain = r.ed("chain")?;
+        let owner = r.ed("owner")?;
+        let authenticated = r.flag("authenticated")?;
         let next = r.u32("next")?;
+        let read = r.u32("read")?;
+        if read > next {
+            return Err(refusal("InvalidEncoding"));
+        }
         let levels = split_levels(r.take("levels", 256)?);
         let count = usize::from(r.u16("count")?);
         if count > MAX_SKIPPED {
@@ -128,10 +185,12 @@ impl GReceiver {
         }
         r.end()?;
         let receiver = Self {
+            generation,
             group,
-            chain_id,
-            signing,
-            identity,
+            chain,
+            owner,
+            authenticated,
+            read,
             levels,
             window,
         };
@@ -146,11 +205,13 @@ impl GReceiver {
     /// fails, in the order SPEC.md fixes.
     pub fn decrypt(&mut self, msg: &[u8]) -> Result<(Vec<u8>, Value), Refusal> {
         let (h, _) = read_message(msg)?;
-        if h.group != self.group || h.chain_id != self.chain_id {
+        // Step 1.
+        if h.group != self.group || h.chain != self.chain {
             return Err(refusal("UnknownGroupChain"));
         }
+        // Step 2.
         let (unsigned, sig) = msg.split_at(msg.len() - SIGNATURE_LEN);
-        verify(&self.signing, &signed_data(unsigned), sig)?;
+        verify(&self.chain, &signed_data(unsigned), sig)?;
         let j = h.index;
         let open_with = |k: &[u8; 32]| {
             let (key, nonce) = key_nonce(&h.salt, k, L_MESSAGE_KEYS);
@@ -163,7 +224,8 @@ impl GReceiver {
             .ok_or_else(|| refusal("AuthenticationFailed"))
         };
         let next_before = self.window.next;
-        match self.window.plan(j)? {
+        // Steps 3 to 5.
+        let (pt, trace) = match self.window.plan(j)? {
             Step::Cached => {
                 let k = self.window.cache[&j];
                 let pt = open_with(&k)?;
@@ -172,9 +234,10 @@ impl GReceiver {
                     "key_source": "cache", "message_key": hex(&k), "next_before": next_before,
                     "skip_from": null, "skipped_cached": [], "evicted": [], "next_after": next_before,
                 });
-                Ok((pt, trace))
+                (pt, trace)
             }
             Step::Ratchet { skip_from } => {
+                // Step 6, on a copy.
                 let mut levels = self.levels;
                 jump(next_before, &mut levels, skip_from);
                 let mut i = skip_from;
@@ -185,6 +248,7 @@ impl GReceiver {
                 }
                 let k = message_key(&levels);
                 let pt = open_with(&k)?;
+                // Step 7.
                 increment(j, &mut levels);
                 self.levels = levels;
                 let evicted = self.window.commit(j, skipped.iter().copied());
@@ -194,35 +258,11 @@ impl GReceiver {
                     "skipped_cached": skipped.iter().map(|(_, k)| hex(k)).collect::<Vec<_>>(),
                     "evicted": evicted, "next_after": self.window.next,
                 });
-                Ok((pt, trace))
+                (pt, trace)
             }
-        }
-    }
-}
-
-impl Held for GReceiver {
-    fn group(&self) -> [u8; 32] {
-        self.group
-    }
-
-    fn chain_id(&self) -> u32 {
-        self.chain_id
-    }
-
-    fn signing(&self) -> [u8; 32] {
-        self.signing
-    }
-
-    fn sender(&self) -> Option<[u8; 64]> {
-        self.identity
-    }
-
-    fn next(&self) -> u32 {
-        self.window.next
-    }
-
-    fn take_ratchet(&mut self, newer: Self) {
-        self.window.next = newer.window.next;
-        self.levels = newer.levels;
+        };
+        self.read = self.read.max(j + 1);
+        self.generation = self.generation.saturating_add(1);
+        Ok((pt, trace))
     }
 }

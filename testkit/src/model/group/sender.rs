@@ -1,58 +1,113 @@
-//! SPEC.md §15.5, §15.11 and §15.12: the sending side of a chain.
+//! SPEC.md §15.5, §15.6, §15.11 and §15.12: the sending side of a chain.
 
 use serde_json::{Value, json};
 
-use super::message::{L_MESSAGE_KEYS, signed_data};
+use super::message::{Dist, HEADER_LEN, L_MESSAGE_KEYS, owner_proof, owner_signature, signed_data};
 use super::ratchet::{Levels, flat, increment, message_key, split_levels};
 use crate::hex::hex;
 use crate::model::codec::{Layout, Reader};
 use crate::model::error::{Refusal, refusal};
-use crate::model::primitives::{MAX_PLAINTEXT, MAX_STATE, ed25519_public, key_nonce, seal, sign};
-use crate::rng::Draws;
+use crate::model::primitives::{
+    MAX_PLAINTEXT, MAX_STATE, VERSION, ed25519_public, key_nonce, seal, sign,
+};
+use crate::model::rand::Source;
+
+/// Length of the sender state.
+pub const STATE_LEN: usize = 494;
 
 /// The sending side of a chain.
-#[derive(Clone, Debug)]
-pub struct GSender {
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sender {
+    /// §10.1 generation.
+    pub generation: u64,
     /// The group id.
     pub group: [u8; 32],
-    /// The chain id.
-    pub chain_id: u32,
+    /// The owner's identity key.
+    pub owner: [u8; 32],
+    /// The chain's Ed25519 seed.
+    pub seed: [u8; 32],
+    /// The owner proof, as made.
+    pub proof: [u8; 64],
+    /// The owner signature, as made.
+    pub signature: [u8; 64],
     /// The next index.
     pub index: u32,
     /// R_0 .. R_7 at `index`.
     pub levels: Levels,
-    /// The Ed25519 signing seed.
-    pub seed: [u8; 32],
 }
 
-impl GSender {
-    /// Draws 4 (chain id, big-endian), 256 (R_0..R_7), 32 (Ed25519 seed).
-    pub fn new(rng: &mut Draws, group: [u8; 32]) -> Self {
-        let chain_id = u32::from_be_bytes(rng.draw::<4>());
-        let levels = split_levels(&rng.draw::<256>());
+impl Sender {
+    /// `GroupSender::new` from the owner's device (its identity seed):
+    /// draws 256 bytes (R_0 .. R_7), then the 32-byte chain seed; makes the
+    /// owner proof and the owner signature.
+    pub fn new(rng: &mut dyn Source, group: [u8; 32], identity_seed: &[u8; 32]) -> Self {
+        let mut levels = [0u8; 256];
+        rng.fill(&mut levels);
         let seed = rng.draw::<32>();
+        let chain = ed25519_public(&seed);
+        let owner = ed25519_public(identity_seed);
         Self {
+            generation: 0,
             group,
-            chain_id,
-            index: 0,
-            levels,
+            owner,
             seed,
+            proof: owner_proof(&seed, &group, &chain, &owner),
+            signature: owner_signature(identity_seed, &group, &chain),
+            index: 0,
+            levels: split_levels(&levels),
         }
     }
 
-    /// The chain's Ed25519 public key.
-    pub fn public(&self) -> [u8; 32] {
+    /// `rotate` with the owner's device: a new chain for the same group and
+    /// owner, generation + 1.
+    ///
+    /// # Errors
+    ///
+    /// `GroupOwnerMismatch` (nothing drawn) for a device that is not the
+    /// owner.
+    pub fn rotate(
+        &mut self,
+        rng: &mut dyn Source,
+        identity_seed: &[u8; 32],
+    ) -> Result<(), Refusal> {
+        if ed25519_public(identity_seed) != self.owner {
+            return Err(refusal("GroupOwnerMismatch"));
+        }
+        let generation = self.generation.saturating_add(1);
+        *self = Self::new(rng, self.group, identity_seed);
+        self.generation = generation;
+        Ok(())
+    }
+
+    /// The chain's public key.
+    pub fn chain(&self) -> [u8; 32] {
         ed25519_public(&self.seed)
     }
 
-    /// GroupSender state (type 0x22).
+    /// The distribution at the current index.
+    pub fn distribution(&self) -> Dist {
+        Dist {
+            group: self.group,
+            chain: self.chain(),
+            owner: self.owner,
+            proof: self.proof,
+            signature: self.signature,
+            index: self.index,
+            levels: self.levels,
+        }
+    }
+
+    /// §15.11 encoding.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![1, 0x22];
+        let mut out = vec![VERSION, 0x22];
+        out.extend(self.generation.to_be_bytes());
         out.extend(self.group);
-        out.extend(self.chain_id.to_be_bytes());
+        out.extend(self.owner);
+        out.extend(self.seed);
+        out.extend(self.proof);
+        out.extend(self.signature);
         out.extend(self.index.to_be_bytes());
         out.extend(flat(&self.levels));
-        out.extend(self.seed);
         out
     }
 
@@ -62,7 +117,7 @@ impl GSender {
     ///
     /// The model's refusal: the SPEC.md error of the first check the input
     /// fails, in the order SPEC.md fixes.
-    pub fn parse(b: &[u8]) -> Result<Self, Refusal> {
+    pub fn decode(b: &[u8]) -> Result<Self, Refusal> {
         Self::read(b).map(|(s, _)| s)
     }
 
@@ -77,40 +132,39 @@ impl GSender {
             return Err(refusal("TooLarge"));
         }
         let mut r = Reader::header(b, 0x22)?;
+        let generation = r.u64("generation")?;
         let group = r.a32("group_id")?;
-        let chain_id = r.u32("chain_id")?;
+        let owner = r.ed("owner")?;
+        let seed = r.a32("chain_seed")?;
+        let proof = r.take("owner_proof", 64)?.try_into().expect("64");
+        let signature = r.take("owner_signature", 64)?.try_into().expect("64");
         let index = r.u32("index")?;
         let levels = split_levels(r.take("levels", 256)?);
-        let seed = r.a32("signing_seed")?;
         r.end()?;
         let s = Self {
+            generation,
             group,
-            chain_id,
+            owner,
+            seed,
+            proof,
+            signature,
             index,
             levels,
-            seed,
         };
         Ok((s, r.into_layout()))
     }
 
-    /// SenderKeyDistribution (type 0x04) at the current index.
-    pub fn distribution(&self) -> Vec<u8> {
-        let mut out = vec![1, 0x04];
-        out.extend(self.group);
-        out.extend(self.chain_id.to_be_bytes());
-        out.extend(self.index.to_be_bytes());
-        out.extend(flat(&self.levels));
-        out.extend(self.public());
-        out
-    }
-
-    /// Encrypts at the current index (draws a 16-byte salt) and increments.
+    /// §15.12 encrypt: `PlaintextTooLarge`, then `ChainExhausted`, then the
+    /// 16-byte salt; increments and adds 1 to the generation.
     ///
     /// # Errors
     ///
-    /// The model's refusal: the SPEC.md error of the first check the input
-    /// fails, in the order SPEC.md fixes.
-    pub fn encrypt(&mut self, rng: &mut Draws, pt: &[u8]) -> Result<(Vec<u8>, Value), Refusal> {
+    /// `PlaintextTooLarge`, `ChainExhausted` (nothing drawn).
+    pub fn encrypt(
+        &mut self,
+        rng: &mut dyn Source,
+        pt: &[u8],
+    ) -> Result<(Vec<u8>, Value), Refusal> {
         if pt.len() > MAX_PLAINTEXT {
             return Err(refusal("PlaintextTooLarge"));
         }
@@ -120,6 +174,7 @@ impl GSender {
         let salt = rng.draw::<16>();
         let (msg, trace) = self.encrypt_with(&salt, pt);
         self.index = increment(self.index, &mut self.levels);
+        self.generation = self.generation.saturating_add(1);
         Ok((msg, trace))
     }
 
@@ -127,11 +182,12 @@ impl GSender {
     pub fn encrypt_with(&self, salt: &[u8; 16], pt: &[u8]) -> (Vec<u8>, Value) {
         let k = message_key(&self.levels);
         let (key, nonce) = key_nonce(salt, &k, L_MESSAGE_KEYS);
-        let mut header = vec![1, 0x03];
+        let mut header = vec![VERSION, 0x03];
         header.extend(self.group);
-        header.extend(self.chain_id.to_be_bytes());
+        header.extend(self.chain());
         header.extend(self.index.to_be_bytes());
         header.extend(salt);
+        debug_assert_eq!(header.len(), HEADER_LEN);
         let ct = seal(&key, &nonce, &header, pt);
         let mut msg = header.clone();
         msg.extend(&ct);
@@ -139,11 +195,21 @@ impl GSender {
         let sig = sign(&self.seed, &signed);
         msg.extend(sig);
         let trace = json!({
-            "index": self.index, "message_key": hex(&k), "salt": hex(salt), "aes_key": hex(&key), "nonce": hex(&nonce),
-            "header": hex(&header), "ciphertext": hex(&ct), "signed_data": hex(&signed),
-            "signature": hex(&sig), "message": hex(&msg),
+            "index": self.index, "message_key": hex(&k), "salt": hex(salt), "aes_key": hex(&key),
+            "nonce": hex(&nonce), "header": hex(&header), "ciphertext": hex(&ct),
+            "signed_data": hex(&signed), "signature": hex(&sig), "message": hex(&msg),
         });
         (msg, trace)
+    }
+
+    /// Every field of the saved state, for the vectors.
+    pub fn decoded_json(&self) -> Value {
+        json!({
+            "generation": self.generation, "group_id": hex(&self.group), "owner": hex(&self.owner),
+            "chain_seed": hex(&self.seed), "chain": hex(&self.chain()), "owner_proof": hex(&self.proof), "owner_signature": hex(&self.signature),
+            "index": self.index, "levels": super::ratchet::levels_json(&self.levels),
+            "message_key": hex(&message_key(&self.levels)),
+        })
     }
 
     /// Signs bytes (everything before a signature) with this chain's key

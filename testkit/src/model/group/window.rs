@@ -17,7 +17,7 @@ pub const MAX_SKIPPED: usize = 256;
 pub const MAX_JUMP: u32 = 1 << 24;
 
 /// A receiver's position: the next index and the cached keys below it.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Window<K> {
     /// The lowest index not yet reached.
     pub next: u32,
