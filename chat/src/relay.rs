@@ -33,6 +33,8 @@ struct Published {
 struct Waiting {
     from: Address,
     payload: Vec<u8>,
+    /// What it is: the client's own tag (pairwise, or group and its id).
+    tag: Vec<u8>,
 }
 
 #[derive(Default)]
@@ -82,6 +84,7 @@ fn deliver_frame(seq: u64, w: &Waiting) -> Frame {
             w.from.0.as_bytes().to_vec(),
             w.from.1.to_be_bytes().to_vec(),
             w.payload.clone(),
+            w.tag.clone(),
         ],
     )
 }
@@ -135,9 +138,15 @@ fn serve_requests(
             kind::UPLOAD => upload(state, me, frame.field(0)?),
             kind::FETCH => Ok(fetch(state, &frame.text(0)?)),
             kind::SEND => {
-                let to: Address = (frame.text(0)?, frame.u32(1)?);
+                let user = frame.text(0)?;
+                // No device: every device of the user.
+                let device = match frame.field(1)? {
+                    [] => None,
+                    _ => Some(frame.u32(1)?),
+                };
                 let reference = frame.field(3)?.to_vec();
-                send(state, me, to, frame.field(2)?.to_vec())
+                let tag = frame.fields.get(4).cloned().unwrap_or_default();
+                send(state, me, &user, device, frame.field(2)?, &tag)
                     .map(|()| Frame::new(kind::OK, vec![reference]))
             }
             kind::ACK => {
@@ -227,23 +236,45 @@ fn fetch(state: &Shared, user: &str) -> Frame {
     Frame::new(kind::BUNDLES, fields)
 }
 
-fn send(state: &Shared, from: &Address, to: Address, payload: Vec<u8>) -> Result<(), String> {
+/// Puts a message in the mailbox of `user`'s `device`, or of every device
+/// of `user` but the sender, and pushes it to those online.
+fn send(
+    state: &Shared,
+    from: &Address,
+    user: &str,
+    device: Option<u32>,
+    payload: &[u8],
+    tag: &[u8],
+) -> Result<(), String> {
     let mut s = lock(state);
-    if !s.directory.contains_key(&to) {
-        return Err(format!("no device {} of {}", to.1, to.0));
+    let targets: Vec<Address> = s
+        .directory
+        .keys()
+        .filter(|(u, d)| u == user && device.is_none_or(|want| want == *d))
+        .filter(|a| *a != from)
+        .cloned()
+        .collect();
+    if targets.is_empty() {
+        return Err(format!("no such device of {user}"));
     }
-    if s.mailboxes.get(&to).is_some_and(|m| m.len() >= MAX_MAILBOX) {
+    if targets
+        .iter()
+        .any(|t| s.mailboxes.get(t).is_some_and(|m| m.len() >= MAX_MAILBOX))
+    {
         return Err("mailbox full".into());
     }
-    s.next_seq = s.next_seq.saturating_add(1);
-    let seq = s.next_seq;
-    let waiting = Waiting {
-        from: from.clone(),
-        payload,
-    };
-    if let Some((_, tx)) = s.online.get(&to) {
-        let _ = tx.send(deliver_frame(seq, &waiting));
+    for to in targets {
+        s.next_seq = s.next_seq.saturating_add(1);
+        let seq = s.next_seq;
+        let waiting = Waiting {
+            from: from.clone(),
+            payload: payload.to_vec(),
+            tag: tag.to_vec(),
+        };
+        if let Some((_, tx)) = s.online.get(&to) {
+            let _ = tx.send(deliver_frame(seq, &waiting));
+        }
+        s.mailboxes.entry(to).or_default().insert(seq, waiting);
     }
-    s.mailboxes.entry(to).or_default().insert(seq, waiting);
     Ok(())
 }

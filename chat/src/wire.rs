@@ -18,7 +18,8 @@ pub(crate) mod kind {
     pub(crate) const UPLOAD: u8 = 2;
     /// Client: a bundle for each device of a user (user).
     pub(crate) const FETCH: u8 = 3;
-    /// Client: a message (to user, to device, payload, reference).
+    /// Client: a message (to user, to device or empty for all of the
+    /// user's devices, payload, reference, the client's tag).
     pub(crate) const SEND: u8 = 4;
     /// Client: a delivered message is committed (sequence number).
     pub(crate) const ACK: u8 = 5;
@@ -26,7 +27,7 @@ pub(crate) mod kind {
     pub(crate) const OK: u8 = 64;
     /// Relay: bundles (user, then device and bundle pairs).
     pub(crate) const BUNDLES: u8 = 65;
-    /// Relay: a message (sequence, from user, from device, payload).
+    /// Relay: a message (sequence, from user, from device, payload, tag).
     pub(crate) const DELIVER: u8 = 67;
     /// Relay: a request was refused (reason).
     pub(crate) const ERROR: u8 = 68;

@@ -71,6 +71,8 @@ pub struct Incoming {
     pub source: Vec<u8>,
     /// The sending device, where known.
     pub device: Option<u32>,
+    /// The group, for a group message.
+    pub group: Option<[u8; 32]>,
     /// The decrypted bytes.
     pub plaintext: Zeroizing<Vec<u8>>,
 }
@@ -81,6 +83,7 @@ impl std::fmt::Debug for Incoming {
             .field("id", &self.id)
             .field("source", &self.source)
             .field("device", &self.device)
+            .field("group", &self.group)
             .field("len", &self.plaintext.len())
             .finish()
     }
@@ -160,19 +163,20 @@ impl Store {
         self.read(|op| {
             let mut stmt = op
                 .conn()
-                .prepare("SELECT id, source, device, value FROM inbox ORDER BY id")?;
+                .prepare("SELECT id, source, device, grp, value FROM inbox ORDER BY id")?;
             let rows = stmt
                 .query_map([], |r| {
                     Ok((
                         r.get::<_, i64>(0)?,
                         r.get::<_, Vec<u8>>(1)?,
                         r.get::<_, Option<i64>>(2)?,
-                        r.get::<_, Vec<u8>>(3)?,
+                        r.get::<_, Option<Vec<u8>>>(3)?,
+                        r.get::<_, Vec<u8>>(4)?,
                     ))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             rows.into_iter()
-                .map(|(id, source, device, value)| {
+                .map(|(id, source, device, group, value)| {
                     let id = from_sql(id);
                     let corrupt = || Error::CorruptValue {
                         record: format!("inbox/{id}"),
@@ -180,7 +184,10 @@ impl Store {
                     let device = device
                         .map(|d| u32::try_from(d).map_err(|_| corrupt()))
                         .transpose()?;
-                    let aad = op.sealer.entry_aad(id, &source, device);
+                    let group = group
+                        .map(|g| <[u8; 32]>::try_from(g).map_err(|_| corrupt()))
+                        .transpose()?;
+                    let aad = op.sealer.entry_aad(id, &source, device, group);
                     let plaintext = op
                         .sealer
                         .keys
@@ -190,6 +197,7 @@ impl Store {
                         id,
                         source,
                         device,
+                        group,
                         plaintext,
                     })
                 })

@@ -154,7 +154,7 @@ impl Store {
                 }
             };
             op.put(&name, &session)?;
-            op.deliver(contact, None, &plaintext);
+            op.deliver(contact, None, None, &plaintext);
             Ok(())
         })?;
         receipt.inbox.into_iter().next().ok_or(Error::NotFound {

@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS inbox (
     id INTEGER PRIMARY KEY NOT NULL,
     source BLOB NOT NULL,
     device INTEGER,
+    grp BLOB,
     value BLOB NOT NULL
 ) STRICT;
 ";
@@ -346,6 +347,7 @@ impl Store {
             inbox: Vec::new(),
             acked_outbox: Vec::new(),
             acked_inbox: Vec::new(),
+            account: None,
         };
         let (output, write_tx) = if locked {
             let tx = Tx::begin(conn, "BEGIN IMMEDIATE")?;
@@ -402,16 +404,25 @@ impl Store {
         }
         for entry in &op.inbox {
             seq = seq.checked_add(1).ok_or(Error::Database { code: 0 })?;
-            let aad = op.sealer.entry_aad(seq, &entry.source, entry.device);
+            let aad = op
+                .sealer
+                .entry_aad(seq, &entry.source, entry.device, entry.group);
             let value = op.sealer.keys.seal_entry(&aad, &entry.plaintext)?;
             conn.execute(
-                "INSERT INTO inbox (id, source, device, value) VALUES (?1, ?2, ?3, ?4)",
-                params![to_sql(seq), entry.source, entry.device, value],
+                "INSERT INTO inbox (id, source, device, grp, value) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    to_sql(seq),
+                    entry.source,
+                    entry.device,
+                    entry.group.map(|g| g.to_vec()),
+                    value
+                ],
             )?;
             receipt.inbox.push(Incoming {
                 id: seq,
                 source: entry.source.clone(),
                 device: entry.device,
+                group: entry.group,
                 plaintext: entry.plaintext.clone(),
             });
             points::hit(hook, name, "inbox");
@@ -425,6 +436,18 @@ impl Store {
             let n = conn.execute("DELETE FROM inbox WHERE id = ?1", [to_sql(*id)])?;
             receipt.acked += n;
             points::hit(hook, name, "ack");
+        }
+        if let Some((user, device)) = &op.account {
+            let n = conn.execute(
+                "INSERT INTO meta (name, value) VALUES ('account_user', ?1), ('account_device', ?2)
+                 ON CONFLICT (name) DO NOTHING",
+                params![user, device],
+            )?;
+            if n != 2 {
+                return Err(Error::Conflict {
+                    record: "account".to_owned(),
+                });
+            }
         }
         conn.execute(
             "UPDATE meta SET value = ?1 WHERE name = 'seq'",
@@ -448,6 +471,7 @@ impl Store {
             inbox: Vec::new(),
             acked_outbox: Vec::new(),
             acked_inbox: Vec::new(),
+            account: None,
         };
         let out = f(&mut op);
         drop(tx);
@@ -509,13 +533,26 @@ impl Sealer<'_> {
     }
 
     /// The associated data of inbox entry `id` from `source`/`device`.
-    pub(crate) fn entry_aad(&self, id: u64, source: &[u8], device: Option<u32>) -> Vec<u8> {
+    pub(crate) fn entry_aad(
+        &self,
+        id: u64,
+        source: &[u8],
+        device: Option<u32>,
+        group: Option<[u8; 32]>,
+    ) -> Vec<u8> {
         let mut aad = context(self.db_id, "inbox");
         aad.extend_from_slice(&id.to_be_bytes());
         match device {
             Some(d) => {
                 aad.push(1);
                 aad.extend_from_slice(&d.to_be_bytes());
+            }
+            None => aad.push(0),
+        }
+        match group {
+            Some(g) => {
+                aad.push(1);
+                aad.extend_from_slice(&g);
             }
             None => aad.push(0),
         }
@@ -716,6 +753,7 @@ pub(crate) struct Op<'a> {
     inbox: Vec<NewEntry>,
     acked_outbox: Vec<u64>,
     acked_inbox: Vec<u64>,
+    account: Option<(Vec<u8>, u32)>,
 }
 
 /// A record write: a sealed state, or a deletion.
@@ -793,6 +831,7 @@ pub(crate) struct NewOutgoing {
 struct NewEntry {
     source: Vec<u8>,
     device: Option<u32>,
+    group: Option<[u8; 32]>,
     plaintext: Zeroizing<Vec<u8>>,
 }
 
@@ -859,10 +898,17 @@ impl Op<'_> {
     }
 
     /// Adds an inbox entry at commit, sealed then.
-    pub(crate) fn deliver(&mut self, source: &[u8], device: Option<u32>, plaintext: &[u8]) {
+    pub(crate) fn deliver(
+        &mut self,
+        source: &[u8],
+        device: Option<u32>,
+        group: Option<[u8; 32]>,
+        plaintext: &[u8],
+    ) {
         self.inbox.push(NewEntry {
             source: source.to_vec(),
             device,
+            group,
             plaintext: Zeroizing::new(plaintext.to_vec()),
         });
     }
