@@ -1,4 +1,5 @@
-//! Crash safety (SPEC.md §17.8): a chat between two stores, run step by
+//! Crash safety (SPEC.md §17.8): a chat between two stores through the
+//! session layer (peer records, a group with sender keys), run step by
 //! step in a child process that kills itself with SIGKILL at a chosen kill
 //! point (inside the store's transaction path, and in the application after
 //! a call returned), and killed by this parent at random times; after every
@@ -24,11 +25,21 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use sotto::group::GroupMessage;
+use sotto::sessions::{Action, DeviceId, Ignore, UserId};
 use sotto::{Message, PreKeyBundle};
-use sotto_store::{Error, OutgoingKind, Point, PreKeyUpload, Store, StoreKey};
+use sotto_store::{Delivered, Error, OutgoingKind, Point, PreKeyUpload, Store, StoreKey};
 
 const PARTIES: [&str; 2] = ["alice", "bob"];
 const NOW: u64 = 1_700_000_000;
+/// The group both parties are in, its id agreed out of band.
+const GROUP: [u8; 32] = [0x47; 32];
+/// Every party's one device.
+const DEVICE: DeviceId = DeviceId(1);
+
+fn uid(who: &str) -> UserId {
+    UserId::new(who.as_bytes()).unwrap()
+}
 
 fn key_of(who: &str) -> StoreKey {
     StoreKey::from_bytes([if who == "alice" { 1 } else { 2 }; 32])
@@ -58,6 +69,8 @@ enum Step {
     Replenish,
     RotateSigned,
     RotateKem,
+    Group(&'static str),
+    GroupSend(&'static str, u64),
 }
 
 /// The script: set up, start, then rounds of messages both ways with prekey
@@ -75,10 +88,19 @@ fn script() -> Vec<Step> {
         steps.push(Step::Send("bob", k));
         steps.push(Step::Deliver("alice"));
         match round % 4 {
+            0 if round == 4 => {
+                // Both join the group: each hands its chain to the other.
+                steps.extend([Step::Group("alice"), Step::Group("bob")]);
+                steps.extend([Step::Deliver("bob"), Step::Deliver("alice")]);
+            }
             1 => steps.push(Step::RotateSigned),
             2 => steps.push(Step::Replenish),
             3 => steps.push(Step::RotateKem),
             _ => {}
+        }
+        if round >= 5 {
+            k += 1;
+            steps.push(Step::GroupSend(if round % 2 == 0 { "alice" } else { "bob" }, k));
         }
     }
     steps
@@ -166,7 +188,16 @@ impl App {
                 OutgoingKind::Message => append(
                     &dir.join("net.log"),
                     &format!(
-                        "{who} {} {} {}\n",
+                        "{who} {} {} {} P\n",
+                        other(who),
+                        out.app_ref.map_or("-".to_owned(), |r| r.to_string()),
+                        hex(&out.payload)
+                    ),
+                ),
+                OutgoingKind::GroupMessage => append(
+                    &dir.join("net.log"),
+                    &format!(
+                        "{who} {} {} {} G\n",
                         other(who),
                         out.app_ref.unwrap(),
                         hex(&out.payload)
@@ -193,6 +224,7 @@ impl App {
                 &dir.join("shown.log"),
                 &format!("{who} {} {}\n", entry.id, hex(&entry.plaintext)),
             );
+            assert_eq!(entry.group.is_some(), String::from_utf8_lossy(&entry.plaintext).contains("group"));
             hit("app", "shown");
             if !ack_first {
                 self.store(who).ack_read(entry.id).unwrap();
@@ -216,41 +248,61 @@ impl App {
                     self.store(who).create_device(NOW).unwrap();
                     hit("app", "returned");
                 }
+                if self.store(who).account().unwrap().is_none() {
+                    self.store(who).set_account(&uid(who), DEVICE).unwrap();
+                }
                 if who == "bob" {
                     self.store(who).replenish_prekeys(3, 2).unwrap();
                 }
                 self.flush_outbox(who);
+                // Bob's record of Alice, from the directory's device list.
+                if who == "bob" {
+                    let identity = published(&self.dir, "alice")[0].identity;
+                    self.store("bob")
+                        .update_devices(&uid("alice"), &[(DEVICE, identity)], NOW)
+                        .unwrap();
+                }
             }
             Step::Start => {
-                if self
-                    .store("alice")
-                    .session_status(b"bob")
-                    .unwrap()
-                    .is_none()
-                {
+                let bob = uid("bob");
+                let needs = match self.store("alice").plan_send(&bob, NOW) {
+                    Ok(plan) => !plan.needs_bundle.is_empty(),
+                    Err(Error::NotFound { .. }) => true,
+                    Err(e) => panic!("{e:?}"),
+                };
+                if needs {
                     let bundle = self.claim_bundle();
                     self.store("alice")
-                        .start_session(b"bob", &bundle, Some(bundle.identity()))
+                        .update_devices(&bob, &[(DEVICE, *bundle.identity())], NOW)
                         .unwrap();
+                    self.store("alice").add_bundle(&bob, DEVICE, bundle, NOW).unwrap();
                     hit("app", "returned");
                 }
             }
+            Step::Group(who) => {
+                match self.store(who).create_group(&GROUP, &[uid("alice"), uid("bob")]) {
+                    Ok(_) => hit("app", "returned"),
+                    Err(Error::AlreadyExists { .. }) => {}
+                    Err(e) => panic!("{e:?}"),
+                }
+                self.flush_outbox(who);
+            }
+            Step::GroupSend(who, k) => {
+                if !self.already_sent(who, k) {
+                    let text = format!("{who} group {k}");
+                    self.store(who).group_send(&GROUP, text.as_bytes(), Some(k)).unwrap();
+                    hit("app", "returned");
+                }
+                self.flush_outbox(who);
+            }
             Step::Send(who, k) => {
-                let sent = self
-                    .store(who)
-                    .outbox()
-                    .unwrap()
-                    .iter()
-                    .any(|o| o.app_ref == Some(k))
-                    || lines(&self.dir.join("net.log"))
-                        .iter()
-                        .any(|l| l[0] == who && l[2] == k.to_string());
-                if !sent {
+                if !self.already_sent(who, k) {
                     let text = format!("{who} says {k}");
-                    let peer = other(who).as_bytes();
-                    self.store(who)
-                        .encrypt(peer, text.as_bytes(), Some(k))
+                    let sent = self
+                        .store(who)
+                        .send_to_user(&uid(other(who)), text.as_bytes(), Some(k))
                         .unwrap();
+                    assert_eq!(sent.outgoing.len(), 1);
                     hit("app", "returned");
                 }
                 self.flush_outbox(who);
@@ -267,10 +319,18 @@ impl App {
                     .collect();
                 while cursor < mine.len() {
                     let line = &mine[cursor];
-                    let from = line[0].clone();
-                    match self.store(who).receive(from.as_bytes(), &unhex(&line[3])) {
-                        Ok(_) => hit("app", "returned"),
-                        Err(Error::Protocol(sotto::Error::DuplicateMessage)) => {}
+                    let from = uid(&line[0]);
+                    let bytes = unhex(&line[3]);
+                    let result = if line[4] == "G" {
+                        self.store(who).group_receive(&GROUP, &from, &bytes).map(|_| ())
+                    } else {
+                        self.store(who)
+                            .receive_from(&from, DEVICE, &bytes, NOW)
+                            .map(|d| assert!(matches!(d, Delivered::Message(_) | Delivered::Distribution { .. })))
+                    };
+                    match result {
+                        Ok(()) => hit("app", "returned"),
+                        Err(Error::Session(f)) if f.action == Action::Ignore(Ignore::Duplicate) => {}
                         Err(e) => panic!("{who} receiving {line:?}: {e:?}"),
                     }
                     cursor += 1;
@@ -298,6 +358,14 @@ impl App {
                 self.flush_outbox("bob");
             }
         }
+    }
+
+    /// Whether message `k` of `who` is in its outbox or on the network.
+    fn already_sent(&mut self, who: &'static str, k: u64) -> bool {
+        self.store(who).outbox().unwrap().iter().any(|o| o.app_ref == Some(k))
+            || lines(&self.dir.join("net.log"))
+                .iter()
+                .any(|l| l[0] == who && l[2] == k.to_string())
     }
 
     /// Bob's bundle from the directory: the newest signed and last-resort
@@ -431,7 +499,11 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// What a message on the network names: its ratchet key, number and salt.
-fn names(payload: &[u8]) -> ([u8; 32], u32, [u8; 16]) {
+fn names(payload: &[u8], tag: &str) -> ([u8; 32], u32, [u8; 16]) {
+    if tag == "G" {
+        let m = GroupMessage::from_bytes(payload).unwrap();
+        return (*m.chain().as_bytes(), m.index(), m.salt());
+    }
     match Message::from_bytes(payload).unwrap() {
         Message::PreKey(m) => (m.ratchet_key_bytes(), m.message_number(), m.salt()),
         Message::Ratchet(m) => (m.ratchet_key_bytes(), m.message_number(), m.salt()),
@@ -458,14 +530,16 @@ fn check(dir: &Path, complete: bool) {
     let mut salts = HashSet::new();
     let mut logical: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
     for l in &net {
-        logical
-            .entry((l[0].clone(), l[2].clone()))
-            .or_default()
-            .insert(l[3].clone());
+        if l[2] != "-" {
+            logical
+                .entry((l[0].clone(), l[2].clone()))
+                .or_default()
+                .insert(l[3].clone());
+        }
         if !payloads.insert(l[3].clone()) {
             continue; // a resend of the same bytes
         }
-        let (ratchet_key, n, salt) = names(&unhex(&l[3]));
+        let (ratchet_key, n, salt) = names(&unhex(&l[3]), &l[4]);
         assert!(pairs.insert((ratchet_key, n)), "pair sent twice in {dir:?}");
         assert!(salts.insert(salt), "salt sent twice in {dir:?}");
     }
@@ -487,8 +561,9 @@ fn check(dir: &Path, complete: bool) {
         assert_eq!(entries.len(), 1, "{text} decrypted twice in {dir:?}");
     }
     if complete {
-        for (from, k) in logical.keys() {
-            let text = format!("{from} says {k}");
+        for ((from, k), payloads) in &logical {
+            let group = net.iter().any(|l| l[3] == *payloads.iter().next().unwrap() && l[4] == "G");
+            let text = if group { format!("{from} group {k}") } else { format!("{from} says {k}") };
             assert!(shown.contains_key(&text), "{text} lost in {dir:?}");
         }
     }
@@ -662,6 +737,8 @@ fn step_kind(step: Step) -> &'static str {
         Step::Replenish => "replenish",
         Step::RotateSigned => "rotate-signed",
         Step::RotateKem => "rotate-kem",
+        Step::Group(_) => "group",
+        Step::GroupSend(..) => "group-send",
     }
 }
 

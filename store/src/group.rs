@@ -1,0 +1,198 @@
+//! Groups through the session layer (SPEC.md §16.8, §17.3 `group/`): a
+//! group session per group, its distributions fanned out to every device of
+//! every member in the same transaction that writes the group and the
+//! members' records.
+
+use sotto::group::{GroupId, GroupMessage};
+use sotto::sessions::{Fanout, GroupSession, PeerRecord, Unusable, UserId};
+use sotto::Device;
+
+use crate::device::DEVICE;
+use crate::error::{Error, Result};
+use crate::mailbox::{Incoming, Outgoing, OutgoingKind};
+use crate::peer::{first, require_record};
+use crate::store::{NewOutgoing, Op, Store, hex};
+
+/// The record name of a group.
+pub(crate) fn group_name(id: &GroupId) -> String {
+    format!("group/{}", hex(id.as_bytes()))
+}
+
+/// What a group operation committed: the group, and its distribution for
+/// every member device, in the outbox.
+#[derive(Clone, PartialEq, Eq, Debug)]
+#[non_exhaustive]
+pub struct GroupUpdate {
+    /// The group.
+    pub group: [u8; 32],
+    /// The distribution messages, one per member device with a session.
+    pub outgoing: Vec<Outgoing>,
+    /// Member devices that got none, and why.
+    pub unusable: Vec<(UserId, Unusable)>,
+}
+
+/// Loads the records of `users` (the own record for the local user).
+fn records(op: &mut Op<'_>, users: &[UserId]) -> Result<Vec<(String, PeerRecord)>> {
+    users.iter().map(|u| require_record(op, u)).collect()
+}
+
+/// Puts the fan-out's messages in the outbox and the records back.
+fn commit_fanout(op: &mut Op<'_>, records: Vec<(String, PeerRecord)>, fanout: Fanout) -> Result<Vec<(UserId, Unusable)>> {
+    let mut unusable = Vec::new();
+    for (user, sent) in fanout.users {
+        for out in sent.messages {
+            op.send(NewOutgoing {
+                kind: OutgoingKind::Message,
+                destination: user.as_bytes().to_vec(),
+                device: Some(out.device.0),
+                payload: out.message.into_bytes(),
+                app_ref: None,
+            });
+        }
+        unusable.extend(sent.unusable.into_iter().map(|u| (user.clone(), u)));
+    }
+    for (name, record) in &records {
+        op.put(name, record)?;
+    }
+    Ok(unusable)
+}
+
+fn group_id(bytes: &[u8; 32]) -> Result<GroupId> {
+    Ok(GroupId::from_bytes(bytes)?)
+}
+
+impl Store {
+    /// Makes (or joins) group `group` with `members` (user ids, the local
+    /// user included or not) and hands the local device's new chain to every
+    /// device of every member, the local user's other devices included.
+    /// `group` is a new random id for a new group, or the id the creator
+    /// sent in its invitation.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::AlreadyExists`] if the group exists; [`Error::NotFound`]
+    /// without an account, a device or a member's record; the core's
+    /// `TooManyGroupMembers`.
+    pub fn create_group(&mut self, group: &[u8; 32], members: &[UserId]) -> Result<GroupUpdate> {
+        let id = group_id(group)?;
+        let name = group_name(&id);
+        let (unusable, receipt) = self.run("create-group", |op| {
+            let (me, _) = crate::peer::account(op)?.ok_or(Error::NotFound { record: "account".into() })?;
+            if op.exists(&name)? {
+                return Err(Error::AlreadyExists { record: name.clone() });
+            }
+            let local: Device = op.require(DEVICE)?;
+            let mut session = GroupSession::new(&mut crate::rng::OsRng, id, me.clone(), &local)?;
+            let mut users = vec![me.clone()];
+            for m in members.iter().filter(|m| **m != me) {
+                if session.add_member(m.clone())? {
+                    users.push(m.clone());
+                }
+            }
+            let mut loaded = records(op, &users)?;
+            let fanout = {
+                let mut refs: Vec<&mut PeerRecord> = loaded.iter_mut().map(|(_, r)| r).collect();
+                session.distribute(&mut refs, &mut crate::rng::OsRng)?
+            };
+            op.put(&name, &session)?;
+            commit_fanout(op, loaded, fanout)
+        })?;
+        Ok(GroupUpdate {
+            group: *group,
+            outgoing: receipt.outbox,
+            unusable,
+        })
+    }
+
+    /// The members of a group, the local user included.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`]; record and database errors.
+    pub fn group_members(&self, group: &[u8; 32]) -> Result<Vec<UserId>> {
+        let name = group_name(&group_id(group)?);
+        self.read(|op| Ok(op.require::<GroupSession>(&name)?.members().cloned().collect()))
+    }
+
+    /// Encrypts `payload` on the local chain of `group` (SPEC §15.5); the
+    /// message, for every member device, is committed to the outbox
+    /// (destination: the group id).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`]; the core's errors of `GroupSession::encrypt`.
+    pub fn group_send(&mut self, group: &[u8; 32], payload: &[u8], app_ref: Option<u64>) -> Result<Outgoing> {
+        let name = group_name(&group_id(group)?);
+        let ((), receipt) = self.run("group-send", |op| {
+            let mut session: GroupSession = op.require(&name)?;
+            let message = session.encrypt(payload, &mut crate::rng::OsRng)?;
+            op.put(&name, &session)?;
+            op.send(NewOutgoing {
+                kind: OutgoingKind::GroupMessage,
+                destination: group.to_vec(),
+                device: None,
+                payload: message.into_bytes(),
+                app_ref,
+            });
+            Ok(())
+        })?;
+        first(receipt.outbox)
+    }
+
+    /// Decrypts a group message that `from` sent (SPEC §15.8): its chain's
+    /// owner must be a device of `from`'s record. The plaintext goes to the
+    /// inbox with the group.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Session`] with the layer's failure (a chain not installed
+    /// yet: keep the message and give it again); [`Error::NotFound`]; the
+    /// core's `IdentityMismatch` for a chain of another user's device.
+    pub fn group_receive(&mut self, group: &[u8; 32], from: &sotto::sessions::UserId, message: &[u8]) -> Result<Incoming> {
+        let name = group_name(&group_id(group)?);
+        let message = GroupMessage::from_bytes(message)?;
+        let ((), receipt) = self.run("group-receive", |op| {
+            let mut session: GroupSession = op.require(&name)?;
+            let plaintext = session.decrypt(&message).map_err(Error::Session)?;
+            let (_, record) = require_record(op, from)?;
+            let owner = plaintext.sender().owner();
+            let local = op.require::<Device>(DEVICE)?;
+            let from_record = record.devices().any(|d| d.identity == *owner);
+            let from_me = local.identity_key() == owner;
+            if !from_record && !from_me {
+                return Err(sotto::Error::IdentityMismatch.into());
+            }
+            op.put(&name, &session)?;
+            op.deliver(from.as_bytes(), None, Some(*group), plaintext.as_bytes());
+            Ok(())
+        })?;
+        first(receipt.inbox)
+    }
+
+    /// Removes `user` from `group` in one transaction (SPEC §16.8): the
+    /// chains of its devices go, the local chain is replaced, and the new
+    /// one is handed to every remaining member device.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`]; the core's `NotGroupMember`.
+    pub fn remove_from_group(&mut self, group: &[u8; 32], user: &UserId) -> Result<GroupUpdate> {
+        let name = group_name(&group_id(group)?);
+        let (unusable, receipt) = self.run("remove-from-group", |op| {
+            let mut session: GroupSession = op.require(&name)?;
+            let remaining: Vec<UserId> = session.members().filter(|m| *m != user).cloned().collect();
+            let mut loaded = records(op, &remaining)?;
+            let fanout = {
+                let mut refs: Vec<&mut PeerRecord> = loaded.iter_mut().map(|(_, r)| r).collect();
+                session.remove_member(user, &mut refs, &mut crate::rng::OsRng)?
+            };
+            op.put(&name, &session)?;
+            commit_fanout(op, loaded, fanout)
+        })?;
+        Ok(GroupUpdate {
+            group: *group,
+            outgoing: receipt.outbox,
+            unusable,
+        })
+    }
+}
