@@ -73,7 +73,7 @@
 extern crate alloc;
 
 // Layering, lowest first; each module uses only those before it: error,
-// codec, crypto, sealed, keys, x3dh, wire, device, ratchet, group.
+// codec, crypto, sealed, keys, x3dh, wire, device, ratchet, group, sessions.
 mod codec;
 mod crypto;
 mod device;
@@ -82,6 +82,7 @@ pub mod group;
 mod keys;
 mod ratchet;
 mod sealed;
+pub mod sessions;
 mod wire;
 mod x3dh;
 
