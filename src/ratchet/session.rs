@@ -248,7 +248,7 @@ impl Session {
     /// The length of the plain encoding (SPEC §10.2), measured without
     /// writing it.
     pub(crate) fn encoded_len(&self) -> usize {
-        2 + crate::codec::encoded_len(&*self.0)
+        2 + crate::codec::encoded_len(self)
     }
 
     /// Writes the plain encoding (version, type, fields) into `out`, for
@@ -256,7 +256,7 @@ impl Session {
     /// never copied through a buffer of their own.
     pub(crate) fn encode_into<S: crate::codec::Sink>(&self, out: &mut S) {
         crate::codec::write_header(out, tag::SESSION_STATE);
-        crate::codec::Codec::encode(&*self.0, out);
+        crate::codec::Codec::encode(self, out);
     }
 
     /// Decrypts a message of this session. All or nothing: on any error the

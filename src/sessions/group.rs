@@ -74,7 +74,7 @@ impl GroupSession {
         local_user: UserId,
         local: &Device,
     ) -> Result<Self> {
-        let sender = GroupSender::new(rng, group_id, local.identity_key())?;
+        let sender = GroupSender::new(rng, group_id, local)?;
         let mut members = BTreeSet::new();
         members.insert(local_user.clone());
         Ok(Self {
@@ -281,6 +281,7 @@ impl GroupSession {
     /// [`Error::RandomnessUnavailable`].
     pub fn remove_member<R: TryCryptoRng + ?Sized>(
         &mut self,
+        local: &Device,
         user: &UserId,
         records: &mut [&mut PeerRecord],
         rng: &mut R,
@@ -288,7 +289,7 @@ impl GroupSession {
         if !self.members.contains(user) || *user == self.local_user {
             return Err(Error::NotGroupMember);
         }
-        self.rotate_for(Some(user), records, rng)
+        self.rotate_for(local, Some(user), records, rng)
     }
 
     /// Replaces the local chain by a new one and hands it to every remaining
@@ -302,21 +303,23 @@ impl GroupSession {
     /// As [`GroupSession::remove_member`].
     pub fn rotate<R: TryCryptoRng + ?Sized>(
         &mut self,
+        local: &Device,
         records: &mut [&mut PeerRecord],
         rng: &mut R,
     ) -> Result<Fanout> {
-        self.rotate_for(None, records, rng)
+        self.rotate_for(local, None, records, rng)
     }
 
     fn rotate_for<R: TryCryptoRng + ?Sized>(
         &mut self,
+        local: &Device,
         removed: Option<&UserId>,
         records: &mut [&mut PeerRecord],
         rng: &mut R,
     ) -> Result<Fanout> {
         self.check_records(records, Some(removed))?;
         let owner = *self.sender.owner();
-        let sender = GroupSender::new(rng, *self.sender.group_id(), &owner)?;
+        let sender = GroupSender::new(rng, *self.sender.group_id(), local)?;
         let distribution = sender.distribution().to_bytes();
         let mut draws = draw_all(records, rng)?;
         // Commit: nothing below fails.
@@ -391,12 +394,13 @@ impl GroupSession {
     /// [`Error::RandomnessUnavailable`]; nothing changed.
     pub fn after_restore<R: TryCryptoRng + ?Sized>(
         &mut self,
+        local: &Device,
         last_generation: u64,
         rng: &mut R,
     ) -> Result<bool> {
         let stale = self.generation < last_generation;
         if stale {
-            let sender = GroupSender::new(rng, *self.sender.group_id(), self.sender.owner())?;
+            let sender = GroupSender::new(rng, *self.sender.group_id(), local)?;
             self.sender = sender;
             self.receivers = GroupReceivers::new(*self.sender.group_id());
         }
