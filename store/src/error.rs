@@ -53,6 +53,11 @@ pub enum Error {
     },
     /// The protocol core refused the operation; nothing changed.
     Protocol(sotto::Error),
+    /// The session layer could not decrypt a message: its
+    /// [`Failure`](sotto::sessions::Failure) carries the action to take
+    /// (ignore, retry later, request a retry, start a new session, SPEC
+    /// §16.6). Nothing changed.
+    Session(sotto::sessions::Failure),
     /// The database was written by a newer schema version.
     UnsupportedSchema {
         /// The version found.
@@ -86,6 +91,7 @@ impl fmt::Display for Error {
             Self::NotFound { record } => write!(f, "no record {record}"),
             Self::AlreadyExists { record } => write!(f, "record {record} exists already"),
             Self::Protocol(e) => write!(f, "protocol: {e}"),
+            Self::Session(e) => write!(f, "session layer: {e}"),
             Self::UnsupportedSchema { found } => write!(f, "unsupported schema version {found}"),
             Self::InvalidInput => f.write_str("invalid argument"),
             Self::Database { code } => write!(f, "SQLite error {code}"),

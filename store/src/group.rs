@@ -58,7 +58,7 @@ fn commit_fanout(op: &mut Op<'_>, records: Vec<(String, PeerRecord)>, fanout: Fa
 }
 
 fn group_id(bytes: &[u8; 32]) -> Result<GroupId> {
-    Ok(GroupId::from_bytes(bytes)?)
+    Ok(GroupId::from_bytes(*bytes))
 }
 
 impl Store {
@@ -148,7 +148,7 @@ impl Store {
     /// [`Error::Session`] with the layer's failure (a chain not installed
     /// yet: keep the message and give it again); [`Error::NotFound`]; the
     /// core's `IdentityMismatch` for a chain of another user's device.
-    pub fn group_receive(&mut self, group: &[u8; 32], from: &sotto::sessions::UserId, message: &[u8]) -> Result<Incoming> {
+    pub fn group_receive(&mut self, group: &[u8; 32], from: &UserId, message: &[u8]) -> Result<Incoming> {
         let name = group_name(&group_id(group)?);
         let message = GroupMessage::from_bytes(message)?;
         let ((), receipt) = self.run("group-receive", |op| {
@@ -179,12 +179,13 @@ impl Store {
     pub fn remove_from_group(&mut self, group: &[u8; 32], user: &UserId) -> Result<GroupUpdate> {
         let name = group_name(&group_id(group)?);
         let (unusable, receipt) = self.run("remove-from-group", |op| {
+            let local: Device = op.require(DEVICE)?;
             let mut session: GroupSession = op.require(&name)?;
             let remaining: Vec<UserId> = session.members().filter(|m| *m != user).cloned().collect();
             let mut loaded = records(op, &remaining)?;
             let fanout = {
                 let mut refs: Vec<&mut PeerRecord> = loaded.iter_mut().map(|(_, r)| r).collect();
-                session.remove_member(user, &mut refs, &mut crate::rng::OsRng)?
+                session.remove_member(&local, user, &mut refs, &mut crate::rng::OsRng)?
             };
             op.put(&name, &session)?;
             commit_fanout(op, loaded, fanout)

@@ -62,8 +62,10 @@
 
 mod device;
 mod error;
+mod group;
 mod key;
 mod mailbox;
+mod peer;
 mod points;
 mod rng;
 mod session;
@@ -72,8 +74,10 @@ mod upload;
 
 pub use device::DeviceStatus;
 pub use error::{Error, Result};
+pub use group::GroupUpdate;
 pub use key::StoreKey;
 pub use mailbox::{Incoming, Outgoing, OutgoingKind};
+pub use peer::{Delivered, SentToUser};
 pub use points::Point;
 pub use session::{MAX_CONTACT_LEN, SessionStatus};
 pub use store::{Options, SCHEMA_VERSION, Stats, Store};

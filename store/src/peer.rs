@@ -303,7 +303,6 @@ impl Store {
                         answer: None,
                     })
                 }
-                _ => None,
             };
             op.put(&name, &record)?;
             Ok(delivered)
