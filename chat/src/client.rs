@@ -512,7 +512,8 @@ impl Client {
         invite.push(len);
         invite.extend_from_slice(name.as_bytes());
         invite.extend_from_slice(all.join(",").as_bytes());
-        for m in all.iter().filter(|m| **m != self.user) {
+        let me = self.user.clone();
+        for m in all.iter().filter(|m| **m != me) {
             self.send_to(m, &invite)?;
         }
         self.create_group(&group)?;
