@@ -254,9 +254,9 @@ impl Session {
     /// Writes the plain encoding (version, type, fields) into `out`, for
     /// states that embed a session (SPEC §16.11), so that its secrets are
     /// never copied through a buffer of their own.
-    pub(crate) fn encode_into<S: crate::codec::Sink>(&self, out: &mut S) {
+    pub(crate) fn encode_into<S: Sink>(&self, out: &mut S) {
         crate::codec::write_header(out, tag::SESSION_STATE);
-        crate::codec::Codec::encode(self, out);
+        Codec::encode(self, out);
     }
 
     /// Decrypts a message of this session. All or nothing: on any error the

@@ -19,9 +19,10 @@ impl PeerRecord {
     /// persist it before the record); any other message goes to the session
     /// that knows its ratchet key, else is tried on the active session and
     /// then the archived ones, newest first. An archived session that
-    /// decrypts becomes active, unless it lost a simultaneous-initiation
-    /// tie-break. All or nothing: on a failure neither the record nor
-    /// `local` changed. Adds 1 to the generation on success.
+    /// decrypts becomes active, unless it lost a tie-break to the session
+    /// that is active now; a retry request naming the active session makes
+    /// the session it came in active. All or nothing: on a failure neither
+    /// the record nor `local` changed. Adds 1 to the generation on success.
     ///
     /// # Errors
     ///

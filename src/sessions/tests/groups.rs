@@ -85,9 +85,9 @@ fn distributions_reach_every_device_of_every_member_including_our_own() {
     for (y, g) in groups.iter_mut().enumerate() {
         if y != a1 {
             let got = g.decrypt(&message).unwrap();
-            assert_eq!(got.plaintext, b"to the group");
+            assert_eq!(got.as_bytes(), b"to the group");
             assert_eq!(
-                got.sender.authenticated(),
+                got.sender().authenticated(),
                 Some(w[a1].device.identity_key())
             );
         }
@@ -162,16 +162,18 @@ fn removing_a_member_is_one_call() {
     let old_chain = *groups[a1].sender().chain();
     // The remaining members' records must be exactly given.
     {
-        let mut some: Vec<&mut PeerRecord> = vec![w[a1].records.get_mut(&user("bob")).unwrap()];
+        let local = &mut w[a1];
+        let mut some: Vec<&mut PeerRecord> = vec![local.records.get_mut(&user("bob")).unwrap()];
         assert_eq!(
             groups[a1]
-                .remove_member(&user("carol"), &mut some, &mut rng)
+                .remove_member(&local.device, &user("carol"), &mut some, &mut rng)
                 .err(),
             Some(Error::NotGroupMember)
         );
     }
     let before = groups[a1].to_bytes();
-    let mut records: Vec<&mut PeerRecord> = w[a1]
+    let local = &mut w[a1];
+    let mut records: Vec<&mut PeerRecord> = local
         .records
         .iter_mut()
         .filter(|(u, _)| **u != user("carol"))
@@ -179,14 +181,14 @@ fn removing_a_member_is_one_call() {
         .collect();
     assert_eq!(
         groups[a1]
-            .remove_member(&user("alice"), &mut records, &mut rng)
+            .remove_member(&local.device, &user("alice"), &mut records, &mut rng)
             .err(),
         Some(Error::NotGroupMember),
         "not the local user"
     );
     assert_eq!(*groups[a1].to_bytes(), *before);
     let fanout = groups[a1]
-        .remove_member(&user("carol"), &mut records, &mut rng)
+        .remove_member(&local.device, &user("carol"), &mut records, &mut rng)
         .unwrap();
     assert!(!groups[a1].is_member(&user("carol")));
     assert_ne!(*groups[a1].sender().chain(), old_chain);
@@ -211,7 +213,7 @@ fn removing_a_member_is_one_call() {
     let message = groups[a1].encrypt(b"without carol", &mut rng).unwrap();
     for y in [a2, b1, b2] {
         assert_eq!(
-            groups[y].decrypt(&message).unwrap().plaintext,
+            groups[y].decrypt(&message).unwrap().as_bytes(),
             b"without carol"
         );
     }
@@ -248,7 +250,7 @@ fn a_distribution_request_is_answered_with_the_current_chain() {
     // readable (§15.6), later ones are.
     assert!(groups[b1].decrypt(&early).is_err());
     let later = groups[a1].encrypt(b"later", &mut rng).unwrap();
-    assert_eq!(groups[b1].decrypt(&later).unwrap().plaintext, b"later");
+    assert_eq!(groups[b1].decrypt(&later).unwrap().as_bytes(), b"later");
 }
 
 #[test]
@@ -256,6 +258,7 @@ fn a_group_saves_strictly_and_after_a_restore_starts_a_new_chain() {
     let (mut rng, mut w, mut groups) = setup(6);
     distribute_all(&mut rng, &mut w, &mut groups);
     let g = &mut groups[0];
+    let device = &w[0].device;
     let bytes = g.to_bytes();
     assert_eq!(&bytes[..2], [2, 0x26]);
     let back = GroupSession::from_bytes(&bytes).unwrap();
@@ -286,10 +289,10 @@ fn a_group_saves_strictly_and_after_a_restore_starts_a_new_chain() {
 
     let generation = g.generation();
     let chain = *g.sender().chain();
-    assert!(!g.after_restore(generation, &mut rng).unwrap());
+    assert!(!g.after_restore(device, generation, &mut rng).unwrap());
     assert_eq!(*g.sender().chain(), chain);
     assert!(!g.receivers().is_empty());
-    assert!(g.after_restore(generation + 10, &mut rng).unwrap());
+    assert!(g.after_restore(device, generation + 10, &mut rng).unwrap());
     assert_ne!(*g.sender().chain(), chain);
     assert!(g.receivers().is_empty());
     assert_eq!(g.generation(), generation + 11);
