@@ -20,8 +20,7 @@ pub(crate) const DEVICE: &str = "device";
 pub struct DeviceStatus {
     /// The device's identity.
     pub identity: IdentityKey,
-    /// Its generation (SPEC §10.1); keep the highest one seen outside the
-    /// database, for [`Store::reset_after_restore`].
+    /// Its generation (SPEC §10.1).
     pub generation: u64,
     /// The current signed prekey's id.
     pub signed_prekey_id: u32,
@@ -33,7 +32,7 @@ pub struct DeviceStatus {
     pub one_time_kem_prekeys: usize,
 }
 
-fn upload(op: &mut Op<'_>, upload: &PreKeyUpload) {
+pub(crate) fn upload(op: &mut Op<'_>, upload: &PreKeyUpload) {
     op.send(NewOutgoing {
         kind: OutgoingKind::PreKeys,
         destination: Vec::new(),
@@ -44,7 +43,7 @@ fn upload(op: &mut Op<'_>, upload: &PreKeyUpload) {
 }
 
 /// The one outbox entry of a committed prekey operation.
-fn only(outbox: Vec<Outgoing>) -> Result<Outgoing> {
+pub(crate) fn only(outbox: Vec<Outgoing>) -> Result<Outgoing> {
     outbox.into_iter().next().ok_or(crate::Error::NotFound {
         record: "outbox".to_owned(),
     })
@@ -169,30 +168,5 @@ impl Store {
             Ok(())
         })?;
         Ok(receipt.outbox.into_iter().next())
-    }
-
-    /// Resets the prekeys after the database was restored from a backup
-    /// (SPEC §6): `last_generation` is the highest device generation the
-    /// application recorded outside the database. The upload in the outbox
-    /// replaces everything the server holds for the device; replenish the
-    /// one-time prekeys after it.
-    ///
-    /// # Errors
-    ///
-    /// As [`Store::rotate_signed_prekey`].
-    pub fn reset_after_restore(&mut self, now: u64, last_generation: u64) -> Result<Outgoing> {
-        let ((), receipt) = self.run("reset-after-restore", |op| {
-            let mut device: Device = op.require(DEVICE)?;
-            let (spk, kem) =
-                device.reset_prekeys_after_restore(&mut crate::rng::OsRng, now, last_generation)?;
-            let mut up = PreKeyUpload::new(*device.identity_key());
-            up.replace = true;
-            up.signed_prekey = Some(spk);
-            up.last_resort_kem_prekey = Some(kem);
-            op.put(DEVICE, &device)?;
-            upload(op, &up);
-            Ok(())
-        })?;
-        only(receipt.outbox)
     }
 }

@@ -3,6 +3,7 @@
 //! acknowledges it. A crash after a commit loses nothing: on restart the
 //! application reads the inbox again and sends the outbox again.
 
+use sotto::sessions::RetryHint;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
@@ -59,6 +60,69 @@ pub struct Outgoing {
     pub app_ref: Option<u64>,
 }
 
+/// What an inbox entry carries.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[non_exhaustive]
+pub enum IncomingKind {
+    /// A decrypted payload, pairwise or from a group.
+    Message,
+    /// A peer's retry request (SPEC §16.6): resend the message its
+    /// [`Incoming::retry_hint`] names, then acknowledge the entry. Kept
+    /// like a message, so that a crash before the resend loses nothing.
+    RetryRequest,
+}
+
+impl IncomingKind {
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            Self::Message => 1,
+            Self::RetryRequest => 2,
+        }
+    }
+
+    fn from_code(code: u8) -> Option<Self> {
+        match code {
+            1 => Some(Self::Message),
+            2 => Some(Self::RetryRequest),
+            _ => None,
+        }
+    }
+}
+
+/// Length of a retry hint with a base key: `ratchet_key (32) ||
+/// u32(message_number) || 0x01 || base_key (32)` (SPEC §16.6's encoding).
+const HINT_MAX_LEN: usize = 32 + 4 + 1 + 32;
+
+/// A retry hint's bytes, as an inbox entry keeps them.
+pub(crate) fn hint_bytes(hint: &RetryHint) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HINT_MAX_LEN);
+    out.extend_from_slice(&hint.ratchet_key);
+    out.extend_from_slice(&hint.message_number.to_be_bytes());
+    match hint.base_key {
+        Some(base) => {
+            out.push(1);
+            out.extend_from_slice(&base);
+        }
+        None => out.push(0),
+    }
+    out
+}
+
+fn hint_from_bytes(bytes: &[u8]) -> Option<RetryHint> {
+    let ratchet_key: [u8; 32] = bytes.get(..32)?.try_into().ok()?;
+    let message_number = u32::from_be_bytes(bytes.get(32..36)?.try_into().ok()?);
+    let base_key = match (bytes.get(36)?, bytes.len()) {
+        (0, 37) => None,
+        (1, HINT_MAX_LEN) => Some(bytes.get(37..)?.try_into().ok()?),
+        _ => return None,
+    };
+    Some(RetryHint {
+        ratchet_key,
+        message_number,
+        base_key,
+    })
+}
+
 /// A committed inbox entry: show it, then [`Store::ack_read`] it. Until
 /// then it stays in [`Store::inbox`], across crashes. Its plaintext is
 /// sealed in the database and zeroized here on drop.
@@ -67,20 +131,33 @@ pub struct Outgoing {
 pub struct Incoming {
     /// The entry's id, never reused in this database.
     pub id: u64,
+    /// What it carries.
+    pub kind: IncomingKind,
     /// The contact, user or group it came from.
     pub source: Vec<u8>,
     /// The sending device, where known.
     pub device: Option<u32>,
     /// The group, for a group message.
     pub group: Option<[u8; 32]>,
-    /// The decrypted bytes.
+    /// The decrypted bytes (for a retry request, its hint's encoding).
     pub plaintext: Zeroizing<Vec<u8>>,
+}
+
+impl Incoming {
+    /// For a retry request, the message it asks for.
+    pub fn retry_hint(&self) -> Option<RetryHint> {
+        match self.kind {
+            IncomingKind::RetryRequest => hint_from_bytes(&self.plaintext),
+            IncomingKind::Message => None,
+        }
+    }
 }
 
 impl std::fmt::Debug for Incoming {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Incoming")
             .field("id", &self.id)
+            .field("kind", &self.kind)
             .field("source", &self.source)
             .field("device", &self.device)
             .field("group", &self.group)
@@ -163,31 +240,36 @@ impl Store {
         self.read(|op| {
             let mut stmt = op
                 .conn()
-                .prepare("SELECT id, source, device, grp, value FROM inbox ORDER BY id")?;
+                .prepare("SELECT id, kind, source, device, grp, value FROM inbox ORDER BY id")?;
             let rows = stmt
                 .query_map([], |r| {
                     Ok((
                         r.get::<_, i64>(0)?,
-                        r.get::<_, Vec<u8>>(1)?,
-                        r.get::<_, Option<i64>>(2)?,
-                        r.get::<_, Option<Vec<u8>>>(3)?,
-                        r.get::<_, Vec<u8>>(4)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, Vec<u8>>(2)?,
+                        r.get::<_, Option<i64>>(3)?,
+                        r.get::<_, Option<Vec<u8>>>(4)?,
+                        r.get::<_, Vec<u8>>(5)?,
                     ))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             rows.into_iter()
-                .map(|(id, source, device, group, value)| {
+                .map(|(id, kind, source, device, group, value)| {
                     let id = from_sql(id);
                     let corrupt = || Error::CorruptValue {
                         record: format!("inbox/{id}"),
                     };
+                    let kind = u8::try_from(kind)
+                        .ok()
+                        .and_then(IncomingKind::from_code)
+                        .ok_or_else(corrupt)?;
                     let device = device
                         .map(|d| u32::try_from(d).map_err(|_| corrupt()))
                         .transpose()?;
                     let group = group
                         .map(|g| <[u8; 32]>::try_from(g).map_err(|_| corrupt()))
                         .transpose()?;
-                    let aad = op.sealer.entry_aad(id, &source, device, group);
+                    let aad = op.sealer.entry_aad(id, kind, &source, device, group);
                     let plaintext = op
                         .sealer
                         .keys
@@ -195,6 +277,7 @@ impl Store {
                         .ok_or_else(corrupt)?;
                     Ok(Incoming {
                         id,
+                        kind,
                         source,
                         device,
                         group,

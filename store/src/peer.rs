@@ -5,22 +5,36 @@
 //! it made.
 
 use sotto::sessions::{
-    Content, DeviceId, DeviceListChanges, PeerRecord, RetryHint, SendPlan, Unusable, UserId,
+    Content, DeviceId, DeviceInfo, DeviceListChanges, Expired, GroupSession, PeerRecord, RetryHint,
+    SendPlan, Unusable, UserId,
 };
 use sotto::{Device, IdentityKey, Message, PreKeyBundle};
 
 use crate::device::DEVICE;
 use crate::error::{Error, Result};
 use crate::group::group_name;
-use crate::mailbox::{Incoming, Outgoing, OutgoingKind};
+use crate::mailbox::{Incoming, IncomingKind, Outgoing, OutgoingKind, hint_bytes};
 use crate::store::{NewOutgoing, Op, Store, hex};
 
 /// The own record's name (SPEC §17.3).
 pub(crate) const OWN: &str = "own";
 
+/// The prefix of every peer record's name (SPEC §17.3).
+pub(crate) const PEER_PREFIX: &str = "peer/";
+
 /// The record name of `user`'s peer record.
 pub(crate) fn peer_name(user: &UserId) -> String {
-    format!("peer/{}", hex(user.as_bytes()))
+    format!("{PEER_PREFIX}{}", hex(user.as_bytes()))
+}
+
+/// What the store reports about the record of a user.
+#[derive(Clone, PartialEq, Eq, Debug)]
+#[non_exhaustive]
+pub struct PeerStatus {
+    /// The record's generation (SPEC §10.1).
+    pub generation: u64,
+    /// Its devices, in id order.
+    pub devices: Vec<DeviceInfo>,
 }
 
 /// What an encryption to every device of a user made.
@@ -46,10 +60,13 @@ pub enum Delivered {
         group: [u8; 32],
     },
     /// The peer could not decrypt the message this hint names: resend it
-    /// with [`Store::resend_to_device`] if the application still has it.
+    /// with [`Store::resend_to_device`] if the application still has it,
+    /// then acknowledge the inbox entry that keeps the request until then.
     RetryRequest {
         /// The message the peer asks for.
         hint: RetryHint,
+        /// The committed inbox entry ([`IncomingKind::RetryRequest`]).
+        entry: Incoming,
     },
     /// The peer asked for the local device's distribution of a group; the
     /// answer is in the outbox if the peer is a member.
@@ -59,6 +76,14 @@ pub enum Delivered {
         /// The committed answer, if any.
         answer: Option<Outgoing>,
     },
+}
+
+/// What a committed receive made, before its entries have ids.
+enum Got {
+    Message,
+    Distribution([u8; 32]),
+    RetryRequest(RetryHint),
+    DistributionRequest([u8; 32]),
 }
 
 /// The account set in the database, as the session layer's types.
@@ -91,7 +116,12 @@ pub(crate) fn require_record(op: &mut Op<'_>, user: &UserId) -> Result<(String, 
     })
 }
 
-fn message_out(user: &UserId, device: DeviceId, message: Message, app_ref: Option<u64>) -> NewOutgoing {
+fn message_out(
+    user: &UserId,
+    device: DeviceId,
+    message: Message,
+    app_ref: Option<u64>,
+) -> NewOutgoing {
     NewOutgoing {
         kind: OutgoingKind::Message,
         destination: user.as_bytes().to_vec(),
@@ -173,7 +203,12 @@ impl Store {
     /// # Errors
     ///
     /// [`Error::NotFound`]; the core's `UnknownDevice`, `IdentityMismatch`.
-    pub fn acknowledge_identity(&mut self, user: &UserId, device: DeviceId, identity: &IdentityKey) -> Result<()> {
+    pub fn acknowledge_identity(
+        &mut self,
+        user: &UserId,
+        device: DeviceId,
+        identity: &IdentityKey,
+    ) -> Result<()> {
         self.run("acknowledge-identity", |op| {
             let (name, mut record) = require_record(op, user)?;
             record.acknowledge_identity(device, identity)?;
@@ -197,7 +232,13 @@ impl Store {
     /// # Errors
     ///
     /// [`Error::NotFound`]; the core's errors of `PeerRecord::add_bundle`.
-    pub fn add_bundle(&mut self, user: &UserId, device: DeviceId, bundle: PreKeyBundle, now: u64) -> Result<()> {
+    pub fn add_bundle(
+        &mut self,
+        user: &UserId,
+        device: DeviceId,
+        bundle: PreKeyBundle,
+        now: u64,
+    ) -> Result<()> {
         self.run("add-bundle", |op| {
             let local: Device = op.require(DEVICE)?;
             let (name, mut record) = require_record(op, user)?;
@@ -215,7 +256,12 @@ impl Store {
     ///
     /// [`Error::NotFound`]; the core's `PlaintextTooLarge`,
     /// `RandomnessUnavailable`.
-    pub fn send_to_user(&mut self, user: &UserId, payload: &[u8], app_ref: Option<u64>) -> Result<SentToUser> {
+    pub fn send_to_user(
+        &mut self,
+        user: &UserId,
+        payload: &[u8],
+        app_ref: Option<u64>,
+    ) -> Result<SentToUser> {
         let (unusable, receipt) = self.run("send-to-user", |op| {
             let (name, mut record) = require_record(op, user)?;
             let sent = record.encrypt(payload, &mut crate::rng::OsRng)?;
@@ -239,7 +285,13 @@ impl Store {
     /// # Errors
     ///
     /// As [`PeerRecord::encrypt_to`].
-    pub fn resend_to_device(&mut self, user: &UserId, device: DeviceId, payload: &[u8], app_ref: Option<u64>) -> Result<Outgoing> {
+    pub fn resend_to_device(
+        &mut self,
+        user: &UserId,
+        device: DeviceId,
+        payload: &[u8],
+        app_ref: Option<u64>,
+    ) -> Result<Outgoing> {
         let ((), receipt) = self.run("resend-to-device", |op| {
             let (name, mut record) = require_record(op, user)?;
             let message = record.encrypt_to(device, payload, &mut crate::rng::OsRng)?;
@@ -263,9 +315,15 @@ impl Store {
     /// distribution of a group not joined yet (the message stays with the
     /// relay: give it again after joining); the core's errors of
     /// `Message::from_bytes` and `GroupSession::install`. Nothing changed.
-    pub fn receive_from(&mut self, user: &UserId, device: DeviceId, message: &[u8], now: u64) -> Result<Delivered> {
+    pub fn receive_from(
+        &mut self,
+        user: &UserId,
+        device: DeviceId,
+        message: &[u8],
+        now: u64,
+    ) -> Result<Delivered> {
         let message = Message::from_bytes(message)?;
-        let (delivered, receipt) = self.run("receive-from", |op| {
+        let (what, receipt) = self.run("receive-from", |op| {
             let mut local: Device = op.require(DEVICE)?;
             let (name, mut record) = require_record(op, user)?;
             let before = local.generation();
@@ -275,46 +333,103 @@ impl Store {
             if local.generation() != before {
                 op.put(DEVICE, &local)?;
             }
-            let delivered = match received.content() {
+            let what = match received.content() {
                 Content::Payload(payload) => {
-                    op.deliver(user.as_bytes(), Some(device.0), None, &payload[..]);
-                    None
+                    op.deliver(
+                        IncomingKind::Message,
+                        user.as_bytes(),
+                        Some(device.0),
+                        None,
+                        &payload[..],
+                    );
+                    Got::Message
                 }
                 Content::Distribution(d) => {
                     let group_id = *d.group_id();
                     let gname = group_name(&group_id);
-                    let mut group: sotto::sessions::GroupSession = op.require(&gname)?;
+                    let mut group: GroupSession = op.require(&gname)?;
                     group.install(&record, &received)?;
                     op.put(&gname, &group)?;
-                    Some(Delivered::Distribution {
-                        group: *group_id.as_bytes(),
-                    })
+                    Got::Distribution(*group_id.as_bytes())
                 }
-                Content::RetryRequest(hint) => Some(Delivered::RetryRequest { hint: *hint }),
+                Content::RetryRequest(hint) => {
+                    op.deliver(
+                        IncomingKind::RetryRequest,
+                        user.as_bytes(),
+                        Some(device.0),
+                        None,
+                        &hint_bytes(hint),
+                    );
+                    Got::RetryRequest(*hint)
+                }
                 Content::DistributionRequest(group_id) => {
                     let gname = group_name(group_id);
-                    let group: Option<sotto::sessions::GroupSession> = op.load(&gname)?;
+                    let group: Option<GroupSession> = op.load(&gname)?;
                     if let Some(group) = group.filter(|g| g.is_member(user)) {
-                        let answer = group.distribute_to(&mut record, device, &mut crate::rng::OsRng)?;
+                        let answer =
+                            group.distribute_to(&mut record, device, &mut crate::rng::OsRng)?;
                         op.send(message_out(user, device, answer, None));
                     }
-                    Some(Delivered::DistributionRequest {
-                        group: *group_id.as_bytes(),
-                        answer: None,
-                    })
+                    Got::DistributionRequest(*group_id.as_bytes())
                 }
             };
             op.put(&name, &record)?;
-            Ok(delivered)
+            Ok(what)
         })?;
-        Ok(match delivered {
-            None => Delivered::Message(first(receipt.inbox)?),
-            Some(Delivered::DistributionRequest { group, .. }) => Delivered::DistributionRequest {
+        Ok(match what {
+            Got::Message => Delivered::Message(first(receipt.inbox)?),
+            Got::Distribution(group) => Delivered::Distribution { group },
+            Got::RetryRequest(hint) => Delivered::RetryRequest {
+                hint,
+                entry: first(receipt.inbox)?,
+            },
+            Got::DistributionRequest(group) => Delivered::DistributionRequest {
                 group,
                 answer: receipt.outbox.into_iter().next(),
             },
-            Some(other) => other,
         })
+    }
+
+    /// The record of `user` (the own record for the local user), if any.
+    ///
+    /// # Errors
+    ///
+    /// Record and database errors.
+    pub fn peer_status(&self, user: &UserId) -> Result<Option<PeerStatus>> {
+        self.read(|op| {
+            Ok(load_record(op, user)?.map(|(_, r)| PeerStatus {
+                generation: r.generation(),
+                devices: r.devices().collect(),
+            }))
+        })
+    }
+
+    /// Deletes, in every peer record and the own record, what is old at
+    /// `now` (SPEC §16.7): devices stale for long enough, and archived
+    /// sessions nothing decrypted on for long enough. One transaction;
+    /// returns what went, by user.
+    ///
+    /// # Errors
+    ///
+    /// Record and database errors.
+    pub fn expire(&mut self, now: u64) -> Result<Vec<(UserId, Expired)>> {
+        let (expired, _) = self.run("expire", |op| {
+            let mut names = op.names(PEER_PREFIX)?;
+            if op.exists(OWN)? {
+                names.push(OWN.to_owned());
+            }
+            let mut expired = Vec::new();
+            for name in names {
+                let mut record: PeerRecord = op.require(&name)?;
+                let done = record.expire(now);
+                if !done.devices.is_empty() || done.sessions > 0 {
+                    op.put(&name, &record)?;
+                    expired.push((record.user().clone(), done));
+                }
+            }
+            Ok(expired)
+        })?;
+        Ok(expired)
     }
 
     /// Sends a retry request for the message `hint` names to `device` of
@@ -323,7 +438,13 @@ impl Store {
     /// # Errors
     ///
     /// As [`PeerRecord::request_retry`].
-    pub fn request_retry(&mut self, user: &UserId, device: DeviceId, hint: &RetryHint, now: u64) -> Result<Outgoing> {
+    pub fn request_retry(
+        &mut self,
+        user: &UserId,
+        device: DeviceId,
+        hint: &RetryHint,
+        now: u64,
+    ) -> Result<Outgoing> {
         let ((), receipt) = self.run("request-retry", |op| {
             let (name, mut record) = require_record(op, user)?;
             let message = record.request_retry(device, hint, now, &mut crate::rng::OsRng)?;
@@ -341,11 +462,25 @@ impl Store {
     /// # Errors
     ///
     /// As [`PeerRecord::start_new_session`].
-    pub fn start_new_session(&mut self, user: &UserId, device: DeviceId, bundle: PreKeyBundle, hint: &RetryHint, now: u64) -> Result<Outgoing> {
+    pub fn start_new_session(
+        &mut self,
+        user: &UserId,
+        device: DeviceId,
+        bundle: PreKeyBundle,
+        hint: &RetryHint,
+        now: u64,
+    ) -> Result<Outgoing> {
         let ((), receipt) = self.run("start-new-session", |op| {
             let local: Device = op.require(DEVICE)?;
             let (name, mut record) = require_record(op, user)?;
-            let message = record.start_new_session(&local, device, bundle.clone(), hint, now, &mut crate::rng::OsRng)?;
+            let message = record.start_new_session(
+                &local,
+                device,
+                bundle.clone(),
+                hint,
+                now,
+                &mut crate::rng::OsRng,
+            )?;
             op.put(&name, &record)?;
             op.send(message_out(user, device, message, None));
             Ok(())

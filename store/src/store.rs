@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::key::{Keys, StoreKey};
-use crate::mailbox::{Incoming, Outgoing, OutgoingKind};
+use crate::mailbox::{Incoming, IncomingKind, Outgoing, OutgoingKind};
 use crate::points::{self, Hook};
 use crate::rng;
 
@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 ) STRICT;
 CREATE TABLE IF NOT EXISTS inbox (
     id INTEGER PRIMARY KEY NOT NULL,
+    kind INTEGER NOT NULL,
     source BLOB NOT NULL,
     device INTEGER,
     grp BLOB,
@@ -348,6 +349,8 @@ impl Store {
             acked_outbox: Vec::new(),
             acked_inbox: Vec::new(),
             account: None,
+            scans: Vec::new(),
+            seq_floor: 0,
         };
         let (output, write_tx) = if locked {
             let tx = Tx::begin(conn, "BEGIN IMMEDIATE")?;
@@ -371,7 +374,7 @@ impl Store {
         };
         points::hit(hook, name, "locked");
         op.validate()?;
-        let mut seq = read_seq(conn)?;
+        let mut seq = read_seq(conn)?.max(op.seq_floor);
         let mut receipt = Receipt::default();
         for write in &op.writes {
             seq = seq.checked_add(1).ok_or(Error::Database { code: 0 })?;
@@ -404,14 +407,16 @@ impl Store {
         }
         for entry in &op.inbox {
             seq = seq.checked_add(1).ok_or(Error::Database { code: 0 })?;
-            let aad = op
-                .sealer
-                .entry_aad(seq, &entry.source, entry.device, entry.group);
+            let aad =
+                op.sealer
+                    .entry_aad(seq, entry.kind, &entry.source, entry.device, entry.group);
             let value = op.sealer.keys.seal_entry(&aad, &entry.plaintext)?;
             conn.execute(
-                "INSERT INTO inbox (id, source, device, grp, value) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO inbox (id, kind, source, device, grp, value)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![
                     to_sql(seq),
+                    entry.kind.code(),
                     entry.source,
                     entry.device,
                     entry.group.map(|g| g.to_vec()),
@@ -420,6 +425,7 @@ impl Store {
             )?;
             receipt.inbox.push(Incoming {
                 id: seq,
+                kind: entry.kind,
                 source: entry.source.clone(),
                 device: entry.device,
                 group: entry.group,
@@ -472,6 +478,8 @@ impl Store {
             acked_outbox: Vec::new(),
             acked_inbox: Vec::new(),
             account: None,
+            scans: Vec::new(),
+            seq_floor: 0,
         };
         let out = f(&mut op);
         drop(tx);
@@ -532,16 +540,19 @@ impl Sealer<'_> {
         context(self.db_id, name)
     }
 
-    /// The associated data of inbox entry `id` from `source`/`device`.
+    /// The associated data of inbox entry `id` of `kind` from
+    /// `source`/`device` (SPEC §17.4).
     pub(crate) fn entry_aad(
         &self,
         id: u64,
+        kind: IncomingKind,
         source: &[u8],
         device: Option<u32>,
         group: Option<[u8; 32]>,
     ) -> Vec<u8> {
         let mut aad = context(self.db_id, "inbox");
         aad.extend_from_slice(&id.to_be_bytes());
+        aad.push(kind.code());
         match device {
             Some(d) => {
                 aad.push(1);
@@ -668,6 +679,18 @@ fn read_version(conn: &Connection, name: &str) -> Result<Option<u64>> {
         .map(from_sql))
 }
 
+fn list_names(conn: &Connection, prefix: &str) -> Result<Vec<String>> {
+    // Names are ASCII (SPEC §17.3); the range is [prefix, prefix + 0x7f).
+    let mut end = prefix.to_owned();
+    end.push('\u{7f}');
+    let mut stmt = conn
+        .prepare_cached("SELECT name FROM records WHERE name >= ?1 AND name < ?2 ORDER BY name")?;
+    let names = stmt
+        .query_map([prefix, end.as_str()], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(names)
+}
+
 fn read_seq(conn: &Connection) -> Result<u64> {
     let seq: i64 = conn.query_row("SELECT value FROM meta WHERE name = 'seq'", [], |r| {
         r.get(0)
@@ -760,6 +783,10 @@ pub(crate) struct Op<'a> {
     acked_outbox: Vec<u64>,
     acked_inbox: Vec<u64>,
     account: Option<(Vec<u8>, u32)>,
+    /// Record names listed by prefix, checked again at commit.
+    scans: Vec<(String, Vec<String>)>,
+    /// The counter `seq` is raised to at least this at commit.
+    seq_floor: u64,
 }
 
 /// A record write: a sealed state, or a deletion.
@@ -835,6 +862,7 @@ pub(crate) struct NewOutgoing {
 
 /// An inbox entry an operation makes.
 struct NewEntry {
+    kind: IncomingKind,
     source: Vec<u8>,
     device: Option<u32>,
     group: Option<[u8; 32]>,
@@ -906,12 +934,14 @@ impl Op<'_> {
     /// Adds an inbox entry at commit, sealed then.
     pub(crate) fn deliver(
         &mut self,
+        kind: IncomingKind,
         source: &[u8],
         device: Option<u32>,
         group: Option<[u8; 32]>,
         plaintext: &[u8],
     ) {
         self.inbox.push(NewEntry {
+            kind,
             source: source.to_vec(),
             device,
             group,
@@ -923,9 +953,11 @@ impl Op<'_> {
     pub(crate) fn account_raw(&self) -> Result<Option<(Vec<u8>, u32)>> {
         let user: Option<Vec<u8>> = self
             .conn
-            .query_row("SELECT value FROM meta WHERE name = 'account_user'", [], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT value FROM meta WHERE name = 'account_user'",
+                [],
+                |r| r.get(0),
+            )
             .optional()?;
         let device: Option<i64> = self
             .conn
@@ -966,12 +998,41 @@ impl Op<'_> {
         self.conn
     }
 
-    /// Checks that every record read still has the version read.
+    /// The names of every record starting with `prefix`, in order (a read
+    /// of the whole range: a record added or removed there before the
+    /// commit is a conflict).
+    pub(crate) fn names(&mut self, prefix: &str) -> Result<Vec<String>> {
+        let names = list_names(self.conn, prefix)?;
+        if !self.scans.iter().any(|(p, _)| p == prefix) {
+            self.scans.push((prefix.to_owned(), names.clone()));
+        }
+        Ok(names)
+    }
+
+    /// The database's counter `seq` (SPEC §17.3).
+    pub(crate) fn seq(&self) -> Result<u64> {
+        read_seq(self.conn)
+    }
+
+    /// Raises `seq` to at least `floor` at commit.
+    pub(crate) fn raise_seq(&mut self, floor: u64) {
+        self.seq_floor = self.seq_floor.max(floor);
+    }
+
+    /// Checks that every record read still has the version read, and every
+    /// range listed still holds the same names.
     fn validate(&self) -> Result<()> {
         for (name, version) in &self.reads {
             if read_version(self.conn, name)? != *version {
                 return Err(Error::Conflict {
                     record: name.clone(),
+                });
+            }
+        }
+        for (prefix, names) in &self.scans {
+            if list_names(self.conn, prefix)? != *names {
+                return Err(Error::Conflict {
+                    record: format!("{prefix}*"),
                 });
             }
         }
