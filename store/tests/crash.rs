@@ -1,5 +1,7 @@
 //! Crash safety (SPEC.md §17.8): a chat between two stores through the
-//! session layer (peer records, a group with sender keys), run step by
+//! session layer (peer records, a retry request answered by a resend, a
+//! group with sender keys: created, a member removed and added back, chains
+//! handed out again and rotated), run step by
 //! step in a child process that kills itself with SIGKILL at a chosen kill
 //! point (inside the store's transaction path, and in the application after
 //! a call returned), and killed by this parent at random times; after every
@@ -23,10 +25,11 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use sotto::group::GroupMessage;
-use sotto::sessions::{Action, DeviceId, Ignore, UserId};
+use sotto::sessions::{Action, DeviceId, Ignore, RetryHint, UserId};
 use sotto::{Message, PreKeyBundle};
 use sotto_store::{Delivered, Error, OutgoingKind, Point, PreKeyUpload, Store, StoreKey};
 
@@ -36,6 +39,13 @@ const NOW: u64 = 1_700_000_000;
 const GROUP: [u8; 32] = [0x47; 32];
 /// Every party's one device.
 const DEVICE: DeviceId = DeviceId(1);
+/// The message the network damages (Alice's second in round 6, on a chain
+/// Bob already follows, so the session still works): Bob asks for
+/// it again, and Alice sends it again under this reference plus
+/// [`RESEND`].
+const DAMAGED: u64 = 21;
+/// Added to a message's reference for its resend.
+const RESEND: u64 = 1_000_000;
 
 fn uid(who: &str) -> UserId {
     UserId::new(who.as_bytes()).unwrap()
@@ -71,6 +81,14 @@ enum Step {
     RotateKem,
     Group(&'static str),
     GroupSend(&'static str, u64),
+    /// Alice removes Bob from the group (once).
+    GroupRemove,
+    /// Alice adds Bob back.
+    GroupAdd,
+    /// The party hands its chain to the other again.
+    GroupDistribute(&'static str),
+    /// The party replaces its chain and hands the new one out.
+    GroupRotate(&'static str),
 }
 
 /// The script: set up, start, then rounds of messages both ways with prekey
@@ -98,12 +116,37 @@ fn script() -> Vec<Step> {
             3 => steps.push(Step::RotateKem),
             _ => {}
         }
+        if round == 6 {
+            steps.extend([
+                Step::GroupRemove,
+                Step::GroupAdd,
+                Step::GroupDistribute("bob"),
+                Step::Deliver("bob"),
+                Step::Deliver("alice"),
+            ]);
+        }
+        if round == 8 {
+            steps.extend([Step::GroupRotate("bob"), Step::Deliver("alice")]);
+        }
         if round >= 5 {
             k += 1;
-            steps.push(Step::GroupSend(if round % 2 == 0 { "alice" } else { "bob" }, k));
+            steps.push(Step::GroupSend(
+                if round % 2 == 0 { "alice" } else { "bob" },
+                k,
+            ));
         }
     }
-    steps.extend([Step::Deliver("bob"), Step::Deliver("alice")]);
+    // The retry request and the resend travel in these.
+    steps.extend([
+        Step::Deliver("bob"),
+        Step::Deliver("alice"),
+        Step::Deliver("bob"),
+    ]);
+    assert!(
+        steps
+            .iter()
+            .any(|s| matches!(s, Step::Send("alice", DAMAGED)))
+    );
     steps
 }
 
@@ -186,15 +229,23 @@ impl App {
                         &format!("{who} {}\n", hex(&out.payload)),
                     );
                 }
-                OutgoingKind::Message => append(
-                    &dir.join("net.log"),
-                    &format!(
-                        "{who} {} {} {} P\n",
-                        other(who),
-                        out.app_ref.map_or("-".to_owned(), |r| r.to_string()),
-                        hex(&out.payload)
-                    ),
-                ),
+                OutgoingKind::Message => {
+                    let mut payload = out.payload.clone();
+                    if who == "alice" && out.app_ref == Some(DAMAGED) {
+                        // The network damages it: a flipped bit in the tag.
+                        let last = payload.len() - 1;
+                        payload[last] ^= 0x10;
+                    }
+                    append(
+                        &dir.join("net.log"),
+                        &format!(
+                            "{who} {} {} {} P\n",
+                            other(who),
+                            out.app_ref.map_or("-".to_owned(), |r| r.to_string()),
+                            hex(&payload)
+                        ),
+                    );
+                }
                 OutgoingKind::GroupMessage => append(
                     &dir.join("net.log"),
                     &format!(
@@ -217,6 +268,13 @@ impl App {
         let dir = self.dir.clone();
         let ack_first = std::env::var("SOTTO_CRASH_CONTROL").is_ok();
         for entry in self.store(who).inbox().unwrap() {
+            if let Some(hint) = entry.retry_hint() {
+                // A retry request: resend, then acknowledge it.
+                self.resend(who, &hint);
+                self.store(who).ack_read(entry.id).unwrap();
+                hit("app", "acked");
+                continue;
+            }
             if ack_first {
                 // The control's mistake: acknowledged before it was shown.
                 self.store(who).ack_read(entry.id).unwrap();
@@ -225,7 +283,10 @@ impl App {
                 &dir.join("shown.log"),
                 &format!("{who} {} {}\n", entry.id, hex(&entry.plaintext)),
             );
-            assert_eq!(entry.group.is_some(), String::from_utf8_lossy(&entry.plaintext).contains("group"));
+            assert_eq!(
+                entry.group.is_some(),
+                String::from_utf8_lossy(&entry.plaintext).contains("group")
+            );
             hit("app", "shown");
             if !ack_first {
                 self.store(who).ack_read(entry.id).unwrap();
@@ -276,12 +337,17 @@ impl App {
                     self.store("alice")
                         .update_devices(&bob, &[(DEVICE, *bundle.identity())], NOW)
                         .unwrap();
-                    self.store("alice").add_bundle(&bob, DEVICE, bundle, NOW).unwrap();
+                    self.store("alice")
+                        .add_bundle(&bob, DEVICE, bundle, NOW)
+                        .unwrap();
                     hit("app", "returned");
                 }
             }
             Step::Group(who) => {
-                match self.store(who).create_group(&GROUP, &[uid("alice"), uid("bob")]) {
+                match self
+                    .store(who)
+                    .create_group(&GROUP, &[uid("alice"), uid("bob")])
+                {
                     Ok(_) => hit("app", "returned"),
                     Err(Error::AlreadyExists { .. }) => {}
                     Err(e) => panic!("{e:?}"),
@@ -291,7 +357,9 @@ impl App {
             Step::GroupSend(who, k) => {
                 if !self.already_sent(who, k) {
                     let text = format!("{who} group {k}");
-                    self.store(who).group_send(&GROUP, text.as_bytes(), Some(k)).unwrap();
+                    self.store(who)
+                        .group_send(&GROUP, text.as_bytes(), Some(k))
+                        .unwrap();
                     hit("app", "returned");
                 }
                 self.flush_outbox(who);
@@ -323,15 +391,39 @@ impl App {
                     let from = uid(&line[0]);
                     let bytes = unhex(&line[3]);
                     let result = if line[4] == "G" {
-                        self.store(who).group_receive(&GROUP, &from, &bytes).map(|_| ())
+                        self.store(who)
+                            .group_receive(&GROUP, &from, &bytes)
+                            .map(drop)
                     } else {
                         self.store(who)
                             .receive_from(&from, DEVICE, &bytes, NOW)
-                            .map(|d| assert!(matches!(d, Delivered::Message(_) | Delivered::Distribution { .. })))
+                            .map(|d| {
+                                assert!(matches!(
+                                    d,
+                                    Delivered::Message(_)
+                                        | Delivered::Distribution { .. }
+                                        | Delivered::RetryRequest { .. }
+                                ));
+                            })
                     };
                     match result {
                         Ok(()) => hit("app", "returned"),
-                        Err(Error::Session(f)) if f.action == Action::Ignore(Ignore::Duplicate) => {}
+                        Err(Error::Session(f))
+                            if matches!(
+                                f.action,
+                                Action::Ignore(Ignore::Duplicate | Ignore::RecoveryPending)
+                            ) => {}
+                        // The damaged message: ask for it again.
+                        Err(Error::Session(f)) if matches!(f.action, Action::RequestRetry(_)) => {
+                            let Action::RequestRetry(hint) = f.action else {
+                                unreachable!()
+                            };
+                            self.store(who)
+                                .request_retry(&from, DEVICE, &hint, NOW)
+                                .unwrap();
+                            hit("app", "returned");
+                            self.flush_outbox(who);
+                        }
                         // A distribution before this party joined: join
                         // (the group is agreed out of band), then again.
                         Err(Error::NotFound { record }) if record.starts_with("group/") => {
@@ -352,6 +444,43 @@ impl App {
                 self.store("bob").replenish_prekeys(3, 2).unwrap();
                 self.flush_outbox("bob");
             }
+            Step::GroupRemove => {
+                // Once: a marker written after the commit, and a restart
+                // between the two finds Bob gone.
+                let marker = self.dir.join("removed");
+                if !marker.exists() {
+                    let members = self.group_members("alice");
+                    if members.contains(&uid("bob")) {
+                        self.store("alice")
+                            .remove_from_group(&GROUP, &uid("bob"))
+                            .unwrap();
+                        hit("app", "returned");
+                    }
+                    std::fs::write(&marker, b"").unwrap();
+                }
+                self.flush_outbox("alice");
+            }
+            Step::GroupAdd => {
+                if !self.group_members("alice").contains(&uid("bob")) {
+                    self.store("alice")
+                        .add_to_group(&GROUP, &uid("bob"))
+                        .unwrap();
+                    hit("app", "returned");
+                }
+                self.flush_outbox("alice");
+            }
+            Step::GroupDistribute(who) => {
+                self.store(who)
+                    .distribute_group(&GROUP, &[uid(other(who))])
+                    .unwrap();
+                hit("app", "returned");
+                self.flush_outbox(who);
+            }
+            Step::GroupRotate(who) => {
+                self.store(who).rotate_group(&GROUP).unwrap();
+                hit("app", "returned");
+                self.flush_outbox(who);
+            }
             Step::RotateSigned => {
                 self.store("bob").rotate_signed_prekey(NOW).unwrap();
                 hit("app", "returned");
@@ -367,9 +496,43 @@ impl App {
         }
     }
 
+    fn group_members(&mut self, who: &str) -> Vec<UserId> {
+        self.store(who)
+            .group_status(&GROUP)
+            .unwrap()
+            .unwrap()
+            .members
+    }
+
+    /// Answers a retry request: finds the message the hint names among what
+    /// `who` sent, and sends its text again, once.
+    fn resend(&mut self, who: &'static str, hint: &RetryHint) {
+        let sent = lines(&self.dir.join("net.log"));
+        let Some(line) = sent.iter().find(|l| {
+            l[0] == who
+                && l[4] == "P"
+                && Message::from_bytes(&unhex(&l[3])).is_ok_and(|m| hint.matches(&m))
+        }) else {
+            return;
+        };
+        let k: u64 = line[2].parse().unwrap();
+        if !self.already_sent(who, k + RESEND) {
+            let text = format!("{who} says {k}");
+            self.store(who)
+                .resend_to_device(&uid(other(who)), DEVICE, text.as_bytes(), Some(k + RESEND))
+                .unwrap();
+            hit("app", "returned");
+        }
+        self.flush_outbox(who);
+    }
+
     /// Whether message `k` of `who` is in its outbox or on the network.
     fn already_sent(&mut self, who: &'static str, k: u64) -> bool {
-        self.store(who).outbox().unwrap().iter().any(|o| o.app_ref == Some(k))
+        self.store(who)
+            .outbox()
+            .unwrap()
+            .iter()
+            .any(|o| o.app_ref == Some(k))
             || lines(&self.dir.join("net.log"))
                 .iter()
                 .any(|l| l[0] == who && l[2] == k.to_string())
@@ -443,6 +606,8 @@ fn child(dir: &Path) {
         app.run(Step::Deliver("bob"));
         app.run(Step::Send("bob", 2000 + from as u64));
         app.run(Step::Deliver("alice"));
+        // A resend answering a retry request, if one was made.
+        app.run(Step::Deliver("bob"));
     }
     let hits = KILLER.lock().unwrap().as_ref().unwrap().hits;
     std::fs::write(dir.join("hits"), hits.to_string()).unwrap();
@@ -569,8 +734,16 @@ fn check(dir: &Path, complete: bool) {
     }
     if complete {
         for ((from, k), payloads) in &logical {
-            let group = net.iter().any(|l| l[3] == *payloads.iter().next().unwrap() && l[4] == "G");
-            let text = if group { format!("{from} group {k}") } else { format!("{from} says {k}") };
+            let group = net
+                .iter()
+                .any(|l| l[3] == *payloads.iter().next().unwrap() && l[4] == "G");
+            let k: u64 = k.parse().unwrap();
+            let k = if k >= RESEND { k - RESEND } else { k };
+            let text = if group {
+                format!("{from} group {k}")
+            } else {
+                format!("{from} says {k}")
+            };
             assert!(shown.contains_key(&text), "{text} lost in {dir:?}");
         }
     }
@@ -601,6 +774,14 @@ fn check(dir: &Path, complete: bool) {
     assert_eq!(distinct.len(), claimed.len());
 }
 
+/// Runs a check, naming the kill that preceded it if it fails.
+fn checked(context: &str, f: impl FnOnce() + std::panic::UnwindSafe) {
+    if let Err(e) = std::panic::catch_unwind(f) {
+        eprintln!("after {context}");
+        std::panic::resume_unwind(e);
+    }
+}
+
 /// A small deterministic generator for the random kill times.
 struct Lcg(u64);
 
@@ -619,7 +800,7 @@ fn parent() {
     let exe = std::env::current_exe().unwrap();
     // SIGKILL tests the process, not the disk: a RAM disk where there is
     // one keeps the thousands of fsyncs cheap.
-    let root = common::TempDir::in_ram("crash");
+    let root = common::TempDir::new("crash");
     let steps = script();
 
     // The reference run, one step per child, keeping the world before each
@@ -644,28 +825,56 @@ fn parent() {
     // Every kill point of every step: restore the world before the step,
     // kill the child at the point, check, restart it on the same step and
     // a message each way, and check again.
+    // Spread over the machine's cores, each worker in its own directory.
+    let jobs: Vec<(usize, u64)> = hits
+        .iter()
+        .enumerate()
+        .flat_map(|(s, &n)| (1..=n).map(move |at| (s, at)))
+        .collect();
+    let next = AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
+    let swept: Vec<BTreeMap<String, u64>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                let scratch = root.file(&format!("scratch-{w}"));
+                let (exe, jobs, next, steps, snapshots) = (&exe, &jobs, &next, &steps, &snapshots);
+                scope.spawn(move || {
+                    let run = Run {
+                        exe,
+                        dir: &scratch,
+                        control: false,
+                    };
+                    let mut places: BTreeMap<String, u64> = BTreeMap::new();
+                    while let Some(&(s, at)) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        copy_dir(&snapshots[s], &scratch);
+                        let place = run.killed_at(s, s + 1, at);
+                        *places
+                            .entry(format!("{:?}: {}", step_kind(steps[s]), place.trim()))
+                            .or_default() += 1;
+                        let context =
+                            format!("step {s} {:?}, kill point {at}: {}", steps[s], place.trim());
+                        checked(&context, || check(&scratch, false));
+                        run.complete(s, (s + 1).max(3), true);
+                        checked(&context, || check(&scratch, true));
+                    }
+                    places
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut places: BTreeMap<String, u64> = BTreeMap::new();
+    for (place, n) in swept.into_iter().flatten() {
+        *places.entry(place).or_default() += n;
+    }
+    let kills = jobs.len() as u64;
+
     let scratch = root.file("scratch");
     let run = Run {
         exe: &exe,
         dir: &scratch,
         control: false,
     };
-    let mut kills = 0u64;
-    let mut places: BTreeMap<String, u64> = BTreeMap::new();
-    for (s, &n) in hits.iter().enumerate() {
-        // The restart's recovery passes points too; kill inside the step.
-        for at in 1..=n {
-            copy_dir(&snapshots[s], &scratch);
-            let place = run.killed_at(s, s + 1, at);
-            *places
-                .entry(format!("{:?}: {}", step_kind(steps[s]), place.trim()))
-                .or_default() += 1;
-            kills += 1;
-            check(&scratch, false);
-            run.complete(s, (s + 1).max(3), true);
-            check(&scratch, true);
-        }
-    }
 
     // Random times, from the parent, over several steps at once.
     let random: u64 = std::env::var("SOTTO_CRASH_RANDOM")
@@ -746,6 +955,10 @@ fn step_kind(step: Step) -> &'static str {
         Step::RotateKem => "rotate-kem",
         Step::Group(_) => "group",
         Step::GroupSend(..) => "group-send",
+        Step::GroupRemove => "group-remove",
+        Step::GroupAdd => "group-add",
+        Step::GroupDistribute(_) => "group-distribute",
+        Step::GroupRotate(_) => "group-rotate",
     }
 }
 

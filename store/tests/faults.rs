@@ -13,14 +13,17 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{NOW, TempDir, key, pair, raw, session_name, with_device};
+use common::{
+    NOW, TempDir, bundle, introduce, key, pair, peer_name, raw, receive, send, uid, user,
+    with_device,
+};
 use sotto_store::{Error, Options, Point, Store};
 
 /// Alice encrypts to Bob and Bob decrypts: the conversation still works.
 fn still_talks(alice: &mut Store, bob: &mut Store, text: &[u8]) {
-    let out = alice.encrypt(b"bob", text, None).unwrap();
+    let out = send(alice, "bob", text);
     alice.ack_sent(out.id).unwrap();
-    let got = bob.receive(b"alice", &out.payload).unwrap();
+    let got = receive(bob, "alice", &out);
     assert_eq!(&got.plaintext[..], text);
     bob.ack_read(got.id).unwrap();
 }
@@ -61,12 +64,13 @@ fn a_corrupt_page_is_a_typed_error_and_other_databases_keep_working() {
     let mut alice = Store::open(&path, &key(1)).unwrap();
     assert_eq!(alice.verify().unwrap_err(), Error::DatabaseCorrupt);
     assert_eq!(
-        alice.encrypt(b"bob", b"x", None).unwrap_err(),
+        alice.send_to_user(&uid("bob"), b"x", None).unwrap_err(),
         Error::DatabaseCorrupt
     );
     assert_eq!(alice.device_status().unwrap_err(), Error::DatabaseCorrupt);
-    // Bob's database, in the same process, is untouched.
-    assert_eq!(bob.verify().unwrap(), 2);
+    // Bob's database, in the same process, is untouched: the device, the
+    // own record and Alice's.
+    assert_eq!(bob.verify().unwrap(), 3);
 
     // A file whose header is garbage is not a database.
     let other = dir.file("garbage.db");
@@ -88,19 +92,19 @@ fn truncated_altered_and_misplaced_values_are_told_apart() {
     let dir = TempDir::new("values");
     let (mut alice, mut bob) = pair(&dir);
     let path = dir.file("alice.db");
-    let bob_session = session_name(b"bob");
+    let bob_record = peer_name("bob");
     let conn = raw(&path);
     let saved: (Vec<u8>, Vec<u8>) = conn
         .query_row(
             "SELECT value, mac FROM records WHERE name = ?1",
-            [&bob_session],
+            [&bob_record],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .unwrap();
     let restore = |conn: &rusqlite::Connection| {
         conn.execute(
             "UPDATE records SET value = ?1, mac = ?2 WHERE name = ?3",
-            rusqlite::params![saved.0, saved.1, bob_session],
+            rusqlite::params![saved.0, saved.1, bob_record],
         )
         .unwrap();
     };
@@ -108,12 +112,12 @@ fn truncated_altered_and_misplaced_values_are_told_apart() {
     tamper(
         &path,
         "UPDATE records SET value = substr(value, 1, length(value) - 40) WHERE name = ?1",
-        &bob_session,
+        &bob_record,
     );
     assert_eq!(
-        alice.encrypt(b"bob", b"x", None).unwrap_err(),
+        alice.send_to_user(&uid("bob"), b"x", None).unwrap_err(),
         Error::TruncatedValue {
-            record: bob_session.clone()
+            record: bob_record.clone()
         }
     );
     restore(&conn);
@@ -122,7 +126,7 @@ fn truncated_altered_and_misplaced_values_are_told_apart() {
     let saved_now: (Vec<u8>, Vec<u8>) = conn
         .query_row(
             "SELECT value, mac FROM records WHERE name = ?1",
-            [&bob_session],
+            [&bob_record],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .unwrap();
@@ -131,49 +135,52 @@ fn truncated_altered_and_misplaced_values_are_told_apart() {
     altered[mid] ^= 1;
     conn.execute(
         "UPDATE records SET value = ?1 WHERE name = ?2",
-        rusqlite::params![altered, bob_session],
+        rusqlite::params![altered, bob_record],
     )
     .unwrap();
     assert_eq!(
-        alice.encrypt(b"bob", b"x", None).unwrap_err(),
+        alice.send_to_user(&uid("bob"), b"x", None).unwrap_err(),
         Error::CorruptValue {
-            record: bob_session.clone()
+            record: bob_record.clone()
         }
     );
     // Altering the generation column alone is caught too.
     conn.execute(
         "UPDATE records SET value = ?1, generation = generation + 1 WHERE name = ?2",
-        rusqlite::params![saved_now.0, bob_session],
+        rusqlite::params![saved_now.0, bob_record],
     )
     .unwrap();
     assert!(matches!(
-        alice.encrypt(b"bob", b"x", None).unwrap_err(),
+        alice.send_to_user(&uid("bob"), b"x", None).unwrap_err(),
         Error::CorruptValue { .. }
     ));
     conn.execute(
         "UPDATE records SET generation = generation - 1 WHERE name = ?1",
-        [&bob_session],
+        [&bob_record],
     )
     .unwrap();
     still_talks(&mut alice, &mut bob, b"after alteration");
 
-    // A second session, with Carol, then Bob's row copied over Carol's.
-    let (mut carol, carol_first) = with_device(&dir.file("carol.db"), 3);
-    alice
-        .start_session(
-            b"carol",
-            &common::bundle(&carol_first, None, None),
-            Some(&carol_first.identity),
-        )
+    // A record of Carol, then the record of Bob copied over it.
+    let (mut carol, carol_first) = user(&dir, "carol", 3);
+    introduce(
+        &mut alice,
+        "carol",
+        &carol_first,
+        bundle(&carol_first, None, None),
+    );
+    let alice_identity = alice.device_status().unwrap().identity;
+    carol
+        .update_devices(&uid("alice"), &[(common::D1, alice_identity)], NOW)
         .unwrap();
-    let carol_session = session_name(b"carol");
+    let carol_record = peer_name("carol");
     let copy = "UPDATE records SET (kind, generation, version, len, value, mac) =
         (SELECT kind, generation, version, len, value, mac FROM records WHERE name = ?2)
         WHERE name = ?1";
     let carol_saved: (i64, i64, i64, i64, Vec<u8>, Vec<u8>) = conn
         .query_row(
             "SELECT kind, generation, version, len, value, mac FROM records WHERE name = ?1",
-            [&carol_session],
+            [&carol_record],
             |r| {
                 Ok((
                     r.get(0)?,
@@ -186,19 +193,19 @@ fn truncated_altered_and_misplaced_values_are_told_apart() {
             },
         )
         .unwrap();
-    conn.execute(copy, [&carol_session, &bob_session]).unwrap();
+    conn.execute(copy, [&carol_record, &bob_record]).unwrap();
     assert_eq!(
-        alice.encrypt(b"carol", b"x", None).unwrap_err(),
+        alice.send_to_user(&uid("carol"), b"x", None).unwrap_err(),
         Error::MisplacedValue {
-            record: carol_session.clone()
+            record: carol_record.clone()
         }
     );
-    // The device row in the session's place: another type.
-    conn.execute(copy, [&carol_session, "device"]).unwrap();
+    // The device row in the record's place: another type.
+    conn.execute(copy, [&carol_record, "device"]).unwrap();
     assert_eq!(
-        alice.encrypt(b"carol", b"x", None).unwrap_err(),
+        alice.send_to_user(&uid("carol"), b"x", None).unwrap_err(),
         Error::MisplacedValue {
-            record: carol_session.clone()
+            record: carol_record.clone()
         }
     );
     conn.execute(
@@ -211,13 +218,13 @@ fn truncated_altered_and_misplaced_values_are_told_apart() {
             carol_saved.3,
             carol_saved.4,
             carol_saved.5,
-            carol_session
+            carol_record
         ],
     )
     .unwrap();
-    let out = alice.encrypt(b"carol", b"to carol", None).unwrap();
+    let out = send(&mut alice, "carol", b"to carol");
     assert_eq!(
-        &carol.receive(b"alice", &out.payload).unwrap().plaintext[..],
+        &receive(&mut carol, "alice", &out).plaintext[..],
         b"to carol"
     );
 
@@ -260,8 +267,9 @@ fn truncated_altered_and_misplaced_values_are_told_apart() {
             record: "device".into()
         }
     );
-    // Sessions do not need the device: Alice still talks to Bob.
-    still_talks(&mut alice, &mut bob, b"still");
+    // Sending does not need the device: Alice still writes to Bob.
+    let out = send(&mut alice, "bob", b"still");
+    assert_eq!(&receive(&mut bob, "alice", &out).plaintext[..], b"still");
 }
 
 #[test]
@@ -293,19 +301,22 @@ fn a_locked_database_is_busy_and_nothing_changes() {
     drop(alice);
     let options = Options::default().with_busy_timeout(Duration::from_millis(100));
     let mut alice = Store::open_with(dir.file("alice.db"), &key(1), options).unwrap();
-    let before = alice.session_status(b"bob").unwrap().unwrap();
+    let before = alice.peer_status(&uid("bob")).unwrap().unwrap();
     let other = raw(&dir.file("alice.db"));
     other.execute_batch("BEGIN IMMEDIATE").unwrap();
     let start = Instant::now();
-    assert_eq!(alice.encrypt(b"bob", b"x", None).unwrap_err(), Error::Busy);
+    assert_eq!(
+        alice.send_to_user(&uid("bob"), b"x", None).unwrap_err(),
+        Error::Busy
+    );
     assert!(start.elapsed() >= Duration::from_millis(100));
     // Readers are not blocked in WAL mode.
-    assert_eq!(alice.session_status(b"bob").unwrap().unwrap(), before);
+    assert_eq!(alice.peer_status(&uid("bob")).unwrap().unwrap(), before);
     other.execute_batch("ROLLBACK").unwrap();
     assert!(alice.outbox().unwrap().is_empty());
     still_talks(&mut alice, &mut bob, b"after the lock");
     assert_eq!(
-        alice.session_status(b"bob").unwrap().unwrap().generation,
+        alice.peer_status(&uid("bob")).unwrap().unwrap().generation,
         before.generation + 1
     );
 }
@@ -321,7 +332,7 @@ fn interfering(
     let interfere = Arc::new(Mutex::new(Some(interfere)));
     store.set_point_hook(Box::new(move |p: Point| {
         if p.at == at
-            && p.op == "encrypt"
+            && p.op == "send-to-user"
             && let Some(mut f) = interfere.lock().unwrap().take()
         {
             f();
@@ -343,17 +354,15 @@ fn a_stale_copy_gets_a_conflict_and_the_retry_loses_no_update() {
     let other_path = path.clone();
     let mut alice = interfering(&path, Options::default(), "computed", move || {
         let mut other = Store::open(&other_path, &key(1)).unwrap();
-        let out = other
-            .encrypt(b"bob", b"from the other handle", None)
-            .unwrap();
+        let out = send(&mut other, "bob", b"from the other handle");
         other_sent.lock().unwrap().push(out);
     });
-    let mine = alice.encrypt(b"bob", b"from this handle", None).unwrap();
+    let mine = send(&mut alice, "bob", b"from this handle");
     assert_eq!(alice.stats().conflicts, 1);
     let theirs = sent.lock().unwrap().pop().unwrap();
     // Both messages decrypt: neither update was lost.
     for out in [&theirs, &mine] {
-        bob.receive(b"alice", &out.payload).unwrap();
+        receive(&mut bob, "alice", out);
     }
     let numbers: Vec<u32> = [&theirs, &mine]
         .iter()
@@ -374,12 +383,12 @@ fn a_stale_copy_gets_a_conflict_and_the_retry_loses_no_update() {
     let options = Options::default().with_attempts(1, false);
     let mut alice = interfering(&path, options, "computed", move || {
         let mut other = Store::open(&other_path, &key(1)).unwrap();
-        other.encrypt(b"bob", b"again", None).unwrap();
+        send(&mut other, "bob", b"again");
     });
     assert_eq!(
-        alice.encrypt(b"bob", b"stale", None).unwrap_err(),
+        alice.send_to_user(&uid("bob"), b"stale", None).unwrap_err(),
         Error::Conflict {
-            record: session_name(b"bob")
+            record: peer_name("bob")
         }
     );
     let after = raw(&path)
@@ -387,7 +396,7 @@ fn a_stale_copy_gets_a_conflict_and_the_retry_loses_no_update() {
         .unwrap();
     assert_eq!(after, before + 1);
     // The next call works.
-    alice.encrypt(b"bob", b"fresh", None).unwrap();
+    send(&mut alice, "bob", b"fresh");
 }
 
 #[test]
@@ -402,14 +411,14 @@ fn output_exists_only_once_committed() {
     let log = Arc::clone(&seen);
     let observer = Mutex::new(observer);
     alice.set_point_hook(Box::new(move |p: Point| {
-        if p.op == "encrypt" {
+        if p.op == "send-to-user" {
             let o = observer.lock().unwrap();
             let entries = o.outbox().unwrap().len();
-            let generation = o.session_status(b"bob").unwrap().unwrap().generation;
+            let generation = o.peer_status(&uid("bob")).unwrap().unwrap().generation;
             log.lock().unwrap().push((p.at, entries, generation));
         }
     }));
-    let out = alice.encrypt(b"bob", b"x", None).unwrap();
+    let out = send(&mut alice, "bob", b"x");
     let seen = seen.lock().unwrap().clone();
     let at = |name: &str| seen.iter().find(|(a, _, _)| *a == name).copied().unwrap();
     let (_, entries, generation) = at("before-commit");

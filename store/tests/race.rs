@@ -1,10 +1,11 @@
 //! Two processes on one database (SPEC.md §17.8): an app and its
 //! notification extension both open Bob's store and race through the same
-//! mailbox of messages from Alice, each decrypting every message it can and
-//! answering some, for thousands of operations. Afterwards: every message
-//! is in the inbox exactly once, every answer decrypts at Alice with no
-//! (ratchet key, number) pair twice, and the session's generation counts
-//! every committed operation: no update was lost.
+//! mailbox of messages from Alice, pairwise and in a group, each decrypting
+//! every message it can (through the session layer) and answering some,
+//! for thousands of operations. Afterwards: every message is in the inbox
+//! exactly once, every answer decrypts at Alice with no (ratchet key,
+//! number) pair twice, and the generations of Bob's record of Alice and of
+//! the group count every committed operation: no update was lost.
 //!
 //! `SOTTO_RACE_MESSAGES` sets the mailbox size (default 1200).
 #![allow(
@@ -21,9 +22,18 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{TempDir, key, pair};
+use common::{D1, NOW, TempDir, key, pair, receive, send, uid};
 use sotto::Message;
-use sotto_store::{Error, Store};
+use sotto::sessions::{Action, Ignore};
+use sotto_store::{Delivered, Error, Store};
+
+/// The group Alice and Bob are in.
+const GROUP: [u8; 32] = [0x52; 32];
+
+/// Whether mailbox line `i` is a group message.
+fn is_group(i: usize) -> bool {
+    i % 4 == 3
+}
 
 /// The racing process: `role` 1 or 2.
 fn child(dir: &Path, role: u64) {
@@ -37,18 +47,29 @@ fn child(dir: &Path, role: u64) {
         std::thread::sleep(Duration::from_millis(1));
     }
     let (mut decrypted, mut duplicates, mut answers) = (0u64, 0u64, 0u64);
+    let alice = uid("alice");
     for (i, message) in mailbox.iter().enumerate() {
-        match bob.receive(b"alice", message) {
-            Ok(_) => {
+        let result = if is_group(i) {
+            bob.group_receive(&GROUP, &alice, message).map(drop)
+        } else {
+            bob.receive_from(&alice, D1, message, NOW)
+                .map(|d| assert!(matches!(d, Delivered::Message(_))))
+        };
+        match result {
+            Ok(()) => {
                 decrypted += 1;
                 if decrypted % 3 == 0 {
                     let text = format!("answer {role}/{i}");
-                    bob.encrypt(b"alice", text.as_bytes(), Some(role * 1_000_000 + i as u64))
+                    let sent = bob
+                        .send_to_user(&alice, text.as_bytes(), Some(role * 1_000_000 + i as u64))
                         .unwrap();
+                    assert_eq!(sent.outgoing.len(), 1);
                     answers += 1;
                 }
             }
-            Err(Error::Protocol(sotto::Error::DuplicateMessage)) => duplicates += 1,
+            Err(Error::Session(f)) if f.action == Action::Ignore(Ignore::Duplicate) => {
+                duplicates += 1;
+            }
             Err(e) => panic!("process {role}, message {i}: {e:?}"),
         }
     }
@@ -81,21 +102,50 @@ fn parent() {
         .unwrap_or(1200);
     let dir = TempDir::new("race");
     let (mut alice, mut bob) = pair(&dir);
-    let reply = bob.encrypt(b"alice", b"ready", None).unwrap();
-    alice.receive(b"bob", &reply.payload).unwrap();
+    let reply = send(&mut bob, "alice", b"ready");
+    receive(&mut alice, "bob", &reply);
     bob.ack_sent(reply.id).unwrap();
+    // The group: each hands its chain to the other.
+    let both = [uid("alice"), uid("bob")];
+    let from_alice = alice.create_group(&GROUP, &both).unwrap();
+    let from_bob = bob.create_group(&GROUP, &both).unwrap();
+    for out in &from_alice.outgoing {
+        bob.receive_from(&uid("alice"), D1, &out.payload, NOW)
+            .unwrap();
+    }
+    for out in &from_bob.outgoing {
+        alice
+            .receive_from(&uid("bob"), D1, &out.payload, NOW)
+            .unwrap();
+    }
+    for out in bob.outbox().unwrap() {
+        bob.ack_sent(out.id).unwrap();
+    }
     for entry in bob.inbox().unwrap() {
         bob.ack_read(entry.id).unwrap();
     }
-    let generation_before = bob.session_status(b"alice").unwrap().unwrap().generation;
+    let generations = |bob: &Store| {
+        let record = bob.peer_status(&uid("alice")).unwrap().unwrap().generation;
+        (
+            record,
+            bob.group_status(&GROUP).unwrap().unwrap().generation,
+        )
+    };
+    let before = generations(&bob);
     drop(bob);
 
     let mut mailbox = String::new();
     for i in 0..n {
-        let out = alice
-            .encrypt(b"bob", format!("message {i}").as_bytes(), None)
-            .unwrap();
-        mailbox.push_str(&hex(&out.payload));
+        let text = format!("message {i}");
+        let payload = if is_group(i) {
+            alice
+                .group_send(&GROUP, text.as_bytes(), None)
+                .unwrap()
+                .payload
+        } else {
+            send(&mut alice, "bob", text.as_bytes()).payload
+        };
+        mailbox.push_str(&hex(&payload));
         mailbox.push('\n');
     }
     std::fs::write(dir.file("mailbox"), mailbox).unwrap();
@@ -131,6 +181,7 @@ fn parent() {
         })
         .collect();
     let decrypted: u64 = results.iter().map(|r| r[0]).sum();
+    let duplicates: u64 = results.iter().map(|r| r[1]).sum();
     let answers: u64 = results.iter().map(|r| r[2]).sum();
     let attempts: u64 = results.iter().map(|r| r[0] + r[1] + r[2]).sum();
     let conflicts: u64 = results.iter().map(|r| r[4]).sum();
@@ -152,8 +203,10 @@ fn parent() {
     // No update lost: the session moved once per committed decrypt and
     // encrypt, and every answer decrypts at Alice, each under its own
     // (ratchet key, number).
-    let generation = bob.session_status(b"alice").unwrap().unwrap().generation;
-    assert_eq!(generation, generation_before + decrypted + answers);
+    let group_decrypted = (0..n).filter(|i| is_group(*i)).count() as u64;
+    let (record, group) = generations(&bob);
+    assert_eq!(record, before.0 + (decrypted - group_decrypted) + answers);
+    assert_eq!(group, before.1 + group_decrypted);
     let outbox = bob.outbox().unwrap();
     assert_eq!(outbox.len() as u64, answers);
     let mut pairs = HashSet::new();
@@ -163,12 +216,13 @@ fn parent() {
             Message::PreKey(m) => (m.ratchet_key_bytes(), m.message_number()),
         };
         assert!(pairs.insert((key, number)));
-        alice.receive(b"bob", &out.payload).unwrap();
+        receive(&mut alice, "bob", out);
     }
     println!(
-        "race: 2 processes, {attempts} operations in {:.2}s ({n} messages each tried by both, \
-         {decrypted} decrypted, {answers} answers), {conflicts} conflicts retried, \
-         {locked} locked attempts, {busy} busy retries, 0 lost updates; total {:.1}s",
+        "race: 2 processes, {attempts} operations in {:.2}s ({n} messages, {group_decrypted} of \
+         them in the group, each tried by both: {decrypted} decrypted once, {duplicates} \
+         duplicates refused, {answers} answers), {conflicts} conflicts retried, {locked} \
+         locked attempts, {busy} busy retries, 0 lost updates, 0 decrypted twice; total {:.1}s",
         race_time.as_secs_f64(),
         started.elapsed().as_secs_f64()
     );

@@ -16,8 +16,8 @@ mod common;
 use std::collections::HashSet;
 use std::path::Path;
 
-use common::{TempDir, bundle, upload, with_device};
-use sotto_store::Store;
+use common::{D1, NOW, TempDir, bundle, introduce, knows, receive, send, uid, upload, user};
+use sotto_store::{Delivered, Store};
 
 const WINDOW: usize = 16;
 
@@ -45,11 +45,16 @@ fn windows(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
 struct Scan {
     secrets: HashSet<Vec<u8>>,
     public: HashSet<Vec<u8>>,
+    /// Plain encodings already taken apart.
+    seen: HashSet<Vec<u8>>,
 }
 
 impl Scan {
     fn record(&mut self, store: &Store) {
         for (_, plain) in store.plain_records().unwrap() {
+            if !self.seen.insert(plain.to_vec()) {
+                continue;
+            }
             for w in windows(&plain) {
                 self.secrets.insert(w.to_vec());
             }
@@ -78,9 +83,10 @@ fn no_state_secret_or_plaintext_is_in_the_files() {
     let mut scan = Scan {
         secrets: HashSet::new(),
         public: HashSet::new(),
+        seen: HashSet::new(),
     };
-    let (mut alice, alice_first) = with_device(&dir.file("alice.db"), 1);
-    let (mut bob, bob_first) = with_device(&dir.file("bob.db"), 2);
+    let (mut alice, alice_first) = user(&dir, "alice", 1);
+    let (mut bob, bob_first) = user(&dir, "bob", 2);
     scan.public(&alice_first.to_bytes());
     scan.public(&bob_first.to_bytes());
     let up = bob.replenish_prekeys(10, 5).unwrap().unwrap();
@@ -89,31 +95,62 @@ fn no_state_secret_or_plaintext_is_in_the_files() {
     scan.record(&alice);
     scan.record(&bob);
 
-    alice
-        .start_session(
-            b"bob",
-            &bundle(
-                &bob_first,
-                Some(up.one_time_prekeys[0]),
-                Some(up.one_time_kem_prekeys[0].clone()),
-            ),
-            None,
-        )
-        .unwrap();
+    introduce(
+        &mut alice,
+        "bob",
+        &bob_first,
+        bundle(
+            &bob_first,
+            Some(up.one_time_prekeys[0]),
+            Some(up.one_time_kem_prekeys[0].clone()),
+        ),
+    );
+    knows(&mut bob, "alice", &alice_first);
+    let group = [7u8; 32];
     let mut plaintexts = Vec::new();
     for i in 0..30u32 {
+        if i == 4 {
+            // A group: each hands its chain to the other.
+            let members = [uid("alice"), uid("bob")];
+            let from_alice = alice.create_group(&group, &members).unwrap();
+            let from_bob = bob.create_group(&group, &members).unwrap();
+            for (outs, to, name) in [
+                (&from_alice.outgoing, &mut bob, "alice"),
+                (&from_bob.outgoing, &mut alice, "bob"),
+            ] {
+                for out in outs {
+                    scan.public(&out.payload);
+                    let got = to.receive_from(&uid(name), D1, &out.payload, NOW).unwrap();
+                    assert_eq!(got, Delivered::Distribution { group });
+                }
+            }
+            scan.record(&alice);
+            scan.record(&bob);
+        }
+        if i >= 4 && i % 4 == 1 {
+            let text: Vec<u8> = (0..40u32)
+                .map(|j| u8::try_from((i * 71 + j * 13 + 3) % 251).unwrap())
+                .collect();
+            let out = alice.group_send(&group, &text, None).unwrap();
+            scan.public(&out.payload);
+            let got = bob
+                .group_receive(&group, &uid("alice"), &out.payload)
+                .unwrap();
+            assert_eq!(&got.plaintext[..], &text[..]);
+            plaintexts.push(text);
+        }
         let text: Vec<u8> = (0..32u32)
             .map(|j| u8::try_from((i * 131 + j * 29 + 7) % 251).unwrap())
             .collect();
         let (from, to, name) = if i % 3 == 2 {
-            (&mut bob, &mut alice, &b"bob"[..])
+            (&mut bob, &mut alice, "bob")
         } else {
-            (&mut alice, &mut bob, &b"alice"[..])
+            (&mut alice, &mut bob, "alice")
         };
-        let other: &[u8] = if name == b"bob" { b"alice" } else { b"bob" };
-        let out = from.encrypt(other, &text, None).unwrap();
+        let other = if name == "bob" { "alice" } else { "bob" };
+        let out = send(from, other, &text);
         scan.public(&out.payload);
-        let got = to.receive(name, &out.payload).unwrap();
+        let got = receive(to, name, &out);
         assert_eq!(&got.plaintext[..], &text[..]);
         // Half the plaintexts stay in the inbox, half are acknowledged.
         if i % 2 == 0 {
@@ -123,7 +160,7 @@ fn no_state_secret_or_plaintext_is_in_the_files() {
         scan.record(&alice);
         scan.record(&bob);
         if i == 10 {
-            let out = bob.rotate_signed_prekey(common::NOW + 1).unwrap();
+            let out = bob.rotate_signed_prekey(NOW + 1).unwrap();
             scan.public(&out.payload);
             scan.record(&bob);
         }
