@@ -83,7 +83,10 @@ fn hex(bytes: &[u8]) -> String {
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
     (0..s.len() / 2)
-        .map(|i| s.get(2 * i..2 * i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .map(|i| {
+            s.get(2 * i..2 * i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
         .collect()
 }
 
@@ -127,7 +130,9 @@ impl Client {
             store.create_device(now()).map_err(other)?;
         }
         if store.account().map_err(other)?.is_none() {
-            store.set_account(&uid(user)?, DeviceId(DEVICE)).map_err(other)?;
+            store
+                .set_account(&uid(user)?, DeviceId(DEVICE))
+                .map_err(other)?;
         }
         store
             .replenish_prekeys(ONE_TIME_PREKEYS, ONE_TIME_KEM_PREKEYS)
@@ -179,7 +184,11 @@ impl Client {
             client.handle(&entry, " (from the inbox)")?;
         }
         let identity = client.store.device_status().map_err(other)?.identity;
-        let fp = hex(identity.fingerprint().as_bytes().get(..4).unwrap_or_default());
+        let fp = hex(identity
+            .fingerprint()
+            .as_bytes()
+            .get(..4)
+            .unwrap_or_default());
         println!("[{user}] ready (identity {fp})");
         Ok(client)
     }
@@ -188,7 +197,8 @@ impl Client {
         let text = std::fs::read_to_string(&self.groups_file).unwrap_or_default();
         for line in text.lines() {
             let mut parts = line.split(' ');
-            if let (Some(id), Some(name), Some(members)) = (parts.next(), parts.next(), parts.next())
+            if let (Some(id), Some(name), Some(members)) =
+                (parts.next(), parts.next(), parts.next())
                 && let Some(id) = unhex(id).and_then(|v| <[u8; 32]>::try_from(v).ok())
             {
                 let members = members.split(',').map(str::to_owned).collect();
@@ -239,13 +249,28 @@ impl Client {
         }
     }
 
-    fn send_frame(&mut self, to: &str, device: Option<u32>, payload: &[u8], reference: &[u8], tag: Vec<u8>) -> io::Result<()> {
+    fn send_frame(
+        &mut self,
+        to: &str,
+        device: Option<u32>,
+        payload: &[u8],
+        reference: &[u8],
+        tag: Vec<u8>,
+    ) -> io::Result<()> {
         let device = device.map(|d| d.to_be_bytes().to_vec()).unwrap_or_default();
         self.write(&Frame::new(
             kind::SEND,
-            vec![to.as_bytes().to_vec(), device, payload.to_vec(), reference.to_vec(), tag],
+            vec![
+                to.as_bytes().to_vec(),
+                device,
+                payload.to_vec(),
+                reference.to_vec(),
+                tag,
+            ],
         ))?;
-        self.reply(|f| f.kind == kind::OK && f.fields.first().map(Vec::as_slice) == Some(reference))?;
+        self.reply(|f| {
+            f.kind == kind::OK && f.fields.first().map(Vec::as_slice) == Some(reference)
+        })?;
         Ok(())
     }
 
@@ -259,8 +284,17 @@ impl Client {
                 self.reply(|f| f.kind == kind::OK)?;
             }
             OutgoingKind::GroupMessage => {
-                let id: [u8; 32] = out.destination.clone().try_into().map_err(|_| other("group id"))?;
-                let members = self.store.group_members(&id).map_err(other)?;
+                let id: [u8; 32] = out
+                    .destination
+                    .clone()
+                    .try_into()
+                    .map_err(|_| other("group id"))?;
+                let members = self
+                    .store
+                    .group_status(&id)
+                    .map_err(other)?
+                    .ok_or_else(|| other("no such group"))?
+                    .members;
                 let mut tag = vec![TAG_GROUP];
                 tag.extend_from_slice(&id);
                 for member in members {
@@ -272,7 +306,13 @@ impl Client {
             }
             _ => {
                 let to = String::from_utf8_lossy(&out.destination).into_owned();
-                self.send_frame(&to, out.device, &out.payload, &reference, vec![TAG_PAIRWISE])?;
+                self.send_frame(
+                    &to,
+                    out.device,
+                    &out.payload,
+                    &reference,
+                    vec![TAG_PAIRWISE],
+                )?;
             }
         }
         self.store.ack_sent(out.id).map_err(other)?;
@@ -291,11 +331,19 @@ impl Client {
         let from = String::from_utf8_lossy(&entry.source).into_owned();
         if let Some(group) = entry.group {
             let name = self.group_name(&group);
-            println!("[{}] #{name} {from}: {}{note}", self.user, String::from_utf8_lossy(&entry.plaintext));
+            println!(
+                "[{}] #{name} {from}: {}{note}",
+                self.user,
+                String::from_utf8_lossy(&entry.plaintext)
+            );
         } else {
             match entry.plaintext.split_first() {
                 Some((&DIRECT, text)) => {
-                    println!("[{}] {from}: {}{note}", self.user, String::from_utf8_lossy(text));
+                    println!(
+                        "[{}] {from}: {}{note}",
+                        self.user,
+                        String::from_utf8_lossy(text)
+                    );
                 }
                 Some((&INVITE, rest)) => self.join(&from, rest)?,
                 _ => println!("[{}] {from}: (unreadable){note}", self.user),
@@ -307,12 +355,22 @@ impl Client {
 
     /// An invitation: `group id (32) || name len || name || members`.
     fn join(&mut self, from: &str, rest: &[u8]) -> io::Result<()> {
-        let (id, rest) = rest.split_at_checked(32).ok_or_else(|| other("bad invite"))?;
+        let (id, rest) = rest
+            .split_at_checked(32)
+            .ok_or_else(|| other("bad invite"))?;
         let (&len, rest) = rest.split_first().ok_or_else(|| other("bad invite"))?;
-        let (name, members) = rest.split_at_checked(usize::from(len)).ok_or_else(|| other("bad invite"))?;
+        let (name, members) = rest
+            .split_at_checked(usize::from(len))
+            .ok_or_else(|| other("bad invite"))?;
         let name = String::from_utf8_lossy(name).into_owned();
-        let members: Vec<String> = String::from_utf8_lossy(members).split(',').map(str::to_owned).collect();
-        let group = Group { id: id.try_into().map_err(other)?, members: members.clone() };
+        let members: Vec<String> = String::from_utf8_lossy(members)
+            .split(',')
+            .map(str::to_owned)
+            .collect();
+        let group = Group {
+            id: id.try_into().map_err(other)?,
+            members: members.clone(),
+        };
         self.remember_group(&name, &group)?;
         println!("[{}] joined #{name} (invited by {from})", self.user);
         self.create_group(&group)
@@ -401,22 +459,36 @@ impl Client {
         match self.store.group_receive(id, &uid(from)?, payload) {
             Ok(entry) => self.handle(&entry, "")?,
             // Its chain or its group is not here yet: keep it.
-            Err(Error::Session(f)) if matches!(f.action, Action::RetryLater(_)) => return Ok(false),
+            Err(Error::Session(f)) if matches!(f.action, Action::RetryLater(_)) => {
+                return Ok(false);
+            }
             Err(Error::NotFound { record }) if record.starts_with("group/") => return Ok(false),
             Err(e) => println!("[{}] dropped a group message from {from}: {e}", self.user),
         }
         Ok(true)
     }
 
-    fn pairwise(&mut self, from: &str, device: DeviceId, payload: &[u8], first: bool) -> io::Result<bool> {
+    fn pairwise(
+        &mut self,
+        from: &str,
+        device: DeviceId,
+        payload: &[u8],
+        first: bool,
+    ) -> io::Result<bool> {
         let user = uid(from)?;
         match self.store.receive_from(&user, device, payload, now()) {
             Ok(Delivered::Message(entry)) => self.handle(&entry, "")?,
             Ok(Delivered::Distribution { group }) => {
-                println!("[{}] #{} {from}'s sender key installed", self.user, self.group_name(&group));
+                println!(
+                    "[{}] #{} {from}'s sender key installed",
+                    self.user,
+                    self.group_name(&group)
+                );
                 self.retry_waiting()?;
             }
-            Ok(Delivered::DistributionRequest { answer: Some(out), .. }) => self.send_out(&out)?,
+            Ok(Delivered::DistributionRequest {
+                answer: Some(out), ..
+            }) => self.send_out(&out)?,
             Ok(_) => {}
             // A contact or device not known yet: ask the relay, then again.
             Err(Error::NotFound { record }) if record.starts_with("peer/") && first => {
@@ -430,7 +502,10 @@ impl Client {
                     return self.pairwise(from, device, payload, false);
                 }
                 Action::RequestRetry(hint) => {
-                    let out = self.store.request_retry(&user, device, &hint, now()).map_err(other)?;
+                    let out = self
+                        .store
+                        .request_retry(&user, device, &hint, now())
+                        .map_err(other)?;
                     self.send_out(&out)?;
                 }
                 Action::StartNewSession(hint) => {
@@ -481,12 +556,18 @@ impl Client {
                     println!("[{}] no group #{name}", self.user);
                     return Ok(true);
                 };
-                let out = self.store.group_send(&group.id, text.as_bytes(), None).map_err(other)?;
+                let out = self
+                    .store
+                    .group_send(&group.id, text.as_bytes(), None)
+                    .map_err(other)?;
                 self.send_out(&out)?;
                 println!("[{}] -> #{name}: {text}", self.user);
             }
             (Some("/quit"), ..) => return Ok(false),
-            _ => println!("[{}] commands: /msg USER TEXT, /group NAME USER,USER, /g NAME TEXT, /quit", self.user),
+            _ => println!(
+                "[{}] commands: /msg USER TEXT, /group NAME USER,USER, /g NAME TEXT, /quit",
+                self.user
+            ),
         }
         Ok(true)
     }
@@ -505,7 +586,10 @@ impl Client {
         all.dedup();
         let mut id = [0u8; 32];
         getrandom::fill(&mut id).map_err(other)?;
-        let group = Group { id, members: all.clone() };
+        let group = Group {
+            id,
+            members: all.clone(),
+        };
         self.remember_group(name, &group)?;
         let mut invite = vec![INVITE];
         invite.extend_from_slice(&id);
@@ -548,25 +632,35 @@ impl Client {
     fn refresh_devices(&mut self, user: &str) -> io::Result<Vec<(DeviceId, PreKeyBundle)>> {
         let bundles = self.fetch(user)?;
         let list: Vec<_> = bundles.iter().map(|(d, b)| (*d, *b.identity())).collect();
-        self.store.update_devices(&uid(user)?, &list, now()).map_err(other)?;
+        self.store
+            .update_devices(&uid(user)?, &list, now())
+            .map_err(other)?;
         Ok(bundles)
     }
 
     /// Encrypts to every device of `to`, then sends each committed message.
     fn send_to(&mut self, to: &str, plaintext: &[u8]) -> io::Result<()> {
         self.ensure_sessions(to)?;
-        let sent = self.store.send_to_user(&uid(to)?, plaintext, None).map_err(other)?;
+        let sent = self
+            .store
+            .send_to_user(&uid(to)?, plaintext, None)
+            .map_err(other)?;
         self.send_all(&sent.outgoing)
     }
 
     fn fetch(&mut self, user: &str) -> io::Result<Vec<(DeviceId, PreKeyBundle)>> {
         self.write(&Frame::new(kind::FETCH, vec![user.as_bytes().to_vec()]))?;
-        let reply = self.reply(|f| f.kind == kind::BUNDLES && f.fields.first().map(Vec::as_slice) == Some(user.as_bytes()))?;
+        let reply = self.reply(|f| {
+            f.kind == kind::BUNDLES && f.fields.first().map(Vec::as_slice) == Some(user.as_bytes())
+        })?;
         let mut out = Vec::new();
         let mut i = 1;
         while i + 1 < reply.fields.len() {
             let device = DeviceId(reply.u32(i)?);
-            out.push((device, PreKeyBundle::from_bytes(reply.field(i + 1)?).map_err(other)?));
+            out.push((
+                device,
+                PreKeyBundle::from_bytes(reply.field(i + 1)?).map_err(other)?,
+            ));
             i += 2;
         }
         if out.is_empty() {

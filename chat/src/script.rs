@@ -203,7 +203,9 @@ fn script(demo: &mut Demo, dir: &Path) -> io::Result<()> {
     demo.say("carol", "/msg alice Hello Alice, Carol here")?;
     demo.expect("alice", "carol: Hello Alice, Carol here")?;
 
-    step("3. a group: Alice invites Bob and Carol to #friends; each member's sender key goes to every member device over the pairwise sessions (Bob and Carol start one), then one group message reaches everyone");
+    step(
+        "3. a group: Alice invites Bob and Carol to #friends; each member's sender key goes to every member device over the pairwise sessions (Bob and Carol start one), then one group message reaches everyone",
+    );
     demo.say("alice", "/group friends bob,carol")?;
     demo.expect("bob", "joined #friends")?;
     demo.expect("carol", "joined #friends")?;
