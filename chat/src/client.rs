@@ -18,7 +18,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use sotto::PreKeyBundle;
 use sotto::sessions::{Action, DeviceId, UserId};
-use sotto_store::{Delivered, Error, Incoming, Outgoing, OutgoingKind, Store, StoreKey};
+use sotto_store::{
+    Delivered, Error, Incoming, IncomingKind, Outgoing, OutgoingKind, Store, StoreKey,
+};
 
 use crate::wire::{Frame, kind};
 
@@ -329,7 +331,12 @@ impl Client {
     /// Shows (or acts on) an inbox entry, then acknowledges it.
     fn handle(&mut self, entry: &Incoming, note: &str) -> io::Result<()> {
         let from = String::from_utf8_lossy(&entry.source).into_owned();
-        if let Some(group) = entry.group {
+        if entry.kind == IncomingKind::RetryRequest {
+            // This small chat keeps no history of what it sent, so it has
+            // nothing to send again; an app would resend the message the
+            // entry's hint names, then acknowledge.
+            println!("[{}] {from} asked for a message again{note}", self.user);
+        } else if let Some(group) = entry.group {
             let name = self.group_name(&group);
             println!(
                 "[{}] #{name} {from}: {}{note}",
@@ -489,6 +496,7 @@ impl Client {
             Ok(Delivered::DistributionRequest {
                 answer: Some(out), ..
             }) => self.send_out(&out)?,
+            Ok(Delivered::RetryRequest { entry, .. }) => self.handle(&entry, "")?,
             Ok(_) => {}
             // A contact or device not known yet: ask the relay, then again.
             Err(Error::NotFound { record }) if record.starts_with("peer/") && first => {
