@@ -39,6 +39,7 @@ pub(crate) fn upload(op: &mut Op<'_>, upload: &PreKeyUpload) {
         device: None,
         payload: upload.to_bytes(),
         app_ref: None,
+        group: None,
     });
 }
 

@@ -52,6 +52,7 @@ fn records(op: &mut Op<'_>, users: &[UserId]) -> Result<Vec<(String, PeerRecord)
 /// Puts the fan-out's messages in the outbox and the records back.
 fn commit_fanout(
     op: &mut Op<'_>,
+    group: &[u8; 32],
     records: Vec<(String, PeerRecord)>,
     fanout: Fanout,
 ) -> Result<Vec<(UserId, Unusable)>> {
@@ -64,6 +65,7 @@ fn commit_fanout(
                 device: Some(out.device.0),
                 payload: out.message.into_bytes(),
                 app_ref: None,
+                group: Some(*group),
             });
         }
         unusable.extend(sent.unusable.into_iter().map(|u| (user.clone(), u)));
@@ -129,7 +131,7 @@ impl Store {
                 session.distribute(&mut refs, &mut crate::rng::OsRng)?
             };
             op.put(&name, &session)?;
-            commit_fanout(op, loaded, fanout)
+            commit_fanout(op, group, loaded, fanout)
         })?;
         Ok(GroupUpdate {
             group: *group,
@@ -177,6 +179,7 @@ impl Store {
                 device: None,
                 payload: message.into_bytes(),
                 app_ref,
+                group: Some(*group),
             });
             Ok(())
         })?;
@@ -244,7 +247,7 @@ impl Store {
                 session.remove_member(&local, user, &mut refs, &mut crate::rng::OsRng)?
             };
             op.put(&name, &session)?;
-            commit_fanout(op, loaded, fanout)
+            commit_fanout(op, group, loaded, fanout)
         })?;
         Ok(GroupUpdate {
             group: *group,
@@ -278,7 +281,7 @@ impl Store {
                 session.distribute(&mut refs, &mut crate::rng::OsRng)?
             };
             op.put(&name, &session)?;
-            commit_fanout(op, loaded, fanout)
+            commit_fanout(op, group, loaded, fanout)
         })?;
         Ok(update(group, unusable, receipt.outbox))
     }
@@ -301,7 +304,7 @@ impl Store {
                 let mut refs: Vec<&mut PeerRecord> = loaded.iter_mut().map(|(_, r)| r).collect();
                 session.distribute(&mut refs, &mut crate::rng::OsRng)?
             };
-            commit_fanout(op, loaded, fanout)
+            commit_fanout(op, group, loaded, fanout)
         })?;
         Ok(update(group, unusable, receipt.outbox))
     }
@@ -326,7 +329,7 @@ impl Store {
                 session.rotate(&local, &mut refs, &mut crate::rng::OsRng)?
             };
             op.put(&name, &session)?;
-            commit_fanout(op, loaded, fanout)
+            commit_fanout(op, group, loaded, fanout)
         })?;
         Ok(update(group, unusable, receipt.outbox))
     }
@@ -357,6 +360,7 @@ impl Store {
                 device: Some(device.0),
                 payload: message.into_bytes(),
                 app_ref: None,
+                group: None,
             });
             Ok(())
         })?;

@@ -54,6 +54,12 @@ pub struct Outgoing {
     pub destination: Vec<u8>,
     /// The destination's device, where it goes to one device.
     pub device: Option<u32>,
+    /// The group it is about: for a group message, its group; for a
+    /// pairwise message that hands out the local chain of a group (a
+    /// distribution), that group. If the peer asks for such a message
+    /// again (a retry request naming it), answer with
+    /// [`Store::distribute_group`] to that peer rather than a resend.
+    pub group: Option<[u8; 32]>,
     /// The bytes to send.
     pub payload: Vec<u8>,
     /// The application's reference given to the operation, if any.
@@ -176,7 +182,8 @@ impl Store {
     pub fn outbox(&self) -> Result<Vec<Outgoing>> {
         self.read(|op| {
             let mut stmt = op.conn().prepare(
-                "SELECT id, kind, destination, device, payload, app_ref FROM outbox ORDER BY id",
+                "SELECT id, kind, destination, device, grp, payload, app_ref FROM outbox
+                 ORDER BY id",
             )?;
             let rows = stmt
                 .query_map([], |r| {
@@ -185,13 +192,14 @@ impl Store {
                         r.get::<_, i64>(1)?,
                         r.get::<_, Vec<u8>>(2)?,
                         r.get::<_, Option<i64>>(3)?,
-                        r.get::<_, Vec<u8>>(4)?,
-                        r.get::<_, Option<i64>>(5)?,
+                        r.get::<_, Option<Vec<u8>>>(4)?,
+                        r.get::<_, Vec<u8>>(5)?,
+                        r.get::<_, Option<i64>>(6)?,
                     ))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             rows.into_iter()
-                .map(|(id, kind, destination, device, payload, app_ref)| {
+                .map(|(id, kind, destination, device, group, payload, app_ref)| {
                     let id = from_sql(id);
                     let corrupt = || Error::CorruptValue {
                         record: format!("outbox/{id}"),
@@ -203,11 +211,15 @@ impl Store {
                     let device = device
                         .map(|d| u32::try_from(d).map_err(|_| corrupt()))
                         .transpose()?;
+                    let group = group
+                        .map(|g| <[u8; 32]>::try_from(g).map_err(|_| corrupt()))
+                        .transpose()?;
                     Ok(Outgoing {
                         id,
                         kind,
                         destination,
                         device,
+                        group,
                         payload,
                         app_ref: app_ref.map(from_sql),
                     })

@@ -116,11 +116,14 @@ pub(crate) fn require_record(op: &mut Op<'_>, user: &UserId) -> Result<(String, 
     })
 }
 
+/// A pairwise message for `device` of `user`; `group` for one that hands
+/// out the local chain of that group.
 fn message_out(
     user: &UserId,
     device: DeviceId,
     message: Message,
     app_ref: Option<u64>,
+    group: Option<[u8; 32]>,
 ) -> NewOutgoing {
     NewOutgoing {
         kind: OutgoingKind::Message,
@@ -128,6 +131,7 @@ fn message_out(
         device: Some(device.0),
         payload: message.into_bytes(),
         app_ref,
+        group,
     }
 }
 
@@ -269,7 +273,7 @@ impl Store {
                 op.put(&name, &record)?;
             }
             for out in sent.messages {
-                op.send(message_out(user, out.device, out.message, app_ref));
+                op.send(message_out(user, out.device, out.message, app_ref, None));
             }
             Ok(sent.unusable)
         })?;
@@ -296,7 +300,7 @@ impl Store {
             let (name, mut record) = require_record(op, user)?;
             let message = record.encrypt_to(device, payload, &mut crate::rng::OsRng)?;
             op.put(&name, &record)?;
-            op.send(message_out(user, device, message, app_ref));
+            op.send(message_out(user, device, message, app_ref, None));
             Ok(())
         })?;
         first(receipt.outbox)
@@ -368,7 +372,13 @@ impl Store {
                     if let Some(group) = group.filter(|g| g.is_member(user)) {
                         let answer =
                             group.distribute_to(&mut record, device, &mut crate::rng::OsRng)?;
-                        op.send(message_out(user, device, answer, None));
+                        op.send(message_out(
+                            user,
+                            device,
+                            answer,
+                            None,
+                            Some(*group_id.as_bytes()),
+                        ));
                     }
                     Got::DistributionRequest(*group_id.as_bytes())
                 }
@@ -449,7 +459,7 @@ impl Store {
             let (name, mut record) = require_record(op, user)?;
             let message = record.request_retry(device, hint, now, &mut crate::rng::OsRng)?;
             op.put(&name, &record)?;
-            op.send(message_out(user, device, message, None));
+            op.send(message_out(user, device, message, None, None));
             Ok(())
         })?;
         first(receipt.outbox)
@@ -482,7 +492,7 @@ impl Store {
                 &mut crate::rng::OsRng,
             )?;
             op.put(&name, &record)?;
-            op.send(message_out(user, device, message, None));
+            op.send(message_out(user, device, message, None, None));
             Ok(())
         })?;
         first(receipt.outbox)

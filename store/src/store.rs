@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     kind INTEGER NOT NULL,
     destination BLOB NOT NULL,
     device INTEGER,
+    grp BLOB,
     payload BLOB NOT NULL,
     app_ref INTEGER
 ) STRICT;
@@ -384,13 +385,14 @@ impl Store {
         for out in &op.outbox {
             seq = seq.checked_add(1).ok_or(Error::Database { code: 0 })?;
             conn.execute(
-                "INSERT INTO outbox (id, kind, destination, device, payload, app_ref)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO outbox (id, kind, destination, device, grp, payload, app_ref)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
                     to_sql(seq),
                     out.kind.code(),
                     out.destination,
                     out.device,
+                    out.group.map(|g| g.to_vec()),
                     out.payload,
                     out.app_ref.map(to_sql)
                 ],
@@ -400,6 +402,7 @@ impl Store {
                 kind: out.kind,
                 destination: out.destination.clone(),
                 device: out.device,
+                group: out.group,
                 payload: out.payload.clone(),
                 app_ref: out.app_ref,
             });
@@ -858,6 +861,7 @@ pub(crate) struct NewOutgoing {
     pub(crate) device: Option<u32>,
     pub(crate) payload: Vec<u8>,
     pub(crate) app_ref: Option<u64>,
+    pub(crate) group: Option<[u8; 32]>,
 }
 
 /// An inbox entry an operation makes.

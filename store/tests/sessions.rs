@@ -338,6 +338,9 @@ fn a_group_through_the_store() {
     let made = s[0].create_group(&id, &all).unwrap();
     assert_eq!(made.outgoing.len(), 2);
     assert!(made.unusable.is_empty());
+    // Each hands out the chain: marked with the group, to answer a retry
+    // request for it with the current one.
+    assert!(made.outgoing.iter().all(|o| o.group == Some(id)));
     assert_eq!(
         s[0].create_group(&id, &all).unwrap_err(),
         Error::AlreadyExists {
