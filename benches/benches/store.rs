@@ -1,6 +1,7 @@
-//! sotto-store: the commit time of each protocol operation on a database on
-//! disk (WAL, `synchronous=FULL`), as p50 and p99 of every timed call, and
-//! messages per second through the store next to the in-memory core.
+//! sotto-store: the commit time of each protocol operation (through the
+//! session layer: peer records, group sessions) on a database on disk (WAL,
+//! `synchronous=FULL`), as p50 and p99 of every timed call, and messages
+//! per second through the store next to the in-memory core.
 //!
 //! `SOTTO_STORE_BENCH_DIR=/dev/shm` puts the databases on a RAM disk, which
 //! leaves out the disk's fsync and shows the store's own cost.
@@ -22,9 +23,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use sotto::sessions::{DeviceId, UserId};
 use sotto::{Message, PreKeyBundle};
 use sotto_bench::{established, rng};
-use sotto_store::{PreKeyUpload, Store, StoreKey};
+use sotto_store::{Delivered, Incoming, Outgoing, PreKeyUpload, Store, StoreKey};
 
 const NOW: u64 = 1_700_000_000;
 
@@ -55,11 +57,21 @@ fn open(path: PathBuf, byte: u8) -> Store {
     Store::open(path, &StoreKey::from_bytes([byte; 32])).expect("open")
 }
 
-/// A device's store and its first upload.
-fn device(path: PathBuf, byte: u8) -> (Store, PreKeyUpload) {
-    let mut store = open(path, byte);
+/// Every user's one device.
+const D1: DeviceId = DeviceId(1);
+/// The group of the group benchmarks.
+const GROUP: [u8; 32] = [0x47; 32];
+
+fn uid(name: &str) -> UserId {
+    UserId::new(name.as_bytes()).expect("user id")
+}
+
+/// A user's store with its device and account, and its first upload.
+fn user(dir: &std::path::Path, name: &str, byte: u8) -> (Store, PreKeyUpload) {
+    let mut store = open(dir.join(format!("{name}.db")), byte);
     let out = store.create_device(NOW).expect("device");
     store.ack_sent(out.id).expect("ack");
+    store.set_account(&uid(name), D1).expect("account");
     (
         store,
         PreKeyUpload::from_bytes(&out.payload).expect("upload"),
@@ -75,19 +87,54 @@ fn bundle(up: &PreKeyUpload) -> PreKeyBundle {
     )
 }
 
-/// Alice and Bob with sessions both ways.
+/// `from`'s message to `to`'s one device, committed.
+fn send(from: &mut Store, to: &str, plaintext: &[u8]) -> Outgoing {
+    let sent = from.send_to_user(&uid(to), plaintext, None).expect("send");
+    sent.outgoing.into_iter().next().expect("one message")
+}
+
+fn receive(to: &mut Store, from: &str, out: &Outgoing) -> Incoming {
+    match to
+        .receive_from(&uid(from), D1, &out.payload, NOW)
+        .expect("receive")
+    {
+        Delivered::Message(entry) => entry,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Alice and Bob with sessions both ways and a group of the two, every
+/// entry acknowledged.
 fn pair(dir: &std::path::Path) -> (Store, Store) {
-    let (mut alice, _) = device(dir.join("alice.db"), 1);
-    let (mut bob, first) = device(dir.join("bob.db"), 2);
+    let (mut alice, alice_first) = user(dir, "alice", 1);
+    let (mut bob, bob_first) = user(dir, "bob", 2);
     alice
-        .start_session(b"bob", &bundle(&first), None)
-        .expect("start");
-    let out = alice.encrypt(b"bob", b"hi", None).expect("encrypt");
-    let got = bob.receive(b"alice", &out.payload).expect("receive");
-    bob.ack_read(got.id).expect("ack");
-    alice.ack_sent(out.id).expect("ack");
-    let back = bob.encrypt(b"alice", b"hi", None).expect("encrypt");
-    alice.receive(b"bob", &back.payload).expect("receive");
+        .update_devices(&uid("bob"), &[(D1, bob_first.identity)], NOW)
+        .expect("devices");
+    alice
+        .add_bundle(&uid("bob"), D1, bundle(&bob_first), NOW)
+        .expect("bundle");
+    bob.update_devices(&uid("alice"), &[(D1, alice_first.identity)], NOW)
+        .expect("devices");
+    let out = send(&mut alice, "bob", b"hi");
+    receive(&mut bob, "alice", &out);
+    let back = send(&mut bob, "alice", b"hi");
+    receive(&mut alice, "bob", &back);
+    let both = [uid("alice"), uid("bob")];
+    let made = alice.create_group(&GROUP, &both).expect("group");
+    bob.create_group(&GROUP, &both).expect("group");
+    for out in &made.outgoing {
+        bob.receive_from(&uid("alice"), D1, &out.payload, NOW)
+            .expect("distribution");
+    }
+    for store in [&mut alice, &mut bob] {
+        for out in store.outbox().expect("outbox") {
+            store.ack_sent(out.id).expect("ack");
+        }
+        for entry in store.inbox().expect("inbox") {
+            store.ack_read(entry.id).expect("ack");
+        }
+    }
     (alice, bob)
 }
 
@@ -103,12 +150,13 @@ fn commit(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 let t = Instant::now();
-                let out = alice.encrypt(b"bob", &plaintext, None).expect("encrypt");
+                let out = send(&mut alice, "bob", &plaintext);
                 let d = t.elapsed();
-                record("encrypt (session + outbox)", d);
+                record("encrypt to a user (peer record + outbox)", d);
                 total += d;
                 alice.ack_sent(out.id).expect("ack");
-                bob.receive(b"alice", &out.payload).expect("receive");
+                let got = receive(&mut bob, "alice", &out);
+                bob.ack_read(got.id).expect("ack");
             }
             total
         });
@@ -118,11 +166,12 @@ fn commit(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                let out = alice.encrypt(b"bob", &plaintext, None).expect("encrypt");
+                let out = send(&mut alice, "bob", &plaintext);
+                alice.ack_sent(out.id).expect("ack");
                 let t = Instant::now();
-                let got = bob.receive(b"alice", &out.payload).expect("receive");
+                let got = receive(&mut bob, "alice", &out);
                 let d = t.elapsed();
-                record("receive (session + inbox)", d);
+                record("decrypt from a device (device + peer record + inbox)", d);
                 total += d;
                 bob.ack_read(got.id).expect("ack");
             }
@@ -134,23 +183,30 @@ fn commit(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                let out = alice.encrypt(b"bob", &plaintext, None).expect("encrypt");
+                let out = send(&mut alice, "bob", &plaintext);
                 let t = Instant::now();
                 alice.ack_sent(out.id).expect("ack");
                 let d = t.elapsed();
                 record("acknowledge an outbox entry", d);
                 total += d;
+                let got = receive(&mut bob, "alice", &out);
+                bob.ack_read(got.id).expect("ack");
             }
             total
         });
     });
 
-    // Accepting a prekey message writes the device and a new session: a
-    // new initiator each time, under the last-resort KEM prekey (the signed
-    // prekey is rotated, untimed, before its base-key record fills).
-    let (mut carol, carol_first) = device(dir.join("carol.db"), 3);
-    let mut initiators = open(dir.join("initiators.db"), 4);
-    initiators.create_device(NOW).expect("device");
+    // Accepting a prekey message writes the device and Carol's record of
+    // Dave: Dave starts a new session from Carol's bundle each time (under
+    // the last-resort KEM prekey; the signed prekey is rotated, untimed,
+    // before its base-key record fills).
+    let (mut carol, carol_first) = user(&dir, "carol", 3);
+    let (mut dave, dave_first) = user(&dir, "dave", 4);
+    dave.update_devices(&uid("carol"), &[(D1, carol_first.identity)], NOW)
+        .expect("devices");
+    carol
+        .update_devices(&uid("dave"), &[(D1, dave_first.identity)], NOW)
+        .expect("devices");
     let mut current = bundle(&carol_first);
     let mut n = 0u64;
     g.bench_function("accept", |b| {
@@ -160,6 +216,7 @@ fn commit(c: &mut Criterion) {
                 n += 1;
                 if n.is_multiple_of(500) {
                     let out = carol.rotate_signed_prekey(NOW).expect("rotate");
+                    carol.ack_sent(out.id).expect("ack");
                     let up = PreKeyUpload::from_bytes(&out.payload).expect("upload");
                     current = PreKeyBundle::new(
                         carol_first.identity,
@@ -168,21 +225,61 @@ fn commit(c: &mut Criterion) {
                         carol_first.last_resort_kem_prekey.clone(),
                     );
                 }
-                let name = format!("i{n}");
-                initiators
-                    .start_session(name.as_bytes(), &current, None)
-                    .expect("start");
-                let out = initiators
-                    .encrypt(name.as_bytes(), &plaintext, None)
-                    .expect("encrypt");
+                dave.add_bundle(&uid("carol"), D1, current.clone(), NOW)
+                    .expect("bundle");
+                let out = send(&mut dave, "carol", &plaintext);
+                dave.ack_sent(out.id).expect("ack");
                 let t = Instant::now();
-                let got = carol
-                    .receive(name.as_bytes(), &out.payload)
-                    .expect("accept");
+                let got = receive(&mut carol, "dave", &out);
                 let d = t.elapsed();
-                record("accept a prekey message (device + session + inbox)", d);
+                record("accept a prekey message (device + peer record + inbox)", d);
                 total += d;
                 carol.ack_read(got.id).expect("ack");
+            }
+            total
+        });
+    });
+
+    g.bench_function("group-send", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let t = Instant::now();
+                let out = alice
+                    .group_send(&GROUP, &plaintext, None)
+                    .expect("group send");
+                let d = t.elapsed();
+                record("group encrypt (group session + outbox)", d);
+                total += d;
+                alice.ack_sent(out.id).expect("ack");
+                let got = bob
+                    .group_receive(&GROUP, &uid("alice"), &out.payload)
+                    .expect("group receive");
+                bob.ack_read(got.id).expect("ack");
+            }
+            total
+        });
+    });
+
+    g.bench_function("group-receive", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let out = alice
+                    .group_send(&GROUP, &plaintext, None)
+                    .expect("group send");
+                alice.ack_sent(out.id).expect("ack");
+                let t = Instant::now();
+                let got = bob
+                    .group_receive(&GROUP, &uid("alice"), &out.payload)
+                    .expect("group receive");
+                let d = t.elapsed();
+                record(
+                    "group decrypt (group session + peer record read + inbox)",
+                    d,
+                );
+                total += d;
+                bob.ack_read(got.id).expect("ack");
             }
             total
         });
@@ -203,7 +300,7 @@ fn commit(c: &mut Criterion) {
         });
     });
     g.finish();
-    drop((alice, bob, carol, initiators));
+    drop((alice, bob, carol, dave));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -219,9 +316,9 @@ fn throughput(c: &mut Criterion) {
     // the read.
     g.bench_function("store/message", |b| {
         b.iter(|| {
-            let out = alice.encrypt(b"bob", &plaintext, None).expect("encrypt");
+            let out = send(&mut alice, "bob", &plaintext);
             alice.ack_sent(out.id).expect("ack");
-            let got = bob.receive(b"alice", &out.payload).expect("receive");
+            let got = receive(&mut bob, "alice", &out);
             bob.ack_read(got.id).expect("ack");
         });
     });
