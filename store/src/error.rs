@@ -112,7 +112,11 @@ impl From<rusqlite::Error> for Error {
         use rusqlite::ErrorCode;
         match e.sqlite_error() {
             Some(s) => match s.code {
-                ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => Self::DatabaseCorrupt,
+                // TooBig: a row over MAX_ROW_LEN, which the store never
+                // writes.
+                ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase | ErrorCode::TooBig => {
+                    Self::DatabaseCorrupt
+                }
                 ErrorCode::DiskFull => Self::DiskFull,
                 ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => Self::Busy,
                 _ => Self::Database {

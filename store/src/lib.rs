@@ -98,5 +98,5 @@ pub use mailbox::{Incoming, IncomingKind, Outgoing, OutgoingKind};
 pub use peer::{Delivered, PeerStatus, SentToUser};
 pub use points::Point;
 pub use restore::{MAX_GENERATION_STEPS_PER_OPERATION, Restored};
-pub use store::{Options, SCHEMA_VERSION, Stats, Store};
+pub use store::{MAX_ROW_LEN, Options, SCHEMA_VERSION, Stats, Store};
 pub use upload::PreKeyUpload;

@@ -18,6 +18,13 @@ use crate::rng;
 /// The schema version this crate writes and reads (SPEC §17.3).
 pub const SCHEMA_VERSION: i64 = 1;
 
+/// The longest row, string or blob the store's connection reads or writes
+/// (SQLite's `SQLITE_LIMIT_LENGTH`, SPEC §17.7): the core's largest state
+/// (`MAX_STATE_LEN`) and room for a row's other columns. A longer value,
+/// which the store never writes, fails to load with
+/// [`Error::DatabaseCorrupt`] before it is read into memory.
+pub const MAX_ROW_LEN: usize = sotto::MAX_STATE_LEN + 4096;
+
 /// Length of the random database id bound into every seal context.
 const DB_ID_LEN: usize = 16;
 
@@ -169,6 +176,8 @@ impl Store {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(options.busy_timeout)?;
+        let max_row = i32::try_from(MAX_ROW_LEN).map_err(|_| Error::InvalidInput)?;
+        conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_LENGTH, max_row)?;
         let mode: String =
             conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {

@@ -273,6 +273,36 @@ fn truncated_altered_and_misplaced_values_are_told_apart() {
 }
 
 #[test]
+fn a_value_over_the_row_limit_is_refused_unread() {
+    let dir = TempDir::new("too-big");
+    let (mut alice, mut bob) = pair(&dir);
+    let path = dir.file("alice.db");
+    let conn = raw(&path);
+    let name = peer_name("bob");
+    let saved: Vec<u8> = conn
+        .query_row("SELECT value FROM records WHERE name = ?1", [&name], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let huge = vec![0x5au8; sotto_store::MAX_ROW_LEN + 1];
+    conn.execute(
+        "UPDATE records SET value = ?1 WHERE name = ?2",
+        rusqlite::params![huge, name],
+    )
+    .unwrap();
+    assert_eq!(
+        alice.send_to_user(&uid("bob"), b"x", None).unwrap_err(),
+        Error::DatabaseCorrupt
+    );
+    conn.execute(
+        "UPDATE records SET value = ?1 WHERE name = ?2",
+        rusqlite::params![saved, name],
+    )
+    .unwrap();
+    still_talks(&mut alice, &mut bob, b"after");
+}
+
+#[test]
 fn a_full_disk_writes_nothing_and_the_next_call_succeeds() {
     let dir = TempDir::new("disk-full");
     let (mut alice, mut bob) = pair(&dir);
