@@ -297,3 +297,38 @@ fn a_group_saves_strictly_and_after_a_restore_starts_a_new_chain() {
     assert!(g.receivers().is_empty());
     assert_eq!(g.generation(), generation + 11);
 }
+
+/// Removal draws the new chain and every device's randomness before it
+/// changes anything: a failing RNG leaves the group and every record as
+/// they were.
+#[test]
+fn removal_fails_cleanly_at_every_draw() {
+    let snapshot = |(w, groups): &(Vec<Party>, Vec<GroupSession>)| {
+        let mut bytes = groups[0].to_bytes().to_vec();
+        for r in w[0].records.values() {
+            bytes.extend_from_slice(&r.to_bytes());
+        }
+        bytes
+    };
+    let draws = crate::testing::fails_cleanly_at_every_draw(
+        || {
+            let (mut rng, mut w, mut groups) = setup(7);
+            distribute_all(&mut rng, &mut w, &mut groups);
+            (w, groups)
+        },
+        snapshot,
+        |(w, groups), rng| {
+            let local = &mut w[0];
+            let mut records: Vec<&mut PeerRecord> = local
+                .records
+                .iter_mut()
+                .filter(|(u, _)| **u != user("carol"))
+                .map(|(_, r)| r)
+                .collect();
+            groups[0].remove_member(&local.device, &user("carol"), &mut records, rng)
+        },
+    );
+    // The new chain (256 + 32), then 48 per remaining device: Alice 2, Bob 1
+    // and 2, in record order (alice, bob).
+    assert_eq!(draws, [256, 32, 48, 48, 48]);
+}

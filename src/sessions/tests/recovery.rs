@@ -379,3 +379,114 @@ fn forged_and_replayed_prekey_messages() {
     assert_eq!(*w[b].device.to_bytes(), *before.1);
     forger.records.clear();
 }
+
+/// A retry request that names our active session by its current sending
+/// key, arriving in another session, says the peer cannot read our active
+/// one: the session it came in becomes active and the other is marked, so
+/// late messages on it do not bring it back. One that names anything else
+/// is an ordinary first message (SPEC §16.5).
+#[test]
+fn a_retry_request_naming_the_active_session_switches_to_its_carrier() {
+    for names_it in [true, false] {
+        let (mut rng, mut w, a, b) = talking(7);
+        let x = active_base(&w, a, b).unwrap();
+        let m = send(&mut w, a, b, b"unread", &mut rng);
+        let late_on_x = send(&mut w, b, a, b"late", &mut rng);
+        let hint = if names_it {
+            RetryHint::for_message(&m)
+        } else {
+            RetryHint {
+                ratchet_key: [3; 32],
+                message_number: 0,
+                base_key: None,
+            }
+        };
+        assert_eq!(hint.base_key, None);
+        // Bob (as if he could not read m) starts a new session that asks.
+        let fix = {
+            let ab = bundle(&mut w[a], &mut rng, false);
+            let (pb, pa) = pair(&mut w, b, a);
+            let rec = pb.records.get_mut(&pa.user).unwrap();
+            rec.start_new_session(&pb.device, pa.id, ab, &hint, NOW, &mut rng)
+                .unwrap()
+        };
+        let y = active_base(&w, b, a).unwrap();
+        receive(&mut w, b, a, &fix).unwrap();
+        assert_eq!(active_base(&w, a, b), Some(y));
+        receive(&mut w, b, a, &late_on_x).unwrap();
+        let expected = if names_it { y } else { x };
+        assert_eq!(
+            active_base(&w, a, b),
+            Some(expected),
+            "names it: {names_it}"
+        );
+    }
+}
+
+/// A retry request from another user's device, naming our session with
+/// Bob, touches only the record it arrived through.
+#[test]
+fn a_retry_request_cannot_reach_across_records() {
+    let mut rng = TestRng::new(8);
+    let mut w = world(&mut rng, &[("alice", 1), ("bob", 1), ("mallory", 1)]);
+    let (a, b, m) = (
+        find(&w, "alice", 1),
+        find(&w, "bob", 1),
+        find(&w, "mallory", 1),
+    );
+    for (x, y) in [(a, b), (b, a), (m, a), (a, m)] {
+        let msg = send(&mut w, x, y, b"hi", &mut rng);
+        receive(&mut w, x, y, &msg).unwrap();
+    }
+    let to_bob = send(&mut w, a, b, b"to bob", &mut rng);
+    let before = record(&mut w, a, b).to_bytes();
+    let hint = RetryHint::for_message(&to_bob);
+    let r = record(&mut w, m, a)
+        .request_retry(DeviceId(1), &hint, NOW, &mut rng)
+        .unwrap();
+    let got = receive(&mut w, m, a, &r).unwrap();
+    assert!(matches!(got.content(), Content::RetryRequest(h) if *h == hint));
+    assert_eq!(*record(&mut w, a, b).to_bytes(), *before);
+    assert_eq!(payload(&receive(&mut w, a, b, &to_bob).unwrap()), b"to bob");
+}
+
+/// Recovery calls draw all their randomness before they change anything.
+#[test]
+fn recovery_calls_fail_cleanly_at_every_draw() {
+    let snapshot = |w: &Vec<Party>| w[0].records[&user("bob")].to_bytes().to_vec();
+    let hint = RetryHint {
+        ratchet_key: [9; 32],
+        message_number: 1,
+        base_key: None,
+    };
+    let draws = crate::testing::fails_cleanly_at_every_draw(
+        || talking(9).1,
+        snapshot,
+        |w, rng| record(w, 0, 1).request_retry(DeviceId(1), &hint, NOW, rng),
+    );
+    assert_eq!(draws, [32, 16]);
+    let draws = crate::testing::fails_cleanly_at_every_draw(
+        || talking(9).1,
+        snapshot,
+        |w, rng| {
+            let bb = bundle(&mut w[1], &mut TestRng::new(1), false);
+            let (pa, pb) = pair(w, 0, 1);
+            let rec = pa.records.get_mut(&pb.user).unwrap();
+            rec.start_new_session(&pa.device, pb.id, bb, &hint, NOW, rng)
+        },
+    );
+    assert_eq!(draws, [32, 32, 32, 16], "base key, KEM, ratchet key, salt");
+    // After MIN_RECOVERY_INTERVAL a new session is allowed again.
+    let (mut rng, mut w, a, b) = talking(10);
+    for (t, ok) in [
+        (NOW, true),
+        (NOW + MIN_RECOVERY_INTERVAL - 1, false),
+        (NOW + MIN_RECOVERY_INTERVAL, true),
+    ] {
+        let bb = bundle(&mut w[b], &mut rng, false);
+        let (pa, pb) = pair(&mut w, a, b);
+        let rec = pa.records.get_mut(&pb.user).unwrap();
+        let r = rec.start_new_session(&pa.device, pb.id, bb, &hint, t, &mut rng);
+        assert_eq!(r.is_ok(), ok, "at {t}");
+    }
+}
