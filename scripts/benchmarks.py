@@ -3,7 +3,8 @@
 
 Reads target/criterion/**/new/{benchmark,estimates}.json (median of each
 benchmark), computes every sotto figure as a ratio to its primitive floor and
-to vodozemac, checks the goals of issue 7, and writes BENCHMARKS.md.
+to vodozemac, checks the goals of issues 7 and 12, adds the sizes of the
+encodings (`opcount sizes`), and writes BENCHMARKS.md.
 
     cargo bench -p sotto-bench --features vodozemac -- --warm-up-time 1 --measurement-time 2
     python3 scripts/benchmarks.py            # writes BENCHMARKS.md
@@ -36,6 +37,13 @@ PRIM = {
     "D": "x25519/floor/dh",
     "SIGN": "ed25519/floor/sign",
     "V": "ed25519/floor/verify_strict",
+    "VK": "ed25519/floor/verify_strict_kem_prekey",
+    "KP": "hkdf_sha256/floor/pqxdh",
+    "MG": "ml_kem1024/floor/keygen",
+    "ME": "ml_kem1024/floor/encapsulate",
+    "MD": "ml_kem1024/floor/decapsulate",
+    "MB": "ml_kem1024/floor/kem_binding",
+    "MC": "ml_kem1024/floor/ek_check",
 }
 for n in SIZES:
     PRIM[f"S{n}"] = f"aes256gcm_seal/floor/{n}"
@@ -45,15 +53,22 @@ PRIM_TEXT = {
     "H": "HMAC-SHA256 (32-byte key, 22-byte label)",
     "KM": "HKDF-SHA256 (16-byte salt, 32-byte IKM, 44 bytes out)",
     "KR": "HKDF-SHA256 (32-byte salt, 32-byte IKM, 64 bytes out)",
-    "KX": "HKDF-SHA256 (zero salt, 160-byte IKM, 32 bytes out)",
+    "KX": "HKDF-SHA256 (zero salt, 160-byte IKM, 32 bytes out: X3DH)",
+    "KP": "HKDF-SHA256 (zero salt, 192-byte IKM, 32 bytes out: PQXDH)",
     "G": "X25519 key generation (one base-point multiplication)",
     "D": "X25519 Diffie-Hellman",
-    "SIGN": "Ed25519 sign (90 bytes)",
-    "V": "Ed25519 strict verify (90 bytes)",
+    "SIGN": "Ed25519 sign (58 bytes: a signed prekey)",
+    "V": "Ed25519 strict verify (58 bytes: a signed prekey)",
+    "VK": "Ed25519 strict verify (1,594 bytes: a KEM prekey)",
+    "MG": "ML-KEM-1024 key generation from the 64-byte seed",
+    "ME": "ML-KEM-1024 encapsulation (checked key)",
+    "MD": "ML-KEM-1024 decapsulation (expanded key)",
+    "MB": "KEM binding: SHA-256 of the 1,569-byte encoded key",
+    "MC": "ML-KEM-1024 encapsulation key check (FIPS 203; at bundle decoding)",
 }
 for n in SIZES:
-    PRIM_TEXT[f"S{n}"] = f"AES-256-GCM key setup + seal, {n} B, 186 B AAD"
-    PRIM_TEXT[f"O{n}"] = f"AES-256-GCM key setup + open, {n} B, 186 B AAD"
+    PRIM_TEXT[f"S{n}"] = f"AES-256-GCM key setup + seal, {n} B, 154 B AAD"
+    PRIM_TEXT[f"O{n}"] = f"AES-256-GCM key setup + open, {n} B, 154 B AAD"
 
 
 def chain_msg(n, aead):
@@ -73,6 +88,13 @@ def add(*floors):
 # Read from src/ratchet/*.rs and src/x3dh.rs; see BENCHMARKS.md for the prose.
 SEND_RATCHET = {"G": 1, "D": 1, "KR": 1}  # deferred new ratchet key at encrypt
 RECV_RATCHET = {"D": 1, "KR": 1}  # new peer ratchet key at decrypt
+# PQXDH with a one-time prekey and a one-time KEM prekey (SPEC §7.2, §7.3):
+# both bundle signatures, base key, DH1-DH4, encapsulation and the KEM
+# binding; the responder expands its stored seed and decapsulates.
+PQ_INITIATE = add({"V": 1, "VK": 1, "G": 1, "D": 4, "ME": 1, "MB": 1, "KP": 1},
+                  SEND_RATCHET, chain_msg(100, "S"))
+PQ_ACCEPT = add({"D": 4, "MG": 1, "MD": 1, "MB": 1, "KP": 1}, RECV_RATCHET, chain_msg(100, "O"))
+# Classical X3DH under the opt-in, with a one-time prekey.
 INITIATE = add({"V": 1, "G": 1, "D": 4, "KX": 1}, SEND_RATCHET, chain_msg(100, "S"))
 ACCEPT = add({"D": 4, "KX": 1}, RECV_RATCHET, chain_msg(100, "O"))
 TURN = add(SEND_RATCHET, chain_msg(100, "S"), RECV_RATCHET, chain_msg(100, "O"))
@@ -88,10 +110,15 @@ for n in SIZES:
 ROWS += [
     ("ping-pong turn (100 B, DH ratchet each message)", "pingpong/sotto/round_trip", 2,
      TURN, "pingpong/vodozemac/round_trip", "round trip / 2"),
-    ("X3DH initiate (verify bundle, X3DH, first encrypt)", "x3dh/sotto/initiate", 1,
-     INITIATE, "x3dh/vodozemac/initiate", "Olm: no bundle signature, 3 DH"),
-    ("X3DH accept (X3DH, first decrypt)", "x3dh/sotto/accept", 1, ACCEPT,
-     "x3dh/vodozemac/accept", "Olm: 3 DH"),
+    ("PQXDH initiate (verify bundle, PQXDH, first encrypt)", "pqxdh/sotto/initiate", 1,
+     PQ_INITIATE, None, "one-time prekey and one-time KEM prekey"),
+    ("PQXDH accept (PQXDH, first decrypt)", "pqxdh/sotto/accept", 1, PQ_ACCEPT, None,
+     "ML-KEM key generation from the stored seed, then decapsulation"),
+    ("X3DH initiate, classical opt-in (verify bundle, X3DH, first encrypt)",
+     "x3dh_classical/sotto/initiate", 1, INITIATE, "x3dh_classical/vodozemac/initiate",
+     "Olm: no bundle signature, 3 DH"),
+    ("X3DH accept, classical opt-in (X3DH, first decrypt)", "x3dh_classical/sotto/accept", 1,
+     ACCEPT, "x3dh_classical/vodozemac/accept", "Olm: 3 DH"),
     ("decrypt from skipped-key store (100 B)", "skipped_decrypt/sotto/10", 1,
      {"KM": 1, "O100": 1}, "skipped_decrypt/vodozemac/10", "10 keys stored"),
     ("session to_bytes", "session_state/sotto/to_bytes", 1, {}, None, ""),
@@ -151,11 +178,13 @@ def floor_time(results, floor):
 
 def floor_text(floor):
     parts = []
-    order = ["V", "SIGN", "G", "D", "KX", "KR", "H", "KM"]
+    order = ["V", "VK", "SIGN", "G", "D", "MG", "ME", "MD", "MB", "KP", "KX", "KR", "H", "KM"]
     order += [f"S{n}" for n in SIZES] + [f"O{n}" for n in SIZES]
     for k in order:
         if k in floor:
-            name = {"V": "verify", "SIGN": "sign", "G": "keygen", "D": "DH",
+            name = {"V": "verify", "VK": "verify-KEM-prekey", "SIGN": "sign",
+                    "G": "keygen", "D": "DH", "MG": "ML-KEM-keygen", "ME": "ML-KEM-encaps",
+                    "MD": "ML-KEM-decaps", "MB": "KEM-binding", "KP": "HKDF-pqxdh",
                     "KX": "HKDF-x3dh", "KR": "HKDF-root", "H": "HMAC",
                     "KM": "HKDF-msg"}.get(k) or (("seal " if k[0] == "S" else "open ") + k[1:])
             parts.append(f"{floor[k]}×{name}" if floor[k] != 1 else name)
@@ -199,7 +228,11 @@ MISS_REASONS = {
     "ping-pong turn": "The turn's asymmetric reference is measured in the same group, but "
     "one DH is about 40 µs and the machine's load moves by more than that within seconds. "
     "The instruction counts below (turn / (keygen + 2 DH)) do not depend on load.",
-    "X3DH handshake": "The handshake is the sum of two benchmarks (initiate, accept) "
+    "PQXDH initiate": "See the instruction counts below: they compare the handshake with "
+    "its asymmetric floor without the machine's load.",
+    "PQXDH accept": "See the instruction counts below: they compare the handshake with "
+    "its asymmetric floor without the machine's load.",
+    "classical X3DH handshake": "The handshake is the sum of two benchmarks (initiate, accept) "
     "compared with a third (the asymmetric reference), each about 3 s apart, so load "
     "changes between them show up directly; compare each half with the floor measured "
     "next to it in the table, and the instruction counts below, which show sotto does "
@@ -243,10 +276,17 @@ def goals(results, med):
           ratio(turn, asym if asym is not None else
                 (lambda f: 2 * f if f else None)(floor_time(results, {"G": 1, "D": 2}))),
           1.2, "{:.2f}×")
-    i, a = med("x3dh/sotto/initiate"), med("x3dh/sotto/accept")
+    check("PQXDH initiate ≤ 1.2× floor (2 verify + 2 keygen + 5 DH + ML-KEM encaps + symmetric)",
+          ratio(med("pqxdh/sotto/initiate"), floor_of("pqxdh/floor/initiate", PQ_INITIATE)),
+          1.2, "{:.2f}×")
+    check("PQXDH accept ≤ 1.2× floor (5 DH + ML-KEM keygen + decaps + symmetric)",
+          ratio(med("pqxdh/sotto/accept"), floor_of("pqxdh/floor/accept", PQ_ACCEPT)),
+          1.2, "{:.2f}×")
+    i, a = med("x3dh_classical/sotto/initiate"), med("x3dh_classical/sotto/accept")
     hs = i + a if i is not None and a is not None else None
-    check("X3DH handshake ≤ 1.2× (verify + 2 keygen + 10 DH)",
-          ratio(hs, floor_of("x3dh/floor/asymmetric", {"V": 1, "G": 2, "D": 10})), 1.2, "{:.2f}×")
+    check("classical X3DH handshake ≤ 1.2× (verify + 2 keygen + 10 DH)",
+          ratio(hs, floor_of("x3dh_classical/floor/asymmetric", {"V": 1, "G": 2, "D": 10})),
+          1.2, "{:.2f}×")
     enc = med("encrypt/sotto/65536")
     aes = med("encrypt/aes256gcm/65536") or med("aes256gcm_seal/floor/65536")
     share = ratio(aes, enc)
@@ -270,10 +310,22 @@ def goals(results, med):
 CALLGRIND_N = 10
 
 
-def callgrind():
-    binary = ROOT / "target" / "release" / "opcount"
+def opcount():
+    """Builds the operation counter (release, as the benchmarks)."""
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "sotto-bench", "--bin",
                     "opcount"], cwd=ROOT, check=True)
+    return ROOT / "target" / "release" / "opcount"
+
+
+def encoding_sizes():
+    """(name, bytes) of the encodings the benchmarks use (`opcount sizes`)."""
+    out = subprocess.run([str(opcount()), "sizes", "0"], capture_output=True, text=True,
+                         check=True).stdout
+    return [tuple(line.rsplit("\t", 1)) for line in out.splitlines() if "\t" in line]
+
+
+def callgrind():
+    binary = opcount()
 
     def ir(op, n):
         out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
@@ -288,19 +340,31 @@ def callgrind():
         base = ir(baseline, CALLGRIND_N) if baseline else ir(op, 0)
         return (ir(op, CALLGRIND_N) - base) / CALLGRIND_N
 
-    c = {op: per_op(op) for op in ("dh", "keygen", "verify", "initiate", "pingpong",
-                                   "encrypt_64k", "seal_64k")}
+    c = {op: per_op(op) for op in ("dh", "keygen", "verify", "verify_kem", "kem_keygen",
+                                   "kem_encaps", "kem_decaps", "initiate",
+                                   "initiate_classical", "pingpong", "encrypt_64k",
+                                   "seal_64k")}
     c["accept"] = per_op("accept", "device_restore")
-    g, d, v = c["keygen"], c["dh"], c["verify"]
+    c["accept_classical"] = per_op("accept_classical", "device_restore_classical")
+    g, d, v, vk = c["keygen"], c["dh"], c["verify"], c["verify_kem"]
+    mg, me, md = c["kem_keygen"], c["kem_encaps"], c["kem_decaps"]
     return [
-        ("X25519 DH", c["dh"], None, None),
+        ("X25519 DH", d, None, None),
         ("X25519 keygen", g, None, None),
-        ("Ed25519 strict verify", v, None, None),
+        ("Ed25519 strict verify (signed prekey)", v, None, None),
+        ("Ed25519 strict verify (KEM prekey)", vk, None, None),
+        ("ML-KEM-1024 keygen from seed", mg, None, None),
+        ("ML-KEM-1024 encapsulate", me, None, None),
+        ("ML-KEM-1024 decapsulate", md, None, None),
         ("ping-pong turn", c["pingpong"] / 2, g + 2 * d, "keygen + 2 DH"),
-        ("X3DH initiate", c["initiate"], v + 2 * g + 5 * d, "verify + 2 keygen + 5 DH"),
-        ("X3DH accept", c["accept"], 5 * d, "5 DH"),
-        ("X3DH handshake", c["initiate"] + c["accept"], v + 2 * g + 10 * d,
-         "verify + 2 keygen + 10 DH"),
+        ("PQXDH initiate", c["initiate"], v + vk + 2 * g + 5 * d + me,
+         "2 verify + 2 keygen + 5 DH + encaps"),
+        ("PQXDH accept", c["accept"], 5 * d + mg + md, "5 DH + ML-KEM keygen + decaps"),
+        ("X3DH initiate (classical)", c["initiate_classical"], v + 2 * g + 5 * d,
+         "verify + 2 keygen + 5 DH"),
+        ("X3DH accept (classical)", c["accept_classical"], 5 * d, "5 DH"),
+        ("X3DH handshake (classical)", c["initiate_classical"] + c["accept_classical"],
+         v + 2 * g + 10 * d, "verify + 2 keygen + 10 DH"),
         ("encrypt 64 KiB", c["encrypt_64k"], c["seal_64k"], "AES-256-GCM seal 64 KiB"),
     ]
 
@@ -420,6 +484,16 @@ def main():
         w(f"| {PRIM_TEXT[k]} | {fmt_time(med(bid))} |")
     for n in SIZES:
         w(f"| HMAC-SHA256, {n} B (for scale) | {fmt_time(med(f'hmac_sha256/floor/{n}'))} |")
+    w("")
+
+    w("## Sizes")
+    w("")
+    w("The encodings of this run's fixtures (`opcount sizes`; SPEC.md §5, §9, §10, §15).")
+    w("")
+    w("| Encoding | Bytes |")
+    w("|---|---|")
+    for name, n in encoding_sizes():
+        w(f"| {name} | {int(n):,} |")
     w("")
 
     state = results.get("session_state/sotto/to_bytes")

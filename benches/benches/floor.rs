@@ -41,6 +41,9 @@ fn hkdf_sha256(c: &mut Criterion) {
     g.bench_function("floor/x3dh", |b| {
         b.iter(|| floor::x3dh(black_box(&[9u8; 160])))
     });
+    g.bench_function("floor/pqxdh", |b| {
+        b.iter(|| floor::pqxdh(black_box(&[9u8; floor::PQXDH_IKM_LEN])))
+    });
     g.finish();
 }
 
@@ -120,6 +123,49 @@ fn ed25519(c: &mut Criterion) {
     g.bench_function("floor/verify_strict", |b| {
         b.iter(|| floor::verify(black_box(&verifying), black_box(&message), &signature))
     });
+    // A KEM prekey's signature covers its 1568-byte key (SPEC §5.5).
+    let kem_message = vec![3u8; floor::KEM_PREKEY_LEN];
+    let kem_signature = key.sign(&kem_message);
+    g.bench_function("floor/verify_strict_kem_prekey", |b| {
+        b.iter(|| {
+            floor::verify(
+                black_box(&verifying),
+                black_box(&kem_message),
+                &kem_signature,
+            )
+        })
+    });
+    g.finish();
+}
+
+/// ML-KEM-1024 as PQXDH uses it (SPEC §2, §7): key generation from the
+/// 64-byte seed (the responder, every accept), the FIPS 203 check of a
+/// bundle's key (sotto makes it when it decodes the bundle, outside the
+/// handshake benchmarks), encapsulation with a checked key (the
+/// initiator), decapsulation with an expanded key (the responder), and the
+/// KEM binding's SHA-256 over the encoded key (both).
+fn ml_kem(c: &mut Criterion) {
+    let mut g = c.benchmark_group("ml_kem1024");
+    let seed = [7u8; 64];
+    g.bench_function("floor/keygen", |b| {
+        b.iter(|| floor::kem_keygen(black_box(&seed)))
+    });
+    let ek_bytes = floor::kem_public(&seed);
+    g.bench_function("floor/ek_check", |b| {
+        b.iter(|| floor::kem_ek(black_box(&ek_bytes)))
+    });
+    let ek = floor::kem_ek(&ek_bytes);
+    g.bench_function("floor/encapsulate", |b| {
+        b.iter(|| floor::kem_encaps(black_box(&ek), black_box(&[9; 32])))
+    });
+    let dk = floor::kem_keygen(&seed);
+    let (ct, _) = floor::kem_encaps(&ek, &[9; 32]);
+    g.bench_function("floor/decapsulate", |b| {
+        b.iter(|| floor::kem_decaps(black_box(&dk), black_box(&ct)))
+    });
+    g.bench_function("floor/kem_binding", |b| {
+        b.iter(|| floor::kem_binding(black_box(&ek_bytes)))
+    });
     g.finish();
 }
 
@@ -130,6 +176,7 @@ criterion_group!(
     aes256gcm,
     output_buffer,
     x25519,
-    ed25519
+    ed25519,
+    ml_kem
 );
 criterion_main!(floor);

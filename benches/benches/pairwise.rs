@@ -1,5 +1,6 @@
-//! The pairwise hot path: sotto's Double Ratchet and X3DH, and (with the
-//! `vodozemac` feature) Olm doing the same work, in the same groups.
+//! The pairwise hot path: sotto's Double Ratchet, PQXDH and classical
+//! X3DH, and (with the `vodozemac` feature) Olm doing the same work, in the
+//! same groups.
 //!
 //! Each group also measures the operation's floor (the primitives it cannot
 //! avoid, see benches/NOTES.md) right next to it, so that load changes on a
@@ -20,8 +21,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use sotto::{Device, Message, Session};
 use sotto_bench::floor::{self, MESSAGE_AAD_LEN, SIGNED_PREKEY_LEN};
 use sotto_bench::{
-    Kem, Pair, SIZES, SKIPPED, SMALL, established, handshake, handshake_with, parse, policy, rng,
-    storage_key,
+    Kem, Pair, SIZES, SKIPPED, SMALL, established, handshake_with, parse, policy, rng, storage_key,
 };
 
 const CHAIN_KEY: [u8; 32] = [7; 32];
@@ -157,12 +157,56 @@ fn pingpong(c: &mut Criterion) {
     g.finish();
 }
 
-/// Initiate: verify the bundle (signed prekey and KEM prekey signatures),
-/// PQXDH, first encrypt (100 B). Accept: PQXDH and the first decrypt, from
-/// the parsed prekey message. `floor/*_pq` adds to the classical floor the
-/// KEM prekey's verification and the ML-KEM work sotto cannot avoid (key
-/// check and encapsulation; key generation from the seed and
-/// decapsulation), for the ratio of issue 12.
+/// Stand-ins for the floors' keys: one signer for the bundle's signatures,
+/// one X25519 key pair every DH is made with.
+struct FloorKeys {
+    verifying: ed25519_dalek::VerifyingKey,
+    spk_data: [u8; SIGNED_PREKEY_LEN],
+    spk_signature: ed25519_dalek::Signature,
+    kem_data: Vec<u8>,
+    kem_signature: ed25519_dalek::Signature,
+    secret: x25519_dalek::StaticSecret,
+    public: x25519_dalek::PublicKey,
+}
+
+impl FloorKeys {
+    fn new() -> Self {
+        use ed25519_dalek::Signer;
+        let signer = ed25519_dalek::SigningKey::from_bytes(&[1; 32]);
+        let spk_data = [3u8; SIGNED_PREKEY_LEN];
+        let kem_data = vec![3u8; floor::KEM_PREKEY_LEN];
+        let (secret, _) = floor::keygen([2; 32]);
+        let (_, public) = floor::keygen([6; 32]);
+        Self {
+            verifying: signer.verifying_key(),
+            spk_signature: signer.sign(&spk_data),
+            spk_data,
+            kem_signature: signer.sign(&kem_data),
+            kem_data,
+            secret,
+            public,
+        }
+    }
+
+    /// DH1-DH4 of one side, into the KDF input after the 32 bytes of 0xFF.
+    fn four_dh(&self, secret: &x25519_dalek::StaticSecret, ikm: &mut [u8]) {
+        for part in ikm.chunks_exact_mut(32).skip(1).take(4) {
+            part.copy_from_slice(&floor::dh(secret, black_box(&self.public)));
+        }
+    }
+}
+
+/// The associated data of a first message: the session AD (96 bytes),
+/// then every byte of the prekey message before its ciphertext.
+fn first_message_aad(first: &sotto::PreKeyMessage) -> Vec<u8> {
+    vec![8u8; 96 + first.as_bytes().len() - (SMALL + 16)]
+}
+
+/// PQXDH with a one-time prekey and a one-time KEM prekey. Initiate:
+/// verify the bundle (signed prekey and KEM prekey signatures), the key
+/// agreement, the first encrypt (100 B). Accept: the key agreement and the
+/// first decrypt, from the parsed prekey message. `floor/*` is what each
+/// cannot avoid with these crates (benches/NOTES.md), measured next to it.
 fn pqxdh(c: &mut Criterion) {
     let mut g = c.benchmark_group("pqxdh");
     let mut rng = rng(7);
@@ -175,6 +219,41 @@ fn pqxdh(c: &mut Criterion) {
             session.encrypt(&mut rng, &plaintext).expect("encrypt")
         })
     });
+    let keys = FloorKeys::new();
+    let seed = [7u8; 64];
+    let ek_bytes = floor::kem_public(&seed);
+    let ek = floor::kem_ek(&ek_bytes);
+    let aad = first_message_aad(&setup.first);
+    let mut buffer = plaintext;
+    g.bench_function("floor/initiate", |b| {
+        b.iter(|| {
+            floor::verify(
+                &keys.verifying,
+                black_box(&keys.spk_data),
+                &keys.spk_signature,
+            );
+            floor::verify(
+                &keys.verifying,
+                black_box(&keys.kem_data),
+                &keys.kem_signature,
+            );
+            let (base, _) = floor::keygen(black_box([4; 32]));
+            let mut ikm = [0xffu8; floor::PQXDH_IKM_LEN];
+            keys.four_dh(&base, &mut ikm);
+            let (_ct, ss) = floor::kem_encaps(black_box(&ek), &[9; 32]);
+            ikm[160..].copy_from_slice(&ss);
+            let kem_binding = floor::kem_binding(black_box(&ek_bytes));
+            let secret_key = floor::pqxdh(&ikm);
+            // The first encrypt: a fresh ratchet key, a DH, a root step.
+            let (ratchet, _) = floor::keygen(black_box([5; 32]));
+            let root = floor::root(&secret_key, &floor::dh(&ratchet, &keys.public));
+            (
+                kem_binding,
+                root,
+                floor::send(&CHAIN_KEY, &aad, &mut buffer),
+            )
+        })
+    });
     let bob = setup.bob.to_bytes();
     g.bench_function("sotto/accept", |b| {
         b.iter_batched_ref(
@@ -183,28 +262,41 @@ fn pqxdh(c: &mut Criterion) {
             BatchSize::LargeInput,
         )
     });
-    let seed = [7u8; 64];
-    let ek = floor::kem_public(&seed);
     let ct = *setup.first.kem_ciphertext().expect("a KEM ciphertext");
-    let signer = ed25519_dalek::SigningKey::from_bytes(&[1; 32]);
-    let kem_data = vec![3u8; floor::KEM_PREKEY_LEN];
-    let kem_signature = ed25519_dalek::Signer::sign(&signer, &kem_data);
-    let verifying = signer.verifying_key();
-    g.bench_function("floor/kem_initiator", |b| {
-        b.iter(|| {
-            floor::verify(&verifying, black_box(&kem_data), &kem_signature);
-            floor::kem_encapsulate(black_box(&ek), &[9; 32])
-        })
-    });
-    g.bench_function("floor/kem_responder", |b| {
-        b.iter(|| floor::kem_decapsulate(black_box(&seed), &ct))
+    let mut ciphertext = plaintext;
+    let tag = floor::send(&CHAIN_KEY, &aad, &mut ciphertext);
+    g.bench_function("floor/accept", |b| {
+        b.iter_batched_ref(
+            || ciphertext,
+            |buffer| {
+                // The stored seed expanded, its key encoded for the KEM
+                // binding, the ciphertext decapsulated.
+                let dk = floor::kem_keygen(black_box(&seed));
+                let kem_binding = floor::kem_binding(&floor::kem_ek_bytes(&dk));
+                let mut ikm = [0xffu8; floor::PQXDH_IKM_LEN];
+                ikm[160..].copy_from_slice(&floor::kem_decaps(&dk, black_box(&ct)));
+                keys.four_dh(&keys.secret, &mut ikm);
+                let secret_key = floor::pqxdh(&ikm);
+                let root = floor::root(&secret_key, &floor::dh(&keys.secret, &keys.public));
+                floor::receive(&CHAIN_KEY, &aad, buffer, &tag);
+                (kem_binding, root)
+            },
+            BatchSize::LargeInput,
+        )
     });
     g.finish();
+}
 
-    // The same handshake, classical (the opt-in), beside it.
+/// The classical handshake, X3DH under the per-call opt-in (SPEC §7.1), with
+/// a one-time prekey: the same operations as [`pqxdh`] without the KEM, its
+/// floor, the issue's asymmetric reference for the whole handshake, and
+/// (with the `vodozemac` feature) Olm's.
+fn x3dh_classical(c: &mut Criterion) {
     let mut g = c.benchmark_group("x3dh_classical");
+    let mut rng = rng(4);
     let setup = handshake_with(&mut rng, Kem::Classical);
     let allowed = policy(Kem::Classical);
+    let plaintext = [0x41; SMALL];
     g.bench_function("sotto/initiate", |b| {
         b.iter(|| {
             let bundle = black_box(&setup.bundle).clone().verify().expect("verify");
@@ -212,6 +304,25 @@ fn pqxdh(c: &mut Criterion) {
                 Session::initiate_with_policy(&setup.alice, &mut rng, &bundle, allowed)
                     .expect("initiate");
             session.encrypt(&mut rng, &plaintext).expect("encrypt")
+        })
+    });
+    let keys = FloorKeys::new();
+    let aad = first_message_aad(&setup.first);
+    let mut buffer = plaintext;
+    g.bench_function("floor/initiate", |b| {
+        b.iter(|| {
+            floor::verify(
+                &keys.verifying,
+                black_box(&keys.spk_data),
+                &keys.spk_signature,
+            );
+            let (base, _) = floor::keygen(black_box([4; 32]));
+            let mut ikm = [0xffu8; 160];
+            keys.four_dh(&base, &mut ikm);
+            let secret_key = floor::x3dh(&ikm);
+            let (ratchet, _) = floor::keygen(black_box([5; 32]));
+            let root = floor::root(&secret_key, &floor::dh(&ratchet, &keys.public));
+            (root, floor::send(&CHAIN_KEY, &aad, &mut buffer))
         })
     });
     let bob = setup.bob.to_bytes();
@@ -224,95 +335,42 @@ fn pqxdh(c: &mut Criterion) {
             BatchSize::LargeInput,
         )
     });
-    g.finish();
-}
-
-/// Initiate: verify the bundle, the key agreement, first encrypt (100 B).
-/// Accept: the key agreement and the first decrypt, from the parsed prekey
-/// message. The session is PQXDH (the default); the floor here is the
-/// classical part, and `pqxdh/floor/*` the KEM part.
-fn x3dh(c: &mut Criterion) {
-    let mut g = c.benchmark_group("x3dh");
-    let mut rng = rng(4);
-    let setup = handshake(&mut rng);
-    let plaintext = [0x41; SMALL];
-    g.bench_function("sotto/initiate", |b| {
-        b.iter(|| {
-            let bundle = black_box(&setup.bundle).clone().verify().expect("verify");
-            let mut session = Session::initiate(&setup.alice, &mut rng, &bundle).expect("initiate");
-            session.encrypt(&mut rng, &plaintext).expect("encrypt")
-        })
-    });
-    let bob = setup.bob.to_bytes();
-    let signer = ed25519_dalek::SigningKey::from_bytes(&[1; 32]);
-    let spk_data = [3u8; SIGNED_PREKEY_LEN];
-    let signature = ed25519_dalek::Signer::sign(&signer, &spk_data);
-    let verifying = signer.verifying_key();
-    let (peer_secret, peer_public) = floor::keygen([2; 32]);
-    let five_dh = |secret: &x25519_dalek::StaticSecret| {
-        let mut ikm = [0xffu8; 160];
-        for part in ikm.chunks_exact_mut(32).skip(1) {
-            part.copy_from_slice(&floor::dh(secret, &peer_public));
-        }
-        let secret_key = floor::x3dh(&ikm);
-        floor::root(&secret_key, &floor::dh(secret, &peer_public))
-    };
-    let mut buffer = plaintext;
-    g.bench_function("floor/initiate", |b| {
-        b.iter(|| {
-            floor::verify(&verifying, black_box(&spk_data), &signature);
-            let (base, _) = floor::keygen(black_box([4; 32]));
-            let (ratchet, _) = floor::keygen(black_box([5; 32]));
-            // DH1-DH4, then the first ratchet step uses a fresh key.
-            let root = five_dh(&base);
-            let _ = floor::dh(&ratchet, &peer_public);
-            (root, floor::send(&CHAIN_KEY, &AAD, &mut buffer))
-        })
-    });
     let mut ciphertext = plaintext;
-    let tag = floor::send(&CHAIN_KEY, &AAD, &mut ciphertext);
+    let tag = floor::send(&CHAIN_KEY, &aad, &mut ciphertext);
     g.bench_function("floor/accept", |b| {
         b.iter_batched_ref(
             || ciphertext,
             |buffer| {
-                let root = five_dh(black_box(&peer_secret));
-                floor::receive(&CHAIN_KEY, &AAD, buffer, &tag);
+                let mut ikm = [0xffu8; 160];
+                keys.four_dh(&keys.secret, &mut ikm);
+                let secret_key = floor::x3dh(&ikm);
+                let root = floor::root(&secret_key, &floor::dh(&keys.secret, &keys.public));
+                floor::receive(&CHAIN_KEY, &aad, buffer, &tag);
                 root
             },
             BatchSize::LargeInput,
         )
     });
-    // The issue's reference for the whole handshake: the signature check,
-    // two key generations and ten DH, nothing symmetric.
+    // The issue's reference for the whole classical handshake: the
+    // signature check, two key generations and ten DH, nothing symmetric.
     g.bench_function("floor/asymmetric", |b| {
         b.iter(|| {
-            floor::verify(&verifying, black_box(&spk_data), &signature);
+            floor::verify(
+                &keys.verifying,
+                black_box(&keys.spk_data),
+                &keys.spk_signature,
+            );
             let (a, _) = floor::keygen(black_box([4; 32]));
             let (b2, _) = floor::keygen(black_box([5; 32]));
             let mut out = [0u8; 32];
-            for secret in [
-                &a,
-                &a,
-                &a,
-                &a,
-                &b2,
-                &peer_secret,
-                &peer_secret,
-                &peer_secret,
-                &peer_secret,
-                &peer_secret,
-            ] {
-                out = floor::dh(secret, black_box(&peer_public));
+            for secret in [&a, &a, &a, &a, &b2] {
+                out = floor::dh(secret, black_box(&keys.public));
+            }
+            for _ in 0..5 {
+                out = floor::dh(&keys.secret, black_box(&keys.public));
             }
             out
         })
-    });
-    g.bench_function("sotto/accept", |b| {
-        b.iter_batched_ref(
-            || Device::from_bytes(&bob).expect("restore"),
-            |bob| Session::accept(bob, black_box(&setup.first)).expect("accept"),
-            BatchSize::LargeInput,
-        )
     });
     #[cfg(feature = "vodozemac")]
     {
@@ -450,6 +508,13 @@ fn persist(c: &mut Criterion) {
 }
 
 criterion_group!(
-    pairwise, encrypt, decrypt, pingpong, x3dh, pqxdh, skipped, persist
+    pairwise,
+    encrypt,
+    decrypt,
+    pingpong,
+    pqxdh,
+    x3dh_classical,
+    skipped,
+    persist
 );
 criterion_main!(pairwise);

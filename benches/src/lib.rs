@@ -230,6 +230,10 @@ pub mod floor {
     const L_ROOT: &str = "sotto v2 root";
     const L_SPK: &str = "sotto v2 signed prekey";
     const L_X3DH: &str = "sotto v2 x3dh";
+    const L_PQXDH: &str = "sotto v2 pqxdh";
+    const L_KEM_BINDING: &str = "sotto v2 kem binding";
+    /// ML-KEM-1024's algorithm byte in `EncodeKEM` (SPEC §5.5).
+    const KEM_ALG: u8 = 0x01;
     /// The session AD: two identities and the KEM binding (SPEC §7.2).
     const AD_LEN: usize = 32 + 32 + 32;
     /// A ratchet message's header (SPEC §9.1).
@@ -244,29 +248,52 @@ pub mod floor {
     /// (SPEC §5.5).
     pub const KEM_PREKEY_LEN: usize = b"sotto v2 kem prekey".len() + 4 + 1 + 1 + 1568;
 
+    /// The PQXDH KDF input with a one-time prekey (SPEC §7.2):
+    /// `0xFF^32 || DH1 || DH2 || DH3 || DH4 || SS`.
+    pub const PQXDH_IKM_LEN: usize = 32 + 4 * 32 + 32;
+
+    /// An ML-KEM-1024 encapsulation key from outside, with the FIPS 203
+    /// check (sotto does it when it decodes a bundle).
+    pub fn kem_ek(ek: &[u8; 1568]) -> EncapsulationKey<MlKem1024> {
+        EncapsulationKey::<MlKem1024>::new(&(*ek).into()).expect("valid key")
+    }
+
+    /// `Encaps_internal(ek, m)` on a checked key: ciphertext and secret.
+    pub fn kem_encaps(ek: &EncapsulationKey<MlKem1024>, m: &[u8; 32]) -> ([u8; 1568], [u8; 32]) {
+        let (ct, ss) = ek.encapsulate_deterministic(&(*m).into());
+        (ct.into(), ss.into())
+    }
+
+    /// `Decaps` with an expanded key.
+    pub fn kem_decaps(dk: &DecapsulationKey<MlKem1024>, ct: &[u8; 1568]) -> [u8; 32] {
+        dk.decapsulate(&(*ct).into()).into()
+    }
+
+    /// `KB = SHA-256("sotto v2 kem binding" || alg || ek)` (SPEC §7.4).
+    pub fn kem_binding(ek: &[u8; 1568]) -> [u8; 32] {
+        sha256(&[L_KEM_BINDING.as_bytes(), &[KEM_ALG], ek])
+    }
+
+    /// The PQXDH KDF (SPEC §7.2).
+    pub fn pqxdh(ikm: &[u8; PQXDH_IKM_LEN]) -> [u8; 32] {
+        hkdf::<32>(&[0u8; 32], ikm, L_PQXDH.as_bytes())
+    }
+
     /// ML-KEM-1024 key generation from the 64-byte seed, as the responder
-    /// does it for every accept (SPEC §7.3), returning the encapsulation key.
+    /// does it for every accept (SPEC §7.3).
     pub fn kem_keygen(seed: &[u8; 64]) -> DecapsulationKey<MlKem1024> {
         <DecapsulationKey<MlKem1024> as KemKeyInit>::new(&(*seed).into())
+    }
+
+    /// The encoding of an expanded key's encapsulation key (for the KEM
+    /// binding, which the responder computes from its seed).
+    pub fn kem_ek_bytes(dk: &DecapsulationKey<MlKem1024>) -> [u8; 1568] {
+        dk.encapsulation_key().to_bytes().into()
     }
 
     /// The encapsulation key of a seed, as bytes.
     pub fn kem_public(seed: &[u8; 64]) -> [u8; 1568] {
         kem_keygen(seed).encapsulation_key().to_bytes().into()
-    }
-
-    /// The initiator's KEM work: the FIPS 203 key check of the bundle's
-    /// encapsulation key, then encapsulation with `m` (SPEC §7.2).
-    pub fn kem_encapsulate(ek: &[u8; 1568], m: &[u8; 32]) -> [u8; 32] {
-        let key = EncapsulationKey::<MlKem1024>::new(&(*ek).into()).expect("valid key");
-        let (_ct, ss) = key.encapsulate_deterministic(&(*m).into());
-        ss.into()
-    }
-
-    /// The responder's KEM work: key generation from the stored seed, then
-    /// decapsulation (SPEC §7.3).
-    pub fn kem_decapsulate(seed: &[u8; 64], ct: &[u8; 1568]) -> [u8; 32] {
-        kem_keygen(seed).decapsulate(&(*ct).into()).into()
     }
 
     /// HMAC-SHA256 of `data` under `key`.

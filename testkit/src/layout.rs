@@ -20,7 +20,7 @@
 //! | encoding | type | fields |
 //! |---|---|---|
 //! | ratchet message | 0x01 | version, type, ratchet_key, pn, n, salt, ciphertext |
-//! | prekey message | 0x02 | version, type, identity, base_key, spk_id, has_opk, [opk_id], has_kem, [kem_id, ct], ratchet.* |
+//! | prekey message | 0x02 | version, type, identity, base_key, spk_id, has_opk, \[opk_id\], has_kem, \[kem_id, ct\], ratchet.* |
 //! | group message | 0x03 | version, type, group_id, chain, index, salt, ciphertext, tag, signature |
 //! | distribution | 0x04 | version, type, group_id, chain, owner, owner_proof, index, levels |
 //! | identity key | 0x10 | version, type, identity |
@@ -32,7 +32,7 @@
 //! | device | 0x21 | see [`device_state`] |
 //! | group sender | 0x22 | version, type, generation, group_id, owner, chain_seed, owner_proof, index, levels |
 //! | group receiver | 0x23 | version, type, generation, group_id, chain, owner, authenticated, next, levels, count, cache\[i\].{index, key} |
-//! | group store | 0x24 | version, type, generation, group_id, count, entries\[i\].{length, state, <receiver fields>} |
+//! | group store | 0x24 | version, type, generation, group_id, count, entries\[i\].{length, state, (receiver fields)} |
 //! | sealed | 0x30 | version, type, inner_type, salt, ciphertext |
 
 pub use crate::model::codec::Layout;
@@ -84,9 +84,9 @@ pub fn bundle(b: &[u8]) -> Layout {
 
 /// A saved session (§10.2): version, type, generation, role,
 /// key_agreement, local_identity, remote_identity, kem_binding, base_key,
-/// has_pending, [spk_id, has_opk, [opk_id], has_kem, [kem_id, ct]],
+/// has_pending, \[spk_id, has_opk, \[opk_id\], has_kem, \[kem_id, ct\]\],
 /// root_key, dhr, has_sending, [dhs_secret, cks, ns], pn, chain_count,
-/// chains\[i\].{ratchet_key, has_ck, [ck], next, key_count,
+/// chains\[i\].{ratchet_key, has_ck, \[ck\], next, key_count,
 /// keys\[j\].{index, message_key}}.
 pub fn session_state(b: &[u8]) -> Layout {
     valid("session state", session::Sess::read(b))

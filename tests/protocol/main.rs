@@ -18,13 +18,11 @@ mod bounds;
 mod compromise;
 mod errors;
 mod group;
+mod model;
 mod pqxdh;
-// The model and vector tests wait for the v2 reference model (branch
-// v2-model): the v1 model does not describe v2.
-// mod model;
 mod regressions;
 mod schedules;
 mod secrets;
 mod session;
 mod simulation;
-// mod vectors;
+mod vectors;

@@ -6,9 +6,21 @@
 
 use std::hint::black_box;
 
+use ed25519_dalek::{Signer, SigningKey};
 use sotto::{Device, Session};
-use sotto_bench::{Pair, SMALL, established, handshake, rng};
+use sotto_bench::floor;
+use sotto_bench::{Kem, Pair, SMALL, established, handshake_with, policy, rng};
 use x25519_dalek::{PublicKey, StaticSecret};
+
+/// The handshake of an operation name: `*_classical` is X3DH under the
+/// opt-in, anything else PQXDH with a one-time KEM prekey.
+fn kem_of(op: &str) -> Kem {
+    if op.ends_with("_classical") {
+        Kem::Classical
+    } else {
+        Kem::OneTime
+    }
+}
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -29,24 +41,49 @@ fn main() {
                 black_box(PublicKey::from(&StaticSecret::from(black_box([4u8; 32]))));
             }
         }
-        "accept" => {
-            let setup = handshake(&mut rng);
+        "accept" | "accept_classical" => {
+            let kem = kem_of(&op);
+            let setup = handshake_with(&mut rng, kem);
             let bob = setup.bob.to_bytes();
             let mut devices: Vec<Device> = (0..n)
                 .map(|_| Device::from_bytes(&bob).expect("restore"))
                 .collect();
             for d in &mut devices {
-                black_box(Session::accept(d, &setup.first).expect("accept"));
+                black_box(
+                    Session::accept_with_policy(d, &setup.first, policy(kem)).expect("accept"),
+                );
             }
         }
-        "initiate" => {
-            let setup = handshake(&mut rng);
+        "initiate" | "initiate_classical" => {
+            let kem = kem_of(&op);
+            let setup = handshake_with(&mut rng, kem);
             for _ in 0..n {
                 let bundle = setup.bundle.clone().verify().expect("verify");
-                let mut s = Session::initiate(&setup.alice, &mut rng, &bundle).expect("initiate");
+                let mut s =
+                    Session::initiate_with_policy(&setup.alice, &mut rng, &bundle, policy(kem))
+                        .expect("initiate");
                 black_box(s.encrypt(&mut rng, &plaintext).expect("encrypt"));
             }
         }
+        "kem_keygen" => {
+            for _ in 0..n {
+                black_box(floor::kem_keygen(black_box(&[7; 64])));
+            }
+        }
+        "kem_encaps" => {
+            let ek = floor::kem_ek(&floor::kem_public(&[7; 64]));
+            for _ in 0..n {
+                black_box(floor::kem_encaps(black_box(&ek), &[9; 32]));
+            }
+        }
+        "kem_decaps" => {
+            let dk = floor::kem_keygen(&[7; 64]);
+            let (ct, _) = floor::kem_encaps(&floor::kem_ek(&floor::kem_public(&[7; 64])), &[9; 32]);
+            for _ in 0..n {
+                black_box(floor::kem_decaps(black_box(&dk), black_box(&ct)));
+            }
+        }
+        "sizes" => sizes(),
         "pingpong" => {
             let Pair { mut alice, mut bob } = established(&mut rng);
             for _ in 0..n {
@@ -76,14 +113,23 @@ fn main() {
                 );
             }
         }
-        "verify" => {
-            let setup = handshake(&mut rng);
+        "verify" | "verify_kem" => {
+            // A signed prekey's or a KEM prekey's signature input.
+            let len = if op == "verify" {
+                floor::SIGNED_PREKEY_LEN
+            } else {
+                floor::KEM_PREKEY_LEN
+            };
+            let signer = SigningKey::from_bytes(&[1; 32]);
+            let data = vec![3u8; len];
+            let signature = signer.sign(&data);
+            let key = signer.verifying_key();
             for _ in 0..n {
-                black_box(setup.bundle.clone().verify().expect("verify"));
+                floor::verify(black_box(&key), black_box(&data), &signature);
             }
         }
-        "device_restore" => {
-            let setup = handshake(&mut rng);
+        "device_restore" | "device_restore_classical" => {
+            let setup = handshake_with(&mut rng, kem_of(&op));
             let bob = setup.bob.to_bytes();
             let devices: Vec<Device> = (0..n)
                 .map(|_| Device::from_bytes(&bob).expect("restore"))
@@ -91,5 +137,69 @@ fn main() {
             black_box(devices);
         }
         _ => panic!("unknown operation {op}"),
+    }
+}
+
+/// Prints the sizes of the encodings the benchmarks use, one
+/// `name<TAB>bytes` line each, for `scripts/benchmarks.py`.
+fn sizes() {
+    use sotto::group::{GroupId, GroupSender};
+    let mut rng = rng(2);
+    let key = sotto_bench::storage_key();
+    let mut lines: Vec<(String, usize)> = Vec::new();
+    for kem in [Kem::OneTime, Kem::LastResort, Kem::Classical] {
+        let name = match kem {
+            Kem::OneTime => "PQXDH (one-time KEM prekey)",
+            Kem::LastResort => "PQXDH (last-resort KEM prekey)",
+            Kem::Classical => "X3DH (classical opt-in)",
+        };
+        let setup = handshake_with(&mut rng, kem);
+        lines.push((
+            format!("bundle, {name}, with a one-time prekey"),
+            setup.bundle.to_bytes().len(),
+        ));
+        lines.push((
+            format!("prekey message, {name}, 100 B plaintext"),
+            setup.first.as_bytes().len(),
+        ));
+    }
+    let Pair { mut alice, .. } = established(&mut rng);
+    let message = alice.encrypt(&mut rng, &[0x33; SMALL]).expect("encrypt");
+    lines.push((
+        "ratchet message, 100 B plaintext".into(),
+        message.as_bytes().len(),
+    ));
+    lines.push((
+        "session state (PQXDH, established)".into(),
+        alice.to_bytes().len(),
+    ));
+    lines.push((
+        "session state sealed".into(),
+        alice.seal(&key, b"session", &mut rng).expect("seal").len(),
+    ));
+    let mut device = Device::generate(&mut rng, 0).expect("device");
+    lines.push(("device state, new".into(), device.to_bytes().len()));
+    device
+        .generate_one_time_prekeys(&mut rng, 100)
+        .expect("prekeys");
+    device
+        .generate_one_time_kem_prekeys(&mut rng, 10)
+        .expect("KEM prekeys");
+    lines.push((
+        "device state, 100 one-time prekeys and 10 one-time KEM prekeys".into(),
+        device.to_bytes().len(),
+    ));
+    lines.push((
+        "device state sealed, the same".into(),
+        device.seal(&key, b"device", &mut rng).expect("seal").len(),
+    ));
+    let sender = GroupSender::new(&mut rng, GroupId::from_bytes([9; 32]), &device).expect("sender");
+    lines.push((
+        "sender key distribution".into(),
+        sender.distribution().to_bytes().len(),
+    ));
+    lines.push(("group sender state".into(), sender.to_bytes().len()));
+    for (name, len) in lines {
+        println!("{name}\t{len}");
     }
 }

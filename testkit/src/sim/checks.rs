@@ -1,7 +1,7 @@
 //! The simulation's invariants and counters.
 
 use sotto::group::{
-    GroupReceivers, MAX_CHAINS_PER_SENDER, MAX_GROUP_RECEIVERS, MAX_GROUP_SKIPPED_KEYS,
+    ChainId, GroupReceivers, MAX_CHAINS_PER_SENDER, MAX_GROUP_RECEIVERS, MAX_GROUP_SKIPPED_KEYS,
 };
 use sotto::{Error, MAX_RECEIVING_CHAINS, MAX_SKIPPED_KEYS, Session};
 
@@ -121,18 +121,14 @@ pub(super) fn check_bounds(session: &Session, shape: &SessionShape, stats: &mut 
     stats.max_chains = stats.max_chains.max(chains);
 }
 
-/// The store agrees with its shape, and every bound holds.
+/// The store is the model's, byte for byte (§15.11: every chain, owner,
+/// mark, ratchet, cached key and generation, oldest first), and every
+/// bound holds.
 pub(super) fn check_store(store: &GroupReceivers, shape: &StoreShape, stats: &mut Stats) {
-    let got: Vec<([u8; 32], u32, usize)> = store
-        .iter()
-        .map(|r| (*r.chain().as_bytes(), r.next_index(), r.skipped_key_count()))
-        .collect();
-    let expected: Vec<([u8; 32], u32, usize)> = shape
-        .held
-        .iter()
-        .map(|m| (m.chain, m.window.next, m.window.cache.len()))
-        .collect();
-    assert_eq!(got, expected, "store differs from the model");
+    assert!(
+        store_bytes(store) == shape.encode(),
+        "store differs from the model"
+    );
     assert!(store.len() <= MAX_GROUP_RECEIVERS);
     for r in store.iter() {
         assert!(r.skipped_key_count() <= MAX_GROUP_SKIPPED_KEYS);
@@ -145,6 +141,33 @@ pub(super) fn check_store(store: &GroupReceivers, shape: &StoreShape, stats: &mu
         stats.max_group_skipped = stats.max_group_skipped.max(r.skipped_key_count());
     }
     stats.max_store_len = stats.max_store_len.max(store.len());
+}
+
+/// After a decrypt through the store: the store's generation and chains
+/// are the model's, and the receiver of `chain` is the model's byte for
+/// byte (§15.11).
+pub(super) fn check_receiver(
+    store: &GroupReceivers,
+    shape: &StoreShape,
+    chain: &ChainId,
+    stats: &mut Stats,
+) {
+    assert_eq!(store.generation(), shape.generation, "store generation");
+    assert!(
+        store
+            .iter()
+            .map(|r| r.chain().as_bytes())
+            .eq(shape.entries.iter().map(|r| &r.chain)),
+        "store chains differ from the model"
+    );
+    let (Some(r), Some(m)) = (store.get(chain), shape.get(chain.as_bytes())) else {
+        panic!("the chain that decrypted is not held");
+    };
+    assert!(
+        *r.to_bytes() == m.encode(),
+        "receiver differs from the model"
+    );
+    stats.max_group_skipped = stats.max_group_skipped.max(r.skipped_key_count());
 }
 
 /// A pairwise refusal must name a check, never something unexpected.

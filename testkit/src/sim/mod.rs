@@ -19,11 +19,14 @@
 //!   receiver, to the plaintext and sender it was sent with; a group message
 //!   only for a party that was sent its chain at or below its index; nothing
 //!   forged is accepted;
-//! - the reference model's rules for every receiving side ([`model`]:
-//!   pairwise chains and skipped keys, SPEC.md §8.6 and §8.7; group chains
-//!   per store, §15.8 and §15.9), run without cryptography, which say
-//!   whether an honest message *must* decrypt; the state must agree with
-//!   them, and its counters must match.
+//! - the reference model ([`model`]): for a pairwise session its
+//!   receiving rules (chains and skipped keys, SPEC.md §8.6 and §8.7), run
+//!   without cryptography, which say whether an honest message *must*
+//!   decrypt, and whose counters the session's must match; for a group
+//!   store the model's v2 store itself (§15.7 to §15.9), which decides
+//!   every delivery and install, honest or forged: sotto must give its
+//!   outcome (plaintext, `InsertOutcome`, or the same SPEC.md error), and
+//!   its saved store must be the model's byte for byte (§15.11).
 //!
 //! Sessions are PQXDH (with a one-time or last-resort KEM prekey), and now
 //! and then classical X3DH under a per-peer opt-in. A failed decrypt, accept

@@ -1,17 +1,12 @@
-//! The shapes the simulation's oracles track, with the reference model's
-//! rules and no cryptography: a pairwise session's receiving side (SPEC.md
-//! §8.6, §8.7) and a group store (§15.8, §15.9).
-//!
-//! The model's store rules are still those of version 1 (chains numbered,
-//! a re-delivery that is not newer refused); for what the simulation does
-//! (every chain authenticated by its only owner, honest ratchets) they
-//! decide the same as §15.9, with "not newer" read as `Unchanged`.
+//! The shapes the simulation's oracles track: a pairwise session's
+//! receiving side with the reference model's rules and no cryptography
+//! (SPEC.md §8.6, §8.7), and a group store, which is the reference model's
+//! v2 store itself (§15.7 to §15.9, §15.11).
 
-use crate::model::group::window::{Step, Window};
-use crate::model::group::{GStore, Held};
+use crate::model::group::Store;
 use crate::model::receiving::{Plan, Receiving};
 
-use super::{GroupHonest, PairwiseHonest};
+use super::PairwiseHonest;
 
 /// One side of a pairwise session, as far as receiving goes.
 pub struct SessionShape {
@@ -79,68 +74,9 @@ impl SessionShape {
     }
 }
 
-/// A chain in a store, without its ratchet.
-#[derive(Clone)]
-pub struct ReceiverShape {
-    /// The group id.
-    pub group: [u8; 32],
-    /// The model's number for the chain.
-    pub chain_id: u32,
-    /// The chain (its Ed25519 public key, SPEC §15.1): also what the
-    /// model's store calls the signing key.
-    pub chain: [u8; 32],
-    /// The owner's identity key, padded to the model's 64-byte sender mark
-    /// (`None` for an unauthenticated import, which the simulation never
-    /// makes).
-    pub sender: Option<[u8; 64]>,
-    /// Next index and cached indices.
-    pub window: Window<()>,
-}
-
-impl Held for ReceiverShape {
-    fn group(&self) -> [u8; 32] {
-        self.group
-    }
-
-    fn chain_id(&self) -> u32 {
-        self.chain_id
-    }
-
-    fn signing(&self) -> [u8; 32] {
-        self.chain
-    }
-
-    fn sender(&self) -> Option<[u8; 64]> {
-        self.sender
-    }
-
-    fn next(&self) -> u32 {
-        self.window.next
-    }
-
-    fn take_ratchet(&mut self, newer: Self) {
-        self.window.next = newer.window.next;
-    }
-}
-
-/// A store's shape.
-pub type StoreShape = GStore<ReceiverShape>;
-
-/// Must the store decrypt this honest group message? Applies it if so.
-pub fn store_receive(store: &mut StoreShape, h: &GroupHonest) -> bool {
-    let Some(r) = store.get_mut(h.chain_id) else {
-        return false;
-    };
-    match r.window.plan(h.index) {
-        Ok(Step::Cached) => {
-            r.window.cache.remove(&h.index);
-            true
-        }
-        Ok(Step::Ratchet { skip_from }) => {
-            r.window
-                .commit(h.index, (skip_from..h.index).map(|i| (i, ())));
-            true
-        }
-        Err(_) => false,
-    }
-}
+/// A store's shape: the reference model's own store (SPEC.md §15.9), with
+/// its receivers' ratchets and cached keys. Unlike a session's shape it
+/// does the cryptography (the signature, the ratchet, the AEAD), so it
+/// decides every delivery and install exactly as §15.7 to §15.9 say, and
+/// sotto's saved store must equal its encoding (§15.11) byte for byte.
+pub type StoreShape = Store;

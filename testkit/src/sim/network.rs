@@ -6,29 +6,27 @@
 use std::ops::Range;
 
 use sotto::Error;
+use sotto::MAX_PLAINTEXT_LEN;
 use sotto::group::{GroupMessage, GroupReceiver, GroupSender};
 use sotto::rand_core::Rng;
-use sotto::{MAX_PLAINTEXT_LEN, Message};
 
 use super::world::World;
 use super::{Choices, Envelope, GROUP, GroupHonest, OTHER_GROUP, Payload};
-use crate::fuzz::{prekey_header_len, sign_group};
+use crate::fuzz::sign_group;
+use crate::layout;
 
-/// Fields of a group message (SPEC §15.5): group id, chain, index, salt,
-/// ciphertext and tag, signature.
-fn group_fields(len: usize) -> [Range<usize>; 6] {
-    [2..34, 34..66, 66..70, 70..86, 86..len - 64, len - 64..len]
-}
-
-/// Where the ratchet message starts (SPEC §9.1, §9.2).
-fn ratchet_start(bytes: &[u8]) -> usize {
-    match Message::from_bytes(bytes) {
-        Ok(Message::PreKey(p)) => prekey_header_len(
-            p.one_time_prekey_id().is_some(),
-            p.kem_prekey_id().is_some(),
-        ),
-        _ => 0,
-    }
+/// Fields of a group message (SPEC §15.5), from its layout: group id,
+/// chain, index, salt, ciphertext and tag, signature.
+fn group_fields(bytes: &[u8]) -> [Range<usize>; 6] {
+    let l = layout::group_message(bytes);
+    [
+        l.range("group_id"),
+        l.range("chain"),
+        l.range("index"),
+        l.range("salt"),
+        l.start("ciphertext")..l.end_of("tag"),
+        l.range("signature"),
+    ]
 }
 
 impl World {
@@ -122,7 +120,7 @@ impl World {
                     // Any field: group id, chain id, index, salt, ciphertext
                     // and tag, or signature.
                     let which = c.below(6);
-                    let field = group_fields(bytes.len())[which].clone();
+                    let field = group_fields(bytes)[which].clone();
                     let at = field.start + c.below(field.len());
                     bytes[at] ^= c.nonzero_byte();
                     // A sender gone bad re-signs the altered message with
@@ -146,15 +144,15 @@ impl World {
                 // Rewrite one field of the ratchet header or the body: a new
                 // ratchet key, other counters, another salt or ciphertext;
                 // of a prekey message, now and then its KEM ciphertext.
-                let r = ratchet_start(&bytes);
-                let key = r + 2..r + 34;
-                let field = match c.below(6) {
-                    0 => key.clone(),
-                    1 => r + 34..r + 38,
-                    2 => r + 38..r + 42,
-                    3 => r + 42..r + 58,
-                    4 if r >= prekey_header_len(false, true) => r - 1568..r,
-                    _ => r + 58..bytes.len(),
+                let r = layout::ratchet_part(&bytes);
+                let key = r.range("ratchet_key");
+                let field = match (c.below(6), layout::message(&bytes).get("ct")) {
+                    (0, _) => key.clone(),
+                    (1, _) => r.range("pn"),
+                    (2, _) => r.range("n"),
+                    (3, _) => r.range("salt"),
+                    (4, Some(ct)) => ct,
+                    _ => r.range("ciphertext"),
                 };
                 let at = field.start + c.below(field.len());
                 bytes[at] ^= c.nonzero_byte();
@@ -199,7 +197,8 @@ impl World {
                 let other = *self.chains[&other].id.as_bytes();
                 let mut forged = original;
                 let bytes = forged.payload.bytes_mut();
-                bytes[34..66].copy_from_slice(&other);
+                let chain = layout::group_message(bytes).range("chain");
+                bytes[chain].copy_from_slice(&other);
                 self.deliver(Envelope {
                     to,
                     honest: None,
@@ -231,7 +230,8 @@ impl World {
                 let mut bytes = message.into_bytes();
                 if c.chance(50) {
                     let real = *self.chains[&h.chain_id].id.as_bytes();
-                    bytes[34..66].copy_from_slice(&real);
+                    let chain = layout::group_message(&bytes).range("chain");
+                    bytes[chain].copy_from_slice(&real);
                     let body = bytes.len() - 64;
                     bytes = sign_group(&secrets[..32].try_into().unwrap(), &bytes[..body]);
                 }
@@ -280,33 +280,24 @@ impl World {
     }
 }
 
-/// Offsets in a saved receiver (SPEC §15.11): the chain, the next index,
-/// the read mark, the cache count and the first cached entry.
-const RECEIVER_CHAIN: Range<usize> = 42..74;
-const RECEIVER_NEXT: Range<usize> = 107..111;
-const RECEIVER_READ: Range<usize> = 111..115;
-const RECEIVER_COUNT: Range<usize> = 371..373;
-const RECEIVER_CACHE: usize = 373;
-
-/// A receiver state relabelled as `chain`, edited as bytes: once with its
-/// ratchet claiming index 0 and no cache, once with its first cached key
-/// (if any) claimed as the key of `index`.
+/// A receiver state relabelled as `chain`, edited as bytes through its
+/// layout (SPEC §15.11): once with its ratchet claiming index 0 and no
+/// cache, once with its first cached key (if any) claimed as the key of
+/// `index`.
 fn relabel(state: &[u8], chain: &[u8; 32], index: u32) -> Vec<Vec<u8>> {
-    let mut relabelled = state[..RECEIVER_CACHE].to_vec();
-    relabelled[RECEIVER_CHAIN].copy_from_slice(chain);
-    relabelled[RECEIVER_NEXT].copy_from_slice(&0u32.to_be_bytes());
-    relabelled[RECEIVER_READ].copy_from_slice(&0u32.to_be_bytes());
-    relabelled[RECEIVER_COUNT].copy_from_slice(&0u16.to_be_bytes());
+    let l = layout::receiver_state(state);
+    let mut relabelled = state[..l.end_of("count")].to_vec();
+    l.put(&mut relabelled, "chain", chain);
+    l.put_u32(&mut relabelled, "next", 0);
+    l.put_u32(&mut relabelled, "read", 0);
+    l.put_u16(&mut relabelled, "count", 0);
     let mut out = vec![relabelled.clone()];
-    if let (Some(key), Some(next)) = (
-        state.get(RECEIVER_CACHE + 4..RECEIVER_CACHE + 36),
-        index.checked_add(1),
-    ) {
+    if let (Some(key), Some(next)) = (l.get("cache[0].key"), index.checked_add(1)) {
         let mut cached = relabelled;
-        cached[RECEIVER_NEXT].copy_from_slice(&next.to_be_bytes());
-        cached[RECEIVER_COUNT].copy_from_slice(&1u16.to_be_bytes());
+        l.put_u32(&mut cached, "next", next);
+        l.put_u16(&mut cached, "count", 1);
         cached.extend_from_slice(&index.to_be_bytes());
-        cached.extend_from_slice(key);
+        cached.extend_from_slice(&state[key]);
         out.push(cached);
     }
     out

@@ -13,14 +13,15 @@ use sotto::{
 };
 
 use super::checks::{
-    Stats, check_bounds, check_group_refusal, check_refusal, check_store, snapshot, store_bytes,
+    Stats, check_bounds, check_group_refusal, check_receiver, check_refusal, check_store, snapshot,
+    store_bytes,
 };
-use super::model::{ReceiverShape, SessionShape, StoreShape, store_receive};
+use super::model::{SessionShape, StoreShape};
 use super::{
     Choices, DISTRIBUTION, Envelope, GROUP, GroupHonest, Honest, PairwiseHonest, Payload, TEXT,
 };
 use crate::fixtures::{Kem, NOW, bundle_with};
-use crate::model::group::{Inserted, Window};
+use crate::model::group::{Outcome, Receiver};
 
 pub(super) struct Peer {
     pub(super) session: Session,
@@ -30,8 +31,6 @@ pub(super) struct Peer {
 pub(super) struct Party {
     pub(super) device: Device,
     pub(super) identity: IdentityKey,
-    /// The identity, padded to the model store's 64-byte sender mark.
-    pub(super) ik: [u8; 64],
     pub(super) rng: ChaCha20Rng,
     pub(super) storage_key: [u8; 32],
     pub(super) peers: BTreeMap<usize, Peer>,
@@ -82,19 +81,10 @@ const MAX_IN_FLIGHT: usize = 96;
 /// How many archived envelopes the attacker remembers.
 const ARCHIVE_LEN: usize = 256;
 
-/// An identity key padded to the model store's 64-byte sender mark.
-fn embedded(id: &IdentityKey) -> [u8; 64] {
-    let mut mark = [0u8; 64];
-    mark[..32].copy_from_slice(id.as_bytes());
-    mark
-}
-
-/// The chain seed of a sender (SPEC §15.11: after the version, type,
-/// generation, group id and owner).
+/// The chain seed of a sender, from its saved state (SPEC §15.11).
 pub(super) fn chain_seed(sender: &GroupSender) -> [u8; 32] {
-    sender.to_bytes()[crate::fuzz::SENDER_SEED_OFFSET..][..32]
-        .try_into()
-        .expect("32 bytes")
+    let state = sender.to_bytes();
+    crate::layout::sender_state(&state).a32(&state, "chain_seed")
 }
 
 /// The name of a SPEC §12 error, as the model spells it.
@@ -137,7 +127,6 @@ impl World {
                 let group = GroupSender::new(&mut rng, GROUP, &device).unwrap();
                 Party {
                     identity: *device.identity_key(),
-                    ik: embedded(device.identity_key()),
                     device,
                     rng,
                     storage_key,
@@ -547,37 +536,34 @@ impl World {
             return;
         }
         let sender_identity = self.parties[from].identity;
-        let sender_ik = self.parties[from].ik;
         let distribution = sotto::group::SenderKeyDistribution::from_bytes(plaintext).unwrap();
         let chain_id = self.numbers[distribution.chain().as_bytes()];
         let index = distribution.index();
         assert_eq!(Some((chain_id, index)), h.distribution);
         let party = &mut self.parties[to];
-        let expected = party.store_shape.insert(ReceiverShape {
-            group: *GROUP.as_bytes(),
-            chain_id,
-            chain: *distribution.chain().as_bytes(),
-            sender: Some(sender_ik),
-            window: Window::at(index),
-        });
+        // The model installs from the plaintext the session returned, as
+        // its peer's (§15.7), then applies §15.9's rules.
+        let expected = Receiver::install(
+            plaintext,
+            GROUP.as_bytes(),
+            Some(sender_identity.as_bytes()),
+        )
+        .and_then(|r| party.store_shape.insert(r));
         let before = store_bytes(&party.store);
         let result = party.store.install(plaintext);
         match (expected, result) {
-            (Ok(Inserted::Added(gone)), Ok(InsertOutcome::Added)) => {
+            (Ok((Outcome::Added, gone)), Ok(InsertOutcome::Added)) => {
                 self.stats.distributions_installed += 1;
                 // The store is far below MAX_GROUP_RECEIVERS: a deleted
-                // chain was the sender's oldest.
+                // chain was the sender's oldest (rule 3).
                 if !gone.is_empty() {
                     self.stats.chains_evicted += 1;
                 }
             }
-            (Ok(Inserted::Advanced), Ok(InsertOutcome::Advanced)) => {
+            (Ok((Outcome::Advanced, _)), Ok(InsertOutcome::Advanced)) => {
                 self.stats.distributions_installed += 1;
             }
-            // Version 1's "not newer" refusal is v2's `Unchanged`.
-            (Err(refusal), Ok(InsertOutcome::Unchanged))
-                if refusal["name"] == "GroupChainNotNewer" =>
-            {
+            (Ok((Outcome::Unchanged, _)), Ok(InsertOutcome::Unchanged)) => {
                 self.stats.distributions_unchanged += 1;
                 assert!(
                     store_bytes(&party.store) == before,
@@ -623,28 +609,44 @@ impl World {
         if honest.is_some() {
             self.stats.group_delivered_honest += 1;
         }
-        let cached = honest.is_some_and(|h| {
-            party
-                .store_shape
-                .held
-                .iter()
-                .any(|m| m.chain_id == h.chain_id && m.window.cache.contains_key(&h.index))
-        });
-        let expected = honest.is_some_and(|h| store_receive(&mut party.store_shape, h));
-        let before = (!expected).then(|| snapshot(&party.store));
+        let cached = party
+            .store_shape
+            .get(message.chain().as_bytes())
+            .is_some_and(|r| r.window.cache.contains_key(&message.index()));
+        // The model decides every delivery, honest or not: its outcome
+        // (the plaintext, or the SPEC.md error) must be sotto's.
+        let expected = party.store_shape.decrypt(bytes);
+        let before = expected.is_err().then(|| snapshot(&party.store));
         let result = party.store.decrypt(&message);
-        match (&result, before) {
-            (Ok(_), _) => assert!(expected, "group decrypt accepted an unexpected message"),
-            (Err(e), Some(before)) => {
+        match (&expected, &result) {
+            (Ok((plaintext, _, _)), Ok(read)) => {
+                assert_eq!(
+                    read.as_bytes(),
+                    plaintext,
+                    "group plaintext differs from the model"
+                );
+                // Only this chain's receiver and the store's generation
+                // changed; the whole store is compared after installs.
+                check_receiver(
+                    &party.store,
+                    &party.store_shape,
+                    read.chain(),
+                    &mut self.stats,
+                );
+            }
+            (Err(refusal), Err(e)) if refusal["name"] == error_name(e).as_str() => {
                 assert!(
-                    snapshot(&party.store) == before,
+                    before.is_some_and(|b| snapshot(&party.store) == b),
                     "failed group decrypt changed the store"
                 );
                 check_group_refusal(*e);
             }
-            (Err(e), None) => panic!("an honest reachable group message failed: {e:?}"),
+            (expected, got) => panic!(
+                "group decrypt disagrees with the model: {:?} / {:?}",
+                expected.as_ref().map(|_| "decrypts"),
+                got.as_ref().map(|_| "decrypts"),
+            ),
         }
-        check_store(&party.store, &party.store_shape, &mut self.stats);
         match (result, honest) {
             (Ok(read), Some(h)) => {
                 assert_eq!(read.as_bytes(), h.plaintext, "wrong group plaintext");
@@ -715,12 +717,12 @@ impl World {
                 self.members.remove(&removed);
                 self.parties[removed].pending.clear();
                 let gone = self.parties[removed].identity;
-                let gone_ik = self.parties[removed].ik;
                 for &m in &self.members {
                     let party = &mut self.parties[m];
                     party.pending.remove(&removed);
                     let deleted = party.store.remove_owner(&gone);
-                    assert_eq!(deleted, party.store_shape.remove_sender(Some(gone_ik)));
+                    assert_eq!(deleted, party.store_shape.remove_owner(gone.as_bytes()));
+                    check_store(&party.store, &party.store_shape, &mut self.stats);
                 }
                 self.stats.removals += 1;
                 for m in self.members.clone() {

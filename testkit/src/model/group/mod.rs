@@ -6,7 +6,6 @@ pub mod ratchet;
 pub mod receiver;
 pub mod sender;
 pub mod store;
-pub mod v1;
 pub mod window;
 
 pub use message::{Dist, MsgHeader, read_distribution, read_message};
@@ -14,5 +13,4 @@ pub use ratchet::{Levels, closed_form, key_at, levels_json, message_key};
 pub use receiver::Receiver;
 pub use sender::Sender;
 pub use store::{Outcome, Store};
-pub use v1::{GStore, Held, Inserted};
 pub use window::Window;
