@@ -40,8 +40,10 @@ else
     WASM_BINDGEN="$tools/cargo/bin/wasm-bindgen"
     if [[ "$("$WASM_BINDGEN" --version 2>/dev/null)" != "wasm-bindgen $wasm_bindgen_version" ]]; then
         # Its own target dir, so that its build leaves the workspace's alone.
-        CARGO_TARGET_DIR="$tools/cargo-build" cargo install --quiet --locked --debug \
-            --root "$tools/cargo" wasm-bindgen-cli --version "$wasm_bindgen_version"
+        # Not --locked: its lock names a webpki-roots release the registry
+        # reachable here does not have.
+        CARGO_TARGET_DIR="$tools/cargo-build" cargo install --quiet --debug \
+            --root "$tools/cargo" --bin wasm-bindgen wasm-bindgen-cli --version "$wasm_bindgen_version"
         rm -rf "$tools/cargo-build"
     fi
 fi
