@@ -39,6 +39,8 @@ pub(crate) mod tag {
     pub(crate) const GROUP_SENDER_STATE: u8 = 0x22;
     pub(crate) const GROUP_RECEIVER_STATE: u8 = 0x23;
     pub(crate) const GROUP_STORE_STATE: u8 = 0x24;
+    pub(crate) const PEER_RECORD_STATE: u8 = 0x25;
+    pub(crate) const GROUP_SESSION_STATE: u8 = 0x26;
     pub(crate) const SEALED_STATE: u8 = 0x30;
 }
 

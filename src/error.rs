@@ -125,6 +125,25 @@ pub enum Error {
     /// An unauthenticated chain while the store is full of authenticated
     /// ones (SPEC §15.9).
     GroupStoreFull,
+    /// A device list with too many entries, a device named twice, an
+    /// identity given to two devices or the local identity to another
+    /// device (SPEC §16.2).
+    InvalidDeviceList,
+    /// The record does not hold the device, or it is no longer listed
+    /// (SPEC §16).
+    UnknownDevice,
+    /// The device has an identity change the application has not
+    /// acknowledged yet (SPEC §16.2).
+    IdentityChangePending,
+    /// The device has no active session: fetch its bundle (SPEC §16.3).
+    NoSession,
+    /// A recovery for this device was made too recently (SPEC §16.6).
+    RecoveryRateLimited,
+    /// The user is not a member of the group, or the records given are not
+    /// the members' (SPEC §16.8).
+    NotGroupMember,
+    /// The group has as many members as it may (SPEC §16.8).
+    TooManyGroupMembers,
 }
 
 impl fmt::Display for Error {
@@ -184,6 +203,15 @@ impl fmt::Display for Error {
                 f.write_str("chain id or signing key already held for another chain")
             }
             Self::GroupStoreFull => f.write_str("group store full of authenticated chains"),
+            Self::InvalidDeviceList => f.write_str("invalid device list"),
+            Self::UnknownDevice => f.write_str("unknown or unlisted device"),
+            Self::IdentityChangePending => {
+                f.write_str("the device's identity change is not acknowledged")
+            }
+            Self::NoSession => f.write_str("no active session with the device"),
+            Self::RecoveryRateLimited => f.write_str("recovery for this device rate limited"),
+            Self::NotGroupMember => f.write_str("not a member of the group"),
+            Self::TooManyGroupMembers => f.write_str("group has too many members"),
         }
     }
 }
@@ -235,6 +263,13 @@ mod tests {
             Error::GroupOwnerMismatch => "GroupOwnerMismatch",
             Error::GroupChainConflict => "GroupChainConflict",
             Error::GroupStoreFull => "GroupStoreFull",
+            Error::InvalidDeviceList => "InvalidDeviceList",
+            Error::UnknownDevice => "UnknownDevice",
+            Error::IdentityChangePending => "IdentityChangePending",
+            Error::NoSession => "NoSession",
+            Error::RecoveryRateLimited => "RecoveryRateLimited",
+            Error::NotGroupMember => "NotGroupMember",
+            Error::TooManyGroupMembers => "TooManyGroupMembers",
         }
     }
 
@@ -278,6 +313,13 @@ mod tests {
             Error::GroupOwnerMismatch,
             Error::GroupChainConflict,
             Error::GroupStoreFull,
+            Error::InvalidDeviceList,
+            Error::UnknownDevice,
+            Error::IdentityChangePending,
+            Error::NoSession,
+            Error::RecoveryRateLimited,
+            Error::NotGroupMember,
+            Error::TooManyGroupMembers,
         ];
         let spec: Vec<&str> = include_str!("../SPEC.md")
             .lines()

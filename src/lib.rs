@@ -16,6 +16,10 @@
 //!   limit ([`MAX_SKIP`], [`MAX_SKIPPED_KEYS`], [`MAX_MESSAGE_LEN`], …).
 //! - **Rollback-aware.** Every saved state carries a generation, and sealed
 //!   state is bound to the record it is stored under.
+//! - **Users and devices.** The [`sessions`] layer keeps one record per
+//!   peer user (every device, one active session and a few archived ones),
+//!   routes every message to its session, and maps every failure to one
+//!   action, so that sessions converge instead of wedging (SPEC §16).
 //! - **`no_std` + `alloc`**, `forbid(unsafe_code)`.
 //!
 //! The exact bytes are specified in `SPEC.md` (version 2), with test vectors
@@ -73,7 +77,7 @@
 extern crate alloc;
 
 // Layering, lowest first; each module uses only those before it: error,
-// codec, crypto, sealed, keys, x3dh, wire, device, ratchet, group.
+// codec, crypto, sealed, keys, x3dh, wire, device, ratchet, group, sessions.
 mod codec;
 mod crypto;
 mod device;
@@ -82,6 +86,7 @@ pub mod group;
 mod keys;
 mod ratchet;
 mod sealed;
+pub mod sessions;
 mod wire;
 mod x3dh;
 

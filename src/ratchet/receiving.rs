@@ -258,6 +258,11 @@ impl ReceivingChains {
         self.chains.len()
     }
 
+    /// Whether a remembered chain has the ratchet key `key`.
+    pub(crate) fn has_chain(&self, key: &[u8; 32]) -> bool {
+        self.chains.iter().any(|c| c.ratchet_key.to_bytes() == *key)
+    }
+
     pub(crate) fn total_skipped(&self) -> usize {
         self.chains.iter().map(|c| c.skipped.len()).sum()
     }

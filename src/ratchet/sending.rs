@@ -48,6 +48,14 @@ impl SendingChain {
         &self.secret
     }
 
+    /// The chain's ratchet public key (computed from the secret if a restore
+    /// dropped the cached one).
+    pub(crate) fn public_key(&self) -> [u8; 32] {
+        self.public
+            .unwrap_or_else(|| RatchetPublicKey::from_secret(&self.secret))
+            .to_bytes()
+    }
+
     /// How many messages this chain has sent (Ns).
     pub(crate) fn next(&self) -> u32 {
         self.next

@@ -156,6 +156,20 @@ impl Session {
         message: &PreKeyMessage,
         policy: KeyAgreementPolicy,
     ) -> Result<(Self, Plaintext)> {
+        Self::accept_then(device, message, policy, |_| Ok(()))
+            .map(|(session, plaintext, ())| (session, plaintext))
+    }
+
+    /// Accepts as [`Session::accept_with_policy`], then runs `then` on the
+    /// plaintext before `device` changes; the device commits only if `then`
+    /// returns `Ok`, so a caller can make reading the first message and
+    /// acting on it one all-or-nothing step (the session layer, SPEC §16.5).
+    pub(crate) fn accept_then<T>(
+        device: &mut Device,
+        message: &PreKeyMessage,
+        policy: KeyAgreementPolicy,
+        then: impl FnOnce(&Plaintext) -> Result<T>,
+    ) -> Result<(Self, Plaintext, T)> {
         let header = message.prekey_header();
         if header.kem.is_none() && policy == KeyAgreementPolicy::PostQuantumRequired {
             return Err(Error::PostQuantumRequired);
@@ -181,9 +195,10 @@ impl Session {
             agreed,
             prekeys.signed_prekey,
         )?;
+        let outcome = then(&plaintext)?;
         let replayable = prekeys.replayable;
         device.consume(header, replayable);
-        Ok((Self(state), plaintext))
+        Ok((Self(state), plaintext, outcome))
     }
 
     /// Encrypts `plaintext`. Draws 32 bytes for a new ratchet key when a
@@ -202,7 +217,46 @@ impl Session {
         rng: &mut R,
         plaintext: &[u8],
     ) -> Result<Message> {
-        self.0.encrypt(rng, plaintext)
+        self.0.encrypt(rng, &[plaintext])
+    }
+
+    /// Encrypts the plaintext `kind || body` without assembling it first
+    /// (the session layer's framing, SPEC §16.10); otherwise as
+    /// [`Session::encrypt`].
+    pub(crate) fn encrypt_framed<R: TryCryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        kind: u8,
+        body: &[u8],
+    ) -> Result<Message> {
+        self.0.encrypt(rng, &[&[kind], body])
+    }
+
+    /// Whether one of the receiving chains has the ratchet key `key`: a
+    /// message on it can only be decrypted, or refused, by this session.
+    pub(crate) fn knows_ratchet_key(&self, key: &[u8; 32]) -> bool {
+        self.0.knows_ratchet_key(key)
+    }
+
+    /// The ratchet public key of the current sending chain, if there is one:
+    /// a retry request that names it says the peer cannot read this
+    /// session's messages (SPEC §16.5).
+    pub(crate) fn sending_ratchet_key(&self) -> Option<[u8; 32]> {
+        self.0.sending_ratchet_key()
+    }
+
+    /// The length of the plain encoding (SPEC §10.2), measured without
+    /// writing it.
+    pub(crate) fn encoded_len(&self) -> usize {
+        2 + crate::codec::encoded_len(self)
+    }
+
+    /// Writes the plain encoding (version, type, fields) into `out`, for
+    /// states that embed a session (SPEC §16.11), so that its secrets are
+    /// never copied through a buffer of their own.
+    pub(crate) fn encode_into<S: Sink>(&self, out: &mut S) {
+        crate::codec::write_header(out, tag::SESSION_STATE);
+        Codec::encode(self, out);
     }
 
     /// Decrypts a message of this session. All or nothing: on any error the

@@ -335,14 +335,29 @@ impl SessionState {
         &self.receiving
     }
 
+    /// The current sending chain's ratchet public key, if there is one.
+    pub(crate) fn sending_ratchet_key(&self) -> Option<[u8; 32]> {
+        self.sending.as_ref().map(SendingChain::public_key)
+    }
+
+    /// Whether a receiving chain has the ratchet key `key` (compared as
+    /// bytes).
+    pub(crate) fn knows_ratchet_key(&self, key: &[u8; 32]) -> bool {
+        self.receiving.has_chain(key)
+    }
+
     /// SPEC §8.5: checks, then every draw, then the computation, and only
     /// then the commit.
+    /// The plaintext is the concatenation of `parts`, so that a caller
+    /// that frames its payload (the session layer, SPEC §16.9) needs no
+    /// buffer of its own.
     pub(crate) fn encrypt<R: TryCryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
-        plaintext: &[u8],
+        parts: &[&[u8]],
     ) -> Result<Message> {
-        if plaintext.len() > MAX_PLAINTEXT_LEN {
+        let plaintext_len = parts.iter().fold(0usize, |n, p| n.saturating_add(p.len()));
+        if plaintext_len > MAX_PLAINTEXT_LEN {
             return Err(Error::PlaintextTooLarge);
         }
         if self
@@ -379,12 +394,14 @@ impl SessionState {
         });
         let prefix_len =
             prekey.as_ref().map_or(0, codec::encoded_len) + codec::encoded_len(&header);
-        let mut out = Vec::with_capacity(prefix_len + plaintext.len() + AEAD_TAG_LEN);
+        let mut out = Vec::with_capacity(prefix_len + plaintext_len + AEAD_TAG_LEN);
         if let Some(prekey) = &prekey {
             prekey.encode(&mut out);
         }
         header.encode(&mut out);
-        out.extend_from_slice(plaintext);
+        for part in parts {
+            out.extend_from_slice(part);
+        }
 
         let (message_key, next_chain_key) = chain.step();
         let (prefix, body) = out.split_at_mut(prefix_len);

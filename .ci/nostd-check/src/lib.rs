@@ -85,3 +85,51 @@ pub extern "C" fn sotto_nostd_check() -> i32 {
         && sotto::Device::unseal(&device, &key, b"device").is_ok();
     i32::from(!restored)
 }
+
+/// The session layer (SPEC §16) without std: two records, a first message
+/// each way, the saved form, a safety number and a group.
+#[unsafe(no_mangle)]
+pub extern "C" fn sotto_nostd_check_sessions() -> i32 {
+    use sotto::sessions::{DeviceId, GroupSession, PeerRecord, UserId};
+    let mut rng = CountingRng(0);
+    let Ok(mut alice) = sotto::Device::generate(&mut rng, 0) else { return 1 };
+    let Ok(mut bob) = sotto::Device::generate(&mut rng, 0) else { return 1 };
+    let (Ok(alice_id), Ok(bob_id)) = (UserId::new(b"alice"), UserId::new(b"bob")) else { return 1 };
+    let mut at_alice = PeerRecord::new(bob_id.clone(), *alice.identity_key());
+    let mut at_bob = PeerRecord::new(alice_id.clone(), *bob.identity_key());
+    let mut own = PeerRecord::new_own(alice_id.clone(), DeviceId(1), *alice.identity_key());
+    if at_alice.update_devices(&[(DeviceId(1), *bob.identity_key())], 0).is_err()
+        || at_bob.update_devices(&[(DeviceId(1), *alice.identity_key())], 0).is_err()
+        || own.update_devices(&[(DeviceId(1), *alice.identity_key())], 0).is_err()
+    {
+        return 2;
+    }
+    let bundle = sotto::PreKeyBundle::new(
+        *bob.identity_key(),
+        bob.signed_prekey(),
+        None,
+        Some(bob.last_resort_kem_prekey()),
+    );
+    if at_alice.add_bundle(&alice, DeviceId(1), bundle, 0, &mut rng).is_err() {
+        return 3;
+    }
+    let Ok(sent) = at_alice.encrypt(b"no_std", &mut rng) else { return 4 };
+    let Some(first) = sent.messages.first() else { return 4 };
+    if at_bob.decrypt(&mut bob, DeviceId(1), &first.message, 0).is_err() {
+        return 5;
+    }
+    let Ok(reply) = at_bob.encrypt_to(DeviceId(1), b"reply", &mut rng) else { return 6 };
+    if at_alice.decrypt(&mut alice, DeviceId(1), &reply, 0).is_err() {
+        return 7;
+    }
+    if PeerRecord::from_bytes(&at_alice.to_bytes()).is_err() || at_alice.safety_number(&own).is_err() {
+        return 8;
+    }
+    let group_id = sotto::group::GroupId::from_bytes([1; 32]);
+    let Ok(mut group) = GroupSession::new(&mut rng, group_id, alice_id, &alice) else { return 9 };
+    if group.add_member(bob_id).is_err() || group.encrypt(b"group", &mut rng).is_err() {
+        return 9;
+    }
+    let mut records = [&mut at_alice, &mut own];
+    i32::from(group.distribute(&mut records, &mut rng).is_err())
+}

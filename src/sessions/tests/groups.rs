@@ -1,0 +1,334 @@
+//! SPEC §16.8: groups through the layer: fan-out to every device of every
+//! member (own devices included), installs only from members, removal in
+//! one call, a message before its distribution, and the saved form.
+
+use super::*;
+use alloc::vec;
+
+use crate::Error;
+use crate::group::{GroupId, InsertOutcome};
+use crate::sessions::{Action, GroupSession, Ignore, RetryLater};
+
+const GROUP: GroupId = GroupId::from_bytes([5; 32]);
+
+/// Alice (2 devices), Bob (2), Carol (1), every pair with a session both
+/// answered; a group per device with all three users as members.
+fn setup(seed: u8) -> (TestRng, Vec<Party>, Vec<GroupSession>) {
+    let mut rng = TestRng::new(seed);
+    let mut w = world(&mut rng, &[("alice", 2), ("bob", 2), ("carol", 1)]);
+    for x in 0..w.len() {
+        for y in 0..w.len() {
+            if x < y {
+                let m = send(&mut w, x, y, b"hi", &mut rng);
+                receive(&mut w, x, y, &m).unwrap();
+                let r = send(&mut w, y, x, b"hi", &mut rng);
+                receive(&mut w, y, x, &r).unwrap();
+            }
+        }
+    }
+    let groups = w
+        .iter()
+        .map(|p| {
+            let mut g = GroupSession::new(&mut rng, GROUP, p.user.clone(), &p.device).unwrap();
+            for u in ["alice", "bob", "carol"] {
+                g.add_member(user(u)).unwrap();
+            }
+            g
+        })
+        .collect();
+    (rng, w, groups)
+}
+
+/// Every device distributes to every other device; each installs.
+fn distribute_all(rng: &mut TestRng, w: &mut [Party], groups: &mut [GroupSession]) {
+    for x in 0..w.len() {
+        let mut records: Vec<&mut PeerRecord> = w[x].records.values_mut().collect();
+        let fanout = groups[x].distribute(&mut records, rng).unwrap();
+        for (u, sent) in fanout.users {
+            assert!(sent.unusable.is_empty(), "{sent:?}");
+            for o in sent.messages {
+                let y = w
+                    .iter()
+                    .position(|p| p.user == u && p.id == o.device)
+                    .unwrap();
+                let got = receive(w, x, y, &o.message).unwrap();
+                let from = w[x].user.clone();
+                let outcome = groups[y].install(&w[y].records[&from], &got).unwrap();
+                assert_eq!(outcome, InsertOutcome::Added);
+            }
+        }
+    }
+}
+
+#[test]
+fn distributions_reach_every_device_of_every_member_including_our_own() {
+    let (mut rng, mut w, mut groups) = setup(1);
+    let a1 = find(&w, "alice", 1);
+    let mut records: Vec<&mut PeerRecord> = w[a1].records.values_mut().collect();
+    let fanout = groups[a1].distribute(&mut records, &mut rng).unwrap();
+    let reached: Vec<(UserId, DeviceId)> = fanout
+        .users
+        .iter()
+        .flat_map(|(u, s)| s.messages.iter().map(move |o| (u.clone(), o.device)))
+        .collect();
+    assert_eq!(
+        reached,
+        [
+            (user("alice"), DeviceId(2)),
+            (user("bob"), DeviceId(1)),
+            (user("bob"), DeviceId(2)),
+            (user("carol"), DeviceId(1)),
+        ]
+    );
+    distribute_all(&mut rng, &mut w, &mut groups);
+    let message = groups[a1].encrypt(b"to the group", &mut rng).unwrap();
+    for (y, g) in groups.iter_mut().enumerate() {
+        if y != a1 {
+            let got = g.decrypt(&message).unwrap();
+            assert_eq!(got.as_bytes(), b"to the group");
+            assert_eq!(
+                got.sender().authenticated(),
+                Some(w[a1].device.identity_key())
+            );
+        }
+    }
+}
+
+#[test]
+fn a_group_message_before_its_distribution_is_kept_for_later() {
+    let (mut rng, w, mut groups) = setup(2);
+    let (a1, b1) = (find(&w, "alice", 1), find(&w, "bob", 1));
+    let message = groups[a1].encrypt(b"early", &mut rng).unwrap();
+    let f = groups[b1].decrypt(&message).unwrap_err();
+    assert_eq!(
+        f.action,
+        Action::RetryLater(RetryLater::MissingDistribution)
+    );
+    assert_eq!(f.error, Error::UnknownGroupChain);
+}
+
+/// A distribution is installed only from a member's device whose trusted
+/// identity owns it.
+#[test]
+fn only_members_distributions_are_installed() {
+    let (mut rng, mut w, mut groups) = setup(3);
+    let (c, b1) = (find(&w, "carol", 1), find(&w, "bob", 1));
+    // Bob's group no longer has Carol (as if removed on another path).
+    let mut bob_group = GroupSession::new(&mut rng, GROUP, user("bob"), &w[b1].device).unwrap();
+    bob_group.add_member(user("alice")).unwrap();
+    let m = {
+        let mut bob_rec: Vec<&mut PeerRecord> = vec![w[c].records.get_mut(&user("bob")).unwrap()];
+        let f = groups[c].distribute(&mut bob_rec, &mut rng).unwrap();
+        f.users[0].1.messages[0].message.clone()
+    };
+    let got = receive(&mut w, c, b1, &m).unwrap();
+    let carol_rec = &w[b1].records[&user("carol")];
+    assert_eq!(
+        bob_group.install(carol_rec, &got),
+        Err(Error::NotGroupMember)
+    );
+    // Another member's record does not vouch for Carol's device.
+    let alice_rec = &w[b1].records[&user("alice")];
+    let mut member_group = GroupSession::new(&mut rng, GROUP, user("bob"), &w[b1].device).unwrap();
+    member_group.add_member(user("alice")).unwrap();
+    assert_eq!(
+        member_group.install(alice_rec, &got),
+        Err(Error::IdentityMismatch)
+    );
+    // A payload is not a distribution.
+    let p = send(&mut w, c, b1, b"not a distribution", &mut rng);
+    let got = receive(&mut w, c, b1, &p).unwrap();
+    assert_eq!(
+        groups[b1].install(&w[b1].records[&user("carol")], &got),
+        Err(Error::InvalidEncoding)
+    );
+}
+
+/// Removal is one call: the removed user's chains stop decrypting, the
+/// local chain rotates, and the new distribution goes to every remaining
+/// device; the removed user can read nothing new.
+#[test]
+fn removing_a_member_is_one_call() {
+    let (mut rng, mut w, mut groups) = setup(4);
+    distribute_all(&mut rng, &mut w, &mut groups);
+    let (a1, a2, b1, b2, c) = (
+        find(&w, "alice", 1),
+        find(&w, "alice", 2),
+        find(&w, "bob", 1),
+        find(&w, "bob", 2),
+        find(&w, "carol", 1),
+    );
+    let from_carol = groups[c].encrypt(b"still here?", &mut rng).unwrap();
+    let old_chain = *groups[a1].sender().chain();
+    // The remaining members' records must be exactly given.
+    {
+        let local = &mut w[a1];
+        let mut some: Vec<&mut PeerRecord> = vec![local.records.get_mut(&user("bob")).unwrap()];
+        assert_eq!(
+            groups[a1]
+                .remove_member(&local.device, &user("carol"), &mut some, &mut rng)
+                .err(),
+            Some(Error::NotGroupMember)
+        );
+    }
+    let before = groups[a1].to_bytes();
+    let local = &mut w[a1];
+    let mut records: Vec<&mut PeerRecord> = local
+        .records
+        .iter_mut()
+        .filter(|(u, _)| **u != user("carol"))
+        .map(|(_, r)| r)
+        .collect();
+    assert_eq!(
+        groups[a1]
+            .remove_member(&local.device, &user("alice"), &mut records, &mut rng)
+            .err(),
+        Some(Error::NotGroupMember),
+        "not the local user"
+    );
+    assert_eq!(*groups[a1].to_bytes(), *before);
+    let fanout = groups[a1]
+        .remove_member(&local.device, &user("carol"), &mut records, &mut rng)
+        .unwrap();
+    assert!(!groups[a1].is_member(&user("carol")));
+    assert_ne!(*groups[a1].sender().chain(), old_chain);
+    let f = groups[a1].decrypt(&from_carol).unwrap_err();
+    assert_eq!(
+        f.action,
+        Action::RetryLater(RetryLater::MissingDistribution)
+    );
+    let reached: usize = fanout.users.iter().map(|(_, s)| s.messages.len()).sum();
+    assert_eq!(reached, 3, "Alice 2, Bob 1 and 2");
+    for (u, sent) in fanout.users {
+        for o in sent.messages {
+            let y = w
+                .iter()
+                .position(|p| p.user == u && p.id == o.device)
+                .unwrap();
+            let got = receive(&mut w, a1, y, &o.message).unwrap();
+            let rec = &w[y].records[&user("alice")];
+            assert_eq!(groups[y].install(rec, &got).unwrap(), InsertOutcome::Added);
+        }
+    }
+    let message = groups[a1].encrypt(b"without carol", &mut rng).unwrap();
+    for y in [a2, b1, b2] {
+        assert_eq!(
+            groups[y].decrypt(&message).unwrap().as_bytes(),
+            b"without carol"
+        );
+    }
+    let f = groups[c].decrypt(&message).unwrap_err();
+    assert_eq!(
+        f.action,
+        Action::RetryLater(RetryLater::MissingDistribution)
+    );
+    // A duplicate is ignored.
+    let f = groups[b1].decrypt(&message).unwrap_err();
+    assert_eq!(f.action, Action::Ignore(Ignore::Duplicate));
+}
+
+#[test]
+fn a_distribution_request_is_answered_with_the_current_chain() {
+    let (mut rng, mut w, mut groups) = setup(5);
+    let (a1, b1) = (find(&w, "alice", 1), find(&w, "bob", 1));
+    let early = groups[a1].encrypt(b"early", &mut rng).unwrap();
+    let ask = record(&mut w, b1, a1)
+        .request_distribution(DeviceId(1), &GROUP, &mut rng)
+        .unwrap();
+    let got = receive(&mut w, b1, a1, &ask).unwrap();
+    let Content::DistributionRequest(group) = got.content() else {
+        panic!()
+    };
+    assert_eq!(*group, GROUP);
+    let answer = groups[a1]
+        .distribute_to(record(&mut w, a1, b1), DeviceId(1), &mut rng)
+        .unwrap();
+    let got = receive(&mut w, a1, b1, &answer).unwrap();
+    let rec = &w[b1].records[&user("alice")];
+    groups[b1].install(rec, &got).unwrap();
+    // The distribution is at the current index: the earlier message is not
+    // readable (§15.6), later ones are.
+    assert!(groups[b1].decrypt(&early).is_err());
+    let later = groups[a1].encrypt(b"later", &mut rng).unwrap();
+    assert_eq!(groups[b1].decrypt(&later).unwrap().as_bytes(), b"later");
+}
+
+#[test]
+fn a_group_saves_strictly_and_after_a_restore_starts_a_new_chain() {
+    let (mut rng, mut w, mut groups) = setup(6);
+    distribute_all(&mut rng, &mut w, &mut groups);
+    let g = &mut groups[0];
+    let device = &w[0].device;
+    let bytes = g.to_bytes();
+    assert_eq!(&bytes[..2], [2, 0x26]);
+    let back = GroupSession::from_bytes(&bytes).unwrap();
+    assert_eq!(*back.to_bytes(), *bytes);
+    // Members out of order, or a local user that is not one.
+    let mut v = bytes.to_vec();
+    let at = 10 + 1 + 5 + 2; // generation, "alice", member count
+    assert_eq!(&v[at..at + 6], b"\x05alice");
+    v[at + 1] = b'z';
+    assert_eq!(
+        GroupSession::from_bytes(&v).err(),
+        Some(Error::InvalidEncoding)
+    );
+    let mut v = bytes.to_vec();
+    v[11] = b'z';
+    assert_eq!(
+        GroupSession::from_bytes(&v).err(),
+        Some(Error::InvalidEncoding)
+    );
+    let mut v = bytes.to_vec();
+    v[at - 1] = 0;
+    v[at - 2] = 0;
+    assert_eq!(
+        GroupSession::from_bytes(&v).err(),
+        Some(Error::InvalidEncoding),
+        "no members"
+    );
+
+    let generation = g.generation();
+    let chain = *g.sender().chain();
+    assert!(!g.after_restore(device, generation, &mut rng).unwrap());
+    assert_eq!(*g.sender().chain(), chain);
+    assert!(!g.receivers().is_empty());
+    assert!(g.after_restore(device, generation + 10, &mut rng).unwrap());
+    assert_ne!(*g.sender().chain(), chain);
+    assert!(g.receivers().is_empty());
+    assert_eq!(g.generation(), generation + 11);
+}
+
+/// Removal draws the new chain and every device's randomness before it
+/// changes anything: a failing RNG leaves the group and every record as
+/// they were.
+#[test]
+fn removal_fails_cleanly_at_every_draw() {
+    let snapshot = |(w, groups): &(Vec<Party>, Vec<GroupSession>)| {
+        let mut bytes = groups[0].to_bytes().to_vec();
+        for r in w[0].records.values() {
+            bytes.extend_from_slice(&r.to_bytes());
+        }
+        bytes
+    };
+    let draws = crate::testing::fails_cleanly_at_every_draw(
+        || {
+            let (mut rng, mut w, mut groups) = setup(7);
+            distribute_all(&mut rng, &mut w, &mut groups);
+            (w, groups)
+        },
+        snapshot,
+        |(w, groups), rng| {
+            let local = &mut w[0];
+            let mut records: Vec<&mut PeerRecord> = local
+                .records
+                .iter_mut()
+                .filter(|(u, _)| **u != user("carol"))
+                .map(|(_, r)| r)
+                .collect();
+            groups[0].remove_member(&local.device, &user("carol"), &mut records, rng)
+        },
+    );
+    // The new chain (256 + 32), then 48 per remaining device: Alice 2, Bob 1
+    // and 2, in record order (alice, bob).
+    assert_eq!(draws, [256, 32, 48, 48, 48]);
+}
