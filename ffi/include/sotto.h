@@ -191,6 +191,25 @@ enum SottoError
   // An unauthenticated import while the store is full of authenticated
   // chains.
   SOTTO_ERROR_GROUP_STORE_FULL = 132,
+  // A device list with too many entries, a device named twice, an identity
+  // given to two devices, or the local identity given to another device
+  // (session layer).
+  SOTTO_ERROR_INVALID_DEVICE_LIST = 133,
+  // The peer record does not hold the device, or it is no longer listed
+  // (session layer).
+  SOTTO_ERROR_UNKNOWN_DEVICE = 134,
+  // The device's identity changed and the application has not
+  // acknowledged it yet (session layer).
+  SOTTO_ERROR_IDENTITY_CHANGE_PENDING = 135,
+  // The device has no active session: fetch its bundle (session layer).
+  SOTTO_ERROR_NO_SESSION = 136,
+  // A recovery for this device was made too recently (session layer).
+  SOTTO_ERROR_RECOVERY_RATE_LIMITED = 137,
+  // The user is not a member of the group, or the records given are not
+  // the members' (session layer).
+  SOTTO_ERROR_NOT_GROUP_MEMBER = 138,
+  // The group has as many members as it may (session layer).
+  SOTTO_ERROR_TOO_MANY_GROUP_MEMBERS = 139,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
