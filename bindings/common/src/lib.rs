@@ -111,11 +111,27 @@ pub enum ErrorCode {
     /// An unauthenticated import while the store is full of authenticated
     /// chains.
     GroupStoreFull = 132,
+    /// A device list too long, with a device named twice, an identity
+    /// given to two devices, or the local identity given to another device.
+    InvalidDeviceList = 133,
+    /// The peer record does not hold the device, or it is no longer listed.
+    UnknownDevice = 134,
+    /// The device's identity changed and is not acknowledged yet.
+    IdentityChangePending = 135,
+    /// The device has no active session: fetch its bundle.
+    NoSession = 136,
+    /// A recovery for this device was made too recently.
+    RecoveryRateLimited = 137,
+    /// The user is not a member of the group, or the records given are not
+    /// the members'.
+    NotGroupMember = 138,
+    /// The group has as many members as it may.
+    TooManyGroupMembers = 139,
 }
 
 impl ErrorCode {
     /// Every code, in numeric order.
-    pub const ALL: [Self; 34] = [
+    pub const ALL: [Self; 41] = [
         Self::InvalidArgument,
         Self::HandlePoisoned,
         Self::Randomness,
@@ -150,6 +166,13 @@ impl ErrorCode {
         Self::SessionDiverged,
         Self::GroupOwnerMismatch,
         Self::GroupStoreFull,
+        Self::InvalidDeviceList,
+        Self::UnknownDevice,
+        Self::IdentityChangePending,
+        Self::NoSession,
+        Self::RecoveryRateLimited,
+        Self::NotGroupMember,
+        Self::TooManyGroupMembers,
     ];
 
     /// The numeric code, equal to the C ABI's.
@@ -195,6 +218,13 @@ impl ErrorCode {
             Self::SessionDiverged => "SessionDiverged",
             Self::GroupOwnerMismatch => "GroupOwnerMismatch",
             Self::GroupStoreFull => "GroupStoreFull",
+            Self::InvalidDeviceList => "InvalidDeviceList",
+            Self::UnknownDevice => "UnknownDevice",
+            Self::IdentityChangePending => "IdentityChangePending",
+            Self::NoSession => "NoSession",
+            Self::RecoveryRateLimited => "RecoveryRateLimited",
+            Self::NotGroupMember => "NotGroupMember",
+            Self::TooManyGroupMembers => "TooManyGroupMembers",
         }
     }
 
@@ -235,6 +265,13 @@ impl ErrorCode {
             E::GroupOwnerMismatch => Self::GroupOwnerMismatch,
             E::GroupChainConflict => Self::GroupChainConflict,
             E::GroupStoreFull => Self::GroupStoreFull,
+            E::InvalidDeviceList => Self::InvalidDeviceList,
+            E::UnknownDevice => Self::UnknownDevice,
+            E::IdentityChangePending => Self::IdentityChangePending,
+            E::NoSession => Self::NoSession,
+            E::RecoveryRateLimited => Self::RecoveryRateLimited,
+            E::NotGroupMember => Self::NotGroupMember,
+            E::TooManyGroupMembers => Self::TooManyGroupMembers,
             _ => Self::ProtocolOther,
         }
     }

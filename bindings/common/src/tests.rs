@@ -50,6 +50,13 @@ fn ffi(code: ErrorCode) -> SottoError {
         ErrorCode::SessionDiverged => SottoError::SessionDiverged,
         ErrorCode::GroupOwnerMismatch => SottoError::GroupOwnerMismatch,
         ErrorCode::GroupStoreFull => SottoError::GroupStoreFull,
+        ErrorCode::InvalidDeviceList => SottoError::InvalidDeviceList,
+        ErrorCode::UnknownDevice => SottoError::UnknownDevice,
+        ErrorCode::IdentityChangePending => SottoError::IdentityChangePending,
+        ErrorCode::NoSession => SottoError::NoSession,
+        ErrorCode::RecoveryRateLimited => SottoError::RecoveryRateLimited,
+        ErrorCode::NotGroupMember => SottoError::NotGroupMember,
+        ErrorCode::TooManyGroupMembers => SottoError::TooManyGroupMembers,
     }
 }
 
@@ -148,6 +155,13 @@ fn core_errors_map_by_name() {
         E::GroupOwnerMismatch,
         E::GroupChainConflict,
         E::GroupStoreFull,
+        E::InvalidDeviceList,
+        E::UnknownDevice,
+        E::IdentityChangePending,
+        E::NoSession,
+        E::RecoveryRateLimited,
+        E::NotGroupMember,
+        E::TooManyGroupMembers,
     ];
     let mut codes = Vec::new();
     for error in errors {

@@ -140,6 +140,22 @@ errors! {
     /// An unauthenticated import while the store is full of authenticated
     /// chains.
     GroupStoreFull,
+    /// A device list too long, with a device named twice, an identity
+    /// given to two devices, or the local identity given to another device.
+    InvalidDeviceList,
+    /// The peer record does not hold the device, or it is no longer listed.
+    UnknownDevice,
+    /// The device's identity changed and is not acknowledged yet.
+    IdentityChangePending,
+    /// The device has no active session: fetch its bundle.
+    NoSession,
+    /// A recovery for this device was made too recently.
+    RecoveryRateLimited,
+    /// The user is not a member of the group, or the records given are not
+    /// the members'.
+    NotGroupMember,
+    /// The group has as many members as it may.
+    TooManyGroupMembers,
 }
 
 impl From<sotto::Error> for SottoError {

@@ -54,6 +54,18 @@ pub struct GroupPlaintext {
     pub index: u32,
 }
 
+impl GroupPlaintext {
+    pub(crate) fn from_core(plaintext: &sotto::group::GroupPlaintext) -> Self {
+        Self {
+            owner: IdentityKey::arc(plaintext.sender().owner()),
+            authenticated: plaintext.sender().is_authenticated(),
+            chain_id: plaintext.chain().as_bytes().to_vec(),
+            index: plaintext.index(),
+            bytes: plaintext.as_bytes().to_vec(),
+        }
+    }
+}
+
 /// What a store holds of one chain.
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct GroupReceiverInfo {
@@ -390,13 +402,7 @@ impl GroupStore {
     pub fn decrypt(&self, message: Vec<u8>) -> Result<GroupPlaintext> {
         let message = GroupMessage::from_vec(message)?;
         let plaintext = lock(&self.0, "group store")?.decrypt(&message)?;
-        Ok(GroupPlaintext {
-            owner: IdentityKey::arc(plaintext.sender().owner()),
-            authenticated: plaintext.sender().is_authenticated(),
-            chain_id: plaintext.chain().as_bytes().to_vec(),
-            index: plaintext.index(),
-            bytes: plaintext.as_bytes().to_vec(),
-        })
+        Ok(GroupPlaintext::from_core(&plaintext))
     }
 
     /// Deletes every chain of `owner` (a member who left); returns how many.

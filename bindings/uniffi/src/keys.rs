@@ -83,7 +83,7 @@ impl PublishedPreKey {
 
 /// A prekey bundle as a server hands it out, not yet verified.
 #[derive(Debug, uniffi::Object)]
-pub struct PreKeyBundle(sotto::PreKeyBundle);
+pub struct PreKeyBundle(pub(crate) sotto::PreKeyBundle);
 
 #[uniffi::export]
 impl PreKeyBundle {

@@ -13,6 +13,9 @@
 //! - Errors are one exception type with a variant per code
 //!   ([`SottoError`]), each carrying the C ABI's number.
 //! - Randomness comes from the operating system; time from the caller.
+//! - The session layer (SPEC §16): [`PeerRecord`] per user, [`GroupSession`]
+//!   over every device of every member; a message it cannot decrypt fails
+//!   with [`DecryptFailure`], which names the action to take.
 //!
 //! The core stays `no_std` and free of uniffi: this crate wraps it.
 
@@ -21,6 +24,7 @@ mod error;
 mod group;
 mod keys;
 mod session;
+mod sessions;
 
 pub use device::{Accepted, Device, KemPreKeyInfo, ResetPreKeys, SignedPreKeyInfo};
 pub use error::{Result, SottoError};
@@ -33,5 +37,10 @@ pub use keys::{
     message_info, prekey_id,
 };
 pub use session::{KeyAgreement, Plaintext, Role, Session};
+pub use sessions::{
+    Action, ContentKind, DecryptFailure, DeviceEntry, DeviceListChanges, GroupSession,
+    IdentityChange, IgnoreReason, Outgoing, PeerDeviceInfo, PeerRecord, Received, RetryHint,
+    RetryLaterReason, SendPlan, Sent, Unusable, UserSent,
+};
 
 uniffi::setup_scaffolding!("sotto");

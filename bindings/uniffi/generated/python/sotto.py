@@ -604,6 +604,40 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_sotto_uniffi_checksum_constructor_groupsender_unseal() != 53907:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_groupsession_add_member() != 18316:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_groupsession_after_restore() != 30086:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_groupsession_decrypt() != 48097:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_groupsession_distribute() != 64637:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_groupsession_distribute_to() != 59359:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_groupsession_encrypt() != 56746:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_groupsession_generation() != 57602:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_groupsession_install() != 26011:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_groupsession_members() != 33490:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_groupsession_receiver_count() != 11564:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_groupsession_remove_member() != 28996:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_groupsession_rotate() != 49696:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_groupsession_seal() != 53817:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_groupsession_to_bytes() != 37558:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_constructor_groupsession_from_bytes() != 47217:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_constructor_groupsession_new() != 50008:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_constructor_groupsession_unseal() != 33915:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_sotto_uniffi_checksum_method_groupstore_chain_ids() != 2615:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_sotto_uniffi_checksum_method_groupstore_decrypt() != 42770:
@@ -644,6 +678,54 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_sotto_uniffi_checksum_constructor_identitykey_from_bytes() != 34337:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_peerrecord_acknowledge_identity() != 23240:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_peerrecord_add_bundle() != 60383:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_peerrecord_after_restore() != 39548:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_peerrecord_allow_classical() != 29782:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_peerrecord_decrypt() != 12584:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_peerrecord_devices() != 30171:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_peerrecord_encrypt() != 59662:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_peerrecord_encrypt_to() != 63161:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_peerrecord_expire() != 52674:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_peerrecord_fingerprint() != 59365:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_peerrecord_generation() != 27833:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_peerrecord_plan_send() != 4025:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_peerrecord_request_distribution() != 2076:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_peerrecord_request_retry() != 32608:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_peerrecord_safety_number() != 64343:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_peerrecord_seal() != 60054:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_peerrecord_start_new_session() != 59772:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_peerrecord_to_bytes() != 12771:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_peerrecord_update_devices() != 49429:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_peerrecord_user() != 18027:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_constructor_peerrecord_from_bytes() != 38985:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_constructor_peerrecord_new() != 52377:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_constructor_peerrecord_new_own() != 36626:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_constructor_peerrecord_unseal() != 15910:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_sotto_uniffi_checksum_method_plaintext_bytes() != 62846:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_sotto_uniffi_checksum_method_plaintext_sender() != 17652:
@@ -661,6 +743,18 @@ def _uniffi_check_api_checksums(lib):
     if lib.uniffi_sotto_uniffi_checksum_constructor_prekeybundle_from_bytes() != 20761:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_sotto_uniffi_checksum_constructor_prekeybundle_new() != 26702:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_received_device() != 7956:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_received_group_id() != 56107:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_received_kind() != 65260:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_received_payload() != 38625:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_received_retry_hint() != 18347:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_received_sender() != 55398:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_sotto_uniffi_checksum_method_session_base_key() != 53694:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -843,6 +937,57 @@ _UniffiLib.uniffi_sotto_uniffi_checksum_constructor_groupsender_new.restype = ct
 _UniffiLib.uniffi_sotto_uniffi_checksum_constructor_groupsender_unseal.argtypes = (
 )
 _UniffiLib.uniffi_sotto_uniffi_checksum_constructor_groupsender_unseal.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_groupsession_add_member.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_groupsession_add_member.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_groupsession_after_restore.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_groupsession_after_restore.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_groupsession_decrypt.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_groupsession_decrypt.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_groupsession_distribute.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_groupsession_distribute.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_groupsession_distribute_to.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_groupsession_distribute_to.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_groupsession_encrypt.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_groupsession_encrypt.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_groupsession_generation.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_groupsession_generation.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_groupsession_install.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_groupsession_install.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_groupsession_members.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_groupsession_members.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_groupsession_receiver_count.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_groupsession_receiver_count.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_groupsession_remove_member.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_groupsession_remove_member.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_groupsession_rotate.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_groupsession_rotate.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_groupsession_seal.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_groupsession_seal.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_groupsession_to_bytes.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_groupsession_to_bytes.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_constructor_groupsession_from_bytes.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_constructor_groupsession_from_bytes.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_constructor_groupsession_new.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_constructor_groupsession_new.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_constructor_groupsession_unseal.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_constructor_groupsession_unseal.restype = ctypes.c_uint16
 _UniffiLib.uniffi_sotto_uniffi_checksum_method_groupstore_chain_ids.argtypes = (
 )
 _UniffiLib.uniffi_sotto_uniffi_checksum_method_groupstore_chain_ids.restype = ctypes.c_uint16
@@ -903,6 +1048,78 @@ _UniffiLib.uniffi_sotto_uniffi_checksum_method_identitykey_to_bytes.restype = ct
 _UniffiLib.uniffi_sotto_uniffi_checksum_constructor_identitykey_from_bytes.argtypes = (
 )
 _UniffiLib.uniffi_sotto_uniffi_checksum_constructor_identitykey_from_bytes.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_peerrecord_acknowledge_identity.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_peerrecord_acknowledge_identity.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_peerrecord_add_bundle.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_peerrecord_add_bundle.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_peerrecord_after_restore.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_peerrecord_after_restore.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_peerrecord_allow_classical.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_peerrecord_allow_classical.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_peerrecord_decrypt.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_peerrecord_decrypt.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_peerrecord_devices.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_peerrecord_devices.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_peerrecord_encrypt.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_peerrecord_encrypt.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_peerrecord_encrypt_to.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_peerrecord_encrypt_to.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_peerrecord_expire.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_peerrecord_expire.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_peerrecord_fingerprint.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_peerrecord_fingerprint.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_peerrecord_generation.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_peerrecord_generation.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_peerrecord_plan_send.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_peerrecord_plan_send.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_peerrecord_request_distribution.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_peerrecord_request_distribution.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_peerrecord_request_retry.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_peerrecord_request_retry.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_peerrecord_safety_number.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_peerrecord_safety_number.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_peerrecord_seal.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_peerrecord_seal.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_peerrecord_start_new_session.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_peerrecord_start_new_session.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_peerrecord_to_bytes.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_peerrecord_to_bytes.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_peerrecord_update_devices.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_peerrecord_update_devices.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_peerrecord_user.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_peerrecord_user.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_constructor_peerrecord_from_bytes.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_constructor_peerrecord_from_bytes.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_constructor_peerrecord_new.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_constructor_peerrecord_new.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_constructor_peerrecord_new_own.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_constructor_peerrecord_new_own.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_constructor_peerrecord_unseal.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_constructor_peerrecord_unseal.restype = ctypes.c_uint16
 _UniffiLib.uniffi_sotto_uniffi_checksum_method_plaintext_bytes.argtypes = (
 )
 _UniffiLib.uniffi_sotto_uniffi_checksum_method_plaintext_bytes.restype = ctypes.c_uint16
@@ -930,6 +1147,24 @@ _UniffiLib.uniffi_sotto_uniffi_checksum_constructor_prekeybundle_from_bytes.rest
 _UniffiLib.uniffi_sotto_uniffi_checksum_constructor_prekeybundle_new.argtypes = (
 )
 _UniffiLib.uniffi_sotto_uniffi_checksum_constructor_prekeybundle_new.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_received_device.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_received_device.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_received_group_id.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_received_group_id.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_received_kind.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_received_kind.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_received_payload.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_received_payload.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_received_retry_hint.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_received_retry_hint.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_received_sender.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_received_sender.restype = ctypes.c_uint16
 _UniffiLib.uniffi_sotto_uniffi_checksum_method_session_base_key.argtypes = (
 )
 _UniffiLib.uniffi_sotto_uniffi_checksum_method_session_base_key.restype = ctypes.c_uint16
@@ -1201,6 +1436,112 @@ _UniffiLib.uniffi_sotto_uniffi_fn_constructor_groupsender_unseal.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_sotto_uniffi_fn_constructor_groupsender_unseal.restype = ctypes.c_uint64
+_UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_add_member.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_add_member.restype = ctypes.c_int8
+_UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_after_restore.argtypes = (
+    ctypes.c_uint64,
+    ctypes.c_uint64,
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_after_restore.restype = ctypes.c_int8
+_UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_decrypt.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_decrypt.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_distribute.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_distribute.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_distribute_to.argtypes = (
+    ctypes.c_uint64,
+    ctypes.c_uint64,
+    ctypes.c_uint32,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_distribute_to.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_encrypt.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_encrypt.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_generation.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_generation.restype = ctypes.c_uint64
+_UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_install.argtypes = (
+    ctypes.c_uint64,
+    ctypes.c_uint64,
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_install.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_members.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_members.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_receiver_count.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_receiver_count.restype = ctypes.c_uint64
+_UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_remove_member.argtypes = (
+    ctypes.c_uint64,
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_remove_member.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_rotate.argtypes = (
+    ctypes.c_uint64,
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_rotate.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_seal.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_seal.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_to_bytes.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_to_bytes.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_constructor_groupsession_from_bytes.argtypes = (
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_constructor_groupsession_from_bytes.restype = ctypes.c_uint64
+_UniffiLib.uniffi_sotto_uniffi_fn_constructor_groupsession_new.argtypes = (
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_constructor_groupsession_new.restype = ctypes.c_uint64
+_UniffiLib.uniffi_sotto_uniffi_fn_constructor_groupsession_unseal.argtypes = (
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_constructor_groupsession_unseal.restype = ctypes.c_uint64
 _UniffiLib.uniffi_sotto_uniffi_fn_method_groupstore_chain_ids.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -1334,6 +1675,164 @@ _UniffiLib.uniffi_sotto_uniffi_fn_constructor_identitykey_from_bytes.argtypes = 
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_sotto_uniffi_fn_constructor_identitykey_from_bytes.restype = ctypes.c_uint64
+_UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_acknowledge_identity.argtypes = (
+    ctypes.c_uint64,
+    ctypes.c_uint32,
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_acknowledge_identity.restype = None
+_UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_add_bundle.argtypes = (
+    ctypes.c_uint64,
+    ctypes.c_uint64,
+    ctypes.c_uint32,
+    ctypes.c_uint64,
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_add_bundle.restype = None
+_UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_after_restore.argtypes = (
+    ctypes.c_uint64,
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_after_restore.restype = ctypes.c_uint64
+_UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_allow_classical.argtypes = (
+    ctypes.c_uint64,
+    ctypes.c_uint32,
+    ctypes.c_int8,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_allow_classical.restype = None
+_UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_decrypt.argtypes = (
+    ctypes.c_uint64,
+    ctypes.c_uint64,
+    ctypes.c_uint32,
+    _UniffiRustBuffer,
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_decrypt.restype = ctypes.c_uint64
+_UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_devices.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_devices.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_encrypt.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_encrypt.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_encrypt_to.argtypes = (
+    ctypes.c_uint64,
+    ctypes.c_uint32,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_encrypt_to.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_expire.argtypes = (
+    ctypes.c_uint64,
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_expire.restype = ctypes.c_uint64
+_UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_fingerprint.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_fingerprint.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_generation.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_generation.restype = ctypes.c_uint64
+_UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_plan_send.argtypes = (
+    ctypes.c_uint64,
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_plan_send.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_request_distribution.argtypes = (
+    ctypes.c_uint64,
+    ctypes.c_uint32,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_request_distribution.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_request_retry.argtypes = (
+    ctypes.c_uint64,
+    ctypes.c_uint32,
+    _UniffiRustBuffer,
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_request_retry.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_safety_number.argtypes = (
+    ctypes.c_uint64,
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_safety_number.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_seal.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_seal.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_start_new_session.argtypes = (
+    ctypes.c_uint64,
+    ctypes.c_uint64,
+    ctypes.c_uint32,
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_start_new_session.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_to_bytes.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_to_bytes.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_update_devices.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_update_devices.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_user.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_user.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_constructor_peerrecord_from_bytes.argtypes = (
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_constructor_peerrecord_from_bytes.restype = ctypes.c_uint64
+_UniffiLib.uniffi_sotto_uniffi_fn_constructor_peerrecord_new.argtypes = (
+    _UniffiRustBuffer,
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_constructor_peerrecord_new.restype = ctypes.c_uint64
+_UniffiLib.uniffi_sotto_uniffi_fn_constructor_peerrecord_new_own.argtypes = (
+    _UniffiRustBuffer,
+    ctypes.c_uint32,
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_constructor_peerrecord_new_own.restype = ctypes.c_uint64
+_UniffiLib.uniffi_sotto_uniffi_fn_constructor_peerrecord_unseal.argtypes = (
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_constructor_peerrecord_unseal.restype = ctypes.c_uint64
 _UniffiLib.uniffi_sotto_uniffi_fn_method_plaintext_bytes.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -1383,6 +1882,36 @@ _UniffiLib.uniffi_sotto_uniffi_fn_constructor_prekeybundle_new.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_sotto_uniffi_fn_constructor_prekeybundle_new.restype = ctypes.c_uint64
+_UniffiLib.uniffi_sotto_uniffi_fn_method_received_device.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_received_device.restype = ctypes.c_uint32
+_UniffiLib.uniffi_sotto_uniffi_fn_method_received_group_id.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_received_group_id.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_received_kind.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_received_kind.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_received_payload.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_received_payload.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_received_retry_hint.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_received_retry_hint.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_received_sender.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_received_sender.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_sotto_uniffi_fn_method_session_base_key.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -1489,6 +2018,16 @@ _UniffiLib.uniffi_sotto_uniffi_fn_free_groupsender.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_sotto_uniffi_fn_free_groupsender.restype = None
+_UniffiLib.uniffi_sotto_uniffi_fn_clone_groupsession.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_clone_groupsession.restype = ctypes.c_uint64
+_UniffiLib.uniffi_sotto_uniffi_fn_free_groupsession.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_free_groupsession.restype = None
 _UniffiLib.uniffi_sotto_uniffi_fn_clone_groupstore.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -1509,6 +2048,16 @@ _UniffiLib.uniffi_sotto_uniffi_fn_free_identitykey.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_sotto_uniffi_fn_free_identitykey.restype = None
+_UniffiLib.uniffi_sotto_uniffi_fn_clone_peerrecord.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_clone_peerrecord.restype = ctypes.c_uint64
+_UniffiLib.uniffi_sotto_uniffi_fn_free_peerrecord.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_free_peerrecord.restype = None
 _UniffiLib.uniffi_sotto_uniffi_fn_clone_plaintext.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -1529,6 +2078,16 @@ _UniffiLib.uniffi_sotto_uniffi_fn_free_prekeybundle.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_sotto_uniffi_fn_free_prekeybundle.restype = None
+_UniffiLib.uniffi_sotto_uniffi_fn_clone_received.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_clone_received.restype = ctypes.c_uint64
+_UniffiLib.uniffi_sotto_uniffi_fn_free_received.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_free_received.restype = None
 _UniffiLib.uniffi_sotto_uniffi_fn_clone_session.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -2209,6 +2768,120 @@ class SottoError:  # type: ignore
         def __repr__(self):
             return "SottoError.GroupStoreFull({})".format(str(self))
     _UniffiTempSottoError.GroupStoreFull = GroupStoreFull # type: ignore
+    class InvalidDeviceList(_UniffiTempSottoError):
+        """
+        A device list too long, with a device named twice, an identity
+        given to two devices, or the local identity given to another device.
+"""
+        
+        def __init__(self, code, detail):
+            super().__init__(", ".join([
+                "code={!r}".format(code),
+                "detail={!r}".format(detail),
+            ]))
+            self.code = code
+            self.detail = detail
+
+        def __repr__(self):
+            return "SottoError.InvalidDeviceList({})".format(str(self))
+    _UniffiTempSottoError.InvalidDeviceList = InvalidDeviceList # type: ignore
+    class UnknownDevice(_UniffiTempSottoError):
+        """
+        The peer record does not hold the device, or it is no longer listed.
+"""
+        
+        def __init__(self, code, detail):
+            super().__init__(", ".join([
+                "code={!r}".format(code),
+                "detail={!r}".format(detail),
+            ]))
+            self.code = code
+            self.detail = detail
+
+        def __repr__(self):
+            return "SottoError.UnknownDevice({})".format(str(self))
+    _UniffiTempSottoError.UnknownDevice = UnknownDevice # type: ignore
+    class IdentityChangePending(_UniffiTempSottoError):
+        """
+        The device's identity changed and is not acknowledged yet.
+"""
+        
+        def __init__(self, code, detail):
+            super().__init__(", ".join([
+                "code={!r}".format(code),
+                "detail={!r}".format(detail),
+            ]))
+            self.code = code
+            self.detail = detail
+
+        def __repr__(self):
+            return "SottoError.IdentityChangePending({})".format(str(self))
+    _UniffiTempSottoError.IdentityChangePending = IdentityChangePending # type: ignore
+    class NoSession(_UniffiTempSottoError):
+        """
+        The device has no active session: fetch its bundle.
+"""
+        
+        def __init__(self, code, detail):
+            super().__init__(", ".join([
+                "code={!r}".format(code),
+                "detail={!r}".format(detail),
+            ]))
+            self.code = code
+            self.detail = detail
+
+        def __repr__(self):
+            return "SottoError.NoSession({})".format(str(self))
+    _UniffiTempSottoError.NoSession = NoSession # type: ignore
+    class RecoveryRateLimited(_UniffiTempSottoError):
+        """
+        A recovery for this device was made too recently.
+"""
+        
+        def __init__(self, code, detail):
+            super().__init__(", ".join([
+                "code={!r}".format(code),
+                "detail={!r}".format(detail),
+            ]))
+            self.code = code
+            self.detail = detail
+
+        def __repr__(self):
+            return "SottoError.RecoveryRateLimited({})".format(str(self))
+    _UniffiTempSottoError.RecoveryRateLimited = RecoveryRateLimited # type: ignore
+    class NotGroupMember(_UniffiTempSottoError):
+        """
+        The user is not a member of the group, or the records given are not
+        the members'.
+"""
+        
+        def __init__(self, code, detail):
+            super().__init__(", ".join([
+                "code={!r}".format(code),
+                "detail={!r}".format(detail),
+            ]))
+            self.code = code
+            self.detail = detail
+
+        def __repr__(self):
+            return "SottoError.NotGroupMember({})".format(str(self))
+    _UniffiTempSottoError.NotGroupMember = NotGroupMember # type: ignore
+    class TooManyGroupMembers(_UniffiTempSottoError):
+        """
+        The group has as many members as it may.
+"""
+        
+        def __init__(self, code, detail):
+            super().__init__(", ".join([
+                "code={!r}".format(code),
+                "detail={!r}".format(detail),
+            ]))
+            self.code = code
+            self.detail = detail
+
+        def __repr__(self):
+            return "SottoError.TooManyGroupMembers({})".format(str(self))
+    _UniffiTempSottoError.TooManyGroupMembers = TooManyGroupMembers # type: ignore
 
 SottoError = _UniffiTempSottoError # type: ignore
 del _UniffiTempSottoError
@@ -2388,6 +3061,41 @@ class _UniffiFfiConverterTypeSottoError(_UniffiConverterRustBuffer):
                 _UniffiFfiConverterInt32.read(buf),
                 _UniffiFfiConverterString.read(buf),
             )
+        if variant == 35:
+            return SottoError.InvalidDeviceList(
+                _UniffiFfiConverterInt32.read(buf),
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 36:
+            return SottoError.UnknownDevice(
+                _UniffiFfiConverterInt32.read(buf),
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 37:
+            return SottoError.IdentityChangePending(
+                _UniffiFfiConverterInt32.read(buf),
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 38:
+            return SottoError.NoSession(
+                _UniffiFfiConverterInt32.read(buf),
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 39:
+            return SottoError.RecoveryRateLimited(
+                _UniffiFfiConverterInt32.read(buf),
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 40:
+            return SottoError.NotGroupMember(
+                _UniffiFfiConverterInt32.read(buf),
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 41:
+            return SottoError.TooManyGroupMembers(
+                _UniffiFfiConverterInt32.read(buf),
+                _UniffiFfiConverterString.read(buf),
+            )
         raise InternalError("Raw enum value doesn't match any cases")
 
     @staticmethod
@@ -2528,6 +3236,34 @@ class _UniffiFfiConverterTypeSottoError(_UniffiConverterRustBuffer):
             _UniffiFfiConverterInt32.check_lower(value.code)
             _UniffiFfiConverterString.check_lower(value.detail)
             return
+        if isinstance(value, SottoError.InvalidDeviceList):
+            _UniffiFfiConverterInt32.check_lower(value.code)
+            _UniffiFfiConverterString.check_lower(value.detail)
+            return
+        if isinstance(value, SottoError.UnknownDevice):
+            _UniffiFfiConverterInt32.check_lower(value.code)
+            _UniffiFfiConverterString.check_lower(value.detail)
+            return
+        if isinstance(value, SottoError.IdentityChangePending):
+            _UniffiFfiConverterInt32.check_lower(value.code)
+            _UniffiFfiConverterString.check_lower(value.detail)
+            return
+        if isinstance(value, SottoError.NoSession):
+            _UniffiFfiConverterInt32.check_lower(value.code)
+            _UniffiFfiConverterString.check_lower(value.detail)
+            return
+        if isinstance(value, SottoError.RecoveryRateLimited):
+            _UniffiFfiConverterInt32.check_lower(value.code)
+            _UniffiFfiConverterString.check_lower(value.detail)
+            return
+        if isinstance(value, SottoError.NotGroupMember):
+            _UniffiFfiConverterInt32.check_lower(value.code)
+            _UniffiFfiConverterString.check_lower(value.detail)
+            return
+        if isinstance(value, SottoError.TooManyGroupMembers):
+            _UniffiFfiConverterInt32.check_lower(value.code)
+            _UniffiFfiConverterString.check_lower(value.detail)
+            return
 
     @staticmethod
     def write(value, buf):
@@ -2665,6 +3401,34 @@ class _UniffiFfiConverterTypeSottoError(_UniffiConverterRustBuffer):
             _UniffiFfiConverterString.write(value.detail, buf)
         if isinstance(value, SottoError.GroupStoreFull):
             buf.write_i32(34)
+            _UniffiFfiConverterInt32.write(value.code, buf)
+            _UniffiFfiConverterString.write(value.detail, buf)
+        if isinstance(value, SottoError.InvalidDeviceList):
+            buf.write_i32(35)
+            _UniffiFfiConverterInt32.write(value.code, buf)
+            _UniffiFfiConverterString.write(value.detail, buf)
+        if isinstance(value, SottoError.UnknownDevice):
+            buf.write_i32(36)
+            _UniffiFfiConverterInt32.write(value.code, buf)
+            _UniffiFfiConverterString.write(value.detail, buf)
+        if isinstance(value, SottoError.IdentityChangePending):
+            buf.write_i32(37)
+            _UniffiFfiConverterInt32.write(value.code, buf)
+            _UniffiFfiConverterString.write(value.detail, buf)
+        if isinstance(value, SottoError.NoSession):
+            buf.write_i32(38)
+            _UniffiFfiConverterInt32.write(value.code, buf)
+            _UniffiFfiConverterString.write(value.detail, buf)
+        if isinstance(value, SottoError.RecoveryRateLimited):
+            buf.write_i32(39)
+            _UniffiFfiConverterInt32.write(value.code, buf)
+            _UniffiFfiConverterString.write(value.detail, buf)
+        if isinstance(value, SottoError.NotGroupMember):
+            buf.write_i32(40)
+            _UniffiFfiConverterInt32.write(value.code, buf)
+            _UniffiFfiConverterString.write(value.detail, buf)
+        if isinstance(value, SottoError.TooManyGroupMembers):
+            buf.write_i32(41)
             _UniffiFfiConverterInt32.write(value.code, buf)
             _UniffiFfiConverterString.write(value.detail, buf)
 
@@ -3647,6 +4411,194 @@ class _UniffiFfiConverterUInt32(_UniffiConverterPrimitiveInt):
         buf.write_u32(value)
 
 @dataclass
+class DeviceEntry:
+    """
+    One entry of a device list as the application's server returns it.
+"""
+    def __init__(self, *, device:int, identity:IdentityKey):
+        self.device = device
+        self.identity = identity
+        
+        
+
+    
+    def __str__(self):
+        return "DeviceEntry(device={}, identity={})".format(self.device, self.identity)
+    def __eq__(self, other):
+        if self.device != other.device:
+            return False
+        if self.identity != other.identity:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeDeviceEntry(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return DeviceEntry(
+            device=_UniffiFfiConverterUInt32.read(buf),
+            identity=_UniffiFfiConverterTypeIdentityKey.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterUInt32.check_lower(value.device)
+        _UniffiFfiConverterTypeIdentityKey.check_lower(value.identity)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterUInt32.write(value.device, buf)
+        _UniffiFfiConverterTypeIdentityKey.write(value.identity, buf)
+
+class _UniffiFfiConverterSequenceUInt32(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterUInt32.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterUInt32.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterUInt32.read(buf) for i in range(count)
+        ]
+
+@dataclass
+class IdentityChange:
+    """
+    A device whose identity key changed: not used until the application
+    acknowledges the new identity (`PeerRecord.acknowledge_identity`).
+"""
+    def __init__(self, *, device:int, new_identity:IdentityKey):
+        self.device = device
+        self.new_identity = new_identity
+        
+        
+
+    
+    def __str__(self):
+        return "IdentityChange(device={}, new_identity={})".format(self.device, self.new_identity)
+    def __eq__(self, other):
+        if self.device != other.device:
+            return False
+        if self.new_identity != other.new_identity:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeIdentityChange(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return IdentityChange(
+            device=_UniffiFfiConverterUInt32.read(buf),
+            new_identity=_UniffiFfiConverterTypeIdentityKey.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterUInt32.check_lower(value.device)
+        _UniffiFfiConverterTypeIdentityKey.check_lower(value.new_identity)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterUInt32.write(value.device, buf)
+        _UniffiFfiConverterTypeIdentityKey.write(value.new_identity, buf)
+
+class _UniffiFfiConverterSequenceTypeIdentityChange(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeIdentityChange.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeIdentityChange.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeIdentityChange.read(buf) for i in range(count)
+        ]
+
+@dataclass
+class DeviceListChanges:
+    """
+    What a device list changed in a record.
+"""
+    def __init__(self, *, added:typing.List[int], relisted:typing.List[int], removed:typing.List[int], deleted:typing.List[int], identity_changes:typing.List[IdentityChange], withdrawn:typing.List[int]):
+        self.added = added
+        self.relisted = relisted
+        self.removed = removed
+        self.deleted = deleted
+        self.identity_changes = identity_changes
+        self.withdrawn = withdrawn
+        
+        
+
+    
+    def __str__(self):
+        return "DeviceListChanges(added={}, relisted={}, removed={}, deleted={}, identity_changes={}, withdrawn={})".format(self.added, self.relisted, self.removed, self.deleted, self.identity_changes, self.withdrawn)
+    def __eq__(self, other):
+        if self.added != other.added:
+            return False
+        if self.relisted != other.relisted:
+            return False
+        if self.removed != other.removed:
+            return False
+        if self.deleted != other.deleted:
+            return False
+        if self.identity_changes != other.identity_changes:
+            return False
+        if self.withdrawn != other.withdrawn:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeDeviceListChanges(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return DeviceListChanges(
+            added=_UniffiFfiConverterSequenceUInt32.read(buf),
+            relisted=_UniffiFfiConverterSequenceUInt32.read(buf),
+            removed=_UniffiFfiConverterSequenceUInt32.read(buf),
+            deleted=_UniffiFfiConverterSequenceUInt32.read(buf),
+            identity_changes=_UniffiFfiConverterSequenceTypeIdentityChange.read(buf),
+            withdrawn=_UniffiFfiConverterSequenceUInt32.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterSequenceUInt32.check_lower(value.added)
+        _UniffiFfiConverterSequenceUInt32.check_lower(value.relisted)
+        _UniffiFfiConverterSequenceUInt32.check_lower(value.removed)
+        _UniffiFfiConverterSequenceUInt32.check_lower(value.deleted)
+        _UniffiFfiConverterSequenceTypeIdentityChange.check_lower(value.identity_changes)
+        _UniffiFfiConverterSequenceUInt32.check_lower(value.withdrawn)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterSequenceUInt32.write(value.added, buf)
+        _UniffiFfiConverterSequenceUInt32.write(value.relisted, buf)
+        _UniffiFfiConverterSequenceUInt32.write(value.removed, buf)
+        _UniffiFfiConverterSequenceUInt32.write(value.deleted, buf)
+        _UniffiFfiConverterSequenceTypeIdentityChange.write(value.identity_changes, buf)
+        _UniffiFfiConverterSequenceUInt32.write(value.withdrawn, buf)
+
+@dataclass
 class GroupMessageInfo:
     """
     What a group message says about itself before it is decrypted (not
@@ -3981,6 +4933,145 @@ class _UniffiFfiConverterTypeMessageInfo(_UniffiConverterRustBuffer):
         _UniffiFfiConverterOptionalBytes.write(value.base_key, buf)
 
 @dataclass
+class Outgoing:
+    """
+    One encrypted message for one device.
+"""
+    def __init__(self, *, device:int, message:bytes):
+        self.device = device
+        self.message = message
+        
+        
+
+    
+    def __str__(self):
+        return "Outgoing(device={}, message={})".format(self.device, self.message)
+    def __eq__(self, other):
+        if self.device != other.device:
+            return False
+        if self.message != other.message:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeOutgoing(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return Outgoing(
+            device=_UniffiFfiConverterUInt32.read(buf),
+            message=_UniffiFfiConverterBytes.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterUInt32.check_lower(value.device)
+        _UniffiFfiConverterBytes.check_lower(value.message)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterUInt32.write(value.device, buf)
+        _UniffiFfiConverterBytes.write(value.message, buf)
+
+class _UniffiFfiConverterOptionalUInt64(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterUInt64.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterUInt64.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterUInt64.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+@dataclass
+class PeerDeviceInfo:
+    """
+    What a record tells about one of its devices.
+"""
+    def __init__(self, *, device:int, identity:IdentityKey, pending_identity:typing.Optional[IdentityKey], stale_since:typing.Optional[int], post_quantum_pinned:bool, active_base_key:typing.Optional[bytes], awaiting_reply:bool, archived_sessions:int):
+        self.device = device
+        self.identity = identity
+        self.pending_identity = pending_identity
+        self.stale_since = stale_since
+        self.post_quantum_pinned = post_quantum_pinned
+        self.active_base_key = active_base_key
+        self.awaiting_reply = awaiting_reply
+        self.archived_sessions = archived_sessions
+        
+        
+
+    
+    def __str__(self):
+        return "PeerDeviceInfo(device={}, identity={}, pending_identity={}, stale_since={}, post_quantum_pinned={}, active_base_key={}, awaiting_reply={}, archived_sessions={})".format(self.device, self.identity, self.pending_identity, self.stale_since, self.post_quantum_pinned, self.active_base_key, self.awaiting_reply, self.archived_sessions)
+    def __eq__(self, other):
+        if self.device != other.device:
+            return False
+        if self.identity != other.identity:
+            return False
+        if self.pending_identity != other.pending_identity:
+            return False
+        if self.stale_since != other.stale_since:
+            return False
+        if self.post_quantum_pinned != other.post_quantum_pinned:
+            return False
+        if self.active_base_key != other.active_base_key:
+            return False
+        if self.awaiting_reply != other.awaiting_reply:
+            return False
+        if self.archived_sessions != other.archived_sessions:
+            return False
+        return True
+
+class _UniffiFfiConverterTypePeerDeviceInfo(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return PeerDeviceInfo(
+            device=_UniffiFfiConverterUInt32.read(buf),
+            identity=_UniffiFfiConverterTypeIdentityKey.read(buf),
+            pending_identity=_UniffiFfiConverterOptionalTypeIdentityKey.read(buf),
+            stale_since=_UniffiFfiConverterOptionalUInt64.read(buf),
+            post_quantum_pinned=_UniffiFfiConverterBoolean.read(buf),
+            active_base_key=_UniffiFfiConverterOptionalBytes.read(buf),
+            awaiting_reply=_UniffiFfiConverterBoolean.read(buf),
+            archived_sessions=_UniffiFfiConverterUInt64.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterUInt32.check_lower(value.device)
+        _UniffiFfiConverterTypeIdentityKey.check_lower(value.identity)
+        _UniffiFfiConverterOptionalTypeIdentityKey.check_lower(value.pending_identity)
+        _UniffiFfiConverterOptionalUInt64.check_lower(value.stale_since)
+        _UniffiFfiConverterBoolean.check_lower(value.post_quantum_pinned)
+        _UniffiFfiConverterOptionalBytes.check_lower(value.active_base_key)
+        _UniffiFfiConverterBoolean.check_lower(value.awaiting_reply)
+        _UniffiFfiConverterUInt64.check_lower(value.archived_sessions)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterUInt32.write(value.device, buf)
+        _UniffiFfiConverterTypeIdentityKey.write(value.identity, buf)
+        _UniffiFfiConverterOptionalTypeIdentityKey.write(value.pending_identity, buf)
+        _UniffiFfiConverterOptionalUInt64.write(value.stale_since, buf)
+        _UniffiFfiConverterBoolean.write(value.post_quantum_pinned, buf)
+        _UniffiFfiConverterOptionalBytes.write(value.active_base_key, buf)
+        _UniffiFfiConverterBoolean.write(value.awaiting_reply, buf)
+        _UniffiFfiConverterUInt64.write(value.archived_sessions, buf)
+
+@dataclass
 class PublishedPreKey:
     """
     A published prekey with its id: what a device hands to the server.
@@ -4060,6 +5151,227 @@ class _UniffiFfiConverterTypeResetPreKeys(_UniffiConverterRustBuffer):
         _UniffiFfiConverterTypePublishedPreKey.write(value.kem_prekey, buf)
 
 @dataclass
+class RetryHint:
+    """
+    Names a message that could not be decrypted, for a retry request or a
+    new session.
+"""
+    def __init__(self, *, ratchet_key:bytes, message_number:int, base_key:typing.Optional[bytes]):
+        self.ratchet_key = ratchet_key
+        self.message_number = message_number
+        self.base_key = base_key
+        
+        
+
+    
+    def __str__(self):
+        return "RetryHint(ratchet_key={}, message_number={}, base_key={})".format(self.ratchet_key, self.message_number, self.base_key)
+    def __eq__(self, other):
+        if self.ratchet_key != other.ratchet_key:
+            return False
+        if self.message_number != other.message_number:
+            return False
+        if self.base_key != other.base_key:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeRetryHint(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return RetryHint(
+            ratchet_key=_UniffiFfiConverterBytes.read(buf),
+            message_number=_UniffiFfiConverterUInt32.read(buf),
+            base_key=_UniffiFfiConverterOptionalBytes.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterBytes.check_lower(value.ratchet_key)
+        _UniffiFfiConverterUInt32.check_lower(value.message_number)
+        _UniffiFfiConverterOptionalBytes.check_lower(value.base_key)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterBytes.write(value.ratchet_key, buf)
+        _UniffiFfiConverterUInt32.write(value.message_number, buf)
+        _UniffiFfiConverterOptionalBytes.write(value.base_key, buf)
+
+@dataclass
+class SendPlan:
+    """
+    Which devices a message can go to now.
+"""
+    def __init__(self, *, ready:typing.List[int], needs_bundle:typing.List[int], blocked:typing.List[int]):
+        self.ready = ready
+        self.needs_bundle = needs_bundle
+        self.blocked = blocked
+        
+        
+
+    
+    def __str__(self):
+        return "SendPlan(ready={}, needs_bundle={}, blocked={})".format(self.ready, self.needs_bundle, self.blocked)
+    def __eq__(self, other):
+        if self.ready != other.ready:
+            return False
+        if self.needs_bundle != other.needs_bundle:
+            return False
+        if self.blocked != other.blocked:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeSendPlan(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return SendPlan(
+            ready=_UniffiFfiConverterSequenceUInt32.read(buf),
+            needs_bundle=_UniffiFfiConverterSequenceUInt32.read(buf),
+            blocked=_UniffiFfiConverterSequenceUInt32.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterSequenceUInt32.check_lower(value.ready)
+        _UniffiFfiConverterSequenceUInt32.check_lower(value.needs_bundle)
+        _UniffiFfiConverterSequenceUInt32.check_lower(value.blocked)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterSequenceUInt32.write(value.ready, buf)
+        _UniffiFfiConverterSequenceUInt32.write(value.needs_bundle, buf)
+        _UniffiFfiConverterSequenceUInt32.write(value.blocked, buf)
+
+class _UniffiFfiConverterSequenceTypeOutgoing(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeOutgoing.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeOutgoing.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeOutgoing.read(buf) for i in range(count)
+        ]
+
+@dataclass
+class Unusable:
+    """
+    A device that got no message, and why.
+"""
+    def __init__(self, *, device:int, code:int, detail:str):
+        self.device = device
+        self.code = code
+        self.detail = detail
+        
+        
+
+    
+    def __str__(self):
+        return "Unusable(device={}, code={}, detail={})".format(self.device, self.code, self.detail)
+    def __eq__(self, other):
+        if self.device != other.device:
+            return False
+        if self.code != other.code:
+            return False
+        if self.detail != other.detail:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeUnusable(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return Unusable(
+            device=_UniffiFfiConverterUInt32.read(buf),
+            code=_UniffiFfiConverterInt32.read(buf),
+            detail=_UniffiFfiConverterString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterUInt32.check_lower(value.device)
+        _UniffiFfiConverterInt32.check_lower(value.code)
+        _UniffiFfiConverterString.check_lower(value.detail)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterUInt32.write(value.device, buf)
+        _UniffiFfiConverterInt32.write(value.code, buf)
+        _UniffiFfiConverterString.write(value.detail, buf)
+
+class _UniffiFfiConverterSequenceTypeUnusable(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeUnusable.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeUnusable.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeUnusable.read(buf) for i in range(count)
+        ]
+
+@dataclass
+class Sent:
+    """
+    What an encryption to every device of a user produced.
+"""
+    def __init__(self, *, messages:typing.List[Outgoing], unusable:typing.List[Unusable]):
+        self.messages = messages
+        self.unusable = unusable
+        
+        
+
+    
+    def __str__(self):
+        return "Sent(messages={}, unusable={})".format(self.messages, self.unusable)
+    def __eq__(self, other):
+        if self.messages != other.messages:
+            return False
+        if self.unusable != other.unusable:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeSent(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return Sent(
+            messages=_UniffiFfiConverterSequenceTypeOutgoing.read(buf),
+            unusable=_UniffiFfiConverterSequenceTypeUnusable.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterSequenceTypeOutgoing.check_lower(value.messages)
+        _UniffiFfiConverterSequenceTypeUnusable.check_lower(value.unusable)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterSequenceTypeOutgoing.write(value.messages, buf)
+        _UniffiFfiConverterSequenceTypeUnusable.write(value.unusable, buf)
+
+@dataclass
 class SignedPreKeyInfo:
     """
     What a device holds of one of its signed prekeys.
@@ -4103,6 +5415,592 @@ class _UniffiFfiConverterTypeSignedPreKeyInfo(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt32.write(value.id, buf)
         _UniffiFfiConverterUInt64.write(value.created, buf)
         _UniffiFfiConverterUInt64.write(value.base_key_count, buf)
+
+@dataclass
+class UserSent:
+    """
+    What a fan-out sent to each user's devices.
+"""
+    def __init__(self, *, user:bytes, sent:Sent):
+        self.user = user
+        self.sent = sent
+        
+        
+
+    
+    def __str__(self):
+        return "UserSent(user={}, sent={})".format(self.user, self.sent)
+    def __eq__(self, other):
+        if self.user != other.user:
+            return False
+        if self.sent != other.sent:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeUserSent(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return UserSent(
+            user=_UniffiFfiConverterBytes.read(buf),
+            sent=_UniffiFfiConverterTypeSent.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterBytes.check_lower(value.user)
+        _UniffiFfiConverterTypeSent.check_lower(value.sent)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterBytes.write(value.user, buf)
+        _UniffiFfiConverterTypeSent.write(value.sent, buf)
+
+
+
+
+
+
+class IgnoreReason(enum.Enum):
+    """
+    Why a message is dropped.
+"""
+    
+    DUPLICATE = 0
+    """
+    Decrypted before (or its key is gone).
+"""
+    
+    MALFORMED = 1
+    """
+    Nothing an honest peer sends.
+"""
+    
+    DOWNGRADE = 2
+    """
+    A classical prekey message from a device pinned to PQXDH.
+"""
+    
+    RECOVERY_PENDING = 3
+    """
+    A recovery was made for this device too recently.
+"""
+    
+    WRONG_LOCAL_DEVICE = 4
+    """
+    The local device given is not this record's.
+"""
+    
+    OTHER = 5
+    """
+    A reason this version of the bindings does not know.
+"""
+    
+
+
+class _UniffiFfiConverterTypeIgnoreReason(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return IgnoreReason.DUPLICATE
+        if variant == 2:
+            return IgnoreReason.MALFORMED
+        if variant == 3:
+            return IgnoreReason.DOWNGRADE
+        if variant == 4:
+            return IgnoreReason.RECOVERY_PENDING
+        if variant == 5:
+            return IgnoreReason.WRONG_LOCAL_DEVICE
+        if variant == 6:
+            return IgnoreReason.OTHER
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value == IgnoreReason.DUPLICATE:
+            return
+        if value == IgnoreReason.MALFORMED:
+            return
+        if value == IgnoreReason.DOWNGRADE:
+            return
+        if value == IgnoreReason.RECOVERY_PENDING:
+            return
+        if value == IgnoreReason.WRONG_LOCAL_DEVICE:
+            return
+        if value == IgnoreReason.OTHER:
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value == IgnoreReason.DUPLICATE:
+            buf.write_i32(1)
+        if value == IgnoreReason.MALFORMED:
+            buf.write_i32(2)
+        if value == IgnoreReason.DOWNGRADE:
+            buf.write_i32(3)
+        if value == IgnoreReason.RECOVERY_PENDING:
+            buf.write_i32(4)
+        if value == IgnoreReason.WRONG_LOCAL_DEVICE:
+            buf.write_i32(5)
+        if value == IgnoreReason.OTHER:
+            buf.write_i32(6)
+
+
+
+
+
+
+
+
+class RetryLaterReason(enum.Enum):
+    """
+    Why a message is kept for later.
+"""
+    
+    UNKNOWN_DEVICE = 0
+    """
+    Refresh the device list: the sending device is unknown.
+"""
+    
+    IDENTITY_CHANGE_PENDING = 1
+    """
+    Acknowledge the device's identity change first.
+"""
+    
+    UNKNOWN_IDENTITY = 2
+    """
+    Refresh the device list: an identity neither trusted nor pending.
+"""
+    
+    MISSING_DISTRIBUTION = 3
+    """
+    Install the sender's distribution first (group messages).
+"""
+    
+    OTHER = 4
+    """
+    A reason this version of the bindings does not know.
+"""
+    
+
+
+class _UniffiFfiConverterTypeRetryLaterReason(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return RetryLaterReason.UNKNOWN_DEVICE
+        if variant == 2:
+            return RetryLaterReason.IDENTITY_CHANGE_PENDING
+        if variant == 3:
+            return RetryLaterReason.UNKNOWN_IDENTITY
+        if variant == 4:
+            return RetryLaterReason.MISSING_DISTRIBUTION
+        if variant == 5:
+            return RetryLaterReason.OTHER
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value == RetryLaterReason.UNKNOWN_DEVICE:
+            return
+        if value == RetryLaterReason.IDENTITY_CHANGE_PENDING:
+            return
+        if value == RetryLaterReason.UNKNOWN_IDENTITY:
+            return
+        if value == RetryLaterReason.MISSING_DISTRIBUTION:
+            return
+        if value == RetryLaterReason.OTHER:
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value == RetryLaterReason.UNKNOWN_DEVICE:
+            buf.write_i32(1)
+        if value == RetryLaterReason.IDENTITY_CHANGE_PENDING:
+            buf.write_i32(2)
+        if value == RetryLaterReason.UNKNOWN_IDENTITY:
+            buf.write_i32(3)
+        if value == RetryLaterReason.MISSING_DISTRIBUTION:
+            buf.write_i32(4)
+        if value == RetryLaterReason.OTHER:
+            buf.write_i32(5)
+
+
+
+
+
+
+
+
+class Action:
+    """
+    What to do about a message that did not decrypt (SPEC §16.6).
+"""
+    def __init__(self):
+        raise RuntimeError("Action cannot be instantiated directly")
+
+    # Each enum variant is a nested class of the enum itself.
+    @dataclass
+    class IGNORE:
+        """
+        Drop the message.
+"""
+        
+        def __init__(self, reason:IgnoreReason):
+            self.reason = reason
+            
+            """
+        Why.
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "Action.IGNORE(reason={})".format(self.reason)
+        def __eq__(self, other):
+            if not isinstance(other, Action):
+                return NotImplemented
+            if not other.is_IGNORE():
+                return False
+            if self.reason != other.reason:
+                return False
+            return True
+
+    @dataclass
+    class RETRY_LATER:
+        """
+        Keep it and give it again after the named step.
+"""
+        
+        def __init__(self, reason:RetryLaterReason):
+            self.reason = reason
+            
+            """
+        Which step.
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "Action.RETRY_LATER(reason={})".format(self.reason)
+        def __eq__(self, other):
+            if not isinstance(other, Action):
+                return NotImplemented
+            if not other.is_RETRY_LATER():
+                return False
+            if self.reason != other.reason:
+                return False
+            return True
+
+    @dataclass
+    class REQUEST_RETRY:
+        """
+        Call `PeerRecord.request_retry` with the hint and send its result.
+"""
+        
+        def __init__(self, hint:RetryHint):
+            self.hint = hint
+            
+            """
+        The message's name.
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "Action.REQUEST_RETRY(hint={})".format(self.hint)
+        def __eq__(self, other):
+            if not isinstance(other, Action):
+                return NotImplemented
+            if not other.is_REQUEST_RETRY():
+                return False
+            if self.hint != other.hint:
+                return False
+            return True
+
+    @dataclass
+    class START_NEW_SESSION:
+        """
+        Fetch the device's bundle, call `PeerRecord.start_new_session` with
+        the hint and send its result.
+"""
+        
+        def __init__(self, hint:RetryHint):
+            self.hint = hint
+            
+            """
+        The message's name.
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "Action.START_NEW_SESSION(hint={})".format(self.hint)
+        def __eq__(self, other):
+            if not isinstance(other, Action):
+                return NotImplemented
+            if not other.is_START_NEW_SESSION():
+                return False
+            if self.hint != other.hint:
+                return False
+            return True
+
+    
+
+    # For each variant, we have `is_NAME` and `is_name` methods for easily checking
+    # whether an instance is that variant.
+    def is_IGNORE(self) -> bool:
+        return isinstance(self, Action.IGNORE)
+    def is_ignore(self) -> bool:
+        return isinstance(self, Action.IGNORE)
+    def is_RETRY_LATER(self) -> bool:
+        return isinstance(self, Action.RETRY_LATER)
+    def is_retry_later(self) -> bool:
+        return isinstance(self, Action.RETRY_LATER)
+    def is_REQUEST_RETRY(self) -> bool:
+        return isinstance(self, Action.REQUEST_RETRY)
+    def is_request_retry(self) -> bool:
+        return isinstance(self, Action.REQUEST_RETRY)
+    def is_START_NEW_SESSION(self) -> bool:
+        return isinstance(self, Action.START_NEW_SESSION)
+    def is_start_new_session(self) -> bool:
+        return isinstance(self, Action.START_NEW_SESSION)
+    
+
+# Now, a little trick - we make each nested variant class be a subclass of the main
+# enum class, so that method calls and instance checks etc will work intuitively.
+# We might be able to do this a little more neatly with a metaclass, but this'll do.
+Action.IGNORE = type("Action.IGNORE", (Action.IGNORE, Action,), {})  # type: ignore
+Action.RETRY_LATER = type("Action.RETRY_LATER", (Action.RETRY_LATER, Action,), {})  # type: ignore
+Action.REQUEST_RETRY = type("Action.REQUEST_RETRY", (Action.REQUEST_RETRY, Action,), {})  # type: ignore
+Action.START_NEW_SESSION = type("Action.START_NEW_SESSION", (Action.START_NEW_SESSION, Action,), {})  # type: ignore
+
+
+
+
+class _UniffiFfiConverterTypeAction(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return Action.IGNORE(
+                _UniffiFfiConverterTypeIgnoreReason.read(buf),
+            )
+        if variant == 2:
+            return Action.RETRY_LATER(
+                _UniffiFfiConverterTypeRetryLaterReason.read(buf),
+            )
+        if variant == 3:
+            return Action.REQUEST_RETRY(
+                _UniffiFfiConverterTypeRetryHint.read(buf),
+            )
+        if variant == 4:
+            return Action.START_NEW_SESSION(
+                _UniffiFfiConverterTypeRetryHint.read(buf),
+            )
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value.is_IGNORE():
+            _UniffiFfiConverterTypeIgnoreReason.check_lower(value.reason)
+            return
+        if value.is_RETRY_LATER():
+            _UniffiFfiConverterTypeRetryLaterReason.check_lower(value.reason)
+            return
+        if value.is_REQUEST_RETRY():
+            _UniffiFfiConverterTypeRetryHint.check_lower(value.hint)
+            return
+        if value.is_START_NEW_SESSION():
+            _UniffiFfiConverterTypeRetryHint.check_lower(value.hint)
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value.is_IGNORE():
+            buf.write_i32(1)
+            _UniffiFfiConverterTypeIgnoreReason.write(value.reason, buf)
+        if value.is_RETRY_LATER():
+            buf.write_i32(2)
+            _UniffiFfiConverterTypeRetryLaterReason.write(value.reason, buf)
+        if value.is_REQUEST_RETRY():
+            buf.write_i32(3)
+            _UniffiFfiConverterTypeRetryHint.write(value.hint, buf)
+        if value.is_START_NEW_SESSION():
+            buf.write_i32(4)
+            _UniffiFfiConverterTypeRetryHint.write(value.hint, buf)
+
+
+
+
+
+
+
+
+class ContentKind(enum.Enum):
+    """
+    What the kind of a decrypted message is.
+"""
+    
+    PAYLOAD = 0
+    """
+    An application payload (`Received.payload`).
+"""
+    
+    DISTRIBUTION = 1
+    """
+    A group distribution: give it to the group's `GroupSession.install`.
+"""
+    
+    RETRY_REQUEST = 2
+    """
+    The peer asks to resend the message `Received.retry_hint` names.
+"""
+    
+    DISTRIBUTION_REQUEST = 3
+    """
+    The peer asks for the local chain of group `Received.group_id`.
+"""
+    
+
+
+class _UniffiFfiConverterTypeContentKind(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return ContentKind.PAYLOAD
+        if variant == 2:
+            return ContentKind.DISTRIBUTION
+        if variant == 3:
+            return ContentKind.RETRY_REQUEST
+        if variant == 4:
+            return ContentKind.DISTRIBUTION_REQUEST
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value == ContentKind.PAYLOAD:
+            return
+        if value == ContentKind.DISTRIBUTION:
+            return
+        if value == ContentKind.RETRY_REQUEST:
+            return
+        if value == ContentKind.DISTRIBUTION_REQUEST:
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value == ContentKind.PAYLOAD:
+            buf.write_i32(1)
+        if value == ContentKind.DISTRIBUTION:
+            buf.write_i32(2)
+        if value == ContentKind.RETRY_REQUEST:
+            buf.write_i32(3)
+        if value == ContentKind.DISTRIBUTION_REQUEST:
+            buf.write_i32(4)
+
+
+
+
+
+# DecryptFailure
+# We want to define each variant as a nested class that's also a subclass,
+# which is tricky in Python.  To accomplish this we're going to create each
+# class separately, then manually add the child classes to the base class's
+# __dict__.  All of this happens in dummy class to avoid polluting the module
+# namespace.
+class DecryptFailure(Exception):
+    """
+    A message the session layer could not decrypt: the action to take, and
+    the error (with the C ABI's code) that decided it. Nothing changed.
+"""
+    pass
+
+_UniffiTempDecryptFailure = DecryptFailure
+
+class DecryptFailure:  # type: ignore
+    """
+    A message the session layer could not decrypt: the action to take, and
+    the error (with the C ABI's code) that decided it. Nothing changed.
+"""
+    
+    class Failed(_UniffiTempDecryptFailure):
+        """
+        The one failure kind.
+"""
+        
+        def __init__(self, action, code, kind, detail):
+            super().__init__(", ".join([
+                "action={!r}".format(action),
+                "code={!r}".format(code),
+                "kind={!r}".format(kind),
+                "detail={!r}".format(detail),
+            ]))
+            self.action = action
+            self.code = code
+            self.kind = kind
+            self.detail = detail
+
+        def __repr__(self):
+            return "DecryptFailure.Failed({})".format(str(self))
+    _UniffiTempDecryptFailure.Failed = Failed # type: ignore
+
+DecryptFailure = _UniffiTempDecryptFailure # type: ignore
+del _UniffiTempDecryptFailure
+
+
+class _UniffiFfiConverterTypeDecryptFailure(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return DecryptFailure.Failed(
+                _UniffiFfiConverterTypeAction.read(buf),
+                _UniffiFfiConverterInt32.read(buf),
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterString.read(buf),
+            )
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if isinstance(value, DecryptFailure.Failed):
+            _UniffiFfiConverterTypeAction.check_lower(value.action)
+            _UniffiFfiConverterInt32.check_lower(value.code)
+            _UniffiFfiConverterString.check_lower(value.kind)
+            _UniffiFfiConverterString.check_lower(value.detail)
+            return
+
+    @staticmethod
+    def write(value, buf):
+        if isinstance(value, DecryptFailure.Failed):
+            buf.write_i32(1)
+            _UniffiFfiConverterTypeAction.write(value.action, buf)
+            _UniffiFfiConverterInt32.write(value.code, buf)
+            _UniffiFfiConverterString.write(value.kind, buf)
+            _UniffiFfiConverterString.write(value.detail, buf)
 
 
 
@@ -5606,6 +7504,1411 @@ class _UniffiFfiConverterTypeGroupSender:
     def write(cls, value: GroupSender, buf: _UniffiRustBuffer):
         buf.write_u64(cls.lower(value))
 
+
+class PreKeyBundleProtocol(typing.Protocol):
+    """
+    A prekey bundle as a server hands it out, not yet verified.
+"""
+    
+    def has_kem_prekey(self, ) -> bool:
+        """
+        Whether the bundle carries a KEM prekey (so that PQXDH is possible).
+"""
+        raise NotImplementedError
+    def identity(self, ) -> IdentityKey:
+        """
+        The identity key the bundle claims.
+"""
+        raise NotImplementedError
+    def to_bytes(self, ) -> bytes:
+        """
+        The encoded bundle.
+"""
+        raise NotImplementedError
+    def verify(self, ) -> VerifiedPreKeyBundle:
+        """
+        Checks every signature strictly against the bundle's own identity
+        key. Use [`PreKeyBundle::verify_for`] when you know whose bundle it
+        should be.
+
+        # Errors
+
+        `InvalidSignature`.
+"""
+        raise NotImplementedError
+    def verify_for(self, expected: IdentityKey) -> VerifiedPreKeyBundle:
+        """
+        As [`PreKeyBundle::verify`], and the identity must be `expected`.
+
+        # Errors
+
+        `IdentityMismatch`, then `InvalidSignature`.
+"""
+        raise NotImplementedError
+
+class PreKeyBundle(PreKeyBundleProtocol):
+    """
+    A prekey bundle as a server hands it out, not yet verified.
+"""
+    
+    _handle: ctypes.c_uint64
+    @classmethod
+    def from_bytes(cls, bytes: bytes) -> PreKeyBundle:
+        """
+        Parses an encoded bundle.
+
+        # Errors
+
+        The parse errors (`Truncated`, `TrailingBytes`, `WrongType`,
+        `InvalidEncoding`, `InvalidPublicKey`, ...).
+"""
+        
+        _UniffiFfiConverterBytes.check_lower(bytes)
+        _uniffi_lowered_args = (
+            _UniffiFfiConverterBytes.lower(bytes),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypePreKeyBundle.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_constructor_prekeybundle_from_bytes,
+            *_uniffi_lowered_args,
+        )
+        return cls._uniffi_make_instance(_uniffi_ffi_result)
+    def __init__(self, identity: IdentityKey,signed_prekey: bytes,one_time_prekey: typing.Optional[bytes],kem_prekey: typing.Optional[bytes]):
+        """
+        Assembles a bundle from published parts (what a server does): the
+        identity key, the signed prekey, and optionally a one-time prekey and
+        a KEM prekey (one-time or last-resort). Signatures are checked by
+        [`PreKeyBundle::verify`].
+
+        # Errors
+
+        The parse errors of each part (`Truncated`, `WrongType`,
+        `InvalidPublicKey`, ...).
+"""
+        
+        _UniffiFfiConverterTypeIdentityKey.check_lower(identity)
+
+        _UniffiFfiConverterBytes.check_lower(signed_prekey)
+
+        _UniffiFfiConverterOptionalBytes.check_lower(one_time_prekey)
+
+        _UniffiFfiConverterOptionalBytes.check_lower(kem_prekey)
+        _uniffi_lowered_args = (
+            _UniffiFfiConverterTypeIdentityKey.lower(identity),
+            _UniffiFfiConverterBytes.lower(signed_prekey),
+            _UniffiFfiConverterOptionalBytes.lower(one_time_prekey),
+            _UniffiFfiConverterOptionalBytes.lower(kem_prekey),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypePreKeyBundle.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_constructor_prekeybundle_new,
+            *_uniffi_lowered_args,
+        )
+        self._handle = _uniffi_ffi_result
+
+    def __del__(self):
+        # In case of partial initialization of instances.
+        handle = getattr(self, "_handle", None)
+        if handle is not None:
+            _uniffi_rust_call(_UniffiLib.uniffi_sotto_uniffi_fn_free_prekeybundle, handle)
+
+    def _uniffi_clone_handle(self):
+        return _uniffi_rust_call(_UniffiLib.uniffi_sotto_uniffi_fn_clone_prekeybundle, self._handle)
+
+    # Used by alternative constructors or any methods which return this type.
+    @classmethod
+    def _uniffi_make_instance(cls, handle):
+        # Lightly yucky way to bypass the usual __init__ logic
+        # and just create a new instance with the required handle.
+        inst = cls.__new__(cls)
+        inst._handle = handle
+        return inst
+    def has_kem_prekey(self, ) -> bool:
+        """
+        Whether the bundle carries a KEM prekey (so that PQXDH is possible).
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterBoolean.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_prekeybundle_has_kem_prekey,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def identity(self, ) -> IdentityKey:
+        """
+        The identity key the bundle claims.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeIdentityKey.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_prekeybundle_identity,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def to_bytes(self, ) -> bytes:
+        """
+        The encoded bundle.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterBytes.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_prekeybundle_to_bytes,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def verify(self, ) -> VerifiedPreKeyBundle:
+        """
+        Checks every signature strictly against the bundle's own identity
+        key. Use [`PreKeyBundle::verify_for`] when you know whose bundle it
+        should be.
+
+        # Errors
+
+        `InvalidSignature`.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeVerifiedPreKeyBundle.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_prekeybundle_verify,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def verify_for(self, expected: IdentityKey) -> VerifiedPreKeyBundle:
+        """
+        As [`PreKeyBundle::verify`], and the identity must be `expected`.
+
+        # Errors
+
+        `IdentityMismatch`, then `InvalidSignature`.
+"""
+        
+        _UniffiFfiConverterTypeIdentityKey.check_lower(expected)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeIdentityKey.lower(expected),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeVerifiedPreKeyBundle.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_prekeybundle_verify_for,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+
+
+
+
+
+class _UniffiFfiConverterTypePreKeyBundle:
+    @staticmethod
+    def lift(value: int) -> PreKeyBundle:
+        return PreKeyBundle._uniffi_make_instance(value)
+
+    @staticmethod
+    def check_lower(value: PreKeyBundle):
+        if not isinstance(value, PreKeyBundle):
+            raise TypeError("Expected PreKeyBundle instance, {} found".format(type(value).__name__))
+
+    @staticmethod
+    def lower(value: PreKeyBundle) -> ctypes.c_uint64:
+        return value._uniffi_clone_handle()
+
+    @classmethod
+    def read(cls, buf: _UniffiRustBuffer) -> PreKeyBundle:
+        ptr = buf.read_u64()
+        if ptr == 0:
+            raise InternalError("Raw handle value was null")
+        return cls.lift(ptr)
+
+    @classmethod
+    def write(cls, value: PreKeyBundle, buf: _UniffiRustBuffer):
+        buf.write_u64(cls.lower(value))
+
+class _UniffiFfiConverterOptionalTypeRetryHint(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterTypeRetryHint.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterTypeRetryHint.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterTypeRetryHint.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+
+class ReceivedProtocol(typing.Protocol):
+    """
+    A message the session layer decrypted.
+"""
+    
+    def device(self, ) -> int:
+        """
+        The device it came from.
+"""
+        raise NotImplementedError
+    def group_id(self, ) -> typing.Optional[bytes]:
+        """
+        The group of a distribution or distribution request (32 bytes).
+"""
+        raise NotImplementedError
+    def kind(self, ) -> ContentKind:
+        """
+        What it carried.
+"""
+        raise NotImplementedError
+    def payload(self, ) -> typing.Optional[bytes]:
+        """
+        The payload of a payload message.
+"""
+        raise NotImplementedError
+    def retry_hint(self, ) -> typing.Optional[RetryHint]:
+        """
+        The hint of a retry request.
+"""
+        raise NotImplementedError
+    def sender(self, ) -> typing.Optional[IdentityKey]:
+        """
+        The identity of the device whose session decrypted it (payloads and
+        distributions).
+"""
+        raise NotImplementedError
+
+class Received(ReceivedProtocol):
+    """
+    A message the session layer decrypted.
+"""
+    
+    _handle: ctypes.c_uint64
+    
+    def __init__(self, *args, **kwargs):
+        raise ValueError("This class has no default constructor")
+
+    def __del__(self):
+        # In case of partial initialization of instances.
+        handle = getattr(self, "_handle", None)
+        if handle is not None:
+            _uniffi_rust_call(_UniffiLib.uniffi_sotto_uniffi_fn_free_received, handle)
+
+    def _uniffi_clone_handle(self):
+        return _uniffi_rust_call(_UniffiLib.uniffi_sotto_uniffi_fn_clone_received, self._handle)
+
+    # Used by alternative constructors or any methods which return this type.
+    @classmethod
+    def _uniffi_make_instance(cls, handle):
+        # Lightly yucky way to bypass the usual __init__ logic
+        # and just create a new instance with the required handle.
+        inst = cls.__new__(cls)
+        inst._handle = handle
+        return inst
+    def device(self, ) -> int:
+        """
+        The device it came from.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterUInt32.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_received_device,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def group_id(self, ) -> typing.Optional[bytes]:
+        """
+        The group of a distribution or distribution request (32 bytes).
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterOptionalBytes.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_received_group_id,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def kind(self, ) -> ContentKind:
+        """
+        What it carried.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeContentKind.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_received_kind,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def payload(self, ) -> typing.Optional[bytes]:
+        """
+        The payload of a payload message.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterOptionalBytes.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_received_payload,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def retry_hint(self, ) -> typing.Optional[RetryHint]:
+        """
+        The hint of a retry request.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterOptionalTypeRetryHint.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_received_retry_hint,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def sender(self, ) -> typing.Optional[IdentityKey]:
+        """
+        The identity of the device whose session decrypted it (payloads and
+        distributions).
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterOptionalTypeIdentityKey.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_received_sender,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+
+
+
+
+
+class _UniffiFfiConverterTypeReceived:
+    @staticmethod
+    def lift(value: int) -> Received:
+        return Received._uniffi_make_instance(value)
+
+    @staticmethod
+    def check_lower(value: Received):
+        if not isinstance(value, Received):
+            raise TypeError("Expected Received instance, {} found".format(type(value).__name__))
+
+    @staticmethod
+    def lower(value: Received) -> ctypes.c_uint64:
+        return value._uniffi_clone_handle()
+
+    @classmethod
+    def read(cls, buf: _UniffiRustBuffer) -> Received:
+        ptr = buf.read_u64()
+        if ptr == 0:
+            raise InternalError("Raw handle value was null")
+        return cls.lift(ptr)
+
+    @classmethod
+    def write(cls, value: Received, buf: _UniffiRustBuffer):
+        buf.write_u64(cls.lower(value))
+
+class _UniffiFfiConverterSequenceTypePeerDeviceInfo(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypePeerDeviceInfo.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypePeerDeviceInfo.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypePeerDeviceInfo.read(buf) for i in range(count)
+        ]
+
+class _UniffiFfiConverterSequenceTypeDeviceEntry(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeDeviceEntry.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeDeviceEntry.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeDeviceEntry.read(buf) for i in range(count)
+        ]
+
+
+class PeerRecordProtocol(typing.Protocol):
+    """
+    Everything about one user: each of its devices with its trusted
+    identity and sessions. Save it (sealed) after every call that changed
+    it, before sending or showing anything. Every call is all or nothing.
+"""
+    
+    def acknowledge_identity(self, device: int,identity: IdentityKey) -> None:
+        """
+        Trusts the new identity of `device` once the user accepted it; its
+        old sessions are deleted.
+
+        # Errors
+
+        `UnknownDevice`, `IdentityMismatch`.
+"""
+        raise NotImplementedError
+    def add_bundle(self, local: Device,device: int,bundle: PreKeyBundle,now: int) -> None:
+        """
+        Starts a session with `device` from its bundle (verified against the
+        device's trusted identity).
+
+        # Errors
+
+        `IdentityMismatch`, `UnknownDevice`, `IdentityChangePending`,
+        `InvalidSignature`, `PostQuantumRequired`, `Randomness`.
+"""
+        raise NotImplementedError
+    def after_restore(self, last_generation: int) -> int:
+        """
+        After restoring an older copy: moves the generation past
+        `last_generation`; returns how many sessions were archived.
+
+        # Errors
+
+        `HandlePoisoned`.
+"""
+        raise NotImplementedError
+    def allow_classical(self, device: int,allowed: bool) -> None:
+        """
+        Allows (or again forbids) classical X3DH with a device that never
+        used PQXDH.
+
+        # Errors
+
+        `UnknownDevice`, `PostQuantumRequired` (the device is pinned).
+"""
+        raise NotImplementedError
+    def decrypt(self, local: Device,_from: int,message: bytes,now: int) -> Received:
+        """
+        Routes a message from `from` to the session it belongs to (a new
+        one for a prekey message) and decrypts it.
+
+        # Errors
+
+        `DecryptFailure.Failed`: the action to take and the error; nothing
+        changed.
+"""
+        raise NotImplementedError
+    def devices(self, ) -> typing.List[PeerDeviceInfo]:
+        """
+        Every device the record holds, listed or stale.
+
+        # Errors
+
+        `HandlePoisoned`.
+"""
+        raise NotImplementedError
+    def encrypt(self, payload: bytes) -> Sent:
+        """
+        Encrypts `payload` once for every device with a usable session.
+
+        # Errors
+
+        `PlaintextTooLarge`, `Randomness`.
+"""
+        raise NotImplementedError
+    def encrypt_to(self, device: int,payload: bytes) -> bytes:
+        """
+        Encrypts `payload` for `device` alone (a resend after a retry
+        request).
+
+        # Errors
+
+        `UnknownDevice`, `IdentityChangePending`, `NoSession`,
+        `PlaintextTooLarge`, `Randomness`.
+"""
+        raise NotImplementedError
+    def expire(self, now: int) -> int:
+        """
+        Deletes stale devices and archived sessions that are too old at
+        `now`; returns how many devices were deleted.
+
+        # Errors
+
+        `HandlePoisoned`.
+"""
+        raise NotImplementedError
+    def fingerprint(self, ) -> str:
+        """
+        The user's fingerprint over all of its listed devices (30 digits).
+
+        # Errors
+
+        `InvalidDeviceList` (no listed device).
+"""
+        raise NotImplementedError
+    def generation(self, ) -> int:
+        """
+        0 when new, one more after every call that changed the record.
+
+        # Errors
+
+        `HandlePoisoned`.
+"""
+        raise NotImplementedError
+    def plan_send(self, now: int) -> SendPlan:
+        """
+        Which devices a message can reach now, and which need a bundle.
+
+        # Errors
+
+        `HandlePoisoned`.
+"""
+        raise NotImplementedError
+    def request_distribution(self, device: int,group_id: bytes) -> bytes:
+        """
+        Asks `device` for its chain of group `group_id`.
+
+        # Errors
+
+        `InvalidArgument`, then as `encrypt_to`.
+"""
+        raise NotImplementedError
+    def request_retry(self, device: int,hint: RetryHint,now: int) -> bytes:
+        """
+        Asks `device` to resend the message `hint` names (the answer to
+        `Action.RequestRetry`).
+
+        # Errors
+
+        `InvalidArgument`, `UnknownDevice`, `IdentityChangePending`,
+        `NoSession`, `RecoveryRateLimited`, `Randomness`.
+"""
+        raise NotImplementedError
+    def safety_number(self, own: PeerRecord) -> str:
+        """
+        The safety number of the local user (own record `own`) and this
+        record's user (60 digits), for the users to compare.
+
+        # Errors
+
+        `InvalidArgument` (the same object twice), `IdentityMismatch`,
+        `InvalidDeviceList`.
+"""
+        raise NotImplementedError
+    def seal(self, storage_key: bytes,context: bytes) -> bytes:
+        """
+        The saved state encrypted under a 32-byte storage key, bound to
+        `context`.
+
+        # Errors
+
+        `InvalidArgument`, `TooLarge`, `Randomness`.
+"""
+        raise NotImplementedError
+    def start_new_session(self, local: Device,device: int,bundle: PreKeyBundle,hint: RetryHint,now: int) -> bytes:
+        """
+        Starts a new session with `device` from its bundle and asks it to
+        resend what `hint` names (the answer to `Action.StartNewSession`).
+
+        # Errors
+
+        As `add_bundle`, and `RecoveryRateLimited`.
+"""
+        raise NotImplementedError
+    def to_bytes(self, ) -> bytes:
+        """
+        The plain saved state (secret: prefer `seal`).
+
+        # Errors
+
+        `HandlePoisoned`.
+"""
+        raise NotImplementedError
+    def update_devices(self, list: typing.List[DeviceEntry],now: int) -> DeviceListChanges:
+        """
+        Takes the device list the server returned at `now`.
+
+        # Errors
+
+        `InvalidDeviceList`.
+"""
+        raise NotImplementedError
+    def user(self, ) -> bytes:
+        """
+        The user's id.
+
+        # Errors
+
+        `HandlePoisoned`.
+"""
+        raise NotImplementedError
+
+class PeerRecord(PeerRecordProtocol):
+    """
+    Everything about one user: each of its devices with its trusted
+    identity and sessions. Save it (sealed) after every call that changed
+    it, before sending or showing anything. Every call is all or nothing.
+"""
+    
+    _handle: ctypes.c_uint64
+    @classmethod
+    def from_bytes(cls, bytes: bytes) -> PeerRecord:
+        """
+        Restores a record from `PeerRecord.to_bytes`.
+
+        # Errors
+
+        The parse errors.
+"""
+        
+        _UniffiFfiConverterBytes.check_lower(bytes)
+        _uniffi_lowered_args = (
+            _UniffiFfiConverterBytes.lower(bytes),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypePeerRecord.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_constructor_peerrecord_from_bytes,
+            *_uniffi_lowered_args,
+        )
+        return cls._uniffi_make_instance(_uniffi_ffi_result)
+    def __init__(self, user: bytes,local_identity: IdentityKey):
+        """
+        A record of the user `user` (1 to 64 bytes) as seen by the local
+        device with identity `local_identity`; no devices yet.
+
+        # Errors
+
+        `InvalidEncoding` for an empty or too long user id.
+"""
+        
+        _UniffiFfiConverterBytes.check_lower(user)
+
+        _UniffiFfiConverterTypeIdentityKey.check_lower(local_identity)
+        _uniffi_lowered_args = (
+            _UniffiFfiConverterBytes.lower(user),
+            _UniffiFfiConverterTypeIdentityKey.lower(local_identity),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypePeerRecord.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_constructor_peerrecord_new,
+            *_uniffi_lowered_args,
+        )
+        self._handle = _uniffi_ffi_result
+    @classmethod
+    def new_own(cls, user: bytes,local_device: int,local_identity: IdentityKey) -> PeerRecord:
+        """
+        The local user's own record (its other devices), for the local
+        device `local_device`.
+
+        # Errors
+
+        `InvalidEncoding` for an empty or too long user id.
+"""
+        
+        _UniffiFfiConverterBytes.check_lower(user)
+
+        _UniffiFfiConverterUInt32.check_lower(local_device)
+
+        _UniffiFfiConverterTypeIdentityKey.check_lower(local_identity)
+        _uniffi_lowered_args = (
+            _UniffiFfiConverterBytes.lower(user),
+            _UniffiFfiConverterUInt32.lower(local_device),
+            _UniffiFfiConverterTypeIdentityKey.lower(local_identity),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypePeerRecord.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_constructor_peerrecord_new_own,
+            *_uniffi_lowered_args,
+        )
+        return cls._uniffi_make_instance(_uniffi_ffi_result)
+    @classmethod
+    def unseal(cls, sealed: bytes,storage_key: bytes,context: bytes) -> PeerRecord:
+        """
+        Restores a record from `PeerRecord.seal`.
+
+        # Errors
+
+        `InvalidArgument`, `TooLarge`, `AuthenticationFailed`, then the parse
+        errors.
+"""
+        
+        _UniffiFfiConverterBytes.check_lower(sealed)
+
+        _UniffiFfiConverterBytes.check_lower(storage_key)
+
+        _UniffiFfiConverterBytes.check_lower(context)
+        _uniffi_lowered_args = (
+            _UniffiFfiConverterBytes.lower(sealed),
+            _UniffiFfiConverterBytes.lower(storage_key),
+            _UniffiFfiConverterBytes.lower(context),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypePeerRecord.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_constructor_peerrecord_unseal,
+            *_uniffi_lowered_args,
+        )
+        return cls._uniffi_make_instance(_uniffi_ffi_result)
+
+    def __del__(self):
+        # In case of partial initialization of instances.
+        handle = getattr(self, "_handle", None)
+        if handle is not None:
+            _uniffi_rust_call(_UniffiLib.uniffi_sotto_uniffi_fn_free_peerrecord, handle)
+
+    def _uniffi_clone_handle(self):
+        return _uniffi_rust_call(_UniffiLib.uniffi_sotto_uniffi_fn_clone_peerrecord, self._handle)
+
+    # Used by alternative constructors or any methods which return this type.
+    @classmethod
+    def _uniffi_make_instance(cls, handle):
+        # Lightly yucky way to bypass the usual __init__ logic
+        # and just create a new instance with the required handle.
+        inst = cls.__new__(cls)
+        inst._handle = handle
+        return inst
+    def acknowledge_identity(self, device: int,identity: IdentityKey) -> None:
+        """
+        Trusts the new identity of `device` once the user accepted it; its
+        old sessions are deleted.
+
+        # Errors
+
+        `UnknownDevice`, `IdentityMismatch`.
+"""
+        
+        _UniffiFfiConverterUInt32.check_lower(device)
+
+        _UniffiFfiConverterTypeIdentityKey.check_lower(identity)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterUInt32.lower(device),
+            _UniffiFfiConverterTypeIdentityKey.lower(identity),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_acknowledge_identity,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def add_bundle(self, local: Device,device: int,bundle: PreKeyBundle,now: int) -> None:
+        """
+        Starts a session with `device` from its bundle (verified against the
+        device's trusted identity).
+
+        # Errors
+
+        `IdentityMismatch`, `UnknownDevice`, `IdentityChangePending`,
+        `InvalidSignature`, `PostQuantumRequired`, `Randomness`.
+"""
+        
+        _UniffiFfiConverterTypeDevice.check_lower(local)
+
+        _UniffiFfiConverterUInt32.check_lower(device)
+
+        _UniffiFfiConverterTypePreKeyBundle.check_lower(bundle)
+
+        _UniffiFfiConverterUInt64.check_lower(now)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeDevice.lower(local),
+            _UniffiFfiConverterUInt32.lower(device),
+            _UniffiFfiConverterTypePreKeyBundle.lower(bundle),
+            _UniffiFfiConverterUInt64.lower(now),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_add_bundle,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def after_restore(self, last_generation: int) -> int:
+        """
+        After restoring an older copy: moves the generation past
+        `last_generation`; returns how many sessions were archived.
+
+        # Errors
+
+        `HandlePoisoned`.
+"""
+        
+        _UniffiFfiConverterUInt64.check_lower(last_generation)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterUInt64.lower(last_generation),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterUInt64.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_after_restore,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def allow_classical(self, device: int,allowed: bool) -> None:
+        """
+        Allows (or again forbids) classical X3DH with a device that never
+        used PQXDH.
+
+        # Errors
+
+        `UnknownDevice`, `PostQuantumRequired` (the device is pinned).
+"""
+        
+        _UniffiFfiConverterUInt32.check_lower(device)
+
+        _UniffiFfiConverterBoolean.check_lower(allowed)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterUInt32.lower(device),
+            _UniffiFfiConverterBoolean.lower(allowed),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_allow_classical,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def decrypt(self, local: Device,_from: int,message: bytes,now: int) -> Received:
+        """
+        Routes a message from `from` to the session it belongs to (a new
+        one for a prekey message) and decrypts it.
+
+        # Errors
+
+        `DecryptFailure.Failed`: the action to take and the error; nothing
+        changed.
+"""
+        
+        _UniffiFfiConverterTypeDevice.check_lower(local)
+
+        _UniffiFfiConverterUInt32.check_lower(_from)
+
+        _UniffiFfiConverterBytes.check_lower(message)
+
+        _UniffiFfiConverterUInt64.check_lower(now)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeDevice.lower(local),
+            _UniffiFfiConverterUInt32.lower(_from),
+            _UniffiFfiConverterBytes.lower(message),
+            _UniffiFfiConverterUInt64.lower(now),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeReceived.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeDecryptFailure
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_decrypt,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def devices(self, ) -> typing.List[PeerDeviceInfo]:
+        """
+        Every device the record holds, listed or stale.
+
+        # Errors
+
+        `HandlePoisoned`.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterSequenceTypePeerDeviceInfo.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_devices,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def encrypt(self, payload: bytes) -> Sent:
+        """
+        Encrypts `payload` once for every device with a usable session.
+
+        # Errors
+
+        `PlaintextTooLarge`, `Randomness`.
+"""
+        
+        _UniffiFfiConverterBytes.check_lower(payload)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterBytes.lower(payload),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeSent.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_encrypt,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def encrypt_to(self, device: int,payload: bytes) -> bytes:
+        """
+        Encrypts `payload` for `device` alone (a resend after a retry
+        request).
+
+        # Errors
+
+        `UnknownDevice`, `IdentityChangePending`, `NoSession`,
+        `PlaintextTooLarge`, `Randomness`.
+"""
+        
+        _UniffiFfiConverterUInt32.check_lower(device)
+
+        _UniffiFfiConverterBytes.check_lower(payload)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterUInt32.lower(device),
+            _UniffiFfiConverterBytes.lower(payload),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterBytes.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_encrypt_to,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def expire(self, now: int) -> int:
+        """
+        Deletes stale devices and archived sessions that are too old at
+        `now`; returns how many devices were deleted.
+
+        # Errors
+
+        `HandlePoisoned`.
+"""
+        
+        _UniffiFfiConverterUInt64.check_lower(now)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterUInt64.lower(now),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterUInt64.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_expire,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def fingerprint(self, ) -> str:
+        """
+        The user's fingerprint over all of its listed devices (30 digits).
+
+        # Errors
+
+        `InvalidDeviceList` (no listed device).
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterString.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_fingerprint,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def generation(self, ) -> int:
+        """
+        0 when new, one more after every call that changed the record.
+
+        # Errors
+
+        `HandlePoisoned`.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterUInt64.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_generation,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def plan_send(self, now: int) -> SendPlan:
+        """
+        Which devices a message can reach now, and which need a bundle.
+
+        # Errors
+
+        `HandlePoisoned`.
+"""
+        
+        _UniffiFfiConverterUInt64.check_lower(now)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterUInt64.lower(now),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeSendPlan.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_plan_send,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def request_distribution(self, device: int,group_id: bytes) -> bytes:
+        """
+        Asks `device` for its chain of group `group_id`.
+
+        # Errors
+
+        `InvalidArgument`, then as `encrypt_to`.
+"""
+        
+        _UniffiFfiConverterUInt32.check_lower(device)
+
+        _UniffiFfiConverterBytes.check_lower(group_id)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterUInt32.lower(device),
+            _UniffiFfiConverterBytes.lower(group_id),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterBytes.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_request_distribution,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def request_retry(self, device: int,hint: RetryHint,now: int) -> bytes:
+        """
+        Asks `device` to resend the message `hint` names (the answer to
+        `Action.RequestRetry`).
+
+        # Errors
+
+        `InvalidArgument`, `UnknownDevice`, `IdentityChangePending`,
+        `NoSession`, `RecoveryRateLimited`, `Randomness`.
+"""
+        
+        _UniffiFfiConverterUInt32.check_lower(device)
+
+        _UniffiFfiConverterTypeRetryHint.check_lower(hint)
+
+        _UniffiFfiConverterUInt64.check_lower(now)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterUInt32.lower(device),
+            _UniffiFfiConverterTypeRetryHint.lower(hint),
+            _UniffiFfiConverterUInt64.lower(now),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterBytes.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_request_retry,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def safety_number(self, own: PeerRecord) -> str:
+        """
+        The safety number of the local user (own record `own`) and this
+        record's user (60 digits), for the users to compare.
+
+        # Errors
+
+        `InvalidArgument` (the same object twice), `IdentityMismatch`,
+        `InvalidDeviceList`.
+"""
+        
+        _UniffiFfiConverterTypePeerRecord.check_lower(own)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypePeerRecord.lower(own),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterString.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_safety_number,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def seal(self, storage_key: bytes,context: bytes) -> bytes:
+        """
+        The saved state encrypted under a 32-byte storage key, bound to
+        `context`.
+
+        # Errors
+
+        `InvalidArgument`, `TooLarge`, `Randomness`.
+"""
+        
+        _UniffiFfiConverterBytes.check_lower(storage_key)
+
+        _UniffiFfiConverterBytes.check_lower(context)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterBytes.lower(storage_key),
+            _UniffiFfiConverterBytes.lower(context),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterBytes.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_seal,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def start_new_session(self, local: Device,device: int,bundle: PreKeyBundle,hint: RetryHint,now: int) -> bytes:
+        """
+        Starts a new session with `device` from its bundle and asks it to
+        resend what `hint` names (the answer to `Action.StartNewSession`).
+
+        # Errors
+
+        As `add_bundle`, and `RecoveryRateLimited`.
+"""
+        
+        _UniffiFfiConverterTypeDevice.check_lower(local)
+
+        _UniffiFfiConverterUInt32.check_lower(device)
+
+        _UniffiFfiConverterTypePreKeyBundle.check_lower(bundle)
+
+        _UniffiFfiConverterTypeRetryHint.check_lower(hint)
+
+        _UniffiFfiConverterUInt64.check_lower(now)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeDevice.lower(local),
+            _UniffiFfiConverterUInt32.lower(device),
+            _UniffiFfiConverterTypePreKeyBundle.lower(bundle),
+            _UniffiFfiConverterTypeRetryHint.lower(hint),
+            _UniffiFfiConverterUInt64.lower(now),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterBytes.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_start_new_session,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def to_bytes(self, ) -> bytes:
+        """
+        The plain saved state (secret: prefer `seal`).
+
+        # Errors
+
+        `HandlePoisoned`.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterBytes.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_to_bytes,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def update_devices(self, list: typing.List[DeviceEntry],now: int) -> DeviceListChanges:
+        """
+        Takes the device list the server returned at `now`.
+
+        # Errors
+
+        `InvalidDeviceList`.
+"""
+        
+        _UniffiFfiConverterSequenceTypeDeviceEntry.check_lower(list)
+
+        _UniffiFfiConverterUInt64.check_lower(now)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterSequenceTypeDeviceEntry.lower(list),
+            _UniffiFfiConverterUInt64.lower(now),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeDeviceListChanges.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_update_devices,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def user(self, ) -> bytes:
+        """
+        The user's id.
+
+        # Errors
+
+        `HandlePoisoned`.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterBytes.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_user,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+
+
+
+
+
+class _UniffiFfiConverterTypePeerRecord:
+    @staticmethod
+    def lift(value: int) -> PeerRecord:
+        return PeerRecord._uniffi_make_instance(value)
+
+    @staticmethod
+    def check_lower(value: PeerRecord):
+        if not isinstance(value, PeerRecord):
+            raise TypeError("Expected PeerRecord instance, {} found".format(type(value).__name__))
+
+    @staticmethod
+    def lower(value: PeerRecord) -> ctypes.c_uint64:
+        return value._uniffi_clone_handle()
+
+    @classmethod
+    def read(cls, buf: _UniffiRustBuffer) -> PeerRecord:
+        ptr = buf.read_u64()
+        if ptr == 0:
+            raise InternalError("Raw handle value was null")
+        return cls.lift(ptr)
+
+    @classmethod
+    def write(cls, value: PeerRecord, buf: _UniffiRustBuffer):
+        buf.write_u64(cls.lower(value))
+
+class _UniffiFfiConverterSequenceTypePeerRecord(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypePeerRecord.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypePeerRecord.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypePeerRecord.read(buf) for i in range(count)
+        ]
+
+class _UniffiFfiConverterSequenceTypeUserSent(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeUserSent.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeUserSent.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeUserSent.read(buf) for i in range(count)
+        ]
+
 class _UniffiFfiConverterSequenceBytes(_UniffiConverterRustBuffer):
     @classmethod
     def check_lower(cls, value):
@@ -5628,6 +8931,617 @@ class _UniffiFfiConverterSequenceBytes(_UniffiConverterRustBuffer):
         return [
             _UniffiFfiConverterBytes.read(buf) for i in range(count)
         ]
+
+
+class GroupSessionProtocol(typing.Protocol):
+    """
+    A group over the session layer: its members (users), the local chain,
+    and the chains of every device of every member. Save it after every
+    call that changed it (and the records the call changed).
+"""
+    
+    def add_member(self, user: bytes) -> bool:
+        """
+        Adds `user` as a member; returns whether it was new. Then hand it the
+        local chain (`distribute`).
+
+        # Errors
+
+        `InvalidEncoding` (user id), `TooManyGroupMembers`.
+"""
+        raise NotImplementedError
+    def after_restore(self, local: Device,last_generation: int) -> bool:
+        """
+        After restoring an older copy: if it is stale (its generation below
+        `last_generation`), every chain is dropped and the local one
+        replaced; returns whether it was.
+
+        # Errors
+
+        `Randomness`.
+"""
+        raise NotImplementedError
+    def decrypt(self, message: bytes) -> GroupPlaintext:
+        """
+        Decrypts a group message.
+
+        # Errors
+
+        `DecryptFailure.Failed` (`RetryLater(MissingDistribution)` for a
+        chain not held yet).
+"""
+        raise NotImplementedError
+    def distribute(self, records: typing.List[PeerRecord]) -> typing.List[UserSent]:
+        """
+        Encrypts the local chain's distribution for every device with a
+        session in each of `records` (members' records, the own one too).
+
+        # Errors
+
+        `InvalidArgument` (a record twice), `NotGroupMember`,
+        `IdentityMismatch`, `Randomness`.
+"""
+        raise NotImplementedError
+    def distribute_to(self, record: PeerRecord,device: int) -> bytes:
+        """
+        Encrypts the local chain's distribution for `device` of `record`'s
+        user alone.
+
+        # Errors
+
+        `NotGroupMember`, `IdentityMismatch`, then as `PeerRecord.encrypt_to`.
+"""
+        raise NotImplementedError
+    def encrypt(self, payload: bytes) -> bytes:
+        """
+        Encrypts `payload` to the group.
+
+        # Errors
+
+        `PlaintextTooLarge`, `ChainExhausted`, `Randomness`.
+"""
+        raise NotImplementedError
+    def generation(self, ) -> int:
+        """
+        0 when new, one more after every call that changed the group.
+
+        # Errors
+
+        `HandlePoisoned`.
+"""
+        raise NotImplementedError
+    def install(self, record: PeerRecord,received: Received) -> InsertOutcome:
+        """
+        Installs a distribution that `record` decrypted.
+
+        # Errors
+
+        `InvalidEncoding` (no distribution), `NotGroupMember`,
+        `IdentityMismatch`, `IdentityChangePending`, then the store's errors.
+"""
+        raise NotImplementedError
+    def members(self, ) -> typing.List[bytes]:
+        """
+        The members' user ids, the local user included, in byte order.
+
+        # Errors
+
+        `HandlePoisoned`.
+"""
+        raise NotImplementedError
+    def receiver_count(self, ) -> int:
+        """
+        How many other devices' chains the group holds.
+
+        # Errors
+
+        `HandlePoisoned`.
+"""
+        raise NotImplementedError
+    def remove_member(self, local: Device,user: bytes,records: typing.List[PeerRecord]) -> typing.List[UserSent]:
+        """
+        Removes `user`, replaces the local chain, and hands the new one to
+        every device of the remaining members; `records` must be exactly
+        the remaining members' records (and the own one).
+
+        # Errors
+
+        `InvalidArgument`, `InvalidEncoding`, `NotGroupMember`,
+        `IdentityMismatch`, `Randomness`.
+"""
+        raise NotImplementedError
+    def rotate(self, local: Device,records: typing.List[PeerRecord]) -> typing.List[UserSent]:
+        """
+        Replaces the local chain and hands the new one to every device of
+        the members (`records`: exactly the members' records).
+
+        # Errors
+
+        As `remove_member`.
+"""
+        raise NotImplementedError
+    def seal(self, storage_key: bytes,context: bytes) -> bytes:
+        """
+        The saved state encrypted under a 32-byte storage key.
+
+        # Errors
+
+        `InvalidArgument`, `TooLarge`, `Randomness`.
+"""
+        raise NotImplementedError
+    def to_bytes(self, ) -> bytes:
+        """
+        The plain saved state (secret: prefer `seal`).
+
+        # Errors
+
+        `HandlePoisoned`.
+"""
+        raise NotImplementedError
+
+class GroupSession(GroupSessionProtocol):
+    """
+    A group over the session layer: its members (users), the local chain,
+    and the chains of every device of every member. Save it after every
+    call that changed it (and the records the call changed).
+"""
+    
+    _handle: ctypes.c_uint64
+    @classmethod
+    def from_bytes(cls, bytes: bytes) -> GroupSession:
+        """
+        Restores a group from `GroupSession.to_bytes`.
+
+        # Errors
+
+        The parse errors.
+"""
+        
+        _UniffiFfiConverterBytes.check_lower(bytes)
+        _uniffi_lowered_args = (
+            _UniffiFfiConverterBytes.lower(bytes),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeGroupSession.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_constructor_groupsession_from_bytes,
+            *_uniffi_lowered_args,
+        )
+        return cls._uniffi_make_instance(_uniffi_ffi_result)
+    def __init__(self, group_id: bytes,local_user: bytes,local: Device):
+        """
+        A new group `group_id` (32 bytes) whose only member is the local
+        user, with a new chain of `local`.
+
+        # Errors
+
+        `InvalidArgument`, `InvalidEncoding` (user id), `Randomness`.
+"""
+        
+        _UniffiFfiConverterBytes.check_lower(group_id)
+
+        _UniffiFfiConverterBytes.check_lower(local_user)
+
+        _UniffiFfiConverterTypeDevice.check_lower(local)
+        _uniffi_lowered_args = (
+            _UniffiFfiConverterBytes.lower(group_id),
+            _UniffiFfiConverterBytes.lower(local_user),
+            _UniffiFfiConverterTypeDevice.lower(local),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeGroupSession.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_constructor_groupsession_new,
+            *_uniffi_lowered_args,
+        )
+        self._handle = _uniffi_ffi_result
+    @classmethod
+    def unseal(cls, sealed: bytes,storage_key: bytes,context: bytes) -> GroupSession:
+        """
+        Restores a group from `GroupSession.seal`.
+
+        # Errors
+
+        `InvalidArgument`, `TooLarge`, `AuthenticationFailed`, then the parse
+        errors.
+"""
+        
+        _UniffiFfiConverterBytes.check_lower(sealed)
+
+        _UniffiFfiConverterBytes.check_lower(storage_key)
+
+        _UniffiFfiConverterBytes.check_lower(context)
+        _uniffi_lowered_args = (
+            _UniffiFfiConverterBytes.lower(sealed),
+            _UniffiFfiConverterBytes.lower(storage_key),
+            _UniffiFfiConverterBytes.lower(context),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeGroupSession.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_constructor_groupsession_unseal,
+            *_uniffi_lowered_args,
+        )
+        return cls._uniffi_make_instance(_uniffi_ffi_result)
+
+    def __del__(self):
+        # In case of partial initialization of instances.
+        handle = getattr(self, "_handle", None)
+        if handle is not None:
+            _uniffi_rust_call(_UniffiLib.uniffi_sotto_uniffi_fn_free_groupsession, handle)
+
+    def _uniffi_clone_handle(self):
+        return _uniffi_rust_call(_UniffiLib.uniffi_sotto_uniffi_fn_clone_groupsession, self._handle)
+
+    # Used by alternative constructors or any methods which return this type.
+    @classmethod
+    def _uniffi_make_instance(cls, handle):
+        # Lightly yucky way to bypass the usual __init__ logic
+        # and just create a new instance with the required handle.
+        inst = cls.__new__(cls)
+        inst._handle = handle
+        return inst
+    def add_member(self, user: bytes) -> bool:
+        """
+        Adds `user` as a member; returns whether it was new. Then hand it the
+        local chain (`distribute`).
+
+        # Errors
+
+        `InvalidEncoding` (user id), `TooManyGroupMembers`.
+"""
+        
+        _UniffiFfiConverterBytes.check_lower(user)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterBytes.lower(user),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterBoolean.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_add_member,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def after_restore(self, local: Device,last_generation: int) -> bool:
+        """
+        After restoring an older copy: if it is stale (its generation below
+        `last_generation`), every chain is dropped and the local one
+        replaced; returns whether it was.
+
+        # Errors
+
+        `Randomness`.
+"""
+        
+        _UniffiFfiConverterTypeDevice.check_lower(local)
+
+        _UniffiFfiConverterUInt64.check_lower(last_generation)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeDevice.lower(local),
+            _UniffiFfiConverterUInt64.lower(last_generation),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterBoolean.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_after_restore,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def decrypt(self, message: bytes) -> GroupPlaintext:
+        """
+        Decrypts a group message.
+
+        # Errors
+
+        `DecryptFailure.Failed` (`RetryLater(MissingDistribution)` for a
+        chain not held yet).
+"""
+        
+        _UniffiFfiConverterBytes.check_lower(message)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterBytes.lower(message),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeGroupPlaintext.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeDecryptFailure
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_decrypt,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def distribute(self, records: typing.List[PeerRecord]) -> typing.List[UserSent]:
+        """
+        Encrypts the local chain's distribution for every device with a
+        session in each of `records` (members' records, the own one too).
+
+        # Errors
+
+        `InvalidArgument` (a record twice), `NotGroupMember`,
+        `IdentityMismatch`, `Randomness`.
+"""
+        
+        _UniffiFfiConverterSequenceTypePeerRecord.check_lower(records)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterSequenceTypePeerRecord.lower(records),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterSequenceTypeUserSent.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_distribute,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def distribute_to(self, record: PeerRecord,device: int) -> bytes:
+        """
+        Encrypts the local chain's distribution for `device` of `record`'s
+        user alone.
+
+        # Errors
+
+        `NotGroupMember`, `IdentityMismatch`, then as `PeerRecord.encrypt_to`.
+"""
+        
+        _UniffiFfiConverterTypePeerRecord.check_lower(record)
+
+        _UniffiFfiConverterUInt32.check_lower(device)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypePeerRecord.lower(record),
+            _UniffiFfiConverterUInt32.lower(device),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterBytes.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_distribute_to,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def encrypt(self, payload: bytes) -> bytes:
+        """
+        Encrypts `payload` to the group.
+
+        # Errors
+
+        `PlaintextTooLarge`, `ChainExhausted`, `Randomness`.
+"""
+        
+        _UniffiFfiConverterBytes.check_lower(payload)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterBytes.lower(payload),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterBytes.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_encrypt,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def generation(self, ) -> int:
+        """
+        0 when new, one more after every call that changed the group.
+
+        # Errors
+
+        `HandlePoisoned`.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterUInt64.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_generation,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def install(self, record: PeerRecord,received: Received) -> InsertOutcome:
+        """
+        Installs a distribution that `record` decrypted.
+
+        # Errors
+
+        `InvalidEncoding` (no distribution), `NotGroupMember`,
+        `IdentityMismatch`, `IdentityChangePending`, then the store's errors.
+"""
+        
+        _UniffiFfiConverterTypePeerRecord.check_lower(record)
+
+        _UniffiFfiConverterTypeReceived.check_lower(received)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypePeerRecord.lower(record),
+            _UniffiFfiConverterTypeReceived.lower(received),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeInsertOutcome.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_install,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def members(self, ) -> typing.List[bytes]:
+        """
+        The members' user ids, the local user included, in byte order.
+
+        # Errors
+
+        `HandlePoisoned`.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterSequenceBytes.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_members,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def receiver_count(self, ) -> int:
+        """
+        How many other devices' chains the group holds.
+
+        # Errors
+
+        `HandlePoisoned`.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterUInt64.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_receiver_count,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def remove_member(self, local: Device,user: bytes,records: typing.List[PeerRecord]) -> typing.List[UserSent]:
+        """
+        Removes `user`, replaces the local chain, and hands the new one to
+        every device of the remaining members; `records` must be exactly
+        the remaining members' records (and the own one).
+
+        # Errors
+
+        `InvalidArgument`, `InvalidEncoding`, `NotGroupMember`,
+        `IdentityMismatch`, `Randomness`.
+"""
+        
+        _UniffiFfiConverterTypeDevice.check_lower(local)
+
+        _UniffiFfiConverterBytes.check_lower(user)
+
+        _UniffiFfiConverterSequenceTypePeerRecord.check_lower(records)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeDevice.lower(local),
+            _UniffiFfiConverterBytes.lower(user),
+            _UniffiFfiConverterSequenceTypePeerRecord.lower(records),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterSequenceTypeUserSent.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_remove_member,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def rotate(self, local: Device,records: typing.List[PeerRecord]) -> typing.List[UserSent]:
+        """
+        Replaces the local chain and hands the new one to every device of
+        the members (`records`: exactly the members' records).
+
+        # Errors
+
+        As `remove_member`.
+"""
+        
+        _UniffiFfiConverterTypeDevice.check_lower(local)
+
+        _UniffiFfiConverterSequenceTypePeerRecord.check_lower(records)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeDevice.lower(local),
+            _UniffiFfiConverterSequenceTypePeerRecord.lower(records),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterSequenceTypeUserSent.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_rotate,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def seal(self, storage_key: bytes,context: bytes) -> bytes:
+        """
+        The saved state encrypted under a 32-byte storage key.
+
+        # Errors
+
+        `InvalidArgument`, `TooLarge`, `Randomness`.
+"""
+        
+        _UniffiFfiConverterBytes.check_lower(storage_key)
+
+        _UniffiFfiConverterBytes.check_lower(context)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterBytes.lower(storage_key),
+            _UniffiFfiConverterBytes.lower(context),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterBytes.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_seal,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def to_bytes(self, ) -> bytes:
+        """
+        The plain saved state (secret: prefer `seal`).
+
+        # Errors
+
+        `HandlePoisoned`.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterBytes.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_to_bytes,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+
+
+
+
+
+class _UniffiFfiConverterTypeGroupSession:
+    @staticmethod
+    def lift(value: int) -> GroupSession:
+        return GroupSession._uniffi_make_instance(value)
+
+    @staticmethod
+    def check_lower(value: GroupSession):
+        if not isinstance(value, GroupSession):
+            raise TypeError("Expected GroupSession instance, {} found".format(type(value).__name__))
+
+    @staticmethod
+    def lower(value: GroupSession) -> ctypes.c_uint64:
+        return value._uniffi_clone_handle()
+
+    @classmethod
+    def read(cls, buf: _UniffiRustBuffer) -> GroupSession:
+        ptr = buf.read_u64()
+        if ptr == 0:
+            raise InternalError("Raw handle value was null")
+        return cls.lift(ptr)
+
+    @classmethod
+    def write(cls, value: GroupSession, buf: _UniffiRustBuffer):
+        buf.write_u64(cls.lower(value))
 
 class _UniffiFfiConverterOptionalTypeGroupReceiverInfo(_UniffiConverterRustBuffer):
     @classmethod
@@ -6205,247 +10119,6 @@ class _UniffiFfiConverterTypeGroupStore:
     @classmethod
     def write(cls, value: GroupStore, buf: _UniffiRustBuffer):
         buf.write_u64(cls.lower(value))
-
-
-class PreKeyBundleProtocol(typing.Protocol):
-    """
-    A prekey bundle as a server hands it out, not yet verified.
-"""
-    
-    def has_kem_prekey(self, ) -> bool:
-        """
-        Whether the bundle carries a KEM prekey (so that PQXDH is possible).
-"""
-        raise NotImplementedError
-    def identity(self, ) -> IdentityKey:
-        """
-        The identity key the bundle claims.
-"""
-        raise NotImplementedError
-    def to_bytes(self, ) -> bytes:
-        """
-        The encoded bundle.
-"""
-        raise NotImplementedError
-    def verify(self, ) -> VerifiedPreKeyBundle:
-        """
-        Checks every signature strictly against the bundle's own identity
-        key. Use [`PreKeyBundle::verify_for`] when you know whose bundle it
-        should be.
-
-        # Errors
-
-        `InvalidSignature`.
-"""
-        raise NotImplementedError
-    def verify_for(self, expected: IdentityKey) -> VerifiedPreKeyBundle:
-        """
-        As [`PreKeyBundle::verify`], and the identity must be `expected`.
-
-        # Errors
-
-        `IdentityMismatch`, then `InvalidSignature`.
-"""
-        raise NotImplementedError
-
-class PreKeyBundle(PreKeyBundleProtocol):
-    """
-    A prekey bundle as a server hands it out, not yet verified.
-"""
-    
-    _handle: ctypes.c_uint64
-    @classmethod
-    def from_bytes(cls, bytes: bytes) -> PreKeyBundle:
-        """
-        Parses an encoded bundle.
-
-        # Errors
-
-        The parse errors (`Truncated`, `TrailingBytes`, `WrongType`,
-        `InvalidEncoding`, `InvalidPublicKey`, ...).
-"""
-        
-        _UniffiFfiConverterBytes.check_lower(bytes)
-        _uniffi_lowered_args = (
-            _UniffiFfiConverterBytes.lower(bytes),
-        )
-        _uniffi_lift_return = _UniffiFfiConverterTypePreKeyBundle.lift
-        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
-        _uniffi_ffi_result = _uniffi_rust_call_with_error(
-            _uniffi_error_converter,
-            _UniffiLib.uniffi_sotto_uniffi_fn_constructor_prekeybundle_from_bytes,
-            *_uniffi_lowered_args,
-        )
-        return cls._uniffi_make_instance(_uniffi_ffi_result)
-    def __init__(self, identity: IdentityKey,signed_prekey: bytes,one_time_prekey: typing.Optional[bytes],kem_prekey: typing.Optional[bytes]):
-        """
-        Assembles a bundle from published parts (what a server does): the
-        identity key, the signed prekey, and optionally a one-time prekey and
-        a KEM prekey (one-time or last-resort). Signatures are checked by
-        [`PreKeyBundle::verify`].
-
-        # Errors
-
-        The parse errors of each part (`Truncated`, `WrongType`,
-        `InvalidPublicKey`, ...).
-"""
-        
-        _UniffiFfiConverterTypeIdentityKey.check_lower(identity)
-
-        _UniffiFfiConverterBytes.check_lower(signed_prekey)
-
-        _UniffiFfiConverterOptionalBytes.check_lower(one_time_prekey)
-
-        _UniffiFfiConverterOptionalBytes.check_lower(kem_prekey)
-        _uniffi_lowered_args = (
-            _UniffiFfiConverterTypeIdentityKey.lower(identity),
-            _UniffiFfiConverterBytes.lower(signed_prekey),
-            _UniffiFfiConverterOptionalBytes.lower(one_time_prekey),
-            _UniffiFfiConverterOptionalBytes.lower(kem_prekey),
-        )
-        _uniffi_lift_return = _UniffiFfiConverterTypePreKeyBundle.lift
-        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
-        _uniffi_ffi_result = _uniffi_rust_call_with_error(
-            _uniffi_error_converter,
-            _UniffiLib.uniffi_sotto_uniffi_fn_constructor_prekeybundle_new,
-            *_uniffi_lowered_args,
-        )
-        self._handle = _uniffi_ffi_result
-
-    def __del__(self):
-        # In case of partial initialization of instances.
-        handle = getattr(self, "_handle", None)
-        if handle is not None:
-            _uniffi_rust_call(_UniffiLib.uniffi_sotto_uniffi_fn_free_prekeybundle, handle)
-
-    def _uniffi_clone_handle(self):
-        return _uniffi_rust_call(_UniffiLib.uniffi_sotto_uniffi_fn_clone_prekeybundle, self._handle)
-
-    # Used by alternative constructors or any methods which return this type.
-    @classmethod
-    def _uniffi_make_instance(cls, handle):
-        # Lightly yucky way to bypass the usual __init__ logic
-        # and just create a new instance with the required handle.
-        inst = cls.__new__(cls)
-        inst._handle = handle
-        return inst
-    def has_kem_prekey(self, ) -> bool:
-        """
-        Whether the bundle carries a KEM prekey (so that PQXDH is possible).
-"""
-        _uniffi_lowered_args = (
-            self._uniffi_clone_handle(),
-        )
-        _uniffi_lift_return = _UniffiFfiConverterBoolean.lift
-        _uniffi_error_converter = None
-        _uniffi_ffi_result = _uniffi_rust_call_with_error(
-            _uniffi_error_converter,
-            _UniffiLib.uniffi_sotto_uniffi_fn_method_prekeybundle_has_kem_prekey,
-            *_uniffi_lowered_args,
-        )
-        return _uniffi_lift_return(_uniffi_ffi_result)
-    def identity(self, ) -> IdentityKey:
-        """
-        The identity key the bundle claims.
-"""
-        _uniffi_lowered_args = (
-            self._uniffi_clone_handle(),
-        )
-        _uniffi_lift_return = _UniffiFfiConverterTypeIdentityKey.lift
-        _uniffi_error_converter = None
-        _uniffi_ffi_result = _uniffi_rust_call_with_error(
-            _uniffi_error_converter,
-            _UniffiLib.uniffi_sotto_uniffi_fn_method_prekeybundle_identity,
-            *_uniffi_lowered_args,
-        )
-        return _uniffi_lift_return(_uniffi_ffi_result)
-    def to_bytes(self, ) -> bytes:
-        """
-        The encoded bundle.
-"""
-        _uniffi_lowered_args = (
-            self._uniffi_clone_handle(),
-        )
-        _uniffi_lift_return = _UniffiFfiConverterBytes.lift
-        _uniffi_error_converter = None
-        _uniffi_ffi_result = _uniffi_rust_call_with_error(
-            _uniffi_error_converter,
-            _UniffiLib.uniffi_sotto_uniffi_fn_method_prekeybundle_to_bytes,
-            *_uniffi_lowered_args,
-        )
-        return _uniffi_lift_return(_uniffi_ffi_result)
-    def verify(self, ) -> VerifiedPreKeyBundle:
-        """
-        Checks every signature strictly against the bundle's own identity
-        key. Use [`PreKeyBundle::verify_for`] when you know whose bundle it
-        should be.
-
-        # Errors
-
-        `InvalidSignature`.
-"""
-        _uniffi_lowered_args = (
-            self._uniffi_clone_handle(),
-        )
-        _uniffi_lift_return = _UniffiFfiConverterTypeVerifiedPreKeyBundle.lift
-        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
-        _uniffi_ffi_result = _uniffi_rust_call_with_error(
-            _uniffi_error_converter,
-            _UniffiLib.uniffi_sotto_uniffi_fn_method_prekeybundle_verify,
-            *_uniffi_lowered_args,
-        )
-        return _uniffi_lift_return(_uniffi_ffi_result)
-    def verify_for(self, expected: IdentityKey) -> VerifiedPreKeyBundle:
-        """
-        As [`PreKeyBundle::verify`], and the identity must be `expected`.
-
-        # Errors
-
-        `IdentityMismatch`, then `InvalidSignature`.
-"""
-        
-        _UniffiFfiConverterTypeIdentityKey.check_lower(expected)
-        _uniffi_lowered_args = (
-            self._uniffi_clone_handle(),
-            _UniffiFfiConverterTypeIdentityKey.lower(expected),
-        )
-        _uniffi_lift_return = _UniffiFfiConverterTypeVerifiedPreKeyBundle.lift
-        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
-        _uniffi_ffi_result = _uniffi_rust_call_with_error(
-            _uniffi_error_converter,
-            _UniffiLib.uniffi_sotto_uniffi_fn_method_prekeybundle_verify_for,
-            *_uniffi_lowered_args,
-        )
-        return _uniffi_lift_return(_uniffi_ffi_result)
-
-
-
-
-
-class _UniffiFfiConverterTypePreKeyBundle:
-    @staticmethod
-    def lift(value: int) -> PreKeyBundle:
-        return PreKeyBundle._uniffi_make_instance(value)
-
-    @staticmethod
-    def check_lower(value: PreKeyBundle):
-        if not isinstance(value, PreKeyBundle):
-            raise TypeError("Expected PreKeyBundle instance, {} found".format(type(value).__name__))
-
-    @staticmethod
-    def lower(value: PreKeyBundle) -> ctypes.c_uint64:
-        return value._uniffi_clone_handle()
-
-    @classmethod
-    def read(cls, buf: _UniffiRustBuffer) -> PreKeyBundle:
-        ptr = buf.read_u64()
-        if ptr == 0:
-            raise InternalError("Raw handle value was null")
-        return cls.lift(ptr)
-
-    @classmethod
-    def write(cls, value: PreKeyBundle, buf: _UniffiRustBuffer):
-        buf.write_u64(cls.lower(value))
 def group_message_info(message: bytes) -> GroupMessageInfo:
     """
     Parses a group message strictly and tells its group, chain and index.
@@ -6517,16 +10190,31 @@ __all__ = [
     "KeyAgreement",
     "Role",
     "MessageKind",
+    "IgnoreReason",
+    "RetryLaterReason",
+    "Action",
+    "ContentKind",
+    "DecryptFailure",
     "InsertOutcome",
     "Accepted",
+    "DeviceEntry",
+    "IdentityChange",
+    "DeviceListChanges",
     "GroupMessageInfo",
     "GroupPlaintext",
     "GroupReceiverInfo",
     "KemPreKeyInfo",
     "MessageInfo",
+    "Outgoing",
+    "PeerDeviceInfo",
     "PublishedPreKey",
     "ResetPreKeys",
+    "RetryHint",
+    "SendPlan",
+    "Unusable",
+    "Sent",
     "SignedPreKeyInfo",
+    "UserSent",
     "group_message_info",
     "message_info",
     "prekey_id",
@@ -6542,8 +10230,14 @@ __all__ = [
     "DeviceProtocol",
     "GroupSender",
     "GroupSenderProtocol",
-    "GroupStore",
-    "GroupStoreProtocol",
     "PreKeyBundle",
     "PreKeyBundleProtocol",
+    "Received",
+    "ReceivedProtocol",
+    "PeerRecord",
+    "PeerRecordProtocol",
+    "GroupSession",
+    "GroupSessionProtocol",
+    "GroupStore",
+    "GroupStoreProtocol",
 ]

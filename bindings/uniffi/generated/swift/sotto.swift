@@ -1780,6 +1780,567 @@ public func FfiConverterTypeGroupSender_lower(_ value: GroupSender) -> UInt64 {
 
 
 /**
+ * A group over the session layer: its members (users), the local chain,
+ * and the chains of every device of every member. Save it after every
+ * call that changed it (and the records the call changed).
+ */
+public protocol GroupSessionProtocol: AnyObject, Sendable {
+    
+    /**
+     * Adds `user` as a member; returns whether it was new. Then hand it the
+     * local chain (`distribute`).
+     *
+     * # Errors
+     *
+     * `InvalidEncoding` (user id), `TooManyGroupMembers`.
+     */
+    func addMember(user: Data) throws  -> Bool
+    
+    /**
+     * After restoring an older copy: if it is stale (its generation below
+     * `last_generation`), every chain is dropped and the local one
+     * replaced; returns whether it was.
+     *
+     * # Errors
+     *
+     * `Randomness`.
+     */
+    func afterRestore(local: Device, lastGeneration: UInt64) throws  -> Bool
+    
+    /**
+     * Decrypts a group message.
+     *
+     * # Errors
+     *
+     * `DecryptFailure.Failed` (`RetryLater(MissingDistribution)` for a
+     * chain not held yet).
+     */
+    func decrypt(message: Data) throws  -> GroupPlaintext
+    
+    /**
+     * Encrypts the local chain's distribution for every device with a
+     * session in each of `records` (members' records, the own one too).
+     *
+     * # Errors
+     *
+     * `InvalidArgument` (a record twice), `NotGroupMember`,
+     * `IdentityMismatch`, `Randomness`.
+     */
+    func distribute(records: [PeerRecord]) throws  -> [UserSent]
+    
+    /**
+     * Encrypts the local chain's distribution for `device` of `record`'s
+     * user alone.
+     *
+     * # Errors
+     *
+     * `NotGroupMember`, `IdentityMismatch`, then as `PeerRecord.encrypt_to`.
+     */
+    func distributeTo(record: PeerRecord, device: UInt32) throws  -> Data
+    
+    /**
+     * Encrypts `payload` to the group.
+     *
+     * # Errors
+     *
+     * `PlaintextTooLarge`, `ChainExhausted`, `Randomness`.
+     */
+    func encrypt(payload: Data) throws  -> Data
+    
+    /**
+     * 0 when new, one more after every call that changed the group.
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+    func generation() throws  -> UInt64
+    
+    /**
+     * Installs a distribution that `record` decrypted.
+     *
+     * # Errors
+     *
+     * `InvalidEncoding` (no distribution), `NotGroupMember`,
+     * `IdentityMismatch`, `IdentityChangePending`, then the store's errors.
+     */
+    func install(record: PeerRecord, received: Received) throws  -> InsertOutcome
+    
+    /**
+     * The members' user ids, the local user included, in byte order.
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+    func members() throws  -> [Data]
+    
+    /**
+     * How many other devices' chains the group holds.
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+    func receiverCount() throws  -> UInt64
+    
+    /**
+     * Removes `user`, replaces the local chain, and hands the new one to
+     * every device of the remaining members; `records` must be exactly
+     * the remaining members' records (and the own one).
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `InvalidEncoding`, `NotGroupMember`,
+     * `IdentityMismatch`, `Randomness`.
+     */
+    func removeMember(local: Device, user: Data, records: [PeerRecord]) throws  -> [UserSent]
+    
+    /**
+     * Replaces the local chain and hands the new one to every device of
+     * the members (`records`: exactly the members' records).
+     *
+     * # Errors
+     *
+     * As `remove_member`.
+     */
+    func rotate(local: Device, records: [PeerRecord]) throws  -> [UserSent]
+    
+    /**
+     * The saved state encrypted under a 32-byte storage key.
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `TooLarge`, `Randomness`.
+     */
+    func seal(storageKey: Data, context: Data) throws  -> Data
+    
+    /**
+     * The plain saved state (secret: prefer `seal`).
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+    func toBytes() throws  -> Data
+    
+}
+/**
+ * A group over the session layer: its members (users), the local chain,
+ * and the chains of every device of every member. Save it after every
+ * call that changed it (and the records the call changed).
+ */
+open class GroupSession: GroupSessionProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_sotto_uniffi_fn_clone_groupsession(self.handle, $0) }
+    }
+    /**
+     * A new group `group_id` (32 bytes) whose only member is the local
+     * user, with a new chain of `local`.
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `InvalidEncoding` (user id), `Randomness`.
+     */
+public convenience init(groupId: Data, localUser: Data, local: Device)throws  {
+    let handle =
+        try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_constructor_groupsession_new(
+        FfiConverterData.lower(groupId),
+        FfiConverterData.lower(localUser),
+        FfiConverterTypeDevice_lower(local),uniffiCallStatus
+    )
+}
+    self.init(unsafeFromHandle: handle)
+}
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_sotto_uniffi_fn_free_groupsession(handle, $0) }
+    }
+
+    
+    /**
+     * Restores a group from `GroupSession.to_bytes`.
+     *
+     * # Errors
+     *
+     * The parse errors.
+     */
+public static func fromBytes(bytes: Data)throws  -> GroupSession  {
+    return try  FfiConverterTypeGroupSession_lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_constructor_groupsession_from_bytes(
+        FfiConverterData.lower(bytes),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Restores a group from `GroupSession.seal`.
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `TooLarge`, `AuthenticationFailed`, then the parse
+     * errors.
+     */
+public static func unseal(sealed: Data, storageKey: Data, context: Data)throws  -> GroupSession  {
+    return try  FfiConverterTypeGroupSession_lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_constructor_groupsession_unseal(
+        FfiConverterData.lower(sealed),
+        FfiConverterData.lower(storageKey),
+        FfiConverterData.lower(context),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+    /**
+     * Adds `user` as a member; returns whether it was new. Then hand it the
+     * local chain (`distribute`).
+     *
+     * # Errors
+     *
+     * `InvalidEncoding` (user id), `TooManyGroupMembers`.
+     */
+open func addMember(user: Data)throws  -> Bool  {
+    return try  FfiConverterBool.lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_groupsession_add_member(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(user),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * After restoring an older copy: if it is stale (its generation below
+     * `last_generation`), every chain is dropped and the local one
+     * replaced; returns whether it was.
+     *
+     * # Errors
+     *
+     * `Randomness`.
+     */
+open func afterRestore(local: Device, lastGeneration: UInt64)throws  -> Bool  {
+    return try  FfiConverterBool.lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_groupsession_after_restore(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeDevice_lower(local),
+        FfiConverterUInt64.lower(lastGeneration),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Decrypts a group message.
+     *
+     * # Errors
+     *
+     * `DecryptFailure.Failed` (`RetryLater(MissingDistribution)` for a
+     * chain not held yet).
+     */
+open func decrypt(message: Data)throws  -> GroupPlaintext  {
+    return try  FfiConverterTypeGroupPlaintext_lift(try rustCallWithError(FfiConverterTypeDecryptFailure_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_groupsession_decrypt(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(message),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Encrypts the local chain's distribution for every device with a
+     * session in each of `records` (members' records, the own one too).
+     *
+     * # Errors
+     *
+     * `InvalidArgument` (a record twice), `NotGroupMember`,
+     * `IdentityMismatch`, `Randomness`.
+     */
+open func distribute(records: [PeerRecord])throws  -> [UserSent]  {
+    return try  FfiConverterSequenceTypeUserSent.lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_groupsession_distribute(
+            self.uniffiCloneHandle(),
+        FfiConverterSequenceTypePeerRecord.lower(records),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Encrypts the local chain's distribution for `device` of `record`'s
+     * user alone.
+     *
+     * # Errors
+     *
+     * `NotGroupMember`, `IdentityMismatch`, then as `PeerRecord.encrypt_to`.
+     */
+open func distributeTo(record: PeerRecord, device: UInt32)throws  -> Data  {
+    return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_groupsession_distribute_to(
+            self.uniffiCloneHandle(),
+        FfiConverterTypePeerRecord_lower(record),
+        FfiConverterUInt32.lower(device),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Encrypts `payload` to the group.
+     *
+     * # Errors
+     *
+     * `PlaintextTooLarge`, `ChainExhausted`, `Randomness`.
+     */
+open func encrypt(payload: Data)throws  -> Data  {
+    return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_groupsession_encrypt(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(payload),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * 0 when new, one more after every call that changed the group.
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+open func generation()throws  -> UInt64  {
+    return try  FfiConverterUInt64.lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_groupsession_generation(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Installs a distribution that `record` decrypted.
+     *
+     * # Errors
+     *
+     * `InvalidEncoding` (no distribution), `NotGroupMember`,
+     * `IdentityMismatch`, `IdentityChangePending`, then the store's errors.
+     */
+open func install(record: PeerRecord, received: Received)throws  -> InsertOutcome  {
+    return try  FfiConverterTypeInsertOutcome_lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_groupsession_install(
+            self.uniffiCloneHandle(),
+        FfiConverterTypePeerRecord_lower(record),
+        FfiConverterTypeReceived_lower(received),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The members' user ids, the local user included, in byte order.
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+open func members()throws  -> [Data]  {
+    return try  FfiConverterSequenceData.lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_groupsession_members(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * How many other devices' chains the group holds.
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+open func receiverCount()throws  -> UInt64  {
+    return try  FfiConverterUInt64.lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_groupsession_receiver_count(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Removes `user`, replaces the local chain, and hands the new one to
+     * every device of the remaining members; `records` must be exactly
+     * the remaining members' records (and the own one).
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `InvalidEncoding`, `NotGroupMember`,
+     * `IdentityMismatch`, `Randomness`.
+     */
+open func removeMember(local: Device, user: Data, records: [PeerRecord])throws  -> [UserSent]  {
+    return try  FfiConverterSequenceTypeUserSent.lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_groupsession_remove_member(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeDevice_lower(local),
+        FfiConverterData.lower(user),
+        FfiConverterSequenceTypePeerRecord.lower(records),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Replaces the local chain and hands the new one to every device of
+     * the members (`records`: exactly the members' records).
+     *
+     * # Errors
+     *
+     * As `remove_member`.
+     */
+open func rotate(local: Device, records: [PeerRecord])throws  -> [UserSent]  {
+    return try  FfiConverterSequenceTypeUserSent.lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_groupsession_rotate(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeDevice_lower(local),
+        FfiConverterSequenceTypePeerRecord.lower(records),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The saved state encrypted under a 32-byte storage key.
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `TooLarge`, `Randomness`.
+     */
+open func seal(storageKey: Data, context: Data)throws  -> Data  {
+    return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_groupsession_seal(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(storageKey),
+        FfiConverterData.lower(context),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The plain saved state (secret: prefer `seal`).
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+open func toBytes()throws  -> Data  {
+    return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_groupsession_to_bytes(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeGroupSession: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = GroupSession
+
+    public static func lift(_ handle: UInt64) throws -> GroupSession {
+        return GroupSession(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: GroupSession) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> GroupSession {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: GroupSession, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGroupSession_lift(_ handle: UInt64) throws -> GroupSession {
+    return try FfiConverterTypeGroupSession.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGroupSession_lower(_ value: GroupSession) -> UInt64 {
+    return FfiConverterTypeGroupSession.lower(value)
+}
+
+
+
+
+
+
+/**
  * Every other member's chain that this member can read, in one group. A
  * chain enters only from its owner's session (`receive_distribution`,
  * `install`), or marked unauthenticated (`import_unauthenticated`).
@@ -2523,6 +3084,756 @@ public func FfiConverterTypeIdentityKey_lower(_ value: IdentityKey) -> UInt64 {
 
 
 /**
+ * Everything about one user: each of its devices with its trusted
+ * identity and sessions. Save it (sealed) after every call that changed
+ * it, before sending or showing anything. Every call is all or nothing.
+ */
+public protocol PeerRecordProtocol: AnyObject, Sendable {
+    
+    /**
+     * Trusts the new identity of `device` once the user accepted it; its
+     * old sessions are deleted.
+     *
+     * # Errors
+     *
+     * `UnknownDevice`, `IdentityMismatch`.
+     */
+    func acknowledgeIdentity(device: UInt32, identity: IdentityKey) throws 
+    
+    /**
+     * Starts a session with `device` from its bundle (verified against the
+     * device's trusted identity).
+     *
+     * # Errors
+     *
+     * `IdentityMismatch`, `UnknownDevice`, `IdentityChangePending`,
+     * `InvalidSignature`, `PostQuantumRequired`, `Randomness`.
+     */
+    func addBundle(local: Device, device: UInt32, bundle: PreKeyBundle, now: UInt64) throws 
+    
+    /**
+     * After restoring an older copy: moves the generation past
+     * `last_generation`; returns how many sessions were archived.
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+    func afterRestore(lastGeneration: UInt64) throws  -> UInt64
+    
+    /**
+     * Allows (or again forbids) classical X3DH with a device that never
+     * used PQXDH.
+     *
+     * # Errors
+     *
+     * `UnknownDevice`, `PostQuantumRequired` (the device is pinned).
+     */
+    func allowClassical(device: UInt32, allowed: Bool) throws 
+    
+    /**
+     * Routes a message from `from` to the session it belongs to (a new
+     * one for a prekey message) and decrypts it.
+     *
+     * # Errors
+     *
+     * `DecryptFailure.Failed`: the action to take and the error; nothing
+     * changed.
+     */
+    func decrypt(local: Device, from: UInt32, message: Data, now: UInt64) throws  -> Received
+    
+    /**
+     * Every device the record holds, listed or stale.
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+    func devices() throws  -> [PeerDeviceInfo]
+    
+    /**
+     * Encrypts `payload` once for every device with a usable session.
+     *
+     * # Errors
+     *
+     * `PlaintextTooLarge`, `Randomness`.
+     */
+    func encrypt(payload: Data) throws  -> Sent
+    
+    /**
+     * Encrypts `payload` for `device` alone (a resend after a retry
+     * request).
+     *
+     * # Errors
+     *
+     * `UnknownDevice`, `IdentityChangePending`, `NoSession`,
+     * `PlaintextTooLarge`, `Randomness`.
+     */
+    func encryptTo(device: UInt32, payload: Data) throws  -> Data
+    
+    /**
+     * Deletes stale devices and archived sessions that are too old at
+     * `now`; returns how many devices were deleted.
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+    func expire(now: UInt64) throws  -> UInt64
+    
+    /**
+     * The user's fingerprint over all of its listed devices (30 digits).
+     *
+     * # Errors
+     *
+     * `InvalidDeviceList` (no listed device).
+     */
+    func fingerprint() throws  -> String
+    
+    /**
+     * 0 when new, one more after every call that changed the record.
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+    func generation() throws  -> UInt64
+    
+    /**
+     * Which devices a message can reach now, and which need a bundle.
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+    func planSend(now: UInt64) throws  -> SendPlan
+    
+    /**
+     * Asks `device` for its chain of group `group_id`.
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, then as `encrypt_to`.
+     */
+    func requestDistribution(device: UInt32, groupId: Data) throws  -> Data
+    
+    /**
+     * Asks `device` to resend the message `hint` names (the answer to
+     * `Action.RequestRetry`).
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `UnknownDevice`, `IdentityChangePending`,
+     * `NoSession`, `RecoveryRateLimited`, `Randomness`.
+     */
+    func requestRetry(device: UInt32, hint: RetryHint, now: UInt64) throws  -> Data
+    
+    /**
+     * The safety number of the local user (own record `own`) and this
+     * record's user (60 digits), for the users to compare.
+     *
+     * # Errors
+     *
+     * `InvalidArgument` (the same object twice), `IdentityMismatch`,
+     * `InvalidDeviceList`.
+     */
+    func safetyNumber(own: PeerRecord) throws  -> String
+    
+    /**
+     * The saved state encrypted under a 32-byte storage key, bound to
+     * `context`.
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `TooLarge`, `Randomness`.
+     */
+    func seal(storageKey: Data, context: Data) throws  -> Data
+    
+    /**
+     * Starts a new session with `device` from its bundle and asks it to
+     * resend what `hint` names (the answer to `Action.StartNewSession`).
+     *
+     * # Errors
+     *
+     * As `add_bundle`, and `RecoveryRateLimited`.
+     */
+    func startNewSession(local: Device, device: UInt32, bundle: PreKeyBundle, hint: RetryHint, now: UInt64) throws  -> Data
+    
+    /**
+     * The plain saved state (secret: prefer `seal`).
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+    func toBytes() throws  -> Data
+    
+    /**
+     * Takes the device list the server returned at `now`.
+     *
+     * # Errors
+     *
+     * `InvalidDeviceList`.
+     */
+    func updateDevices(list: [DeviceEntry], now: UInt64) throws  -> DeviceListChanges
+    
+    /**
+     * The user's id.
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+    func user() throws  -> Data
+    
+}
+/**
+ * Everything about one user: each of its devices with its trusted
+ * identity and sessions. Save it (sealed) after every call that changed
+ * it, before sending or showing anything. Every call is all or nothing.
+ */
+open class PeerRecord: PeerRecordProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_sotto_uniffi_fn_clone_peerrecord(self.handle, $0) }
+    }
+    /**
+     * A record of the user `user` (1 to 64 bytes) as seen by the local
+     * device with identity `local_identity`; no devices yet.
+     *
+     * # Errors
+     *
+     * `InvalidEncoding` for an empty or too long user id.
+     */
+public convenience init(user: Data, localIdentity: IdentityKey)throws  {
+    let handle =
+        try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_constructor_peerrecord_new(
+        FfiConverterData.lower(user),
+        FfiConverterTypeIdentityKey_lower(localIdentity),uniffiCallStatus
+    )
+}
+    self.init(unsafeFromHandle: handle)
+}
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_sotto_uniffi_fn_free_peerrecord(handle, $0) }
+    }
+
+    
+    /**
+     * Restores a record from `PeerRecord.to_bytes`.
+     *
+     * # Errors
+     *
+     * The parse errors.
+     */
+public static func fromBytes(bytes: Data)throws  -> PeerRecord  {
+    return try  FfiConverterTypePeerRecord_lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_constructor_peerrecord_from_bytes(
+        FfiConverterData.lower(bytes),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The local user's own record (its other devices), for the local
+     * device `local_device`.
+     *
+     * # Errors
+     *
+     * `InvalidEncoding` for an empty or too long user id.
+     */
+public static func newOwn(user: Data, localDevice: UInt32, localIdentity: IdentityKey)throws  -> PeerRecord  {
+    return try  FfiConverterTypePeerRecord_lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_constructor_peerrecord_new_own(
+        FfiConverterData.lower(user),
+        FfiConverterUInt32.lower(localDevice),
+        FfiConverterTypeIdentityKey_lower(localIdentity),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Restores a record from `PeerRecord.seal`.
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `TooLarge`, `AuthenticationFailed`, then the parse
+     * errors.
+     */
+public static func unseal(sealed: Data, storageKey: Data, context: Data)throws  -> PeerRecord  {
+    return try  FfiConverterTypePeerRecord_lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_constructor_peerrecord_unseal(
+        FfiConverterData.lower(sealed),
+        FfiConverterData.lower(storageKey),
+        FfiConverterData.lower(context),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+    /**
+     * Trusts the new identity of `device` once the user accepted it; its
+     * old sessions are deleted.
+     *
+     * # Errors
+     *
+     * `UnknownDevice`, `IdentityMismatch`.
+     */
+open func acknowledgeIdentity(device: UInt32, identity: IdentityKey)throws   {try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_peerrecord_acknowledge_identity(
+            self.uniffiCloneHandle(),
+        FfiConverterUInt32.lower(device),
+        FfiConverterTypeIdentityKey_lower(identity),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Starts a session with `device` from its bundle (verified against the
+     * device's trusted identity).
+     *
+     * # Errors
+     *
+     * `IdentityMismatch`, `UnknownDevice`, `IdentityChangePending`,
+     * `InvalidSignature`, `PostQuantumRequired`, `Randomness`.
+     */
+open func addBundle(local: Device, device: UInt32, bundle: PreKeyBundle, now: UInt64)throws   {try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_peerrecord_add_bundle(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeDevice_lower(local),
+        FfiConverterUInt32.lower(device),
+        FfiConverterTypePreKeyBundle_lower(bundle),
+        FfiConverterUInt64.lower(now),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * After restoring an older copy: moves the generation past
+     * `last_generation`; returns how many sessions were archived.
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+open func afterRestore(lastGeneration: UInt64)throws  -> UInt64  {
+    return try  FfiConverterUInt64.lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_peerrecord_after_restore(
+            self.uniffiCloneHandle(),
+        FfiConverterUInt64.lower(lastGeneration),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Allows (or again forbids) classical X3DH with a device that never
+     * used PQXDH.
+     *
+     * # Errors
+     *
+     * `UnknownDevice`, `PostQuantumRequired` (the device is pinned).
+     */
+open func allowClassical(device: UInt32, allowed: Bool)throws   {try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_peerrecord_allow_classical(
+            self.uniffiCloneHandle(),
+        FfiConverterUInt32.lower(device),
+        FfiConverterBool.lower(allowed),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Routes a message from `from` to the session it belongs to (a new
+     * one for a prekey message) and decrypts it.
+     *
+     * # Errors
+     *
+     * `DecryptFailure.Failed`: the action to take and the error; nothing
+     * changed.
+     */
+open func decrypt(local: Device, from: UInt32, message: Data, now: UInt64)throws  -> Received  {
+    return try  FfiConverterTypeReceived_lift(try rustCallWithError(FfiConverterTypeDecryptFailure_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_peerrecord_decrypt(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeDevice_lower(local),
+        FfiConverterUInt32.lower(from),
+        FfiConverterData.lower(message),
+        FfiConverterUInt64.lower(now),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Every device the record holds, listed or stale.
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+open func devices()throws  -> [PeerDeviceInfo]  {
+    return try  FfiConverterSequenceTypePeerDeviceInfo.lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_peerrecord_devices(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Encrypts `payload` once for every device with a usable session.
+     *
+     * # Errors
+     *
+     * `PlaintextTooLarge`, `Randomness`.
+     */
+open func encrypt(payload: Data)throws  -> Sent  {
+    return try  FfiConverterTypeSent_lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_peerrecord_encrypt(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(payload),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Encrypts `payload` for `device` alone (a resend after a retry
+     * request).
+     *
+     * # Errors
+     *
+     * `UnknownDevice`, `IdentityChangePending`, `NoSession`,
+     * `PlaintextTooLarge`, `Randomness`.
+     */
+open func encryptTo(device: UInt32, payload: Data)throws  -> Data  {
+    return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_peerrecord_encrypt_to(
+            self.uniffiCloneHandle(),
+        FfiConverterUInt32.lower(device),
+        FfiConverterData.lower(payload),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Deletes stale devices and archived sessions that are too old at
+     * `now`; returns how many devices were deleted.
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+open func expire(now: UInt64)throws  -> UInt64  {
+    return try  FfiConverterUInt64.lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_peerrecord_expire(
+            self.uniffiCloneHandle(),
+        FfiConverterUInt64.lower(now),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The user's fingerprint over all of its listed devices (30 digits).
+     *
+     * # Errors
+     *
+     * `InvalidDeviceList` (no listed device).
+     */
+open func fingerprint()throws  -> String  {
+    return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_peerrecord_fingerprint(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * 0 when new, one more after every call that changed the record.
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+open func generation()throws  -> UInt64  {
+    return try  FfiConverterUInt64.lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_peerrecord_generation(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Which devices a message can reach now, and which need a bundle.
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+open func planSend(now: UInt64)throws  -> SendPlan  {
+    return try  FfiConverterTypeSendPlan_lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_peerrecord_plan_send(
+            self.uniffiCloneHandle(),
+        FfiConverterUInt64.lower(now),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Asks `device` for its chain of group `group_id`.
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, then as `encrypt_to`.
+     */
+open func requestDistribution(device: UInt32, groupId: Data)throws  -> Data  {
+    return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_peerrecord_request_distribution(
+            self.uniffiCloneHandle(),
+        FfiConverterUInt32.lower(device),
+        FfiConverterData.lower(groupId),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Asks `device` to resend the message `hint` names (the answer to
+     * `Action.RequestRetry`).
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `UnknownDevice`, `IdentityChangePending`,
+     * `NoSession`, `RecoveryRateLimited`, `Randomness`.
+     */
+open func requestRetry(device: UInt32, hint: RetryHint, now: UInt64)throws  -> Data  {
+    return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_peerrecord_request_retry(
+            self.uniffiCloneHandle(),
+        FfiConverterUInt32.lower(device),
+        FfiConverterTypeRetryHint_lower(hint),
+        FfiConverterUInt64.lower(now),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The safety number of the local user (own record `own`) and this
+     * record's user (60 digits), for the users to compare.
+     *
+     * # Errors
+     *
+     * `InvalidArgument` (the same object twice), `IdentityMismatch`,
+     * `InvalidDeviceList`.
+     */
+open func safetyNumber(own: PeerRecord)throws  -> String  {
+    return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_peerrecord_safety_number(
+            self.uniffiCloneHandle(),
+        FfiConverterTypePeerRecord_lower(own),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The saved state encrypted under a 32-byte storage key, bound to
+     * `context`.
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `TooLarge`, `Randomness`.
+     */
+open func seal(storageKey: Data, context: Data)throws  -> Data  {
+    return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_peerrecord_seal(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(storageKey),
+        FfiConverterData.lower(context),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Starts a new session with `device` from its bundle and asks it to
+     * resend what `hint` names (the answer to `Action.StartNewSession`).
+     *
+     * # Errors
+     *
+     * As `add_bundle`, and `RecoveryRateLimited`.
+     */
+open func startNewSession(local: Device, device: UInt32, bundle: PreKeyBundle, hint: RetryHint, now: UInt64)throws  -> Data  {
+    return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_peerrecord_start_new_session(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeDevice_lower(local),
+        FfiConverterUInt32.lower(device),
+        FfiConverterTypePreKeyBundle_lower(bundle),
+        FfiConverterTypeRetryHint_lower(hint),
+        FfiConverterUInt64.lower(now),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The plain saved state (secret: prefer `seal`).
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+open func toBytes()throws  -> Data  {
+    return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_peerrecord_to_bytes(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Takes the device list the server returned at `now`.
+     *
+     * # Errors
+     *
+     * `InvalidDeviceList`.
+     */
+open func updateDevices(list: [DeviceEntry], now: UInt64)throws  -> DeviceListChanges  {
+    return try  FfiConverterTypeDeviceListChanges_lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_peerrecord_update_devices(
+            self.uniffiCloneHandle(),
+        FfiConverterSequenceTypeDeviceEntry.lower(list),
+        FfiConverterUInt64.lower(now),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The user's id.
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+open func user()throws  -> Data  {
+    return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_peerrecord_user(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePeerRecord: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = PeerRecord
+
+    public static func lift(_ handle: UInt64) throws -> PeerRecord {
+        return PeerRecord(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: PeerRecord) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PeerRecord {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: PeerRecord, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePeerRecord_lift(_ handle: UInt64) throws -> PeerRecord {
+    return try FfiConverterTypePeerRecord.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePeerRecord_lower(_ value: PeerRecord) -> UInt64 {
+    return FfiConverterTypePeerRecord.lower(value)
+}
+
+
+
+
+
+
+/**
  * A decrypted pairwise message with the identity of the session's peer.
  * Only `Device.accept` and `Session.decrypt` make one, so it proves which
  * session the bytes came out of: it is what `GroupStore.install` takes.
@@ -2923,6 +4234,222 @@ public func FfiConverterTypePreKeyBundle_lift(_ handle: UInt64) throws -> PreKey
 #endif
 public func FfiConverterTypePreKeyBundle_lower(_ value: PreKeyBundle) -> UInt64 {
     return FfiConverterTypePreKeyBundle.lower(value)
+}
+
+
+
+
+
+
+/**
+ * A message the session layer decrypted.
+ */
+public protocol ReceivedProtocol: AnyObject, Sendable {
+    
+    /**
+     * The device it came from.
+     */
+    func device()  -> UInt32
+    
+    /**
+     * The group of a distribution or distribution request (32 bytes).
+     */
+    func groupId()  -> Data?
+    
+    /**
+     * What it carried.
+     */
+    func kind()  -> ContentKind
+    
+    /**
+     * The payload of a payload message.
+     */
+    func payload()  -> Data?
+    
+    /**
+     * The hint of a retry request.
+     */
+    func retryHint()  -> RetryHint?
+    
+    /**
+     * The identity of the device whose session decrypted it (payloads and
+     * distributions).
+     */
+    func sender()  -> IdentityKey?
+    
+}
+/**
+ * A message the session layer decrypted.
+ */
+open class Received: ReceivedProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_sotto_uniffi_fn_clone_received(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_sotto_uniffi_fn_free_received(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * The device it came from.
+     */
+open func device() -> UInt32  {
+    return try!  FfiConverterUInt32.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_received_device(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The group of a distribution or distribution request (32 bytes).
+     */
+open func groupId() -> Data?  {
+    return try!  FfiConverterOptionData.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_received_group_id(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * What it carried.
+     */
+open func kind() -> ContentKind  {
+    return try!  FfiConverterTypeContentKind_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_received_kind(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The payload of a payload message.
+     */
+open func payload() -> Data?  {
+    return try!  FfiConverterOptionData.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_received_payload(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The hint of a retry request.
+     */
+open func retryHint() -> RetryHint?  {
+    return try!  FfiConverterOptionTypeRetryHint.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_received_retry_hint(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The identity of the device whose session decrypted it (payloads and
+     * distributions).
+     */
+open func sender() -> IdentityKey?  {
+    return try!  FfiConverterOptionTypeIdentityKey.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_received_sender(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeReceived: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = Received
+
+    public static func lift(_ handle: UInt64) throws -> Received {
+        return Received(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: Received) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Received {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: Received, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeReceived_lift(_ handle: UInt64) throws -> Received {
+    return try FfiConverterTypeReceived.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeReceived_lower(_ value: Received) -> UInt64 {
+    return FfiConverterTypeReceived.lower(value)
 }
 
 
@@ -3607,6 +5134,184 @@ public func FfiConverterTypeAccepted_lower(_ value: Accepted) -> RustBuffer {
 
 
 /**
+ * One entry of a device list as the application's server returns it.
+ */
+public struct DeviceEntry {
+    /**
+     * The device id.
+     */
+    public var device: UInt32
+    /**
+     * Its identity key.
+     */
+    public var identity: IdentityKey
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The device id.
+         */device: UInt32, 
+        /**
+         * Its identity key.
+         */identity: IdentityKey) {
+        self.device = device
+        self.identity = identity
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension DeviceEntry: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDeviceEntry: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DeviceEntry {
+        return
+            try DeviceEntry(
+                device: FfiConverterUInt32.read(from: &buf), 
+                identity: FfiConverterTypeIdentityKey.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: DeviceEntry, into buf: inout [UInt8]) {
+        FfiConverterUInt32.write(value.device, into: &buf)
+        FfiConverterTypeIdentityKey.write(value.identity, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDeviceEntry_lift(_ buf: RustBuffer) throws -> DeviceEntry {
+    return try FfiConverterTypeDeviceEntry.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDeviceEntry_lower(_ value: DeviceEntry) -> RustBuffer {
+    return FfiConverterTypeDeviceEntry.lower(value)
+}
+
+
+/**
+ * What a device list changed in a record.
+ */
+public struct DeviceListChanges {
+    /**
+     * Devices new to the record.
+     */
+    public var added: [UInt32]
+    /**
+     * Stale devices listed again.
+     */
+    public var relisted: [UInt32]
+    /**
+     * Devices no longer listed (kept, stale, for messages in flight).
+     */
+    public var removed: [UInt32]
+    /**
+     * Devices deleted for good.
+     */
+    public var deleted: [UInt32]
+    /**
+     * Devices whose identity changed.
+     */
+    public var identityChanges: [IdentityChange]
+    /**
+     * Devices whose pending identity change the list withdrew.
+     */
+    public var withdrawn: [UInt32]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Devices new to the record.
+         */added: [UInt32], 
+        /**
+         * Stale devices listed again.
+         */relisted: [UInt32], 
+        /**
+         * Devices no longer listed (kept, stale, for messages in flight).
+         */removed: [UInt32], 
+        /**
+         * Devices deleted for good.
+         */deleted: [UInt32], 
+        /**
+         * Devices whose identity changed.
+         */identityChanges: [IdentityChange], 
+        /**
+         * Devices whose pending identity change the list withdrew.
+         */withdrawn: [UInt32]) {
+        self.added = added
+        self.relisted = relisted
+        self.removed = removed
+        self.deleted = deleted
+        self.identityChanges = identityChanges
+        self.withdrawn = withdrawn
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension DeviceListChanges: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDeviceListChanges: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DeviceListChanges {
+        return
+            try DeviceListChanges(
+                added: FfiConverterSequenceUInt32.read(from: &buf), 
+                relisted: FfiConverterSequenceUInt32.read(from: &buf), 
+                removed: FfiConverterSequenceUInt32.read(from: &buf), 
+                deleted: FfiConverterSequenceUInt32.read(from: &buf), 
+                identityChanges: FfiConverterSequenceTypeIdentityChange.read(from: &buf), 
+                withdrawn: FfiConverterSequenceUInt32.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: DeviceListChanges, into buf: inout [UInt8]) {
+        FfiConverterSequenceUInt32.write(value.added, into: &buf)
+        FfiConverterSequenceUInt32.write(value.relisted, into: &buf)
+        FfiConverterSequenceUInt32.write(value.removed, into: &buf)
+        FfiConverterSequenceUInt32.write(value.deleted, into: &buf)
+        FfiConverterSequenceTypeIdentityChange.write(value.identityChanges, into: &buf)
+        FfiConverterSequenceUInt32.write(value.withdrawn, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDeviceListChanges_lift(_ buf: RustBuffer) throws -> DeviceListChanges {
+    return try FfiConverterTypeDeviceListChanges.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDeviceListChanges_lower(_ value: DeviceListChanges) -> RustBuffer {
+    return FfiConverterTypeDeviceListChanges.lower(value)
+}
+
+
+/**
  * What a group message says about itself before it is decrypted (not
  * authenticated until it decrypts).
  */
@@ -3867,6 +5572,76 @@ public func FfiConverterTypeGroupReceiverInfo_lower(_ value: GroupReceiverInfo) 
 
 
 /**
+ * A device whose identity key changed: not used until the application
+ * acknowledges the new identity (`PeerRecord.acknowledge_identity`).
+ */
+public struct IdentityChange {
+    /**
+     * The device.
+     */
+    public var device: UInt32
+    /**
+     * The new identity key.
+     */
+    public var newIdentity: IdentityKey
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The device.
+         */device: UInt32, 
+        /**
+         * The new identity key.
+         */newIdentity: IdentityKey) {
+        self.device = device
+        self.newIdentity = newIdentity
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension IdentityChange: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeIdentityChange: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> IdentityChange {
+        return
+            try IdentityChange(
+                device: FfiConverterUInt32.read(from: &buf), 
+                newIdentity: FfiConverterTypeIdentityKey.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: IdentityChange, into buf: inout [UInt8]) {
+        FfiConverterUInt32.write(value.device, into: &buf)
+        FfiConverterTypeIdentityKey.write(value.newIdentity, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeIdentityChange_lift(_ buf: RustBuffer) throws -> IdentityChange {
+    return try FfiConverterTypeIdentityChange.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeIdentityChange_lower(_ value: IdentityChange) -> RustBuffer {
+    return FfiConverterTypeIdentityChange.lower(value)
+}
+
+
+/**
  * What a device holds of one of its last-resort KEM prekeys.
  */
 public struct KemPreKeyInfo: Equatable, Hashable {
@@ -4018,6 +5793,206 @@ public func FfiConverterTypeMessageInfo_lower(_ value: MessageInfo) -> RustBuffe
 
 
 /**
+ * One encrypted message for one device.
+ */
+public struct Outgoing: Equatable, Hashable {
+    /**
+     * The device.
+     */
+    public var device: UInt32
+    /**
+     * The message (a pairwise message).
+     */
+    public var message: Data
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The device.
+         */device: UInt32, 
+        /**
+         * The message (a pairwise message).
+         */message: Data) {
+        self.device = device
+        self.message = message
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Outgoing: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeOutgoing: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Outgoing {
+        return
+            try Outgoing(
+                device: FfiConverterUInt32.read(from: &buf), 
+                message: FfiConverterData.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Outgoing, into buf: inout [UInt8]) {
+        FfiConverterUInt32.write(value.device, into: &buf)
+        FfiConverterData.write(value.message, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOutgoing_lift(_ buf: RustBuffer) throws -> Outgoing {
+    return try FfiConverterTypeOutgoing.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOutgoing_lower(_ value: Outgoing) -> RustBuffer {
+    return FfiConverterTypeOutgoing.lower(value)
+}
+
+
+/**
+ * What a record tells about one of its devices.
+ */
+public struct PeerDeviceInfo {
+    /**
+     * The device id.
+     */
+    public var device: UInt32
+    /**
+     * Its trusted identity key.
+     */
+    public var identity: IdentityKey
+    /**
+     * A new identity not yet acknowledged.
+     */
+    public var pendingIdentity: IdentityKey?
+    /**
+     * Since when it is off the device list, if it is.
+     */
+    public var staleSince: UInt64?
+    /**
+     * Whether it may only ever use PQXDH.
+     */
+    public var postQuantumPinned: Bool
+    /**
+     * The base key of its active session (32 bytes), if it has one.
+     */
+    public var activeBaseKey: Data?
+    /**
+     * Whether the active session is one this side started that got no
+     * reply yet.
+     */
+    public var awaitingReply: Bool
+    /**
+     * How many archived sessions it has.
+     */
+    public var archivedSessions: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The device id.
+         */device: UInt32, 
+        /**
+         * Its trusted identity key.
+         */identity: IdentityKey, 
+        /**
+         * A new identity not yet acknowledged.
+         */pendingIdentity: IdentityKey?, 
+        /**
+         * Since when it is off the device list, if it is.
+         */staleSince: UInt64?, 
+        /**
+         * Whether it may only ever use PQXDH.
+         */postQuantumPinned: Bool, 
+        /**
+         * The base key of its active session (32 bytes), if it has one.
+         */activeBaseKey: Data?, 
+        /**
+         * Whether the active session is one this side started that got no
+         * reply yet.
+         */awaitingReply: Bool, 
+        /**
+         * How many archived sessions it has.
+         */archivedSessions: UInt64) {
+        self.device = device
+        self.identity = identity
+        self.pendingIdentity = pendingIdentity
+        self.staleSince = staleSince
+        self.postQuantumPinned = postQuantumPinned
+        self.activeBaseKey = activeBaseKey
+        self.awaitingReply = awaitingReply
+        self.archivedSessions = archivedSessions
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension PeerDeviceInfo: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePeerDeviceInfo: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PeerDeviceInfo {
+        return
+            try PeerDeviceInfo(
+                device: FfiConverterUInt32.read(from: &buf), 
+                identity: FfiConverterTypeIdentityKey.read(from: &buf), 
+                pendingIdentity: FfiConverterOptionTypeIdentityKey.read(from: &buf), 
+                staleSince: FfiConverterOptionUInt64.read(from: &buf), 
+                postQuantumPinned: FfiConverterBool.read(from: &buf), 
+                activeBaseKey: FfiConverterOptionData.read(from: &buf), 
+                awaitingReply: FfiConverterBool.read(from: &buf), 
+                archivedSessions: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: PeerDeviceInfo, into buf: inout [UInt8]) {
+        FfiConverterUInt32.write(value.device, into: &buf)
+        FfiConverterTypeIdentityKey.write(value.identity, into: &buf)
+        FfiConverterOptionTypeIdentityKey.write(value.pendingIdentity, into: &buf)
+        FfiConverterOptionUInt64.write(value.staleSince, into: &buf)
+        FfiConverterBool.write(value.postQuantumPinned, into: &buf)
+        FfiConverterOptionData.write(value.activeBaseKey, into: &buf)
+        FfiConverterBool.write(value.awaitingReply, into: &buf)
+        FfiConverterUInt64.write(value.archivedSessions, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePeerDeviceInfo_lift(_ buf: RustBuffer) throws -> PeerDeviceInfo {
+    return try FfiConverterTypePeerDeviceInfo.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePeerDeviceInfo_lower(_ value: PeerDeviceInfo) -> RustBuffer {
+    return FfiConverterTypePeerDeviceInfo.lower(value)
+}
+
+
+/**
  * A published prekey with its id: what a device hands to the server.
  */
 public struct PublishedPreKey: Equatable, Hashable {
@@ -4157,6 +6132,234 @@ public func FfiConverterTypeResetPreKeys_lower(_ value: ResetPreKeys) -> RustBuf
 
 
 /**
+ * Names a message that could not be decrypted, for a retry request or a
+ * new session.
+ */
+public struct RetryHint: Equatable, Hashable {
+    /**
+     * The message's ratchet key (32 bytes).
+     */
+    public var ratchetKey: Data
+    /**
+     * Its message number.
+     */
+    public var messageNumber: UInt32
+    /**
+     * For a prekey message, its base key (32 bytes).
+     */
+    public var baseKey: Data?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The message's ratchet key (32 bytes).
+         */ratchetKey: Data, 
+        /**
+         * Its message number.
+         */messageNumber: UInt32, 
+        /**
+         * For a prekey message, its base key (32 bytes).
+         */baseKey: Data?) {
+        self.ratchetKey = ratchetKey
+        self.messageNumber = messageNumber
+        self.baseKey = baseKey
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension RetryHint: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRetryHint: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RetryHint {
+        return
+            try RetryHint(
+                ratchetKey: FfiConverterData.read(from: &buf), 
+                messageNumber: FfiConverterUInt32.read(from: &buf), 
+                baseKey: FfiConverterOptionData.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: RetryHint, into buf: inout [UInt8]) {
+        FfiConverterData.write(value.ratchetKey, into: &buf)
+        FfiConverterUInt32.write(value.messageNumber, into: &buf)
+        FfiConverterOptionData.write(value.baseKey, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRetryHint_lift(_ buf: RustBuffer) throws -> RetryHint {
+    return try FfiConverterTypeRetryHint.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRetryHint_lower(_ value: RetryHint) -> RustBuffer {
+    return FfiConverterTypeRetryHint.lower(value)
+}
+
+
+/**
+ * Which devices a message can go to now.
+ */
+public struct SendPlan: Equatable, Hashable {
+    /**
+     * Devices with a usable session.
+     */
+    public var ready: [UInt32]
+    /**
+     * Devices to fetch a bundle for (`PeerRecord.add_bundle`).
+     */
+    public var needsBundle: [UInt32]
+    /**
+     * Devices with a pending identity change.
+     */
+    public var blocked: [UInt32]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Devices with a usable session.
+         */ready: [UInt32], 
+        /**
+         * Devices to fetch a bundle for (`PeerRecord.add_bundle`).
+         */needsBundle: [UInt32], 
+        /**
+         * Devices with a pending identity change.
+         */blocked: [UInt32]) {
+        self.ready = ready
+        self.needsBundle = needsBundle
+        self.blocked = blocked
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SendPlan: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSendPlan: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SendPlan {
+        return
+            try SendPlan(
+                ready: FfiConverterSequenceUInt32.read(from: &buf), 
+                needsBundle: FfiConverterSequenceUInt32.read(from: &buf), 
+                blocked: FfiConverterSequenceUInt32.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SendPlan, into buf: inout [UInt8]) {
+        FfiConverterSequenceUInt32.write(value.ready, into: &buf)
+        FfiConverterSequenceUInt32.write(value.needsBundle, into: &buf)
+        FfiConverterSequenceUInt32.write(value.blocked, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSendPlan_lift(_ buf: RustBuffer) throws -> SendPlan {
+    return try FfiConverterTypeSendPlan.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSendPlan_lower(_ value: SendPlan) -> RustBuffer {
+    return FfiConverterTypeSendPlan.lower(value)
+}
+
+
+/**
+ * What an encryption to every device of a user produced.
+ */
+public struct Sent: Equatable, Hashable {
+    /**
+     * One message per device reached.
+     */
+    public var messages: [Outgoing]
+    /**
+     * The devices not reached.
+     */
+    public var unusable: [Unusable]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * One message per device reached.
+         */messages: [Outgoing], 
+        /**
+         * The devices not reached.
+         */unusable: [Unusable]) {
+        self.messages = messages
+        self.unusable = unusable
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Sent: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSent: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Sent {
+        return
+            try Sent(
+                messages: FfiConverterSequenceTypeOutgoing.read(from: &buf), 
+                unusable: FfiConverterSequenceTypeUnusable.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Sent, into buf: inout [UInt8]) {
+        FfiConverterSequenceTypeOutgoing.write(value.messages, into: &buf)
+        FfiConverterSequenceTypeUnusable.write(value.unusable, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSent_lift(_ buf: RustBuffer) throws -> Sent {
+    return try FfiConverterTypeSent.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSent_lower(_ value: Sent) -> RustBuffer {
+    return FfiConverterTypeSent.lower(value)
+}
+
+
+/**
  * What a device holds of one of its signed prekeys.
  */
 public struct SignedPreKeyInfo: Equatable, Hashable {
@@ -4235,6 +6438,584 @@ public func FfiConverterTypeSignedPreKeyInfo_lift(_ buf: RustBuffer) throws -> S
 public func FfiConverterTypeSignedPreKeyInfo_lower(_ value: SignedPreKeyInfo) -> RustBuffer {
     return FfiConverterTypeSignedPreKeyInfo.lower(value)
 }
+
+
+/**
+ * A device that got no message, and why.
+ */
+public struct Unusable: Equatable, Hashable {
+    /**
+     * The device.
+     */
+    public var device: UInt32
+    /**
+     * The C ABI's code of the reason.
+     */
+    public var code: Int32
+    /**
+     * The reason, without secrets.
+     */
+    public var detail: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The device.
+         */device: UInt32, 
+        /**
+         * The C ABI's code of the reason.
+         */code: Int32, 
+        /**
+         * The reason, without secrets.
+         */detail: String) {
+        self.device = device
+        self.code = code
+        self.detail = detail
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Unusable: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeUnusable: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Unusable {
+        return
+            try Unusable(
+                device: FfiConverterUInt32.read(from: &buf), 
+                code: FfiConverterInt32.read(from: &buf), 
+                detail: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Unusable, into buf: inout [UInt8]) {
+        FfiConverterUInt32.write(value.device, into: &buf)
+        FfiConverterInt32.write(value.code, into: &buf)
+        FfiConverterString.write(value.detail, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeUnusable_lift(_ buf: RustBuffer) throws -> Unusable {
+    return try FfiConverterTypeUnusable.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeUnusable_lower(_ value: Unusable) -> RustBuffer {
+    return FfiConverterTypeUnusable.lower(value)
+}
+
+
+/**
+ * What a fan-out sent to each user's devices.
+ */
+public struct UserSent: Equatable, Hashable {
+    /**
+     * The user.
+     */
+    public var user: Data
+    /**
+     * What went to its devices.
+     */
+    public var sent: Sent
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The user.
+         */user: Data, 
+        /**
+         * What went to its devices.
+         */sent: Sent) {
+        self.user = user
+        self.sent = sent
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension UserSent: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeUserSent: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UserSent {
+        return
+            try UserSent(
+                user: FfiConverterData.read(from: &buf), 
+                sent: FfiConverterTypeSent.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: UserSent, into buf: inout [UInt8]) {
+        FfiConverterData.write(value.user, into: &buf)
+        FfiConverterTypeSent.write(value.sent, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeUserSent_lift(_ buf: RustBuffer) throws -> UserSent {
+    return try FfiConverterTypeUserSent.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeUserSent_lower(_ value: UserSent) -> RustBuffer {
+    return FfiConverterTypeUserSent.lower(value)
+}
+
+
+/**
+ * What to do about a message that did not decrypt (SPEC §16.6).
+ */
+
+public enum Action: Equatable, Hashable {
+    
+    /**
+     * Drop the message.
+     */
+    case ignore(
+        /**
+         * Why.
+         */reason: IgnoreReason
+    )
+    /**
+     * Keep it and give it again after the named step.
+     */
+    case retryLater(
+        /**
+         * Which step.
+         */reason: RetryLaterReason
+    )
+    /**
+     * Call `PeerRecord.request_retry` with the hint and send its result.
+     */
+    case requestRetry(
+        /**
+         * The message's name.
+         */hint: RetryHint
+    )
+    /**
+     * Fetch the device's bundle, call `PeerRecord.start_new_session` with
+     * the hint and send its result.
+     */
+    case startNewSession(
+        /**
+         * The message's name.
+         */hint: RetryHint
+    )
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension Action: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAction: FfiConverterRustBuffer {
+    typealias SwiftType = Action
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Action {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .ignore(reason: try FfiConverterTypeIgnoreReason.read(from: &buf)
+        )
+        
+        case 2: return .retryLater(reason: try FfiConverterTypeRetryLaterReason.read(from: &buf)
+        )
+        
+        case 3: return .requestRetry(hint: try FfiConverterTypeRetryHint.read(from: &buf)
+        )
+        
+        case 4: return .startNewSession(hint: try FfiConverterTypeRetryHint.read(from: &buf)
+        )
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: Action, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case let .ignore(reason):
+            writeInt(&buf, Int32(1))
+            FfiConverterTypeIgnoreReason.write(reason, into: &buf)
+            
+        
+        case let .retryLater(reason):
+            writeInt(&buf, Int32(2))
+            FfiConverterTypeRetryLaterReason.write(reason, into: &buf)
+            
+        
+        case let .requestRetry(hint):
+            writeInt(&buf, Int32(3))
+            FfiConverterTypeRetryHint.write(hint, into: &buf)
+            
+        
+        case let .startNewSession(hint):
+            writeInt(&buf, Int32(4))
+            FfiConverterTypeRetryHint.write(hint, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAction_lift(_ buf: RustBuffer) throws -> Action {
+    return try FfiConverterTypeAction.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAction_lower(_ value: Action) -> RustBuffer {
+    return FfiConverterTypeAction.lower(value)
+}
+
+
+
+/**
+ * What the kind of a decrypted message is.
+ */
+
+public enum ContentKind: Equatable, Hashable {
+    
+    /**
+     * An application payload (`Received.payload`).
+     */
+    case payload
+    /**
+     * A group distribution: give it to the group's `GroupSession.install`.
+     */
+    case distribution
+    /**
+     * The peer asks to resend the message `Received.retry_hint` names.
+     */
+    case retryRequest
+    /**
+     * The peer asks for the local chain of group `Received.group_id`.
+     */
+    case distributionRequest
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension ContentKind: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeContentKind: FfiConverterRustBuffer {
+    typealias SwiftType = ContentKind
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ContentKind {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .payload
+        
+        case 2: return .distribution
+        
+        case 3: return .retryRequest
+        
+        case 4: return .distributionRequest
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: ContentKind, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .payload:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .distribution:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .retryRequest:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .distributionRequest:
+            writeInt(&buf, Int32(4))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeContentKind_lift(_ buf: RustBuffer) throws -> ContentKind {
+    return try FfiConverterTypeContentKind.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeContentKind_lower(_ value: ContentKind) -> RustBuffer {
+    return FfiConverterTypeContentKind.lower(value)
+}
+
+
+
+/**
+ * A message the session layer could not decrypt: the action to take, and
+ * the error (with the C ABI's code) that decided it. Nothing changed.
+ */
+public 
+enum DecryptFailure: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
+
+    
+    
+    /**
+     * The one failure kind.
+     */
+    case Failed(
+        /**
+         * What to do.
+         */action: Action, 
+        /**
+         * The C ABI's code of the error that decided it.
+         */code: Int32, 
+        /**
+         * The error's name (`"DuplicateMessage"`, ...).
+         */kind: String, 
+        /**
+         * What failed, without secrets.
+         */detail: String
+    )
+
+    
+
+    
+
+    
+    public var errorDescription: String? {
+        String(reflecting: self)
+    }
+    
+}
+
+#if compiler(>=6)
+extension DecryptFailure: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDecryptFailure: FfiConverterRustBuffer {
+    typealias SwiftType = DecryptFailure
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DecryptFailure {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+
+        
+
+        
+        case 1: return .Failed(
+            action: try FfiConverterTypeAction.read(from: &buf), 
+            code: try FfiConverterInt32.read(from: &buf), 
+            kind: try FfiConverterString.read(from: &buf), 
+            detail: try FfiConverterString.read(from: &buf)
+            )
+
+         default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: DecryptFailure, into buf: inout [UInt8]) {
+        switch value {
+
+        
+
+        
+        
+        case let .Failed(action,code,kind,detail):
+            writeInt(&buf, Int32(1))
+            FfiConverterTypeAction.write(action, into: &buf)
+            FfiConverterInt32.write(code, into: &buf)
+            FfiConverterString.write(kind, into: &buf)
+            FfiConverterString.write(detail, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDecryptFailure_lift(_ buf: RustBuffer) throws -> DecryptFailure {
+    return try FfiConverterTypeDecryptFailure.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDecryptFailure_lower(_ value: DecryptFailure) -> RustBuffer {
+    return FfiConverterTypeDecryptFailure.lower(value)
+}
+
+
+/**
+ * Why a message is dropped.
+ */
+
+public enum IgnoreReason: Equatable, Hashable {
+    
+    /**
+     * Decrypted before (or its key is gone).
+     */
+    case duplicate
+    /**
+     * Nothing an honest peer sends.
+     */
+    case malformed
+    /**
+     * A classical prekey message from a device pinned to PQXDH.
+     */
+    case downgrade
+    /**
+     * A recovery was made for this device too recently.
+     */
+    case recoveryPending
+    /**
+     * The local device given is not this record's.
+     */
+    case wrongLocalDevice
+    /**
+     * A reason this version of the bindings does not know.
+     */
+    case other
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension IgnoreReason: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeIgnoreReason: FfiConverterRustBuffer {
+    typealias SwiftType = IgnoreReason
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> IgnoreReason {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .duplicate
+        
+        case 2: return .malformed
+        
+        case 3: return .downgrade
+        
+        case 4: return .recoveryPending
+        
+        case 5: return .wrongLocalDevice
+        
+        case 6: return .other
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: IgnoreReason, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .duplicate:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .malformed:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .downgrade:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .recoveryPending:
+            writeInt(&buf, Int32(4))
+        
+        
+        case .wrongLocalDevice:
+            writeInt(&buf, Int32(5))
+        
+        
+        case .other:
+            writeInt(&buf, Int32(6))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeIgnoreReason_lift(_ buf: RustBuffer) throws -> IgnoreReason {
+    return try FfiConverterTypeIgnoreReason.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeIgnoreReason_lower(_ value: IgnoreReason) -> RustBuffer {
+    return FfiConverterTypeIgnoreReason.lower(value)
+}
+
 
 
 /**
@@ -4481,6 +7262,111 @@ public func FfiConverterTypeMessageKind_lift(_ buf: RustBuffer) throws -> Messag
 #endif
 public func FfiConverterTypeMessageKind_lower(_ value: MessageKind) -> RustBuffer {
     return FfiConverterTypeMessageKind.lower(value)
+}
+
+
+
+/**
+ * Why a message is kept for later.
+ */
+
+public enum RetryLaterReason: Equatable, Hashable {
+    
+    /**
+     * Refresh the device list: the sending device is unknown.
+     */
+    case unknownDevice
+    /**
+     * Acknowledge the device's identity change first.
+     */
+    case identityChangePending
+    /**
+     * Refresh the device list: an identity neither trusted nor pending.
+     */
+    case unknownIdentity
+    /**
+     * Install the sender's distribution first (group messages).
+     */
+    case missingDistribution
+    /**
+     * A reason this version of the bindings does not know.
+     */
+    case other
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension RetryLaterReason: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRetryLaterReason: FfiConverterRustBuffer {
+    typealias SwiftType = RetryLaterReason
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RetryLaterReason {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .unknownDevice
+        
+        case 2: return .identityChangePending
+        
+        case 3: return .unknownIdentity
+        
+        case 4: return .missingDistribution
+        
+        case 5: return .other
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: RetryLaterReason, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .unknownDevice:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .identityChangePending:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .unknownIdentity:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .missingDistribution:
+            writeInt(&buf, Int32(4))
+        
+        
+        case .other:
+            writeInt(&buf, Int32(5))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRetryLaterReason_lift(_ buf: RustBuffer) throws -> RetryLaterReason {
+    return try FfiConverterTypeRetryLaterReason.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRetryLaterReason_lower(_ value: RetryLaterReason) -> RustBuffer {
+    return FfiConverterTypeRetryLaterReason.lower(value)
 }
 
 
@@ -4961,6 +7847,85 @@ enum SottoError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
          * What failed, without secrets.
          */detail: String
     )
+    /**
+     * A device list too long, with a device named twice, an identity
+     * given to two devices, or the local identity given to another device.
+     */
+    case InvalidDeviceList(
+        /**
+         * The C ABI's code.
+         */code: Int32, 
+        /**
+         * What failed, without secrets.
+         */detail: String
+    )
+    /**
+     * The peer record does not hold the device, or it is no longer listed.
+     */
+    case UnknownDevice(
+        /**
+         * The C ABI's code.
+         */code: Int32, 
+        /**
+         * What failed, without secrets.
+         */detail: String
+    )
+    /**
+     * The device's identity changed and is not acknowledged yet.
+     */
+    case IdentityChangePending(
+        /**
+         * The C ABI's code.
+         */code: Int32, 
+        /**
+         * What failed, without secrets.
+         */detail: String
+    )
+    /**
+     * The device has no active session: fetch its bundle.
+     */
+    case NoSession(
+        /**
+         * The C ABI's code.
+         */code: Int32, 
+        /**
+         * What failed, without secrets.
+         */detail: String
+    )
+    /**
+     * A recovery for this device was made too recently.
+     */
+    case RecoveryRateLimited(
+        /**
+         * The C ABI's code.
+         */code: Int32, 
+        /**
+         * What failed, without secrets.
+         */detail: String
+    )
+    /**
+     * The user is not a member of the group, or the records given are not
+     * the members'.
+     */
+    case NotGroupMember(
+        /**
+         * The C ABI's code.
+         */code: Int32, 
+        /**
+         * What failed, without secrets.
+         */detail: String
+    )
+    /**
+     * The group has as many members as it may.
+     */
+    case TooManyGroupMembers(
+        /**
+         * The C ABI's code.
+         */code: Int32, 
+        /**
+         * What failed, without secrets.
+         */detail: String
+    )
 
     
 
@@ -5123,6 +8088,34 @@ public struct FfiConverterTypeSottoError: FfiConverterRustBuffer {
             detail: try FfiConverterString.read(from: &buf)
             )
         case 34: return .GroupStoreFull(
+            code: try FfiConverterInt32.read(from: &buf), 
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 35: return .InvalidDeviceList(
+            code: try FfiConverterInt32.read(from: &buf), 
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 36: return .UnknownDevice(
+            code: try FfiConverterInt32.read(from: &buf), 
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 37: return .IdentityChangePending(
+            code: try FfiConverterInt32.read(from: &buf), 
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 38: return .NoSession(
+            code: try FfiConverterInt32.read(from: &buf), 
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 39: return .RecoveryRateLimited(
+            code: try FfiConverterInt32.read(from: &buf), 
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 40: return .NotGroupMember(
+            code: try FfiConverterInt32.read(from: &buf), 
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 41: return .TooManyGroupMembers(
             code: try FfiConverterInt32.read(from: &buf), 
             detail: try FfiConverterString.read(from: &buf)
             )
@@ -5341,6 +8334,48 @@ public struct FfiConverterTypeSottoError: FfiConverterRustBuffer {
             FfiConverterInt32.write(code, into: &buf)
             FfiConverterString.write(detail, into: &buf)
             
+        
+        case let .InvalidDeviceList(code,detail):
+            writeInt(&buf, Int32(35))
+            FfiConverterInt32.write(code, into: &buf)
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .UnknownDevice(code,detail):
+            writeInt(&buf, Int32(36))
+            FfiConverterInt32.write(code, into: &buf)
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .IdentityChangePending(code,detail):
+            writeInt(&buf, Int32(37))
+            FfiConverterInt32.write(code, into: &buf)
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .NoSession(code,detail):
+            writeInt(&buf, Int32(38))
+            FfiConverterInt32.write(code, into: &buf)
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .RecoveryRateLimited(code,detail):
+            writeInt(&buf, Int32(39))
+            FfiConverterInt32.write(code, into: &buf)
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .NotGroupMember(code,detail):
+            writeInt(&buf, Int32(40))
+            FfiConverterInt32.write(code, into: &buf)
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .TooManyGroupMembers(code,detail):
+            writeInt(&buf, Int32(41))
+            FfiConverterInt32.write(code, into: &buf)
+            FfiConverterString.write(detail, into: &buf)
+            
         }
     }
 }
@@ -5358,6 +8393,30 @@ public func FfiConverterTypeSottoError_lift(_ buf: RustBuffer) throws -> SottoEr
 #endif
 public func FfiConverterTypeSottoError_lower(_ value: SottoError) -> RustBuffer {
     return FfiConverterTypeSottoError.lower(value)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionUInt64: FfiConverterRustBuffer {
+    typealias SwiftType = UInt64?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterUInt64.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterUInt64.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
 }
 
 #if swift(>=5.8)
@@ -5435,6 +8494,55 @@ fileprivate struct FfiConverterOptionTypeGroupReceiverInfo: FfiConverterRustBuff
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeRetryHint: FfiConverterRustBuffer {
+    typealias SwiftType = RetryHint?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeRetryHint.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeRetryHint.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceUInt32: FfiConverterRustBuffer {
+    typealias SwiftType = [UInt32]
+
+    public static func write(_ value: [UInt32], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterUInt32.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [UInt32] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [UInt32]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterUInt32.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceData: FfiConverterRustBuffer {
     typealias SwiftType = [Data]
 
@@ -5460,6 +8568,81 @@ fileprivate struct FfiConverterSequenceData: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypePeerRecord: FfiConverterRustBuffer {
+    typealias SwiftType = [PeerRecord]
+
+    public static func write(_ value: [PeerRecord], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypePeerRecord.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [PeerRecord] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [PeerRecord]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypePeerRecord.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeDeviceEntry: FfiConverterRustBuffer {
+    typealias SwiftType = [DeviceEntry]
+
+    public static func write(_ value: [DeviceEntry], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeDeviceEntry.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [DeviceEntry] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [DeviceEntry]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeDeviceEntry.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeIdentityChange: FfiConverterRustBuffer {
+    typealias SwiftType = [IdentityChange]
+
+    public static func write(_ value: [IdentityChange], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeIdentityChange.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [IdentityChange] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [IdentityChange]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeIdentityChange.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeKemPreKeyInfo: FfiConverterRustBuffer {
     typealias SwiftType = [KemPreKeyInfo]
 
@@ -5477,6 +8660,56 @@ fileprivate struct FfiConverterSequenceTypeKemPreKeyInfo: FfiConverterRustBuffer
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeKemPreKeyInfo.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeOutgoing: FfiConverterRustBuffer {
+    typealias SwiftType = [Outgoing]
+
+    public static func write(_ value: [Outgoing], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeOutgoing.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Outgoing] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Outgoing]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeOutgoing.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypePeerDeviceInfo: FfiConverterRustBuffer {
+    typealias SwiftType = [PeerDeviceInfo]
+
+    public static func write(_ value: [PeerDeviceInfo], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypePeerDeviceInfo.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [PeerDeviceInfo] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [PeerDeviceInfo]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypePeerDeviceInfo.read(from: &buf))
         }
         return seq
     }
@@ -5527,6 +8760,56 @@ fileprivate struct FfiConverterSequenceTypeSignedPreKeyInfo: FfiConverterRustBuf
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeSignedPreKeyInfo.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeUnusable: FfiConverterRustBuffer {
+    typealias SwiftType = [Unusable]
+
+    public static func write(_ value: [Unusable], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeUnusable.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Unusable] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Unusable]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeUnusable.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeUserSent: FfiConverterRustBuffer {
+    typealias SwiftType = [UserSent]
+
+    public static func write(_ value: [UserSent], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeUserSent.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [UserSent] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [UserSent]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeUserSent.read(from: &buf))
         }
         return seq
     }
@@ -5806,6 +9089,126 @@ private let initializationResult: InitializationResult = {
     if (uniffi_sotto_uniffi_checksum_method_session_to_bytes() != 37083) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_sotto_uniffi_checksum_method_groupsession_add_member() != 18316) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_groupsession_after_restore() != 30086) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_groupsession_decrypt() != 48097) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_groupsession_distribute() != 64637) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_groupsession_distribute_to() != 59359) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_groupsession_encrypt() != 56746) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_groupsession_generation() != 57602) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_groupsession_install() != 26011) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_groupsession_members() != 33490) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_groupsession_receiver_count() != 11564) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_groupsession_remove_member() != 28996) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_groupsession_rotate() != 49696) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_groupsession_seal() != 53817) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_groupsession_to_bytes() != 37558) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_peerrecord_acknowledge_identity() != 23240) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_peerrecord_add_bundle() != 60383) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_peerrecord_after_restore() != 39548) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_peerrecord_allow_classical() != 29782) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_peerrecord_decrypt() != 12584) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_peerrecord_devices() != 30171) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_peerrecord_encrypt() != 59662) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_peerrecord_encrypt_to() != 63161) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_peerrecord_expire() != 52674) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_peerrecord_fingerprint() != 59365) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_peerrecord_generation() != 27833) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_peerrecord_plan_send() != 4025) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_peerrecord_request_distribution() != 2076) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_peerrecord_request_retry() != 32608) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_peerrecord_safety_number() != 64343) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_peerrecord_seal() != 60054) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_peerrecord_start_new_session() != 59772) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_peerrecord_to_bytes() != 12771) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_peerrecord_update_devices() != 49429) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_peerrecord_user() != 18027) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_received_device() != 7956) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_received_group_id() != 56107) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_received_kind() != 65260) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_received_payload() != 38625) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_received_retry_hint() != 18347) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_received_sender() != 55398) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_sotto_uniffi_checksum_constructor_device_from_bytes() != 22927) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -5846,6 +9249,27 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sotto_uniffi_checksum_constructor_session_unseal() != 49722) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_constructor_groupsession_from_bytes() != 47217) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_constructor_groupsession_new() != 50008) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_constructor_groupsession_unseal() != 33915) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_constructor_peerrecord_from_bytes() != 38985) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_constructor_peerrecord_new() != 52377) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_constructor_peerrecord_new_own() != 36626) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_constructor_peerrecord_unseal() != 15910) {
         return InitializationResult.apiChecksumMismatch
     }
 

@@ -14,9 +14,10 @@ import re
 import sys
 
 import sotto
-from sotto import (Device, GroupSender, GroupStore, IdentityKey, InsertOutcome, KeyAgreement,
-                   MessageKind, PreKeyBundle, Role, Session, SottoError, group_message_info,
-                   message_info, prekey_id)
+from sotto import (Action, ContentKind, DecryptFailure, Device, DeviceEntry, GroupSender,
+                   GroupSession, GroupStore, IdentityKey, IgnoreReason, InsertOutcome,
+                   KeyAgreement, MessageKind, PeerRecord, PreKeyBundle, RetryHint, RetryLaterReason, Role,
+                   Session, SottoError, group_message_info, message_info, prekey_id)
 
 NOW = 1_700_000_000
 KEY = bytes(range(32))
@@ -428,6 +429,189 @@ def bounds():
           f"store of {MAX_GROUP_RECEIVERS} chains full")
 
 
+def failed(kind, call, *args):
+    """`call(*args)` raises DecryptFailure.Failed for `kind` with the C ABI's
+    code; returns its action."""
+    try:
+        call(*args)
+    except DecryptFailure.Failed as failure:
+        assert failure.kind == kind, f"expected {kind}, got {failure.kind}: {failure}"
+        assert failure.code == CODES[upper_snake(kind)], (kind, failure.code)
+        reached.add(kind)
+        return failure.action
+    raise AssertionError(f"expected a DecryptFailure of {kind}, nothing raised")
+
+
+class LayerDevice:
+    """A device on the session layer: its own record (the user's other
+    devices), a record of the other user, and its view of the group."""
+
+    def __init__(self, user, device_id):
+        self.user, self.id = user, device_id
+        self.device = Device.generate(NOW)
+        self.identity = self.device.identity_key()
+        self.own = PeerRecord.new_own(user, device_id, self.identity)
+        self.records = {user: self.own}
+
+    def bundle(self):
+        return bundle_of(self.device)
+
+
+def sessions_layer():
+    """Two users with two devices each on the session layer: device lists,
+    fan-out to every device, routing, replay and tampering, a group over
+    every device with a member removed, save and restore, safety numbers,
+    and the layer's errors."""
+    users = {b"alice": [LayerDevice(b"alice", 1), LayerDevice(b"alice", 2)],
+             b"bob": [LayerDevice(b"bob", 1), LayerDevice(b"bob", 2)]}
+    listing = {u: [DeviceEntry(device=d.id, identity=d.identity) for d in ds]
+               for u, ds in users.items()}
+    everyone = [d for ds in users.values() for d in ds]
+    by_address = {(d.user, d.id): d for d in everyone}
+    for d in everyone:
+        other = b"bob" if d.user == b"alice" else b"alice"
+        d.records[other] = PeerRecord(other, d.identity)
+        for user, record in d.records.items():
+            changes = record.update_devices(listing[user], NOW)
+            expected = [e.device for e in listing[user] if (user, e.device) != (d.user, d.id)]
+            assert sorted(changes.added) == expected, (changes.added, expected)
+
+    def send(sender, user, payload):
+        """Fetches the bundles the plan asks for, encrypts to every device
+        of `user`, and delivers; returns the wire messages by device."""
+        record = sender.records[user]
+        for device in record.plan_send(NOW).needs_bundle:
+            record.add_bundle(sender.device, device, by_address[(user, device)].bundle(), NOW)
+        sent = record.encrypt(payload)
+        assert not sent.unusable
+        wires = {}
+        for out in sent.messages:
+            receiver = by_address[(user, out.device)]
+            got = receiver.records[sender.user].decrypt(receiver.device, sender.id, out.message,
+                                                        NOW)
+            assert got.kind() == ContentKind.PAYLOAD and got.payload() == payload
+            assert got.sender() == sender.identity and got.device() == sender.id
+            wires[out.device] = out.message
+        return wires
+
+    a1, a2 = users[b"alice"]
+    b1, b2 = users[b"bob"]
+    for sender in everyone:
+        for user in users:
+            wires = send(sender, user, b"hi from " + sender.user)
+            assert len(wires) == (1 if user == sender.user else 2)
+    assert [i.device for i in a1.records[b"bob"].devices()] == [1, 2]
+
+    # Replayed and tampered messages, an unknown device: an action each.
+    wire = send(a1, b"bob", b"once")[1]
+    action = failed("DuplicateMessage", b1.records[b"alice"].decrypt, b1.device, 1, wire, NOW)
+    assert action == Action.IGNORE(IgnoreReason.DUPLICATE), action
+    tampered = bytearray(a1.records[b"bob"].encrypt_to(1, b"tampered"))
+    tampered[-20] ^= 1
+    before = b1.records[b"alice"].generation()
+    failed("AuthenticationFailed", b1.records[b"alice"].decrypt, b1.device, 1, bytes(tampered),
+           NOW)
+    assert b1.records[b"alice"].generation() == before
+    action = failed("UnknownDevice", b1.records[b"alice"].decrypt, b1.device, 9, wire, NOW)
+    assert action == Action.RETRY_LATER(RetryLaterReason.UNKNOWN_DEVICE)
+    failed("Truncated", b1.records[b"alice"].decrypt, b1.device, 1, wire[:3], NOW)
+
+    # A group of both users over every device; Bob is removed.
+    group_id = bytes([9] * 32)
+    for d in everyone:
+        d.group = GroupSession(group_id, d.user, d.device)
+        other = b"bob" if d.user == b"alice" else b"alice"
+        assert d.group.add_member(other)
+
+    def hand_out(sender, fanout):
+        for user_sent in fanout:
+            assert not user_sent.sent.unusable
+            for out in user_sent.sent.messages:
+                receiver = by_address[(user_sent.user, out.device)]
+                record = receiver.records[sender.user]
+                got = record.decrypt(receiver.device, sender.id, out.message, NOW)
+                assert got.kind() == ContentKind.DISTRIBUTION and got.group_id() == group_id
+                assert receiver.group.install(record, got) == InsertOutcome.ADDED
+
+    for d in everyone:
+        other = b"bob" if d.user == b"alice" else b"alice"
+        hand_out(d, d.group.distribute([d.own, d.records[other]]))
+    for d in everyone:
+        assert d.group.receiver_count() == 3
+    wire = a1.group.encrypt(b"to the group")
+    for d in (a2, b1, b2):
+        read = d.group.decrypt(wire)
+        assert read.bytes == b"to the group" and read.owner == a1.identity and read.authenticated
+    action = failed("DuplicateMessage", b1.group.decrypt, wire)
+    assert action == Action.IGNORE(IgnoreReason.DUPLICATE)
+    expect("NotGroupMember", a1.group.distribute, [a1.own, PeerRecord(b"carol", a1.identity)])
+    expect("InvalidArgument", a1.group.distribute, [a1.own, a1.own])
+    for d in users[b"alice"]:
+        hand_out(d, d.group.remove_member(d.device, b"bob", [d.own]))
+        assert d.group.members() == [b"alice"]
+    wire = a1.group.encrypt(b"alice only")
+    assert a2.group.decrypt(wire).bytes == b"alice only"
+    action = failed("UnknownGroupChain", b1.group.decrypt, wire)
+    assert action == Action.RETRY_LATER(RetryLaterReason.MISSING_DISTRIBUTION)
+
+    # Save and restore records and groups; the conversation goes on.
+    for d in everyone:
+        for user, record in list(d.records.items()):
+            context = d.user + b"/" + user
+            restored = PeerRecord.unseal(record.seal(KEY, context), KEY, context)
+            assert restored.to_bytes() == record.to_bytes()
+            expect("AuthenticationFailed", PeerRecord.unseal, record.seal(KEY, context), KEY,
+                   b"other")
+            d.records[user] = restored
+        d.own = d.records[d.user]
+        d.group = GroupSession.unseal(d.group.seal(KEY, b"group"), KEY, b"group")
+    send(b2, b"alice", b"after restore")
+    assert a2.group.decrypt(a1.group.encrypt(b"restored group")).bytes == b"restored group"
+    old = GroupSession.from_bytes(a2.group.to_bytes())
+    a2.group.decrypt(a1.group.encrypt(b"moves on"))
+    assert old.after_restore(a2.device, a2.group.generation())
+    expect("WrongType", GroupSession.from_bytes, a1.own.to_bytes())
+
+    # Safety numbers agree on both sides and change with the devices.
+    number = a1.records[b"bob"].safety_number(a1.own)
+    assert len(number.replace(" ", "")) == 60
+    assert b1.records[b"alice"].safety_number(b1.own) == number
+    assert a2.records[b"bob"].safety_number(a2.own) == number
+
+    # The layer's own errors.
+    record = a1.records[b"bob"]
+    expect("InvalidDeviceList", record.update_devices, listing[b"bob"] * 2, NOW)
+    expect("UnknownDevice", record.acknowledge_identity, 7, b1.identity)
+    fresh = PeerRecord(b"bob", a1.identity)
+    fresh.update_devices(listing[b"bob"], NOW)
+    expect("NoSession", fresh.encrypt_to, 1, b"no session yet")
+    b2_new = Device.generate(NOW)
+    changes = record.update_devices(
+        [listing[b"bob"][0], DeviceEntry(device=2, identity=b2_new.identity_key())], NOW)
+    assert [c.device for c in changes.identity_changes] == [2]
+    expect("IdentityChangePending", record.encrypt_to, 2, b"blocked")
+    assert record.plan_send(NOW).blocked == [2]
+    expect("IdentityMismatch", record.acknowledge_identity, 2, b1.identity)
+    record.acknowledge_identity(2, b2_new.identity_key())
+    rate = PeerRecord(b"bob", a1.identity)
+    rate.update_devices(listing[b"bob"], NOW)
+    rate.add_bundle(a1.device, 1, b1.bundle(), NOW)
+
+    some_hint = RetryHint(ratchet_key=bytes([5] * 32), message_number=3, base_key=None)
+    for _ in range(8):
+        rate.request_retry(1, some_hint, NOW)
+    expect("RecoveryRateLimited", rate.request_retry, 1, some_hint, NOW)
+    expect("InvalidArgument", rate.request_retry, 1,
+           RetryHint(ratchet_key=bytes(31), message_number=0, base_key=None), NOW)
+    big = GroupSession(group_id, b"alice", a1.device)
+    for i in range(999):
+        big.add_member(b"member %d" % i)
+    expect("TooManyGroupMembers", big.add_member, b"one too many")
+    expect("InvalidEncoding", PeerRecord, b"", a1.identity)
+    print("sessions: 2 users x 2 devices on the session layer: fan-out, routing, replay and "
+          "tamper, a group over every device with a removal, save and restore, safety numbers")
+
+
 def main():
     steps = 0
     members = pairwise()
@@ -441,6 +625,8 @@ def main():
     prekeys()
     steps += 1
     bounds()
+    steps += 1
+    sessions_layer()
     steps += 1
     every = {name for name in dir(SottoError)
              if isinstance(getattr(SottoError, name), type)

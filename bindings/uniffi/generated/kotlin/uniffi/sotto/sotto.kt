@@ -817,6 +817,86 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_sotto_uniffi_checksum_method_session_to_bytes(
     ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_groupsession_add_member(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_groupsession_after_restore(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_groupsession_decrypt(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_groupsession_distribute(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_groupsession_distribute_to(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_groupsession_encrypt(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_groupsession_generation(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_groupsession_install(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_groupsession_members(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_groupsession_receiver_count(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_groupsession_remove_member(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_groupsession_rotate(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_groupsession_seal(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_groupsession_to_bytes(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_peerrecord_acknowledge_identity(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_peerrecord_add_bundle(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_peerrecord_after_restore(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_peerrecord_allow_classical(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_peerrecord_decrypt(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_peerrecord_devices(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_peerrecord_encrypt(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_peerrecord_encrypt_to(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_peerrecord_expire(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_peerrecord_fingerprint(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_peerrecord_generation(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_peerrecord_plan_send(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_peerrecord_request_distribution(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_peerrecord_request_retry(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_peerrecord_safety_number(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_peerrecord_seal(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_peerrecord_start_new_session(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_peerrecord_to_bytes(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_peerrecord_update_devices(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_peerrecord_user(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_received_device(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_received_group_id(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_received_kind(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_received_payload(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_received_retry_hint(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_received_sender(
+    ): Int
     external fun uniffi_sotto_uniffi_checksum_constructor_device_from_bytes(
     ): Int
     external fun uniffi_sotto_uniffi_checksum_constructor_device_generate(
@@ -844,6 +924,20 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_sotto_uniffi_checksum_constructor_session_from_bytes(
     ): Int
     external fun uniffi_sotto_uniffi_checksum_constructor_session_unseal(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_constructor_groupsession_from_bytes(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_constructor_groupsession_new(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_constructor_groupsession_unseal(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_constructor_peerrecord_from_bytes(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_constructor_peerrecord_new(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_constructor_peerrecord_new_own(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_constructor_peerrecord_unseal(
     ): Int
     external fun ffi_sotto_uniffi_uniffi_contract_version(
     ): Int
@@ -1068,6 +1162,112 @@ internal object UniffiLib {
     external fun uniffi_sotto_uniffi_fn_method_session_skipped_key_count(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_sotto_uniffi_fn_method_session_to_bytes(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_clone_groupsession(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_sotto_uniffi_fn_free_groupsession(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_sotto_uniffi_fn_constructor_groupsession_from_bytes(`bytes`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_sotto_uniffi_fn_constructor_groupsession_new(`groupId`: RustBuffer.ByValue,`localUser`: RustBuffer.ByValue,`local`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_sotto_uniffi_fn_constructor_groupsession_unseal(`sealed`: RustBuffer.ByValue,`storageKey`: RustBuffer.ByValue,`context`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_sotto_uniffi_fn_method_groupsession_add_member(`ptr`: Long,`user`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Byte
+    external fun uniffi_sotto_uniffi_fn_method_groupsession_after_restore(`ptr`: Long,`local`: Long,`lastGeneration`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Byte
+    external fun uniffi_sotto_uniffi_fn_method_groupsession_decrypt(`ptr`: Long,`message`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_groupsession_distribute(`ptr`: Long,`records`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_groupsession_distribute_to(`ptr`: Long,`record`: Long,`device`: Int,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_groupsession_encrypt(`ptr`: Long,`payload`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_groupsession_generation(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_sotto_uniffi_fn_method_groupsession_install(`ptr`: Long,`record`: Long,`received`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_groupsession_members(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_groupsession_receiver_count(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_sotto_uniffi_fn_method_groupsession_remove_member(`ptr`: Long,`local`: Long,`user`: RustBuffer.ByValue,`records`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_groupsession_rotate(`ptr`: Long,`local`: Long,`records`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_groupsession_seal(`ptr`: Long,`storageKey`: RustBuffer.ByValue,`context`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_groupsession_to_bytes(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_clone_peerrecord(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_sotto_uniffi_fn_free_peerrecord(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_sotto_uniffi_fn_constructor_peerrecord_from_bytes(`bytes`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_sotto_uniffi_fn_constructor_peerrecord_new(`user`: RustBuffer.ByValue,`localIdentity`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_sotto_uniffi_fn_constructor_peerrecord_new_own(`user`: RustBuffer.ByValue,`localDevice`: Int,`localIdentity`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_sotto_uniffi_fn_constructor_peerrecord_unseal(`sealed`: RustBuffer.ByValue,`storageKey`: RustBuffer.ByValue,`context`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_sotto_uniffi_fn_method_peerrecord_acknowledge_identity(`ptr`: Long,`device`: Int,`identity`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_sotto_uniffi_fn_method_peerrecord_add_bundle(`ptr`: Long,`local`: Long,`device`: Int,`bundle`: Long,`now`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_sotto_uniffi_fn_method_peerrecord_after_restore(`ptr`: Long,`lastGeneration`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_sotto_uniffi_fn_method_peerrecord_allow_classical(`ptr`: Long,`device`: Int,`allowed`: Byte,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_sotto_uniffi_fn_method_peerrecord_decrypt(`ptr`: Long,`local`: Long,`from`: Int,`message`: RustBuffer.ByValue,`now`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_sotto_uniffi_fn_method_peerrecord_devices(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_peerrecord_encrypt(`ptr`: Long,`payload`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_peerrecord_encrypt_to(`ptr`: Long,`device`: Int,`payload`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_peerrecord_expire(`ptr`: Long,`now`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_sotto_uniffi_fn_method_peerrecord_fingerprint(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_peerrecord_generation(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_sotto_uniffi_fn_method_peerrecord_plan_send(`ptr`: Long,`now`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_peerrecord_request_distribution(`ptr`: Long,`device`: Int,`groupId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_peerrecord_request_retry(`ptr`: Long,`device`: Int,`hint`: RustBuffer.ByValue,`now`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_peerrecord_safety_number(`ptr`: Long,`own`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_peerrecord_seal(`ptr`: Long,`storageKey`: RustBuffer.ByValue,`context`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_peerrecord_start_new_session(`ptr`: Long,`local`: Long,`device`: Int,`bundle`: Long,`hint`: RustBuffer.ByValue,`now`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_peerrecord_to_bytes(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_peerrecord_update_devices(`ptr`: Long,`list`: RustBuffer.ByValue,`now`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_peerrecord_user(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_clone_received(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_sotto_uniffi_fn_free_received(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_sotto_uniffi_fn_method_received_device(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Int
+    external fun uniffi_sotto_uniffi_fn_method_received_group_id(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_received_kind(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_received_payload(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_received_retry_hint(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_received_sender(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_sotto_uniffi_fn_func_group_message_info(`message`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -1407,6 +1607,126 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_sotto_uniffi_checksum_method_session_to_bytes() and 0xFFFF) != 37083) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_groupsession_add_member() and 0xFFFF) != 18316) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_groupsession_after_restore() and 0xFFFF) != 30086) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_groupsession_decrypt() and 0xFFFF) != 48097) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_groupsession_distribute() and 0xFFFF) != 64637) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_groupsession_distribute_to() and 0xFFFF) != 59359) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_groupsession_encrypt() and 0xFFFF) != 56746) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_groupsession_generation() and 0xFFFF) != 57602) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_groupsession_install() and 0xFFFF) != 26011) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_groupsession_members() and 0xFFFF) != 33490) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_groupsession_receiver_count() and 0xFFFF) != 11564) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_groupsession_remove_member() and 0xFFFF) != 28996) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_groupsession_rotate() and 0xFFFF) != 49696) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_groupsession_seal() and 0xFFFF) != 53817) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_groupsession_to_bytes() and 0xFFFF) != 37558) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_peerrecord_acknowledge_identity() and 0xFFFF) != 23240) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_peerrecord_add_bundle() and 0xFFFF) != 60383) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_peerrecord_after_restore() and 0xFFFF) != 39548) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_peerrecord_allow_classical() and 0xFFFF) != 29782) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_peerrecord_decrypt() and 0xFFFF) != 12584) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_peerrecord_devices() and 0xFFFF) != 30171) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_peerrecord_encrypt() and 0xFFFF) != 59662) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_peerrecord_encrypt_to() and 0xFFFF) != 63161) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_peerrecord_expire() and 0xFFFF) != 52674) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_peerrecord_fingerprint() and 0xFFFF) != 59365) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_peerrecord_generation() and 0xFFFF) != 27833) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_peerrecord_plan_send() and 0xFFFF) != 4025) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_peerrecord_request_distribution() and 0xFFFF) != 2076) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_peerrecord_request_retry() and 0xFFFF) != 32608) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_peerrecord_safety_number() and 0xFFFF) != 64343) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_peerrecord_seal() and 0xFFFF) != 60054) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_peerrecord_start_new_session() and 0xFFFF) != 59772) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_peerrecord_to_bytes() and 0xFFFF) != 12771) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_peerrecord_update_devices() and 0xFFFF) != 49429) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_peerrecord_user() and 0xFFFF) != 18027) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_received_device() and 0xFFFF) != 7956) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_received_group_id() and 0xFFFF) != 56107) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_received_kind() and 0xFFFF) != 65260) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_received_payload() and 0xFFFF) != 38625) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_received_retry_hint() and 0xFFFF) != 18347) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_received_sender() and 0xFFFF) != 55398) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_sotto_uniffi_checksum_constructor_device_from_bytes() and 0xFFFF) != 22927) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1447,6 +1767,27 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_sotto_uniffi_checksum_constructor_session_unseal() and 0xFFFF) != 49722) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_constructor_groupsession_from_bytes() and 0xFFFF) != 47217) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_constructor_groupsession_new() and 0xFFFF) != 50008) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_constructor_groupsession_unseal() and 0xFFFF) != 33915) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_constructor_peerrecord_from_bytes() and 0xFFFF) != 38985) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_constructor_peerrecord_new() and 0xFFFF) != 52377) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_constructor_peerrecord_new_own() and 0xFFFF) != 36626) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_constructor_peerrecord_unseal() and 0xFFFF) != 15910) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
 }
@@ -3488,6 +3829,777 @@ public object FfiConverterTypeGroupSender: FfiConverter<GroupSender, Long> {
 
 
 /**
+ * A group over the session layer: its members (users), the local chain,
+ * and the chains of every device of every member. Save it after every
+ * call that changed it (and the records the call changed).
+ */
+public interface GroupSessionInterface {
+    
+    /**
+     * Adds `user` as a member; returns whether it was new. Then hand it the
+     * local chain (`distribute`).
+     *
+     * # Errors
+     *
+     * `InvalidEncoding` (user id), `TooManyGroupMembers`.
+     */
+    fun `addMember`(`user`: kotlin.ByteArray): kotlin.Boolean
+    
+    /**
+     * After restoring an older copy: if it is stale (its generation below
+     * `last_generation`), every chain is dropped and the local one
+     * replaced; returns whether it was.
+     *
+     * # Errors
+     *
+     * `Randomness`.
+     */
+    fun `afterRestore`(`local`: Device, `lastGeneration`: kotlin.ULong): kotlin.Boolean
+    
+    /**
+     * Decrypts a group message.
+     *
+     * # Errors
+     *
+     * `DecryptFailure.Failed` (`RetryLater(MissingDistribution)` for a
+     * chain not held yet).
+     */
+    fun `decrypt`(`message`: kotlin.ByteArray): GroupPlaintext
+    
+    /**
+     * Encrypts the local chain's distribution for every device with a
+     * session in each of `records` (members' records, the own one too).
+     *
+     * # Errors
+     *
+     * `InvalidArgument` (a record twice), `NotGroupMember`,
+     * `IdentityMismatch`, `Randomness`.
+     */
+    fun `distribute`(`records`: List<PeerRecord>): List<UserSent>
+    
+    /**
+     * Encrypts the local chain's distribution for `device` of `record`'s
+     * user alone.
+     *
+     * # Errors
+     *
+     * `NotGroupMember`, `IdentityMismatch`, then as `PeerRecord.encrypt_to`.
+     */
+    fun `distributeTo`(`record`: PeerRecord, `device`: kotlin.UInt): kotlin.ByteArray
+    
+    /**
+     * Encrypts `payload` to the group.
+     *
+     * # Errors
+     *
+     * `PlaintextTooLarge`, `ChainExhausted`, `Randomness`.
+     */
+    fun `encrypt`(`payload`: kotlin.ByteArray): kotlin.ByteArray
+    
+    /**
+     * 0 when new, one more after every call that changed the group.
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+    fun `generation`(): kotlin.ULong
+    
+    /**
+     * Installs a distribution that `record` decrypted.
+     *
+     * # Errors
+     *
+     * `InvalidEncoding` (no distribution), `NotGroupMember`,
+     * `IdentityMismatch`, `IdentityChangePending`, then the store's errors.
+     */
+    fun `install`(`record`: PeerRecord, `received`: Received): InsertOutcome
+    
+    /**
+     * The members' user ids, the local user included, in byte order.
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+    fun `members`(): List<kotlin.ByteArray>
+    
+    /**
+     * How many other devices' chains the group holds.
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+    fun `receiverCount`(): kotlin.ULong
+    
+    /**
+     * Removes `user`, replaces the local chain, and hands the new one to
+     * every device of the remaining members; `records` must be exactly
+     * the remaining members' records (and the own one).
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `InvalidEncoding`, `NotGroupMember`,
+     * `IdentityMismatch`, `Randomness`.
+     */
+    fun `removeMember`(`local`: Device, `user`: kotlin.ByteArray, `records`: List<PeerRecord>): List<UserSent>
+    
+    /**
+     * Replaces the local chain and hands the new one to every device of
+     * the members (`records`: exactly the members' records).
+     *
+     * # Errors
+     *
+     * As `remove_member`.
+     */
+    fun `rotate`(`local`: Device, `records`: List<PeerRecord>): List<UserSent>
+    
+    /**
+     * The saved state encrypted under a 32-byte storage key.
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `TooLarge`, `Randomness`.
+     */
+    fun `seal`(`storageKey`: kotlin.ByteArray, `context`: kotlin.ByteArray): kotlin.ByteArray
+    
+    /**
+     * The plain saved state (secret: prefer `seal`).
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+    fun `toBytes`(): kotlin.ByteArray
+    
+    companion object
+}
+
+/**
+ * A group over the session layer: its members (users), the local chain,
+ * and the chains of every device of every member. Save it after every
+ * call that changed it (and the records the call changed).
+ */
+open class GroupSession: Disposable, AutoCloseable, GroupSessionInterface
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+    /**
+     * A new group `group_id` (32 bytes) whose only member is the local
+     * user, with a new chain of `local`.
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `InvalidEncoding` (user id), `Randomness`.
+     */
+    constructor(`groupId`: kotlin.ByteArray, `localUser`: kotlin.ByteArray, `local`: Device) :
+        this(UniffiWithHandle, 
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_constructor_groupsession_new(
+    
+        
+        FfiConverterByteArray.lower(`groupId`),
+        FfiConverterByteArray.lower(`localUser`),
+        FfiConverterTypeDevice.lower(`local`),_status)
+}
+    )
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_sotto_uniffi_fn_free_groupsession(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_sotto_uniffi_fn_clone_groupsession(handle, status)
+        }
+    }
+
+    
+    /**
+     * Adds `user` as a member; returns whether it was new. Then hand it the
+     * local chain (`distribute`).
+     *
+     * # Errors
+     *
+     * `InvalidEncoding` (user id), `TooManyGroupMembers`.
+     */
+    @Throws(SottoException::class)override fun `addMember`(`user`: kotlin.ByteArray): kotlin.Boolean {
+            return FfiConverterBoolean.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_add_member(
+        it,
+        
+        FfiConverterByteArray.lower(`user`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * After restoring an older copy: if it is stale (its generation below
+     * `last_generation`), every chain is dropped and the local one
+     * replaced; returns whether it was.
+     *
+     * # Errors
+     *
+     * `Randomness`.
+     */
+    @Throws(SottoException::class)override fun `afterRestore`(`local`: Device, `lastGeneration`: kotlin.ULong): kotlin.Boolean {
+            return FfiConverterBoolean.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_after_restore(
+        it,
+        
+        FfiConverterTypeDevice.lower(`local`),
+        FfiConverterULong.lower(`lastGeneration`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Decrypts a group message.
+     *
+     * # Errors
+     *
+     * `DecryptFailure.Failed` (`RetryLater(MissingDistribution)` for a
+     * chain not held yet).
+     */
+    @Throws(DecryptFailure::class)override fun `decrypt`(`message`: kotlin.ByteArray): GroupPlaintext {
+            return FfiConverterTypeGroupPlaintext.lift(
+    callWithHandle {
+    uniffiRustCallWithError(DecryptFailure) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_decrypt(
+        it,
+        
+        FfiConverterByteArray.lower(`message`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Encrypts the local chain's distribution for every device with a
+     * session in each of `records` (members' records, the own one too).
+     *
+     * # Errors
+     *
+     * `InvalidArgument` (a record twice), `NotGroupMember`,
+     * `IdentityMismatch`, `Randomness`.
+     */
+    @Throws(SottoException::class)override fun `distribute`(`records`: List<PeerRecord>): List<UserSent> {
+            return FfiConverterSequenceTypeUserSent.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_distribute(
+        it,
+        
+        FfiConverterSequenceTypePeerRecord.lower(`records`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Encrypts the local chain's distribution for `device` of `record`'s
+     * user alone.
+     *
+     * # Errors
+     *
+     * `NotGroupMember`, `IdentityMismatch`, then as `PeerRecord.encrypt_to`.
+     */
+    @Throws(SottoException::class)override fun `distributeTo`(`record`: PeerRecord, `device`: kotlin.UInt): kotlin.ByteArray {
+            return FfiConverterByteArray.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_distribute_to(
+        it,
+        
+        FfiConverterTypePeerRecord.lower(`record`),
+        FfiConverterUInt.lower(`device`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Encrypts `payload` to the group.
+     *
+     * # Errors
+     *
+     * `PlaintextTooLarge`, `ChainExhausted`, `Randomness`.
+     */
+    @Throws(SottoException::class)override fun `encrypt`(`payload`: kotlin.ByteArray): kotlin.ByteArray {
+            return FfiConverterByteArray.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_encrypt(
+        it,
+        
+        FfiConverterByteArray.lower(`payload`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * 0 when new, one more after every call that changed the group.
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+    @Throws(SottoException::class)override fun `generation`(): kotlin.ULong {
+            return FfiConverterULong.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_generation(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Installs a distribution that `record` decrypted.
+     *
+     * # Errors
+     *
+     * `InvalidEncoding` (no distribution), `NotGroupMember`,
+     * `IdentityMismatch`, `IdentityChangePending`, then the store's errors.
+     */
+    @Throws(SottoException::class)override fun `install`(`record`: PeerRecord, `received`: Received): InsertOutcome {
+            return FfiConverterTypeInsertOutcome.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_install(
+        it,
+        
+        FfiConverterTypePeerRecord.lower(`record`),
+        FfiConverterTypeReceived.lower(`received`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The members' user ids, the local user included, in byte order.
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+    @Throws(SottoException::class)override fun `members`(): List<kotlin.ByteArray> {
+            return FfiConverterSequenceByteArray.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_members(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * How many other devices' chains the group holds.
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+    @Throws(SottoException::class)override fun `receiverCount`(): kotlin.ULong {
+            return FfiConverterULong.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_receiver_count(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Removes `user`, replaces the local chain, and hands the new one to
+     * every device of the remaining members; `records` must be exactly
+     * the remaining members' records (and the own one).
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `InvalidEncoding`, `NotGroupMember`,
+     * `IdentityMismatch`, `Randomness`.
+     */
+    @Throws(SottoException::class)override fun `removeMember`(`local`: Device, `user`: kotlin.ByteArray, `records`: List<PeerRecord>): List<UserSent> {
+            return FfiConverterSequenceTypeUserSent.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_remove_member(
+        it,
+        
+        FfiConverterTypeDevice.lower(`local`),
+        FfiConverterByteArray.lower(`user`),
+        FfiConverterSequenceTypePeerRecord.lower(`records`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Replaces the local chain and hands the new one to every device of
+     * the members (`records`: exactly the members' records).
+     *
+     * # Errors
+     *
+     * As `remove_member`.
+     */
+    @Throws(SottoException::class)override fun `rotate`(`local`: Device, `records`: List<PeerRecord>): List<UserSent> {
+            return FfiConverterSequenceTypeUserSent.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_rotate(
+        it,
+        
+        FfiConverterTypeDevice.lower(`local`),
+        FfiConverterSequenceTypePeerRecord.lower(`records`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The saved state encrypted under a 32-byte storage key.
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `TooLarge`, `Randomness`.
+     */
+    @Throws(SottoException::class)override fun `seal`(`storageKey`: kotlin.ByteArray, `context`: kotlin.ByteArray): kotlin.ByteArray {
+            return FfiConverterByteArray.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_seal(
+        it,
+        
+        FfiConverterByteArray.lower(`storageKey`),
+        FfiConverterByteArray.lower(`context`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The plain saved state (secret: prefer `seal`).
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+    @Throws(SottoException::class)override fun `toBytes`(): kotlin.ByteArray {
+            return FfiConverterByteArray.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_to_bytes(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+
+    
+
+
+    
+    companion object {
+        
+    /**
+     * Restores a group from `GroupSession.to_bytes`.
+     *
+     * # Errors
+     *
+     * The parse errors.
+     */
+    @Throws(SottoException::class) fun `fromBytes`(`bytes`: kotlin.ByteArray): GroupSession {
+            return FfiConverterTypeGroupSession.lift(
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_constructor_groupsession_from_bytes(
+    
+        
+        FfiConverterByteArray.lower(`bytes`),_status)
+}
+    )
+    }
+    
+
+        
+    /**
+     * Restores a group from `GroupSession.seal`.
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `TooLarge`, `AuthenticationFailed`, then the parse
+     * errors.
+     */
+    @Throws(SottoException::class) fun `unseal`(`sealed`: kotlin.ByteArray, `storageKey`: kotlin.ByteArray, `context`: kotlin.ByteArray): GroupSession {
+            return FfiConverterTypeGroupSession.lift(
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_constructor_groupsession_unseal(
+    
+        
+        FfiConverterByteArray.lower(`sealed`),
+        FfiConverterByteArray.lower(`storageKey`),
+        FfiConverterByteArray.lower(`context`),_status)
+}
+    )
+    }
+    
+
+        
+    }
+    
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeGroupSession: FfiConverter<GroupSession, Long> {
+    override fun lower(value: GroupSession): Long {
+        return value.uniffiCloneHandle()
+    }
+
+    override fun lift(value: Long): GroupSession {
+        return GroupSession(UniffiWithHandle, value)
+    }
+
+    override fun read(buf: ByteBuffer): GroupSession {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: GroupSession) = 8UL
+
+    override fun write(value: GroupSession, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
  * Every other member's chain that this member can read, in one group. A
  * chain enters only from its owner's session (`receive_distribution`,
  * `install`), or marked unauthenticated (`import_unauthenticated`).
@@ -4587,6 +5699,1000 @@ public object FfiConverterTypeIdentityKey: FfiConverter<IdentityKey, Long> {
 
 
 /**
+ * Everything about one user: each of its devices with its trusted
+ * identity and sessions. Save it (sealed) after every call that changed
+ * it, before sending or showing anything. Every call is all or nothing.
+ */
+public interface PeerRecordInterface {
+    
+    /**
+     * Trusts the new identity of `device` once the user accepted it; its
+     * old sessions are deleted.
+     *
+     * # Errors
+     *
+     * `UnknownDevice`, `IdentityMismatch`.
+     */
+    fun `acknowledgeIdentity`(`device`: kotlin.UInt, `identity`: IdentityKey)
+    
+    /**
+     * Starts a session with `device` from its bundle (verified against the
+     * device's trusted identity).
+     *
+     * # Errors
+     *
+     * `IdentityMismatch`, `UnknownDevice`, `IdentityChangePending`,
+     * `InvalidSignature`, `PostQuantumRequired`, `Randomness`.
+     */
+    fun `addBundle`(`local`: Device, `device`: kotlin.UInt, `bundle`: PreKeyBundle, `now`: kotlin.ULong)
+    
+    /**
+     * After restoring an older copy: moves the generation past
+     * `last_generation`; returns how many sessions were archived.
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+    fun `afterRestore`(`lastGeneration`: kotlin.ULong): kotlin.ULong
+    
+    /**
+     * Allows (or again forbids) classical X3DH with a device that never
+     * used PQXDH.
+     *
+     * # Errors
+     *
+     * `UnknownDevice`, `PostQuantumRequired` (the device is pinned).
+     */
+    fun `allowClassical`(`device`: kotlin.UInt, `allowed`: kotlin.Boolean)
+    
+    /**
+     * Routes a message from `from` to the session it belongs to (a new
+     * one for a prekey message) and decrypts it.
+     *
+     * # Errors
+     *
+     * `DecryptFailure.Failed`: the action to take and the error; nothing
+     * changed.
+     */
+    fun `decrypt`(`local`: Device, `from`: kotlin.UInt, `message`: kotlin.ByteArray, `now`: kotlin.ULong): Received
+    
+    /**
+     * Every device the record holds, listed or stale.
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+    fun `devices`(): List<PeerDeviceInfo>
+    
+    /**
+     * Encrypts `payload` once for every device with a usable session.
+     *
+     * # Errors
+     *
+     * `PlaintextTooLarge`, `Randomness`.
+     */
+    fun `encrypt`(`payload`: kotlin.ByteArray): Sent
+    
+    /**
+     * Encrypts `payload` for `device` alone (a resend after a retry
+     * request).
+     *
+     * # Errors
+     *
+     * `UnknownDevice`, `IdentityChangePending`, `NoSession`,
+     * `PlaintextTooLarge`, `Randomness`.
+     */
+    fun `encryptTo`(`device`: kotlin.UInt, `payload`: kotlin.ByteArray): kotlin.ByteArray
+    
+    /**
+     * Deletes stale devices and archived sessions that are too old at
+     * `now`; returns how many devices were deleted.
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+    fun `expire`(`now`: kotlin.ULong): kotlin.ULong
+    
+    /**
+     * The user's fingerprint over all of its listed devices (30 digits).
+     *
+     * # Errors
+     *
+     * `InvalidDeviceList` (no listed device).
+     */
+    fun `fingerprint`(): kotlin.String
+    
+    /**
+     * 0 when new, one more after every call that changed the record.
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+    fun `generation`(): kotlin.ULong
+    
+    /**
+     * Which devices a message can reach now, and which need a bundle.
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+    fun `planSend`(`now`: kotlin.ULong): SendPlan
+    
+    /**
+     * Asks `device` for its chain of group `group_id`.
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, then as `encrypt_to`.
+     */
+    fun `requestDistribution`(`device`: kotlin.UInt, `groupId`: kotlin.ByteArray): kotlin.ByteArray
+    
+    /**
+     * Asks `device` to resend the message `hint` names (the answer to
+     * `Action.RequestRetry`).
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `UnknownDevice`, `IdentityChangePending`,
+     * `NoSession`, `RecoveryRateLimited`, `Randomness`.
+     */
+    fun `requestRetry`(`device`: kotlin.UInt, `hint`: RetryHint, `now`: kotlin.ULong): kotlin.ByteArray
+    
+    /**
+     * The safety number of the local user (own record `own`) and this
+     * record's user (60 digits), for the users to compare.
+     *
+     * # Errors
+     *
+     * `InvalidArgument` (the same object twice), `IdentityMismatch`,
+     * `InvalidDeviceList`.
+     */
+    fun `safetyNumber`(`own`: PeerRecord): kotlin.String
+    
+    /**
+     * The saved state encrypted under a 32-byte storage key, bound to
+     * `context`.
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `TooLarge`, `Randomness`.
+     */
+    fun `seal`(`storageKey`: kotlin.ByteArray, `context`: kotlin.ByteArray): kotlin.ByteArray
+    
+    /**
+     * Starts a new session with `device` from its bundle and asks it to
+     * resend what `hint` names (the answer to `Action.StartNewSession`).
+     *
+     * # Errors
+     *
+     * As `add_bundle`, and `RecoveryRateLimited`.
+     */
+    fun `startNewSession`(`local`: Device, `device`: kotlin.UInt, `bundle`: PreKeyBundle, `hint`: RetryHint, `now`: kotlin.ULong): kotlin.ByteArray
+    
+    /**
+     * The plain saved state (secret: prefer `seal`).
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+    fun `toBytes`(): kotlin.ByteArray
+    
+    /**
+     * Takes the device list the server returned at `now`.
+     *
+     * # Errors
+     *
+     * `InvalidDeviceList`.
+     */
+    fun `updateDevices`(`list`: List<DeviceEntry>, `now`: kotlin.ULong): DeviceListChanges
+    
+    /**
+     * The user's id.
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+    fun `user`(): kotlin.ByteArray
+    
+    companion object
+}
+
+/**
+ * Everything about one user: each of its devices with its trusted
+ * identity and sessions. Save it (sealed) after every call that changed
+ * it, before sending or showing anything. Every call is all or nothing.
+ */
+open class PeerRecord: Disposable, AutoCloseable, PeerRecordInterface
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+    /**
+     * A record of the user `user` (1 to 64 bytes) as seen by the local
+     * device with identity `local_identity`; no devices yet.
+     *
+     * # Errors
+     *
+     * `InvalidEncoding` for an empty or too long user id.
+     */
+    constructor(`user`: kotlin.ByteArray, `localIdentity`: IdentityKey) :
+        this(UniffiWithHandle, 
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_constructor_peerrecord_new(
+    
+        
+        FfiConverterByteArray.lower(`user`),
+        FfiConverterTypeIdentityKey.lower(`localIdentity`),_status)
+}
+    )
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_sotto_uniffi_fn_free_peerrecord(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_sotto_uniffi_fn_clone_peerrecord(handle, status)
+        }
+    }
+
+    
+    /**
+     * Trusts the new identity of `device` once the user accepted it; its
+     * old sessions are deleted.
+     *
+     * # Errors
+     *
+     * `UnknownDevice`, `IdentityMismatch`.
+     */
+    @Throws(SottoException::class)override fun `acknowledgeIdentity`(`device`: kotlin.UInt, `identity`: IdentityKey)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_acknowledge_identity(
+        it,
+        
+        FfiConverterUInt.lower(`device`),
+        FfiConverterTypeIdentityKey.lower(`identity`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * Starts a session with `device` from its bundle (verified against the
+     * device's trusted identity).
+     *
+     * # Errors
+     *
+     * `IdentityMismatch`, `UnknownDevice`, `IdentityChangePending`,
+     * `InvalidSignature`, `PostQuantumRequired`, `Randomness`.
+     */
+    @Throws(SottoException::class)override fun `addBundle`(`local`: Device, `device`: kotlin.UInt, `bundle`: PreKeyBundle, `now`: kotlin.ULong)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_add_bundle(
+        it,
+        
+        FfiConverterTypeDevice.lower(`local`),
+        FfiConverterUInt.lower(`device`),
+        FfiConverterTypePreKeyBundle.lower(`bundle`),
+        FfiConverterULong.lower(`now`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * After restoring an older copy: moves the generation past
+     * `last_generation`; returns how many sessions were archived.
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+    @Throws(SottoException::class)override fun `afterRestore`(`lastGeneration`: kotlin.ULong): kotlin.ULong {
+            return FfiConverterULong.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_after_restore(
+        it,
+        
+        FfiConverterULong.lower(`lastGeneration`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Allows (or again forbids) classical X3DH with a device that never
+     * used PQXDH.
+     *
+     * # Errors
+     *
+     * `UnknownDevice`, `PostQuantumRequired` (the device is pinned).
+     */
+    @Throws(SottoException::class)override fun `allowClassical`(`device`: kotlin.UInt, `allowed`: kotlin.Boolean)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_allow_classical(
+        it,
+        
+        FfiConverterUInt.lower(`device`),
+        FfiConverterBoolean.lower(`allowed`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * Routes a message from `from` to the session it belongs to (a new
+     * one for a prekey message) and decrypts it.
+     *
+     * # Errors
+     *
+     * `DecryptFailure.Failed`: the action to take and the error; nothing
+     * changed.
+     */
+    @Throws(DecryptFailure::class)override fun `decrypt`(`local`: Device, `from`: kotlin.UInt, `message`: kotlin.ByteArray, `now`: kotlin.ULong): Received {
+            return FfiConverterTypeReceived.lift(
+    callWithHandle {
+    uniffiRustCallWithError(DecryptFailure) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_decrypt(
+        it,
+        
+        FfiConverterTypeDevice.lower(`local`),
+        FfiConverterUInt.lower(`from`),
+        FfiConverterByteArray.lower(`message`),
+        FfiConverterULong.lower(`now`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Every device the record holds, listed or stale.
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+    @Throws(SottoException::class)override fun `devices`(): List<PeerDeviceInfo> {
+            return FfiConverterSequenceTypePeerDeviceInfo.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_devices(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Encrypts `payload` once for every device with a usable session.
+     *
+     * # Errors
+     *
+     * `PlaintextTooLarge`, `Randomness`.
+     */
+    @Throws(SottoException::class)override fun `encrypt`(`payload`: kotlin.ByteArray): Sent {
+            return FfiConverterTypeSent.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_encrypt(
+        it,
+        
+        FfiConverterByteArray.lower(`payload`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Encrypts `payload` for `device` alone (a resend after a retry
+     * request).
+     *
+     * # Errors
+     *
+     * `UnknownDevice`, `IdentityChangePending`, `NoSession`,
+     * `PlaintextTooLarge`, `Randomness`.
+     */
+    @Throws(SottoException::class)override fun `encryptTo`(`device`: kotlin.UInt, `payload`: kotlin.ByteArray): kotlin.ByteArray {
+            return FfiConverterByteArray.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_encrypt_to(
+        it,
+        
+        FfiConverterUInt.lower(`device`),
+        FfiConverterByteArray.lower(`payload`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Deletes stale devices and archived sessions that are too old at
+     * `now`; returns how many devices were deleted.
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+    @Throws(SottoException::class)override fun `expire`(`now`: kotlin.ULong): kotlin.ULong {
+            return FfiConverterULong.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_expire(
+        it,
+        
+        FfiConverterULong.lower(`now`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The user's fingerprint over all of its listed devices (30 digits).
+     *
+     * # Errors
+     *
+     * `InvalidDeviceList` (no listed device).
+     */
+    @Throws(SottoException::class)override fun `fingerprint`(): kotlin.String {
+            return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_fingerprint(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * 0 when new, one more after every call that changed the record.
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+    @Throws(SottoException::class)override fun `generation`(): kotlin.ULong {
+            return FfiConverterULong.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_generation(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Which devices a message can reach now, and which need a bundle.
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+    @Throws(SottoException::class)override fun `planSend`(`now`: kotlin.ULong): SendPlan {
+            return FfiConverterTypeSendPlan.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_plan_send(
+        it,
+        
+        FfiConverterULong.lower(`now`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Asks `device` for its chain of group `group_id`.
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, then as `encrypt_to`.
+     */
+    @Throws(SottoException::class)override fun `requestDistribution`(`device`: kotlin.UInt, `groupId`: kotlin.ByteArray): kotlin.ByteArray {
+            return FfiConverterByteArray.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_request_distribution(
+        it,
+        
+        FfiConverterUInt.lower(`device`),
+        FfiConverterByteArray.lower(`groupId`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Asks `device` to resend the message `hint` names (the answer to
+     * `Action.RequestRetry`).
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `UnknownDevice`, `IdentityChangePending`,
+     * `NoSession`, `RecoveryRateLimited`, `Randomness`.
+     */
+    @Throws(SottoException::class)override fun `requestRetry`(`device`: kotlin.UInt, `hint`: RetryHint, `now`: kotlin.ULong): kotlin.ByteArray {
+            return FfiConverterByteArray.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_request_retry(
+        it,
+        
+        FfiConverterUInt.lower(`device`),
+        FfiConverterTypeRetryHint.lower(`hint`),
+        FfiConverterULong.lower(`now`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The safety number of the local user (own record `own`) and this
+     * record's user (60 digits), for the users to compare.
+     *
+     * # Errors
+     *
+     * `InvalidArgument` (the same object twice), `IdentityMismatch`,
+     * `InvalidDeviceList`.
+     */
+    @Throws(SottoException::class)override fun `safetyNumber`(`own`: PeerRecord): kotlin.String {
+            return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_safety_number(
+        it,
+        
+        FfiConverterTypePeerRecord.lower(`own`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The saved state encrypted under a 32-byte storage key, bound to
+     * `context`.
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `TooLarge`, `Randomness`.
+     */
+    @Throws(SottoException::class)override fun `seal`(`storageKey`: kotlin.ByteArray, `context`: kotlin.ByteArray): kotlin.ByteArray {
+            return FfiConverterByteArray.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_seal(
+        it,
+        
+        FfiConverterByteArray.lower(`storageKey`),
+        FfiConverterByteArray.lower(`context`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Starts a new session with `device` from its bundle and asks it to
+     * resend what `hint` names (the answer to `Action.StartNewSession`).
+     *
+     * # Errors
+     *
+     * As `add_bundle`, and `RecoveryRateLimited`.
+     */
+    @Throws(SottoException::class)override fun `startNewSession`(`local`: Device, `device`: kotlin.UInt, `bundle`: PreKeyBundle, `hint`: RetryHint, `now`: kotlin.ULong): kotlin.ByteArray {
+            return FfiConverterByteArray.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_start_new_session(
+        it,
+        
+        FfiConverterTypeDevice.lower(`local`),
+        FfiConverterUInt.lower(`device`),
+        FfiConverterTypePreKeyBundle.lower(`bundle`),
+        FfiConverterTypeRetryHint.lower(`hint`),
+        FfiConverterULong.lower(`now`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The plain saved state (secret: prefer `seal`).
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+    @Throws(SottoException::class)override fun `toBytes`(): kotlin.ByteArray {
+            return FfiConverterByteArray.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_to_bytes(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Takes the device list the server returned at `now`.
+     *
+     * # Errors
+     *
+     * `InvalidDeviceList`.
+     */
+    @Throws(SottoException::class)override fun `updateDevices`(`list`: List<DeviceEntry>, `now`: kotlin.ULong): DeviceListChanges {
+            return FfiConverterTypeDeviceListChanges.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_update_devices(
+        it,
+        
+        FfiConverterSequenceTypeDeviceEntry.lower(`list`),
+        FfiConverterULong.lower(`now`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The user's id.
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+    @Throws(SottoException::class)override fun `user`(): kotlin.ByteArray {
+            return FfiConverterByteArray.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_peerrecord_user(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+
+    
+
+
+    
+    companion object {
+        
+    /**
+     * Restores a record from `PeerRecord.to_bytes`.
+     *
+     * # Errors
+     *
+     * The parse errors.
+     */
+    @Throws(SottoException::class) fun `fromBytes`(`bytes`: kotlin.ByteArray): PeerRecord {
+            return FfiConverterTypePeerRecord.lift(
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_constructor_peerrecord_from_bytes(
+    
+        
+        FfiConverterByteArray.lower(`bytes`),_status)
+}
+    )
+    }
+    
+
+        
+    /**
+     * The local user's own record (its other devices), for the local
+     * device `local_device`.
+     *
+     * # Errors
+     *
+     * `InvalidEncoding` for an empty or too long user id.
+     */
+    @Throws(SottoException::class) fun `newOwn`(`user`: kotlin.ByteArray, `localDevice`: kotlin.UInt, `localIdentity`: IdentityKey): PeerRecord {
+            return FfiConverterTypePeerRecord.lift(
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_constructor_peerrecord_new_own(
+    
+        
+        FfiConverterByteArray.lower(`user`),
+        FfiConverterUInt.lower(`localDevice`),
+        FfiConverterTypeIdentityKey.lower(`localIdentity`),_status)
+}
+    )
+    }
+    
+
+        
+    /**
+     * Restores a record from `PeerRecord.seal`.
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `TooLarge`, `AuthenticationFailed`, then the parse
+     * errors.
+     */
+    @Throws(SottoException::class) fun `unseal`(`sealed`: kotlin.ByteArray, `storageKey`: kotlin.ByteArray, `context`: kotlin.ByteArray): PeerRecord {
+            return FfiConverterTypePeerRecord.lift(
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_constructor_peerrecord_unseal(
+    
+        
+        FfiConverterByteArray.lower(`sealed`),
+        FfiConverterByteArray.lower(`storageKey`),
+        FfiConverterByteArray.lower(`context`),_status)
+}
+    )
+    }
+    
+
+        
+    }
+    
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypePeerRecord: FfiConverter<PeerRecord, Long> {
+    override fun lower(value: PeerRecord): Long {
+        return value.uniffiCloneHandle()
+    }
+
+    override fun lift(value: Long): PeerRecord {
+        return PeerRecord(UniffiWithHandle, value)
+    }
+
+    override fun read(buf: ByteBuffer): PeerRecord {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: PeerRecord) = 8UL
+
+    override fun write(value: PeerRecord, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
  * A decrypted pairwise message with the identity of the session's peer.
  * Only `Device.accept` and `Session.decrypt` make one, so it proves which
  * session the bytes came out of: it is what `GroupStore.install` takes.
@@ -5194,6 +7300,380 @@ public object FfiConverterTypePreKeyBundle: FfiConverter<PreKeyBundle, Long> {
     override fun allocationSize(value: PreKeyBundle) = 8UL
 
     override fun write(value: PreKeyBundle, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * A message the session layer decrypted.
+ */
+public interface ReceivedInterface {
+    
+    /**
+     * The device it came from.
+     */
+    fun `device`(): kotlin.UInt
+    
+    /**
+     * The group of a distribution or distribution request (32 bytes).
+     */
+    fun `groupId`(): kotlin.ByteArray?
+    
+    /**
+     * What it carried.
+     */
+    fun `kind`(): ContentKind
+    
+    /**
+     * The payload of a payload message.
+     */
+    fun `payload`(): kotlin.ByteArray?
+    
+    /**
+     * The hint of a retry request.
+     */
+    fun `retryHint`(): RetryHint?
+    
+    /**
+     * The identity of the device whose session decrypted it (payloads and
+     * distributions).
+     */
+    fun `sender`(): IdentityKey?
+    
+    companion object
+}
+
+/**
+ * A message the session layer decrypted.
+ */
+open class Received: Disposable, AutoCloseable, ReceivedInterface
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_sotto_uniffi_fn_free_received(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_sotto_uniffi_fn_clone_received(handle, status)
+        }
+    }
+
+    
+    /**
+     * The device it came from.
+     */override fun `device`(): kotlin.UInt {
+            return FfiConverterUInt.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_received_device(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The group of a distribution or distribution request (32 bytes).
+     */override fun `groupId`(): kotlin.ByteArray? {
+            return FfiConverterOptionalByteArray.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_received_group_id(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * What it carried.
+     */override fun `kind`(): ContentKind {
+            return FfiConverterTypeContentKind.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_received_kind(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The payload of a payload message.
+     */override fun `payload`(): kotlin.ByteArray? {
+            return FfiConverterOptionalByteArray.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_received_payload(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The hint of a retry request.
+     */override fun `retryHint`(): RetryHint? {
+            return FfiConverterOptionalTypeRetryHint.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_received_retry_hint(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The identity of the device whose session decrypted it (payloads and
+     * distributions).
+     */override fun `sender`(): IdentityKey? {
+            return FfiConverterOptionalTypeIdentityKey.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_received_sender(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeReceived: FfiConverter<Received, Long> {
+    override fun lower(value: Received): Long {
+        return value.uniffiCloneHandle()
+    }
+
+    override fun lift(value: Long): Received {
+        return Received(UniffiWithHandle, value)
+    }
+
+    override fun read(buf: ByteBuffer): Received {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: Received) = 8UL
+
+    override fun write(value: Received, buf: ByteBuffer) {
         buf.putLong(lower(value))
     }
 }
@@ -6208,6 +8688,154 @@ public object FfiConverterTypeAccepted: FfiConverterRustBuffer<Accepted> {
 
 
 /**
+ * One entry of a device list as the application's server returns it.
+ */
+data class DeviceEntry (
+    /**
+     * The device id.
+     */
+    var `device`: kotlin.UInt
+    , 
+    /**
+     * Its identity key.
+     */
+    var `identity`: IdentityKey
+    
+): Disposable{
+    
+
+    
+
+    
+    @Suppress("UNNECESSARY_SAFE_CALL") // codegen is much simpler if we unconditionally emit safe calls here
+    override fun destroy() {
+        
+    Disposable.destroy(
+        this.`device`,
+        this.`identity`
+    )
+    }
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeDeviceEntry: FfiConverterRustBuffer<DeviceEntry> {
+    override fun read(buf: ByteBuffer): DeviceEntry {
+        return DeviceEntry(
+            FfiConverterUInt.read(buf),
+            FfiConverterTypeIdentityKey.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: DeviceEntry) = (
+            FfiConverterUInt.allocationSize(value.`device`) +
+            FfiConverterTypeIdentityKey.allocationSize(value.`identity`)
+    )
+
+    override fun write(value: DeviceEntry, buf: ByteBuffer) {
+            FfiConverterUInt.write(value.`device`, buf)
+            FfiConverterTypeIdentityKey.write(value.`identity`, buf)
+    }
+}
+
+
+
+/**
+ * What a device list changed in a record.
+ */
+data class DeviceListChanges (
+    /**
+     * Devices new to the record.
+     */
+    var `added`: List<kotlin.UInt>
+    , 
+    /**
+     * Stale devices listed again.
+     */
+    var `relisted`: List<kotlin.UInt>
+    , 
+    /**
+     * Devices no longer listed (kept, stale, for messages in flight).
+     */
+    var `removed`: List<kotlin.UInt>
+    , 
+    /**
+     * Devices deleted for good.
+     */
+    var `deleted`: List<kotlin.UInt>
+    , 
+    /**
+     * Devices whose identity changed.
+     */
+    var `identityChanges`: List<IdentityChange>
+    , 
+    /**
+     * Devices whose pending identity change the list withdrew.
+     */
+    var `withdrawn`: List<kotlin.UInt>
+    
+): Disposable{
+    
+
+    
+
+    
+    @Suppress("UNNECESSARY_SAFE_CALL") // codegen is much simpler if we unconditionally emit safe calls here
+    override fun destroy() {
+        
+    Disposable.destroy(
+        this.`added`,
+        this.`relisted`,
+        this.`removed`,
+        this.`deleted`,
+        this.`identityChanges`,
+        this.`withdrawn`
+    )
+    }
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeDeviceListChanges: FfiConverterRustBuffer<DeviceListChanges> {
+    override fun read(buf: ByteBuffer): DeviceListChanges {
+        return DeviceListChanges(
+            FfiConverterSequenceUInt.read(buf),
+            FfiConverterSequenceUInt.read(buf),
+            FfiConverterSequenceUInt.read(buf),
+            FfiConverterSequenceUInt.read(buf),
+            FfiConverterSequenceTypeIdentityChange.read(buf),
+            FfiConverterSequenceUInt.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: DeviceListChanges) = (
+            FfiConverterSequenceUInt.allocationSize(value.`added`) +
+            FfiConverterSequenceUInt.allocationSize(value.`relisted`) +
+            FfiConverterSequenceUInt.allocationSize(value.`removed`) +
+            FfiConverterSequenceUInt.allocationSize(value.`deleted`) +
+            FfiConverterSequenceTypeIdentityChange.allocationSize(value.`identityChanges`) +
+            FfiConverterSequenceUInt.allocationSize(value.`withdrawn`)
+    )
+
+    override fun write(value: DeviceListChanges, buf: ByteBuffer) {
+            FfiConverterSequenceUInt.write(value.`added`, buf)
+            FfiConverterSequenceUInt.write(value.`relisted`, buf)
+            FfiConverterSequenceUInt.write(value.`removed`, buf)
+            FfiConverterSequenceUInt.write(value.`deleted`, buf)
+            FfiConverterSequenceTypeIdentityChange.write(value.`identityChanges`, buf)
+            FfiConverterSequenceUInt.write(value.`withdrawn`, buf)
+    }
+}
+
+
+
+/**
  * What a group message says about itself before it is decrypted (not
  * authenticated until it decrypts).
  */
@@ -6413,6 +9041,63 @@ public object FfiConverterTypeGroupReceiverInfo: FfiConverterRustBuffer<GroupRec
 
 
 /**
+ * A device whose identity key changed: not used until the application
+ * acknowledges the new identity (`PeerRecord.acknowledge_identity`).
+ */
+data class IdentityChange (
+    /**
+     * The device.
+     */
+    var `device`: kotlin.UInt
+    , 
+    /**
+     * The new identity key.
+     */
+    var `newIdentity`: IdentityKey
+    
+): Disposable{
+    
+
+    
+
+    
+    @Suppress("UNNECESSARY_SAFE_CALL") // codegen is much simpler if we unconditionally emit safe calls here
+    override fun destroy() {
+        
+    Disposable.destroy(
+        this.`device`,
+        this.`newIdentity`
+    )
+    }
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeIdentityChange: FfiConverterRustBuffer<IdentityChange> {
+    override fun read(buf: ByteBuffer): IdentityChange {
+        return IdentityChange(
+            FfiConverterUInt.read(buf),
+            FfiConverterTypeIdentityKey.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: IdentityChange) = (
+            FfiConverterUInt.allocationSize(value.`device`) +
+            FfiConverterTypeIdentityKey.allocationSize(value.`newIdentity`)
+    )
+
+    override fun write(value: IdentityChange, buf: ByteBuffer) {
+            FfiConverterUInt.write(value.`device`, buf)
+            FfiConverterTypeIdentityKey.write(value.`newIdentity`, buf)
+    }
+}
+
+
+
+/**
  * What a device holds of one of its last-resort KEM prekeys.
  */
 data class KemPreKeyInfo (
@@ -6527,6 +9212,164 @@ public object FfiConverterTypeMessageInfo: FfiConverterRustBuffer<MessageInfo> {
 
 
 /**
+ * One encrypted message for one device.
+ */
+data class Outgoing (
+    /**
+     * The device.
+     */
+    var `device`: kotlin.UInt
+    , 
+    /**
+     * The message (a pairwise message).
+     */
+    var `message`: kotlin.ByteArray
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeOutgoing: FfiConverterRustBuffer<Outgoing> {
+    override fun read(buf: ByteBuffer): Outgoing {
+        return Outgoing(
+            FfiConverterUInt.read(buf),
+            FfiConverterByteArray.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: Outgoing) = (
+            FfiConverterUInt.allocationSize(value.`device`) +
+            FfiConverterByteArray.allocationSize(value.`message`)
+    )
+
+    override fun write(value: Outgoing, buf: ByteBuffer) {
+            FfiConverterUInt.write(value.`device`, buf)
+            FfiConverterByteArray.write(value.`message`, buf)
+    }
+}
+
+
+
+/**
+ * What a record tells about one of its devices.
+ */
+data class PeerDeviceInfo (
+    /**
+     * The device id.
+     */
+    var `device`: kotlin.UInt
+    , 
+    /**
+     * Its trusted identity key.
+     */
+    var `identity`: IdentityKey
+    , 
+    /**
+     * A new identity not yet acknowledged.
+     */
+    var `pendingIdentity`: IdentityKey?
+    , 
+    /**
+     * Since when it is off the device list, if it is.
+     */
+    var `staleSince`: kotlin.ULong?
+    , 
+    /**
+     * Whether it may only ever use PQXDH.
+     */
+    var `postQuantumPinned`: kotlin.Boolean
+    , 
+    /**
+     * The base key of its active session (32 bytes), if it has one.
+     */
+    var `activeBaseKey`: kotlin.ByteArray?
+    , 
+    /**
+     * Whether the active session is one this side started that got no
+     * reply yet.
+     */
+    var `awaitingReply`: kotlin.Boolean
+    , 
+    /**
+     * How many archived sessions it has.
+     */
+    var `archivedSessions`: kotlin.ULong
+    
+): Disposable{
+    
+
+    
+
+    
+    @Suppress("UNNECESSARY_SAFE_CALL") // codegen is much simpler if we unconditionally emit safe calls here
+    override fun destroy() {
+        
+    Disposable.destroy(
+        this.`device`,
+        this.`identity`,
+        this.`pendingIdentity`,
+        this.`staleSince`,
+        this.`postQuantumPinned`,
+        this.`activeBaseKey`,
+        this.`awaitingReply`,
+        this.`archivedSessions`
+    )
+    }
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypePeerDeviceInfo: FfiConverterRustBuffer<PeerDeviceInfo> {
+    override fun read(buf: ByteBuffer): PeerDeviceInfo {
+        return PeerDeviceInfo(
+            FfiConverterUInt.read(buf),
+            FfiConverterTypeIdentityKey.read(buf),
+            FfiConverterOptionalTypeIdentityKey.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterOptionalByteArray.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: PeerDeviceInfo) = (
+            FfiConverterUInt.allocationSize(value.`device`) +
+            FfiConverterTypeIdentityKey.allocationSize(value.`identity`) +
+            FfiConverterOptionalTypeIdentityKey.allocationSize(value.`pendingIdentity`) +
+            FfiConverterOptionalULong.allocationSize(value.`staleSince`) +
+            FfiConverterBoolean.allocationSize(value.`postQuantumPinned`) +
+            FfiConverterOptionalByteArray.allocationSize(value.`activeBaseKey`) +
+            FfiConverterBoolean.allocationSize(value.`awaitingReply`) +
+            FfiConverterULong.allocationSize(value.`archivedSessions`)
+    )
+
+    override fun write(value: PeerDeviceInfo, buf: ByteBuffer) {
+            FfiConverterUInt.write(value.`device`, buf)
+            FfiConverterTypeIdentityKey.write(value.`identity`, buf)
+            FfiConverterOptionalTypeIdentityKey.write(value.`pendingIdentity`, buf)
+            FfiConverterOptionalULong.write(value.`staleSince`, buf)
+            FfiConverterBoolean.write(value.`postQuantumPinned`, buf)
+            FfiConverterOptionalByteArray.write(value.`activeBaseKey`, buf)
+            FfiConverterBoolean.write(value.`awaitingReply`, buf)
+            FfiConverterULong.write(value.`archivedSessions`, buf)
+    }
+}
+
+
+
+/**
  * A published prekey with its id: what a device hands to the server.
  */
 data class PublishedPreKey (
@@ -6622,6 +9465,164 @@ public object FfiConverterTypeResetPreKeys: FfiConverterRustBuffer<ResetPreKeys>
 
 
 /**
+ * Names a message that could not be decrypted, for a retry request or a
+ * new session.
+ */
+data class RetryHint (
+    /**
+     * The message's ratchet key (32 bytes).
+     */
+    var `ratchetKey`: kotlin.ByteArray
+    , 
+    /**
+     * Its message number.
+     */
+    var `messageNumber`: kotlin.UInt
+    , 
+    /**
+     * For a prekey message, its base key (32 bytes).
+     */
+    var `baseKey`: kotlin.ByteArray?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeRetryHint: FfiConverterRustBuffer<RetryHint> {
+    override fun read(buf: ByteBuffer): RetryHint {
+        return RetryHint(
+            FfiConverterByteArray.read(buf),
+            FfiConverterUInt.read(buf),
+            FfiConverterOptionalByteArray.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: RetryHint) = (
+            FfiConverterByteArray.allocationSize(value.`ratchetKey`) +
+            FfiConverterUInt.allocationSize(value.`messageNumber`) +
+            FfiConverterOptionalByteArray.allocationSize(value.`baseKey`)
+    )
+
+    override fun write(value: RetryHint, buf: ByteBuffer) {
+            FfiConverterByteArray.write(value.`ratchetKey`, buf)
+            FfiConverterUInt.write(value.`messageNumber`, buf)
+            FfiConverterOptionalByteArray.write(value.`baseKey`, buf)
+    }
+}
+
+
+
+/**
+ * Which devices a message can go to now.
+ */
+data class SendPlan (
+    /**
+     * Devices with a usable session.
+     */
+    var `ready`: List<kotlin.UInt>
+    , 
+    /**
+     * Devices to fetch a bundle for (`PeerRecord.add_bundle`).
+     */
+    var `needsBundle`: List<kotlin.UInt>
+    , 
+    /**
+     * Devices with a pending identity change.
+     */
+    var `blocked`: List<kotlin.UInt>
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSendPlan: FfiConverterRustBuffer<SendPlan> {
+    override fun read(buf: ByteBuffer): SendPlan {
+        return SendPlan(
+            FfiConverterSequenceUInt.read(buf),
+            FfiConverterSequenceUInt.read(buf),
+            FfiConverterSequenceUInt.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: SendPlan) = (
+            FfiConverterSequenceUInt.allocationSize(value.`ready`) +
+            FfiConverterSequenceUInt.allocationSize(value.`needsBundle`) +
+            FfiConverterSequenceUInt.allocationSize(value.`blocked`)
+    )
+
+    override fun write(value: SendPlan, buf: ByteBuffer) {
+            FfiConverterSequenceUInt.write(value.`ready`, buf)
+            FfiConverterSequenceUInt.write(value.`needsBundle`, buf)
+            FfiConverterSequenceUInt.write(value.`blocked`, buf)
+    }
+}
+
+
+
+/**
+ * What an encryption to every device of a user produced.
+ */
+data class Sent (
+    /**
+     * One message per device reached.
+     */
+    var `messages`: List<Outgoing>
+    , 
+    /**
+     * The devices not reached.
+     */
+    var `unusable`: List<Unusable>
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSent: FfiConverterRustBuffer<Sent> {
+    override fun read(buf: ByteBuffer): Sent {
+        return Sent(
+            FfiConverterSequenceTypeOutgoing.read(buf),
+            FfiConverterSequenceTypeUnusable.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: Sent) = (
+            FfiConverterSequenceTypeOutgoing.allocationSize(value.`messages`) +
+            FfiConverterSequenceTypeUnusable.allocationSize(value.`unusable`)
+    )
+
+    override fun write(value: Sent, buf: ByteBuffer) {
+            FfiConverterSequenceTypeOutgoing.write(value.`messages`, buf)
+            FfiConverterSequenceTypeUnusable.write(value.`unusable`, buf)
+    }
+}
+
+
+
+/**
  * What a device holds of one of its signed prekeys.
  */
 data class SignedPreKeyInfo (
@@ -6674,6 +9675,473 @@ public object FfiConverterTypeSignedPreKeyInfo: FfiConverterRustBuffer<SignedPre
             FfiConverterULong.write(value.`baseKeyCount`, buf)
     }
 }
+
+
+
+/**
+ * A device that got no message, and why.
+ */
+data class Unusable (
+    /**
+     * The device.
+     */
+    var `device`: kotlin.UInt
+    , 
+    /**
+     * The C ABI's code of the reason.
+     */
+    var `code`: kotlin.Int
+    , 
+    /**
+     * The reason, without secrets.
+     */
+    var `detail`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeUnusable: FfiConverterRustBuffer<Unusable> {
+    override fun read(buf: ByteBuffer): Unusable {
+        return Unusable(
+            FfiConverterUInt.read(buf),
+            FfiConverterInt.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: Unusable) = (
+            FfiConverterUInt.allocationSize(value.`device`) +
+            FfiConverterInt.allocationSize(value.`code`) +
+            FfiConverterString.allocationSize(value.`detail`)
+    )
+
+    override fun write(value: Unusable, buf: ByteBuffer) {
+            FfiConverterUInt.write(value.`device`, buf)
+            FfiConverterInt.write(value.`code`, buf)
+            FfiConverterString.write(value.`detail`, buf)
+    }
+}
+
+
+
+/**
+ * What a fan-out sent to each user's devices.
+ */
+data class UserSent (
+    /**
+     * The user.
+     */
+    var `user`: kotlin.ByteArray
+    , 
+    /**
+     * What went to its devices.
+     */
+    var `sent`: Sent
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeUserSent: FfiConverterRustBuffer<UserSent> {
+    override fun read(buf: ByteBuffer): UserSent {
+        return UserSent(
+            FfiConverterByteArray.read(buf),
+            FfiConverterTypeSent.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: UserSent) = (
+            FfiConverterByteArray.allocationSize(value.`user`) +
+            FfiConverterTypeSent.allocationSize(value.`sent`)
+    )
+
+    override fun write(value: UserSent, buf: ByteBuffer) {
+            FfiConverterByteArray.write(value.`user`, buf)
+            FfiConverterTypeSent.write(value.`sent`, buf)
+    }
+}
+
+
+
+/**
+ * What to do about a message that did not decrypt (SPEC §16.6).
+ */
+sealed class Action {
+    
+    /**
+     * Drop the message.
+     */
+    data class Ignore(
+        /**
+         * Why.
+         */
+        val `reason`: uniffi.sotto.IgnoreReason) : Action()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * Keep it and give it again after the named step.
+     */
+    data class RetryLater(
+        /**
+         * Which step.
+         */
+        val `reason`: uniffi.sotto.RetryLaterReason) : Action()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * Call `PeerRecord.request_retry` with the hint and send its result.
+     */
+    data class RequestRetry(
+        /**
+         * The message's name.
+         */
+        val `hint`: uniffi.sotto.RetryHint) : Action()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * Fetch the device's bundle, call `PeerRecord.start_new_session` with
+     * the hint and send its result.
+     */
+    data class StartNewSession(
+        /**
+         * The message's name.
+         */
+        val `hint`: uniffi.sotto.RetryHint) : Action()
+        
+    {
+        
+
+        companion object
+    }
+    
+
+    
+
+    
+    
+
+
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeAction : FfiConverterRustBuffer<Action>{
+    override fun read(buf: ByteBuffer): Action {
+        return when(buf.getInt()) {
+            1 -> Action.Ignore(
+                FfiConverterTypeIgnoreReason.read(buf),
+                )
+            2 -> Action.RetryLater(
+                FfiConverterTypeRetryLaterReason.read(buf),
+                )
+            3 -> Action.RequestRetry(
+                FfiConverterTypeRetryHint.read(buf),
+                )
+            4 -> Action.StartNewSession(
+                FfiConverterTypeRetryHint.read(buf),
+                )
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: Action): ULong = when(value) {
+        is Action.Ignore -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeIgnoreReason.allocationSize(value.`reason`)
+            )
+        }
+        is Action.RetryLater -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeRetryLaterReason.allocationSize(value.`reason`)
+            )
+        }
+        is Action.RequestRetry -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeRetryHint.allocationSize(value.`hint`)
+            )
+        }
+        is Action.StartNewSession -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeRetryHint.allocationSize(value.`hint`)
+            )
+        }
+    }
+
+    override fun write(value: Action, buf: ByteBuffer) {
+        when(value) {
+            is Action.Ignore -> {
+                buf.putInt(1)
+                FfiConverterTypeIgnoreReason.write(value.`reason`, buf)
+                Unit
+            }
+            is Action.RetryLater -> {
+                buf.putInt(2)
+                FfiConverterTypeRetryLaterReason.write(value.`reason`, buf)
+                Unit
+            }
+            is Action.RequestRetry -> {
+                buf.putInt(3)
+                FfiConverterTypeRetryHint.write(value.`hint`, buf)
+                Unit
+            }
+            is Action.StartNewSession -> {
+                buf.putInt(4)
+                FfiConverterTypeRetryHint.write(value.`hint`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
+
+
+
+/**
+ * What the kind of a decrypted message is.
+ */
+
+enum class ContentKind {
+    
+    /**
+     * An application payload (`Received.payload`).
+     */
+    PAYLOAD,
+    /**
+     * A group distribution: give it to the group's `GroupSession.install`.
+     */
+    DISTRIBUTION,
+    /**
+     * The peer asks to resend the message `Received.retry_hint` names.
+     */
+    RETRY_REQUEST,
+    /**
+     * The peer asks for the local chain of group `Received.group_id`.
+     */
+    DISTRIBUTION_REQUEST;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeContentKind: FfiConverterRustBuffer<ContentKind> {
+    override fun read(buf: ByteBuffer) = try {
+        ContentKind.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: ContentKind) = 4UL
+
+    override fun write(value: ContentKind, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+
+
+/**
+ * A message the session layer could not decrypt: the action to take, and
+ * the error (with the C ABI's code) that decided it. Nothing changed.
+ */
+sealed class DecryptFailure: kotlin.Exception() {
+    
+    /**
+     * The one failure kind.
+     */
+    class Failed(
+        
+        /**
+         * What to do.
+         */
+        val `action`: Action, 
+        
+        /**
+         * The C ABI's code of the error that decided it.
+         */
+        val `code`: kotlin.Int, 
+        
+        /**
+         * The error's name (`"DuplicateMessage"`, ...).
+         */
+        val `kind`: kotlin.String, 
+        
+        /**
+         * What failed, without secrets.
+         */
+        val `detail`: kotlin.String
+        ) : DecryptFailure() {
+        override val message
+            get() = "action=${ `action` }, code=${ `code` }, kind=${ `kind` }, detail=${ `detail` }"
+    }
+    
+
+    
+
+
+    companion object ErrorHandler : UniffiRustCallStatusErrorHandler<DecryptFailure> {
+        override fun lift(error_buf: RustBuffer.ByValue): DecryptFailure = FfiConverterTypeDecryptFailure.lift(error_buf)
+    }
+
+    
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeDecryptFailure : FfiConverterRustBuffer<DecryptFailure> {
+    override fun read(buf: ByteBuffer): DecryptFailure {
+        
+
+        return when(buf.getInt()) {
+            1 -> DecryptFailure.Failed(
+                FfiConverterTypeAction.read(buf),
+                FfiConverterInt.read(buf),
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                )
+            else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: DecryptFailure): ULong {
+        return when(value) {
+            is DecryptFailure.Failed -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterTypeAction.allocationSize(value.`action`)
+                + FfiConverterInt.allocationSize(value.`code`)
+                + FfiConverterString.allocationSize(value.`kind`)
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+        }
+    }
+
+    override fun write(value: DecryptFailure, buf: ByteBuffer) {
+        when(value) {
+            is DecryptFailure.Failed -> {
+                buf.putInt(1)
+                FfiConverterTypeAction.write(value.`action`, buf)
+                FfiConverterInt.write(value.`code`, buf)
+                FfiConverterString.write(value.`kind`, buf)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+
+}
+
+
+
+/**
+ * Why a message is dropped.
+ */
+
+enum class IgnoreReason {
+    
+    /**
+     * Decrypted before (or its key is gone).
+     */
+    DUPLICATE,
+    /**
+     * Nothing an honest peer sends.
+     */
+    MALFORMED,
+    /**
+     * A classical prekey message from a device pinned to PQXDH.
+     */
+    DOWNGRADE,
+    /**
+     * A recovery was made for this device too recently.
+     */
+    RECOVERY_PENDING,
+    /**
+     * The local device given is not this record's.
+     */
+    WRONG_LOCAL_DEVICE,
+    /**
+     * A reason this version of the bindings does not know.
+     */
+    OTHER;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeIgnoreReason: FfiConverterRustBuffer<IgnoreReason> {
+    override fun read(buf: ByteBuffer) = try {
+        IgnoreReason.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: IgnoreReason) = 4UL
+
+    override fun write(value: IgnoreReason, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
 
 
 
@@ -6809,6 +10277,61 @@ public object FfiConverterTypeMessageKind: FfiConverterRustBuffer<MessageKind> {
     override fun allocationSize(value: MessageKind) = 4UL
 
     override fun write(value: MessageKind, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
+ * Why a message is kept for later.
+ */
+
+enum class RetryLaterReason {
+    
+    /**
+     * Refresh the device list: the sending device is unknown.
+     */
+    UNKNOWN_DEVICE,
+    /**
+     * Acknowledge the device's identity change first.
+     */
+    IDENTITY_CHANGE_PENDING,
+    /**
+     * Refresh the device list: an identity neither trusted nor pending.
+     */
+    UNKNOWN_IDENTITY,
+    /**
+     * Install the sender's distribution first (group messages).
+     */
+    MISSING_DISTRIBUTION,
+    /**
+     * A reason this version of the bindings does not know.
+     */
+    OTHER;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeRetryLaterReason: FfiConverterRustBuffer<RetryLaterReason> {
+    override fun read(buf: ByteBuffer) = try {
+        RetryLaterReason.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: RetryLaterReason) = 4UL
+
+    override fun write(value: RetryLaterReason, buf: ByteBuffer) {
         buf.putInt(value.ordinal + 1)
     }
 }
@@ -7532,6 +11055,141 @@ sealed class SottoException: kotlin.Exception() {
             get() = "code=${ `code` }, detail=${ `detail` }"
     }
     
+    /**
+     * A device list too long, with a device named twice, an identity
+     * given to two devices, or the local identity given to another device.
+     */
+    class InvalidDeviceList(
+        
+        /**
+         * The C ABI's code.
+         */
+        val `code`: kotlin.Int, 
+        
+        /**
+         * What failed, without secrets.
+         */
+        val `detail`: kotlin.String
+        ) : SottoException() {
+        override val message
+            get() = "code=${ `code` }, detail=${ `detail` }"
+    }
+    
+    /**
+     * The peer record does not hold the device, or it is no longer listed.
+     */
+    class UnknownDevice(
+        
+        /**
+         * The C ABI's code.
+         */
+        val `code`: kotlin.Int, 
+        
+        /**
+         * What failed, without secrets.
+         */
+        val `detail`: kotlin.String
+        ) : SottoException() {
+        override val message
+            get() = "code=${ `code` }, detail=${ `detail` }"
+    }
+    
+    /**
+     * The device's identity changed and is not acknowledged yet.
+     */
+    class IdentityChangePending(
+        
+        /**
+         * The C ABI's code.
+         */
+        val `code`: kotlin.Int, 
+        
+        /**
+         * What failed, without secrets.
+         */
+        val `detail`: kotlin.String
+        ) : SottoException() {
+        override val message
+            get() = "code=${ `code` }, detail=${ `detail` }"
+    }
+    
+    /**
+     * The device has no active session: fetch its bundle.
+     */
+    class NoSession(
+        
+        /**
+         * The C ABI's code.
+         */
+        val `code`: kotlin.Int, 
+        
+        /**
+         * What failed, without secrets.
+         */
+        val `detail`: kotlin.String
+        ) : SottoException() {
+        override val message
+            get() = "code=${ `code` }, detail=${ `detail` }"
+    }
+    
+    /**
+     * A recovery for this device was made too recently.
+     */
+    class RecoveryRateLimited(
+        
+        /**
+         * The C ABI's code.
+         */
+        val `code`: kotlin.Int, 
+        
+        /**
+         * What failed, without secrets.
+         */
+        val `detail`: kotlin.String
+        ) : SottoException() {
+        override val message
+            get() = "code=${ `code` }, detail=${ `detail` }"
+    }
+    
+    /**
+     * The user is not a member of the group, or the records given are not
+     * the members'.
+     */
+    class NotGroupMember(
+        
+        /**
+         * The C ABI's code.
+         */
+        val `code`: kotlin.Int, 
+        
+        /**
+         * What failed, without secrets.
+         */
+        val `detail`: kotlin.String
+        ) : SottoException() {
+        override val message
+            get() = "code=${ `code` }, detail=${ `detail` }"
+    }
+    
+    /**
+     * The group has as many members as it may.
+     */
+    class TooManyGroupMembers(
+        
+        /**
+         * The C ABI's code.
+         */
+        val `code`: kotlin.Int, 
+        
+        /**
+         * What failed, without secrets.
+         */
+        val `detail`: kotlin.String
+        ) : SottoException() {
+        override val message
+            get() = "code=${ `code` }, detail=${ `detail` }"
+    }
+    
 
     
 
@@ -7684,6 +11342,34 @@ public object FfiConverterTypeSottoError : FfiConverterRustBuffer<SottoException
                 FfiConverterString.read(buf),
                 )
             34 -> SottoException.GroupStoreFull(
+                FfiConverterInt.read(buf),
+                FfiConverterString.read(buf),
+                )
+            35 -> SottoException.InvalidDeviceList(
+                FfiConverterInt.read(buf),
+                FfiConverterString.read(buf),
+                )
+            36 -> SottoException.UnknownDevice(
+                FfiConverterInt.read(buf),
+                FfiConverterString.read(buf),
+                )
+            37 -> SottoException.IdentityChangePending(
+                FfiConverterInt.read(buf),
+                FfiConverterString.read(buf),
+                )
+            38 -> SottoException.NoSession(
+                FfiConverterInt.read(buf),
+                FfiConverterString.read(buf),
+                )
+            39 -> SottoException.RecoveryRateLimited(
+                FfiConverterInt.read(buf),
+                FfiConverterString.read(buf),
+                )
+            40 -> SottoException.NotGroupMember(
+                FfiConverterInt.read(buf),
+                FfiConverterString.read(buf),
+                )
+            41 -> SottoException.TooManyGroupMembers(
                 FfiConverterInt.read(buf),
                 FfiConverterString.read(buf),
                 )
@@ -7892,6 +11578,48 @@ public object FfiConverterTypeSottoError : FfiConverterRustBuffer<SottoException
                 + FfiConverterString.allocationSize(value.`detail`)
             )
             is SottoException.GroupStoreFull -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterInt.allocationSize(value.`code`)
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is SottoException.InvalidDeviceList -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterInt.allocationSize(value.`code`)
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is SottoException.UnknownDevice -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterInt.allocationSize(value.`code`)
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is SottoException.IdentityChangePending -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterInt.allocationSize(value.`code`)
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is SottoException.NoSession -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterInt.allocationSize(value.`code`)
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is SottoException.RecoveryRateLimited -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterInt.allocationSize(value.`code`)
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is SottoException.NotGroupMember -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterInt.allocationSize(value.`code`)
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is SottoException.TooManyGroupMembers -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
                 + FfiConverterInt.allocationSize(value.`code`)
@@ -8106,9 +11834,83 @@ public object FfiConverterTypeSottoError : FfiConverterRustBuffer<SottoException
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
+            is SottoException.InvalidDeviceList -> {
+                buf.putInt(35)
+                FfiConverterInt.write(value.`code`, buf)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is SottoException.UnknownDevice -> {
+                buf.putInt(36)
+                FfiConverterInt.write(value.`code`, buf)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is SottoException.IdentityChangePending -> {
+                buf.putInt(37)
+                FfiConverterInt.write(value.`code`, buf)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is SottoException.NoSession -> {
+                buf.putInt(38)
+                FfiConverterInt.write(value.`code`, buf)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is SottoException.RecoveryRateLimited -> {
+                buf.putInt(39)
+                FfiConverterInt.write(value.`code`, buf)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is SottoException.NotGroupMember -> {
+                buf.putInt(40)
+                FfiConverterInt.write(value.`code`, buf)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is SottoException.TooManyGroupMembers -> {
+                buf.putInt(41)
+                FfiConverterInt.write(value.`code`, buf)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
     }
 
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalULong: FfiConverterRustBuffer<kotlin.ULong?> {
+    override fun read(buf: ByteBuffer): kotlin.ULong? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterULong.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.ULong?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterULong.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.ULong?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterULong.write(value, buf)
+        }
+    }
 }
 
 
@@ -8213,6 +12015,66 @@ public object FfiConverterOptionalTypeGroupReceiverInfo: FfiConverterRustBuffer<
 /**
  * @suppress
  */
+public object FfiConverterOptionalTypeRetryHint: FfiConverterRustBuffer<RetryHint?> {
+    override fun read(buf: ByteBuffer): RetryHint? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeRetryHint.read(buf)
+    }
+
+    override fun allocationSize(value: RetryHint?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeRetryHint.allocationSize(value)
+        }
+    }
+
+    override fun write(value: RetryHint?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeRetryHint.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceUInt: FfiConverterRustBuffer<List<kotlin.UInt>> {
+    override fun read(buf: ByteBuffer): List<kotlin.UInt> {
+        val len = buf.getInt()
+        return List<kotlin.UInt>(len) {
+            FfiConverterUInt.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<kotlin.UInt>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterUInt.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<kotlin.UInt>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterUInt.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterSequenceByteArray: FfiConverterRustBuffer<List<kotlin.ByteArray>> {
     override fun read(buf: ByteBuffer): List<kotlin.ByteArray> {
         val len = buf.getInt()
@@ -8241,6 +12103,90 @@ public object FfiConverterSequenceByteArray: FfiConverterRustBuffer<List<kotlin.
 /**
  * @suppress
  */
+public object FfiConverterSequenceTypePeerRecord: FfiConverterRustBuffer<List<PeerRecord>> {
+    override fun read(buf: ByteBuffer): List<PeerRecord> {
+        val len = buf.getInt()
+        return List<PeerRecord>(len) {
+            FfiConverterTypePeerRecord.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<PeerRecord>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypePeerRecord.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<PeerRecord>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypePeerRecord.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeDeviceEntry: FfiConverterRustBuffer<List<DeviceEntry>> {
+    override fun read(buf: ByteBuffer): List<DeviceEntry> {
+        val len = buf.getInt()
+        return List<DeviceEntry>(len) {
+            FfiConverterTypeDeviceEntry.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<DeviceEntry>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeDeviceEntry.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<DeviceEntry>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeDeviceEntry.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeIdentityChange: FfiConverterRustBuffer<List<IdentityChange>> {
+    override fun read(buf: ByteBuffer): List<IdentityChange> {
+        val len = buf.getInt()
+        return List<IdentityChange>(len) {
+            FfiConverterTypeIdentityChange.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<IdentityChange>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeIdentityChange.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<IdentityChange>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeIdentityChange.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterSequenceTypeKemPreKeyInfo: FfiConverterRustBuffer<List<KemPreKeyInfo>> {
     override fun read(buf: ByteBuffer): List<KemPreKeyInfo> {
         val len = buf.getInt()
@@ -8259,6 +12205,62 @@ public object FfiConverterSequenceTypeKemPreKeyInfo: FfiConverterRustBuffer<List
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeKemPreKeyInfo.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeOutgoing: FfiConverterRustBuffer<List<Outgoing>> {
+    override fun read(buf: ByteBuffer): List<Outgoing> {
+        val len = buf.getInt()
+        return List<Outgoing>(len) {
+            FfiConverterTypeOutgoing.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<Outgoing>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeOutgoing.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<Outgoing>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeOutgoing.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypePeerDeviceInfo: FfiConverterRustBuffer<List<PeerDeviceInfo>> {
+    override fun read(buf: ByteBuffer): List<PeerDeviceInfo> {
+        val len = buf.getInt()
+        return List<PeerDeviceInfo>(len) {
+            FfiConverterTypePeerDeviceInfo.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<PeerDeviceInfo>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypePeerDeviceInfo.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<PeerDeviceInfo>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypePeerDeviceInfo.write(it, buf)
         }
     }
 }
@@ -8315,6 +12317,62 @@ public object FfiConverterSequenceTypeSignedPreKeyInfo: FfiConverterRustBuffer<L
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeSignedPreKeyInfo.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeUnusable: FfiConverterRustBuffer<List<Unusable>> {
+    override fun read(buf: ByteBuffer): List<Unusable> {
+        val len = buf.getInt()
+        return List<Unusable>(len) {
+            FfiConverterTypeUnusable.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<Unusable>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeUnusable.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<Unusable>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeUnusable.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeUserSent: FfiConverterRustBuffer<List<UserSent>> {
+    override fun read(buf: ByteBuffer): List<UserSent> {
+        val len = buf.getInt()
+        return List<UserSent>(len) {
+            FfiConverterTypeUserSent.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<UserSent>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeUserSent.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<UserSent>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeUserSent.write(it, buf)
         }
     }
 }
