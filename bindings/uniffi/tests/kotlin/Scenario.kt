@@ -2,7 +2,8 @@
 // package `uniffi.sotto` (JNA). The same steps as
 // tests/python/scenario.py and bindings/wasm/tests/scenario.mjs: two users
 // with two devices each and a session between every pair; a group of the
-// four with a removal; save and restore; tampered, replayed and forged
+// four with a removal; the session layer (records, fan-out, a group over
+// every device); save and restore; tampered, replayed and forged
 // messages and states; and every error a caller can reach, each checked to
 // carry the C ABI's code (read from ffi/include/sotto.h, the first
 // argument). Run by bindings/uniffi/test.sh.
@@ -419,6 +420,172 @@ fun bounds() {
         "store of $MAX_GROUP_RECEIVERS chains full")
 }
 
+/** `call` throws DecryptFailure.Failed for `kind` with the C ABI's code; returns its action. */
+fun failed(kind: String, call: () -> Any?): Action {
+    try {
+        call()
+    } catch (e: DecryptFailure.Failed) {
+        check(e.kind == kind, "expected $kind, got ${e.kind}: ${e.message}")
+        check(e.code == codes[upperSnake(kind)], "$kind: code ${e.code}")
+        reached.add(kind)
+        return e.action
+    }
+    throw AssertionError("expected a DecryptFailure of $kind, nothing thrown")
+}
+
+/** A device on the session layer: its own record, a record of the other user, its group view. */
+class LayerDevice(val user: String, val id: UInt) {
+    val device = Device.generate(NOW)
+    val identity: IdentityKey = device.identityKey()
+    var own = PeerRecord.newOwn(user.bytes(), id, identity)
+    val records = mutableMapOf(user to own)
+    lateinit var group: GroupSession
+    val other get() = if (user == "alice") "bob" else "alice"
+}
+
+fun sessionsLayer() {
+    val users = mapOf("alice" to listOf(LayerDevice("alice", 1u), LayerDevice("alice", 2u)),
+        "bob" to listOf(LayerDevice("bob", 1u), LayerDevice("bob", 2u)))
+    val listing = users.mapValues { (_, ds) -> ds.map { DeviceEntry(it.id, it.identity) } }
+    val everyone = users.values.flatten()
+    fun at(user: String, device: UInt) = users[user]!!.first { it.id == device }
+    for (d in everyone) {
+        d.records[d.other] = PeerRecord(d.other.bytes(), d.identity)
+        for ((user, record) in d.records) {
+            val changes = record.updateDevices(listing[user]!!, NOW)
+            val expected = listing[user]!!.map { it.device }.filter { !(user == d.user && it == d.id) }
+            check(changes.added == expected, "added ${changes.added}")
+        }
+    }
+
+    fun send(sender: LayerDevice, user: String, payload: String): Map<UInt, ByteArray> {
+        val record = sender.records[user]!!
+        for (device in record.planSend(NOW).needsBundle) {
+            record.addBundle(sender.device, device, bundleOf(at(user, device).device), NOW)
+        }
+        val sent = record.encrypt(payload.bytes())
+        check(sent.unusable.isEmpty(), "every device reached")
+        return sent.messages.associate { out ->
+            val receiver = at(user, out.device)
+            val got = receiver.records[sender.user]!!.decrypt(receiver.device, sender.id, out.message, NOW)
+            check(got.kind() == ContentKind.PAYLOAD && String(got.payload()!!) == payload, "payload")
+            check(got.sender() == sender.identity && got.device() == sender.id, "provenance")
+            out.device to out.message
+        }
+    }
+
+    val (a1, a2) = users["alice"]!!
+    val (b1, b2) = users["bob"]!!
+    for (sender in everyone) for (user in users.keys) {
+        val wires = send(sender, user, "hi from ${sender.user}")
+        check(wires.size == if (user == sender.user) 1 else 2, "fan-out size")
+    }
+    check(a1.records["bob"]!!.devices().map { it.device } == listOf(1u, 2u), "devices")
+
+    // Replayed and tampered messages, an unknown device: an action each.
+    val wire = send(a1, "bob", "once")[1u]!!
+    val atB1 = b1.records["alice"]!!
+    check(failed("DuplicateMessage") { atB1.decrypt(b1.device, 1u, wire, NOW) } ==
+        Action.Ignore(IgnoreReason.DUPLICATE), "duplicate ignored")
+    val tampered = a1.records["bob"]!!.encryptTo(1u, "tampered".bytes())
+    val before = atB1.generation()
+    failed("AuthenticationFailed") { atB1.decrypt(b1.device, 1u, tampered.flip(tampered.size - 20), NOW) }
+    check(atB1.generation() == before, "nothing changed")
+    check(failed("UnknownDevice") { atB1.decrypt(b1.device, 9u, wire, NOW) } ==
+        Action.RetryLater(RetryLaterReason.UNKNOWN_DEVICE), "retry later")
+    failed("Truncated") { atB1.decrypt(b1.device, 1u, wire.copyOf(3), NOW) }
+
+    // A group of both users over every device; Bob is removed.
+    val groupId = ByteArray(32) { 9 }
+    for (d in everyone) {
+        d.group = GroupSession(groupId, d.user.bytes(), d.device)
+        check(d.group.addMember(d.other.bytes()), "new member")
+    }
+    fun handOut(sender: LayerDevice, fanout: List<UserSent>) {
+        for (userSent in fanout) {
+            check(userSent.sent.unusable.isEmpty(), "every device reached")
+            for (out in userSent.sent.messages) {
+                val receiver = at(String(userSent.user), out.device)
+                val record = receiver.records[sender.user]!!
+                val got = record.decrypt(receiver.device, sender.id, out.message, NOW)
+                check(got.kind() == ContentKind.DISTRIBUTION && got.groupId()!!.contentEquals(groupId), "distribution")
+                check(receiver.group.install(record, got) == InsertOutcome.ADDED, "installed")
+            }
+        }
+    }
+    for (d in everyone) handOut(d, d.group.distribute(listOf(d.own, d.records[d.other]!!)))
+    for (d in everyone) check(d.group.receiverCount() == 3uL, "three chains")
+    val groupWire = a1.group.encrypt("to the group".bytes())
+    for (d in listOf(a2, b1, b2)) {
+        val read = d.group.decrypt(groupWire)
+        check(String(read.bytes) == "to the group" && read.owner == a1.identity && read.authenticated, "group read")
+    }
+    check(failed("DuplicateMessage") { b1.group.decrypt(groupWire) } == Action.Ignore(IgnoreReason.DUPLICATE), "dup")
+    expect("NotGroupMember") { a1.group.distribute(listOf(a1.own, PeerRecord("carol".bytes(), a1.identity))) }
+    expect("InvalidArgument") { a1.group.distribute(listOf(a1.own, a1.own)) }
+    for (d in users["alice"]!!) {
+        handOut(d, d.group.removeMember(d.device, "bob".bytes(), listOf(d.own)))
+        check(d.group.members().map { String(it) } == listOf("alice"), "bob removed")
+    }
+    val aliceOnly = a1.group.encrypt("alice only".bytes())
+    check(String(a2.group.decrypt(aliceOnly).bytes) == "alice only", "alice reads")
+    check(failed("UnknownGroupChain") { b1.group.decrypt(aliceOnly) } ==
+        Action.RetryLater(RetryLaterReason.MISSING_DISTRIBUTION), "bob locked out")
+
+    // Save and restore records and groups; the conversation goes on.
+    for (d in everyone) {
+        for ((user, record) in d.records.toMap()) {
+            val context = "${d.user}/$user".bytes()
+            val restored = PeerRecord.unseal(record.seal(KEY, context), KEY, context)
+            check(restored.toBytes().contentEquals(record.toBytes()), "record restored")
+            expect("AuthenticationFailed") { PeerRecord.unseal(record.seal(KEY, context), KEY, "other".bytes()) }
+            d.records[user] = restored
+        }
+        d.own = d.records[d.user]!!
+        d.group = GroupSession.unseal(d.group.seal(KEY, "group".bytes()), KEY, "group".bytes())
+    }
+    send(b2, "alice", "after restore")
+    check(String(a2.group.decrypt(a1.group.encrypt("restored group".bytes())).bytes) == "restored group", "group restored")
+    val old = GroupSession.fromBytes(a2.group.toBytes())
+    a2.group.decrypt(a1.group.encrypt("moves on".bytes()))
+    check(old.afterRestore(a2.device, a2.group.generation()), "stale copy detected")
+    expect("WrongType") { GroupSession.fromBytes(a1.own.toBytes()) }
+
+    // Safety numbers agree on both sides.
+    val number = a1.records["bob"]!!.safetyNumber(a1.own)
+    check(number.replace(" ", "").length == 60, "60 digits")
+    check(b1.records["alice"]!!.safetyNumber(b1.own) == number, "same on both sides")
+    check(a2.records["bob"]!!.safetyNumber(a2.own) == number, "same on every device")
+
+    // The layer's own errors.
+    val record = a1.records["bob"]!!
+    expect("InvalidDeviceList") { record.updateDevices(listing["bob"]!! + listing["bob"]!!, NOW) }
+    expect("UnknownDevice") { record.acknowledgeIdentity(7u, b1.identity) }
+    val fresh = PeerRecord("bob".bytes(), a1.identity)
+    fresh.updateDevices(listing["bob"]!!, NOW)
+    expect("NoSession") { fresh.encryptTo(1u, "no session yet".bytes()) }
+    val b2New = Device.generate(NOW)
+    val changes = record.updateDevices(listOf(listing["bob"]!![0], DeviceEntry(2u, b2New.identityKey())), NOW)
+    check(changes.identityChanges.map { it.device } == listOf(2u), "identity change reported")
+    expect("IdentityChangePending") { record.encryptTo(2u, "blocked".bytes()) }
+    check(record.planSend(NOW).blocked == listOf(2u), "blocked")
+    expect("IdentityMismatch") { record.acknowledgeIdentity(2u, b1.identity) }
+    record.acknowledgeIdentity(2u, b2New.identityKey())
+    val rate = PeerRecord("bob".bytes(), a1.identity)
+    rate.updateDevices(listing["bob"]!!, NOW)
+    rate.addBundle(a1.device, 1u, bundleOf(b1.device), NOW)
+    val hint = RetryHint(ByteArray(32) { 5 }, 3u, null)
+    repeat(8) { rate.requestRetry(1u, hint, NOW) }
+    expect("RecoveryRateLimited") { rate.requestRetry(1u, hint, NOW) }
+    expect("InvalidArgument") { rate.requestRetry(1u, RetryHint(ByteArray(31), 0u, null), NOW) }
+    val big = GroupSession(groupId, "alice".bytes(), a1.device)
+    for (i in 0 until 999) big.addMember("member $i".bytes())
+    expect("TooManyGroupMembers") { big.addMember("one too many".bytes()) }
+    expect("InvalidEncoding") { PeerRecord(ByteArray(0), a1.identity) }
+    println("sessions: 2 users x 2 devices on the session layer: fan-out, routing, replay and " +
+        "tamper, a group over every device with a removal, save and restore, safety numbers")
+}
+
 fun main(args: Array<String>) {
     codes = Regex("SOTTO_ERROR_([A-Z_]+) = (\\d+)").findAll(File(args[0]).readText())
         .associate { it.groupValues[1] to it.groupValues[2].toInt() }
@@ -428,6 +595,7 @@ fun main(args: Array<String>) {
     persistence(members)
     prekeys()
     bounds()
+    sessionsLayer()
     val every = SottoException::class.java.declaredClasses
         .filter { SottoException::class.java.isAssignableFrom(it) }
         .map { it.simpleName }.toSet()
@@ -436,5 +604,5 @@ fun main(args: Array<String>) {
     check(missing.isEmpty(), "errors never provoked: ${missing.sorted()}")
     println("errors: ${reached.size} of ${every.size} provoked, each with the C ABI's code; " +
         "not reachable from here: ${UNREACHABLE.sorted().joinToString()}")
-    println("6 passed, 0 failed")
+    println("7 passed, 0 failed")
 }
