@@ -12,6 +12,12 @@
 //!   (`"AuthenticationFailed"`, ...); a call that throws changed nothing.
 //! - Randomness comes from `crypto.getRandomValues`; time from the caller.
 //!
+//! - With the `sessions` feature (the package `build.sh` makes second), the
+//!   session layer (SPEC §16): `PeerRecord`, `GroupSession`; a message
+//!   it cannot decrypt throws a `SottoError` whose `action` is the step to
+//!   take (`{type: "Ignore" | "RetryLater", reason}` or `{type:
+//!   "RequestRetry" | "StartNewSession", hint}`).
+//!
 //! The SQLite store is not part of this package (bindings/README.md).
 
 use sotto::group::{GroupMessage, GroupReceivers};
@@ -19,6 +25,12 @@ use sotto::{KemPreKey, KeyAgreementPolicy, Message, OneTimePreKey, PreKeyMessage
 use sotto_bindings_common::{BindingError, OsRng, group_id, storage_key};
 use wasm_bindgen::prelude::*;
 use zeroize::Zeroizing;
+
+#[cfg(feature = "sessions")]
+mod sessions;
+
+#[cfg(feature = "sessions")]
+pub use sessions::{GroupSession, PeerRecord, PeerRecords, Received};
 
 /// The JavaScript `Error` a failure throws: `name` `"SottoError"`, `code`
 /// the C ABI's number, `kind` the error's name.

@@ -391,13 +391,202 @@ export async function run(sotto, codes, log) {
       `store of ${MAX_GROUP_RECEIVERS} chains full`);
   }
 
+  // The session layer (only in the package built with it).
+  const SESSION_ERRORS = ["InvalidDeviceList", "UnknownDevice", "IdentityChangePending",
+    "NoSession", "RecoveryRateLimited", "NotGroupMember", "TooManyGroupMembers"];
+  let steps = 6;
+  const notHere = [...UNREACHABLE];
+  if (sotto.PeerRecord === undefined) {
+    notHere.push(...SESSION_ERRORS);
+    log("sessions: not in this package (the core package; see wasm-pkg-sessions)");
+  } else {
+    sessionsLayer(sotto, expect, bundleOf, log);
+    steps += 1;
+  }
+
   const every = Object.keys(codes)
     .filter((name) => codes[name] >= 100 || ["INVALID_ARGUMENT"].includes(name));
   const reachedSnake = new Set([...reached].map(upperSnake));
-  const unreachable = new Set(UNREACHABLE.map(upperSnake));
+  const unreachable = new Set(notHere.map(upperSnake));
   const missing = every.filter((n) => !reachedSnake.has(n) && !unreachable.has(n));
   assert(missing.length === 0, `errors never provoked: ${missing.join(", ")}`);
   log(`errors: ${reached.size} kinds provoked, each with the C ABI's code; ` +
-    `not reachable from here: ${UNREACHABLE.join(", ")}`);
-  return 6;
+    `not reachable from here: ${notHere.join(", ")}`);
+  return steps;
+}
+
+// Two users with two devices each on the session layer: device lists,
+// fan-out to every device, routing, replay and tampering, a group over
+// every device with a member removed, save and restore, safety numbers, and
+// the layer's errors (each with its action where the layer decrypts).
+function sessionsLayer(sotto, expect, bundleOf, log) {
+  const { Device, PeerRecord, PeerRecords, GroupSession } = sotto;
+  const failed = (kind, call) => expect(kind, call).action;
+  const records = (...list) => {
+    const set = new PeerRecords();
+    for (const r of list) set.add(r);
+    return set;
+  };
+  class LayerDevice {
+    constructor(user, id) {
+      this.user = user;
+      this.id = id;
+      this.device = Device.generate(NOW);
+      this.identity = this.device.identityKey();
+      this.own = PeerRecord.newOwn(enc(user), id, this.identity);
+      this.records = new Map([[user, this.own]]);
+    }
+    get other() {
+      return this.user === "alice" ? "bob" : "alice";
+    }
+  }
+  const users = {
+    alice: [new LayerDevice("alice", 1), new LayerDevice("alice", 2)],
+    bob: [new LayerDevice("bob", 1), new LayerDevice("bob", 2)],
+  };
+  const everyone = [...users.alice, ...users.bob];
+  const at = (user, id) => users[user].find((d) => d.id === id);
+  const list = (user) => [users[user].map((d) => d.id), users[user].map((d) => d.identity)];
+  for (const d of everyone) {
+    d.records.set(d.other, new PeerRecord(enc(d.other), d.identity));
+    for (const [user, record] of d.records) {
+      const changes = record.updateDevices(...list(user), NOW);
+      const expected = users[user].map((x) => x.id).filter((id) => !(user === d.user && id === d.id));
+      assert(JSON.stringify(changes.added) === JSON.stringify(expected), `added ${changes.added}`);
+    }
+  }
+  const send = (sender, user, payload) => {
+    const record = sender.records.get(user);
+    for (const id of record.planSend(NOW).needsBundle) {
+      record.addBundle(sender.device, id, bundleOf(at(user, id).device), NOW);
+    }
+    const sent = record.encrypt(enc(payload));
+    assert(sent.unusable.length === 0, "every device reached");
+    const wires = new Map();
+    for (const out of sent.messages) {
+      const receiver = at(user, out.device);
+      const got = receiver.records.get(sender.user).decrypt(receiver.device, sender.id, out.message, NOW);
+      assert(got.kind === "Payload" && dec(got.payload) === payload, "payload");
+      assert(equal(got.sender, sender.identity) && got.device === sender.id, "provenance");
+      wires.set(out.device, out.message);
+    }
+    return wires;
+  };
+  const [a1, a2] = users.alice;
+  const [b1, b2] = users.bob;
+  for (const sender of everyone) {
+    for (const user of ["alice", "bob"]) {
+      const wires = send(sender, user, `hi from ${sender.user}`);
+      assert(wires.size === (user === sender.user ? 1 : 2), "fan-out size");
+    }
+  }
+  assert(JSON.stringify(Array.from(a1.records.get("bob").devices())) === "[1,2]", "devices");
+
+  // Replayed and tampered messages, an unknown device: an action each.
+  const wire = send(a1, "bob", "once").get(1);
+  const atB1 = b1.records.get("alice");
+  let action = failed("DuplicateMessage", () => atB1.decrypt(b1.device, 1, wire, NOW));
+  assert(action.type === "Ignore" && action.reason === "Duplicate", "duplicate ignored");
+  const tampered = a1.records.get("bob").encryptTo(1, enc("tampered"));
+  const before = atB1.generation();
+  failed("AuthenticationFailed",
+    () => atB1.decrypt(b1.device, 1, flip(tampered, tampered.length - 20), NOW));
+  assert(atB1.generation() === before, "nothing changed");
+  action = failed("UnknownDevice", () => atB1.decrypt(b1.device, 9, wire, NOW));
+  assert(action.type === "RetryLater" && action.reason === "UnknownDevice", "retry later");
+  failed("Truncated", () => atB1.decrypt(b1.device, 1, wire.slice(0, 3), NOW));
+
+  // A group of both users over every device; Bob is removed.
+  const groupId = new Uint8Array(32).fill(9);
+  for (const d of everyone) {
+    d.group = new GroupSession(groupId, enc(d.user), d.device);
+    assert(d.group.addMember(enc(d.other)), "new member");
+  }
+  const handOutAll = (sender, fanout) => {
+    for (const { user, sent } of fanout) {
+      assert(sent.unusable.length === 0, "every device reached");
+      for (const out of sent.messages) {
+        const receiver = at(dec(user), out.device);
+        const record = receiver.records.get(sender.user);
+        const got = record.decrypt(receiver.device, sender.id, out.message, NOW);
+        assert(got.kind === "Distribution" && equal(got.groupId, groupId), "distribution");
+        assert(receiver.group.install(record, got) === "added", "installed");
+      }
+    }
+  };
+  for (const d of everyone) handOutAll(d, d.group.distribute(records(d.own, d.records.get(d.other))));
+  for (const d of everyone) assert(d.group.receiverCount() === 3, "three chains");
+  const groupWire = a1.group.encrypt(enc("to the group"));
+  for (const d of [a2, b1, b2]) {
+    const read = d.group.decrypt(groupWire);
+    assert(dec(read.bytes()) === "to the group" && equal(read.owner(), a1.identity) &&
+      read.authenticated(), "group read");
+  }
+  action = failed("DuplicateMessage", () => b1.group.decrypt(groupWire));
+  assert(action.type === "Ignore" && action.reason === "Duplicate", "group duplicate");
+  expect("NotGroupMember",
+    () => a1.group.distribute(records(a1.own, new PeerRecord(enc("carol"), a1.identity))));
+  expect("InvalidArgument", () => a1.group.distribute(records(a1.own, a1.own)));
+  for (const d of users.alice) {
+    handOutAll(d, d.group.removeMember(d.device, enc("bob"), records(d.own)));
+    assert(d.group.memberCount() === 1, "bob removed");
+  }
+  const aliceOnly = a1.group.encrypt(enc("alice only"));
+  assert(dec(a2.group.decrypt(aliceOnly).bytes()) === "alice only", "alice reads");
+  action = failed("UnknownGroupChain", () => b1.group.decrypt(aliceOnly));
+  assert(action.type === "RetryLater" && action.reason === "MissingDistribution", "locked out");
+
+  // Save and restore records and groups; the conversation goes on.
+  for (const d of everyone) {
+    for (const [user, record] of [...d.records]) {
+      const context = enc(`${d.user}/${user}`);
+      const restored = PeerRecord.unseal(record.seal(KEY, context), KEY, context);
+      assert(equal(restored.toBytes(), record.toBytes()), "record restored");
+      expect("AuthenticationFailed", () => PeerRecord.unseal(record.seal(KEY, context), KEY, enc("other")));
+      d.records.set(user, restored);
+    }
+    d.own = d.records.get(d.user);
+    d.group = GroupSession.unseal(d.group.seal(KEY, enc("group")), KEY, enc("group"));
+  }
+  send(b2, "alice", "after restore");
+  assert(dec(a2.group.decrypt(a1.group.encrypt(enc("restored"))).bytes()) === "restored", "group restored");
+  const old = GroupSession.fromBytes(a2.group.toBytes());
+  a2.group.decrypt(a1.group.encrypt(enc("moves on")));
+  assert(old.afterRestore(a2.device, a2.group.generation()), "stale copy detected");
+  expect("WrongType", () => GroupSession.fromBytes(a1.own.toBytes()));
+
+  // Safety numbers agree on both sides.
+  const number = a1.records.get("bob").safetyNumber(a1.own);
+  assert(number.replace(/ /g, "").length === 60, "60 digits");
+  assert(b1.records.get("alice").safetyNumber(b1.own) === number, "same on both sides");
+  assert(a2.records.get("bob").safetyNumber(a2.own) === number, "same on every device");
+
+  // The layer's own errors.
+  const record = a1.records.get("bob");
+  const [ids, identities] = list("bob");
+  expect("InvalidDeviceList", () => record.updateDevices([...ids, ...ids], [...identities, ...identities], NOW));
+  expect("UnknownDevice", () => record.acknowledgeIdentity(7, b1.identity));
+  const fresh = new PeerRecord(enc("bob"), a1.identity);
+  fresh.updateDevices(ids, identities, NOW);
+  expect("NoSession", () => fresh.encryptTo(1, enc("no session yet")));
+  const b2New = Device.generate(NOW);
+  const changes = record.updateDevices(ids, [identities[0], b2New.identityKey()], NOW);
+  assert(JSON.stringify(changes.identityChanges.map((c) => c.device)) === "[2]", "identity change");
+  expect("IdentityChangePending", () => record.encryptTo(2, enc("blocked")));
+  assert(JSON.stringify(record.planSend(NOW).blocked) === "[2]", "blocked");
+  expect("IdentityMismatch", () => record.acknowledgeIdentity(2, b1.identity));
+  record.acknowledgeIdentity(2, b2New.identityKey());
+  const rate = new PeerRecord(enc("bob"), a1.identity);
+  rate.updateDevices(ids, identities, NOW);
+  rate.addBundle(a1.device, 1, bundleOf(b1.device), NOW);
+  const ratchetKey = new Uint8Array(32).fill(5);
+  for (let i = 0; i < 8; i++) rate.requestRetry(1, ratchetKey, 3, undefined, NOW);
+  expect("RecoveryRateLimited", () => rate.requestRetry(1, ratchetKey, 3, undefined, NOW));
+  expect("InvalidArgument", () => rate.requestRetry(1, new Uint8Array(31), 0, undefined, NOW));
+  const big = new GroupSession(groupId, enc("alice"), a1.device);
+  for (let i = 0; i < 999; i++) big.addMember(enc(`member ${i}`));
+  expect("TooManyGroupMembers", () => big.addMember(enc("one too many")));
+  expect("InvalidEncoding", () => new PeerRecord(new Uint8Array(0), a1.identity));
+  log("sessions: 2 users x 2 devices on the session layer: fan-out, routing, replay and " +
+    "tamper, a group over every device with a removal, save and restore, safety numbers");
 }
