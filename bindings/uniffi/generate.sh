@@ -12,7 +12,15 @@ cd "$(dirname "$0")/../.."
 check=false
 [[ "${1:-}" == "--check" ]] && check=true
 
-cargo build --quiet -p sotto-uniffi --features cli --lib --bin uniffi-bindgen
+# The generator's own crates (not shared with any other build) unoptimised
+# and without debug info: the workspace builds dependencies at opt-level 2,
+# which makes uniffi_bindgen's templates slow to compile, for nothing.
+quick=()
+for crate in uniffi_bindgen uniffi_udl weedle2 goblin askama askama_parser textwrap; do
+    quick+=(--config "profile.dev.package.$crate.opt-level=0"
+        --config "profile.dev.package.$crate.debug=0")
+done
+cargo build --quiet -p sotto-uniffi --features cli --lib --bin uniffi-bindgen "${quick[@]}"
 target_dir="${CARGO_TARGET_DIR:-target}"
 lib="$target_dir/debug/libsotto_uniffi.so"
 out="$(mktemp -d)"
