@@ -120,24 +120,25 @@ pub enum SottoError {
     /// An unauthenticated import while the store is full of authenticated
     /// chains.
     GroupStoreFull = 132,
-    /// A device list with too many entries, a device named twice, an identity
-    /// given to two devices, or the local identity given to another device
-    /// (session layer).
+    /// A device list with more than `SOTTO_MAX_DEVICES_PER_USER` entries, a
+    /// device named twice, one identity key given to two devices or the
+    /// local identity to another device; or a safety number over no device.
     InvalidDeviceList = 133,
-    /// The peer record does not hold the device, or it is no longer listed
-    /// (session layer).
+    /// The peer record does not hold the device, or it is no longer listed.
     UnknownDevice = 134,
-    /// The device's identity changed and the application has not
-    /// acknowledged it yet (session layer).
+    /// The device has an identity change the app has not acknowledged
+    /// (`sotto_peer_record_acknowledge_identity`).
     IdentityChangePending = 135,
-    /// The device has no active session: fetch its bundle (session layer).
+    /// The device has no active session: fetch its bundle
+    /// (`sotto_peer_record_add_bundle`).
     NoSession = 136,
-    /// A recovery for this device was made too recently (session layer).
+    /// A recovery for this device was made too recently
+    /// (`SOTTO_MIN_RECOVERY_INTERVAL`, `SOTTO_MAX_RETRY_REQUESTS_PER_INTERVAL`).
     RecoveryRateLimited = 137,
     /// The user is not a member of the group, or the records given are not
-    /// the members' (session layer).
+    /// exactly the members' (each once).
     NotGroupMember = 138,
-    /// The group has as many members as it may (session layer).
+    /// The group has `SOTTO_MAX_GROUP_MEMBERS` members.
     TooManyGroupMembers = 139,
 }
 

@@ -17,7 +17,9 @@ pub struct DeviceListChanges {
     /// Devices the record did not hold, now held with the identity the list
     /// gave (trust on first use: compare safety numbers).
     pub added: Vec<DeviceId>,
-    /// Stale devices that are listed again with their trusted identity.
+    /// Stale devices that are listed again (with another identity than
+    /// the trusted one, they are in [`DeviceListChanges::identity_changes`]
+    /// too, or already have it pending).
     pub relisted: Vec<DeviceId>,
     /// Devices no longer listed: now stale (nothing is sent to them, their
     /// late messages still decrypt; deleted after
@@ -172,7 +174,10 @@ impl PeerRecord {
                     changes.added.push(id);
                 }
                 Some(d) => {
-                    if d.stale_since.take().is_some() && identity == d.identity {
+                    // Every device that stops being stale is reported, with
+                    // its trusted identity or not: the record changed, so the
+                    // generation must move.
+                    if d.stale_since.take().is_some() {
                         changes.relisted.push(id);
                     }
                     if identity == d.identity {
