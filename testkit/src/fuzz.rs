@@ -14,7 +14,7 @@ use sotto::group::{
 };
 use sotto::{Device, Message, PreKeyBundle, Session, StorageKey};
 
-use crate::fixtures::{Kem, NOW, bundle_with};
+use crate::fixtures::{Kem, NOW, bundle_with, chain_seed};
 
 /// The key every fixture state is sealed under.
 pub const STORAGE_KEY: [u8; 32] = [0x5a; 32];
@@ -218,18 +218,6 @@ fn group_send(
         plaintext: text.as_bytes().to_vec(),
         sender: from,
     }
-}
-
-/// Offset of the chain seed in a saved sender (SPEC §15.11: version, type,
-/// generation, group id, owner, then the seed).
-pub const SENDER_SEED_OFFSET: usize = 2 + 8 + 32 + 32;
-
-/// The chain seed of a saved sender (SPEC §15.11), read from its bytes.
-pub fn chain_seed(sender: &GroupSender) -> [u8; 32] {
-    let state = sender.to_bytes();
-    state[SENDER_SEED_OFFSET..SENDER_SEED_OFFSET + 32]
-        .try_into()
-        .unwrap()
 }
 
 /// Signs `body` (a group message without its signature) as the chain whose
