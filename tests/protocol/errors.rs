@@ -9,6 +9,7 @@ use testkit::fixtures::{
     Kem, NOW, bundle_with, decrypt_checked, device, devices, established, prekey, rng,
 };
 use testkit::fuzz::prekey_header_len;
+use testkit::layout;
 use testkit::points::{ED25519_SMALL_ORDER, P, X25519_HIGH_BIT, X25519_LOW_ORDER, add_l_to_s};
 
 /// SPEC §5.6 offsets in a bundle with a one-time prekey and a KEM prekey.
@@ -169,7 +170,7 @@ fn low_order_keys_are_rejected() {
     let m = a.encrypt(&mut rng, b"y").unwrap();
     for point in X25519_LOW_ORDER {
         let mut bytes = m.as_bytes().to_vec();
-        bytes[2..34].copy_from_slice(&point);
+        layout::message(&bytes).put(&mut bytes, "ratchet_key", &point);
         let forged = Message::from_bytes(&bytes).unwrap();
         assert_eq!(
             decrypt_checked(&mut b, &forged),
@@ -233,14 +234,15 @@ fn truncated_oversized_and_malformed_messages() {
     assert_eq!(Message::from_bytes(&huge).err(), Some(Error::TooLarge));
     assert_eq!(Message::from_vec(huge).err(), Some(Error::TooLarge));
     // Version 1 and an unknown type.
+    let l = layout::message(bytes);
     let mut v = bytes.to_vec();
-    v[0] = 1;
+    l.put_u8(&mut v, "version", 1);
     assert_eq!(
         Message::from_bytes(&v).err(),
         Some(Error::UnsupportedVersion { found: 1 })
     );
     let mut t = bytes.to_vec();
-    t[1] = 0x7f;
+    l.put_u8(&mut t, "type", 0x7f);
     assert_eq!(
         Message::from_bytes(&t).err(),
         Some(Error::WrongType {
@@ -345,7 +347,7 @@ fn saved_state_parsing_is_strict() {
         Some(Error::TrailingBytes)
     );
     let mut version = bytes.clone();
-    version[0] = 9;
+    layout::session_state(&bytes).put_u8(&mut version, "version", 9);
     assert_eq!(
         Session::from_bytes(&version).err(),
         Some(Error::UnsupportedVersion { found: 9 })
