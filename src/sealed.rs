@@ -295,7 +295,10 @@ mod tests {
     /// What every saved state promises, checked through the trait alone.
     fn check<T: SavedState>(state: &T, rng: &mut TestRng) {
         let plain = state.to_bytes();
-        assert_eq!(plain.get(..2), Some(&[codec::VERSION, T::TYPE_TAG][..]));
+        assert_eq!(
+            plain.get(..GENERATION.start),
+            Some(&[codec::VERSION, T::TYPE_TAG][..])
+        );
         let generation: [u8; 8] = plain[GENERATION].try_into().unwrap();
         assert_eq!(u64::from_be_bytes(generation), state.generation());
         let restored = T::from_bytes(&plain).unwrap();
@@ -386,7 +389,7 @@ mod tests {
         let key = StorageKey::from_bytes([2; 32]);
         let mut rng = TestRng::new(9);
         let mut plain = vec![0u8; MAX_STATE_LEN - 51];
-        plain[..2].copy_from_slice(&[codec::VERSION, tag::SESSION_STATE]);
+        plain[..GENERATION.start].copy_from_slice(&[codec::VERSION, tag::SESSION_STATE]);
         let sealed = seal(&key, CONTEXT, &mut rng, tag::SESSION_STATE, &plain).unwrap();
         assert_eq!(sealed.len(), MAX_STATE_LEN);
         assert_eq!(
