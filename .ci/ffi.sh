@@ -35,7 +35,7 @@ if [[ "$exported" != "$declared" ]]; then
 fi
 exe="$(mktemp -d)/conversation"
 trap 'rm -rf "$(dirname "$exe")"' EXIT
-cc -std=c11 -Wall -Wextra -Werror -pedantic -g -Iffi/include ffi/tests/c/conversation.c "$lib" \
+cc -std=c11 -Wall -Wextra -Werror -pedantic -g -Iffi/include ffi/tests/c/conversation.c ffi/tests/c/sessions.c "$lib" \
     -lpthread -ldl -lm -o "$exe"
 
 echo "ffi: C client under valgrind"

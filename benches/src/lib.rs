@@ -400,56 +400,7 @@ pub mod floor {
 /// Group fixtures: senders, receivers and far-ahead messages.
 pub mod group {
     use rand_chacha::ChaCha20Rng;
-    use sha2::{Digest, Sha256};
     use sotto::group::{GroupId, GroupMessage, GroupReceiver, GroupSender};
-
-    type Levels = [[u8; 32]; 8];
-
-    /// SPEC §15.11: a saved sender's index and R_0..R_7.
-    const SENDER_INDEX: usize = 234;
-    const SENDER_LEVELS: usize = 238;
-
-    fn hash(label: &[u8], extra: &[u8], r: &[u8; 32]) -> [u8; 32] {
-        let mut h = Sha256::new();
-        h.update(label);
-        h.update(extra);
-        h.update(r);
-        h.finalize().into()
-    }
-
-    fn steps(mut r: [u8; 32], n: u32) -> [u8; 32] {
-        for _ in 0..n {
-            r = hash(b"sotto v2 group step", &[], &r);
-        }
-        r
-    }
-
-    fn digit(i: u32, k: usize) -> u32 {
-        (i >> (4 * (7 - k))) & 0xf
-    }
-
-    /// SPEC §15.4's closed form: `R_k(i) = Step^{d_k(i)}(B_k(i))`.
-    fn closed_form(initial: &Levels, i: u32) -> Levels {
-        let mut bases = [[0u8; 32]; 8];
-        for k in 0..8 {
-            bases[k] = match (0..k).rev().find(|&h| digit(i, h) != 0) {
-                None => initial[k],
-                Some(h) => {
-                    let m = u8::try_from(k).expect("a level");
-                    hash(
-                        b"sotto v2 group derive",
-                        &[m],
-                        &steps(bases[h], digit(i, h) - 1),
-                    )
-                }
-            };
-        }
-        let mut levels = [[0u8; 32]; 8];
-        for k in 0..8 {
-            levels[k] = steps(bases[k], digit(i, k));
-        }
-        levels
-    }
 
     /// A sender and a receiver installed from its distribution at index 0.
     pub fn pair(rng: &mut ChaCha20Rng) -> (GroupSender, GroupReceiver) {
@@ -462,27 +413,6 @@ pub mod group {
         (sender, receiver)
     }
 
-    /// Moves a saved sender from index 0 to `target` without sending the
-    /// messages in between, with the closed form of the ratchet (SPEC.md
-    /// §15.4) written out here. Only for setting up jumps too long to send
-    /// one by one; a wrong result fails the benchmark's setup, where the
-    /// receiver must decrypt the message.
-    pub fn jump_sender(sender: &GroupSender, target: u32) -> GroupSender {
-        assert_eq!(sender.index(), 0, "the sender is at index 0");
-        let mut state = sender.to_bytes().to_vec();
-        let mut initial = [[0u8; 32]; 8];
-        for (k, level) in initial.iter_mut().enumerate() {
-            let at = SENDER_LEVELS + 32 * k;
-            level.copy_from_slice(&state[at..at + 32]);
-        }
-        state[SENDER_INDEX..SENDER_INDEX + 4].copy_from_slice(&target.to_be_bytes());
-        for (k, level) in closed_form(&initial, target).iter().enumerate() {
-            let at = SENDER_LEVELS + 32 * k;
-            state[at..at + 32].copy_from_slice(level);
-        }
-        GroupSender::from_bytes(&state).expect("valid sender state")
-    }
-
     /// The message a receiver at index 0 decrypts after a jump to `target`.
     pub fn message_at(
         rng: &mut ChaCha20Rng,
@@ -490,8 +420,254 @@ pub mod group {
         target: u32,
         plaintext: &[u8],
     ) -> GroupMessage {
-        jump_sender(sender, target)
+        // The sender moved on its saved state's bytes with the reference
+        // model's closed form (SPEC §15.4), without sending the messages in
+        // between; a wrong result fails the benchmark's setup, where the
+        // receiver must decrypt the message.
+        testkit::fixtures::sender_at(sender, target)
             .encrypt(rng, plaintext)
             .expect("encrypt")
+    }
+}
+
+/// Fixtures of the session layer's benchmarks (SPEC §16): peer records in
+/// known states, and the sessions inside them as bare `Session`s, byte for
+/// byte, so that each layer call is measured against the same session
+/// calls on the same states.
+pub mod layer {
+    use rand_chacha::ChaCha20Rng;
+    use sotto::sessions::{Content, DeviceId, PeerRecord, UserId};
+    use sotto::{Device, Message, PreKeyBundle, Session};
+    use testkit::fixtures::NOW;
+
+    use super::{SMALL, parse};
+
+    /// The device id of Alice's and Bob's one device.
+    pub const DEVICE: DeviceId = DeviceId(1);
+
+    /// Alice's record of Bob and Bob's of Alice, one device each.
+    pub struct Layer {
+        /// Alice's device.
+        pub alice: Device,
+        /// Bob's device (it accepted Alice's first message).
+        pub bob: Device,
+        /// Alice's record of Bob.
+        pub at_alice: PeerRecord,
+        /// Bob's record of Alice.
+        pub at_bob: PeerRecord,
+    }
+
+    /// The bundle Bob's server hands out: his last-resort KEM prekey.
+    pub fn bundle(device: &Device) -> PreKeyBundle {
+        PreKeyBundle::new(
+            *device.identity_key(),
+            device.signed_prekey(),
+            None,
+            Some(device.last_resort_kem_prekey()),
+        )
+    }
+
+    fn record(user: &[u8], local: &Device, peer: &Device) -> PeerRecord {
+        let user = UserId::new(user).expect("user id");
+        let mut record = PeerRecord::new(user, *local.identity_key());
+        record
+            .update_devices(&[(DEVICE, *peer.identity_key())], NOW)
+            .expect("device list");
+        record
+    }
+
+    /// Sends a payload from `from`'s record to `to`'s and checks it arrives.
+    pub fn deliver(
+        rng: &mut ChaCha20Rng,
+        from: &mut PeerRecord,
+        to: &mut PeerRecord,
+        to_device: &mut Device,
+    ) {
+        let message = parse(
+            from.encrypt_to(DEVICE, &[0x42; SMALL], rng)
+                .expect("encrypt"),
+        );
+        let received = to
+            .decrypt(to_device, DEVICE, &message, NOW)
+            .expect("decrypt");
+        assert!(matches!(received.content(), Content::Payload(p) if p.len() == SMALL));
+    }
+
+    /// Records on established chains in both directions: the message
+    /// pattern of [`super::established`], through the layer.
+    pub fn established(rng: &mut ChaCha20Rng) -> Layer {
+        let alice = Device::generate(rng, NOW).expect("device");
+        let mut bob = Device::generate(rng, NOW).expect("device");
+        let mut at_alice = record(b"bob", &alice, &bob);
+        let mut at_bob = record(b"alice", &bob, &alice);
+        at_alice
+            .add_bundle(&alice, DEVICE, bundle(&bob), NOW, rng)
+            .expect("bundle");
+        deliver(rng, &mut at_alice, &mut at_bob, &mut bob);
+        let mut alice_device = alice;
+        for _ in 0..2 {
+            deliver(rng, &mut at_bob, &mut at_alice, &mut alice_device);
+            deliver(rng, &mut at_alice, &mut at_bob, &mut bob);
+        }
+        deliver(rng, &mut at_alice, &mut at_bob, &mut bob);
+        Layer {
+            alice: alice_device,
+            bob,
+            at_alice,
+            at_bob,
+        }
+    }
+
+    /// Bob's record with an active session that does not know Alice's next
+    /// message, and the archived session it belongs to: Alice writes on
+    /// session X (on a new ratchet key, after Bob's reply) while Bob has
+    /// just started session A with her. Decrypting it tries A (which fails
+    /// after the peer's-next-chain work: DH, root step, AEAD) and then X,
+    /// which decrypts and is promoted (SPEC §16.5).
+    pub struct Promotion {
+        /// Bob's device.
+        pub bob: Device,
+        /// Bob's record, saved (active A, archived X).
+        pub record: Vec<u8>,
+        /// Alice's message on X.
+        pub message: Message,
+        /// A and X as bare session states, from the saved record.
+        pub active: Vec<u8>,
+        /// X.
+        pub archived: Vec<u8>,
+    }
+
+    /// Builds [`Promotion`].
+    pub fn promotion(rng: &mut ChaCha20Rng) -> Promotion {
+        let Layer {
+            mut alice,
+            mut bob,
+            mut at_alice,
+            mut at_bob,
+        } = established(rng);
+        // Bob writes last on X, so Alice's next message has a new key.
+        deliver(rng, &mut at_bob, &mut at_alice, &mut alice);
+        // Bob starts A (its first message is in flight, not delivered).
+        at_bob
+            .add_bundle(&bob, DEVICE, bundle(&alice), NOW, rng)
+            .expect("bundle");
+        let _in_flight = at_bob.encrypt_to(DEVICE, b"on A", rng).expect("encrypt");
+        let message = parse(
+            at_alice
+                .encrypt_to(DEVICE, &[0x42; SMALL], rng)
+                .expect("encrypt"),
+        );
+        let record = at_bob.to_bytes().to_vec();
+        let (_, sessions) = sessions_of(&record).into_iter().next().expect("one device");
+        let [active, archived] = <[Vec<u8>; 2]>::try_from(sessions).expect("two sessions");
+        // The fixture is what it claims: A refuses the message, X reads it,
+        // and the layer promotes X.
+        let mut a = Session::from_bytes(&active).expect("A");
+        let mut x = Session::from_bytes(&archived).expect("X");
+        assert!(a.decrypt(&message).is_err());
+        assert!(x.decrypt(&message).is_ok());
+        let mut check = PeerRecord::from_bytes(&record).expect("record");
+        let before = check.device(DEVICE).and_then(|d| d.active_base_key);
+        check
+            .decrypt(&mut bob, DEVICE, &message, NOW)
+            .expect("promotes");
+        let after = check.device(DEVICE).and_then(|d| d.active_base_key);
+        assert_eq!(after, Some(x.base_key_bytes()));
+        assert_ne!(before, after);
+        Promotion {
+            bob,
+            record,
+            message,
+            active,
+            archived,
+        }
+    }
+
+    /// The active session of a record's one device, as a bare session.
+    pub fn active_session(record: &PeerRecord) -> Session {
+        let saved = record.to_bytes();
+        let (_, sessions) = sessions_of(&saved).into_iter().next().expect("one device");
+        Session::from_bytes(sessions.first().expect("an active session")).expect("restore")
+    }
+
+    /// The plaintext a bare session encrypts for a layer payload: the frame
+    /// byte of an application payload, then the payload (SPEC §16.10).
+    pub fn framed(payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1 + payload.len());
+        out.push(0x01);
+        out.extend_from_slice(payload);
+        out
+    }
+
+    /// The session states of a saved peer record (SPEC §16.11), per device:
+    /// the active one first, then the archived ones newest first. Panics on
+    /// anything but a well-formed record (a fixture's own).
+    pub fn sessions_of(record: &[u8]) -> Vec<(u32, Vec<Vec<u8>>)> {
+        let mut r = Cursor(record);
+        assert_eq!(r.take(2), [0x02, 0x25], "a peer record");
+        r.take(8 + 32); // generation, local identity
+        let user_len = usize::from(r.u8());
+        r.take(user_len);
+        if r.u8() == 1 {
+            r.take(4); // the local device
+        }
+        let devices = r.u8();
+        let mut out = Vec::new();
+        for _ in 0..devices {
+            let id = r.u32();
+            r.take(32); // identity
+            r.optional(32); // pending identity
+            r.optional(8); // stale since
+            r.take(1); // flags
+            r.optional(8); // last recovery
+            r.take(8 + 1); // retry window, retry count
+            if r.u8() == 1 {
+                r.take(32 + 4);
+                r.optional(32); // the unanswered hint
+            }
+            let mut sessions = Vec::new();
+            if r.u8() == 1 {
+                sessions.push(r.entry());
+            }
+            for _ in 0..r.u8() {
+                sessions.push(r.entry());
+            }
+            out.push((id, sessions));
+        }
+        assert!(r.0.is_empty(), "trailing bytes");
+        out
+    }
+
+    struct Cursor<'a>(&'a [u8]);
+
+    impl<'a> Cursor<'a> {
+        fn take(&mut self, n: usize) -> &'a [u8] {
+            let (head, rest) = self.0.split_at(n);
+            self.0 = rest;
+            head
+        }
+
+        fn u8(&mut self) -> u8 {
+            self.take(1)[0]
+        }
+
+        fn u32(&mut self) -> u32 {
+            u32::from_be_bytes(self.take(4).try_into().expect("4 bytes"))
+        }
+
+        fn optional(&mut self, n: usize) {
+            if self.u8() == 1 {
+                self.take(n);
+            }
+        }
+
+        /// A session entry: created, last decrypt, lost-to mark, the state.
+        fn entry(&mut self) -> Vec<u8> {
+            self.take(8);
+            self.optional(8);
+            self.optional(32);
+            let len = usize::try_from(self.u32()).expect("length");
+            self.take(len).to_vec()
+        }
     }
 }

@@ -3,6 +3,7 @@
 time and reports the alterations the runner still passes ("survivors").
 
     python3 conformance/python/mutants.py [file.json ...] [--per-vector N] [--seed S]
+    python3 conformance/python/mutants.py --actions [file.json ...]
 
 Each mutant changes one leaf of one vector (a hex string gets its last digit
 changed, an integer +1, a boolean negated, null becomes a value, any other
@@ -26,7 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import vectors  # noqa: E402
 
-NOTE_KEYS = {"description", "mutation", "message_id", "plaintext_text", "then_dropped", "name"}
+NOTE_KEYS = {"description", "mutation", "message_id", "plaintext_text", "then_dropped", "name", "frame"}
 
 
 def leaves(x, path=()):
@@ -133,7 +134,55 @@ def output_mutants(path, count, seed):
     return len(picks), survivors
 
 
+def action_mutants(path):
+    """-> (tried, survivors): every recorded §16.6 action (`error.action`) of the file altered
+    every way (another kind, another reason, each hint field), each of which must be rejected."""
+    with open(path, encoding="utf-8") as f:
+        doc = json.load(f)
+    kinds = ["Ignore", "RetryLater", "RequestRetry", "StartNewSession"]
+    tried, survivors = 0, []
+    for idx, v in enumerate(doc["vectors"]):
+        steps = v["steps"] if "steps" in v else [v]
+        for si, st in enumerate(steps):
+            act = (st.get("error") or {}).get("action")
+            if act is None:
+                continue
+            alts = []
+            for k in kinds:
+                if k != act["kind"]:
+                    alt = {"kind": k}
+                    if k in ("Ignore", "RetryLater"):
+                        alt["reason"] = act.get("reason", "Malformed")
+                    else:
+                        alt["hint"] = act.get("hint", {"ratchet_key": "00" * 32, "message_number": 0,
+                                                       "base_key": None})
+                    alts.append(alt)
+            if "reason" in act:
+                alts.append(dict(act, reason=act["reason"] + "x"))
+            for f in ("ratchet_key", "message_number", "base_key"):
+                if "hint" in act:
+                    alts.append(dict(act, hint=dict(act["hint"], **{f: mutate_value(act["hint"][f])})))
+            for alt in alts:
+                nv = copy.deepcopy(v)
+                target = nv["steps"][si] if "steps" in nv else nv
+                target["error"]["action"] = alt
+                tried += 1
+                if not run_one(doc, nv):
+                    survivors.append((v["name"], (si, json.dumps(alt))))
+    return tried, survivors
+
+
 def main(argv):
+    if argv and argv[0] == "--actions":
+        files = argv[1:] or sorted(glob.glob(os.path.join(HERE, "..", "..", "test-vectors", "sessions*.json")))
+        bad = 0
+        for f in files:
+            tried, surv = action_mutants(f)
+            bad += len(surv)
+            print("%s: %d altered actions, %d survived" % (os.path.basename(f), tried, len(surv)))
+            for name, p in surv:
+                print("  SURVIVED %s %s" % (name, p))
+        return 1 if bad else 0
     per, seed, files = 8, "mutants", []
     it = iter(argv)
     for a in it:

@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 
+import sotto_sessions as L
 import sotto_spec as S
 from sotto_spec import SottoError
 
@@ -37,7 +38,7 @@ def fill(tag, k):
 
 # Fields that are notes (README: "Other fields ... are notes") or identify a row.
 NOTES = {"op", "error", "out", "states", "trace", "rng_draws", "name", "mutation",
-         "description", "message_id", "plaintext_text", "then_dropped"}
+         "description", "message_id", "plaintext_text", "then_dropped", "frame"}
 
 LABEL_KEYS = {"info", "kem_binding_info", "next_info"}
 
@@ -93,7 +94,10 @@ def short(v):
 
 
 def error_json(e: SottoError):
-    return {"name": e.name, "fields": dict(e.fields)}
+    j = {"name": e.name, "fields": dict(e.fields)}
+    if getattr(e, "action", None) is not None:          # a §16.6 failure (vectors_sessions)
+        j["action"] = e.action
+    return j
 
 
 def hexfield(step, key):
@@ -123,6 +127,8 @@ STATE_CLASSES = {
     S.TAG_GROUP_SENDER: S.GroupSender,
     S.TAG_GROUP_RECEIVER: S.GroupReceiver,
     S.TAG_GROUP_STORE: S.GroupReceivers,
+    L.TAG_PEER_RECORD: L.PeerRecord,
+    L.TAG_GROUP_SESSION: L.GroupSession,
 }
 
 _decoded = {}
@@ -259,6 +265,8 @@ DECODERS = {
     "GroupSender": S.GroupSender.from_bytes,
     "GroupReceiver": S.GroupReceiver.from_bytes,
     "GroupReceivers": S.GroupReceivers.from_bytes,
+    "PeerRecord": L.PeerRecord.from_bytes,
+    "GroupSession": L.GroupSession.from_bytes,
 }
 
 
@@ -933,3 +941,17 @@ def run_file(path, report):
             report(name, "%s: %s" % (type(e).__name__, e))
         else:
             report(name, None)
+
+
+# ---------------------------------------------------------------------------
+# §16: the session layer's operations (vectors_sessions.py)
+# ---------------------------------------------------------------------------
+
+import vectors_sessions  # noqa: E402 - needs the names above
+
+EXPLAIN_STATE[L.PeerRecord] = vectors_sessions.explain_record
+EXPLAIN_STATE[L.GroupSession] = vectors_sessions.explain_group
+
+
+class Script(Script, vectors_sessions.SessionOps):  # noqa: F811 - the script with §16's ops
+    pass

@@ -23,6 +23,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import mutants  # noqa: E402
 import selfcheck  # noqa: E402
+import selfcheck_sessions  # noqa: E402,F401 - registers the §16 self-checks
 import vectors  # noqa: E402
 
 VECTORS = os.environ.get("SOTTO_VECTORS", os.path.join(HERE, "..", "..", "test-vectors"))

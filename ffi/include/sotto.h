@@ -75,6 +75,47 @@
 // Most chains a group store keeps.
 #define SOTTO_MAX_GROUP_RECEIVERS 1024
 
+// Longest user id, in bytes (SPEC §16.1).
+#define SOTTO_MAX_USER_ID_LEN 64
+
+// Most devices one peer record holds, listed or stale; the longest device
+// list, and the length of every device array of the session layer.
+#define SOTTO_MAX_DEVICES_PER_USER 16
+
+// Most archived sessions per device.
+#define SOTTO_MAX_ARCHIVED_SESSIONS 4
+
+// A stale device is deleted this long after it left the device list (30
+// days, in the unit of your `now`: seconds).
+#define SOTTO_MAX_STALE_DEVICE_AGE 2592000
+
+// An archived session on which nothing decrypted for this long is deleted.
+#define SOTTO_MAX_ARCHIVED_SESSION_AGE 2592000
+
+// An active session we started that got no reply for this long asks for a
+// new bundle.
+#define SOTTO_MAX_UNANSWERED_SESSION_AGE 2592000
+
+// At most one new session for recovery per device in this time; the
+// retry-request window.
+#define SOTTO_MIN_RECOVERY_INTERVAL 3600
+
+// Most retry requests per device in one `SOTTO_MIN_RECOVERY_INTERVAL`.
+#define SOTTO_MAX_RETRY_REQUESTS_PER_INTERVAL 8
+
+// Most members of a group session, the local user included.
+#define SOTTO_MAX_GROUP_MEMBERS 1000
+
+// Largest payload through the session layer (one byte of every plaintext
+// is its frame).
+#define SOTTO_MAX_PAYLOAD_LEN 262143
+
+// Length of a user's fingerprint as text: 30 digits in six groups of five.
+#define SOTTO_USER_FINGERPRINT_TEXT_LEN 35
+
+// Length of a safety number as text: 60 digits in twelve groups of five.
+#define SOTTO_SAFETY_NUMBER_TEXT_LEN 71
+
 // What every function returns. `SOTTO_ERROR_OK` (0) is success.
 //
 // The values are part of the ABI, and the single source of the codes for
@@ -191,55 +232,32 @@ enum SottoError
   // An unauthenticated import while the store is full of authenticated
   // chains.
   SOTTO_ERROR_GROUP_STORE_FULL = 132,
+  // A device list with more than `SOTTO_MAX_DEVICES_PER_USER` entries, a
+  // device named twice, one identity key given to two devices or the
+  // local identity to another device; or a safety number over no device.
+  SOTTO_ERROR_INVALID_DEVICE_LIST = 133,
+  // The peer record does not hold the device, or it is no longer listed.
+  SOTTO_ERROR_UNKNOWN_DEVICE = 134,
+  // The device has an identity change the app has not acknowledged
+  // (`sotto_peer_record_acknowledge_identity`).
+  SOTTO_ERROR_IDENTITY_CHANGE_PENDING = 135,
+  // The device has no active session: fetch its bundle
+  // (`sotto_peer_record_add_bundle`).
+  SOTTO_ERROR_NO_SESSION = 136,
+  // A recovery for this device was made too recently
+  // (`SOTTO_MIN_RECOVERY_INTERVAL`, `SOTTO_MAX_RETRY_REQUESTS_PER_INTERVAL`).
+  SOTTO_ERROR_RECOVERY_RATE_LIMITED = 137,
+  // The user is not a member of the group, or the records given are not
+  // exactly the members' (each once).
+  SOTTO_ERROR_NOT_GROUP_MEMBER = 138,
+  // The group has `SOTTO_MAX_GROUP_MEMBERS` members.
+  SOTTO_ERROR_TOO_MANY_GROUP_MEMBERS = 139,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
 typedef enum SottoError SottoError;
 #else
 typedef int32_t SottoError;
-#endif // __STDC_VERSION__ >= 202311L
-#endif // __cplusplus
-
-// The kind of a pairwise message, from `sotto_message_type`. The values are
-// the wire type tags.
-enum SottoMessageType
-#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
-  : int32_t
-#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
- {
-  // A message inside an established session: decrypt it with that
-  // session.
-  SOTTO_MESSAGE_TYPE_RATCHET = 1,
-  // A session's first messages, carrying the key-agreement header:
-  // decrypt with the session whose base key matches, or else start one
-  // with `sotto_session_accept`.
-  SOTTO_MESSAGE_TYPE_PREKEY = 2,
-};
-#ifndef __cplusplus
-#if __STDC_VERSION__ >= 202311L
-typedef enum SottoMessageType SottoMessageType;
-#else
-typedef int32_t SottoMessageType;
-#endif // __STDC_VERSION__ >= 202311L
-#endif // __cplusplus
-
-// Which key agreement started a session (`sotto_session_key_agreement`).
-enum SottoKeyAgreement
-#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
-  : int32_t
-#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
- {
-  // Classical X3DH: only through an `_allow_classical` function, with a
-  // peer that offered no KEM prekey.
-  SOTTO_KEY_AGREEMENT_X3DH = 1,
-  // X3DH with an ML-KEM-1024 encapsulation: the default.
-  SOTTO_KEY_AGREEMENT_PQXDH = 2,
-};
-#ifndef __cplusplus
-#if __STDC_VERSION__ >= 202311L
-typedef enum SottoKeyAgreement SottoKeyAgreement;
-#else
-typedef int32_t SottoKeyAgreement;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -268,6 +286,178 @@ typedef int32_t SottoInsertOutcome;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// What to do about a message that did not decrypt (SPEC §16.6).
+enum SottoAction
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // The call succeeded, or failed as a call (codes below 100: arguments,
+  // handles, buffers).
+  SOTTO_ACTION_NONE = 0,
+  // Drop the message; `reason` says why.
+  SOTTO_ACTION_IGNORE = 1,
+  // Keep the message and give it again after the step `reason` names.
+  SOTTO_ACTION_RETRY_LATER = 2,
+  // The sessions work but this message is lost: call
+  // `sotto_peer_record_request_retry` with `hint` and send what it
+  // returns.
+  SOTTO_ACTION_REQUEST_RETRY = 3,
+  // The peer uses a session this device does not have or that cannot
+  // work: fetch the device's bundle, call
+  // `sotto_peer_record_start_new_session` with `hint` and send what it
+  // returns.
+  SOTTO_ACTION_START_NEW_SESSION = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum SottoAction SottoAction;
+#else
+typedef int32_t SottoAction;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// Why a message is ignored or kept for later.
+enum SottoActionReason
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // No reason: the action is `NONE`, `REQUEST_RETRY` or
+  // `START_NEW_SESSION`.
+  SOTTO_ACTION_REASON_NONE = 0,
+  // Ignore: decrypted before (or its key is gone).
+  SOTTO_ACTION_REASON_DUPLICATE = 1,
+  // Ignore: nothing an honest peer sends (a malformed frame or message).
+  SOTTO_ACTION_REASON_MALFORMED = 2,
+  // Ignore: a classical prekey message from a device pinned to
+  // post-quantum key agreement.
+  SOTTO_ACTION_REASON_DOWNGRADE = 3,
+  // Ignore: a recovery would help, but one was made for this device too
+  // recently.
+  SOTTO_ACTION_REASON_RECOVERY_PENDING = 4,
+  // Ignore: the local device given is not this record's.
+  SOTTO_ACTION_REASON_WRONG_LOCAL_DEVICE = 5,
+  // Retry later: the record does not hold the sending device; refresh
+  // the device list (`sotto_peer_record_update_devices`).
+  SOTTO_ACTION_REASON_UNKNOWN_DEVICE = 6,
+  // Retry later: the device has a pending identity change; acknowledge
+  // it first.
+  SOTTO_ACTION_REASON_IDENTITY_CHANGE_PENDING = 7,
+  // Retry later: a prekey message under an identity the record does not
+  // know for the device; refresh the device list, which reports the
+  // change.
+  SOTTO_ACTION_REASON_UNKNOWN_IDENTITY = 8,
+  // Retry later: a group message whose chain is not installed yet;
+  // install the sender's distribution first (or ask for it with
+  // `sotto_peer_record_request_distribution`).
+  SOTTO_ACTION_REASON_MISSING_DISTRIBUTION = 9,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum SottoActionReason SottoActionReason;
+#else
+typedef int32_t SottoActionReason;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// The kind of a pairwise message, from `sotto_message_type`. The values are
+// the wire type tags.
+enum SottoMessageType
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // A message inside an established session: decrypt it with that
+  // session.
+  SOTTO_MESSAGE_TYPE_RATCHET = 1,
+  // A session's first messages, carrying the key-agreement header:
+  // decrypt with the session whose base key matches, or else start one
+  // with `sotto_session_accept`.
+  SOTTO_MESSAGE_TYPE_PREKEY = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum SottoMessageType SottoMessageType;
+#else
+typedef int32_t SottoMessageType;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// What a decrypted message carried (SPEC §16.10); the values are the frame
+// kinds.
+enum SottoContentKind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // An application payload: `sotto_received_payload`,
+  // `sotto_received_sender_identity_key`.
+  SOTTO_CONTENT_KIND_PAYLOAD = 1,
+  // A sender key distribution for the group `sotto_received_group_id`:
+  // give it to that group's `sotto_group_session_install`.
+  SOTTO_CONTENT_KIND_DISTRIBUTION = 2,
+  // The peer could not decrypt the message `sotto_received_retry_hint`
+  // names: resend it (`sotto_retry_hint_matches` finds it among the
+  // messages you sent; `sotto_peer_record_encrypt_to` resends).
+  SOTTO_CONTENT_KIND_RETRY_REQUEST = 3,
+  // The peer asks for this device's distribution of the group
+  // `sotto_received_group_id`: answer with
+  // `sotto_group_session_distribute_to` if the peer is a member.
+  SOTTO_CONTENT_KIND_DISTRIBUTION_REQUEST = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum SottoContentKind SottoContentKind;
+#else
+typedef int32_t SottoContentKind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// How the own record's device list showed the local device.
+enum SottoLocalListing
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Not the own record (a record of another user).
+  SOTTO_LOCAL_LISTING_NOT_OWN_RECORD = 0,
+  // Listed with the local identity.
+  SOTTO_LOCAL_LISTING_LISTED = 1,
+  // Not listed: the server no longer lists this device.
+  SOTTO_LOCAL_LISTING_MISSING = 2,
+  // Listed with another identity (`local_other_fingerprint`): the
+  // server's entry is not this device.
+  SOTTO_LOCAL_LISTING_OTHER_IDENTITY = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum SottoLocalListing SottoLocalListing;
+#else
+typedef int32_t SottoLocalListing;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// Which key agreement started a session (`sotto_session_key_agreement`).
+enum SottoKeyAgreement
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Classical X3DH: only through an `_allow_classical` function, with a
+  // peer that offered no KEM prekey.
+  SOTTO_KEY_AGREEMENT_X3DH = 1,
+  // X3DH with an ML-KEM-1024 encapsulation: the default.
+  SOTTO_KEY_AGREEMENT_PQXDH = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum SottoKeyAgreement SottoKeyAgreement;
+#else
+typedef int32_t SottoKeyAgreement;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // A device: identity key pair, signed prekeys, KEM prekeys and one-time
 // prekey secrets. Create with `sotto_device_generate`,
 // `sotto_device_from_bytes` or `sotto_device_unseal`; release with
@@ -279,16 +469,42 @@ typedef struct SottoDevice SottoDevice;
 // `sotto_group_sender_free`.
 typedef struct SottoGroupSender SottoGroupSender;
 
+// One group through the session layer (SPEC §16.8): its members, this
+// device's sender chain and the other members' chains. Create with
+// `sotto_group_session_new` or restore; release with
+// `sotto_group_session_free`.
+typedef struct SottoGroupSession SottoGroupSession;
+
 // Every other member's sending chain this member can read in one group,
 // under the store rules of SPEC §15.9. Create with `sotto_group_store_new`
 // or restore; release with `sotto_group_store_free`.
 typedef struct SottoGroupStore SottoGroupStore;
+
+// One message per device, from a fan-out (`sotto_peer_record_encrypt`,
+// `sotto_group_session_distribute`, `_remove_member`, `_rotate`), and the
+// devices that got none. Read it with the `sotto_outbox_` functions;
+// release with `sotto_outbox_free`.
+typedef struct SottoOutbox SottoOutbox;
+
+// Everything the local device knows about one user (SPEC §16): per device
+// of that user its trusted identity, an active session and archived ones.
+// Create with `sotto_peer_record_new`, `sotto_peer_record_new_own` (the
+// local user's other devices), `sotto_peer_record_from_bytes` or
+// `sotto_peer_record_unseal`; release with `sotto_peer_record_free`.
+typedef struct SottoPeerRecord SottoPeerRecord;
 
 // A decrypted pairwise plaintext with the identity of the session's peer.
 // Only `sotto_session_accept` and `sotto_session_decrypt_plaintext` make
 // one, so it proves which session the bytes came out of: it is what
 // `sotto_group_store_install` takes. Release with `sotto_plaintext_free`.
 typedef struct SottoPlaintext SottoPlaintext;
+
+// What a peer record decrypted: the device it came from and its content
+// (a payload, a sender key distribution, a retry request or a
+// distribution request). Only `sotto_peer_record_decrypt` makes one, so it
+// proves which record and device the content came from: it is what
+// `sotto_group_session_install` takes. Release with `sotto_received_free`.
+typedef struct SottoReceived SottoReceived;
 
 // A pairwise session with one peer device. Create with
 // `sotto_session_initiate`, `sotto_session_accept` (or their
@@ -333,6 +549,149 @@ typedef struct SottoKemPrekeyInfo {
   // Its creation time: the `now` passed when it was made.
   uint64_t created;
 } SottoKemPrekeyInfo;
+
+// Names a message that could not be decrypted (SPEC §16.10): its ratchet
+// key and message number and, for a prekey message, its base key. Pass it
+// on exactly as sotto returned it.
+typedef struct SottoRetryHint {
+  // The message's ratchet key.
+  uint8_t ratchet_key[32];
+  // Its message number.
+  uint32_t message_number;
+  // 1 for a prekey message (`base_key` is set), else 0. Any other value
+  // is refused with `SOTTO_ERROR_INVALID_ARGUMENT`.
+  uint8_t has_base_key;
+  // The prekey message's base key; zeros when `has_base_key` is 0.
+  uint8_t base_key[32];
+} SottoRetryHint;
+
+// The action a failed decrypt calls for, written on every return of the
+// decrypt functions: `action` `SOTTO_ACTION_NONE` on success and for call
+// errors, else the action, with `reason` (ignore, retry later) or `hint`
+// (request a retry, start a new session).
+typedef struct SottoFailure {
+  // What to do.
+  SottoAction action;
+  // Why, for `IGNORE` and `RETRY_LATER`.
+  SottoActionReason reason;
+  // The failed message, for `REQUEST_RETRY` and `START_NEW_SESSION`.
+  struct SottoRetryHint hint;
+} SottoFailure;
+
+// One entry of a device list: a device id and its encoded identity key.
+typedef struct SottoDeviceListEntry {
+  // The device's id (the number the app's server gave it).
+  uint32_t device;
+  // Its identity key, encoded (`SOTTO_IDENTITY_KEY_LEN` bytes).
+  uint8_t identity_key[SOTTO_IDENTITY_KEY_LEN];
+} SottoDeviceListEntry;
+
+// A device listed with another identity than the trusted one: never
+// accepted silently. Show both fingerprints; once the user accepts, pass
+// `new_identity_key` to `sotto_peer_record_acknowledge_identity`.
+typedef struct SottoIdentityChange {
+  // The device.
+  uint32_t device;
+  // The fingerprint of its trusted identity.
+  uint8_t old_fingerprint[32];
+  // The fingerprint of the identity the list gave.
+  uint8_t new_fingerprint[32];
+  // The identity the list gave, encoded.
+  uint8_t new_identity_key[SOTTO_IDENTITY_KEY_LEN];
+} SottoIdentityChange;
+
+// What a device list changed (SPEC §16.2). Each list holds `_count`
+// device ids, in device order.
+typedef struct SottoDeviceListChanges {
+  // How many devices were added.
+  size_t added_count;
+  // Devices the record did not hold, now held with the listed identity
+  // (trust on first use: compare safety numbers).
+  uint32_t added[SOTTO_MAX_DEVICES_PER_USER];
+  // How many stale devices were listed again.
+  size_t relisted_count;
+  // Stale devices listed again with their trusted identity.
+  uint32_t relisted[SOTTO_MAX_DEVICES_PER_USER];
+  // How many devices left the list.
+  size_t removed_count;
+  // Devices no longer listed: stale now (nothing is sent to them, their
+  // late messages still decrypt; deleted after
+  // `SOTTO_MAX_STALE_DEVICE_AGE`).
+  uint32_t removed[SOTTO_MAX_DEVICES_PER_USER];
+  // How many stale devices were deleted.
+  size_t deleted_count;
+  // Stale devices deleted to make room for added ones.
+  uint32_t deleted[SOTTO_MAX_DEVICES_PER_USER];
+  // How many pending identity changes were withdrawn.
+  size_t withdrawn_count;
+  // Devices whose pending identity change was withdrawn: the list shows
+  // the trusted identity again.
+  uint32_t withdrawn[SOTTO_MAX_DEVICES_PER_USER];
+  // How many identity changes the list reported.
+  size_t identity_change_count;
+  // Devices listed with a new identity: each must be acknowledged before
+  // the device is used again.
+  struct SottoIdentityChange identity_changes[SOTTO_MAX_DEVICES_PER_USER];
+  // For the own record, how the list showed the local device.
+  SottoLocalListing local;
+  // With `SOTTO_LOCAL_LISTING_OTHER_IDENTITY`, that identity's
+  // fingerprint; else zeros.
+  uint8_t local_other_fingerprint[32];
+} SottoDeviceListChanges;
+
+// What a record holds about one device (`sotto_peer_record_devices`).
+typedef struct SottoDeviceInfo {
+  // The device.
+  uint32_t device;
+  // Its trusted identity, encoded.
+  uint8_t identity_key[SOTTO_IDENTITY_KEY_LEN];
+  // Whether a new identity was announced and not yet acknowledged.
+  bool has_pending_identity;
+  // That identity, encoded; zeros if none.
+  uint8_t pending_identity_key[SOTTO_IDENTITY_KEY_LEN];
+  // Whether it is off the device list.
+  bool is_stale;
+  // Since when, if it is; else 0.
+  uint64_t stale_since;
+  // Whether it may only ever use PQXDH.
+  bool post_quantum_pinned;
+  // Whether it has an active session.
+  bool has_active_session;
+  // The active session's base key; zeros if none.
+  uint8_t active_base_key[32];
+  // Whether the active session is one we started that got no reply yet.
+  bool awaiting_reply;
+  // How many archived sessions it has.
+  size_t archived_sessions;
+} SottoDeviceInfo;
+
+// Which listed devices can be sent to now (SPEC §16.3).
+typedef struct SottoSendPlan {
+  // How many devices are ready.
+  size_t ready_count;
+  // Listed devices with a usable active session.
+  uint32_t ready[SOTTO_MAX_DEVICES_PER_USER];
+  // How many devices need a bundle.
+  size_t needs_bundle_count;
+  // Listed devices without a session, or whose session we started got
+  // no reply for `SOTTO_MAX_UNANSWERED_SESSION_AGE`: fetch each one's
+  // bundle and call `sotto_peer_record_add_bundle`.
+  uint32_t needs_bundle[SOTTO_MAX_DEVICES_PER_USER];
+  // How many devices are blocked.
+  size_t blocked_count;
+  // Listed devices with a pending identity change: acknowledge it first.
+  uint32_t blocked[SOTTO_MAX_DEVICES_PER_USER];
+} SottoSendPlan;
+
+// What `sotto_peer_record_expire` deleted.
+typedef struct SottoExpired {
+  // How many stale devices were deleted.
+  size_t device_count;
+  // The stale devices deleted, with their sessions.
+  uint32_t devices[SOTTO_MAX_DEVICES_PER_USER];
+  // How many archived sessions of the remaining devices were deleted.
+  size_t sessions;
+} SottoExpired;
 
 #ifdef __cplusplus
 extern "C" {
@@ -829,6 +1188,258 @@ SottoError sotto_group_sender_generation(const struct SottoGroupSender *sender,
 // address to a new sender, a stale pointer would reach that one.
 SottoError sotto_group_sender_free(struct SottoGroupSender *sender);
 
+// Creates a group `group_id` (32 bytes, the same for every member) whose
+// only member is the local user `local_user`, with a new sender chain owned
+// by `local`'s identity. Add the members, then hand the chain out with
+// `sotto_group_session_distribute`.
+//
+// # Safety
+//
+// `group_id` and `local_user` must be NULL or their lengths in readable
+// bytes; `out` NULL or a writable `SottoGroupSession *` set to NULL.
+SottoError sotto_group_session_new(const struct SottoDevice *local,
+                                   const uint8_t *group_id_ptr,
+                                   size_t group_id_len,
+                                   const uint8_t *local_user,
+                                   size_t local_user_len,
+                                   struct SottoGroupSession **out);
+
+// Adds `user` as a member (`*out_added`: whether it was new); then hand it
+// the local chain with `sotto_group_session_distribute`. Membership is
+// yours, from your own authenticated source: the group enforces it.
+//
+// # Safety
+//
+// `user` must be NULL or `user_len` readable bytes; `out_added` NULL or a
+// writable `bool`.
+SottoError sotto_group_session_add_member(struct SottoGroupSession *group,
+                                          const uint8_t *user,
+                                          size_t user_len,
+                                          bool *out_added);
+
+// Whether `user` is a member.
+//
+// # Safety
+//
+// `user` must be NULL or `user_len` readable bytes; `out` NULL or a
+// writable `bool`.
+SottoError sotto_group_session_is_member(const struct SottoGroupSession *group,
+                                         const uint8_t *user,
+                                         size_t user_len,
+                                         bool *out);
+
+// How many members the group has, the local user included.
+//
+// # Safety
+//
+// `out` must be NULL or point to a writable `size_t`.
+SottoError sotto_group_session_member_count(const struct SottoGroupSession *group,
+                                            size_t *out);
+
+// The group's id (`SOTTO_GROUP_ID_LEN` bytes).
+//
+// # Safety
+//
+// `out` must be NULL or point to an empty `SottoBuffer`.
+SottoError sotto_group_session_group_id(const struct SottoGroupSession *group,
+                                        struct SottoBuffer *out);
+
+// Encrypts the local chain's distribution for every listed device with a
+// session of each of the `count` records (members' records, each user once;
+// the own record reaches the local user's other devices), into a new
+// outbox whose record indices are positions in `records`. All randomness
+// is drawn first. The group does not change; the records do: save them,
+// then send.
+//
+// # Safety
+//
+// `records` must be NULL or point to `count` readable handle pointers;
+// `out` NULL or a writable `SottoOutbox *` set to NULL.
+SottoError sotto_group_session_distribute(const struct SottoGroupSession *group,
+                                          struct SottoPeerRecord *const *records,
+                                          size_t count,
+                                          struct SottoOutbox **out);
+
+// Encrypts the local chain's distribution for `device` of `record`'s user
+// alone: a new device, or the answer to a distribution request. Save the
+// record, then send.
+//
+// # Safety
+//
+// `out_message` must be NULL or an empty `SottoBuffer`.
+SottoError sotto_group_session_distribute_to(const struct SottoGroupSession *group,
+                                             struct SottoPeerRecord *record,
+                                             uint32_t device,
+                                             struct SottoBuffer *out_message);
+
+// Installs a distribution that `record` decrypted (`received`, of kind
+// `SOTTO_CONTENT_KIND_DISTRIBUTION`) (SPEC §16.8): only from a member's
+// device with no pending identity change, and only as that device's own
+// chain. Save the group afterwards.
+//
+// # Safety
+//
+// `out_outcome` must be NULL or point to a writable `SottoInsertOutcome`.
+SottoError sotto_group_session_install(struct SottoGroupSession *group,
+                                       const struct SottoPeerRecord *record,
+                                       const struct SottoReceived *received,
+                                       SottoInsertOutcome *out_outcome);
+
+// Encrypts `payload` once for the whole group on the local chain. Save the
+// group, then send the message to every member's devices.
+//
+// # Safety
+//
+// `payload` must be NULL or `payload_len` readable bytes; `out_message`
+// NULL or an empty `SottoBuffer`.
+SottoError sotto_group_session_encrypt(struct SottoGroupSession *group,
+                                       const uint8_t *payload,
+                                       size_t payload_len,
+                                       struct SottoBuffer *out_message);
+
+// Decrypts a group message: the plaintext, its chain's owner
+// (`SOTTO_IDENTITY_KEY_LEN` bytes) and whether that owner is authenticated.
+// On failure nothing changed and `*out_failure` says what to do, as for
+// `sotto_peer_record_decrypt`: a chain not installed yet is
+// `SOTTO_ACTION_RETRY_LATER` / `SOTTO_ACTION_REASON_MISSING_DISTRIBUTION`
+// (keep the message), a replay `SOTTO_ACTION_IGNORE` /
+// `SOTTO_ACTION_REASON_DUPLICATE`, anything else (bytes that do not parse
+// included) `SOTTO_ACTION_IGNORE` / `SOTTO_ACTION_REASON_MALFORMED`. Save
+// the group before showing the plaintext.
+//
+// # Safety
+//
+// `message` must be NULL or `message_len` readable bytes; `out_plaintext`
+// and `out_sender` NULL or distinct empty `SottoBuffer`s;
+// `out_authenticated` NULL or a writable `bool`; `out_failure` NULL or a
+// writable `SottoFailure`.
+SottoError sotto_group_session_decrypt(struct SottoGroupSession *group,
+                                       const uint8_t *message,
+                                       size_t message_len,
+                                       struct SottoBuffer *out_plaintext,
+                                       struct SottoBuffer *out_sender,
+                                       bool *out_authenticated,
+                                       struct SottoFailure *out_failure);
+
+// Removes `user` in one call (SPEC §16.8): every chain not owned by the
+// local device or by a device of the remaining members' `records` is
+// dropped (so every chain of the removed user), the local chain is
+// replaced, and its distribution is encrypted for every listed device with
+// a session of the remaining members, into a new outbox. `records` must be
+// exactly the remaining members' records, each once (the own record for the
+// local user). A removed member can read nothing sent afterwards, and
+// nothing it sends is accepted. Save the group and the records, then send.
+//
+// # Safety
+//
+// `user` must be NULL or `user_len` readable bytes; `records` NULL or
+// `count` readable handle pointers; `out` NULL or a writable
+// `SottoOutbox *` set to NULL.
+SottoError sotto_group_session_remove_member(struct SottoGroupSession *group,
+                                             const struct SottoDevice *local,
+                                             const uint8_t *user,
+                                             size_t user_len,
+                                             struct SottoPeerRecord *const *records,
+                                             size_t count,
+                                             struct SottoOutbox **out);
+
+// Replaces the local chain and hands the new one to every member's
+// devices, dropping chains of devices no record holds, as
+// `sotto_group_session_remove_member` without removing anyone: on a
+// schedule, or after a device left a member's list. `records` must be
+// exactly every other member's record and the own record.
+//
+// # Safety
+//
+// As for `sotto_group_session_remove_member`.
+SottoError sotto_group_session_rotate(struct SottoGroupSession *group,
+                                      const struct SottoDevice *local,
+                                      struct SottoPeerRecord *const *records,
+                                      size_t count,
+                                      struct SottoOutbox **out);
+
+// Makes a group restored from a backup safe (SPEC §16.8); call it after
+// every restore with the highest generation you recorded for it (0 if
+// none). If the copy was stale (`*out_stale`), the local chain was replaced
+// and every other member's chain dropped: hand out the new chain
+// (`sotto_group_session_distribute`) and ask the members' devices for
+// theirs (`sotto_peer_record_request_distribution`).
+//
+// # Safety
+//
+// `out_stale` must be NULL or point to a writable `bool`.
+SottoError sotto_group_session_after_restore(struct SottoGroupSession *group,
+                                             const struct SottoDevice *local,
+                                             uint64_t last_generation,
+                                             bool *out_stale);
+
+// The group's plain saved state (type 0x26, SPEC §16.11). It contains
+// secret keys: store it encrypted, or use `sotto_group_session_seal`.
+//
+// # Safety
+//
+// `out` must be NULL or point to an empty `SottoBuffer`.
+SottoError sotto_group_session_to_bytes(const struct SottoGroupSession *group,
+                                        struct SottoBuffer *out);
+
+// Restores `sotto_group_session_to_bytes` output into a new handle. Then
+// call `sotto_group_session_after_restore`.
+//
+// # Safety
+//
+// `bytes` must be NULL or `len` readable bytes; `out` NULL or a writable
+// `SottoGroupSession *` set to NULL.
+SottoError sotto_group_session_from_bytes(const uint8_t *bytes,
+                                          size_t len,
+                                          struct SottoGroupSession **out);
+
+// The group's saved state encrypted under a 32-byte storage key and bound
+// to `context`; as `sotto_session_seal`.
+//
+// # Safety
+//
+// `key` and `context` must be NULL or their lengths in readable bytes;
+// `out` NULL or an empty `SottoBuffer`.
+SottoError sotto_group_session_seal(const struct SottoGroupSession *group,
+                                    const uint8_t *key,
+                                    size_t key_len,
+                                    const uint8_t *context,
+                                    size_t context_len,
+                                    struct SottoBuffer *out);
+
+// Opens `sotto_group_session_seal` output, sealed under the same
+// `context`, into a new handle; as `sotto_session_unseal`. Then call
+// `sotto_group_session_after_restore`.
+//
+// # Safety
+//
+// `sealed`, `key` and `context` must be NULL or their lengths in readable
+// bytes; `out` NULL or a writable `SottoGroupSession *` set to NULL.
+SottoError sotto_group_session_unseal(const uint8_t *sealed,
+                                      size_t sealed_len,
+                                      const uint8_t *key,
+                                      size_t key_len,
+                                      const uint8_t *context,
+                                      size_t context_len,
+                                      struct SottoGroupSession **out);
+
+// The group's generation: 1 more after every call that changed it.
+//
+// # Safety
+//
+// `out` must be NULL or point to a writable `uint64_t`.
+SottoError sotto_group_session_generation(const struct SottoGroupSession *group,
+                                          uint64_t *out);
+
+// Releases a group session and zeroizes its secrets. NULL is accepted;
+// refused as the other `_free` functions are.
+//
+// # Safety
+//
+// The pointer is checked against the live handles before any use. Do not
+// use it after this returns `SOTTO_ERROR_OK`.
+SottoError sotto_group_session_free(struct SottoGroupSession *group);
+
 // Assembles a prekey bundle from published parts (what a server does): an
 // identity key, a signed prekey, a one-time prekey unless `(NULL, 0)`, and
 // a KEM prekey (one-time while the server has any, else the last-resort
@@ -923,6 +1534,64 @@ SottoError sotto_prekey_message_base_key(const uint8_t *message,
                                          size_t message_len,
                                          struct SottoBuffer *out);
 
+// How many messages the outbox holds.
+//
+// # Safety
+//
+// `out` must be NULL or point to a writable `size_t`.
+SottoError sotto_outbox_message_count(const struct SottoOutbox *outbox,
+                                      size_t *out);
+
+// Message `index` (below `sotto_outbox_message_count`): the index of the
+// record it is for (in the order the records were passed; 0 for
+// `sotto_peer_record_encrypt`), the device of that record's user to
+// deliver it to, and the message. Messages come record by record, each
+// record's in device order.
+//
+// # Safety
+//
+// `out_record` and `out_device` must be NULL or writable; `out_message`
+// NULL or an empty `SottoBuffer`.
+SottoError sotto_outbox_message(const struct SottoOutbox *outbox,
+                                size_t index,
+                                size_t *out_record,
+                                uint32_t *out_device,
+                                struct SottoBuffer *out_message);
+
+// How many listed devices got no message.
+//
+// # Safety
+//
+// `out` must be NULL or point to a writable `size_t`.
+SottoError sotto_outbox_unusable_count(const struct SottoOutbox *outbox,
+                                       size_t *out);
+
+// Unusable device `index` (below `sotto_outbox_unusable_count`): the record
+// index, the device, and why it got no message:
+// `SOTTO_ERROR_NO_SESSION` (fetch its bundle, `sotto_peer_record_add_bundle`),
+// `SOTTO_ERROR_IDENTITY_CHANGE_PENDING` (acknowledge the change first), or
+// the session's own encrypt error (`SOTTO_ERROR_CHAIN_EXHAUSTED`,
+// `SOTTO_ERROR_NON_CONTRIBUTORY_KEY`: fetch a bundle and start a new
+// session).
+//
+// # Safety
+//
+// Each output must be NULL or writable.
+SottoError sotto_outbox_unusable(const struct SottoOutbox *outbox,
+                                 size_t index,
+                                 size_t *out_record,
+                                 uint32_t *out_device,
+                                 SottoError *out_error);
+
+// Releases an outbox. NULL is accepted; refused as the other `_free`
+// functions are.
+//
+// # Safety
+//
+// The pointer is checked against the live handles before any use. Do not
+// use it after this returns `SOTTO_ERROR_OK`.
+SottoError sotto_outbox_free(struct SottoOutbox *outbox);
+
 // A copy of the plaintext's bytes (`{NULL, 0, 0}` for an empty message).
 //
 // # Safety
@@ -950,6 +1619,436 @@ SottoError sotto_plaintext_sender_identity_key(const struct SottoPlaintext *plai
 // The pointer is checked against the live handles before any use. Do not
 // use it after this returns `SOTTO_ERROR_OK`.
 SottoError sotto_plaintext_free(struct SottoPlaintext *plaintext);
+
+// The kind of content received (`SOTTO_CONTENT_KIND_...`).
+//
+// # Safety
+//
+// `out` must be NULL or point to a writable `SottoContentKind`.
+SottoError sotto_received_kind(const struct SottoReceived *received,
+                               SottoContentKind *out);
+
+// The device of the record's user it came from.
+//
+// # Safety
+//
+// `out` must be NULL or point to a writable `uint32_t`.
+SottoError sotto_received_device(const struct SottoReceived *received,
+                                 uint32_t *out);
+
+// The payload bytes (`SOTTO_CONTENT_KIND_PAYLOAD` only, else
+// `SOTTO_ERROR_INVALID_ARGUMENT`).
+//
+// # Safety
+//
+// `out` must be NULL or point to an empty `SottoBuffer`.
+SottoError sotto_received_payload(const struct SottoReceived *received,
+                                  struct SottoBuffer *out);
+
+// The identity key (`SOTTO_IDENTITY_KEY_LEN` bytes) of the device whose
+// session decrypted a payload or a distribution: the device's trusted
+// identity (else `SOTTO_ERROR_INVALID_ARGUMENT`).
+//
+// # Safety
+//
+// `out` must be NULL or point to an empty `SottoBuffer`.
+SottoError sotto_received_sender_identity_key(const struct SottoReceived *received,
+                                              struct SottoBuffer *out);
+
+// The hint of a retry request (`SOTTO_CONTENT_KIND_RETRY_REQUEST` only,
+// else `SOTTO_ERROR_INVALID_ARGUMENT`): the message the peer could not
+// decrypt.
+//
+// # Safety
+//
+// `out` must be NULL or point to a writable `SottoRetryHint`.
+SottoError sotto_received_retry_hint(const struct SottoReceived *received,
+                                     struct SottoRetryHint *out);
+
+// The group id (`SOTTO_GROUP_ID_LEN` bytes) of a distribution or a
+// distribution request (else `SOTTO_ERROR_INVALID_ARGUMENT`).
+//
+// # Safety
+//
+// `out` must be NULL or point to an empty `SottoBuffer`.
+SottoError sotto_received_group_id(const struct SottoReceived *received,
+                                   struct SottoBuffer *out);
+
+// Releases a received handle and zeroizes the plaintext inside. NULL is
+// accepted; refused as the other `_free` functions are.
+//
+// # Safety
+//
+// The pointer is checked against the live handles before any use. Do not
+// use it after this returns `SOTTO_ERROR_OK`.
+SottoError sotto_received_free(struct SottoReceived *received);
+
+// Whether `hint` (from a retry request or a failure) names `message` (a
+// message you sent): the one to resend. A message that does not parse is
+// its parse error.
+//
+// # Safety
+//
+// `hint` must be NULL or point to a readable `SottoRetryHint`; `message`
+// NULL or `message_len` readable bytes; `out` NULL or a writable `bool`.
+SottoError sotto_retry_hint_matches(const struct SottoRetryHint *hint,
+                                    const uint8_t *message,
+                                    size_t message_len,
+                                    bool *out);
+
+// Creates an empty record for the user `user` (the app's account id, 1 to
+// `SOTTO_MAX_USER_ID_LEN` bytes), kept by `local`: the record belongs to
+// that device, and every call that takes a device checks it is this one.
+// Feed it the user's device list next (`sotto_peer_record_update_devices`).
+//
+// # Safety
+//
+// `user` must be NULL or `user_len` readable bytes; `out` NULL or a
+// writable `SottoPeerRecord *` set to NULL.
+SottoError sotto_peer_record_new(const uint8_t *user,
+                                 size_t user_len,
+                                 const struct SottoDevice *local,
+                                 struct SottoPeerRecord **out);
+
+// Creates the **own record**: the local user's other devices. `user` is the
+// local user, `local_device` the local device's id on the server (it never
+// appears in the record) and `local` the local device. Its device lists are
+// the local user's; its devices get every message and distribution this
+// device sends, like any peer's.
+//
+// # Safety
+//
+// As for `sotto_peer_record_new`.
+SottoError sotto_peer_record_new_own(const uint8_t *user,
+                                     size_t user_len,
+                                     uint32_t local_device,
+                                     const struct SottoDevice *local,
+                                     struct SottoPeerRecord **out);
+
+// The record's user id.
+//
+// # Safety
+//
+// `out` must be NULL or point to an empty `SottoBuffer`.
+SottoError sotto_peer_record_user(const struct SottoPeerRecord *record,
+                                  struct SottoBuffer *out);
+
+// Applies the device list the app's server returned for the record's user
+// (`count` entries, any order) and writes what changed to `*out_changes`
+// (SPEC §16.2). A device listed with a new identity is reported and
+// blocked until acknowledged; a device that left the list becomes stale.
+// For the own record, the local device's entry is taken out first and
+// `out_changes->local` says how it was listed. Save the record afterwards.
+//
+// # Safety
+//
+// `list` must be NULL or point to `count` readable entries; `out_changes`
+// NULL or a writable `SottoDeviceListChanges`.
+SottoError sotto_peer_record_update_devices(struct SottoPeerRecord *record,
+                                            const struct SottoDeviceListEntry *list,
+                                            size_t count,
+                                            uint64_t now,
+                                            struct SottoDeviceListChanges *out_changes);
+
+// Trusts the new identity of `device` that a device list reported
+// (`SottoIdentityChange.new_identity_key`), once the user accepted it. The
+// device's sessions, which belong to the old identity, are deleted. Save
+// the record afterwards.
+//
+// # Safety
+//
+// `identity_key` must be NULL or `identity_key_len` readable bytes.
+SottoError sotto_peer_record_acknowledge_identity(struct SottoPeerRecord *record,
+                                                  uint32_t device,
+                                                  const uint8_t *identity_key,
+                                                  size_t identity_key_len);
+
+// Allows `device` to use classical X3DH when its bundles or prekey
+// messages carry no KEM part, or takes that back (SPEC §16.4). A device
+// that once used PQXDH is pinned and can never be allowed
+// (`SOTTO_ERROR_POST_QUANTUM_REQUIRED`).
+//
+// # Safety
+//
+// None beyond the handle, which is checked.
+SottoError sotto_peer_record_allow_classical(struct SottoPeerRecord *record,
+                                             uint32_t device,
+                                             bool allowed);
+
+// The record's devices, in id order, into the caller's array of
+// `capacity` entries (`SOTTO_MAX_DEVICES_PER_USER` always fits); their
+// number into `*out_count`.
+//
+// # Safety
+//
+// `out` must be NULL or point to `capacity` writable entries; `out_count`
+// NULL or a writable `size_t`.
+SottoError sotto_peer_record_devices(const struct SottoPeerRecord *record,
+                                     struct SottoDeviceInfo *out,
+                                     size_t capacity,
+                                     size_t *out_count);
+
+// Sorts the listed devices into ready, needs a bundle and blocked (SPEC
+// §16.3). Changes nothing.
+//
+// # Safety
+//
+// `out_plan` must be NULL or point to a writable `SottoSendPlan`.
+SottoError sotto_peer_record_plan_send(const struct SottoPeerRecord *record,
+                                       uint64_t now,
+                                       struct SottoSendPlan *out_plan);
+
+// Starts a session with `device` from its `bundle` (what the server
+// returned for it) and makes it the device's active session; the previous
+// one is archived (SPEC §16.3). The bundle must be under the device's
+// trusted identity and verify; PQXDH is required unless the bundle has no
+// KEM prekey and the device is allowed classical. `local` must be the
+// record's device; it does not change. Save the record afterwards.
+//
+// # Safety
+//
+// `bundle` must be NULL or `bundle_len` readable bytes.
+SottoError sotto_peer_record_add_bundle(struct SottoPeerRecord *record,
+                                        const struct SottoDevice *local,
+                                        uint32_t device,
+                                        const uint8_t *bundle,
+                                        size_t bundle_len,
+                                        uint64_t now);
+
+// Encrypts `payload` (up to `SOTTO_MAX_PAYLOAD_LEN` bytes) once for every
+// listed device with an active session and no pending identity change, in
+// device order, into a new outbox: one message per device, and the listed
+// devices that got none with the reason (SPEC §16.3). For the own record
+// these are the local user's other devices. All randomness is drawn
+// before any session changes. Save the record, then send.
+//
+// # Safety
+//
+// `payload` must be NULL or `payload_len` readable bytes; `out` NULL or a
+// writable `SottoOutbox *` set to NULL.
+SottoError sotto_peer_record_encrypt(struct SottoPeerRecord *record,
+                                     const uint8_t *payload,
+                                     size_t payload_len,
+                                     struct SottoOutbox **out);
+
+// Encrypts `payload` for `device` alone: a resend answering a retry
+// request, or a message meant for one device. Save the record, then send.
+//
+// # Safety
+//
+// `payload` must be NULL or `payload_len` readable bytes; `out_message`
+// NULL or an empty `SottoBuffer`.
+SottoError sotto_peer_record_encrypt_to(struct SottoPeerRecord *record,
+                                        uint32_t device,
+                                        const uint8_t *payload,
+                                        size_t payload_len,
+                                        struct SottoBuffer *out_message);
+
+// Decrypts a message that arrived from device `from` of the record's user
+// (SPEC §16.5): routed to the session it belongs to (a prekey message
+// with a new base key starts one, accepted with `local`, which then
+// changes: save the device, then the record, before acting on it). On
+// success `*out_received` holds what it carried.
+//
+// On failure nothing changed, and `*out_failure` says what to do (SPEC
+// §16.6): ignore the message, keep it for later, request a retry
+// (`sotto_peer_record_request_retry`) or start a new session
+// (`sotto_peer_record_start_new_session`), with the reason or the hint.
+// The return code is the error that decided it. Bytes that do not parse
+// as a message are their parse error with `SOTTO_ACTION_IGNORE` /
+// `SOTTO_ACTION_REASON_MALFORMED`. `*out_failure` is written on every
+// return once `out_failure` itself is checked: `SOTTO_ACTION_NONE` on
+// success and for call errors (codes below 100).
+//
+// # Safety
+//
+// `message` must be NULL or `message_len` readable bytes; `out_received`
+// NULL or a writable `SottoReceived *` set to NULL; `out_failure` NULL or
+// a writable `SottoFailure`.
+SottoError sotto_peer_record_decrypt(struct SottoPeerRecord *record,
+                                     struct SottoDevice *local,
+                                     uint32_t from,
+                                     const uint8_t *message,
+                                     size_t message_len,
+                                     uint64_t now,
+                                     struct SottoReceived **out_received,
+                                     struct SottoFailure *out_failure);
+
+// Sends a retry request for the message `hint` names to `device` over its
+// active session (SPEC §16.6): the answer to `SOTTO_ACTION_REQUEST_RETRY`.
+// At most `SOTTO_MAX_RETRY_REQUESTS_PER_INTERVAL` per device in each
+// `SOTTO_MIN_RECOVERY_INTERVAL` (`SOTTO_ERROR_RECOVERY_RATE_LIMITED`).
+// Save the record, then send the message.
+//
+// # Safety
+//
+// `hint` must be NULL or a readable `SottoRetryHint`; `out_message` NULL or
+// an empty `SottoBuffer`.
+SottoError sotto_peer_record_request_retry(struct SottoPeerRecord *record,
+                                           uint32_t device,
+                                           const struct SottoRetryHint *hint,
+                                           uint64_t now,
+                                           struct SottoBuffer *out_message);
+
+// Starts a new session with `device` from its `bundle`, whose first message
+// is a retry request for the message `hint` names (SPEC §16.6): the answer
+// to `SOTTO_ACTION_START_NEW_SESSION`. The old sessions stay archived and
+// keep decrypting. At most one per device in each
+// `SOTTO_MIN_RECOVERY_INTERVAL`. Checks as `sotto_peer_record_add_bundle`.
+// Save the record, then send the message.
+//
+// # Safety
+//
+// `bundle` must be NULL or `bundle_len` readable bytes; `hint` NULL or a
+// readable `SottoRetryHint`; `out_message` NULL or an empty `SottoBuffer`.
+SottoError sotto_peer_record_start_new_session(struct SottoPeerRecord *record,
+                                               const struct SottoDevice *local,
+                                               uint32_t device,
+                                               const uint8_t *bundle,
+                                               size_t bundle_len,
+                                               const struct SottoRetryHint *hint,
+                                               uint64_t now,
+                                               struct SottoBuffer *out_message);
+
+// Asks `device` for its current distribution of the group `group_id` (32
+// bytes), over its active session: for a group message that stays
+// `SOTTO_ACTION_REASON_MISSING_DISTRIBUTION`, or after a group was
+// restored. The peer receives a `SOTTO_CONTENT_KIND_DISTRIBUTION_REQUEST`.
+// Save the record, then send the message.
+//
+// # Safety
+//
+// `group_id` must be NULL or `group_id_len` readable bytes; `out_message`
+// NULL or an empty `SottoBuffer`.
+SottoError sotto_peer_record_request_distribution(struct SottoPeerRecord *record,
+                                                  uint32_t device,
+                                                  const uint8_t *group_id_ptr,
+                                                  size_t group_id_len,
+                                                  struct SottoBuffer *out_message);
+
+// Deletes what is old at `now` (SPEC §16.7): devices stale for
+// `SOTTO_MAX_STALE_DEVICE_AGE`, and archived sessions on which nothing
+// decrypted for `SOTTO_MAX_ARCHIVED_SESSION_AGE`. Active sessions are never
+// expired. Save the record afterwards if anything was deleted.
+//
+// # Safety
+//
+// `out_expired` must be NULL or point to a writable `SottoExpired`.
+SottoError sotto_peer_record_expire(struct SottoPeerRecord *record,
+                                    uint64_t now,
+                                    struct SottoExpired *out_expired);
+
+// Makes a record restored from a backup safe to use (SPEC §16.7); call it
+// after every restore, with the highest generation you recorded for this
+// record outside the backup (0 if none). If the restored generation is
+// lower, every session is deleted (they would decrypt again what they
+// decrypted, and reuse message numbers); `*out_deleted` receives how many.
+// New sessions are then made as for any device without one, and the peers'
+// messages on the deleted sessions are answered by recovery. The
+// generation becomes `max(generation, last_generation) + 1`.
+//
+// # Safety
+//
+// `out_deleted` must be NULL or point to a writable `size_t`.
+SottoError sotto_peer_record_after_restore(struct SottoPeerRecord *record,
+                                           uint64_t last_generation,
+                                           size_t *out_deleted);
+
+// The record's user's fingerprint over all of its listed devices (SPEC
+// §16.9), as text: 30 digits in six groups of five
+// (`SOTTO_USER_FINGERPRINT_TEXT_LEN` bytes). A record with no listed device
+// has none (`SOTTO_ERROR_INVALID_DEVICE_LIST`).
+//
+// # Safety
+//
+// `out` must be NULL or point to an empty `SottoBuffer`.
+SottoError sotto_peer_record_fingerprint(const struct SottoPeerRecord *record,
+                                         struct SottoBuffer *out);
+
+// The safety number of the local user (whose own record is `own`) and the
+// record's user (SPEC §16.9), as text: 60 digits in twelve groups of five
+// (`SOTTO_SAFETY_NUMBER_TEXT_LEN` bytes). Both users see the same number
+// when they see the same device identities; compare it out of band. It
+// changes when any device identity of either user changes.
+// `SOTTO_ERROR_IDENTITY_MISMATCH` if `own` is not the own record of this
+// record's device.
+//
+// # Safety
+//
+// `out` must be NULL or point to an empty `SottoBuffer`.
+SottoError sotto_peer_record_safety_number(const struct SottoPeerRecord *record,
+                                           const struct SottoPeerRecord *own,
+                                           struct SottoBuffer *out);
+
+// The record's plain saved state (type 0x25, SPEC §16.11). It contains
+// secret keys: store it encrypted, or use `sotto_peer_record_seal`.
+//
+// # Safety
+//
+// `out` must be NULL or point to an empty `SottoBuffer`.
+SottoError sotto_peer_record_to_bytes(const struct SottoPeerRecord *record,
+                                      struct SottoBuffer *out);
+
+// Restores `sotto_peer_record_to_bytes` output into a new handle, strictly.
+// Then call `sotto_peer_record_after_restore`.
+//
+// # Safety
+//
+// `bytes` must be NULL or `len` readable bytes; `out` NULL or a writable
+// `SottoPeerRecord *` set to NULL.
+SottoError sotto_peer_record_from_bytes(const uint8_t *bytes,
+                                        size_t len,
+                                        struct SottoPeerRecord **out);
+
+// The record's saved state encrypted under a 32-byte storage key and bound
+// to `context`, the record's key in your store (for example
+// `"record/bob"`); as `sotto_session_seal`.
+//
+// # Safety
+//
+// `key` and `context` must be NULL or their lengths in readable bytes;
+// `out` NULL or an empty `SottoBuffer`.
+SottoError sotto_peer_record_seal(const struct SottoPeerRecord *record,
+                                  const uint8_t *key,
+                                  size_t key_len,
+                                  const uint8_t *context,
+                                  size_t context_len,
+                                  struct SottoBuffer *out);
+
+// Opens `sotto_peer_record_seal` output, sealed under the same `context`,
+// into a new handle; as `sotto_session_unseal`. Then call
+// `sotto_peer_record_after_restore`.
+//
+// # Safety
+//
+// `sealed`, `key` and `context` must be NULL or their lengths in readable
+// bytes; `out` NULL or a writable `SottoPeerRecord *` set to NULL.
+SottoError sotto_peer_record_unseal(const uint8_t *sealed,
+                                    size_t sealed_len,
+                                    const uint8_t *key,
+                                    size_t key_len,
+                                    const uint8_t *context,
+                                    size_t context_len,
+                                    struct SottoPeerRecord **out);
+
+// The record's generation: 1 more after every call that changed it.
+// Record it after every save, where an attacker cannot roll it back; pass
+// it to `sotto_peer_record_after_restore` after a restore.
+//
+// # Safety
+//
+// `out` must be NULL or point to a writable `uint64_t`.
+SottoError sotto_peer_record_generation(const struct SottoPeerRecord *record,
+                                        uint64_t *out);
+
+// Releases a record and zeroizes its secrets. NULL is accepted; refused as
+// the other `_free` functions are.
+//
+// # Safety
+//
+// The pointer is checked against the live handles before any use. Do not
+// use it after this returns `SOTTO_ERROR_OK`.
+SottoError sotto_peer_record_free(struct SottoPeerRecord *record);
 
 // Starts a session with the owner of `bundle` (from `sotto_device_bundle`
 // or `sotto_bundle_new`) by PQXDH. The bundle's signatures are verified

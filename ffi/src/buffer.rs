@@ -146,6 +146,43 @@ pub(crate) unsafe fn optional_input<'a>(
     unsafe { input(ptr, len, what) }.map(Some)
 }
 
+/// Borrows the caller's array of `count` elements of `T` (`(NULL, 0)` is
+/// the empty array). `T` is a plain C type for which every bit pattern is a
+/// value (integers and arrays of them, pointers).
+///
+/// # Safety
+///
+/// Unless `ptr` is NULL, it must point to `count` initialized `T`s that stay
+/// valid and unmodified for `'a`.
+pub(crate) unsafe fn input_array<'a, T>(
+    ptr: *const T,
+    count: usize,
+    what: &str,
+) -> FfiResult<&'a [T]> {
+    if ptr.is_null() {
+        return if count == 0 {
+            Ok(&[])
+        } else {
+            Err(FfiError::null(what))
+        };
+    }
+    if !ptr.is_aligned() {
+        return Err(FfiError::invalid(format!("{what} is misaligned")));
+    }
+    if count
+        .checked_mul(size_of::<T>())
+        .is_none_or(|bytes| isize::try_from(bytes).is_err())
+    {
+        return Err(FfiError::invalid(format!(
+            "{what}: {count} entries are too many"
+        )));
+    }
+    // SAFETY: `ptr` is non-null and aligned, the array's size fits in
+    // isize, and the caller guarantees `count` initialized elements at
+    // `ptr` for `'a`.
+    Ok(unsafe { core::slice::from_raw_parts(ptr, count) })
+}
+
 /// Checks and borrows an output buffer slot, which must be empty.
 ///
 /// # Safety

@@ -120,6 +120,26 @@ pub enum SottoError {
     /// An unauthenticated import while the store is full of authenticated
     /// chains.
     GroupStoreFull = 132,
+    /// A device list with more than `SOTTO_MAX_DEVICES_PER_USER` entries, a
+    /// device named twice, one identity key given to two devices or the
+    /// local identity to another device; or a safety number over no device.
+    InvalidDeviceList = 133,
+    /// The peer record does not hold the device, or it is no longer listed.
+    UnknownDevice = 134,
+    /// The device has an identity change the app has not acknowledged
+    /// (`sotto_peer_record_acknowledge_identity`).
+    IdentityChangePending = 135,
+    /// The device has no active session: fetch its bundle
+    /// (`sotto_peer_record_add_bundle`).
+    NoSession = 136,
+    /// A recovery for this device was made too recently
+    /// (`SOTTO_MIN_RECOVERY_INTERVAL`, `SOTTO_MAX_RETRY_REQUESTS_PER_INTERVAL`).
+    RecoveryRateLimited = 137,
+    /// The user is not a member of the group, or the records given are not
+    /// exactly the members' (each once).
+    NotGroupMember = 138,
+    /// The group has `SOTTO_MAX_GROUP_MEMBERS` members.
+    TooManyGroupMembers = 139,
 }
 
 /// Codes that named errors of earlier versions. They are never assigned
@@ -168,6 +188,13 @@ impl SottoError {
             E::GroupOwnerMismatch => Self::GroupOwnerMismatch,
             E::GroupChainConflict => Self::GroupChainConflict,
             E::GroupStoreFull => Self::GroupStoreFull,
+            E::InvalidDeviceList => Self::InvalidDeviceList,
+            E::UnknownDevice => Self::UnknownDevice,
+            E::IdentityChangePending => Self::IdentityChangePending,
+            E::NoSession => Self::NoSession,
+            E::RecoveryRateLimited => Self::RecoveryRateLimited,
+            E::NotGroupMember => Self::NotGroupMember,
+            E::TooManyGroupMembers => Self::TooManyGroupMembers,
             _ => Self::ProtocolOther,
         }
     }
@@ -308,6 +335,13 @@ mod tests {
             (SottoError::SessionDiverged, 130),
             (SottoError::GroupOwnerMismatch, 131),
             (SottoError::GroupStoreFull, 132),
+            (SottoError::InvalidDeviceList, 133),
+            (SottoError::UnknownDevice, 134),
+            (SottoError::IdentityChangePending, 135),
+            (SottoError::NoSession, 136),
+            (SottoError::RecoveryRateLimited, 137),
+            (SottoError::NotGroupMember, 138),
+            (SottoError::TooManyGroupMembers, 139),
         ];
         for (code, value) in table {
             assert_eq!(code as i32, value, "{code:?}");
@@ -355,6 +389,13 @@ mod tests {
             E::GroupOwnerMismatch,
             E::GroupChainConflict,
             E::GroupStoreFull,
+            E::InvalidDeviceList,
+            E::UnknownDevice,
+            E::IdentityChangePending,
+            E::NoSession,
+            E::RecoveryRateLimited,
+            E::NotGroupMember,
+            E::TooManyGroupMembers,
         ];
         let mut codes: Vec<i32> = errors
             .iter()

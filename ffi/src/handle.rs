@@ -21,10 +21,12 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use sotto::group::{GroupReceivers, GroupSender};
+use sotto::sessions::{GroupSession, PeerRecord, Received};
 use sotto::{Device, Plaintext, Session};
 use zeroize::Zeroize;
 
 use crate::error::{FfiError, FfiResult, SottoError};
+use crate::outbox::Outbox;
 
 /// A device: identity key pair, signed prekeys, KEM prekeys and one-time
 /// prekey secrets. Create with `sotto_device_generate`,
@@ -61,6 +63,40 @@ pub struct SottoGroupSender {
 /// under the store rules of SPEC §15.9. Create with `sotto_group_store_new`
 /// or restore; release with `sotto_group_store_free`.
 pub struct SottoGroupStore {
+    _opaque: [u8; 0],
+}
+
+/// Everything the local device knows about one user (SPEC §16): per device
+/// of that user its trusted identity, an active session and archived ones.
+/// Create with `sotto_peer_record_new`, `sotto_peer_record_new_own` (the
+/// local user's other devices), `sotto_peer_record_from_bytes` or
+/// `sotto_peer_record_unseal`; release with `sotto_peer_record_free`.
+pub struct SottoPeerRecord {
+    _opaque: [u8; 0],
+}
+
+/// What a peer record decrypted: the device it came from and its content
+/// (a payload, a sender key distribution, a retry request or a
+/// distribution request). Only `sotto_peer_record_decrypt` makes one, so it
+/// proves which record and device the content came from: it is what
+/// `sotto_group_session_install` takes. Release with `sotto_received_free`.
+pub struct SottoReceived {
+    _opaque: [u8; 0],
+}
+
+/// One message per device, from a fan-out (`sotto_peer_record_encrypt`,
+/// `sotto_group_session_distribute`, `_remove_member`, `_rotate`), and the
+/// devices that got none. Read it with the `sotto_outbox_` functions;
+/// release with `sotto_outbox_free`.
+pub struct SottoOutbox {
+    _opaque: [u8; 0],
+}
+
+/// One group through the session layer (SPEC §16.8): its members, this
+/// device's sender chain and the other members' chains. Create with
+/// `sotto_group_session_new` or restore; release with
+/// `sotto_group_session_free`.
+pub struct SottoGroupSession {
     _opaque: [u8; 0],
 }
 
@@ -115,6 +151,30 @@ impl HandleType for GroupReceivers {
     type Opaque = SottoGroupStore;
 }
 
+impl HandleType for PeerRecord {
+    const MAGIC: u64 = u64::from_be_bytes(*b"sotoREC2");
+    const NAME: &'static str = "peer record";
+    type Opaque = SottoPeerRecord;
+}
+
+impl HandleType for Received {
+    const MAGIC: u64 = u64::from_be_bytes(*b"sotoRCV2");
+    const NAME: &'static str = "received";
+    type Opaque = SottoReceived;
+}
+
+impl HandleType for Outbox {
+    const MAGIC: u64 = u64::from_be_bytes(*b"sotoOUT2");
+    const NAME: &'static str = "outbox";
+    type Opaque = SottoOutbox;
+}
+
+impl HandleType for GroupSession {
+    const MAGIC: u64 = u64::from_be_bytes(*b"sotoGSS2");
+    const NAME: &'static str = "group session";
+    type Opaque = SottoGroupSession;
+}
+
 fn name_of(magic: u64) -> &'static str {
     match magic {
         <Device as HandleType>::MAGIC => "a device handle",
@@ -122,6 +182,10 @@ fn name_of(magic: u64) -> &'static str {
         <Plaintext as HandleType>::MAGIC => "a plaintext handle",
         <GroupSender as HandleType>::MAGIC => "a group sender handle",
         <GroupReceivers as HandleType>::MAGIC => "a group store handle",
+        <PeerRecord as HandleType>::MAGIC => "a peer record handle",
+        <Received as HandleType>::MAGIC => "a received handle",
+        <Outbox as HandleType>::MAGIC => "an outbox handle",
+        <GroupSession as HandleType>::MAGIC => "a group session handle",
         _ => "an unknown handle",
     }
 }
@@ -262,6 +326,39 @@ pub(crate) fn with_mut<T: HandleType, R>(
     // SAFETY: our claim means this is the only reference to `value` until
     // `claim` drops.
     f(unsafe { &mut *claim.handle.value.get() })
+}
+
+/// Runs `f` with exclusive access to the values of several handles of type
+/// `T`, claimed in order (`what[i]` names each in errors). A handle given
+/// twice is refused before any is claimed: it cannot be borrowed twice.
+pub(crate) fn with_all_mut<T: HandleType, R>(
+    ptrs: &[*mut T::Opaque],
+    what: &str,
+    f: impl FnOnce(&mut [&mut T]) -> FfiResult<R>,
+) -> FfiResult<R> {
+    let mut seen = BTreeMap::new();
+    for (i, ptr) in ptrs.iter().enumerate() {
+        if let Some(first) = seen.insert(ptr.addr(), i) {
+            return Err(FfiError::invalid(format!(
+                "{what}[{first}] and {what}[{i}] are the same handle"
+            )));
+        }
+    }
+    let claims = ptrs
+        .iter()
+        .enumerate()
+        .map(|(i, ptr)| claim::<T>(*ptr, &format!("{what}[{i}]"), true))
+        .collect::<FfiResult<Vec<_>>>()?;
+    let mut values: Vec<&mut T> = claims
+        .iter()
+        .map(|claim| {
+            // SAFETY: each claim is ours (state BUSY), and the handles are
+            // distinct (checked above), so this is the only reference to
+            // each `value` until `claims` drops, after `f` returns.
+            unsafe { &mut *claim.handle.value.get() }
+        })
+        .collect();
+    f(&mut values)
 }
 
 /// Checks an output handle slot: non-NULL and holding NULL, so that an

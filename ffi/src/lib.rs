@@ -12,7 +12,9 @@
 //!   [`sotto_last_error_message`].
 //! - State lives behind opaque typed handles ([`SottoDevice`],
 //!   [`SottoSession`], [`SottoPlaintext`], [`SottoGroupSender`],
-//!   [`SottoGroupStore`]), each released with its own `_free` function.
+//!   [`SottoGroupStore`], and for the session layer of SPEC §16
+//!   [`SottoPeerRecord`], [`SottoReceived`], [`SottoOutbox`],
+//!   [`SottoGroupSession`]), each released with its own `_free` function.
 //!   Every pointer is checked against the live handles before use: a
 //!   handle of the wrong type, or one already freed, is refused with
 //!   `SOTTO_ERROR_WRONG_HANDLE`, one in use by another thread with
@@ -39,10 +41,14 @@ mod device;
 mod error;
 mod error_message;
 mod group;
+mod group_session;
 mod handle;
 mod keys;
+mod outbox;
 mod persist;
 mod plaintext;
+mod received;
+mod record;
 mod rng;
 mod session;
 mod store;
@@ -55,9 +61,16 @@ pub use device::*;
 pub use error::SottoError;
 pub use error_message::sotto_last_error_message;
 pub use group::*;
-pub use handle::{SottoDevice, SottoGroupSender, SottoGroupStore, SottoPlaintext, SottoSession};
+pub use group_session::*;
+pub use handle::{
+    SottoDevice, SottoGroupSender, SottoGroupSession, SottoGroupStore, SottoOutbox,
+    SottoPeerRecord, SottoPlaintext, SottoReceived, SottoSession,
+};
 pub use keys::*;
+pub use outbox::*;
 pub use plaintext::*;
+pub use received::*;
+pub use record::*;
 pub use session::*;
 pub use store::*;
 
@@ -106,6 +119,36 @@ pub const SOTTO_MAX_ONE_TIME_KEM_PREKEYS: usize = 100;
 /// Most chains a group store keeps.
 pub const SOTTO_MAX_GROUP_RECEIVERS: usize = 1024;
 
+/// Longest user id, in bytes (SPEC §16.1).
+pub const SOTTO_MAX_USER_ID_LEN: usize = 64;
+/// Most devices one peer record holds, listed or stale; the longest device
+/// list, and the length of every device array of the session layer.
+pub const SOTTO_MAX_DEVICES_PER_USER: usize = 16;
+/// Most archived sessions per device.
+pub const SOTTO_MAX_ARCHIVED_SESSIONS: usize = 4;
+/// A stale device is deleted this long after it left the device list (30
+/// days, in the unit of your `now`: seconds).
+pub const SOTTO_MAX_STALE_DEVICE_AGE: u64 = 2_592_000;
+/// An archived session on which nothing decrypted for this long is deleted.
+pub const SOTTO_MAX_ARCHIVED_SESSION_AGE: u64 = 2_592_000;
+/// An active session we started that got no reply for this long asks for a
+/// new bundle.
+pub const SOTTO_MAX_UNANSWERED_SESSION_AGE: u64 = 2_592_000;
+/// At most one new session for recovery per device in this time; the
+/// retry-request window.
+pub const SOTTO_MIN_RECOVERY_INTERVAL: u64 = 3600;
+/// Most retry requests per device in one `SOTTO_MIN_RECOVERY_INTERVAL`.
+pub const SOTTO_MAX_RETRY_REQUESTS_PER_INTERVAL: u8 = 8;
+/// Most members of a group session, the local user included.
+pub const SOTTO_MAX_GROUP_MEMBERS: usize = 1000;
+/// Largest payload through the session layer (one byte of every plaintext
+/// is its frame).
+pub const SOTTO_MAX_PAYLOAD_LEN: usize = 262_143;
+/// Length of a user's fingerprint as text: 30 digits in six groups of five.
+pub const SOTTO_USER_FINGERPRINT_TEXT_LEN: usize = 35;
+/// Length of a safety number as text: 60 digits in twelve groups of five.
+pub const SOTTO_SAFETY_NUMBER_TEXT_LEN: usize = 71;
+
 // The header needs literals; these keep them equal to the core's values.
 const _: () = {
     assert!(SOTTO_MAX_SEAL_CONTEXT_LEN == sotto::MAX_SEAL_CONTEXT_LEN);
@@ -124,4 +167,16 @@ const _: () = {
     assert!(SOTTO_MAX_LAST_RESORT_KEM_PREKEYS == sotto::MAX_LAST_RESORT_KEM_PREKEYS);
     assert!(SOTTO_MAX_ONE_TIME_KEM_PREKEYS == sotto::MAX_ONE_TIME_KEM_PREKEYS);
     assert!(SOTTO_MAX_GROUP_RECEIVERS == sotto::group::MAX_GROUP_RECEIVERS);
+    assert!(SOTTO_MAX_USER_ID_LEN == sotto::sessions::MAX_USER_ID_LEN);
+    assert!(SOTTO_MAX_DEVICES_PER_USER == sotto::sessions::MAX_DEVICES_PER_USER);
+    assert!(SOTTO_MAX_ARCHIVED_SESSIONS == sotto::sessions::MAX_ARCHIVED_SESSIONS);
+    assert!(SOTTO_MAX_STALE_DEVICE_AGE == sotto::sessions::MAX_STALE_DEVICE_AGE);
+    assert!(SOTTO_MAX_ARCHIVED_SESSION_AGE == sotto::sessions::MAX_ARCHIVED_SESSION_AGE);
+    assert!(SOTTO_MAX_UNANSWERED_SESSION_AGE == sotto::sessions::MAX_UNANSWERED_SESSION_AGE);
+    assert!(SOTTO_MIN_RECOVERY_INTERVAL == sotto::sessions::MIN_RECOVERY_INTERVAL);
+    assert!(
+        SOTTO_MAX_RETRY_REQUESTS_PER_INTERVAL == sotto::sessions::MAX_RETRY_REQUESTS_PER_INTERVAL
+    );
+    assert!(SOTTO_MAX_GROUP_MEMBERS == sotto::sessions::MAX_GROUP_MEMBERS);
+    assert!(SOTTO_MAX_PAYLOAD_LEN == sotto::sessions::MAX_PAYLOAD_LEN);
 };

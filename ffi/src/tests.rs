@@ -302,3 +302,152 @@ fn bundles_refuse_prekeys_the_device_does_not_hold() {
     free_device(alice);
     free_device(bob);
 }
+
+fn record_generation(record: *mut SottoPeerRecord) -> u64 {
+    let mut g = u64::MAX;
+    // SAFETY: (test) a live handle and a valid output.
+    ok(unsafe { sotto_peer_record_generation(record, &mut g) });
+    g
+}
+
+fn group_generation(group: *mut SottoGroupSession) -> u64 {
+    let mut g = u64::MAX;
+    // SAFETY: (test) as above.
+    ok(unsafe { sotto_group_session_generation(group, &mut g) });
+    g
+}
+
+/// The session layer's calls that draw randomness fail whole on a failing
+/// OS generator: `SOTTO_ERROR_RANDOMNESS`, no output, generations unchanged.
+#[test]
+fn the_session_layer_fails_whole_on_a_failing_rng() {
+    let alice = device();
+    let bob = device();
+    let mut bob_id = empty();
+    // SAFETY: (test) valid handle and output.
+    ok(unsafe { sotto_device_identity_key(bob, &mut bob_id) });
+    let bob_id = take(bob_id);
+    let mut entry = SottoDeviceListEntry {
+        device: 1,
+        identity_key: [0; SOTTO_IDENTITY_KEY_LEN],
+    };
+    entry.identity_key.copy_from_slice(&bob_id);
+    let mut record = null_mut();
+    // SAFETY: (test) valid inputs and slot.
+    ok(unsafe { sotto_peer_record_new(b"bob".as_ptr(), 3, alice, &mut record) });
+    // SAFETY: (test) a zeroed plain C struct is a valid value.
+    let mut changes: SottoDeviceListChanges = unsafe { core::mem::zeroed() };
+    // SAFETY: (test) one valid entry and a valid output.
+    ok(unsafe { sotto_peer_record_update_devices(record, &entry, 1, 7, &mut changes) });
+    assert_eq!(changes.added_count, 1);
+    let mut bundle = empty();
+    // SAFETY: (test) valid handle and output.
+    ok(unsafe { sotto_device_bundle(bob, null(), 0, null(), 0, &mut bundle) });
+    let bundle = take(bundle);
+    let before = record_generation(record);
+
+    fail_draws(true);
+    // SAFETY: (test) valid handles and input.
+    let added =
+        unsafe { sotto_peer_record_add_bundle(record, alice, 1, bundle.as_ptr(), bundle.len(), 7) };
+    assert_eq!(added, SottoError::Randomness);
+    fail_draws(false);
+    assert_eq!(record_generation(record), before);
+    // SAFETY: (test) as above.
+    ok(unsafe { sotto_peer_record_add_bundle(record, alice, 1, bundle.as_ptr(), bundle.len(), 7) });
+    let before = record_generation(record);
+
+    fail_draws(true);
+    let mut outbox = null_mut();
+    // SAFETY: (test) valid handle, input and slot.
+    let encrypted = unsafe { sotto_peer_record_encrypt(record, b"x".as_ptr(), 1, &mut outbox) };
+    assert_eq!(encrypted, SottoError::Randomness);
+    assert!(outbox.is_null());
+    let mut out = empty();
+    // SAFETY: (test) as above.
+    let one = unsafe { sotto_peer_record_encrypt_to(record, 1, b"x".as_ptr(), 1, &mut out) };
+    assert_eq!(one, SottoError::Randomness);
+    let key = [3u8; 32];
+    // SAFETY: (test) as above.
+    let sealed = unsafe { sotto_peer_record_seal(record, key.as_ptr(), 32, null(), 0, &mut out) };
+    assert_eq!(sealed, SottoError::Randomness);
+    assert!(out.ptr.is_null() && out.len == 0 && out.id == 0);
+    let mut group = null_mut();
+    let group_id = [9u8; 32];
+    // SAFETY: (test) as above.
+    let created = unsafe {
+        sotto_group_session_new(
+            alice,
+            group_id.as_ptr(),
+            32,
+            b"alice".as_ptr(),
+            5,
+            &mut group,
+        )
+    };
+    assert_eq!(created, SottoError::Randomness);
+    assert!(group.is_null());
+    fail_draws(false);
+    assert_eq!(record_generation(record), before);
+
+    // SAFETY: (test) as above.
+    ok(unsafe {
+        sotto_group_session_new(
+            alice,
+            group_id.as_ptr(),
+            32,
+            b"alice".as_ptr(),
+            5,
+            &mut group,
+        )
+    });
+    let mut added_member = false;
+    // SAFETY: (test) as above.
+    ok(unsafe { sotto_group_session_add_member(group, b"bob".as_ptr(), 3, &mut added_member) });
+    let group_before = group_generation(group);
+    let records = [record];
+    fail_draws(true);
+    // SAFETY: (test) one live record handle, a valid slot.
+    let distributed =
+        unsafe { sotto_group_session_distribute(group, records.as_ptr(), 1, &mut outbox) };
+    assert_eq!(distributed, SottoError::Randomness);
+    let mut own = null_mut();
+    // SAFETY: (test) as above.
+    ok(unsafe { sotto_peer_record_new_own(b"alice".as_ptr(), 5, 2, alice, &mut own) });
+    let remaining = [own];
+    // SAFETY: (test) as above.
+    let removed = unsafe {
+        sotto_group_session_remove_member(
+            group,
+            alice,
+            b"bob".as_ptr(),
+            3,
+            remaining.as_ptr(),
+            1,
+            &mut outbox,
+        )
+    };
+    assert_eq!(removed, SottoError::Randomness);
+    assert!(outbox.is_null());
+    fail_draws(false);
+    assert_eq!(record_generation(record), before);
+    assert_eq!(group_generation(group), group_before);
+    // And with randomness, the fan-out reaches bob/1.
+    // SAFETY: (test) as above.
+    ok(unsafe { sotto_group_session_distribute(group, records.as_ptr(), 1, &mut outbox) });
+    let mut count = 0;
+    // SAFETY: (test) a live outbox and a valid output.
+    ok(unsafe { sotto_outbox_message_count(outbox, &mut count) });
+    assert_eq!(count, 1);
+
+    // SAFETY: (test) live handles, not used afterwards.
+    ok(unsafe { sotto_outbox_free(outbox) });
+    // SAFETY: (test) as above.
+    ok(unsafe { sotto_group_session_free(group) });
+    // SAFETY: (test) as above.
+    ok(unsafe { sotto_peer_record_free(record) });
+    // SAFETY: (test) as above.
+    ok(unsafe { sotto_peer_record_free(own) });
+    free_device(alice);
+    free_device(bob);
+}

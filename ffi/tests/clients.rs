@@ -59,6 +59,7 @@ fn c_client_conversation() {
         .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-I"])
         .arg(manifest_dir().join("include"))
         .arg(manifest_dir().join("tests/c/conversation.c"))
+        .arg(manifest_dir().join("tests/c/sessions.c"))
         .arg(&lib)
         .args(["-lpthread", "-ldl", "-lm", "-o"])
         .arg(&exe)
@@ -99,6 +100,29 @@ fn c_client_conversation() {
             "error ok: SOTTO_ERROR_WRONG_HANDLE -> 3",
             "error ok: SOTTO_ERROR_NULL_POINTER -> 1",
             "error ok: SOTTO_ERROR_INVALID_ARGUMENT -> 2",
+            "sessions: device lists applied (alice 1, 2; bob 1, 2)",
+            "sessions: all four devices compute the same safety number",
+            "alice/1 -> bob/2: hello from alice/1",
+            "alice/1 -> alice/2: hello from alice/1",
+            "bob/1 -> alice/2: hi from bob/1",
+            "sessions: bob/1 asked alice/1 to resend: lost in transit",
+            "error ok: SOTTO_ERROR_RECOVERY_RATE_LIMITED -> 137",
+            "sessions: bob/2, restored from a stale backup, recovered with a new session",
+            "bob/2 -> alice/1: bob/2 is back",
+            "sessions: group: every device holds the three other devices' chains",
+            "sessions: alice/1 -> group: hello group",
+            "sessions: alice/1 -> group (bob removed): without bob",
+            "sessions: bob (removed) can neither read nor write: without bob",
+            "sessions: bob/2 changed identity: reported, not trusted",
+            "error ok: SOTTO_ERROR_IDENTITY_CHANGE_PENDING -> 135",
+            "sessions: alice/2 accepted bob/2's new identity; the safety number changed",
+            "sessions: bob/2 left the list, and expired after 30 days",
+            "error ok: SOTTO_ERROR_INVALID_DEVICE_LIST -> 133",
+            "error ok: SOTTO_ERROR_UNKNOWN_DEVICE -> 134",
+            "error ok: SOTTO_ERROR_NO_SESSION -> 136",
+            "error ok: SOTTO_ERROR_NOT_GROUP_MEMBER -> 138",
+            "error ok: SOTTO_ERROR_TOO_MANY_GROUP_MEMBERS -> 139",
+            "sessions ok",
             "conversation ok",
         ],
     );
@@ -107,7 +131,7 @@ fn c_client_conversation() {
         .filter(|l| l.starts_with("error ok:"))
         .count();
     assert!(
-        checked_errors >= 100,
+        checked_errors >= 200,
         "only {checked_errors} error paths ran"
     );
 }
@@ -142,6 +166,19 @@ fn python_client_conversation() {
             "erin: a store of 1024 authenticated chains refuses an import",
             "buffers: a copy freed twice is refused",
             "threads: a free racing a call is refused or ends the other thread's use",
+            "sessions: all four devices compute the same safety number",
+            "alice/1 -> bob/2: hello from alice/1",
+            "alice/1 -> alice/2: hello from alice/1",
+            "sessions: 8 retry requests read, the record did not grow",
+            "sessions: forged and altered bytes changed no record",
+            "sessions: bob/1 asked alice/1 to resend: lost in transit",
+            "sessions: bob/2, restored from a stale backup, recovered with a new session",
+            "sessions: a group message kept until its distribution came: too early",
+            "sessions: alice/1 -> group (bob removed): without bob",
+            "sessions: bob (removed) can neither read nor write",
+            "sessions: bob/2's new identity: reported, blocked until accepted; the number changed",
+            "sessions: bob/2 left alice/1's list and expired after 30 days",
+            "sessions ok",
             "python conversation ok",
         ],
     );

@@ -42,6 +42,8 @@ pub(crate) mod label {
     pub(crate) const GROUP_CHAIN_OWNER: &[u8] = b"sotto v2 group chain owner";
     /// The owner's signature of its chain, by the identity key (SPEC §15.6).
     pub(crate) const GROUP_OWNER_SIGNATURE: &[u8] = b"sotto v2 group owner signature";
+    /// The per-user safety number's hash (SPEC §16.9).
+    pub(crate) const SAFETY_NUMBER: &[u8] = b"sotto v2 safety number";
 }
 
 /// AES-256-GCM key length.

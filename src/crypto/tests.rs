@@ -439,6 +439,7 @@ fn labels_are_the_specified_ones() {
         label::GROUP_SIGNATURE,
         label::GROUP_CHAIN_OWNER,
         label::GROUP_OWNER_SIGNATURE,
+        label::SAFETY_NUMBER,
     ];
     let mut spec: Vec<&[u8]> = spec_section("## 3. Labels")
         .into_iter()
@@ -449,7 +450,7 @@ fn labels_are_the_specified_ones() {
     spec.sort_unstable();
     ours.sort_unstable();
     assert_eq!(ours, spec);
-    assert_eq!(spec.len(), 18);
+    assert_eq!(spec.len(), 19);
     for l in code {
         assert!(l.starts_with(b"sotto v2 "));
     }
@@ -487,6 +488,8 @@ fn type_tags_are_the_specified_ones() {
         (tag::GROUP_SENDER_STATE, "group sender state"),
         (tag::GROUP_RECEIVER_STATE, "group receiver state"),
         (tag::GROUP_STORE_STATE, "group store state"),
+        (tag::PEER_RECORD_STATE, "peer record"),
+        (tag::GROUP_SESSION_STATE, "group session"),
         (tag::SEALED_STATE, "sealed state"),
     ];
     let spec: Vec<(u8, &str)> = spec_section("## 4. Encodings")

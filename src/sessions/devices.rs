@@ -17,9 +17,11 @@ pub struct DeviceListChanges {
     /// Devices the record did not hold nor remember, now held with the
     /// identity the list gave (trust on first use: compare safety numbers).
     pub added: Vec<DeviceId>,
-    /// Stale devices that are listed again with their trusted identity, and
-    /// deleted devices the record remembered, listed again with their
-    /// remembered identity (they come back without sessions).
+    /// Stale devices that are listed again (with another identity than the
+    /// trusted one, they are in [`DeviceListChanges::identity_changes`] too,
+    /// or already have it pending), and deleted devices the record
+    /// remembered, listed again with their remembered identity (they come
+    /// back without sessions).
     pub relisted: Vec<DeviceId>,
     /// Devices no longer listed: now stale (nothing is sent to them, their
     /// late messages on the sessions they have still decrypt, they cannot
@@ -240,7 +242,10 @@ impl PeerRecord {
                     }
                 },
                 Some(d) => {
-                    if d.stale_since.take().is_some() && identity == d.identity {
+                    // Every device that stops being stale is reported, with
+                    // its trusted identity or not: the record changed, so the
+                    // generation must move.
+                    if d.stale_since.take().is_some() {
                         changes.relisted.push(id);
                     }
                     if identity == d.identity {

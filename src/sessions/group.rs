@@ -412,10 +412,10 @@ impl GroupSession {
         records: &[&mut PeerRecord],
         exactly_but: Option<Option<&UserId>>,
     ) -> Result<()> {
+        // Every membership check before any identity check (SPEC §16.8).
         let mut users = BTreeSet::new();
         for record in records {
-            self.check_record(record)?;
-            if !users.insert(&record.user) {
+            if !self.members.contains(&record.user) || !users.insert(&record.user) {
                 return Err(Error::NotGroupMember);
             }
         }
@@ -424,6 +424,9 @@ impl GroupSession {
             if users.len() != expected || removed.is_some_and(|u| users.contains(u)) {
                 return Err(Error::NotGroupMember);
             }
+        }
+        for record in records {
+            self.check_record(record)?;
         }
         Ok(())
     }

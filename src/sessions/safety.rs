@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::keys::IdentityKey;
 
 /// Label of the safety number hash.
-const LABEL: &[u8] = b"sotto v2 safety number";
+const LABEL: &[u8] = crate::crypto::label::SAFETY_NUMBER;
 /// Hash iterations: makes a brute-force search for colliding identities
 /// costly (the count Signal's safety numbers use).
 pub(crate) const ITERATIONS: usize = 5200;

@@ -2,91 +2,23 @@
  * PQXDH, prekey management, save/restore with contexts and generations, a
  * rollback, a group of three with a removal through the store, the v1
  * forwarded-distribution attack refused, buffer and handle misuse, threads
- * racing on one handle, and the error paths an app can hit. Prints a
- * transcript; exits 0 only if every check passed. Run by
- * ffi/tests/clients.rs and, under valgrind, by .ci/ffi.sh. */
+ * racing on one handle, and the error paths an app can hit; then the
+ * session layer (sessions.c). Prints a transcript; exits 0 only if every
+ * check passed. Run by ffi/tests/clients.rs and, under valgrind, by
+ * .ci/ffi.sh. */
 
 #define _POSIX_C_SOURCE 200809L
 
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
-#include "sotto.h"
+#include "check.h"
 
-static int failures = 0;
+int failures = 0;
 
-static void print_last_error(void) {
-    SottoBuffer msg = {0};
-    if (sotto_last_error_message(&msg) == SOTTO_ERROR_OK && msg.len > 0) {
-        fprintf(stderr, "    last error: %.*s\n", (int)msg.len, (const char *)msg.ptr);
-    }
-    sotto_buffer_free(&msg);
-}
-
-static int last_error_is_set(void) {
-    SottoBuffer msg = {0};
-    if (sotto_last_error_message(&msg) != SOTTO_ERROR_OK) return 0;
-    int set = msg.len > 0;
-    sotto_buffer_free(&msg);
-    return set;
-}
-
-/* Fails the run (and stops) unless `call` returned SOTTO_ERROR_OK. */
-#define OK(call)                                                                 \
-    do {                                                                         \
-        SottoError rc_ = (call);                                                 \
-        if (rc_ != SOTTO_ERROR_OK) {                                             \
-            fprintf(stderr, "%s:%d: %s returned %d\n", __FILE__, __LINE__, #call, \
-                    (int)rc_);                                                   \
-            print_last_error();                                                  \
-            exit(1);                                                             \
-        }                                                                        \
-    } while (0)
-
-/* Records a failure unless `call` returned `want` and left a message. */
-#define EXPECT_ERR(call, want)                                                    \
-    do {                                                                          \
-        SottoError rc_ = (call);                                                  \
-        if (rc_ != (want)) {                                                      \
-            fprintf(stderr, "%s:%d: %s returned %d, want %d\n", __FILE__, __LINE__, \
-                    #call, (int)rc_, (int)(want));                                \
-            print_last_error();                                                   \
-            failures++;                                                           \
-        } else if (!last_error_is_set()) {                                        \
-            fprintf(stderr, "%s:%d: %s left no error message\n", __FILE__,        \
-                    __LINE__, #call);                                             \
-            failures++;                                                           \
-        } else {                                                                  \
-            printf("error ok: %s -> %d\n", #want, (int)rc_);                      \
-        }                                                                         \
-    } while (0)
-
-#define CHECK(cond)                                                             \
-    do {                                                                        \
-        if (!(cond)) {                                                          \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                         \
-        }                                                                       \
-    } while (0)
-
-#define TEXT(s) (const uint8_t *)(s), strlen(s)
-
-static const uint64_t NOW = 1700000000;
-
-static int buffer_is(const SottoBuffer *b, const char *text) {
-    size_t n = strlen(text);
-    return b->len == n && (n == 0 || memcmp(b->ptr, text, n) == 0);
-}
-
-static int same(const SottoBuffer *a, const SottoBuffer *b) {
-    return a->len == b->len && (a->len == 0 || memcmp(a->ptr, b->ptr, a->len) == 0);
-}
-
-static void release(SottoBuffer *b) { OK(sotto_buffer_free(b)); }
+/* The session layer's part of the run (sessions.c). */
+void sessions(void);
 
 static uint64_t device_generation(const SottoDevice *d) {
     uint64_t g = 0;
@@ -1061,6 +993,7 @@ int main(void) {
     pairwise();
     group();
     memory_safety();
+    sessions();
     if (failures > 0) {
         fprintf(stderr, "%d check(s) failed\n", failures);
         return 1;

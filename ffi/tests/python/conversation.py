@@ -16,7 +16,12 @@ Runs, over the C ABI only:
 4. bounds an attacker can drive: a signed prekey exhausted by replayable
    handshakes, a message too far ahead, a group store full of
    authenticated chains;
-5. memory safety: a copied buffer freed twice, handles used after free,
+5. the session layer (SPEC §16): two users with two devices each, fan-out
+   to every device, a retry request, a stale backup recovered by a new
+   session, a group message kept until its distribution arrives, a removal,
+   an identity change, expiry, sealed save and restore, and forged wire
+   and state bytes that change no record;
+6. memory safety: a copied buffer freed twice, handles used after free,
    and threads racing on one handle.
 
 Every failing call must return the exact expected code, write no output
@@ -93,6 +98,13 @@ class Code(enum.IntEnum):
     SESSION_DIVERGED = 130
     GROUP_OWNER_MISMATCH = 131
     GROUP_STORE_FULL = 132
+    INVALID_DEVICE_LIST = 133
+    UNKNOWN_DEVICE = 134
+    IDENTITY_CHANGE_PENDING = 135
+    NO_SESSION = 136
+    RECOVERY_RATE_LIMITED = 137
+    NOT_GROUP_MEMBER = 138
+    TOO_MANY_GROUP_MEMBERS = 139
 
 
 RETIRED_CODES = (119, 126)  # never reused
@@ -115,6 +127,16 @@ SIZES = {
     "SOTTO_MAX_BASE_KEYS_PER_SIGNED_PREKEY": 1000,
     "SOTTO_MAX_LAST_RESORT_KEM_PREKEYS": 4,
     "SOTTO_MAX_GROUP_RECEIVERS": 1024,
+    "SOTTO_MAX_USER_ID_LEN": 64,
+    "SOTTO_MAX_DEVICES_PER_USER": 16,
+    "SOTTO_MAX_ARCHIVED_SESSIONS": 4,
+    "SOTTO_MAX_STALE_DEVICE_AGE": 2592000,
+    "SOTTO_MIN_RECOVERY_INTERVAL": 3600,
+    "SOTTO_MAX_RETRY_REQUESTS_PER_INTERVAL": 8,
+    "SOTTO_MAX_GROUP_MEMBERS": 1000,
+    "SOTTO_MAX_PAYLOAD_LEN": 262143,
+    "SOTTO_USER_FINGERPRINT_TEXT_LEN": 35,
+    "SOTTO_SAFETY_NUMBER_TEXT_LEN": 71,
 }
 STORAGE_KEY_LEN = SIZES["SOTTO_STORAGE_KEY_LEN"]
 MAX_SEAL_CONTEXT_LEN = SIZES["SOTTO_MAX_SEAL_CONTEXT_LEN"]
@@ -130,6 +152,15 @@ MAX_GROUP_MESSAGE_LEN = SIZES["SOTTO_MAX_GROUP_MESSAGE_LEN"]
 MAX_SIGNED_PREKEYS = SIZES["SOTTO_MAX_SIGNED_PREKEYS"]
 MAX_BASE_KEYS = SIZES["SOTTO_MAX_BASE_KEYS_PER_SIGNED_PREKEY"]
 MAX_GROUP_RECEIVERS = SIZES["SOTTO_MAX_GROUP_RECEIVERS"]
+MAX_USER_ID_LEN = SIZES["SOTTO_MAX_USER_ID_LEN"]
+MAX_DEVICES = SIZES["SOTTO_MAX_DEVICES_PER_USER"]
+MAX_STALE_DEVICE_AGE = SIZES["SOTTO_MAX_STALE_DEVICE_AGE"]
+MIN_RECOVERY_INTERVAL = SIZES["SOTTO_MIN_RECOVERY_INTERVAL"]
+MAX_RETRY_REQUESTS = SIZES["SOTTO_MAX_RETRY_REQUESTS_PER_INTERVAL"]
+MAX_GROUP_MEMBERS = SIZES["SOTTO_MAX_GROUP_MEMBERS"]
+MAX_PAYLOAD_LEN = SIZES["SOTTO_MAX_PAYLOAD_LEN"]
+SAFETY_NUMBER_TEXT_LEN = SIZES["SOTTO_SAFETY_NUMBER_TEXT_LEN"]
+USER_FINGERPRINT_TEXT_LEN = SIZES["SOTTO_USER_FINGERPRINT_TEXT_LEN"]
 MESSAGE_TYPE_RATCHET = 1
 MESSAGE_TYPE_PREKEY = 2
 KEY_AGREEMENT_X3DH = 1
@@ -143,6 +174,53 @@ class Outcome(enum.IntEnum):
     ADVANCED = 2
     UPGRADED = 3
     UNCHANGED = 5
+
+
+class Action(enum.IntEnum):
+    """SottoAction: what a failed decrypt calls for."""
+
+    NONE = 0
+    IGNORE = 1
+    RETRY_LATER = 2
+    REQUEST_RETRY = 3
+    START_NEW_SESSION = 4
+
+
+class Reason(enum.IntEnum):
+    """SottoActionReason."""
+
+    NONE = 0
+    DUPLICATE = 1
+    MALFORMED = 2
+    DOWNGRADE = 3
+    RECOVERY_PENDING = 4
+    WRONG_LOCAL_DEVICE = 5
+    UNKNOWN_DEVICE = 6
+    IDENTITY_CHANGE_PENDING = 7
+    UNKNOWN_IDENTITY = 8
+    MISSING_DISTRIBUTION = 9
+
+
+class Kind(enum.IntEnum):
+    """SottoContentKind."""
+
+    PAYLOAD = 1
+    DISTRIBUTION = 2
+    RETRY_REQUEST = 3
+    DISTRIBUTION_REQUEST = 4
+
+
+class Listing(enum.IntEnum):
+    """SottoLocalListing."""
+
+    NOT_OWN_RECORD = 0
+    LISTED = 1
+    MISSING = 2
+    OTHER_IDENTITY = 3
+
+
+HEADER_ENUMS = {"SOTTO_ACTION_REASON_": Reason, "SOTTO_ACTION_": Action,
+                "SOTTO_CONTENT_KIND_": Kind, "SOTTO_LOCAL_LISTING_": Listing}
 
 
 # Byte layouts (SPEC.md), for the tests that forge wire and state bytes.
@@ -167,6 +245,12 @@ def check_header():
     assert not set(RETIRED_CODES) & set(declared.values())
     for outcome in Outcome:
         assert re.search(rf"\bSOTTO_INSERT_OUTCOME_{outcome.name} = {outcome.value},", header)
+    for prefix, values in HEADER_ENUMS.items():
+        others = [p for p in HEADER_ENUMS if p != prefix and p.startswith(prefix)]
+        found = {m.group(1): int(m.group(2))
+                 for m in re.finditer(rf"\b{prefix}([A-Z_]+) = (\d+),", header)
+                 if not any(f"{prefix}{m.group(1)}".startswith(o) for o in others)}
+        assert found == {v.name: v.value for v in values}, (prefix, found)
     for name, value in SIZES.items():
         assert re.search(rf"#define {name} {value}\n", header), name
 
@@ -191,6 +275,70 @@ class SignedPrekeyInfo(ctypes.Structure):
 
 class KemPrekeyInfo(ctypes.Structure):
     _fields_ = [("id", c_uint32), ("created", c_uint64)]
+
+
+DEVICE_IDS = c_uint32 * MAX_DEVICES
+IDENTITY = c_uint8 * IDENTITY_KEY_LEN
+KEY32 = c_uint8 * 32
+
+
+class DeviceListEntry(ctypes.Structure):
+    _fields_ = [("device", c_uint32), ("identity_key", IDENTITY)]
+
+
+class IdentityChange(ctypes.Structure):
+    _fields_ = [("device", c_uint32), ("old_fingerprint", KEY32), ("new_fingerprint", KEY32),
+                ("new_identity_key", IDENTITY)]
+
+
+def _id_lists(*names):
+    fields = []
+    for name in names:
+        fields += [(f"{name}_count", c_size_t), (name, DEVICE_IDS)]
+    return fields
+
+
+class IdLists:
+    def ids(self, name, count=None):
+        return list(getattr(self, name)[: getattr(self, count or f"{name}_count")])
+
+
+class DeviceListChanges(ctypes.Structure, IdLists):
+    _fields_ = _id_lists("added", "relisted", "removed", "deleted", "withdrawn") + [
+        ("identity_change_count", c_size_t), ("identity_changes", IdentityChange * MAX_DEVICES),
+        ("local", c_int32), ("local_other_fingerprint", KEY32)]
+
+    def changes(self):
+        return list(self.identity_changes[: self.identity_change_count])
+
+
+class SendPlan(ctypes.Structure, IdLists):
+    _fields_ = _id_lists("ready", "needs_bundle", "blocked")
+
+
+class Expired(ctypes.Structure, IdLists):
+    _fields_ = [("device_count", c_size_t), ("devices", DEVICE_IDS), ("sessions", c_size_t)]
+
+
+class DeviceInfo(ctypes.Structure):
+    _fields_ = [("device", c_uint32), ("identity_key", IDENTITY), ("has_pending_identity", c_bool),
+                ("pending_identity_key", IDENTITY), ("is_stale", c_bool),
+                ("stale_since", c_uint64), ("post_quantum_pinned", c_bool),
+                ("has_active_session", c_bool), ("active_base_key", KEY32),
+                ("awaiting_reply", c_bool), ("archived_sessions", c_size_t)]
+
+
+class RetryHint(ctypes.Structure):
+    _fields_ = [("ratchet_key", KEY32), ("message_number", c_uint32), ("has_base_key", c_uint8),
+                ("base_key", KEY32)]
+
+    def key(self):
+        return (bytes(self.ratchet_key), self.message_number, self.has_base_key,
+                bytes(self.base_key))
+
+
+class Failure(ctypes.Structure):
+    _fields_ = [("action", c_int32), ("reason", c_int32), ("hint", RetryHint)]
 
 
 lib = ctypes.CDLL(sys.argv[1])
@@ -284,6 +432,70 @@ SIGNATURES = {
     "sotto_group_store_seal": [H, BYTES, c_size_t, BYTES, c_size_t, BUF],
     "sotto_group_store_unseal": [BYTES, c_size_t, BYTES, c_size_t, BYTES, c_size_t, OUT],
     "sotto_group_store_free": [H],
+    # The session layer: peer records, what they decrypt, outboxes.
+    "sotto_peer_record_new": [BYTES, c_size_t, H, OUT],
+    "sotto_peer_record_new_own": [BYTES, c_size_t, c_uint32, H, OUT],
+    "sotto_peer_record_user": [H, BUF],
+    "sotto_peer_record_update_devices": [H, POINTER(DeviceListEntry), c_size_t, c_uint64,
+                                         POINTER(DeviceListChanges)],
+    "sotto_peer_record_acknowledge_identity": [H, c_uint32, BYTES, c_size_t],
+    "sotto_peer_record_allow_classical": [H, c_uint32, c_bool],
+    "sotto_peer_record_devices": [H, POINTER(DeviceInfo), c_size_t, SIZE_OUT],
+    "sotto_peer_record_plan_send": [H, c_uint64, POINTER(SendPlan)],
+    "sotto_peer_record_add_bundle": [H, H, c_uint32, BYTES, c_size_t, c_uint64],
+    "sotto_peer_record_encrypt": [H, BYTES, c_size_t, OUT],
+    "sotto_peer_record_encrypt_to": [H, c_uint32, BYTES, c_size_t, BUF],
+    "sotto_peer_record_decrypt": [H, H, c_uint32, BYTES, c_size_t, c_uint64, OUT,
+                                  POINTER(Failure)],
+    "sotto_peer_record_request_retry": [H, c_uint32, POINTER(RetryHint), c_uint64, BUF],
+    "sotto_peer_record_start_new_session": [H, H, c_uint32, BYTES, c_size_t, POINTER(RetryHint),
+                                            c_uint64, BUF],
+    "sotto_peer_record_request_distribution": [H, c_uint32, BYTES, c_size_t, BUF],
+    "sotto_peer_record_expire": [H, c_uint64, POINTER(Expired)],
+    "sotto_peer_record_after_restore": [H, c_uint64, SIZE_OUT],
+    "sotto_peer_record_fingerprint": [H, BUF],
+    "sotto_peer_record_safety_number": [H, H, BUF],
+    "sotto_peer_record_generation": [H, POINTER(c_uint64)],
+    "sotto_peer_record_to_bytes": [H, BUF],
+    "sotto_peer_record_from_bytes": [BYTES, c_size_t, OUT],
+    "sotto_peer_record_seal": [H, BYTES, c_size_t, BYTES, c_size_t, BUF],
+    "sotto_peer_record_unseal": [BYTES, c_size_t, BYTES, c_size_t, BYTES, c_size_t, OUT],
+    "sotto_peer_record_free": [H],
+    "sotto_received_kind": [H, POINTER(c_int32)],
+    "sotto_received_device": [H, POINTER(c_uint32)],
+    "sotto_received_payload": [H, BUF],
+    "sotto_received_sender_identity_key": [H, BUF],
+    "sotto_received_retry_hint": [H, POINTER(RetryHint)],
+    "sotto_received_group_id": [H, BUF],
+    "sotto_received_free": [H],
+    "sotto_retry_hint_matches": [POINTER(RetryHint), BYTES, c_size_t, POINTER(c_bool)],
+    "sotto_outbox_message_count": [H, SIZE_OUT],
+    "sotto_outbox_message": [H, c_size_t, SIZE_OUT, POINTER(c_uint32), BUF],
+    "sotto_outbox_unusable_count": [H, SIZE_OUT],
+    "sotto_outbox_unusable": [H, c_size_t, SIZE_OUT, POINTER(c_uint32), POINTER(c_int32)],
+    "sotto_outbox_free": [H],
+    # Groups through the session layer.
+    "sotto_group_session_new": [H, BYTES, c_size_t, BYTES, c_size_t, OUT],
+    "sotto_group_session_add_member": [H, BYTES, c_size_t, POINTER(c_bool)],
+    "sotto_group_session_is_member": [H, BYTES, c_size_t, POINTER(c_bool)],
+    "sotto_group_session_member_count": [H, SIZE_OUT],
+    "sotto_group_session_group_id": [H, BUF],
+    "sotto_group_session_distribute": [H, POINTER(c_void_p), c_size_t, OUT],
+    "sotto_group_session_distribute_to": [H, H, c_uint32, BUF],
+    "sotto_group_session_install": [H, H, H, POINTER(c_int32)],
+    "sotto_group_session_encrypt": [H, BYTES, c_size_t, BUF],
+    "sotto_group_session_decrypt": [H, BYTES, c_size_t, BUF, BUF, POINTER(c_bool),
+                                    POINTER(Failure)],
+    "sotto_group_session_remove_member": [H, H, BYTES, c_size_t, POINTER(c_void_p), c_size_t,
+                                          OUT],
+    "sotto_group_session_rotate": [H, H, POINTER(c_void_p), c_size_t, OUT],
+    "sotto_group_session_after_restore": [H, H, c_uint64, POINTER(c_bool)],
+    "sotto_group_session_generation": [H, POINTER(c_uint64)],
+    "sotto_group_session_to_bytes": [H, BUF],
+    "sotto_group_session_from_bytes": [BYTES, c_size_t, OUT],
+    "sotto_group_session_seal": [H, BYTES, c_size_t, BYTES, c_size_t, BUF],
+    "sotto_group_session_unseal": [BYTES, c_size_t, BYTES, c_size_t, BYTES, c_size_t, OUT],
+    "sotto_group_session_free": [H],
 }
 for name, argtypes in SIGNATURES.items():
     fn = getattr(lib, name)
@@ -354,6 +566,10 @@ FREE = {
     "plaintext": lib.sotto_plaintext_free,
     "sender": lib.sotto_group_sender_free,
     "store": lib.sotto_group_store_free,
+    "record": lib.sotto_peer_record_free,
+    "received": lib.sotto_received_free,
+    "outbox": lib.sotto_outbox_free,
+    "group": lib.sotto_group_session_free,
 }
 live = {}
 
@@ -1115,6 +1331,524 @@ def store_full(group_id):
 
 
 # ---------------------------------------------------------------------------
+# The session layer: two users with two devices each
+# ---------------------------------------------------------------------------
+
+USERS = ("alice", "bob")
+SESSION_GROUP = b"sotto python: two users, 4 devs!"
+STORAGE_KEY = bytes(range(32))
+
+
+class Dev:
+    """One device of a user, with its record of the other user, its own
+    record (its user's other device) and its group."""
+
+    def __init__(self, user, number):
+        self.user, self.id = user, number
+        self.name = f"{USERS[user]}/{number}"
+        self.device = device()
+        self.identity = identity(self.device)
+        self.peer = new_handle("record", lib.sotto_peer_record_new,
+                               *arg(USERS[1 - user].encode()), self.device)
+        self.own = new_handle("record", lib.sotto_peer_record_new_own,
+                              *arg(USERS[user].encode()), number, self.device)
+        self.group = None
+
+    def record_of(self, user):
+        return self.own if user == self.user else self.peer
+
+    def close(self):
+        for handle in (self.group, self.peer, self.own, self.device):
+            if handle is not None:
+                free(handle)
+
+
+class World:
+    def __init__(self):
+        self.devs = [Dev(user, number) for user in (0, 1) for number in (1, 2)]
+
+    def find(self, user, number):
+        return next(d for d in self.devs if d.user == user and d.id == number)
+
+    def device_list(self, user, replace=None):
+        """The list the server returns for `user` (replace: id -> identity)."""
+        entries = [d for d in self.devs if d.user == user]
+        out = (DeviceListEntry * len(entries))()
+        for entry, d in zip(out, entries):
+            entry.device = d.id
+            key = (replace or {}).get(d.id, d.identity)
+            entry.identity_key = IDENTITY.from_buffer_copy(key)
+        return out
+
+
+def update_devices(record, entries, count=None, now=NOW):
+    changes = DeviceListChanges()
+    call(lib.sotto_peer_record_update_devices, record, entries,
+         len(entries) if count is None else count, now, byref(changes))
+    return changes
+
+
+def record_generation(record):
+    return generation(lib.sotto_peer_record_generation, record)
+
+
+def record_bytes(record):
+    return out_bytes(lib.sotto_peer_record_to_bytes, record)
+
+
+def plan(record, now=NOW):
+    out = SendPlan()
+    call(lib.sotto_peer_record_plan_send, record, now, byref(out))
+    return out
+
+
+def server_bundle(dev):
+    return bundle_of(dev.device)
+
+
+def prepare(world, frm, user):
+    record = frm.record_of(user)
+    for number in plan(record).ids("needs_bundle"):
+        call(lib.sotto_peer_record_add_bundle, record, frm.device, number,
+             *arg(server_bundle(world.find(user, number))), NOW)
+
+
+def layer_decrypt(to, frm_user, frm_id, wire, now=NOW, local=None):
+    """(code, received handle or None, failure) of a decrypt at `to`."""
+    received, failure = c_void_p(), Failure()
+    code = lib.sotto_peer_record_decrypt(to.record_of(frm_user), local or to.device, frm_id,
+                                         *arg(wire), now, byref(received), byref(failure))
+    if code == Code.OK:
+        adopt("received", received)
+        assert failure.action == Action.NONE
+        return code, received, failure
+    assert received.value is None
+    return code, None, failure
+
+
+def expect_failure(want, action, reason_or_none, to, frm, wire, now=NOW, local=None):
+    """A decrypt that fails with `want` and the given action; the record does
+    not change, byte for byte. Returns the failure."""
+    before = record_bytes(to.record_of(frm.user))
+    received, failure = c_void_p(), Failure()
+    expect_error(want, lib.sotto_peer_record_decrypt, to.record_of(frm.user),
+                 local or to.device, frm.id, *arg(wire), now, received, byref(failure))
+    assert (failure.action, failure.reason) == (action, reason_or_none or Reason.NONE), (
+        Action(failure.action), Reason(failure.reason))
+    assert record_bytes(to.record_of(frm.user)) == before
+    return failure
+
+
+def content(received):
+    """(kind, device, payload or None) of a received handle, then freed."""
+    kind = out_value(lib.sotto_received_kind, c_int32, received)
+    number = out_value(lib.sotto_received_device, c_uint32, received)
+    payload = out_bytes(lib.sotto_received_payload, received) if kind == Kind.PAYLOAD else None
+    return kind, number, payload
+
+
+def receive(to, frm, wire, text=None):
+    """Decrypts at `to`, installs a distribution or checks a payload."""
+    code, received, _ = layer_decrypt(to, frm.user, frm.id, wire)
+    assert code == Code.OK
+    kind, number, payload = content(received)
+    assert number == frm.id
+    if kind == Kind.PAYLOAD:
+        assert payload == text, payload
+        assert out_bytes(lib.sotto_received_sender_identity_key, received) == frm.identity
+        print(f"{frm.name} -> {to.name}: {payload.decode()}")
+    elif kind == Kind.DISTRIBUTION:
+        assert out_bytes(lib.sotto_received_group_id, received) == SESSION_GROUP
+        outcome = out_value(lib.sotto_group_session_install, c_int32, to.group,
+                            to.record_of(frm.user), received)
+        assert outcome in (Outcome.ADDED, Outcome.UNCHANGED), outcome
+    free(received)
+    return kind
+
+
+def outbox_entries(outbox):
+    """[(record index, device, wire)] and [(record index, device, code)]."""
+    count = out_value(lib.sotto_outbox_message_count, c_size_t, outbox)
+    messages = []
+    for i in range(count):
+        record, number, wire = c_size_t(), c_uint32(), Buffer()
+        call(lib.sotto_outbox_message, outbox, i, byref(record), byref(number), byref(wire))
+        messages.append((record.value, number.value, take(wire)))
+    unusable = []
+    for i in range(out_value(lib.sotto_outbox_unusable_count, c_size_t, outbox)):
+        record, number, code = c_size_t(), c_uint32(), c_int32()
+        call(lib.sotto_outbox_unusable, outbox, i, byref(record), byref(number), byref(code))
+        unusable.append((record.value, number.value, Code(code.value)))
+    free(outbox)
+    return messages, unusable
+
+
+def deliver(world, frm, outbox, users, text=None):
+    messages, unusable = outbox_entries(outbox)
+    assert not unusable, unusable
+    for record, number, wire in messages:
+        receive(world.find(users[record], number), frm, wire, text)
+    return len(messages)
+
+
+def send_to_all(world, frm, text):
+    other = 1 - frm.user
+    prepare(world, frm, other)
+    prepare(world, frm, frm.user)
+    to_peer = new_handle("outbox", lib.sotto_peer_record_encrypt, frm.peer, *arg(text))
+    to_own = new_handle("outbox", lib.sotto_peer_record_encrypt, frm.own, *arg(text))
+    assert deliver(world, frm, to_peer, [other], text) == 2
+    assert deliver(world, frm, to_own, [frm.user], text) == 1
+
+
+def safety_number(dev):
+    return out_bytes(lib.sotto_peer_record_safety_number, dev.peer, dev.own)
+
+
+def records_array(*records):
+    return (c_void_p * len(records))(*(r.value for r in records))
+
+
+def session_layer():
+    world = World()
+    for d in world.devs:
+        changes = update_devices(d.peer, world.device_list(1 - d.user))
+        assert changes.ids("added") == [1, 2] and changes.local == Listing.NOT_OWN_RECORD
+        changes = update_devices(d.own, world.device_list(d.user))
+        assert changes.ids("added") == [3 - d.id] and changes.local == Listing.LISTED
+        assert out_bytes(lib.sotto_peer_record_user, d.own) == USERS[d.user].encode()
+    numbers = {safety_number(d) for d in world.devs}
+    assert len(numbers) == 1 and len(next(iter(numbers))) == SAFETY_NUMBER_TEXT_LEN
+    fingerprint = out_bytes(lib.sotto_peer_record_fingerprint, world.devs[0].peer)
+    assert len(fingerprint) == USER_FINGERPRINT_TEXT_LEN
+    print(f"sessions: safety number {next(iter(numbers)).decode()}")
+    print("sessions: all four devices compute the same safety number")
+
+    a1, a2, b1, b2 = world.devs
+    send_to_all(world, a1, b"hello from alice/1")
+    send_to_all(world, b1, b"hi from bob/1")
+    send_to_all(world, a2, b"alice/2 here")
+    send_to_all(world, b2, b"bob/2 here")
+    infos = (DeviceInfo * MAX_DEVICES)()
+    count = c_size_t()
+    call(lib.sotto_peer_record_devices, a1.peer, infos, MAX_DEVICES, byref(count))
+    assert count.value == 2
+    for info, bob_dev in zip(infos, (b1, b2)):
+        assert bytes(info.identity_key) == bob_dev.identity and info.has_active_session
+        assert info.post_quantum_pinned and not info.awaiting_reply and not info.is_stale
+
+    attacks(world)
+    lost_message(world)
+    stale_backup(world)
+    session_group(world)
+    identity_change_and_expiry(world)
+    session_error_paths(world)
+    for d in world.devs:
+        d.close()
+    print("sessions ok")
+
+
+def attacks(world):
+    """Where an attacker stands: forged wire bytes under a device's name,
+    retry-request floods, altered saved records."""
+    a1, _, b1, _ = world.devs
+    mallory = device()
+    # A prekey message under another identity, claimed to come from bob/1:
+    # kept for later (refresh the device list), the record untouched.
+    mallory_bundle_target = new_handle("session", lib.sotto_session_initiate, mallory,
+                                       *arg(server_bundle(a1)), *arg(a1.identity))
+    forged = encrypt(mallory_bundle_target, b"I am bob/1")
+    expect_failure(Code.IDENTITY_MISMATCH, Action.RETRY_LATER, Reason.UNKNOWN_IDENTITY, a1, b1,
+                   forged)
+    # A ratchet message from bob/1 under a ratchet key no session knows: no
+    # session reads it, nothing changes, and the action (a retry request,
+    # rate limited) names it.
+    genuine = out_bytes(lib.sotto_peer_record_encrypt_to, b1.peer, a1.id, *arg(b"genuine"))
+    noise = bytearray(genuine)
+    noise[2:34] = bytes(range(1, 33))  # another ratchet key
+    failure = expect_failure(Code.SESSION_DIVERGED, Action.REQUEST_RETRY, None, a1, b1,
+                             bytes(noise))
+    assert bytes(failure.hint.ratchet_key) == bytes(range(1, 33))
+    # Truncated, empty and over-long input: malformed, ignored.
+    expect_failure(Code.TRUNCATED, Action.IGNORE, Reason.MALFORMED, a1, b1, genuine[:20])
+    expect_failure(Code.TRUNCATED, Action.IGNORE, Reason.MALFORMED, a1, b1, b"")
+    expect_failure(Code.TOO_LARGE, Action.IGNORE, Reason.MALFORMED, a1, b1,
+                   bytes(SIZES["SOTTO_MAX_MESSAGE_LEN"] + 1))
+    receive(a1, b1, genuine, b"genuine")
+    expect_failure(Code.DUPLICATE_MESSAGE, Action.IGNORE, Reason.DUPLICATE, a1, b1, genuine)
+    # A flood of retry requests from a peer: each is one decrypt, reported,
+    # and the record does not grow.
+    hint = RetryHint()
+    hint.ratchet_key = KEY32.from_buffer_copy(bytes(range(1, 33)))
+    sizes = []
+    for i in range(MAX_RETRY_REQUESTS):
+        request = out_bytes(lib.sotto_peer_record_request_retry, b1.peer, a1.id, byref(hint),
+                            NOW)
+        assert receive(a1, b1, request) == Kind.RETRY_REQUEST
+        sizes.append(len(record_bytes(a1.peer)))
+    assert len(set(sizes)) == 1, sizes
+    expect_error(Code.RECOVERY_RATE_LIMITED, lib.sotto_peer_record_request_retry, b1.peer,
+                 a1.id, byref(hint), NOW + MIN_RECOVERY_INTERVAL - 1, Buffer())
+    print(f"sessions: {MAX_RETRY_REQUESTS} retry requests read, the record did not grow")
+    # alice/1 writes again, which answers bob/1's outstanding requests.
+    receive(b1, a1, out_bytes(lib.sotto_peer_record_encrypt_to, a1.peer, b1.id,
+                              *arg(b"nothing to resend")), b"nothing to resend")
+    # Altered saved records are refused.
+    saved = record_bytes(a1.peer)
+    for altered, want in ((saved[:-1], Code.TRUNCATED), (saved + b"\0", Code.TRAILING_BYTES),
+                          (saved[:1] + b"\x26" + saved[2:], Code.WRONG_TYPE)):
+        expect_error(want, lib.sotto_peer_record_from_bytes, *arg(altered), c_void_p(),
+                     secrets=[saved[40:]])
+    sealed = out_bytes(lib.sotto_peer_record_seal, a1.peer, *arg(STORAGE_KEY), *arg(b"record/bob"))
+    tampered = bytearray(sealed)
+    tampered[-1] ^= 1
+    expect_error(Code.AUTHENTICATION_FAILED, lib.sotto_peer_record_unseal, *arg(bytes(tampered)),
+                 *arg(STORAGE_KEY), *arg(b"record/bob"), c_void_p())
+    expect_error(Code.AUTHENTICATION_FAILED, lib.sotto_peer_record_unseal, *arg(sealed),
+                 *arg(STORAGE_KEY), *arg(b"record/carol"), c_void_p())
+    free(mallory_bundle_target)
+    free(mallory)
+    print("sessions: forged and altered bytes changed no record")
+
+
+def lost_message(world):
+    """A message lost to corruption: the failure names it, the peer resends."""
+    a1, _, b1, _ = world.devs
+    sent = out_bytes(lib.sotto_peer_record_encrypt_to, a1.peer, b1.id, *arg(b"lost in transit"))
+    altered = bytearray(sent)
+    altered[-1] ^= 1
+    # Within the hour of the flood above, bob/1 may send no more requests.
+    expect_failure(Code.AUTHENTICATION_FAILED, Action.IGNORE, Reason.RECOVERY_PENDING, b1, a1,
+                   bytes(altered))
+    later = NOW + MIN_RECOVERY_INTERVAL
+    failure = expect_failure(Code.AUTHENTICATION_FAILED, Action.REQUEST_RETRY, None, b1, a1,
+                             bytes(altered), now=later)
+    assert out_value(lib.sotto_retry_hint_matches, c_bool, byref(failure.hint), *arg(sent))
+    request = out_bytes(lib.sotto_peer_record_request_retry, b1.peer, a1.id,
+                        byref(failure.hint), later)
+    code, received, _ = layer_decrypt(a1, b1.user, b1.id, request)
+    hint = RetryHint()
+    call(lib.sotto_received_retry_hint, received, byref(hint))
+    assert hint.key() == failure.hint.key()
+    free(received)
+    assert out_value(lib.sotto_retry_hint_matches, c_bool, byref(hint), *arg(sent))
+    resent = out_bytes(lib.sotto_peer_record_encrypt_to, a1.peer, b1.id, *arg(b"lost in transit"))
+    receive(b1, a1, resent, b"lost in transit")
+    print("sessions: bob/1 asked alice/1 to resend: lost in transit")
+
+
+def stale_backup(world):
+    """bob/2's record of alice comes back from a stale backup: a new session
+    recovers, asking for the message it could not read."""
+    a1, _, _, b2 = world.devs
+    backup = out_bytes(lib.sotto_peer_record_seal, b2.peer, *arg(STORAGE_KEY),
+                       *arg(b"record/alice"))
+    send_to_all(world, b2, b"bob/2 before its restore")
+    send_to_all(world, a1, b"alice/1 before bob/2's restore")
+    last = record_generation(b2.peer)
+    free(b2.peer)
+    b2.peer = new_handle("record", lib.sotto_peer_record_unseal, *arg(backup), *arg(STORAGE_KEY),
+                         *arg(b"record/alice"))
+    assert record_generation(b2.peer) < last
+    assert out_value(lib.sotto_peer_record_after_restore, c_size_t, b2.peer, last) == 2
+    sent = out_bytes(lib.sotto_peer_record_encrypt_to, a1.peer, b2.id, *arg(b"after the restore"))
+    failure = expect_failure(Code.NO_SESSION, Action.START_NEW_SESSION, None, b2, a1, sent)
+    first = out_bytes(lib.sotto_peer_record_start_new_session, b2.peer, b2.device, a1.id,
+                      *arg(server_bundle(a1)), byref(failure.hint), NOW)
+    expect_error(Code.RECOVERY_RATE_LIMITED, lib.sotto_peer_record_start_new_session, b2.peer,
+                 b2.device, a1.id, *arg(server_bundle(a1)), byref(failure.hint), NOW + 1,
+                 Buffer())
+    assert receive(a1, b2, first) == Kind.RETRY_REQUEST
+    receive(b2, a1, out_bytes(lib.sotto_peer_record_encrypt_to, a1.peer, b2.id,
+                              *arg(b"after the restore")), b"after the restore")
+    send_to_all(world, b2, b"bob/2 is back")
+    print("sessions: bob/2, restored from a stale backup, recovered with a new session")
+
+
+def session_group(world):
+    """A group of both users through the layer: a message before its
+    distribution is kept and read later; alice removes bob."""
+    a1, a2, b1, b2 = world.devs
+    for d in world.devs:
+        d.group = new_handle("group", lib.sotto_group_session_new, d.device, *arg(SESSION_GROUP),
+                             *arg(USERS[d.user].encode()))
+        assert out_value(lib.sotto_group_session_add_member, c_bool, d.group,
+                         *arg(USERS[1 - d.user].encode()))
+    outboxes = [new_handle("outbox", lib.sotto_group_session_distribute, d.group,
+                           records_array(d.peer, d.own), 2) for d in world.devs]
+    # bob/2's first group message overtakes its distribution.
+    early = out_bytes(lib.sotto_group_session_encrypt, b2.group, *arg(b"too early"))
+    plaintext, sender, authenticated, failure = Buffer(), Buffer(), c_bool(), Failure()
+    expect_error(Code.UNKNOWN_GROUP_CHAIN, lib.sotto_group_session_decrypt, a1.group, *arg(early),
+                 plaintext, sender, byref(authenticated), byref(failure))
+    assert (failure.action, failure.reason) == (Action.RETRY_LATER, Reason.MISSING_DISTRIBUTION)
+    for d, outbox in zip(world.devs, outboxes):
+        assert deliver(world, d, outbox, [1 - d.user, d.user]) == 3
+    call(lib.sotto_group_session_decrypt, a1.group, *arg(early), byref(plaintext), byref(sender),
+         byref(authenticated), byref(failure))
+    assert take(plaintext) == b"too early" and take(sender) == b2.identity and authenticated.value
+    print("sessions: a group message kept until its distribution came: too early")
+
+    wire = out_bytes(lib.sotto_group_session_encrypt, a1.group, *arg(b"hello group"))
+    for reader in (a2, b1, b2):
+        call(lib.sotto_group_session_decrypt, reader.group, *arg(wire), byref(plaintext),
+             byref(sender), byref(authenticated), byref(failure))
+        assert take(plaintext) == b"hello group" and take(sender) == a1.identity
+    print("sessions: alice/1 -> group: hello group")
+
+    for d in (a1, a2):
+        expect_error(Code.NOT_GROUP_MEMBER, lib.sotto_group_session_remove_member, d.group,
+                     d.device, *arg(b"bob"), records_array(d.peer), 1, c_void_p())
+        outbox = new_handle("outbox", lib.sotto_group_session_remove_member, d.group, d.device,
+                            *arg(b"bob"), records_array(d.own), 1)
+        assert deliver(world, d, outbox, [d.user]) == 1
+        assert not out_value(lib.sotto_group_session_is_member, c_bool, d.group, *arg(b"bob"))
+    wire = out_bytes(lib.sotto_group_session_encrypt, a1.group, *arg(b"without bob"))
+    call(lib.sotto_group_session_decrypt, a2.group, *arg(wire), byref(plaintext), byref(sender),
+         byref(authenticated), byref(failure))
+    assert take(plaintext) == b"without bob" and take(sender) == a1.identity
+    expect_error(Code.UNKNOWN_GROUP_CHAIN, lib.sotto_group_session_decrypt, b1.group, *arg(wire),
+                 plaintext, sender, byref(authenticated), byref(failure), secrets=[b"without bob"])
+    late = out_bytes(lib.sotto_group_session_encrypt, b1.group, *arg(b"still here?"))
+    expect_error(Code.UNKNOWN_GROUP_CHAIN, lib.sotto_group_session_decrypt, a2.group, *arg(late),
+                 plaintext, sender, byref(authenticated), byref(failure))
+    print("sessions: alice/1 -> group (bob removed): without bob")
+    print("sessions: bob (removed) can neither read nor write")
+
+    # Sealed save and restore; a stale copy drops every chain and rotates.
+    recorded = generation(lib.sotto_group_session_generation, a2.group)
+    sealed = out_bytes(lib.sotto_group_session_seal, a2.group, *arg(STORAGE_KEY), *arg(b"group/g"))
+    copy = new_handle("group", lib.sotto_group_session_unseal, *arg(sealed), *arg(STORAGE_KEY),
+                      *arg(b"group/g"))
+    assert generation(lib.sotto_group_session_generation, copy) == recorded
+    assert out_value(lib.sotto_group_session_after_restore, c_bool, copy, a2.device, recorded + 1)
+    expect_error(Code.UNKNOWN_GROUP_CHAIN, lib.sotto_group_session_decrypt, copy,
+                 *arg(out_bytes(lib.sotto_group_session_encrypt, a1.group, *arg(b"x"))),
+                 plaintext, sender, byref(authenticated), byref(failure))
+    free(copy)
+
+
+def identity_change_and_expiry(world):
+    a1, a2, b1, b2 = world.devs
+    reinstalled = device()
+    new_id = identity(reinstalled)
+    before = safety_number(a2)
+    changes = update_devices(a2.peer, world.device_list(1, {2: new_id}))
+    (change,) = changes.changes()
+    assert change.device == 2 and bytes(change.new_identity_key) == new_id
+    assert bytes(change.old_fingerprint) == out_bytes(lib.sotto_identity_key_fingerprint,
+                                                       *arg(b2.identity))
+    assert bytes(change.new_fingerprint) == out_bytes(lib.sotto_identity_key_fingerprint,
+                                                       *arg(new_id))
+    assert plan(a2.peer).ids("blocked") == [2]
+    outbox = new_handle("outbox", lib.sotto_peer_record_encrypt, a2.peer, *arg(b"to bob/1 only"))
+    messages, unusable = outbox_entries(outbox)
+    assert [m[:2] for m in messages] == [(0, 1)]
+    assert unusable == [(0, 2, Code.IDENTITY_CHANGE_PENDING)]
+    receive(b1, a2, messages[0][2], b"to bob/1 only")
+    expect_error(Code.IDENTITY_CHANGE_PENDING, lib.sotto_peer_record_encrypt_to, a2.peer, 2,
+                 *arg(b"x"), Buffer())
+    expect_error(Code.IDENTITY_CHANGE_PENDING, lib.sotto_peer_record_request_retry, a2.peer, 2,
+                 byref(RetryHint()), NOW, Buffer())
+    old = out_bytes(lib.sotto_peer_record_encrypt_to, b2.peer, a2.id, *arg(b"from the old bob/2"))
+    expect_failure(Code.IDENTITY_CHANGE_PENDING, Action.RETRY_LATER, Reason.IDENTITY_CHANGE_PENDING,
+                   a2, b2, old)
+    assert safety_number(a2) == before
+    expect_error(Code.IDENTITY_MISMATCH, lib.sotto_peer_record_acknowledge_identity, a2.peer, 2,
+                 *arg(b2.identity))
+    call(lib.sotto_peer_record_acknowledge_identity, a2.peer, 2, *arg(new_id))
+    assert safety_number(a2) != before and plan(a2.peer).ids("needs_bundle") == [2]
+    print("sessions: bob/2's new identity: reported, blocked until accepted; the number changed")
+    free(reinstalled)
+
+    changes = update_devices(a1.peer, world.device_list(1), count=1)
+    assert changes.ids("removed") == [2]
+    expect_error(Code.UNKNOWN_DEVICE, lib.sotto_peer_record_encrypt_to, a1.peer, 2, *arg(b"x"),
+                 Buffer())
+    receive(a1, b2, out_bytes(lib.sotto_peer_record_encrypt_to, b2.peer, a1.id, *arg(b"bye")),
+            b"bye")
+    expired = Expired()
+    call(lib.sotto_peer_record_expire, a1.peer, NOW + MAX_STALE_DEVICE_AGE - 1, byref(expired))
+    assert expired.ids("devices", "device_count") == []
+    call(lib.sotto_peer_record_expire, a1.peer, NOW + MAX_STALE_DEVICE_AGE, byref(expired))
+    assert expired.ids("devices", "device_count") == [2]
+    print("sessions: bob/2 left alice/1's list and expired after 30 days")
+
+
+def session_error_paths(world):
+    a1, a2, b1, b2 = world.devs
+    expect_error(Code.INVALID_ENCODING, lib.sotto_peer_record_new,
+                 *arg(b"u" * (MAX_USER_ID_LEN + 1)), a1.device, c_void_p())
+    expect_error(Code.WRONG_HANDLE, lib.sotto_peer_record_new, *arg(b"bob"), a1.peer, c_void_p())
+    entries = (DeviceListEntry * (MAX_DEVICES + 1))()
+    expect_error(Code.INVALID_DEVICE_LIST, lib.sotto_peer_record_update_devices, a1.peer, entries,
+                 MAX_DEVICES + 1, NOW, byref(DeviceListChanges()))
+    twice = world.device_list(1)
+    twice[1].device = twice[0].device
+    expect_error(Code.INVALID_DEVICE_LIST, lib.sotto_peer_record_update_devices, a1.peer, twice, 2,
+                 NOW, byref(DeviceListChanges()))
+    mine = world.device_list(1, {2: a1.identity})
+    expect_error(Code.INVALID_DEVICE_LIST, lib.sotto_peer_record_update_devices, a1.peer, mine, 2,
+                 NOW, byref(DeviceListChanges()))
+    fresh = new_handle("record", lib.sotto_peer_record_new, *arg(b"bob"), a1.device)
+    update_devices(fresh, world.device_list(1))
+    expect_error(Code.NO_SESSION, lib.sotto_peer_record_encrypt_to, fresh, 1, *arg(b"x"), Buffer())
+    expect_error(Code.UNKNOWN_DEVICE, lib.sotto_peer_record_add_bundle, fresh, a1.device, 9,
+                 *arg(server_bundle(b1)), NOW)
+    expect_error(Code.PLAINTEXT_TOO_LARGE, lib.sotto_peer_record_encrypt, fresh,
+                 *arg(bytes(MAX_PAYLOAD_LEN + 1)), c_void_p())
+    expect_error(Code.INVALID_ARGUMENT, lib.sotto_peer_record_request_retry, fresh, 1,
+                 byref(RetryHint(has_base_key=7)), NOW, Buffer())
+    expect_error(Code.NULL_POINTER, lib.sotto_peer_record_request_retry, fresh, 1, None, NOW,
+                 Buffer())
+    received, failure = c_void_p(), Failure()
+    expect_error(Code.IDENTITY_MISMATCH, lib.sotto_peer_record_decrypt, a1.peer, b1.device, 1,
+                 *arg(out_bytes(lib.sotto_peer_record_encrypt_to, b1.peer, a1.id, *arg(b"x"))),
+                 NOW, received, byref(failure))
+    assert (failure.action, failure.reason) == (Action.IGNORE, Reason.WRONG_LOCAL_DEVICE)
+    expect_error(Code.UNKNOWN_DEVICE, lib.sotto_peer_record_decrypt, a1.peer, a1.device, 7,
+                 *arg(out_bytes(lib.sotto_peer_record_encrypt_to, b1.peer, a1.id, *arg(b"x"))),
+                 NOW, received, byref(failure))
+    assert (failure.action, failure.reason) == (Action.RETRY_LATER, Reason.UNKNOWN_DEVICE)
+    expect_error(Code.INVALID_ARGUMENT, lib.sotto_peer_record_safety_number, a1.own, a1.own,
+                 Buffer())
+    expect_error(Code.IDENTITY_MISMATCH, lib.sotto_peer_record_safety_number, a1.peer, fresh,
+                 Buffer())
+    nobody = new_handle("record", lib.sotto_peer_record_new, *arg(b"carol"), a1.device)
+    expect_error(Code.INVALID_DEVICE_LIST, lib.sotto_peer_record_fingerprint, nobody, Buffer())
+
+    group = new_handle("group", lib.sotto_group_session_new, a1.device, *arg(SESSION_GROUP),
+                       *arg(b"alice"))
+    for i in range(MAX_GROUP_MEMBERS - 1):
+        call(lib.sotto_group_session_add_member, group, *arg(f"member {i}".encode()),
+             byref(c_bool()))
+    assert out_value(lib.sotto_group_session_member_count, c_size_t, group) == MAX_GROUP_MEMBERS
+    expect_error(Code.TOO_MANY_GROUP_MEMBERS, lib.sotto_group_session_add_member, group,
+                 *arg(b"one too many"), byref(c_bool()))
+    expect_error(Code.NOT_GROUP_MEMBER, lib.sotto_group_session_distribute, group,
+                 records_array(nobody), 1, c_void_p())
+    expect_error(Code.INVALID_ARGUMENT, lib.sotto_group_session_distribute, group,
+                 records_array(a1.own, a1.own), 2, c_void_p())
+    expect_error(Code.WRONG_HANDLE, lib.sotto_group_session_distribute, group,
+                 records_array(group), 1, c_void_p())
+    expect_error(Code.NOT_GROUP_MEMBER, lib.sotto_group_session_remove_member, group, a1.device,
+                 *arg(b"alice"), records_array(a1.own), 1, c_void_p())
+    code, received, _ = layer_decrypt(a1, 1, 1, out_bytes(lib.sotto_peer_record_encrypt_to,
+                                                          b1.peer, a1.id, *arg(b"chat")))
+    expect_error(Code.INVALID_ENCODING, lib.sotto_group_session_install, a1.group, a1.peer,
+                 received, byref(c_int32()))
+    expect_error(Code.INVALID_ARGUMENT, lib.sotto_received_retry_hint, received,
+                 byref(RetryHint()))
+    free(received)
+    outbox = new_handle("outbox", lib.sotto_peer_record_encrypt, fresh, *arg(b"nobody"))
+    expect_error(Code.INVALID_ARGUMENT, lib.sotto_outbox_message, outbox, 0, byref(c_size_t()),
+                 byref(c_uint32()), Buffer())
+    assert outbox_entries(outbox) == ([], [(0, 1, Code.NO_SESSION), (0, 2, Code.NO_SESSION)])
+    for handle in (group, nobody, fresh):
+        free(handle)
+
+
+# ---------------------------------------------------------------------------
 # Memory safety
 # ---------------------------------------------------------------------------
 
@@ -1217,6 +1951,7 @@ def main():
     for member in (alice, bob, carol, dave):
         member.close()
     store_full(group_id)
+    session_layer()
     memory_safety()
     assert not live, f"handles not freed: {live}"
     missed = set(Code) - UNREACHABLE - codes_seen

@@ -155,6 +155,32 @@ fn a_list_cannot_give_one_trusted_key_to_two_listed_devices() {
     );
 }
 
+/// A stale device listed again with another identity is relisted and its
+/// change reported; listed again with the identity already pending, it is
+/// still relisted: the record changed, so the generation moves (a record
+/// that changes under an unchanged generation defeats rollback detection,
+/// SPEC §10.1).
+#[test]
+fn a_stale_device_with_a_new_identity_is_relisted() {
+    let mut rng = TestRng::new(6);
+    let k = keys(&mut rng, 5);
+    let mut r = PeerRecord::new(user("bob"), k[0]);
+    r.update_devices(&list(&[1, 2], &k), NOW).unwrap();
+    r.update_devices(&list(&[1], &k), NOW + 1).unwrap();
+    let changed = [(DeviceId(1), k[1]), (DeviceId(2), k[4])];
+    let c = r.update_devices(&changed, NOW + 2).unwrap();
+    assert_eq!(c.relisted, [DeviceId(2)]);
+    assert_eq!(c.identity_changes.len(), 1);
+    // Stale again with the change pending, then listed with the same key.
+    r.update_devices(&list(&[1], &k), NOW + 3).unwrap();
+    let generation = r.generation();
+    let c = r.update_devices(&changed, NOW + 4).unwrap();
+    assert_eq!(c.relisted, [DeviceId(2)]);
+    assert!(c.identity_changes.is_empty());
+    assert_eq!(r.device(DeviceId(2)).unwrap().stale_since, None);
+    assert_eq!(r.generation(), generation + 1);
+}
+
 /// A record holds at most MAX_DEVICES_PER_USER devices: stale ones make
 /// room, oldest first.
 #[test]

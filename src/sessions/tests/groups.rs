@@ -146,6 +146,39 @@ fn only_members_distributions_are_installed() {
     );
 }
 
+/// Records are checked for membership (a member, each once, exactly the
+/// members for a rotation) before any is checked for being the local
+/// device's: a list with a user twice is NotGroupMember even when a record
+/// of another local device comes first (SPEC §16.8).
+#[test]
+fn membership_is_checked_before_the_local_device() {
+    let (mut rng, w, groups) = setup(6);
+    let (a1, b1) = (find(&w, "alice", 1), find(&w, "bob", 1));
+    let copy = |r: &PeerRecord| PeerRecord::from_bytes(&r.to_bytes()).unwrap();
+    let mut foreign = copy(&w[b1].records[&user("alice")]);
+    let mut own = copy(&w[a1].records[&user("alice")]);
+    let mut bob = copy(&w[a1].records[&user("bob")]);
+    assert_eq!(
+        groups[a1]
+            .distribute(&mut [&mut foreign, &mut own], &mut rng)
+            .err(),
+        Some(Error::NotGroupMember)
+    );
+    // Exactly the members but one missing, the foreign record first.
+    let mut g = GroupSession::from_bytes(&groups[a1].to_bytes()).unwrap();
+    assert_eq!(
+        g.rotate(&w[a1].device, &mut [&mut foreign, &mut bob], &mut rng)
+            .err(),
+        Some(Error::NotGroupMember)
+    );
+    assert_eq!(
+        groups[a1]
+            .distribute(&mut [&mut foreign, &mut bob], &mut rng)
+            .err(),
+        Some(Error::IdentityMismatch)
+    );
+}
+
 /// Removal is one call: the removed user's chains stop decrypting, the
 /// local chain rotates, and the new distribution goes to every remaining
 /// device; the removed user can read nothing new.

@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Shows that the §16 self-checks can fail: each entry changes one rule of sotto_sessions.py
+(a copy, in a temporary directory) and runs the s16 self-checks on it; every change must fail
+at least one of them. Not run by verify.py (about 4 s per change):
+
+    python3 conformance/python/mutants_sessions.py [index ...]
+
+Two changes cannot be caught and are kept as documentation: 0 (times compared without
+saturation: a negative difference is never >= a positive bound either) and 20 (trying the
+sessions after a malformed frame: a message that decrypts on one session gives no
+NonContributoryKey on another, so the deciding error stays InvalidEncoding).
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+SRC = os.path.dirname(os.path.abspath(__file__))
+EQUIVALENT = {0, 20}
+M = [  # (text in sotto_sessions.py, its replacement)
+("return max(now - then, 0)", "return now - then"),
+("if len(lst) > MAX_DEVICES_PER_USER:", "if len(lst) > MAX_DEVICES_PER_USER + 1:"),
+("if k == self.local_identity and d != self.local_device:", "if k == self.local_identity and False:"),
+("for d in [d for _, d in stale] + left_out:", "for d in left_out + [d for _, d in stale]:"),
+("            if d not in listed and e.listed:", "            if d not in listed:"),
+("            elif k != e.pending:", "            else:"),
+("                if e.pending is not None:\n                    e.pending = None", "                if False:\n                    e.pending = None"),
+("        e.active, e.archived = None, []\n        self.generation = bump(self.generation)\n\n    # ---- §16.3", "        self.generation = bump(self.generation)\n\n    # ---- §16.3"),
+(">= MAX_UNANSWERED_SESSION_AGE", "> MAX_UNANSWERED_SESSION_AGE"),
+("        if dev is None or not dev.listed:\n            fail(\"UnknownDevice\")\n        return dev", "        if dev is None:\n            fail(\"UnknownDevice\")\n        return dev"),
+("        self.pinned = True\n        self.classical_allowed = False", "        self.pinned = True"),
+("del self.archived[MAX_ARCHIVED_SESSIONS:]", "del self.archived[MAX_ARCHIVED_SESSIONS + 1:]"),
+("self.archived.insert(0, entry)", "self.archived.append(entry)"),
+("            return self.chunk[32:48]", "            return self.chunk[:16]"),
+("        payload = bytes(payload)\n        if len(payload) > MAX_PAYLOAD_LEN:\n            fail(\"PlaintextTooLarge\")\n        chunks", "        payload = bytes(payload)\n        if len(payload) > MAX_PAYLOAD_LEN + 1:\n            fail(\"PlaintextTooLarge\")\n        chunks"),
+("        if messages:\n            self.generation = bump(self.generation)\n        return messages, unusable", "        self.generation = bump(self.generation)\n        return messages, unusable"),
+("        if not _eq(local.identity, self.local_identity):                      # 1", "        if False:"),
+("            if not _eq(message.ik, dev.identity):", "            if False:"),
+("if e.base_key == message.base_key), None)", "if False), None)"),
+("        for e in dev.sessions():\n            try:", "        for e in reversed(dev.sessions()):\n            try:"),
+("                if err.name == \"InvalidEncoding\":                  # decrypted, frame malformed", "                if False:"),
+("err = special or first_error or", "err = first_error or special or"),
+("if n.base_key < a.base_key:", "if n.base_key > a.base_key:"),
+("if a is not None and a.ours_unanswered() and not names_a:", "if a is not None and a.ours_unanswered():"),
+("dev.archive(a, n.base_key if names_a else None)", "dev.archive(a, None)"),
+("elif a is not None and x.lost_to is not None and x.lost_to == a.base_key:", "elif False:"),
+("                dev.archive(a, x.base_key)", "                dev.archive(a, None)"),
+("        dev.unanswered = None\n        self.generation = bump(self.generation)\n        kind, value", "        self.generation = bump(self.generation)\n        kind, value"),
+("        x.last_decrypt = now", "        pass"),
+("    return s is not None and hint.ratchet_key == s.public", "    return False"),
+("        if owner is dev.active:", "        if False:"),
+("        if dev.active.ours_unanswered():", "        if False:"),
+("return new_session(dev.unanswered)", "return new_session(hint)"),
+("return retry(hint) if dev.active is not None else new_session(hint)", "return new_session(hint)"),
+("or self.retry_count < MAX_RETRY_REQUESTS_PER_INTERVAL)", "or self.retry_count <= MAX_RETRY_REQUESTS_PER_INTERVAL)"),
+("elapsed(now, self.last_recovery) >= MIN_RECOVERY_INTERVAL", "elapsed(now, self.last_recovery) > MIN_RECOVERY_INTERVAL"),
+("        if dev.unanswered is None:\n            dev.unanswered = hint", "        dev.unanswered = hint"),
+("            dev.retry_window, dev.retry_count = now, 0", "            dev.retry_count = 0"),
+("if recovery_hint is not None and not dev.interval_allows(now):", "if False:"),
+("            dev.last_recovery = now", "            pass"),
+(">= MAX_STALE_DEVICE_AGE]", "> MAX_STALE_DEVICE_AGE]"),
+("s.last_decrypt if s.last_decrypt is not None\n                                                     else s.created", "s.created"),
+("        if self.generation < last_generation:\n            for e in", "        if self.generation <= last_generation:\n            for e in"),
+("keys = [e.identity for e in self.devices.values() if e.listed]", "keys = [e.identity for e in self.devices.values()]"),
+("\"DuplicatePreKeyMessage\": (\"ignore\", DUPLICATE),", ""),
+("ACCEPT_BROKEN = {\"DuplicatePreKeyMessage\", \"UnknownSignedPreKey\",", "ACCEPT_BROKEN = {\"DuplicatePreKeyMessage\","),
+("if flags not in (0, 1, 2):", "if flags not in (0, 1, 2, 3):"),
+("if d <= prev or d == local_device:", "if d <= prev:"),
+("                if e.pending == e.identity:\n                    fail(\"InvalidEncoding\")", "                pass"),
+("            if any(s.session.key_agreement == S.PQXDH for s in ss) and not e.pinned:", "            if False:"),
+("        if len(self.members) >= MAX_GROUP_MEMBERS:", "        if len(self.members) > MAX_GROUP_MEMBERS:"),
+("allowed.update(e.identity for e in rec.devices.values())", "allowed.update(e.identity for e in rec.devices.values() if e.listed)"),
+("                return Failure(RETRY_LATER, MISSING_DISTRIBUTION, e.name, e.fields)", "                return Failure(IGNORE, MALFORMED, e.name, e.fields)"),
+("if g.members and not g.members[-1] < m:", "if g.members and g.members[-1] > m:"),
+("            if len(body) != 32:", "            if len(body) < 32:"),
+("for _ in range(SAFETY_ITERATIONS):", "for _ in range(SAFETY_ITERATIONS - 1):"),
+("    a, b = sorted((fp_a, fp_b))", "    a, b = fp_a, fp_b"),
+("if user not in self.members or user == self.local_user:", "if user not in self.members:"),
+("        if dev.pending is not None:\n            fail(\"IdentityChangePending\")\n        outcome", "        outcome"),
+("        new_sender = S.GroupSender.new(rng, self.group_id, local)\n        works, out = self._fanout(records, frame(FRAME_DISTRIBUTION, new_sender.distribution()), rng)",
+ "        works, out = self._fanout(records, frame(FRAME_DISTRIBUTION, self.sender.distribution()), rng)\n        new_sender = S.GroupSender.new(rng, self.group_id, local)"),
+("            if any(rec.user == self.local_user and not rec.is_own for rec in records):", "            if False:"),
+("        if entry.session.key_agreement == S.PQXDH:\n            self.pin()", "        pass"),
+("        if session.key_agreement == S.PQXDH:\n            dev.pin()", "        pass"),
+("        if allowed and e.pinned:", "        if False:"),
+("        if has_lost and active:", "        if False:"),
+("        if na > MAX_ARCHIVED_SESSIONS:", "        if na > MAX_ARCHIVED_SESSIONS + 1:"),
+("        if e.retry_count > MAX_RETRY_REQUESTS_PER_INTERVAL:", "        if e.retry_count > MAX_RETRY_REQUESTS_PER_INTERVAL + 1:"),
+]
+only = [int(x) for x in sys.argv[1:]]
+src = open(os.path.join(SRC, 'sotto_sessions.py')).read()
+surv = []
+for i, (old, new) in enumerate(M):
+    if only and i not in only: continue
+    if src.count(old) != 1:
+        print("mutant %d: pattern found %d times: %r" % (i, src.count(old), old[:60])); continue
+    d = tempfile.mkdtemp()
+    for f in ('sotto_spec.py', 'selfcheck.py', 'selfcheck_sessions.py'):
+        shutil.copy(os.path.join(SRC, f), d)
+    open(os.path.join(d, 'sotto_sessions.py'), 'w').write(src.replace(old, new))
+    code = "import sys; sys.path.insert(0, %r)\nimport selfcheck, selfcheck_sessions\nbad=[]\nfor fn in selfcheck.CHECKS:\n    if fn.__name__.startswith('s16'):\n        try: fn()\n        except Exception as e: bad.append(fn.__name__)\nprint(','.join(bad) or 'NONE')\n" % d
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    out = (r.stdout.strip().splitlines() or ['CRASH ' + r.stderr[-200:]])[-1]
+    if out == 'NONE':
+        surv.append(i)
+    print("mutant %2d: %s  <- %r" % (i, "SURVIVED" if out == 'NONE' else "killed by " + out[:80], new[:50]))
+    shutil.rmtree(d)
+print("survivors:", surv, "(equivalent: %s)" % sorted(EQUIVALENT))
+sys.exit(1 if set(surv) - EQUIVALENT else 0)
