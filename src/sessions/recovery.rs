@@ -54,7 +54,9 @@ pub enum Ignore {
 /// Why a message is kept for later.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum RetryLater {
-    /// The record does not hold the sending device: refresh the device list.
+    /// The record does not hold the sending device, or the recovery needs a
+    /// new session with a device that is off the list (stale): refresh the
+    /// device list.
     UnknownDevice,
     /// The device has a pending identity change: acknowledge it first.
     IdentityChangePending,
@@ -175,7 +177,12 @@ pub(crate) fn action(
         }
     };
     let new_session = || {
-        if recovery_allowed(d, now) {
+        if !d.is_listed() {
+            // No session can be started with a device off the list
+            // (§16.3): ask the server again, and keep the message for when
+            // the device is listed again.
+            Action::RetryLater(RetryLater::UnknownDevice)
+        } else if recovery_allowed(d, now) {
             Action::StartNewSession(hint)
         } else {
             Action::Ignore(Ignore::RecoveryPending)
@@ -196,7 +203,9 @@ pub(crate) fn action(
             // We asked over the active session and nothing came back.
             Some(_) if d.retry_outstanding.is_some() => {
                 let first = d.retry_outstanding.unwrap_or(hint);
-                if recovery_allowed(d, now) {
+                if !d.is_listed() {
+                    Action::RetryLater(RetryLater::UnknownDevice)
+                } else if recovery_allowed(d, now) {
                     Action::StartNewSession(first)
                 } else {
                     Action::Ignore(Ignore::RecoveryPending)
