@@ -126,6 +126,10 @@ pub const MAX_RETRY_REQUESTS_PER_INTERVAL: u8 = 8;
 /// Most members of a [`GroupSession`], the local user included
 /// (SPEC §16.8).
 pub const MAX_GROUP_MEMBERS: usize = 1000;
+/// Chains a [`GroupSession`] remembers having dropped from its store, so as
+/// never to install them again (SPEC §16.8); past it the oldest is
+/// forgotten.
+pub const MAX_DROPPED_CHAINS: usize = 1024;
 /// Largest payload: one byte of every plaintext is the layer's framing
 /// (SPEC §16.10).
 pub const MAX_PAYLOAD_LEN: usize = crate::MAX_PLAINTEXT_LEN - 1;

@@ -5,7 +5,7 @@
 use super::address::DeviceId;
 use super::framing::{self, Frame, Received, RetryHint};
 use super::record::{PeerDevice, PeerRecord, SessionEntry, Slot, lost_to};
-use super::recovery::{self, Failure, Ignore, RetryLater, Severity};
+use super::recovery::{self, Action, Failure, Ignore, RetryLater, Severity};
 use crate::device::Device;
 use crate::error::Error;
 use crate::ratchet::{KeyAgreement, KeyAgreementPolicy, Session};
@@ -238,10 +238,14 @@ impl PeerRecord {
         now: u64,
     ) -> Failure {
         match self.devices.get(&from) {
-            Some(d) => Failure::new(
-                recovery::action(d, severity, owned_by_active, hint, now),
-                error,
-            ),
+            Some(d) => match recovery::action(d, severity, owned_by_active, hint, now) {
+                // A new session, for a device off the list: what decided
+                // is that the device is not listed (§16.6).
+                action @ Action::RetryLater(RetryLater::UnknownDevice) => {
+                    Failure::new(action, Error::UnknownDevice)
+                }
+                action => Failure::new(action, error),
+            },
             None => Failure::later(RetryLater::UnknownDevice, error),
         }
     }

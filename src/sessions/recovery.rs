@@ -58,8 +58,9 @@ pub enum Ignore {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum RetryLater {
     /// The record does not hold the sending device, or holds it only as
-    /// stale (no longer listed) and the message would start a new session:
-    /// refresh the device list.
+    /// stale (no longer listed) and the message would start a new session,
+    /// or the recovery needs a new session with a stale device: refresh the
+    /// device list.
     UnknownDevice,
     /// The device (for a group message, the device owning the chain) has a
     /// pending identity change: acknowledge it first.
@@ -181,7 +182,12 @@ pub(crate) fn action(
         }
     };
     let new_session = || {
-        if recovery_allowed(d, now) {
+        if !d.is_listed() {
+            // No session can be started with a device off the list
+            // (§16.3): ask the server again, and keep the message for when
+            // the device is listed again.
+            Action::RetryLater(RetryLater::UnknownDevice)
+        } else if recovery_allowed(d, now) {
             Action::StartNewSession(hint)
         } else {
             Action::Ignore(Ignore::RecoveryPending)
@@ -204,7 +210,9 @@ pub(crate) fn action(
             // request may have been lost).
             Some(_) if d.retry_outstanding.is_some() => {
                 let first = d.retry_outstanding.unwrap_or(hint);
-                if recovery_allowed(d, now) {
+                if !d.is_listed() {
+                    Action::RetryLater(RetryLater::UnknownDevice)
+                } else if recovery_allowed(d, now) {
                     Action::StartNewSession(first)
                 } else {
                     retry()

@@ -157,18 +157,28 @@ fn the_largest_record_under_an_adversarial_peer() {
 }
 
 /// The largest group session (SPEC §16.11): generation, the local user and
-/// every member at the longest user id, the sender, and the largest store.
+/// every member at the longest user id, the sender, the largest store and
+/// every dropped chain.
 #[test]
 fn the_largest_group_session() {
     use sotto::group::{GroupReceiver, GroupSender, MAX_GROUP_RECEIVERS};
-    use sotto::sessions::MAX_GROUP_MEMBERS;
+    use sotto::sessions::{MAX_DROPPED_CHAINS, MAX_GROUP_MEMBERS};
     let user = 1 + MAX_USER_ID_LEN;
     let store = 2 + 8 + 32 + 2 + MAX_GROUP_RECEIVERS * (2 + GroupReceiver::MAX_ENCODED_LEN);
-    let group = 2 + 8 + user + 2 + MAX_GROUP_MEMBERS * user + GroupSender::ENCODED_LEN + 4 + store;
+    let dropped = 2 + MAX_DROPPED_CHAINS * 32;
+    let group = 2
+        + 8
+        + user
+        + 2
+        + MAX_GROUP_MEMBERS * user
+        + GroupSender::ENCODED_LEN
+        + 4
+        + store
+        + dropped;
     eprintln!(
         "largest group session: {group} bytes, sealed {}",
         group + 51
     );
-    assert_eq!(group, 9_886_803);
+    assert_eq!(group, 9_919_573);
     assert!(group + 51 <= MAX_STATE_LEN);
 }

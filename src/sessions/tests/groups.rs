@@ -279,6 +279,142 @@ fn removing_a_member_is_one_call() {
     assert_eq!(f.action, Action::Ignore(Ignore::Duplicate));
 }
 
+/// Bob's device `b` rotates and hands the new chain to Alice's device
+/// `a`, which installs it.
+fn rotate_to(rng: &mut TestRng, w: &mut [Party], groups: &mut [GroupSession], b: usize, a: usize) {
+    let local = &mut w[b];
+    let mut records: Vec<&mut PeerRecord> = local.records.values_mut().collect();
+    let fanout = groups[b].rotate(&local.device, &mut records, rng).unwrap();
+    let alice = w[a].user.clone();
+    let (_, sent) = fanout.users.iter().find(|(u, _)| *u == alice).unwrap();
+    let o = sent.messages.iter().find(|o| o.device == w[a].id).unwrap();
+    let got = receive(w, b, a, &o.message).unwrap();
+    let rec = &w[a].records[&w[b].user];
+    assert_eq!(groups[a].install(rec, &got), Ok(InsertOutcome::Added));
+}
+
+/// A chain the store dropped (its owner's oldest past
+/// `MAX_CHAINS_PER_SENDER`, or a removed member's) is never installed
+/// again: a late copy of its distribution would make the messages it had
+/// read decrypt a second time (§15.9). (Found by the session-layer
+/// simulation: a distribution delayed past four rotations of its owner
+/// re-opened the chain, and a duplicate of a message read before decrypted
+/// again.)
+#[test]
+fn a_dropped_chain_is_never_installed_again() {
+    let (mut rng, mut w, mut groups) = setup(7);
+    let (a1, b1, c) = (
+        find(&w, "alice", 1),
+        find(&w, "bob", 1),
+        find(&w, "carol", 1),
+    );
+    // Bob's chain reaches Alice twice; the second copy is late.
+    let mut copies = [0, 1].map(|_| {
+        groups[b1]
+            .distribute_to(record(&mut w, b1, a1), DeviceId(1), &mut rng)
+            .unwrap()
+    });
+    let got = receive(&mut w, b1, a1, &copies[0]).unwrap();
+    let rec = &w[a1].records[&user("bob")];
+    assert_eq!(groups[a1].install(rec, &got), Ok(InsertOutcome::Added));
+    let once = groups[b1].encrypt(b"once", &mut rng).unwrap();
+    assert_eq!(
+        groups[a1]
+            .decrypt(&w[a1].records[&user("bob")], &once)
+            .unwrap()
+            .as_bytes(),
+        b"once"
+    );
+    // Four new chains of Bob's: Alice's store drops his first.
+    for _ in 0..crate::group::MAX_CHAINS_PER_SENDER {
+        rotate_to(&mut rng, &mut w, &mut groups, b1, a1);
+    }
+    let late = receive(&mut w, b1, a1, &copies[1]).unwrap();
+    let before = groups[a1].to_bytes();
+    let rec = &w[a1].records[&user("bob")];
+    assert_eq!(groups[a1].install(rec, &late), Ok(InsertOutcome::Unchanged));
+    assert_eq!(*groups[a1].to_bytes(), *before);
+    assert_eq!(
+        groups[a1]
+            .decrypt(&w[a1].records[&user("bob")], &once)
+            .unwrap_err()
+            .error,
+        Error::UnknownGroupChain
+    );
+    // The saved form keeps the dropped chains (§16.11), strictly: the last
+    // field is their count and ids.
+    let bytes = groups[a1].to_bytes();
+    let back = GroupSession::from_bytes(&bytes).unwrap();
+    assert_eq!(*back.to_bytes(), *bytes);
+    let n = bytes.len();
+    assert_eq!(bytes[n - 34..n - 32], [0, 1]);
+    let first = bytes[n - 32..].to_vec();
+    let held = *groups[a1]
+        .receivers()
+        .iter()
+        .next()
+        .unwrap()
+        .chain()
+        .as_bytes();
+    let twice = [&bytes[..n - 34], &[0, 2], &first, &first].concat();
+    let in_store = [&bytes[..n - 32], &held[..]].concat();
+    let over = [&bytes[..n - 34], &[0x04, 0x01]].concat();
+    for (v, why) in [
+        (twice, "twice"),
+        (in_store, "held"),
+        (over, "over the bound"),
+    ] {
+        assert_eq!(
+            GroupSession::from_bytes(&v).err(),
+            Some(Error::InvalidEncoding),
+            "{why}"
+        );
+    }
+
+    // A removed member's chains go the same way: after Carol is removed
+    // and added again, her old chain's late distribution changes nothing.
+    copies[0] = groups[c]
+        .distribute_to(record(&mut w, c, a1), DeviceId(1), &mut rng)
+        .unwrap();
+    copies[1] = groups[c]
+        .distribute_to(record(&mut w, c, a1), DeviceId(1), &mut rng)
+        .unwrap();
+    let got = receive(&mut w, c, a1, &copies[0]).unwrap();
+    let rec = &w[a1].records[&user("carol")];
+    assert_eq!(groups[a1].install(rec, &got), Ok(InsertOutcome::Added));
+    let hers = groups[c].encrypt(b"hers", &mut rng).unwrap();
+    assert_eq!(
+        groups[a1]
+            .decrypt(&w[a1].records[&user("carol")], &hers)
+            .unwrap()
+            .as_bytes(),
+        b"hers"
+    );
+    let local = &mut w[a1];
+    let mut records: Vec<&mut PeerRecord> = local
+        .records
+        .iter_mut()
+        .filter(|(u, _)| **u != user("carol"))
+        .map(|(_, r)| r)
+        .collect();
+    groups[a1]
+        .remove_member(&local.device, &user("carol"), &mut records, &mut rng)
+        .unwrap();
+    assert!(groups[a1].add_member(user("carol")).unwrap());
+    let late = receive(&mut w, c, a1, &copies[1]).unwrap();
+    let rec = &w[a1].records[&user("carol")];
+    assert_eq!(groups[a1].install(rec, &late), Ok(InsertOutcome::Unchanged));
+    assert_eq!(
+        groups[a1]
+            .decrypt(&w[a1].records[&user("carol")], &hers)
+            .unwrap_err()
+            .error,
+        Error::UnknownGroupChain
+    );
+    // Her new chain is taken.
+    rotate_to(&mut rng, &mut w, &mut groups, c, a1);
+}
+
 #[test]
 fn a_distribution_request_is_answered_with_the_current_chain() {
     let (mut rng, mut w, mut groups) = setup(5);

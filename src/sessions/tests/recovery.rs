@@ -4,7 +4,7 @@
 use super::*;
 use crate::sessions::framing::KIND_RETRY_REQUEST;
 use crate::sessions::{
-    Action, Ignore, MAX_RETRY_REQUESTS_PER_INTERVAL, MIN_RECOVERY_INTERVAL, RetryHint,
+    Action, Ignore, MAX_RETRY_REQUESTS_PER_INTERVAL, MIN_RECOVERY_INTERVAL, RetryHint, RetryLater,
 };
 use crate::{Error, RatchetMessage};
 
@@ -289,6 +289,52 @@ fn a_restored_record_forgets_its_sessions_and_recovers() {
     assert!(matches!(got.content(), Content::RetryRequest(h) if h.matches(&m1)));
     let m2 = send(&mut w, a, b, b"m2", &mut rng);
     assert_eq!(payload(&receive(&mut w, a, b, &m2).unwrap()), b"m2");
+    assert_eq!(active_base(&w, a, b), active_base(&w, b, a));
+}
+
+/// A device off the list (stale) cannot be given a new session (§16.3:
+/// nothing is sent to it), so a failure that calls for one says to ask the
+/// server again and keep the message: once the device is listed again, the
+/// same message starts the recovery. (Found by the session-layer
+/// simulation: a server that left a device out of one list made the layer
+/// ask for a new session that `start_new_session` then refused.)
+#[test]
+fn a_stale_device_is_listed_again_before_a_new_session() {
+    let (mut rng, mut w, a, b) = talking(6);
+    let backup = record(&mut w, b, a).to_bytes();
+    let m1 = send(&mut w, a, b, b"m1", &mut rng);
+    receive(&mut w, a, b, &m1).unwrap();
+    let recorded = record(&mut w, b, a).generation();
+    *record(&mut w, b, a) = PeerRecord::from_bytes(&backup).unwrap();
+    record(&mut w, b, a).after_restore(recorded);
+    // One list without Alice's device: it is stale at Bob.
+    let listed = [(w[a].id, *w[a].device.identity_key())];
+    let changes = record(&mut w, b, a).update_devices(&[], NOW).unwrap();
+    assert_eq!(changes.removed, [w[a].id]);
+    let m2 = send(&mut w, a, b, b"m2", &mut rng);
+    let before = record(&mut w, b, a).to_bytes();
+    let f = receive(&mut w, a, b, &m2).unwrap_err();
+    assert_eq!(f.action, Action::RetryLater(RetryLater::UnknownDevice));
+    assert_eq!(f.error, Error::UnknownDevice);
+    assert_eq!(*record(&mut w, b, a).to_bytes(), *before);
+    // What a new session would meet.
+    let bundle = bundle(&mut w[a], &mut rng, true);
+    let (p, q) = pair(&mut w, b, a);
+    let hint = RetryHint::for_message(&m2);
+    let rec = p.records.get_mut(&q.user).unwrap();
+    assert_eq!(
+        rec.start_new_session(&p.device, q.id, bundle, &hint, NOW, &mut rng),
+        Err(Error::UnknownDevice)
+    );
+    // The next list has Alice again: the kept message starts the recovery.
+    let changes = record(&mut w, b, a).update_devices(&listed, NOW).unwrap();
+    assert_eq!(changes.relisted, [w[a].id]);
+    let f = receive(&mut w, a, b, &m2).unwrap_err();
+    let fix = act(&mut w, b, a, &f, &mut rng).unwrap();
+    let got = receive(&mut w, b, a, &fix).unwrap();
+    assert!(matches!(got.content(), Content::RetryRequest(h) if h.matches(&m2)));
+    let m3 = send(&mut w, a, b, b"m3", &mut rng);
+    assert_eq!(payload(&receive(&mut w, a, b, &m3).unwrap()), b"m3");
     assert_eq!(active_base(&w, a, b), active_base(&w, b, a));
 }
 

@@ -288,7 +288,12 @@ pub trait LayerApi {
     /// # Errors
     ///
     /// The message's parse errors; then the failure (with its action).
-    fn group_session_decrypt(&self, group: &[u8], message: &[u8]) -> R<(Bytes, Bytes, Mark)>;
+    fn group_session_decrypt(
+        &self,
+        group: &[u8],
+        record: &[u8],
+        message: &[u8],
+    ) -> R<(Bytes, Bytes, Mark)>;
 
     /// §16.8 `remove_member` (`Some(user)`) or `rotate` (`None`): (group,
     /// records, fan-out).
@@ -651,8 +656,11 @@ pub fn dispatch(
                 out(o, "message", hex(&m).into());
             }
             "group_session_decrypt" => {
-                let (g, pt, m) =
-                    call!(api.group_session_decrypt(&state("group")?, &b(step, "message")?));
+                let (g, pt, m) = call!(api.group_session_decrypt(
+                    &state("group")?,
+                    &state("record")?,
+                    &b(step, "message")?
+                ));
                 put(o, name("group")?, g);
                 out(o, "plaintext", hex(&pt).into());
                 out(o, "mark", mark_json(&m));

@@ -477,10 +477,11 @@ impl LayerApi for SottoApi {
         Ok((g.to_bytes().to_vec(), m.as_bytes().to_vec()))
     }
 
-    fn group_session_decrypt(&self, gb: &[u8], msg: &[u8]) -> R<(Bytes, Bytes, Mark)> {
+    fn group_session_decrypt(&self, gb: &[u8], rb: &[u8], msg: &[u8]) -> R<(Bytes, Bytes, Mark)> {
         let mut g = group(gb)?;
+        let r = record(rb)?;
         let m = GroupMessage::from_bytes(msg).map_err(e)?;
-        match g.decrypt(&m) {
+        match g.decrypt(&r, &m) {
             Ok(pt) => Ok((
                 g.to_bytes().to_vec(),
                 pt.as_bytes().to_vec(),
