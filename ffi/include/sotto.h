@@ -1297,15 +1297,23 @@ SottoError sotto_group_session_encrypt(struct SottoGroupSession *group,
                                        size_t payload_len,
                                        struct SottoBuffer *out_message);
 
-// Decrypts a group message: the plaintext, its chain's owner
-// (`SOTTO_IDENTITY_KEY_LEN` bytes) and whether that owner is authenticated.
-// On failure nothing changed and `*out_failure` says what to do, as for
-// `sotto_peer_record_decrypt`: a chain not installed yet is
-// `SOTTO_ACTION_RETRY_LATER` / `SOTTO_ACTION_REASON_MISSING_DISTRIBUTION`
-// (keep the message), a replay `SOTTO_ACTION_IGNORE` /
-// `SOTTO_ACTION_REASON_DUPLICATE`, anything else (bytes that do not parse
-// included) `SOTTO_ACTION_IGNORE` / `SOTTO_ACTION_REASON_MALFORMED`. Save
-// the group before showing the plaintext.
+// Decrypts a group message that came from the user whose record is
+// `record` (as the server says; SPEC §16.8): the plaintext, its chain's
+// owner (`SOTTO_IDENTITY_KEY_LEN` bytes) and whether that owner is
+// authenticated. The chain's owner must be the trusted identity of one of
+// `record`'s devices. On failure nothing changed and `*out_failure` says
+// what to do, as for `sotto_peer_record_decrypt`: a chain not installed
+// yet is `SOTTO_ACTION_RETRY_LATER` /
+// `SOTTO_ACTION_REASON_MISSING_DISTRIBUTION` (keep the message), an owner
+// device with a pending identity change `SOTTO_ACTION_RETRY_LATER` /
+// `SOTTO_ACTION_REASON_IDENTITY_CHANGE_PENDING`, a replay
+// `SOTTO_ACTION_IGNORE` / `SOTTO_ACTION_REASON_DUPLICATE`, another user's
+// record `SOTTO_ACTION_IGNORE` / `SOTTO_ACTION_REASON_WRONG_LOCAL_DEVICE`
+// (not the local device's) or `SOTTO_ACTION_REASON_MALFORMED` (a
+// non-member, `NOT_GROUP_MEMBER`; a chain of no device of `record`,
+// `IDENTITY_MISMATCH`), anything else (bytes that do not parse included)
+// `SOTTO_ACTION_IGNORE` / `SOTTO_ACTION_REASON_MALFORMED`. Save the group
+// before showing the plaintext.
 //
 // # Safety
 //
@@ -1314,6 +1322,7 @@ SottoError sotto_group_session_encrypt(struct SottoGroupSession *group,
 // `out_authenticated` NULL or a writable `bool`; `out_failure` NULL or a
 // writable `SottoFailure`.
 SottoError sotto_group_session_decrypt(struct SottoGroupSession *group,
+                                       const struct SottoPeerRecord *record,
                                        const uint8_t *message,
                                        size_t message_len,
                                        struct SottoBuffer *out_plaintext,

@@ -271,15 +271,23 @@ pub unsafe extern "C" fn sotto_group_session_encrypt(
     })
 }
 
-/// Decrypts a group message: the plaintext, its chain's owner
-/// (`SOTTO_IDENTITY_KEY_LEN` bytes) and whether that owner is authenticated.
-/// On failure nothing changed and `*out_failure` says what to do, as for
-/// `sotto_peer_record_decrypt`: a chain not installed yet is
-/// `SOTTO_ACTION_RETRY_LATER` / `SOTTO_ACTION_REASON_MISSING_DISTRIBUTION`
-/// (keep the message), a replay `SOTTO_ACTION_IGNORE` /
-/// `SOTTO_ACTION_REASON_DUPLICATE`, anything else (bytes that do not parse
-/// included) `SOTTO_ACTION_IGNORE` / `SOTTO_ACTION_REASON_MALFORMED`. Save
-/// the group before showing the plaintext.
+/// Decrypts a group message that came from the user whose record is
+/// `record` (as the server says; SPEC §16.8): the plaintext, its chain's
+/// owner (`SOTTO_IDENTITY_KEY_LEN` bytes) and whether that owner is
+/// authenticated. The chain's owner must be the trusted identity of one of
+/// `record`'s devices. On failure nothing changed and `*out_failure` says
+/// what to do, as for `sotto_peer_record_decrypt`: a chain not installed
+/// yet is `SOTTO_ACTION_RETRY_LATER` /
+/// `SOTTO_ACTION_REASON_MISSING_DISTRIBUTION` (keep the message), an owner
+/// device with a pending identity change `SOTTO_ACTION_RETRY_LATER` /
+/// `SOTTO_ACTION_REASON_IDENTITY_CHANGE_PENDING`, a replay
+/// `SOTTO_ACTION_IGNORE` / `SOTTO_ACTION_REASON_DUPLICATE`, another user's
+/// record `SOTTO_ACTION_IGNORE` / `SOTTO_ACTION_REASON_WRONG_LOCAL_DEVICE`
+/// (not the local device's) or `SOTTO_ACTION_REASON_MALFORMED` (a
+/// non-member, `NOT_GROUP_MEMBER`; a chain of no device of `record`,
+/// `IDENTITY_MISMATCH`), anything else (bytes that do not parse included)
+/// `SOTTO_ACTION_IGNORE` / `SOTTO_ACTION_REASON_MALFORMED`. Save the group
+/// before showing the plaintext.
 ///
 /// # Safety
 ///
@@ -290,6 +298,7 @@ pub unsafe extern "C" fn sotto_group_session_encrypt(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sotto_group_session_decrypt(
     group: *mut SottoGroupSession,
+    record: *const SottoPeerRecord,
     message: *const u8,
     message_len: usize,
     out_plaintext: *mut SottoBuffer,
@@ -320,8 +329,10 @@ pub unsafe extern "C" fn sotto_group_session_decrypt(
             *out_failure = SottoFailure::MALFORMED;
         })?;
         let read = with_mut::<GroupSession, _>(group, "group", |g| {
-            g.decrypt(&message)
-                .map_err(|failure| failed(&failure, out_failure))
+            with_ref::<PeerRecord, _>(record, "record", |r| {
+                g.decrypt(r, &message)
+                    .map_err(|failure| failed(&failure, out_failure))
+            })
         })?;
         let sender = *read.sender();
         let plaintext = read.into_bytes();

@@ -192,9 +192,10 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::Session`] with the layer's failure (a chain not installed
-    /// yet: keep the message and give it again); [`Error::NotFound`]; the
-    /// core's `IdentityMismatch` for a chain of another user's device.
+    /// [`Error::NotFound`]; [`Error::Session`] with the layer's failure: a
+    /// chain not installed yet (keep the message and give it again), or a
+    /// chain whose owner is no device of `from`'s record
+    /// (`IdentityMismatch`, SPEC §16.8).
     pub fn group_receive(
         &mut self,
         group: &[u8; 32],
@@ -205,15 +206,9 @@ impl Store {
         let message = GroupMessage::from_bytes(message)?;
         let ((), receipt) = self.run("group-receive", |op| {
             let mut session: GroupSession = op.require(&name)?;
-            let plaintext = session.decrypt(&message).map_err(Error::Session)?;
             let (_, record) = require_record(op, from)?;
-            let owner = plaintext.sender().owner();
-            let local = op.require::<Device>(DEVICE)?;
-            let from_record = record.devices().any(|d| d.identity == *owner);
-            let from_me = local.identity_key() == owner;
-            if !from_record && !from_me {
-                return Err(sotto::Error::IdentityMismatch.into());
-            }
+            // The layer checks the chain's owner against `from`'s record.
+            let plaintext = session.decrypt(&record, &message).map_err(Error::Session)?;
             op.put(&name, &session)?;
             op.deliver(
                 IncomingKind::Message,

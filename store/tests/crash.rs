@@ -120,7 +120,10 @@ fn script() -> Vec<Step> {
             steps.extend([
                 Step::GroupRemove,
                 Step::GroupAdd,
+                // Bob's old chain stays refused once dropped (SPEC §16.8):
+                // handed out again it changes nothing; he rotates.
                 Step::GroupDistribute("bob"),
+                Step::GroupRotate("bob"),
                 Step::Deliver("bob"),
                 Step::Deliver("alice"),
             ]);

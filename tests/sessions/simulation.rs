@@ -196,7 +196,10 @@ fn session_layer_simulation() {
     // The run is not degenerate: messages mostly decrypt, and every
     // behaviour the issue names happened, most of them often.
     assert!(s.messages >= MESSAGES);
-    assert!(s.decrypted * 10 > s.pairwise * 9, "{s:?}");
+    // (Not 90%: since a stale device may not start a session, §16.5, and a
+    // group refuses a replaced key's chains, §16.8, the world's removals and
+    // reinstalls cost more messages by design: 88% at the standard seed.)
+    assert!(s.decrypted * 100 > s.pairwise * 85, "{s:?}");
     assert!(s.group_decrypted > s.group_messages * 5, "{s:?}");
     assert!(
         s.restored_devices * 20 >= s.devices_ever,

@@ -426,7 +426,7 @@ static void group(void) {
     OK(sotto_group_session_encrypt(a1->group, TEXT("hello group"), &g1));
     struct dev *readers[3] = {a2, b1, b2};
     for (int i = 0; i < 3; i++) {
-        OK(sotto_group_session_decrypt(readers[i]->group, g1.ptr, g1.len, &plain, &sender,
+        OK(sotto_group_session_decrypt(readers[i]->group, readers[i]->user == ALICE ? readers[i]->own : readers[i]->peer, g1.ptr, g1.len, &plain, &sender,
                                        &authenticated, &failure));
         CHECK(buffer_is(&plain, "hello group") && same(&sender, &a1->identity) && authenticated);
         CHECK(failure.action == SOTTO_ACTION_NONE);
@@ -434,16 +434,21 @@ static void group(void) {
         release(&sender);
     }
     printf("sessions: alice/1 -> group: hello group\n");
-    EXPECT_ERR(sotto_group_session_decrypt(b1->group, g1.ptr, g1.len, &plain, &sender,
+    /* Alice's chain, said to come from bob: refused before the replay check. */
+    EXPECT_ERR(sotto_group_session_decrypt(b1->group, b1->own, g1.ptr, g1.len, &plain, &sender,
+                                           &authenticated, &failure),
+               SOTTO_ERROR_IDENTITY_MISMATCH);
+    CHECK(failure.action == SOTTO_ACTION_IGNORE && failure.reason == SOTTO_ACTION_REASON_MALFORMED);
+    EXPECT_ERR(sotto_group_session_decrypt(b1->group, b1->peer, g1.ptr, g1.len, &plain, &sender,
                                            &authenticated, &failure),
                SOTTO_ERROR_DUPLICATE_MESSAGE);
     CHECK(failure.action == SOTTO_ACTION_IGNORE && failure.reason == SOTTO_ACTION_REASON_DUPLICATE);
-    EXPECT_ERR(sotto_group_session_decrypt(a1->group, g1.ptr, g1.len, &plain, &sender,
+    EXPECT_ERR(sotto_group_session_decrypt(a1->group, a1->own, g1.ptr, g1.len, &plain, &sender,
                                            &authenticated, &failure),
                SOTTO_ERROR_UNKNOWN_GROUP_CHAIN); /* its own chain */
     CHECK(failure.action == SOTTO_ACTION_RETRY_LATER &&
           failure.reason == SOTTO_ACTION_REASON_MISSING_DISTRIBUTION);
-    EXPECT_ERR(sotto_group_session_decrypt(b1->group, TEXT("not a group message"), &plain,
+    EXPECT_ERR(sotto_group_session_decrypt(b1->group, b1->peer, TEXT("not a group message"), &plain,
                                            &sender, &authenticated, &failure),
                SOTTO_ERROR_UNSUPPORTED_VERSION);
     CHECK(failure.action == SOTTO_ACTION_IGNORE && failure.reason == SOTTO_ACTION_REASON_MALFORMED);
@@ -494,21 +499,22 @@ static void group(void) {
     }
     SottoBuffer g2 = {0}, g3 = {0};
     OK(sotto_group_session_encrypt(a1->group, TEXT("without bob"), &g2));
-    OK(sotto_group_session_decrypt(a2->group, g2.ptr, g2.len, &plain, &sender, &authenticated,
+    OK(sotto_group_session_decrypt(a2->group, a2->own, g2.ptr, g2.len, &plain, &sender, &authenticated,
                                    &failure));
     CHECK(buffer_is(&plain, "without bob") && same(&sender, &a1->identity));
     release(&plain);
     release(&sender);
     printf("sessions: alice/1 -> group (bob removed): without bob\n");
-    EXPECT_ERR(sotto_group_session_decrypt(b1->group, g2.ptr, g2.len, &plain, &sender,
+    EXPECT_ERR(sotto_group_session_decrypt(b1->group, b1->peer, g2.ptr, g2.len, &plain, &sender,
                                            &authenticated, &failure),
                SOTTO_ERROR_UNKNOWN_GROUP_CHAIN);
     CHECK(failure.action == SOTTO_ACTION_RETRY_LATER &&
           failure.reason == SOTTO_ACTION_REASON_MISSING_DISTRIBUTION);
     OK(sotto_group_session_encrypt(b1->group, TEXT("still here?"), &g3));
-    EXPECT_ERR(sotto_group_session_decrypt(a1->group, g3.ptr, g3.len, &plain, &sender,
+    EXPECT_ERR(sotto_group_session_decrypt(a1->group, a1->peer, g3.ptr, g3.len, &plain, &sender,
                                            &authenticated, &failure),
-               SOTTO_ERROR_UNKNOWN_GROUP_CHAIN);
+               SOTTO_ERROR_NOT_GROUP_MEMBER); /* bob's record: no member now */
+    CHECK(failure.action == SOTTO_ACTION_IGNORE && failure.reason == SOTTO_ACTION_REASON_MALFORMED);
     /* bob/1 hands its chain to alice/1 again: refused, bob is no member. */
     OK(sotto_group_session_distribute_to(b1->group, b1->peer, a1->id, &answer));
     received = receive(a1, b1, answer.ptr, answer.len);
@@ -537,10 +543,10 @@ static void group(void) {
                                   TEXT("group/g"), &copy));
     OK(sotto_group_session_after_restore(copy, a2->device, generation + 5, &stale));
     CHECK(stale);
-    EXPECT_ERR(sotto_group_session_decrypt(a2->group, g2.ptr, g2.len, &plain, &sender,
+    EXPECT_ERR(sotto_group_session_decrypt(a2->group, a2->own, g2.ptr, g2.len, &plain, &sender,
                                            &authenticated, &failure),
                SOTTO_ERROR_DUPLICATE_MESSAGE);
-    EXPECT_ERR(sotto_group_session_decrypt(copy, g2.ptr, g2.len, &plain, &sender, &authenticated,
+    EXPECT_ERR(sotto_group_session_decrypt(copy, a2->own, g2.ptr, g2.len, &plain, &sender, &authenticated,
                                            &failure),
                SOTTO_ERROR_UNKNOWN_GROUP_CHAIN); /* receivers dropped */
     OK(sotto_group_session_free(copy));
@@ -923,7 +929,7 @@ static void error_paths(void) {
     release(&wire);
     SottoBuffer plain = {0};
     bool authenticated = false;
-    EXPECT_ERR(sotto_group_session_decrypt(scratch, (const uint8_t *)"x", 1, &plain, &plain,
+    EXPECT_ERR(sotto_group_session_decrypt(scratch, a1->peer, (const uint8_t *)"x", 1, &plain, &plain,
                                            &authenticated, &failure),
                SOTTO_ERROR_INVALID_ARGUMENT);
     CHECK(failure.action == SOTTO_ACTION_NONE);

@@ -484,7 +484,7 @@ SIGNATURES = {
     "sotto_group_session_distribute_to": [H, H, c_uint32, BUF],
     "sotto_group_session_install": [H, H, H, POINTER(c_int32)],
     "sotto_group_session_encrypt": [H, BYTES, c_size_t, BUF],
-    "sotto_group_session_decrypt": [H, BYTES, c_size_t, BUF, BUF, POINTER(c_bool),
+    "sotto_group_session_decrypt": [H, H, BYTES, c_size_t, BUF, BUF, POINTER(c_bool),
                                     POINTER(Failure)],
     "sotto_group_session_remove_member": [H, H, BYTES, c_size_t, POINTER(c_void_p), c_size_t,
                                           OUT],
@@ -1679,22 +1679,28 @@ def session_group(world):
     # bob/2's first group message overtakes its distribution.
     early = out_bytes(lib.sotto_group_session_encrypt, b2.group, *arg(b"too early"))
     plaintext, sender, authenticated, failure = Buffer(), Buffer(), c_bool(), Failure()
-    expect_error(Code.UNKNOWN_GROUP_CHAIN, lib.sotto_group_session_decrypt, a1.group, *arg(early),
+    expect_error(Code.UNKNOWN_GROUP_CHAIN, lib.sotto_group_session_decrypt, a1.group, a1.peer,
+                 *arg(early),
                  plaintext, sender, byref(authenticated), byref(failure))
     assert (failure.action, failure.reason) == (Action.RETRY_LATER, Reason.MISSING_DISTRIBUTION)
     for d, outbox in zip(world.devs, outboxes):
         assert deliver(world, d, outbox, [1 - d.user, d.user]) == 3
-    call(lib.sotto_group_session_decrypt, a1.group, *arg(early), byref(plaintext), byref(sender),
+    call(lib.sotto_group_session_decrypt, a1.group, a1.peer, *arg(early), byref(plaintext), byref(sender),
          byref(authenticated), byref(failure))
     assert take(plaintext) == b"too early" and take(sender) == b2.identity and authenticated.value
     print("sessions: a group message kept until its distribution came: too early")
 
     wire = out_bytes(lib.sotto_group_session_encrypt, a1.group, *arg(b"hello group"))
     for reader in (a2, b1, b2):
-        call(lib.sotto_group_session_decrypt, reader.group, *arg(wire), byref(plaintext),
+        record = reader.own if reader is a2 else reader.peer
+        call(lib.sotto_group_session_decrypt, reader.group, record, *arg(wire), byref(plaintext),
              byref(sender), byref(authenticated), byref(failure))
         assert take(plaintext) == b"hello group" and take(sender) == a1.identity
     print("sessions: alice/1 -> group: hello group")
+    # Alice's chain, said to come from bob: refused before the replay check.
+    expect_error(Code.IDENTITY_MISMATCH, lib.sotto_group_session_decrypt, b1.group, b1.own,
+                 *arg(wire), plaintext, sender, byref(authenticated), byref(failure))
+    assert (failure.action, failure.reason) == (Action.IGNORE, Reason.MALFORMED)
 
     for d in (a1, a2):
         expect_error(Code.NOT_GROUP_MEMBER, lib.sotto_group_session_remove_member, d.group,
@@ -1704,14 +1710,17 @@ def session_group(world):
         assert deliver(world, d, outbox, [d.user]) == 1
         assert not out_value(lib.sotto_group_session_is_member, c_bool, d.group, *arg(b"bob"))
     wire = out_bytes(lib.sotto_group_session_encrypt, a1.group, *arg(b"without bob"))
-    call(lib.sotto_group_session_decrypt, a2.group, *arg(wire), byref(plaintext), byref(sender),
+    call(lib.sotto_group_session_decrypt, a2.group, a2.own, *arg(wire), byref(plaintext),
+         byref(sender),
          byref(authenticated), byref(failure))
     assert take(plaintext) == b"without bob" and take(sender) == a1.identity
-    expect_error(Code.UNKNOWN_GROUP_CHAIN, lib.sotto_group_session_decrypt, b1.group, *arg(wire),
+    expect_error(Code.UNKNOWN_GROUP_CHAIN, lib.sotto_group_session_decrypt, b1.group, b1.peer,
+                 *arg(wire),
                  plaintext, sender, byref(authenticated), byref(failure), secrets=[b"without bob"])
     late = out_bytes(lib.sotto_group_session_encrypt, b1.group, *arg(b"still here?"))
-    expect_error(Code.UNKNOWN_GROUP_CHAIN, lib.sotto_group_session_decrypt, a2.group, *arg(late),
-                 plaintext, sender, byref(authenticated), byref(failure))
+    expect_error(Code.NOT_GROUP_MEMBER, lib.sotto_group_session_decrypt, a2.group, a2.peer,
+                 *arg(late), plaintext, sender, byref(authenticated), byref(failure))
+    assert (failure.action, failure.reason) == (Action.IGNORE, Reason.MALFORMED)
     print("sessions: alice/1 -> group (bob removed): without bob")
     print("sessions: bob (removed) can neither read nor write")
 
@@ -1722,7 +1731,7 @@ def session_group(world):
                       *arg(b"group/g"))
     assert generation(lib.sotto_group_session_generation, copy) == recorded
     assert out_value(lib.sotto_group_session_after_restore, c_bool, copy, a2.device, recorded + 1)
-    expect_error(Code.UNKNOWN_GROUP_CHAIN, lib.sotto_group_session_decrypt, copy,
+    expect_error(Code.UNKNOWN_GROUP_CHAIN, lib.sotto_group_session_decrypt, copy, a2.own,
                  *arg(out_bytes(lib.sotto_group_session_encrypt, a1.group, *arg(b"x"))),
                  plaintext, sender, byref(authenticated), byref(failure))
     free(copy)
