@@ -989,15 +989,25 @@ impl GroupSession {
         Ok(self.lock()?.encrypt(&payload, &mut OsRng)?.into_bytes())
     }
 
-    /// Decrypts a group message.
+    /// Decrypts a group message that came from the user whose record is
+    /// `record` (as the server says): the chain's owner must be the trusted
+    /// identity of one of its devices (SPEC §16.8).
     ///
     /// # Errors
     ///
     /// `DecryptFailure.Failed` (`RetryLater(MissingDistribution)` for a
-    /// chain not held yet).
-    pub fn decrypt(&self, message: Vec<u8>) -> Result<GroupPlaintext, DecryptFailure> {
+    /// chain not held yet; `Ignore(Malformed)` with `NotGroupMember` or
+    /// `IdentityMismatch` for a record that is not the sender's;
+    /// `RetryLater(IdentityChangePending)`).
+    pub fn decrypt(
+        &self,
+        record: Arc<PeerRecord>,
+        message: Vec<u8>,
+    ) -> Result<GroupPlaintext, DecryptFailure> {
         let message = GroupMessage::from_vec(message).map_err(SottoError::from)?;
-        let plaintext = self.lock()?.decrypt(&message)?;
+        let mut group = self.lock()?;
+        let record = record.lock()?;
+        let plaintext = group.decrypt(&record, &message)?;
         Ok(GroupPlaintext::from_core(&plaintext))
     }
 

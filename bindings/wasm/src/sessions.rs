@@ -657,15 +657,17 @@ impl GroupSession {
         Ok(self.0.encrypt(&payload, &mut OsRng).js()?.into_bytes())
     }
 
-    /// Decrypts a group message.
+    /// Decrypts a group message that came from the user whose record is
+    /// `record` (as the server says): the chain's owner must be the trusted
+    /// identity of one of its devices (SPEC §16.8).
     ///
     /// # Errors
     ///
     /// A `SottoError` with `action`.
-    pub fn decrypt(&mut self, message: &[u8]) -> JsResult<GroupPlaintext> {
+    pub fn decrypt(&mut self, record: &PeerRecord, message: &[u8]) -> JsResult<GroupPlaintext> {
         let message = GroupMessage::from_bytes(message).map_err(malformed)?;
         self.0
-            .decrypt(&message)
+            .decrypt(&record.get(), &message)
             .map(GroupPlaintext)
             .map_err(failure)
     }

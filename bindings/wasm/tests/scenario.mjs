@@ -518,12 +518,14 @@ function sessionsLayer(sotto, expect, bundleOf, log) {
   for (const d of everyone) assert(d.group.receiverCount() === 3, "three chains");
   const groupWire = a1.group.encrypt(enc("to the group"));
   for (const d of [a2, b1, b2]) {
-    const read = d.group.decrypt(groupWire);
+    const read = d.group.decrypt(d.records.get("alice"), groupWire);
     assert(dec(read.bytes()) === "to the group" && equal(read.owner(), a1.identity) &&
       read.authenticated(), "group read");
   }
-  action = failed("DuplicateMessage", () => b1.group.decrypt(groupWire));
+  action = failed("DuplicateMessage", () => b1.group.decrypt(b1.records.get("alice"), groupWire));
   assert(action.type === "Ignore" && action.reason === "Duplicate", "group duplicate");
+  action = failed("IdentityMismatch", () => b2.group.decrypt(b2.own, a1.group.encrypt(enc("from bob?"))));
+  assert(action.type === "Ignore" && action.reason === "Malformed", "a chain of another user's device");
   expect("NotGroupMember",
     () => a1.group.distribute(records(a1.own, new PeerRecord(enc("carol"), a1.identity))));
   expect("InvalidArgument", () => a1.group.distribute(records(a1.own, a1.own)));
@@ -532,8 +534,8 @@ function sessionsLayer(sotto, expect, bundleOf, log) {
     assert(d.group.memberCount() === 1, "bob removed");
   }
   const aliceOnly = a1.group.encrypt(enc("alice only"));
-  assert(dec(a2.group.decrypt(aliceOnly).bytes()) === "alice only", "alice reads");
-  action = failed("UnknownGroupChain", () => b1.group.decrypt(aliceOnly));
+  assert(dec(a2.group.decrypt(a2.own, aliceOnly).bytes()) === "alice only", "alice reads");
+  action = failed("UnknownGroupChain", () => b1.group.decrypt(b1.records.get("alice"), aliceOnly));
   assert(action.type === "RetryLater" && action.reason === "MissingDistribution", "locked out");
 
   // Save and restore records and groups; the conversation goes on.
@@ -549,9 +551,9 @@ function sessionsLayer(sotto, expect, bundleOf, log) {
     d.group = GroupSession.unseal(d.group.seal(KEY, enc("group")), KEY, enc("group"));
   }
   send(b2, "alice", "after restore");
-  assert(dec(a2.group.decrypt(a1.group.encrypt(enc("restored"))).bytes()) === "restored", "group restored");
+  assert(dec(a2.group.decrypt(a2.own, a1.group.encrypt(enc("restored"))).bytes()) === "restored", "group restored");
   const old = GroupSession.fromBytes(a2.group.toBytes());
-  a2.group.decrypt(a1.group.encrypt(enc("moves on")));
+  a2.group.decrypt(a2.own, a1.group.encrypt(enc("moves on")));
   assert(old.afterRestore(a2.device, a2.group.generation()), "stale copy detected");
   expect("WrongType", () => GroupSession.fromBytes(a1.own.toBytes()));
 

@@ -608,7 +608,7 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_sotto_uniffi_checksum_method_groupsession_after_restore() != 30086:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_sotto_uniffi_checksum_method_groupsession_decrypt() != 48097:
+    if lib.uniffi_sotto_uniffi_checksum_method_groupsession_decrypt() != 18858:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_sotto_uniffi_checksum_method_groupsession_distribute() != 64637:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -1450,6 +1450,7 @@ _UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_after_restore.argtypes = (
 )
 _UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_after_restore.restype = ctypes.c_int8
 _UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_decrypt.argtypes = (
+    ctypes.c_uint64,
     ctypes.c_uint64,
     _UniffiRustBuffer,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -8961,14 +8962,18 @@ class GroupSessionProtocol(typing.Protocol):
         `Randomness`.
 """
         raise NotImplementedError
-    def decrypt(self, message: bytes) -> GroupPlaintext:
+    def decrypt(self, record: PeerRecord,message: bytes) -> GroupPlaintext:
         """
-        Decrypts a group message.
+        Decrypts a group message that came from the user whose record is
+        `record` (as the server says): the chain's owner must be the trusted
+        identity of one of its devices (SPEC §16.8).
 
         # Errors
 
         `DecryptFailure.Failed` (`RetryLater(MissingDistribution)` for a
-        chain not held yet).
+        chain not held yet; `Ignore(Malformed)` with `NotGroupMember` or
+        `IdentityMismatch` for a record that is not the sender's;
+        `RetryLater(IdentityChangePending)`).
 """
         raise NotImplementedError
     def distribute(self, records: typing.List[PeerRecord]) -> typing.List[UserSent]:
@@ -9234,19 +9239,26 @@ class GroupSession(GroupSessionProtocol):
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
-    def decrypt(self, message: bytes) -> GroupPlaintext:
+    def decrypt(self, record: PeerRecord,message: bytes) -> GroupPlaintext:
         """
-        Decrypts a group message.
+        Decrypts a group message that came from the user whose record is
+        `record` (as the server says): the chain's owner must be the trusted
+        identity of one of its devices (SPEC §16.8).
 
         # Errors
 
         `DecryptFailure.Failed` (`RetryLater(MissingDistribution)` for a
-        chain not held yet).
+        chain not held yet; `Ignore(Malformed)` with `NotGroupMember` or
+        `IdentityMismatch` for a record that is not the sender's;
+        `RetryLater(IdentityChangePending)`).
 """
         
+        _UniffiFfiConverterTypePeerRecord.check_lower(record)
+
         _UniffiFfiConverterBytes.check_lower(message)
         _uniffi_lowered_args = (
             self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypePeerRecord.lower(record),
             _UniffiFfiConverterBytes.lower(message),
         )
         _uniffi_lift_return = _UniffiFfiConverterTypeGroupPlaintext.lift

@@ -1808,14 +1808,18 @@ public protocol GroupSessionProtocol: AnyObject, Sendable {
     func afterRestore(local: Device, lastGeneration: UInt64) throws  -> Bool
     
     /**
-     * Decrypts a group message.
+     * Decrypts a group message that came from the user whose record is
+     * `record` (as the server says): the chain's owner must be the trusted
+     * identity of one of its devices (SPEC §16.8).
      *
      * # Errors
      *
      * `DecryptFailure.Failed` (`RetryLater(MissingDistribution)` for a
-     * chain not held yet).
+     * chain not held yet; `Ignore(Malformed)` with `NotGroupMember` or
+     * `IdentityMismatch` for a record that is not the sender's;
+     * `RetryLater(IdentityChangePending)`).
      */
-    func decrypt(message: Data) throws  -> GroupPlaintext
+    func decrypt(record: PeerRecord, message: Data) throws  -> GroupPlaintext
     
     /**
      * Encrypts the local chain's distribution for every device with a
@@ -2076,18 +2080,23 @@ open func afterRestore(local: Device, lastGeneration: UInt64)throws  -> Bool  {
 }
     
     /**
-     * Decrypts a group message.
+     * Decrypts a group message that came from the user whose record is
+     * `record` (as the server says): the chain's owner must be the trusted
+     * identity of one of its devices (SPEC §16.8).
      *
      * # Errors
      *
      * `DecryptFailure.Failed` (`RetryLater(MissingDistribution)` for a
-     * chain not held yet).
+     * chain not held yet; `Ignore(Malformed)` with `NotGroupMember` or
+     * `IdentityMismatch` for a record that is not the sender's;
+     * `RetryLater(IdentityChangePending)`).
      */
-open func decrypt(message: Data)throws  -> GroupPlaintext  {
+open func decrypt(record: PeerRecord, message: Data)throws  -> GroupPlaintext  {
     return try  FfiConverterTypeGroupPlaintext_lift(try rustCallWithError(FfiConverterTypeDecryptFailure_lift) {
         uniffiCallStatus in
     uniffi_sotto_uniffi_fn_method_groupsession_decrypt(
             self.uniffiCloneHandle(),
+        FfiConverterTypePeerRecord_lower(record),
         FfiConverterData.lower(message),uniffiCallStatus
     )
 })
@@ -9095,7 +9104,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_sotto_uniffi_checksum_method_groupsession_after_restore() != 30086) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_sotto_uniffi_checksum_method_groupsession_decrypt() != 48097) {
+    if (uniffi_sotto_uniffi_checksum_method_groupsession_decrypt() != 18858) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sotto_uniffi_checksum_method_groupsession_distribute() != 64637) {

@@ -790,7 +790,7 @@ int8_t uniffi_sotto_uniffi_fn_method_groupsession_after_restore(uint64_t ptr, ui
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_GROUPSESSION_DECRYPT
 #define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_GROUPSESSION_DECRYPT
-RustBuffer uniffi_sotto_uniffi_fn_method_groupsession_decrypt(uint64_t ptr, RustBuffer message, RustCallStatus *_Nonnull out_status
+RustBuffer uniffi_sotto_uniffi_fn_method_groupsession_decrypt(uint64_t ptr, uint64_t record, RustBuffer message, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_GROUPSESSION_DISTRIBUTE

@@ -517,10 +517,12 @@ fun sessionsLayer() {
     for (d in everyone) check(d.group.receiverCount() == 3uL, "three chains")
     val groupWire = a1.group.encrypt("to the group".bytes())
     for (d in listOf(a2, b1, b2)) {
-        val read = d.group.decrypt(groupWire)
+        val read = d.group.decrypt(d.records["alice"]!!, groupWire)
         check(String(read.bytes) == "to the group" && read.owner == a1.identity && read.authenticated, "group read")
     }
-    check(failed("DuplicateMessage") { b1.group.decrypt(groupWire) } == Action.Ignore(IgnoreReason.DUPLICATE), "dup")
+    check(failed("DuplicateMessage") { b1.group.decrypt(b1.records["alice"]!!, groupWire) } == Action.Ignore(IgnoreReason.DUPLICATE), "dup")
+    check(failed("IdentityMismatch") { b2.group.decrypt(b2.own, a1.group.encrypt("from bob?".bytes())) } ==
+        Action.Ignore(IgnoreReason.MALFORMED), "a chain of another user's device")
     expect("NotGroupMember") { a1.group.distribute(listOf(a1.own, PeerRecord("carol".bytes(), a1.identity))) }
     expect("InvalidArgument") { a1.group.distribute(listOf(a1.own, a1.own)) }
     for (d in users["alice"]!!) {
@@ -528,8 +530,8 @@ fun sessionsLayer() {
         check(d.group.members().map { String(it) } == listOf("alice"), "bob removed")
     }
     val aliceOnly = a1.group.encrypt("alice only".bytes())
-    check(String(a2.group.decrypt(aliceOnly).bytes) == "alice only", "alice reads")
-    check(failed("UnknownGroupChain") { b1.group.decrypt(aliceOnly) } ==
+    check(String(a2.group.decrypt(a2.own, aliceOnly).bytes) == "alice only", "alice reads")
+    check(failed("UnknownGroupChain") { b1.group.decrypt(b1.records["alice"]!!, aliceOnly) } ==
         Action.RetryLater(RetryLaterReason.MISSING_DISTRIBUTION), "bob locked out")
 
     // Save and restore records and groups; the conversation goes on.
@@ -545,9 +547,9 @@ fun sessionsLayer() {
         d.group = GroupSession.unseal(d.group.seal(KEY, "group".bytes()), KEY, "group".bytes())
     }
     send(b2, "alice", "after restore")
-    check(String(a2.group.decrypt(a1.group.encrypt("restored group".bytes())).bytes) == "restored group", "group restored")
+    check(String(a2.group.decrypt(a2.own, a1.group.encrypt("restored group".bytes())).bytes) == "restored group", "group restored")
     val old = GroupSession.fromBytes(a2.group.toBytes())
-    a2.group.decrypt(a1.group.encrypt("moves on".bytes()))
+    a2.group.decrypt(a2.own, a1.group.encrypt("moves on".bytes()))
     check(old.afterRestore(a2.device, a2.group.generation()), "stale copy detected")
     expect("WrongType") { GroupSession.fromBytes(a1.own.toBytes()) }
 

@@ -540,18 +540,20 @@ def sessions_layer():
         assert d.group.receiver_count() == 3
     wire = a1.group.encrypt(b"to the group")
     for d in (a2, b1, b2):
-        read = d.group.decrypt(wire)
+        read = d.group.decrypt(d.records[b"alice"], wire)
         assert read.bytes == b"to the group" and read.owner == a1.identity and read.authenticated
-    action = failed("DuplicateMessage", b1.group.decrypt, wire)
+    action = failed("DuplicateMessage", b1.group.decrypt, b1.records[b"alice"], wire)
     assert action == Action.IGNORE(IgnoreReason.DUPLICATE)
+    action = failed("IdentityMismatch", b2.group.decrypt, b2.own, a1.group.encrypt(b"from bob?"))
+    assert action == Action.IGNORE(IgnoreReason.MALFORMED)
     expect("NotGroupMember", a1.group.distribute, [a1.own, PeerRecord(b"carol", a1.identity)])
     expect("InvalidArgument", a1.group.distribute, [a1.own, a1.own])
     for d in users[b"alice"]:
         hand_out(d, d.group.remove_member(d.device, b"bob", [d.own]))
         assert d.group.members() == [b"alice"]
     wire = a1.group.encrypt(b"alice only")
-    assert a2.group.decrypt(wire).bytes == b"alice only"
-    action = failed("UnknownGroupChain", b1.group.decrypt, wire)
+    assert a2.group.decrypt(a2.own, wire).bytes == b"alice only"
+    action = failed("UnknownGroupChain", b1.group.decrypt, b1.records[b"alice"], wire)
     assert action == Action.RETRY_LATER(RetryLaterReason.MISSING_DISTRIBUTION)
 
     # Save and restore records and groups; the conversation goes on.
@@ -566,9 +568,9 @@ def sessions_layer():
         d.own = d.records[d.user]
         d.group = GroupSession.unseal(d.group.seal(KEY, b"group"), KEY, b"group")
     send(b2, b"alice", b"after restore")
-    assert a2.group.decrypt(a1.group.encrypt(b"restored group")).bytes == b"restored group"
+    assert a2.group.decrypt(a2.own, a1.group.encrypt(b"restored group")).bytes == b"restored group"
     old = GroupSession.from_bytes(a2.group.to_bytes())
-    a2.group.decrypt(a1.group.encrypt(b"moves on"))
+    a2.group.decrypt(a2.own, a1.group.encrypt(b"moves on"))
     assert old.after_restore(a2.device, a2.group.generation())
     expect("WrongType", GroupSession.from_bytes, a1.own.to_bytes())
 

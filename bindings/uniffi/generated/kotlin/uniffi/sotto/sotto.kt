@@ -1177,7 +1177,7 @@ internal object UniffiLib {
     ): Byte
     external fun uniffi_sotto_uniffi_fn_method_groupsession_after_restore(`ptr`: Long,`local`: Long,`lastGeneration`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Byte
-    external fun uniffi_sotto_uniffi_fn_method_groupsession_decrypt(`ptr`: Long,`message`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_sotto_uniffi_fn_method_groupsession_decrypt(`ptr`: Long,`record`: Long,`message`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_sotto_uniffi_fn_method_groupsession_distribute(`ptr`: Long,`records`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -1613,7 +1613,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_sotto_uniffi_checksum_method_groupsession_after_restore() and 0xFFFF) != 30086) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_sotto_uniffi_checksum_method_groupsession_decrypt() and 0xFFFF) != 48097) {
+    if ((lib.uniffi_sotto_uniffi_checksum_method_groupsession_decrypt() and 0xFFFF) != 18858) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_sotto_uniffi_checksum_method_groupsession_distribute() and 0xFFFF) != 64637) {
@@ -3857,14 +3857,18 @@ public interface GroupSessionInterface {
     fun `afterRestore`(`local`: Device, `lastGeneration`: kotlin.ULong): kotlin.Boolean
     
     /**
-     * Decrypts a group message.
+     * Decrypts a group message that came from the user whose record is
+     * `record` (as the server says): the chain's owner must be the trusted
+     * identity of one of its devices (SPEC §16.8).
      *
      * # Errors
      *
      * `DecryptFailure.Failed` (`RetryLater(MissingDistribution)` for a
-     * chain not held yet).
+     * chain not held yet; `Ignore(Malformed)` with `NotGroupMember` or
+     * `IdentityMismatch` for a record that is not the sender's;
+     * `RetryLater(IdentityChangePending)`).
      */
-    fun `decrypt`(`message`: kotlin.ByteArray): GroupPlaintext
+    fun `decrypt`(`record`: PeerRecord, `message`: kotlin.ByteArray): GroupPlaintext
     
     /**
      * Encrypts the local chain's distribution for every device with a
@@ -4151,20 +4155,25 @@ open class GroupSession: Disposable, AutoCloseable, GroupSessionInterface
 
     
     /**
-     * Decrypts a group message.
+     * Decrypts a group message that came from the user whose record is
+     * `record` (as the server says): the chain's owner must be the trusted
+     * identity of one of its devices (SPEC §16.8).
      *
      * # Errors
      *
      * `DecryptFailure.Failed` (`RetryLater(MissingDistribution)` for a
-     * chain not held yet).
+     * chain not held yet; `Ignore(Malformed)` with `NotGroupMember` or
+     * `IdentityMismatch` for a record that is not the sender's;
+     * `RetryLater(IdentityChangePending)`).
      */
-    @Throws(DecryptFailure::class)override fun `decrypt`(`message`: kotlin.ByteArray): GroupPlaintext {
+    @Throws(DecryptFailure::class)override fun `decrypt`(`record`: PeerRecord, `message`: kotlin.ByteArray): GroupPlaintext {
             return FfiConverterTypeGroupPlaintext.lift(
     callWithHandle {
     uniffiRustCallWithError(DecryptFailure) { _status ->
     UniffiLib.uniffi_sotto_uniffi_fn_method_groupsession_decrypt(
         it,
         
+        FfiConverterTypePeerRecord.lower(`record`),
         FfiConverterByteArray.lower(`message`),_status)
 }
     }
