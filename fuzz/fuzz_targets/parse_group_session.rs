@@ -6,7 +6,7 @@
 use libfuzzer_sys::fuzz_target;
 use sotto::Device;
 use sotto::sessions::{GroupSession, MAX_GROUP_MEMBERS, UserId};
-use testkit::fuzz::rng;
+use testkit::fuzz::{record_fixture, rng};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(mut group) = GroupSession::from_bytes(data) else {
@@ -20,11 +20,19 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(true) = group.add_member(UserId::new(b"fuzz-new-member").unwrap()) {
         assert!(group.generation() > generation || generation == u64::MAX);
     }
+    // The seed's owner (the record fixture's Alice); any other group refuses
+    // a device that does not own its local chain, and does not change.
     let mut rng = rng(8);
-    let local = Device::generate(&mut rng, 0).unwrap();
+    let local = Device::from_bytes(&record_fixture().alice_device).unwrap();
     let last = group.generation().saturating_add(1);
-    if group.after_restore(&local, last, &mut rng).unwrap() {
-        assert_eq!(group.receivers().len(), 0);
+    let before = group.to_bytes();
+    match group.after_restore(&local, last, &mut rng) {
+        Ok(true) => assert_eq!(group.receivers().len(), 0),
+        Ok(false) => {}
+        Err(e) => {
+            assert_eq!(e, sotto::Error::IdentityMismatch);
+            assert_eq!(*group.to_bytes(), *before);
+        }
     }
     GroupSession::from_bytes(&group.to_bytes()).unwrap();
 });
