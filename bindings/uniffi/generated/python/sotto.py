@@ -766,6 +766,10 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_sotto_uniffi_checksum_method_session_encrypt() != 46502:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_session_encrypt_batch() != 41281:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_session_encrypt_borrowed() != 7019:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_sotto_uniffi_checksum_method_session_generation() != 21720:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_sotto_uniffi_checksum_method_session_is_awaiting_reply() != 44531:
@@ -1262,6 +1266,12 @@ _UniffiLib.uniffi_sotto_uniffi_checksum_method_session_decrypt.restype = ctypes.
 _UniffiLib.uniffi_sotto_uniffi_checksum_method_session_encrypt.argtypes = (
 )
 _UniffiLib.uniffi_sotto_uniffi_checksum_method_session_encrypt.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_session_encrypt_batch.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_session_encrypt_batch.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_session_encrypt_borrowed.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_session_encrypt_borrowed.restype = ctypes.c_uint16
 _UniffiLib.uniffi_sotto_uniffi_checksum_method_session_generation.argtypes = (
 )
 _UniffiLib.uniffi_sotto_uniffi_checksum_method_session_generation.restype = ctypes.c_uint16
@@ -2143,6 +2153,18 @@ _UniffiLib.uniffi_sotto_uniffi_fn_method_session_encrypt.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_sotto_uniffi_fn_method_session_encrypt.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_session_encrypt_batch.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_session_encrypt_batch.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_session_encrypt_borrowed.argtypes = (
+    ctypes.c_uint64,
+    _UniffiForeignBytes,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_session_encrypt_borrowed.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_sotto_uniffi_fn_method_session_generation.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -4593,6 +4615,29 @@ class _UniffiFfiConverterTypePlaintext:
     def write(cls, value: Plaintext, buf: _UniffiRustBuffer):
         buf.write_u64(cls.lower(value))
 
+class _UniffiFfiConverterSequenceBytes(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterBytes.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterBytes.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterBytes.read(buf) for i in range(count)
+        ]
+
 class _UniffiFfiConverterUInt64(_UniffiConverterPrimitiveInt):
     CLASS_NAME = "u64"
     VALUE_MIN = 0
@@ -4755,6 +4800,32 @@ class SessionProtocol(typing.Protocol):
     def encrypt(self, plaintext: bytes) -> bytes:
         """
         Encrypts one message to the peer.
+
+        # Errors
+
+        `PlaintextTooLarge`, `ChainExhausted`, `Randomness`.
+"""
+        raise NotImplementedError
+    def encrypt_batch(self, plaintexts: typing.List[bytes]) -> typing.List[bytes]:
+        """
+        Encrypts several messages to the peer in one call, in order: what
+        `encrypt` does for each, with one crossing of the language boundary
+        for all of them instead of one each (bindings/bench, BENCHMARKS.md).
+        All or nothing: if one fails, none is sent and the session is as it
+        was.
+
+        # Errors
+
+        `PlaintextTooLarge`, `ChainExhausted`, `Randomness`.
+"""
+        raise NotImplementedError
+    def encrypt_borrowed(self, plaintext: bytes) -> bytes:
+        """
+        As `encrypt`, with the plaintext borrowed for the call instead of
+        copied into a buffer Rust allocates: uniffi's zero-copy bytes
+        argument, which saves the foreign calls that allocate and grow that
+        buffer (bindings/bench, BENCHMARKS.md). Python passes `bytes`;
+        Kotlin a direct `java.nio.ByteBuffer` (its remaining bytes).
 
         # Errors
 
@@ -4986,6 +5057,58 @@ class Session(SessionProtocol):
         _uniffi_ffi_result = _uniffi_rust_call_with_error(
             _uniffi_error_converter,
             _UniffiLib.uniffi_sotto_uniffi_fn_method_session_encrypt,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def encrypt_batch(self, plaintexts: typing.List[bytes]) -> typing.List[bytes]:
+        """
+        Encrypts several messages to the peer in one call, in order: what
+        `encrypt` does for each, with one crossing of the language boundary
+        for all of them instead of one each (bindings/bench, BENCHMARKS.md).
+        All or nothing: if one fails, none is sent and the session is as it
+        was.
+
+        # Errors
+
+        `PlaintextTooLarge`, `ChainExhausted`, `Randomness`.
+"""
+        
+        _UniffiFfiConverterSequenceBytes.check_lower(plaintexts)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterSequenceBytes.lower(plaintexts),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterSequenceBytes.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_session_encrypt_batch,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def encrypt_borrowed(self, plaintext: bytes) -> bytes:
+        """
+        As `encrypt`, with the plaintext borrowed for the call instead of
+        copied into a buffer Rust allocates: uniffi's zero-copy bytes
+        argument, which saves the foreign calls that allocate and grow that
+        buffer (bindings/bench, BENCHMARKS.md). Python passes `bytes`;
+        Kotlin a direct `java.nio.ByteBuffer` (its remaining bytes).
+
+        # Errors
+
+        `PlaintextTooLarge`, `ChainExhausted`, `Randomness`.
+"""
+        
+        _UniffiFfiConverterByRefBytes.check_lower(plaintext)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterByRefBytes.lower(plaintext),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterBytes.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_session_encrypt_borrowed,
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
@@ -5732,29 +5855,6 @@ class _UniffiFfiConverterTypeGroupReceiverInfo(_UniffiConverterRustBuffer):
         _UniffiFfiConverterTypeIdentityKey.write(value.owner, buf)
         _UniffiFfiConverterBoolean.write(value.authenticated, buf)
         _UniffiFfiConverterUInt32.write(value.next_index, buf)
-
-class _UniffiFfiConverterSequenceBytes(_UniffiConverterRustBuffer):
-    @classmethod
-    def check_lower(cls, value):
-        for item in value:
-            _UniffiFfiConverterBytes.check_lower(item)
-
-    @classmethod
-    def write(cls, value, buf):
-        items = len(value)
-        buf.write_i32(items)
-        for item in value:
-            _UniffiFfiConverterBytes.write(item, buf)
-
-    @classmethod
-    def read(cls, buf):
-        count = buf.read_i32()
-        if count < 0:
-            raise InternalError("Unexpected negative sequence length")
-
-        return [
-            _UniffiFfiConverterBytes.read(buf) for i in range(count)
-        ]
 
 @dataclass
 class GroupStatus:

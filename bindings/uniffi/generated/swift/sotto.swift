@@ -4493,6 +4493,32 @@ public protocol SessionProtocol: AnyObject, Sendable {
     func encrypt(plaintext: Data) throws  -> Data
     
     /**
+     * Encrypts several messages to the peer in one call, in order: what
+     * `encrypt` does for each, with one crossing of the language boundary
+     * for all of them instead of one each (bindings/bench, BENCHMARKS.md).
+     * All or nothing: if one fails, none is sent and the session is as it
+     * was.
+     *
+     * # Errors
+     *
+     * `PlaintextTooLarge`, `ChainExhausted`, `Randomness`.
+     */
+    func encryptBatch(plaintexts: [Data]) throws  -> [Data]
+    
+    /**
+     * As `encrypt`, with the plaintext borrowed for the call instead of
+     * copied into a buffer Rust allocates: uniffi's zero-copy bytes
+     * argument, which saves the foreign calls that allocate and grow that
+     * buffer (bindings/bench, BENCHMARKS.md). Python passes `bytes`;
+     * Kotlin a direct `java.nio.ByteBuffer` (its remaining bytes).
+     *
+     * # Errors
+     *
+     * `PlaintextTooLarge`, `ChainExhausted`, `Randomness`.
+     */
+    func encryptBorrowed(plaintext: Data) throws  -> Data
+    
+    /**
      * 0 when new, one more after every call that changed the session.
      *
      * # Errors
@@ -4717,6 +4743,50 @@ open func encrypt(plaintext: Data)throws  -> Data  {
             self.uniffiCloneHandle(),
         FfiConverterData.lower(plaintext),uniffiCallStatus
     )
+})
+}
+    
+    /**
+     * Encrypts several messages to the peer in one call, in order: what
+     * `encrypt` does for each, with one crossing of the language boundary
+     * for all of them instead of one each (bindings/bench, BENCHMARKS.md).
+     * All or nothing: if one fails, none is sent and the session is as it
+     * was.
+     *
+     * # Errors
+     *
+     * `PlaintextTooLarge`, `ChainExhausted`, `Randomness`.
+     */
+open func encryptBatch(plaintexts: [Data])throws  -> [Data]  {
+    return try  FfiConverterSequenceData.lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_session_encrypt_batch(
+            self.uniffiCloneHandle(),
+        FfiConverterSequenceData.lower(plaintexts),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * As `encrypt`, with the plaintext borrowed for the call instead of
+     * copied into a buffer Rust allocates: uniffi's zero-copy bytes
+     * argument, which saves the foreign calls that allocate and grow that
+     * buffer (bindings/bench, BENCHMARKS.md). Python passes `bytes`;
+     * Kotlin a direct `java.nio.ByteBuffer` (its remaining bytes).
+     *
+     * # Errors
+     *
+     * `PlaintextTooLarge`, `ChainExhausted`, `Randomness`.
+     */
+open func encryptBorrowed(plaintext: Data)throws  -> Data  {
+    return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+        FfiConverterByRefBytes.lower(plaintext) { plaintextFb in
+    uniffi_sotto_uniffi_fn_method_session_encrypt_borrowed(
+            self.uniffiCloneHandle(),
+        plaintextFb,uniffiCallStatus
+    )
+        }
 })
 }
     
@@ -12293,6 +12363,12 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sotto_uniffi_checksum_method_session_encrypt() != 46502) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_session_encrypt_batch() != 41281) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_session_encrypt_borrowed() != 7019) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sotto_uniffi_checksum_method_session_generation() != 21720) {

@@ -708,6 +708,16 @@ uint64_t uniffi_sotto_uniffi_fn_method_session_decrypt(uint64_t ptr, RustBuffer 
 RustBuffer uniffi_sotto_uniffi_fn_method_session_encrypt(uint64_t ptr, RustBuffer plaintext, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_SESSION_ENCRYPT_BATCH
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_SESSION_ENCRYPT_BATCH
+RustBuffer uniffi_sotto_uniffi_fn_method_session_encrypt_batch(uint64_t ptr, RustBuffer plaintexts, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_SESSION_ENCRYPT_BORROWED
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_SESSION_ENCRYPT_BORROWED
+RustBuffer uniffi_sotto_uniffi_fn_method_session_encrypt_borrowed(uint64_t ptr, ForeignBytes plaintext, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_SESSION_GENERATION
 #define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_SESSION_GENERATION
 uint64_t uniffi_sotto_uniffi_fn_method_session_generation(uint64_t ptr, RustCallStatus *_Nonnull out_status
@@ -1890,6 +1900,18 @@ uint16_t uniffi_sotto_uniffi_checksum_method_session_decrypt(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_SESSION_ENCRYPT
 #define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_SESSION_ENCRYPT
 uint16_t uniffi_sotto_uniffi_checksum_method_session_encrypt(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_SESSION_ENCRYPT_BATCH
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_SESSION_ENCRYPT_BATCH
+uint16_t uniffi_sotto_uniffi_checksum_method_session_encrypt_batch(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_SESSION_ENCRYPT_BORROWED
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_SESSION_ENCRYPT_BORROWED
+uint16_t uniffi_sotto_uniffi_checksum_method_session_encrypt_borrowed(void
     
 );
 #endif

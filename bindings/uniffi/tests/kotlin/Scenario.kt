@@ -139,6 +139,15 @@ fun conversation(a1: Member, b1: Member) {
     expect("AuthenticationFailed") { toA.decrypt(wire.flip(wire.size - 20)) }
     check(toA.generation() == before, "unchanged after refusals")
     check(String(toA.decrypt(wire).bytes()) == "tamper", "genuine after tampered")
+    // Several messages in one call, and a borrowed plaintext (a direct
+    // buffer): the same messages as one encrypt each; a batch fails whole.
+    val batch = toB.encryptBatch(listOf("b0", "b1", "b2").map { it.bytes() })
+    check(batch.map { String(toA.decrypt(it).bytes()) } == listOf("b0", "b1", "b2"), "batch")
+    val direct = java.nio.ByteBuffer.allocateDirect(8).put("borrowed".bytes()).flip() as java.nio.ByteBuffer
+    check(String(toA.decrypt(toB.encryptBorrowed(direct)).bytes()) == "borrowed", "borrowed")
+    val saved = toB.toBytes()
+    expect("PlaintextTooLarge") { toB.encryptBatch(listOf("ok".bytes(), ByteArray(MAX_PLAINTEXT_LEN + 1))) }
+    check(toB.toBytes().contentEquals(saved), "a failed batch changes nothing")
     val other = a1.device.initiate(bundleOf(b1.device).verify())
     expect("SessionMismatch") { toA.decrypt(other.encrypt("x".bytes())) }
     val far = (0 until 1002).map { toB.encrypt("far".bytes()) }

@@ -161,6 +161,14 @@ def conversation(a1, b1):
     expect("AuthenticationFailed", to_a.decrypt, bytes(tampered))
     assert to_a.generation() == before
     assert to_a.decrypt(wire).bytes() == b"tamper"
+    # Several messages in one call, and a borrowed plaintext: the same
+    # messages as one encrypt each; a batch fails whole.
+    batch = to_b.encrypt_batch([b"b0", b"b1", b"b2"])
+    assert [to_a.decrypt(m).bytes() for m in batch] == [b"b0", b"b1", b"b2"]
+    assert to_a.decrypt(to_b.encrypt_borrowed(b"borrowed")).bytes() == b"borrowed"
+    saved = to_b.to_bytes()
+    expect("PlaintextTooLarge", to_b.encrypt_batch, [b"ok", bytes(MAX_PLAINTEXT_LEN + 1)])
+    assert to_b.to_bytes() == saved
 
     other = a1.device.initiate(bundle_of(b1.device).verify())
     expect("SessionMismatch", to_a.decrypt, other.encrypt(b"x"))

@@ -803,6 +803,10 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_sotto_uniffi_checksum_method_session_encrypt(
     ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_session_encrypt_batch(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_session_encrypt_borrowed(
+    ): Int
     external fun uniffi_sotto_uniffi_checksum_method_session_generation(
     ): Int
     external fun uniffi_sotto_uniffi_checksum_method_session_is_awaiting_reply(
@@ -1226,6 +1230,10 @@ internal object UniffiLib {
     external fun uniffi_sotto_uniffi_fn_method_session_decrypt(`ptr`: Long,`message`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_sotto_uniffi_fn_method_session_encrypt(`ptr`: Long,`plaintext`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_session_encrypt_batch(`ptr`: Long,`plaintexts`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_session_encrypt_borrowed(`ptr`: Long,`plaintext`: ForeignBytes.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_sotto_uniffi_fn_method_session_generation(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
@@ -1752,6 +1760,12 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_sotto_uniffi_checksum_method_session_encrypt() and 0xFFFF) != 46502) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_session_encrypt_batch() and 0xFFFF) != 41281) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_session_encrypt_borrowed() and 0xFFFF) != 7019) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_sotto_uniffi_checksum_method_session_generation() and 0xFFFF) != 21720) {
@@ -8101,6 +8115,32 @@ public interface SessionInterface {
     fun `encrypt`(`plaintext`: kotlin.ByteArray): kotlin.ByteArray
     
     /**
+     * Encrypts several messages to the peer in one call, in order: what
+     * `encrypt` does for each, with one crossing of the language boundary
+     * for all of them instead of one each (bindings/bench, BENCHMARKS.md).
+     * All or nothing: if one fails, none is sent and the session is as it
+     * was.
+     *
+     * # Errors
+     *
+     * `PlaintextTooLarge`, `ChainExhausted`, `Randomness`.
+     */
+    fun `encryptBatch`(`plaintexts`: List<kotlin.ByteArray>): List<kotlin.ByteArray>
+    
+    /**
+     * As `encrypt`, with the plaintext borrowed for the call instead of
+     * copied into a buffer Rust allocates: uniffi's zero-copy bytes
+     * argument, which saves the foreign calls that allocate and grow that
+     * buffer (bindings/bench, BENCHMARKS.md). Python passes `bytes`;
+     * Kotlin a direct `java.nio.ByteBuffer` (its remaining bytes).
+     *
+     * # Errors
+     *
+     * `PlaintextTooLarge`, `ChainExhausted`, `Randomness`.
+     */
+    fun `encryptBorrowed`(`plaintext`: java.nio.ByteBuffer): kotlin.ByteArray
+    
+    /**
      * 0 when new, one more after every call that changed the session.
      *
      * # Errors
@@ -8352,6 +8392,58 @@ open class Session: Disposable, AutoCloseable, SessionInterface
         it,
         
         FfiConverterByteArray.lower(`plaintext`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Encrypts several messages to the peer in one call, in order: what
+     * `encrypt` does for each, with one crossing of the language boundary
+     * for all of them instead of one each (bindings/bench, BENCHMARKS.md).
+     * All or nothing: if one fails, none is sent and the session is as it
+     * was.
+     *
+     * # Errors
+     *
+     * `PlaintextTooLarge`, `ChainExhausted`, `Randomness`.
+     */
+    @Throws(SottoException::class)override fun `encryptBatch`(`plaintexts`: List<kotlin.ByteArray>): List<kotlin.ByteArray> {
+            return FfiConverterSequenceByteArray.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_session_encrypt_batch(
+        it,
+        
+        FfiConverterSequenceByteArray.lower(`plaintexts`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * As `encrypt`, with the plaintext borrowed for the call instead of
+     * copied into a buffer Rust allocates: uniffi's zero-copy bytes
+     * argument, which saves the foreign calls that allocate and grow that
+     * buffer (bindings/bench, BENCHMARKS.md). Python passes `bytes`;
+     * Kotlin a direct `java.nio.ByteBuffer` (its remaining bytes).
+     *
+     * # Errors
+     *
+     * `PlaintextTooLarge`, `ChainExhausted`, `Randomness`.
+     */
+    @Throws(SottoException::class)override fun `encryptBorrowed`(`plaintext`: java.nio.ByteBuffer): kotlin.ByteArray {
+            return FfiConverterByteArray.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_session_encrypt_borrowed(
+        it,
+        
+        FfiConverterByRefBytes.lower(`plaintext`),_status)
 }
     }
     )
