@@ -126,7 +126,9 @@ impl Session {
     /// copied into a buffer Rust allocates: uniffi's zero-copy bytes
     /// argument, which saves the foreign calls that allocate and grow that
     /// buffer (bindings/bench, BENCHMARKS.md). Python passes `bytes`;
-    /// Kotlin a direct `java.nio.ByteBuffer` (its remaining bytes).
+    /// Kotlin a direct `java.nio.ByteBuffer` at position 0 (uniffi 0.32's
+    /// Kotlin passes `remaining()` bytes from the buffer's start, whatever
+    /// its position).
     ///
     /// # Errors
     ///

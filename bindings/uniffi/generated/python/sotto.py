@@ -768,7 +768,7 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_sotto_uniffi_checksum_method_session_encrypt_batch() != 41281:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_sotto_uniffi_checksum_method_session_encrypt_borrowed() != 7019:
+    if lib.uniffi_sotto_uniffi_checksum_method_session_encrypt_borrowed() != 25242:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_sotto_uniffi_checksum_method_session_generation() != 21720:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -4825,7 +4825,9 @@ class SessionProtocol(typing.Protocol):
         copied into a buffer Rust allocates: uniffi's zero-copy bytes
         argument, which saves the foreign calls that allocate and grow that
         buffer (bindings/bench, BENCHMARKS.md). Python passes `bytes`;
-        Kotlin a direct `java.nio.ByteBuffer` (its remaining bytes).
+        Kotlin a direct `java.nio.ByteBuffer` at position 0 (uniffi 0.32's
+        Kotlin passes `remaining()` bytes from the buffer's start, whatever
+        its position).
 
         # Errors
 
@@ -5092,7 +5094,9 @@ class Session(SessionProtocol):
         copied into a buffer Rust allocates: uniffi's zero-copy bytes
         argument, which saves the foreign calls that allocate and grow that
         buffer (bindings/bench, BENCHMARKS.md). Python passes `bytes`;
-        Kotlin a direct `java.nio.ByteBuffer` (its remaining bytes).
+        Kotlin a direct `java.nio.ByteBuffer` at position 0 (uniffi 0.32's
+        Kotlin passes `remaining()` bytes from the buffer's start, whatever
+        its position).
 
         # Errors
 

@@ -4510,7 +4510,9 @@ public protocol SessionProtocol: AnyObject, Sendable {
      * copied into a buffer Rust allocates: uniffi's zero-copy bytes
      * argument, which saves the foreign calls that allocate and grow that
      * buffer (bindings/bench, BENCHMARKS.md). Python passes `bytes`;
-     * Kotlin a direct `java.nio.ByteBuffer` (its remaining bytes).
+     * Kotlin a direct `java.nio.ByteBuffer` at position 0 (uniffi 0.32's
+     * Kotlin passes `remaining()` bytes from the buffer's start, whatever
+     * its position).
      *
      * # Errors
      *
@@ -4772,7 +4774,9 @@ open func encryptBatch(plaintexts: [Data])throws  -> [Data]  {
      * copied into a buffer Rust allocates: uniffi's zero-copy bytes
      * argument, which saves the foreign calls that allocate and grow that
      * buffer (bindings/bench, BENCHMARKS.md). Python passes `bytes`;
-     * Kotlin a direct `java.nio.ByteBuffer` (its remaining bytes).
+     * Kotlin a direct `java.nio.ByteBuffer` at position 0 (uniffi 0.32's
+     * Kotlin passes `remaining()` bytes from the buffer's start, whatever
+     * its position).
      *
      * # Errors
      *
@@ -12368,7 +12372,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_sotto_uniffi_checksum_method_session_encrypt_batch() != 41281) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_sotto_uniffi_checksum_method_session_encrypt_borrowed() != 7019) {
+    if (uniffi_sotto_uniffi_checksum_method_session_encrypt_borrowed() != 25242) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sotto_uniffi_checksum_method_session_generation() != 21720) {

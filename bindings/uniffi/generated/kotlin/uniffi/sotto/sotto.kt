@@ -1765,7 +1765,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_sotto_uniffi_checksum_method_session_encrypt_batch() and 0xFFFF) != 41281) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_sotto_uniffi_checksum_method_session_encrypt_borrowed() and 0xFFFF) != 7019) {
+    if ((lib.uniffi_sotto_uniffi_checksum_method_session_encrypt_borrowed() and 0xFFFF) != 25242) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_sotto_uniffi_checksum_method_session_generation() and 0xFFFF) != 21720) {
@@ -8132,7 +8132,9 @@ public interface SessionInterface {
      * copied into a buffer Rust allocates: uniffi's zero-copy bytes
      * argument, which saves the foreign calls that allocate and grow that
      * buffer (bindings/bench, BENCHMARKS.md). Python passes `bytes`;
-     * Kotlin a direct `java.nio.ByteBuffer` (its remaining bytes).
+     * Kotlin a direct `java.nio.ByteBuffer` at position 0 (uniffi 0.32's
+     * Kotlin passes `remaining()` bytes from the buffer's start, whatever
+     * its position).
      *
      * # Errors
      *
@@ -8430,7 +8432,9 @@ open class Session: Disposable, AutoCloseable, SessionInterface
      * copied into a buffer Rust allocates: uniffi's zero-copy bytes
      * argument, which saves the foreign calls that allocate and grow that
      * buffer (bindings/bench, BENCHMARKS.md). Python passes `bytes`;
-     * Kotlin a direct `java.nio.ByteBuffer` (its remaining bytes).
+     * Kotlin a direct `java.nio.ByteBuffer` at position 0 (uniffi 0.32's
+     * Kotlin passes `remaining()` bytes from the buffer's start, whatever
+     * its position).
      *
      * # Errors
      *
