@@ -12,7 +12,8 @@
 #     runs in seconds here);
 #   - kotlinc, playwright-core and binaryen's wasm-opt (npm ci, versions
 #     pinned in bindings/tools/package-lock.json);
-#   - JNA and Chromium (Debian's libjna-java and chromium).
+#   - JNA, Chromium and the sqlite3 tool (Debian's libjna-java, chromium,
+#     sqlite3).
 # Tools go to SOTTO_TOOLS (default ~/.cache/sotto-bindings-tools), so a
 # second run on the same machine reuses them.
 #
@@ -63,6 +64,8 @@ export WASM_OPT="$NODE_MODULES/.bin/wasm-opt"
 missing=()
 [[ -f /usr/share/java/jna.jar ]] || missing+=(libjna-java)
 [[ -x "${CHROMIUM:-/usr/bin/chromium}" ]] || missing+=(chromium)
+# The Kotlin scenario's store step tampers with a database copy through it.
+command -v sqlite3 >/dev/null || missing+=(sqlite3)
 if ((${#missing[@]})); then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -18,6 +18,8 @@ use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterio
 use sotto_bindings_common::OsRng;
 
 const PLAINTEXT_LEN: usize = 100;
+/// Messages per `encrypt_batch` call, as in bench.py and Bench.kt.
+const BATCH: usize = 16;
 const NOW: u64 = 1_700_000_000;
 
 /// Alice's session after one round trip: her messages are ratchet messages.
@@ -152,6 +154,15 @@ fn overhead<M: Measurement>(g: &mut BenchmarkGroup<'_, M>) {
         b.iter(|| {
             wrapped
                 .encrypt(black_box(plaintext.clone()))
+                .expect("encrypt")
+        })
+    });
+    // A batch of BATCH (bindings/bench: the per-message figure divides).
+    let batch = vec![plaintext.clone(); BATCH];
+    g.bench_function("encrypt100-batch/uniffi-rust-side", |b| {
+        b.iter(|| {
+            wrapped
+                .encrypt_batch(black_box(batch.clone()))
                 .expect("encrypt")
         })
     });

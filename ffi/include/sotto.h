@@ -122,8 +122,11 @@
 // every binding: a value never changes and is never reused, even after
 // the error it named is retired (119 and 126 are retired, see `README.md`).
 // New codes may be added. 1–99 are errors of the call itself (arguments,
-// handles, buffers, environment); 100 and up are protocol errors from the
-// core.
+// handles, buffers, environment); 100–199 are protocol errors from the
+// core; 200 and up are errors of the SQLite store (`sotto-store`, SPEC
+// §17), numbered here so that the bindings that bind it (`bindings/`)
+// take their codes from one place. The C ABI does not bind the store
+// itself: no function here returns a store code.
 enum SottoError
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
   : int32_t
@@ -252,6 +255,33 @@ enum SottoError
   SOTTO_ERROR_NOT_GROUP_MEMBER = 138,
   // The group has `SOTTO_MAX_GROUP_MEMBERS` members.
   SOTTO_ERROR_TOO_MANY_GROUP_MEMBERS = 139,
+  // Store: the storage key is not the one the database was created with.
+  SOTTO_ERROR_WRONG_KEY = 200,
+  // Store: SQLite found the database file malformed, or not a database.
+  SOTTO_ERROR_DATABASE_CORRUPT = 201,
+  // Store: the disk, or the store's page limit, is full; nothing written.
+  SOTTO_ERROR_DISK_FULL = 202,
+  // Store: another connection held the database past the busy timeout.
+  SOTTO_ERROR_BUSY = 203,
+  // Store: a record changed under the operation on every attempt.
+  SOTTO_ERROR_CONFLICT = 204,
+  // Store: a stored value is shorter than the one written.
+  SOTTO_ERROR_TRUNCATED_VALUE = 205,
+  // Store: a stored value, or the columns bound to it, was altered.
+  SOTTO_ERROR_CORRUPT_VALUE = 206,
+  // Store: a stored value is intact but sealed for another record or
+  // database.
+  SOTTO_ERROR_MISPLACED_VALUE = 207,
+  // Store: the record does not exist (no device yet, no such contact or
+  // group).
+  SOTTO_ERROR_NOT_FOUND = 208,
+  // Store: the record exists already.
+  SOTTO_ERROR_ALREADY_EXISTS = 209,
+  // Store: the database was written by a newer schema version.
+  SOTTO_ERROR_UNSUPPORTED_SCHEMA = 210,
+  // Store: any other SQLite failure (its extended result code is in the
+  // message).
+  SOTTO_ERROR_DATABASE = 211,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

@@ -12,8 +12,11 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 /// every binding: a value never changes and is never reused, even after
 /// the error it named is retired (119 and 126 are retired, see `README.md`).
 /// New codes may be added. 1–99 are errors of the call itself (arguments,
-/// handles, buffers, environment); 100 and up are protocol errors from the
-/// core.
+/// handles, buffers, environment); 100–199 are protocol errors from the
+/// core; 200 and up are errors of the SQLite store (`sotto-store`, SPEC
+/// §17), numbered here so that the bindings that bind it (`bindings/`)
+/// take their codes from one place. The C ABI does not bind the store
+/// itself: no function here returns a store code.
 #[repr(i32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SottoError {
@@ -140,6 +143,33 @@ pub enum SottoError {
     NotGroupMember = 138,
     /// The group has `SOTTO_MAX_GROUP_MEMBERS` members.
     TooManyGroupMembers = 139,
+    /// Store: the storage key is not the one the database was created with.
+    WrongKey = 200,
+    /// Store: SQLite found the database file malformed, or not a database.
+    DatabaseCorrupt = 201,
+    /// Store: the disk, or the store's page limit, is full; nothing written.
+    DiskFull = 202,
+    /// Store: another connection held the database past the busy timeout.
+    Busy = 203,
+    /// Store: a record changed under the operation on every attempt.
+    Conflict = 204,
+    /// Store: a stored value is shorter than the one written.
+    TruncatedValue = 205,
+    /// Store: a stored value, or the columns bound to it, was altered.
+    CorruptValue = 206,
+    /// Store: a stored value is intact but sealed for another record or
+    /// database.
+    MisplacedValue = 207,
+    /// Store: the record does not exist (no device yet, no such contact or
+    /// group).
+    NotFound = 208,
+    /// Store: the record exists already.
+    AlreadyExists = 209,
+    /// Store: the database was written by a newer schema version.
+    UnsupportedSchema = 210,
+    /// Store: any other SQLite failure (its extended result code is in the
+    /// message).
+    Database = 211,
 }
 
 /// Codes that named errors of earlier versions. They are never assigned
@@ -342,6 +372,18 @@ mod tests {
             (SottoError::RecoveryRateLimited, 137),
             (SottoError::NotGroupMember, 138),
             (SottoError::TooManyGroupMembers, 139),
+            (SottoError::WrongKey, 200),
+            (SottoError::DatabaseCorrupt, 201),
+            (SottoError::DiskFull, 202),
+            (SottoError::Busy, 203),
+            (SottoError::Conflict, 204),
+            (SottoError::TruncatedValue, 205),
+            (SottoError::CorruptValue, 206),
+            (SottoError::MisplacedValue, 207),
+            (SottoError::NotFound, 208),
+            (SottoError::AlreadyExists, 209),
+            (SottoError::UnsupportedSchema, 210),
+            (SottoError::Database, 211),
         ];
         for (code, value) in table {
             assert_eq!(code as i32, value, "{code:?}");

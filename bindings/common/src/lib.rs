@@ -24,6 +24,9 @@ use zeroize::Zeroizing;
 
 /// Every error a binding raises, with the C ABI's code as its value.
 ///
+/// 200 and up are the SQLite store's (`sotto-store`), which only the
+/// uniffi bindings bind; the C ABI numbers them without returning them.
+///
 /// Codes never change and are never reused (the C ABI retired 119 and
 /// 126). The C ABI's other call-level codes (`NULL_POINTER`,
 /// `WRONG_HANDLE`, `HANDLE_BUSY`, `PANIC`, `INVALID_BUFFER`) name mistakes
@@ -127,11 +130,39 @@ pub enum ErrorCode {
     NotGroupMember = 138,
     /// The group has as many members as it may.
     TooManyGroupMembers = 139,
+    // The SQLite store's (sotto-store, SPEC §17; not in WebAssembly).
+    /// Store: The storage key is not the one the database was created with.
+    WrongKey = 200,
+    /// Store: SQLite found the database file malformed, or not a database.
+    DatabaseCorrupt = 201,
+    /// Store: The disk, or the store's page limit, is full; nothing was written.
+    DiskFull = 202,
+    /// Store: Another connection held the database past the busy timeout.
+    Busy = 203,
+    /// Store: A record changed under the operation on every attempt allowed.
+    Conflict = 204,
+    /// Store: A stored value is shorter than the one written.
+    TruncatedValue = 205,
+    /// Store: A stored value, or the columns bound to it, was altered.
+    CorruptValue = 206,
+    /// Store: A stored value is intact but was sealed for another record or
+    /// database.
+    MisplacedValue = 207,
+    /// Store: The record does not exist (no device yet, no such contact or
+    /// group).
+    NotFound = 208,
+    /// Store: The record exists already.
+    AlreadyExists = 209,
+    /// Store: The database was written by a newer schema version.
+    UnsupportedSchema = 210,
+    /// Store: Any other SQLite failure (its extended result code is in the
+    /// message).
+    Database = 211,
 }
 
 impl ErrorCode {
     /// Every code, in numeric order.
-    pub const ALL: [Self; 41] = [
+    pub const ALL: [Self; 53] = [
         Self::InvalidArgument,
         Self::HandlePoisoned,
         Self::Randomness,
@@ -173,6 +204,18 @@ impl ErrorCode {
         Self::RecoveryRateLimited,
         Self::NotGroupMember,
         Self::TooManyGroupMembers,
+        Self::WrongKey,
+        Self::DatabaseCorrupt,
+        Self::DiskFull,
+        Self::Busy,
+        Self::Conflict,
+        Self::TruncatedValue,
+        Self::CorruptValue,
+        Self::MisplacedValue,
+        Self::NotFound,
+        Self::AlreadyExists,
+        Self::UnsupportedSchema,
+        Self::Database,
     ];
 
     /// The numeric code, equal to the C ABI's.
@@ -225,6 +268,18 @@ impl ErrorCode {
             Self::RecoveryRateLimited => "RecoveryRateLimited",
             Self::NotGroupMember => "NotGroupMember",
             Self::TooManyGroupMembers => "TooManyGroupMembers",
+            Self::WrongKey => "WrongKey",
+            Self::DatabaseCorrupt => "DatabaseCorrupt",
+            Self::DiskFull => "DiskFull",
+            Self::Busy => "Busy",
+            Self::Conflict => "Conflict",
+            Self::TruncatedValue => "TruncatedValue",
+            Self::CorruptValue => "CorruptValue",
+            Self::MisplacedValue => "MisplacedValue",
+            Self::NotFound => "NotFound",
+            Self::AlreadyExists => "AlreadyExists",
+            Self::UnsupportedSchema => "UnsupportedSchema",
+            Self::Database => "Database",
         }
     }
 

@@ -57,6 +57,18 @@ fn ffi(code: ErrorCode) -> SottoError {
         ErrorCode::RecoveryRateLimited => SottoError::RecoveryRateLimited,
         ErrorCode::NotGroupMember => SottoError::NotGroupMember,
         ErrorCode::TooManyGroupMembers => SottoError::TooManyGroupMembers,
+        ErrorCode::WrongKey => SottoError::WrongKey,
+        ErrorCode::DatabaseCorrupt => SottoError::DatabaseCorrupt,
+        ErrorCode::DiskFull => SottoError::DiskFull,
+        ErrorCode::Busy => SottoError::Busy,
+        ErrorCode::Conflict => SottoError::Conflict,
+        ErrorCode::TruncatedValue => SottoError::TruncatedValue,
+        ErrorCode::CorruptValue => SottoError::CorruptValue,
+        ErrorCode::MisplacedValue => SottoError::MisplacedValue,
+        ErrorCode::NotFound => SottoError::NotFound,
+        ErrorCode::AlreadyExists => SottoError::AlreadyExists,
+        ErrorCode::UnsupportedSchema => SottoError::UnsupportedSchema,
+        ErrorCode::Database => SottoError::Database,
     }
 }
 

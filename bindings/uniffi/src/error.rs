@@ -156,6 +156,33 @@ errors! {
     NotGroupMember,
     /// The group has as many members as it may.
     TooManyGroupMembers,
+    /// The store: The storage key is not the one the database was created with.
+    WrongKey,
+    /// The store: SQLite found the database file malformed, or not a database.
+    DatabaseCorrupt,
+    /// The store: The disk, or the store's page limit, is full; nothing was written.
+    DiskFull,
+    /// The store: Another connection held the database past the busy timeout.
+    Busy,
+    /// The store: A record changed under the operation on every attempt allowed.
+    Conflict,
+    /// The store: A stored value is shorter than the one written.
+    TruncatedValue,
+    /// The store: A stored value, or the columns bound to it, was altered.
+    CorruptValue,
+    /// The store: A stored value is intact but was sealed for another record or
+    /// database.
+    MisplacedValue,
+    /// The store: The record does not exist (no device yet, no such contact or
+    /// group).
+    NotFound,
+    /// The store: The record exists already.
+    AlreadyExists,
+    /// The store: The database was written by a newer schema version.
+    UnsupportedSchema,
+    /// The store: Any other SQLite failure (its extended result code is in the
+    /// message).
+    Database,
 }
 
 impl From<sotto::Error> for SottoError {

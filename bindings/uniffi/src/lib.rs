@@ -16,6 +16,9 @@
 //! - The session layer (SPEC §16): [`PeerRecord`] per user, [`GroupSession`]
 //!   over every device of every member; a message it cannot decrypt fails
 //!   with [`DecryptFailure`], which names the action to take.
+//! - The SQLite store (`sotto-store`, SPEC §17): [`Store`], one committed
+//!   transaction per operation, with its inbox and outbox; its errors have
+//!   the C ABI's store codes (200 and up).
 //!
 //! The core stays `no_std` and free of uniffi: this crate wraps it.
 
@@ -25,6 +28,7 @@ mod group;
 mod keys;
 mod session;
 mod sessions;
+mod store;
 
 pub use device::{Accepted, Device, KemPreKeyInfo, ResetPreKeys, SignedPreKeyInfo};
 pub use error::{Result, SottoError};
@@ -41,6 +45,11 @@ pub use sessions::{
     Action, ContentKind, DecryptFailure, DeviceEntry, DeviceListChanges, GroupSession,
     IdentityChange, IgnoreReason, Outgoing, PeerDeviceInfo, PeerRecord, Received, RetryHint,
     RetryLaterReason, SendPlan, Sent, Unusable, UserSent,
+};
+pub use store::{
+    Account, Delivered, DeviceStatus, ExpiredUser, GroupStatus, GroupUpdate, InboxEntry, InboxKind,
+    MemberUnusable, OutboxEntry, OutboxKind, PeerStatus, PreKeyUpload, Restored, SentToUser, Store,
+    StoreStats, generate_store_key, prekey_upload_from_bytes,
 };
 
 uniffi::setup_scaffolding!("sotto");

@@ -122,6 +122,63 @@ impl Session {
             .into_bytes())
     }
 
+    /// As `encrypt`, with the plaintext borrowed for the call instead of
+    /// copied into a buffer Rust allocates: uniffi's zero-copy bytes
+    /// argument, which saves the foreign calls that allocate and grow that
+    /// buffer (bindings/bench, BENCHMARKS.md). Python passes `bytes`;
+    /// Kotlin a direct `java.nio.ByteBuffer` at position 0 (uniffi 0.32's
+    /// Kotlin passes `remaining()` bytes from the buffer's start, whatever
+    /// its position).
+    ///
+    /// # Errors
+    ///
+    /// `PlaintextTooLarge`, `ChainExhausted`, `Randomness`.
+    pub fn encrypt_borrowed(&self, plaintext: &[u8]) -> Result<Vec<u8>> {
+        Ok(lock(&self.0, "session")?
+            .encrypt(&mut OsRng, plaintext)?
+            .into_bytes())
+    }
+
+    /// Encrypts several messages to the peer in one call, in order: what
+    /// `encrypt` does for each, with one crossing of the language boundary
+    /// for all of them instead of one each (bindings/bench, BENCHMARKS.md).
+    /// All or nothing: if one fails, none is sent and the session is as it
+    /// was.
+    ///
+    /// # Errors
+    ///
+    /// `PlaintextTooLarge`, `ChainExhausted`, `Randomness`.
+    pub fn encrypt_batch(&self, plaintexts: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>> {
+        let plaintexts: Vec<_> = plaintexts
+            .into_iter()
+            .map(zeroize::Zeroizing::new)
+            .collect();
+        if plaintexts
+            .iter()
+            .any(|p| p.len() > sotto::MAX_PLAINTEXT_LEN)
+        {
+            return Err(sotto::Error::PlaintextTooLarge.into());
+        }
+        let mut session = lock(&self.0, "session")?;
+        // A failure after the first message (a chain exhausted, the RNG)
+        // puts the state back from this copy: the call changes all or
+        // nothing.
+        let saved = (plaintexts.len() > 1).then(|| session.to_bytes());
+        let mut messages = Vec::with_capacity(plaintexts.len());
+        for plaintext in &plaintexts {
+            match session.encrypt(&mut OsRng, plaintext) {
+                Ok(message) => messages.push(message.into_bytes()),
+                Err(error) => {
+                    if let Some(saved) = &saved {
+                        *session = sotto::Session::from_bytes(saved)?;
+                    }
+                    return Err(error.into());
+                }
+            }
+        }
+        Ok(messages)
+    }
+
     /// Decrypts a message from the peer.
     ///
     /// # Errors
@@ -205,5 +262,61 @@ impl Session {
     /// `HandlePoisoned`.
     pub fn skipped_key_count(&self) -> Result<u64> {
         Ok(lock(&self.0, "session")?.skipped_key_count() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::expect_used, clippy::unwrap_used)]
+
+    use super::*;
+    use crate::{Device, PreKeyBundle};
+
+    const NOW: u64 = 1_700_000_000;
+
+    fn pair() -> (Arc<Session>, Arc<Session>) {
+        let alice = Device::generate(NOW).unwrap();
+        let bob = Device::generate(NOW).unwrap();
+        let bundle = PreKeyBundle::new(
+            bob.identity_key().unwrap(),
+            bob.signed_prekey().unwrap().bytes,
+            None,
+            Some(bob.last_resort_kem_prekey().unwrap().bytes),
+        )
+        .unwrap()
+        .verify()
+        .unwrap();
+        let to_bob = alice.initiate(bundle).unwrap();
+        let accepted = bob.accept(to_bob.encrypt(b"hi".to_vec()).unwrap()).unwrap();
+        (to_bob, accepted.session)
+    }
+
+    /// A batch is the same messages as one encrypt each, in order.
+    #[test]
+    fn batch_messages_decrypt_in_order() {
+        let (to_bob, to_alice) = pair();
+        let plaintexts: Vec<Vec<u8>> = (0u8..5).map(|i| vec![i; 100]).collect();
+        let messages = to_bob.encrypt_batch(plaintexts.clone()).unwrap();
+        assert_eq!(messages.len(), 5);
+        for (message, plaintext) in messages.into_iter().zip(&plaintexts) {
+            assert_eq!(&to_alice.decrypt(message).unwrap().bytes(), plaintext);
+        }
+        assert!(to_bob.encrypt_batch(Vec::new()).unwrap().is_empty());
+        let borrowed = to_bob.encrypt_borrowed(b"borrowed").unwrap();
+        assert_eq!(to_alice.decrypt(borrowed).unwrap().bytes(), b"borrowed");
+    }
+
+    /// One plaintext too large: nothing encrypted, the session unchanged.
+    #[test]
+    fn batch_is_all_or_nothing() {
+        let (to_bob, to_alice) = pair();
+        let before = to_bob.to_bytes().unwrap();
+        let error = to_bob
+            .encrypt_batch(vec![vec![1; 10], vec![0; sotto::MAX_PLAINTEXT_LEN + 1]])
+            .unwrap_err();
+        assert_eq!(error.code(), 107);
+        assert_eq!(to_bob.to_bytes().unwrap(), before);
+        let next = to_bob.encrypt(b"next".to_vec()).unwrap();
+        assert_eq!(to_alice.decrypt(next).unwrap().bytes(), b"next");
     }
 }

@@ -14,7 +14,7 @@ use crate::error::{Result, SottoError, lock};
 use crate::group::{GroupPlaintext, InsertOutcome};
 use crate::keys::{IdentityKey, PreKeyBundle};
 
-fn user_id(bytes: &[u8]) -> Result<UserId> {
+pub(crate) fn user_id(bytes: &[u8]) -> Result<UserId> {
     Ok(UserId::new(bytes)?)
 }
 
@@ -116,6 +116,66 @@ pub struct Sent {
     pub unusable: Vec<Unusable>,
 }
 
+fn ids(devices: Vec<DeviceId>) -> Vec<u32> {
+    devices.into_iter().map(|d| d.0).collect()
+}
+
+impl From<core::DeviceListChanges> for DeviceListChanges {
+    fn from(changes: core::DeviceListChanges) -> Self {
+        Self {
+            added: ids(changes.added),
+            relisted: ids(changes.relisted),
+            removed: ids(changes.removed),
+            deleted: ids(changes.deleted),
+            identity_changes: changes
+                .identity_changes
+                .iter()
+                .map(|c| IdentityChange {
+                    device: c.device.0,
+                    new_identity: IdentityKey::arc(&c.new_identity),
+                })
+                .collect(),
+            withdrawn: ids(changes.withdrawn),
+        }
+    }
+}
+
+impl From<&core::DeviceInfo> for PeerDeviceInfo {
+    fn from(d: &core::DeviceInfo) -> Self {
+        Self {
+            device: d.device.0,
+            identity: IdentityKey::arc(&d.identity),
+            pending_identity: d.pending_identity.as_ref().map(IdentityKey::arc),
+            stale_since: d.stale_since,
+            post_quantum_pinned: d.post_quantum_pinned,
+            active_base_key: d.active_base_key.map(|k| k.to_vec()),
+            awaiting_reply: d.awaiting_reply,
+            archived_sessions: d.archived_sessions as u64,
+        }
+    }
+}
+
+impl From<core::SendPlan> for SendPlan {
+    fn from(plan: core::SendPlan) -> Self {
+        Self {
+            ready: ids(plan.ready),
+            needs_bundle: ids(plan.needs_bundle),
+            blocked: ids(plan.blocked),
+        }
+    }
+}
+
+impl From<core::Unusable> for Unusable {
+    fn from(u: core::Unusable) -> Self {
+        let e = BindingError::from(u.error);
+        Self {
+            device: u.device.0,
+            code: e.code().code(),
+            detail: e.message().to_owned(),
+        }
+    }
+}
+
 impl From<core::Sent> for Sent {
     fn from(sent: core::Sent) -> Self {
         Self {
@@ -127,18 +187,7 @@ impl From<core::Sent> for Sent {
                     message: o.message.into_bytes(),
                 })
                 .collect(),
-            unusable: sent
-                .unusable
-                .into_iter()
-                .map(|u| {
-                    let e = BindingError::from(u.error);
-                    Unusable {
-                        device: u.device.0,
-                        code: e.code().code(),
-                        detail: e.message().to_owned(),
-                    }
-                })
-                .collect(),
+            unusable: sent.unusable.into_iter().map(Unusable::from).collect(),
         }
     }
 }
@@ -166,7 +215,7 @@ impl From<core::RetryHint> for RetryHint {
 }
 
 impl RetryHint {
-    fn to_core(&self) -> Result<core::RetryHint> {
+    pub(crate) fn to_core(&self) -> Result<core::RetryHint> {
         let key = |bytes: &[u8], what: &str| -> Result<[u8; 32]> {
             bytes.try_into().map_err(|_| {
                 BindingError::invalid(format!("{what} must be 32 bytes, got {}", bytes.len()))
@@ -292,7 +341,7 @@ pub enum DecryptFailure {
 }
 
 impl DecryptFailure {
-    fn new(action: Action, error: BindingError) -> Self {
+    pub(crate) fn new(action: Action, error: BindingError) -> Self {
         Self::Failed {
             action,
             code: error.code().code(),
@@ -527,20 +576,7 @@ impl PeerRecord {
     ///
     /// `HandlePoisoned`.
     pub fn devices(&self) -> Result<Vec<PeerDeviceInfo>> {
-        Ok(self
-            .lock()?
-            .devices()
-            .map(|d| PeerDeviceInfo {
-                device: d.device.0,
-                identity: IdentityKey::arc(&d.identity),
-                pending_identity: d.pending_identity.as_ref().map(IdentityKey::arc),
-                stale_since: d.stale_since,
-                post_quantum_pinned: d.post_quantum_pinned,
-                active_base_key: d.active_base_key.map(|k| k.to_vec()),
-                awaiting_reply: d.awaiting_reply,
-                archived_sessions: d.archived_sessions as u64,
-            })
-            .collect())
+        Ok(self.lock()?.devices().map(|d| (&d).into()).collect())
     }
 
     /// Takes the device list the server returned at `now`.
@@ -553,23 +589,7 @@ impl PeerRecord {
             .iter()
             .map(|e| (DeviceId(e.device), e.identity.0))
             .collect();
-        let changes = self.lock()?.update_devices(&list, now)?;
-        let ids = |v: Vec<DeviceId>| v.into_iter().map(|d| d.0).collect();
-        Ok(DeviceListChanges {
-            added: ids(changes.added),
-            relisted: ids(changes.relisted),
-            removed: ids(changes.removed),
-            deleted: ids(changes.deleted),
-            identity_changes: changes
-                .identity_changes
-                .iter()
-                .map(|c| IdentityChange {
-                    device: c.device.0,
-                    new_identity: IdentityKey::arc(&c.new_identity),
-                })
-                .collect(),
-            withdrawn: ids(changes.withdrawn),
-        })
+        Ok(self.lock()?.update_devices(&list, now)?.into())
     }
 
     /// Trusts the new identity of `device` once the user accepted it; its
@@ -600,13 +620,7 @@ impl PeerRecord {
     ///
     /// `HandlePoisoned`.
     pub fn plan_send(&self, now: u64) -> Result<SendPlan> {
-        let plan = self.lock()?.plan_send(now);
-        let ids = |v: Vec<DeviceId>| v.into_iter().map(|d| d.0).collect();
-        Ok(SendPlan {
-            ready: ids(plan.ready),
-            needs_bundle: ids(plan.needs_bundle),
-            blocked: ids(plan.blocked),
-        })
+        Ok(self.lock()?.plan_send(now).into())
     }
 
     /// Starts a session with `device` from its bundle (verified against the

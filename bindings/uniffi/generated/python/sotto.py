@@ -524,11 +524,15 @@ def _uniffi_check_contract_api_version(lib):
         raise InternalError("UniFFI contract version mismatch: try cleaning and rebuilding your project")
 
 def _uniffi_check_api_checksums(lib):
+    if lib.uniffi_sotto_uniffi_checksum_func_generate_store_key() != 60541:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_sotto_uniffi_checksum_func_group_message_info() != 3168:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_sotto_uniffi_checksum_func_message_info() != 18496:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_sotto_uniffi_checksum_func_prekey_id() != 36730:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_func_prekey_upload_from_bytes() != 64182:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_sotto_uniffi_checksum_method_device_accept() != 35824:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -762,6 +766,10 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_sotto_uniffi_checksum_method_session_encrypt() != 46502:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_session_encrypt_batch() != 41281:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_session_encrypt_borrowed() != 25242:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_sotto_uniffi_checksum_method_session_generation() != 21720:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_sotto_uniffi_checksum_method_session_is_awaiting_reply() != 44531:
@@ -783,6 +791,84 @@ def _uniffi_check_api_checksums(lib):
     if lib.uniffi_sotto_uniffi_checksum_constructor_session_from_bytes() != 12452:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_sotto_uniffi_checksum_constructor_session_unseal() != 49722:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_store_account() != 52038:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_store_ack_read() != 15152:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_store_ack_sent() != 26058:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_store_acknowledge_identity() != 37435:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_store_add_bundle() != 18244:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_store_add_to_group() != 17673:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_store_after_restore() != 60743:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_store_close_database() != 32462:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_store_create_device() != 59660:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_store_create_group() != 37340:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_store_device_status() != 22505:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_store_distribute_group() != 25414:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_store_expire() != 50357:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_store_group_receive() != 427:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_store_group_send() != 50978:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_store_group_status() != 1689:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_store_high_water_mark() != 5845:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_store_inbox() != 59356:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_store_outbox() != 28864:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_store_peer_status() != 21943:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_store_plan_send() != 26861:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_store_receive_from() != 65416:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_store_remove_from_group() != 45164:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_store_replenish_prekeys() != 40862:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_store_request_distribution() != 44330:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_store_request_retry() != 52914:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_store_resend_to_device() != 36023:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_store_rotate_group() != 38674:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_store_rotate_last_resort_kem_prekey() != 54351:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_store_rotate_signed_prekey() != 39559:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_store_send_to_user() != 52516:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_store_set_account() != 10392:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_store_set_page_limit() != 13034:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_store_start_new_session() != 8964:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_store_stats() != 48826:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_store_update_devices() != 25344:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_method_store_verify() != 39279:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_constructor_store_open() != 13953:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sotto_uniffi_checksum_constructor_store_open_with() != 7089:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_sotto_uniffi_checksum_method_verifiedprekeybundle_has_kem_prekey() != 23859:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -817,6 +903,9 @@ _UniffiLib.ffi_sotto_uniffi_rustbuffer_reserve.restype = _UniffiRustBuffer
 _UniffiLib.ffi_sotto_uniffi_uniffi_contract_version.argtypes = (
 )
 _UniffiLib.ffi_sotto_uniffi_uniffi_contract_version.restype = ctypes.c_uint32
+_UniffiLib.uniffi_sotto_uniffi_checksum_func_generate_store_key.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_func_generate_store_key.restype = ctypes.c_uint16
 _UniffiLib.uniffi_sotto_uniffi_checksum_func_group_message_info.argtypes = (
 )
 _UniffiLib.uniffi_sotto_uniffi_checksum_func_group_message_info.restype = ctypes.c_uint16
@@ -826,6 +915,9 @@ _UniffiLib.uniffi_sotto_uniffi_checksum_func_message_info.restype = ctypes.c_uin
 _UniffiLib.uniffi_sotto_uniffi_checksum_func_prekey_id.argtypes = (
 )
 _UniffiLib.uniffi_sotto_uniffi_checksum_func_prekey_id.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_func_prekey_upload_from_bytes.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_func_prekey_upload_from_bytes.restype = ctypes.c_uint16
 _UniffiLib.uniffi_sotto_uniffi_checksum_method_device_accept.argtypes = (
 )
 _UniffiLib.uniffi_sotto_uniffi_checksum_method_device_accept.restype = ctypes.c_uint16
@@ -1174,6 +1266,12 @@ _UniffiLib.uniffi_sotto_uniffi_checksum_method_session_decrypt.restype = ctypes.
 _UniffiLib.uniffi_sotto_uniffi_checksum_method_session_encrypt.argtypes = (
 )
 _UniffiLib.uniffi_sotto_uniffi_checksum_method_session_encrypt.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_session_encrypt_batch.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_session_encrypt_batch.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_session_encrypt_borrowed.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_session_encrypt_borrowed.restype = ctypes.c_uint16
 _UniffiLib.uniffi_sotto_uniffi_checksum_method_session_generation.argtypes = (
 )
 _UniffiLib.uniffi_sotto_uniffi_checksum_method_session_generation.restype = ctypes.c_uint16
@@ -1207,12 +1305,133 @@ _UniffiLib.uniffi_sotto_uniffi_checksum_constructor_session_from_bytes.restype =
 _UniffiLib.uniffi_sotto_uniffi_checksum_constructor_session_unseal.argtypes = (
 )
 _UniffiLib.uniffi_sotto_uniffi_checksum_constructor_session_unseal.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_account.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_account.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_ack_read.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_ack_read.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_ack_sent.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_ack_sent.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_acknowledge_identity.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_acknowledge_identity.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_add_bundle.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_add_bundle.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_add_to_group.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_add_to_group.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_after_restore.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_after_restore.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_close_database.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_close_database.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_create_device.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_create_device.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_create_group.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_create_group.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_device_status.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_device_status.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_distribute_group.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_distribute_group.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_expire.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_expire.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_group_receive.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_group_receive.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_group_send.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_group_send.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_group_status.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_group_status.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_high_water_mark.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_high_water_mark.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_inbox.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_inbox.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_outbox.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_outbox.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_peer_status.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_peer_status.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_plan_send.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_plan_send.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_receive_from.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_receive_from.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_remove_from_group.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_remove_from_group.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_replenish_prekeys.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_replenish_prekeys.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_request_distribution.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_request_distribution.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_request_retry.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_request_retry.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_resend_to_device.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_resend_to_device.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_rotate_group.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_rotate_group.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_rotate_last_resort_kem_prekey.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_rotate_last_resort_kem_prekey.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_rotate_signed_prekey.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_rotate_signed_prekey.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_send_to_user.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_send_to_user.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_set_account.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_set_account.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_set_page_limit.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_set_page_limit.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_start_new_session.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_start_new_session.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_stats.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_stats.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_update_devices.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_update_devices.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_verify.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_method_store_verify.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_constructor_store_open.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_constructor_store_open.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_checksum_constructor_store_open_with.argtypes = (
+)
+_UniffiLib.uniffi_sotto_uniffi_checksum_constructor_store_open_with.restype = ctypes.c_uint16
 _UniffiLib.uniffi_sotto_uniffi_checksum_method_verifiedprekeybundle_has_kem_prekey.argtypes = (
 )
 _UniffiLib.uniffi_sotto_uniffi_checksum_method_verifiedprekeybundle_has_kem_prekey.restype = ctypes.c_uint16
 _UniffiLib.uniffi_sotto_uniffi_checksum_method_verifiedprekeybundle_identity.argtypes = (
 )
 _UniffiLib.uniffi_sotto_uniffi_checksum_method_verifiedprekeybundle_identity.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sotto_uniffi_fn_func_generate_store_key.argtypes = (
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_func_generate_store_key.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_sotto_uniffi_fn_func_group_message_info.argtypes = (
     _UniffiRustBuffer,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -1228,6 +1447,11 @@ _UniffiLib.uniffi_sotto_uniffi_fn_func_prekey_id.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_sotto_uniffi_fn_func_prekey_id.restype = ctypes.c_uint32
+_UniffiLib.uniffi_sotto_uniffi_fn_func_prekey_upload_from_bytes.argtypes = (
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_func_prekey_upload_from_bytes.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_sotto_uniffi_fn_method_device_accept.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
@@ -1930,6 +2154,18 @@ _UniffiLib.uniffi_sotto_uniffi_fn_method_session_encrypt.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_sotto_uniffi_fn_method_session_encrypt.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_session_encrypt_batch.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_session_encrypt_batch.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_session_encrypt_borrowed.argtypes = (
+    ctypes.c_uint64,
+    _UniffiForeignBytes,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_session_encrypt_borrowed.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_sotto_uniffi_fn_method_session_generation.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -1989,6 +2225,271 @@ _UniffiLib.uniffi_sotto_uniffi_fn_constructor_session_unseal.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_sotto_uniffi_fn_constructor_session_unseal.restype = ctypes.c_uint64
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_account.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_account.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_ack_read.argtypes = (
+    ctypes.c_uint64,
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_ack_read.restype = ctypes.c_int8
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_ack_sent.argtypes = (
+    ctypes.c_uint64,
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_ack_sent.restype = ctypes.c_int8
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_acknowledge_identity.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.c_uint32,
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_acknowledge_identity.restype = None
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_add_bundle.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.c_uint32,
+    ctypes.c_uint64,
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_add_bundle.restype = None
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_add_to_group.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_add_to_group.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_after_restore.argtypes = (
+    ctypes.c_uint64,
+    ctypes.c_uint64,
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_after_restore.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_close_database.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_close_database.restype = None
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_create_device.argtypes = (
+    ctypes.c_uint64,
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_create_device.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_create_group.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_create_group.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_device_status.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_device_status.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_distribute_group.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_distribute_group.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_expire.argtypes = (
+    ctypes.c_uint64,
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_expire.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_group_receive.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_group_receive.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_group_send.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_group_send.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_group_status.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_group_status.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_high_water_mark.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_high_water_mark.restype = ctypes.c_uint64
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_inbox.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_inbox.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_outbox.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_outbox.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_peer_status.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_peer_status.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_plan_send.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_plan_send.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_receive_from.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.c_uint32,
+    _UniffiRustBuffer,
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_receive_from.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_remove_from_group.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_remove_from_group.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_replenish_prekeys.argtypes = (
+    ctypes.c_uint64,
+    ctypes.c_uint32,
+    ctypes.c_uint32,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_replenish_prekeys.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_request_distribution.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.c_uint32,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_request_distribution.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_request_retry.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.c_uint32,
+    _UniffiRustBuffer,
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_request_retry.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_resend_to_device.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.c_uint32,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_resend_to_device.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_rotate_group.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_rotate_group.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_rotate_last_resort_kem_prekey.argtypes = (
+    ctypes.c_uint64,
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_rotate_last_resort_kem_prekey.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_rotate_signed_prekey.argtypes = (
+    ctypes.c_uint64,
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_rotate_signed_prekey.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_send_to_user.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_send_to_user.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_set_account.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.c_uint32,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_set_account.restype = None
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_set_page_limit.argtypes = (
+    ctypes.c_uint64,
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_set_page_limit.restype = ctypes.c_uint64
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_start_new_session.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.c_uint32,
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_start_new_session.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_stats.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_stats.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_update_devices.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_update_devices.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_verify.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_method_store_verify.restype = ctypes.c_uint64
+_UniffiLib.uniffi_sotto_uniffi_fn_constructor_store_open.argtypes = (
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_constructor_store_open.restype = ctypes.c_uint64
+_UniffiLib.uniffi_sotto_uniffi_fn_constructor_store_open_with.argtypes = (
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.c_uint64,
+    ctypes.c_uint32,
+    ctypes.c_int8,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_constructor_store_open_with.restype = ctypes.c_uint64
 _UniffiLib.uniffi_sotto_uniffi_fn_method_verifiedprekeybundle_has_kem_prekey.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -2099,6 +2600,16 @@ _UniffiLib.uniffi_sotto_uniffi_fn_free_session.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_sotto_uniffi_fn_free_session.restype = None
+_UniffiLib.uniffi_sotto_uniffi_fn_clone_store.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_clone_store.restype = ctypes.c_uint64
+_UniffiLib.uniffi_sotto_uniffi_fn_free_store.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sotto_uniffi_fn_free_store.restype = None
 _UniffiLib.uniffi_sotto_uniffi_fn_clone_verifiedprekeybundle.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -2883,6 +3394,201 @@ class SottoError:  # type: ignore
         def __repr__(self):
             return "SottoError.TooManyGroupMembers({})".format(str(self))
     _UniffiTempSottoError.TooManyGroupMembers = TooManyGroupMembers # type: ignore
+    class WrongKey(_UniffiTempSottoError):
+        """
+        The store: The storage key is not the one the database was created with.
+"""
+        
+        def __init__(self, code, detail):
+            super().__init__(", ".join([
+                "code={!r}".format(code),
+                "detail={!r}".format(detail),
+            ]))
+            self.code = code
+            self.detail = detail
+
+        def __repr__(self):
+            return "SottoError.WrongKey({})".format(str(self))
+    _UniffiTempSottoError.WrongKey = WrongKey # type: ignore
+    class DatabaseCorrupt(_UniffiTempSottoError):
+        """
+        The store: SQLite found the database file malformed, or not a database.
+"""
+        
+        def __init__(self, code, detail):
+            super().__init__(", ".join([
+                "code={!r}".format(code),
+                "detail={!r}".format(detail),
+            ]))
+            self.code = code
+            self.detail = detail
+
+        def __repr__(self):
+            return "SottoError.DatabaseCorrupt({})".format(str(self))
+    _UniffiTempSottoError.DatabaseCorrupt = DatabaseCorrupt # type: ignore
+    class DiskFull(_UniffiTempSottoError):
+        """
+        The store: The disk, or the store's page limit, is full; nothing was written.
+"""
+        
+        def __init__(self, code, detail):
+            super().__init__(", ".join([
+                "code={!r}".format(code),
+                "detail={!r}".format(detail),
+            ]))
+            self.code = code
+            self.detail = detail
+
+        def __repr__(self):
+            return "SottoError.DiskFull({})".format(str(self))
+    _UniffiTempSottoError.DiskFull = DiskFull # type: ignore
+    class Busy(_UniffiTempSottoError):
+        """
+        The store: Another connection held the database past the busy timeout.
+"""
+        
+        def __init__(self, code, detail):
+            super().__init__(", ".join([
+                "code={!r}".format(code),
+                "detail={!r}".format(detail),
+            ]))
+            self.code = code
+            self.detail = detail
+
+        def __repr__(self):
+            return "SottoError.Busy({})".format(str(self))
+    _UniffiTempSottoError.Busy = Busy # type: ignore
+    class Conflict(_UniffiTempSottoError):
+        """
+        The store: A record changed under the operation on every attempt allowed.
+"""
+        
+        def __init__(self, code, detail):
+            super().__init__(", ".join([
+                "code={!r}".format(code),
+                "detail={!r}".format(detail),
+            ]))
+            self.code = code
+            self.detail = detail
+
+        def __repr__(self):
+            return "SottoError.Conflict({})".format(str(self))
+    _UniffiTempSottoError.Conflict = Conflict # type: ignore
+    class TruncatedValue(_UniffiTempSottoError):
+        """
+        The store: A stored value is shorter than the one written.
+"""
+        
+        def __init__(self, code, detail):
+            super().__init__(", ".join([
+                "code={!r}".format(code),
+                "detail={!r}".format(detail),
+            ]))
+            self.code = code
+            self.detail = detail
+
+        def __repr__(self):
+            return "SottoError.TruncatedValue({})".format(str(self))
+    _UniffiTempSottoError.TruncatedValue = TruncatedValue # type: ignore
+    class CorruptValue(_UniffiTempSottoError):
+        """
+        The store: A stored value, or the columns bound to it, was altered.
+"""
+        
+        def __init__(self, code, detail):
+            super().__init__(", ".join([
+                "code={!r}".format(code),
+                "detail={!r}".format(detail),
+            ]))
+            self.code = code
+            self.detail = detail
+
+        def __repr__(self):
+            return "SottoError.CorruptValue({})".format(str(self))
+    _UniffiTempSottoError.CorruptValue = CorruptValue # type: ignore
+    class MisplacedValue(_UniffiTempSottoError):
+        """
+        The store: A stored value is intact but was sealed for another record or
+        database.
+"""
+        
+        def __init__(self, code, detail):
+            super().__init__(", ".join([
+                "code={!r}".format(code),
+                "detail={!r}".format(detail),
+            ]))
+            self.code = code
+            self.detail = detail
+
+        def __repr__(self):
+            return "SottoError.MisplacedValue({})".format(str(self))
+    _UniffiTempSottoError.MisplacedValue = MisplacedValue # type: ignore
+    class NotFound(_UniffiTempSottoError):
+        """
+        The store: The record does not exist (no device yet, no such contact or
+        group).
+"""
+        
+        def __init__(self, code, detail):
+            super().__init__(", ".join([
+                "code={!r}".format(code),
+                "detail={!r}".format(detail),
+            ]))
+            self.code = code
+            self.detail = detail
+
+        def __repr__(self):
+            return "SottoError.NotFound({})".format(str(self))
+    _UniffiTempSottoError.NotFound = NotFound # type: ignore
+    class AlreadyExists(_UniffiTempSottoError):
+        """
+        The store: The record exists already.
+"""
+        
+        def __init__(self, code, detail):
+            super().__init__(", ".join([
+                "code={!r}".format(code),
+                "detail={!r}".format(detail),
+            ]))
+            self.code = code
+            self.detail = detail
+
+        def __repr__(self):
+            return "SottoError.AlreadyExists({})".format(str(self))
+    _UniffiTempSottoError.AlreadyExists = AlreadyExists # type: ignore
+    class UnsupportedSchema(_UniffiTempSottoError):
+        """
+        The store: The database was written by a newer schema version.
+"""
+        
+        def __init__(self, code, detail):
+            super().__init__(", ".join([
+                "code={!r}".format(code),
+                "detail={!r}".format(detail),
+            ]))
+            self.code = code
+            self.detail = detail
+
+        def __repr__(self):
+            return "SottoError.UnsupportedSchema({})".format(str(self))
+    _UniffiTempSottoError.UnsupportedSchema = UnsupportedSchema # type: ignore
+    class Database(_UniffiTempSottoError):
+        """
+        The store: Any other SQLite failure (its extended result code is in the
+        message).
+"""
+        
+        def __init__(self, code, detail):
+            super().__init__(", ".join([
+                "code={!r}".format(code),
+                "detail={!r}".format(detail),
+            ]))
+            self.code = code
+            self.detail = detail
+
+        def __repr__(self):
+            return "SottoError.Database({})".format(str(self))
+    _UniffiTempSottoError.Database = Database # type: ignore
 
 SottoError = _UniffiTempSottoError # type: ignore
 del _UniffiTempSottoError
@@ -3097,6 +3803,66 @@ class _UniffiFfiConverterTypeSottoError(_UniffiConverterRustBuffer):
                 _UniffiFfiConverterInt32.read(buf),
                 _UniffiFfiConverterString.read(buf),
             )
+        if variant == 42:
+            return SottoError.WrongKey(
+                _UniffiFfiConverterInt32.read(buf),
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 43:
+            return SottoError.DatabaseCorrupt(
+                _UniffiFfiConverterInt32.read(buf),
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 44:
+            return SottoError.DiskFull(
+                _UniffiFfiConverterInt32.read(buf),
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 45:
+            return SottoError.Busy(
+                _UniffiFfiConverterInt32.read(buf),
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 46:
+            return SottoError.Conflict(
+                _UniffiFfiConverterInt32.read(buf),
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 47:
+            return SottoError.TruncatedValue(
+                _UniffiFfiConverterInt32.read(buf),
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 48:
+            return SottoError.CorruptValue(
+                _UniffiFfiConverterInt32.read(buf),
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 49:
+            return SottoError.MisplacedValue(
+                _UniffiFfiConverterInt32.read(buf),
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 50:
+            return SottoError.NotFound(
+                _UniffiFfiConverterInt32.read(buf),
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 51:
+            return SottoError.AlreadyExists(
+                _UniffiFfiConverterInt32.read(buf),
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 52:
+            return SottoError.UnsupportedSchema(
+                _UniffiFfiConverterInt32.read(buf),
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 53:
+            return SottoError.Database(
+                _UniffiFfiConverterInt32.read(buf),
+                _UniffiFfiConverterString.read(buf),
+            )
         raise InternalError("Raw enum value doesn't match any cases")
 
     @staticmethod
@@ -3265,6 +4031,54 @@ class _UniffiFfiConverterTypeSottoError(_UniffiConverterRustBuffer):
             _UniffiFfiConverterInt32.check_lower(value.code)
             _UniffiFfiConverterString.check_lower(value.detail)
             return
+        if isinstance(value, SottoError.WrongKey):
+            _UniffiFfiConverterInt32.check_lower(value.code)
+            _UniffiFfiConverterString.check_lower(value.detail)
+            return
+        if isinstance(value, SottoError.DatabaseCorrupt):
+            _UniffiFfiConverterInt32.check_lower(value.code)
+            _UniffiFfiConverterString.check_lower(value.detail)
+            return
+        if isinstance(value, SottoError.DiskFull):
+            _UniffiFfiConverterInt32.check_lower(value.code)
+            _UniffiFfiConverterString.check_lower(value.detail)
+            return
+        if isinstance(value, SottoError.Busy):
+            _UniffiFfiConverterInt32.check_lower(value.code)
+            _UniffiFfiConverterString.check_lower(value.detail)
+            return
+        if isinstance(value, SottoError.Conflict):
+            _UniffiFfiConverterInt32.check_lower(value.code)
+            _UniffiFfiConverterString.check_lower(value.detail)
+            return
+        if isinstance(value, SottoError.TruncatedValue):
+            _UniffiFfiConverterInt32.check_lower(value.code)
+            _UniffiFfiConverterString.check_lower(value.detail)
+            return
+        if isinstance(value, SottoError.CorruptValue):
+            _UniffiFfiConverterInt32.check_lower(value.code)
+            _UniffiFfiConverterString.check_lower(value.detail)
+            return
+        if isinstance(value, SottoError.MisplacedValue):
+            _UniffiFfiConverterInt32.check_lower(value.code)
+            _UniffiFfiConverterString.check_lower(value.detail)
+            return
+        if isinstance(value, SottoError.NotFound):
+            _UniffiFfiConverterInt32.check_lower(value.code)
+            _UniffiFfiConverterString.check_lower(value.detail)
+            return
+        if isinstance(value, SottoError.AlreadyExists):
+            _UniffiFfiConverterInt32.check_lower(value.code)
+            _UniffiFfiConverterString.check_lower(value.detail)
+            return
+        if isinstance(value, SottoError.UnsupportedSchema):
+            _UniffiFfiConverterInt32.check_lower(value.code)
+            _UniffiFfiConverterString.check_lower(value.detail)
+            return
+        if isinstance(value, SottoError.Database):
+            _UniffiFfiConverterInt32.check_lower(value.code)
+            _UniffiFfiConverterString.check_lower(value.detail)
+            return
 
     @staticmethod
     def write(value, buf):
@@ -3430,6 +4244,54 @@ class _UniffiFfiConverterTypeSottoError(_UniffiConverterRustBuffer):
             _UniffiFfiConverterString.write(value.detail, buf)
         if isinstance(value, SottoError.TooManyGroupMembers):
             buf.write_i32(41)
+            _UniffiFfiConverterInt32.write(value.code, buf)
+            _UniffiFfiConverterString.write(value.detail, buf)
+        if isinstance(value, SottoError.WrongKey):
+            buf.write_i32(42)
+            _UniffiFfiConverterInt32.write(value.code, buf)
+            _UniffiFfiConverterString.write(value.detail, buf)
+        if isinstance(value, SottoError.DatabaseCorrupt):
+            buf.write_i32(43)
+            _UniffiFfiConverterInt32.write(value.code, buf)
+            _UniffiFfiConverterString.write(value.detail, buf)
+        if isinstance(value, SottoError.DiskFull):
+            buf.write_i32(44)
+            _UniffiFfiConverterInt32.write(value.code, buf)
+            _UniffiFfiConverterString.write(value.detail, buf)
+        if isinstance(value, SottoError.Busy):
+            buf.write_i32(45)
+            _UniffiFfiConverterInt32.write(value.code, buf)
+            _UniffiFfiConverterString.write(value.detail, buf)
+        if isinstance(value, SottoError.Conflict):
+            buf.write_i32(46)
+            _UniffiFfiConverterInt32.write(value.code, buf)
+            _UniffiFfiConverterString.write(value.detail, buf)
+        if isinstance(value, SottoError.TruncatedValue):
+            buf.write_i32(47)
+            _UniffiFfiConverterInt32.write(value.code, buf)
+            _UniffiFfiConverterString.write(value.detail, buf)
+        if isinstance(value, SottoError.CorruptValue):
+            buf.write_i32(48)
+            _UniffiFfiConverterInt32.write(value.code, buf)
+            _UniffiFfiConverterString.write(value.detail, buf)
+        if isinstance(value, SottoError.MisplacedValue):
+            buf.write_i32(49)
+            _UniffiFfiConverterInt32.write(value.code, buf)
+            _UniffiFfiConverterString.write(value.detail, buf)
+        if isinstance(value, SottoError.NotFound):
+            buf.write_i32(50)
+            _UniffiFfiConverterInt32.write(value.code, buf)
+            _UniffiFfiConverterString.write(value.detail, buf)
+        if isinstance(value, SottoError.AlreadyExists):
+            buf.write_i32(51)
+            _UniffiFfiConverterInt32.write(value.code, buf)
+            _UniffiFfiConverterString.write(value.detail, buf)
+        if isinstance(value, SottoError.UnsupportedSchema):
+            buf.write_i32(52)
+            _UniffiFfiConverterInt32.write(value.code, buf)
+            _UniffiFfiConverterString.write(value.detail, buf)
+        if isinstance(value, SottoError.Database):
+            buf.write_i32(53)
             _UniffiFfiConverterInt32.write(value.code, buf)
             _UniffiFfiConverterString.write(value.detail, buf)
 
@@ -3754,6 +4616,29 @@ class _UniffiFfiConverterTypePlaintext:
     def write(cls, value: Plaintext, buf: _UniffiRustBuffer):
         buf.write_u64(cls.lower(value))
 
+class _UniffiFfiConverterSequenceBytes(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterBytes.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterBytes.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterBytes.read(buf) for i in range(count)
+        ]
+
 class _UniffiFfiConverterUInt64(_UniffiConverterPrimitiveInt):
     CLASS_NAME = "u64"
     VALUE_MIN = 0
@@ -3916,6 +4801,34 @@ class SessionProtocol(typing.Protocol):
     def encrypt(self, plaintext: bytes) -> bytes:
         """
         Encrypts one message to the peer.
+
+        # Errors
+
+        `PlaintextTooLarge`, `ChainExhausted`, `Randomness`.
+"""
+        raise NotImplementedError
+    def encrypt_batch(self, plaintexts: typing.List[bytes]) -> typing.List[bytes]:
+        """
+        Encrypts several messages to the peer in one call, in order: what
+        `encrypt` does for each, with one crossing of the language boundary
+        for all of them instead of one each (bindings/bench, BENCHMARKS.md).
+        All or nothing: if one fails, none is sent and the session is as it
+        was.
+
+        # Errors
+
+        `PlaintextTooLarge`, `ChainExhausted`, `Randomness`.
+"""
+        raise NotImplementedError
+    def encrypt_borrowed(self, plaintext: bytes) -> bytes:
+        """
+        As `encrypt`, with the plaintext borrowed for the call instead of
+        copied into a buffer Rust allocates: uniffi's zero-copy bytes
+        argument, which saves the foreign calls that allocate and grow that
+        buffer (bindings/bench, BENCHMARKS.md). Python passes `bytes`;
+        Kotlin a direct `java.nio.ByteBuffer` at position 0 (uniffi 0.32's
+        Kotlin passes `remaining()` bytes from the buffer's start, whatever
+        its position).
 
         # Errors
 
@@ -4147,6 +5060,60 @@ class Session(SessionProtocol):
         _uniffi_ffi_result = _uniffi_rust_call_with_error(
             _uniffi_error_converter,
             _UniffiLib.uniffi_sotto_uniffi_fn_method_session_encrypt,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def encrypt_batch(self, plaintexts: typing.List[bytes]) -> typing.List[bytes]:
+        """
+        Encrypts several messages to the peer in one call, in order: what
+        `encrypt` does for each, with one crossing of the language boundary
+        for all of them instead of one each (bindings/bench, BENCHMARKS.md).
+        All or nothing: if one fails, none is sent and the session is as it
+        was.
+
+        # Errors
+
+        `PlaintextTooLarge`, `ChainExhausted`, `Randomness`.
+"""
+        
+        _UniffiFfiConverterSequenceBytes.check_lower(plaintexts)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterSequenceBytes.lower(plaintexts),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterSequenceBytes.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_session_encrypt_batch,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def encrypt_borrowed(self, plaintext: bytes) -> bytes:
+        """
+        As `encrypt`, with the plaintext borrowed for the call instead of
+        copied into a buffer Rust allocates: uniffi's zero-copy bytes
+        argument, which saves the foreign calls that allocate and grow that
+        buffer (bindings/bench, BENCHMARKS.md). Python passes `bytes`;
+        Kotlin a direct `java.nio.ByteBuffer` at position 0 (uniffi 0.32's
+        Kotlin passes `remaining()` bytes from the buffer's start, whatever
+        its position).
+
+        # Errors
+
+        `PlaintextTooLarge`, `ChainExhausted`, `Randomness`.
+"""
+        
+        _UniffiFfiConverterByRefBytes.check_lower(plaintext)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterByRefBytes.lower(plaintext),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterBytes.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_session_encrypt_borrowed,
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
@@ -4412,6 +5379,45 @@ class _UniffiFfiConverterUInt32(_UniffiConverterPrimitiveInt):
         buf.write_u32(value)
 
 @dataclass
+class Account:
+    """
+    The user and device id set with `Store.set_account`.
+"""
+    def __init__(self, *, user:bytes, device:int):
+        self.user = user
+        self.device = device
+        
+        
+
+    
+    def __str__(self):
+        return "Account(user={}, device={})".format(self.user, self.device)
+    def __eq__(self, other):
+        if self.user != other.user:
+            return False
+        if self.device != other.device:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeAccount(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return Account(
+            user=_UniffiFfiConverterBytes.read(buf),
+            device=_UniffiFfiConverterUInt32.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterBytes.check_lower(value.user)
+        _UniffiFfiConverterUInt32.check_lower(value.device)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterBytes.write(value.user, buf)
+        _UniffiFfiConverterUInt32.write(value.device, buf)
+
+@dataclass
 class DeviceEntry:
     """
     One entry of a device list as the application's server returns it.
@@ -4600,6 +5606,114 @@ class _UniffiFfiConverterTypeDeviceListChanges(_UniffiConverterRustBuffer):
         _UniffiFfiConverterSequenceUInt32.write(value.withdrawn, buf)
 
 @dataclass
+class DeviceStatus:
+    """
+    What the store reports about the local device.
+"""
+    def __init__(self, *, identity:IdentityKey, generation:int, signed_prekey_id:int, last_resort_kem_prekey_id:int, one_time_prekeys:int, one_time_kem_prekeys:int):
+        self.identity = identity
+        self.generation = generation
+        self.signed_prekey_id = signed_prekey_id
+        self.last_resort_kem_prekey_id = last_resort_kem_prekey_id
+        self.one_time_prekeys = one_time_prekeys
+        self.one_time_kem_prekeys = one_time_kem_prekeys
+        
+        
+
+    
+    def __str__(self):
+        return "DeviceStatus(identity={}, generation={}, signed_prekey_id={}, last_resort_kem_prekey_id={}, one_time_prekeys={}, one_time_kem_prekeys={})".format(self.identity, self.generation, self.signed_prekey_id, self.last_resort_kem_prekey_id, self.one_time_prekeys, self.one_time_kem_prekeys)
+    def __eq__(self, other):
+        if self.identity != other.identity:
+            return False
+        if self.generation != other.generation:
+            return False
+        if self.signed_prekey_id != other.signed_prekey_id:
+            return False
+        if self.last_resort_kem_prekey_id != other.last_resort_kem_prekey_id:
+            return False
+        if self.one_time_prekeys != other.one_time_prekeys:
+            return False
+        if self.one_time_kem_prekeys != other.one_time_kem_prekeys:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeDeviceStatus(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return DeviceStatus(
+            identity=_UniffiFfiConverterTypeIdentityKey.read(buf),
+            generation=_UniffiFfiConverterUInt64.read(buf),
+            signed_prekey_id=_UniffiFfiConverterUInt32.read(buf),
+            last_resort_kem_prekey_id=_UniffiFfiConverterUInt32.read(buf),
+            one_time_prekeys=_UniffiFfiConverterUInt64.read(buf),
+            one_time_kem_prekeys=_UniffiFfiConverterUInt64.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterTypeIdentityKey.check_lower(value.identity)
+        _UniffiFfiConverterUInt64.check_lower(value.generation)
+        _UniffiFfiConverterUInt32.check_lower(value.signed_prekey_id)
+        _UniffiFfiConverterUInt32.check_lower(value.last_resort_kem_prekey_id)
+        _UniffiFfiConverterUInt64.check_lower(value.one_time_prekeys)
+        _UniffiFfiConverterUInt64.check_lower(value.one_time_kem_prekeys)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterTypeIdentityKey.write(value.identity, buf)
+        _UniffiFfiConverterUInt64.write(value.generation, buf)
+        _UniffiFfiConverterUInt32.write(value.signed_prekey_id, buf)
+        _UniffiFfiConverterUInt32.write(value.last_resort_kem_prekey_id, buf)
+        _UniffiFfiConverterUInt64.write(value.one_time_prekeys, buf)
+        _UniffiFfiConverterUInt64.write(value.one_time_kem_prekeys, buf)
+
+@dataclass
+class ExpiredUser:
+    """
+    What `Store.expire` deleted in one user's record.
+"""
+    def __init__(self, *, user:bytes, devices:typing.List[int], sessions:int):
+        self.user = user
+        self.devices = devices
+        self.sessions = sessions
+        
+        
+
+    
+    def __str__(self):
+        return "ExpiredUser(user={}, devices={}, sessions={})".format(self.user, self.devices, self.sessions)
+    def __eq__(self, other):
+        if self.user != other.user:
+            return False
+        if self.devices != other.devices:
+            return False
+        if self.sessions != other.sessions:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeExpiredUser(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return ExpiredUser(
+            user=_UniffiFfiConverterBytes.read(buf),
+            devices=_UniffiFfiConverterSequenceUInt32.read(buf),
+            sessions=_UniffiFfiConverterUInt64.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterBytes.check_lower(value.user)
+        _UniffiFfiConverterSequenceUInt32.check_lower(value.devices)
+        _UniffiFfiConverterUInt64.check_lower(value.sessions)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterBytes.write(value.user, buf)
+        _UniffiFfiConverterSequenceUInt32.write(value.devices, buf)
+        _UniffiFfiConverterUInt64.write(value.sessions, buf)
+
+@dataclass
 class GroupMessageInfo:
     """
     What a group message says about itself before it is decrypted (not
@@ -4748,6 +5862,618 @@ class _UniffiFfiConverterTypeGroupReceiverInfo(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt32.write(value.next_index, buf)
 
 @dataclass
+class GroupStatus:
+    """
+    What the store reports about a group.
+"""
+    def __init__(self, *, generation:int, members:typing.List[bytes]):
+        self.generation = generation
+        self.members = members
+        
+        
+
+    
+    def __str__(self):
+        return "GroupStatus(generation={}, members={})".format(self.generation, self.members)
+    def __eq__(self, other):
+        if self.generation != other.generation:
+            return False
+        if self.members != other.members:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeGroupStatus(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return GroupStatus(
+            generation=_UniffiFfiConverterUInt64.read(buf),
+            members=_UniffiFfiConverterSequenceBytes.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterUInt64.check_lower(value.generation)
+        _UniffiFfiConverterSequenceBytes.check_lower(value.members)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterUInt64.write(value.generation, buf)
+        _UniffiFfiConverterSequenceBytes.write(value.members, buf)
+
+
+
+
+
+
+class OutboxKind(enum.Enum):
+    """
+    What an outbox entry carries.
+"""
+    
+    PRE_KEYS = 0
+    """
+    Public prekeys to upload to the server (`prekey_upload_from_bytes`).
+"""
+    
+    MESSAGE = 1
+    """
+    A pairwise message for one device of a contact.
+"""
+    
+    GROUP_MESSAGE = 2
+    """
+    A group message for every member.
+"""
+    
+
+
+class _UniffiFfiConverterTypeOutboxKind(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return OutboxKind.PRE_KEYS
+        if variant == 2:
+            return OutboxKind.MESSAGE
+        if variant == 3:
+            return OutboxKind.GROUP_MESSAGE
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value == OutboxKind.PRE_KEYS:
+            return
+        if value == OutboxKind.MESSAGE:
+            return
+        if value == OutboxKind.GROUP_MESSAGE:
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value == OutboxKind.PRE_KEYS:
+            buf.write_i32(1)
+        if value == OutboxKind.MESSAGE:
+            buf.write_i32(2)
+        if value == OutboxKind.GROUP_MESSAGE:
+            buf.write_i32(3)
+
+
+
+class _UniffiFfiConverterOptionalUInt32(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterUInt32.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterUInt32.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterUInt32.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+class _UniffiFfiConverterOptionalBytes(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterBytes.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterBytes.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterBytes.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+class _UniffiFfiConverterOptionalUInt64(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterUInt64.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterUInt64.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterUInt64.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+@dataclass
+class OutboxEntry:
+    """
+    A committed outbox entry: send it, then `Store.ack_sent` it. It stays in
+    `Store.outbox` until then, across crashes; sending it twice is harmless.
+"""
+    def __init__(self, *, id:int, kind:OutboxKind, destination:bytes, device:typing.Optional[int], group:typing.Optional[bytes], payload:bytes, app_ref:typing.Optional[int]):
+        self.id = id
+        self.kind = kind
+        self.destination = destination
+        self.device = device
+        self.group = group
+        self.payload = payload
+        self.app_ref = app_ref
+        
+        
+
+    
+    def __str__(self):
+        return "OutboxEntry(id={}, kind={}, destination={}, device={}, group={}, payload={}, app_ref={})".format(self.id, self.kind, self.destination, self.device, self.group, self.payload, self.app_ref)
+    def __eq__(self, other):
+        if self.id != other.id:
+            return False
+        if self.kind != other.kind:
+            return False
+        if self.destination != other.destination:
+            return False
+        if self.device != other.device:
+            return False
+        if self.group != other.group:
+            return False
+        if self.payload != other.payload:
+            return False
+        if self.app_ref != other.app_ref:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeOutboxEntry(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return OutboxEntry(
+            id=_UniffiFfiConverterUInt64.read(buf),
+            kind=_UniffiFfiConverterTypeOutboxKind.read(buf),
+            destination=_UniffiFfiConverterBytes.read(buf),
+            device=_UniffiFfiConverterOptionalUInt32.read(buf),
+            group=_UniffiFfiConverterOptionalBytes.read(buf),
+            payload=_UniffiFfiConverterBytes.read(buf),
+            app_ref=_UniffiFfiConverterOptionalUInt64.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterUInt64.check_lower(value.id)
+        _UniffiFfiConverterTypeOutboxKind.check_lower(value.kind)
+        _UniffiFfiConverterBytes.check_lower(value.destination)
+        _UniffiFfiConverterOptionalUInt32.check_lower(value.device)
+        _UniffiFfiConverterOptionalBytes.check_lower(value.group)
+        _UniffiFfiConverterBytes.check_lower(value.payload)
+        _UniffiFfiConverterOptionalUInt64.check_lower(value.app_ref)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterUInt64.write(value.id, buf)
+        _UniffiFfiConverterTypeOutboxKind.write(value.kind, buf)
+        _UniffiFfiConverterBytes.write(value.destination, buf)
+        _UniffiFfiConverterOptionalUInt32.write(value.device, buf)
+        _UniffiFfiConverterOptionalBytes.write(value.group, buf)
+        _UniffiFfiConverterBytes.write(value.payload, buf)
+        _UniffiFfiConverterOptionalUInt64.write(value.app_ref, buf)
+
+class _UniffiFfiConverterSequenceTypeOutboxEntry(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeOutboxEntry.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeOutboxEntry.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeOutboxEntry.read(buf) for i in range(count)
+        ]
+
+@dataclass
+class Unusable:
+    """
+    A device that got no message, and why.
+"""
+    def __init__(self, *, device:int, code:int, detail:str):
+        self.device = device
+        self.code = code
+        self.detail = detail
+        
+        
+
+    
+    def __str__(self):
+        return "Unusable(device={}, code={}, detail={})".format(self.device, self.code, self.detail)
+    def __eq__(self, other):
+        if self.device != other.device:
+            return False
+        if self.code != other.code:
+            return False
+        if self.detail != other.detail:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeUnusable(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return Unusable(
+            device=_UniffiFfiConverterUInt32.read(buf),
+            code=_UniffiFfiConverterInt32.read(buf),
+            detail=_UniffiFfiConverterString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterUInt32.check_lower(value.device)
+        _UniffiFfiConverterInt32.check_lower(value.code)
+        _UniffiFfiConverterString.check_lower(value.detail)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterUInt32.write(value.device, buf)
+        _UniffiFfiConverterInt32.write(value.code, buf)
+        _UniffiFfiConverterString.write(value.detail, buf)
+
+@dataclass
+class MemberUnusable:
+    """
+    A member device that got no distribution, and why.
+"""
+    def __init__(self, *, user:bytes, unusable:Unusable):
+        self.user = user
+        self.unusable = unusable
+        
+        
+
+    
+    def __str__(self):
+        return "MemberUnusable(user={}, unusable={})".format(self.user, self.unusable)
+    def __eq__(self, other):
+        if self.user != other.user:
+            return False
+        if self.unusable != other.unusable:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeMemberUnusable(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return MemberUnusable(
+            user=_UniffiFfiConverterBytes.read(buf),
+            unusable=_UniffiFfiConverterTypeUnusable.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterBytes.check_lower(value.user)
+        _UniffiFfiConverterTypeUnusable.check_lower(value.unusable)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterBytes.write(value.user, buf)
+        _UniffiFfiConverterTypeUnusable.write(value.unusable, buf)
+
+class _UniffiFfiConverterSequenceTypeMemberUnusable(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeMemberUnusable.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeMemberUnusable.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeMemberUnusable.read(buf) for i in range(count)
+        ]
+
+@dataclass
+class GroupUpdate:
+    """
+    What a group operation committed: the local chain's distribution for
+    every member device, in the outbox.
+"""
+    def __init__(self, *, group:bytes, outgoing:typing.List[OutboxEntry], unusable:typing.List[MemberUnusable]):
+        self.group = group
+        self.outgoing = outgoing
+        self.unusable = unusable
+        
+        
+
+    
+    def __str__(self):
+        return "GroupUpdate(group={}, outgoing={}, unusable={})".format(self.group, self.outgoing, self.unusable)
+    def __eq__(self, other):
+        if self.group != other.group:
+            return False
+        if self.outgoing != other.outgoing:
+            return False
+        if self.unusable != other.unusable:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeGroupUpdate(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return GroupUpdate(
+            group=_UniffiFfiConverterBytes.read(buf),
+            outgoing=_UniffiFfiConverterSequenceTypeOutboxEntry.read(buf),
+            unusable=_UniffiFfiConverterSequenceTypeMemberUnusable.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterBytes.check_lower(value.group)
+        _UniffiFfiConverterSequenceTypeOutboxEntry.check_lower(value.outgoing)
+        _UniffiFfiConverterSequenceTypeMemberUnusable.check_lower(value.unusable)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterBytes.write(value.group, buf)
+        _UniffiFfiConverterSequenceTypeOutboxEntry.write(value.outgoing, buf)
+        _UniffiFfiConverterSequenceTypeMemberUnusable.write(value.unusable, buf)
+
+
+
+
+
+
+class InboxKind(enum.Enum):
+    """
+    What an inbox entry carries.
+"""
+    
+    MESSAGE = 0
+    """
+    A decrypted payload, pairwise or from a group.
+"""
+    
+    RETRY_REQUEST = 1
+    """
+    A peer's retry request: resend what `retry_hint` names
+    (`Store.resend_to_device`), then acknowledge the entry.
+"""
+    
+
+
+class _UniffiFfiConverterTypeInboxKind(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return InboxKind.MESSAGE
+        if variant == 2:
+            return InboxKind.RETRY_REQUEST
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value == InboxKind.MESSAGE:
+            return
+        if value == InboxKind.RETRY_REQUEST:
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value == InboxKind.MESSAGE:
+            buf.write_i32(1)
+        if value == InboxKind.RETRY_REQUEST:
+            buf.write_i32(2)
+
+
+
+@dataclass
+class RetryHint:
+    """
+    Names a message that could not be decrypted, for a retry request or a
+    new session.
+"""
+    def __init__(self, *, ratchet_key:bytes, message_number:int, base_key:typing.Optional[bytes]):
+        self.ratchet_key = ratchet_key
+        self.message_number = message_number
+        self.base_key = base_key
+        
+        
+
+    
+    def __str__(self):
+        return "RetryHint(ratchet_key={}, message_number={}, base_key={})".format(self.ratchet_key, self.message_number, self.base_key)
+    def __eq__(self, other):
+        if self.ratchet_key != other.ratchet_key:
+            return False
+        if self.message_number != other.message_number:
+            return False
+        if self.base_key != other.base_key:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeRetryHint(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return RetryHint(
+            ratchet_key=_UniffiFfiConverterBytes.read(buf),
+            message_number=_UniffiFfiConverterUInt32.read(buf),
+            base_key=_UniffiFfiConverterOptionalBytes.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterBytes.check_lower(value.ratchet_key)
+        _UniffiFfiConverterUInt32.check_lower(value.message_number)
+        _UniffiFfiConverterOptionalBytes.check_lower(value.base_key)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterBytes.write(value.ratchet_key, buf)
+        _UniffiFfiConverterUInt32.write(value.message_number, buf)
+        _UniffiFfiConverterOptionalBytes.write(value.base_key, buf)
+
+class _UniffiFfiConverterOptionalTypeRetryHint(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterTypeRetryHint.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterTypeRetryHint.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterTypeRetryHint.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+@dataclass
+class InboxEntry:
+    """
+    A committed inbox entry: show it, then `Store.ack_read` it. It stays in
+    `Store.inbox` until then, across crashes; its plaintext is sealed in
+    the database.
+"""
+    def __init__(self, *, id:int, kind:InboxKind, source:bytes, device:typing.Optional[int], group:typing.Optional[bytes], plaintext:bytes, retry_hint:typing.Optional[RetryHint]):
+        self.id = id
+        self.kind = kind
+        self.source = source
+        self.device = device
+        self.group = group
+        self.plaintext = plaintext
+        self.retry_hint = retry_hint
+        
+        
+
+    
+    def __str__(self):
+        return "InboxEntry(id={}, kind={}, source={}, device={}, group={}, plaintext={}, retry_hint={})".format(self.id, self.kind, self.source, self.device, self.group, self.plaintext, self.retry_hint)
+    def __eq__(self, other):
+        if self.id != other.id:
+            return False
+        if self.kind != other.kind:
+            return False
+        if self.source != other.source:
+            return False
+        if self.device != other.device:
+            return False
+        if self.group != other.group:
+            return False
+        if self.plaintext != other.plaintext:
+            return False
+        if self.retry_hint != other.retry_hint:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeInboxEntry(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return InboxEntry(
+            id=_UniffiFfiConverterUInt64.read(buf),
+            kind=_UniffiFfiConverterTypeInboxKind.read(buf),
+            source=_UniffiFfiConverterBytes.read(buf),
+            device=_UniffiFfiConverterOptionalUInt32.read(buf),
+            group=_UniffiFfiConverterOptionalBytes.read(buf),
+            plaintext=_UniffiFfiConverterBytes.read(buf),
+            retry_hint=_UniffiFfiConverterOptionalTypeRetryHint.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterUInt64.check_lower(value.id)
+        _UniffiFfiConverterTypeInboxKind.check_lower(value.kind)
+        _UniffiFfiConverterBytes.check_lower(value.source)
+        _UniffiFfiConverterOptionalUInt32.check_lower(value.device)
+        _UniffiFfiConverterOptionalBytes.check_lower(value.group)
+        _UniffiFfiConverterBytes.check_lower(value.plaintext)
+        _UniffiFfiConverterOptionalTypeRetryHint.check_lower(value.retry_hint)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterUInt64.write(value.id, buf)
+        _UniffiFfiConverterTypeInboxKind.write(value.kind, buf)
+        _UniffiFfiConverterBytes.write(value.source, buf)
+        _UniffiFfiConverterOptionalUInt32.write(value.device, buf)
+        _UniffiFfiConverterOptionalBytes.write(value.group, buf)
+        _UniffiFfiConverterBytes.write(value.plaintext, buf)
+        _UniffiFfiConverterOptionalTypeRetryHint.write(value.retry_hint, buf)
+
+@dataclass
 class KemPreKeyInfo:
     """
     What a device holds of one of its last-resort KEM prekeys.
@@ -4862,31 +6588,6 @@ class _UniffiFfiConverterOptionalTypeIdentityKey(_UniffiConverterRustBuffer):
         else:
             raise InternalError("Unexpected flag byte for optional type")
 
-class _UniffiFfiConverterOptionalBytes(_UniffiConverterRustBuffer):
-    @classmethod
-    def check_lower(cls, value):
-        if value is not None:
-            _UniffiFfiConverterBytes.check_lower(value)
-
-    @classmethod
-    def write(cls, value, buf):
-        if value is None:
-            buf.write_u8(0)
-            return
-
-        buf.write_u8(1)
-        _UniffiFfiConverterBytes.write(value, buf)
-
-    @classmethod
-    def read(cls, buf):
-        flag = buf.read_u8()
-        if flag == 0:
-            return None
-        elif flag == 1:
-            return _UniffiFfiConverterBytes.read(buf)
-        else:
-            raise InternalError("Unexpected flag byte for optional type")
-
 @dataclass
 class MessageInfo:
     """
@@ -4972,31 +6673,6 @@ class _UniffiFfiConverterTypeOutgoing(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt32.write(value.device, buf)
         _UniffiFfiConverterBytes.write(value.message, buf)
 
-class _UniffiFfiConverterOptionalUInt64(_UniffiConverterRustBuffer):
-    @classmethod
-    def check_lower(cls, value):
-        if value is not None:
-            _UniffiFfiConverterUInt64.check_lower(value)
-
-    @classmethod
-    def write(cls, value, buf):
-        if value is None:
-            buf.write_u8(0)
-            return
-
-        buf.write_u8(1)
-        _UniffiFfiConverterUInt64.write(value, buf)
-
-    @classmethod
-    def read(cls, buf):
-        flag = buf.read_u8()
-        if flag == 0:
-            return None
-        elif flag == 1:
-            return _UniffiFfiConverterUInt64.read(buf)
-        else:
-            raise InternalError("Unexpected flag byte for optional type")
-
 @dataclass
 class PeerDeviceInfo:
     """
@@ -5072,6 +6748,68 @@ class _UniffiFfiConverterTypePeerDeviceInfo(_UniffiConverterRustBuffer):
         _UniffiFfiConverterBoolean.write(value.awaiting_reply, buf)
         _UniffiFfiConverterUInt64.write(value.archived_sessions, buf)
 
+class _UniffiFfiConverterSequenceTypePeerDeviceInfo(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypePeerDeviceInfo.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypePeerDeviceInfo.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypePeerDeviceInfo.read(buf) for i in range(count)
+        ]
+
+@dataclass
+class PeerStatus:
+    """
+    What the store reports about a user's record.
+"""
+    def __init__(self, *, generation:int, devices:typing.List[PeerDeviceInfo]):
+        self.generation = generation
+        self.devices = devices
+        
+        
+
+    
+    def __str__(self):
+        return "PeerStatus(generation={}, devices={})".format(self.generation, self.devices)
+    def __eq__(self, other):
+        if self.generation != other.generation:
+            return False
+        if self.devices != other.devices:
+            return False
+        return True
+
+class _UniffiFfiConverterTypePeerStatus(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return PeerStatus(
+            generation=_UniffiFfiConverterUInt64.read(buf),
+            devices=_UniffiFfiConverterSequenceTypePeerDeviceInfo.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterUInt64.check_lower(value.generation)
+        _UniffiFfiConverterSequenceTypePeerDeviceInfo.check_lower(value.devices)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterUInt64.write(value.generation, buf)
+        _UniffiFfiConverterSequenceTypePeerDeviceInfo.write(value.devices, buf)
+
 @dataclass
 class PublishedPreKey:
     """
@@ -5110,6 +6848,119 @@ class _UniffiFfiConverterTypePublishedPreKey(_UniffiConverterRustBuffer):
     def write(value, buf):
         _UniffiFfiConverterUInt32.write(value.id, buf)
         _UniffiFfiConverterBytes.write(value.bytes, buf)
+
+class _UniffiFfiConverterOptionalTypePublishedPreKey(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterTypePublishedPreKey.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterTypePublishedPreKey.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterTypePublishedPreKey.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+class _UniffiFfiConverterSequenceTypePublishedPreKey(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypePublishedPreKey.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypePublishedPreKey.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypePublishedPreKey.read(buf) for i in range(count)
+        ]
+
+@dataclass
+class PreKeyUpload:
+    """
+    Public prekeys to publish, as the store puts them in the outbox
+    (`OutboxKind.PreKeys`): what the application uploads to its server, and
+    what a server assembles bundles from.
+"""
+    def __init__(self, *, identity:IdentityKey, replace:bool, signed_prekey:typing.Optional[PublishedPreKey], last_resort_kem_prekey:typing.Optional[PublishedPreKey], one_time_prekeys:typing.List[PublishedPreKey], one_time_kem_prekeys:typing.List[PublishedPreKey]):
+        self.identity = identity
+        self.replace = replace
+        self.signed_prekey = signed_prekey
+        self.last_resort_kem_prekey = last_resort_kem_prekey
+        self.one_time_prekeys = one_time_prekeys
+        self.one_time_kem_prekeys = one_time_kem_prekeys
+        
+        
+
+    
+    def __str__(self):
+        return "PreKeyUpload(identity={}, replace={}, signed_prekey={}, last_resort_kem_prekey={}, one_time_prekeys={}, one_time_kem_prekeys={})".format(self.identity, self.replace, self.signed_prekey, self.last_resort_kem_prekey, self.one_time_prekeys, self.one_time_kem_prekeys)
+    def __eq__(self, other):
+        if self.identity != other.identity:
+            return False
+        if self.replace != other.replace:
+            return False
+        if self.signed_prekey != other.signed_prekey:
+            return False
+        if self.last_resort_kem_prekey != other.last_resort_kem_prekey:
+            return False
+        if self.one_time_prekeys != other.one_time_prekeys:
+            return False
+        if self.one_time_kem_prekeys != other.one_time_kem_prekeys:
+            return False
+        return True
+
+class _UniffiFfiConverterTypePreKeyUpload(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return PreKeyUpload(
+            identity=_UniffiFfiConverterTypeIdentityKey.read(buf),
+            replace=_UniffiFfiConverterBoolean.read(buf),
+            signed_prekey=_UniffiFfiConverterOptionalTypePublishedPreKey.read(buf),
+            last_resort_kem_prekey=_UniffiFfiConverterOptionalTypePublishedPreKey.read(buf),
+            one_time_prekeys=_UniffiFfiConverterSequenceTypePublishedPreKey.read(buf),
+            one_time_kem_prekeys=_UniffiFfiConverterSequenceTypePublishedPreKey.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterTypeIdentityKey.check_lower(value.identity)
+        _UniffiFfiConverterBoolean.check_lower(value.replace)
+        _UniffiFfiConverterOptionalTypePublishedPreKey.check_lower(value.signed_prekey)
+        _UniffiFfiConverterOptionalTypePublishedPreKey.check_lower(value.last_resort_kem_prekey)
+        _UniffiFfiConverterSequenceTypePublishedPreKey.check_lower(value.one_time_prekeys)
+        _UniffiFfiConverterSequenceTypePublishedPreKey.check_lower(value.one_time_kem_prekeys)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterTypeIdentityKey.write(value.identity, buf)
+        _UniffiFfiConverterBoolean.write(value.replace, buf)
+        _UniffiFfiConverterOptionalTypePublishedPreKey.write(value.signed_prekey, buf)
+        _UniffiFfiConverterOptionalTypePublishedPreKey.write(value.last_resort_kem_prekey, buf)
+        _UniffiFfiConverterSequenceTypePublishedPreKey.write(value.one_time_prekeys, buf)
+        _UniffiFfiConverterSequenceTypePublishedPreKey.write(value.one_time_kem_prekeys, buf)
 
 @dataclass
 class ResetPreKeys:
@@ -5152,50 +7003,49 @@ class _UniffiFfiConverterTypeResetPreKeys(_UniffiConverterRustBuffer):
         _UniffiFfiConverterTypePublishedPreKey.write(value.kem_prekey, buf)
 
 @dataclass
-class RetryHint:
+class Restored:
     """
-    Names a message that could not be decrypted, for a retry request or a
-    new session.
+    What `Store.after_restore` did to a stale database.
 """
-    def __init__(self, *, ratchet_key:bytes, message_number:int, base_key:typing.Optional[bytes]):
-        self.ratchet_key = ratchet_key
-        self.message_number = message_number
-        self.base_key = base_key
+    def __init__(self, *, upload:OutboxEntry, records:int, groups:typing.List[bytes]):
+        self.upload = upload
+        self.records = records
+        self.groups = groups
         
         
 
     
     def __str__(self):
-        return "RetryHint(ratchet_key={}, message_number={}, base_key={})".format(self.ratchet_key, self.message_number, self.base_key)
+        return "Restored(upload={}, records={}, groups={})".format(self.upload, self.records, self.groups)
     def __eq__(self, other):
-        if self.ratchet_key != other.ratchet_key:
+        if self.upload != other.upload:
             return False
-        if self.message_number != other.message_number:
+        if self.records != other.records:
             return False
-        if self.base_key != other.base_key:
+        if self.groups != other.groups:
             return False
         return True
 
-class _UniffiFfiConverterTypeRetryHint(_UniffiConverterRustBuffer):
+class _UniffiFfiConverterTypeRestored(_UniffiConverterRustBuffer):
     @staticmethod
     def read(buf):
-        return RetryHint(
-            ratchet_key=_UniffiFfiConverterBytes.read(buf),
-            message_number=_UniffiFfiConverterUInt32.read(buf),
-            base_key=_UniffiFfiConverterOptionalBytes.read(buf),
+        return Restored(
+            upload=_UniffiFfiConverterTypeOutboxEntry.read(buf),
+            records=_UniffiFfiConverterUInt64.read(buf),
+            groups=_UniffiFfiConverterSequenceBytes.read(buf),
         )
 
     @staticmethod
     def check_lower(value):
-        _UniffiFfiConverterBytes.check_lower(value.ratchet_key)
-        _UniffiFfiConverterUInt32.check_lower(value.message_number)
-        _UniffiFfiConverterOptionalBytes.check_lower(value.base_key)
+        _UniffiFfiConverterTypeOutboxEntry.check_lower(value.upload)
+        _UniffiFfiConverterUInt64.check_lower(value.records)
+        _UniffiFfiConverterSequenceBytes.check_lower(value.groups)
 
     @staticmethod
     def write(value, buf):
-        _UniffiFfiConverterBytes.write(value.ratchet_key, buf)
-        _UniffiFfiConverterUInt32.write(value.message_number, buf)
-        _UniffiFfiConverterOptionalBytes.write(value.base_key, buf)
+        _UniffiFfiConverterTypeOutboxEntry.write(value.upload, buf)
+        _UniffiFfiConverterUInt64.write(value.records, buf)
+        _UniffiFfiConverterSequenceBytes.write(value.groups, buf)
 
 @dataclass
 class SendPlan:
@@ -5265,51 +7115,6 @@ class _UniffiFfiConverterSequenceTypeOutgoing(_UniffiConverterRustBuffer):
             _UniffiFfiConverterTypeOutgoing.read(buf) for i in range(count)
         ]
 
-@dataclass
-class Unusable:
-    """
-    A device that got no message, and why.
-"""
-    def __init__(self, *, device:int, code:int, detail:str):
-        self.device = device
-        self.code = code
-        self.detail = detail
-        
-        
-
-    
-    def __str__(self):
-        return "Unusable(device={}, code={}, detail={})".format(self.device, self.code, self.detail)
-    def __eq__(self, other):
-        if self.device != other.device:
-            return False
-        if self.code != other.code:
-            return False
-        if self.detail != other.detail:
-            return False
-        return True
-
-class _UniffiFfiConverterTypeUnusable(_UniffiConverterRustBuffer):
-    @staticmethod
-    def read(buf):
-        return Unusable(
-            device=_UniffiFfiConverterUInt32.read(buf),
-            code=_UniffiFfiConverterInt32.read(buf),
-            detail=_UniffiFfiConverterString.read(buf),
-        )
-
-    @staticmethod
-    def check_lower(value):
-        _UniffiFfiConverterUInt32.check_lower(value.device)
-        _UniffiFfiConverterInt32.check_lower(value.code)
-        _UniffiFfiConverterString.check_lower(value.detail)
-
-    @staticmethod
-    def write(value, buf):
-        _UniffiFfiConverterUInt32.write(value.device, buf)
-        _UniffiFfiConverterInt32.write(value.code, buf)
-        _UniffiFfiConverterString.write(value.detail, buf)
-
 class _UniffiFfiConverterSequenceTypeUnusable(_UniffiConverterRustBuffer):
     @classmethod
     def check_lower(cls, value):
@@ -5373,6 +7178,45 @@ class _UniffiFfiConverterTypeSent(_UniffiConverterRustBuffer):
         _UniffiFfiConverterSequenceTypeUnusable.write(value.unusable, buf)
 
 @dataclass
+class SentToUser:
+    """
+    What an encryption to every device of a user committed.
+"""
+    def __init__(self, *, outgoing:typing.List[OutboxEntry], unusable:typing.List[Unusable]):
+        self.outgoing = outgoing
+        self.unusable = unusable
+        
+        
+
+    
+    def __str__(self):
+        return "SentToUser(outgoing={}, unusable={})".format(self.outgoing, self.unusable)
+    def __eq__(self, other):
+        if self.outgoing != other.outgoing:
+            return False
+        if self.unusable != other.unusable:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeSentToUser(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return SentToUser(
+            outgoing=_UniffiFfiConverterSequenceTypeOutboxEntry.read(buf),
+            unusable=_UniffiFfiConverterSequenceTypeUnusable.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterSequenceTypeOutboxEntry.check_lower(value.outgoing)
+        _UniffiFfiConverterSequenceTypeUnusable.check_lower(value.unusable)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterSequenceTypeOutboxEntry.write(value.outgoing, buf)
+        _UniffiFfiConverterSequenceTypeUnusable.write(value.unusable, buf)
+
+@dataclass
 class SignedPreKeyInfo:
     """
     What a device holds of one of its signed prekeys.
@@ -5416,6 +7260,57 @@ class _UniffiFfiConverterTypeSignedPreKeyInfo(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt32.write(value.id, buf)
         _UniffiFfiConverterUInt64.write(value.created, buf)
         _UniffiFfiConverterUInt64.write(value.base_key_count, buf)
+
+@dataclass
+class StoreStats:
+    """
+    What this store handle saw.
+"""
+    def __init__(self, *, committed:int, conflicts:int, locked_attempts:int, busy_retries:int):
+        self.committed = committed
+        self.conflicts = conflicts
+        self.locked_attempts = locked_attempts
+        self.busy_retries = busy_retries
+        
+        
+
+    
+    def __str__(self):
+        return "StoreStats(committed={}, conflicts={}, locked_attempts={}, busy_retries={})".format(self.committed, self.conflicts, self.locked_attempts, self.busy_retries)
+    def __eq__(self, other):
+        if self.committed != other.committed:
+            return False
+        if self.conflicts != other.conflicts:
+            return False
+        if self.locked_attempts != other.locked_attempts:
+            return False
+        if self.busy_retries != other.busy_retries:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeStoreStats(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return StoreStats(
+            committed=_UniffiFfiConverterUInt64.read(buf),
+            conflicts=_UniffiFfiConverterUInt64.read(buf),
+            locked_attempts=_UniffiFfiConverterUInt64.read(buf),
+            busy_retries=_UniffiFfiConverterUInt64.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterUInt64.check_lower(value.committed)
+        _UniffiFfiConverterUInt64.check_lower(value.conflicts)
+        _UniffiFfiConverterUInt64.check_lower(value.locked_attempts)
+        _UniffiFfiConverterUInt64.check_lower(value.busy_retries)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterUInt64.write(value.committed, buf)
+        _UniffiFfiConverterUInt64.write(value.conflicts, buf)
+        _UniffiFfiConverterUInt64.write(value.locked_attempts, buf)
+        _UniffiFfiConverterUInt64.write(value.busy_retries, buf)
 
 @dataclass
 class UserSent:
@@ -6003,6 +7898,357 @@ class _UniffiFfiConverterTypeDecryptFailure(_UniffiConverterRustBuffer):
             _UniffiFfiConverterString.write(value.kind, buf)
             _UniffiFfiConverterString.write(value.detail, buf)
 
+class _UniffiFfiConverterOptionalTypeOutboxEntry(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterTypeOutboxEntry.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterTypeOutboxEntry.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterTypeOutboxEntry.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+
+
+
+
+
+class Delivered:
+    """
+    What a message given to `Store.receive_from` or `Store.group_receive`
+    turned out to be. Everything but `Undecryptable` is committed.
+"""
+    def __init__(self):
+        raise RuntimeError("Delivered cannot be instantiated directly")
+
+    # Each enum variant is a nested class of the enum itself.
+    @dataclass
+    class MESSAGE:
+        """
+        An application payload, in the inbox.
+"""
+        
+        def __init__(self, entry:InboxEntry):
+            self.entry = entry
+            
+            """
+        The inbox entry.
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "Delivered.MESSAGE(entry={})".format(self.entry)
+        def __eq__(self, other):
+            if not isinstance(other, Delivered):
+                return NotImplemented
+            if not other.is_MESSAGE():
+                return False
+            if self.entry != other.entry:
+                return False
+            return True
+
+    @dataclass
+    class DISTRIBUTION:
+        """
+        A sender key distribution, installed in the group's session.
+"""
+        
+        def __init__(self, group:bytes):
+            self.group = group
+            
+            """
+        The group.
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "Delivered.DISTRIBUTION(group={})".format(self.group)
+        def __eq__(self, other):
+            if not isinstance(other, Delivered):
+                return NotImplemented
+            if not other.is_DISTRIBUTION():
+                return False
+            if self.group != other.group:
+                return False
+            return True
+
+    @dataclass
+    class RETRY_REQUEST:
+        """
+        The peer could not decrypt the message `hint` names: resend it with
+        `Store.resend_to_device`, then acknowledge `entry`.
+"""
+        
+        def __init__(self, hint:RetryHint, entry:InboxEntry):
+            self.hint = hint
+            
+            """
+        The message the peer asks for.
+"""
+        
+            self.entry = entry
+            
+            """
+        The inbox entry that keeps the request until then.
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "Delivered.RETRY_REQUEST(hint={}, entry={})".format(self.hint, self.entry)
+        def __eq__(self, other):
+            if not isinstance(other, Delivered):
+                return NotImplemented
+            if not other.is_RETRY_REQUEST():
+                return False
+            if self.hint != other.hint:
+                return False
+            if self.entry != other.entry:
+                return False
+            return True
+
+    @dataclass
+    class DISTRIBUTION_REQUEST:
+        """
+        The peer asked for the local device's chain of a group; the answer
+        is in the outbox if the peer is a member.
+"""
+        
+        def __init__(self, group:bytes, answer:typing.Optional[OutboxEntry]):
+            self.group = group
+            
+            """
+        The group.
+"""
+        
+            self.answer = answer
+            
+            """
+        The committed answer, if any.
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "Delivered.DISTRIBUTION_REQUEST(group={}, answer={})".format(self.group, self.answer)
+        def __eq__(self, other):
+            if not isinstance(other, Delivered):
+                return NotImplemented
+            if not other.is_DISTRIBUTION_REQUEST():
+                return False
+            if self.group != other.group:
+                return False
+            if self.answer != other.answer:
+                return False
+            return True
+
+    @dataclass
+    class UNDECRYPTABLE:
+        """
+        The session layer could not decrypt the message (SPEC §16.6):
+        nothing was committed; take `action`. `code` is the protocol's own
+        (the C ABI's), as in `DecryptFailure`.
+"""
+        
+        def __init__(self, action:Action, code:int, kind:str, detail:str):
+            self.action = action
+            
+            """
+        What to do.
+"""
+        
+            self.code = code
+            
+            """
+        The C ABI's code of the error that decided it.
+"""
+        
+            self.kind = kind
+            
+            """
+        The error's name (`"DuplicateMessage"`, ...).
+"""
+        
+            self.detail = detail
+            
+            """
+        What failed, without secrets.
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "Delivered.UNDECRYPTABLE(action={}, code={}, kind={}, detail={})".format(self.action, self.code, self.kind, self.detail)
+        def __eq__(self, other):
+            if not isinstance(other, Delivered):
+                return NotImplemented
+            if not other.is_UNDECRYPTABLE():
+                return False
+            if self.action != other.action:
+                return False
+            if self.code != other.code:
+                return False
+            if self.kind != other.kind:
+                return False
+            if self.detail != other.detail:
+                return False
+            return True
+
+    
+
+    # For each variant, we have `is_NAME` and `is_name` methods for easily checking
+    # whether an instance is that variant.
+    def is_MESSAGE(self) -> bool:
+        return isinstance(self, Delivered.MESSAGE)
+    def is_message(self) -> bool:
+        return isinstance(self, Delivered.MESSAGE)
+    def is_DISTRIBUTION(self) -> bool:
+        return isinstance(self, Delivered.DISTRIBUTION)
+    def is_distribution(self) -> bool:
+        return isinstance(self, Delivered.DISTRIBUTION)
+    def is_RETRY_REQUEST(self) -> bool:
+        return isinstance(self, Delivered.RETRY_REQUEST)
+    def is_retry_request(self) -> bool:
+        return isinstance(self, Delivered.RETRY_REQUEST)
+    def is_DISTRIBUTION_REQUEST(self) -> bool:
+        return isinstance(self, Delivered.DISTRIBUTION_REQUEST)
+    def is_distribution_request(self) -> bool:
+        return isinstance(self, Delivered.DISTRIBUTION_REQUEST)
+    def is_UNDECRYPTABLE(self) -> bool:
+        return isinstance(self, Delivered.UNDECRYPTABLE)
+    def is_undecryptable(self) -> bool:
+        return isinstance(self, Delivered.UNDECRYPTABLE)
+    
+
+# Now, a little trick - we make each nested variant class be a subclass of the main
+# enum class, so that method calls and instance checks etc will work intuitively.
+# We might be able to do this a little more neatly with a metaclass, but this'll do.
+Delivered.MESSAGE = type("Delivered.MESSAGE", (Delivered.MESSAGE, Delivered,), {})  # type: ignore
+Delivered.DISTRIBUTION = type("Delivered.DISTRIBUTION", (Delivered.DISTRIBUTION, Delivered,), {})  # type: ignore
+Delivered.RETRY_REQUEST = type("Delivered.RETRY_REQUEST", (Delivered.RETRY_REQUEST, Delivered,), {})  # type: ignore
+Delivered.DISTRIBUTION_REQUEST = type("Delivered.DISTRIBUTION_REQUEST", (Delivered.DISTRIBUTION_REQUEST, Delivered,), {})  # type: ignore
+Delivered.UNDECRYPTABLE = type("Delivered.UNDECRYPTABLE", (Delivered.UNDECRYPTABLE, Delivered,), {})  # type: ignore
+
+
+
+
+class _UniffiFfiConverterTypeDelivered(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return Delivered.MESSAGE(
+                _UniffiFfiConverterTypeInboxEntry.read(buf),
+            )
+        if variant == 2:
+            return Delivered.DISTRIBUTION(
+                _UniffiFfiConverterBytes.read(buf),
+            )
+        if variant == 3:
+            return Delivered.RETRY_REQUEST(
+                _UniffiFfiConverterTypeRetryHint.read(buf),
+                _UniffiFfiConverterTypeInboxEntry.read(buf),
+            )
+        if variant == 4:
+            return Delivered.DISTRIBUTION_REQUEST(
+                _UniffiFfiConverterBytes.read(buf),
+                _UniffiFfiConverterOptionalTypeOutboxEntry.read(buf),
+            )
+        if variant == 5:
+            return Delivered.UNDECRYPTABLE(
+                _UniffiFfiConverterTypeAction.read(buf),
+                _UniffiFfiConverterInt32.read(buf),
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterString.read(buf),
+            )
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value.is_MESSAGE():
+            _UniffiFfiConverterTypeInboxEntry.check_lower(value.entry)
+            return
+        if value.is_DISTRIBUTION():
+            _UniffiFfiConverterBytes.check_lower(value.group)
+            return
+        if value.is_RETRY_REQUEST():
+            _UniffiFfiConverterTypeRetryHint.check_lower(value.hint)
+            _UniffiFfiConverterTypeInboxEntry.check_lower(value.entry)
+            return
+        if value.is_DISTRIBUTION_REQUEST():
+            _UniffiFfiConverterBytes.check_lower(value.group)
+            _UniffiFfiConverterOptionalTypeOutboxEntry.check_lower(value.answer)
+            return
+        if value.is_UNDECRYPTABLE():
+            _UniffiFfiConverterTypeAction.check_lower(value.action)
+            _UniffiFfiConverterInt32.check_lower(value.code)
+            _UniffiFfiConverterString.check_lower(value.kind)
+            _UniffiFfiConverterString.check_lower(value.detail)
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value.is_MESSAGE():
+            buf.write_i32(1)
+            _UniffiFfiConverterTypeInboxEntry.write(value.entry, buf)
+        if value.is_DISTRIBUTION():
+            buf.write_i32(2)
+            _UniffiFfiConverterBytes.write(value.group, buf)
+        if value.is_RETRY_REQUEST():
+            buf.write_i32(3)
+            _UniffiFfiConverterTypeRetryHint.write(value.hint, buf)
+            _UniffiFfiConverterTypeInboxEntry.write(value.entry, buf)
+        if value.is_DISTRIBUTION_REQUEST():
+            buf.write_i32(4)
+            _UniffiFfiConverterBytes.write(value.group, buf)
+            _UniffiFfiConverterOptionalTypeOutboxEntry.write(value.answer, buf)
+        if value.is_UNDECRYPTABLE():
+            buf.write_i32(5)
+            _UniffiFfiConverterTypeAction.write(value.action, buf)
+            _UniffiFfiConverterInt32.write(value.code, buf)
+            _UniffiFfiConverterString.write(value.kind, buf)
+            _UniffiFfiConverterString.write(value.detail, buf)
+
+
+
 
 
 
@@ -6074,29 +8320,6 @@ class _UniffiFfiConverterTypeInsertOutcome(_UniffiConverterRustBuffer):
             buf.write_i32(4)
 
 
-
-class _UniffiFfiConverterSequenceTypePublishedPreKey(_UniffiConverterRustBuffer):
-    @classmethod
-    def check_lower(cls, value):
-        for item in value:
-            _UniffiFfiConverterTypePublishedPreKey.check_lower(item)
-
-    @classmethod
-    def write(cls, value, buf):
-        items = len(value)
-        buf.write_i32(items)
-        for item in value:
-            _UniffiFfiConverterTypePublishedPreKey.write(item, buf)
-
-    @classmethod
-    def read(cls, buf):
-        count = buf.read_i32()
-        if count < 0:
-            raise InternalError("Unexpected negative sequence length")
-
-        return [
-            _UniffiFfiConverterTypePublishedPreKey.read(buf) for i in range(count)
-        ]
 
 
 class VerifiedPreKeyBundleProtocol(typing.Protocol):
@@ -7746,31 +9969,6 @@ class _UniffiFfiConverterTypePreKeyBundle:
     def write(cls, value: PreKeyBundle, buf: _UniffiRustBuffer):
         buf.write_u64(cls.lower(value))
 
-class _UniffiFfiConverterOptionalTypeRetryHint(_UniffiConverterRustBuffer):
-    @classmethod
-    def check_lower(cls, value):
-        if value is not None:
-            _UniffiFfiConverterTypeRetryHint.check_lower(value)
-
-    @classmethod
-    def write(cls, value, buf):
-        if value is None:
-            buf.write_u8(0)
-            return
-
-        buf.write_u8(1)
-        _UniffiFfiConverterTypeRetryHint.write(value, buf)
-
-    @classmethod
-    def read(cls, buf):
-        flag = buf.read_u8()
-        if flag == 0:
-            return None
-        elif flag == 1:
-            return _UniffiFfiConverterTypeRetryHint.read(buf)
-        else:
-            raise InternalError("Unexpected flag byte for optional type")
-
 
 class ReceivedProtocol(typing.Protocol):
     """
@@ -7956,29 +10154,6 @@ class _UniffiFfiConverterTypeReceived:
     @classmethod
     def write(cls, value: Received, buf: _UniffiRustBuffer):
         buf.write_u64(cls.lower(value))
-
-class _UniffiFfiConverterSequenceTypePeerDeviceInfo(_UniffiConverterRustBuffer):
-    @classmethod
-    def check_lower(cls, value):
-        for item in value:
-            _UniffiFfiConverterTypePeerDeviceInfo.check_lower(item)
-
-    @classmethod
-    def write(cls, value, buf):
-        items = len(value)
-        buf.write_i32(items)
-        for item in value:
-            _UniffiFfiConverterTypePeerDeviceInfo.write(item, buf)
-
-    @classmethod
-    def read(cls, buf):
-        count = buf.read_i32()
-        if count < 0:
-            raise InternalError("Unexpected negative sequence length")
-
-        return [
-            _UniffiFfiConverterTypePeerDeviceInfo.read(buf) for i in range(count)
-        ]
 
 class _UniffiFfiConverterSequenceTypeDeviceEntry(_UniffiConverterRustBuffer):
     @classmethod
@@ -8908,29 +11083,6 @@ class _UniffiFfiConverterSequenceTypeUserSent(_UniffiConverterRustBuffer):
 
         return [
             _UniffiFfiConverterTypeUserSent.read(buf) for i in range(count)
-        ]
-
-class _UniffiFfiConverterSequenceBytes(_UniffiConverterRustBuffer):
-    @classmethod
-    def check_lower(cls, value):
-        for item in value:
-            _UniffiFfiConverterBytes.check_lower(item)
-
-    @classmethod
-    def write(cls, value, buf):
-        items = len(value)
-        buf.write_i32(items)
-        for item in value:
-            _UniffiFfiConverterBytes.write(item, buf)
-
-    @classmethod
-    def read(cls, buf):
-        count = buf.read_i32()
-        if count < 0:
-            raise InternalError("Unexpected negative sequence length")
-
-        return [
-            _UniffiFfiConverterBytes.read(buf) for i in range(count)
         ]
 
 
@@ -10131,6 +12283,1603 @@ class _UniffiFfiConverterTypeGroupStore:
     @classmethod
     def write(cls, value: GroupStore, buf: _UniffiRustBuffer):
         buf.write_u64(cls.lower(value))
+
+class _UniffiFfiConverterOptionalTypeAccount(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterTypeAccount.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterTypeAccount.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterTypeAccount.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+class _UniffiFfiConverterOptionalTypeRestored(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterTypeRestored.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterTypeRestored.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterTypeRestored.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+class _UniffiFfiConverterSequenceTypeExpiredUser(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeExpiredUser.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeExpiredUser.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeExpiredUser.read(buf) for i in range(count)
+        ]
+
+class _UniffiFfiConverterOptionalTypeGroupStatus(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterTypeGroupStatus.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterTypeGroupStatus.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterTypeGroupStatus.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+class _UniffiFfiConverterSequenceTypeInboxEntry(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeInboxEntry.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeInboxEntry.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeInboxEntry.read(buf) for i in range(count)
+        ]
+
+class _UniffiFfiConverterOptionalTypePeerStatus(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterTypePeerStatus.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterTypePeerStatus.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterTypePeerStatus.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+
+class StoreProtocol(typing.Protocol):
+    """
+    A sotto store on one SQLite database file (SPEC §17). Every operation
+    is one transaction that commits before it returns; what it makes waits
+    in the outbox and the inbox until acknowledged. Several processes may
+    open the same file.
+"""
+    
+    def account(self, ) -> typing.Optional[Account]:
+        """
+        The account set with `set_account`, if any.
+
+        # Errors
+
+        The store's errors.
+"""
+        raise NotImplementedError
+    def ack_read(self, id: int) -> bool:
+        """
+        Acknowledges a read inbox entry; `false` if it was gone already.
+
+        # Errors
+
+        The store's errors.
+"""
+        raise NotImplementedError
+    def ack_sent(self, id: int) -> bool:
+        """
+        Acknowledges a sent outbox entry; `false` if it was gone already.
+
+        # Errors
+
+        The store's errors.
+"""
+        raise NotImplementedError
+    def acknowledge_identity(self, user: bytes,device: int,identity: IdentityKey) -> None:
+        """
+        Trusts the new identity of `user`'s `device` once the user accepted
+        it.
+
+        # Errors
+
+        `NotFound`, `UnknownDevice`, `IdentityMismatch`, the store's errors.
+"""
+        raise NotImplementedError
+    def add_bundle(self, user: bytes,device: int,bundle: PreKeyBundle,now: int) -> None:
+        """
+        Starts a session with `user`'s `device` from its bundle.
+
+        # Errors
+
+        `NotFound`, `IdentityMismatch`, `UnknownDevice`,
+        `IdentityChangePending`, `InvalidSignature`, `PostQuantumRequired`,
+        `Randomness`, the store's errors.
+"""
+        raise NotImplementedError
+    def add_to_group(self, group: bytes,user: bytes) -> GroupUpdate:
+        """
+        Adds `user` to the group and hands it the local chain.
+
+        # Errors
+
+        `InvalidArgument`, `NotFound`, `TooManyGroupMembers`, the store's
+        errors.
+"""
+        raise NotImplementedError
+    def after_restore(self, now: int,recorded: int) -> typing.Optional[Restored]:
+        """
+        If the database is older than the `recorded` high-water mark (a
+        restored backup): resets prekeys, sessions and group chains in one
+        transaction; `None` if it is current.
+
+        # Errors
+
+        `Randomness`, the store's errors.
+"""
+        raise NotImplementedError
+    def close_database(self, ) -> None:
+        """
+        Closes the database now (the object is closed when freed anyway);
+        every later call fails with `InvalidArgument`.
+
+        # Errors
+
+        `HandlePoisoned`.
+"""
+        raise NotImplementedError
+    def create_device(self, now: int) -> OutboxEntry:
+        """
+        Creates the local device and commits its first prekey upload to the
+        outbox.
+
+        # Errors
+
+        `AlreadyExists`, `Randomness`, the store's errors.
+"""
+        raise NotImplementedError
+    def create_group(self, group: bytes,members: typing.List[bytes]) -> GroupUpdate:
+        """
+        Makes (or joins) the group with `members` and hands the local chain
+        to every member device.
+
+        # Errors
+
+        `InvalidArgument` (group id), `AlreadyExists`, `NotFound`,
+        `TooManyGroupMembers`, the store's errors.
+"""
+        raise NotImplementedError
+    def device_status(self, ) -> DeviceStatus:
+        """
+        The local device's identity, generation and prekey counts.
+
+        # Errors
+
+        `NotFound` (no device yet), the store's errors.
+"""
+        raise NotImplementedError
+    def distribute_group(self, group: bytes,to: typing.List[bytes]) -> GroupUpdate:
+        """
+        Hands the local chain again to every device of `to` (members).
+
+        # Errors
+
+        `InvalidArgument`, `NotFound`, `NotGroupMember`, the store's errors.
+"""
+        raise NotImplementedError
+    def expire(self, now: int) -> typing.List[ExpiredUser]:
+        """
+        Deletes old stale devices and archived sessions in every record.
+
+        # Errors
+
+        The store's errors.
+"""
+        raise NotImplementedError
+    def group_receive(self, group: bytes,_from: bytes,message: bytes) -> Delivered:
+        """
+        Decrypts a group message from `from`: `Delivered.Message` (in the
+        inbox) or `Delivered.Undecryptable` (nothing committed; for a chain
+        not installed yet, keep the message and give it again).
+
+        # Errors
+
+        `InvalidArgument`, `NotFound`, `IdentityMismatch`, the parse errors,
+        the store's errors.
+"""
+        raise NotImplementedError
+    def group_send(self, group: bytes,payload: bytes,app_ref: typing.Optional[int]) -> OutboxEntry:
+        """
+        Encrypts `payload` for the group; the message is in the outbox.
+
+        # Errors
+
+        `InvalidArgument`, `NotFound`, `PlaintextTooLarge`,
+        `ChainExhausted`, the store's errors.
+"""
+        raise NotImplementedError
+    def group_status(self, group: bytes) -> typing.Optional[GroupStatus]:
+        """
+        The group's generation and members, if the store holds it.
+
+        # Errors
+
+        `InvalidArgument`, the store's errors.
+"""
+        raise NotImplementedError
+    def high_water_mark(self, ) -> int:
+        """
+        The database's high-water mark: record it outside the database after
+        each operation, to tell a restored copy (`after_restore`).
+
+        # Errors
+
+        The store's errors.
+"""
+        raise NotImplementedError
+    def inbox(self, ) -> typing.List[InboxEntry]:
+        """
+        Every inbox entry not yet acknowledged, oldest first.
+
+        # Errors
+
+        `CorruptValue` (an altered entry), the store's errors.
+"""
+        raise NotImplementedError
+    def outbox(self, ) -> typing.List[OutboxEntry]:
+        """
+        Every outbox entry not yet acknowledged, oldest first.
+
+        # Errors
+
+        The store's errors.
+"""
+        raise NotImplementedError
+    def peer_status(self, user: bytes) -> typing.Optional[PeerStatus]:
+        """
+        What the store holds about `user`, if anything.
+
+        # Errors
+
+        The store's errors.
+"""
+        raise NotImplementedError
+    def plan_send(self, user: bytes,now: int) -> SendPlan:
+        """
+        Which of `user`'s devices a message can reach now, and which need a
+        bundle (`add_bundle`).
+
+        # Errors
+
+        `NotFound`, the store's errors.
+"""
+        raise NotImplementedError
+    def receive_from(self, user: bytes,device: int,message: bytes,now: int) -> Delivered:
+        """
+        Decrypts a pairwise message from `user`'s `device` and commits what
+        it was. A message the session layer cannot decrypt is
+        `Delivered.Undecryptable` (nothing committed), not an exception.
+
+        # Errors
+
+        `NotFound` (no record of `user`), the parse errors of `message`, the
+        store's errors.
+"""
+        raise NotImplementedError
+    def remove_from_group(self, group: bytes,user: bytes) -> GroupUpdate:
+        """
+        Removes `user` from the group, replaces the local chain and hands
+        it to the remaining members.
+
+        # Errors
+
+        `InvalidArgument`, `NotFound`, `NotGroupMember`, the store's errors.
+"""
+        raise NotImplementedError
+    def replenish_prekeys(self, one_time: int,one_time_kem: int) -> typing.Optional[OutboxEntry]:
+        """
+        Tops the one-time prekeys up to `one_time` and the one-time KEM
+        prekeys up to `one_time_kem`; `None` if nothing was missing.
+
+        # Errors
+
+        As `rotate_signed_prekey`.
+"""
+        raise NotImplementedError
+    def request_distribution(self, group: bytes,user: bytes,device: int) -> OutboxEntry:
+        """
+        Asks `user`'s `device` for its chain of the group.
+
+        # Errors
+
+        `InvalidArgument`, `NotFound`, `NotGroupMember`, `NoSession`, the
+        store's errors.
+"""
+        raise NotImplementedError
+    def request_retry(self, user: bytes,device: int,hint: RetryHint,now: int) -> OutboxEntry:
+        """
+        Asks `user`'s `device` to resend what `hint` names (the answer to
+        `Action.RequestRetry`); the request is in the outbox.
+
+        # Errors
+
+        `InvalidArgument`, `NotFound`, `UnknownDevice`, `NoSession`,
+        `RecoveryRateLimited`, `Randomness`, the store's errors.
+"""
+        raise NotImplementedError
+    def resend_to_device(self, user: bytes,device: int,payload: bytes,app_ref: typing.Optional[int]) -> OutboxEntry:
+        """
+        Encrypts `payload` for `user`'s `device` alone (the answer to a
+        retry request).
+
+        # Errors
+
+        `NotFound`, `UnknownDevice`, `NoSession`, `IdentityChangePending`,
+        `PlaintextTooLarge`, `Randomness`, the store's errors.
+"""
+        raise NotImplementedError
+    def rotate_group(self, group: bytes) -> GroupUpdate:
+        """
+        Replaces the local chain and hands the new one to every member.
+
+        # Errors
+
+        `InvalidArgument`, `NotFound`, the store's errors.
+"""
+        raise NotImplementedError
+    def rotate_last_resort_kem_prekey(self, now: int) -> OutboxEntry:
+        """
+        Rotates the last-resort KEM prekey; the upload is in the outbox.
+
+        # Errors
+
+        As `rotate_signed_prekey`.
+"""
+        raise NotImplementedError
+    def rotate_signed_prekey(self, now: int) -> OutboxEntry:
+        """
+        Rotates the signed prekey; the upload is in the outbox.
+
+        # Errors
+
+        `NotFound`, `TooManyPrekeys`, `Randomness`, the store's errors.
+"""
+        raise NotImplementedError
+    def send_to_user(self, user: bytes,payload: bytes,app_ref: typing.Optional[int]) -> SentToUser:
+        """
+        Encrypts `payload` for every device of `user` with a session and
+        commits the messages to the outbox.
+
+        # Errors
+
+        `NotFound`, `PlaintextTooLarge`, `Randomness`, the store's errors.
+"""
+        raise NotImplementedError
+    def set_account(self, user: bytes,device: int) -> None:
+        """
+        Records the local user and this device's id (once per database).
+
+        # Errors
+
+        `InvalidEncoding` (empty or overlong user id), `AlreadyExists`,
+        `NotFound` (no device), the store's errors.
+"""
+        raise NotImplementedError
+    def set_page_limit(self, pages: int) -> int:
+        """
+        Caps the database at `pages` pages (`DiskFull` past it); returns the
+        cap SQLite set.
+
+        # Errors
+
+        The store's errors.
+"""
+        raise NotImplementedError
+    def start_new_session(self, user: bytes,device: int,bundle: PreKeyBundle,hint: RetryHint,now: int) -> OutboxEntry:
+        """
+        Starts a new session with `user`'s `device` from its bundle and asks
+        it to resend what `hint` names (the answer to
+        `Action.StartNewSession`).
+
+        # Errors
+
+        As `add_bundle` and `request_retry`.
+"""
+        raise NotImplementedError
+    def stats(self, ) -> StoreStats:
+        """
+        What this handle saw: commits, conflicts, retries.
+
+        # Errors
+
+        `InvalidArgument` (closed).
+"""
+        raise NotImplementedError
+    def update_devices(self, user: bytes,list: typing.List[DeviceEntry],now: int) -> DeviceListChanges:
+        """
+        Takes `user`'s device list as the server returned it at `now`
+        (creating the user's record the first time).
+
+        # Errors
+
+        `InvalidDeviceList`, the store's errors.
+"""
+        raise NotImplementedError
+    def verify(self, ) -> int:
+        """
+        Opens every stored value and returns how many there are: the first
+        altered one fails with its error.
+
+        # Errors
+
+        `TruncatedValue`, `CorruptValue`, `MisplacedValue`, the store's
+        errors.
+"""
+        raise NotImplementedError
+
+class Store(StoreProtocol):
+    """
+    A sotto store on one SQLite database file (SPEC §17). Every operation
+    is one transaction that commits before it returns; what it makes waits
+    in the outbox and the inbox until acknowledged. Several processes may
+    open the same file.
+"""
+    
+    _handle: ctypes.c_uint64
+    @classmethod
+    def open(cls, path: str,store_key: bytes) -> Store:
+        """
+        Opens the database at `path`, creating it if it does not exist,
+        under the 32-byte `store_key` (`generate_store_key`).
+
+        # Errors
+
+        `InvalidArgument` (key length), `WrongKey`, `DatabaseCorrupt`,
+        `UnsupportedSchema`, `Busy`, `Database`.
+"""
+        
+        _UniffiFfiConverterString.check_lower(path)
+
+        _UniffiFfiConverterBytes.check_lower(store_key)
+        _uniffi_lowered_args = (
+            _UniffiFfiConverterString.lower(path),
+            _UniffiFfiConverterBytes.lower(store_key),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeStore.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_constructor_store_open,
+            *_uniffi_lowered_args,
+        )
+        return cls._uniffi_make_instance(_uniffi_ffi_result)
+    @classmethod
+    def open_with(cls, path: str,store_key: bytes,busy_timeout_ms: int,optimistic_attempts: int,locked_fallback: bool) -> Store:
+        """
+        As `open`, with the busy timeout and the attempts an operation makes
+        against other connections (defaults: 5,000 ms, 3, true).
+
+        # Errors
+
+        As `open`.
+"""
+        
+        _UniffiFfiConverterString.check_lower(path)
+
+        _UniffiFfiConverterBytes.check_lower(store_key)
+
+        _UniffiFfiConverterUInt64.check_lower(busy_timeout_ms)
+
+        _UniffiFfiConverterUInt32.check_lower(optimistic_attempts)
+
+        _UniffiFfiConverterBoolean.check_lower(locked_fallback)
+        _uniffi_lowered_args = (
+            _UniffiFfiConverterString.lower(path),
+            _UniffiFfiConverterBytes.lower(store_key),
+            _UniffiFfiConverterUInt64.lower(busy_timeout_ms),
+            _UniffiFfiConverterUInt32.lower(optimistic_attempts),
+            _UniffiFfiConverterBoolean.lower(locked_fallback),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeStore.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_constructor_store_open_with,
+            *_uniffi_lowered_args,
+        )
+        return cls._uniffi_make_instance(_uniffi_ffi_result)
+    
+    def __init__(self, *args, **kwargs):
+        raise ValueError("This class has no default constructor")
+
+    def __del__(self):
+        # In case of partial initialization of instances.
+        handle = getattr(self, "_handle", None)
+        if handle is not None:
+            _uniffi_rust_call(_UniffiLib.uniffi_sotto_uniffi_fn_free_store, handle)
+
+    def _uniffi_clone_handle(self):
+        return _uniffi_rust_call(_UniffiLib.uniffi_sotto_uniffi_fn_clone_store, self._handle)
+
+    # Used by alternative constructors or any methods which return this type.
+    @classmethod
+    def _uniffi_make_instance(cls, handle):
+        # Lightly yucky way to bypass the usual __init__ logic
+        # and just create a new instance with the required handle.
+        inst = cls.__new__(cls)
+        inst._handle = handle
+        return inst
+    def account(self, ) -> typing.Optional[Account]:
+        """
+        The account set with `set_account`, if any.
+
+        # Errors
+
+        The store's errors.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterOptionalTypeAccount.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_store_account,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def ack_read(self, id: int) -> bool:
+        """
+        Acknowledges a read inbox entry; `false` if it was gone already.
+
+        # Errors
+
+        The store's errors.
+"""
+        
+        _UniffiFfiConverterUInt64.check_lower(id)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterUInt64.lower(id),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterBoolean.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_store_ack_read,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def ack_sent(self, id: int) -> bool:
+        """
+        Acknowledges a sent outbox entry; `false` if it was gone already.
+
+        # Errors
+
+        The store's errors.
+"""
+        
+        _UniffiFfiConverterUInt64.check_lower(id)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterUInt64.lower(id),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterBoolean.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_store_ack_sent,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def acknowledge_identity(self, user: bytes,device: int,identity: IdentityKey) -> None:
+        """
+        Trusts the new identity of `user`'s `device` once the user accepted
+        it.
+
+        # Errors
+
+        `NotFound`, `UnknownDevice`, `IdentityMismatch`, the store's errors.
+"""
+        
+        _UniffiFfiConverterBytes.check_lower(user)
+
+        _UniffiFfiConverterUInt32.check_lower(device)
+
+        _UniffiFfiConverterTypeIdentityKey.check_lower(identity)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterBytes.lower(user),
+            _UniffiFfiConverterUInt32.lower(device),
+            _UniffiFfiConverterTypeIdentityKey.lower(identity),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_store_acknowledge_identity,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def add_bundle(self, user: bytes,device: int,bundle: PreKeyBundle,now: int) -> None:
+        """
+        Starts a session with `user`'s `device` from its bundle.
+
+        # Errors
+
+        `NotFound`, `IdentityMismatch`, `UnknownDevice`,
+        `IdentityChangePending`, `InvalidSignature`, `PostQuantumRequired`,
+        `Randomness`, the store's errors.
+"""
+        
+        _UniffiFfiConverterBytes.check_lower(user)
+
+        _UniffiFfiConverterUInt32.check_lower(device)
+
+        _UniffiFfiConverterTypePreKeyBundle.check_lower(bundle)
+
+        _UniffiFfiConverterUInt64.check_lower(now)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterBytes.lower(user),
+            _UniffiFfiConverterUInt32.lower(device),
+            _UniffiFfiConverterTypePreKeyBundle.lower(bundle),
+            _UniffiFfiConverterUInt64.lower(now),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_store_add_bundle,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def add_to_group(self, group: bytes,user: bytes) -> GroupUpdate:
+        """
+        Adds `user` to the group and hands it the local chain.
+
+        # Errors
+
+        `InvalidArgument`, `NotFound`, `TooManyGroupMembers`, the store's
+        errors.
+"""
+        
+        _UniffiFfiConverterBytes.check_lower(group)
+
+        _UniffiFfiConverterBytes.check_lower(user)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterBytes.lower(group),
+            _UniffiFfiConverterBytes.lower(user),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeGroupUpdate.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_store_add_to_group,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def after_restore(self, now: int,recorded: int) -> typing.Optional[Restored]:
+        """
+        If the database is older than the `recorded` high-water mark (a
+        restored backup): resets prekeys, sessions and group chains in one
+        transaction; `None` if it is current.
+
+        # Errors
+
+        `Randomness`, the store's errors.
+"""
+        
+        _UniffiFfiConverterUInt64.check_lower(now)
+
+        _UniffiFfiConverterUInt64.check_lower(recorded)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterUInt64.lower(now),
+            _UniffiFfiConverterUInt64.lower(recorded),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterOptionalTypeRestored.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_store_after_restore,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def close_database(self, ) -> None:
+        """
+        Closes the database now (the object is closed when freed anyway);
+        every later call fails with `InvalidArgument`.
+
+        # Errors
+
+        `HandlePoisoned`.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_store_close_database,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def create_device(self, now: int) -> OutboxEntry:
+        """
+        Creates the local device and commits its first prekey upload to the
+        outbox.
+
+        # Errors
+
+        `AlreadyExists`, `Randomness`, the store's errors.
+"""
+        
+        _UniffiFfiConverterUInt64.check_lower(now)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterUInt64.lower(now),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeOutboxEntry.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_store_create_device,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def create_group(self, group: bytes,members: typing.List[bytes]) -> GroupUpdate:
+        """
+        Makes (or joins) the group with `members` and hands the local chain
+        to every member device.
+
+        # Errors
+
+        `InvalidArgument` (group id), `AlreadyExists`, `NotFound`,
+        `TooManyGroupMembers`, the store's errors.
+"""
+        
+        _UniffiFfiConverterBytes.check_lower(group)
+
+        _UniffiFfiConverterSequenceBytes.check_lower(members)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterBytes.lower(group),
+            _UniffiFfiConverterSequenceBytes.lower(members),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeGroupUpdate.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_store_create_group,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def device_status(self, ) -> DeviceStatus:
+        """
+        The local device's identity, generation and prekey counts.
+
+        # Errors
+
+        `NotFound` (no device yet), the store's errors.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeDeviceStatus.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_store_device_status,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def distribute_group(self, group: bytes,to: typing.List[bytes]) -> GroupUpdate:
+        """
+        Hands the local chain again to every device of `to` (members).
+
+        # Errors
+
+        `InvalidArgument`, `NotFound`, `NotGroupMember`, the store's errors.
+"""
+        
+        _UniffiFfiConverterBytes.check_lower(group)
+
+        _UniffiFfiConverterSequenceBytes.check_lower(to)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterBytes.lower(group),
+            _UniffiFfiConverterSequenceBytes.lower(to),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeGroupUpdate.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_store_distribute_group,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def expire(self, now: int) -> typing.List[ExpiredUser]:
+        """
+        Deletes old stale devices and archived sessions in every record.
+
+        # Errors
+
+        The store's errors.
+"""
+        
+        _UniffiFfiConverterUInt64.check_lower(now)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterUInt64.lower(now),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterSequenceTypeExpiredUser.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_store_expire,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def group_receive(self, group: bytes,_from: bytes,message: bytes) -> Delivered:
+        """
+        Decrypts a group message from `from`: `Delivered.Message` (in the
+        inbox) or `Delivered.Undecryptable` (nothing committed; for a chain
+        not installed yet, keep the message and give it again).
+
+        # Errors
+
+        `InvalidArgument`, `NotFound`, `IdentityMismatch`, the parse errors,
+        the store's errors.
+"""
+        
+        _UniffiFfiConverterBytes.check_lower(group)
+
+        _UniffiFfiConverterBytes.check_lower(_from)
+
+        _UniffiFfiConverterBytes.check_lower(message)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterBytes.lower(group),
+            _UniffiFfiConverterBytes.lower(_from),
+            _UniffiFfiConverterBytes.lower(message),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeDelivered.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_store_group_receive,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def group_send(self, group: bytes,payload: bytes,app_ref: typing.Optional[int]) -> OutboxEntry:
+        """
+        Encrypts `payload` for the group; the message is in the outbox.
+
+        # Errors
+
+        `InvalidArgument`, `NotFound`, `PlaintextTooLarge`,
+        `ChainExhausted`, the store's errors.
+"""
+        
+        _UniffiFfiConverterBytes.check_lower(group)
+
+        _UniffiFfiConverterBytes.check_lower(payload)
+
+        _UniffiFfiConverterOptionalUInt64.check_lower(app_ref)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterBytes.lower(group),
+            _UniffiFfiConverterBytes.lower(payload),
+            _UniffiFfiConverterOptionalUInt64.lower(app_ref),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeOutboxEntry.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_store_group_send,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def group_status(self, group: bytes) -> typing.Optional[GroupStatus]:
+        """
+        The group's generation and members, if the store holds it.
+
+        # Errors
+
+        `InvalidArgument`, the store's errors.
+"""
+        
+        _UniffiFfiConverterBytes.check_lower(group)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterBytes.lower(group),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterOptionalTypeGroupStatus.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_store_group_status,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def high_water_mark(self, ) -> int:
+        """
+        The database's high-water mark: record it outside the database after
+        each operation, to tell a restored copy (`after_restore`).
+
+        # Errors
+
+        The store's errors.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterUInt64.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_store_high_water_mark,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def inbox(self, ) -> typing.List[InboxEntry]:
+        """
+        Every inbox entry not yet acknowledged, oldest first.
+
+        # Errors
+
+        `CorruptValue` (an altered entry), the store's errors.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterSequenceTypeInboxEntry.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_store_inbox,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def outbox(self, ) -> typing.List[OutboxEntry]:
+        """
+        Every outbox entry not yet acknowledged, oldest first.
+
+        # Errors
+
+        The store's errors.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterSequenceTypeOutboxEntry.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_store_outbox,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def peer_status(self, user: bytes) -> typing.Optional[PeerStatus]:
+        """
+        What the store holds about `user`, if anything.
+
+        # Errors
+
+        The store's errors.
+"""
+        
+        _UniffiFfiConverterBytes.check_lower(user)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterBytes.lower(user),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterOptionalTypePeerStatus.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_store_peer_status,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def plan_send(self, user: bytes,now: int) -> SendPlan:
+        """
+        Which of `user`'s devices a message can reach now, and which need a
+        bundle (`add_bundle`).
+
+        # Errors
+
+        `NotFound`, the store's errors.
+"""
+        
+        _UniffiFfiConverterBytes.check_lower(user)
+
+        _UniffiFfiConverterUInt64.check_lower(now)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterBytes.lower(user),
+            _UniffiFfiConverterUInt64.lower(now),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeSendPlan.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_store_plan_send,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def receive_from(self, user: bytes,device: int,message: bytes,now: int) -> Delivered:
+        """
+        Decrypts a pairwise message from `user`'s `device` and commits what
+        it was. A message the session layer cannot decrypt is
+        `Delivered.Undecryptable` (nothing committed), not an exception.
+
+        # Errors
+
+        `NotFound` (no record of `user`), the parse errors of `message`, the
+        store's errors.
+"""
+        
+        _UniffiFfiConverterBytes.check_lower(user)
+
+        _UniffiFfiConverterUInt32.check_lower(device)
+
+        _UniffiFfiConverterBytes.check_lower(message)
+
+        _UniffiFfiConverterUInt64.check_lower(now)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterBytes.lower(user),
+            _UniffiFfiConverterUInt32.lower(device),
+            _UniffiFfiConverterBytes.lower(message),
+            _UniffiFfiConverterUInt64.lower(now),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeDelivered.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_store_receive_from,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def remove_from_group(self, group: bytes,user: bytes) -> GroupUpdate:
+        """
+        Removes `user` from the group, replaces the local chain and hands
+        it to the remaining members.
+
+        # Errors
+
+        `InvalidArgument`, `NotFound`, `NotGroupMember`, the store's errors.
+"""
+        
+        _UniffiFfiConverterBytes.check_lower(group)
+
+        _UniffiFfiConverterBytes.check_lower(user)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterBytes.lower(group),
+            _UniffiFfiConverterBytes.lower(user),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeGroupUpdate.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_store_remove_from_group,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def replenish_prekeys(self, one_time: int,one_time_kem: int) -> typing.Optional[OutboxEntry]:
+        """
+        Tops the one-time prekeys up to `one_time` and the one-time KEM
+        prekeys up to `one_time_kem`; `None` if nothing was missing.
+
+        # Errors
+
+        As `rotate_signed_prekey`.
+"""
+        
+        _UniffiFfiConverterUInt32.check_lower(one_time)
+
+        _UniffiFfiConverterUInt32.check_lower(one_time_kem)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterUInt32.lower(one_time),
+            _UniffiFfiConverterUInt32.lower(one_time_kem),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterOptionalTypeOutboxEntry.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_store_replenish_prekeys,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def request_distribution(self, group: bytes,user: bytes,device: int) -> OutboxEntry:
+        """
+        Asks `user`'s `device` for its chain of the group.
+
+        # Errors
+
+        `InvalidArgument`, `NotFound`, `NotGroupMember`, `NoSession`, the
+        store's errors.
+"""
+        
+        _UniffiFfiConverterBytes.check_lower(group)
+
+        _UniffiFfiConverterBytes.check_lower(user)
+
+        _UniffiFfiConverterUInt32.check_lower(device)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterBytes.lower(group),
+            _UniffiFfiConverterBytes.lower(user),
+            _UniffiFfiConverterUInt32.lower(device),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeOutboxEntry.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_store_request_distribution,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def request_retry(self, user: bytes,device: int,hint: RetryHint,now: int) -> OutboxEntry:
+        """
+        Asks `user`'s `device` to resend what `hint` names (the answer to
+        `Action.RequestRetry`); the request is in the outbox.
+
+        # Errors
+
+        `InvalidArgument`, `NotFound`, `UnknownDevice`, `NoSession`,
+        `RecoveryRateLimited`, `Randomness`, the store's errors.
+"""
+        
+        _UniffiFfiConverterBytes.check_lower(user)
+
+        _UniffiFfiConverterUInt32.check_lower(device)
+
+        _UniffiFfiConverterTypeRetryHint.check_lower(hint)
+
+        _UniffiFfiConverterUInt64.check_lower(now)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterBytes.lower(user),
+            _UniffiFfiConverterUInt32.lower(device),
+            _UniffiFfiConverterTypeRetryHint.lower(hint),
+            _UniffiFfiConverterUInt64.lower(now),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeOutboxEntry.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_store_request_retry,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def resend_to_device(self, user: bytes,device: int,payload: bytes,app_ref: typing.Optional[int]) -> OutboxEntry:
+        """
+        Encrypts `payload` for `user`'s `device` alone (the answer to a
+        retry request).
+
+        # Errors
+
+        `NotFound`, `UnknownDevice`, `NoSession`, `IdentityChangePending`,
+        `PlaintextTooLarge`, `Randomness`, the store's errors.
+"""
+        
+        _UniffiFfiConverterBytes.check_lower(user)
+
+        _UniffiFfiConverterUInt32.check_lower(device)
+
+        _UniffiFfiConverterBytes.check_lower(payload)
+
+        _UniffiFfiConverterOptionalUInt64.check_lower(app_ref)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterBytes.lower(user),
+            _UniffiFfiConverterUInt32.lower(device),
+            _UniffiFfiConverterBytes.lower(payload),
+            _UniffiFfiConverterOptionalUInt64.lower(app_ref),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeOutboxEntry.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_store_resend_to_device,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def rotate_group(self, group: bytes) -> GroupUpdate:
+        """
+        Replaces the local chain and hands the new one to every member.
+
+        # Errors
+
+        `InvalidArgument`, `NotFound`, the store's errors.
+"""
+        
+        _UniffiFfiConverterBytes.check_lower(group)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterBytes.lower(group),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeGroupUpdate.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_store_rotate_group,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def rotate_last_resort_kem_prekey(self, now: int) -> OutboxEntry:
+        """
+        Rotates the last-resort KEM prekey; the upload is in the outbox.
+
+        # Errors
+
+        As `rotate_signed_prekey`.
+"""
+        
+        _UniffiFfiConverterUInt64.check_lower(now)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterUInt64.lower(now),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeOutboxEntry.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_store_rotate_last_resort_kem_prekey,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def rotate_signed_prekey(self, now: int) -> OutboxEntry:
+        """
+        Rotates the signed prekey; the upload is in the outbox.
+
+        # Errors
+
+        `NotFound`, `TooManyPrekeys`, `Randomness`, the store's errors.
+"""
+        
+        _UniffiFfiConverterUInt64.check_lower(now)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterUInt64.lower(now),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeOutboxEntry.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_store_rotate_signed_prekey,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def send_to_user(self, user: bytes,payload: bytes,app_ref: typing.Optional[int]) -> SentToUser:
+        """
+        Encrypts `payload` for every device of `user` with a session and
+        commits the messages to the outbox.
+
+        # Errors
+
+        `NotFound`, `PlaintextTooLarge`, `Randomness`, the store's errors.
+"""
+        
+        _UniffiFfiConverterBytes.check_lower(user)
+
+        _UniffiFfiConverterBytes.check_lower(payload)
+
+        _UniffiFfiConverterOptionalUInt64.check_lower(app_ref)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterBytes.lower(user),
+            _UniffiFfiConverterBytes.lower(payload),
+            _UniffiFfiConverterOptionalUInt64.lower(app_ref),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeSentToUser.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_store_send_to_user,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def set_account(self, user: bytes,device: int) -> None:
+        """
+        Records the local user and this device's id (once per database).
+
+        # Errors
+
+        `InvalidEncoding` (empty or overlong user id), `AlreadyExists`,
+        `NotFound` (no device), the store's errors.
+"""
+        
+        _UniffiFfiConverterBytes.check_lower(user)
+
+        _UniffiFfiConverterUInt32.check_lower(device)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterBytes.lower(user),
+            _UniffiFfiConverterUInt32.lower(device),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_store_set_account,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def set_page_limit(self, pages: int) -> int:
+        """
+        Caps the database at `pages` pages (`DiskFull` past it); returns the
+        cap SQLite set.
+
+        # Errors
+
+        The store's errors.
+"""
+        
+        _UniffiFfiConverterUInt64.check_lower(pages)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterUInt64.lower(pages),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterUInt64.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_store_set_page_limit,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def start_new_session(self, user: bytes,device: int,bundle: PreKeyBundle,hint: RetryHint,now: int) -> OutboxEntry:
+        """
+        Starts a new session with `user`'s `device` from its bundle and asks
+        it to resend what `hint` names (the answer to
+        `Action.StartNewSession`).
+
+        # Errors
+
+        As `add_bundle` and `request_retry`.
+"""
+        
+        _UniffiFfiConverterBytes.check_lower(user)
+
+        _UniffiFfiConverterUInt32.check_lower(device)
+
+        _UniffiFfiConverterTypePreKeyBundle.check_lower(bundle)
+
+        _UniffiFfiConverterTypeRetryHint.check_lower(hint)
+
+        _UniffiFfiConverterUInt64.check_lower(now)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterBytes.lower(user),
+            _UniffiFfiConverterUInt32.lower(device),
+            _UniffiFfiConverterTypePreKeyBundle.lower(bundle),
+            _UniffiFfiConverterTypeRetryHint.lower(hint),
+            _UniffiFfiConverterUInt64.lower(now),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeOutboxEntry.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_store_start_new_session,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def stats(self, ) -> StoreStats:
+        """
+        What this handle saw: commits, conflicts, retries.
+
+        # Errors
+
+        `InvalidArgument` (closed).
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeStoreStats.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_store_stats,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def update_devices(self, user: bytes,list: typing.List[DeviceEntry],now: int) -> DeviceListChanges:
+        """
+        Takes `user`'s device list as the server returned it at `now`
+        (creating the user's record the first time).
+
+        # Errors
+
+        `InvalidDeviceList`, the store's errors.
+"""
+        
+        _UniffiFfiConverterBytes.check_lower(user)
+
+        _UniffiFfiConverterSequenceTypeDeviceEntry.check_lower(list)
+
+        _UniffiFfiConverterUInt64.check_lower(now)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterBytes.lower(user),
+            _UniffiFfiConverterSequenceTypeDeviceEntry.lower(list),
+            _UniffiFfiConverterUInt64.lower(now),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeDeviceListChanges.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_store_update_devices,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def verify(self, ) -> int:
+        """
+        Opens every stored value and returns how many there are: the first
+        altered one fails with its error.
+
+        # Errors
+
+        `TruncatedValue`, `CorruptValue`, `MisplacedValue`, the store's
+        errors.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterUInt64.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sotto_uniffi_fn_method_store_verify,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+
+
+
+
+
+class _UniffiFfiConverterTypeStore:
+    @staticmethod
+    def lift(value: int) -> Store:
+        return Store._uniffi_make_instance(value)
+
+    @staticmethod
+    def check_lower(value: Store):
+        if not isinstance(value, Store):
+            raise TypeError("Expected Store instance, {} found".format(type(value).__name__))
+
+    @staticmethod
+    def lower(value: Store) -> ctypes.c_uint64:
+        return value._uniffi_clone_handle()
+
+    @classmethod
+    def read(cls, buf: _UniffiRustBuffer) -> Store:
+        ptr = buf.read_u64()
+        if ptr == 0:
+            raise InternalError("Raw handle value was null")
+        return cls.lift(ptr)
+
+    @classmethod
+    def write(cls, value: Store, buf: _UniffiRustBuffer):
+        buf.write_u64(cls.lower(value))
+def generate_store_key() -> bytes:
+    """
+    A fresh random 32-byte key for [`Store::open`]. Keep it in the
+    platform's key store (Android Keystore, the iOS keychain), never next to
+    the database.
+
+    # Errors
+
+    `Randomness`.
+"""
+    _uniffi_lowered_args = (
+    )
+    _uniffi_lift_return = _UniffiFfiConverterBytes.lift
+    _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+    _uniffi_ffi_result = _uniffi_rust_call_with_error(
+        _uniffi_error_converter,
+        _UniffiLib.uniffi_sotto_uniffi_fn_func_generate_store_key,
+        *_uniffi_lowered_args,
+    )
+    return _uniffi_lift_return(_uniffi_ffi_result)
 def group_message_info(message: bytes) -> GroupMessageInfo:
     """
     Parses a group message strictly and tells its group, chain and index.
@@ -10195,41 +13944,81 @@ def prekey_id(prekey: bytes) -> int:
         *_uniffi_lowered_args,
     )
     return _uniffi_lift_return(_uniffi_ffi_result)
+def prekey_upload_from_bytes(bytes: bytes) -> PreKeyUpload:
+    """
+    Parses the payload of a `PreKeys` outbox entry.
+
+    # Errors
+
+    The parse errors (`Truncated`, `TrailingBytes`, `WrongType`,
+    `InvalidEncoding`, `InvalidPublicKey`, ...).
+"""
+    
+    _UniffiFfiConverterBytes.check_lower(bytes)
+    _uniffi_lowered_args = (
+        _UniffiFfiConverterBytes.lower(bytes),
+    )
+    _uniffi_lift_return = _UniffiFfiConverterTypePreKeyUpload.lift
+    _uniffi_error_converter = _UniffiFfiConverterTypeSottoError
+    _uniffi_ffi_result = _uniffi_rust_call_with_error(
+        _uniffi_error_converter,
+        _UniffiLib.uniffi_sotto_uniffi_fn_func_prekey_upload_from_bytes,
+        *_uniffi_lowered_args,
+    )
+    return _uniffi_lift_return(_uniffi_ffi_result)
 
 __all__ = [
     "InternalError",
     "SottoError",
     "KeyAgreement",
     "Role",
+    "OutboxKind",
+    "InboxKind",
     "MessageKind",
     "IgnoreReason",
     "RetryLaterReason",
     "Action",
     "ContentKind",
     "DecryptFailure",
+    "Delivered",
     "InsertOutcome",
     "Accepted",
+    "Account",
     "DeviceEntry",
     "IdentityChange",
     "DeviceListChanges",
+    "DeviceStatus",
+    "ExpiredUser",
     "GroupMessageInfo",
     "GroupPlaintext",
     "GroupReceiverInfo",
+    "GroupStatus",
+    "OutboxEntry",
+    "Unusable",
+    "MemberUnusable",
+    "GroupUpdate",
+    "RetryHint",
+    "InboxEntry",
     "KemPreKeyInfo",
     "MessageInfo",
     "Outgoing",
     "PeerDeviceInfo",
+    "PeerStatus",
     "PublishedPreKey",
+    "PreKeyUpload",
     "ResetPreKeys",
-    "RetryHint",
+    "Restored",
     "SendPlan",
-    "Unusable",
     "Sent",
+    "SentToUser",
     "SignedPreKeyInfo",
+    "StoreStats",
     "UserSent",
+    "generate_store_key",
     "group_message_info",
     "message_info",
     "prekey_id",
+    "prekey_upload_from_bytes",
     "IdentityKey",
     "IdentityKeyProtocol",
     "Plaintext",
@@ -10252,4 +14041,6 @@ __all__ = [
     "GroupSessionProtocol",
     "GroupStore",
     "GroupStoreProtocol",
+    "Store",
+    "StoreProtocol",
 ]

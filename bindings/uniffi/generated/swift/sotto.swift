@@ -4502,6 +4502,34 @@ public protocol SessionProtocol: AnyObject, Sendable {
     func encrypt(plaintext: Data) throws  -> Data
     
     /**
+     * Encrypts several messages to the peer in one call, in order: what
+     * `encrypt` does for each, with one crossing of the language boundary
+     * for all of them instead of one each (bindings/bench, BENCHMARKS.md).
+     * All or nothing: if one fails, none is sent and the session is as it
+     * was.
+     *
+     * # Errors
+     *
+     * `PlaintextTooLarge`, `ChainExhausted`, `Randomness`.
+     */
+    func encryptBatch(plaintexts: [Data]) throws  -> [Data]
+    
+    /**
+     * As `encrypt`, with the plaintext borrowed for the call instead of
+     * copied into a buffer Rust allocates: uniffi's zero-copy bytes
+     * argument, which saves the foreign calls that allocate and grow that
+     * buffer (bindings/bench, BENCHMARKS.md). Python passes `bytes`;
+     * Kotlin a direct `java.nio.ByteBuffer` at position 0 (uniffi 0.32's
+     * Kotlin passes `remaining()` bytes from the buffer's start, whatever
+     * its position).
+     *
+     * # Errors
+     *
+     * `PlaintextTooLarge`, `ChainExhausted`, `Randomness`.
+     */
+    func encryptBorrowed(plaintext: Data) throws  -> Data
+    
+    /**
      * 0 when new, one more after every call that changed the session.
      *
      * # Errors
@@ -4730,6 +4758,52 @@ open func encrypt(plaintext: Data)throws  -> Data  {
 }
     
     /**
+     * Encrypts several messages to the peer in one call, in order: what
+     * `encrypt` does for each, with one crossing of the language boundary
+     * for all of them instead of one each (bindings/bench, BENCHMARKS.md).
+     * All or nothing: if one fails, none is sent and the session is as it
+     * was.
+     *
+     * # Errors
+     *
+     * `PlaintextTooLarge`, `ChainExhausted`, `Randomness`.
+     */
+open func encryptBatch(plaintexts: [Data])throws  -> [Data]  {
+    return try  FfiConverterSequenceData.lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_session_encrypt_batch(
+            self.uniffiCloneHandle(),
+        FfiConverterSequenceData.lower(plaintexts),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * As `encrypt`, with the plaintext borrowed for the call instead of
+     * copied into a buffer Rust allocates: uniffi's zero-copy bytes
+     * argument, which saves the foreign calls that allocate and grow that
+     * buffer (bindings/bench, BENCHMARKS.md). Python passes `bytes`;
+     * Kotlin a direct `java.nio.ByteBuffer` at position 0 (uniffi 0.32's
+     * Kotlin passes `remaining()` bytes from the buffer's start, whatever
+     * its position).
+     *
+     * # Errors
+     *
+     * `PlaintextTooLarge`, `ChainExhausted`, `Randomness`.
+     */
+open func encryptBorrowed(plaintext: Data)throws  -> Data  {
+    return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+        FfiConverterByRefBytes.lower(plaintext) { plaintextFb in
+    uniffi_sotto_uniffi_fn_method_session_encrypt_borrowed(
+            self.uniffiCloneHandle(),
+        plaintextFb,uniffiCallStatus
+    )
+        }
+})
+}
+    
+    /**
      * 0 when new, one more after every call that changed the session.
      *
      * # Errors
@@ -4920,6 +4994,1218 @@ public func FfiConverterTypeSession_lift(_ handle: UInt64) throws -> Session {
 #endif
 public func FfiConverterTypeSession_lower(_ value: Session) -> UInt64 {
     return FfiConverterTypeSession.lower(value)
+}
+
+
+
+
+
+
+/**
+ * A sotto store on one SQLite database file (SPEC §17). Every operation
+ * is one transaction that commits before it returns; what it makes waits
+ * in the outbox and the inbox until acknowledged. Several processes may
+ * open the same file.
+ */
+public protocol StoreProtocol: AnyObject, Sendable {
+    
+    /**
+     * The account set with `set_account`, if any.
+     *
+     * # Errors
+     *
+     * The store's errors.
+     */
+    func account() throws  -> Account?
+    
+    /**
+     * Acknowledges a read inbox entry; `false` if it was gone already.
+     *
+     * # Errors
+     *
+     * The store's errors.
+     */
+    func ackRead(id: UInt64) throws  -> Bool
+    
+    /**
+     * Acknowledges a sent outbox entry; `false` if it was gone already.
+     *
+     * # Errors
+     *
+     * The store's errors.
+     */
+    func ackSent(id: UInt64) throws  -> Bool
+    
+    /**
+     * Trusts the new identity of `user`'s `device` once the user accepted
+     * it.
+     *
+     * # Errors
+     *
+     * `NotFound`, `UnknownDevice`, `IdentityMismatch`, the store's errors.
+     */
+    func acknowledgeIdentity(user: Data, device: UInt32, identity: IdentityKey) throws 
+    
+    /**
+     * Starts a session with `user`'s `device` from its bundle.
+     *
+     * # Errors
+     *
+     * `NotFound`, `IdentityMismatch`, `UnknownDevice`,
+     * `IdentityChangePending`, `InvalidSignature`, `PostQuantumRequired`,
+     * `Randomness`, the store's errors.
+     */
+    func addBundle(user: Data, device: UInt32, bundle: PreKeyBundle, now: UInt64) throws 
+    
+    /**
+     * Adds `user` to the group and hands it the local chain.
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `NotFound`, `TooManyGroupMembers`, the store's
+     * errors.
+     */
+    func addToGroup(group: Data, user: Data) throws  -> GroupUpdate
+    
+    /**
+     * If the database is older than the `recorded` high-water mark (a
+     * restored backup): resets prekeys, sessions and group chains in one
+     * transaction; `None` if it is current.
+     *
+     * # Errors
+     *
+     * `Randomness`, the store's errors.
+     */
+    func afterRestore(now: UInt64, recorded: UInt64) throws  -> Restored?
+    
+    /**
+     * Closes the database now (the object is closed when freed anyway);
+     * every later call fails with `InvalidArgument`.
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+    func closeDatabase() throws 
+    
+    /**
+     * Creates the local device and commits its first prekey upload to the
+     * outbox.
+     *
+     * # Errors
+     *
+     * `AlreadyExists`, `Randomness`, the store's errors.
+     */
+    func createDevice(now: UInt64) throws  -> OutboxEntry
+    
+    /**
+     * Makes (or joins) the group with `members` and hands the local chain
+     * to every member device.
+     *
+     * # Errors
+     *
+     * `InvalidArgument` (group id), `AlreadyExists`, `NotFound`,
+     * `TooManyGroupMembers`, the store's errors.
+     */
+    func createGroup(group: Data, members: [Data]) throws  -> GroupUpdate
+    
+    /**
+     * The local device's identity, generation and prekey counts.
+     *
+     * # Errors
+     *
+     * `NotFound` (no device yet), the store's errors.
+     */
+    func deviceStatus() throws  -> DeviceStatus
+    
+    /**
+     * Hands the local chain again to every device of `to` (members).
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `NotFound`, `NotGroupMember`, the store's errors.
+     */
+    func distributeGroup(group: Data, to: [Data]) throws  -> GroupUpdate
+    
+    /**
+     * Deletes old stale devices and archived sessions in every record.
+     *
+     * # Errors
+     *
+     * The store's errors.
+     */
+    func expire(now: UInt64) throws  -> [ExpiredUser]
+    
+    /**
+     * Decrypts a group message from `from`: `Delivered.Message` (in the
+     * inbox) or `Delivered.Undecryptable` (nothing committed; for a chain
+     * not installed yet, keep the message and give it again).
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `NotFound`, `IdentityMismatch`, the parse errors,
+     * the store's errors.
+     */
+    func groupReceive(group: Data, from: Data, message: Data) throws  -> Delivered
+    
+    /**
+     * Encrypts `payload` for the group; the message is in the outbox.
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `NotFound`, `PlaintextTooLarge`,
+     * `ChainExhausted`, the store's errors.
+     */
+    func groupSend(group: Data, payload: Data, appRef: UInt64?) throws  -> OutboxEntry
+    
+    /**
+     * The group's generation and members, if the store holds it.
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, the store's errors.
+     */
+    func groupStatus(group: Data) throws  -> GroupStatus?
+    
+    /**
+     * The database's high-water mark: record it outside the database after
+     * each operation, to tell a restored copy (`after_restore`).
+     *
+     * # Errors
+     *
+     * The store's errors.
+     */
+    func highWaterMark() throws  -> UInt64
+    
+    /**
+     * Every inbox entry not yet acknowledged, oldest first.
+     *
+     * # Errors
+     *
+     * `CorruptValue` (an altered entry), the store's errors.
+     */
+    func inbox() throws  -> [InboxEntry]
+    
+    /**
+     * Every outbox entry not yet acknowledged, oldest first.
+     *
+     * # Errors
+     *
+     * The store's errors.
+     */
+    func outbox() throws  -> [OutboxEntry]
+    
+    /**
+     * What the store holds about `user`, if anything.
+     *
+     * # Errors
+     *
+     * The store's errors.
+     */
+    func peerStatus(user: Data) throws  -> PeerStatus?
+    
+    /**
+     * Which of `user`'s devices a message can reach now, and which need a
+     * bundle (`add_bundle`).
+     *
+     * # Errors
+     *
+     * `NotFound`, the store's errors.
+     */
+    func planSend(user: Data, now: UInt64) throws  -> SendPlan
+    
+    /**
+     * Decrypts a pairwise message from `user`'s `device` and commits what
+     * it was. A message the session layer cannot decrypt is
+     * `Delivered.Undecryptable` (nothing committed), not an exception.
+     *
+     * # Errors
+     *
+     * `NotFound` (no record of `user`), the parse errors of `message`, the
+     * store's errors.
+     */
+    func receiveFrom(user: Data, device: UInt32, message: Data, now: UInt64) throws  -> Delivered
+    
+    /**
+     * Removes `user` from the group, replaces the local chain and hands
+     * it to the remaining members.
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `NotFound`, `NotGroupMember`, the store's errors.
+     */
+    func removeFromGroup(group: Data, user: Data) throws  -> GroupUpdate
+    
+    /**
+     * Tops the one-time prekeys up to `one_time` and the one-time KEM
+     * prekeys up to `one_time_kem`; `None` if nothing was missing.
+     *
+     * # Errors
+     *
+     * As `rotate_signed_prekey`.
+     */
+    func replenishPrekeys(oneTime: UInt32, oneTimeKem: UInt32) throws  -> OutboxEntry?
+    
+    /**
+     * Asks `user`'s `device` for its chain of the group.
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `NotFound`, `NotGroupMember`, `NoSession`, the
+     * store's errors.
+     */
+    func requestDistribution(group: Data, user: Data, device: UInt32) throws  -> OutboxEntry
+    
+    /**
+     * Asks `user`'s `device` to resend what `hint` names (the answer to
+     * `Action.RequestRetry`); the request is in the outbox.
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `NotFound`, `UnknownDevice`, `NoSession`,
+     * `RecoveryRateLimited`, `Randomness`, the store's errors.
+     */
+    func requestRetry(user: Data, device: UInt32, hint: RetryHint, now: UInt64) throws  -> OutboxEntry
+    
+    /**
+     * Encrypts `payload` for `user`'s `device` alone (the answer to a
+     * retry request).
+     *
+     * # Errors
+     *
+     * `NotFound`, `UnknownDevice`, `NoSession`, `IdentityChangePending`,
+     * `PlaintextTooLarge`, `Randomness`, the store's errors.
+     */
+    func resendToDevice(user: Data, device: UInt32, payload: Data, appRef: UInt64?) throws  -> OutboxEntry
+    
+    /**
+     * Replaces the local chain and hands the new one to every member.
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `NotFound`, the store's errors.
+     */
+    func rotateGroup(group: Data) throws  -> GroupUpdate
+    
+    /**
+     * Rotates the last-resort KEM prekey; the upload is in the outbox.
+     *
+     * # Errors
+     *
+     * As `rotate_signed_prekey`.
+     */
+    func rotateLastResortKemPrekey(now: UInt64) throws  -> OutboxEntry
+    
+    /**
+     * Rotates the signed prekey; the upload is in the outbox.
+     *
+     * # Errors
+     *
+     * `NotFound`, `TooManyPrekeys`, `Randomness`, the store's errors.
+     */
+    func rotateSignedPrekey(now: UInt64) throws  -> OutboxEntry
+    
+    /**
+     * Encrypts `payload` for every device of `user` with a session and
+     * commits the messages to the outbox.
+     *
+     * # Errors
+     *
+     * `NotFound`, `PlaintextTooLarge`, `Randomness`, the store's errors.
+     */
+    func sendToUser(user: Data, payload: Data, appRef: UInt64?) throws  -> SentToUser
+    
+    /**
+     * Records the local user and this device's id (once per database).
+     *
+     * # Errors
+     *
+     * `InvalidEncoding` (empty or overlong user id), `AlreadyExists`,
+     * `NotFound` (no device), the store's errors.
+     */
+    func setAccount(user: Data, device: UInt32) throws 
+    
+    /**
+     * Caps the database at `pages` pages (`DiskFull` past it); returns the
+     * cap SQLite set.
+     *
+     * # Errors
+     *
+     * The store's errors.
+     */
+    func setPageLimit(pages: UInt64) throws  -> UInt64
+    
+    /**
+     * Starts a new session with `user`'s `device` from its bundle and asks
+     * it to resend what `hint` names (the answer to
+     * `Action.StartNewSession`).
+     *
+     * # Errors
+     *
+     * As `add_bundle` and `request_retry`.
+     */
+    func startNewSession(user: Data, device: UInt32, bundle: PreKeyBundle, hint: RetryHint, now: UInt64) throws  -> OutboxEntry
+    
+    /**
+     * What this handle saw: commits, conflicts, retries.
+     *
+     * # Errors
+     *
+     * `InvalidArgument` (closed).
+     */
+    func stats() throws  -> StoreStats
+    
+    /**
+     * Takes `user`'s device list as the server returned it at `now`
+     * (creating the user's record the first time).
+     *
+     * # Errors
+     *
+     * `InvalidDeviceList`, the store's errors.
+     */
+    func updateDevices(user: Data, list: [DeviceEntry], now: UInt64) throws  -> DeviceListChanges
+    
+    /**
+     * Opens every stored value and returns how many there are: the first
+     * altered one fails with its error.
+     *
+     * # Errors
+     *
+     * `TruncatedValue`, `CorruptValue`, `MisplacedValue`, the store's
+     * errors.
+     */
+    func verify() throws  -> UInt64
+    
+}
+/**
+ * A sotto store on one SQLite database file (SPEC §17). Every operation
+ * is one transaction that commits before it returns; what it makes waits
+ * in the outbox and the inbox until acknowledged. Several processes may
+ * open the same file.
+ */
+open class Store: StoreProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_sotto_uniffi_fn_clone_store(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_sotto_uniffi_fn_free_store(handle, $0) }
+    }
+
+    
+    /**
+     * Opens the database at `path`, creating it if it does not exist,
+     * under the 32-byte `store_key` (`generate_store_key`).
+     *
+     * # Errors
+     *
+     * `InvalidArgument` (key length), `WrongKey`, `DatabaseCorrupt`,
+     * `UnsupportedSchema`, `Busy`, `Database`.
+     */
+public static func `open`(path: String, storeKey: Data)throws  -> Store  {
+    return try  FfiConverterTypeStore_lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_constructor_store_open(
+        FfiConverterString.lower(path),
+        FfiConverterData.lower(storeKey),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * As `open`, with the busy timeout and the attempts an operation makes
+     * against other connections (defaults: 5,000 ms, 3, true).
+     *
+     * # Errors
+     *
+     * As `open`.
+     */
+public static func openWith(path: String, storeKey: Data, busyTimeoutMs: UInt64, optimisticAttempts: UInt32, lockedFallback: Bool)throws  -> Store  {
+    return try  FfiConverterTypeStore_lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_constructor_store_open_with(
+        FfiConverterString.lower(path),
+        FfiConverterData.lower(storeKey),
+        FfiConverterUInt64.lower(busyTimeoutMs),
+        FfiConverterUInt32.lower(optimisticAttempts),
+        FfiConverterBool.lower(lockedFallback),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+    /**
+     * The account set with `set_account`, if any.
+     *
+     * # Errors
+     *
+     * The store's errors.
+     */
+open func account()throws  -> Account?  {
+    return try  FfiConverterOptionTypeAccount.lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_store_account(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Acknowledges a read inbox entry; `false` if it was gone already.
+     *
+     * # Errors
+     *
+     * The store's errors.
+     */
+open func ackRead(id: UInt64)throws  -> Bool  {
+    return try  FfiConverterBool.lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_store_ack_read(
+            self.uniffiCloneHandle(),
+        FfiConverterUInt64.lower(id),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Acknowledges a sent outbox entry; `false` if it was gone already.
+     *
+     * # Errors
+     *
+     * The store's errors.
+     */
+open func ackSent(id: UInt64)throws  -> Bool  {
+    return try  FfiConverterBool.lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_store_ack_sent(
+            self.uniffiCloneHandle(),
+        FfiConverterUInt64.lower(id),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Trusts the new identity of `user`'s `device` once the user accepted
+     * it.
+     *
+     * # Errors
+     *
+     * `NotFound`, `UnknownDevice`, `IdentityMismatch`, the store's errors.
+     */
+open func acknowledgeIdentity(user: Data, device: UInt32, identity: IdentityKey)throws   {try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_store_acknowledge_identity(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(user),
+        FfiConverterUInt32.lower(device),
+        FfiConverterTypeIdentityKey_lower(identity),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Starts a session with `user`'s `device` from its bundle.
+     *
+     * # Errors
+     *
+     * `NotFound`, `IdentityMismatch`, `UnknownDevice`,
+     * `IdentityChangePending`, `InvalidSignature`, `PostQuantumRequired`,
+     * `Randomness`, the store's errors.
+     */
+open func addBundle(user: Data, device: UInt32, bundle: PreKeyBundle, now: UInt64)throws   {try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_store_add_bundle(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(user),
+        FfiConverterUInt32.lower(device),
+        FfiConverterTypePreKeyBundle_lower(bundle),
+        FfiConverterUInt64.lower(now),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Adds `user` to the group and hands it the local chain.
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `NotFound`, `TooManyGroupMembers`, the store's
+     * errors.
+     */
+open func addToGroup(group: Data, user: Data)throws  -> GroupUpdate  {
+    return try  FfiConverterTypeGroupUpdate_lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_store_add_to_group(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(group),
+        FfiConverterData.lower(user),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * If the database is older than the `recorded` high-water mark (a
+     * restored backup): resets prekeys, sessions and group chains in one
+     * transaction; `None` if it is current.
+     *
+     * # Errors
+     *
+     * `Randomness`, the store's errors.
+     */
+open func afterRestore(now: UInt64, recorded: UInt64)throws  -> Restored?  {
+    return try  FfiConverterOptionTypeRestored.lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_store_after_restore(
+            self.uniffiCloneHandle(),
+        FfiConverterUInt64.lower(now),
+        FfiConverterUInt64.lower(recorded),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Closes the database now (the object is closed when freed anyway);
+     * every later call fails with `InvalidArgument`.
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+open func closeDatabase()throws   {try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_store_close_database(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Creates the local device and commits its first prekey upload to the
+     * outbox.
+     *
+     * # Errors
+     *
+     * `AlreadyExists`, `Randomness`, the store's errors.
+     */
+open func createDevice(now: UInt64)throws  -> OutboxEntry  {
+    return try  FfiConverterTypeOutboxEntry_lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_store_create_device(
+            self.uniffiCloneHandle(),
+        FfiConverterUInt64.lower(now),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Makes (or joins) the group with `members` and hands the local chain
+     * to every member device.
+     *
+     * # Errors
+     *
+     * `InvalidArgument` (group id), `AlreadyExists`, `NotFound`,
+     * `TooManyGroupMembers`, the store's errors.
+     */
+open func createGroup(group: Data, members: [Data])throws  -> GroupUpdate  {
+    return try  FfiConverterTypeGroupUpdate_lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_store_create_group(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(group),
+        FfiConverterSequenceData.lower(members),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The local device's identity, generation and prekey counts.
+     *
+     * # Errors
+     *
+     * `NotFound` (no device yet), the store's errors.
+     */
+open func deviceStatus()throws  -> DeviceStatus  {
+    return try  FfiConverterTypeDeviceStatus_lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_store_device_status(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Hands the local chain again to every device of `to` (members).
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `NotFound`, `NotGroupMember`, the store's errors.
+     */
+open func distributeGroup(group: Data, to: [Data])throws  -> GroupUpdate  {
+    return try  FfiConverterTypeGroupUpdate_lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_store_distribute_group(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(group),
+        FfiConverterSequenceData.lower(to),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Deletes old stale devices and archived sessions in every record.
+     *
+     * # Errors
+     *
+     * The store's errors.
+     */
+open func expire(now: UInt64)throws  -> [ExpiredUser]  {
+    return try  FfiConverterSequenceTypeExpiredUser.lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_store_expire(
+            self.uniffiCloneHandle(),
+        FfiConverterUInt64.lower(now),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Decrypts a group message from `from`: `Delivered.Message` (in the
+     * inbox) or `Delivered.Undecryptable` (nothing committed; for a chain
+     * not installed yet, keep the message and give it again).
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `NotFound`, `IdentityMismatch`, the parse errors,
+     * the store's errors.
+     */
+open func groupReceive(group: Data, from: Data, message: Data)throws  -> Delivered  {
+    return try  FfiConverterTypeDelivered_lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_store_group_receive(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(group),
+        FfiConverterData.lower(from),
+        FfiConverterData.lower(message),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Encrypts `payload` for the group; the message is in the outbox.
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `NotFound`, `PlaintextTooLarge`,
+     * `ChainExhausted`, the store's errors.
+     */
+open func groupSend(group: Data, payload: Data, appRef: UInt64?)throws  -> OutboxEntry  {
+    return try  FfiConverterTypeOutboxEntry_lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_store_group_send(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(group),
+        FfiConverterData.lower(payload),
+        FfiConverterOptionUInt64.lower(appRef),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The group's generation and members, if the store holds it.
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, the store's errors.
+     */
+open func groupStatus(group: Data)throws  -> GroupStatus?  {
+    return try  FfiConverterOptionTypeGroupStatus.lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_store_group_status(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(group),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The database's high-water mark: record it outside the database after
+     * each operation, to tell a restored copy (`after_restore`).
+     *
+     * # Errors
+     *
+     * The store's errors.
+     */
+open func highWaterMark()throws  -> UInt64  {
+    return try  FfiConverterUInt64.lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_store_high_water_mark(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Every inbox entry not yet acknowledged, oldest first.
+     *
+     * # Errors
+     *
+     * `CorruptValue` (an altered entry), the store's errors.
+     */
+open func inbox()throws  -> [InboxEntry]  {
+    return try  FfiConverterSequenceTypeInboxEntry.lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_store_inbox(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Every outbox entry not yet acknowledged, oldest first.
+     *
+     * # Errors
+     *
+     * The store's errors.
+     */
+open func outbox()throws  -> [OutboxEntry]  {
+    return try  FfiConverterSequenceTypeOutboxEntry.lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_store_outbox(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * What the store holds about `user`, if anything.
+     *
+     * # Errors
+     *
+     * The store's errors.
+     */
+open func peerStatus(user: Data)throws  -> PeerStatus?  {
+    return try  FfiConverterOptionTypePeerStatus.lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_store_peer_status(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(user),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Which of `user`'s devices a message can reach now, and which need a
+     * bundle (`add_bundle`).
+     *
+     * # Errors
+     *
+     * `NotFound`, the store's errors.
+     */
+open func planSend(user: Data, now: UInt64)throws  -> SendPlan  {
+    return try  FfiConverterTypeSendPlan_lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_store_plan_send(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(user),
+        FfiConverterUInt64.lower(now),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Decrypts a pairwise message from `user`'s `device` and commits what
+     * it was. A message the session layer cannot decrypt is
+     * `Delivered.Undecryptable` (nothing committed), not an exception.
+     *
+     * # Errors
+     *
+     * `NotFound` (no record of `user`), the parse errors of `message`, the
+     * store's errors.
+     */
+open func receiveFrom(user: Data, device: UInt32, message: Data, now: UInt64)throws  -> Delivered  {
+    return try  FfiConverterTypeDelivered_lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_store_receive_from(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(user),
+        FfiConverterUInt32.lower(device),
+        FfiConverterData.lower(message),
+        FfiConverterUInt64.lower(now),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Removes `user` from the group, replaces the local chain and hands
+     * it to the remaining members.
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `NotFound`, `NotGroupMember`, the store's errors.
+     */
+open func removeFromGroup(group: Data, user: Data)throws  -> GroupUpdate  {
+    return try  FfiConverterTypeGroupUpdate_lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_store_remove_from_group(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(group),
+        FfiConverterData.lower(user),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Tops the one-time prekeys up to `one_time` and the one-time KEM
+     * prekeys up to `one_time_kem`; `None` if nothing was missing.
+     *
+     * # Errors
+     *
+     * As `rotate_signed_prekey`.
+     */
+open func replenishPrekeys(oneTime: UInt32, oneTimeKem: UInt32)throws  -> OutboxEntry?  {
+    return try  FfiConverterOptionTypeOutboxEntry.lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_store_replenish_prekeys(
+            self.uniffiCloneHandle(),
+        FfiConverterUInt32.lower(oneTime),
+        FfiConverterUInt32.lower(oneTimeKem),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Asks `user`'s `device` for its chain of the group.
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `NotFound`, `NotGroupMember`, `NoSession`, the
+     * store's errors.
+     */
+open func requestDistribution(group: Data, user: Data, device: UInt32)throws  -> OutboxEntry  {
+    return try  FfiConverterTypeOutboxEntry_lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_store_request_distribution(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(group),
+        FfiConverterData.lower(user),
+        FfiConverterUInt32.lower(device),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Asks `user`'s `device` to resend what `hint` names (the answer to
+     * `Action.RequestRetry`); the request is in the outbox.
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `NotFound`, `UnknownDevice`, `NoSession`,
+     * `RecoveryRateLimited`, `Randomness`, the store's errors.
+     */
+open func requestRetry(user: Data, device: UInt32, hint: RetryHint, now: UInt64)throws  -> OutboxEntry  {
+    return try  FfiConverterTypeOutboxEntry_lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_store_request_retry(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(user),
+        FfiConverterUInt32.lower(device),
+        FfiConverterTypeRetryHint_lower(hint),
+        FfiConverterUInt64.lower(now),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Encrypts `payload` for `user`'s `device` alone (the answer to a
+     * retry request).
+     *
+     * # Errors
+     *
+     * `NotFound`, `UnknownDevice`, `NoSession`, `IdentityChangePending`,
+     * `PlaintextTooLarge`, `Randomness`, the store's errors.
+     */
+open func resendToDevice(user: Data, device: UInt32, payload: Data, appRef: UInt64?)throws  -> OutboxEntry  {
+    return try  FfiConverterTypeOutboxEntry_lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_store_resend_to_device(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(user),
+        FfiConverterUInt32.lower(device),
+        FfiConverterData.lower(payload),
+        FfiConverterOptionUInt64.lower(appRef),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Replaces the local chain and hands the new one to every member.
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `NotFound`, the store's errors.
+     */
+open func rotateGroup(group: Data)throws  -> GroupUpdate  {
+    return try  FfiConverterTypeGroupUpdate_lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_store_rotate_group(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(group),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Rotates the last-resort KEM prekey; the upload is in the outbox.
+     *
+     * # Errors
+     *
+     * As `rotate_signed_prekey`.
+     */
+open func rotateLastResortKemPrekey(now: UInt64)throws  -> OutboxEntry  {
+    return try  FfiConverterTypeOutboxEntry_lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_store_rotate_last_resort_kem_prekey(
+            self.uniffiCloneHandle(),
+        FfiConverterUInt64.lower(now),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Rotates the signed prekey; the upload is in the outbox.
+     *
+     * # Errors
+     *
+     * `NotFound`, `TooManyPrekeys`, `Randomness`, the store's errors.
+     */
+open func rotateSignedPrekey(now: UInt64)throws  -> OutboxEntry  {
+    return try  FfiConverterTypeOutboxEntry_lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_store_rotate_signed_prekey(
+            self.uniffiCloneHandle(),
+        FfiConverterUInt64.lower(now),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Encrypts `payload` for every device of `user` with a session and
+     * commits the messages to the outbox.
+     *
+     * # Errors
+     *
+     * `NotFound`, `PlaintextTooLarge`, `Randomness`, the store's errors.
+     */
+open func sendToUser(user: Data, payload: Data, appRef: UInt64?)throws  -> SentToUser  {
+    return try  FfiConverterTypeSentToUser_lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_store_send_to_user(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(user),
+        FfiConverterData.lower(payload),
+        FfiConverterOptionUInt64.lower(appRef),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Records the local user and this device's id (once per database).
+     *
+     * # Errors
+     *
+     * `InvalidEncoding` (empty or overlong user id), `AlreadyExists`,
+     * `NotFound` (no device), the store's errors.
+     */
+open func setAccount(user: Data, device: UInt32)throws   {try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_store_set_account(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(user),
+        FfiConverterUInt32.lower(device),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Caps the database at `pages` pages (`DiskFull` past it); returns the
+     * cap SQLite set.
+     *
+     * # Errors
+     *
+     * The store's errors.
+     */
+open func setPageLimit(pages: UInt64)throws  -> UInt64  {
+    return try  FfiConverterUInt64.lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_store_set_page_limit(
+            self.uniffiCloneHandle(),
+        FfiConverterUInt64.lower(pages),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Starts a new session with `user`'s `device` from its bundle and asks
+     * it to resend what `hint` names (the answer to
+     * `Action.StartNewSession`).
+     *
+     * # Errors
+     *
+     * As `add_bundle` and `request_retry`.
+     */
+open func startNewSession(user: Data, device: UInt32, bundle: PreKeyBundle, hint: RetryHint, now: UInt64)throws  -> OutboxEntry  {
+    return try  FfiConverterTypeOutboxEntry_lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_store_start_new_session(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(user),
+        FfiConverterUInt32.lower(device),
+        FfiConverterTypePreKeyBundle_lower(bundle),
+        FfiConverterTypeRetryHint_lower(hint),
+        FfiConverterUInt64.lower(now),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * What this handle saw: commits, conflicts, retries.
+     *
+     * # Errors
+     *
+     * `InvalidArgument` (closed).
+     */
+open func stats()throws  -> StoreStats  {
+    return try  FfiConverterTypeStoreStats_lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_store_stats(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Takes `user`'s device list as the server returned it at `now`
+     * (creating the user's record the first time).
+     *
+     * # Errors
+     *
+     * `InvalidDeviceList`, the store's errors.
+     */
+open func updateDevices(user: Data, list: [DeviceEntry], now: UInt64)throws  -> DeviceListChanges  {
+    return try  FfiConverterTypeDeviceListChanges_lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_store_update_devices(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(user),
+        FfiConverterSequenceTypeDeviceEntry.lower(list),
+        FfiConverterUInt64.lower(now),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Opens every stored value and returns how many there are: the first
+     * altered one fails with its error.
+     *
+     * # Errors
+     *
+     * `TruncatedValue`, `CorruptValue`, `MisplacedValue`, the store's
+     * errors.
+     */
+open func verify()throws  -> UInt64  {
+    return try  FfiConverterUInt64.lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_method_store_verify(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeStore: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = Store
+
+    public static func lift(_ handle: UInt64) throws -> Store {
+        return Store(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: Store) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Store {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: Store, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStore_lift(_ handle: UInt64) throws -> Store {
+    return try FfiConverterTypeStore.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStore_lower(_ value: Store) -> UInt64 {
+    return FfiConverterTypeStore.lower(value)
 }
 
 
@@ -5143,6 +6429,75 @@ public func FfiConverterTypeAccepted_lower(_ value: Accepted) -> RustBuffer {
 
 
 /**
+ * The user and device id set with `Store.set_account`.
+ */
+public struct Account: Equatable, Hashable {
+    /**
+     * The local user's id.
+     */
+    public var user: Data
+    /**
+     * This device's id.
+     */
+    public var device: UInt32
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The local user's id.
+         */user: Data, 
+        /**
+         * This device's id.
+         */device: UInt32) {
+        self.user = user
+        self.device = device
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Account: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAccount: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Account {
+        return
+            try Account(
+                user: FfiConverterData.read(from: &buf), 
+                device: FfiConverterUInt32.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Account, into buf: inout [UInt8]) {
+        FfiConverterData.write(value.user, into: &buf)
+        FfiConverterUInt32.write(value.device, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAccount_lift(_ buf: RustBuffer) throws -> Account {
+    return try FfiConverterTypeAccount.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAccount_lower(_ value: Account) -> RustBuffer {
+    return FfiConverterTypeAccount.lower(value)
+}
+
+
+/**
  * One entry of a device list as the application's server returns it.
  */
 public struct DeviceEntry {
@@ -5317,6 +6672,194 @@ public func FfiConverterTypeDeviceListChanges_lift(_ buf: RustBuffer) throws -> 
 #endif
 public func FfiConverterTypeDeviceListChanges_lower(_ value: DeviceListChanges) -> RustBuffer {
     return FfiConverterTypeDeviceListChanges.lower(value)
+}
+
+
+/**
+ * What the store reports about the local device.
+ */
+public struct DeviceStatus {
+    /**
+     * The device's identity.
+     */
+    public var identity: IdentityKey
+    /**
+     * Its generation (SPEC §10.1).
+     */
+    public var generation: UInt64
+    /**
+     * The current signed prekey's id.
+     */
+    public var signedPrekeyId: UInt32
+    /**
+     * The current last-resort KEM prekey's id.
+     */
+    public var lastResortKemPrekeyId: UInt32
+    /**
+     * Unused one-time prekeys held.
+     */
+    public var oneTimePrekeys: UInt64
+    /**
+     * Unused one-time KEM prekeys held.
+     */
+    public var oneTimeKemPrekeys: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The device's identity.
+         */identity: IdentityKey, 
+        /**
+         * Its generation (SPEC §10.1).
+         */generation: UInt64, 
+        /**
+         * The current signed prekey's id.
+         */signedPrekeyId: UInt32, 
+        /**
+         * The current last-resort KEM prekey's id.
+         */lastResortKemPrekeyId: UInt32, 
+        /**
+         * Unused one-time prekeys held.
+         */oneTimePrekeys: UInt64, 
+        /**
+         * Unused one-time KEM prekeys held.
+         */oneTimeKemPrekeys: UInt64) {
+        self.identity = identity
+        self.generation = generation
+        self.signedPrekeyId = signedPrekeyId
+        self.lastResortKemPrekeyId = lastResortKemPrekeyId
+        self.oneTimePrekeys = oneTimePrekeys
+        self.oneTimeKemPrekeys = oneTimeKemPrekeys
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension DeviceStatus: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDeviceStatus: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DeviceStatus {
+        return
+            try DeviceStatus(
+                identity: FfiConverterTypeIdentityKey.read(from: &buf), 
+                generation: FfiConverterUInt64.read(from: &buf), 
+                signedPrekeyId: FfiConverterUInt32.read(from: &buf), 
+                lastResortKemPrekeyId: FfiConverterUInt32.read(from: &buf), 
+                oneTimePrekeys: FfiConverterUInt64.read(from: &buf), 
+                oneTimeKemPrekeys: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: DeviceStatus, into buf: inout [UInt8]) {
+        FfiConverterTypeIdentityKey.write(value.identity, into: &buf)
+        FfiConverterUInt64.write(value.generation, into: &buf)
+        FfiConverterUInt32.write(value.signedPrekeyId, into: &buf)
+        FfiConverterUInt32.write(value.lastResortKemPrekeyId, into: &buf)
+        FfiConverterUInt64.write(value.oneTimePrekeys, into: &buf)
+        FfiConverterUInt64.write(value.oneTimeKemPrekeys, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDeviceStatus_lift(_ buf: RustBuffer) throws -> DeviceStatus {
+    return try FfiConverterTypeDeviceStatus.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDeviceStatus_lower(_ value: DeviceStatus) -> RustBuffer {
+    return FfiConverterTypeDeviceStatus.lower(value)
+}
+
+
+/**
+ * What `Store.expire` deleted in one user's record.
+ */
+public struct ExpiredUser: Equatable, Hashable {
+    /**
+     * The user.
+     */
+    public var user: Data
+    /**
+     * Stale devices deleted, with their sessions.
+     */
+    public var devices: [UInt32]
+    /**
+     * Archived sessions deleted (of the devices that stay).
+     */
+    public var sessions: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The user.
+         */user: Data, 
+        /**
+         * Stale devices deleted, with their sessions.
+         */devices: [UInt32], 
+        /**
+         * Archived sessions deleted (of the devices that stay).
+         */sessions: UInt64) {
+        self.user = user
+        self.devices = devices
+        self.sessions = sessions
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ExpiredUser: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeExpiredUser: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ExpiredUser {
+        return
+            try ExpiredUser(
+                user: FfiConverterData.read(from: &buf), 
+                devices: FfiConverterSequenceUInt32.read(from: &buf), 
+                sessions: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ExpiredUser, into buf: inout [UInt8]) {
+        FfiConverterData.write(value.user, into: &buf)
+        FfiConverterSequenceUInt32.write(value.devices, into: &buf)
+        FfiConverterUInt64.write(value.sessions, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeExpiredUser_lift(_ buf: RustBuffer) throws -> ExpiredUser {
+    return try FfiConverterTypeExpiredUser.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeExpiredUser_lower(_ value: ExpiredUser) -> RustBuffer {
+    return FfiConverterTypeExpiredUser.lower(value)
 }
 
 
@@ -5581,6 +7124,155 @@ public func FfiConverterTypeGroupReceiverInfo_lower(_ value: GroupReceiverInfo) 
 
 
 /**
+ * What the store reports about a group.
+ */
+public struct GroupStatus: Equatable, Hashable {
+    /**
+     * The group session's generation.
+     */
+    public var generation: UInt64
+    /**
+     * The members, the local user included.
+     */
+    public var members: [Data]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The group session's generation.
+         */generation: UInt64, 
+        /**
+         * The members, the local user included.
+         */members: [Data]) {
+        self.generation = generation
+        self.members = members
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension GroupStatus: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeGroupStatus: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> GroupStatus {
+        return
+            try GroupStatus(
+                generation: FfiConverterUInt64.read(from: &buf), 
+                members: FfiConverterSequenceData.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: GroupStatus, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.generation, into: &buf)
+        FfiConverterSequenceData.write(value.members, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGroupStatus_lift(_ buf: RustBuffer) throws -> GroupStatus {
+    return try FfiConverterTypeGroupStatus.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGroupStatus_lower(_ value: GroupStatus) -> RustBuffer {
+    return FfiConverterTypeGroupStatus.lower(value)
+}
+
+
+/**
+ * What a group operation committed: the local chain's distribution for
+ * every member device, in the outbox.
+ */
+public struct GroupUpdate: Equatable, Hashable {
+    /**
+     * The group.
+     */
+    public var group: Data
+    /**
+     * One outbox entry per member device with a session.
+     */
+    public var outgoing: [OutboxEntry]
+    /**
+     * Member devices that got none, and why.
+     */
+    public var unusable: [MemberUnusable]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The group.
+         */group: Data, 
+        /**
+         * One outbox entry per member device with a session.
+         */outgoing: [OutboxEntry], 
+        /**
+         * Member devices that got none, and why.
+         */unusable: [MemberUnusable]) {
+        self.group = group
+        self.outgoing = outgoing
+        self.unusable = unusable
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension GroupUpdate: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeGroupUpdate: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> GroupUpdate {
+        return
+            try GroupUpdate(
+                group: FfiConverterData.read(from: &buf), 
+                outgoing: FfiConverterSequenceTypeOutboxEntry.read(from: &buf), 
+                unusable: FfiConverterSequenceTypeMemberUnusable.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: GroupUpdate, into buf: inout [UInt8]) {
+        FfiConverterData.write(value.group, into: &buf)
+        FfiConverterSequenceTypeOutboxEntry.write(value.outgoing, into: &buf)
+        FfiConverterSequenceTypeMemberUnusable.write(value.unusable, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGroupUpdate_lift(_ buf: RustBuffer) throws -> GroupUpdate {
+    return try FfiConverterTypeGroupUpdate.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGroupUpdate_lower(_ value: GroupUpdate) -> RustBuffer {
+    return FfiConverterTypeGroupUpdate.lower(value)
+}
+
+
+/**
  * A device whose identity key changed: not used until the application
  * acknowledges the new identity (`PeerRecord.acknowledge_identity`).
  */
@@ -5651,6 +7343,127 @@ public func FfiConverterTypeIdentityChange_lower(_ value: IdentityChange) -> Rus
 
 
 /**
+ * A committed inbox entry: show it, then `Store.ack_read` it. It stays in
+ * `Store.inbox` until then, across crashes; its plaintext is sealed in
+ * the database.
+ */
+public struct InboxEntry: Equatable, Hashable {
+    /**
+     * The entry's id, never reused in this database.
+     */
+    public var id: UInt64
+    /**
+     * What it carries.
+     */
+    public var kind: InboxKind
+    /**
+     * The user it came from.
+     */
+    public var source: Data
+    /**
+     * The sending device, where known.
+     */
+    public var device: UInt32?
+    /**
+     * The group, for a group message.
+     */
+    public var group: Data?
+    /**
+     * The decrypted bytes (for a retry request, its hint's encoding).
+     */
+    public var plaintext: Data
+    /**
+     * For a retry request, the message it asks for.
+     */
+    public var retryHint: RetryHint?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The entry's id, never reused in this database.
+         */id: UInt64, 
+        /**
+         * What it carries.
+         */kind: InboxKind, 
+        /**
+         * The user it came from.
+         */source: Data, 
+        /**
+         * The sending device, where known.
+         */device: UInt32?, 
+        /**
+         * The group, for a group message.
+         */group: Data?, 
+        /**
+         * The decrypted bytes (for a retry request, its hint's encoding).
+         */plaintext: Data, 
+        /**
+         * For a retry request, the message it asks for.
+         */retryHint: RetryHint?) {
+        self.id = id
+        self.kind = kind
+        self.source = source
+        self.device = device
+        self.group = group
+        self.plaintext = plaintext
+        self.retryHint = retryHint
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension InboxEntry: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeInboxEntry: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> InboxEntry {
+        return
+            try InboxEntry(
+                id: FfiConverterUInt64.read(from: &buf), 
+                kind: FfiConverterTypeInboxKind.read(from: &buf), 
+                source: FfiConverterData.read(from: &buf), 
+                device: FfiConverterOptionUInt32.read(from: &buf), 
+                group: FfiConverterOptionData.read(from: &buf), 
+                plaintext: FfiConverterData.read(from: &buf), 
+                retryHint: FfiConverterOptionTypeRetryHint.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: InboxEntry, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.id, into: &buf)
+        FfiConverterTypeInboxKind.write(value.kind, into: &buf)
+        FfiConverterData.write(value.source, into: &buf)
+        FfiConverterOptionUInt32.write(value.device, into: &buf)
+        FfiConverterOptionData.write(value.group, into: &buf)
+        FfiConverterData.write(value.plaintext, into: &buf)
+        FfiConverterOptionTypeRetryHint.write(value.retryHint, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeInboxEntry_lift(_ buf: RustBuffer) throws -> InboxEntry {
+    return try FfiConverterTypeInboxEntry.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeInboxEntry_lower(_ value: InboxEntry) -> RustBuffer {
+    return FfiConverterTypeInboxEntry.lower(value)
+}
+
+
+/**
  * What a device holds of one of its last-resort KEM prekeys.
  */
 public struct KemPreKeyInfo: Equatable, Hashable {
@@ -5716,6 +7529,75 @@ public func FfiConverterTypeKemPreKeyInfo_lift(_ buf: RustBuffer) throws -> KemP
 #endif
 public func FfiConverterTypeKemPreKeyInfo_lower(_ value: KemPreKeyInfo) -> RustBuffer {
     return FfiConverterTypeKemPreKeyInfo.lower(value)
+}
+
+
+/**
+ * A member device that got no distribution, and why.
+ */
+public struct MemberUnusable: Equatable, Hashable {
+    /**
+     * The member.
+     */
+    public var user: Data
+    /**
+     * The device and the reason.
+     */
+    public var unusable: Unusable
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The member.
+         */user: Data, 
+        /**
+         * The device and the reason.
+         */unusable: Unusable) {
+        self.user = user
+        self.unusable = unusable
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension MemberUnusable: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeMemberUnusable: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> MemberUnusable {
+        return
+            try MemberUnusable(
+                user: FfiConverterData.read(from: &buf), 
+                unusable: FfiConverterTypeUnusable.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: MemberUnusable, into buf: inout [UInt8]) {
+        FfiConverterData.write(value.user, into: &buf)
+        FfiConverterTypeUnusable.write(value.unusable, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMemberUnusable_lift(_ buf: RustBuffer) throws -> MemberUnusable {
+    return try FfiConverterTypeMemberUnusable.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMemberUnusable_lower(_ value: MemberUnusable) -> RustBuffer {
+    return FfiConverterTypeMemberUnusable.lower(value)
 }
 
 
@@ -5798,6 +7680,128 @@ public func FfiConverterTypeMessageInfo_lift(_ buf: RustBuffer) throws -> Messag
 #endif
 public func FfiConverterTypeMessageInfo_lower(_ value: MessageInfo) -> RustBuffer {
     return FfiConverterTypeMessageInfo.lower(value)
+}
+
+
+/**
+ * A committed outbox entry: send it, then `Store.ack_sent` it. It stays in
+ * `Store.outbox` until then, across crashes; sending it twice is harmless.
+ */
+public struct OutboxEntry: Equatable, Hashable {
+    /**
+     * The entry's id, never reused in this database.
+     */
+    public var id: UInt64
+    /**
+     * What it carries.
+     */
+    public var kind: OutboxKind
+    /**
+     * The user or group it goes to (empty for prekeys).
+     */
+    public var destination: Data
+    /**
+     * The destination's device, where it goes to one device.
+     */
+    public var device: UInt32?
+    /**
+     * The group it is about (a group message, or a distribution): if the
+     * peer asks for it again, answer with `Store.distribute_group`.
+     */
+    public var group: Data?
+    /**
+     * The bytes to send.
+     */
+    public var payload: Data
+    /**
+     * The application's reference given to the operation.
+     */
+    public var appRef: UInt64?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The entry's id, never reused in this database.
+         */id: UInt64, 
+        /**
+         * What it carries.
+         */kind: OutboxKind, 
+        /**
+         * The user or group it goes to (empty for prekeys).
+         */destination: Data, 
+        /**
+         * The destination's device, where it goes to one device.
+         */device: UInt32?, 
+        /**
+         * The group it is about (a group message, or a distribution): if the
+         * peer asks for it again, answer with `Store.distribute_group`.
+         */group: Data?, 
+        /**
+         * The bytes to send.
+         */payload: Data, 
+        /**
+         * The application's reference given to the operation.
+         */appRef: UInt64?) {
+        self.id = id
+        self.kind = kind
+        self.destination = destination
+        self.device = device
+        self.group = group
+        self.payload = payload
+        self.appRef = appRef
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension OutboxEntry: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeOutboxEntry: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> OutboxEntry {
+        return
+            try OutboxEntry(
+                id: FfiConverterUInt64.read(from: &buf), 
+                kind: FfiConverterTypeOutboxKind.read(from: &buf), 
+                destination: FfiConverterData.read(from: &buf), 
+                device: FfiConverterOptionUInt32.read(from: &buf), 
+                group: FfiConverterOptionData.read(from: &buf), 
+                payload: FfiConverterData.read(from: &buf), 
+                appRef: FfiConverterOptionUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: OutboxEntry, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.id, into: &buf)
+        FfiConverterTypeOutboxKind.write(value.kind, into: &buf)
+        FfiConverterData.write(value.destination, into: &buf)
+        FfiConverterOptionUInt32.write(value.device, into: &buf)
+        FfiConverterOptionData.write(value.group, into: &buf)
+        FfiConverterData.write(value.payload, into: &buf)
+        FfiConverterOptionUInt64.write(value.appRef, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOutboxEntry_lift(_ buf: RustBuffer) throws -> OutboxEntry {
+    return try FfiConverterTypeOutboxEntry.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOutboxEntry_lower(_ value: OutboxEntry) -> RustBuffer {
+    return FfiConverterTypeOutboxEntry.lower(value)
 }
 
 
@@ -6002,6 +8006,188 @@ public func FfiConverterTypePeerDeviceInfo_lower(_ value: PeerDeviceInfo) -> Rus
 
 
 /**
+ * What the store reports about a user's record.
+ */
+public struct PeerStatus {
+    /**
+     * The record's generation.
+     */
+    public var generation: UInt64
+    /**
+     * Its devices, in id order.
+     */
+    public var devices: [PeerDeviceInfo]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The record's generation.
+         */generation: UInt64, 
+        /**
+         * Its devices, in id order.
+         */devices: [PeerDeviceInfo]) {
+        self.generation = generation
+        self.devices = devices
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension PeerStatus: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePeerStatus: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PeerStatus {
+        return
+            try PeerStatus(
+                generation: FfiConverterUInt64.read(from: &buf), 
+                devices: FfiConverterSequenceTypePeerDeviceInfo.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: PeerStatus, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.generation, into: &buf)
+        FfiConverterSequenceTypePeerDeviceInfo.write(value.devices, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePeerStatus_lift(_ buf: RustBuffer) throws -> PeerStatus {
+    return try FfiConverterTypePeerStatus.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePeerStatus_lower(_ value: PeerStatus) -> RustBuffer {
+    return FfiConverterTypePeerStatus.lower(value)
+}
+
+
+/**
+ * Public prekeys to publish, as the store puts them in the outbox
+ * (`OutboxKind.PreKeys`): what the application uploads to its server, and
+ * what a server assembles bundles from.
+ */
+public struct PreKeyUpload {
+    /**
+     * The device's identity, under which every signature verifies.
+     */
+    public var identity: IdentityKey
+    /**
+     * The server drops every prekey it holds for the device first (a reset
+     * after a restore).
+     */
+    public var replace: Bool
+    /**
+     * A new current signed prekey.
+     */
+    public var signedPrekey: PublishedPreKey?
+    /**
+     * A new current last-resort KEM prekey.
+     */
+    public var lastResortKemPrekey: PublishedPreKey?
+    /**
+     * New one-time prekeys, ids ascending.
+     */
+    public var oneTimePrekeys: [PublishedPreKey]
+    /**
+     * New one-time KEM prekeys, ids ascending.
+     */
+    public var oneTimeKemPrekeys: [PublishedPreKey]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The device's identity, under which every signature verifies.
+         */identity: IdentityKey, 
+        /**
+         * The server drops every prekey it holds for the device first (a reset
+         * after a restore).
+         */replace: Bool, 
+        /**
+         * A new current signed prekey.
+         */signedPrekey: PublishedPreKey?, 
+        /**
+         * A new current last-resort KEM prekey.
+         */lastResortKemPrekey: PublishedPreKey?, 
+        /**
+         * New one-time prekeys, ids ascending.
+         */oneTimePrekeys: [PublishedPreKey], 
+        /**
+         * New one-time KEM prekeys, ids ascending.
+         */oneTimeKemPrekeys: [PublishedPreKey]) {
+        self.identity = identity
+        self.replace = replace
+        self.signedPrekey = signedPrekey
+        self.lastResortKemPrekey = lastResortKemPrekey
+        self.oneTimePrekeys = oneTimePrekeys
+        self.oneTimeKemPrekeys = oneTimeKemPrekeys
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension PreKeyUpload: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePreKeyUpload: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PreKeyUpload {
+        return
+            try PreKeyUpload(
+                identity: FfiConverterTypeIdentityKey.read(from: &buf), 
+                replace: FfiConverterBool.read(from: &buf), 
+                signedPrekey: FfiConverterOptionTypePublishedPreKey.read(from: &buf), 
+                lastResortKemPrekey: FfiConverterOptionTypePublishedPreKey.read(from: &buf), 
+                oneTimePrekeys: FfiConverterSequenceTypePublishedPreKey.read(from: &buf), 
+                oneTimeKemPrekeys: FfiConverterSequenceTypePublishedPreKey.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: PreKeyUpload, into buf: inout [UInt8]) {
+        FfiConverterTypeIdentityKey.write(value.identity, into: &buf)
+        FfiConverterBool.write(value.replace, into: &buf)
+        FfiConverterOptionTypePublishedPreKey.write(value.signedPrekey, into: &buf)
+        FfiConverterOptionTypePublishedPreKey.write(value.lastResortKemPrekey, into: &buf)
+        FfiConverterSequenceTypePublishedPreKey.write(value.oneTimePrekeys, into: &buf)
+        FfiConverterSequenceTypePublishedPreKey.write(value.oneTimeKemPrekeys, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePreKeyUpload_lift(_ buf: RustBuffer) throws -> PreKeyUpload {
+    return try FfiConverterTypePreKeyUpload.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePreKeyUpload_lower(_ value: PreKeyUpload) -> RustBuffer {
+    return FfiConverterTypePreKeyUpload.lower(value)
+}
+
+
+/**
  * A published prekey with its id: what a device hands to the server.
  */
 public struct PublishedPreKey: Equatable, Hashable {
@@ -6137,6 +8323,87 @@ public func FfiConverterTypeResetPreKeys_lift(_ buf: RustBuffer) throws -> Reset
 #endif
 public func FfiConverterTypeResetPreKeys_lower(_ value: ResetPreKeys) -> RustBuffer {
     return FfiConverterTypeResetPreKeys.lower(value)
+}
+
+
+/**
+ * What `Store.after_restore` did to a stale database.
+ */
+public struct Restored: Equatable, Hashable {
+    /**
+     * The prekey upload replacing everything the server holds for the
+     * device, committed to the outbox.
+     */
+    public var upload: OutboxEntry
+    /**
+     * Records whose sessions were all deleted.
+     */
+    public var records: UInt64
+    /**
+     * Groups whose local chain was replaced: distribute it again.
+     */
+    public var groups: [Data]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The prekey upload replacing everything the server holds for the
+         * device, committed to the outbox.
+         */upload: OutboxEntry, 
+        /**
+         * Records whose sessions were all deleted.
+         */records: UInt64, 
+        /**
+         * Groups whose local chain was replaced: distribute it again.
+         */groups: [Data]) {
+        self.upload = upload
+        self.records = records
+        self.groups = groups
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Restored: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRestored: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Restored {
+        return
+            try Restored(
+                upload: FfiConverterTypeOutboxEntry.read(from: &buf), 
+                records: FfiConverterUInt64.read(from: &buf), 
+                groups: FfiConverterSequenceData.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Restored, into buf: inout [UInt8]) {
+        FfiConverterTypeOutboxEntry.write(value.upload, into: &buf)
+        FfiConverterUInt64.write(value.records, into: &buf)
+        FfiConverterSequenceData.write(value.groups, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRestored_lift(_ buf: RustBuffer) throws -> Restored {
+    return try FfiConverterTypeRestored.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRestored_lower(_ value: Restored) -> RustBuffer {
+    return FfiConverterTypeRestored.lower(value)
 }
 
 
@@ -6369,6 +8636,75 @@ public func FfiConverterTypeSent_lower(_ value: Sent) -> RustBuffer {
 
 
 /**
+ * What an encryption to every device of a user committed.
+ */
+public struct SentToUser: Equatable, Hashable {
+    /**
+     * One outbox entry per device that got a message.
+     */
+    public var outgoing: [OutboxEntry]
+    /**
+     * The listed devices that got none, and why.
+     */
+    public var unusable: [Unusable]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * One outbox entry per device that got a message.
+         */outgoing: [OutboxEntry], 
+        /**
+         * The listed devices that got none, and why.
+         */unusable: [Unusable]) {
+        self.outgoing = outgoing
+        self.unusable = unusable
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SentToUser: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSentToUser: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SentToUser {
+        return
+            try SentToUser(
+                outgoing: FfiConverterSequenceTypeOutboxEntry.read(from: &buf), 
+                unusable: FfiConverterSequenceTypeUnusable.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SentToUser, into buf: inout [UInt8]) {
+        FfiConverterSequenceTypeOutboxEntry.write(value.outgoing, into: &buf)
+        FfiConverterSequenceTypeUnusable.write(value.unusable, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSentToUser_lift(_ buf: RustBuffer) throws -> SentToUser {
+    return try FfiConverterTypeSentToUser.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSentToUser_lower(_ value: SentToUser) -> RustBuffer {
+    return FfiConverterTypeSentToUser.lower(value)
+}
+
+
+/**
  * What a device holds of one of its signed prekeys.
  */
 public struct SignedPreKeyInfo: Equatable, Hashable {
@@ -6446,6 +8782,95 @@ public func FfiConverterTypeSignedPreKeyInfo_lift(_ buf: RustBuffer) throws -> S
 #endif
 public func FfiConverterTypeSignedPreKeyInfo_lower(_ value: SignedPreKeyInfo) -> RustBuffer {
     return FfiConverterTypeSignedPreKeyInfo.lower(value)
+}
+
+
+/**
+ * What this store handle saw.
+ */
+public struct StoreStats: Equatable, Hashable {
+    /**
+     * Operations committed.
+     */
+    public var committed: UInt64
+    /**
+     * Attempts that found a record changed under them and were retried.
+     */
+    public var conflicts: UInt64
+    /**
+     * Operations that ended in the locked attempt.
+     */
+    public var lockedAttempts: UInt64
+    /**
+     * Attempts that met a busy database and were retried.
+     */
+    public var busyRetries: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Operations committed.
+         */committed: UInt64, 
+        /**
+         * Attempts that found a record changed under them and were retried.
+         */conflicts: UInt64, 
+        /**
+         * Operations that ended in the locked attempt.
+         */lockedAttempts: UInt64, 
+        /**
+         * Attempts that met a busy database and were retried.
+         */busyRetries: UInt64) {
+        self.committed = committed
+        self.conflicts = conflicts
+        self.lockedAttempts = lockedAttempts
+        self.busyRetries = busyRetries
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension StoreStats: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeStoreStats: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> StoreStats {
+        return
+            try StoreStats(
+                committed: FfiConverterUInt64.read(from: &buf), 
+                conflicts: FfiConverterUInt64.read(from: &buf), 
+                lockedAttempts: FfiConverterUInt64.read(from: &buf), 
+                busyRetries: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: StoreStats, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.committed, into: &buf)
+        FfiConverterUInt64.write(value.conflicts, into: &buf)
+        FfiConverterUInt64.write(value.lockedAttempts, into: &buf)
+        FfiConverterUInt64.write(value.busyRetries, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStoreStats_lift(_ buf: RustBuffer) throws -> StoreStats {
+    return try FfiConverterTypeStoreStats.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStoreStats_lower(_ value: StoreStats) -> RustBuffer {
+    return FfiConverterTypeStoreStats.lower(value)
 }
 
 
@@ -6913,6 +9338,166 @@ public func FfiConverterTypeDecryptFailure_lower(_ value: DecryptFailure) -> Rus
 
 
 /**
+ * What a message given to `Store.receive_from` or `Store.group_receive`
+ * turned out to be. Everything but `Undecryptable` is committed.
+ */
+
+public enum Delivered: Equatable, Hashable {
+    
+    /**
+     * An application payload, in the inbox.
+     */
+    case message(
+        /**
+         * The inbox entry.
+         */entry: InboxEntry
+    )
+    /**
+     * A sender key distribution, installed in the group's session.
+     */
+    case distribution(
+        /**
+         * The group.
+         */group: Data
+    )
+    /**
+     * The peer could not decrypt the message `hint` names: resend it with
+     * `Store.resend_to_device`, then acknowledge `entry`.
+     */
+    case retryRequest(
+        /**
+         * The message the peer asks for.
+         */hint: RetryHint, 
+        /**
+         * The inbox entry that keeps the request until then.
+         */entry: InboxEntry
+    )
+    /**
+     * The peer asked for the local device's chain of a group; the answer
+     * is in the outbox if the peer is a member.
+     */
+    case distributionRequest(
+        /**
+         * The group.
+         */group: Data, 
+        /**
+         * The committed answer, if any.
+         */answer: OutboxEntry?
+    )
+    /**
+     * The session layer could not decrypt the message (SPEC §16.6):
+     * nothing was committed; take `action`. `code` is the protocol's own
+     * (the C ABI's), as in `DecryptFailure`.
+     */
+    case undecryptable(
+        /**
+         * What to do.
+         */action: Action, 
+        /**
+         * The C ABI's code of the error that decided it.
+         */code: Int32, 
+        /**
+         * The error's name (`"DuplicateMessage"`, ...).
+         */kind: String, 
+        /**
+         * What failed, without secrets.
+         */detail: String
+    )
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension Delivered: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDelivered: FfiConverterRustBuffer {
+    typealias SwiftType = Delivered
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Delivered {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .message(entry: try FfiConverterTypeInboxEntry.read(from: &buf)
+        )
+        
+        case 2: return .distribution(group: try FfiConverterData.read(from: &buf)
+        )
+        
+        case 3: return .retryRequest(hint: try FfiConverterTypeRetryHint.read(from: &buf), entry: try FfiConverterTypeInboxEntry.read(from: &buf)
+        )
+        
+        case 4: return .distributionRequest(group: try FfiConverterData.read(from: &buf), answer: try FfiConverterOptionTypeOutboxEntry.read(from: &buf)
+        )
+        
+        case 5: return .undecryptable(action: try FfiConverterTypeAction.read(from: &buf), code: try FfiConverterInt32.read(from: &buf), kind: try FfiConverterString.read(from: &buf), detail: try FfiConverterString.read(from: &buf)
+        )
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: Delivered, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case let .message(entry):
+            writeInt(&buf, Int32(1))
+            FfiConverterTypeInboxEntry.write(entry, into: &buf)
+            
+        
+        case let .distribution(group):
+            writeInt(&buf, Int32(2))
+            FfiConverterData.write(group, into: &buf)
+            
+        
+        case let .retryRequest(hint,entry):
+            writeInt(&buf, Int32(3))
+            FfiConverterTypeRetryHint.write(hint, into: &buf)
+            FfiConverterTypeInboxEntry.write(entry, into: &buf)
+            
+        
+        case let .distributionRequest(group,answer):
+            writeInt(&buf, Int32(4))
+            FfiConverterData.write(group, into: &buf)
+            FfiConverterOptionTypeOutboxEntry.write(answer, into: &buf)
+            
+        
+        case let .undecryptable(action,code,kind,detail):
+            writeInt(&buf, Int32(5))
+            FfiConverterTypeAction.write(action, into: &buf)
+            FfiConverterInt32.write(code, into: &buf)
+            FfiConverterString.write(kind, into: &buf)
+            FfiConverterString.write(detail, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDelivered_lift(_ buf: RustBuffer) throws -> Delivered {
+    return try FfiConverterTypeDelivered.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDelivered_lower(_ value: Delivered) -> RustBuffer {
+    return FfiConverterTypeDelivered.lower(value)
+}
+
+
+
+/**
  * Why a message is dropped.
  */
 
@@ -7023,6 +9608,82 @@ public func FfiConverterTypeIgnoreReason_lift(_ buf: RustBuffer) throws -> Ignor
 #endif
 public func FfiConverterTypeIgnoreReason_lower(_ value: IgnoreReason) -> RustBuffer {
     return FfiConverterTypeIgnoreReason.lower(value)
+}
+
+
+
+/**
+ * What an inbox entry carries.
+ */
+
+public enum InboxKind: Equatable, Hashable {
+    
+    /**
+     * A decrypted payload, pairwise or from a group.
+     */
+    case message
+    /**
+     * A peer's retry request: resend what `retry_hint` names
+     * (`Store.resend_to_device`), then acknowledge the entry.
+     */
+    case retryRequest
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension InboxKind: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeInboxKind: FfiConverterRustBuffer {
+    typealias SwiftType = InboxKind
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> InboxKind {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .message
+        
+        case 2: return .retryRequest
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: InboxKind, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .message:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .retryRequest:
+            writeInt(&buf, Int32(2))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeInboxKind_lift(_ buf: RustBuffer) throws -> InboxKind {
+    return try FfiConverterTypeInboxKind.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeInboxKind_lower(_ value: InboxKind) -> RustBuffer {
+    return FfiConverterTypeInboxKind.lower(value)
 }
 
 
@@ -7271,6 +9932,91 @@ public func FfiConverterTypeMessageKind_lift(_ buf: RustBuffer) throws -> Messag
 #endif
 public func FfiConverterTypeMessageKind_lower(_ value: MessageKind) -> RustBuffer {
     return FfiConverterTypeMessageKind.lower(value)
+}
+
+
+
+/**
+ * What an outbox entry carries.
+ */
+
+public enum OutboxKind: Equatable, Hashable {
+    
+    /**
+     * Public prekeys to upload to the server (`prekey_upload_from_bytes`).
+     */
+    case preKeys
+    /**
+     * A pairwise message for one device of a contact.
+     */
+    case message
+    /**
+     * A group message for every member.
+     */
+    case groupMessage
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension OutboxKind: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeOutboxKind: FfiConverterRustBuffer {
+    typealias SwiftType = OutboxKind
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> OutboxKind {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .preKeys
+        
+        case 2: return .message
+        
+        case 3: return .groupMessage
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: OutboxKind, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .preKeys:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .message:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .groupMessage:
+            writeInt(&buf, Int32(3))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOutboxKind_lift(_ buf: RustBuffer) throws -> OutboxKind {
+    return try FfiConverterTypeOutboxKind.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOutboxKind_lower(_ value: OutboxKind) -> RustBuffer {
+    return FfiConverterTypeOutboxKind.lower(value)
 }
 
 
@@ -7935,6 +10681,141 @@ enum SottoError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
          * What failed, without secrets.
          */detail: String
     )
+    /**
+     * The store: The storage key is not the one the database was created with.
+     */
+    case WrongKey(
+        /**
+         * The C ABI's code.
+         */code: Int32, 
+        /**
+         * What failed, without secrets.
+         */detail: String
+    )
+    /**
+     * The store: SQLite found the database file malformed, or not a database.
+     */
+    case DatabaseCorrupt(
+        /**
+         * The C ABI's code.
+         */code: Int32, 
+        /**
+         * What failed, without secrets.
+         */detail: String
+    )
+    /**
+     * The store: The disk, or the store's page limit, is full; nothing was written.
+     */
+    case DiskFull(
+        /**
+         * The C ABI's code.
+         */code: Int32, 
+        /**
+         * What failed, without secrets.
+         */detail: String
+    )
+    /**
+     * The store: Another connection held the database past the busy timeout.
+     */
+    case Busy(
+        /**
+         * The C ABI's code.
+         */code: Int32, 
+        /**
+         * What failed, without secrets.
+         */detail: String
+    )
+    /**
+     * The store: A record changed under the operation on every attempt allowed.
+     */
+    case Conflict(
+        /**
+         * The C ABI's code.
+         */code: Int32, 
+        /**
+         * What failed, without secrets.
+         */detail: String
+    )
+    /**
+     * The store: A stored value is shorter than the one written.
+     */
+    case TruncatedValue(
+        /**
+         * The C ABI's code.
+         */code: Int32, 
+        /**
+         * What failed, without secrets.
+         */detail: String
+    )
+    /**
+     * The store: A stored value, or the columns bound to it, was altered.
+     */
+    case CorruptValue(
+        /**
+         * The C ABI's code.
+         */code: Int32, 
+        /**
+         * What failed, without secrets.
+         */detail: String
+    )
+    /**
+     * The store: A stored value is intact but was sealed for another record or
+     * database.
+     */
+    case MisplacedValue(
+        /**
+         * The C ABI's code.
+         */code: Int32, 
+        /**
+         * What failed, without secrets.
+         */detail: String
+    )
+    /**
+     * The store: The record does not exist (no device yet, no such contact or
+     * group).
+     */
+    case NotFound(
+        /**
+         * The C ABI's code.
+         */code: Int32, 
+        /**
+         * What failed, without secrets.
+         */detail: String
+    )
+    /**
+     * The store: The record exists already.
+     */
+    case AlreadyExists(
+        /**
+         * The C ABI's code.
+         */code: Int32, 
+        /**
+         * What failed, without secrets.
+         */detail: String
+    )
+    /**
+     * The store: The database was written by a newer schema version.
+     */
+    case UnsupportedSchema(
+        /**
+         * The C ABI's code.
+         */code: Int32, 
+        /**
+         * What failed, without secrets.
+         */detail: String
+    )
+    /**
+     * The store: Any other SQLite failure (its extended result code is in the
+     * message).
+     */
+    case Database(
+        /**
+         * The C ABI's code.
+         */code: Int32, 
+        /**
+         * What failed, without secrets.
+         */detail: String
+    )
 
     
 
@@ -8125,6 +11006,54 @@ public struct FfiConverterTypeSottoError: FfiConverterRustBuffer {
             detail: try FfiConverterString.read(from: &buf)
             )
         case 41: return .TooManyGroupMembers(
+            code: try FfiConverterInt32.read(from: &buf), 
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 42: return .WrongKey(
+            code: try FfiConverterInt32.read(from: &buf), 
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 43: return .DatabaseCorrupt(
+            code: try FfiConverterInt32.read(from: &buf), 
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 44: return .DiskFull(
+            code: try FfiConverterInt32.read(from: &buf), 
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 45: return .Busy(
+            code: try FfiConverterInt32.read(from: &buf), 
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 46: return .Conflict(
+            code: try FfiConverterInt32.read(from: &buf), 
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 47: return .TruncatedValue(
+            code: try FfiConverterInt32.read(from: &buf), 
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 48: return .CorruptValue(
+            code: try FfiConverterInt32.read(from: &buf), 
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 49: return .MisplacedValue(
+            code: try FfiConverterInt32.read(from: &buf), 
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 50: return .NotFound(
+            code: try FfiConverterInt32.read(from: &buf), 
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 51: return .AlreadyExists(
+            code: try FfiConverterInt32.read(from: &buf), 
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 52: return .UnsupportedSchema(
+            code: try FfiConverterInt32.read(from: &buf), 
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 53: return .Database(
             code: try FfiConverterInt32.read(from: &buf), 
             detail: try FfiConverterString.read(from: &buf)
             )
@@ -8385,6 +11314,78 @@ public struct FfiConverterTypeSottoError: FfiConverterRustBuffer {
             FfiConverterInt32.write(code, into: &buf)
             FfiConverterString.write(detail, into: &buf)
             
+        
+        case let .WrongKey(code,detail):
+            writeInt(&buf, Int32(42))
+            FfiConverterInt32.write(code, into: &buf)
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .DatabaseCorrupt(code,detail):
+            writeInt(&buf, Int32(43))
+            FfiConverterInt32.write(code, into: &buf)
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .DiskFull(code,detail):
+            writeInt(&buf, Int32(44))
+            FfiConverterInt32.write(code, into: &buf)
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .Busy(code,detail):
+            writeInt(&buf, Int32(45))
+            FfiConverterInt32.write(code, into: &buf)
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .Conflict(code,detail):
+            writeInt(&buf, Int32(46))
+            FfiConverterInt32.write(code, into: &buf)
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .TruncatedValue(code,detail):
+            writeInt(&buf, Int32(47))
+            FfiConverterInt32.write(code, into: &buf)
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .CorruptValue(code,detail):
+            writeInt(&buf, Int32(48))
+            FfiConverterInt32.write(code, into: &buf)
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .MisplacedValue(code,detail):
+            writeInt(&buf, Int32(49))
+            FfiConverterInt32.write(code, into: &buf)
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .NotFound(code,detail):
+            writeInt(&buf, Int32(50))
+            FfiConverterInt32.write(code, into: &buf)
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .AlreadyExists(code,detail):
+            writeInt(&buf, Int32(51))
+            FfiConverterInt32.write(code, into: &buf)
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .UnsupportedSchema(code,detail):
+            writeInt(&buf, Int32(52))
+            FfiConverterInt32.write(code, into: &buf)
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .Database(code,detail):
+            writeInt(&buf, Int32(53))
+            FfiConverterInt32.write(code, into: &buf)
+            FfiConverterString.write(detail, into: &buf)
+            
         }
     }
 }
@@ -8402,6 +11403,30 @@ public func FfiConverterTypeSottoError_lift(_ buf: RustBuffer) throws -> SottoEr
 #endif
 public func FfiConverterTypeSottoError_lower(_ value: SottoError) -> RustBuffer {
     return FfiConverterTypeSottoError.lower(value)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionUInt32: FfiConverterRustBuffer {
+    typealias SwiftType = UInt32?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterUInt32.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterUInt32.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
 }
 
 #if swift(>=5.8)
@@ -8479,6 +11504,30 @@ fileprivate struct FfiConverterOptionTypeIdentityKey: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeAccount: FfiConverterRustBuffer {
+    typealias SwiftType = Account?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeAccount.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeAccount.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeGroupReceiverInfo: FfiConverterRustBuffer {
     typealias SwiftType = GroupReceiverInfo?
 
@@ -8495,6 +11544,126 @@ fileprivate struct FfiConverterOptionTypeGroupReceiverInfo: FfiConverterRustBuff
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeGroupReceiverInfo.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeGroupStatus: FfiConverterRustBuffer {
+    typealias SwiftType = GroupStatus?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeGroupStatus.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeGroupStatus.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeOutboxEntry: FfiConverterRustBuffer {
+    typealias SwiftType = OutboxEntry?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeOutboxEntry.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeOutboxEntry.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypePeerStatus: FfiConverterRustBuffer {
+    typealias SwiftType = PeerStatus?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypePeerStatus.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypePeerStatus.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypePublishedPreKey: FfiConverterRustBuffer {
+    typealias SwiftType = PublishedPreKey?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypePublishedPreKey.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypePublishedPreKey.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeRestored: FfiConverterRustBuffer {
+    typealias SwiftType = Restored?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeRestored.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeRestored.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -8627,6 +11796,31 @@ fileprivate struct FfiConverterSequenceTypeDeviceEntry: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeExpiredUser: FfiConverterRustBuffer {
+    typealias SwiftType = [ExpiredUser]
+
+    public static func write(_ value: [ExpiredUser], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeExpiredUser.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [ExpiredUser] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [ExpiredUser]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeExpiredUser.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeIdentityChange: FfiConverterRustBuffer {
     typealias SwiftType = [IdentityChange]
 
@@ -8652,6 +11846,31 @@ fileprivate struct FfiConverterSequenceTypeIdentityChange: FfiConverterRustBuffe
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeInboxEntry: FfiConverterRustBuffer {
+    typealias SwiftType = [InboxEntry]
+
+    public static func write(_ value: [InboxEntry], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeInboxEntry.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [InboxEntry] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [InboxEntry]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeInboxEntry.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeKemPreKeyInfo: FfiConverterRustBuffer {
     typealias SwiftType = [KemPreKeyInfo]
 
@@ -8669,6 +11888,56 @@ fileprivate struct FfiConverterSequenceTypeKemPreKeyInfo: FfiConverterRustBuffer
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeKemPreKeyInfo.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeMemberUnusable: FfiConverterRustBuffer {
+    typealias SwiftType = [MemberUnusable]
+
+    public static func write(_ value: [MemberUnusable], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeMemberUnusable.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [MemberUnusable] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [MemberUnusable]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeMemberUnusable.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeOutboxEntry: FfiConverterRustBuffer {
+    typealias SwiftType = [OutboxEntry]
+
+    public static func write(_ value: [OutboxEntry], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeOutboxEntry.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [OutboxEntry] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [OutboxEntry]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeOutboxEntry.read(from: &buf))
         }
         return seq
     }
@@ -8869,6 +12138,38 @@ public func prekeyId(prekey: Data)throws  -> UInt32  {
     )
 })
 }
+/**
+ * A fresh random 32-byte key for [`Store::open`]. Keep it in the
+ * platform's key store (Android Keystore, the iOS keychain), never next to
+ * the database.
+ *
+ * # Errors
+ *
+ * `Randomness`.
+ */
+public func generateStoreKey()throws  -> Data  {
+    return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_func_generate_store_key(uniffiCallStatus
+    )
+})
+}
+/**
+ * Parses the payload of a `PreKeys` outbox entry.
+ *
+ * # Errors
+ *
+ * The parse errors (`Truncated`, `TrailingBytes`, `WrongType`,
+ * `InvalidEncoding`, `InvalidPublicKey`, ...).
+ */
+public func prekeyUploadFromBytes(bytes: Data)throws  -> PreKeyUpload  {
+    return try  FfiConverterTypePreKeyUpload_lift(try rustCallWithError(FfiConverterTypeSottoError_lift) {
+        uniffiCallStatus in
+    uniffi_sotto_uniffi_fn_func_prekey_upload_from_bytes(
+        FfiConverterData.lower(bytes),uniffiCallStatus
+    )
+})
+}
 
 private enum InitializationResult {
     case ok
@@ -8892,6 +12193,12 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sotto_uniffi_checksum_func_prekey_id() != 36730) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_func_generate_store_key() != 60541) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_func_prekey_upload_from_bytes() != 64182) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sotto_uniffi_checksum_method_device_accept() != 35824) {
@@ -9071,6 +12378,12 @@ private let initializationResult: InitializationResult = {
     if (uniffi_sotto_uniffi_checksum_method_session_encrypt() != 46502) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_sotto_uniffi_checksum_method_session_encrypt_batch() != 41281) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_session_encrypt_borrowed() != 25242) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_sotto_uniffi_checksum_method_session_generation() != 21720) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -9218,6 +12531,117 @@ private let initializationResult: InitializationResult = {
     if (uniffi_sotto_uniffi_checksum_method_received_sender() != 55398) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_sotto_uniffi_checksum_method_store_account() != 52038) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_store_ack_read() != 15152) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_store_ack_sent() != 26058) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_store_acknowledge_identity() != 37435) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_store_add_bundle() != 18244) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_store_add_to_group() != 17673) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_store_after_restore() != 60743) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_store_close_database() != 32462) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_store_create_device() != 59660) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_store_create_group() != 37340) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_store_device_status() != 22505) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_store_distribute_group() != 25414) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_store_expire() != 50357) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_store_group_receive() != 427) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_store_group_send() != 50978) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_store_group_status() != 1689) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_store_high_water_mark() != 5845) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_store_inbox() != 59356) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_store_outbox() != 28864) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_store_peer_status() != 21943) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_store_plan_send() != 26861) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_store_receive_from() != 65416) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_store_remove_from_group() != 45164) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_store_replenish_prekeys() != 40862) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_store_request_distribution() != 44330) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_store_request_retry() != 52914) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_store_resend_to_device() != 36023) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_store_rotate_group() != 38674) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_store_rotate_last_resort_kem_prekey() != 54351) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_store_rotate_signed_prekey() != 39559) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_store_send_to_user() != 52516) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_store_set_account() != 10392) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_store_set_page_limit() != 13034) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_store_start_new_session() != 8964) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_store_stats() != 48826) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_store_update_devices() != 25344) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_method_store_verify() != 39279) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_sotto_uniffi_checksum_constructor_device_from_bytes() != 22927) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -9279,6 +12703,12 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sotto_uniffi_checksum_constructor_peerrecord_unseal() != 15910) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_constructor_store_open() != 13953) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sotto_uniffi_checksum_constructor_store_open_with() != 7089) {
         return InitializationResult.apiChecksumMismatch
     }
 

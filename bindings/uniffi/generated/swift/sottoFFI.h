@@ -708,6 +708,16 @@ uint64_t uniffi_sotto_uniffi_fn_method_session_decrypt(uint64_t ptr, RustBuffer 
 RustBuffer uniffi_sotto_uniffi_fn_method_session_encrypt(uint64_t ptr, RustBuffer plaintext, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_SESSION_ENCRYPT_BATCH
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_SESSION_ENCRYPT_BATCH
+RustBuffer uniffi_sotto_uniffi_fn_method_session_encrypt_batch(uint64_t ptr, RustBuffer plaintexts, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_SESSION_ENCRYPT_BORROWED
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_SESSION_ENCRYPT_BORROWED
+RustBuffer uniffi_sotto_uniffi_fn_method_session_encrypt_borrowed(uint64_t ptr, ForeignBytes plaintext, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_SESSION_GENERATION
 #define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_SESSION_GENERATION
 uint64_t uniffi_sotto_uniffi_fn_method_session_generation(uint64_t ptr, RustCallStatus *_Nonnull out_status
@@ -1018,6 +1028,211 @@ RustBuffer uniffi_sotto_uniffi_fn_method_received_retry_hint(uint64_t ptr, RustC
 RustBuffer uniffi_sotto_uniffi_fn_method_received_sender(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_CLONE_STORE
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_CLONE_STORE
+uint64_t uniffi_sotto_uniffi_fn_clone_store(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_FREE_STORE
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_FREE_STORE
+void uniffi_sotto_uniffi_fn_free_store(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_CONSTRUCTOR_STORE_OPEN
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_CONSTRUCTOR_STORE_OPEN
+uint64_t uniffi_sotto_uniffi_fn_constructor_store_open(RustBuffer path, RustBuffer store_key, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_CONSTRUCTOR_STORE_OPEN_WITH
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_CONSTRUCTOR_STORE_OPEN_WITH
+uint64_t uniffi_sotto_uniffi_fn_constructor_store_open_with(RustBuffer path, RustBuffer store_key, uint64_t busy_timeout_ms, uint32_t optimistic_attempts, int8_t locked_fallback, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_ACCOUNT
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_ACCOUNT
+RustBuffer uniffi_sotto_uniffi_fn_method_store_account(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_ACK_READ
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_ACK_READ
+int8_t uniffi_sotto_uniffi_fn_method_store_ack_read(uint64_t ptr, uint64_t id, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_ACK_SENT
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_ACK_SENT
+int8_t uniffi_sotto_uniffi_fn_method_store_ack_sent(uint64_t ptr, uint64_t id, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_ACKNOWLEDGE_IDENTITY
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_ACKNOWLEDGE_IDENTITY
+void uniffi_sotto_uniffi_fn_method_store_acknowledge_identity(uint64_t ptr, RustBuffer user, uint32_t device, uint64_t identity, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_ADD_BUNDLE
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_ADD_BUNDLE
+void uniffi_sotto_uniffi_fn_method_store_add_bundle(uint64_t ptr, RustBuffer user, uint32_t device, uint64_t bundle, uint64_t now, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_ADD_TO_GROUP
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_ADD_TO_GROUP
+RustBuffer uniffi_sotto_uniffi_fn_method_store_add_to_group(uint64_t ptr, RustBuffer group, RustBuffer user, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_AFTER_RESTORE
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_AFTER_RESTORE
+RustBuffer uniffi_sotto_uniffi_fn_method_store_after_restore(uint64_t ptr, uint64_t now, uint64_t recorded, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_CLOSE_DATABASE
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_CLOSE_DATABASE
+void uniffi_sotto_uniffi_fn_method_store_close_database(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_CREATE_DEVICE
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_CREATE_DEVICE
+RustBuffer uniffi_sotto_uniffi_fn_method_store_create_device(uint64_t ptr, uint64_t now, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_CREATE_GROUP
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_CREATE_GROUP
+RustBuffer uniffi_sotto_uniffi_fn_method_store_create_group(uint64_t ptr, RustBuffer group, RustBuffer members, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_DEVICE_STATUS
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_DEVICE_STATUS
+RustBuffer uniffi_sotto_uniffi_fn_method_store_device_status(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_DISTRIBUTE_GROUP
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_DISTRIBUTE_GROUP
+RustBuffer uniffi_sotto_uniffi_fn_method_store_distribute_group(uint64_t ptr, RustBuffer group, RustBuffer to, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_EXPIRE
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_EXPIRE
+RustBuffer uniffi_sotto_uniffi_fn_method_store_expire(uint64_t ptr, uint64_t now, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_GROUP_RECEIVE
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_GROUP_RECEIVE
+RustBuffer uniffi_sotto_uniffi_fn_method_store_group_receive(uint64_t ptr, RustBuffer group, RustBuffer from, RustBuffer message, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_GROUP_SEND
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_GROUP_SEND
+RustBuffer uniffi_sotto_uniffi_fn_method_store_group_send(uint64_t ptr, RustBuffer group, RustBuffer payload, RustBuffer app_ref, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_GROUP_STATUS
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_GROUP_STATUS
+RustBuffer uniffi_sotto_uniffi_fn_method_store_group_status(uint64_t ptr, RustBuffer group, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_HIGH_WATER_MARK
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_HIGH_WATER_MARK
+uint64_t uniffi_sotto_uniffi_fn_method_store_high_water_mark(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_INBOX
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_INBOX
+RustBuffer uniffi_sotto_uniffi_fn_method_store_inbox(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_OUTBOX
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_OUTBOX
+RustBuffer uniffi_sotto_uniffi_fn_method_store_outbox(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_PEER_STATUS
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_PEER_STATUS
+RustBuffer uniffi_sotto_uniffi_fn_method_store_peer_status(uint64_t ptr, RustBuffer user, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_PLAN_SEND
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_PLAN_SEND
+RustBuffer uniffi_sotto_uniffi_fn_method_store_plan_send(uint64_t ptr, RustBuffer user, uint64_t now, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_RECEIVE_FROM
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_RECEIVE_FROM
+RustBuffer uniffi_sotto_uniffi_fn_method_store_receive_from(uint64_t ptr, RustBuffer user, uint32_t device, RustBuffer message, uint64_t now, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_REMOVE_FROM_GROUP
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_REMOVE_FROM_GROUP
+RustBuffer uniffi_sotto_uniffi_fn_method_store_remove_from_group(uint64_t ptr, RustBuffer group, RustBuffer user, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_REPLENISH_PREKEYS
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_REPLENISH_PREKEYS
+RustBuffer uniffi_sotto_uniffi_fn_method_store_replenish_prekeys(uint64_t ptr, uint32_t one_time, uint32_t one_time_kem, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_REQUEST_DISTRIBUTION
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_REQUEST_DISTRIBUTION
+RustBuffer uniffi_sotto_uniffi_fn_method_store_request_distribution(uint64_t ptr, RustBuffer group, RustBuffer user, uint32_t device, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_REQUEST_RETRY
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_REQUEST_RETRY
+RustBuffer uniffi_sotto_uniffi_fn_method_store_request_retry(uint64_t ptr, RustBuffer user, uint32_t device, RustBuffer hint, uint64_t now, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_RESEND_TO_DEVICE
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_RESEND_TO_DEVICE
+RustBuffer uniffi_sotto_uniffi_fn_method_store_resend_to_device(uint64_t ptr, RustBuffer user, uint32_t device, RustBuffer payload, RustBuffer app_ref, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_ROTATE_GROUP
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_ROTATE_GROUP
+RustBuffer uniffi_sotto_uniffi_fn_method_store_rotate_group(uint64_t ptr, RustBuffer group, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_ROTATE_LAST_RESORT_KEM_PREKEY
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_ROTATE_LAST_RESORT_KEM_PREKEY
+RustBuffer uniffi_sotto_uniffi_fn_method_store_rotate_last_resort_kem_prekey(uint64_t ptr, uint64_t now, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_ROTATE_SIGNED_PREKEY
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_ROTATE_SIGNED_PREKEY
+RustBuffer uniffi_sotto_uniffi_fn_method_store_rotate_signed_prekey(uint64_t ptr, uint64_t now, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_SEND_TO_USER
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_SEND_TO_USER
+RustBuffer uniffi_sotto_uniffi_fn_method_store_send_to_user(uint64_t ptr, RustBuffer user, RustBuffer payload, RustBuffer app_ref, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_SET_ACCOUNT
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_SET_ACCOUNT
+void uniffi_sotto_uniffi_fn_method_store_set_account(uint64_t ptr, RustBuffer user, uint32_t device, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_SET_PAGE_LIMIT
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_SET_PAGE_LIMIT
+uint64_t uniffi_sotto_uniffi_fn_method_store_set_page_limit(uint64_t ptr, uint64_t pages, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_START_NEW_SESSION
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_START_NEW_SESSION
+RustBuffer uniffi_sotto_uniffi_fn_method_store_start_new_session(uint64_t ptr, RustBuffer user, uint32_t device, uint64_t bundle, RustBuffer hint, uint64_t now, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_STATS
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_STATS
+RustBuffer uniffi_sotto_uniffi_fn_method_store_stats(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_UPDATE_DEVICES
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_UPDATE_DEVICES
+RustBuffer uniffi_sotto_uniffi_fn_method_store_update_devices(uint64_t ptr, RustBuffer user, RustBuffer list, uint64_t now, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_VERIFY
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_METHOD_STORE_VERIFY
+uint64_t uniffi_sotto_uniffi_fn_method_store_verify(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_FUNC_GROUP_MESSAGE_INFO
 #define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_FUNC_GROUP_MESSAGE_INFO
 RustBuffer uniffi_sotto_uniffi_fn_func_group_message_info(RustBuffer message, RustCallStatus *_Nonnull out_status
@@ -1031,6 +1246,17 @@ RustBuffer uniffi_sotto_uniffi_fn_func_message_info(RustBuffer message, RustCall
 #ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_FUNC_PREKEY_ID
 #define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_FUNC_PREKEY_ID
 uint32_t uniffi_sotto_uniffi_fn_func_prekey_id(RustBuffer prekey, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_FUNC_GENERATE_STORE_KEY
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_FUNC_GENERATE_STORE_KEY
+RustBuffer uniffi_sotto_uniffi_fn_func_generate_store_key(RustCallStatus *_Nonnull out_status
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_FUNC_PREKEY_UPLOAD_FROM_BYTES
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_FN_FUNC_PREKEY_UPLOAD_FROM_BYTES
+RustBuffer uniffi_sotto_uniffi_fn_func_prekey_upload_from_bytes(RustBuffer bytes, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_FFI_SOTTO_UNIFFI_RUSTBUFFER_ALLOC
@@ -1308,6 +1534,18 @@ uint16_t uniffi_sotto_uniffi_checksum_func_message_info(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_FUNC_PREKEY_ID
 #define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_FUNC_PREKEY_ID
 uint16_t uniffi_sotto_uniffi_checksum_func_prekey_id(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_FUNC_GENERATE_STORE_KEY
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_FUNC_GENERATE_STORE_KEY
+uint16_t uniffi_sotto_uniffi_checksum_func_generate_store_key(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_FUNC_PREKEY_UPLOAD_FROM_BYTES
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_FUNC_PREKEY_UPLOAD_FROM_BYTES
+uint16_t uniffi_sotto_uniffi_checksum_func_prekey_upload_from_bytes(void
     
 );
 #endif
@@ -1665,6 +1903,18 @@ uint16_t uniffi_sotto_uniffi_checksum_method_session_encrypt(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_SESSION_ENCRYPT_BATCH
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_SESSION_ENCRYPT_BATCH
+uint16_t uniffi_sotto_uniffi_checksum_method_session_encrypt_batch(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_SESSION_ENCRYPT_BORROWED
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_SESSION_ENCRYPT_BORROWED
+uint16_t uniffi_sotto_uniffi_checksum_method_session_encrypt_borrowed(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_SESSION_GENERATION
 #define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_SESSION_GENERATION
 uint16_t uniffi_sotto_uniffi_checksum_method_session_generation(void
@@ -1959,6 +2209,228 @@ uint16_t uniffi_sotto_uniffi_checksum_method_received_sender(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_ACCOUNT
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_ACCOUNT
+uint16_t uniffi_sotto_uniffi_checksum_method_store_account(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_ACK_READ
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_ACK_READ
+uint16_t uniffi_sotto_uniffi_checksum_method_store_ack_read(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_ACK_SENT
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_ACK_SENT
+uint16_t uniffi_sotto_uniffi_checksum_method_store_ack_sent(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_ACKNOWLEDGE_IDENTITY
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_ACKNOWLEDGE_IDENTITY
+uint16_t uniffi_sotto_uniffi_checksum_method_store_acknowledge_identity(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_ADD_BUNDLE
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_ADD_BUNDLE
+uint16_t uniffi_sotto_uniffi_checksum_method_store_add_bundle(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_ADD_TO_GROUP
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_ADD_TO_GROUP
+uint16_t uniffi_sotto_uniffi_checksum_method_store_add_to_group(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_AFTER_RESTORE
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_AFTER_RESTORE
+uint16_t uniffi_sotto_uniffi_checksum_method_store_after_restore(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_CLOSE_DATABASE
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_CLOSE_DATABASE
+uint16_t uniffi_sotto_uniffi_checksum_method_store_close_database(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_CREATE_DEVICE
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_CREATE_DEVICE
+uint16_t uniffi_sotto_uniffi_checksum_method_store_create_device(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_CREATE_GROUP
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_CREATE_GROUP
+uint16_t uniffi_sotto_uniffi_checksum_method_store_create_group(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_DEVICE_STATUS
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_DEVICE_STATUS
+uint16_t uniffi_sotto_uniffi_checksum_method_store_device_status(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_DISTRIBUTE_GROUP
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_DISTRIBUTE_GROUP
+uint16_t uniffi_sotto_uniffi_checksum_method_store_distribute_group(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_EXPIRE
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_EXPIRE
+uint16_t uniffi_sotto_uniffi_checksum_method_store_expire(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_GROUP_RECEIVE
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_GROUP_RECEIVE
+uint16_t uniffi_sotto_uniffi_checksum_method_store_group_receive(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_GROUP_SEND
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_GROUP_SEND
+uint16_t uniffi_sotto_uniffi_checksum_method_store_group_send(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_GROUP_STATUS
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_GROUP_STATUS
+uint16_t uniffi_sotto_uniffi_checksum_method_store_group_status(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_HIGH_WATER_MARK
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_HIGH_WATER_MARK
+uint16_t uniffi_sotto_uniffi_checksum_method_store_high_water_mark(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_INBOX
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_INBOX
+uint16_t uniffi_sotto_uniffi_checksum_method_store_inbox(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_OUTBOX
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_OUTBOX
+uint16_t uniffi_sotto_uniffi_checksum_method_store_outbox(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_PEER_STATUS
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_PEER_STATUS
+uint16_t uniffi_sotto_uniffi_checksum_method_store_peer_status(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_PLAN_SEND
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_PLAN_SEND
+uint16_t uniffi_sotto_uniffi_checksum_method_store_plan_send(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_RECEIVE_FROM
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_RECEIVE_FROM
+uint16_t uniffi_sotto_uniffi_checksum_method_store_receive_from(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_REMOVE_FROM_GROUP
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_REMOVE_FROM_GROUP
+uint16_t uniffi_sotto_uniffi_checksum_method_store_remove_from_group(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_REPLENISH_PREKEYS
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_REPLENISH_PREKEYS
+uint16_t uniffi_sotto_uniffi_checksum_method_store_replenish_prekeys(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_REQUEST_DISTRIBUTION
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_REQUEST_DISTRIBUTION
+uint16_t uniffi_sotto_uniffi_checksum_method_store_request_distribution(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_REQUEST_RETRY
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_REQUEST_RETRY
+uint16_t uniffi_sotto_uniffi_checksum_method_store_request_retry(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_RESEND_TO_DEVICE
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_RESEND_TO_DEVICE
+uint16_t uniffi_sotto_uniffi_checksum_method_store_resend_to_device(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_ROTATE_GROUP
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_ROTATE_GROUP
+uint16_t uniffi_sotto_uniffi_checksum_method_store_rotate_group(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_ROTATE_LAST_RESORT_KEM_PREKEY
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_ROTATE_LAST_RESORT_KEM_PREKEY
+uint16_t uniffi_sotto_uniffi_checksum_method_store_rotate_last_resort_kem_prekey(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_ROTATE_SIGNED_PREKEY
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_ROTATE_SIGNED_PREKEY
+uint16_t uniffi_sotto_uniffi_checksum_method_store_rotate_signed_prekey(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_SEND_TO_USER
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_SEND_TO_USER
+uint16_t uniffi_sotto_uniffi_checksum_method_store_send_to_user(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_SET_ACCOUNT
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_SET_ACCOUNT
+uint16_t uniffi_sotto_uniffi_checksum_method_store_set_account(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_SET_PAGE_LIMIT
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_SET_PAGE_LIMIT
+uint16_t uniffi_sotto_uniffi_checksum_method_store_set_page_limit(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_START_NEW_SESSION
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_START_NEW_SESSION
+uint16_t uniffi_sotto_uniffi_checksum_method_store_start_new_session(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_STATS
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_STATS
+uint16_t uniffi_sotto_uniffi_checksum_method_store_stats(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_UPDATE_DEVICES
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_UPDATE_DEVICES
+uint16_t uniffi_sotto_uniffi_checksum_method_store_update_devices(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_VERIFY
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_METHOD_STORE_VERIFY
+uint16_t uniffi_sotto_uniffi_checksum_method_store_verify(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_CONSTRUCTOR_DEVICE_FROM_BYTES
 #define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_CONSTRUCTOR_DEVICE_FROM_BYTES
 uint16_t uniffi_sotto_uniffi_checksum_constructor_device_from_bytes(void
@@ -2082,6 +2554,18 @@ uint16_t uniffi_sotto_uniffi_checksum_constructor_peerrecord_new_own(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_CONSTRUCTOR_PEERRECORD_UNSEAL
 #define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_CONSTRUCTOR_PEERRECORD_UNSEAL
 uint16_t uniffi_sotto_uniffi_checksum_constructor_peerrecord_unseal(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_CONSTRUCTOR_STORE_OPEN
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_CONSTRUCTOR_STORE_OPEN
+uint16_t uniffi_sotto_uniffi_checksum_constructor_store_open(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_CONSTRUCTOR_STORE_OPEN_WITH
+#define UNIFFI_FFIDEF_UNIFFI_SOTTO_UNIFFI_CHECKSUM_CONSTRUCTOR_STORE_OPEN_WITH
+uint16_t uniffi_sotto_uniffi_checksum_constructor_store_open_with(void
     
 );
 #endif

@@ -9,6 +9,8 @@
 // argument). Run by bindings/uniffi/test.sh.
 
 import java.io.File
+import java.nio.file.Files
+import java.nio.file.StandardCopyOption
 import uniffi.sotto.*
 
 const val NOW: ULong = 1_700_000_000uL
@@ -137,6 +139,15 @@ fun conversation(a1: Member, b1: Member) {
     expect("AuthenticationFailed") { toA.decrypt(wire.flip(wire.size - 20)) }
     check(toA.generation() == before, "unchanged after refusals")
     check(String(toA.decrypt(wire).bytes()) == "tamper", "genuine after tampered")
+    // Several messages in one call, and a borrowed plaintext (a direct
+    // buffer): the same messages as one encrypt each; a batch fails whole.
+    val batch = toB.encryptBatch(listOf("b0", "b1", "b2").map { it.bytes() })
+    check(batch.map { String(toA.decrypt(it).bytes()) } == listOf("b0", "b1", "b2"), "batch")
+    val direct = java.nio.ByteBuffer.allocateDirect(8).put("borrowed".bytes()).flip() as java.nio.ByteBuffer
+    check(String(toA.decrypt(toB.encryptBorrowed(direct)).bytes()) == "borrowed", "borrowed")
+    val saved = toB.toBytes()
+    expect("PlaintextTooLarge") { toB.encryptBatch(listOf("ok".bytes(), ByteArray(MAX_PLAINTEXT_LEN + 1))) }
+    check(toB.toBytes().contentEquals(saved), "a failed batch changes nothing")
     val other = a1.device.initiate(bundleOf(b1.device).verify())
     expect("SessionMismatch") { toA.decrypt(other.encrypt("x".bytes())) }
     val far = (0 until 1002).map { toB.encrypt("far".bytes()) }
@@ -588,6 +599,183 @@ fun sessionsLayer() {
         "tamper, a group over every device with a removal, save and restore, safety numbers")
 }
 
+/** Runs `statement` on the database at `path` with the sqlite3 tool, as an
+ * attacker with the file would; returns its output. */
+fun sqlite(path: String, statement: String): String {
+    val process = ProcessBuilder("sqlite3", path, statement).redirectErrorStream(true).start()
+    val output = process.inputStream.bufferedReader().readText()
+    check(process.waitFor() == 0, "sqlite3: $output")
+    return output.trim()
+}
+
+fun storeStep() {
+    val tmp = Files.createTempDirectory("sotto-store-kt-").toFile()
+    val users = listOf("alice", "bob")
+    val paths = users.associateWith { File(tmp, "$it.db").path }
+    val keys = users.associateWith { generateStoreKey() }
+    check(keys["alice"]!!.size == 32 && !keys["alice"]!!.contentEquals(keys["bob"]!!), "fresh keys")
+    var stores = users.associateWith { Store.open(paths[it]!!, keys[it]!!) }
+    val uploads = mutableMapOf<String, PreKeyUpload>()
+    for ((user, store) in stores) {
+        val created = store.createDevice(NOW)
+        check(created.kind == OutboxKind.PRE_KEYS && store.outbox().map { it.id } == listOf(created.id), "upload")
+        store.setAccount(user.bytes(), 1u)
+        check(store.account()!!.device == 1u && store.account()!!.user.contentEquals(user.bytes()), "account")
+        uploads[user] = prekeyUploadFromBytes(created.payload)
+        check(store.ackSent(created.id) && store.outbox().isEmpty(), "upload sent")
+    }
+    val identity = uploads.mapValues { it.value.identity }
+    check(stores["alice"]!!.deviceStatus().identity == identity["alice"], "device identity")
+    fun bundle(user: String) = uploads[user]!!.let {
+        PreKeyBundle(it.identity, it.signedPrekey!!.bytes, null, it.lastResortKemPrekey!!.bytes)
+    }
+    for ((user, peer) in listOf("alice" to "bob", "bob" to "alice")) {
+        val changes = stores[user]!!.updateDevices(peer.bytes(), listOf(DeviceEntry(1u, identity[peer]!!)), NOW)
+        check(changes.added == listOf(1u), "device listed")
+    }
+    check(stores["alice"]!!.planSend("bob".bytes(), NOW).needsBundle == listOf(1u), "needs a bundle")
+    stores["alice"]!!.addBundle("bob".bytes(), 1u, bundle("bob"), NOW)
+
+    fun send(x: String, y: String, text: String, appRef: ULong? = null): ByteArray {
+        val sent = stores[x]!!.sendToUser(y.bytes(), text.bytes(), appRef)
+        check(sent.outgoing.size == 1 && sent.unusable.isEmpty(), "one device reached")
+        val out = sent.outgoing[0]
+        check(out.kind == OutboxKind.MESSAGE && out.appRef == appRef && out.device == 1u, "outbox entry")
+        check(stores[x]!!.outbox().map { it.id } == listOf(out.id), "committed to the outbox")
+        val got = stores[y]!!.receiveFrom(x.bytes(), 1u, out.payload, NOW)
+        check(got is Delivered.Message, "delivered: $got")
+        val entry = (got as Delivered.Message).entry
+        check(entry.plaintext.contentEquals(text.bytes()) && entry.kind == InboxKind.MESSAGE, "plaintext")
+        check(stores[y]!!.inbox().map { it.id } == listOf(entry.id), "in the inbox")
+        check(stores[y]!!.ackRead(entry.id) && stores[y]!!.inbox().isEmpty(), "read")
+        check(stores[x]!!.ackSent(out.id), "sent")
+        return out.payload
+    }
+
+    val first = send("alice", "bob", "hello Bob", 7uL)
+    send("bob", "alice", "hello Alice")
+    val replay = stores["bob"]!!.receiveFrom("alice".bytes(), 1u, first, NOW)
+    check(replay is Delivered.Undecryptable, "replay: $replay")
+    replay as Delivered.Undecryptable
+    check(replay.action == Action.Ignore(IgnoreReason.DUPLICATE), "replay ignored")
+    check(replay.code == codes["DUPLICATE_MESSAGE"] && replay.kind == "DuplicateMessage", "replay code")
+
+    // Close, reopen, go on.
+    val generations = stores.mapValues { it.value.deviceStatus().generation }
+    stores.values.forEach { it.closeDatabase() }
+    expect("InvalidArgument") { stores["alice"]!!.outbox() }
+    stores = users.associateWith { Store.open(paths[it]!!, keys[it]!!) }
+    for ((user, store) in stores) {
+        check(store.deviceStatus().identity == identity[user], "same device after reopening")
+        check(store.deviceStatus().generation == generations[user], "same generation")
+        check(store.verify() > 0uL, "every value opens")
+    }
+    send("alice", "bob", "after the reopen")
+    send("bob", "alice", "still here")
+
+    // A group through the stores: both join, then the distributions go.
+    val members = users.map { it.bytes() }
+    val updates = users.associateWith { stores[it]!!.createGroup(GROUP, members) }
+    for ((user, peer) in listOf("alice" to "bob", "bob" to "alice")) {
+        val out = updates[user]!!.outgoing.single()
+        val got = stores[peer]!!.receiveFrom(user.bytes(), 1u, out.payload, NOW)
+        check(got is Delivered.Distribution && got.group.contentEquals(GROUP), "distribution: $got")
+        stores[user]!!.ackSent(out.id)
+    }
+    val message = stores["alice"]!!.groupSend(GROUP, "to the group".bytes(), null)
+    check(message.kind == OutboxKind.GROUP_MESSAGE, "group message")
+    val got = stores["bob"]!!.groupReceive(GROUP, "alice".bytes(), message.payload)
+    check(got is Delivered.Message && got.entry.plaintext.contentEquals("to the group".bytes()), "group read")
+    stores["alice"]!!.ackSent(message.id)
+    stores["bob"]!!.ackRead((got as Delivered.Message).entry.id)
+    val again = stores["bob"]!!.groupReceive(GROUP, "alice".bytes(), message.payload)
+    check(again is Delivered.Undecryptable && again.code == codes["DUPLICATE_MESSAGE"], "group replay")
+
+    // The store's errors, each with its code.
+    val alice = stores["alice"]!!
+    val path = paths["alice"]!!
+    val key = keys["alice"]!!
+    expect("WrongKey") { Store.open(path, keys["bob"]!!) }
+    expect("InvalidArgument") { Store.open(path, ByteArray(31)) }
+    expect("AlreadyExists") { alice.createDevice(NOW) }
+    expect("AlreadyExists") { alice.createGroup(GROUP, members) }
+    expect("NotFound") { alice.sendToUser("carol".bytes(), "hi".bytes(), null) }
+    check(alice.peerStatus("carol".bytes()) == null, "no record of carol")
+    val empty = Store.open(File(tmp, "empty.db").path, key)
+    expect("NotFound") { empty.deviceStatus() }
+    empty.closeDatabase()
+    expect("Database") { Store.open(tmp.path, key) } // a directory: SQLite cannot open it
+    expect("PlaintextTooLarge") { alice.sendToUser("bob".bytes(), ByteArray(MAX_PLAINTEXT_LEN), null) }
+    expect("IdentityMismatch") { alice.addBundle("bob".bytes(), 1u, bundle("alice"), NOW) }
+
+    // Another process holding the write lock: Busy without waiting.
+    val impatient = Store.openWith(path, key, 0uL, 3u, true)
+    val locker = ProcessBuilder("sqlite3", path).redirectErrorStream(true).start()
+    val lockerIn = locker.outputStream.bufferedWriter()
+    lockerIn.write("BEGIN EXCLUSIVE;\nSELECT 'locked';\n")
+    lockerIn.flush()
+    check(locker.inputStream.bufferedReader().readLine() == "locked", "lock taken")
+    expect("Busy") { impatient.sendToUser("bob".bytes(), "locked out".bytes(), null) }
+    lockerIn.write("ROLLBACK;\n")
+    lockerIn.close()
+    check(locker.waitFor() == 0, "locker ended")
+    impatient.closeDatabase()
+    val noAttempts = Store.openWith(path, key, 5000uL, 0u, false)
+    expect("Conflict") { noAttempts.sendToUser("bob".bytes(), "no attempts".bytes(), null) }
+    noAttempts.closeDatabase()
+
+    // A page limit reached: DiskFull, nothing written.
+    val outbox = alice.outbox().map { it.id }
+    alice.setPageLimit(1uL)
+    expect("DiskFull") { alice.sendToUser("bob".bytes(), ByteArray(200_000), null) }
+    check(alice.outbox().map { it.id } == outbox, "nothing written")
+    alice.setPageLimit(1uL shl 30)
+
+    // Tampered copies of Alice's closed database.
+    alice.closeDatabase()
+    var copies = 0
+    fun copy(): String {
+        val into = File(tmp, "tampered-${copies++}.db").path
+        Files.copy(File(path).toPath(), File(into).toPath(), StandardCopyOption.REPLACE_EXISTING)
+        return into
+    }
+    fun onCopy(kind: String, statement: String, call: (Store) -> Any?) {
+        val tampered = copy()
+        sqlite(tampered, statement)
+        val store = Store.open(tampered, key)
+        expect(kind) { call(store) }
+        store.closeDatabase()
+    }
+    val value = sqlite(path, "SELECT hex(value) FROM records WHERE name = 'device'")
+    // One bit of byte 40 (hex digits 80 and 81) flipped.
+    val digit = if (value[81] == '0') '1' else '0'
+    val flipped = value.substring(0, 81) + digit + value.substring(82)
+    onCopy("CorruptValue", "UPDATE records SET value = X'$flipped' WHERE name = 'device'") { it.deviceStatus() }
+    onCopy("CorruptValue", "UPDATE records SET generation = generation + 1 WHERE name = 'device'") {
+        it.deviceStatus()
+    }
+    onCopy("TruncatedValue",
+        "UPDATE records SET value = substr(value, 1, length(value) - 1) WHERE name = 'device'") { it.deviceStatus() }
+    onCopy("MisplacedValue", "UPDATE records SET (kind, generation, version, len, value, mac) = " +
+        "(SELECT kind, generation, version, len, value, mac FROM records WHERE name = 'own') " +
+        "WHERE name = 'peer/626f62'") { it.peerStatus("bob".bytes()) }
+    val newer = copy()
+    sqlite(newer, "UPDATE meta SET value = 99 WHERE name = 'schema'")
+    expect("UnsupportedSchema") { Store.open(newer, key) }
+    val garbage = File(tmp, "garbage.db")
+    garbage.writeBytes("not a database ".repeat(512).bytes())
+    expect("DatabaseCorrupt") { Store.open(garbage.path, key).deviceStatus() }
+
+    // The untouched original goes on.
+    stores = stores + ("alice" to Store.open(path, key))
+    send("alice", "bob", "the original is intact")
+    stores.values.forEach { it.closeDatabase() }
+    tmp.deleteRecursively()
+    println("store: two SQLite stores, send and receive through them, close and reopen, a group, " +
+        "a replay; wrong key, tampered, truncated and misplaced values, corrupt file, newer " +
+        "schema, full, busy, conflict, missing and existing records refused with their codes")
+}
+
 fun main(args: Array<String>) {
     codes = Regex("SOTTO_ERROR_([A-Z_]+) = (\\d+)").findAll(File(args[0]).readText())
         .associate { it.groupValues[1] to it.groupValues[2].toInt() }
@@ -598,6 +786,7 @@ fun main(args: Array<String>) {
     prekeys()
     bounds()
     sessionsLayer()
+    storeStep()
     val every = SottoException::class.java.declaredClasses
         .filter { SottoException::class.java.isAssignableFrom(it) }
         .map { it.simpleName }.toSet()
@@ -606,5 +795,5 @@ fun main(args: Array<String>) {
     check(missing.isEmpty(), "errors never provoked: ${missing.sorted()}")
     println("errors: ${reached.size} of ${every.size} provoked, each with the C ABI's code; " +
         "not reachable from here: ${UNREACHABLE.sorted().joinToString()}")
-    println("7 passed, 0 failed")
+    println("8 passed, 0 failed")
 }

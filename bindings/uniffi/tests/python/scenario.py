@@ -11,13 +11,18 @@ module and the library on PYTHONPATH.
 
 import os
 import re
+import shutil
+import sqlite3
+import subprocess
 import sys
+import tempfile
 
 import sotto
 from sotto import (Action, ContentKind, DecryptFailure, Device, DeviceEntry, GroupSender,
                    GroupSession, GroupStore, IdentityKey, IgnoreReason, InsertOutcome,
                    KeyAgreement, MessageKind, PeerRecord, PreKeyBundle, RetryHint, RetryLaterReason, Role,
                    Session, SottoError, group_message_info, message_info, prekey_id)
+from sotto import Delivered, InboxKind, OutboxKind, Store, generate_store_key, prekey_upload_from_bytes
 
 NOW = 1_700_000_000
 KEY = bytes(range(32))
@@ -156,6 +161,14 @@ def conversation(a1, b1):
     expect("AuthenticationFailed", to_a.decrypt, bytes(tampered))
     assert to_a.generation() == before
     assert to_a.decrypt(wire).bytes() == b"tamper"
+    # Several messages in one call, and a borrowed plaintext: the same
+    # messages as one encrypt each; a batch fails whole.
+    batch = to_b.encrypt_batch([b"b0", b"b1", b"b2"])
+    assert [to_a.decrypt(m).bytes() for m in batch] == [b"b0", b"b1", b"b2"]
+    assert to_a.decrypt(to_b.encrypt_borrowed(b"borrowed")).bytes() == b"borrowed"
+    saved = to_b.to_bytes()
+    expect("PlaintextTooLarge", to_b.encrypt_batch, [b"ok", bytes(MAX_PLAINTEXT_LEN + 1)])
+    assert to_b.to_bytes() == saved
 
     other = a1.device.initiate(bundle_of(b1.device).verify())
     expect("SessionMismatch", to_a.decrypt, other.encrypt(b"x"))
@@ -614,6 +627,201 @@ def sessions_layer():
           "tamper, a group over every device with a removal, save and restore, safety numbers")
 
 
+def tampered(path, into, sql, *args):
+    """A copy of the closed database at `path` with `sql` run on it, as an
+    attacker with the file would (the stored values stay sealed)."""
+    shutil.copyfile(path, into)
+    with sqlite3.connect(into) as db:
+        db.execute(sql, args)
+    db.close()
+    return into
+
+
+def store_step():
+    """The SQLite store: two users each with a database, a send and a
+    receive through the stores, close and reopen, the conversation going
+    on; a group; a replay; and each of the store's errors (wrong key,
+    tampered, truncated and misplaced values, a corrupt file, a newer
+    schema, a full disk, a locked database, a conflict, a missing and an
+    existing record, SQLite's own error) with its C ABI code."""
+    tmp = tempfile.mkdtemp(prefix="sotto-store-py-")
+    paths = {u: os.path.join(tmp, f"{u.decode()}.db") for u in (b"alice", b"bob")}
+    keys = {u: generate_store_key() for u in paths}
+    assert len(keys[b"alice"]) == 32 and keys[b"alice"] != keys[b"bob"]
+    stores = {u: Store.open(paths[u], keys[u]) for u in paths}
+    uploads = {}
+    for user, store in stores.items():
+        created = store.create_device(NOW)
+        assert created.kind == OutboxKind.PRE_KEYS and store.outbox() == [created]
+        store.set_account(user, 1)
+        assert store.account().user == user and store.account().device == 1
+        uploads[user] = prekey_upload_from_bytes(created.payload)
+        assert store.ack_sent(created.id) and store.outbox() == []
+    identity = {u: up.identity for u, up in uploads.items()}
+    assert stores[b"alice"].device_status().identity == identity[b"alice"]
+
+    def bundle(user):
+        up = uploads[user]
+        return PreKeyBundle(up.identity, up.signed_prekey.bytes, None,
+                            up.last_resort_kem_prekey.bytes)
+
+    def introduce(user, peer):
+        changes = stores[user].update_devices(peer, [DeviceEntry(device=1, identity=identity[peer])],
+                                              NOW)
+        assert changes.added == [1]
+
+    introduce(b"alice", b"bob")
+    introduce(b"bob", b"alice")
+    assert stores[b"alice"].plan_send(b"bob", NOW).needs_bundle == [1]
+    stores[b"alice"].add_bundle(b"bob", 1, bundle(b"bob"), NOW)
+    assert stores[b"alice"].plan_send(b"bob", NOW).ready == [1]
+
+    def send(x, y, text, app_ref=None):
+        sent = stores[x].send_to_user(y, text, app_ref)
+        assert len(sent.outgoing) == 1 and not sent.unusable
+        out = sent.outgoing[0]
+        assert out.kind == OutboxKind.MESSAGE and out.destination == y and out.device == 1
+        assert out.app_ref == app_ref and stores[x].outbox() == [out]
+        got = stores[y].receive_from(x, 1, out.payload, NOW)
+        assert isinstance(got, Delivered.MESSAGE), got
+        entry = got.entry
+        assert entry.plaintext == text and entry.source == x and entry.kind == InboxKind.MESSAGE
+        assert stores[y].inbox() == [entry]
+        assert stores[y].ack_read(entry.id) and stores[y].inbox() == []
+        assert stores[x].ack_sent(out.id)
+        return out.payload
+
+    first = send(b"alice", b"bob", b"hello Bob", 7)
+    send(b"bob", b"alice", b"hello Alice")
+    replay = stores[b"bob"].receive_from(b"alice", 1, first, NOW)
+    assert isinstance(replay, Delivered.UNDECRYPTABLE), replay
+    assert replay.action == Action.IGNORE(IgnoreReason.DUPLICATE)
+    assert replay.code == CODES["DUPLICATE_MESSAGE"] and replay.kind == "DuplicateMessage"
+    assert stores[b"bob"].inbox() == []
+
+    # Close, reopen, go on.
+    generations = {u: s.device_status().generation for u, s in stores.items()}
+    for store in stores.values():
+        store.close_database()
+    expect("InvalidArgument", stores[b"alice"].outbox)
+    stores = {u: Store.open(paths[u], keys[u]) for u in paths}
+    for user, store in stores.items():
+        assert store.device_status().identity == identity[user]
+        assert store.device_status().generation == generations[user]
+        assert store.verify() > 0
+    send(b"alice", b"bob", b"after the reopen")
+    send(b"bob", b"alice", b"still here")
+
+    # A group through the stores.
+    # Each member joins (the group's record must exist before its
+    # distributions arrive), then the distributions are delivered.
+    updates = {u: stores[u].create_group(GROUP, [b"alice", b"bob"]) for u in stores}
+    for user, peer in ((b"alice", b"bob"), (b"bob", b"alice")):
+        update = updates[user]
+        assert update.group == GROUP and len(update.outgoing) == 1 and not update.unusable
+        out = update.outgoing[0]
+        assert out.group == GROUP
+        got = stores[peer].receive_from(user, 1, out.payload, NOW)
+        assert got == Delivered.DISTRIBUTION(group=GROUP), got
+        stores[user].ack_sent(out.id)
+    message = stores[b"alice"].group_send(GROUP, b"to the group", None)
+    assert message.kind == OutboxKind.GROUP_MESSAGE
+    got = stores[b"bob"].group_receive(GROUP, b"alice", message.payload)
+    assert isinstance(got, Delivered.MESSAGE) and got.entry.plaintext == b"to the group"
+    assert got.entry.group == GROUP
+    assert stores[b"alice"].ack_sent(message.id) and stores[b"bob"].ack_read(got.entry.id)
+    again = stores[b"bob"].group_receive(GROUP, b"alice", message.payload)
+    assert isinstance(again, Delivered.UNDECRYPTABLE) and again.kind == "DuplicateMessage"
+    assert stores[b"bob"].group_status(GROUP).members == [b"alice", b"bob"]
+
+    # The store's errors, each with its code.
+    alice = stores[b"alice"]
+    expect("WrongKey", Store.open, paths[b"alice"], keys[b"bob"])
+    expect("InvalidArgument", Store.open, paths[b"alice"], bytes(31))
+    expect("AlreadyExists", alice.create_device, NOW)
+    expect("AlreadyExists", alice.create_group, GROUP, [b"alice", b"bob"])
+    expect("NotFound", alice.send_to_user, b"carol", b"hi", None)
+    assert alice.peer_status(b"carol") is None
+    empty = Store.open(os.path.join(tmp, "empty.db"), keys[b"alice"])
+    expect("NotFound", empty.device_status)
+    empty.close_database()
+    expect("Database", Store.open, tmp, keys[b"alice"])  # a directory: SQLite cannot open it
+    # Wrapped protocol errors keep the protocol's code.
+    expect("PlaintextTooLarge", alice.send_to_user, b"bob", bytes(MAX_PLAINTEXT_LEN), None)
+    expect("IdentityMismatch", alice.add_bundle, b"bob", 1, bundle(b"alice"), NOW)
+
+    # Another process holding the write lock: Busy without waiting. (Not
+    # this process: POSIX locks do not separate two SQLite libraries in one
+    # process.)
+    impatient = Store.open_with(paths[b"alice"], keys[b"alice"], 0, 3, True)
+    locker = subprocess.Popen(
+        [sys.executable, "-c", "import sqlite3, sys\n"
+         "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+         "db.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); sys.stdin.read()",
+         paths[b"alice"]], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert locker.stdout.readline() == "locked\n"
+    expect("Busy", impatient.send_to_user, b"bob", b"locked out", None)
+    locker.communicate("")
+    assert locker.returncode == 0
+    # No attempt allowed: every write is a conflict.
+    no_attempts = Store.open_with(paths[b"alice"], keys[b"alice"], 5000, 0, False)
+    expect("Conflict", no_attempts.send_to_user, b"bob", b"no attempts", None)
+    no_attempts.close_database()
+    impatient.close_database()
+
+    # A page limit reached: DiskFull, nothing written.
+    outbox = alice.outbox()
+    alice.set_page_limit(1)
+    expect("DiskFull", alice.send_to_user, b"bob", bytes(200_000), None)
+    assert alice.outbox() == outbox
+    alice.set_page_limit(1 << 30)
+
+    # Tampered copies of Alice's closed database.
+    alice.close_database()
+    path, key = paths[b"alice"], keys[b"alice"]
+    copies = iter(range(100))
+
+    def on_copy(kind, sql, args, call, *call_args):
+        copy = tampered(path, os.path.join(tmp, f"tampered-{next(copies)}.db"), sql, *args)
+        store = Store.open(copy, key)
+        expect(kind, getattr(store, call), *call_args)
+        store.close_database()
+
+    with sqlite3.connect(path) as db:
+        value = db.execute("SELECT value FROM records WHERE name = 'device'").fetchone()[0]
+    db.close()
+    changed = bytearray(value)
+    changed[40] ^= 1
+    on_copy("CorruptValue", "UPDATE records SET value = ? WHERE name = 'device'",
+            [bytes(changed)], "device_status")
+    on_copy("CorruptValue", "UPDATE records SET generation = generation + 1 WHERE name = 'device'",
+            [], "device_status")
+    on_copy("TruncatedValue",
+            "UPDATE records SET value = substr(value, 1, length(value) - 1) WHERE name = 'device'",
+            [], "device_status")
+    on_copy("MisplacedValue",
+            "UPDATE records SET (kind, generation, version, len, value, mac) = "
+            "(SELECT kind, generation, version, len, value, mac FROM records WHERE name = 'own') "
+            "WHERE name = ?", ["peer/" + b"bob".hex()], "peer_status", b"bob")
+    newer = tampered(path, os.path.join(tmp, "newer.db"),
+                     "UPDATE meta SET value = 99 WHERE name = 'schema'")
+    expect("UnsupportedSchema", Store.open, newer, key)
+    garbage = os.path.join(tmp, "garbage.db")
+    with open(garbage, "wb") as out:
+        out.write(b"not a database " * 512)
+    expect("DatabaseCorrupt", lambda: Store.open(garbage, key).device_status())
+
+    # The untouched original goes on.
+    stores[b"alice"] = Store.open(path, key)
+    send(b"alice", b"bob", b"the original is intact")
+    for store in stores.values():
+        store.close_database()
+    shutil.rmtree(tmp)
+    print("store: two SQLite stores, send and receive through them, close and reopen, a group, "
+          "a replay; wrong key, tampered, truncated and misplaced values, corrupt file, newer "
+          "schema, full, busy, conflict, missing and existing records refused with their codes")
+
+
 def main():
     steps = 0
     members = pairwise()
@@ -629,6 +837,8 @@ def main():
     bounds()
     steps += 1
     sessions_layer()
+    steps += 1
+    store_step()
     steps += 1
     every = {name for name in dir(SottoError)
              if isinstance(getattr(SottoError, name), type)

@@ -681,6 +681,10 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_sotto_uniffi_checksum_func_prekey_id(
     ): Int
+    external fun uniffi_sotto_uniffi_checksum_func_generate_store_key(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_func_prekey_upload_from_bytes(
+    ): Int
     external fun uniffi_sotto_uniffi_checksum_method_device_accept(
     ): Int
     external fun uniffi_sotto_uniffi_checksum_method_device_accept_allow_classical(
@@ -799,6 +803,10 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_sotto_uniffi_checksum_method_session_encrypt(
     ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_session_encrypt_batch(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_session_encrypt_borrowed(
+    ): Int
     external fun uniffi_sotto_uniffi_checksum_method_session_generation(
     ): Int
     external fun uniffi_sotto_uniffi_checksum_method_session_is_awaiting_reply(
@@ -897,6 +905,80 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_sotto_uniffi_checksum_method_received_sender(
     ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_store_account(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_store_ack_read(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_store_ack_sent(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_store_acknowledge_identity(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_store_add_bundle(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_store_add_to_group(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_store_after_restore(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_store_close_database(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_store_create_device(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_store_create_group(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_store_device_status(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_store_distribute_group(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_store_expire(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_store_group_receive(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_store_group_send(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_store_group_status(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_store_high_water_mark(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_store_inbox(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_store_outbox(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_store_peer_status(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_store_plan_send(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_store_receive_from(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_store_remove_from_group(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_store_replenish_prekeys(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_store_request_distribution(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_store_request_retry(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_store_resend_to_device(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_store_rotate_group(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_store_rotate_last_resort_kem_prekey(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_store_rotate_signed_prekey(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_store_send_to_user(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_store_set_account(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_store_set_page_limit(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_store_start_new_session(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_store_stats(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_store_update_devices(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_method_store_verify(
+    ): Int
     external fun uniffi_sotto_uniffi_checksum_constructor_device_from_bytes(
     ): Int
     external fun uniffi_sotto_uniffi_checksum_constructor_device_generate(
@@ -938,6 +1020,10 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_sotto_uniffi_checksum_constructor_peerrecord_new_own(
     ): Int
     external fun uniffi_sotto_uniffi_checksum_constructor_peerrecord_unseal(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_constructor_store_open(
+    ): Int
+    external fun uniffi_sotto_uniffi_checksum_constructor_store_open_with(
     ): Int
     external fun ffi_sotto_uniffi_uniffi_contract_version(
     ): Int
@@ -1145,6 +1231,10 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_sotto_uniffi_fn_method_session_encrypt(`ptr`: Long,`plaintext`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_session_encrypt_batch(`ptr`: Long,`plaintexts`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_session_encrypt_borrowed(`ptr`: Long,`plaintext`: ForeignBytes.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_sotto_uniffi_fn_method_session_generation(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_sotto_uniffi_fn_method_session_is_awaiting_reply(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -1269,12 +1359,98 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_sotto_uniffi_fn_method_received_sender(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_clone_store(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_sotto_uniffi_fn_free_store(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_sotto_uniffi_fn_constructor_store_open(`path`: RustBuffer.ByValue,`storeKey`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_sotto_uniffi_fn_constructor_store_open_with(`path`: RustBuffer.ByValue,`storeKey`: RustBuffer.ByValue,`busyTimeoutMs`: Long,`optimisticAttempts`: Int,`lockedFallback`: Byte,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_sotto_uniffi_fn_method_store_account(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_store_ack_read(`ptr`: Long,`id`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Byte
+    external fun uniffi_sotto_uniffi_fn_method_store_ack_sent(`ptr`: Long,`id`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Byte
+    external fun uniffi_sotto_uniffi_fn_method_store_acknowledge_identity(`ptr`: Long,`user`: RustBuffer.ByValue,`device`: Int,`identity`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_sotto_uniffi_fn_method_store_add_bundle(`ptr`: Long,`user`: RustBuffer.ByValue,`device`: Int,`bundle`: Long,`now`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_sotto_uniffi_fn_method_store_add_to_group(`ptr`: Long,`group`: RustBuffer.ByValue,`user`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_store_after_restore(`ptr`: Long,`now`: Long,`recorded`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_store_close_database(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_sotto_uniffi_fn_method_store_create_device(`ptr`: Long,`now`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_store_create_group(`ptr`: Long,`group`: RustBuffer.ByValue,`members`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_store_device_status(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_store_distribute_group(`ptr`: Long,`group`: RustBuffer.ByValue,`to`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_store_expire(`ptr`: Long,`now`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_store_group_receive(`ptr`: Long,`group`: RustBuffer.ByValue,`from`: RustBuffer.ByValue,`message`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_store_group_send(`ptr`: Long,`group`: RustBuffer.ByValue,`payload`: RustBuffer.ByValue,`appRef`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_store_group_status(`ptr`: Long,`group`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_store_high_water_mark(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_sotto_uniffi_fn_method_store_inbox(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_store_outbox(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_store_peer_status(`ptr`: Long,`user`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_store_plan_send(`ptr`: Long,`user`: RustBuffer.ByValue,`now`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_store_receive_from(`ptr`: Long,`user`: RustBuffer.ByValue,`device`: Int,`message`: RustBuffer.ByValue,`now`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_store_remove_from_group(`ptr`: Long,`group`: RustBuffer.ByValue,`user`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_store_replenish_prekeys(`ptr`: Long,`oneTime`: Int,`oneTimeKem`: Int,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_store_request_distribution(`ptr`: Long,`group`: RustBuffer.ByValue,`user`: RustBuffer.ByValue,`device`: Int,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_store_request_retry(`ptr`: Long,`user`: RustBuffer.ByValue,`device`: Int,`hint`: RustBuffer.ByValue,`now`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_store_resend_to_device(`ptr`: Long,`user`: RustBuffer.ByValue,`device`: Int,`payload`: RustBuffer.ByValue,`appRef`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_store_rotate_group(`ptr`: Long,`group`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_store_rotate_last_resort_kem_prekey(`ptr`: Long,`now`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_store_rotate_signed_prekey(`ptr`: Long,`now`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_store_send_to_user(`ptr`: Long,`user`: RustBuffer.ByValue,`payload`: RustBuffer.ByValue,`appRef`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_store_set_account(`ptr`: Long,`user`: RustBuffer.ByValue,`device`: Int,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_sotto_uniffi_fn_method_store_set_page_limit(`ptr`: Long,`pages`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_sotto_uniffi_fn_method_store_start_new_session(`ptr`: Long,`user`: RustBuffer.ByValue,`device`: Int,`bundle`: Long,`hint`: RustBuffer.ByValue,`now`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_store_stats(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_store_update_devices(`ptr`: Long,`user`: RustBuffer.ByValue,`list`: RustBuffer.ByValue,`now`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_method_store_verify(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
     external fun uniffi_sotto_uniffi_fn_func_group_message_info(`message`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_sotto_uniffi_fn_func_message_info(`message`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_sotto_uniffi_fn_func_prekey_id(`prekey`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Int
+    external fun uniffi_sotto_uniffi_fn_func_generate_store_key(uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_sotto_uniffi_fn_func_prekey_upload_from_bytes(`bytes`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun ffi_sotto_uniffi_rustbuffer_alloc(`size`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun ffi_sotto_uniffi_rustbuffer_from_bytes(`bytes`: ForeignBytes.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -1401,6 +1577,12 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_sotto_uniffi_checksum_func_prekey_id() and 0xFFFF) != 36730) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_func_generate_store_key() and 0xFFFF) != 60541) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_func_prekey_upload_from_bytes() and 0xFFFF) != 64182) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_sotto_uniffi_checksum_method_device_accept() and 0xFFFF) != 35824) {
@@ -1580,6 +1762,12 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_sotto_uniffi_checksum_method_session_encrypt() and 0xFFFF) != 46502) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_session_encrypt_batch() and 0xFFFF) != 41281) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_session_encrypt_borrowed() and 0xFFFF) != 25242) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_sotto_uniffi_checksum_method_session_generation() and 0xFFFF) != 21720) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1727,6 +1915,117 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_sotto_uniffi_checksum_method_received_sender() and 0xFFFF) != 55398) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_store_account() and 0xFFFF) != 52038) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_store_ack_read() and 0xFFFF) != 15152) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_store_ack_sent() and 0xFFFF) != 26058) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_store_acknowledge_identity() and 0xFFFF) != 37435) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_store_add_bundle() and 0xFFFF) != 18244) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_store_add_to_group() and 0xFFFF) != 17673) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_store_after_restore() and 0xFFFF) != 60743) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_store_close_database() and 0xFFFF) != 32462) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_store_create_device() and 0xFFFF) != 59660) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_store_create_group() and 0xFFFF) != 37340) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_store_device_status() and 0xFFFF) != 22505) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_store_distribute_group() and 0xFFFF) != 25414) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_store_expire() and 0xFFFF) != 50357) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_store_group_receive() and 0xFFFF) != 427) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_store_group_send() and 0xFFFF) != 50978) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_store_group_status() and 0xFFFF) != 1689) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_store_high_water_mark() and 0xFFFF) != 5845) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_store_inbox() and 0xFFFF) != 59356) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_store_outbox() and 0xFFFF) != 28864) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_store_peer_status() and 0xFFFF) != 21943) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_store_plan_send() and 0xFFFF) != 26861) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_store_receive_from() and 0xFFFF) != 65416) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_store_remove_from_group() and 0xFFFF) != 45164) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_store_replenish_prekeys() and 0xFFFF) != 40862) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_store_request_distribution() and 0xFFFF) != 44330) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_store_request_retry() and 0xFFFF) != 52914) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_store_resend_to_device() and 0xFFFF) != 36023) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_store_rotate_group() and 0xFFFF) != 38674) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_store_rotate_last_resort_kem_prekey() and 0xFFFF) != 54351) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_store_rotate_signed_prekey() and 0xFFFF) != 39559) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_store_send_to_user() and 0xFFFF) != 52516) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_store_set_account() and 0xFFFF) != 10392) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_store_set_page_limit() and 0xFFFF) != 13034) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_store_start_new_session() and 0xFFFF) != 8964) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_store_stats() and 0xFFFF) != 48826) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_store_update_devices() and 0xFFFF) != 25344) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_method_store_verify() and 0xFFFF) != 39279) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_sotto_uniffi_checksum_constructor_device_from_bytes() and 0xFFFF) != 22927) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1788,6 +2087,12 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_sotto_uniffi_checksum_constructor_peerrecord_unseal() and 0xFFFF) != 15910) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_constructor_store_open() and 0xFFFF) != 13953) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_sotto_uniffi_checksum_constructor_store_open_with() and 0xFFFF) != 7089) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
 }
@@ -7819,6 +8124,34 @@ public interface SessionInterface {
     fun `encrypt`(`plaintext`: kotlin.ByteArray): kotlin.ByteArray
     
     /**
+     * Encrypts several messages to the peer in one call, in order: what
+     * `encrypt` does for each, with one crossing of the language boundary
+     * for all of them instead of one each (bindings/bench, BENCHMARKS.md).
+     * All or nothing: if one fails, none is sent and the session is as it
+     * was.
+     *
+     * # Errors
+     *
+     * `PlaintextTooLarge`, `ChainExhausted`, `Randomness`.
+     */
+    fun `encryptBatch`(`plaintexts`: List<kotlin.ByteArray>): List<kotlin.ByteArray>
+    
+    /**
+     * As `encrypt`, with the plaintext borrowed for the call instead of
+     * copied into a buffer Rust allocates: uniffi's zero-copy bytes
+     * argument, which saves the foreign calls that allocate and grow that
+     * buffer (bindings/bench, BENCHMARKS.md). Python passes `bytes`;
+     * Kotlin a direct `java.nio.ByteBuffer` at position 0 (uniffi 0.32's
+     * Kotlin passes `remaining()` bytes from the buffer's start, whatever
+     * its position).
+     *
+     * # Errors
+     *
+     * `PlaintextTooLarge`, `ChainExhausted`, `Randomness`.
+     */
+    fun `encryptBorrowed`(`plaintext`: java.nio.ByteBuffer): kotlin.ByteArray
+    
+    /**
      * 0 when new, one more after every call that changed the session.
      *
      * # Errors
@@ -8070,6 +8403,60 @@ open class Session: Disposable, AutoCloseable, SessionInterface
         it,
         
         FfiConverterByteArray.lower(`plaintext`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Encrypts several messages to the peer in one call, in order: what
+     * `encrypt` does for each, with one crossing of the language boundary
+     * for all of them instead of one each (bindings/bench, BENCHMARKS.md).
+     * All or nothing: if one fails, none is sent and the session is as it
+     * was.
+     *
+     * # Errors
+     *
+     * `PlaintextTooLarge`, `ChainExhausted`, `Randomness`.
+     */
+    @Throws(SottoException::class)override fun `encryptBatch`(`plaintexts`: List<kotlin.ByteArray>): List<kotlin.ByteArray> {
+            return FfiConverterSequenceByteArray.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_session_encrypt_batch(
+        it,
+        
+        FfiConverterSequenceByteArray.lower(`plaintexts`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * As `encrypt`, with the plaintext borrowed for the call instead of
+     * copied into a buffer Rust allocates: uniffi's zero-copy bytes
+     * argument, which saves the foreign calls that allocate and grow that
+     * buffer (bindings/bench, BENCHMARKS.md). Python passes `bytes`;
+     * Kotlin a direct `java.nio.ByteBuffer` at position 0 (uniffi 0.32's
+     * Kotlin passes `remaining()` bytes from the buffer's start, whatever
+     * its position).
+     *
+     * # Errors
+     *
+     * `PlaintextTooLarge`, `ChainExhausted`, `Randomness`.
+     */
+    @Throws(SottoException::class)override fun `encryptBorrowed`(`plaintext`: java.nio.ByteBuffer): kotlin.ByteArray {
+            return FfiConverterByteArray.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_session_encrypt_borrowed(
+        it,
+        
+        FfiConverterByRefBytes.lower(`plaintext`),_status)
 }
     }
     )
@@ -8445,6 +8832,1543 @@ public object FfiConverterTypeSession: FfiConverter<Session, Long> {
 
 
 /**
+ * A sotto store on one SQLite database file (SPEC §17). Every operation
+ * is one transaction that commits before it returns; what it makes waits
+ * in the outbox and the inbox until acknowledged. Several processes may
+ * open the same file.
+ */
+public interface StoreInterface {
+    
+    /**
+     * The account set with `set_account`, if any.
+     *
+     * # Errors
+     *
+     * The store's errors.
+     */
+    fun `account`(): Account?
+    
+    /**
+     * Acknowledges a read inbox entry; `false` if it was gone already.
+     *
+     * # Errors
+     *
+     * The store's errors.
+     */
+    fun `ackRead`(`id`: kotlin.ULong): kotlin.Boolean
+    
+    /**
+     * Acknowledges a sent outbox entry; `false` if it was gone already.
+     *
+     * # Errors
+     *
+     * The store's errors.
+     */
+    fun `ackSent`(`id`: kotlin.ULong): kotlin.Boolean
+    
+    /**
+     * Trusts the new identity of `user`'s `device` once the user accepted
+     * it.
+     *
+     * # Errors
+     *
+     * `NotFound`, `UnknownDevice`, `IdentityMismatch`, the store's errors.
+     */
+    fun `acknowledgeIdentity`(`user`: kotlin.ByteArray, `device`: kotlin.UInt, `identity`: IdentityKey)
+    
+    /**
+     * Starts a session with `user`'s `device` from its bundle.
+     *
+     * # Errors
+     *
+     * `NotFound`, `IdentityMismatch`, `UnknownDevice`,
+     * `IdentityChangePending`, `InvalidSignature`, `PostQuantumRequired`,
+     * `Randomness`, the store's errors.
+     */
+    fun `addBundle`(`user`: kotlin.ByteArray, `device`: kotlin.UInt, `bundle`: PreKeyBundle, `now`: kotlin.ULong)
+    
+    /**
+     * Adds `user` to the group and hands it the local chain.
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `NotFound`, `TooManyGroupMembers`, the store's
+     * errors.
+     */
+    fun `addToGroup`(`group`: kotlin.ByteArray, `user`: kotlin.ByteArray): GroupUpdate
+    
+    /**
+     * If the database is older than the `recorded` high-water mark (a
+     * restored backup): resets prekeys, sessions and group chains in one
+     * transaction; `None` if it is current.
+     *
+     * # Errors
+     *
+     * `Randomness`, the store's errors.
+     */
+    fun `afterRestore`(`now`: kotlin.ULong, `recorded`: kotlin.ULong): Restored?
+    
+    /**
+     * Closes the database now (the object is closed when freed anyway);
+     * every later call fails with `InvalidArgument`.
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+    fun `closeDatabase`()
+    
+    /**
+     * Creates the local device and commits its first prekey upload to the
+     * outbox.
+     *
+     * # Errors
+     *
+     * `AlreadyExists`, `Randomness`, the store's errors.
+     */
+    fun `createDevice`(`now`: kotlin.ULong): OutboxEntry
+    
+    /**
+     * Makes (or joins) the group with `members` and hands the local chain
+     * to every member device.
+     *
+     * # Errors
+     *
+     * `InvalidArgument` (group id), `AlreadyExists`, `NotFound`,
+     * `TooManyGroupMembers`, the store's errors.
+     */
+    fun `createGroup`(`group`: kotlin.ByteArray, `members`: List<kotlin.ByteArray>): GroupUpdate
+    
+    /**
+     * The local device's identity, generation and prekey counts.
+     *
+     * # Errors
+     *
+     * `NotFound` (no device yet), the store's errors.
+     */
+    fun `deviceStatus`(): DeviceStatus
+    
+    /**
+     * Hands the local chain again to every device of `to` (members).
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `NotFound`, `NotGroupMember`, the store's errors.
+     */
+    fun `distributeGroup`(`group`: kotlin.ByteArray, `to`: List<kotlin.ByteArray>): GroupUpdate
+    
+    /**
+     * Deletes old stale devices and archived sessions in every record.
+     *
+     * # Errors
+     *
+     * The store's errors.
+     */
+    fun `expire`(`now`: kotlin.ULong): List<ExpiredUser>
+    
+    /**
+     * Decrypts a group message from `from`: `Delivered.Message` (in the
+     * inbox) or `Delivered.Undecryptable` (nothing committed; for a chain
+     * not installed yet, keep the message and give it again).
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `NotFound`, `IdentityMismatch`, the parse errors,
+     * the store's errors.
+     */
+    fun `groupReceive`(`group`: kotlin.ByteArray, `from`: kotlin.ByteArray, `message`: kotlin.ByteArray): Delivered
+    
+    /**
+     * Encrypts `payload` for the group; the message is in the outbox.
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `NotFound`, `PlaintextTooLarge`,
+     * `ChainExhausted`, the store's errors.
+     */
+    fun `groupSend`(`group`: kotlin.ByteArray, `payload`: kotlin.ByteArray, `appRef`: kotlin.ULong?): OutboxEntry
+    
+    /**
+     * The group's generation and members, if the store holds it.
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, the store's errors.
+     */
+    fun `groupStatus`(`group`: kotlin.ByteArray): GroupStatus?
+    
+    /**
+     * The database's high-water mark: record it outside the database after
+     * each operation, to tell a restored copy (`after_restore`).
+     *
+     * # Errors
+     *
+     * The store's errors.
+     */
+    fun `highWaterMark`(): kotlin.ULong
+    
+    /**
+     * Every inbox entry not yet acknowledged, oldest first.
+     *
+     * # Errors
+     *
+     * `CorruptValue` (an altered entry), the store's errors.
+     */
+    fun `inbox`(): List<InboxEntry>
+    
+    /**
+     * Every outbox entry not yet acknowledged, oldest first.
+     *
+     * # Errors
+     *
+     * The store's errors.
+     */
+    fun `outbox`(): List<OutboxEntry>
+    
+    /**
+     * What the store holds about `user`, if anything.
+     *
+     * # Errors
+     *
+     * The store's errors.
+     */
+    fun `peerStatus`(`user`: kotlin.ByteArray): PeerStatus?
+    
+    /**
+     * Which of `user`'s devices a message can reach now, and which need a
+     * bundle (`add_bundle`).
+     *
+     * # Errors
+     *
+     * `NotFound`, the store's errors.
+     */
+    fun `planSend`(`user`: kotlin.ByteArray, `now`: kotlin.ULong): SendPlan
+    
+    /**
+     * Decrypts a pairwise message from `user`'s `device` and commits what
+     * it was. A message the session layer cannot decrypt is
+     * `Delivered.Undecryptable` (nothing committed), not an exception.
+     *
+     * # Errors
+     *
+     * `NotFound` (no record of `user`), the parse errors of `message`, the
+     * store's errors.
+     */
+    fun `receiveFrom`(`user`: kotlin.ByteArray, `device`: kotlin.UInt, `message`: kotlin.ByteArray, `now`: kotlin.ULong): Delivered
+    
+    /**
+     * Removes `user` from the group, replaces the local chain and hands
+     * it to the remaining members.
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `NotFound`, `NotGroupMember`, the store's errors.
+     */
+    fun `removeFromGroup`(`group`: kotlin.ByteArray, `user`: kotlin.ByteArray): GroupUpdate
+    
+    /**
+     * Tops the one-time prekeys up to `one_time` and the one-time KEM
+     * prekeys up to `one_time_kem`; `None` if nothing was missing.
+     *
+     * # Errors
+     *
+     * As `rotate_signed_prekey`.
+     */
+    fun `replenishPrekeys`(`oneTime`: kotlin.UInt, `oneTimeKem`: kotlin.UInt): OutboxEntry?
+    
+    /**
+     * Asks `user`'s `device` for its chain of the group.
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `NotFound`, `NotGroupMember`, `NoSession`, the
+     * store's errors.
+     */
+    fun `requestDistribution`(`group`: kotlin.ByteArray, `user`: kotlin.ByteArray, `device`: kotlin.UInt): OutboxEntry
+    
+    /**
+     * Asks `user`'s `device` to resend what `hint` names (the answer to
+     * `Action.RequestRetry`); the request is in the outbox.
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `NotFound`, `UnknownDevice`, `NoSession`,
+     * `RecoveryRateLimited`, `Randomness`, the store's errors.
+     */
+    fun `requestRetry`(`user`: kotlin.ByteArray, `device`: kotlin.UInt, `hint`: RetryHint, `now`: kotlin.ULong): OutboxEntry
+    
+    /**
+     * Encrypts `payload` for `user`'s `device` alone (the answer to a
+     * retry request).
+     *
+     * # Errors
+     *
+     * `NotFound`, `UnknownDevice`, `NoSession`, `IdentityChangePending`,
+     * `PlaintextTooLarge`, `Randomness`, the store's errors.
+     */
+    fun `resendToDevice`(`user`: kotlin.ByteArray, `device`: kotlin.UInt, `payload`: kotlin.ByteArray, `appRef`: kotlin.ULong?): OutboxEntry
+    
+    /**
+     * Replaces the local chain and hands the new one to every member.
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `NotFound`, the store's errors.
+     */
+    fun `rotateGroup`(`group`: kotlin.ByteArray): GroupUpdate
+    
+    /**
+     * Rotates the last-resort KEM prekey; the upload is in the outbox.
+     *
+     * # Errors
+     *
+     * As `rotate_signed_prekey`.
+     */
+    fun `rotateLastResortKemPrekey`(`now`: kotlin.ULong): OutboxEntry
+    
+    /**
+     * Rotates the signed prekey; the upload is in the outbox.
+     *
+     * # Errors
+     *
+     * `NotFound`, `TooManyPrekeys`, `Randomness`, the store's errors.
+     */
+    fun `rotateSignedPrekey`(`now`: kotlin.ULong): OutboxEntry
+    
+    /**
+     * Encrypts `payload` for every device of `user` with a session and
+     * commits the messages to the outbox.
+     *
+     * # Errors
+     *
+     * `NotFound`, `PlaintextTooLarge`, `Randomness`, the store's errors.
+     */
+    fun `sendToUser`(`user`: kotlin.ByteArray, `payload`: kotlin.ByteArray, `appRef`: kotlin.ULong?): SentToUser
+    
+    /**
+     * Records the local user and this device's id (once per database).
+     *
+     * # Errors
+     *
+     * `InvalidEncoding` (empty or overlong user id), `AlreadyExists`,
+     * `NotFound` (no device), the store's errors.
+     */
+    fun `setAccount`(`user`: kotlin.ByteArray, `device`: kotlin.UInt)
+    
+    /**
+     * Caps the database at `pages` pages (`DiskFull` past it); returns the
+     * cap SQLite set.
+     *
+     * # Errors
+     *
+     * The store's errors.
+     */
+    fun `setPageLimit`(`pages`: kotlin.ULong): kotlin.ULong
+    
+    /**
+     * Starts a new session with `user`'s `device` from its bundle and asks
+     * it to resend what `hint` names (the answer to
+     * `Action.StartNewSession`).
+     *
+     * # Errors
+     *
+     * As `add_bundle` and `request_retry`.
+     */
+    fun `startNewSession`(`user`: kotlin.ByteArray, `device`: kotlin.UInt, `bundle`: PreKeyBundle, `hint`: RetryHint, `now`: kotlin.ULong): OutboxEntry
+    
+    /**
+     * What this handle saw: commits, conflicts, retries.
+     *
+     * # Errors
+     *
+     * `InvalidArgument` (closed).
+     */
+    fun `stats`(): StoreStats
+    
+    /**
+     * Takes `user`'s device list as the server returned it at `now`
+     * (creating the user's record the first time).
+     *
+     * # Errors
+     *
+     * `InvalidDeviceList`, the store's errors.
+     */
+    fun `updateDevices`(`user`: kotlin.ByteArray, `list`: List<DeviceEntry>, `now`: kotlin.ULong): DeviceListChanges
+    
+    /**
+     * Opens every stored value and returns how many there are: the first
+     * altered one fails with its error.
+     *
+     * # Errors
+     *
+     * `TruncatedValue`, `CorruptValue`, `MisplacedValue`, the store's
+     * errors.
+     */
+    fun `verify`(): kotlin.ULong
+    
+    companion object
+}
+
+/**
+ * A sotto store on one SQLite database file (SPEC §17). Every operation
+ * is one transaction that commits before it returns; what it makes waits
+ * in the outbox and the inbox until acknowledged. Several processes may
+ * open the same file.
+ */
+open class Store: Disposable, AutoCloseable, StoreInterface
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_sotto_uniffi_fn_free_store(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_sotto_uniffi_fn_clone_store(handle, status)
+        }
+    }
+
+    
+    /**
+     * The account set with `set_account`, if any.
+     *
+     * # Errors
+     *
+     * The store's errors.
+     */
+    @Throws(SottoException::class)override fun `account`(): Account? {
+            return FfiConverterOptionalTypeAccount.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_store_account(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Acknowledges a read inbox entry; `false` if it was gone already.
+     *
+     * # Errors
+     *
+     * The store's errors.
+     */
+    @Throws(SottoException::class)override fun `ackRead`(`id`: kotlin.ULong): kotlin.Boolean {
+            return FfiConverterBoolean.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_store_ack_read(
+        it,
+        
+        FfiConverterULong.lower(`id`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Acknowledges a sent outbox entry; `false` if it was gone already.
+     *
+     * # Errors
+     *
+     * The store's errors.
+     */
+    @Throws(SottoException::class)override fun `ackSent`(`id`: kotlin.ULong): kotlin.Boolean {
+            return FfiConverterBoolean.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_store_ack_sent(
+        it,
+        
+        FfiConverterULong.lower(`id`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Trusts the new identity of `user`'s `device` once the user accepted
+     * it.
+     *
+     * # Errors
+     *
+     * `NotFound`, `UnknownDevice`, `IdentityMismatch`, the store's errors.
+     */
+    @Throws(SottoException::class)override fun `acknowledgeIdentity`(`user`: kotlin.ByteArray, `device`: kotlin.UInt, `identity`: IdentityKey)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_store_acknowledge_identity(
+        it,
+        
+        FfiConverterByteArray.lower(`user`),
+        FfiConverterUInt.lower(`device`),
+        FfiConverterTypeIdentityKey.lower(`identity`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * Starts a session with `user`'s `device` from its bundle.
+     *
+     * # Errors
+     *
+     * `NotFound`, `IdentityMismatch`, `UnknownDevice`,
+     * `IdentityChangePending`, `InvalidSignature`, `PostQuantumRequired`,
+     * `Randomness`, the store's errors.
+     */
+    @Throws(SottoException::class)override fun `addBundle`(`user`: kotlin.ByteArray, `device`: kotlin.UInt, `bundle`: PreKeyBundle, `now`: kotlin.ULong)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_store_add_bundle(
+        it,
+        
+        FfiConverterByteArray.lower(`user`),
+        FfiConverterUInt.lower(`device`),
+        FfiConverterTypePreKeyBundle.lower(`bundle`),
+        FfiConverterULong.lower(`now`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * Adds `user` to the group and hands it the local chain.
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `NotFound`, `TooManyGroupMembers`, the store's
+     * errors.
+     */
+    @Throws(SottoException::class)override fun `addToGroup`(`group`: kotlin.ByteArray, `user`: kotlin.ByteArray): GroupUpdate {
+            return FfiConverterTypeGroupUpdate.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_store_add_to_group(
+        it,
+        
+        FfiConverterByteArray.lower(`group`),
+        FfiConverterByteArray.lower(`user`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * If the database is older than the `recorded` high-water mark (a
+     * restored backup): resets prekeys, sessions and group chains in one
+     * transaction; `None` if it is current.
+     *
+     * # Errors
+     *
+     * `Randomness`, the store's errors.
+     */
+    @Throws(SottoException::class)override fun `afterRestore`(`now`: kotlin.ULong, `recorded`: kotlin.ULong): Restored? {
+            return FfiConverterOptionalTypeRestored.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_store_after_restore(
+        it,
+        
+        FfiConverterULong.lower(`now`),
+        FfiConverterULong.lower(`recorded`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Closes the database now (the object is closed when freed anyway);
+     * every later call fails with `InvalidArgument`.
+     *
+     * # Errors
+     *
+     * `HandlePoisoned`.
+     */
+    @Throws(SottoException::class)override fun `closeDatabase`()
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_store_close_database(
+        it,
+        _status)
+}
+    }
+    
+    
+
+    
+    /**
+     * Creates the local device and commits its first prekey upload to the
+     * outbox.
+     *
+     * # Errors
+     *
+     * `AlreadyExists`, `Randomness`, the store's errors.
+     */
+    @Throws(SottoException::class)override fun `createDevice`(`now`: kotlin.ULong): OutboxEntry {
+            return FfiConverterTypeOutboxEntry.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_store_create_device(
+        it,
+        
+        FfiConverterULong.lower(`now`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Makes (or joins) the group with `members` and hands the local chain
+     * to every member device.
+     *
+     * # Errors
+     *
+     * `InvalidArgument` (group id), `AlreadyExists`, `NotFound`,
+     * `TooManyGroupMembers`, the store's errors.
+     */
+    @Throws(SottoException::class)override fun `createGroup`(`group`: kotlin.ByteArray, `members`: List<kotlin.ByteArray>): GroupUpdate {
+            return FfiConverterTypeGroupUpdate.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_store_create_group(
+        it,
+        
+        FfiConverterByteArray.lower(`group`),
+        FfiConverterSequenceByteArray.lower(`members`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The local device's identity, generation and prekey counts.
+     *
+     * # Errors
+     *
+     * `NotFound` (no device yet), the store's errors.
+     */
+    @Throws(SottoException::class)override fun `deviceStatus`(): DeviceStatus {
+            return FfiConverterTypeDeviceStatus.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_store_device_status(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Hands the local chain again to every device of `to` (members).
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `NotFound`, `NotGroupMember`, the store's errors.
+     */
+    @Throws(SottoException::class)override fun `distributeGroup`(`group`: kotlin.ByteArray, `to`: List<kotlin.ByteArray>): GroupUpdate {
+            return FfiConverterTypeGroupUpdate.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_store_distribute_group(
+        it,
+        
+        FfiConverterByteArray.lower(`group`),
+        FfiConverterSequenceByteArray.lower(`to`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Deletes old stale devices and archived sessions in every record.
+     *
+     * # Errors
+     *
+     * The store's errors.
+     */
+    @Throws(SottoException::class)override fun `expire`(`now`: kotlin.ULong): List<ExpiredUser> {
+            return FfiConverterSequenceTypeExpiredUser.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_store_expire(
+        it,
+        
+        FfiConverterULong.lower(`now`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Decrypts a group message from `from`: `Delivered.Message` (in the
+     * inbox) or `Delivered.Undecryptable` (nothing committed; for a chain
+     * not installed yet, keep the message and give it again).
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `NotFound`, `IdentityMismatch`, the parse errors,
+     * the store's errors.
+     */
+    @Throws(SottoException::class)override fun `groupReceive`(`group`: kotlin.ByteArray, `from`: kotlin.ByteArray, `message`: kotlin.ByteArray): Delivered {
+            return FfiConverterTypeDelivered.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_store_group_receive(
+        it,
+        
+        FfiConverterByteArray.lower(`group`),
+        FfiConverterByteArray.lower(`from`),
+        FfiConverterByteArray.lower(`message`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Encrypts `payload` for the group; the message is in the outbox.
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `NotFound`, `PlaintextTooLarge`,
+     * `ChainExhausted`, the store's errors.
+     */
+    @Throws(SottoException::class)override fun `groupSend`(`group`: kotlin.ByteArray, `payload`: kotlin.ByteArray, `appRef`: kotlin.ULong?): OutboxEntry {
+            return FfiConverterTypeOutboxEntry.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_store_group_send(
+        it,
+        
+        FfiConverterByteArray.lower(`group`),
+        FfiConverterByteArray.lower(`payload`),
+        FfiConverterOptionalULong.lower(`appRef`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The group's generation and members, if the store holds it.
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, the store's errors.
+     */
+    @Throws(SottoException::class)override fun `groupStatus`(`group`: kotlin.ByteArray): GroupStatus? {
+            return FfiConverterOptionalTypeGroupStatus.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_store_group_status(
+        it,
+        
+        FfiConverterByteArray.lower(`group`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The database's high-water mark: record it outside the database after
+     * each operation, to tell a restored copy (`after_restore`).
+     *
+     * # Errors
+     *
+     * The store's errors.
+     */
+    @Throws(SottoException::class)override fun `highWaterMark`(): kotlin.ULong {
+            return FfiConverterULong.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_store_high_water_mark(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Every inbox entry not yet acknowledged, oldest first.
+     *
+     * # Errors
+     *
+     * `CorruptValue` (an altered entry), the store's errors.
+     */
+    @Throws(SottoException::class)override fun `inbox`(): List<InboxEntry> {
+            return FfiConverterSequenceTypeInboxEntry.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_store_inbox(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Every outbox entry not yet acknowledged, oldest first.
+     *
+     * # Errors
+     *
+     * The store's errors.
+     */
+    @Throws(SottoException::class)override fun `outbox`(): List<OutboxEntry> {
+            return FfiConverterSequenceTypeOutboxEntry.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_store_outbox(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * What the store holds about `user`, if anything.
+     *
+     * # Errors
+     *
+     * The store's errors.
+     */
+    @Throws(SottoException::class)override fun `peerStatus`(`user`: kotlin.ByteArray): PeerStatus? {
+            return FfiConverterOptionalTypePeerStatus.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_store_peer_status(
+        it,
+        
+        FfiConverterByteArray.lower(`user`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Which of `user`'s devices a message can reach now, and which need a
+     * bundle (`add_bundle`).
+     *
+     * # Errors
+     *
+     * `NotFound`, the store's errors.
+     */
+    @Throws(SottoException::class)override fun `planSend`(`user`: kotlin.ByteArray, `now`: kotlin.ULong): SendPlan {
+            return FfiConverterTypeSendPlan.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_store_plan_send(
+        it,
+        
+        FfiConverterByteArray.lower(`user`),
+        FfiConverterULong.lower(`now`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Decrypts a pairwise message from `user`'s `device` and commits what
+     * it was. A message the session layer cannot decrypt is
+     * `Delivered.Undecryptable` (nothing committed), not an exception.
+     *
+     * # Errors
+     *
+     * `NotFound` (no record of `user`), the parse errors of `message`, the
+     * store's errors.
+     */
+    @Throws(SottoException::class)override fun `receiveFrom`(`user`: kotlin.ByteArray, `device`: kotlin.UInt, `message`: kotlin.ByteArray, `now`: kotlin.ULong): Delivered {
+            return FfiConverterTypeDelivered.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_store_receive_from(
+        it,
+        
+        FfiConverterByteArray.lower(`user`),
+        FfiConverterUInt.lower(`device`),
+        FfiConverterByteArray.lower(`message`),
+        FfiConverterULong.lower(`now`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Removes `user` from the group, replaces the local chain and hands
+     * it to the remaining members.
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `NotFound`, `NotGroupMember`, the store's errors.
+     */
+    @Throws(SottoException::class)override fun `removeFromGroup`(`group`: kotlin.ByteArray, `user`: kotlin.ByteArray): GroupUpdate {
+            return FfiConverterTypeGroupUpdate.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_store_remove_from_group(
+        it,
+        
+        FfiConverterByteArray.lower(`group`),
+        FfiConverterByteArray.lower(`user`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Tops the one-time prekeys up to `one_time` and the one-time KEM
+     * prekeys up to `one_time_kem`; `None` if nothing was missing.
+     *
+     * # Errors
+     *
+     * As `rotate_signed_prekey`.
+     */
+    @Throws(SottoException::class)override fun `replenishPrekeys`(`oneTime`: kotlin.UInt, `oneTimeKem`: kotlin.UInt): OutboxEntry? {
+            return FfiConverterOptionalTypeOutboxEntry.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_store_replenish_prekeys(
+        it,
+        
+        FfiConverterUInt.lower(`oneTime`),
+        FfiConverterUInt.lower(`oneTimeKem`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Asks `user`'s `device` for its chain of the group.
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `NotFound`, `NotGroupMember`, `NoSession`, the
+     * store's errors.
+     */
+    @Throws(SottoException::class)override fun `requestDistribution`(`group`: kotlin.ByteArray, `user`: kotlin.ByteArray, `device`: kotlin.UInt): OutboxEntry {
+            return FfiConverterTypeOutboxEntry.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_store_request_distribution(
+        it,
+        
+        FfiConverterByteArray.lower(`group`),
+        FfiConverterByteArray.lower(`user`),
+        FfiConverterUInt.lower(`device`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Asks `user`'s `device` to resend what `hint` names (the answer to
+     * `Action.RequestRetry`); the request is in the outbox.
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `NotFound`, `UnknownDevice`, `NoSession`,
+     * `RecoveryRateLimited`, `Randomness`, the store's errors.
+     */
+    @Throws(SottoException::class)override fun `requestRetry`(`user`: kotlin.ByteArray, `device`: kotlin.UInt, `hint`: RetryHint, `now`: kotlin.ULong): OutboxEntry {
+            return FfiConverterTypeOutboxEntry.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_store_request_retry(
+        it,
+        
+        FfiConverterByteArray.lower(`user`),
+        FfiConverterUInt.lower(`device`),
+        FfiConverterTypeRetryHint.lower(`hint`),
+        FfiConverterULong.lower(`now`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Encrypts `payload` for `user`'s `device` alone (the answer to a
+     * retry request).
+     *
+     * # Errors
+     *
+     * `NotFound`, `UnknownDevice`, `NoSession`, `IdentityChangePending`,
+     * `PlaintextTooLarge`, `Randomness`, the store's errors.
+     */
+    @Throws(SottoException::class)override fun `resendToDevice`(`user`: kotlin.ByteArray, `device`: kotlin.UInt, `payload`: kotlin.ByteArray, `appRef`: kotlin.ULong?): OutboxEntry {
+            return FfiConverterTypeOutboxEntry.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_store_resend_to_device(
+        it,
+        
+        FfiConverterByteArray.lower(`user`),
+        FfiConverterUInt.lower(`device`),
+        FfiConverterByteArray.lower(`payload`),
+        FfiConverterOptionalULong.lower(`appRef`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Replaces the local chain and hands the new one to every member.
+     *
+     * # Errors
+     *
+     * `InvalidArgument`, `NotFound`, the store's errors.
+     */
+    @Throws(SottoException::class)override fun `rotateGroup`(`group`: kotlin.ByteArray): GroupUpdate {
+            return FfiConverterTypeGroupUpdate.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_store_rotate_group(
+        it,
+        
+        FfiConverterByteArray.lower(`group`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Rotates the last-resort KEM prekey; the upload is in the outbox.
+     *
+     * # Errors
+     *
+     * As `rotate_signed_prekey`.
+     */
+    @Throws(SottoException::class)override fun `rotateLastResortKemPrekey`(`now`: kotlin.ULong): OutboxEntry {
+            return FfiConverterTypeOutboxEntry.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_store_rotate_last_resort_kem_prekey(
+        it,
+        
+        FfiConverterULong.lower(`now`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Rotates the signed prekey; the upload is in the outbox.
+     *
+     * # Errors
+     *
+     * `NotFound`, `TooManyPrekeys`, `Randomness`, the store's errors.
+     */
+    @Throws(SottoException::class)override fun `rotateSignedPrekey`(`now`: kotlin.ULong): OutboxEntry {
+            return FfiConverterTypeOutboxEntry.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_store_rotate_signed_prekey(
+        it,
+        
+        FfiConverterULong.lower(`now`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Encrypts `payload` for every device of `user` with a session and
+     * commits the messages to the outbox.
+     *
+     * # Errors
+     *
+     * `NotFound`, `PlaintextTooLarge`, `Randomness`, the store's errors.
+     */
+    @Throws(SottoException::class)override fun `sendToUser`(`user`: kotlin.ByteArray, `payload`: kotlin.ByteArray, `appRef`: kotlin.ULong?): SentToUser {
+            return FfiConverterTypeSentToUser.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_store_send_to_user(
+        it,
+        
+        FfiConverterByteArray.lower(`user`),
+        FfiConverterByteArray.lower(`payload`),
+        FfiConverterOptionalULong.lower(`appRef`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Records the local user and this device's id (once per database).
+     *
+     * # Errors
+     *
+     * `InvalidEncoding` (empty or overlong user id), `AlreadyExists`,
+     * `NotFound` (no device), the store's errors.
+     */
+    @Throws(SottoException::class)override fun `setAccount`(`user`: kotlin.ByteArray, `device`: kotlin.UInt)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_store_set_account(
+        it,
+        
+        FfiConverterByteArray.lower(`user`),
+        FfiConverterUInt.lower(`device`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * Caps the database at `pages` pages (`DiskFull` past it); returns the
+     * cap SQLite set.
+     *
+     * # Errors
+     *
+     * The store's errors.
+     */
+    @Throws(SottoException::class)override fun `setPageLimit`(`pages`: kotlin.ULong): kotlin.ULong {
+            return FfiConverterULong.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_store_set_page_limit(
+        it,
+        
+        FfiConverterULong.lower(`pages`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Starts a new session with `user`'s `device` from its bundle and asks
+     * it to resend what `hint` names (the answer to
+     * `Action.StartNewSession`).
+     *
+     * # Errors
+     *
+     * As `add_bundle` and `request_retry`.
+     */
+    @Throws(SottoException::class)override fun `startNewSession`(`user`: kotlin.ByteArray, `device`: kotlin.UInt, `bundle`: PreKeyBundle, `hint`: RetryHint, `now`: kotlin.ULong): OutboxEntry {
+            return FfiConverterTypeOutboxEntry.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_store_start_new_session(
+        it,
+        
+        FfiConverterByteArray.lower(`user`),
+        FfiConverterUInt.lower(`device`),
+        FfiConverterTypePreKeyBundle.lower(`bundle`),
+        FfiConverterTypeRetryHint.lower(`hint`),
+        FfiConverterULong.lower(`now`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * What this handle saw: commits, conflicts, retries.
+     *
+     * # Errors
+     *
+     * `InvalidArgument` (closed).
+     */
+    @Throws(SottoException::class)override fun `stats`(): StoreStats {
+            return FfiConverterTypeStoreStats.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_store_stats(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Takes `user`'s device list as the server returned it at `now`
+     * (creating the user's record the first time).
+     *
+     * # Errors
+     *
+     * `InvalidDeviceList`, the store's errors.
+     */
+    @Throws(SottoException::class)override fun `updateDevices`(`user`: kotlin.ByteArray, `list`: List<DeviceEntry>, `now`: kotlin.ULong): DeviceListChanges {
+            return FfiConverterTypeDeviceListChanges.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_store_update_devices(
+        it,
+        
+        FfiConverterByteArray.lower(`user`),
+        FfiConverterSequenceTypeDeviceEntry.lower(`list`),
+        FfiConverterULong.lower(`now`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Opens every stored value and returns how many there are: the first
+     * altered one fails with its error.
+     *
+     * # Errors
+     *
+     * `TruncatedValue`, `CorruptValue`, `MisplacedValue`, the store's
+     * errors.
+     */
+    @Throws(SottoException::class)override fun `verify`(): kotlin.ULong {
+            return FfiConverterULong.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_method_store_verify(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+
+    
+
+
+    
+    companion object {
+        
+    /**
+     * Opens the database at `path`, creating it if it does not exist,
+     * under the 32-byte `store_key` (`generate_store_key`).
+     *
+     * # Errors
+     *
+     * `InvalidArgument` (key length), `WrongKey`, `DatabaseCorrupt`,
+     * `UnsupportedSchema`, `Busy`, `Database`.
+     */
+    @Throws(SottoException::class) fun `open`(`path`: kotlin.String, `storeKey`: kotlin.ByteArray): Store {
+            return FfiConverterTypeStore.lift(
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_constructor_store_open(
+    
+        
+        FfiConverterString.lower(`path`),
+        FfiConverterByteArray.lower(`storeKey`),_status)
+}
+    )
+    }
+    
+
+        
+    /**
+     * As `open`, with the busy timeout and the attempts an operation makes
+     * against other connections (defaults: 5,000 ms, 3, true).
+     *
+     * # Errors
+     *
+     * As `open`.
+     */
+    @Throws(SottoException::class) fun `openWith`(`path`: kotlin.String, `storeKey`: kotlin.ByteArray, `busyTimeoutMs`: kotlin.ULong, `optimisticAttempts`: kotlin.UInt, `lockedFallback`: kotlin.Boolean): Store {
+            return FfiConverterTypeStore.lift(
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_constructor_store_open_with(
+    
+        
+        FfiConverterString.lower(`path`),
+        FfiConverterByteArray.lower(`storeKey`),
+        FfiConverterULong.lower(`busyTimeoutMs`),
+        FfiConverterUInt.lower(`optimisticAttempts`),
+        FfiConverterBoolean.lower(`lockedFallback`),_status)
+}
+    )
+    }
+    
+
+        
+    }
+    
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeStore: FfiConverter<Store, Long> {
+    override fun lower(value: Store): Long {
+        return value.uniffiCloneHandle()
+    }
+
+    override fun lift(value: Long): Store {
+        return Store(UniffiWithHandle, value)
+    }
+
+    override fun read(buf: ByteBuffer): Store {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: Store) = 8UL
+
+    override fun write(value: Store, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
  * A bundle whose signatures verified: the only thing a session can be
  * started from.
  */
@@ -8697,6 +10621,53 @@ public object FfiConverterTypeAccepted: FfiConverterRustBuffer<Accepted> {
 
 
 /**
+ * The user and device id set with `Store.set_account`.
+ */
+data class Account (
+    /**
+     * The local user's id.
+     */
+    var `user`: kotlin.ByteArray
+    , 
+    /**
+     * This device's id.
+     */
+    var `device`: kotlin.UInt
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeAccount: FfiConverterRustBuffer<Account> {
+    override fun read(buf: ByteBuffer): Account {
+        return Account(
+            FfiConverterByteArray.read(buf),
+            FfiConverterUInt.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: Account) = (
+            FfiConverterByteArray.allocationSize(value.`user`) +
+            FfiConverterUInt.allocationSize(value.`device`)
+    )
+
+    override fun write(value: Account, buf: ByteBuffer) {
+            FfiConverterByteArray.write(value.`user`, buf)
+            FfiConverterUInt.write(value.`device`, buf)
+    }
+}
+
+
+
+/**
  * One entry of a device list as the application's server returns it.
  */
 data class DeviceEntry (
@@ -8839,6 +10810,153 @@ public object FfiConverterTypeDeviceListChanges: FfiConverterRustBuffer<DeviceLi
             FfiConverterSequenceUInt.write(value.`deleted`, buf)
             FfiConverterSequenceTypeIdentityChange.write(value.`identityChanges`, buf)
             FfiConverterSequenceUInt.write(value.`withdrawn`, buf)
+    }
+}
+
+
+
+/**
+ * What the store reports about the local device.
+ */
+data class DeviceStatus (
+    /**
+     * The device's identity.
+     */
+    var `identity`: IdentityKey
+    , 
+    /**
+     * Its generation (SPEC §10.1).
+     */
+    var `generation`: kotlin.ULong
+    , 
+    /**
+     * The current signed prekey's id.
+     */
+    var `signedPrekeyId`: kotlin.UInt
+    , 
+    /**
+     * The current last-resort KEM prekey's id.
+     */
+    var `lastResortKemPrekeyId`: kotlin.UInt
+    , 
+    /**
+     * Unused one-time prekeys held.
+     */
+    var `oneTimePrekeys`: kotlin.ULong
+    , 
+    /**
+     * Unused one-time KEM prekeys held.
+     */
+    var `oneTimeKemPrekeys`: kotlin.ULong
+    
+): Disposable{
+    
+
+    
+
+    
+    @Suppress("UNNECESSARY_SAFE_CALL") // codegen is much simpler if we unconditionally emit safe calls here
+    override fun destroy() {
+        
+    Disposable.destroy(
+        this.`identity`,
+        this.`generation`,
+        this.`signedPrekeyId`,
+        this.`lastResortKemPrekeyId`,
+        this.`oneTimePrekeys`,
+        this.`oneTimeKemPrekeys`
+    )
+    }
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeDeviceStatus: FfiConverterRustBuffer<DeviceStatus> {
+    override fun read(buf: ByteBuffer): DeviceStatus {
+        return DeviceStatus(
+            FfiConverterTypeIdentityKey.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterUInt.read(buf),
+            FfiConverterUInt.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: DeviceStatus) = (
+            FfiConverterTypeIdentityKey.allocationSize(value.`identity`) +
+            FfiConverterULong.allocationSize(value.`generation`) +
+            FfiConverterUInt.allocationSize(value.`signedPrekeyId`) +
+            FfiConverterUInt.allocationSize(value.`lastResortKemPrekeyId`) +
+            FfiConverterULong.allocationSize(value.`oneTimePrekeys`) +
+            FfiConverterULong.allocationSize(value.`oneTimeKemPrekeys`)
+    )
+
+    override fun write(value: DeviceStatus, buf: ByteBuffer) {
+            FfiConverterTypeIdentityKey.write(value.`identity`, buf)
+            FfiConverterULong.write(value.`generation`, buf)
+            FfiConverterUInt.write(value.`signedPrekeyId`, buf)
+            FfiConverterUInt.write(value.`lastResortKemPrekeyId`, buf)
+            FfiConverterULong.write(value.`oneTimePrekeys`, buf)
+            FfiConverterULong.write(value.`oneTimeKemPrekeys`, buf)
+    }
+}
+
+
+
+/**
+ * What `Store.expire` deleted in one user's record.
+ */
+data class ExpiredUser (
+    /**
+     * The user.
+     */
+    var `user`: kotlin.ByteArray
+    , 
+    /**
+     * Stale devices deleted, with their sessions.
+     */
+    var `devices`: List<kotlin.UInt>
+    , 
+    /**
+     * Archived sessions deleted (of the devices that stay).
+     */
+    var `sessions`: kotlin.ULong
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeExpiredUser: FfiConverterRustBuffer<ExpiredUser> {
+    override fun read(buf: ByteBuffer): ExpiredUser {
+        return ExpiredUser(
+            FfiConverterByteArray.read(buf),
+            FfiConverterSequenceUInt.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: ExpiredUser) = (
+            FfiConverterByteArray.allocationSize(value.`user`) +
+            FfiConverterSequenceUInt.allocationSize(value.`devices`) +
+            FfiConverterULong.allocationSize(value.`sessions`)
+    )
+
+    override fun write(value: ExpiredUser, buf: ByteBuffer) {
+            FfiConverterByteArray.write(value.`user`, buf)
+            FfiConverterSequenceUInt.write(value.`devices`, buf)
+            FfiConverterULong.write(value.`sessions`, buf)
     }
 }
 
@@ -9050,6 +11168,109 @@ public object FfiConverterTypeGroupReceiverInfo: FfiConverterRustBuffer<GroupRec
 
 
 /**
+ * What the store reports about a group.
+ */
+data class GroupStatus (
+    /**
+     * The group session's generation.
+     */
+    var `generation`: kotlin.ULong
+    , 
+    /**
+     * The members, the local user included.
+     */
+    var `members`: List<kotlin.ByteArray>
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeGroupStatus: FfiConverterRustBuffer<GroupStatus> {
+    override fun read(buf: ByteBuffer): GroupStatus {
+        return GroupStatus(
+            FfiConverterULong.read(buf),
+            FfiConverterSequenceByteArray.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: GroupStatus) = (
+            FfiConverterULong.allocationSize(value.`generation`) +
+            FfiConverterSequenceByteArray.allocationSize(value.`members`)
+    )
+
+    override fun write(value: GroupStatus, buf: ByteBuffer) {
+            FfiConverterULong.write(value.`generation`, buf)
+            FfiConverterSequenceByteArray.write(value.`members`, buf)
+    }
+}
+
+
+
+/**
+ * What a group operation committed: the local chain's distribution for
+ * every member device, in the outbox.
+ */
+data class GroupUpdate (
+    /**
+     * The group.
+     */
+    var `group`: kotlin.ByteArray
+    , 
+    /**
+     * One outbox entry per member device with a session.
+     */
+    var `outgoing`: List<OutboxEntry>
+    , 
+    /**
+     * Member devices that got none, and why.
+     */
+    var `unusable`: List<MemberUnusable>
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeGroupUpdate: FfiConverterRustBuffer<GroupUpdate> {
+    override fun read(buf: ByteBuffer): GroupUpdate {
+        return GroupUpdate(
+            FfiConverterByteArray.read(buf),
+            FfiConverterSequenceTypeOutboxEntry.read(buf),
+            FfiConverterSequenceTypeMemberUnusable.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: GroupUpdate) = (
+            FfiConverterByteArray.allocationSize(value.`group`) +
+            FfiConverterSequenceTypeOutboxEntry.allocationSize(value.`outgoing`) +
+            FfiConverterSequenceTypeMemberUnusable.allocationSize(value.`unusable`)
+    )
+
+    override fun write(value: GroupUpdate, buf: ByteBuffer) {
+            FfiConverterByteArray.write(value.`group`, buf)
+            FfiConverterSequenceTypeOutboxEntry.write(value.`outgoing`, buf)
+            FfiConverterSequenceTypeMemberUnusable.write(value.`unusable`, buf)
+    }
+}
+
+
+
+/**
  * A device whose identity key changed: not used until the application
  * acknowledges the new identity (`PeerRecord.acknowledge_identity`).
  */
@@ -9107,6 +11328,95 @@ public object FfiConverterTypeIdentityChange: FfiConverterRustBuffer<IdentityCha
 
 
 /**
+ * A committed inbox entry: show it, then `Store.ack_read` it. It stays in
+ * `Store.inbox` until then, across crashes; its plaintext is sealed in
+ * the database.
+ */
+data class InboxEntry (
+    /**
+     * The entry's id, never reused in this database.
+     */
+    var `id`: kotlin.ULong
+    , 
+    /**
+     * What it carries.
+     */
+    var `kind`: InboxKind
+    , 
+    /**
+     * The user it came from.
+     */
+    var `source`: kotlin.ByteArray
+    , 
+    /**
+     * The sending device, where known.
+     */
+    var `device`: kotlin.UInt?
+    , 
+    /**
+     * The group, for a group message.
+     */
+    var `group`: kotlin.ByteArray?
+    , 
+    /**
+     * The decrypted bytes (for a retry request, its hint's encoding).
+     */
+    var `plaintext`: kotlin.ByteArray
+    , 
+    /**
+     * For a retry request, the message it asks for.
+     */
+    var `retryHint`: RetryHint?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeInboxEntry: FfiConverterRustBuffer<InboxEntry> {
+    override fun read(buf: ByteBuffer): InboxEntry {
+        return InboxEntry(
+            FfiConverterULong.read(buf),
+            FfiConverterTypeInboxKind.read(buf),
+            FfiConverterByteArray.read(buf),
+            FfiConverterOptionalUInt.read(buf),
+            FfiConverterOptionalByteArray.read(buf),
+            FfiConverterByteArray.read(buf),
+            FfiConverterOptionalTypeRetryHint.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: InboxEntry) = (
+            FfiConverterULong.allocationSize(value.`id`) +
+            FfiConverterTypeInboxKind.allocationSize(value.`kind`) +
+            FfiConverterByteArray.allocationSize(value.`source`) +
+            FfiConverterOptionalUInt.allocationSize(value.`device`) +
+            FfiConverterOptionalByteArray.allocationSize(value.`group`) +
+            FfiConverterByteArray.allocationSize(value.`plaintext`) +
+            FfiConverterOptionalTypeRetryHint.allocationSize(value.`retryHint`)
+    )
+
+    override fun write(value: InboxEntry, buf: ByteBuffer) {
+            FfiConverterULong.write(value.`id`, buf)
+            FfiConverterTypeInboxKind.write(value.`kind`, buf)
+            FfiConverterByteArray.write(value.`source`, buf)
+            FfiConverterOptionalUInt.write(value.`device`, buf)
+            FfiConverterOptionalByteArray.write(value.`group`, buf)
+            FfiConverterByteArray.write(value.`plaintext`, buf)
+            FfiConverterOptionalTypeRetryHint.write(value.`retryHint`, buf)
+    }
+}
+
+
+
+/**
  * What a device holds of one of its last-resort KEM prekeys.
  */
 data class KemPreKeyInfo (
@@ -9148,6 +11458,53 @@ public object FfiConverterTypeKemPreKeyInfo: FfiConverterRustBuffer<KemPreKeyInf
     override fun write(value: KemPreKeyInfo, buf: ByteBuffer) {
             FfiConverterUInt.write(value.`id`, buf)
             FfiConverterULong.write(value.`created`, buf)
+    }
+}
+
+
+
+/**
+ * A member device that got no distribution, and why.
+ */
+data class MemberUnusable (
+    /**
+     * The member.
+     */
+    var `user`: kotlin.ByteArray
+    , 
+    /**
+     * The device and the reason.
+     */
+    var `unusable`: Unusable
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeMemberUnusable: FfiConverterRustBuffer<MemberUnusable> {
+    override fun read(buf: ByteBuffer): MemberUnusable {
+        return MemberUnusable(
+            FfiConverterByteArray.read(buf),
+            FfiConverterTypeUnusable.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: MemberUnusable) = (
+            FfiConverterByteArray.allocationSize(value.`user`) +
+            FfiConverterTypeUnusable.allocationSize(value.`unusable`)
+    )
+
+    override fun write(value: MemberUnusable, buf: ByteBuffer) {
+            FfiConverterByteArray.write(value.`user`, buf)
+            FfiConverterTypeUnusable.write(value.`unusable`, buf)
     }
 }
 
@@ -9215,6 +11572,95 @@ public object FfiConverterTypeMessageInfo: FfiConverterRustBuffer<MessageInfo> {
             FfiConverterTypeMessageKind.write(value.`kind`, buf)
             FfiConverterOptionalTypeIdentityKey.write(value.`senderIdentity`, buf)
             FfiConverterOptionalByteArray.write(value.`baseKey`, buf)
+    }
+}
+
+
+
+/**
+ * A committed outbox entry: send it, then `Store.ack_sent` it. It stays in
+ * `Store.outbox` until then, across crashes; sending it twice is harmless.
+ */
+data class OutboxEntry (
+    /**
+     * The entry's id, never reused in this database.
+     */
+    var `id`: kotlin.ULong
+    , 
+    /**
+     * What it carries.
+     */
+    var `kind`: OutboxKind
+    , 
+    /**
+     * The user or group it goes to (empty for prekeys).
+     */
+    var `destination`: kotlin.ByteArray
+    , 
+    /**
+     * The destination's device, where it goes to one device.
+     */
+    var `device`: kotlin.UInt?
+    , 
+    /**
+     * The group it is about (a group message, or a distribution): if the
+     * peer asks for it again, answer with `Store.distribute_group`.
+     */
+    var `group`: kotlin.ByteArray?
+    , 
+    /**
+     * The bytes to send.
+     */
+    var `payload`: kotlin.ByteArray
+    , 
+    /**
+     * The application's reference given to the operation.
+     */
+    var `appRef`: kotlin.ULong?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeOutboxEntry: FfiConverterRustBuffer<OutboxEntry> {
+    override fun read(buf: ByteBuffer): OutboxEntry {
+        return OutboxEntry(
+            FfiConverterULong.read(buf),
+            FfiConverterTypeOutboxKind.read(buf),
+            FfiConverterByteArray.read(buf),
+            FfiConverterOptionalUInt.read(buf),
+            FfiConverterOptionalByteArray.read(buf),
+            FfiConverterByteArray.read(buf),
+            FfiConverterOptionalULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: OutboxEntry) = (
+            FfiConverterULong.allocationSize(value.`id`) +
+            FfiConverterTypeOutboxKind.allocationSize(value.`kind`) +
+            FfiConverterByteArray.allocationSize(value.`destination`) +
+            FfiConverterOptionalUInt.allocationSize(value.`device`) +
+            FfiConverterOptionalByteArray.allocationSize(value.`group`) +
+            FfiConverterByteArray.allocationSize(value.`payload`) +
+            FfiConverterOptionalULong.allocationSize(value.`appRef`)
+    )
+
+    override fun write(value: OutboxEntry, buf: ByteBuffer) {
+            FfiConverterULong.write(value.`id`, buf)
+            FfiConverterTypeOutboxKind.write(value.`kind`, buf)
+            FfiConverterByteArray.write(value.`destination`, buf)
+            FfiConverterOptionalUInt.write(value.`device`, buf)
+            FfiConverterOptionalByteArray.write(value.`group`, buf)
+            FfiConverterByteArray.write(value.`payload`, buf)
+            FfiConverterOptionalULong.write(value.`appRef`, buf)
     }
 }
 
@@ -9379,6 +11825,157 @@ public object FfiConverterTypePeerDeviceInfo: FfiConverterRustBuffer<PeerDeviceI
 
 
 /**
+ * What the store reports about a user's record.
+ */
+data class PeerStatus (
+    /**
+     * The record's generation.
+     */
+    var `generation`: kotlin.ULong
+    , 
+    /**
+     * Its devices, in id order.
+     */
+    var `devices`: List<PeerDeviceInfo>
+    
+): Disposable{
+    
+
+    
+
+    
+    @Suppress("UNNECESSARY_SAFE_CALL") // codegen is much simpler if we unconditionally emit safe calls here
+    override fun destroy() {
+        
+    Disposable.destroy(
+        this.`generation`,
+        this.`devices`
+    )
+    }
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypePeerStatus: FfiConverterRustBuffer<PeerStatus> {
+    override fun read(buf: ByteBuffer): PeerStatus {
+        return PeerStatus(
+            FfiConverterULong.read(buf),
+            FfiConverterSequenceTypePeerDeviceInfo.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: PeerStatus) = (
+            FfiConverterULong.allocationSize(value.`generation`) +
+            FfiConverterSequenceTypePeerDeviceInfo.allocationSize(value.`devices`)
+    )
+
+    override fun write(value: PeerStatus, buf: ByteBuffer) {
+            FfiConverterULong.write(value.`generation`, buf)
+            FfiConverterSequenceTypePeerDeviceInfo.write(value.`devices`, buf)
+    }
+}
+
+
+
+/**
+ * Public prekeys to publish, as the store puts them in the outbox
+ * (`OutboxKind.PreKeys`): what the application uploads to its server, and
+ * what a server assembles bundles from.
+ */
+data class PreKeyUpload (
+    /**
+     * The device's identity, under which every signature verifies.
+     */
+    var `identity`: IdentityKey
+    , 
+    /**
+     * The server drops every prekey it holds for the device first (a reset
+     * after a restore).
+     */
+    var `replace`: kotlin.Boolean
+    , 
+    /**
+     * A new current signed prekey.
+     */
+    var `signedPrekey`: PublishedPreKey?
+    , 
+    /**
+     * A new current last-resort KEM prekey.
+     */
+    var `lastResortKemPrekey`: PublishedPreKey?
+    , 
+    /**
+     * New one-time prekeys, ids ascending.
+     */
+    var `oneTimePrekeys`: List<PublishedPreKey>
+    , 
+    /**
+     * New one-time KEM prekeys, ids ascending.
+     */
+    var `oneTimeKemPrekeys`: List<PublishedPreKey>
+    
+): Disposable{
+    
+
+    
+
+    
+    @Suppress("UNNECESSARY_SAFE_CALL") // codegen is much simpler if we unconditionally emit safe calls here
+    override fun destroy() {
+        
+    Disposable.destroy(
+        this.`identity`,
+        this.`replace`,
+        this.`signedPrekey`,
+        this.`lastResortKemPrekey`,
+        this.`oneTimePrekeys`,
+        this.`oneTimeKemPrekeys`
+    )
+    }
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypePreKeyUpload: FfiConverterRustBuffer<PreKeyUpload> {
+    override fun read(buf: ByteBuffer): PreKeyUpload {
+        return PreKeyUpload(
+            FfiConverterTypeIdentityKey.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterOptionalTypePublishedPreKey.read(buf),
+            FfiConverterOptionalTypePublishedPreKey.read(buf),
+            FfiConverterSequenceTypePublishedPreKey.read(buf),
+            FfiConverterSequenceTypePublishedPreKey.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: PreKeyUpload) = (
+            FfiConverterTypeIdentityKey.allocationSize(value.`identity`) +
+            FfiConverterBoolean.allocationSize(value.`replace`) +
+            FfiConverterOptionalTypePublishedPreKey.allocationSize(value.`signedPrekey`) +
+            FfiConverterOptionalTypePublishedPreKey.allocationSize(value.`lastResortKemPrekey`) +
+            FfiConverterSequenceTypePublishedPreKey.allocationSize(value.`oneTimePrekeys`) +
+            FfiConverterSequenceTypePublishedPreKey.allocationSize(value.`oneTimeKemPrekeys`)
+    )
+
+    override fun write(value: PreKeyUpload, buf: ByteBuffer) {
+            FfiConverterTypeIdentityKey.write(value.`identity`, buf)
+            FfiConverterBoolean.write(value.`replace`, buf)
+            FfiConverterOptionalTypePublishedPreKey.write(value.`signedPrekey`, buf)
+            FfiConverterOptionalTypePublishedPreKey.write(value.`lastResortKemPrekey`, buf)
+            FfiConverterSequenceTypePublishedPreKey.write(value.`oneTimePrekeys`, buf)
+            FfiConverterSequenceTypePublishedPreKey.write(value.`oneTimeKemPrekeys`, buf)
+    }
+}
+
+
+
+/**
  * A published prekey with its id: what a device hands to the server.
  */
 data class PublishedPreKey (
@@ -9468,6 +12065,62 @@ public object FfiConverterTypeResetPreKeys: FfiConverterRustBuffer<ResetPreKeys>
     override fun write(value: ResetPreKeys, buf: ByteBuffer) {
             FfiConverterTypePublishedPreKey.write(value.`signedPrekey`, buf)
             FfiConverterTypePublishedPreKey.write(value.`kemPrekey`, buf)
+    }
+}
+
+
+
+/**
+ * What `Store.after_restore` did to a stale database.
+ */
+data class Restored (
+    /**
+     * The prekey upload replacing everything the server holds for the
+     * device, committed to the outbox.
+     */
+    var `upload`: OutboxEntry
+    , 
+    /**
+     * Records whose sessions were all deleted.
+     */
+    var `records`: kotlin.ULong
+    , 
+    /**
+     * Groups whose local chain was replaced: distribute it again.
+     */
+    var `groups`: List<kotlin.ByteArray>
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeRestored: FfiConverterRustBuffer<Restored> {
+    override fun read(buf: ByteBuffer): Restored {
+        return Restored(
+            FfiConverterTypeOutboxEntry.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterSequenceByteArray.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: Restored) = (
+            FfiConverterTypeOutboxEntry.allocationSize(value.`upload`) +
+            FfiConverterULong.allocationSize(value.`records`) +
+            FfiConverterSequenceByteArray.allocationSize(value.`groups`)
+    )
+
+    override fun write(value: Restored, buf: ByteBuffer) {
+            FfiConverterTypeOutboxEntry.write(value.`upload`, buf)
+            FfiConverterULong.write(value.`records`, buf)
+            FfiConverterSequenceByteArray.write(value.`groups`, buf)
     }
 }
 
@@ -9632,6 +12285,53 @@ public object FfiConverterTypeSent: FfiConverterRustBuffer<Sent> {
 
 
 /**
+ * What an encryption to every device of a user committed.
+ */
+data class SentToUser (
+    /**
+     * One outbox entry per device that got a message.
+     */
+    var `outgoing`: List<OutboxEntry>
+    , 
+    /**
+     * The listed devices that got none, and why.
+     */
+    var `unusable`: List<Unusable>
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSentToUser: FfiConverterRustBuffer<SentToUser> {
+    override fun read(buf: ByteBuffer): SentToUser {
+        return SentToUser(
+            FfiConverterSequenceTypeOutboxEntry.read(buf),
+            FfiConverterSequenceTypeUnusable.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: SentToUser) = (
+            FfiConverterSequenceTypeOutboxEntry.allocationSize(value.`outgoing`) +
+            FfiConverterSequenceTypeUnusable.allocationSize(value.`unusable`)
+    )
+
+    override fun write(value: SentToUser, buf: ByteBuffer) {
+            FfiConverterSequenceTypeOutboxEntry.write(value.`outgoing`, buf)
+            FfiConverterSequenceTypeUnusable.write(value.`unusable`, buf)
+    }
+}
+
+
+
+/**
  * What a device holds of one of its signed prekeys.
  */
 data class SignedPreKeyInfo (
@@ -9682,6 +12382,69 @@ public object FfiConverterTypeSignedPreKeyInfo: FfiConverterRustBuffer<SignedPre
             FfiConverterUInt.write(value.`id`, buf)
             FfiConverterULong.write(value.`created`, buf)
             FfiConverterULong.write(value.`baseKeyCount`, buf)
+    }
+}
+
+
+
+/**
+ * What this store handle saw.
+ */
+data class StoreStats (
+    /**
+     * Operations committed.
+     */
+    var `committed`: kotlin.ULong
+    , 
+    /**
+     * Attempts that found a record changed under them and were retried.
+     */
+    var `conflicts`: kotlin.ULong
+    , 
+    /**
+     * Operations that ended in the locked attempt.
+     */
+    var `lockedAttempts`: kotlin.ULong
+    , 
+    /**
+     * Attempts that met a busy database and were retried.
+     */
+    var `busyRetries`: kotlin.ULong
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeStoreStats: FfiConverterRustBuffer<StoreStats> {
+    override fun read(buf: ByteBuffer): StoreStats {
+        return StoreStats(
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: StoreStats) = (
+            FfiConverterULong.allocationSize(value.`committed`) +
+            FfiConverterULong.allocationSize(value.`conflicts`) +
+            FfiConverterULong.allocationSize(value.`lockedAttempts`) +
+            FfiConverterULong.allocationSize(value.`busyRetries`)
+    )
+
+    override fun write(value: StoreStats, buf: ByteBuffer) {
+            FfiConverterULong.write(value.`committed`, buf)
+            FfiConverterULong.write(value.`conflicts`, buf)
+            FfiConverterULong.write(value.`lockedAttempts`, buf)
+            FfiConverterULong.write(value.`busyRetries`, buf)
     }
 }
 
@@ -10096,6 +12859,234 @@ public object FfiConverterTypeDecryptFailure : FfiConverterRustBuffer<DecryptFai
 
 
 /**
+ * What a message given to `Store.receive_from` or `Store.group_receive`
+ * turned out to be. Everything but `Undecryptable` is committed.
+ */
+sealed class Delivered {
+    
+    /**
+     * An application payload, in the inbox.
+     */
+    data class Message(
+        /**
+         * The inbox entry.
+         */
+        val `entry`: uniffi.sotto.InboxEntry) : Delivered()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * A sender key distribution, installed in the group's session.
+     */
+    data class Distribution(
+        /**
+         * The group.
+         */
+        val `group`: kotlin.ByteArray) : Delivered()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * The peer could not decrypt the message `hint` names: resend it with
+     * `Store.resend_to_device`, then acknowledge `entry`.
+     */
+    data class RetryRequest(
+        /**
+         * The message the peer asks for.
+         */
+        val `hint`: uniffi.sotto.RetryHint, 
+        /**
+         * The inbox entry that keeps the request until then.
+         */
+        val `entry`: uniffi.sotto.InboxEntry) : Delivered()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * The peer asked for the local device's chain of a group; the answer
+     * is in the outbox if the peer is a member.
+     */
+    data class DistributionRequest(
+        /**
+         * The group.
+         */
+        val `group`: kotlin.ByteArray, 
+        /**
+         * The committed answer, if any.
+         */
+        val `answer`: uniffi.sotto.OutboxEntry?) : Delivered()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * The session layer could not decrypt the message (SPEC §16.6):
+     * nothing was committed; take `action`. `code` is the protocol's own
+     * (the C ABI's), as in `DecryptFailure`.
+     */
+    data class Undecryptable(
+        /**
+         * What to do.
+         */
+        val `action`: uniffi.sotto.Action, 
+        /**
+         * The C ABI's code of the error that decided it.
+         */
+        val `code`: kotlin.Int, 
+        /**
+         * The error's name (`"DuplicateMessage"`, ...).
+         */
+        val `kind`: kotlin.String, 
+        /**
+         * What failed, without secrets.
+         */
+        val `detail`: kotlin.String) : Delivered()
+        
+    {
+        
+
+        companion object
+    }
+    
+
+    
+
+    
+    
+
+
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeDelivered : FfiConverterRustBuffer<Delivered>{
+    override fun read(buf: ByteBuffer): Delivered {
+        return when(buf.getInt()) {
+            1 -> Delivered.Message(
+                FfiConverterTypeInboxEntry.read(buf),
+                )
+            2 -> Delivered.Distribution(
+                FfiConverterByteArray.read(buf),
+                )
+            3 -> Delivered.RetryRequest(
+                FfiConverterTypeRetryHint.read(buf),
+                FfiConverterTypeInboxEntry.read(buf),
+                )
+            4 -> Delivered.DistributionRequest(
+                FfiConverterByteArray.read(buf),
+                FfiConverterOptionalTypeOutboxEntry.read(buf),
+                )
+            5 -> Delivered.Undecryptable(
+                FfiConverterTypeAction.read(buf),
+                FfiConverterInt.read(buf),
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                )
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: Delivered): ULong = when(value) {
+        is Delivered.Message -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeInboxEntry.allocationSize(value.`entry`)
+            )
+        }
+        is Delivered.Distribution -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterByteArray.allocationSize(value.`group`)
+            )
+        }
+        is Delivered.RetryRequest -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeRetryHint.allocationSize(value.`hint`)
+                + FfiConverterTypeInboxEntry.allocationSize(value.`entry`)
+            )
+        }
+        is Delivered.DistributionRequest -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterByteArray.allocationSize(value.`group`)
+                + FfiConverterOptionalTypeOutboxEntry.allocationSize(value.`answer`)
+            )
+        }
+        is Delivered.Undecryptable -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeAction.allocationSize(value.`action`)
+                + FfiConverterInt.allocationSize(value.`code`)
+                + FfiConverterString.allocationSize(value.`kind`)
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+        }
+    }
+
+    override fun write(value: Delivered, buf: ByteBuffer) {
+        when(value) {
+            is Delivered.Message -> {
+                buf.putInt(1)
+                FfiConverterTypeInboxEntry.write(value.`entry`, buf)
+                Unit
+            }
+            is Delivered.Distribution -> {
+                buf.putInt(2)
+                FfiConverterByteArray.write(value.`group`, buf)
+                Unit
+            }
+            is Delivered.RetryRequest -> {
+                buf.putInt(3)
+                FfiConverterTypeRetryHint.write(value.`hint`, buf)
+                FfiConverterTypeInboxEntry.write(value.`entry`, buf)
+                Unit
+            }
+            is Delivered.DistributionRequest -> {
+                buf.putInt(4)
+                FfiConverterByteArray.write(value.`group`, buf)
+                FfiConverterOptionalTypeOutboxEntry.write(value.`answer`, buf)
+                Unit
+            }
+            is Delivered.Undecryptable -> {
+                buf.putInt(5)
+                FfiConverterTypeAction.write(value.`action`, buf)
+                FfiConverterInt.write(value.`code`, buf)
+                FfiConverterString.write(value.`kind`, buf)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
+
+
+
+/**
  * Why a message is dropped.
  */
 
@@ -10146,6 +13137,50 @@ public object FfiConverterTypeIgnoreReason: FfiConverterRustBuffer<IgnoreReason>
     override fun allocationSize(value: IgnoreReason) = 4UL
 
     override fun write(value: IgnoreReason, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
+ * What an inbox entry carries.
+ */
+
+enum class InboxKind {
+    
+    /**
+     * A decrypted payload, pairwise or from a group.
+     */
+    MESSAGE,
+    /**
+     * A peer's retry request: resend what `retry_hint` names
+     * (`Store.resend_to_device`), then acknowledge the entry.
+     */
+    RETRY_REQUEST;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeInboxKind: FfiConverterRustBuffer<InboxKind> {
+    override fun read(buf: ByteBuffer) = try {
+        InboxKind.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: InboxKind) = 4UL
+
+    override fun write(value: InboxKind, buf: ByteBuffer) {
         buf.putInt(value.ordinal + 1)
     }
 }
@@ -10286,6 +13321,53 @@ public object FfiConverterTypeMessageKind: FfiConverterRustBuffer<MessageKind> {
     override fun allocationSize(value: MessageKind) = 4UL
 
     override fun write(value: MessageKind, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
+ * What an outbox entry carries.
+ */
+
+enum class OutboxKind {
+    
+    /**
+     * Public prekeys to upload to the server (`prekey_upload_from_bytes`).
+     */
+    PRE_KEYS,
+    /**
+     * A pairwise message for one device of a contact.
+     */
+    MESSAGE,
+    /**
+     * A group message for every member.
+     */
+    GROUP_MESSAGE;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeOutboxKind: FfiConverterRustBuffer<OutboxKind> {
+    override fun read(buf: ByteBuffer) = try {
+        OutboxKind.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: OutboxKind) = 4UL
+
+    override fun write(value: OutboxKind, buf: ByteBuffer) {
         buf.putInt(value.ordinal + 1)
     }
 }
@@ -11199,6 +14281,237 @@ sealed class SottoException: kotlin.Exception() {
             get() = "code=${ `code` }, detail=${ `detail` }"
     }
     
+    /**
+     * The store: The storage key is not the one the database was created with.
+     */
+    class WrongKey(
+        
+        /**
+         * The C ABI's code.
+         */
+        val `code`: kotlin.Int, 
+        
+        /**
+         * What failed, without secrets.
+         */
+        val `detail`: kotlin.String
+        ) : SottoException() {
+        override val message
+            get() = "code=${ `code` }, detail=${ `detail` }"
+    }
+    
+    /**
+     * The store: SQLite found the database file malformed, or not a database.
+     */
+    class DatabaseCorrupt(
+        
+        /**
+         * The C ABI's code.
+         */
+        val `code`: kotlin.Int, 
+        
+        /**
+         * What failed, without secrets.
+         */
+        val `detail`: kotlin.String
+        ) : SottoException() {
+        override val message
+            get() = "code=${ `code` }, detail=${ `detail` }"
+    }
+    
+    /**
+     * The store: The disk, or the store's page limit, is full; nothing was written.
+     */
+    class DiskFull(
+        
+        /**
+         * The C ABI's code.
+         */
+        val `code`: kotlin.Int, 
+        
+        /**
+         * What failed, without secrets.
+         */
+        val `detail`: kotlin.String
+        ) : SottoException() {
+        override val message
+            get() = "code=${ `code` }, detail=${ `detail` }"
+    }
+    
+    /**
+     * The store: Another connection held the database past the busy timeout.
+     */
+    class Busy(
+        
+        /**
+         * The C ABI's code.
+         */
+        val `code`: kotlin.Int, 
+        
+        /**
+         * What failed, without secrets.
+         */
+        val `detail`: kotlin.String
+        ) : SottoException() {
+        override val message
+            get() = "code=${ `code` }, detail=${ `detail` }"
+    }
+    
+    /**
+     * The store: A record changed under the operation on every attempt allowed.
+     */
+    class Conflict(
+        
+        /**
+         * The C ABI's code.
+         */
+        val `code`: kotlin.Int, 
+        
+        /**
+         * What failed, without secrets.
+         */
+        val `detail`: kotlin.String
+        ) : SottoException() {
+        override val message
+            get() = "code=${ `code` }, detail=${ `detail` }"
+    }
+    
+    /**
+     * The store: A stored value is shorter than the one written.
+     */
+    class TruncatedValue(
+        
+        /**
+         * The C ABI's code.
+         */
+        val `code`: kotlin.Int, 
+        
+        /**
+         * What failed, without secrets.
+         */
+        val `detail`: kotlin.String
+        ) : SottoException() {
+        override val message
+            get() = "code=${ `code` }, detail=${ `detail` }"
+    }
+    
+    /**
+     * The store: A stored value, or the columns bound to it, was altered.
+     */
+    class CorruptValue(
+        
+        /**
+         * The C ABI's code.
+         */
+        val `code`: kotlin.Int, 
+        
+        /**
+         * What failed, without secrets.
+         */
+        val `detail`: kotlin.String
+        ) : SottoException() {
+        override val message
+            get() = "code=${ `code` }, detail=${ `detail` }"
+    }
+    
+    /**
+     * The store: A stored value is intact but was sealed for another record or
+     * database.
+     */
+    class MisplacedValue(
+        
+        /**
+         * The C ABI's code.
+         */
+        val `code`: kotlin.Int, 
+        
+        /**
+         * What failed, without secrets.
+         */
+        val `detail`: kotlin.String
+        ) : SottoException() {
+        override val message
+            get() = "code=${ `code` }, detail=${ `detail` }"
+    }
+    
+    /**
+     * The store: The record does not exist (no device yet, no such contact or
+     * group).
+     */
+    class NotFound(
+        
+        /**
+         * The C ABI's code.
+         */
+        val `code`: kotlin.Int, 
+        
+        /**
+         * What failed, without secrets.
+         */
+        val `detail`: kotlin.String
+        ) : SottoException() {
+        override val message
+            get() = "code=${ `code` }, detail=${ `detail` }"
+    }
+    
+    /**
+     * The store: The record exists already.
+     */
+    class AlreadyExists(
+        
+        /**
+         * The C ABI's code.
+         */
+        val `code`: kotlin.Int, 
+        
+        /**
+         * What failed, without secrets.
+         */
+        val `detail`: kotlin.String
+        ) : SottoException() {
+        override val message
+            get() = "code=${ `code` }, detail=${ `detail` }"
+    }
+    
+    /**
+     * The store: The database was written by a newer schema version.
+     */
+    class UnsupportedSchema(
+        
+        /**
+         * The C ABI's code.
+         */
+        val `code`: kotlin.Int, 
+        
+        /**
+         * What failed, without secrets.
+         */
+        val `detail`: kotlin.String
+        ) : SottoException() {
+        override val message
+            get() = "code=${ `code` }, detail=${ `detail` }"
+    }
+    
+    /**
+     * The store: Any other SQLite failure (its extended result code is in the
+     * message).
+     */
+    class Database(
+        
+        /**
+         * The C ABI's code.
+         */
+        val `code`: kotlin.Int, 
+        
+        /**
+         * What failed, without secrets.
+         */
+        val `detail`: kotlin.String
+        ) : SottoException() {
+        override val message
+            get() = "code=${ `code` }, detail=${ `detail` }"
+    }
+    
 
     
 
@@ -11379,6 +14692,54 @@ public object FfiConverterTypeSottoError : FfiConverterRustBuffer<SottoException
                 FfiConverterString.read(buf),
                 )
             41 -> SottoException.TooManyGroupMembers(
+                FfiConverterInt.read(buf),
+                FfiConverterString.read(buf),
+                )
+            42 -> SottoException.WrongKey(
+                FfiConverterInt.read(buf),
+                FfiConverterString.read(buf),
+                )
+            43 -> SottoException.DatabaseCorrupt(
+                FfiConverterInt.read(buf),
+                FfiConverterString.read(buf),
+                )
+            44 -> SottoException.DiskFull(
+                FfiConverterInt.read(buf),
+                FfiConverterString.read(buf),
+                )
+            45 -> SottoException.Busy(
+                FfiConverterInt.read(buf),
+                FfiConverterString.read(buf),
+                )
+            46 -> SottoException.Conflict(
+                FfiConverterInt.read(buf),
+                FfiConverterString.read(buf),
+                )
+            47 -> SottoException.TruncatedValue(
+                FfiConverterInt.read(buf),
+                FfiConverterString.read(buf),
+                )
+            48 -> SottoException.CorruptValue(
+                FfiConverterInt.read(buf),
+                FfiConverterString.read(buf),
+                )
+            49 -> SottoException.MisplacedValue(
+                FfiConverterInt.read(buf),
+                FfiConverterString.read(buf),
+                )
+            50 -> SottoException.NotFound(
+                FfiConverterInt.read(buf),
+                FfiConverterString.read(buf),
+                )
+            51 -> SottoException.AlreadyExists(
+                FfiConverterInt.read(buf),
+                FfiConverterString.read(buf),
+                )
+            52 -> SottoException.UnsupportedSchema(
+                FfiConverterInt.read(buf),
+                FfiConverterString.read(buf),
+                )
+            53 -> SottoException.Database(
                 FfiConverterInt.read(buf),
                 FfiConverterString.read(buf),
                 )
@@ -11629,6 +14990,78 @@ public object FfiConverterTypeSottoError : FfiConverterRustBuffer<SottoException
                 + FfiConverterString.allocationSize(value.`detail`)
             )
             is SottoException.TooManyGroupMembers -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterInt.allocationSize(value.`code`)
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is SottoException.WrongKey -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterInt.allocationSize(value.`code`)
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is SottoException.DatabaseCorrupt -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterInt.allocationSize(value.`code`)
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is SottoException.DiskFull -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterInt.allocationSize(value.`code`)
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is SottoException.Busy -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterInt.allocationSize(value.`code`)
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is SottoException.Conflict -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterInt.allocationSize(value.`code`)
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is SottoException.TruncatedValue -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterInt.allocationSize(value.`code`)
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is SottoException.CorruptValue -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterInt.allocationSize(value.`code`)
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is SottoException.MisplacedValue -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterInt.allocationSize(value.`code`)
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is SottoException.NotFound -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterInt.allocationSize(value.`code`)
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is SottoException.AlreadyExists -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterInt.allocationSize(value.`code`)
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is SottoException.UnsupportedSchema -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterInt.allocationSize(value.`code`)
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is SottoException.Database -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
                 + FfiConverterInt.allocationSize(value.`code`)
@@ -11885,9 +15318,113 @@ public object FfiConverterTypeSottoError : FfiConverterRustBuffer<SottoException
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
+            is SottoException.WrongKey -> {
+                buf.putInt(42)
+                FfiConverterInt.write(value.`code`, buf)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is SottoException.DatabaseCorrupt -> {
+                buf.putInt(43)
+                FfiConverterInt.write(value.`code`, buf)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is SottoException.DiskFull -> {
+                buf.putInt(44)
+                FfiConverterInt.write(value.`code`, buf)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is SottoException.Busy -> {
+                buf.putInt(45)
+                FfiConverterInt.write(value.`code`, buf)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is SottoException.Conflict -> {
+                buf.putInt(46)
+                FfiConverterInt.write(value.`code`, buf)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is SottoException.TruncatedValue -> {
+                buf.putInt(47)
+                FfiConverterInt.write(value.`code`, buf)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is SottoException.CorruptValue -> {
+                buf.putInt(48)
+                FfiConverterInt.write(value.`code`, buf)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is SottoException.MisplacedValue -> {
+                buf.putInt(49)
+                FfiConverterInt.write(value.`code`, buf)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is SottoException.NotFound -> {
+                buf.putInt(50)
+                FfiConverterInt.write(value.`code`, buf)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is SottoException.AlreadyExists -> {
+                buf.putInt(51)
+                FfiConverterInt.write(value.`code`, buf)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is SottoException.UnsupportedSchema -> {
+                buf.putInt(52)
+                FfiConverterInt.write(value.`code`, buf)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is SottoException.Database -> {
+                buf.putInt(53)
+                FfiConverterInt.write(value.`code`, buf)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
     }
 
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalUInt: FfiConverterRustBuffer<kotlin.UInt?> {
+    override fun read(buf: ByteBuffer): kotlin.UInt? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterUInt.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.UInt?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterUInt.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.UInt?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterUInt.write(value, buf)
+        }
+    }
 }
 
 
@@ -11992,6 +15529,38 @@ public object FfiConverterOptionalTypeIdentityKey: FfiConverterRustBuffer<Identi
 /**
  * @suppress
  */
+public object FfiConverterOptionalTypeAccount: FfiConverterRustBuffer<Account?> {
+    override fun read(buf: ByteBuffer): Account? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeAccount.read(buf)
+    }
+
+    override fun allocationSize(value: Account?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeAccount.allocationSize(value)
+        }
+    }
+
+    override fun write(value: Account?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeAccount.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalTypeGroupReceiverInfo: FfiConverterRustBuffer<GroupReceiverInfo?> {
     override fun read(buf: ByteBuffer): GroupReceiverInfo? {
         if (buf.get().toInt() == 0) {
@@ -12014,6 +15583,166 @@ public object FfiConverterOptionalTypeGroupReceiverInfo: FfiConverterRustBuffer<
         } else {
             buf.put(1)
             FfiConverterTypeGroupReceiverInfo.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeGroupStatus: FfiConverterRustBuffer<GroupStatus?> {
+    override fun read(buf: ByteBuffer): GroupStatus? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeGroupStatus.read(buf)
+    }
+
+    override fun allocationSize(value: GroupStatus?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeGroupStatus.allocationSize(value)
+        }
+    }
+
+    override fun write(value: GroupStatus?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeGroupStatus.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeOutboxEntry: FfiConverterRustBuffer<OutboxEntry?> {
+    override fun read(buf: ByteBuffer): OutboxEntry? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeOutboxEntry.read(buf)
+    }
+
+    override fun allocationSize(value: OutboxEntry?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeOutboxEntry.allocationSize(value)
+        }
+    }
+
+    override fun write(value: OutboxEntry?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeOutboxEntry.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypePeerStatus: FfiConverterRustBuffer<PeerStatus?> {
+    override fun read(buf: ByteBuffer): PeerStatus? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypePeerStatus.read(buf)
+    }
+
+    override fun allocationSize(value: PeerStatus?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypePeerStatus.allocationSize(value)
+        }
+    }
+
+    override fun write(value: PeerStatus?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypePeerStatus.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypePublishedPreKey: FfiConverterRustBuffer<PublishedPreKey?> {
+    override fun read(buf: ByteBuffer): PublishedPreKey? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypePublishedPreKey.read(buf)
+    }
+
+    override fun allocationSize(value: PublishedPreKey?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypePublishedPreKey.allocationSize(value)
+        }
+    }
+
+    override fun write(value: PublishedPreKey?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypePublishedPreKey.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeRestored: FfiConverterRustBuffer<Restored?> {
+    override fun read(buf: ByteBuffer): Restored? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeRestored.read(buf)
+    }
+
+    override fun allocationSize(value: Restored?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeRestored.allocationSize(value)
+        }
+    }
+
+    override fun write(value: Restored?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeRestored.write(value, buf)
         }
     }
 }
@@ -12168,6 +15897,34 @@ public object FfiConverterSequenceTypeDeviceEntry: FfiConverterRustBuffer<List<D
 /**
  * @suppress
  */
+public object FfiConverterSequenceTypeExpiredUser: FfiConverterRustBuffer<List<ExpiredUser>> {
+    override fun read(buf: ByteBuffer): List<ExpiredUser> {
+        val len = buf.getInt()
+        return List<ExpiredUser>(len) {
+            FfiConverterTypeExpiredUser.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<ExpiredUser>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeExpiredUser.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<ExpiredUser>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeExpiredUser.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterSequenceTypeIdentityChange: FfiConverterRustBuffer<List<IdentityChange>> {
     override fun read(buf: ByteBuffer): List<IdentityChange> {
         val len = buf.getInt()
@@ -12196,6 +15953,34 @@ public object FfiConverterSequenceTypeIdentityChange: FfiConverterRustBuffer<Lis
 /**
  * @suppress
  */
+public object FfiConverterSequenceTypeInboxEntry: FfiConverterRustBuffer<List<InboxEntry>> {
+    override fun read(buf: ByteBuffer): List<InboxEntry> {
+        val len = buf.getInt()
+        return List<InboxEntry>(len) {
+            FfiConverterTypeInboxEntry.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<InboxEntry>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeInboxEntry.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<InboxEntry>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeInboxEntry.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterSequenceTypeKemPreKeyInfo: FfiConverterRustBuffer<List<KemPreKeyInfo>> {
     override fun read(buf: ByteBuffer): List<KemPreKeyInfo> {
         val len = buf.getInt()
@@ -12214,6 +15999,62 @@ public object FfiConverterSequenceTypeKemPreKeyInfo: FfiConverterRustBuffer<List
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeKemPreKeyInfo.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeMemberUnusable: FfiConverterRustBuffer<List<MemberUnusable>> {
+    override fun read(buf: ByteBuffer): List<MemberUnusable> {
+        val len = buf.getInt()
+        return List<MemberUnusable>(len) {
+            FfiConverterTypeMemberUnusable.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<MemberUnusable>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeMemberUnusable.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<MemberUnusable>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeMemberUnusable.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeOutboxEntry: FfiConverterRustBuffer<List<OutboxEntry>> {
+    override fun read(buf: ByteBuffer): List<OutboxEntry> {
+        val len = buf.getInt()
+        return List<OutboxEntry>(len) {
+            FfiConverterTypeOutboxEntry.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<OutboxEntry>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeOutboxEntry.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<OutboxEntry>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeOutboxEntry.write(it, buf)
         }
     }
 }
@@ -12438,6 +16279,46 @@ public object FfiConverterSequenceTypeUserSent: FfiConverterRustBuffer<List<User
     
         
         FfiConverterByteArray.lower(`prekey`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * A fresh random 32-byte key for [`Store::open`]. Keep it in the
+         * platform's key store (Android Keystore, the iOS keychain), never next to
+         * the database.
+         *
+         * # Errors
+         *
+         * `Randomness`.
+         */
+    @Throws(SottoException::class) fun `generateStoreKey`(): kotlin.ByteArray {
+            return FfiConverterByteArray.lift(
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_func_generate_store_key(
+    
+        _status)
+}
+    )
+    }
+    
+
+        /**
+         * Parses the payload of a `PreKeys` outbox entry.
+         *
+         * # Errors
+         *
+         * The parse errors (`Truncated`, `TrailingBytes`, `WrongType`,
+         * `InvalidEncoding`, `InvalidPublicKey`, ...).
+         */
+    @Throws(SottoException::class) fun `prekeyUploadFromBytes`(`bytes`: kotlin.ByteArray): PreKeyUpload {
+            return FfiConverterTypePreKeyUpload.lift(
+    uniffiRustCallWithError(SottoException) { _status ->
+    UniffiLib.uniffi_sotto_uniffi_fn_func_prekey_upload_from_bytes(
+    
+        
+        FfiConverterByteArray.lower(`bytes`),_status)
 }
     )
     }
