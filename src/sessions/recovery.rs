@@ -202,9 +202,6 @@ pub(crate) fn action(
             None => new_session(),
             // The active session itself cannot follow the peer.
             Some(_) if owned_by_active => new_session(),
-            // Our new session has not reached the peer yet: it is the fix,
-            // and the retry request travels in it.
-            Some(e) if e.is_unanswered_initiation() => retry(),
             // We asked over the active session and nothing came back: a new
             // session, or, while the interval holds one back, ask again (the
             // request may have been lost).
@@ -218,8 +215,13 @@ pub(crate) fn action(
                     retry()
                 }
             }
-            // The peer writes on a session we do not have; ask over ours,
-            // which it can read (and will switch to, §16.5).
+            // Otherwise ask over the active session: if it is our new
+            // session that has not reached the peer yet, it is the fix and
+            // the request travels in it; else the peer writes on a session
+            // we do not have, and reads ours (and switches to it, §16.5).
+            // (An unanswered session of ours comes after the request above:
+            // one the peer cannot accept, made from a stale bundle, must not
+            // hold recovery back until it expires.)
             Some(_) => retry(),
         },
     }

@@ -778,3 +778,52 @@ fn a_forged_failure_can_repeat_a_delayed_payload_but_not_a_message() {
         assert_eq!(again.action, Action::Ignore(Ignore::Duplicate));
     }
 }
+
+/// A server that hands each side one stale bundle of the other (validly
+/// signed, its signed prekey since removed) leaves both active sessions
+/// unanswered ones the peer cannot accept. An unanswered retry request is
+/// weighed before our own unanswered session (SPEC §16.6), so the second
+/// failure starts a new session from an honest bundle and the pair
+/// recovers at once; asking inside the unreadable sessions would have held
+/// it until `MAX_UNANSWERED_SESSION_AGE`. (An attacker review's finding.)
+#[test]
+fn stale_bundles_on_both_sides_do_not_hold_recovery_back() {
+    let mut rng = TestRng::new(90);
+    let mut w = world(&mut rng, &[("alice", 1), ("bob", 1)]);
+    let (a, b) = (find(&w, "alice", 1), find(&w, "bob", 1));
+    let mut stale = |p: &mut Party| {
+        let old = bundle(p, &mut rng, false);
+        p.device.rotate_signed_prekey(&mut rng, NOW).unwrap();
+        p.device
+            .remove_signed_prekey(old.signed_prekey().id())
+            .unwrap();
+        old
+    };
+    let (of_a, of_b) = (stale(&mut w[a]), stale(&mut w[b]));
+    for (at, peer, old) in [(a, b, of_b), (b, a, of_a)] {
+        let (p, q) = pair(&mut w, at, peer);
+        let rec = p.records.get_mut(&q.user).unwrap();
+        rec.add_bundle(&p.device, q.id, old, NOW, &mut rng).unwrap();
+    }
+    // From here on the server is honest: each side writes once and carries
+    // out every action, a new session with a fresh bundle.
+    let mut queue = alloc::vec![
+        (a, b, send(&mut w, a, b, b"from alice", &mut rng)),
+        (b, a, send(&mut w, b, a, b"from bob", &mut rng)),
+    ];
+    let mut steps = 0;
+    while let Some((from, to, m)) = (!queue.is_empty()).then(|| queue.remove(0)) {
+        steps += 1;
+        assert!(steps < 40, "no end");
+        if let Err(f) = receive(&mut w, from, to, &m) {
+            if let Some(reply) = act(&mut w, to, from, &f, &mut rng) {
+                queue.push((to, from, reply));
+            }
+        }
+    }
+    assert_eq!(active_base(&w, a, b), active_base(&w, b, a));
+    let m = send(&mut w, a, b, b"after", &mut rng);
+    assert_eq!(payload(&receive(&mut w, a, b, &m).unwrap()), b"after");
+    let m = send(&mut w, b, a, b"back", &mut rng);
+    assert_eq!(payload(&receive(&mut w, b, a, &m).unwrap()), b"back");
+}

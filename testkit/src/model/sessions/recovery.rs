@@ -158,7 +158,8 @@ pub fn failure(d: &PeerDevice, now: u64, from: Origin, error: Refusal, hint: Hin
         Severity::Broken => match &d.active {
             None => new_session(hint),
             Some(_) if from == Origin::Owner(true) => new_session(hint),
-            Some(a) if a.unanswered() => Some(retry(hint)),
+            // §16.6: an unanswered request first, then any active session
+            // (ours unanswered or not) is asked over.
             Some(_) => match d.unanswered {
                 // The unanswered request may have been lost: while the
                 // interval holds a new session back, ask again.

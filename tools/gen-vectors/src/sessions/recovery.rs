@@ -436,12 +436,69 @@ fn interval_holds() -> Value {
     )
 }
 
+/// A server hands each side one stale bundle of the other (its signed
+/// prekey since removed): each active session is an unanswered one the
+/// peer cannot accept.
+fn stale_bundles_both_sides() -> Value {
+    let mut n = Net::new("stale bundles on both sides");
+    pair(&mut n);
+    let stale = |n: &mut Net, d: &str| {
+        let b = n.bundle(d);
+        let id = testkit::model::Dev::decode(&n.save(d))
+            .unwrap()
+            .spks
+            .last()
+            .unwrap()
+            .id;
+        n.ok(json!({ "op": "rotate_signed_prekey", "device": d, "now": NOW }));
+        n.ok(json!({ "op": "remove_signed_prekey", "device": d, "id": id }));
+        b
+    };
+    let of_a = stale(&mut n, "a1");
+    let of_b = stale(&mut n, "b1");
+    n.add_bundle("a1_bob", "a1", 1, &of_b, NOW).unwrap();
+    n.add_bundle("b1_alice", "b1", 1, &of_a, NOW).unwrap();
+    let from_a = n.send("a1_bob", "from alice");
+    // Bob cannot accept it (broken); no request is unanswered: a retry,
+    // which travels in his own unanswered session.
+    let f = n.recv_fails("b1_alice", "b1", 1, &from_a[&1], NOW + 1);
+    let ask = out(
+        &n.request_retry("b1_alice", 1, &action_hint(&f), NOW + 1)
+            .unwrap(),
+        "message",
+    );
+    // Alice cannot accept Bob's session either: a retry in hers.
+    let f = n.recv_fails("a1_bob", "a1", 1, &ask, NOW + 2);
+    let ask = out(
+        &n.request_retry("a1_bob", 1, &action_hint(&f), NOW + 2)
+            .unwrap(),
+        "message",
+    );
+    // Bob's request is unanswered, which comes before his own unanswered
+    // session: a new session from an honest bundle.
+    let f = n.recv_fails("b1_alice", "b1", 1, &ask, NOW + 3);
+    let bundle = n.bundle("a1");
+    let p = out(
+        &n.start_new_session("b1_alice", "b1", 1, &bundle, &action_hint(&f), NOW + 3)
+            .unwrap(),
+        "message",
+    );
+    n.recv_ok("a1_bob", "a1", 1, &p, NOW + 4);
+    let r = n.send_to("a1_bob", 1, "answer");
+    n.recv_ok("b1_alice", "b1", 1, &r, NOW + 4);
+    n.vector(
+        "stale_bundles_both_sides",
+        "§16.6: both active sessions were made from stale bundles (signed prekeys since removed) and neither side can accept the other's; each first failure is a retry in the side's own unanswered session, and the second failure, with a request unanswered, starts a new session (the unanswered request is weighed before the unanswered session), which the peer accepts.",
+    )
+}
+
 pub(super) fn vectors() -> Vec<Value> {
     vec![
         retry_requests(),
         new_session(),
         actions(),
         interval_holds(),
+        stale_bundles_both_sides(),
         lost_without_active(),
         retry_on_archived(),
         one_time_prekey_desync(),
