@@ -5,8 +5,7 @@ at least one of them. Not run by verify.py (about 4 s per change):
 
     python3 conformance/python/mutants_sessions.py [index ...]
 
-Two changes cannot be caught and are kept as documentation: 0 (times compared without
-saturation: a negative difference is never >= a positive bound either) and 20 (trying the
+One change cannot be caught and is kept as documentation: 20 (trying the
 sessions after a malformed frame: a message that decrypts on one session gives no
 NonContributoryKey on another, so the deciding error stays InvalidEncoding).
 """
@@ -18,9 +17,9 @@ import sys
 import tempfile
 
 SRC = os.path.dirname(os.path.abspath(__file__))
-EQUIVALENT = {0, 20}
+EQUIVALENT = {20}
 M = [  # (text in sotto_sessions.py, its replacement)
-("return max(now - then, 0)", "return now - then"),
+("return abs(now - then)", "return max(now - then, 0)"),
 ("if len(lst) > MAX_DEVICES_PER_USER:", "if len(lst) > MAX_DEVICES_PER_USER + 1:"),
 ("if k == self.local_identity and d != self.local_device:", "if k == self.local_identity and False:"),
 ("for d in [d for _, d in stale] + left_out:", "for d in left_out + [d for _, d in stale]:"),
@@ -88,6 +87,28 @@ M = [  # (text in sotto_sessions.py, its replacement)
 ("        if has_lost and active:", "        if False:"),
 ("        if na > MAX_ARCHIVED_SESSIONS:", "        if na > MAX_ARCHIVED_SESSIONS + 1:"),
 ("        if e.retry_count > MAX_RETRY_REQUESTS_PER_INTERVAL:", "        if e.retry_count > MAX_RETRY_REQUESTS_PER_INTERVAL + 1:"),
+# The security fixes (F2 remembered devices, F3a, F3b, F4 group decrypt).
+("self.remembered[d] = Remembered(e.identity, e.pinned,", "self.remembered[-d] = Remembered(e.identity, e.pinned,"),
+("e.stale_since if e.stale_since is not None else now)", "now)"),
+("                e.pinned = m.pinned\n", "\n"),
+("                if k == m.identity:\n                    out[\"relisted\"].append(d)", "                if True:\n                    out[\"relisted\"].append(d)"),
+("            if e is None and d in back:", "            if False:"),
+("        if len(self.remembered) > MAX_DELETED_DEVICES:\n            for d in", "        if len(self.remembered) > MAX_DELETED_DEVICES + 1:\n            for d in"),
+("if elapsed(now, m.left) >= MAX_STALE_DEVICE_AGE]:", "if elapsed(now, m.left) >= 0]:"),
+("            if len(self.remembered) > MAX_DELETED_DEVICES:\n                fail", "            if False:\n                fail"),
+("if elapsed(now, self.remembered[d].left) >= MAX_STALE_DEVICE_AGE]", "if elapsed(now, self.remembered[d].left) > MAX_STALE_DEVICE_AGE]"),
+("        if gone or n or forgotten:", "        if gone or n:"),
+("        b += u8(len(self.remembered))\n", ""),
+("            if d <= prev or d == local_device or d in rec.devices:", "            if d <= prev or d == local_device:"),
+("        if count > MAX_DELETED_DEVICES:", "        if count > MAX_DELETED_DEVICES + 1:"),
+("                if d2 != d and t is not None and t == k:", "                if False:"),
+("        if device_id in self.remembered:\n            return self.remembered[device_id].identity", "        if False:\n            return None"),
+("                if not dev.listed:                                             # F3b", "                if False:"),
+("            return Failure(IGNORE, WRONG_LOCAL_DEVICE, \"IdentityMismatch\")\n        if record.user", "            pass\n        if record.user"),
+("            return Failure(IGNORE, MALFORMED, \"NotGroupMember\")", "            pass"),
+("                return Failure(IGNORE, MALFORMED, \"IdentityMismatch\")\n            if dev.pending", "                pass\n            elif dev.pending"),
+("                return Failure(RETRY_LATER, IDENTITY_CHANGE_PENDING, \"IdentityChangePending\")\n        work", "                pass\n        work"),
+("if _eq(e.identity, held.owner)), None)", "if _eq(e.identity, held.owner) and e.listed), None)"),
 ]
 only = [int(x) for x in sys.argv[1:]]
 src = open(os.path.join(SRC, 'sotto_sessions.py')).read()

@@ -520,7 +520,8 @@ def s16_encrypt_to():
 def s16_decrypt_step_1_and_identities():
     """§16.5 steps 1-2: WrongLocalDevice, RetryLater(UnknownDevice), RetryLater(IdentityChangePending),
     a prekey message of another identity RetryLater(UnknownIdentity); nothing changes.
-    A stale device's messages still decrypt, and it may start sessions."""
+    A stale device's messages on the sessions it has still decrypt, but it cannot start one:
+    RetryLater(UnknownDevice) until it is listed again (F3b)."""
     a, b = parties("step1")
     a.start(b)
     m = a.send(b, b"one")
@@ -540,10 +541,17 @@ def s16_decrypt_step_1_and_identities():
     res = failure_unchanged([r2, b.device], lambda: r2.decrypt(b.device, a.dev_id, m, T0))
     assert (res.action, res.detail, res.error) == (L.RETRY_LATER, L.UNKNOWN_IDENTITY, "IdentityMismatch")
     rec.update_devices([], T0)                             # Alice's device is stale
+    res = failure_unchanged([rec, b.device], lambda: b.recv(a, m, now=T0 + 7))
+    assert (res.action, res.detail, res.error) == (L.RETRY_LATER, L.UNKNOWN_DEVICE, "UnknownDevice")
+    assert rec.devices[a.dev_id].active is None
+    rec.update_devices([(a.dev_id, a.identity)], T0 + 8)   # listed again: the message is accepted
+    received(b.recv(a, m, now=T0 + 9), b"one")
+    rec.update_devices([], T0 + 10)                        # stale again, with a session now
     g = rec.generation
-    res = received(b.recv(a, m, now=T0 + 7), b"one")
+    m2 = a.send(b, b"two")                                 # a prekey message on the session held
+    res = received(b.recv(a, m2, now=T0 + 11), b"two")
     assert res.device == a.dev_id and res.identity == a.identity and rec.generation == g + 1
-    assert rec.devices[a.dev_id].active.last_decrypt == T0 + 7
+    assert rec.devices[a.dev_id].active.last_decrypt == T0 + 11
     received(a.recv(b, b.rec(a).devices[a.dev_id].active.session.encrypt(b.rng, b"\x01back")), b"back")
 
 
@@ -1319,14 +1327,14 @@ def s16_group_distribute_and_install():
     # Group messages.
     m = g.encrypt(b"to the group", SeededRng("genc"))
     assert g.generation == 3
-    assert bg.decrypt(m) == (b"to the group", ("Authenticated", a.identity)) and bg.generation == 3
-    f = failure_unchanged([bg], lambda: bg.decrypt(m))
+    assert bg.decrypt(brec, m) == (b"to the group", ("Authenticated", a.identity)) and bg.generation == 3
+    f = failure_unchanged([bg], lambda: bg.decrypt(brec, m))
     assert (f.action, f.detail, f.error) == (L.IGNORE, L.DUPLICATE, "DuplicateMessage")
-    f = failure_unchanged([bg], lambda: bg.decrypt(tamper(g.encrypt(b"t", SeededRng("g2")))))
+    f = failure_unchanged([bg], lambda: bg.decrypt(brec, tamper(g.encrypt(b"t", SeededRng("g2")))))
     assert (f.action, f.detail, f.error) == (L.IGNORE, L.MALFORMED, "InvalidSignature")
-    unchanged_all([bg], lambda: bg.decrypt(b"\x02\x03"), "Truncated")          # a parse error: no action
+    unchanged_all([bg], lambda: bg.decrypt(brec, b"\x02\x03"), "Truncated")          # a parse error: no action
     other = L.GroupSession.new(SeededRng("carol group"), GID16, b"carol", c.device)
-    f = failure_unchanged([bg], lambda: bg.decrypt(other.encrypt(b"?", SeededRng("g3"))))
+    f = failure_unchanged([bg], lambda: bg.decrypt(brec, other.encrypt(b"?", SeededRng("g3"))))
     assert (f.action, f.detail, f.error) == (L.RETRY_LATER, L.MISSING_DISTRIBUTION, "UnknownGroupChain")
     # A distribution request (frame 0x04) and the answer, distribute_to.
     req = bg.request_distribution(brec, a.dev_id, SeededRng("req"))
@@ -1422,6 +1430,8 @@ def rich_record():
     d.unanswered = L.RetryHint(S.pub(b"\x72" * 32), 3, S.pub(b"\x73" * 32))
     d.archived[0].lost_to = b"\x74" * 32
     rec.devices[b2.dev_id].classical_allowed = True
+    rec.remembered[11] = L.Remembered(S.ed25519_public(b"\x75" * 32), True, T0 - 7)
+    rec.remembered[12] = L.Remembered(S.ed25519_public(b"\x76" * 32), False, 2**64 - 1)
     return a, b, rec
 
 
@@ -1443,7 +1453,7 @@ def s16_peer_record_saved_form():
     expect("InvalidPublicKey", lambda: dec(enc[:10] + b"\x01" + bytes(31) + enc[42:]))
     expect("InvalidEncoding", lambda: dec(enc[:hdr] + b"\x00" + enc[hdr + 1:]))
     expect("InvalidEncoding", lambda: dec(enc[:hdr] + b"\x41" + b"u" * 65 + b"\x00\x00"))
-    assert dec(enc[:hdr] + b"\x40" + b"u" * 64 + b"\x00\x00").user == b"u" * 64
+    assert dec(enc[:hdr] + b"\x40" + b"u" * 64 + b"\x00\x00\x00").user == b"u" * 64
     expect("InvalidEncoding", lambda: dec(enc[:p_dev - 1] + b"\x02"))
     expect("InvalidEncoding", lambda: dec(enc[:p_dev] + b"\x11"))
     expect("Truncated", lambda: dec(enc[:p_dev] + b"\x10"))
@@ -1462,10 +1472,29 @@ def s16_peer_record_saved_form():
         expect("InvalidEncoding", lambda: dec(b))
         expect("TrailingBytes", lambda: dec(b + b"\x00"))
 
-    def with_devices(order, local=None, head=head):
+    rem = {d: m.to_bytes(d) for d, m in rec.remembered.items()}
+    tail = b"\x02" + rem[11] + rem[12]
+    assert enc.endswith(tail) and len(rem[11]) == 45
+
+    def with_devices(order, local=None, head=head, tail=tail):
         h2 = head if local is None else head[:-1] + b"\x01" + S.u32(local)
-        return h2 + bytes([len(order)]) + b"".join(order)
+        return h2 + bytes([len(order)]) + b"".join(order) + tail
     assert with_devices([devs[7], devs[9]]) == enc
+    back = dec(enc)
+    assert [(d, m.identity, m.pinned, m.left) for d, m in sorted(back.remembered.items())] == \
+        [(11, rec.remembered[11].identity, True, T0 - 7), (12, rec.remembered[12].identity, False, 2**64 - 1)]
+    # F2: the remembered devices' rules, checked when read.
+    dv = [devs[7], devs[9]]
+    when_read("InvalidEncoding", with_devices(dv, tail=b"\x02" + rem[12] + rem[11]))
+    when_read("InvalidEncoding", with_devices(dv, tail=b"\x02" + rem[11] + rem[11]))
+    when_read("InvalidEncoding", with_devices(dv, local=11))
+    when_read("InvalidEncoding", with_devices(dv, tail=b"\x01" + S.u32(9) + rem[11][4:]))   # a held id
+    when_read("InvalidEncoding", with_devices(dv, tail=b"\x21"))
+    expect("Truncated", lambda: dec(with_devices(dv, tail=b"\x20")))
+    expect("Truncated", lambda: dec(with_devices(dv, tail=b"")))
+    when_read("InvalidPublicKey", with_devices(dv, tail=b"\x01" + rem[11][:4] + bytes(32) + rem[11][36:]))
+    when_read("InvalidEncoding", with_devices(dv, tail=b"\x01" + rem[11][:36] + b"\x02" + rem[11][37:]))
+    assert dec(with_devices(dv, tail=b"\x00")).remembered == {}
     when_read("InvalidEncoding", with_devices([devs[9], devs[7]]))
     when_read("InvalidEncoding", with_devices([devs[7], devs[7]]))
     when_read("InvalidEncoding", with_devices([devs[7]], local=7))
@@ -1581,8 +1610,8 @@ def s16_group_session_saved_form():
 @check
 def s16_largest_saved_forms():
     """§16.11 largest sizes: the worst session (72,506), a peer record with every optional field
-    and 16 devices of five such sessions and four lost-to marks (5,807,101 plus 4 for the own
-    record's local device id), a group session of 1,000 64-byte members and 1,024 full receivers."""
+    and 16 devices of five such sessions and four lost-to marks, the own record's local device id
+    and 32 remembered devices (5,808,546), a group session of 1,000 64-byte members and 1,024 full receivers."""
     a, b = talking("largest")
     s = copy.deepcopy(a.rec(b).devices[b.dev_id].active.session)
     s.pending = None
@@ -1603,9 +1632,15 @@ def s16_largest_saved_forms():
         e.active = L.SessionEntry(s, 1, 2)
         e.archived = [L.SessionEntry(s, 1, 2, b"\x07" * 32) for _ in range(4)]
         r.devices[d] = e
-    assert len(r.to_bytes()) == 109 + 16 * (169 + 5 * (22 + 72_506) + 4 * 32) == 5_807_101
+    assert len(r.to_bytes()) == 110 + 16 * (169 + 5 * (22 + 72_506) + 4 * 32) == 5_807_102
     r.local_device = 99
-    assert len(r.to_bytes()) == 5_807_105, "the own record's local device id adds 4 bytes"
+    assert len(r.to_bytes()) == 5_807_106, "the own record's local device id adds 4 bytes"
+    for d in range(100, 100 + L.MAX_DELETED_DEVICES):      # F2: every remembered device, 45 bytes each
+        r.remembered[d] = L.Remembered(S.ed25519_public(b"\x0a" * 32), True, 2**64 - 1)
+    worst = r.to_bytes()
+    assert len(worst) == 114 + 32 * 45 + 16 * (169 + 5 * (22 + 72_506) + 4 * 32) == 5_808_546
+    assert len(worst) + 51 == 5_808_597 and len(worst) <= S.MAX_STATE_LEN
+    assert worst[-45 * 32 - 1] == 32                       # deleted_count, then the entries
     g = L.GroupSession.new(SeededRng("largest g"), GID16, b"\xff" * 64, a.device)
     g.members = sorted([b"\xff" * 64] + [b"%063d" % i + b"m" for i in range(999)])
     rcv = S.GroupReceiver(GID16, S.ed25519_public(b"\x01" * 32), a.identity, True,
@@ -1636,6 +1671,202 @@ def s16_random_runs_converge():
     checked at every point where the network is empty. (`python3 selfcheck_sessions.py N` runs N.)"""
     for seed in range(4):
         explore("ci %d" % seed, check_every=True)
+
+
+# ---------------------------------------------------------------------------
+# The §16 security fixes: F1 elapsed time, F2 remembered devices, F3 lists and stale
+# devices, F4 group decrypt from a record, F5 the local Device first
+# ---------------------------------------------------------------------------
+
+FAR = 2**64 - 1
+AGE = L.MAX_STALE_DEVICE_AGE
+
+
+def key(i):
+    return S.ed25519_public(bytes([i]) * 32)
+
+
+@check
+def s16_elapsed_is_a_distance():
+    """§16.1 Elapsed time (F1): a bound d has passed when |now - t| >= d. A clock back by less than
+    d is no time elapsed; a stored time d or more ahead of now counts as passed: rate limits,
+    plan_send's unanswered age, expiry of stale devices and archived sessions."""
+    assert L.elapsed(10, 3) == 7 and L.elapsed(3, 10) == 7 and L.elapsed(0, FAR) == FAR
+    e = L.DeviceEntry(key(0x31))
+    e.retry_window, e.retry_count = T0, L.MAX_RETRY_REQUESTS_PER_INTERVAL
+    assert not e.window_allows(T0 - 3599) and not e.window_allows(T0 + 3599)
+    assert e.window_allows(T0 - 3600) and e.window_allows(T0 + 3600)
+    e.last_recovery = T0
+    assert not e.interval_allows(T0 - 3599) and e.interval_allows(T0 - 3600) and e.interval_allows(T0 + 3600)
+    e.last_recovery = FAR
+    assert e.interval_allows(T0), "a far-future recovery time holds nothing"
+    # request_retry: eight requests at a far-future now fill a window that T0 is far from.
+    a, b = talking("elapsed")
+    r = a.rec(b)
+    hint = L.RetryHint(S.pub(b"\x41" * 32), 0)
+    for _ in range(L.MAX_RETRY_REQUESTS_PER_INTERVAL):
+        r.request_retry(b.dev_id, hint, FAR, a.rng)
+    unchanged_all([r], lambda: r.request_retry(b.dev_id, hint, FAR - 3599, FailingRng()), "RecoveryRateLimited")
+    r.request_retry(b.dev_id, hint, T0, a.rng)
+    d = r.devices[b.dev_id]
+    assert (d.retry_window, d.retry_count) == (T0, 1), "the window restarts at now"
+    # plan_send: a session we started, created ahead of now, with no reply.
+    a, b = parties("elapsed2")
+    a.start(b, now=T0 + 3 * AGE)
+    plan = lambda now: a.rec(b).plan_send(now)["needs_bundle"]
+    assert plan(T0 + 2 * AGE + 1) == [] and plan(T0 + 2 * AGE) == [b.dev_id] and plan(T0) == [b.dev_id]
+    # expire: a stale_since and an archived creation far ahead of now.
+    a.start(b, now=T0 + 3 * AGE)                         # the first one is archived, never decrypted
+    r = a.rec(b)
+    r.update_devices([], FAR)
+    c = copy.deepcopy(r)
+    c.update_devices([(b.dev_id, b.identity)], T0)        # listed again: only the archived one may go
+    g = c.generation
+    assert c.expire(T0 + 2 * AGE + 1) == ([], 0) and c.generation == g
+    assert c.expire(T0 + 2 * AGE) == ([], 1) and c.devices[b.dev_id].archived == [] and c.generation == g + 1
+    g = r.generation
+    assert r.expire(FAR - AGE + 1) == ([], 1) and r.generation == g + 1, "stale for less than the age"
+    assert r.expire(T0) == ([b.dev_id], 0) and r.devices == {} and r.generation == g + 2
+
+
+def churned():
+    """A record of Bob: devices 1-16 listed at T0; 5 leaves at T0 + 1 and is deleted for 17 at
+    T0 + 2 (6 gets a pending identity then); at T0 + 3 the list is replaced by 20-35, which
+    deletes 1-4 and 6-17 (3 pinned)."""
+    me = device("alice")
+    rec = L.PeerRecord.new(me, b"bob")
+    rec.update_devices([(d, key(d)) for d in range(1, 17)], T0)
+    rec.devices[3].pinned = True
+    rec.update_devices([(d, key(d)) for d in range(1, 17) if d != 5], T0 + 1)
+    out = rec.update_devices([(d, key(d)) for d in range(1, 18) if d not in (5, 6)] + [(6, key(60))], T0 + 2)
+    assert out["deleted"] == [5] and out["added"] == [17] and [c["device"] for c in out["identity_changes"]] == [6]
+    out = rec.update_devices([(d, key(d)) for d in range(20, 36)], T0 + 3)
+    assert out["deleted"] == [1, 2, 3, 4] + list(range(6, 18)) and out["added"] == list(range(20, 36))
+    return me, rec
+
+
+@check
+def s16_deleted_devices_are_remembered():
+    """§16.2 step 2, §16.4, §16.7, §16.11 (F2): a device deleted to make room is remembered (trusted
+    identity, pin, when it left); listed again it comes back with them, relisted or with an identity
+    change; the record remembers at most MAX_DELETED_DEVICES, forgetting only those whose age
+    passed, else the list is refused; expire forgets them at the age; the saved form keeps them."""
+    me, rec = churned()
+    assert sorted(rec.remembered) == [1, 2, 3, 4] + list(range(5, 18))
+    m5, m6, m3 = rec.remembered[5], rec.remembered[6], rec.remembered[3]
+    assert (m5.identity, m5.pinned, m5.left) == (key(5), False, T0 + 1), "stale_since kept"
+    assert (m6.identity, m6.left) == (key(6), T0 + 3), "the trusted identity, not the pending one"
+    assert m3.pinned and not rec.remembered[4].pinned
+    assert L.PeerRecord.from_bytes(rec.to_bytes()).to_bytes() == rec.to_bytes()
+    # Listed again: 3 with its key (relisted, pinned), 1 with another (identity change, pending).
+    r = copy.deepcopy(rec)
+    g = r.generation
+    out = r.update_devices([(1, key(50)), (3, key(3))] + [(d, key(d)) for d in range(21, 35)], T0 + 4)
+    assert out["deleted"] == [20, 35] and out["added"] == [] and out["relisted"] == [3]
+    assert [(c["device"], c["trusted_fingerprint"], c["identity"]) for c in out["identity_changes"]] == \
+        [(1, S.fingerprint(key(1)), key(50))]
+    assert r.devices[3].identity == key(3) and r.devices[3].pinned and r.devices[3].listed
+    assert r.devices[3].active is None and r.devices[1].identity == key(1) and r.devices[1].pending == key(50)
+    assert 1 not in r.remembered and 3 not in r.remembered and r.remembered[20].left == T0 + 4
+    assert r.generation == g + 1
+    expect("PostQuantumRequired", lambda: r.allow_classical(3, True))
+    r.acknowledge_identity(1, key(50))
+    assert r.devices[1].identity == key(50)
+    # Not remembered: added as before.
+    r2 = copy.deepcopy(rec)
+    assert r2.update_devices([(d, key(d)) for d in range(20, 35)] + [(40, key(40))], T0 + 4)["added"] == [40]
+    # The bound: 17 remembered + 16 more is 33; only a device whose age passed is forgotten.
+    new = [(d, key(d)) for d in range(40, 56)]
+    r3 = copy.deepcopy(rec)
+    unchanged_all([r3], lambda: r3.update_devices(new, T0 + AGE), "InvalidDeviceList")
+    out = r3.update_devices(new, T0 + 1 + AGE)
+    assert 5 not in r3.remembered and len(r3.remembered) == L.MAX_DELETED_DEVICES and len(out["deleted"]) == 16
+    r4 = copy.deepcopy(rec)
+    r4.remembered[5].left = FAR                            # written while the clock was far ahead
+    r4.update_devices(new, T0)
+    assert 5 not in r4.remembered and len(r4.remembered) == L.MAX_DELETED_DEVICES
+    # expire forgets at the age; the generation moves for that alone.
+    r5 = copy.deepcopy(rec)
+    g = r5.generation
+    assert r5.expire(T0 + AGE) == ([], 0) and r5.generation == g and 5 in r5.remembered
+    assert r5.expire(T0 + 1 + AGE) == ([], 0) and r5.generation == g + 1 and 5 not in r5.remembered
+    assert r5.expire(T0 + 3 + AGE) == ([], 0) and r5.remembered == {} and r5.generation == g + 2
+    assert r5.update_devices([(1, key(51))], T0 + 4 + AGE)["added"] == [1]
+
+
+@check
+def s16_device_list_keeps_trusted_keys_distinct():
+    """§16.2 (F3a): InvalidDeviceList, changing nothing, for a list that gives a device the trusted
+    identity of another device it lists with another identity, held (listed, stale, pending) or
+    remembered; a key of a device the list leaves out may be given."""
+    me, rec = churned()
+    r = copy.deepcopy(rec)
+    r.update_devices([(d, key(d)) for d in range(20, 36) if d != 22], T0 + 4)     # 22 stale
+    base = [(d, key(d)) for d in range(23, 35)]
+    unchanged_all([r], lambda: r.update_devices(base + [(20, key(70)), (21, key(20))], T0 + 5),
+                  "InvalidDeviceList")
+    unchanged_all([r], lambda: r.update_devices(base + [(22, key(71)), (21, key(22))], T0 + 5),
+                  "InvalidDeviceList")                                          # a stale device's key
+    unchanged_all([r], lambda: r.update_devices(base[:10] + [(2, key(72)), (21, key(2))], T0 + 5),
+                  "InvalidDeviceList")                                          # a remembered key
+    p = copy.deepcopy(r)
+    p.update_devices([(d, key(d)) for d in range(20, 36) if d != 22] [:-1] + [(35, key(73))], T0 + 5)
+    assert p.devices[35].pending == key(73)
+    unchanged_all([p], lambda: p.update_devices(base + [(35, key(74)), (21, key(35))], T0 + 6),
+                  "InvalidDeviceList")                                          # trusted, not pending
+    # The key of a device left out (20) may go to another (21): it is no longer listed.
+    out = r.update_devices(base + [(21, key(20))], T0 + 5)
+    assert [c["device"] for c in out["identity_changes"]] == [21] and 20 in out["removed"]
+
+
+@check
+def s16_group_decrypt_from_a_record():
+    """§16.8 decrypt(record, message) (F4): Ignore(WrongLocalDevice) if the record is not the local
+    device's, then Ignore(Malformed) NotGroupMember, then for a held chain Ignore(Malformed)
+    IdentityMismatch if its owner is not the trusted identity of a device (listed or stale) of the
+    record, RetryLater(IdentityChangePending) if that device has a pending one; then the store."""
+    a, a2, b2, b3, c, g = group_world("f4")
+    out = g.distribute(records_of(a, b"bob", b"carol", b"alice"), SeededRng("f4 d"))
+    bg = L.GroupSession.new(SeededRng("f4 bob group"), GID16, b"bob", b2.device)
+    bg.add_member(b"alice")
+    brec = b2.rec(a)
+    assert bg.install(brec, received(b2.recv(a, out[0][0][0][1]), kind=L.FRAME_DISTRIBUTION)) == S.ADDED
+    m = g.encrypt(b"f4", SeededRng("f4 e"))
+
+    def fails(rec, msg, want):
+        f = failure_unchanged([bg, rec], lambda: bg.decrypt(rec, msg))
+        assert (f.action, f.detail, f.error) == want, f
+    not_local = L.PeerRecord.new(c.device, b"dave")                     # not local, not a member
+    fails(not_local, m, (L.IGNORE, L.WRONG_LOCAL_DEVICE, "IdentityMismatch"))
+    fails(L.PeerRecord.new(b2.device, b"carol"), m, (L.IGNORE, L.MALFORMED, "NotGroupMember"))
+    own = L.PeerRecord.new_own(b2.device, b"bob", b2.dev_id)
+    own.update_devices([(b3.dev_id, b3.identity)], T0)
+    fails(own, m, (L.IGNORE, L.MALFORMED, "IdentityMismatch"))          # attributed to its user only
+    pend = copy.deepcopy(brec)
+    pend.update_devices([(a.dev_id, key(0x52))], T0)
+    fails(pend, m, (L.RETRY_LATER, L.IDENTITY_CHANGE_PENDING, "IdentityChangePending"))
+    pend.acknowledge_identity(a.dev_id, key(0x52))
+    fails(pend, m, (L.IGNORE, L.MALFORMED, "IdentityMismatch"))         # a replaced key's chain
+    gone = L.PeerRecord.new(b2.device, b"alice")
+    fails(gone, m, (L.IGNORE, L.MALFORMED, "IdentityMismatch"))
+    other = L.GroupSession.new(SeededRng("f4 carol"), GID16, b"carol", c.device)
+    fails(gone, other.encrypt(b"?", SeededRng("f4 c")), (L.RETRY_LATER, L.MISSING_DISTRIBUTION, "UnknownGroupChain"))
+    stale = copy.deepcopy(brec)
+    stale.update_devices([], T0)
+    gen = bg.generation
+    assert bg.decrypt(stale, m) == (b"f4", ("Authenticated", a.identity)) and bg.generation == gen + 1
+    f = failure_unchanged([bg], lambda: bg.decrypt(brec, m))
+    assert (f.action, f.detail, f.error) == (L.IGNORE, L.DUPLICATE, "DuplicateMessage")
+
+
+@check
+def s16_group_local_device_first():
+    """§16.8 (F5): remove_member, rotate and after_restore check `local` before anything else."""
+    a, a2, b2, b3, c, g = group_world("f5")
+    unchanged_all([g], lambda: g.remove_member(b2.device, b"dave", [], FailingRng()), "IdentityMismatch")
+    unchanged_all([g], lambda: g.rotate(b2.device, [], FailingRng()), "IdentityMismatch")
+    unchanged_all([g], lambda: g.after_restore(b2.device, 0, FailingRng()), "IdentityMismatch")
+    unchanged_all([g], lambda: g.rotate(a.device, [], FailingRng()), "NotGroupMember")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ MAX_USER_ID_LEN = 64
 MAX_DEVICES_PER_USER = 16
 MAX_ARCHIVED_SESSIONS = 4
 MAX_STALE_DEVICE_AGE = 2_592_000
+MAX_DELETED_DEVICES = 2 * MAX_DEVICES_PER_USER
 MAX_ARCHIVED_SESSION_AGE = 2_592_000
 MAX_UNANSWERED_SESSION_AGE = 2_592_000
 MIN_RECOVERY_INTERVAL = 3_600
@@ -54,8 +55,9 @@ UNKNOWN_IDENTITY, MISSING_DISTRIBUTION = "UnknownIdentity", "MissingDistribution
 
 
 def elapsed(now, then):
-    """§16.1: times are compared with saturating arithmetic (`a - b` is 0 if now < then)."""
-    return max(now - then, 0)
+    """§16.1 "Elapsed time": a bound d has passed when |now - t| >= d (the distance, either
+    direction), so a stored time far in the future holds nothing for ever (F1)."""
+    return abs(now - then)
 
 
 def check_user_id(uid: bytes) -> bytes:
@@ -313,6 +315,17 @@ class DeviceEntry:
         return b
 
 
+class Remembered:
+    """§16.1, §16.2 step 2: a device deleted to make room, kept until MAX_STALE_DEVICE_AGE has
+    passed since it left the list: its trusted identity, its pin, when it left."""
+
+    def __init__(self, identity: bytes, pinned: bool, left: int):
+        self.identity, self.pinned, self.left = identity, pinned, left
+
+    def to_bytes(self, device_id):
+        return u32(device_id) + self.identity + u8(1 if self.pinned else 0) + u64(self.left)
+
+
 class PeerRecord:
     """§16.1: everything one local device knows about one user (0x25)."""
 
@@ -324,6 +337,7 @@ class PeerRecord:
         self.user = check_user_id(user)
         self.local_device = local_device          # the own record's local device id, or None
         self.devices = {}                          # DeviceId -> DeviceEntry
+        self.remembered = {}                       # DeviceId -> Remembered (§16.2 step 2)
         self.trace = {}
 
     # FINDING §16 P13: SPEC names no constructor; a record starts empty, generation 0.
@@ -371,6 +385,12 @@ class PeerRecord:
         for d, k in lst:
             if k == self.local_identity and d != self.local_device:
                 fail("InvalidDeviceList")
+        # F3a: a device given the trusted identity (held or remembered) of another listed device
+        for d, k in lst:
+            for d2 in ids:
+                t = self._trusted(d2)
+                if d2 != d and t is not None and t == k:
+                    fail("InvalidDeviceList")
         out = {"local": None, "added": [], "relisted": [], "removed": [], "deleted": [],
                "identity_changes": [], "withdrawn": []}
         # 1. the own record: how the list showed the local device; its entry leaves the list
@@ -393,8 +413,18 @@ class PeerRecord:
             for d in [d for _, d in stale] + left_out:
                 if len(self.devices) + len(new) <= MAX_DEVICES_PER_USER:
                     break
-                del self.devices[d]
+                e = self.devices.pop(d)
                 out["deleted"].append(d)
+                # F2: remembered with its trusted identity, pin, and when it left the list
+                self.remembered[d] = Remembered(e.identity, e.pinned,
+                                                e.stale_since if e.stale_since is not None else now)
+        # a remembered device the list names is no longer remembered (step 4 holds it again)
+        back = {d: self.remembered.pop(d) for d in list(self.remembered) if d in listed}
+        if len(self.remembered) > MAX_DELETED_DEVICES:
+            for d in [d for d, m in self.remembered.items() if elapsed(now, m.left) >= MAX_STALE_DEVICE_AGE]:
+                del self.remembered[d]
+            if len(self.remembered) > MAX_DELETED_DEVICES:
+                fail("InvalidDeviceList")
         # 3. held devices the list leaves out become stale at now.
         # FINDING §16 B3: a device already stale keeps its stale_since and is not reported again.
         for d in sorted(self.devices):
@@ -406,6 +436,18 @@ class PeerRecord:
         for d in sorted(listed):
             k = listed[d]
             e = self.devices.get(d)
+            if e is None and d in back:
+                # F2: held again without sessions, with the remembered identity and pin
+                m = back[d]
+                e = self.devices[d] = DeviceEntry(m.identity)
+                e.pinned = m.pinned
+                if k == m.identity:
+                    out["relisted"].append(d)
+                else:
+                    e.pending = k
+                    out["identity_changes"].append({"device": d, "trusted_fingerprint": S.fingerprint(e.identity),
+                                                    "new_fingerprint": S.fingerprint(k), "identity": k})
+                continue
             if e is None:
                 self.devices[d] = DeviceEntry(k)
                 out["added"].append(d)
@@ -425,6 +467,14 @@ class PeerRecord:
         if any(out[x] for x in ("added", "relisted", "removed", "deleted", "identity_changes", "withdrawn")):
             self.generation = bump(self.generation)
         return out
+
+    def _trusted(self, device_id):
+        """The trusted identity of a held or remembered device, else None."""
+        if device_id in self.devices:
+            return self.devices[device_id].identity
+        if device_id in self.remembered:
+            return self.remembered[device_id].identity
+        return None
 
     def acknowledge_identity(self, device_id, identity):
         return self._run(PeerRecord._acknowledge_identity, device_id, bytes(identity))
@@ -598,6 +648,8 @@ class PeerRecord:
                 return Failure(RETRY_LATER, UNKNOWN_IDENTITY, "IdentityMismatch")
             owner = next((e for e in dev.sessions() if e.base_key == message.base_key), None)
             if owner is None:
+                if not dev.listed:                                             # F3b
+                    return Failure(RETRY_LATER, UNKNOWN_DEVICE, "UnknownDevice")
                 return self._accept(local, dev, from_id, message, hint, now)
         else:                                                                  # 3
             owner = next((e for e in dev.sessions()
@@ -744,13 +796,17 @@ class PeerRecord:
                 and elapsed(now, self.devices[d].stale_since) >= MAX_STALE_DEVICE_AGE]
         for d in gone:
             del self.devices[d]
+        forgotten = [d for d in sorted(self.remembered)
+                     if elapsed(now, self.remembered[d].left) >= MAX_STALE_DEVICE_AGE]
+        for d in forgotten:
+            del self.remembered[d]
         n = 0
         for e in self.devices.values():
             keep = [s for s in e.archived if elapsed(now, s.last_decrypt if s.last_decrypt is not None
                                                      else s.created) < MAX_ARCHIVED_SESSION_AGE]
             n += len(e.archived) - len(keep)
             e.archived = keep
-        if gone or n:
+        if gone or n or forgotten:
             self.generation = bump(self.generation)
         return gone, n
 
@@ -784,6 +840,9 @@ class PeerRecord:
         b += u8(len(self.devices))
         for d in sorted(self.devices):
             b += self.devices[d].to_bytes(d)
+        b += u8(len(self.remembered))
+        for d in sorted(self.remembered):
+            b += self.remembered[d].to_bytes(d)
         return bytes(b)
 
     @classmethod
@@ -834,6 +893,16 @@ class PeerRecord:
                 fail("InvalidEncoding")
             e.archived = [SessionEntry.read(r, active=False) for _ in range(na)]
             rec.devices[d] = e
+        count = r.u8()
+        if count > MAX_DELETED_DEVICES:
+            fail("InvalidEncoding")
+        prev = -1
+        for _ in range(count):
+            d = r.u32()
+            if d <= prev or d == local_device or d in rec.devices:
+                fail("InvalidEncoding")
+            prev = d
+            rec.remembered[d] = Remembered(r.ed25519_public(), r.flag(), r.u64())
         r.finish()
         for e in rec.devices.values():                            # after TrailingBytes
             ss = e.sessions()
@@ -1020,11 +1089,23 @@ class GroupSession:
         self.generation = bump(self.generation)
         return msg
 
-    def decrypt(self, message):
-        """-> (plaintext, mark), or a Failure (group unchanged). A message that does not parse
-        raises its parse error, with no action."""
+    def decrypt(self, record, message):
+        """§16.8: `record` is the record of the user the message came from. -> (plaintext, mark),
+        or a Failure (group unchanged). A message that does not parse raises its parse error,
+        with no action."""
         if isinstance(message, (bytes, bytearray)):
             message = S.GroupMessage.parse(bytes(message))
+        if not _eq(record.local_identity, self.sender.owner):
+            return Failure(IGNORE, WRONG_LOCAL_DEVICE, "IdentityMismatch")
+        if record.user not in self.members:
+            return Failure(IGNORE, MALFORMED, "NotGroupMember")
+        held = self.store.find(message.chain) if message.group_id == self.store.group_id else None
+        if held is not None:                             # F4: the chain's owner is a device of `record`
+            dev = next((e for e in record.devices.values() if _eq(e.identity, held.owner)), None)
+            if dev is None:
+                return Failure(IGNORE, MALFORMED, "IdentityMismatch")
+            if dev.pending is not None:
+                return Failure(RETRY_LATER, IDENTITY_CHANGE_PENDING, "IdentityChangePending")
         work = copy.deepcopy(self)
         try:
             pt, mark = work.store.decrypt(message)

@@ -341,7 +341,8 @@ class SessionOps:
 
     def op_group_session_decrypt(self, step, rng):
         name, g = self.group(step)
-        res = g.decrypt(self.hexarg(step, "message"))
+        _, r = self.record(step)
+        res = g.decrypt(r, self.hexarg(step, "message"))
         if isinstance(res, L.Failure):
             raise FailureError(res)
         pt, mark = res
