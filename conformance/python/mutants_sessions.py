@@ -108,7 +108,7 @@ M = [  # (text in sotto_sessions.py, its replacement)
 ("            return Failure(IGNORE, MALFORMED, \"NotGroupMember\")", "            pass"),
 ("                return Failure(IGNORE, MALFORMED, \"IdentityMismatch\")\n            if dev.pending", "                pass\n            elif dev.pending"),
 ("                return Failure(RETRY_LATER, IDENTITY_CHANGE_PENDING, \"IdentityChangePending\")\n        work", "                pass\n        work"),
-("if _eq(e.identity, held.owner)), None)", "if _eq(e.identity, held.owner) and e.listed), None)"),
+("if _eq(record.devices[d].identity, held.owner)), None)", "if _eq(record.devices[d].identity, held.owner) and record.devices[d].listed), None)"),
 ]
 only = [int(x) for x in sys.argv[1:]]
 src = open(os.path.join(SRC, 'sotto_sessions.py')).read()

@@ -420,7 +420,7 @@ class PeerRecord:
                                                 e.stale_since if e.stale_since is not None else now)
         # a remembered device the list names is no longer remembered (step 4 holds it again)
         back = {d: self.remembered.pop(d) for d in list(self.remembered) if d in listed}
-        if len(self.remembered) > MAX_DELETED_DEVICES:
+        if len(self.remembered) > MAX_DELETED_DEVICES:        # FINDING §16 S3: only past the bound
             for d in [d for d, m in self.remembered.items() if elapsed(now, m.left) >= MAX_STALE_DEVICE_AGE]:
                 del self.remembered[d]
             if len(self.remembered) > MAX_DELETED_DEVICES:
@@ -437,7 +437,9 @@ class PeerRecord:
             k = listed[d]
             e = self.devices.get(d)
             if e is None and d in back:
-                # F2: held again without sessions, with the remembered identity and pin
+                # F2: held again without sessions, with the remembered identity and pin.
+                # FINDING §16 S4: every other field as for an added device. FINDING §16 S2: with
+                # another identity only the identity change is reported, not "relisted".
                 m = back[d]
                 e = self.devices[d] = DeviceEntry(m.identity)
                 e.pinned = m.pinned
@@ -649,6 +651,7 @@ class PeerRecord:
             owner = next((e for e in dev.sessions() if e.base_key == message.base_key), None)
             if owner is None:
                 if not dev.listed:                                             # F3b
+                    # FINDING §16 S1: its error is not named; UnknownDevice, as for step 1.
                     return Failure(RETRY_LATER, UNKNOWN_DEVICE, "UnknownDevice")
                 return self._accept(local, dev, from_id, message, hint, now)
         else:                                                                  # 3
@@ -792,6 +795,7 @@ class PeerRecord:
         return self._run(PeerRecord._expire, now)
 
     def _expire(self, now):
+        # FINDING §16 S6: the forgotten devices are not reported; they move the generation.
         gone = [d for d in sorted(self.devices) if not self.devices[d].listed
                 and elapsed(now, self.devices[d].stale_since) >= MAX_STALE_DEVICE_AGE]
         for d in gone:
@@ -1101,7 +1105,9 @@ class GroupSession:
             return Failure(IGNORE, MALFORMED, "NotGroupMember")
         held = self.store.find(message.chain) if message.group_id == self.store.group_id else None
         if held is not None:                             # F4: the chain's owner is a device of `record`
-            dev = next((e for e in record.devices.values() if _eq(e.identity, held.owner)), None)
+            # FINDING §16 S5: two devices may share a trusted key (one stale); the lowest id decides.
+            dev = next((record.devices[d] for d in sorted(record.devices)
+                        if _eq(record.devices[d].identity, held.owner)), None)
             if dev is None:
                 return Failure(IGNORE, MALFORMED, "IdentityMismatch")
             if dev.pending is not None:
