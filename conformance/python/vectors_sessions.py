@@ -93,7 +93,9 @@ def explain_record(r: L.PeerRecord):
             "archived": [explain_entry(x) for x in e.archived],
         })
     return {"generation": r.generation, "local_identity": enc_ik(r.local_identity), "user": r.user,
-            "local_device": r.local_device, "devices": devices}
+            "local_device": r.local_device, "devices": devices,
+            "deleted": [{"device_id": d, "identity": enc_ik(m.identity), "pinned": m.pinned, "left": m.left}
+                        for d, m in sorted(r.remembered.items())]}
 
 
 def explain_group(g: L.GroupSession):
