@@ -59,7 +59,7 @@ M = [  # (text in sotto_sessions.py, its replacement)
 ("            dev.retry_window, dev.retry_count = now, 0", "            dev.retry_count = 0"),
 ("if recovery_hint is not None and not dev.interval_allows(now):", "if False:"),
 ("            dev.last_recovery = now", "            pass"),
-(">= MAX_STALE_DEVICE_AGE]", "> MAX_STALE_DEVICE_AGE]"),
+("stale_since) >= MAX_STALE_DEVICE_AGE]", "stale_since) > MAX_STALE_DEVICE_AGE]"),
 ("s.last_decrypt if s.last_decrypt is not None\n                                                     else s.created", "s.created"),
 ("        if self.generation < last_generation:\n            for e in", "        if self.generation <= last_generation:\n            for e in"),
 ("keys = [e.identity for e in self.devices.values() if e.listed]", "keys = [e.identity for e in self.devices.values()]"),
@@ -93,7 +93,7 @@ M = [  # (text in sotto_sessions.py, its replacement)
 ("                e.pinned = m.pinned\n", "\n"),
 ("                if k == m.identity:\n                    out[\"relisted\"].append(d)", "                if True:\n                    out[\"relisted\"].append(d)"),
 ("            if e is None and d in back:", "            if False:"),
-("        if len(self.remembered) > MAX_DELETED_DEVICES:\n            for d in", "        if len(self.remembered) > MAX_DELETED_DEVICES + 1:\n            for d in"),
+("        if len(self.remembered) > MAX_DELETED_DEVICES:        # FINDING", "        if len(self.remembered) > MAX_DELETED_DEVICES + 1:        # FINDING"),
 ("if elapsed(now, m.left) >= MAX_STALE_DEVICE_AGE]:", "if elapsed(now, m.left) >= 0]:"),
 ("            if len(self.remembered) > MAX_DELETED_DEVICES:\n                fail", "            if False:\n                fail"),
 ("if elapsed(now, self.remembered[d].left) >= MAX_STALE_DEVICE_AGE]", "if elapsed(now, self.remembered[d].left) > MAX_STALE_DEVICE_AGE]"),
@@ -116,7 +116,9 @@ surv = []
 for i, (old, new) in enumerate(M):
     if only and i not in only: continue
     if src.count(old) != 1:
-        print("mutant %d: pattern found %d times: %r" % (i, src.count(old), old[:60])); continue
+        print("mutant %d: pattern found %d times: %r" % (i, src.count(old), old[:60]))
+        surv.append(i)                  # a stale pattern tests nothing: it fails the run
+        continue
     d = tempfile.mkdtemp()
     for f in ('sotto_spec.py', 'selfcheck.py', 'selfcheck_sessions.py'):
         shutil.copy(os.path.join(SRC, f), d)
