@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds every cargo-fuzz target and runs each for a bounded time on stable
 # (no sanitizer), starting from the committed seeds. Fails if any target
-# finds a crash; prints executions per target. Nine targets at
-# FUZZ_SECONDS=15 (the default): about 2.5 minutes warm on 2 cores, plus
+# finds a crash; prints executions per target. Twelve targets at
+# FUZZ_SECONDS=15 (the default): about 3.5 minutes warm on 2 cores, plus
 # about 3 minutes to install cargo-fuzz and build on a fresh machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."

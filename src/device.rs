@@ -876,7 +876,7 @@ mod tests {
         let device = Device::generate(&mut rng, 77).unwrap();
         assert_eq!(rng.draws, [32, 32, 64]);
         let bytes = device.to_bytes();
-        assert_eq!(bytes[..2], [2, 0x21]);
+        assert_eq!(bytes[..GENERATION], [2, 0x21]);
         assert_eq!(u64::from_be_bytes(at(&bytes, GENERATION)), 0);
         // The identity is the Ed25519 key of the 32 seed bytes drawn first.
         let mut first = TestRng::new(1);
@@ -1044,8 +1044,9 @@ mod tests {
         Session::accept(&mut bob, &first).unwrap();
         // The same base key naming an unknown one-time prekey: duplicate.
         let mut bytes = first.as_bytes().to_vec();
-        assert_eq!(bytes[70], 0, "no one-time prekey");
-        bytes.splice(70..71, [1, 0, 0, 0, 9]);
+        let l = testkit::layout::message(&bytes);
+        assert_eq!(l.slice(&bytes, "has_opk"), [0], "no one-time prekey");
+        bytes.splice(l.range("has_opk"), [1, 0, 0, 0, 9]);
         let Message::PreKey(renamed) = Message::from_bytes(&bytes).unwrap() else {
             panic!("expected a prekey message");
         };
@@ -1057,7 +1058,7 @@ mod tests {
         bob.rotate_signed_prekey(&mut rng, 1).unwrap();
         let spk = bob.signed_prekey().id();
         let mut bytes = first.as_bytes().to_vec();
-        bytes[66..70].copy_from_slice(&spk.to_be_bytes());
+        l.put_u32(&mut bytes, "spk_id", spk);
         let Message::PreKey(other) = Message::from_bytes(&bytes).unwrap() else {
             panic!("expected a prekey message");
         };

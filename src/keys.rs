@@ -872,8 +872,10 @@ mod tests {
         let ik = *pair.public();
         let bytes = ik.to_bytes();
         assert_eq!(bytes.len(), 34);
-        assert_eq!(bytes[..2], [2, 0x10]);
-        assert_eq!(&bytes[2..], ik.as_bytes());
+        let l = testkit::layout::identity_key(&bytes);
+        assert_eq!(l.slice(&bytes, "version"), [2]);
+        assert_eq!(l.slice(&bytes, "type"), [0x10]);
+        assert_eq!(l.slice(&bytes, "identity"), ik.as_bytes());
         assert_eq!(IdentityKey::from_bytes(&bytes).unwrap(), ik);
 
         let mut fp = sha2::Sha256::new();
@@ -887,17 +889,22 @@ mod tests {
             IdentityKey::from_bytes(&trailing),
             Err(Error::TrailingBytes)
         );
-        assert_eq!(IdentityKey::from_bytes(&bytes[..33]), Err(Error::Truncated));
+        let short = &bytes[..bytes.len() - 1];
+        assert_eq!(IdentityKey::from_bytes(short), Err(Error::Truncated));
         // The identity point (small order), then a non-canonical y = p + 3.
-        let mut small = [0u8; 34];
-        small[..3].copy_from_slice(&[2, 0x10, 1]);
+        let mut small = bytes;
+        let mut point = [0u8; 32];
+        point[0] = 1;
+        l.put(&mut small, "identity", &point);
         assert_eq!(
             IdentityKey::from_bytes(&small),
             Err(Error::InvalidPublicKey)
         );
-        let mut non_canonical = [0xffu8; 34];
-        non_canonical[..3].copy_from_slice(&[2, 0x10, 0xf0]);
-        non_canonical[33] = 0x7f;
+        let mut non_canonical = bytes;
+        let mut point = [0xffu8; 32];
+        point[0] = 0xf0;
+        point[31] = 0x7f;
+        l.put(&mut non_canonical, "identity", &point);
         assert_eq!(
             IdentityKey::from_bytes(&non_canonical),
             Err(Error::InvalidPublicKey)
@@ -915,10 +922,12 @@ mod tests {
         let signed = SignedPreKey::sign(&pair, 0x0102_0304, spk);
         let bytes = signed.to_bytes();
         assert_eq!(bytes.len(), SignedPreKey::ENCODED_LEN);
-        assert_eq!(bytes[..2], [2, 0x11]);
+        let l = testkit::layout::signed_prekey(&bytes);
+        assert_eq!(l.slice(&bytes, "version"), [2]);
+        assert_eq!(l.slice(&bytes, "type"), [0x11]);
         let mut message = b"sotto v2 signed prekey".to_vec();
-        message.extend_from_slice(&bytes[2..38]);
-        let signature = Signature::from_bytes(&bytes[38..].try_into().unwrap());
+        message.extend_from_slice(&bytes[l.start("id")..l.end_of("public")]);
+        let signature = Signature::from_slice(l.slice(&bytes, "signature")).unwrap();
         pair.public()
             .verifying_key()
             .verify(&message, &signature)

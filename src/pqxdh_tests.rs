@@ -1,7 +1,8 @@
 //! PQXDH (SPEC §2, §5.5 to §5.7, §6, §7, §9.2, §10.2, §10.3): a first
 //! message recomputed by hand from the primitives and the published labels,
 //! every handshake shape, the policy both ways, the KEM binding, bundles
-//! and KEM prekeys on their bytes, and the device's KEM prekeys.
+//! and KEM prekeys on their bytes, and the device's KEM prekeys. Fields are
+//! found by their SPEC names through the testkit's layouts (on bytes only).
 
 use alloc::vec::Vec;
 
@@ -12,6 +13,7 @@ use hmac::{KeyInit, Mac};
 use ml_kem::kem::KeyExport;
 use ml_kem::{DecapsulationKey, MlKem1024};
 use sha2::{Digest, Sha256, Sha512};
+use testkit::layout;
 
 use crate::KeyAgreementPolicy::{ClassicalAllowed, PostQuantumRequired};
 use crate::testing::{Kem, TestRng, bundle_with, devices, prekey};
@@ -181,7 +183,11 @@ fn a_first_message_recomputed_by_hand() {
         assert_eq!(read.as_bytes(), b"by hand");
         assert_eq!(bob_session.key_agreement(), session.key_agreement());
         // The saved session holds KB after the two identities (§10.2).
-        assert_eq!(bob_session.to_bytes()[76..108], kb[..]);
+        let state = bob_session.to_bytes();
+        assert_eq!(
+            layout::session_state(&state).slice(&state, "kem_binding"),
+            kb.as_slice()
+        );
     }
 }
 
@@ -257,11 +263,13 @@ fn downgrades_are_refused() {
         Session::initiate_with_policy(&alice, &mut rng, &pq, ClassicalAllowed).unwrap();
     assert_eq!(session.key_agreement(), KeyAgreement::Pqxdh);
     let first = prekey(session.encrypt(&mut rng, b"pq").unwrap());
-    // No one-time prekey: strip the KEM flag, id and ciphertext (bytes
-    // 71..1644).
+    // No one-time prekey: strip the KEM id and ciphertext, and clear the
+    // KEM flag.
     let mut stripped = first.as_bytes().to_vec();
-    assert_eq!(stripped[70..72], [0, 1]);
-    stripped.splice(71..1644, [0]);
+    let l = layout::message(&stripped);
+    assert_eq!(l.slice(&stripped, "has_opk"), [0]);
+    assert_eq!(l.slice(&stripped, "has_kem"), [1]);
+    stripped.splice(l.start("has_kem")..l.end_of("ct"), [0]);
     let stripped = prekey(Message::from_bytes(&stripped).unwrap());
     assert_eq!(stripped.kem_prekey_id(), None);
     let before = bob.to_bytes();
@@ -289,8 +297,9 @@ fn tampered_prekey_messages_are_refused() {
     let first = prekey(session.encrypt(&mut rng, b"tamper").unwrap());
     let bytes = first.as_bytes();
     let before = bob.to_bytes();
-    let ciphertext = (80..1648).step_by(97).chain([80, 1647]);
-    let positions = (0..80).chain(ciphertext).chain(1648..bytes.len());
+    let ct = layout::message(bytes).range("ct");
+    let ciphertext = ct.clone().step_by(97).chain([ct.start, ct.end - 1]);
+    let positions = (0..ct.start).chain(ciphertext).chain(ct.end..bytes.len());
     let mut refused = 0;
     for position in positions {
         let mut tampered = bytes.to_vec();
@@ -317,9 +326,8 @@ fn a_ciphertext_for_another_key_fails_the_tag() {
     let mut b = Session::initiate(&alice, &mut rng, &last_resort).unwrap();
     let a = prekey(a.encrypt(&mut rng, b"a").unwrap());
     let b = prekey(b.encrypt(&mut rng, b"b").unwrap());
-    // No one-time prekey: the ciphertext is bytes 76..1644.
     let mut swapped = a.as_bytes().to_vec();
-    swapped[76..1644].copy_from_slice(b.kem_ciphertext().unwrap());
+    layout::message(&swapped).put(&mut swapped, "ct", b.kem_ciphertext().unwrap());
     let swapped = prekey(Message::from_bytes(&swapped).unwrap());
     let before = bob.to_bytes();
     assert_eq!(
@@ -365,14 +373,15 @@ fn kem_prekeys_and_the_replay_rule() {
     // An unknown KEM id comes after the signed and one-time prekeys.
     let fresh = first_message(&mut bob, &mut rng, Kem::LastResort);
     let mut unknown = fresh.as_bytes().to_vec();
-    unknown[72..76].copy_from_slice(&99u32.to_be_bytes());
+    let l = layout::message(&unknown);
+    l.put_u32(&mut unknown, "kem_id", 99);
     let unknown = prekey(Message::from_bytes(&unknown).unwrap());
     assert_eq!(
         Session::accept(&mut bob, &unknown).err(),
         Some(Error::UnknownKemPreKey { id: 99 })
     );
     let mut also_spk = unknown.as_bytes().to_vec();
-    also_spk[66..70].copy_from_slice(&77u32.to_be_bytes());
+    l.put_u32(&mut also_spk, "spk_id", 77);
     let also_spk = prekey(Message::from_bytes(&also_spk).unwrap());
     assert_eq!(
         Session::accept(&mut bob, &also_spk).err(),
@@ -403,41 +412,44 @@ fn kem_prekey_encoding_and_signature() {
     let bytes = kem.to_bytes();
     assert_eq!(bytes.len(), KemPreKey::ENCODED_LEN);
     assert_eq!(bytes.len(), 1640);
-    assert_eq!(bytes[..2], [2, 0x14]);
-    assert_eq!(bytes[2..6], kem.id().to_be_bytes());
-    assert_eq!(bytes[6..8], [0, 1]);
-    assert_eq!(bytes[8..1576], kem.key_bytes()[..]);
+    let l = layout::kem_prekey(&bytes);
+    let field = |name| l.slice(&bytes, name);
+    assert_eq!((field("version"), field("type")), (&[2][..], &[0x14][..]));
+    assert_eq!(field("id"), kem.id().to_be_bytes());
+    assert_eq!((field("kind"), field("alg")), (&[0][..], &[1][..]));
+    assert_eq!(field("ek"), kem.key_bytes());
     assert_eq!(KemPreKey::from_bytes(&bytes).unwrap(), kem);
     let mut message = b"sotto v2 kem prekey".to_vec();
-    message.extend_from_slice(&bytes[2..1576]);
-    let signature = ed25519_dalek::Signature::from_bytes(&bytes[1576..].try_into().unwrap());
+    message.extend_from_slice(&bytes[l.start("id")..l.end_of("ek")]);
+    let signature = ed25519_dalek::Signature::from_slice(field("signature")).unwrap();
     bob.identity_key()
         .verifying_key()
         .verify_strict(&message, &signature)
         .unwrap();
 
-    let broken = |at: usize, value: u8| {
+    let broken = |name: &str, value: u8| {
         let mut b = bytes.clone();
-        b[at] = value;
+        l.put_u8(&mut b, name, value);
         KemPreKey::from_bytes(&b).err()
     };
-    assert_eq!(broken(6, 2), Some(Error::InvalidEncoding), "kind");
-    assert_eq!(broken(7, 0), Some(Error::InvalidEncoding), "algorithm");
-    // A 12-bit coefficient of 0xFFF (>= q) in the key.
+    assert_eq!(broken("kind", 2), Some(Error::InvalidEncoding), "kind");
+    assert_eq!(broken("alg", 0), Some(Error::InvalidEncoding), "algorithm");
+    // A 12-bit coefficient of 0xFFF (>= q) in the key: its first one.
     let mut b = bytes.clone();
-    b[8] = 0xff;
-    b[9] |= 0x0f;
+    let ek = l.start("ek");
+    b[ek] = 0xff;
+    b[ek + 1] |= 0x0f;
     assert_eq!(
         KemPreKey::from_bytes(&b).err(),
         Some(Error::InvalidPublicKey)
     );
-    b[6] = 2;
+    l.put_u8(&mut b, "kind", 2);
     assert_eq!(
         KemPreKey::from_bytes(&b).err(),
         Some(Error::InvalidEncoding)
     );
     assert_eq!(
-        KemPreKey::from_bytes(&bytes[..1639]).err(),
+        KemPreKey::from_bytes(&bytes[..bytes.len() - 1]).err(),
         Some(Error::Truncated)
     );
     let mut long = bytes.clone();
@@ -449,7 +461,7 @@ fn kem_prekey_encoding_and_signature() {
 
     // The kind is signed: a one-time prekey presented as last-resort fails.
     let mut relabelled = bytes.clone();
-    relabelled[6] = 1;
+    l.put_u8(&mut relabelled, "kind", 1);
     let relabelled = KemPreKey::from_bytes(&relabelled).unwrap();
     assert_eq!(relabelled.kind(), KemPreKeyKind::LastResort);
     assert_eq!(
@@ -491,13 +503,13 @@ fn bundles_verify_the_kem_prekey() {
         Some(Error::IdentityMismatch)
     );
     let mut forged = kem.to_bytes();
-    forged[1600] ^= 1;
+    layout::kem_prekey(&forged).flip(&mut forged, "signature", 0, 1);
     let forged = KemPreKey::from_bytes(&forged).unwrap();
     let bundle = PreKeyBundle::new(id, spk, None, Some(forged));
     assert_eq!(bundle.verify().err(), Some(Error::InvalidSignature));
     // The bundle's KEM flag and fields decode in order.
     let mut bytes = PreKeyBundle::new(id, spk, None, Some(kem)).to_bytes();
-    bytes[135] = 2;
+    layout::bundle(&bytes).put_u8(&mut bytes, "has_kem", 2);
     assert_eq!(
         PreKeyBundle::from_bytes(&bytes).err(),
         Some(Error::InvalidEncoding)
@@ -556,11 +568,11 @@ fn device_kem_prekeys() {
     );
     // The one-time KEM list ends the state: count 2, then id 2 (seed,
     // signature) and id 3. Making id 3 a last-resort id too:
-    let entry = 4 + 64 + 64;
-    let last = bytes.len() - entry;
-    assert_eq!(bytes[last..last + 4], 3u32.to_be_bytes());
+    let l = layout::device_state(&bytes);
+    assert_eq!(l.end_of("kem_otks[1].signature"), bytes.len());
+    assert_eq!(l.u32(&bytes, "kem_otks[1].id"), 3);
     let mut shared = bytes.to_vec();
-    shared[last..last + 4].copy_from_slice(&4u32.to_be_bytes());
+    l.put_u32(&mut shared, "kem_otks[1].id", 4);
     assert_eq!(
         Device::from_bytes(&shared).err(),
         Some(Error::InvalidEncoding)
@@ -571,7 +583,7 @@ fn device_kem_prekeys() {
         Some(Error::TrailingBytes)
     );
     let mut order = bytes.to_vec();
-    order[last..last + 4].copy_from_slice(&2u32.to_be_bytes());
+    l.put_u32(&mut order, "kem_otks[1].id", 2);
     assert_eq!(
         Device::from_bytes(&order).err(),
         Some(Error::InvalidEncoding)
@@ -588,11 +600,13 @@ fn saved_sessions_keep_the_kem_fields() {
     let mut session = Session::initiate(&alice, &mut rng, &bundle).unwrap();
     let first = prekey(session.encrypt(&mut rng, b"one").unwrap());
     let bytes = session.to_bytes();
-    assert_eq!(bytes[11], 1, "PQXDH");
+    let l = layout::session_state(&bytes);
+    assert_eq!(l.slice(&bytes, "key_agreement"), [1], "PQXDH");
     // has_pending, spk id, has_opk 0, has_kem 1, kem id, ciphertext.
-    assert_eq!(bytes[140], 1);
-    assert_eq!(bytes[145..147], [0, 1]);
-    assert_eq!(bytes[151..1719], first.kem_ciphertext().unwrap()[..]);
+    assert_eq!(l.slice(&bytes, "has_pending"), [1]);
+    assert_eq!(l.slice(&bytes, "has_opk"), [0]);
+    assert_eq!(l.slice(&bytes, "has_kem"), [1]);
+    assert_eq!(l.slice(&bytes, "ct"), first.kem_ciphertext().unwrap());
     let restored = Session::from_bytes(&bytes).unwrap();
     assert_eq!(*restored.to_bytes(), *bytes);
     // Every prekey message repeats the same KEM ciphertext until a reply.
@@ -600,26 +614,26 @@ fn saved_sessions_keep_the_kem_fields() {
     assert_eq!(second.kem_ciphertext(), first.kem_ciphertext());
 
     let mut x3dh = bytes.to_vec();
-    x3dh[11] = 0;
+    l.put_u8(&mut x3dh, "key_agreement", 0);
     assert_eq!(
         Session::from_bytes(&x3dh).err(),
         Some(Error::InvalidEncoding)
     );
     let mut bad = bytes.to_vec();
-    bad[11] = 2;
+    l.put_u8(&mut bad, "key_agreement", 2);
     assert_eq!(
         Session::from_bytes(&bad).err(),
         Some(Error::InvalidEncoding)
     );
     // An X3DH session with a KEM flag of 0 parses; the same flag under
     // PQXDH does not.
-    let mut no_kem = bytes[..146].to_vec();
+    let mut no_kem = bytes[..l.start("has_kem")].to_vec();
     no_kem.push(0);
-    no_kem.extend_from_slice(&bytes[147 + 4 + 1568..]);
+    no_kem.extend_from_slice(&bytes[l.end_of("ct")..]);
     assert_eq!(
         Session::from_bytes(&no_kem).err(),
         Some(Error::InvalidEncoding)
     );
-    no_kem[11] = 0;
+    l.put_u8(&mut no_kem, "key_agreement", 0);
     assert!(Session::from_bytes(&no_kem).is_ok());
 }

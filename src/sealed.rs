@@ -262,14 +262,18 @@ mod tests {
     use crate::{Device, Session};
 
     const CONTEXT: &[u8] = b"session/alice/3";
+    /// Every saved state starts with its version, type and u64 generation
+    /// (SPEC §10.1).
+    const GENERATION: core::ops::Range<usize> = 2..10;
 
     /// Opens a sealed blob the way SPEC §10.5 says, with the primitives
     /// and the published label only.
     fn open_by_hand(sealed: &[u8], key: &[u8; 32], context: &[u8]) -> Option<Vec<u8>> {
-        let (header, rest) = sealed.split_at(35);
+        let l = testkit::layout::sealed(sealed);
+        let (header, rest) = sealed.split_at(l.end_of("salt"));
         let (ciphertext, tag) = rest.split_at(rest.len() - 16);
         let mut okm = [0u8; 44];
-        Hkdf::<Sha256>::new(Some(&header[3..]), key)
+        Hkdf::<Sha256>::new(Some(l.slice(sealed, "salt")), key)
             .expand(b"sotto v2 sealed state", &mut okm)
             .unwrap();
         let mut aad = header.to_vec();
@@ -291,8 +295,11 @@ mod tests {
     /// What every saved state promises, checked through the trait alone.
     fn check<T: SavedState>(state: &T, rng: &mut TestRng) {
         let plain = state.to_bytes();
-        assert_eq!(plain.get(..2), Some(&[codec::VERSION, T::TYPE_TAG][..]));
-        let generation: [u8; 8] = plain[2..10].try_into().unwrap();
+        assert_eq!(
+            plain.get(..GENERATION.start),
+            Some(&[codec::VERSION, T::TYPE_TAG][..])
+        );
+        let generation: [u8; 8] = plain[GENERATION].try_into().unwrap();
         assert_eq!(u64::from_be_bytes(generation), state.generation());
         let restored = T::from_bytes(&plain).unwrap();
         assert_eq!(*restored.to_bytes(), *plain);
@@ -301,7 +308,8 @@ mod tests {
         let sealed = state.seal(&key, CONTEXT, rng).unwrap();
         assert_eq!(sealed.len(), 35 + plain.len() + AEAD_TAG_LEN);
         assert_eq!(sealed.capacity(), sealed.len());
-        assert_eq!(sealed[..3], [2, 0x30, T::TYPE_TAG]);
+        let l = testkit::layout::sealed(&sealed);
+        assert_eq!(sealed[..l.start("salt")], [2, 0x30, T::TYPE_TAG]);
         assert_eq!(
             open_by_hand(&sealed, &[3; 32], CONTEXT).as_deref(),
             Some(&plain[..])
@@ -381,7 +389,7 @@ mod tests {
         let key = StorageKey::from_bytes([2; 32]);
         let mut rng = TestRng::new(9);
         let mut plain = vec![0u8; MAX_STATE_LEN - 51];
-        plain[..2].copy_from_slice(&[codec::VERSION, tag::SESSION_STATE]);
+        plain[..GENERATION.start].copy_from_slice(&[codec::VERSION, tag::SESSION_STATE]);
         let sealed = seal(&key, CONTEXT, &mut rng, tag::SESSION_STATE, &plain).unwrap();
         assert_eq!(sealed.len(), MAX_STATE_LEN);
         assert_eq!(

@@ -445,23 +445,27 @@ mod tests {
             codec::encoded_len(first.prekey_header()),
             PREKEY_HEADER_MAX_LEN
         );
-        assert_eq!(first.identity().as_bytes(), &bytes[2..34]);
-        assert_eq!(first.base_key_bytes(), bytes[34..66]);
+        // Every field where SPEC §9 puts it, found by name through the
+        // reference model's layout.
+        let l = testkit::layout::message(bytes);
+        let field = |name| l.slice(bytes, name);
+        assert_eq!(first.identity().as_bytes(), field("identity"));
+        assert_eq!(first.base_key_bytes(), field("base_key"));
         assert_eq!(first.signed_prekey_id(), bob.signed_prekey().id());
-        assert_eq!(bytes[66..70], bob.signed_prekey().id().to_be_bytes());
+        assert_eq!(field("spk_id"), bob.signed_prekey().id().to_be_bytes());
         assert_eq!(first.one_time_prekey_id(), Some(opk.id()));
-        assert_eq!(bytes[70], 1);
-        assert_eq!(bytes[71..75], opk.id().to_be_bytes());
+        assert_eq!(field("has_opk"), [1]);
+        assert_eq!(field("opk_id"), opk.id().to_be_bytes());
         assert_eq!(first.kem_prekey_id(), Some(kem));
-        assert_eq!(bytes[75], 1);
-        assert_eq!(bytes[76..80], kem.to_be_bytes());
-        assert_eq!(first.kem_ciphertext().unwrap()[..], bytes[80..1648]);
-        let inner = &bytes[PREKEY_HEADER_MAX_LEN..];
-        assert_eq!(first.ratchet_key_bytes(), inner[2..34]);
+        assert_eq!(field("has_kem"), [1]);
+        assert_eq!(field("kem_id"), kem.to_be_bytes());
+        assert_eq!(first.kem_ciphertext().unwrap(), field("ct"));
+        assert_eq!(l.start("ratchet.version"), PREKEY_HEADER_MAX_LEN);
+        assert_eq!(first.ratchet_key_bytes(), field("ratchet.ratchet_key"));
         assert_eq!(first.previous_chain_length(), 0);
         assert_eq!(first.message_number(), 1);
-        assert_eq!(inner[38..42], [0, 0, 0, 1]);
-        assert_eq!(first.salt(), inner[42..58]);
+        assert_eq!(field("ratchet.n"), [0, 0, 0, 1]);
+        assert_eq!(first.salt(), field("ratchet.salt"));
 
         let (mut to_alice, _) = Session::accept(&mut bob, &first).unwrap();
         let Message::Ratchet(reply) = to_alice.encrypt(&mut rng, b"reply").unwrap() else {
@@ -469,10 +473,13 @@ mod tests {
         };
         let bytes = reply.as_bytes();
         assert_eq!(codec::encoded_len(reply.header()), RATCHET_HEADER_LEN);
-        assert_eq!(reply.ratchet_key_bytes(), bytes[2..34]);
-        assert_eq!(reply.previous_chain_length().to_be_bytes(), bytes[34..38]);
-        assert_eq!(reply.message_number().to_be_bytes(), bytes[38..42]);
-        assert_eq!(reply.salt(), bytes[42..58]);
+        let l = testkit::layout::message(bytes);
+        let field = |name| l.slice(bytes, name);
+        assert_eq!(reply.ratchet_key_bytes(), field("ratchet_key"));
+        assert_eq!(reply.previous_chain_length().to_be_bytes(), field("pn"));
+        assert_eq!(reply.message_number().to_be_bytes(), field("n"));
+        assert_eq!(reply.salt(), field("salt"));
+        assert_eq!(l.end_of("salt"), RATCHET_HEADER_LEN);
         let parsed = RatchetMessage::from_vec(bytes.to_vec()).unwrap();
         assert_eq!(parsed, reply);
     }

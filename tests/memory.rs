@@ -30,6 +30,7 @@ use sotto::{
     MAX_SIGNED_PREKEYS, MAX_SKIP, MAX_SKIPPED_KEYS, Message, Session, StorageKey,
 };
 use testkit::fixtures::{Kem, NOW, bundle_with};
+use testkit::layout;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -266,10 +267,10 @@ fn group_receiver_and_store_growth_is_bounded_under_the_worst_authentic_senders(
 
     // A jump past MAX_GROUP_JUMP, signed by the real key, is refused
     // without any change (the sender's index is set in its saved state,
-    // SPEC §15.11: at 234).
+    // SPEC §15.11).
     let mut far_state = alice.to_bytes().to_vec();
     let far = bob.next_index() + MAX_GROUP_JUMP + 1;
-    far_state[234..238].copy_from_slice(&far.to_be_bytes());
+    layout::sender_state(&far_state).put_u32(&mut far_state, "index", far);
     let mut far_sender = GroupSender::from_bytes(&far_state).unwrap();
     let too_far = far_sender.encrypt(&mut rng, b"too far").unwrap();
     let state = bob.to_bytes();
@@ -407,13 +408,16 @@ fn device_state_at_every_bound() {
     // they are, SPEC §4): written into the saved state, as 4,000 replayable
     // handshakes would.
     let state = device.to_bytes();
-    let mut worst = state[..55].to_vec();
-    assert_eq!(usize::from(state[54]), MAX_SIGNED_PREKEYS);
-    let mut at = 55;
-    for _ in 0..MAX_SIGNED_PREKEYS {
-        worst.extend_from_slice(&state[at..at + 4 + 8 + 32 + 64]);
-        assert_eq!(state[at + 108..at + 110], [0, 0]);
-        at += 110;
+    let l = layout::device_state(&state);
+    let mut worst = state[..l.end_of("spk_count")].to_vec();
+    assert_eq!(
+        l.slice(&state, "spk_count"),
+        [u8::try_from(MAX_SIGNED_PREKEYS).unwrap()]
+    );
+    for i in 0..MAX_SIGNED_PREKEYS {
+        let spk = l.scoped(&format!("spks[{i}]."));
+        worst.extend_from_slice(&state[spk.start("id")..spk.end_of("signature")]);
+        assert_eq!(spk.slice(&state, "base_key_count"), [0, 0]);
         let count = u16::try_from(MAX_BASE_KEYS_PER_SIGNED_PREKEY).unwrap();
         worst.extend_from_slice(&count.to_be_bytes());
         for _ in 0..MAX_BASE_KEYS_PER_SIGNED_PREKEY {
@@ -422,7 +426,8 @@ fn device_state_at_every_bound() {
             worst.extend_from_slice(&key);
         }
     }
-    worst.extend_from_slice(&state[at..]);
+    let last = format!("spks[{}].base_key_count", MAX_SIGNED_PREKEYS - 1);
+    worst.extend_from_slice(&state[l.end_of(&last)..]);
     assert_eq!(worst.len(), WORST_DEVICE_LEN);
     let (heap, restored) = heap_of(|| Device::from_bytes(&worst).unwrap());
     assert_eq!(*restored.to_bytes(), *worst);

@@ -4,11 +4,11 @@
 //! default `realloc`, every block a growing buffer leaves behind) for any
 //! registered secret, before handing it back to the system. Secrets are
 //! registered from the plain state layouts (`to_bytes`, read with the
-//! layouts of SPEC §10.2, §10.3 and §15.11 by `secrets` below: root, chain
-//! and message keys, ratchet secrets, identity seeds, prekey secrets, KEM
-//! prekey seeds `d || z`, group chain seeds and ratchet levels, cached group
-//! keys), so the test does not trust `#[derive(ZeroizeOnDrop)]`: it watches
-//! the bytes.
+//! layouts of SPEC §10.2, §10.3 and §15.11 by `testkit::layout::secrets`:
+//! root, chain and message keys, ratchet secrets, identity seeds, prekey
+//! secrets, KEM prekey seeds `d || z`, group chain seeds and ratchet levels
+//! with the key of their index, cached group keys), so the test does not
+//! trust `#[derive(ZeroizeOnDrop)]`: it watches the bytes.
 //!
 //! What this covers: every heap block sotto allocates for sessions, devices,
 //! skipped-key stores, group senders, receivers, stores and distributions,
@@ -41,136 +41,11 @@ use sotto::{Device, Message, Session, StorageKey};
 use testkit::fixtures::{Kem, NOW, bundle_with, deliver_distribution};
 use zeroize::Zeroizing;
 
-/// Reads the secret fields of a plain saved state (SPEC §10.2, §10.3,
-/// §15.6, §15.11), 32 bytes each.
-struct Secrets<'a> {
-    bytes: &'a [u8],
-    at: usize,
-    found: Vec<[u8; 32]>,
-}
-
-impl<'a> Secrets<'a> {
-    fn skip(&mut self, n: usize) {
-        self.at += n;
-    }
-
-    fn u8(&mut self) -> usize {
-        self.at += 1;
-        usize::from(self.bytes[self.at - 1])
-    }
-
-    fn u16(&mut self) -> usize {
-        self.at += 2;
-        usize::from(u16::from_be_bytes(
-            self.bytes[self.at - 2..self.at].try_into().unwrap(),
-        ))
-    }
-
-    fn secret(&mut self, count: usize) {
-        for _ in 0..count {
-            self.found
-                .push(self.bytes[self.at..self.at + 32].try_into().unwrap());
-            self.at += 32;
-        }
-    }
-
-    fn receiver(&mut self) {
-        // Header, generation, group, chain, owner, flag, next, read,
-        // R_0..R_7, cache.
-        self.skip(2 + 8 + 32 + 32 + 32 + 1 + 4 + 4);
-        self.secret(8);
-        for _ in 0..self.u16() {
-            self.skip(4);
-            self.secret(1);
-        }
-    }
-}
-
+/// The secret fields of a plain saved state or distribution (SPEC §10.2,
+/// §10.3, §15.6, §15.11), 32 bytes each, found by name through the
+/// testkit's layouts (and the message key of each ratchet's current index).
 fn secrets(state: &[u8]) -> Vec<[u8; 32]> {
-    let mut r = Secrets {
-        bytes: state,
-        at: 0,
-        found: Vec::new(),
-    };
-    match state[1] {
-        0x20 => {
-            r.skip(2 + 8 + 2 + 4 * 32);
-            if r.u8() == 1 {
-                r.skip(4);
-                if r.u8() == 1 {
-                    r.skip(4);
-                }
-                if r.u8() == 1 {
-                    r.skip(4 + 1568);
-                }
-            }
-            r.secret(1); // root key
-            r.skip(32);
-            if r.u8() == 1 {
-                r.secret(2); // ratchet secret, chain key
-                r.skip(4);
-            }
-            r.skip(4);
-            for _ in 0..r.u8() {
-                r.skip(32);
-                if r.u8() == 1 {
-                    r.secret(1);
-                }
-                r.skip(4);
-                for _ in 0..r.u16() {
-                    r.skip(4);
-                    r.secret(1);
-                }
-            }
-        }
-        0x21 => {
-            r.skip(2 + 8);
-            r.secret(1); // identity seed
-            r.skip(12);
-            for _ in 0..r.u8() {
-                r.skip(4 + 8);
-                r.secret(1);
-                r.skip(64);
-                let base_keys = r.u16();
-                r.skip(32 * base_keys);
-            }
-            for _ in 0..r.u16() {
-                r.skip(4);
-                r.secret(1);
-            }
-            for _ in 0..r.u8() {
-                r.skip(4 + 8);
-                r.secret(2); // d || z
-                r.skip(64);
-            }
-            for _ in 0..r.u16() {
-                r.skip(4);
-                r.secret(2);
-                r.skip(64);
-            }
-        }
-        0x22 => {
-            r.skip(2 + 8 + 32 + 32);
-            r.secret(1); // chain seed
-            r.skip(64 + 64 + 4);
-            r.secret(8);
-        }
-        0x23 => r.receiver(),
-        0x24 => {
-            r.skip(2 + 8 + 32);
-            for _ in 0..r.u16() {
-                r.skip(2);
-                r.receiver();
-            }
-        }
-        0x04 => {
-            r.skip(2 + 32 + 32 + 32 + 64 + 64 + 4);
-            r.secret(8);
-        }
-        other => panic!("no secrets layout for type {other:#04x}"),
-    }
-    assert_eq!(r.at, state.len(), "the whole state was read");
-    r.found
+    testkit::layout::secrets(state)
 }
 
 const TABLE_LEN: usize = 16_384;

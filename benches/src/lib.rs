@@ -400,56 +400,7 @@ pub mod floor {
 /// Group fixtures: senders, receivers and far-ahead messages.
 pub mod group {
     use rand_chacha::ChaCha20Rng;
-    use sha2::{Digest, Sha256};
     use sotto::group::{GroupId, GroupMessage, GroupReceiver, GroupSender};
-
-    type Levels = [[u8; 32]; 8];
-
-    /// SPEC §15.11: a saved sender's index and R_0..R_7.
-    const SENDER_INDEX: usize = 234;
-    const SENDER_LEVELS: usize = 238;
-
-    fn hash(label: &[u8], extra: &[u8], r: &[u8; 32]) -> [u8; 32] {
-        let mut h = Sha256::new();
-        h.update(label);
-        h.update(extra);
-        h.update(r);
-        h.finalize().into()
-    }
-
-    fn steps(mut r: [u8; 32], n: u32) -> [u8; 32] {
-        for _ in 0..n {
-            r = hash(b"sotto v2 group step", &[], &r);
-        }
-        r
-    }
-
-    fn digit(i: u32, k: usize) -> u32 {
-        (i >> (4 * (7 - k))) & 0xf
-    }
-
-    /// SPEC §15.4's closed form: `R_k(i) = Step^{d_k(i)}(B_k(i))`.
-    fn closed_form(initial: &Levels, i: u32) -> Levels {
-        let mut bases = [[0u8; 32]; 8];
-        for k in 0..8 {
-            bases[k] = match (0..k).rev().find(|&h| digit(i, h) != 0) {
-                None => initial[k],
-                Some(h) => {
-                    let m = u8::try_from(k).expect("a level");
-                    hash(
-                        b"sotto v2 group derive",
-                        &[m],
-                        &steps(bases[h], digit(i, h) - 1),
-                    )
-                }
-            };
-        }
-        let mut levels = [[0u8; 32]; 8];
-        for k in 0..8 {
-            levels[k] = steps(bases[k], digit(i, k));
-        }
-        levels
-    }
 
     /// A sender and a receiver installed from its distribution at index 0.
     pub fn pair(rng: &mut ChaCha20Rng) -> (GroupSender, GroupReceiver) {
@@ -462,27 +413,6 @@ pub mod group {
         (sender, receiver)
     }
 
-    /// Moves a saved sender from index 0 to `target` without sending the
-    /// messages in between, with the closed form of the ratchet (SPEC.md
-    /// §15.4) written out here. Only for setting up jumps too long to send
-    /// one by one; a wrong result fails the benchmark's setup, where the
-    /// receiver must decrypt the message.
-    pub fn jump_sender(sender: &GroupSender, target: u32) -> GroupSender {
-        assert_eq!(sender.index(), 0, "the sender is at index 0");
-        let mut state = sender.to_bytes().to_vec();
-        let mut initial = [[0u8; 32]; 8];
-        for (k, level) in initial.iter_mut().enumerate() {
-            let at = SENDER_LEVELS + 32 * k;
-            level.copy_from_slice(&state[at..at + 32]);
-        }
-        state[SENDER_INDEX..SENDER_INDEX + 4].copy_from_slice(&target.to_be_bytes());
-        for (k, level) in closed_form(&initial, target).iter().enumerate() {
-            let at = SENDER_LEVELS + 32 * k;
-            state[at..at + 32].copy_from_slice(level);
-        }
-        GroupSender::from_bytes(&state).expect("valid sender state")
-    }
-
     /// The message a receiver at index 0 decrypts after a jump to `target`.
     pub fn message_at(
         rng: &mut ChaCha20Rng,
@@ -490,7 +420,11 @@ pub mod group {
         target: u32,
         plaintext: &[u8],
     ) -> GroupMessage {
-        jump_sender(sender, target)
+        // The sender moved on its saved state's bytes with the reference
+        // model's closed form (SPEC §15.4), without sending the messages in
+        // between; a wrong result fails the benchmark's setup, where the
+        // receiver must decrypt the message.
+        testkit::fixtures::sender_at(sender, target)
             .encrypt(rng, plaintext)
             .expect("encrypt")
     }

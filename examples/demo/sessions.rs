@@ -339,11 +339,19 @@ impl World {
             .as_mut()
             .expect("a member")
             .encrypt(text.as_bytes(), &mut self.rng)?;
+        let sender = self.phones[from].user;
         for (i, p) in self.phones.iter_mut().enumerate() {
             if i == from {
                 continue;
             }
-            match p.group.as_mut().expect("a member").decrypt(&message) {
+            // The server says which user sent it; the record checks the chain.
+            let record = &p.records[&sender];
+            match p
+                .group
+                .as_mut()
+                .expect("a member")
+                .decrypt(record, &message)
+            {
                 Ok(read) => println!(
                     "  {:12} reads {:?}",
                     p.name,

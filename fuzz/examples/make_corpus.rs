@@ -8,7 +8,7 @@ use std::fs;
 use std::path::Path;
 
 use sotto::{Device, IdentityKey, OneTimePreKey, PreKeyBundle};
-use testkit::fuzz::{fixture, group_fixture, rng, unsigned};
+use testkit::fuzz::{fixture, group_fixture, record_fixture, rng, unsigned};
 
 fn write(target: &str, name: &str, bytes: &[u8]) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -125,4 +125,15 @@ fn main() {
     write("unseal", "group-sender", &g.sealed_sender);
     write("unseal", "group-receiver", &g.sealed_receiver);
     write("unseal", "group-store", &g.sealed_store);
+
+    // The session layer: records, a group session, and the messages in
+    // flight between the records.
+    let r = record_fixture();
+    write("parse_record", "alice", &r.alice);
+    write("parse_record", "bob", &r.bob);
+    write("record_receive", "record-alice", &r.alice);
+    write("parse_group_session", "group", &r.group);
+    for (i, p) in r.to_alice.iter().chain(&r.to_bob).enumerate() {
+        write("record_receive", &format!("message-{i}"), &p.bytes);
+    }
 }

@@ -3,9 +3,9 @@
 use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 
-use super::MAX_DEVICES_PER_USER;
 use super::address::DeviceId;
-use super::record::{PeerDevice, PeerRecord};
+use super::record::{DeletedDevice, PeerDevice, PeerRecord};
+use super::{MAX_DELETED_DEVICES, MAX_DEVICES_PER_USER, MAX_STALE_DEVICE_AGE, passed};
 use crate::error::{Error, Result};
 use crate::keys::{Fingerprint, IdentityKey};
 use crate::sealed;
@@ -14,19 +14,27 @@ use crate::sealed;
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
 #[non_exhaustive]
 pub struct DeviceListChanges {
-    /// Devices the record did not hold, now held with the identity the list
-    /// gave (trust on first use: compare safety numbers).
+    /// Devices the record did not hold nor remember, now held with the
+    /// identity the list gave (trust on first use: compare safety numbers).
     pub added: Vec<DeviceId>,
-    /// Stale devices that are listed again with their trusted identity.
+    /// Stale devices that are listed again (with another identity than the
+    /// trusted one, they are in [`DeviceListChanges::identity_changes`] too,
+    /// or already have it pending), and deleted devices the record
+    /// remembered, listed again with their remembered identity (they come
+    /// back without sessions).
     pub relisted: Vec<DeviceId>,
     /// Devices no longer listed: now stale (nothing is sent to them, their
-    /// late messages still decrypt; deleted after
+    /// late messages on the sessions they have still decrypt, they cannot
+    /// start a new session; deleted after
     /// [`MAX_STALE_DEVICE_AGE`](super::MAX_STALE_DEVICE_AGE)).
     pub removed: Vec<DeviceId>,
-    /// Stale devices deleted to make room for added ones, oldest first.
+    /// Stale devices deleted to make room for added ones, oldest first. The
+    /// record remembers each one's identity and pin until
+    /// [`MAX_STALE_DEVICE_AGE`](super::MAX_STALE_DEVICE_AGE) after it left
+    /// the list: listed again with another key, it is an identity change.
     pub deleted: Vec<DeviceId>,
-    /// Devices listed with another identity than the trusted one. Each must
-    /// be acknowledged ([`PeerRecord::acknowledge_identity`]) before the
+    /// Devices listed with another identity than the trusted (or, for a
+    /// deleted device, the remembered) one. Each must be acknowledged ([`PeerRecord::acknowledge_identity`]) before the
     /// device is used again.
     pub identity_changes: Vec<IdentityChange>,
     /// Pending identity changes withdrawn: the list shows the trusted
@@ -85,14 +93,20 @@ impl PeerRecord {
     /// stale, and any pending change is withdrawn); one with another
     /// identity gets that identity as pending and is reported, never
     /// trusted silently; a held device not listed becomes stale at `now`.
+    /// A device deleted to make room is remembered (its identity and pin)
+    /// until [`MAX_STALE_DEVICE_AGE`](super::MAX_STALE_DEVICE_AGE) after it
+    /// left the list: listed again in that time, it comes back with that
+    /// identity as its trusted one, so another key is an identity change.
     /// All or nothing; adds 1 to the generation if anything changed.
     ///
     /// # Errors
     ///
     /// [`Error::InvalidDeviceList`] if the list has more than
     /// [`MAX_DEVICES_PER_USER`] entries, names a device twice, gives one
-    /// identity to two devices, or gives the local identity to a device
-    /// other than the local one.
+    /// identity to two devices, gives the local identity to a device other
+    /// than the local one, gives a device the trusted identity of another
+    /// device it lists with a new identity, or would need the record to
+    /// remember more than [`MAX_DELETED_DEVICES`] deleted devices.
     pub fn update_devices(
         &mut self,
         list: &[(DeviceId, IdentityKey)],
@@ -108,6 +122,19 @@ impl PeerRecord {
             if !ids.insert(*device)
                 || !identities.insert(*identity.as_bytes())
                 || (*identity == self.local_identity && !own_entry)
+            {
+                return Err(Error::InvalidDeviceList);
+            }
+        }
+        // A listed device keeps its trusted identity (or, deleted, comes back
+        // with the one remembered) when the list gives it another one,
+        // pending until acknowledged: no other listed device may be given
+        // that trusted key, or two listed devices would share one (the
+        // fingerprint would fail, §16.9).
+        for (device, identity) in list {
+            if let Some(trusted) = self.trusted_identity(*device)
+                && trusted != *identity
+                && identities.contains(trusted.as_bytes())
             {
                 return Err(Error::InvalidDeviceList);
             }
@@ -152,12 +179,40 @@ impl PeerRecord {
         // Devices that become stale by this list are the newest stale ones.
         stale.extend(unlisted_now.iter().map(|id| (now, *id)));
         let excess = (self.devices.len() + new_count).saturating_sub(MAX_DEVICES_PER_USER);
-        let to_delete: Vec<DeviceId> = stale.iter().take(excess).map(|(_, id)| *id).collect();
-        for id in &to_delete {
+        let to_delete: Vec<(u64, DeviceId)> = stale.into_iter().take(excess).collect();
+
+        // What the record remembers of deleted devices afterwards: listed
+        // ones come back, deleted ones are added. Past the bound, those
+        // whose age has passed are forgotten; if that is not enough, the
+        // list is refused (an honest server never deletes that many devices
+        // within MAX_STALE_DEVICE_AGE; forgetting one would let a later
+        // list give it another key without an identity change).
+        let mut deleted = self.deleted.clone();
+        deleted.retain(|id, _| !ids.contains(id));
+        for (left, id) in &to_delete {
+            if let Some(d) = self.devices.get(id) {
+                let remembered = DeletedDevice {
+                    identity: d.identity,
+                    pinned: d.pinned,
+                    left: *left,
+                };
+                deleted.insert(*id, remembered);
+            }
+        }
+        if deleted.len() > MAX_DELETED_DEVICES {
+            deleted.retain(|_, d| !passed(d.left, now, MAX_STALE_DEVICE_AGE));
+            if deleted.len() > MAX_DELETED_DEVICES {
+                return Err(Error::InvalidDeviceList);
+            }
+        }
+
+        // Commit: nothing below fails.
+        let remembered = core::mem::replace(&mut self.deleted, deleted);
+        for (_, id) in &to_delete {
             self.devices.remove(id);
         }
-        unlisted_now.retain(|id| !to_delete.contains(id));
-        changes.deleted = to_delete;
+        unlisted_now.retain(|id| !to_delete.iter().any(|(_, d)| d == id));
+        changes.deleted = to_delete.into_iter().map(|(_, id)| id).collect();
 
         for id in unlisted_now {
             if let Some(d) = self.devices.get_mut(&id) {
@@ -167,12 +222,30 @@ impl PeerRecord {
         }
         for (id, identity) in listed {
             match self.devices.get_mut(&id) {
-                None => {
-                    self.devices.insert(id, PeerDevice::new(identity));
-                    changes.added.push(id);
-                }
+                None => match remembered.get(&id) {
+                    None => {
+                        self.devices.insert(id, PeerDevice::new(identity));
+                        changes.added.push(id);
+                    }
+                    Some(r) => {
+                        let mut d = PeerDevice::new(r.identity);
+                        d.pinned = r.pinned;
+                        if identity == r.identity {
+                            changes.relisted.push(id);
+                        } else {
+                            d.pending = Some(identity);
+                            changes
+                                .identity_changes
+                                .push(change(id, &r.identity, identity));
+                        }
+                        self.devices.insert(id, d);
+                    }
+                },
                 Some(d) => {
-                    if d.stale_since.take().is_some() && identity == d.identity {
+                    // Every device that stops being stale is reported, with
+                    // its trusted identity or not: the record changed, so the
+                    // generation must move.
+                    if d.stale_since.take().is_some() {
                         changes.relisted.push(id);
                     }
                     if identity == d.identity {
@@ -181,12 +254,9 @@ impl PeerRecord {
                         }
                     } else if d.pending != Some(identity) {
                         d.pending = Some(identity);
-                        changes.identity_changes.push(IdentityChange {
-                            device: id,
-                            old: d.identity.fingerprint(),
-                            new: identity.fingerprint(),
-                            new_identity: identity,
-                        });
+                        changes
+                            .identity_changes
+                            .push(change(id, &d.identity, identity));
                     }
                 }
             }
@@ -195,6 +265,14 @@ impl PeerRecord {
             sealed::advance(&mut self.generation);
         }
         Ok(changes)
+    }
+
+    /// The trusted identity `device` has, or would have if listed again.
+    fn trusted_identity(&self, device: DeviceId) -> Option<IdentityKey> {
+        self.devices
+            .get(&device)
+            .map(|d| d.identity)
+            .or_else(|| self.deleted.get(&device).map(|d| d.identity))
     }
 
     /// Trusts the new identity of `device` that a device list reported
@@ -218,5 +296,15 @@ impl PeerRecord {
         d.archived.clear();
         sealed::advance(&mut self.generation);
         Ok(())
+    }
+}
+
+/// The identity change of `device` from `trusted` to `new`.
+fn change(device: DeviceId, trusted: &IdentityKey, new: IdentityKey) -> IdentityChange {
+    IdentityChange {
+        device,
+        old: trusted.fingerprint(),
+        new: new.fingerprint(),
+        new_identity: new,
     }
 }

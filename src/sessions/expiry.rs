@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 
 use super::address::DeviceId;
 use super::record::PeerRecord;
-use super::{MAX_ARCHIVED_SESSION_AGE, MAX_STALE_DEVICE_AGE};
+use super::{MAX_ARCHIVED_SESSION_AGE, MAX_STALE_DEVICE_AGE, passed};
 use crate::sealed;
 
 /// What [`PeerRecord::expire`] deleted.
@@ -20,13 +20,17 @@ pub struct Expired {
 
 impl PeerRecord {
     /// Deletes what is old at `now` (SPEC §16.7): devices stale for
-    /// [`MAX_STALE_DEVICE_AGE`], and archived sessions on which nothing
-    /// decrypted for [`MAX_ARCHIVED_SESSION_AGE`] (counted from their
-    /// creation if nothing ever did). Active sessions are never expired.
-    /// Adds 1 to the generation if anything was deleted.
+    /// [`MAX_STALE_DEVICE_AGE`] (and what the record remembers of devices
+    /// deleted earlier that left the list that long ago), and archived
+    /// sessions on which nothing decrypted for [`MAX_ARCHIVED_SESSION_AGE`]
+    /// (counted from their creation if nothing ever did). An age has passed
+    /// when the stored time is that far from `now` in either direction
+    /// (SPEC §16.1), so a time stored under a clock far ahead keeps nothing
+    /// for ever. Active sessions are never expired. Adds 1 to the generation
+    /// if anything was deleted or forgotten.
     pub fn expire(&mut self, now: u64) -> Expired {
         let mut expired = Expired::default();
-        let old = |since: u64, age: u64| now.saturating_sub(since) >= age;
+        let old = |since: u64, age: u64| passed(since, now, age);
         self.devices.retain(|id, d| {
             let keep = d.stale_since.is_none_or(|t| !old(t, MAX_STALE_DEVICE_AGE));
             if !keep {
@@ -34,6 +38,10 @@ impl PeerRecord {
             }
             keep
         });
+        let remembered = self.deleted.len();
+        self.deleted
+            .retain(|_, d| !old(d.left, MAX_STALE_DEVICE_AGE));
+        let forgotten = remembered - self.deleted.len();
         for d in self.devices.values_mut() {
             let before = d.archived.len();
             d.archived.retain(|e| {
@@ -44,7 +52,7 @@ impl PeerRecord {
             });
             expired.sessions += before - d.archived.len();
         }
-        if !expired.devices.is_empty() || expired.sessions > 0 {
+        if !expired.devices.is_empty() || expired.sessions > 0 || forgotten > 0 {
             sealed::advance(&mut self.generation);
         }
         expired

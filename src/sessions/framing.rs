@@ -111,7 +111,8 @@ pub(crate) fn retry_body(hint: &RetryHint) -> alloc::vec::Vec<u8> {
 /// produced it commits (a malformed frame undoes the decrypt).
 pub(crate) enum Frame {
     Payload,
-    Distribution(GroupId),
+    /// The group and the chain.
+    Distribution(GroupId, [u8; 32]),
     RetryRequest(RetryHint),
     DistributionRequest(GroupId),
 }
@@ -128,9 +129,8 @@ pub(crate) fn parse(plaintext: &[u8]) -> Result<Frame> {
     let (kind, body) = plaintext.split_first().ok_or(Error::InvalidEncoding)?;
     let frame = match *kind {
         KIND_PAYLOAD => Ok(Frame::Payload),
-        KIND_DISTRIBUTION => {
-            SenderKeyDistribution::from_bytes(body).map(|d| Frame::Distribution(*d.group_id()))
-        }
+        KIND_DISTRIBUTION => SenderKeyDistribution::from_bytes(body)
+            .map(|d| Frame::Distribution(*d.group_id(), *d.chain().as_bytes())),
         KIND_RETRY_REQUEST => {
             let mut r = Reader::new(body);
             RetryHint::decode(&mut r).and_then(|hint| {
@@ -157,8 +157,9 @@ impl Received {
     pub(crate) fn new(device: DeviceId, frame: Frame, plaintext: Plaintext) -> Self {
         let content = match frame {
             Frame::Payload => Content::Payload(Payload(plaintext)),
-            Frame::Distribution(group_id) => Content::Distribution(Distribution {
+            Frame::Distribution(group_id, chain) => Content::Distribution(Distribution {
                 group_id,
+                chain,
                 plaintext,
             }),
             Frame::RetryRequest(hint) => Content::RetryRequest(hint),
@@ -240,6 +241,7 @@ impl fmt::Debug for Payload {
 /// Never printed.
 pub struct Distribution {
     group_id: GroupId,
+    chain: [u8; 32],
     plaintext: Plaintext,
 }
 
@@ -252,6 +254,11 @@ impl Distribution {
     /// The identity of the device whose session delivered it.
     pub fn sender(&self) -> &IdentityKey {
         self.plaintext.sender()
+    }
+
+    /// The chain it hands out (its id's 32 bytes).
+    pub(crate) fn chain(&self) -> &[u8; 32] {
+        &self.chain
     }
 
     /// The distribution's encoding (§15.6), without the frame byte.

@@ -3,7 +3,7 @@
 //! fanned out to every device of every member, installs only from members,
 //! and removal in one call. Its saved form is type 0x26.
 
-use alloc::collections::BTreeSet;
+use alloc::collections::{BTreeSet, VecDeque};
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -15,7 +15,7 @@ use super::framing::{Content, KIND_DISTRIBUTION, KIND_DISTRIBUTION_REQUEST, Rece
 use super::record::PeerRecord;
 use super::recovery::{Failure, Ignore, RetryLater};
 use super::send::{PreDrawn, Sent};
-use super::{MAX_GROUP_MEMBERS, MAX_PAYLOAD_LEN};
+use super::{MAX_DROPPED_CHAINS, MAX_GROUP_MEMBERS, MAX_PAYLOAD_LEN};
 use crate::codec::{self, Codec, Count, Reader, Sink, tag, write_header};
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -28,6 +28,7 @@ use crate::sealed::{self, SavedState, StorageKey};
 use crate::wire::Message;
 
 const MEMBERS: Count = Count::u16(MAX_GROUP_MEMBERS).at_least(1);
+const DROPPED: Count = Count::u16(MAX_DROPPED_CHAINS);
 
 /// One group as the local device takes part in it (SPEC §16.8): the member
 /// list (user ids, the local user included), the local device's sender
@@ -48,6 +49,11 @@ pub struct GroupSession {
     members: BTreeSet<UserId>,
     sender: GroupSender,
     receivers: GroupReceivers,
+    /// Chains that left the store (evicted by a newer one, or removed),
+    /// oldest first, at most [`MAX_DROPPED_CHAINS`]: never installed again,
+    /// since a late copy of a distribution would make what they read
+    /// readable again (§15.9).
+    dropped: VecDeque<[u8; 32]>,
 }
 
 /// What a distribution fan-out returned: per record given, in that order,
@@ -83,6 +89,7 @@ impl GroupSession {
             members,
             sender,
             receivers: GroupReceivers::new(group_id),
+            dropped: VecDeque::new(),
         })
     }
 
@@ -184,8 +191,10 @@ impl GroupSession {
     /// Installs a distribution that arrived over `record` (SPEC §16.8):
     /// `received` must be what `record` decrypted, from a member's device
     /// with no pending identity change, and its owner must be that device's
-    /// trusted identity (§15.7). Adds 1 to the generation unless the
-    /// outcome is [`InsertOutcome::Unchanged`].
+    /// trusted identity (§15.7). A chain this group dropped from its store
+    /// (evicted by its owner's newer chains, or removed) is not installed
+    /// again: [`InsertOutcome::Unchanged`]. Adds 1 to the generation unless
+    /// the outcome is [`InsertOutcome::Unchanged`].
     ///
     /// # Errors
     ///
@@ -210,11 +219,32 @@ impl GroupSession {
         if d.pending.is_some() {
             return Err(Error::IdentityChangePending);
         }
+        if self.dropped.contains(distribution.chain()) {
+            return Ok(InsertOutcome::Unchanged);
+        }
         let plaintext = Plaintext::new(
             Zeroizing::new(distribution.body().to_vec()),
             *distribution.sender(),
         );
+        let held: Vec<[u8; 32]> = self
+            .receivers
+            .iter()
+            .map(|r| *r.chain().as_bytes())
+            .collect();
         let outcome = self.receivers.install(&plaintext)?;
+        if outcome == InsertOutcome::Added {
+            // The store may have evicted a chain to make room (§15.9 rule 3).
+            let now: BTreeSet<[u8; 32]> = self
+                .receivers
+                .iter()
+                .map(|r| *r.chain().as_bytes())
+                .collect();
+            for chain in held {
+                if !now.contains(&chain) {
+                    self.drop_chain(chain);
+                }
+            }
+        }
         if outcome != InsertOutcome::Unchanged {
             sealed::advance(&mut self.generation);
         }
@@ -237,17 +267,53 @@ impl GroupSession {
         Ok(message)
     }
 
-    /// Decrypts a group message (§15.8). A message on a chain not held yet
-    /// is [`RetryLater::MissingDistribution`]: keep it, and ask its sender
-    /// for its distribution ([`PeerRecord::request_distribution`]) if it does
-    /// not come. Adds 1 to the generation on success.
+    /// Decrypts a group message (§15.8) that arrived from the user whose
+    /// record is `record` (SPEC §16.8). The chain's owner must be the trusted
+    /// identity of one of `record`'s devices at the time of the decrypt, so
+    /// that once an identity change is acknowledged (or a device deleted)
+    /// the chains of the old key are refused, before any rotation, and a
+    /// message is only ever shown as from `record`'s user. A message on a
+    /// chain not held yet is [`RetryLater::MissingDistribution`]: keep it,
+    /// and ask its sender for its distribution
+    /// ([`PeerRecord::request_distribution`]) if it does not come. Adds 1 to
+    /// the generation on success.
     ///
     /// # Errors
     ///
-    /// A [`Failure`]: [`RetryLater::MissingDistribution`] for
+    /// A [`Failure`], nothing changed, in this order:
+    /// [`Ignore::WrongLocalDevice`] ([`Error::IdentityMismatch`]) if `record`
+    /// is not the local device's; [`Ignore::Malformed`]
+    /// ([`Error::NotGroupMember`]) if its user is not a member; for a chain
+    /// the group holds, [`Ignore::Malformed`] ([`Error::IdentityMismatch`])
+    /// if its owner is no device's trusted identity in `record`, and
+    /// [`RetryLater::IdentityChangePending`] if that device has a pending
+    /// identity change; then [`RetryLater::MissingDistribution`] for
     /// [`Error::UnknownGroupChain`], [`Ignore::Duplicate`] for
     /// [`Error::DuplicateMessage`], [`Ignore::Malformed`] for anything else.
-    pub fn decrypt(&mut self, message: &GroupMessage) -> Result<GroupPlaintext, Failure> {
+    pub fn decrypt(
+        &mut self,
+        record: &PeerRecord,
+        message: &GroupMessage,
+    ) -> Result<GroupPlaintext, Failure> {
+        if let Err(e) = record.check_local(self.sender.owner()) {
+            return Err(Failure::ignore(Ignore::WrongLocalDevice, e));
+        }
+        if !self.members.contains(&record.user) {
+            return Err(Failure::ignore(Ignore::Malformed, Error::NotGroupMember));
+        }
+        if let Some(receiver) = self.receivers.get(message.chain()) {
+            let owner = receiver.sender().owner();
+            match record.devices.values().find(|d| d.identity == *owner) {
+                None => return Err(Failure::ignore(Ignore::Malformed, Error::IdentityMismatch)),
+                Some(d) if d.pending.is_some() => {
+                    return Err(Failure::later(
+                        RetryLater::IdentityChangePending,
+                        Error::IdentityChangePending,
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
         match self.receivers.decrypt(message) {
             Ok(plaintext) => {
                 sealed::advance(&mut self.generation);
@@ -275,10 +341,11 @@ impl GroupSession {
     ///
     /// # Errors
     ///
-    /// [`Error::NotGroupMember`] if `user` is not a member or is the local
-    /// user, or `records` are not exactly the remaining members';
-    /// [`Error::IdentityMismatch`] if a record is not the local device's;
-    /// [`Error::RandomnessUnavailable`].
+    /// In this order: [`Error::IdentityMismatch`] if `local` is not the
+    /// device that owns the local chain; [`Error::NotGroupMember`] if `user`
+    /// is not a member or is the local user, or `records` are not exactly
+    /// the remaining members'; [`Error::IdentityMismatch`] if a record is not
+    /// the local device's; [`Error::RandomnessUnavailable`].
     pub fn remove_member<R: TryCryptoRng + ?Sized>(
         &mut self,
         local: &Device,
@@ -286,6 +353,7 @@ impl GroupSession {
         records: &mut [&mut PeerRecord],
         rng: &mut R,
     ) -> Result<Fanout> {
+        self.check_local(local)?;
         if !self.members.contains(user) || *user == self.local_user {
             return Err(Error::NotGroupMember);
         }
@@ -307,6 +375,7 @@ impl GroupSession {
         records: &mut [&mut PeerRecord],
         rng: &mut R,
     ) -> Result<Fanout> {
+        self.check_local(local)?;
         self.rotate_for(local, None, records, rng)
     }
 
@@ -336,8 +405,17 @@ impl GroupSession {
             .collect();
         gone.sort_unstable_by_key(|o| *o.as_bytes());
         gone.dedup();
+        let dropped: Vec<[u8; 32]> = self
+            .receivers
+            .iter()
+            .filter(|r| gone.contains(r.sender().owner()))
+            .map(|r| *r.chain().as_bytes())
+            .collect();
         for identity in &gone {
             self.receivers.remove_owner(identity);
+        }
+        for chain in dropped {
+            self.drop_chain(chain);
         }
         if let Some(user) = removed {
             self.members.remove(user);
@@ -345,6 +423,26 @@ impl GroupSession {
         self.sender = sender;
         sealed::advance(&mut self.generation);
         Ok(fan_out(records, &distribution, &mut draws))
+    }
+
+    /// `local` is the device whose identity owns the local chain (SPEC
+    /// §16.1): a call that takes it checks it first, so that a new chain is
+    /// never owned by another identity.
+    fn check_local(&self, local: &Device) -> Result<()> {
+        if local.identity_key() == self.sender.owner() {
+            Ok(())
+        } else {
+            Err(Error::IdentityMismatch)
+        }
+    }
+
+    /// Remembers that `chain` left the store; past [`MAX_DROPPED_CHAINS`]
+    /// the oldest is forgotten.
+    fn drop_chain(&mut self, chain: [u8; 32]) {
+        if self.dropped.len() == MAX_DROPPED_CHAINS {
+            self.dropped.pop_front();
+        }
+        self.dropped.push_back(chain);
     }
 
     /// A record of a member, kept by the local device.
@@ -362,10 +460,10 @@ impl GroupSession {
         records: &[&mut PeerRecord],
         exactly_but: Option<Option<&UserId>>,
     ) -> Result<()> {
+        // Every membership check before any identity check (SPEC §16.8).
         let mut users = BTreeSet::new();
         for record in records {
-            self.check_record(record)?;
-            if !users.insert(&record.user) {
+            if !self.members.contains(&record.user) || !users.insert(&record.user) {
                 return Err(Error::NotGroupMember);
             }
         }
@@ -374,6 +472,9 @@ impl GroupSession {
             if users.len() != expected || removed.is_some_and(|u| users.contains(u)) {
                 return Err(Error::NotGroupMember);
             }
+        }
+        for record in records {
+            self.check_record(record)?;
         }
         Ok(())
     }
@@ -391,13 +492,15 @@ impl GroupSession {
     ///
     /// # Errors
     ///
-    /// [`Error::RandomnessUnavailable`]; nothing changed.
+    /// [`Error::IdentityMismatch`] if `local` is not the device that owns
+    /// the local chain; [`Error::RandomnessUnavailable`]; nothing changed.
     pub fn after_restore<R: TryCryptoRng + ?Sized>(
         &mut self,
         local: &Device,
         last_generation: u64,
         rng: &mut R,
     ) -> Result<bool> {
+        self.check_local(local)?;
         let stale = self.generation < last_generation;
         if stale {
             let sender = GroupSender::new(rng, *self.sender.group_id(), local)?;
@@ -420,9 +523,10 @@ impl GroupSession {
     ///
     /// As [`SavedState::from_bytes`]: the embedded sender and store by their
     /// own rules (§15.11); [`Error::InvalidEncoding`] for a member count out
-    /// of bounds or members not strictly increasing, and after
-    /// [`Error::TrailingBytes`] for a local user that is not a member or a
-    /// store of another group than the sender's.
+    /// of bounds, members not strictly increasing or too many dropped
+    /// chains, and after [`Error::TrailingBytes`] for a local user that is
+    /// not a member, a store of another group than the sender's, a chain
+    /// dropped twice, or a dropped chain the store holds.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         <Self as SavedState>::from_bytes(bytes)
     }
@@ -508,8 +612,14 @@ impl SavedState for GroupSession {
 
     fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let group: Self = sealed::from_plain(Self::TYPE_TAG, bytes)?;
+        let distinct: BTreeSet<&[u8; 32]> = group.dropped.iter().collect();
         if !group.members.contains(&group.local_user)
             || group.receivers.group_id() != group.sender.group_id()
+            || distinct.len() != group.dropped.len()
+            || group
+                .dropped
+                .iter()
+                .any(|c| group.receivers.iter().any(|r| r.chain().as_bytes() == c))
         {
             return Err(Error::InvalidEncoding);
         }
@@ -517,8 +627,8 @@ impl SavedState for GroupSession {
     }
 }
 
-/// SPEC §16.11: generation, local user, members, the sender state (430
-/// bytes), then the store state with its `u32` length.
+/// SPEC §16.11: generation, local user, members, the sender state (494
+/// bytes), the store state with its `u32` length, then the dropped chains.
 impl Codec for GroupSession {
     fn encode<S: Sink>(&self, out: &mut S) {
         self.generation.encode(out);
@@ -534,6 +644,10 @@ impl Codec for GroupSession {
         u32::try_from(len).unwrap_or(u32::MAX).encode(out);
         write_header(out, tag::GROUP_STORE_STATE);
         self.receivers.encode(out);
+        DROPPED.write(out, self.dropped.len());
+        for chain in &self.dropped {
+            chain.encode(out);
+        }
     }
 
     fn decode(r: &mut Reader<'_>) -> Result<Self> {
@@ -553,12 +667,18 @@ impl Codec for GroupSession {
         let sender = GroupSender::from_bytes(r.take(GroupSender::ENCODED_LEN)?)?;
         let len = usize::try_from(r.u32()?).map_err(|_| Error::Truncated)?;
         let receivers = GroupReceivers::from_bytes(r.take(len)?)?;
+        let count = DROPPED.read(r)?;
+        let mut dropped = VecDeque::with_capacity(count);
+        for _ in 0..count {
+            dropped.push_back(r.array()?);
+        }
         Ok(Self {
             generation,
             local_user,
             members,
             sender,
             receivers,
+            dropped,
         })
     }
 }

@@ -103,8 +103,14 @@ pub const MAX_DEVICES_PER_USER: usize = 16;
 /// Most archived sessions per device (SPEC §16.1); past it the oldest goes.
 pub const MAX_ARCHIVED_SESSIONS: usize = 4;
 /// A stale device is deleted this long after it left the device list:
-/// 30 days, in the caller's time unit (seconds) (SPEC §16.7).
+/// 30 days, in the caller's time unit (seconds) (SPEC §16.7). A device
+/// deleted earlier (to make room) keeps its identity and pin in the record
+/// until this long after it left the list (SPEC §16.2).
 pub const MAX_STALE_DEVICE_AGE: u64 = 30 * 24 * 3600;
+/// Most devices deleted to make room whose identity and pin a record
+/// remembers (SPEC §16.2): a whole device list replaced twice within
+/// [`MAX_STALE_DEVICE_AGE`]. A device list that would need more is refused.
+pub const MAX_DELETED_DEVICES: usize = 2 * MAX_DEVICES_PER_USER;
 /// An archived session on which nothing decrypted for this long is deleted
 /// (SPEC §16.7).
 pub const MAX_ARCHIVED_SESSION_AGE: u64 = 30 * 24 * 3600;
@@ -120,6 +126,19 @@ pub const MAX_RETRY_REQUESTS_PER_INTERVAL: u8 = 8;
 /// Most members of a [`GroupSession`], the local user included
 /// (SPEC §16.8).
 pub const MAX_GROUP_MEMBERS: usize = 1000;
+/// Chains a [`GroupSession`] remembers having dropped from its store, so as
+/// never to install them again (SPEC §16.8); past it the oldest is
+/// forgotten.
+pub const MAX_DROPPED_CHAINS: usize = 1024;
 /// Largest payload: one byte of every plaintext is the layer's framing
 /// (SPEC §16.10).
 pub const MAX_PAYLOAD_LEN: usize = crate::MAX_PLAINTEXT_LEN - 1;
+
+/// Whether `bound` has passed between the stored time `since` and `now`
+/// (SPEC §16.1): `|now - since| >= bound`. A clock that went back by less
+/// than `bound` counts as no time elapsed; a stored time `bound` or more in
+/// the future (written under a wrong clock) counts as passed, so that one
+/// bad `now` can hold no limit and keep no entry for ever.
+pub(crate) fn passed(since: u64, now: u64, bound: u64) -> bool {
+    now.abs_diff(since) >= bound
+}

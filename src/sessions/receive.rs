@@ -4,8 +4,8 @@
 
 use super::address::DeviceId;
 use super::framing::{self, Frame, Received, RetryHint};
-use super::record::{PeerDevice, PeerRecord, SessionEntry, Slot};
-use super::recovery::{self, Failure, Ignore, RetryLater, Severity};
+use super::record::{PeerDevice, PeerRecord, SessionEntry, Slot, lost_to};
+use super::recovery::{self, Action, Failure, Ignore, RetryLater, Severity};
 use crate::device::Device;
 use crate::error::Error;
 use crate::ratchet::{KeyAgreement, KeyAgreementPolicy, Session};
@@ -15,8 +15,8 @@ use crate::wire::{Message, PreKeyMessage};
 impl PeerRecord {
     /// Decrypts a message that arrived from device `from` of this record's
     /// user (SPEC §16.5). A prekey message goes to the session with its base
-    /// key, or starts a new one (accepted with `local`, which then changes:
-    /// persist it before the record); any other message goes to the session
+    /// key, or starts a new one if the device is listed (accepted with
+    /// `local`, which then changes: persist it before the record); any other message goes to the session
     /// that knows its ratchet key, else is tried on the active session and
     /// then the archived ones, newest first. An archived session that
     /// decrypts becomes active, unless it lost a tie-break to the session
@@ -64,6 +64,12 @@ impl PeerRecord {
                         let owner = slot == Slot::Active;
                         self.fail(from, recovery::classify_owned(e), owner, hint, e, now)
                     }),
+                    // A device off the list is outside the safety number
+                    // (§16.9): it may finish what it started, not start anew.
+                    None if !d.is_listed() => Err(Failure::later(
+                        RetryLater::UnknownDevice,
+                        Error::UnknownDevice,
+                    )),
                     None => self.accept(local, from, m, hint, now),
                 }
             }
@@ -207,7 +213,7 @@ impl PeerRecord {
                 if new_base < active_base {
                     d.activate(entry, true);
                 } else {
-                    entry.lost_to = Some(active_base);
+                    entry.lost_to = lost_to(active_base, &entry, true);
                     d.archive(entry);
                 }
             }
@@ -232,10 +238,14 @@ impl PeerRecord {
         now: u64,
     ) -> Failure {
         match self.devices.get(&from) {
-            Some(d) => Failure::new(
-                recovery::action(d, severity, owned_by_active, hint, now),
-                error,
-            ),
+            Some(d) => match recovery::action(d, severity, owned_by_active, hint, now) {
+                // A new session, for a device off the list: what decided
+                // is that the device is not listed (§16.6).
+                action @ Action::RetryLater(RetryLater::UnknownDevice) => {
+                    Failure::new(action, Error::UnknownDevice)
+                }
+                action => Failure::new(action, error),
+            },
             None => Failure::later(RetryLater::UnknownDevice, error),
         }
     }

@@ -35,6 +35,22 @@ pub struct PeerRecord {
     /// For the own record: the local device's id, which never appears in it.
     pub(crate) local_device: Option<DeviceId>,
     pub(crate) devices: BTreeMap<DeviceId, PeerDevice>,
+    /// Devices deleted to make room before
+    /// [`MAX_STALE_DEVICE_AGE`](super::MAX_STALE_DEVICE_AGE) passed since
+    /// they left the list: never a held device, at most
+    /// [`MAX_DELETED_DEVICES`](super::MAX_DELETED_DEVICES).
+    pub(crate) deleted: BTreeMap<DeviceId, DeletedDevice>,
+}
+
+/// What a record remembers of a device it deleted to make room (SPEC
+/// §16.2): listed again, the device comes back with this identity as its
+/// trusted one (another key is an identity change) and with its pin.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct DeletedDevice {
+    pub(crate) identity: IdentityKey,
+    pub(crate) pinned: bool,
+    /// When it left the device list.
+    pub(crate) left: u64,
 }
 
 /// One device of the record's user.
@@ -69,9 +85,9 @@ pub(crate) struct SessionEntry {
     pub(crate) session: Session,
     pub(crate) created: u64,
     pub(crate) last_decrypt: Option<u64>,
-    /// The base key of the session this one lost a tie-break to (§16.5):
-    /// while that session is active, decrypting on this one does not make
-    /// it active.
+    /// The base key of the session this one lost to (§16.5), always smaller
+    /// than this session's own: while that session is active, decrypting on
+    /// this one does not make it active.
     pub(crate) lost_to: Option<[u8; 32]>,
 }
 
@@ -89,6 +105,15 @@ impl SessionEntry {
     pub(crate) fn is_unanswered_initiation(&self) -> bool {
         self.session.role() == Role::Initiator && self.session.is_awaiting_reply()
     }
+}
+
+/// The mark `loser` gets when it is archived for `winner`: only ever a
+/// smaller base key than its own (SPEC §16.5). Both sides of a pair can
+/// then never hold crossed marks (each side's active session marked as lost
+/// at the other), which no round trip would undo: a forged message can make
+/// each side ask the other to switch, but not split them.
+pub(crate) fn lost_to(winner: [u8; 32], loser: &SessionEntry, lost: bool) -> Option<[u8; 32]> {
+    (lost && winner < loser.session.base_key_bytes()).then_some(winner)
 }
 
 /// Where a session sits in a device's entry.
@@ -153,11 +178,11 @@ impl PeerDevice {
 
     /// Makes `entry` the active session; the previous active one becomes the
     /// newest archived one, marked as having lost to `entry` if
-    /// `previous_lost` (§16.5).
+    /// `previous_lost` and `entry`'s base key is the smaller (§16.5).
     pub(crate) fn activate(&mut self, entry: SessionEntry, previous_lost: bool) {
         let winner = entry.session.base_key_bytes();
         if let Some(mut previous) = self.active.replace(entry) {
-            previous.lost_to = previous_lost.then_some(winner);
+            previous.lost_to = lost_to(winner, &previous, previous_lost);
             self.archive(previous);
         }
     }
@@ -237,6 +262,7 @@ impl PeerRecord {
             local_identity,
             local_device: None,
             devices: BTreeMap::new(),
+            deleted: BTreeMap::new(),
         }
     }
 
@@ -345,6 +371,10 @@ impl fmt::Debug for PeerRecord {
             .field("user", &self.user)
             .field("local_device", &self.local_device)
             .field("devices", &self.devices().collect::<alloc::vec::Vec<_>>())
+            .field(
+                "deleted",
+                &self.deleted.keys().collect::<alloc::vec::Vec<_>>(),
+            )
             .finish()
     }
 }

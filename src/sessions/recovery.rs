@@ -9,7 +9,7 @@ use rand_core::TryCryptoRng;
 use super::address::DeviceId;
 use super::framing::{KIND_RETRY_REQUEST, RetryHint, retry_body};
 use super::record::{PeerDevice, PeerRecord};
-use super::{MAX_RETRY_REQUESTS_PER_INTERVAL, MIN_RECOVERY_INTERVAL};
+use super::{MAX_RETRY_REQUESTS_PER_INTERVAL, MIN_RECOVERY_INTERVAL, passed};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::keys::PreKeyBundle;
@@ -39,7 +39,9 @@ pub enum Ignore {
     /// Decrypted before (or its key is gone).
     Duplicate,
     /// Nothing an honest peer sends: a malformed frame, an impossible
-    /// header, a low-order key.
+    /// header, a low-order key; or a group message whose chain the given
+    /// record does not vouch for (its owner is no device's trusted identity
+    /// there, or the user is not a member).
     Malformed,
     /// A classical prekey message from a device pinned to post-quantum key
     /// agreement: a downgrade attempt.
@@ -47,16 +49,21 @@ pub enum Ignore {
     /// A recovery would help, but one was made for this device too recently
     /// (SPEC §16.6 rate limits).
     RecoveryPending,
-    /// The local device given is not this record's.
+    /// The local device given is not this record's (for a group message:
+    /// the record given is not the local device's).
     WrongLocalDevice,
 }
 
 /// Why a message is kept for later.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum RetryLater {
-    /// The record does not hold the sending device: refresh the device list.
+    /// The record does not hold the sending device, or holds it only as
+    /// stale (no longer listed) and the message would start a new session,
+    /// or the recovery needs a new session with a stale device: refresh the
+    /// device list.
     UnknownDevice,
-    /// The device has a pending identity change: acknowledge it first.
+    /// The device (for a group message, the device owning the chain) has a
+    /// pending identity change: acknowledge it first.
     IdentityChangePending,
     /// A prekey message under an identity that is neither the device's
     /// trusted one nor its pending one: refresh the device list, which will
@@ -175,7 +182,12 @@ pub(crate) fn action(
         }
     };
     let new_session = || {
-        if recovery_allowed(d, now) {
+        if !d.is_listed() {
+            // No session can be started with a device off the list
+            // (§16.3): ask the server again, and keep the message for when
+            // the device is listed again.
+            Action::RetryLater(RetryLater::UnknownDevice)
+        } else if recovery_allowed(d, now) {
             Action::StartNewSession(hint)
         } else {
             Action::Ignore(Ignore::RecoveryPending)
@@ -193,13 +205,17 @@ pub(crate) fn action(
             // Our new session has not reached the peer yet: it is the fix,
             // and the retry request travels in it.
             Some(e) if e.is_unanswered_initiation() => retry(),
-            // We asked over the active session and nothing came back.
+            // We asked over the active session and nothing came back: a new
+            // session, or, while the interval holds one back, ask again (the
+            // request may have been lost).
             Some(_) if d.retry_outstanding.is_some() => {
                 let first = d.retry_outstanding.unwrap_or(hint);
-                if recovery_allowed(d, now) {
+                if !d.is_listed() {
+                    Action::RetryLater(RetryLater::UnknownDevice)
+                } else if recovery_allowed(d, now) {
                     Action::StartNewSession(first)
                 } else {
-                    Action::Ignore(Ignore::RecoveryPending)
+                    retry()
                 }
             }
             // The peer writes on a session we do not have; ask over ours,
@@ -215,13 +231,13 @@ fn retry_allowed(d: &PeerDevice, now: u64) -> bool {
 }
 
 fn window_expired(d: &PeerDevice, now: u64) -> bool {
-    now.saturating_sub(d.retry_window) >= MIN_RECOVERY_INTERVAL
+    passed(d.retry_window, now, MIN_RECOVERY_INTERVAL)
 }
 
 /// Whether a new session may be started for recovery with `d` at `now`.
 fn recovery_allowed(d: &PeerDevice, now: u64) -> bool {
     d.last_recovery
-        .is_none_or(|t| now.saturating_sub(t) >= MIN_RECOVERY_INTERVAL)
+        .is_none_or(|t| passed(t, now, MIN_RECOVERY_INTERVAL))
 }
 
 impl PeerRecord {
@@ -250,7 +266,7 @@ impl PeerRecord {
             return Err(Error::IdentityChangePending);
         }
         let entry = d.active.as_mut().ok_or(Error::NoSession)?;
-        let expired = now.saturating_sub(d.retry_window) >= MIN_RECOVERY_INTERVAL;
+        let expired = passed(d.retry_window, now, MIN_RECOVERY_INTERVAL);
         if !expired && d.retry_count >= MAX_RETRY_REQUESTS_PER_INTERVAL {
             return Err(Error::RecoveryRateLimited);
         }

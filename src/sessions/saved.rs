@@ -9,8 +9,11 @@ use zeroize::Zeroizing;
 
 use super::address::{DeviceId, UserId};
 use super::framing::RetryHint;
-use super::record::{PeerDevice, PeerRecord, SessionEntry};
-use super::{MAX_ARCHIVED_SESSIONS, MAX_DEVICES_PER_USER, MAX_RETRY_REQUESTS_PER_INTERVAL};
+use super::record::{DeletedDevice, PeerDevice, PeerRecord, SessionEntry};
+use super::{
+    MAX_ARCHIVED_SESSIONS, MAX_DELETED_DEVICES, MAX_DEVICES_PER_USER,
+    MAX_RETRY_REQUESTS_PER_INTERVAL,
+};
 use crate::codec::{Codec, Count, Reader, Sink, tag};
 use crate::error::{Error, Result};
 use crate::keys::IdentityKey;
@@ -19,6 +22,7 @@ use crate::sealed::{self, SavedState, StorageKey};
 
 const DEVICES: Count = Count::u8(MAX_DEVICES_PER_USER);
 const ARCHIVED: Count = Count::u8(MAX_ARCHIVED_SESSIONS);
+const DELETED: Count = Count::u8(MAX_DELETED_DEVICES);
 /// Flag bits of a device entry.
 const PINNED: u8 = 0x01;
 const CLASSICAL_ALLOWED: u8 = 0x02;
@@ -38,12 +42,14 @@ impl PeerRecord {
     /// As [`SavedState::from_bytes`]: each embedded session by its own rules
     /// (SPEC §10.2) within its length; [`Error::InvalidEncoding`] for the
     /// rules of §16.11 (a user id of the wrong length, a count over its
-    /// bound, device ids not increasing or naming the local device, a
-    /// pending identity equal to the trusted one, unknown flag bits, a
+    /// bound, device ids not increasing or naming the local device, deleted
+    /// device ids not increasing or naming the local device or a held one,
+    /// a pending identity equal to the trusted one, unknown flag bits, a
     /// retry count over its bound, a flagged active session; after
     /// [`Error::TrailingBytes`], a session of another identity, two sessions
-    /// of a device with one base key, or a PQXDH session on a device that is
-    /// not pinned).
+    /// of a device with one base key, a PQXDH session on a device that is
+    /// not pinned, or a session marked as lost to a base key not smaller
+    /// than its own).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         <Self as SavedState>::from_bytes(bytes)
     }
@@ -83,6 +89,7 @@ impl PeerRecord {
                     || *s.remote_identity() != d.identity
                     || !bases.insert(s.base_key_bytes())
                     || (s.key_agreement() == KeyAgreement::Pqxdh && !d.pinned)
+                    || e.lost_to.is_some_and(|w| w >= s.base_key_bytes())
                 {
                     return Err(Error::InvalidEncoding);
                 }
@@ -113,7 +120,8 @@ impl SavedState for PeerRecord {
 }
 
 /// SPEC §16.11: generation, local identity, user, the local device for the
-/// own record, then the devices in increasing id order.
+/// own record, the devices in increasing id order, then the deleted devices
+/// the record remembers, in increasing id order.
 impl Codec for PeerRecord {
     fn encode<S: Sink>(&self, out: &mut S) {
         self.generation.encode(out);
@@ -124,6 +132,13 @@ impl Codec for PeerRecord {
         for (id, d) in &self.devices {
             id.encode(out);
             d.encode(out);
+        }
+        DELETED.write(out, self.deleted.len());
+        for (id, d) in &self.deleted {
+            id.encode(out);
+            d.identity.encode(out);
+            out.put(&[u8::from(d.pinned)]);
+            d.left.encode(out);
         }
     }
 
@@ -143,12 +158,37 @@ impl Codec for PeerRecord {
             previous = Some(id);
             devices.insert(id, PeerDevice::decode(r)?);
         }
+        let count = DELETED.read(r)?;
+        let mut deleted = BTreeMap::new();
+        let mut previous: Option<DeviceId> = None;
+        for _ in 0..count {
+            let id = DeviceId::decode(r)?;
+            if previous.is_some_and(|p| id <= p)
+                || Some(id) == local_device
+                || devices.contains_key(&id)
+            {
+                return Err(Error::InvalidEncoding);
+            }
+            previous = Some(id);
+            let identity = IdentityKey::decode(r)?;
+            let pinned = r.flag()?;
+            let left = u64::decode(r)?;
+            deleted.insert(
+                id,
+                DeletedDevice {
+                    identity,
+                    pinned,
+                    left,
+                },
+            );
+        }
         Ok(Self {
             generation,
             user,
             local_identity,
             local_device,
             devices,
+            deleted,
         })
     }
 }

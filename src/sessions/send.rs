@@ -11,7 +11,7 @@ use zeroize::Zeroize;
 use super::address::DeviceId;
 use super::framing::KIND_PAYLOAD;
 use super::record::{PeerDevice, PeerRecord, SessionEntry};
-use super::{MAX_PAYLOAD_LEN, MAX_UNANSWERED_SESSION_AGE};
+use super::{MAX_PAYLOAD_LEN, MAX_UNANSWERED_SESSION_AGE, passed};
 use crate::crypto;
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -284,8 +284,7 @@ fn needs_bundle(d: &PeerDevice, now: u64) -> bool {
     match &d.active {
         None => true,
         Some(e) => {
-            e.is_unanswered_initiation()
-                && now.saturating_sub(e.created) >= MAX_UNANSWERED_SESSION_AGE
+            e.is_unanswered_initiation() && passed(e.created, now, MAX_UNANSWERED_SESSION_AGE)
         }
     }
 }

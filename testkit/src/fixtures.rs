@@ -9,6 +9,8 @@ use sotto::{
     VerifiedPreKeyBundle,
 };
 
+use crate::layout;
+use crate::model::group::ratchet::{Levels, closed_form, flat, split_levels};
 pub use crate::rng::seeded as rng;
 
 /// The creation time the fixtures pass as `now`.
@@ -176,4 +178,35 @@ pub fn deliver_distribution(
     let carried = wire(from, rng, &sender.distribution().to_bytes());
     GroupReceiver::receive_distribution(sender.group_id(), to, &carried)
         .expect("install a distribution")
+}
+
+/// The chain seed of a saved sender (SPEC §15.11), read through its layout.
+pub fn chain_seed(sender: &GroupSender) -> [u8; 32] {
+    let state = sender.to_bytes();
+    layout::sender_state(&state).a32(&state, "chain_seed")
+}
+
+/// The ratchet levels `R_0 .. R_7` of a saved sender (SPEC §15.11).
+pub fn sender_levels(sender: &GroupSender) -> Levels {
+    let state = sender.to_bytes();
+    split_levels(layout::sender_state(&state).slice(&state, "levels"))
+}
+
+/// The chain of `fresh` (a sender at index 0) at index `n`, made on its
+/// saved state's bytes with the reference model's closed form (SPEC §15.4),
+/// not with sotto's increment or jump: a sender far ahead without the
+/// messages in between.
+pub fn sender_at(fresh: &GroupSender, n: u32) -> GroupSender {
+    assert_eq!(fresh.index(), 0, "a sender at index 0");
+    let mut state = fresh.to_bytes().to_vec();
+    let l = layout::sender_state(&state);
+    l.put_u32(&mut state, "index", n);
+    l.put(
+        &mut state,
+        "levels",
+        &flat(&closed_form(&sender_levels(fresh), n)),
+    );
+    let sender = GroupSender::from_bytes(&state).expect("a valid sender state");
+    assert_eq!(sender.index(), n);
+    sender
 }

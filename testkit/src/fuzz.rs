@@ -14,7 +14,7 @@ use sotto::group::{
 };
 use sotto::{Device, Message, PreKeyBundle, Session, StorageKey};
 
-use crate::fixtures::{Kem, NOW, bundle_with};
+use crate::fixtures::{Kem, NOW, bundle_with, chain_seed};
 
 /// The key every fixture state is sealed under.
 pub const STORAGE_KEY: [u8; 32] = [0x5a; 32];
@@ -220,18 +220,6 @@ fn group_send(
     }
 }
 
-/// Offset of the chain seed in a saved sender (SPEC §15.11: version, type,
-/// generation, group id, owner, then the seed).
-pub const SENDER_SEED_OFFSET: usize = 2 + 8 + 32 + 32;
-
-/// The chain seed of a saved sender (SPEC §15.11), read from its bytes.
-pub fn chain_seed(sender: &GroupSender) -> [u8; 32] {
-    let state = sender.to_bytes();
-    state[SENDER_SEED_OFFSET..SENDER_SEED_OFFSET + 32]
-        .try_into()
-        .unwrap()
-}
-
 /// Signs `body` (a group message without its signature) as the chain whose
 /// seed is given, with the published label, and appends the signature.
 pub fn sign_group(seed: &[u8; 32], body: &[u8]) -> Vec<u8> {
@@ -371,4 +359,178 @@ pub fn check_group_plaintext(
 /// A fixture bundle, parsed.
 pub fn bundle() -> PreKeyBundle {
     PreKeyBundle::from_bytes(&fixture().bundle).unwrap()
+}
+
+/// Records of the session layer (SPEC §16): Alice's device 1 and Bob's
+/// device 1, each with a record of the other, after a simultaneous
+/// initiation (so each holds an active and an archived session), with
+/// messages each has not read (prekey messages of the losing session,
+/// ratchet messages of the winner, a retry request), and a group session
+/// of Alice's holding Bob's chain.
+pub struct RecordFixture {
+    /// Alice's device.
+    pub alice_device: Vec<u8>,
+    /// Bob's device.
+    pub bob_device: Vec<u8>,
+    /// Alice's record of Bob (his device 1).
+    pub alice: Vec<u8>,
+    /// Bob's record of Alice (her device 1).
+    pub bob: Vec<u8>,
+    /// Messages from Bob's device 1 that Alice has not read, with their
+    /// payloads (a retry request's payload is empty).
+    pub to_alice: Vec<Pending>,
+    /// Messages from Alice's device 1 that Bob has not read.
+    pub to_bob: Vec<Pending>,
+    /// Alice's group session (members alice and bob) with Bob's chain.
+    pub group: Vec<u8>,
+}
+
+/// The device id every record fixture device has.
+pub const RECORD_DEVICE: sotto::sessions::DeviceId = sotto::sessions::DeviceId(1);
+
+fn payload(sent: &sotto::sessions::Sent, text: &str) -> Pending {
+    Pending {
+        bytes: sent.messages[0].message.as_bytes().to_vec(),
+        plaintext: text.as_bytes().to_vec(),
+    }
+}
+
+fn read(
+    record: &mut sotto::sessions::PeerRecord,
+    device: &mut Device,
+    p: &Pending,
+) -> sotto::sessions::Received {
+    let m = Message::from_bytes(&p.bytes).unwrap();
+    record.decrypt(device, RECORD_DEVICE, &m, NOW).unwrap()
+}
+
+fn build_records() -> RecordFixture {
+    use sotto::sessions::{GroupSession, PeerRecord, UserId};
+    let mut rng = rng(45);
+    let mut alice_device = Device::generate(&mut rng, NOW).unwrap();
+    let mut bob_device = Device::generate(&mut rng, NOW).unwrap();
+    let (alice_id, bob_id) = (UserId::new(b"alice").unwrap(), UserId::new(b"bob").unwrap());
+    let mut alice = PeerRecord::new(bob_id.clone(), *alice_device.identity_key());
+    alice
+        .update_devices(&[(RECORD_DEVICE, *bob_device.identity_key())], NOW)
+        .unwrap();
+    let mut bob = PeerRecord::new(alice_id.clone(), *bob_device.identity_key());
+    bob.update_devices(&[(RECORD_DEVICE, *alice_device.identity_key())], NOW)
+        .unwrap();
+    let to_bob_bundle = bundle_with(&mut rng, &mut bob_device, false, Kem::LastResort);
+    let to_alice_bundle = bundle_with(&mut rng, &mut alice_device, false, Kem::LastResort);
+    alice
+        .add_bundle(&alice_device, RECORD_DEVICE, to_bob_bundle, NOW, &mut rng)
+        .unwrap();
+    bob.add_bundle(&bob_device, RECORD_DEVICE, to_alice_bundle, NOW, &mut rng)
+        .unwrap();
+    let a0 = payload(&alice.encrypt(b"a0", &mut rng).unwrap(), "a0");
+    let a1 = payload(
+        &alice.encrypt(b"a1 prekey in flight", &mut rng).unwrap(),
+        "a1 prekey in flight",
+    );
+    let b0 = payload(&bob.encrypt(b"b0", &mut rng).unwrap(), "b0");
+    let b1 = payload(
+        &bob.encrypt(b"b1 prekey in flight", &mut rng).unwrap(),
+        "b1 prekey in flight",
+    );
+    read(&mut alice, &mut alice_device, &b0);
+    read(&mut bob, &mut bob_device, &a0);
+    // Both now write on the winner.
+    let a2 = payload(&alice.encrypt(b"a2", &mut rng).unwrap(), "a2");
+    read(&mut bob, &mut bob_device, &a2);
+    let b2 = payload(&bob.encrypt(b"b2 skipped", &mut rng).unwrap(), "b2 skipped");
+    let b3 = payload(&bob.encrypt(b"b3", &mut rng).unwrap(), "b3");
+    read(&mut alice, &mut alice_device, &b3);
+    let a3 = payload(
+        &alice.encrypt(b"a3 in flight", &mut rng).unwrap(),
+        "a3 in flight",
+    );
+    let hint = sotto::sessions::RetryHint::for_message(&Message::from_bytes(&a3.bytes).unwrap());
+    let retry = Pending {
+        bytes: bob
+            .request_retry(RECORD_DEVICE, &hint, NOW, &mut rng)
+            .unwrap()
+            .as_bytes()
+            .to_vec(),
+        plaintext: Vec::new(),
+    };
+    // Alice's group with Bob's chain, over Bob's record.
+    let mut group = GroupSession::new(&mut rng, GROUP, alice_id.clone(), &alice_device).unwrap();
+    group.add_member(bob_id.clone()).unwrap();
+    let mut bob_group = GroupSession::new(&mut rng, GROUP, bob_id, &bob_device).unwrap();
+    bob_group.add_member(alice_id).unwrap();
+    let m = bob_group
+        .distribute_to(&mut bob, RECORD_DEVICE, &mut rng)
+        .unwrap();
+    let got = alice
+        .decrypt(&mut alice_device, RECORD_DEVICE, &m, NOW)
+        .unwrap();
+    group.install(&alice, &got).unwrap();
+    RecordFixture {
+        alice_device: alice_device.to_bytes().to_vec(),
+        bob_device: bob_device.to_bytes().to_vec(),
+        alice: alice.to_bytes().to_vec(),
+        bob: bob.to_bytes().to_vec(),
+        to_alice: vec![b1, b2, retry],
+        to_bob: vec![a1, a3],
+        group: group.to_bytes().to_vec(),
+    }
+}
+
+/// The record fixture, built once per process.
+pub fn record_fixture() -> &'static RecordFixture {
+    static FIXTURE: OnceLock<RecordFixture> = OnceLock::new();
+    FIXTURE.get_or_init(build_records)
+}
+
+/// Decrypts `message` from `from` on copies of a record and its local
+/// device. On failure neither may change; on success the message must be
+/// one of `pending` from the fixture's device (its ratchet part) and carry
+/// its payload (or be a retry request, whose pending payload is empty), and
+/// a second decrypt must fail without changing anything.
+pub fn check_record_decrypt(
+    record: &[u8],
+    device: &[u8],
+    from: sotto::sessions::DeviceId,
+    message: &Message,
+    pending: &[Pending],
+) {
+    use sotto::sessions::{Content, PeerRecord};
+    let mut r = PeerRecord::from_bytes(record).unwrap();
+    let mut d = Device::from_bytes(device).unwrap();
+    match r.decrypt(&mut d, from, message, NOW + 1) {
+        Ok(got) => {
+            assert_eq!(got.device(), from);
+            let part = ratchet_part(message.as_bytes());
+            let sent = pending
+                .iter()
+                .find(|p| ratchet_part(&p.bytes) == part)
+                .expect("a message that was never sent decrypted");
+            match got.content() {
+                Content::Payload(p) => assert_eq!(p.as_bytes(), sent.plaintext.as_slice()),
+                Content::RetryRequest(_) => assert!(sent.plaintext.is_empty()),
+                other => panic!("unexpected content {other:?}"),
+            }
+            let (after, device_after) = (r.to_bytes(), d.to_bytes());
+            assert!(
+                r.decrypt(&mut d, from, message, NOW + 2).is_err(),
+                "decrypted twice"
+            );
+            assert_eq!(*r.to_bytes(), *after);
+            assert_eq!(*d.to_bytes(), *device_after);
+        }
+        Err(_) => {
+            assert_eq!(
+                *r.to_bytes(),
+                *record,
+                "a failed decrypt changed the record"
+            );
+            assert_eq!(
+                *d.to_bytes(),
+                *device,
+                "a failed decrypt changed the device"
+            );
+        }
+    }
 }

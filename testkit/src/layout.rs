@@ -22,7 +22,7 @@
 //! | ratchet message | 0x01 | version, type, ratchet_key, pn, n, salt, ciphertext |
 //! | prekey message | 0x02 | version, type, identity, base_key, spk_id, has_opk, \[opk_id\], has_kem, \[kem_id, ct\], ratchet.* |
 //! | group message | 0x03 | version, type, group_id, chain, index, salt, ciphertext, tag, signature |
-//! | distribution | 0x04 | version, type, group_id, chain, owner, owner_proof, index, levels |
+//! | distribution | 0x04 | version, type, group_id, chain, owner, owner_proof, owner_signature, index, levels |
 //! | identity key | 0x10 | version, type, identity |
 //! | signed prekey | 0x11 | version, type, id, public, signature |
 //! | one-time prekey | 0x12 | version, type, id, public |
@@ -30,8 +30,8 @@
 //! | KEM prekey | 0x14 | version, type, id, kind, alg, ek, signature |
 //! | session | 0x20 | see [`session_state`] |
 //! | device | 0x21 | see [`device_state`] |
-//! | group sender | 0x22 | version, type, generation, group_id, owner, chain_seed, owner_proof, index, levels |
-//! | group receiver | 0x23 | version, type, generation, group_id, chain, owner, authenticated, next, levels, count, cache\[i\].{index, key} |
+//! | group sender | 0x22 | version, type, generation, group_id, owner, chain_seed, owner_proof, owner_signature, index, levels |
+//! | group receiver | 0x23 | version, type, generation, group_id, chain, owner, authenticated, next, read, levels, count, cache\[i\].{index, key} |
 //! | group store | 0x24 | version, type, generation, group_id, count, entries\[i\].{length, state, (receiver fields)} |
 //! | sealed | 0x30 | version, type, inner_type, salt, ciphertext |
 

@@ -8,13 +8,15 @@ use std::collections::{HashMap, HashSet};
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use sha2::{Digest, Sha256};
 use sotto::group::{
     ChainId, GroupId, GroupMessage, GroupReceiver, GroupReceivers, GroupSender,
     MAX_GROUP_SKIPPED_KEYS,
 };
 use sotto::{Device, Error, IdentityKey, Message, Session};
-use testkit::fixtures::{Kem, NOW, bundle_with, wire};
+use testkit::fixtures::{Kem, NOW, bundle_with, sender_levels, wire};
+use testkit::layout;
+// The published functions of SPEC §15.4, as the reference model writes them.
+use testkit::model::group::ratchet::{Levels, derive, key, split_levels, step};
 
 struct Pair {
     rng: ChaCha20Rng,
@@ -156,48 +158,23 @@ fn copy_cannot_read_messages_of_evicted_chains() {
 
 const GROUP: GroupId = GroupId::from_bytes([0x67; 32]);
 
-/// SPEC §15.11 offsets: R_0..R_7 of a saved sender and receiver, and a
-/// receiver's cache count and first entry.
-const SENDER_LEVELS: usize = 2 + 8 + 32 + 32 + 32 + 64 + 64 + 4;
-const RECEIVER_NEXT: usize = 2 + 8 + 32 + 32 + 32 + 1;
-const RECEIVER_LEVELS: usize = RECEIVER_NEXT + 4 + 4;
-const RECEIVER_COUNT: usize = RECEIVER_LEVELS + 256;
-
-type Levels = [[u8; 32]; 8];
-
-fn levels_at(state: &[u8], at: usize) -> Levels {
-    let mut levels = [[0u8; 32]; 8];
-    for (k, level) in levels.iter_mut().enumerate() {
-        level.copy_from_slice(&state[at + 32 * k..at + 32 * (k + 1)]);
-    }
-    levels
-}
-
-/// R_0..R_7 of a saved sender.
-fn sender_levels(sender: &GroupSender) -> Levels {
-    levels_at(&sender.to_bytes(), SENDER_LEVELS)
-}
-
-/// A saved receiver's next index, R_0..R_7 and cache, read from its bytes.
+/// A saved receiver's next index, R_0..R_7 and cache, read through its
+/// layout (SPEC §15.11).
 fn parse_receiver(state: &[u8]) -> (u32, Levels, Vec<(u32, [u8; 32])>) {
-    let next = u32::from_be_bytes(
-        state[RECEIVER_LEVELS - 4..RECEIVER_LEVELS]
-            .try_into()
-            .unwrap(),
-    );
+    let l = layout::receiver_state(state);
     let count = usize::from(u16::from_be_bytes(
-        state[RECEIVER_COUNT..RECEIVER_COUNT + 2]
-            .try_into()
-            .unwrap(),
+        l.slice(state, "count").try_into().unwrap(),
     ));
     let cache = (0..count)
         .map(|k| {
-            let at = RECEIVER_COUNT + 2 + 36 * k;
-            let index = u32::from_be_bytes(state[at..at + 4].try_into().unwrap());
-            (index, state[at + 4..at + 36].try_into().unwrap())
+            (
+                l.u32(state, &format!("cache[{k}].index")),
+                l.a32(state, &format!("cache[{k}].key")),
+            )
         })
         .collect();
-    (next, levels_at(state, RECEIVER_LEVELS), cache)
+    let levels = split_levels(l.slice(state, "levels"));
+    (l.u32(state, "next"), levels, cache)
 }
 
 /// A receiver state built byte by byte (SPEC §15.11): any chain and owner,
@@ -232,27 +209,6 @@ fn forged_receiver(
 fn group_wire(sender: &mut GroupSender, rng: &mut ChaCha20Rng, text: &[u8]) -> GroupMessage {
     let bytes = sender.encrypt(rng, text).unwrap().into_bytes();
     GroupMessage::from_bytes(&bytes).unwrap()
-}
-
-fn sha256(parts: &[&[u8]]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    for part in parts {
-        h.update(part);
-    }
-    h.finalize().into()
-}
-
-/// The published functions of SPEC §15.4.
-fn step(r: &[u8; 32]) -> [u8; 32] {
-    sha256(&[b"sotto v2 group step", r])
-}
-
-fn derive(m: u8, r: &[u8; 32]) -> [u8; 32] {
-    sha256(&[b"sotto v2 group derive", &[m], r])
-}
-
-fn key(r: &[u8; 32]) -> [u8; 32] {
-    sha256(&[b"sotto v2 group key", r])
 }
 
 /// Every value an attacker computes from a state's eight levels with up to
@@ -542,7 +498,9 @@ fn stolen_member_state_reads_nothing_after_the_rotation_that_excluded_it() {
     // receiver's, and Mallory's own sender's), claimed at index 0 (the jump
     // then reaches any index) and at the message's own index, and claims
     // every cached key as the message's key. None opens anything.
-    let mut ratchets = vec![levels_at(&stolen_sender, SENDER_LEVELS)];
+    let mut ratchets = vec![split_levels(
+        layout::sender_state(&stolen_sender).slice(&stolen_sender, "levels"),
+    )];
     let mut keys = Vec::new();
     for state in &stolen {
         let (_, levels, cache) = parse_receiver(state);

@@ -9,17 +9,9 @@ use testkit::fixtures::{
     Kem, NOW, bundle_with, decrypt_checked, device, devices, established, prekey, rng,
 };
 use testkit::fuzz::prekey_header_len;
+use testkit::layout;
 use testkit::points::{ED25519_SMALL_ORDER, P, X25519_HIGH_BIT, X25519_LOW_ORDER, add_l_to_s};
 
-/// SPEC §5.6 offsets in a bundle with a one-time prekey and a KEM prekey.
-const BUNDLE_SPK_SIG: usize = 70;
-const BUNDLE_KEM: usize = 172;
-const BUNDLE_KEM_KIND: usize = BUNDLE_KEM + 4;
-const BUNDLE_KEM_ALG: usize = BUNDLE_KEM + 5;
-const BUNDLE_EK: usize = BUNDLE_KEM + 6;
-const BUNDLE_KEM_SIG: usize = BUNDLE_EK + 1568;
-/// SPEC §9.2: the base key of a prekey message.
-const BASE_KEY: std::ops::Range<usize> = 34..66;
 /// SPEC §9.1: header and tag lengths of a ratchet message.
 const RATCHET_HEADER_LEN: usize = 58;
 const TAG_LEN: usize = 16;
@@ -36,7 +28,7 @@ fn bad_signed_prekey_signature() {
     let mut rng = rng(20);
     let (_, bob, bundle) = devices(&mut rng);
     let mut bytes = bundle.to_bytes();
-    bytes[BUNDLE_SPK_SIG + 10] ^= 1;
+    layout::bundle(&bytes).flip(&mut bytes, "spk_signature", 10, 1);
     let tampered = PreKeyBundle::from_bytes(&bytes).unwrap();
     assert_eq!(tampered.verify().err(), Some(Error::InvalidSignature));
     // A signed prekey signed by someone else.
@@ -56,34 +48,40 @@ fn bad_kem_prekey_signature_kind_or_key() {
     let (_, mut bob, bundle) = devices(&mut rng);
     let bytes = bundle.to_bytes();
     assert_eq!(bytes.len(), 1810);
-    assert_eq!(bytes[BUNDLE_KEM_KIND], 0x01, "the last-resort kind");
-    // A flipped signature bit, a flipped key byte: the signature fails.
-    for at in [BUNDLE_KEM_SIG + 3, BUNDLE_EK + 700, BUNDLE_KEM + 1] {
+    let l = layout::bundle(&bytes);
+    assert_eq!(l.slice(&bytes, "kind"), [0x01], "the last-resort kind");
+    // A flipped signature bit, a flipped key or id byte: the signature fails.
+    for (field, at) in [("kem_signature", 3), ("ek", 700), ("kem_id", 1)] {
         let mut t = bytes.clone();
-        t[at] ^= 0x01;
+        l.flip(&mut t, field, at, 0x01);
         let parsed = PreKeyBundle::from_bytes(&t).unwrap();
-        assert_eq!(parsed.verify().err(), Some(Error::InvalidSignature), "{at}");
+        assert_eq!(
+            parsed.verify().err(),
+            Some(Error::InvalidSignature),
+            "{field}"
+        );
     }
     // The kind is signed: a last-resort key presented as one-time fails.
     let mut t = bytes.clone();
-    t[BUNDLE_KEM_KIND] = 0x00;
+    l.put_u8(&mut t, "kind", 0x00);
     let parsed = PreKeyBundle::from_bytes(&t).unwrap();
     assert_eq!(parsed.kem_prekey().unwrap().kind(), KemPreKeyKind::OneTime);
     assert_eq!(parsed.verify().err(), Some(Error::InvalidSignature));
     // Kind and algorithm outside their values, an unreduced coefficient.
-    for (at, value, error) in [
-        (BUNDLE_KEM_KIND, 2, Error::InvalidEncoding),
-        (BUNDLE_KEM_ALG, 2, Error::InvalidEncoding),
-        (BUNDLE_KEM_ALG, 0, Error::InvalidEncoding),
-        (BUNDLE_EK, 0xff, Error::InvalidPublicKey),
+    for (field, value, error) in [
+        ("kind", 2, Error::InvalidEncoding),
+        ("alg", 2, Error::InvalidEncoding),
+        ("alg", 0, Error::InvalidEncoding),
+        ("ek", 0xff, Error::InvalidPublicKey),
     ] {
         let mut t = bytes.clone();
+        let at = l.start(field);
         t[at] = value;
-        if at == BUNDLE_EK {
+        if field == "ek" {
             // The first coefficient becomes 0xFFF >= q = 3329.
             t[at + 1] |= 0x0f;
         }
-        assert_eq!(PreKeyBundle::from_bytes(&t).err(), Some(error), "{at}");
+        assert_eq!(PreKeyBundle::from_bytes(&t).err(), Some(error), "{field}");
     }
     // A KEM prekey of another identity's, or the same key re-labelled.
     let mallory = device(&mut rng);
@@ -109,9 +107,10 @@ fn signature_must_be_canonical() {
     let (_, _, bundle) = devices(&mut rng);
     // Adding the group order L to S gives a malleated signature that plain
     // verify may accept: in the signed prekey's and in the KEM prekey's.
-    for at in [BUNDLE_SPK_SIG, BUNDLE_KEM_SIG] {
+    for field in ["spk_signature", "kem_signature"] {
         let mut bytes = bundle.to_bytes();
-        add_l_to_s(&mut bytes[at..at + 64]);
+        let signature = layout::bundle(&bytes).range(field);
+        add_l_to_s(&mut bytes[signature]);
         let malleated = PreKeyBundle::from_bytes(&bytes).unwrap();
         assert_eq!(malleated.verify().err(), Some(Error::InvalidSignature));
     }
@@ -140,7 +139,7 @@ fn low_order_keys_are_rejected() {
     for point in X25519_LOW_ORDER {
         // As the base key of a prekey message.
         let mut bytes = first.as_bytes().to_vec();
-        bytes[BASE_KEY].copy_from_slice(&point);
+        layout::message(&bytes).put(&mut bytes, "base_key", &point);
         let m = Message::from_bytes(&bytes).unwrap();
         let before = bob.to_bytes();
         assert_eq!(
@@ -169,7 +168,7 @@ fn low_order_keys_are_rejected() {
     let m = a.encrypt(&mut rng, b"y").unwrap();
     for point in X25519_LOW_ORDER {
         let mut bytes = m.as_bytes().to_vec();
-        bytes[2..34].copy_from_slice(&point);
+        layout::message(&bytes).put(&mut bytes, "ratchet_key", &point);
         let forged = Message::from_bytes(&bytes).unwrap();
         assert_eq!(
             decrypt_checked(&mut b, &forged),
@@ -233,14 +232,15 @@ fn truncated_oversized_and_malformed_messages() {
     assert_eq!(Message::from_bytes(&huge).err(), Some(Error::TooLarge));
     assert_eq!(Message::from_vec(huge).err(), Some(Error::TooLarge));
     // Version 1 and an unknown type.
+    let l = layout::message(bytes);
     let mut v = bytes.to_vec();
-    v[0] = 1;
+    l.put_u8(&mut v, "version", 1);
     assert_eq!(
         Message::from_bytes(&v).err(),
         Some(Error::UnsupportedVersion { found: 1 })
     );
     let mut t = bytes.to_vec();
-    t[1] = 0x7f;
+    l.put_u8(&mut t, "type", 0x7f);
     assert_eq!(
         Message::from_bytes(&t).err(),
         Some(Error::WrongType {
@@ -267,11 +267,11 @@ fn prekey_message_flags_and_lengths() {
         m.as_bytes().len(),
         prekey_header_len(true, true) + RATCHET_HEADER_LEN + 1 + TAG_LEN
     );
-    // has_opk at 70, has_kem at 75 (SPEC §9.2).
-    for at in [70, 75] {
+    let l = layout::message(m.as_bytes());
+    for flag in ["has_opk", "has_kem"] {
         let mut bytes = m.as_bytes().to_vec();
-        assert_eq!(bytes[at], 1);
-        bytes[at] = 2;
+        assert_eq!(l.slice(&bytes, flag), [1]);
+        l.put_u8(&mut bytes, flag, 2);
         assert_eq!(
             Message::from_bytes(&bytes).err(),
             Some(Error::InvalidEncoding)
@@ -345,7 +345,7 @@ fn saved_state_parsing_is_strict() {
         Some(Error::TrailingBytes)
     );
     let mut version = bytes.clone();
-    version[0] = 9;
+    layout::session_state(&bytes).put_u8(&mut version, "version", 9);
     assert_eq!(
         Session::from_bytes(&version).err(),
         Some(Error::UnsupportedVersion { found: 9 })
@@ -357,10 +357,11 @@ fn saved_state_parsing_is_strict() {
             found: 0x20
         })
     );
-    // Role and key agreement bytes (after the generation) outside their values.
-    for at in [10, 11] {
+    // Role and key agreement bytes outside their values.
+    let l = layout::session_state(&bytes);
+    for field in ["role", "key_agreement"] {
         let mut t = bytes.clone();
-        t[at] = 2;
+        l.put_u8(&mut t, field, 2);
         assert_eq!(Session::from_bytes(&t).err(), Some(Error::InvalidEncoding));
     }
     let huge = vec![0u8; sotto::MAX_STATE_LEN + 1];

@@ -8,17 +8,20 @@ use std::collections::BTreeSet;
 
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
-use sha2::{Digest, Sha256};
 use sotto::group::{
     GROUP_SKIP_WINDOW, GroupId, GroupMessage, GroupReceiver, GroupReceivers, GroupSender,
     InsertOutcome, MAX_CHAINS_PER_SENDER, MAX_GROUP_JUMP, MAX_GROUP_MESSAGE_LEN,
     MAX_GROUP_SKIPPED_KEYS, Sender, SenderKeyDistribution,
 };
 use sotto::{Error, Session, StorageKey};
-use testkit::fixtures::{Member, connect, deliver_distribution, device, rng, wire};
-use testkit::fuzz::{SENDER_SEED_OFFSET, sign_group, unsigned};
+use testkit::fixtures::{
+    Member, chain_seed, connect, deliver_distribution, device, rng, sender_at, sender_levels, wire,
+};
+use testkit::fuzz::{sign_group, unsigned};
 use testkit::hex::hex;
+use testkit::layout::{self, Layout};
 use testkit::model::group::Window;
+use testkit::model::group::ratchet::{closed_form, message_key};
 use testkit::model::group::window::Step;
 use testkit::points::ED25519_SMALL_ORDER;
 
@@ -28,106 +31,22 @@ const OTHER_GROUP: GroupId = GroupId::from_bytes([0x48; 32]);
 const OVERHEAD: usize = 166;
 
 // ---------------------------------------------------------------------------
-// Senders placed at any index through the closed form of SPEC §15.4 (not the
-// library's increment and jump code), and messages re-signed with a chain's
-// seed read from its saved state.
-
-type Levels = [[u8; 32]; 8];
-
-/// SPEC §15.11 offsets in a saved sender.
-const SENDER_GROUP: usize = 10;
-const SENDER_INDEX: usize = 234;
-const SENDER_LEVELS: usize = 238;
-
-fn sha256(parts: &[&[u8]]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    for part in parts {
-        h.update(part);
-    }
-    h.finalize().into()
-}
-
-fn step(r: &[u8; 32]) -> [u8; 32] {
-    sha256(&[b"sotto v2 group step", r])
-}
-
-fn derive(m: usize, r: &[u8; 32]) -> [u8; 32] {
-    sha256(&[b"sotto v2 group derive", &[m as u8], r])
-}
-
-fn message_key(levels: &Levels) -> [u8; 32] {
-    sha256(&[b"sotto v2 group key", &levels[7]])
-}
-
-fn digit(i: u32, k: usize) -> u32 {
-    (i >> (4 * (7 - k))) & 0xf
-}
-
-fn steps(mut r: [u8; 32], n: u32) -> [u8; 32] {
-    for _ in 0..n {
-        r = step(&r);
-    }
-    r
-}
-
-/// SPEC §15.4's closed form: `R_k(i) = Step^{d_k(i)}(B_k(i))`.
-fn closed_form(initial: &Levels, i: u32) -> Levels {
-    let mut bases = [[0u8; 32]; 8];
-    for k in 0..8 {
-        bases[k] = match (0..k).rev().find(|&h| digit(i, h) != 0) {
-            None => initial[k],
-            Some(h) => derive(k, &steps(bases[h], digit(i, h) - 1)),
-        };
-    }
-    let mut levels = [[0u8; 32]; 8];
-    for k in 0..8 {
-        levels[k] = steps(bases[k], digit(i, k));
-    }
-    levels
-}
-
-fn levels_of(state: &[u8], at: usize) -> Levels {
-    let mut levels = [[0u8; 32]; 8];
-    for (k, level) in levels.iter_mut().enumerate() {
-        level.copy_from_slice(&state[at + 32 * k..at + 32 * (k + 1)]);
-    }
-    levels
-}
-
-/// The initial levels of a sender at index 0.
-fn initial_levels(fresh: &GroupSender) -> Levels {
-    assert_eq!(fresh.index(), 0);
-    levels_of(&fresh.to_bytes(), SENDER_LEVELS)
-}
-
-/// The same chain as `fresh` (a sender at index 0), moved to index `n`.
-fn sender_at(fresh: &GroupSender, n: u32) -> GroupSender {
-    let mut state = fresh.to_bytes().to_vec();
-    state[SENDER_INDEX..SENDER_INDEX + 4].copy_from_slice(&n.to_be_bytes());
-    for (k, level) in closed_form(&initial_levels(fresh), n).iter().enumerate() {
-        state[SENDER_LEVELS + 32 * k..SENDER_LEVELS + 32 * (k + 1)].copy_from_slice(level);
-    }
-    let sender = GroupSender::from_bytes(&state).unwrap();
-    assert_eq!(sender.index(), n);
-    sender
-}
-
-/// The chain seed of a sender, from its saved state.
-fn seed(sender: &GroupSender) -> [u8; 32] {
-    sender.to_bytes()[SENDER_SEED_OFFSET..SENDER_SEED_OFFSET + 32]
-        .try_into()
-        .unwrap()
-}
+// Senders placed at any index through the reference model's closed form of
+// SPEC §15.4 (`testkit::fixtures::sender_at`, not the library's increment
+// and jump code), and messages re-signed with a chain's seed read from its
+// saved state.
 
 /// Signs `body` (a message without its signature) with the chain's seed.
 fn resign(chain: &GroupSender, body: &[u8]) -> GroupMessage {
-    GroupMessage::from_vec(sign_group(&seed(chain), body)).unwrap()
+    GroupMessage::from_vec(sign_group(&chain_seed(chain), body)).unwrap()
 }
 
-/// A message's bytes with some bytes changed, without its signature.
-fn edited(message: &GroupMessage, edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+/// A message's bytes with some fields changed through its layout (SPEC
+/// §15.5), without its signature.
+fn edited(message: &GroupMessage, edit: impl FnOnce(&mut Vec<u8>, &Layout)) -> Vec<u8> {
     let mut bytes = message.as_bytes().to_vec();
-    edit(&mut bytes);
+    let l = layout::group_message(&bytes);
+    edit(&mut bytes, &l);
     unsigned(&bytes).to_vec()
 }
 
@@ -303,10 +222,10 @@ fn closed_form_is_the_ratchet() {
     // index a sender reaches by encrypting, across block boundaries.
     let mut rng = rng(17);
     let mut sender = new_sender(&mut rng, GROUP);
-    let initial = initial_levels(&sender);
+    let initial = sender_levels(&sender);
     for i in 0..300u32 {
         assert_eq!(
-            levels_of(&sender.to_bytes(), SENDER_LEVELS),
+            sender_levels(&sender),
             closed_form(&initial, i),
             "index {i}"
         );
@@ -390,9 +309,7 @@ fn chain_ends_before_the_last_index() {
     receiver.decrypt(&final_message).unwrap();
     assert_eq!(receiver.next_index(), u32::MAX);
     // A correctly signed message at u32::MAX (which no sender produces).
-    let bytes = edited(&final_message, |b| {
-        b[66..70].copy_from_slice(&u32::MAX.to_be_bytes());
-    });
+    let bytes = edited(&final_message, |b, l| l.put_u32(b, "index", u32::MAX));
     let forged_end = resign(&near_end, &bytes);
     rejects(
         &mut receiver,
@@ -452,7 +369,7 @@ fn every_byte_flip_is_rejected_without_state_change() {
 /// re-verified when a sender loads).
 fn alice_in(alice: &GroupSender, group: GroupId) -> GroupSender {
     let mut state = alice.to_bytes().to_vec();
-    state[SENDER_GROUP..SENDER_GROUP + 32].copy_from_slice(group.as_bytes());
+    layout::sender_state(&state).put(&mut state, "group_id", group.as_bytes());
     GroupSender::from_bytes(&state).unwrap()
 }
 
@@ -467,9 +384,7 @@ fn signature_is_checked_before_anything_else() {
     let mut mallory = new_sender(&mut rng, GROUP);
     let mallory_fresh = GroupSender::from_bytes(&mallory.to_bytes()).unwrap();
     let hers = mallory.encrypt(&mut rng, b"I am Alice").unwrap();
-    let body = edited(&hers, |b| {
-        b[34..66].copy_from_slice(alice.chain().as_bytes())
-    });
+    let body = edited(&hers, |b, l| l.put(b, "chain", alice.chain().as_bytes()));
     let mut sent_as_is = body.clone();
     sent_as_is.extend_from_slice(&hers.as_bytes()[hers.as_bytes().len() - 64..]);
     for forged in [
@@ -483,9 +398,9 @@ fn signature_is_checked_before_anything_else() {
     let far = sender_at(&mallory_fresh, 5)
         .encrypt(&mut rng, b"x")
         .unwrap();
-    let far = edited(&far, |b| {
-        b[34..66].copy_from_slice(alice.chain().as_bytes());
-        b[66..70].copy_from_slice(&(MAX_GROUP_JUMP + 10).to_be_bytes());
+    let far = edited(&far, |b, l| {
+        l.put(b, "chain", alice.chain().as_bytes());
+        l.put_u32(b, "index", MAX_GROUP_JUMP + 10);
     });
     rejects(
         &mut receiver,
@@ -500,7 +415,7 @@ fn signature_is_checked_before_anything_else() {
 
     // A correctly signed message whose ciphertext is bad: the AEAD fails.
     let good = alice.encrypt(&mut rng, b"good").unwrap();
-    let bytes = edited(&good, |b| b[86] ^= 1);
+    let bytes = edited(&good, |b, l| l.flip(b, "ciphertext", 0, 1));
     let bad_aead = resign(&alice, &bytes);
     rejects(&mut receiver, &bad_aead, Error::AuthenticationFailed);
     assert_eq!(receiver.decrypt(&good).unwrap().as_bytes(), b"good");
@@ -512,7 +427,7 @@ fn signature_is_checked_before_anything_else() {
 fn receiver_state_cannot_read_consumed_or_evicted_messages() {
     let mut rng = rng(7);
     let fresh = new_sender(&mut rng, GROUP);
-    let initial = initial_levels(&fresh);
+    let initial = sender_levels(&fresh);
     let mut sender = GroupSender::from_bytes(&fresh.to_bytes()).unwrap();
     let mut receiver = import(&sender);
     let messages: Vec<GroupMessage> = (0..120u32)
@@ -636,10 +551,10 @@ fn installed_distribution_is_bound_to_its_owner_and_the_delivering_session() {
         Some(Error::GroupOwnerMismatch)
     );
     // An owner proof or owner signature that does not verify (SPEC
-    // §15.6: proof at 98, signature at 162), and another group.
-    for at in [100, 170] {
+    // §15.6), and another group.
+    for field in ["owner_proof", "owner_signature"] {
         let mut bad = sender.distribution().to_bytes().to_vec();
-        bad[at] ^= 1;
+        layout::distribution(&bad).flip(&mut bad, field, 2, 1);
         let carried = wire(&mut a_to_b, &mut rng, &bad);
         assert_eq!(
             GroupReceiver::receive_distribution(&GROUP, &mut b_to_a, &carried).err(),
@@ -733,7 +648,7 @@ fn store_rules() {
     // proof covers only the group, chain and owner): refused, the
     // authenticated chain stays.
     let mut tampered = sender.distribution().to_bytes().to_vec();
-    tampered[260] ^= 1;
+    layout::distribution(&tampered).flip(&mut tampered, "levels", 0, 1);
     let before = store.to_bytes();
     assert_eq!(
         store.import_unauthenticated(&tampered),
@@ -929,10 +844,9 @@ fn restored_sender_uses_fresh_salts() {
         .encrypt(&mut rng, b"same")
         .unwrap();
     assert_eq!(a.index(), b.index());
-    let len = a.as_bytes().len();
-    // Salt, ciphertext, tag, signature (SPEC §15.5).
-    for field in [70..86, 86..len - 80, len - 80..len - 64, len - 64..len] {
-        assert_ne!(a.as_bytes()[field.clone()], b.as_bytes()[field]);
+    let l = layout::group_message(a.as_bytes());
+    for field in ["salt", "ciphertext", "tag", "signature"] {
+        assert_ne!(l.slice(a.as_bytes(), field), l.slice(b.as_bytes(), field));
     }
 }
 
@@ -946,12 +860,11 @@ fn strict_state_and_distribution_parsing() {
     receiver
         .decrypt(&sender.encrypt(&mut rng, b"c").unwrap())
         .unwrap();
-    // An unauthenticated receiver with two cached keys (SPEC §15.11): flag
-    // at 106, next at 107, read at 111, count at 371, entries of 36 bytes
-    // from 373.
+    // An unauthenticated receiver with two cached keys (SPEC §15.11).
     let good = receiver.to_bytes().to_vec();
-    assert_eq!(good[371..373], [0, 2]);
-    assert_eq!(good.len(), 373 + 2 * 36);
+    let l = layout::receiver_state(&good);
+    assert_eq!(l.slice(&good, "count"), [0, 2]);
+    assert_eq!(good.len(), l.end_of("cache[1].key"));
 
     let mut trailing = good.clone();
     trailing.push(0);
@@ -964,27 +877,34 @@ fn strict_state_and_distribution_parsing() {
         Error::Truncated
     );
     let mut flag = good.clone();
-    flag[106] = 2;
+    l.put_u8(&mut flag, "authenticated", 2);
     assert_eq!(
         GroupReceiver::from_bytes(&flag).unwrap_err(),
         Error::InvalidEncoding
     );
     let mut unsorted = good.clone();
-    let (first, second) = (good[373..377].to_vec(), good[409..413].to_vec());
-    unsorted[373..377].copy_from_slice(&second);
-    unsorted[409..413].copy_from_slice(&first);
+    l.put(
+        &mut unsorted,
+        "cache[0].index",
+        l.slice(&good, "cache[1].index"),
+    );
+    l.put(
+        &mut unsorted,
+        "cache[1].index",
+        l.slice(&good, "cache[0].index"),
+    );
     assert_eq!(
         GroupReceiver::from_bytes(&unsorted).unwrap_err(),
         Error::InvalidEncoding
     );
     let mut not_below_next = good.clone();
-    not_below_next[409..413].copy_from_slice(&3u32.to_be_bytes());
+    l.put_u32(&mut not_below_next, "cache[1].index", 3);
     assert_eq!(
         GroupReceiver::from_bytes(&not_below_next).unwrap_err(),
         Error::InvalidEncoding
     );
-    let mut many = good[..371].to_vec();
-    many[107..111].copy_from_slice(&1000u32.to_be_bytes());
+    let mut many = good[..l.start("count")].to_vec();
+    l.put_u32(&mut many, "next", 1000);
     let count = MAX_GROUP_SKIPPED_KEYS as u32 + 1;
     many.extend_from_slice(&(count as u16).to_be_bytes());
     for i in 0..count {
@@ -996,9 +916,9 @@ fn strict_state_and_distribution_parsing() {
         Error::InvalidEncoding
     );
     // A small-order chain key, and a small-order owner.
-    for at in [42, 74] {
+    for field in ["chain", "owner"] {
         let mut weak_key = good.clone();
-        weak_key[at..at + 32].copy_from_slice(&ED25519_SMALL_ORDER);
+        l.put(&mut weak_key, field, &ED25519_SMALL_ORDER);
         assert_eq!(
             GroupReceiver::from_bytes(&weak_key).unwrap_err(),
             Error::InvalidPublicKey
@@ -1014,7 +934,7 @@ fn strict_state_and_distribution_parsing() {
         Error::TrailingBytes
     );
     let mut version = state.clone();
-    version[0] = 1;
+    layout::sender_state(&state).put_u8(&mut version, "version", 1);
     assert_eq!(
         GroupSender::from_bytes(&version).unwrap_err(),
         Error::UnsupportedVersion { found: 1 }
@@ -1041,8 +961,9 @@ fn strict_state_and_distribution_parsing() {
         import_err(&distribution[..distribution.len() - 1]),
         Error::Truncated
     );
+    let d = layout::distribution(&distribution);
     let mut wrong_type = distribution.clone();
-    wrong_type[1] = 0x03;
+    d.put_u8(&mut wrong_type, "type", 0x03);
     assert_eq!(
         import_err(&wrong_type),
         Error::WrongType {
@@ -1051,14 +972,18 @@ fn strict_state_and_distribution_parsing() {
         }
     );
     // Chain and owner keys: small order.
-    for at in [34, 66] {
+    for field in ["chain", "owner"] {
         let mut weak = distribution.clone();
-        weak[at..at + 32].copy_from_slice(&ED25519_SMALL_ORDER);
+        d.put(&mut weak, field, &ED25519_SMALL_ORDER);
         assert_eq!(import_err(&weak), Error::InvalidPublicKey);
     }
     // Another owner named: the owner proof fails.
     let mut other_owner = distribution.clone();
-    other_owner[66..98].copy_from_slice(device(&mut rng).identity_key().as_bytes());
+    d.put(
+        &mut other_owner,
+        "owner",
+        device(&mut rng).identity_key().as_bytes(),
+    );
     assert_eq!(import_err(&other_owner), Error::InvalidSignature);
 
     // Messages: too large before parsing, too short, wrong type.
@@ -1073,7 +998,7 @@ fn strict_state_and_distribution_parsing() {
         Error::Truncated
     );
     let mut wrong_type = m.as_bytes().to_vec();
-    wrong_type[1] = 0x01;
+    layout::group_message(m.as_bytes()).put_u8(&mut wrong_type, "type", 0x01);
     assert_eq!(
         GroupMessage::from_vec(wrong_type).unwrap_err(),
         Error::WrongType {
@@ -1110,7 +1035,7 @@ fn debug_output_has_no_secrets() {
     store
         .import_unauthenticated(&sender.distribution().to_bytes())
         .unwrap();
-    let (seed_hex, r0_hex) = (hex(&seed(&sender)), hex(&initial_levels(&sender)[0]));
+    let (seed_hex, r0_hex) = (hex(&chain_seed(&sender)), hex(&sender_levels(&sender)[0]));
     for text in [
         format!("{sender:?}"),
         format!("{receiver:?}"),

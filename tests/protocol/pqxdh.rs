@@ -9,17 +9,18 @@ use sotto::{
 };
 use testkit::fixtures::{Kem, NOW, bundle_with, device, initiate, prekey, rng, wire};
 use testkit::fuzz::prekey_header_len;
+use testkit::layout;
 
 const CLASSICAL: KeyAgreementPolicy = KeyAgreementPolicy::ClassicalAllowed;
 
 /// A prekey message's bytes with its KEM part removed and its flag cleared
 /// (SPEC §9.2), as a downgrading network would.
-fn strip_kem(bytes: &[u8], one_time: bool) -> Vec<u8> {
-    let flag = prekey_header_len(one_time, false) - 1;
-    assert_eq!(bytes[flag], 1);
-    let mut out = bytes[..=flag].to_vec();
-    out[flag] = 0;
-    out.extend_from_slice(&bytes[flag + 1 + 4 + 1568..]);
+fn strip_kem(bytes: &[u8]) -> Vec<u8> {
+    let l = layout::message(bytes);
+    assert_eq!(l.slice(bytes, "has_kem"), [1]);
+    let mut out = bytes[..l.start("has_kem")].to_vec();
+    out.push(0);
+    out.extend_from_slice(&bytes[l.end_of("ct")..]);
     out
 }
 
@@ -113,7 +114,7 @@ fn stripping_or_swapping_the_kem_ciphertext_fails_and_changes_nothing() {
 
     // Downgraded on the wire: refused by the default, and under the opt-in
     // the KEM binding and the associated data no longer match.
-    let stripped = Message::from_bytes(&strip_kem(first.as_bytes(), true)).unwrap();
+    let stripped = Message::from_bytes(&strip_kem(first.as_bytes())).unwrap();
     assert_eq!(prekey(&stripped).kem_prekey_id(), None);
     assert_eq!(
         Session::accept(&mut bob, prekey(&stripped)).err(),
@@ -127,13 +128,15 @@ fn stripping_or_swapping_the_kem_ciphertext_fails_and_changes_nothing() {
     // decapsulates to an unrelated secret.
     let mut other = Session::initiate(&alice, &mut rng, &verified).unwrap();
     let other_first = wire(&mut other, &mut rng, b"other");
-    let ct = prekey_header_len(true, true) - 1568..prekey_header_len(true, true);
+    let l = layout::message(first.as_bytes());
+    let ct = l.range("ct");
     let mut spliced = first.as_bytes().to_vec();
     spliced[ct.clone()].copy_from_slice(&other_first.as_bytes()[ct.clone()]);
     let spliced = Message::from_bytes(&spliced).unwrap();
     // Every byte of the KEM part flipped, a sample of the ciphertext.
     let mut flips = vec![spliced];
-    for at in (ct.start - 4..ct.start)
+    for at in l
+        .range("kem_id")
         .chain(ct.clone().step_by(97))
         .chain([ct.end - 1])
     {

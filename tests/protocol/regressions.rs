@@ -13,6 +13,7 @@ use rand_core::SeedableRng;
 use sotto::group::{
     GroupMessage, GroupReceiver, GroupReceivers, GroupSender, SenderKeyDistribution,
 };
+use sotto::sessions::{GroupSession, PeerRecord};
 use sotto::{
     Device, IdentityKey, KemPreKey, Message, OneTimePreKey, PreKeyBundle, Session, SignedPreKey,
     StorageKey,
@@ -93,6 +94,16 @@ fn replay(data: &[u8]) -> usize {
     }
     if let Ok(s) = GroupReceivers::from_bytes(data) {
         assert_eq!(*s.to_bytes(), *data);
+        parsed += 1;
+    }
+    if let Ok(r) = PeerRecord::from_bytes(data) {
+        assert_eq!(*r.to_bytes(), *data);
+        let _ = r.plan_send(0);
+        parsed += 1;
+    }
+    if let Ok(g) = GroupSession::from_bytes(data) {
+        assert_eq!(*g.to_bytes(), *data);
+        assert!(g.is_member(g.local_user()));
         parsed += 1;
     }
     // The key and context the fuzz fixtures seal under.

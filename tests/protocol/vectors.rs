@@ -76,6 +76,8 @@ areas!(
     group,
     group_store,
     group_negative,
+    sessions,
+    sessions_negative,
 );
 
 #[test]

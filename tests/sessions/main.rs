@@ -13,4 +13,5 @@
 
 mod alloc_count;
 mod model;
+mod simulation;
 mod size;

@@ -8,7 +8,8 @@
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use sotto::sessions::{
-    DeviceId, MAX_ARCHIVED_SESSIONS, MAX_DEVICES_PER_USER, MAX_USER_ID_LEN, PeerRecord, UserId,
+    DeviceId, MAX_ARCHIVED_SESSIONS, MAX_DELETED_DEVICES, MAX_DEVICES_PER_USER, MAX_USER_ID_LEN,
+    PeerRecord, UserId,
 };
 use sotto::{
     Device, MAX_RECEIVING_CHAINS, MAX_SKIP, MAX_SKIPPED_KEYS, MAX_STATE_LEN, PreKeyBundle,
@@ -45,12 +46,16 @@ const DEVICE_FIXED: usize = 4 + 32 + 33 + 9 + 1 + 9 + 8 + 1 + 70 + 1 + 1;
 /// on the active one), the length.
 const ENTRY_FIXED: usize = 8 + 9 + 1 + 4;
 /// Version, type, generation, local identity, user id (1 + 64), the
-/// local-device flag (a peer record has no local device), device count.
-const RECORD_FIXED: usize = 2 + 8 + 32 + 1 + MAX_USER_ID_LEN + 1 + 1;
+/// local-device flag and the local device (the own record has one), device
+/// count, deleted-device count.
+const RECORD_FIXED: usize = 2 + 8 + 32 + 1 + MAX_USER_ID_LEN + 1 + 4 + 1 + 1;
+/// A deleted device the record remembers: id, identity, pinned, left.
+const DELETED_ENTRY: usize = 4 + 32 + 1 + 8;
 
 const fn worst_record(session: usize) -> usize {
     let sessions = 1 + MAX_ARCHIVED_SESSIONS;
     RECORD_FIXED
+        + MAX_DELETED_DEVICES * DELETED_ENTRY
         + MAX_DEVICES_PER_USER
             * (DEVICE_FIXED + sessions * (ENTRY_FIXED + session) + MAX_ARCHIVED_SESSIONS * 32)
 }
@@ -99,12 +104,40 @@ fn the_largest_record_under_an_adversarial_peer() {
             .decrypt(&mut bob_device, DeviceId(1), &reply, NOW)
             .unwrap();
     }
+    // The fixed fields at their largest: the own record, with the longest
+    // user id, measured (a peer record has no local device: 4 bytes less).
+    let longest = UserId::new(&[b'u'; MAX_USER_ID_LEN]).unwrap();
+    let own = PeerRecord::new_own(longest.clone(), DeviceId(2), *alice.identity_key());
+    assert_eq!(own.to_bytes().len(), RECORD_FIXED);
+    let mut peer = PeerRecord::new(longest, *alice.identity_key());
+    assert_eq!(peer.to_bytes().len(), RECORD_FIXED - 4);
+    // The most deleted devices it remembers: three whole lists, the first
+    // two deleted to make room for the next.
+    let per_list = u32::try_from(MAX_DEVICES_PER_USER).unwrap();
+    for first in [1, 1 + per_list, 1 + 2 * per_list] {
+        let list: Vec<_> = (first..first + per_list)
+            .map(|i| {
+                let key = *Device::generate(&mut rng, NOW).unwrap().identity_key();
+                (DeviceId(i), key)
+            })
+            .collect();
+        peer.update_devices(&list, NOW).unwrap();
+    }
+    let listed_device = 4 + 32 + 1 + 1 + 1 + 1 + 8 + 1 + 1 + 1 + 1;
+    assert_eq!(
+        peer.to_bytes().len(),
+        RECORD_FIXED - 4
+            + MAX_DELETED_DEVICES * DELETED_ENTRY
+            + MAX_DEVICES_PER_USER * listed_device
+    );
+
     let record = at_alice.to_bytes();
-    // Header (109 with a 3-byte user id: 48), one device without the
+    // Header (a peer record with a 3-byte user id, no deleted devices: 49),
+    // one device without the
     // optional fields (device fixed minus 33 + 9 + 9 + 70 - 4 absent parts),
     // one active entry with a last decrypt.
     let device = 4 + 32 + 1 + 1 + 1 + 1 + 8 + 1 + 1 + 1 + 1;
-    let header = 2 + 8 + 32 + 1 + 3 + 1 + 1;
+    let header = 2 + 8 + 32 + 1 + 3 + 1 + 1 + 1;
     let entry = ENTRY_FIXED;
     let session = record.len() - header - device - entry;
     assert_eq!(
@@ -119,23 +152,33 @@ fn the_largest_record_under_an_adversarial_peer() {
          ({MAX_DEVICES_PER_USER} devices x {} sessions), sealed {sealed} bytes; MAX_STATE_LEN {MAX_STATE_LEN}",
         1 + MAX_ARCHIVED_SESSIONS
     );
-    assert_eq!(bound, 5_807_101);
+    assert_eq!(bound, 5_808_546);
     assert!(sealed <= MAX_STATE_LEN);
 }
 
 /// The largest group session (SPEC §16.11): generation, the local user and
-/// every member at the longest user id, the sender, and the largest store.
+/// every member at the longest user id, the sender, the largest store and
+/// every dropped chain.
 #[test]
 fn the_largest_group_session() {
     use sotto::group::{GroupReceiver, GroupSender, MAX_GROUP_RECEIVERS};
-    use sotto::sessions::MAX_GROUP_MEMBERS;
+    use sotto::sessions::{MAX_DROPPED_CHAINS, MAX_GROUP_MEMBERS};
     let user = 1 + MAX_USER_ID_LEN;
     let store = 2 + 8 + 32 + 2 + MAX_GROUP_RECEIVERS * (2 + GroupReceiver::MAX_ENCODED_LEN);
-    let group = 2 + 8 + user + 2 + MAX_GROUP_MEMBERS * user + GroupSender::ENCODED_LEN + 4 + store;
+    let dropped = 2 + MAX_DROPPED_CHAINS * 32;
+    let group = 2
+        + 8
+        + user
+        + 2
+        + MAX_GROUP_MEMBERS * user
+        + GroupSender::ENCODED_LEN
+        + 4
+        + store
+        + dropped;
     eprintln!(
         "largest group session: {group} bytes, sealed {}",
         group + 51
     );
-    assert_eq!(group, 9_886_803);
+    assert_eq!(group, 9_919_573);
     assert!(group + 51 <= MAX_STATE_LEN);
 }

@@ -152,31 +152,82 @@ fn secrets_are_redacted_and_zeroizable() {
     assert!(format!("{ek:?}").len() < 80);
 }
 
-/// Against libcrux-ml-kem, through the wrapper: keys, ciphertexts, secrets,
-/// and implicit rejection, on seeded random inputs.
+/// Cases of the wrapper's differential: 256, or `MLKEM_WRAPPER_DIFF_CASES`
+/// (CI runs 10,000 on the debug build, the core at opt-level 1 with its
+/// overflow checks and debug assertions on).
+fn differential_cases() -> u32 {
+    std::env::var("MLKEM_WRAPPER_DIFF_CASES").map_or(256, |v| v.parse().unwrap())
+}
+
+/// Against libcrux-ml-kem, through the wrapper's own paths: key expansion
+/// from the seed, the key check of `EncapsulationKey::from_bytes`,
+/// `encapsulate`, and `decapsulate` (its secret and the encapsulation key
+/// of its expansion), on seeded random inputs; implicit rejection of an
+/// altered ciphertext (every 8th case a random one); and a key with one
+/// coefficient set to a random 12-bit value, checked and, if accepted,
+/// encapsulated to.
 #[test]
 fn differential_against_libcrux() {
     let mut rng = ChaCha20Rng::from_seed(*b"sotto ml-kem wrapper differentia");
-    for i in 0..256 {
+    let cases = differential_cases();
+    let (mut accepted, mut rejected) = (0u32, 0u32);
+    for i in 0..cases {
         let dk = generate(&mut rng);
         let mut m = [0u8; M_LEN];
         rng.fill_bytes(&mut m);
         let kp = lc::generate_key_pair(*dk.as_bytes());
-        let ek = dk.encapsulation_key();
+        let ek = EncapsulationKey::from_bytes(dk.encapsulation_key().as_bytes()).unwrap();
         assert_eq!(ek.as_bytes(), kp.pk(), "iteration {i}");
         let (ct, ss) = encapsulate(&ek, &m);
         let (lct, lss) = lc::encapsulate(kp.public_key(), m);
         assert_eq!(&*ct, lct.as_slice(), "iteration {i}");
         assert_eq!(*ss, lss, "iteration {i}");
-        assert_eq!(*decaps(&dk, &ct), lss, "iteration {i}");
+        let (opened, expanded) = decapsulate(&dk, &ct);
+        assert_eq!(*opened, lss, "iteration {i}");
+        assert_eq!(expanded.as_bytes(), kp.pk(), "iteration {i}");
+
         let mut bad = *ct;
-        let at = (rng.next_u32() as usize) % CT_LEN;
-        bad[at] ^= 1 << (rng.next_u32() % 8);
-        let rejected = decaps(&dk, &bad);
+        if i % 8 == 7 {
+            rng.fill_bytes(&mut bad);
+        } else {
+            let at = (rng.next_u32() as usize) % CT_LEN;
+            bad[at] ^= 1 << (rng.next_u32() % 8);
+        }
+        let refused = decaps(&dk, &bad);
         let lbad = lc::decapsulate(kp.private_key(), &lc::MlKem1024Ciphertext::from(bad));
-        assert_eq!(*rejected, lbad, "iteration {i}");
-        assert_ne!(*rejected, *ss, "iteration {i}");
+        assert_eq!(*refused, lbad, "iteration {i}");
+        assert_ne!(*refused, *ss, "iteration {i}");
+
+        let mut tampered = *kp.pk();
+        let value = u16::try_from(rng.next_u32() % 4096).unwrap();
+        set_coefficient(&mut tampered, (rng.next_u32() % 1024) as usize, value);
+        let lpk = lc::MlKem1024PublicKey::from(tampered);
+        match EncapsulationKey::from_bytes(&tampered) {
+            Ok(key) => {
+                assert!(lc::validate_public_key(&lpk), "iteration {i}");
+                assert!(value < 3329, "iteration {i}");
+                let mut m2 = [0u8; M_LEN];
+                rng.fill_bytes(&mut m2);
+                let (tct, tss) = encapsulate(&key, &m2);
+                let (ltct, ltss) = lc::encapsulate(&lpk, m2);
+                assert_eq!(&*tct, ltct.as_slice(), "iteration {i}");
+                assert_eq!(*tss, ltss, "iteration {i}");
+                accepted += 1;
+            }
+            Err(e) => {
+                assert_eq!(e, Error::InvalidPublicKey);
+                assert!(!lc::validate_public_key(&lpk), "iteration {i}");
+                assert!(value >= 3329, "iteration {i}");
+                rejected += 1;
+            }
+        }
     }
+    // About 81% of the tampered keys stay in range (3329 / 4096).
+    assert_eq!(accepted + rejected, cases);
+    if cases >= 256 {
+        assert!(accepted > cases / 2 && rejected > cases / 10);
+    }
+    std::println!("{cases} cases; tampered keys accepted {accepted}, rejected {rejected}");
 }
 
 #[test]

@@ -7,7 +7,10 @@ use alloc::vec::Vec;
 
 use ed25519_dalek::VerifyingKey;
 
-use super::{GROUP, OTHER_GROUP, chain_of, device, dist, owner_field, receiver, rng, sender};
+use super::{
+    GROUP, OTHER_GROUP, chain_of, device, dist, message, owner_field, receiver, rng, sender,
+    store_state,
+};
 use crate::codec::VERSION;
 use crate::error::Error;
 use crate::group::{
@@ -51,7 +54,8 @@ fn sizes_follow_the_layouts() {
     assert_eq!(dist::LEVELS + 256, SenderKeyDistribution::ENCODED_LEN);
     assert_eq!(sender::LEVELS + 256, GroupSender::ENCODED_LEN);
     // The largest store fits in a saved state, sealed too.
-    let worst_store = 2 + 8 + 32 + 2 + MAX_GROUP_RECEIVERS * (2 + GroupReceiver::MAX_ENCODED_LEN);
+    let worst_store = store_state::ENTRIES
+        + MAX_GROUP_RECEIVERS * (store_state::LENGTH_LEN + GroupReceiver::MAX_ENCODED_LEN);
     assert!(worst_store <= MAX_STATE_LEN - 51);
 }
 
@@ -63,11 +67,11 @@ fn group_message_fields_sit_at_their_offsets() {
     let message = s.encrypt(&mut r, b"one").unwrap();
     let bytes = message.as_bytes();
     assert_eq!(bytes.len(), 166 + 3);
-    assert_eq!(&bytes[..2], &[VERSION, 0x03]);
-    assert_eq!(&bytes[2..34], GROUP.as_bytes());
-    assert_eq!(&bytes[34..66], s.chain().as_bytes());
-    assert_eq!(&bytes[66..70], &1u32.to_be_bytes());
-    assert_eq!(message.salt(), bytes[70..86]);
+    assert_eq!(&bytes[..message::GROUP], &[VERSION, 0x03]);
+    assert_eq!(&bytes[message::GROUP..message::CHAIN], GROUP.as_bytes());
+    assert_eq!(&bytes[message::CHAIN..message::INDEX], s.chain().as_bytes());
+    assert_eq!(&bytes[message::INDEX..message::SALT], &1u32.to_be_bytes());
+    assert_eq!(message.salt(), bytes[message::SALT..message::CIPHERTEXT]);
     let parsed = GroupMessage::from_bytes(bytes).unwrap();
     assert_eq!(parsed, message);
     assert_eq!(parsed.chain(), s.chain());
@@ -104,7 +108,7 @@ fn group_message_decoding_checks_in_order() {
         })
     );
     // The chain: cut short, then invalid.
-    for len in 2..66 {
+    for len in message::GROUP..message::INDEX {
         assert_eq!(
             GroupMessage::from_bytes(&good[..len]),
             Err(Error::Truncated)
@@ -112,14 +116,14 @@ fn group_message_decoding_checks_in_order() {
     }
     for bad in [SMALL_ORDER, NOT_A_POINT] {
         let mut b = good.clone();
-        b[34..66].copy_from_slice(&bad);
+        b[message::CHAIN..message::INDEX].copy_from_slice(&bad);
         assert_eq!(GroupMessage::from_bytes(&b), Err(Error::InvalidPublicKey));
         assert_eq!(
-            GroupMessage::from_bytes(&b[..66]),
+            GroupMessage::from_bytes(&b[..message::INDEX]),
             Err(Error::InvalidPublicKey)
         );
     }
-    for len in 66..166 {
+    for len in message::INDEX..good.len() {
         assert_eq!(
             GroupMessage::from_bytes(&good[..len]),
             Err(Error::Truncated)
@@ -140,7 +144,7 @@ fn distribution_fields_owner_proof_and_owner_signature() {
     let d = s.distribution();
     let bytes = d.to_bytes();
     assert_eq!(bytes.len(), SenderKeyDistribution::ENCODED_LEN);
-    assert_eq!(&bytes[..2], &[VERSION, 0x04]);
+    assert_eq!(&bytes[..dist::GROUP], &[VERSION, 0x04]);
     assert_eq!(&bytes[dist::GROUP..dist::CHAIN], GROUP.as_bytes());
     assert_eq!(&bytes[dist::CHAIN..dist::OWNER], s.chain().as_bytes());
     assert_eq!(bytes[dist::OWNER..dist::PROOF], owner_field(&owner)[..]);
@@ -222,7 +226,12 @@ fn distribution_decoding_checks_in_order() {
     }
     // A v2 distribution of before the owner signature (422 bytes) is cut
     // short.
-    assert_eq!(parse(&good[..422]).err(), Some(Error::Truncated));
+    let without_signature = good.len() - (dist::INDEX - dist::SIGNATURE);
+    assert_eq!(without_signature, 422);
+    assert_eq!(
+        parse(&good[..without_signature]).err(),
+        Some(Error::Truncated)
+    );
 }
 
 #[test]
@@ -233,7 +242,7 @@ fn sender_state_layout_and_decoding() {
     }
     let bytes = s.to_bytes();
     assert_eq!(bytes.len(), GroupSender::ENCODED_LEN);
-    assert_eq!(&bytes[..2], &[VERSION, 0x22]);
+    assert_eq!(&bytes[..sender::GENERATION], &[VERSION, 0x22]);
     assert_eq!(
         &bytes[sender::GENERATION..sender::GROUP],
         &3u64.to_be_bytes()
@@ -306,7 +315,7 @@ fn receiver_state_layout_and_decoding() {
     assert_eq!(r.skipped_key_count(), 64);
     let bytes = r.to_bytes();
     assert_eq!(bytes.len(), receiver::COUNT + 2 + 64 * 36);
-    assert_eq!(&bytes[..2], &[VERSION, 0x23]);
+    assert_eq!(&bytes[..receiver::GENERATION], &[VERSION, 0x23]);
     assert_eq!(
         &bytes[receiver::GENERATION..receiver::GROUP],
         &2u64.to_be_bytes()
@@ -460,6 +469,12 @@ fn the_read_index_is_saved_after_every_decrypt() {
 
 /// A store of `n` receivers of distinct chains of one owner per four, built
 /// from one receiver's bytes with the chain and owner fields replaced.
+/// The length of a store's first receiver state.
+fn entry_len(store_state: &[u8]) -> usize {
+    let field = &store_state[store_state::ENTRIES..store_state::FIRST];
+    usize::from(u16::from_be_bytes(field.try_into().unwrap()))
+}
+
 fn store_bytes(template: &GroupReceiver, n: usize, authenticated: bool) -> Vec<u8> {
     let owners: Vec<IdentityKey> = {
         let mut r = rng(40);
@@ -500,7 +515,8 @@ fn the_largest_store_saves_and_restores() {
     let bytes = store_bytes(&full, MAX_GROUP_RECEIVERS, true);
     assert_eq!(
         bytes.len(),
-        44 + MAX_GROUP_RECEIVERS * (2 + GroupReceiver::MAX_ENCODED_LEN)
+        store_state::ENTRIES
+            + MAX_GROUP_RECEIVERS * (store_state::LENGTH_LEN + GroupReceiver::MAX_ENCODED_LEN)
     );
     let store = GroupReceivers::from_bytes(&bytes).unwrap();
     assert_eq!((store.len(), store.generation()), (MAX_GROUP_RECEIVERS, 7));
@@ -514,7 +530,7 @@ fn store_decoding_checks_in_order() {
     let parse = |b: &[u8]| GroupReceivers::from_bytes(b).err();
     assert_eq!(parse(&bytes), None);
     assert_eq!(parse(&vec![0; MAX_STATE_LEN + 1]), Some(Error::TooLarge));
-    assert_eq!(parse(&bytes[..1]), Some(Error::Truncated));
+    assert_eq!(parse(&[VERSION]), Some(Error::Truncated));
     assert_eq!(
         parse(&[2, 0x23]),
         Some(Error::WrongType {
@@ -529,16 +545,16 @@ fn store_decoding_checks_in_order() {
     long.push(0);
     assert_eq!(parse(&long), Some(Error::TrailingBytes));
     // The count is checked before any receiver is read.
-    let mut b = bytes[..44].to_vec();
-    b[42..44].copy_from_slice(
+    let mut b = bytes[..store_state::ENTRIES].to_vec();
+    b[store_state::COUNT..store_state::ENTRIES].copy_from_slice(
         &u16::try_from(MAX_GROUP_RECEIVERS + 1)
             .unwrap()
             .to_be_bytes(),
     );
     assert_eq!(parse(&b), Some(Error::InvalidEncoding));
     // An embedded receiver: by its own rules within its length.
-    let first_len = usize::from(u16::from_be_bytes([bytes[44], bytes[45]]));
-    let embedded = 46;
+    let first_len = entry_len(&bytes);
+    let embedded = store_state::FIRST;
     let mut b = bytes.clone();
     b[embedded + 1] = 0x22;
     assert_eq!(
@@ -556,7 +572,7 @@ fn store_decoding_checks_in_order() {
     for (delta, expected) in [(-1i32, Error::Truncated), (1, Error::TrailingBytes)] {
         let mut b = bytes.clone();
         let len = u16::try_from(i32::try_from(first_len).unwrap() + delta).unwrap();
-        b[44..46].copy_from_slice(&len.to_be_bytes());
+        b[store_state::ENTRIES..store_state::FIRST].copy_from_slice(&len.to_be_bytes());
         assert_eq!(parse(&b), Some(expected), "length {len}");
     }
 
@@ -569,7 +585,7 @@ fn store_decoding_checks_in_order() {
     };
     let twice = {
         let mut b = bytes.clone();
-        let second = embedded + first_len + 2;
+        let second = embedded + first_len + store_state::LENGTH_LEN;
         let chain = b[embedded + receiver::CHAIN..embedded + receiver::OWNER].to_vec();
         b[second + receiver::CHAIN..second + receiver::OWNER].copy_from_slice(&chain);
         b
@@ -591,9 +607,10 @@ fn stored_owners_within_their_limits() {
     // Five chains of one owner, authenticated or not.
     for authenticated in [true, false] {
         let mut b = store_bytes(&r, 8, authenticated);
-        let len = usize::from(u16::from_be_bytes([b[44], b[45]]));
-        let owner = b[46 + receiver::OWNER..46 + receiver::FLAG].to_vec();
-        let fifth = 44 + 4 * (2 + len) + 2;
+        let len = entry_len(&b);
+        let owner =
+            b[store_state::FIRST + receiver::OWNER..store_state::FIRST + receiver::FLAG].to_vec();
+        let fifth = store_state::FIRST + 4 * (store_state::LENGTH_LEN + len);
         b[fifth + receiver::OWNER..fifth + receiver::FLAG].copy_from_slice(&owner);
         assert_eq!(
             GroupReceivers::from_bytes(&b).err(),
@@ -626,9 +643,19 @@ fn group_states_seal_under_their_context() {
     let sealed_sender = s.seal(&key, b"group/7/sender", &mut draw).unwrap();
     let sealed_receiver = r.seal(&key, b"group/7/r", &mut draw).unwrap();
     let sealed_store = store.seal(&key, b"group/7", &mut draw).unwrap();
-    assert_eq!(&sealed_sender[..3], &[VERSION, 0x30, 0x22]);
-    assert_eq!(&sealed_receiver[..3], &[VERSION, 0x30, 0x23]);
-    assert_eq!(&sealed_store[..3], &[VERSION, 0x30, 0x24]);
+    // Version, type and inner type (SPEC §10.5).
+    let head = |b: &[u8]| {
+        let l = testkit::layout::sealed(b);
+        [
+            l.slice(b, "version"),
+            l.slice(b, "type"),
+            l.slice(b, "inner_type"),
+        ]
+        .concat()
+    };
+    assert_eq!(head(&sealed_sender), [VERSION, 0x30, 0x22]);
+    assert_eq!(head(&sealed_receiver), [VERSION, 0x30, 0x23]);
+    assert_eq!(head(&sealed_store), [VERSION, 0x30, 0x24]);
     assert_eq!(
         *GroupSender::unseal(&sealed_sender, &key, b"group/7/sender")
             .unwrap()

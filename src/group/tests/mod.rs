@@ -136,6 +136,15 @@ impl TryRng for Budget {
 
 impl TryCryptoRng for Budget {}
 
+/// Offsets in a group message (SPEC §15.5).
+pub(super) mod message {
+    pub(in super::super) const GROUP: usize = 2;
+    pub(in super::super) const CHAIN: usize = GROUP + 32;
+    pub(in super::super) const INDEX: usize = CHAIN + 32;
+    pub(in super::super) const SALT: usize = INDEX + 4;
+    pub(in super::super) const CIPHERTEXT: usize = SALT + 16;
+}
+
 /// Offsets in a distribution (SPEC §15.6), the owner being `OWNER_LEN` bytes.
 pub(super) mod dist {
     use crate::group::OWNER_LEN;
@@ -178,15 +187,30 @@ pub(super) mod receiver {
     pub(in super::super) const COUNT: usize = LEVELS + 256;
 }
 
-/// The identity seed in a device state (SPEC §10.3: after the version, type
-/// and generation).
-pub(super) fn identity_seed(device: &Device) -> [u8; 32] {
-    device.to_bytes()[10..42].try_into().unwrap()
+/// Offsets in a store state (SPEC §15.11): the receivers follow the count,
+/// each as a u16 length and the receiver state.
+pub(super) mod store_state {
+    pub(in super::super) const GENERATION: usize = 2;
+    pub(in super::super) const GROUP: usize = GENERATION + 8;
+    pub(in super::super) const COUNT: usize = GROUP + 32;
+    pub(in super::super) const ENTRIES: usize = COUNT + 2;
+    /// The length before each receiver state.
+    pub(in super::super) const LENGTH_LEN: usize = 2;
+    /// The first receiver state.
+    pub(in super::super) const FIRST: usize = ENTRIES + LENGTH_LEN;
 }
 
-/// An owner's bytes as they appear inside group encodings.
+/// The identity seed in a device state (SPEC §10.3), read through its
+/// layout.
+pub(super) fn identity_seed(device: &Device) -> [u8; 32] {
+    let state = device.to_bytes();
+    testkit::layout::device_state(&state).a32(&state, "identity_seed")
+}
+
+/// An owner's bytes as they appear inside group encodings: the identity
+/// key without its encoding's version and type (SPEC §5.1).
 pub(super) fn owner_field(identity: &IdentityKey) -> Vec<u8> {
-    identity.to_bytes()[2..].to_vec()
+    identity.as_bytes().to_vec()
 }
 
 /// The owner proof of SPEC §15.6 made from the published label with the
@@ -221,7 +245,7 @@ pub(super) fn jumped_levels(levels: &[u8; 256], from: u32, to: u32) -> [u8; 256]
     for (k, level) in model.iter_mut().enumerate() {
         level.copy_from_slice(&levels[32 * k..32 * k + 32]);
     }
-    ratchet::jump(&mut model, from, to);
+    ratchet::jump(from, &mut model, to);
     model.as_flattened().try_into().unwrap()
 }
 

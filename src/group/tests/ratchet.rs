@@ -1,64 +1,35 @@
-//! The ratchet of SPEC §15.4 against a model written from the text alone:
-//! the literal increment, the closed form, and the jump's exact cost.
+//! The ratchet of SPEC §15.4 against the reference model of the testkit
+//! (`testkit/src/model/group/ratchet.rs`, written from SPEC): the literal
+//! increment, the closed form, and the jump's exact cost. The model is used
+//! on byte arrays only, so the second copy of this crate that the testkit
+//! links never meets this one's types.
 
 use alloc::vec::Vec;
 
 use proptest::prelude::*;
 use sha2::{Digest, Sha256};
+use testkit::model::group::ratchet::{self as spec};
+pub(super) use testkit::model::group::ratchet::{Levels, derive, digit, jump, key, step};
 
 use crate::group::ratchet::{Ratchet, count};
 
-/// The published labels, as SPEC §15.4 spells them.
-pub(super) const STEP: &[u8] = b"sotto v2 group step";
-pub(super) const DERIVE: &[u8] = b"sotto v2 group derive";
-pub(super) const KEY: &[u8] = b"sotto v2 group key";
-
-pub(super) type Levels = [[u8; 32]; 8];
-
-pub(super) fn h(parts: &[&[u8]]) -> [u8; 32] {
-    let mut hash = Sha256::new();
-    for p in parts {
-        hash.update(p);
-    }
-    hash.finalize().into()
-}
-
-pub(super) fn step(r: &[u8; 32]) -> [u8; 32] {
-    h(&[STEP, r])
-}
-
-pub(super) fn derive(m: usize, r: &[u8; 32]) -> [u8; 32] {
-    h(&[DERIVE, &[u8::try_from(m).unwrap()], r])
-}
-
-pub(super) fn key(r: &[u8; 32]) -> [u8; 32] {
-    h(&[KEY, r])
-}
-
-/// `d_k(i)`.
-pub(super) fn digit(i: u32, k: usize) -> u32 {
-    (i >> (4 * (7 - k))) & 0xF
-}
-
-/// Which rule moves the ratchet: SPEC v2's, or the v1-style one the review
-/// broke (lower levels derived from the *new* R_k, which is kept).
+/// Which rule moves the ratchet: SPEC v2's (the model's), or the v1-style
+/// one the review broke (lower levels derived from the *new* R_k, which is
+/// kept), which the attack test must be able to break.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(super) enum Rule {
     V2,
     Broken,
 }
 
-/// One increment `i -> i + 1`, literally as SPEC §15.4 words it.
+/// One increment `i -> i + 1`: the model's, or the broken rule's.
 pub(super) fn increment(levels: &mut Levels, i: u32, rule: Rule) {
-    let k = (0..8).rev().find(|&k| digit(i, k) != 15).unwrap();
     match rule {
         Rule::V2 => {
-            for m in k + 1..8 {
-                levels[m] = derive(m, &levels[k]);
-            }
-            levels[k] = step(&levels[k]);
+            spec::increment(i, levels);
         }
         Rule::Broken => {
+            let k = (0..8).rev().find(|&k| digit(i, k) != 15).unwrap();
             levels[k] = step(&levels[k]);
             for m in k + 1..8 {
                 levels[m] = derive(m, &levels[k]);
@@ -74,45 +45,30 @@ fn step_n(mut r: [u8; 32], n: u32) -> [u8; 32] {
     r
 }
 
-/// The closed form of SPEC §15.4 (and its analogue for the broken rule):
-/// the levels at index `i` computed from the initial levels.
+/// The levels at index `i` computed from the initial levels: the model's
+/// closed form of SPEC §15.4, or its analogue for the broken rule (each
+/// `B_k(i)` derived from level h's current value).
 pub(super) fn closed_form(initial: &Levels, i: u32, rule: Rule) -> Levels {
+    if rule == Rule::V2 {
+        return spec::closed_form(initial, i);
+    }
     let mut out = [[0u8; 32]; 8];
-    // base[k] = B_k(i).
-    let mut base = [[0u8; 32]; 8];
     for k in 0..8 {
-        base[k] = match (0..k).rev().find(|&h| digit(i, h) != 0) {
+        let base = match (0..k).rev().find(|&h| digit(i, h) != 0) {
             None => initial[k],
-            Some(h) => match rule {
-                // Derive_k of the value level h held just before its last step.
-                Rule::V2 => derive(k, &step_n(base[h], digit(i, h) - 1)),
-                // Derive_k of level h's current value.
-                Rule::Broken => derive(k, &out[h]),
-            },
+            Some(h) => derive(k, &out[h]),
         };
-        out[k] = step_n(base[k], digit(i, k));
+        out[k] = step_n(base, digit(i, k));
     }
     out
 }
 
-/// The jump `i -> j` of SPEC §15.4, literally as it is worded, on levels
-/// read from bytes: what anyone holding a distribution can compute.
-pub(super) fn jump(levels: &mut Levels, mut i: u32, j: u32) {
-    assert!(j >= i);
-    for k in 0..8 {
-        let s = 4 * (7 - u32::try_from(k).unwrap());
-        if i >> s == j >> s {
-            continue;
-        }
-        for _ in 0..digit(j, k) - digit(i, k) - 1 {
-            levels[k] = step(&levels[k]);
-        }
-        for m in k + 1..8 {
-            levels[m] = derive(m, &levels[k]);
-        }
-        levels[k] = step(&levels[k]);
-        i = (j >> s) << s;
+fn h(parts: &[&[u8]]) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    for p in parts {
+        hash.update(p);
     }
+    hash.finalize().into()
 }
 
 pub(super) fn initial(seed: u8) -> Levels {
@@ -164,7 +120,7 @@ fn the_model_jump_equals_the_closed_form() {
         (7, u32::MAX),
     ] {
         let mut levels = closed_form(&start, i, Rule::V2);
-        jump(&mut levels, i, j);
+        jump(i, &mut levels, j);
         assert_eq!(levels, closed_form(&start, j, Rule::V2), "{i:#x} -> {j:#x}");
     }
 }

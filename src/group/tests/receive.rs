@@ -5,7 +5,7 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use super::{Budget, GROUP, OTHER_GROUP, device, resigned, rng, seed_of};
+use super::{Budget, GROUP, OTHER_GROUP, device, message, resigned, rng, seed_of};
 use crate::error::Error;
 use crate::group::ratchet::count;
 use crate::group::{
@@ -72,7 +72,7 @@ fn decrypt_checks_in_order_and_changes_nothing_on_failure() {
         Error::UnknownGroupChain,
     );
     let moved = resigned(&first, &seed, |b| {
-        b[2..34].copy_from_slice(OTHER_GROUP.as_bytes())
+        b[message::GROUP..message::CHAIN].copy_from_slice(OTHER_GROUP.as_bytes())
     });
     refused(&mut r, &moved, Error::UnknownGroupChain);
 
@@ -80,7 +80,7 @@ fn decrypt_checks_in_order_and_changes_nothing_on_failure() {
     //    message far ahead (no step, derivation or key is computed).
     let far = {
         let mut b = first.as_bytes().to_vec();
-        b[66..70].copy_from_slice(&MAX_GROUP_JUMP.to_be_bytes());
+        b[message::INDEX..message::SALT].copy_from_slice(&MAX_GROUP_JUMP.to_be_bytes());
         GroupMessage::from_bytes(&b).unwrap()
     };
     let _ = count::take();
@@ -112,7 +112,7 @@ fn decrypt_checks_in_order_and_changes_nothing_on_failure() {
 
     // 3. A cached index whose ciphertext was altered (and signed again by the
     //    chain's holder): the key stays cached.
-    let altered = resigned(&first, &seed, |b| b[90] ^= 1);
+    let altered = resigned(&first, &seed, |b| b[message::CIPHERTEXT + 4] ^= 1);
     refused(&mut r, &altered, Error::AuthenticationFailed);
     assert_eq!(r.decrypt(&first).unwrap().as_bytes(), b"zero");
     assert_eq!(r.skipped_key_count(), 4);
@@ -129,7 +129,7 @@ fn decrypt_checks_in_order_and_changes_nothing_on_failure() {
         (6 + MAX_GROUP_JUMP, true),
     ] {
         let ahead = resigned(&first, &seed, |b| {
-            b[66..70].copy_from_slice(&index.to_be_bytes())
+            b[message::INDEX..message::SALT].copy_from_slice(&index.to_be_bytes())
         });
         if ok {
             // In range: it gets as far as the AEAD (the key of `index` is not
@@ -143,9 +143,9 @@ fn decrypt_checks_in_order_and_changes_nothing_on_failure() {
     // 6. The tag, for a new index.
     s.advance_for_test(40);
     let later = s.encrypt(&mut draw, b"forty").unwrap();
-    let tampered = resigned(&later, &seed, |b| b[86] ^= 1);
+    let tampered = resigned(&later, &seed, |b| b[message::CIPHERTEXT] ^= 1);
     refused(&mut r, &tampered, Error::AuthenticationFailed);
-    let tampered_header = resigned(&later, &seed, |b| b[75] ^= 1);
+    let tampered_header = resigned(&later, &seed, |b| b[message::SALT + 5] ^= 1);
     refused(&mut r, &tampered_header, Error::AuthenticationFailed);
     assert_eq!(r.decrypt(&later).unwrap().as_bytes(), b"forty");
 
@@ -299,7 +299,10 @@ fn a_repeated_index_gets_a_new_salt_and_is_read_once() {
     let second = restored.encrypt(&mut rng(14), b"same").unwrap();
     assert_eq!(first.index(), second.index());
     assert_ne!(first.salt(), second.salt());
-    assert_ne!(first.as_bytes()[86..], second.as_bytes()[86..]);
+    assert_ne!(
+        first.as_bytes()[message::CIPHERTEXT..],
+        second.as_bytes()[message::CIPHERTEXT..]
+    );
     r.decrypt(&first).unwrap();
     refused(&mut r, &second, Error::DuplicateMessage);
 }

@@ -729,10 +729,9 @@ fn an_upgrade_drops_cached_keys_past_its_new_index() {
         ),
         (41, 41, 30)
     );
-    // In the saved bytes, read goes down to 20 (the only receiver starts
-    // at byte 46: header, generation, group, count, length).
+    // In the saved bytes, read goes down to 20 (in the only receiver).
     let mut bytes = store.to_bytes().to_vec();
-    let read_at = 46 + super::receiver::READ;
+    let read_at = super::store_state::FIRST + super::receiver::READ;
     assert_eq!(bytes[read_at..read_at + 4], 41u32.to_be_bytes());
     bytes[read_at..read_at + 4].copy_from_slice(&20u32.to_be_bytes());
     let mut store = GroupReceivers::from_bytes(&bytes).unwrap();

@@ -84,7 +84,7 @@ fn distributions_reach_every_device_of_every_member_including_our_own() {
     let message = groups[a1].encrypt(b"to the group", &mut rng).unwrap();
     for (y, g) in groups.iter_mut().enumerate() {
         if y != a1 {
-            let got = g.decrypt(&message).unwrap();
+            let got = g.decrypt(&w[y].records[&user("alice")], &message).unwrap();
             assert_eq!(got.as_bytes(), b"to the group");
             assert_eq!(
                 got.sender().authenticated(),
@@ -99,7 +99,9 @@ fn a_group_message_before_its_distribution_is_kept_for_later() {
     let (mut rng, w, mut groups) = setup(2);
     let (a1, b1) = (find(&w, "alice", 1), find(&w, "bob", 1));
     let message = groups[a1].encrypt(b"early", &mut rng).unwrap();
-    let f = groups[b1].decrypt(&message).unwrap_err();
+    let f = groups[b1]
+        .decrypt(&w[b1].records[&user("alice")], &message)
+        .unwrap_err();
     assert_eq!(
         f.action,
         Action::RetryLater(RetryLater::MissingDistribution)
@@ -141,6 +143,39 @@ fn only_members_distributions_are_installed() {
     assert_eq!(
         groups[b1].install(&w[b1].records[&user("carol")], &got),
         Err(Error::InvalidEncoding)
+    );
+}
+
+/// Records are checked for membership (a member, each once, exactly the
+/// members for a rotation) before any is checked for being the local
+/// device's: a list with a user twice is NotGroupMember even when a record
+/// of another local device comes first (SPEC §16.8).
+#[test]
+fn membership_is_checked_before_the_local_device() {
+    let (mut rng, w, groups) = setup(6);
+    let (a1, b1) = (find(&w, "alice", 1), find(&w, "bob", 1));
+    let copy = |r: &PeerRecord| PeerRecord::from_bytes(&r.to_bytes()).unwrap();
+    let mut foreign = copy(&w[b1].records[&user("alice")]);
+    let mut own = copy(&w[a1].records[&user("alice")]);
+    let mut bob = copy(&w[a1].records[&user("bob")]);
+    assert_eq!(
+        groups[a1]
+            .distribute(&mut [&mut foreign, &mut own], &mut rng)
+            .err(),
+        Some(Error::NotGroupMember)
+    );
+    // Exactly the members but one missing, the foreign record first.
+    let mut g = GroupSession::from_bytes(&groups[a1].to_bytes()).unwrap();
+    assert_eq!(
+        g.rotate(&w[a1].device, &mut [&mut foreign, &mut bob], &mut rng)
+            .err(),
+        Some(Error::NotGroupMember)
+    );
+    assert_eq!(
+        groups[a1]
+            .distribute(&mut [&mut foreign, &mut bob], &mut rng)
+            .err(),
+        Some(Error::IdentityMismatch)
     );
 }
 
@@ -192,7 +227,17 @@ fn removing_a_member_is_one_call() {
         .unwrap();
     assert!(!groups[a1].is_member(&user("carol")));
     assert_ne!(*groups[a1].sender().chain(), old_chain);
-    let f = groups[a1].decrypt(&from_carol).unwrap_err();
+    // Carol is no longer a member, and her chain is gone.
+    let f = groups[a1]
+        .decrypt(&w[a1].records[&user("carol")], &from_carol)
+        .unwrap_err();
+    assert_eq!(
+        (f.action, f.error),
+        (Action::Ignore(Ignore::Malformed), Error::NotGroupMember)
+    );
+    let f = groups[a1]
+        .decrypt(&w[a1].records[&user("bob")], &from_carol)
+        .unwrap_err();
     assert_eq!(
         f.action,
         Action::RetryLater(RetryLater::MissingDistribution)
@@ -213,18 +258,161 @@ fn removing_a_member_is_one_call() {
     let message = groups[a1].encrypt(b"without carol", &mut rng).unwrap();
     for y in [a2, b1, b2] {
         assert_eq!(
-            groups[y].decrypt(&message).unwrap().as_bytes(),
+            groups[y]
+                .decrypt(&w[y].records[&user("alice")], &message)
+                .unwrap()
+                .as_bytes(),
             b"without carol"
         );
     }
-    let f = groups[c].decrypt(&message).unwrap_err();
+    let f = groups[c]
+        .decrypt(&w[c].records[&user("alice")], &message)
+        .unwrap_err();
     assert_eq!(
         f.action,
         Action::RetryLater(RetryLater::MissingDistribution)
     );
     // A duplicate is ignored.
-    let f = groups[b1].decrypt(&message).unwrap_err();
+    let f = groups[b1]
+        .decrypt(&w[b1].records[&user("alice")], &message)
+        .unwrap_err();
     assert_eq!(f.action, Action::Ignore(Ignore::Duplicate));
+}
+
+/// Bob's device `b` rotates and hands the new chain to Alice's device
+/// `a`, which installs it.
+fn rotate_to(rng: &mut TestRng, w: &mut [Party], groups: &mut [GroupSession], b: usize, a: usize) {
+    let local = &mut w[b];
+    let mut records: Vec<&mut PeerRecord> = local.records.values_mut().collect();
+    let fanout = groups[b].rotate(&local.device, &mut records, rng).unwrap();
+    let alice = w[a].user.clone();
+    let (_, sent) = fanout.users.iter().find(|(u, _)| *u == alice).unwrap();
+    let o = sent.messages.iter().find(|o| o.device == w[a].id).unwrap();
+    let got = receive(w, b, a, &o.message).unwrap();
+    let rec = &w[a].records[&w[b].user];
+    assert_eq!(groups[a].install(rec, &got), Ok(InsertOutcome::Added));
+}
+
+/// A chain the store dropped (its owner's oldest past
+/// `MAX_CHAINS_PER_SENDER`, or a removed member's) is never installed
+/// again: a late copy of its distribution would make the messages it had
+/// read decrypt a second time (§15.9). (Found by the session-layer
+/// simulation: a distribution delayed past four rotations of its owner
+/// re-opened the chain, and a duplicate of a message read before decrypted
+/// again.)
+#[test]
+fn a_dropped_chain_is_never_installed_again() {
+    let (mut rng, mut w, mut groups) = setup(7);
+    let (a1, b1, c) = (
+        find(&w, "alice", 1),
+        find(&w, "bob", 1),
+        find(&w, "carol", 1),
+    );
+    // Bob's chain reaches Alice twice; the second copy is late.
+    let mut copies = [0, 1].map(|_| {
+        groups[b1]
+            .distribute_to(record(&mut w, b1, a1), DeviceId(1), &mut rng)
+            .unwrap()
+    });
+    let got = receive(&mut w, b1, a1, &copies[0]).unwrap();
+    let rec = &w[a1].records[&user("bob")];
+    assert_eq!(groups[a1].install(rec, &got), Ok(InsertOutcome::Added));
+    let once = groups[b1].encrypt(b"once", &mut rng).unwrap();
+    assert_eq!(
+        groups[a1]
+            .decrypt(&w[a1].records[&user("bob")], &once)
+            .unwrap()
+            .as_bytes(),
+        b"once"
+    );
+    // Four new chains of Bob's: Alice's store drops his first.
+    for _ in 0..crate::group::MAX_CHAINS_PER_SENDER {
+        rotate_to(&mut rng, &mut w, &mut groups, b1, a1);
+    }
+    let late = receive(&mut w, b1, a1, &copies[1]).unwrap();
+    let before = groups[a1].to_bytes();
+    let rec = &w[a1].records[&user("bob")];
+    assert_eq!(groups[a1].install(rec, &late), Ok(InsertOutcome::Unchanged));
+    assert_eq!(*groups[a1].to_bytes(), *before);
+    assert_eq!(
+        groups[a1]
+            .decrypt(&w[a1].records[&user("bob")], &once)
+            .unwrap_err()
+            .error,
+        Error::UnknownGroupChain
+    );
+    // The saved form keeps the dropped chains (§16.11), strictly: the last
+    // field is their count and ids.
+    let bytes = groups[a1].to_bytes();
+    let back = GroupSession::from_bytes(&bytes).unwrap();
+    assert_eq!(*back.to_bytes(), *bytes);
+    let n = bytes.len();
+    assert_eq!(bytes[n - 34..n - 32], [0, 1]);
+    let first = bytes[n - 32..].to_vec();
+    let held = *groups[a1]
+        .receivers()
+        .iter()
+        .next()
+        .unwrap()
+        .chain()
+        .as_bytes();
+    let twice = [&bytes[..n - 34], &[0, 2], &first, &first].concat();
+    let in_store = [&bytes[..n - 32], &held[..]].concat();
+    let over = [&bytes[..n - 34], &[0x04, 0x01]].concat();
+    for (v, why) in [
+        (twice, "twice"),
+        (in_store, "held"),
+        (over, "over the bound"),
+    ] {
+        assert_eq!(
+            GroupSession::from_bytes(&v).err(),
+            Some(Error::InvalidEncoding),
+            "{why}"
+        );
+    }
+
+    // A removed member's chains go the same way: after Carol is removed
+    // and added again, her old chain's late distribution changes nothing.
+    copies[0] = groups[c]
+        .distribute_to(record(&mut w, c, a1), DeviceId(1), &mut rng)
+        .unwrap();
+    copies[1] = groups[c]
+        .distribute_to(record(&mut w, c, a1), DeviceId(1), &mut rng)
+        .unwrap();
+    let got = receive(&mut w, c, a1, &copies[0]).unwrap();
+    let rec = &w[a1].records[&user("carol")];
+    assert_eq!(groups[a1].install(rec, &got), Ok(InsertOutcome::Added));
+    let hers = groups[c].encrypt(b"hers", &mut rng).unwrap();
+    assert_eq!(
+        groups[a1]
+            .decrypt(&w[a1].records[&user("carol")], &hers)
+            .unwrap()
+            .as_bytes(),
+        b"hers"
+    );
+    let local = &mut w[a1];
+    let mut records: Vec<&mut PeerRecord> = local
+        .records
+        .iter_mut()
+        .filter(|(u, _)| **u != user("carol"))
+        .map(|(_, r)| r)
+        .collect();
+    groups[a1]
+        .remove_member(&local.device, &user("carol"), &mut records, &mut rng)
+        .unwrap();
+    assert!(groups[a1].add_member(user("carol")).unwrap());
+    let late = receive(&mut w, c, a1, &copies[1]).unwrap();
+    let rec = &w[a1].records[&user("carol")];
+    assert_eq!(groups[a1].install(rec, &late), Ok(InsertOutcome::Unchanged));
+    assert_eq!(
+        groups[a1]
+            .decrypt(&w[a1].records[&user("carol")], &hers)
+            .unwrap_err()
+            .error,
+        Error::UnknownGroupChain
+    );
+    // Her new chain is taken.
+    rotate_to(&mut rng, &mut w, &mut groups, c, a1);
 }
 
 #[test]
@@ -248,9 +436,13 @@ fn a_distribution_request_is_answered_with_the_current_chain() {
     groups[b1].install(rec, &got).unwrap();
     // The distribution is at the current index: the earlier message is not
     // readable (§15.6), later ones are.
-    assert!(groups[b1].decrypt(&early).is_err());
+    let from_alice = &w[b1].records[&user("alice")];
+    assert!(groups[b1].decrypt(from_alice, &early).is_err());
     let later = groups[a1].encrypt(b"later", &mut rng).unwrap();
-    assert_eq!(groups[b1].decrypt(&later).unwrap().as_bytes(), b"later");
+    assert_eq!(
+        groups[b1].decrypt(from_alice, &later).unwrap().as_bytes(),
+        b"later"
+    );
 }
 
 #[test]
@@ -331,4 +523,118 @@ fn removal_fails_cleanly_at_every_draw() {
     // The new chain (256 + 32), then 48 per remaining device: Alice 2, Bob 1
     // and 2, in record order (alice, bob).
     assert_eq!(draws, [256, 32, 48, 48, 48]);
+}
+
+/// Every call that takes the local `Device` checks it first (SPEC §16.1):
+/// rotating, removing or restoring with another device's `Device` fails
+/// with nothing changed (the group's and the records' saved bytes), so the
+/// local chain is never re-owned by a foreign identity.
+#[test]
+fn a_foreign_local_device_is_refused_by_every_group_call() {
+    let (mut rng, mut w, mut groups) = setup(8);
+    distribute_all(&mut rng, &mut w, &mut groups);
+    let foreign = Device::generate(&mut rng, NOW).unwrap();
+    let a1 = find(&w, "alice", 1);
+    let snapshot = |w: &[Party], g: &GroupSession| {
+        let mut bytes = g.to_bytes().to_vec();
+        for r in w[a1].records.values() {
+            bytes.extend_from_slice(&r.to_bytes());
+        }
+        bytes
+    };
+    let before = snapshot(&w, &groups[a1]);
+    let generation = groups[a1].generation();
+    let mut records: Vec<&mut PeerRecord> = w[a1].records.values_mut().collect();
+    assert_eq!(
+        groups[a1].rotate(&foreign, &mut records, &mut rng).err(),
+        Some(Error::IdentityMismatch)
+    );
+    let mut records: Vec<&mut PeerRecord> = w[a1]
+        .records
+        .iter_mut()
+        .filter(|(u, _)| **u != user("carol"))
+        .map(|(_, r)| r)
+        .collect();
+    assert_eq!(
+        groups[a1]
+            .remove_member(&foreign, &user("carol"), &mut records, &mut rng)
+            .err(),
+        Some(Error::IdentityMismatch)
+    );
+    assert_eq!(
+        groups[a1]
+            .after_restore(&foreign, generation + 10, &mut rng)
+            .err(),
+        Some(Error::IdentityMismatch)
+    );
+    assert_eq!(snapshot(&w, &groups[a1]), before);
+    // The right device still works, and the chain stays the local identity's.
+    let local = &w[a1].device;
+    assert!(
+        groups[a1]
+            .after_restore(local, generation + 10, &mut rng)
+            .unwrap()
+    );
+    assert_eq!(groups[a1].sender().owner(), local.identity_key());
+}
+
+/// Once Alice acknowledges that Bob's device 1 has a new identity, the
+/// holder of the old key keeps sending on its chain: Alice's group refuses
+/// those messages (as wire bytes) before any rotation, with nothing
+/// changed, since decrypt checks the chain's owner against Bob's record as
+/// it is now. While the change is pending they wait; a chain is never
+/// accepted as another user's; Bob's other device is unaffected.
+#[test]
+fn a_replaced_identity_chain_is_refused_at_once() {
+    use crate::group::GroupMessage;
+    let (mut rng, mut w, mut groups) = setup(9);
+    distribute_all(&mut rng, &mut w, &mut groups);
+    let (a1, b1, b2, c) = (
+        find(&w, "alice", 1),
+        find(&w, "bob", 1),
+        find(&w, "bob", 2),
+        find(&w, "carol", 1),
+    );
+    let one = groups[b1].encrypt(b"one", &mut rng).unwrap();
+    let bob = &w[a1].records[&user("bob")];
+    assert_eq!(groups[a1].decrypt(bob, &one).unwrap().as_bytes(), b"one");
+    // Bob's device 1 shows up with a new key.
+    let new = *Device::generate(&mut rng, NOW).unwrap().identity_key();
+    let bob2 = (DeviceId(2), *w[b2].device.identity_key());
+    let rec = w[a1].records.get_mut(&user("bob")).unwrap();
+    rec.update_devices(&[(DeviceId(1), new), bob2], NOW)
+        .unwrap();
+    let old_key = groups[b1].encrypt(b"from the old key", &mut rng).unwrap();
+    let wire = GroupMessage::from_bytes(old_key.as_bytes()).unwrap();
+    let before = groups[a1].to_bytes();
+    let bob = &w[a1].records[&user("bob")];
+    let f = groups[a1].decrypt(bob, &wire).unwrap_err();
+    assert_eq!(
+        f.action,
+        Action::RetryLater(RetryLater::IdentityChangePending)
+    );
+    // Acknowledged: the old key's chain is refused, nothing changed.
+    let rec = w[a1].records.get_mut(&user("bob")).unwrap();
+    rec.acknowledge_identity(DeviceId(1), &new).unwrap();
+    let bob = &w[a1].records[&user("bob")];
+    let f = groups[a1].decrypt(bob, &wire).unwrap_err();
+    assert_eq!(
+        (f.action, f.error),
+        (Action::Ignore(Ignore::Malformed), Error::IdentityMismatch)
+    );
+    assert_eq!(*groups[a1].to_bytes(), *before);
+    // Bob's other device still decrypts; not as Carol's, nor through a
+    // record of another local device.
+    let two = groups[b2].encrypt(b"two", &mut rng).unwrap();
+    let carol = &w[a1].records[&user("carol")];
+    let f = groups[a1].decrypt(carol, &two).unwrap_err();
+    assert_eq!(
+        (f.action, f.error),
+        (Action::Ignore(Ignore::Malformed), Error::IdentityMismatch)
+    );
+    let not_ours = &w[c].records[&user("bob")];
+    let f = groups[a1].decrypt(not_ours, &two).unwrap_err();
+    assert_eq!(f.action, Action::Ignore(Ignore::WrongLocalDevice));
+    assert_eq!(*groups[a1].to_bytes(), *before);
+    assert_eq!(groups[a1].decrypt(bob, &two).unwrap().as_bytes(), b"two");
 }

@@ -219,12 +219,14 @@ fn messages_from_devices_the_record_cannot_use_are_kept_for_later() {
     let mut rng = TestRng::new(6);
     let mut w = world(&mut rng, &[("alice", 1), ("bob", 2)]);
     let (a, b1, b2) = (find(&w, "alice", 1), find(&w, "bob", 1), find(&w, "bob", 2));
+    let m0 = send(&mut w, b2, a, b"first", &mut rng);
+    receive(&mut w, b2, a, &m0).unwrap();
     let m = send(&mut w, b2, a, b"from 2", &mut rng);
     // Alice's record no longer lists device 2 ... then drops it entirely.
     let bob1 = (DeviceId(1), *w[b1].device.identity_key());
     let rec = record(&mut w, a, b2);
     rec.update_devices(&[bob1], NOW).unwrap();
-    // Stale: its messages still decrypt.
+    // Stale: its messages on the sessions it has still decrypt.
     let (pb2, pa) = pair(&mut w, b2, a);
     let got = pa.records.get_mut(&user("bob")).unwrap();
     assert_eq!(
@@ -292,4 +294,46 @@ fn the_wrong_local_device_is_refused_and_nothing_changes() {
     assert_eq!(f.action, Action::Ignore(Ignore::WrongLocalDevice));
     assert_eq!(rec.generation(), 1);
     assert!(RetryHint::for_message(&m).base_key.is_some());
+}
+
+/// A device the server listed once and then unlisted is outside the
+/// fingerprint (§16.9), so it cannot start a session: its prekey message
+/// (as wire bytes) is kept for later, with the record and the local device
+/// unchanged, even on its 29th stale day. Listed again, and so counted in
+/// the fingerprint, it can.
+#[test]
+fn a_stale_device_cannot_start_a_session() {
+    let mut rng = TestRng::new(9);
+    let mut w = world(&mut rng, &[("alice", 1), ("bob", 2)]);
+    let (a, b1, b2) = (find(&w, "alice", 1), find(&w, "bob", 1), find(&w, "bob", 2));
+    let bob1 = (DeviceId(1), *w[b1].device.identity_key());
+    let bob2 = (DeviceId(2), *w[b2].device.identity_key());
+    let both = record(&mut w, a, b1).fingerprint().unwrap();
+    record(&mut w, a, b1).update_devices(&[bob1], NOW).unwrap();
+    let only_bob1 = record(&mut w, a, b1).fingerprint().unwrap();
+    assert_ne!(both, only_bob1);
+    let sent = send(&mut w, b2, a, b"hidden device", &mut rng);
+    let wire = Message::from_bytes(sent.as_bytes()).unwrap();
+    assert!(matches!(wire, Message::PreKey(_)));
+    let day29 = NOW + 29 * 24 * 3600;
+    let pa = &mut w[a];
+    let rec = pa.records.get_mut(&user("bob")).unwrap();
+    let before = (rec.to_bytes(), crate::SavedState::to_bytes(&pa.device));
+    let f = rec
+        .decrypt(&mut pa.device, DeviceId(2), &wire, day29)
+        .unwrap_err();
+    assert_eq!(f.action, Action::RetryLater(RetryLater::UnknownDevice));
+    assert_eq!(f.error, Error::UnknownDevice);
+    assert_eq!(
+        (rec.to_bytes(), crate::SavedState::to_bytes(&pa.device)),
+        before
+    );
+    // Listed again: in the fingerprint, and the message is accepted.
+    let c = rec.update_devices(&[bob1, bob2], day29).unwrap();
+    assert_eq!(c.relisted, [DeviceId(2)]);
+    assert_eq!(rec.fingerprint().unwrap(), both);
+    let got = rec
+        .decrypt(&mut pa.device, DeviceId(2), &wire, day29)
+        .unwrap();
+    assert_eq!(payload(&got), b"hidden device");
 }

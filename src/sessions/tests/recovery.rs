@@ -4,7 +4,7 @@
 use super::*;
 use crate::sessions::framing::KIND_RETRY_REQUEST;
 use crate::sessions::{
-    Action, Ignore, MAX_RETRY_REQUESTS_PER_INTERVAL, MIN_RECOVERY_INTERVAL, RetryHint,
+    Action, Ignore, MAX_RETRY_REQUESTS_PER_INTERVAL, MIN_RECOVERY_INTERVAL, RetryHint, RetryLater,
 };
 use crate::{Error, RatchetMessage};
 
@@ -189,7 +189,8 @@ fn forged_messages_never_cost_a_working_session() {
 
 /// A message on a known chain that does not authenticate asks for a retry,
 /// at most MAX_RETRY_REQUESTS_PER_INTERVAL times per interval; the window
-/// opens again after MIN_RECOVERY_INTERVAL (and not if the clock goes back).
+/// opens again after MIN_RECOVERY_INTERVAL (and not if the clock goes back
+/// by less than that).
 #[test]
 fn retry_requests_are_budgeted_per_interval() {
     let (mut rng, mut w, a, b) = talking(3);
@@ -291,6 +292,52 @@ fn a_restored_record_forgets_its_sessions_and_recovers() {
     assert_eq!(active_base(&w, a, b), active_base(&w, b, a));
 }
 
+/// A device off the list (stale) cannot be given a new session (§16.3:
+/// nothing is sent to it), so a failure that calls for one says to ask the
+/// server again and keep the message: once the device is listed again, the
+/// same message starts the recovery. (Found by the session-layer
+/// simulation: a server that left a device out of one list made the layer
+/// ask for a new session that `start_new_session` then refused.)
+#[test]
+fn a_stale_device_is_listed_again_before_a_new_session() {
+    let (mut rng, mut w, a, b) = talking(6);
+    let backup = record(&mut w, b, a).to_bytes();
+    let m1 = send(&mut w, a, b, b"m1", &mut rng);
+    receive(&mut w, a, b, &m1).unwrap();
+    let recorded = record(&mut w, b, a).generation();
+    *record(&mut w, b, a) = PeerRecord::from_bytes(&backup).unwrap();
+    record(&mut w, b, a).after_restore(recorded);
+    // One list without Alice's device: it is stale at Bob.
+    let listed = [(w[a].id, *w[a].device.identity_key())];
+    let changes = record(&mut w, b, a).update_devices(&[], NOW).unwrap();
+    assert_eq!(changes.removed, [w[a].id]);
+    let m2 = send(&mut w, a, b, b"m2", &mut rng);
+    let before = record(&mut w, b, a).to_bytes();
+    let f = receive(&mut w, a, b, &m2).unwrap_err();
+    assert_eq!(f.action, Action::RetryLater(RetryLater::UnknownDevice));
+    assert_eq!(f.error, Error::UnknownDevice);
+    assert_eq!(*record(&mut w, b, a).to_bytes(), *before);
+    // What a new session would meet.
+    let bundle = bundle(&mut w[a], &mut rng, true);
+    let (p, q) = pair(&mut w, b, a);
+    let hint = RetryHint::for_message(&m2);
+    let rec = p.records.get_mut(&q.user).unwrap();
+    assert_eq!(
+        rec.start_new_session(&p.device, q.id, bundle, &hint, NOW, &mut rng),
+        Err(Error::UnknownDevice)
+    );
+    // The next list has Alice again: the kept message starts the recovery.
+    let changes = record(&mut w, b, a).update_devices(&listed, NOW).unwrap();
+    assert_eq!(changes.relisted, [w[a].id]);
+    let f = receive(&mut w, a, b, &m2).unwrap_err();
+    let fix = act(&mut w, b, a, &f, &mut rng).unwrap();
+    let got = receive(&mut w, b, a, &fix).unwrap();
+    assert!(matches!(got.content(), Content::RetryRequest(h) if h.matches(&m2)));
+    let m3 = send(&mut w, a, b, b"m3", &mut rng);
+    assert_eq!(payload(&receive(&mut w, a, b, &m3).unwrap()), b"m3");
+    assert_eq!(active_base(&w, a, b), active_base(&w, b, a));
+}
+
 /// The peer's device was reset after a restore (§6): Alice's unanswered
 /// prekey messages fail there; Bob's new session names her session in its
 /// retry request, so it wins even the tie-break it would lose. Then the
@@ -382,45 +429,66 @@ fn forged_and_replayed_prekey_messages() {
 
 /// A retry request that names our active session by its current sending
 /// key, arriving in another session, says the peer cannot read our active
-/// one: the session it came in becomes active and the other is marked, so
-/// late messages on it do not bring it back. One that names anything else
-/// is an ordinary first message (SPEC §16.5).
+/// one: the session it came in becomes active. The other is marked as lost
+/// to it only if the new one has the smaller base key (SPEC §16.5), so late
+/// messages on it bring it back only when it is the smaller; either way the
+/// pair is on one session after a round trip. One that names anything else
+/// is an ordinary first message.
 #[test]
 fn a_retry_request_naming_the_active_session_switches_to_its_carrier() {
-    for names_it in [true, false] {
-        let (mut rng, mut w, a, b) = talking(7);
-        let x = active_base(&w, a, b).unwrap();
-        let m = send(&mut w, a, b, b"unread", &mut rng);
-        let late_on_x = send(&mut w, b, a, b"late", &mut rng);
-        let hint = if names_it {
-            RetryHint::for_message(&m)
-        } else {
-            RetryHint {
-                ratchet_key: [3; 32],
-                message_number: 0,
-                base_key: None,
+    let mut orders = [false; 2];
+    for seed in 7..40 {
+        for names_it in [true, false] {
+            let (mut rng, mut w, a, b) = talking(seed);
+            let x = active_base(&w, a, b).unwrap();
+            let m = send(&mut w, a, b, b"unread", &mut rng);
+            let late_on_x = send(&mut w, b, a, b"late", &mut rng);
+            let hint = if names_it {
+                RetryHint::for_message(&m)
+            } else {
+                RetryHint {
+                    ratchet_key: [3; 32],
+                    message_number: 0,
+                    base_key: None,
+                }
+            };
+            assert_eq!(hint.base_key, None);
+            // Bob (as if he could not read m) starts a new session that asks.
+            let fix = {
+                let ab = bundle(&mut w[a], &mut rng, false);
+                let (pb, pa) = pair(&mut w, b, a);
+                let rec = pb.records.get_mut(&pa.user).unwrap();
+                rec.start_new_session(&pb.device, pa.id, ab, &hint, NOW, &mut rng)
+                    .unwrap()
+            };
+            let y = active_base(&w, b, a).unwrap();
+            receive(&mut w, b, a, &fix).unwrap();
+            assert_eq!(active_base(&w, a, b), Some(y));
+            receive(&mut w, b, a, &late_on_x).unwrap();
+            let marked = names_it && y < x;
+            let expected = if marked { y } else { x };
+            assert_eq!(
+                active_base(&w, a, b),
+                Some(expected),
+                "seed {seed}, names it: {names_it}"
+            );
+            if names_it {
+                orders[usize::from(marked)] = true;
             }
-        };
-        assert_eq!(hint.base_key, None);
-        // Bob (as if he could not read m) starts a new session that asks.
-        let fix = {
-            let ab = bundle(&mut w[a], &mut rng, false);
-            let (pb, pa) = pair(&mut w, b, a);
-            let rec = pb.records.get_mut(&pa.user).unwrap();
-            rec.start_new_session(&pb.device, pa.id, ab, &hint, NOW, &mut rng)
-                .unwrap()
-        };
-        let y = active_base(&w, b, a).unwrap();
-        receive(&mut w, b, a, &fix).unwrap();
-        assert_eq!(active_base(&w, a, b), Some(y));
-        receive(&mut w, b, a, &late_on_x).unwrap();
-        let expected = if names_it { y } else { x };
-        assert_eq!(
-            active_base(&w, a, b),
-            Some(expected),
-            "names it: {names_it}"
-        );
+            // The saved record keeps the mark, which the read rule accepts.
+            let saved = record(&mut w, a, b).to_bytes();
+            assert_eq!(*PeerRecord::from_bytes(&saved).unwrap().to_bytes(), *saved);
+            let there = send(&mut w, a, b, b"there", &mut rng);
+            assert_eq!(payload(&receive(&mut w, a, b, &there).unwrap()), b"there");
+            let back = send(&mut w, b, a, b"back", &mut rng);
+            assert_eq!(payload(&receive(&mut w, b, a, &back).unwrap()), b"back");
+            assert_eq!(active_base(&w, a, b), active_base(&w, b, a));
+        }
+        if orders == [true, true] {
+            return;
+        }
     }
+    panic!("both base-key orders: {orders:?}");
 }
 
 /// A retry request from another user's device, naming our session with
@@ -488,5 +556,225 @@ fn recovery_calls_fail_cleanly_at_every_draw() {
         let rec = pa.records.get_mut(&pb.user).unwrap();
         let r = rec.start_new_session(&pa.device, pb.id, bb, &hint, t, &mut rng);
         assert_eq!(r.is_ok(), ok, "at {t}");
+    }
+}
+
+/// One call with a `now` far in the future (a wrong clock, a bad time
+/// source), then the clock is corrected: the limits it stored hold nothing
+/// for ever (SPEC §16.1, `|now - t|`). Recovery works at once at the
+/// corrected time, the limits then count from it, and a record saved under
+/// the wrong clock behaves the same once restored. A clock that goes back
+/// by less than the interval still counts as no time elapsed; one that goes
+/// back by more allows one more recovery.
+#[test]
+fn one_wrong_clock_holds_no_rate_limit_for_ever() {
+    const YEAR: u64 = 365 * 24 * 3600;
+    let (mut rng, mut w, a, b) = talking(9);
+    let real = send(&mut w, b, a, b"real", &mut rng);
+    let Message::Ratchet(r) = &real else { panic!() };
+    let mut bytes = r.as_bytes().to_vec();
+    *bytes.last_mut().unwrap() ^= 1;
+    let tampered = Message::Ratchet(RatchetMessage::from_vec(bytes).unwrap());
+    let hint = RetryHint::for_message(&real);
+    let id = w[b].id;
+    let far = NOW + 100 * YEAR;
+    let new_session = |w: &mut Vec<Party>, now: u64, rng: &mut TestRng| {
+        let bb = bundle(&mut w[b], rng, false);
+        let (pa, pb) = pair(w, a, b);
+        let rec = pa.records.get_mut(&pb.user).unwrap();
+        rec.start_new_session(&pa.device, pb.id, bb, &hint, now, rng)
+            .map(|_| ())
+    };
+    new_session(&mut w, far, &mut rng).unwrap();
+    for _ in 0..MAX_RETRY_REQUESTS_PER_INTERVAL {
+        record(&mut w, a, b)
+            .request_retry(id, &hint, far, &mut rng)
+            .unwrap();
+    }
+    assert_eq!(
+        new_session(&mut w, far + 1, &mut rng),
+        Err(Error::RecoveryRateLimited)
+    );
+    // The record as saved under the wrong clock, restored.
+    let saved = record(&mut w, a, b).to_bytes();
+    *record(&mut w, a, b) = PeerRecord::from_bytes(&saved).unwrap();
+
+    // The clock is corrected: a failure maps to a recovery, not to
+    // RecoveryPending, and both recoveries are allowed once more.
+    let fixed = NOW + 3600 * 24;
+    let bob = w[b].user.clone();
+    let pa = &mut w[a];
+    let f = pa
+        .records
+        .get_mut(&bob)
+        .unwrap()
+        .decrypt(&mut pa.device, id, &tampered, fixed)
+        .unwrap_err();
+    assert!(
+        matches!(
+            f.action,
+            Action::RequestRetry(_) | Action::StartNewSession(_)
+        ),
+        "{f:?}"
+    );
+    record(&mut w, a, b)
+        .request_retry(id, &hint, fixed, &mut rng)
+        .unwrap();
+    new_session(&mut w, fixed, &mut rng).unwrap();
+    // From then on the limits count from the corrected clock.
+    assert_eq!(
+        new_session(&mut w, fixed + 10, &mut rng),
+        Err(Error::RecoveryRateLimited)
+    );
+    for _ in 1..MAX_RETRY_REQUESTS_PER_INTERVAL {
+        record(&mut w, a, b)
+            .request_retry(id, &hint, fixed + 10, &mut rng)
+            .unwrap();
+    }
+    assert_eq!(
+        record(&mut w, a, b).request_retry(id, &hint, fixed + 10, &mut rng),
+        Err(Error::RecoveryRateLimited)
+    );
+    // Back by less than the interval: no time elapsed.
+    assert_eq!(
+        new_session(&mut w, fixed - 10, &mut rng),
+        Err(Error::RecoveryRateLimited)
+    );
+    // Back by the interval or more: the limit has passed, once.
+    let back = fixed - MIN_RECOVERY_INTERVAL;
+    new_session(&mut w, back, &mut rng).unwrap();
+    assert_eq!(
+        new_session(&mut w, back + 1, &mut rng),
+        Err(Error::RecoveryRateLimited)
+    );
+    assert_eq!(
+        new_session(&mut w, fixed - 1, &mut rng),
+        Err(Error::RecoveryRateLimited)
+    );
+}
+
+/// A forged ratchet message as anyone can make from wire bytes: `key`
+/// (taken from a real header), the given numbers, a garbage body.
+fn forged_on(key: [u8; 32], previous: u32, number: u32) -> Message {
+    let mut bytes = alloc::vec![2u8, 1];
+    bytes.extend_from_slice(&key);
+    bytes.extend_from_slice(&previous.to_be_bytes());
+    bytes.extend_from_slice(&number.to_be_bytes());
+    bytes.extend_from_slice(&[0x55; 16]);
+    bytes.extend_from_slice(&[0xaa; 1 + 16]);
+    Message::from_vec(bytes).unwrap()
+}
+
+/// Two forged messages cannot split a pair (the attack of review finding
+/// F8). Alice and Bob talk on X; Alice starts Y. The server forges at Alice
+/// a header with Bob's ratchet key on X (X owns it: lost, so she asks over
+/// Y) and at Bob a header with Alice's key on Y, read from Y's first
+/// message (no session has it, so he asks over X). Each retry request names
+/// the other's active session and they cross. The session each side leaves
+/// is marked as lost only to a smaller base key, so the marks cannot cross:
+/// one round trip later both are on one session, and both saved records
+/// obey the read rule of the mark. Both orders of the two base keys.
+#[test]
+fn forged_headers_cannot_split_a_pair() {
+    let mut orders = [false; 2];
+    for seed in 40..80 {
+        let (mut rng, mut w, a, b) = talking(seed);
+        let x = active_base(&w, a, b).unwrap();
+        let on_x = send(&mut w, b, a, b"on X", &mut rng);
+        receive(&mut w, b, a, &on_x).unwrap();
+        let Message::Ratchet(r) = Message::from_bytes(on_x.as_bytes()).unwrap() else {
+            panic!()
+        };
+        // Alice starts Y; its first message is held by the server.
+        let bb = bundle(&mut w[b], &mut rng, false);
+        let (pa, pb) = pair(&mut w, a, b);
+        let rec = pa.records.get_mut(&pb.user).unwrap();
+        rec.add_bundle(&pa.device, pb.id, bb, NOW, &mut rng)
+            .unwrap();
+        let y = active_base(&w, a, b).unwrap();
+        let y1 = send(&mut w, a, b, b"first on Y", &mut rng);
+        let Message::PreKey(p) = Message::from_bytes(y1.as_bytes()).unwrap() else {
+            panic!()
+        };
+        let forged_at_alice = forged_on(
+            r.ratchet_key_bytes(),
+            r.previous_chain_length(),
+            r.message_number() + 5,
+        );
+        let f = receive(&mut w, b, a, &forged_at_alice).unwrap_err();
+        assert_eq!(f.error, Error::AuthenticationFailed);
+        let from_alice = act(&mut w, a, b, &f, &mut rng).unwrap();
+        let forged_at_bob = forged_on(p.ratchet_key_bytes(), 0, 0);
+        let f = receive(&mut w, a, b, &forged_at_bob).unwrap_err();
+        assert!(matches!(f.action, Action::RequestRetry(_)), "{f:?}");
+        let from_bob = act(&mut w, b, a, &f, &mut rng).unwrap();
+        // Crossing.
+        let got = receive(&mut w, b, a, &from_bob).unwrap();
+        assert!(matches!(got.content(), Content::RetryRequest(_)));
+        let got = receive(&mut w, a, b, &from_alice).unwrap();
+        assert!(matches!(got.content(), Content::RetryRequest(_)));
+        assert_eq!(payload(&receive(&mut w, a, b, &y1).unwrap()), b"first on Y");
+        for (of, with) in [(a, b), (b, a)] {
+            let saved = record(&mut w, of, with).to_bytes();
+            PeerRecord::from_bytes(&saved).unwrap();
+        }
+        // One round trip.
+        let there = send(&mut w, a, b, b"there", &mut rng);
+        assert_eq!(payload(&receive(&mut w, a, b, &there).unwrap()), b"there");
+        let back = send(&mut w, b, a, b"back", &mut rng);
+        assert_eq!(payload(&receive(&mut w, b, a, &back).unwrap()), b"back");
+        assert_eq!(
+            active_base(&w, a, b),
+            active_base(&w, b, a),
+            "seed {seed}: split"
+        );
+        orders[usize::from(x < y)] = true;
+        if orders == [true, true] {
+            return;
+        }
+    }
+    panic!("both base-key orders: {orders:?}");
+}
+
+/// SPEC §16.6 (review finding F7): a forged failure that copies the header
+/// of a delayed message makes the victim ask for it, and the resend and the
+/// late original both decrypt: the payload arrives twice, as two distinct
+/// messages, which is why applications deduplicate by their own id. Each
+/// wire message still decrypts only once.
+#[test]
+fn a_forged_failure_can_repeat_a_delayed_payload_but_not_a_message() {
+    let (mut rng, mut w, a, b) = talking(81);
+    let delayed = send(&mut w, b, a, b"pay 100", &mut rng);
+    let Message::Ratchet(r) = Message::from_bytes(delayed.as_bytes()).unwrap() else {
+        panic!()
+    };
+    let forged = forged_on(
+        r.ratchet_key_bytes(),
+        r.previous_chain_length(),
+        r.message_number(),
+    );
+    let f = receive(&mut w, b, a, &forged).unwrap_err();
+    let Action::RequestRetry(hint) = f.action else {
+        panic!("{f:?}")
+    };
+    assert!(hint.matches(&delayed));
+    let ask = act(&mut w, a, b, &f, &mut rng).unwrap();
+    let got = receive(&mut w, a, b, &ask).unwrap();
+    let Content::RetryRequest(named) = got.content() else {
+        panic!()
+    };
+    assert!(named.matches(&delayed));
+    let resend = send(&mut w, b, a, b"pay 100", &mut rng);
+    assert_eq!(
+        payload(&receive(&mut w, b, a, &delayed).unwrap()),
+        b"pay 100"
+    );
+    assert_eq!(
+        payload(&receive(&mut w, b, a, &resend).unwrap()),
+        b"pay 100"
+    );
+    for m in [&delayed, &resend] {
+        let again = receive(&mut w, b, a, m).unwrap_err();
+        assert_eq!(again.action, Action::Ignore(Ignore::Duplicate));
     }
 }

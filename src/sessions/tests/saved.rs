@@ -281,3 +281,130 @@ fn after_restore_deletes_sessions_only_of_a_stale_copy() {
     assert_eq!(rec.generation(), g + 6);
     assert!(rec.device(DeviceId(1)).unwrap().active_base_key.is_none());
 }
+
+/// Expiry and the unanswered age count the distance from `now` (SPEC
+/// §16.1): a clock that goes back a little keeps everything, and times
+/// stored under a clock far ahead keep neither a stale device nor an
+/// unanswered session for ever.
+#[test]
+fn a_wrong_clock_keeps_nothing_for_ever() {
+    let (mut rng, mut w, a, b) = talking();
+    let far = NOW + 100 * 365 * 24 * 3600;
+    let bb = bundle(&mut w[b], &mut rng, false);
+    let (pa, _) = pair(&mut w, a, b);
+    let rec = pa.records.get_mut(&user("bob")).unwrap();
+    // A new session under the far clock: unanswered, created far ahead.
+    rec.add_bundle(&pa.device, DeviceId(1), bb, far, &mut rng)
+        .unwrap();
+    assert_eq!(rec.plan_send(far - 10).ready, [DeviceId(1)]);
+    assert_eq!(rec.plan_send(NOW + 1).needs_bundle, [DeviceId(1)]);
+    // Then a device list under the far clock: device 1 stale since then.
+    rec.update_devices(&[], far).unwrap();
+    let mut back = PeerRecord::from_bytes(&rec.to_bytes()).unwrap();
+    let kept = back.expire(far - 10);
+    assert!(kept.devices.is_empty());
+    assert_eq!(back.expire(NOW + 1).devices, [DeviceId(1)]);
+}
+
+/// The deleted devices a record remembers are saved after its devices, as
+/// §16.11 lays them out, and read strictly: ids increasing, never a held
+/// device or the local one, a pinned flag of 0 or 1, at most
+/// MAX_DELETED_DEVICES.
+#[test]
+fn remembered_deleted_devices_are_saved_strictly() {
+    use crate::sessions::MAX_DELETED_DEVICES;
+    let mut rng = TestRng::new(3);
+    let keys: Vec<crate::IdentityKey> = (0..20)
+        .map(|_| *Device::generate(&mut rng, 0).unwrap().identity_key())
+        .collect();
+    let sixteen: Vec<(DeviceId, crate::IdentityKey)> =
+        (2..18).map(|i| (DeviceId(i), keys[i as usize])).collect();
+    for own in [false, true] {
+        let mut r = if own {
+            PeerRecord::new_own(user("bob"), DeviceId(50), keys[0])
+        } else {
+            PeerRecord::new(user("bob"), keys[0])
+        };
+        r.update_devices(&[(DeviceId(1), keys[1])], NOW).unwrap();
+        assert_eq!(
+            r.update_devices(&sixteen, NOW + 7).unwrap().deleted,
+            [DeviceId(1)]
+        );
+        let bytes = r.to_bytes();
+        assert_eq!(*PeerRecord::from_bytes(&bytes).unwrap().to_bytes(), *bytes);
+        // count || id || identity || pinned || left, at the end.
+        let at = bytes.len() - 46;
+        assert_eq!(bytes[at], 1);
+        assert_eq!(bytes[at + 1..at + 5], 1u32.to_be_bytes());
+        assert_eq!(bytes[at + 5..at + 37], *keys[1].as_bytes());
+        assert_eq!(bytes[at + 37], 0, "not pinned");
+        assert_eq!(bytes[at + 38..], (NOW + 7).to_be_bytes());
+        let bad = |edit: &dyn Fn(&mut Vec<u8>)| {
+            let mut v = bytes.to_vec();
+            edit(&mut v);
+            PeerRecord::from_bytes(&v).err()
+        };
+        assert_eq!(bad(&|v| v[at + 37] = 2), Some(Error::InvalidEncoding));
+        assert_eq!(
+            bad(&|v| v[at + 1..at + 5].copy_from_slice(&2u32.to_be_bytes())),
+            Some(Error::InvalidEncoding),
+            "a held device"
+        );
+        if own {
+            assert_eq!(
+                bad(&|v| v[at + 1..at + 5].copy_from_slice(&50u32.to_be_bytes())),
+                Some(Error::InvalidEncoding),
+                "the local device"
+            );
+        }
+        assert_eq!(
+            bad(&|v| v[at] = u8::try_from(MAX_DELETED_DEVICES + 1).unwrap()),
+            Some(Error::InvalidEncoding)
+        );
+        assert_eq!(
+            bad(&|v| {
+                v[at] = 2;
+                let entry = v[at + 1..].to_vec();
+                v.extend_from_slice(&entry);
+            }),
+            Some(Error::InvalidEncoding),
+            "ids not increasing"
+        );
+        assert_eq!(bad(&|v| v.truncate(v.len() - 1)), Some(Error::Truncated));
+    }
+}
+
+/// A session is only ever marked as lost to a smaller base key (SPEC
+/// §16.5), and a saved record whose mark is not smaller than the marked
+/// session's own base key is refused.
+#[test]
+fn a_lost_to_mark_must_name_a_smaller_base_key() {
+    let (mut rng, mut w, a, b) = talking();
+    let bb = bundle(&mut w[b], &mut rng, false);
+    let (pa, _) = pair(&mut w, a, b);
+    let rec = pa.records.get_mut(&user("bob")).unwrap();
+    rec.add_bundle(&pa.device, DeviceId(1), bb, NOW, &mut rng)
+        .unwrap();
+    let d = rec.devices.get_mut(&DeviceId(1)).unwrap();
+    let own = d.archived[0].session.base_key_bytes();
+    let mut smaller = own;
+    let last = smaller.iter().rposition(|b| *b > 0).unwrap();
+    smaller[last] -= 1;
+    for (mark, ok) in [(smaller, true), (own, false), ([0xff; 32], false)] {
+        let d = rec.devices.get_mut(&DeviceId(1)).unwrap();
+        d.archived[0].lost_to = Some(mark);
+        let bytes = rec.to_bytes();
+        assert_eq!(
+            PeerRecord::from_bytes(&bytes).is_ok(),
+            ok,
+            "{:?}",
+            PeerRecord::from_bytes(&bytes).err()
+        );
+        if !ok {
+            assert_eq!(
+                PeerRecord::from_bytes(&bytes).err(),
+                Some(Error::InvalidEncoding)
+            );
+        }
+    }
+}

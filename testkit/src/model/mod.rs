@@ -20,6 +20,7 @@ pub mod rand;
 pub mod receiving;
 pub mod sealed;
 pub mod session;
+pub mod sessions;
 pub mod wire;
 
 pub use codec::{Layout, Reader, with};

@@ -35,9 +35,11 @@
 //! Modules: [`model`] (the shapes the oracles track), [`world`] (parties,
 //! sending, delivery, membership, save and restore), `network` (what the
 //! network and the attacker do to envelopes), [`checks`] (invariants and
-//! counters).
+//! counters). Its sibling [`layer`] runs multi-device users through the
+//! session layer (SPEC.md §16).
 
 pub mod checks;
+pub mod layer;
 pub mod model;
 mod network;
 pub mod world;

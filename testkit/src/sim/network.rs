@@ -216,13 +216,18 @@ impl World {
                 state.extend_from_slice(&[0; 8]);
                 state.extend_from_slice(group.as_bytes());
                 state.extend_from_slice(self.parties[h.sender].identity.as_bytes());
-                let mut secrets = [0u8; 32 + 64 + 64 + 256];
-                self.attacker_rng.fill_bytes(&mut secrets);
                 // Seed, owner proof and owner signature (neither checked on
-                // load), index, R_0..R_7 (SPEC §15.11).
-                state.extend_from_slice(&secrets[..160]);
+                // load), index, R_0..R_7 (SPEC §15.11), drawn in that order.
+                let mut seed = [0u8; 32];
+                let mut proof_and_signature = [0u8; 64 + 64];
+                let mut levels = [0u8; 256];
+                self.attacker_rng.fill_bytes(&mut seed);
+                self.attacker_rng.fill_bytes(&mut proof_and_signature);
+                self.attacker_rng.fill_bytes(&mut levels);
+                state.extend_from_slice(&seed);
+                state.extend_from_slice(&proof_and_signature);
                 state.extend_from_slice(&h.index.to_be_bytes());
-                state.extend_from_slice(&secrets[160..]);
+                state.extend_from_slice(&levels);
                 let mut attacker = GroupSender::from_bytes(&state).unwrap();
                 let message = attacker
                     .encrypt(&mut self.attacker_rng, &h.plaintext)
@@ -233,7 +238,7 @@ impl World {
                     let chain = layout::group_message(&bytes).range("chain");
                     bytes[chain].copy_from_slice(&real);
                     let body = bytes.len() - 64;
-                    bytes = sign_group(&secrets[..32].try_into().unwrap(), &bytes[..body]);
+                    bytes = sign_group(&seed, &bytes[..body]);
                 }
                 assert!(bytes.len() <= 166 + MAX_PLAINTEXT_LEN);
                 self.deliver(Envelope {

@@ -20,7 +20,7 @@ use super::model::{SessionShape, StoreShape};
 use super::{
     Choices, DISTRIBUTION, Envelope, GROUP, GroupHonest, Honest, PairwiseHonest, Payload, TEXT,
 };
-use crate::fixtures::{Kem, NOW, bundle_with};
+use crate::fixtures::{Kem, NOW, bundle_with, chain_seed};
 use crate::model::group::{Outcome, Receiver};
 
 pub(super) struct Peer {
@@ -80,12 +80,6 @@ pub struct World {
 const MAX_IN_FLIGHT: usize = 96;
 /// How many archived envelopes the attacker remembers.
 const ARCHIVE_LEN: usize = 256;
-
-/// The chain seed of a sender, from its saved state (SPEC §15.11).
-pub(super) fn chain_seed(sender: &GroupSender) -> [u8; 32] {
-    let state = sender.to_bytes();
-    crate::layout::sender_state(&state).a32(&state, "chain_seed")
-}
 
 /// The name of a SPEC §12 error, as the model spells it.
 fn error_name(e: &Error) -> String {

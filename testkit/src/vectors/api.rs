@@ -8,6 +8,7 @@
 //! [`ModelApi`](super::model_api::ModelApi) implements it with the
 //! reference model; the library implementation drives sotto's public API.
 
+use super::layer::LayerApi;
 use crate::model::Policy;
 use crate::model::Refusal;
 use crate::model::group::Outcome;
@@ -46,15 +47,17 @@ pub type AcceptedInstall = (Bytes, Bytes, R<(Bytes, Outcome)>);
 /// 34 bytes) and whether the chain is authenticated.
 pub type Mark = (Bytes, bool);
 
-/// The operations of SPEC.md on encoded values.
-pub trait Api {
+/// The operations of SPEC.md on encoded values (those of §16 in
+/// [`LayerApi`]).
+pub trait Api: LayerApi {
     /// For messages: "model" or "sotto".
     fn name(&self) -> &'static str;
 
     /// Decodes `input` as `encoding` (`Message`, `IdentityKey`,
     /// `SignedPreKey`, `OneTimePreKey`, `KemPreKey`, `PreKeyBundle`,
     /// `Session`, `Device`, `GroupMessage`, `SenderKeyDistribution`,
-    /// `GroupSender`, `GroupReceiver`, `GroupReceivers`).
+    /// `GroupSender`, `GroupReceiver`, `GroupReceivers`, `PeerRecord`,
+    /// `GroupSession`).
     ///
     /// # Errors
     ///

@@ -17,6 +17,9 @@ mod divergence;
 mod group;
 pub mod json;
 mod kdf;
+pub mod layer;
+mod layer_model;
+mod layer_sotto;
 pub mod model_api;
 pub mod mutants;
 mod negative;
@@ -46,6 +49,8 @@ pub const AREAS: &[&str] = &[
     "group",
     "group_store",
     "group_negative",
+    "sessions",
+    "sessions_negative",
 ];
 
 /// The version of the vector files' format.
@@ -82,6 +87,8 @@ fn checker(area: &str) -> Option<Check> {
         "group" => group::verify,
         "group_store" => steps_only,
         "group_negative" => negative::verify,
+        "sessions" => persistence::verify,
+        "sessions_negative" => negative::verify,
         _ => return None,
     })
 }
@@ -200,6 +207,13 @@ pub fn error_json(e: &Error) -> Value {
         Error::GroupOwnerMismatch => ("GroupOwnerMismatch", json!({})),
         Error::GroupChainConflict => ("GroupChainConflict", json!({})),
         Error::GroupStoreFull => ("GroupStoreFull", json!({})),
+        Error::InvalidDeviceList => ("InvalidDeviceList", json!({})),
+        Error::UnknownDevice => ("UnknownDevice", json!({})),
+        Error::IdentityChangePending => ("IdentityChangePending", json!({})),
+        Error::NoSession => ("NoSession", json!({})),
+        Error::RecoveryRateLimited => ("RecoveryRateLimited", json!({})),
+        Error::NotGroupMember => ("NotGroupMember", json!({})),
+        Error::TooManyGroupMembers => ("TooManyGroupMembers", json!({})),
         _ => ("Unknown", json!({ "debug": format!("{e:?}") })),
     };
     json!({ "name": name, "fields": fields })

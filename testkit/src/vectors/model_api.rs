@@ -5,6 +5,7 @@ use super::api::{AcceptedInstall, Api, Bytes, DeviceCall, Mark, R};
 use crate::model::group::{Outcome, Receiver, Sender, Store, read_distribution, read_message};
 use crate::model::keys::{identity_key_bytes, read_bundle, read_identity_key};
 use crate::model::rand::Source;
+use crate::model::sessions::{Group, Record};
 use crate::model::{Dev, Policy, Sess, keys, pqxdh, refusal, sealed, wire};
 
 /// The reference model behind [`Api`].
@@ -38,6 +39,8 @@ pub fn decode(encoding: &str, b: &[u8]) -> R<()> {
         "GroupSender" => Sender::read(b).map(drop),
         "GroupReceiver" => Receiver::read(b).map(drop),
         "GroupReceivers" => Store::read(b).map(drop),
+        "PeerRecord" => Record::read(b).map(drop),
+        "GroupSession" => Group::read(b).map(drop),
         other => panic!("no encoding {other}"),
     }
 }
@@ -50,6 +53,8 @@ pub fn encoding_of(tag: u8) -> &'static str {
         0x22 => "GroupSender",
         0x23 => "GroupReceiver",
         0x24 => "GroupReceivers",
+        0x25 => "PeerRecord",
+        0x26 => "GroupSession",
         other => panic!("no saved state of type {other:#04x}"),
     }
 }

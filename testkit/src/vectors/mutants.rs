@@ -1,7 +1,7 @@
 //! The verifier must be able to fail: copies of a vector file with one
 //! recorded value changed (a random draw, an output, a state after, an
-//! error, a trace value, an explained field, a table row's error), each of
-//! which the verifier must reject.
+//! error, a trace value, an explained field, a table row's error, a
+//! failure's action), each of which the verifier must reject.
 
 use serde_json::Value;
 
@@ -39,7 +39,7 @@ pub fn mutants(file: &Value) -> Vec<(String, Value)> {
     };
     // Draws only where the step succeeded: a step that fails after its
     // draws (NonContributoryKey) may fail whatever their values.
-    let kinds: [(&str, Mutation); 6] = [
+    let kinds: [(&str, Mutation); 7] = [
         ("rng_draws", |s| {
             s["error"].is_null() && s.get_mut("rng_draws").is_some_and(flip_first)
         }),
@@ -59,6 +59,18 @@ pub fn mutants(file: &Value) -> Vec<(String, Value)> {
         }),
         ("decoded", |s| {
             s["op"] == "explain" && s.get_mut("out").is_some_and(flip_first)
+        }),
+        // A failure's action (§16.6): another action for the same error.
+        ("action", |s| {
+            let Some(a) = s.get_mut("error").and_then(|e| e.get_mut("action")) else {
+                return false;
+            };
+            *a = if a["kind"] == "Ignore" {
+                serde_json::json!({ "kind": "RetryLater", "reason": "UnknownDevice" })
+            } else {
+                serde_json::json!({ "kind": "Ignore", "reason": "Malformed" })
+            };
+            true
         }),
     ];
     for (kind, mutate) in kinds {

@@ -120,7 +120,7 @@ pub fn draws(op: &str) -> bool {
             | "group_sender_new"
             | "group_sender_rotate"
             | "group_encrypt"
-    )
+    ) || super::layer::draws(op)
 }
 
 fn key32(step: &Value, key: &str) -> Result<[u8; 32], String> {
@@ -371,7 +371,10 @@ fn dispatch(
             o.put("plaintext", bytes_out(&pt));
             o.put("mark", mark_out(&m));
         }
-        other => return Err(format!("unknown op {other:?}")),
+        other => {
+            return super::layer::dispatch(api, world, step, rng, o)?
+                .ok_or_else(|| format!("unknown op {other:?}"));
+        }
     }
     Ok(Ok(()))
 }

@@ -14,6 +14,7 @@ use sotto::group::{
     SenderKeyDistribution,
 };
 use sotto::rand_core::{Infallible, TryCryptoRng, TryRng};
+use sotto::sessions::{GroupSession, PeerRecord};
 use sotto::{
     Device, IdentityKey, KemPreKey, KeyAgreementPolicy, Message, OneTimePreKey, PreKeyBundle,
     SavedState, Session, SignedPreKey, StorageKey,
@@ -29,7 +30,7 @@ use crate::model::{Dev, Policy, Refusal, refusal};
 pub struct SottoApi;
 
 /// A model [`Source`] as sotto's RNG.
-struct Rng<'a>(&'a mut dyn Source);
+pub(super) struct Rng<'a>(pub(super) &'a mut dyn Source);
 
 impl TryRng for Rng<'_> {
     type Error = Infallible;
@@ -55,11 +56,11 @@ impl TryRng for Rng<'_> {
 impl TryCryptoRng for Rng<'_> {}
 
 /// sotto's error as the vectors spell it.
-fn e(err: sotto::Error) -> Refusal {
+pub(super) fn e(err: sotto::Error) -> Refusal {
     error_json(&err)
 }
 
-fn changed() -> Refusal {
+pub(super) fn changed() -> Refusal {
     refusal("StateChangedOnError")
 }
 
@@ -92,15 +93,15 @@ fn unchanged<S: SavedState, T>(
     }
 }
 
-fn message(bytes: &[u8]) -> R<Message> {
+pub(super) fn message(bytes: &[u8]) -> R<Message> {
     Message::from_bytes(bytes).map_err(e)
 }
 
-fn identity(bytes: &[u8]) -> R<IdentityKey> {
+pub(super) fn identity(bytes: &[u8]) -> R<IdentityKey> {
     IdentityKey::from_bytes(bytes).map_err(e)
 }
 
-fn group_id(group: &[u8; 32]) -> GroupId {
+pub(super) fn group_id(group: &[u8; 32]) -> GroupId {
     GroupId::from_bytes(*group)
 }
 
@@ -108,7 +109,7 @@ fn store_key(key: &[u8; 32]) -> StorageKey {
     StorageKey::from_bytes(*key)
 }
 
-fn mark(sender: &sotto::group::Sender) -> Mark {
+pub(super) fn mark(sender: &sotto::group::Sender) -> Mark {
     (
         sender.owner().to_bytes().to_vec(),
         sender.is_authenticated(),
@@ -135,6 +136,8 @@ impl Api for SottoApi {
             "GroupSender" => GroupSender::from_bytes(b).map(drop),
             "GroupReceiver" => GroupReceiver::from_bytes(b).map(drop),
             "GroupReceivers" => GroupReceivers::from_bytes(b).map(drop),
+            "PeerRecord" => PeerRecord::from_bytes(b).map(drop),
+            "GroupSession" => GroupSession::from_bytes(b).map(drop),
             other => panic!("no encoding {other}"),
         };
         r.map_err(e)
@@ -285,6 +288,10 @@ impl Api for SottoApi {
             Some(0x24) => {
                 GroupReceivers::from_bytes(state).and_then(|s| s.seal(&k, context, &mut rng))
             }
+            Some(0x25) => PeerRecord::from_bytes(state).and_then(|s| s.seal(&k, context, &mut rng)),
+            Some(0x26) => {
+                GroupSession::from_bytes(state).and_then(|s| s.seal(&k, context, &mut rng))
+            }
             other => panic!("no saved state of type {other:?}"),
         };
         r.map_err(e)
@@ -298,6 +305,8 @@ impl Api for SottoApi {
             0x22 => GroupSender::unseal(sealed, &k, context).map(|s| s.to_bytes().to_vec()),
             0x23 => GroupReceiver::unseal(sealed, &k, context).map(|s| s.to_bytes().to_vec()),
             0x24 => GroupReceivers::unseal(sealed, &k, context).map(|s| s.to_bytes().to_vec()),
+            0x25 => PeerRecord::unseal(sealed, &k, context).map(|s| s.to_bytes().to_vec()),
+            0x26 => GroupSession::unseal(sealed, &k, context).map(|s| s.to_bytes().to_vec()),
             other => panic!("no saved state of type {other:#04x}"),
         };
         r.map_err(e)

@@ -159,6 +159,8 @@ pub fn explain(bytes: &[u8]) -> Result<Value, String> {
         Some(0x22) => m(Sender::decode(bytes))?.decoded_json(),
         Some(0x23) => m(Receiver::decode(bytes))?.decoded_json(),
         Some(0x24) => m(Store::decode(bytes))?.decoded_json(),
+        Some(0x25) => m(crate::model::sessions::Record::decode(bytes))?.decoded_json(),
+        Some(0x26) => m(crate::model::sessions::Group::decode(bytes))?.decoded_json(),
         Some(0x13) => m(read_bundle(bytes))?.0.json(),
         Some(0x04) => m(crate::model::group::read_distribution(bytes))?.0.json(),
         other => return Err(format!("nothing to explain for type {other:?}")),

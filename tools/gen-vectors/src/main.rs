@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run -p sotto-gen-vectors -- [OUT_DIR]     (default: test-vectors)
 //! cargo run -p sotto-gen-vectors -- --mutants [DIR]  (the verifier rejects altered copies)
+//! cargo run -p sotto-gen-vectors -- --only AREA [OUT_DIR]  (one file, while writing it)
 //! ```
 //!
 //! Every value comes from the reference model (`testkit::model`, written
@@ -41,6 +42,8 @@ mod kdf;
 mod negative;
 mod persistence;
 mod rec;
+mod sessions;
+mod sessions_negative;
 mod table;
 
 use std::path::PathBuf;
@@ -63,6 +66,8 @@ const GENERATORS: &[(&str, Generator)] = &[
     ("group", group::generate),
     ("group_store", group_store::generate),
     ("group_negative", group_negative::generate),
+    ("sessions", sessions::generate),
+    ("sessions_negative", sessions_negative::generate),
 ];
 
 fn main() {
@@ -79,9 +84,19 @@ fn main() {
         }
         return;
     }
+    let (only, args) = match args.first().map(String::as_str) {
+        Some("--only") => (
+            args.get(1).cloned(),
+            args.get(2..).unwrap_or_default().to_vec(),
+        ),
+        _ => (None, args),
+    };
     let out = PathBuf::from(args.first().map_or("test-vectors", String::as_str));
     std::fs::create_dir_all(&out).unwrap();
     for (area, generate) in GENERATORS {
+        if only.as_deref().is_some_and(|o| o != *area) {
+            continue;
+        }
         let value = generate();
         let failures: Vec<_> = vectors::verify_file(area, &value)
             .into_iter()
@@ -96,6 +111,9 @@ fn main() {
         text.push('\n');
         std::fs::write(out.join(format!("{area}.json")), text).unwrap();
         println!("wrote {}", out.join(format!("{area}.json")).display());
+    }
+    if only.is_some() {
+        return;
     }
     // The written files, read back, verify too.
     let outcomes = vectors::verify_dir(&out);

@@ -1,0 +1,278 @@
+//! §16.8 groups through the layer: fan-out of distributions to every
+//! device of every member (the own devices included), installs with their
+//! checks, group messages before their distribution, requests for a
+//! distribution, removal in one call, rotation and restores.
+
+use serde_json::{Value, json};
+use testkit::hex::hex;
+use testkit::model::sessions::Group;
+
+use super::{GROUP, Net, stranger};
+use crate::agreement::NOW;
+use crate::rec::out;
+
+fn user(name: &str) -> String {
+    hex(name.as_bytes())
+}
+
+/// The message a fan-out sent to a device of a record's user.
+fn fanned(o: &testkit::vectors::script::Output, user_name: &str, device: u32) -> Vec<u8> {
+    let u = user(user_name);
+    o.out["fanout"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["user"] == u.as_str())
+        .unwrap()["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["device_id"] == device)
+        .map(|m| testkit::hex::unhex(m["message"].as_str().unwrap()).unwrap())
+        .unwrap()
+}
+
+fn install(n: &mut Net, group: &str, record: &str, device: &str, from: u32, m: &[u8], now: u64) {
+    n.ok(json!({
+        "op": "group_install", "group": group, "record": record, "device": device, "from": from,
+        "message": hex(m), "now": now,
+    }));
+}
+
+fn gsend(n: &mut Net, group: &str, payload: &str) -> Vec<u8> {
+    out(
+        &n.ok(json!({ "op": "group_session_encrypt", "group": group, "payload": hex(payload.as_bytes()) })),
+        "message",
+    )
+}
+
+fn gdecrypt(n: &mut Net, group: &str, m: &[u8]) -> Result<(), Value> {
+    n.r.step(json!({ "op": "group_session_decrypt", "group": group, "message": hex(m) }))
+        .map(drop)
+}
+
+fn setup(n: &mut Net) {
+    n.devices(&["a1", "a2", "b1", "c1"]);
+    n.record("a1_own", "alice", "a1", Some(1));
+    n.list("a1_own", &[(1, "a1"), (2, "a2")], NOW).unwrap();
+    n.record("a2_own", "alice", "a2", Some(2));
+    n.list("a2_own", &[(1, "a1"), (2, "a2")], NOW).unwrap();
+    for (rec, user_name, dev, peer) in [
+        ("a1_bob", "bob", "a1", "b1"),
+        ("a1_carol", "carol", "a1", "c1"),
+        ("b1_alice", "alice", "b1", "a1"),
+        ("c1_alice", "alice", "c1", "a1"),
+    ] {
+        n.record(rec, user_name, dev, None);
+        n.list(rec, &[(1, peer)], NOW).unwrap();
+    }
+    // Alice's device 1 has sessions with every other device.
+    n.connect("a1_own", "a1", 2, "a2", NOW);
+    n.connect("a1_bob", "a1", 1, "b1", NOW);
+    n.connect("a1_carol", "a1", 1, "c1", NOW);
+    n.connect("c1_alice", "c1", 1, "a1", NOW);
+    for (g, u, d) in [
+        ("g_a1", "alice", "a1"),
+        ("g_a2", "alice", "a2"),
+        ("g_b1", "bob", "b1"),
+        ("g_c1", "carol", "c1"),
+    ] {
+        n.ok(json!({ "op": "group_new", "group": g, "group_id": hex(&GROUP), "user": user(u), "device": d }));
+    }
+    let add = |n: &mut Net, g: &str, u: &str| {
+        n.ok(json!({ "op": "group_add_member", "group": g, "user": user(u) }));
+    };
+    for u in ["bob", "carol", "alice"] {
+        add(n, "g_a1", u);
+        add(n, "g_a2", u);
+    }
+    add(n, "g_b1", "alice");
+    add(n, "g_b1", "carol");
+    add(n, "g_c1", "alice");
+    add(n, "g_c1", "bob");
+}
+
+fn fan_out() -> Value {
+    let mut n = Net::new("groups");
+    setup(&mut n);
+    // distribute's checks, then the fan-out to every device of every member.
+    let dist =
+        |records: &[&str]| json!({ "op": "group_distribute", "group": "g_a1", "records": records });
+    n.fails(dist(&["a1_bob", "a1_bob"]), "NotGroupMember");
+    n.fails(dist(&["a1_bob", "b1_alice"]), "IdentityMismatch");
+    let f = n.ok(dist(&["a1_own", "a1_bob", "a1_carol"]));
+    // A group message that arrives before its distribution: keep it.
+    let hello = gsend(&mut n, "g_a1", "hello group");
+    let early = gdecrypt(&mut n, "g_b1", &hello);
+    assert!(early.is_err());
+    install(
+        &mut n,
+        "g_b1",
+        "b1_alice",
+        "b1",
+        1,
+        &fanned(&f, "bob", 1),
+        NOW + 1,
+    );
+    install(
+        &mut n,
+        "g_a2",
+        "a2_own",
+        "a2",
+        1,
+        &fanned(&f, "alice", 2),
+        NOW + 1,
+    );
+    install(
+        &mut n,
+        "g_c1",
+        "c1_alice",
+        "c1",
+        1,
+        &fanned(&f, "carol", 1),
+        NOW + 1,
+    );
+    gdecrypt(&mut n, "g_b1", &hello).unwrap();
+    gdecrypt(&mut n, "g_a2", &hello).unwrap();
+    gdecrypt(&mut n, "g_b1", &hello).unwrap_err();
+    let mut damaged = hello.clone();
+    let last = damaged.len() - 1;
+    damaged[last] ^= 1;
+    gdecrypt(&mut n, "g_c1", &damaged).unwrap_err();
+    gdecrypt(&mut n, "g_c1", &hello).unwrap();
+    // Bob asks again for the distribution; Alice's record reads the request
+    // and answers with distribute_to; the chain is held at that index:
+    // Unchanged (the group's generation stays).
+    let req = out(
+        &n.ok(json!({ "op": "request_distribution", "record": "b1_alice", "device_id": 1, "group_id": hex(&GROUP) })),
+        "message",
+    );
+    n.recv_ok("a1_bob", "a1", 1, &req, NOW + 2);
+    let again = out(
+        &n.ok(json!({ "op": "group_distribute_to", "group": "g_a1", "record": "a1_bob", "device_id": 1 })),
+        "message",
+    );
+    install(&mut n, "g_b1", "b1_alice", "b1", 1, &again, NOW + 3);
+    // Install's checks: not a distribution; a record of another local
+    // device; a record whose device has a pending identity.
+    let payload = n.send_to("a1_bob", 1, "not a distribution");
+    install(&mut n, "g_b1", "b1_alice", "b1", 1, &payload, NOW + 4);
+    let m = out(
+        &n.ok(json!({ "op": "group_distribute_to", "group": "g_a1", "record": "a1_bob", "device_id": 1 })),
+        "message",
+    );
+    n.ok(json!({
+        "op": "group_install", "group": "g_b1", "record": "b1_alice", "device": "b1", "from": 1,
+        "message": hex(&m), "now": NOW + 5, "install_record": "c1_alice",
+    }));
+    n.load("b1_alice_pending", &n.save("b1_alice"));
+    n.list_keys(
+        "b1_alice_pending",
+        &[(1, stranger("groups pending"))],
+        NOW + 5,
+    )
+    .unwrap();
+    let m = out(
+        &n.ok(json!({ "op": "group_distribute_to", "group": "g_a1", "record": "a1_bob", "device_id": 1 })),
+        "message",
+    );
+    n.ok(json!({
+        "op": "group_install", "group": "g_b1", "record": "b1_alice", "device": "b1", "from": 1,
+        "message": hex(&m), "now": NOW + 6, "install_record": "b1_alice_pending",
+    }));
+    n.ok(json!({ "op": "explain", "state": "g_b1" }));
+    n.vector(
+        "group_fan_out",
+        "§16.8: distribute's checks (a user twice, a record of another local device); the fan-out of the sender's distribution (frame 0x02) to every listed device of every member, the local user's other device through the own record; a group message decrypted before its distribution is RetryLater(MissingDistribution) (UnknownGroupChain), then installs (Added) and decrypts; again: Ignore(Duplicate); damaged: Ignore(Malformed); a distribution request (frame 0x04) answered with distribute_to (Unchanged: the generation stays); install's checks (not a distribution: InvalidEncoding; a record of another local device: IdentityMismatch; a device with a pending identity: IdentityChangePending), each after the decrypt that delivered it.",
+    )
+}
+
+fn removal() -> Value {
+    let mut n = Net::new("group removal");
+    setup(&mut n);
+    let f = n.ok(json!({ "op": "group_distribute", "group": "g_a1", "records": ["a1_own", "a1_bob", "a1_carol"] }));
+    install(
+        &mut n,
+        "g_b1",
+        "b1_alice",
+        "b1",
+        1,
+        &fanned(&f, "bob", 1),
+        NOW + 1,
+    );
+    // Bob's and Carol's chains reach Alice's device 1 over their sessions.
+    let fb = n.ok(json!({ "op": "group_distribute", "group": "g_b1", "records": ["b1_alice"] }));
+    install(
+        &mut n,
+        "g_a1",
+        "a1_bob",
+        "a1",
+        1,
+        &fanned(&fb, "alice", 1),
+        NOW + 1,
+    );
+    let fc = n.ok(json!({ "op": "group_distribute", "group": "g_c1", "records": ["c1_alice"] }));
+    install(
+        &mut n,
+        "g_a1",
+        "a1_carol",
+        "a1",
+        1,
+        &fanned(&fc, "alice", 1),
+        NOW + 1,
+    );
+    let from_carol = gsend(&mut n, "g_c1", "carol speaks");
+    gdecrypt(&mut n, "g_a1", &from_carol).unwrap();
+    n.ok(json!({ "op": "explain", "state": "g_a1" }));
+    // remove_member's checks.
+    let remove = |u: &str, records: &[&str]| json!({ "op": "group_remove_member", "group": "g_a1", "device": "a1", "user": user(u), "records": records });
+    n.fails(
+        remove("alice", &["a1_own", "a1_bob", "a1_carol"]),
+        "NotGroupMember",
+    );
+    n.fails(
+        remove("dave", &["a1_own", "a1_bob", "a1_carol"]),
+        "NotGroupMember",
+    );
+    n.fails(remove("carol", &["a1_bob"]), "NotGroupMember");
+    n.fails(
+        remove("carol", &["a1_own", "a1_bob", "a1_carol"]),
+        "NotGroupMember",
+    );
+    n.fails(remove("carol", &["a1_own", "b1_alice"]), "NotGroupMember");
+    n.record("c1_bob", "bob", "c1", None);
+    n.fails(remove("carol", &["a1_own", "c1_bob"]), "IdentityMismatch");
+    // Carol goes: her chains, a new sender, its distribution to the rest.
+    let f2 = n.ok(remove("carol", &["a1_own", "a1_bob"]));
+    n.ok(json!({ "op": "explain", "state": "g_a1" }));
+    let later = gsend(&mut n, "g_c1", "carol again");
+    gdecrypt(&mut n, "g_a1", &later).unwrap_err();
+    install(
+        &mut n,
+        "g_b1",
+        "b1_alice",
+        "b1",
+        1,
+        &fanned(&f2, "bob", 1),
+        NOW + 2,
+    );
+    let after = gsend(&mut n, "g_a1", "without carol");
+    gdecrypt(&mut n, "g_b1", &after).unwrap();
+    // rotate: the same without removing anyone.
+    n.ok(json!({ "op": "group_rotate", "group": "g_a1", "device": "a1", "records": ["a1_bob", "a1_own"] }));
+    // A restore: the group comes back from an older copy; after_restore
+    // replaces the sender and deletes every receiver. At or above the
+    // recorded generation nothing but the generation changes.
+    let g = Group::decode(&n.save("g_a1")).unwrap().generation;
+    n.ok(json!({ "op": "group_after_restore", "group": "g_a1", "device": "a1", "last_generation": g }));
+    n.ok(json!({ "op": "group_after_restore", "group": "g_a1", "device": "a1", "last_generation": g + 5 }));
+    n.ok(json!({ "op": "explain", "state": "g_a1" }));
+    n.vector(
+        "group_removal",
+        "§16.8: remove_member's checks (the local user, a non-member, records that are not exactly the remaining members': one missing, the removed member's included, a user twice; then a record of another local device); the removal in one call (every chain whose owner is neither the local identity nor a trusted identity of a remaining record's device is deleted, the member leaves, a new sender replaces the old one, its distribution goes to every remaining device); the removed member's messages are then RetryLater(MissingDistribution); rotate; after_restore at and below the recorded generation.",
+    )
+}
+
+pub(super) fn vectors() -> Vec<Value> {
+    vec![fan_out(), removal()]
+}
