@@ -77,7 +77,7 @@ M = [  # (text in sotto_sessions.py, its replacement)
 ("for _ in range(SAFETY_ITERATIONS):", "for _ in range(SAFETY_ITERATIONS - 1):"),
 ("    a, b = sorted((fp_a, fp_b))", "    a, b = fp_a, fp_b"),
 ("if user not in self.members or user == self.local_user:", "if user not in self.members:"),
-("        if dev.pending is not None:\n            fail(\"IdentityChangePending\")\n        outcome", "        outcome"),
+("        if dev.pending is not None:\n            fail(\"IdentityChangePending\")\n        # §16.8: a dropped", "        # §16.8: a dropped"),
 ("        new_sender = S.GroupSender.new(rng, self.group_id, local)\n        works, out = self._fanout(records, frame(FRAME_DISTRIBUTION, new_sender.distribution()), rng)",
  "        works, out = self._fanout(records, frame(FRAME_DISTRIBUTION, self.sender.distribution()), rng)\n        new_sender = S.GroupSender.new(rng, self.group_id, local)"),
 ("            if any(rec.user == self.local_user and not rec.is_own for rec in records):", "            if False:"),
@@ -109,6 +109,30 @@ M = [  # (text in sotto_sessions.py, its replacement)
 ("                return Failure(IGNORE, MALFORMED, \"IdentityMismatch\")\n            if dev.pending", "                pass\n            elif dev.pending"),
 ("                return Failure(RETRY_LATER, IDENTITY_CHANGE_PENDING, \"IdentityChangePending\")\n        work", "                pass\n        work"),
 ("if _eq(record.devices[d].identity, held.owner)), None)", "if _eq(record.devices[d].identity, held.owner) and record.devices[d].listed), None)"),
+# F8 marks (§16.5) and the saved record's check (§16.11)
+("        if lost_to is not None and not lost_to < entry.base_key:\n            lost_to = None", "        if False:\n            lost_to = None"),
+("        if lost_to is not None and not lost_to < entry.base_key:", "        if lost_to is not None and not lost_to > entry.base_key:"),
+("            if any(s.lost_to is not None and not s.lost_to < s.base_key for s in ss):", "            if False:"),
+("            if any(s.lost_to is not None and not s.lost_to < s.base_key for s in ss):", "            if any(s.lost_to is not None and s.lost_to > s.base_key for s in ss):"),
+# §16.6: a new session for a stale device; an unanswered request without the interval
+("            if not dev.listed:                            # §16.6: no session with a stale device", "            if False:"),
+("            if not dev.listed:                            # §16.6: no session with a stale device\n                return Failure(RETRY_LATER, UNKNOWN_DEVICE, \"UnknownDevice\")\n            if dev.interval_allows(now):\n                return Failure(START_NEW_SESSION, h, err.name, err.fields)\n",
+ "            if dev.interval_allows(now):\n                if not dev.listed:\n                    return Failure(RETRY_LATER, UNKNOWN_DEVICE, \"UnknownDevice\")\n                return Failure(START_NEW_SESSION, h, err.name, err.fields)\n"),
+("            if dev.interval_allows(now):\n                return new_session(dev.unanswered)", "            if True:\n                return new_session(dev.unanswered)"),
+("                return new_session(dev.unanswered)\n            return retry(hint)", "                return new_session(dev.unanswered)\n            return Failure(IGNORE, RECOVERY_PENDING, err.name, err.fields)"),
+("                return new_session(dev.unanswered)\n            return retry(hint)", "                return new_session(dev.unanswered)\n            return retry(dev.unanswered)"),
+# §16.8 dropped chains, §16.11 their saved form
+("        if received.value.chain in self.dropped:\n            return S.UNCHANGED", "        if False:\n            return S.UNCHANGED"),
+("        if received.value.chain in self.dropped:\n            return S.UNCHANGED", "        if received.value.chain in self.dropped:\n            self.generation = bump(self.generation)\n            return S.UNCHANGED"),
+("            fail(\"InvalidEncoding\")\n        if record.user not in self.members:\n            fail(\"NotGroupMember\")", "            fail(\"InvalidEncoding\")\n        if received.value.chain in self.dropped:\n            return S.UNCHANGED\n        if record.user not in self.members:\n            fail(\"NotGroupMember\")"),
+("            self._drop(self.store.trace.get(\"evicted\", []))", "            pass"),
+("            self._drop([h.chain for h in st.receivers if h.owner not in allowed])", "            pass"),
+("        del self.dropped[:max(0, len(self.dropped) - MAX_DROPPED_CHAINS)]", "        del self.dropped[MAX_DROPPED_CHAINS:]"),
+("            self.store = S.GroupReceivers(self.group_id)", "            self._drop([h.chain for h in self.store.receivers])\n            self.store = S.GroupReceivers(self.group_id)"),
+("        if n > MAX_DROPPED_CHAINS:", "        if n > MAX_DROPPED_CHAINS + 1:"),
+("        if len(set(g.dropped)) != n or any(", "        if any("),
+("        if len(set(g.dropped)) != n or any(g.store.find(c) is not None for c in g.dropped):", "        if len(set(g.dropped)) != n:"),
+("        b += u32(len(st)) + st + u16(len(self.dropped))\n        for c in self.dropped:\n            b += c", "        b += u32(len(st)) + st + u16(len(self.dropped))\n        for c in reversed(self.dropped):\n            b += c"),
 ]
 only = [int(x) for x in sys.argv[1:]]
 src = open(os.path.join(SRC, 'sotto_sessions.py')).read()

@@ -640,7 +640,8 @@ def s16_simultaneous_initiation():
 @check
 def s16_retry_request_beats_simultaneous_initiation():
     """§16.5 accept: a new session whose retry request names our unanswered active session A wins
-    whatever the base keys: it becomes active, A archived as lost to it."""
+    whatever the base keys: it becomes active, A archived; here N's base key is the larger, so A
+    is archived without a mark (F8: a mark only points to a smaller base key)."""
     a, b = parties("beats")
     a.start(b)
     m = a.send(b, b"unreadable")
@@ -656,7 +657,7 @@ def s16_retry_request_beats_simultaneous_initiation():
     received(a.recv(b, first), kind=L.FRAME_RETRY)
     ad = a.rec(b).devices[b.dev_id]
     assert ad.active.base_key == S.pub(ek), "the retry request naming A decides, not the base keys"
-    assert ad.archived[0].base_key == base_a and ad.archived[0].lost_to == S.pub(ek)
+    assert ad.archived[0].base_key == base_a and ad.archived[0].lost_to is None
 
 
 @check
@@ -717,9 +718,15 @@ def s16_archived_sessions_and_lost_marks():
     assert sending is not None
     received(p.recv(q, msg), kind=L.FRAME_RETRY)
     pa = p.rec(q).devices[q.dev_id]
-    if True:
-        assert pa.active.base_key == x_base and pa.active.lost_to is None
-        assert pa.archived[0].base_key == win and pa.archived[0].lost_to == x_base
+    # F8: X lost the simultaneous initiation, so its base key is the larger one: the active
+    # session is archived without a mark (a mark only points to a smaller base key).
+    assert x_base > win
+    assert pa.active.base_key == x_base and pa.active.lost_to is None
+    assert pa.archived[0].base_key == win and pa.archived[0].lost_to is None
+    # ... so the side left on the larger session follows as soon as the peer writes on the smaller.
+    received(p.recv(q, q.send(p, b"on the smaller")), b"on the smaller")
+    pa = p.rec(q).devices[q.dev_id]
+    assert pa.active.base_key == win and pa.archived[0].base_key == x_base
     # Any other message on a session that did not lose promotes it without marks.
     e, f = talking("promote")
     first = active_base(e, f)
@@ -1600,11 +1607,12 @@ def s16_group_session_saved_form():
     expect("Truncated", lambda: dec(build(tail=rest[:493])))
     expect("WrongType", lambda: dec(build(tail=b"\x02\x23" + rest[2:])), expected=0x22, found=0x23)
     st = g.store.to_bytes()
-    assert rest[494:] == S.u32(len(st)) + st
-    expect("Truncated", lambda: dec(build(tail=rest[:494] + S.u32(len(st) - 1) + st)))
-    expect("TrailingBytes", lambda: dec(build(tail=rest[:494] + S.u32(len(st) + 1) + st + b"\x00")))
+    assert rest[494:] == S.u32(len(st)) + st + b"\x00\x00"            # then no dropped chain
+    expect("Truncated", lambda: dec(build(tail=rest[:494] + S.u32(len(st) - 1) + st + b"\x00\x00")))
+    expect("TrailingBytes", lambda: dec(build(tail=rest[:494] + S.u32(len(st) + 1) + st + b"\x00\x00\x00")))
     other_store = S.GroupReceivers(b"\x17" * 32).to_bytes()
-    expect("InvalidEncoding", lambda: dec(build(tail=rest[:494] + S.u32(len(other_store)) + other_store)))
+    expect("InvalidEncoding", lambda: dec(build(tail=rest[:494] + S.u32(len(other_store)) + other_store
+                                                + b"\x00\x00")))
 
 
 @check
@@ -1647,7 +1655,10 @@ def s16_largest_saved_forms():
                           S.GroupRatchet([b"\x02" * 32] * 8, 300), {i: b"\x03" * 32 for i in range(256)})
     assert len(rcv.to_bytes()) == 9_589
     g.store.receivers = [rcv] * 1024
-    assert len(g.to_bytes()) == 9_886_803
+    assert len(g.to_bytes()) == 9_886_803 + 2
+    g.dropped = [bytes([i >> 8, i & 255]) * 16 for i in range(L.MAX_DROPPED_CHAINS)]
+    assert len(g.to_bytes()) == 9_886_803 + 2 + 1024 * 32 == 9_919_573
+    assert len(g.to_bytes()) + 51 == 9_919_624 and len(g.to_bytes()) <= S.MAX_STATE_LEN
 
 
 @check
@@ -1867,6 +1878,237 @@ def s16_group_local_device_first():
     unchanged_all([g], lambda: g.rotate(b2.device, [], FailingRng()), "IdentityMismatch")
     unchanged_all([g], lambda: g.after_restore(b2.device, 0, FailingRng()), "IdentityMismatch")
     unchanged_all([g], lambda: g.rotate(a.device, [], FailingRng()), "NotGroupMember")
+
+
+# ---------------------------------------------------------------------------
+# F8 and the rules that came with it (§16.5 marks, §16.6, §16.8 dropped chains, §16.11)
+# ---------------------------------------------------------------------------
+
+def _retry_on_archived(tag):
+    """f holds K1 (archived) and K2 (active, started by e); e sends on K1 a retry request naming
+    K2. -> (K1, K2, f's device entry of e)."""
+    e, f = talking("f8 arch " + tag)
+    k1 = active_base(e, f)
+    e.start(f)
+    received(f.recv(e, e.send(f, b"on K2")))
+    k2 = active_base(f, e)
+    assert k2 != k1
+    old = e.rec(f).devices[f.dev_id].archived[0]
+    assert old.base_key == k1
+    msg = old.session.encrypt(e.rng, L.frame(L.FRAME_RETRY, L.RetryHint(S.pub(b"\x01" * 32), 0, k2).to_bytes()))
+    received(f.recv(e, msg), kind=L.FRAME_RETRY)
+    return k1, k2, f.rec(e).devices[e.dev_id]
+
+
+def _retry_in_new_session(tag):
+    """a and b share K (answered); b starts a new session N whose retry request names K.
+    -> (N, K, a's device entry of b)."""
+    a, b = talking("f8 acc " + tag)
+    k = active_base(a, b)
+    hint = L.RetryHint(S.pub(b"\x02" * 32), 3, k)
+    msg = b.rec(a).start_new_session(b.device, a.dev_id, a.bundle(), hint, T0, b.rng)
+    received(a.recv(b, msg), kind=L.FRAME_RETRY)
+    return active_base(a, b), k, a.rec(b).devices[b.dev_id]
+
+
+@check
+def s16_marks_point_to_smaller_base_keys():
+    """§16.5 Marks (F8): where a rule marks the session it archives as having lost to a session
+    with a larger base key, it archives it without a mark; with a smaller one, the mark stays.
+    Both placements that mark (a retry request on an archived session, an accept carrying one),
+    each seen with both orders of the base keys."""
+    seen = set()
+    for i in range(12):
+        x, a, dev = _retry_on_archived(str(i))
+        assert dev.active.base_key == x and dev.active.lost_to is None
+        assert dev.archived[0].base_key == a
+        assert dev.archived[0].lost_to == (x if x < a else None), (x < a, dev.archived[0].lost_to)
+        seen.add(("archived", x < a))
+        n, k, dev = _retry_in_new_session(str(i))
+        assert dev.active.base_key == n and dev.archived[0].base_key == k
+        assert dev.archived[0].lost_to == (n if n < k else None), (n < k, dev.archived[0].lost_to)
+        seen.add(("accept", n < k))
+        if len(seen) == 4:
+            break
+    assert len(seen) == 4, "every case seen: %r" % sorted(seen)
+
+
+@check
+def s16_saved_marks_point_to_smaller_base_keys():
+    """§16.11 (F8): the saved record refuses a lost_to not smaller than its session's own base
+    key (equal included) with InvalidEncoding, checked after TrailingBytes."""
+    for i in range(12):
+        x, a, dev = _retry_on_archived("saved %d" % i)
+        if x < a:
+            break
+    assert dev.archived[0].lost_to == x
+    # The record holding `dev`: rebuild it around the entry with marks of every order.
+    holder = L.PeerRecord(dev.active.session.local_identity, b"e")
+    holder.devices[9] = dev
+    good = holder.to_bytes()
+    assert L.PeerRecord.from_bytes(good).to_bytes() == good
+    entry = dev.archived[0]
+    for bad in (entry.base_key, (int.from_bytes(entry.base_key, "big") + 1).to_bytes(32, "big"), b"\xff" * 32):
+        if bad == b"\xff" * 32 and entry.base_key == bad:
+            continue
+        entry.lost_to = bad
+        form = holder.to_bytes()
+        expect("InvalidEncoding", lambda: L.PeerRecord.from_bytes(form))
+        expect("TrailingBytes", lambda: L.PeerRecord.from_bytes(form + b"\x00"))
+    entry.lost_to = (int.from_bytes(entry.base_key, "big") - 1).to_bytes(32, "big")
+    form = holder.to_bytes()
+    assert L.PeerRecord.from_bytes(form).to_bytes() == form, "a smaller mark is taken as it is"
+
+
+@check
+def s16_unanswered_request_without_interval_is_a_retry():
+    """§16.6 broken, fourth rule (F8): a retry request is unanswered: a new session with that
+    request's hint if the recovery interval allows it, else a retry (RequestRetry with the failed
+    message's hint while the window allows, else Ignore(RecoveryPending))."""
+    a, b = talking("unans8")
+    old = copy.deepcopy(a.rec(b).devices[b.dev_id].active.session)
+    received(b.recv(a, a.send(b, b"advance")))
+    received(a.recv(b, b.send(a, b"advance back")))
+    m = old.encrypt(SeededRng("diverged"), L.frame(L.FRAME_PAYLOAD, b"from the past"))
+    dev = b.rec(a).devices[a.dev_id]
+    first = L.RetryHint(S.pub(b"\x0e" * 32), 9)
+    dev.unanswered = first
+    res = failure_unchanged([b.rec(a), b.device], lambda: b.recv(a, m))
+    assert res.action == L.START_NEW_SESSION and res.detail == first, res
+    dev.last_recovery = T0 - 10                          # the interval does not allow a new session
+    res = failure_unchanged([b.rec(a), b.device], lambda: b.recv(a, m))
+    assert res.action == L.REQUEST_RETRY and res.detail == L.RetryHint.of(S.parse_message(m)), res
+    assert res.error == "SessionDiverged"
+    dev.retry_window, dev.retry_count = T0 - 5, L.MAX_RETRY_REQUESTS_PER_INTERVAL
+    res = failure_unchanged([b.rec(a), b.device], lambda: b.recv(a, m))
+    assert (res.action, res.detail, res.error) == (L.IGNORE, L.RECOVERY_PENDING, "SessionDiverged"), res
+    dev.last_recovery = T0 - L.MIN_RECOVERY_INTERVAL     # the interval allows it again
+    res = failure_unchanged([b.rec(a), b.device], lambda: b.recv(a, m))
+    assert res.action == L.START_NEW_SESSION and res.detail == first, res
+
+
+@check
+def s16_new_session_for_a_stale_device_is_retry_later():
+    """§16.6: a "new session" for a stale device is RetryLater(UnknownDevice) with the error
+    UnknownDevice, whatever the interval; a retry for it is still a retry."""
+    a, b = talking("stale8")
+    old = copy.deepcopy(a.rec(b).devices[b.dev_id].active.session)
+    received(b.recv(a, a.send(b, b"advance")))
+    received(a.recv(b, b.send(a, b"reply")))
+    b.rec(a).update_devices([], T0)                      # Alice's device leaves Bob's list: stale
+    dev = b.rec(a).devices[a.dev_id]
+    assert not dev.listed
+    received(b.recv(a, a.send(b, b"still decrypts")))
+    dev = b.rec(a).devices[a.dev_id]                     # (a success replaces the record's entries)
+    m = old.encrypt(SeededRng("stale diverged"), L.frame(L.FRAME_PAYLOAD, b"x"))
+    res = failure_unchanged([b.rec(a), b.device], lambda: b.recv(a, m))
+    assert res.action == L.REQUEST_RETRY and res.error == "SessionDiverged", res
+    e = dev.active
+    # broken without an active session: a new session -> RetryLater(UnknownDevice), any interval.
+    dev.active, dev.archived = None, [e]
+    for last in (None, T0 - 1):
+        dev.last_recovery = last
+        res = failure_unchanged([b.rec(a), b.device], lambda: b.recv(a, m))
+        assert (res.action, res.detail, res.error) == (L.RETRY_LATER, L.UNKNOWN_DEVICE, "UnknownDevice"), res
+    dev.active, dev.archived = e, []
+    # lost on the active session: still a retry for a stale device.
+    dev.last_recovery = None
+    res = failure_unchanged([b.rec(a), b.device], lambda: b.recv(a, tamper(a.send(b, b"lost"))))
+    assert res.action == L.REQUEST_RETRY and res.error == "AuthenticationFailed", res
+    # lost without an active session: a new session -> RetryLater(UnknownDevice).
+    dev.active, dev.archived = None, [e]
+    res = failure_unchanged([b.rec(a), b.device], lambda: b.recv(a, tamper(a.send(b, b"lost 2"))))
+    assert (res.action, res.detail, res.error) == (L.RETRY_LATER, L.UNKNOWN_DEVICE, "UnknownDevice"), res
+    # An unanswered request with the interval used: a retry (S10: the interval decides first).
+    dev.active, dev.archived = e, []
+    dev.unanswered, dev.last_recovery = L.RetryHint(S.pub(b"\x0e" * 32), 9), T0 - 1
+    res = failure_unchanged([b.rec(a), b.device], lambda: b.recv(a, m))
+    assert res.action == L.REQUEST_RETRY, res
+    dev.last_recovery = None
+    res = failure_unchanged([b.rec(a), b.device], lambda: b.recv(a, m))
+    assert (res.action, res.detail) == (L.RETRY_LATER, L.UNKNOWN_DEVICE), res
+
+
+def _chain_of(p, a, tag):
+    """A GroupSession of party p (its own sender) and the Received of its distribution at a."""
+    pg = L.GroupSession.new(SeededRng("dropped %s %s" % (p.label, tag)), GID16, p.user, p.device)
+    dm = p.rec(a).devices[a.dev_id].active.session.encrypt(p.rng, L.frame(L.FRAME_DISTRIBUTION,
+                                                                          pg.sender.distribution()))
+    return pg, received(a.recv(p, dm), kind=L.FRAME_DISTRIBUTION)
+
+
+@check
+def s16_group_dropped_chains():
+    """§16.8 dropped chains: a removal drops the chains it removes (in the store's order) and an
+    Added install drops the chains the store evicted; the install of a dropped chain is Unchanged
+    and changes nothing (the generation neither); after_restore drops nothing and keeps the list;
+    past MAX_DROPPED_CHAINS the oldest is forgotten."""
+    a, a2, b2, b3, c, g = group_world("dropped")
+    for p in (b2, c):
+        received(a.recv(p, p.rec(a).encrypt_to(a.dev_id, b"", p.rng)))
+    cg, cd = _chain_of(c, a, "1")
+    bg, bd = _chain_of(b2, a, "1")
+    assert g.install(a.rec(c), cd) == S.ADDED and g.install(a.rec(b2), bd) == S.ADDED
+    assert g.dropped == []
+    g.remove_member(a.device, b"carol", records_of(a, b"bob", b"alice"), SeededRng("drop rm"))
+    assert g.dropped == [cg.sender.chain]
+    g.add_member(b"carol")
+    snap = g.to_bytes()
+    assert g.install(a.rec(c), cd) == S.UNCHANGED and g.to_bytes() == snap, "a late copy is refused"
+    m = cg.encrypt(b"late", SeededRng("late"))
+    f = failure_unchanged([g], lambda: g.decrypt(a.rec(c), m))
+    assert (f.action, f.detail) == (L.RETRY_LATER, L.MISSING_DISTRIBUTION), f
+    # The checks before it still come first.
+    unchanged_all([g], lambda: g.install(a.rec(b2), cd), "IdentityMismatch")
+    # Eviction (MAX_CHAINS_PER_SENDER chains of one owner): the oldest is dropped.
+    chains = [bg.sender.chain]
+    for i in range(S.MAX_CHAINS_PER_SENDER):
+        bgi, bdi = _chain_of(b2, a, "ev%d" % i)
+        assert g.install(a.rec(b2), bdi) == S.ADDED
+        chains.append(bgi.sender.chain)
+    assert g.dropped == [cg.sender.chain, chains[0]]
+    assert g.install(a.rec(b2), bd) == S.UNCHANGED
+    # after_restore: a new, empty store; its chains are not dropped, the list is the copy's.
+    before = list(g.dropped)
+    g.after_restore(a.device, g.generation + 5, SeededRng("drop restore"))
+    assert g.store.receivers == [] and g.dropped == before
+    assert g.install(a.rec(b2), bd) == S.UNCHANGED
+    # Past the bound the oldest is forgotten.
+    g.dropped = [bytes([i >> 8, i & 255]) * 16 for i in range(L.MAX_DROPPED_CHAINS)]
+    g._drop([b"\xaa" * 32, b"\xbb" * 32])
+    assert len(g.dropped) == L.MAX_DROPPED_CHAINS and g.dropped[0] == bytes([0, 2]) * 16
+    assert g.dropped[-2:] == [b"\xaa" * 32, b"\xbb" * 32]
+
+
+@check
+def s16_group_dropped_chains_saved_form():
+    """§16.11 0x26: after the store, dropped_count u16 (<= MAX_DROPPED_CHAINS) and the ids, oldest
+    first; after TrailingBytes, InvalidEncoding if a chain is dropped twice or the store holds a
+    dropped chain."""
+    a, a2, b2, b3, c, g = group_world("dropped form")
+    received(a.recv(b2, b2.rec(a).encrypt_to(a.dev_id, b"", b2.rng)))
+    bg, bd = _chain_of(b2, a, "form")
+    g.install(a.rec(b2), bd)
+    base = g.to_bytes()
+    assert base.endswith(b"\x00\x00")
+    g.dropped = [b"\x31" * 32, b"\x32" * 32]
+    form = g.to_bytes()
+    assert form == base[:-2] + b"\x00\x02" + b"\x31" * 32 + b"\x32" * 32
+    assert L.GroupSession.from_bytes(form).dropped == g.dropped
+    dec = L.GroupSession.from_bytes
+    expect("Truncated", lambda: dec(form[:-1]))
+    expect("Truncated", lambda: dec(base[:-1]))
+    expect("TrailingBytes", lambda: dec(form + b"\x00"))
+    expect("InvalidEncoding", lambda: dec(base[:-2] + S.u16(L.MAX_DROPPED_CHAINS + 1)))
+    twice = base[:-2] + b"\x00\x02" + b"\x31" * 32 * 2
+    expect("InvalidEncoding", lambda: dec(twice))
+    expect("TrailingBytes", lambda: dec(twice + b"\x00"))
+    held = base[:-2] + b"\x00\x01" + bg.sender.chain
+    expect("InvalidEncoding", lambda: dec(held))
+    expect("TrailingBytes", lambda: dec(held + b"\x00"))
+    full = L.GroupSession.from_bytes(base)
+    full.dropped = [bytes([i >> 8, i & 255]) * 16 for i in range(L.MAX_DROPPED_CHAINS)]
+    assert dec(full.to_bytes()).dropped == full.dropped
 
 
 if __name__ == "__main__":

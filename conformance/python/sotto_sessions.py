@@ -36,6 +36,7 @@ MAX_UNANSWERED_SESSION_AGE = 2_592_000
 MIN_RECOVERY_INTERVAL = 3_600
 MAX_RETRY_REQUESTS_PER_INTERVAL = 8
 MAX_GROUP_MEMBERS = 1_000
+MAX_DROPPED_CHAINS = 1_024
 MAX_PAYLOAD_LEN = S.MAX_PLAINTEXT_LEN - 1
 
 L_SAFETY_NUMBER = b"sotto v2 safety number"
@@ -265,7 +266,11 @@ class DeviceEntry:
         return ([self.active] if self.active is not None else []) + list(self.archived)
 
     def archive(self, entry: SessionEntry, lost_to=None):
-        """As the newest archived session; past MAX_ARCHIVED_SESSIONS the oldest is deleted."""
+        """As the newest archived session; past MAX_ARCHIVED_SESSIONS the oldest is deleted.
+        F8 (§16.5 "Marks"): a mark only ever points to a smaller base key; one to a larger
+        base key is dropped, and the session is archived without a mark."""
+        if lost_to is not None and not lost_to < entry.base_key:
+            lost_to = None
         entry.lost_to = lost_to
         self.archived.insert(0, entry)
         del self.archived[MAX_ARCHIVED_SESSIONS:]
@@ -743,6 +748,8 @@ class PeerRecord:
             return Failure(IGNORE, RECOVERY_PENDING, err.name, err.fields)
 
         def new_session(h):
+            if not dev.listed:                            # §16.6: no session with a stale device
+                return Failure(RETRY_LATER, UNKNOWN_DEVICE, "UnknownDevice")
             if dev.interval_allows(now):
                 return Failure(START_NEW_SESSION, h, err.name, err.fields)
             return Failure(IGNORE, RECOVERY_PENDING, err.name, err.fields)
@@ -757,7 +764,11 @@ class PeerRecord:
         if dev.active.ours_unanswered():
             return retry(hint)
         if dev.unanswered is not None:
-            return new_session(dev.unanswered)
+            # F8 (§16.6): the request may have been lost; the window bounds how often.
+            # FINDING §16 S10: the interval decides first, then (in "a new session") staleness.
+            if dev.interval_allows(now):
+                return new_session(dev.unanswered)
+            return retry(hint)
         return retry(hint)
 
     def request_retry(self, device_id, hint: RetryHint, now, rng):
@@ -917,6 +928,8 @@ class PeerRecord:
                 fail("InvalidEncoding")
             if any(s.session.key_agreement == S.PQXDH for s in ss) and not e.pinned:
                 fail("InvalidEncoding")
+            if any(s.lost_to is not None and not s.lost_to < s.base_key for s in ss):
+                fail("InvalidEncoding")                           # F8: marks point to smaller keys
         return rec
 
 
@@ -988,6 +1001,7 @@ class GroupSession:
         self.members = []                 # sorted user ids, the local user included
         self.sender = None                # GroupSender
         self.store = None                 # GroupReceivers
+        self.dropped = []                 # ids of chains that left the store, oldest first
         self.trace = {}
 
     @property
@@ -999,6 +1013,12 @@ class GroupSession:
         out = fn(work, *args)
         self.__dict__.update(work.__dict__)
         return out
+
+    def _drop(self, chains):
+        """§16.8: chains that left the store, in the order given; past MAX_DROPPED_CHAINS the
+        oldest is forgotten."""
+        self.dropped.extend(chains)
+        del self.dropped[:max(0, len(self.dropped) - MAX_DROPPED_CHAINS)]
 
     @classmethod
     def new(cls, rng, group_id, local_user, local: S.Device):
@@ -1079,7 +1099,14 @@ class GroupSession:
             fail("IdentityMismatch")
         if dev.pending is not None:
             fail("IdentityChangePending")
+        # §16.8: a dropped chain is never installed again (a late copy would start it over).
+        # FINDING §16 S11: checked before the store's install, so before its group id and
+        # signatures.
+        if received.value.chain in self.dropped:
+            return S.UNCHANGED
         outcome = self.store.install(received.value.to_bytes(), received.identity)
+        if outcome == S.ADDED:
+            self._drop(self.store.trace.get("evicted", []))
         if outcome != S.UNCHANGED:
             self.generation = bump(self.generation)
         return outcome
@@ -1135,6 +1162,8 @@ class GroupSession:
         st = self.store
         kept = [h for h in st.receivers if h.owner in allowed]
         if len(kept) != len(st.receivers):
+            # FINDING §16 S12: removed chains are dropped in the store's order (oldest first).
+            self._drop([h.chain for h in st.receivers if h.owner not in allowed])
             st.receivers = kept
             st.generation = bump(st.generation)          # FINDING §16 P7
         if removed_user is not None:
@@ -1187,7 +1216,10 @@ class GroupSession:
             b += u8(len(m)) + m
         b += self.sender.to_bytes()
         st = self.store.to_bytes()
-        return bytes(b + u32(len(st)) + st)
+        b += u32(len(st)) + st + u16(len(self.dropped))
+        for c in self.dropped:
+            b += c
+        return bytes(b)
 
     @classmethod
     def from_bytes(cls, data: bytes):
@@ -1207,8 +1239,14 @@ class GroupSession:
         g.sender = S.GroupSender.from_bytes(r.take(494))
         length = r.u32()
         g.store = S.GroupReceivers.from_bytes(r.take(length))
+        n = r.u16()
+        if n > MAX_DROPPED_CHAINS:
+            fail("InvalidEncoding")
+        g.dropped = [r.take(32) for _ in range(n)]
         r.finish()
         if g.local_user not in g.members or g.store.group_id != g.sender.group_id:   # after TrailingBytes
+            fail("InvalidEncoding")
+        if len(set(g.dropped)) != n or any(g.store.find(c) is not None for c in g.dropped):
             fail("InvalidEncoding")
         return g
 

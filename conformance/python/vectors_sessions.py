@@ -101,7 +101,9 @@ def explain_record(r: L.PeerRecord):
 def explain_group(g: L.GroupSession):
     return {"generation": g.generation, "local_user": g.local_user, "members": list(g.members),
             "sender": explain_sender(g.sender), "store_length": len(g.store.to_bytes()),
-            "store": explain_store(g.store)}
+            "store": explain_store(g.store),
+            # FINDING §16 S13: the README does not name this key yet; "dropped" is a guess.
+            "dropped": list(g.dropped)}
 
 
 class SessionOps:
