@@ -1934,6 +1934,34 @@ def s16_marks_point_to_smaller_base_keys():
 
 
 @check
+def s16_crossed_retry_requests_cannot_split_a_pair():
+    """§16.5 Marks, §16.6 (F8): two sides hold K1 and K2, each active on another one (a split a
+    forged header can make); each asks the other, in its active session, to leave its own, and
+    the requests cross. With marks only to smaller base keys the pair converges (§16.12)."""
+    a, b = talking("crossed")
+    k1 = active_base(a, b)
+    a.start(b)
+    received(b.recv(a, a.send(b, b"on K2")))
+    k2 = active_base(b, a)
+    old = b.rec(a).devices[a.dev_id].archived[0]
+    assert old.base_key == k1
+    received(a.recv(b, old.session.encrypt(b.rng, L.frame(L.FRAME_PAYLOAD, b"late on K1"))))
+    assert (active_base(a, b), active_base(b, a)) == (k1, k2), "split: A on K1, B on K2"
+    ra = a.rec(b).request_retry(b.dev_id, L.RetryHint(S.pub(b"\x0a" * 32), 0, k2), T0, a.rng)
+    rb = b.rec(a).request_retry(a.dev_id, L.RetryHint(S.pub(b"\x0b" * 32), 0, k1), T0, b.rng)
+    received(b.recv(a, ra), kind=L.FRAME_RETRY)
+    received(a.recv(b, rb), kind=L.FRAME_RETRY)
+    assert (active_base(a, b), active_base(b, a)) == (k2, k1), "the requests crossed"
+    small, large = min(k1, k2), max(k1, k2)
+    for p, q in ((a, b), (b, a)):
+        marks = {e.base_key: e.lost_to for e in p.rec(q).devices[q.dev_id].archived}
+        assert all(m is None or m < k for k, m in marks.items())
+        assert marks.get(large) in (None, small) and marks.get(small) is None
+    World(a, b).converged(a, b, b"crossed")
+    assert active_base(a, b) == active_base(b, a) == small
+
+
+@check
 def s16_saved_marks_point_to_smaller_base_keys():
     """§16.11 (F8): the saved record refuses a lost_to not smaller than its session's own base
     key (equal included) with InvalidEncoding, checked after TrailingBytes."""
