@@ -1395,8 +1395,10 @@ def s16_group_remove_member_and_rotate():
     g.rotate(a.device, records_of(a, b"bob", b"alice"), SeededRng("rot"))
     assert [h.owner for h in g.store.receivers] == [b2.identity]
     a.rec(b"bob").expire(T0 + L.MAX_STALE_DEVICE_AGE)
+    b2_chain = g.store.receivers[0].chain
     g.rotate(a.device, records_of(a, b"bob", b"alice"), SeededRng("rot2"))
     assert g.store.receivers == [], "a chain of a device that left is removed"
+    assert g.dropped[-1] == b2_chain, "and dropped (§16.8)"
     unchanged_all([g], lambda: g.rotate(a.device, records_of(a, b"bob"), FailingRng()), "NotGroupMember")
 
 
