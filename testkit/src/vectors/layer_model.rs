@@ -271,12 +271,10 @@ impl LayerApi for ModelApi {
         record: &[u8],
         message: &[u8],
     ) -> R<(Bytes, Bytes, Mark)> {
-        // TODO(lead, merge of s-fixes): the model does not check §16.8's
-        // record rules yet.
-        Record::decode(record)?;
+        let r = Record::decode(record)?;
         let mut g = Group::decode(group)?;
         read_group_message(message)?;
-        let (pt, owner, authenticated) = g.decrypt(message).map_err(|f| f.refusal())?;
+        let (pt, owner, authenticated) = g.decrypt(&r, message).map_err(|f| f.refusal())?;
         Ok((g.encode(), pt, (identity_key_bytes(&owner), authenticated)))
     }
 
@@ -307,7 +305,7 @@ impl LayerApi for ModelApi {
     ) -> R<(Bytes, bool)> {
         let mut g = Group::decode(group)?;
         let d = Dev::decode(local)?;
-        let stale = g.after_restore(&d, last_generation, rng);
+        let stale = g.after_restore(&d, last_generation, rng)?;
         Ok((g.encode(), stale))
     }
 }

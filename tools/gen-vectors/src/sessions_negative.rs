@@ -41,12 +41,6 @@ fn not_a_point() -> [u8; 32] {
         .unwrap()
 }
 
-/// The hint naming a message, as the vectors spell it.
-fn hint_json(m: &[u8]) -> Value {
-    let (w, _) = testkit::model::wire::read_message(m).unwrap();
-    testkit::model::sessions::Hint::of(&w).json()
-}
-
 /// Values the rows are made from.
 struct Ctx {
     /// The rich record (every optional field) and its layout.
@@ -372,9 +366,35 @@ fn record_rows(t: &mut Table, c: &Ctx) {
     );
     row(
         t,
-        "record_lost_to_any_bytes",
-        "devices[0].archived[1].lost_to = ff..ff (a base key, taken as it is)",
+        "record_lost_to_larger",
+        "devices[0].archived[1].lost_to = ff..ff (not smaller than the session's base key; checked after TrailingBytes)",
         ed(&|b| l.put(b, "devices[0].archived[1].lost_to", &[0xff; 32])),
+        Some(e("InvalidEncoding")),
+    );
+    let own_base = l
+        .slice(r, "devices[0].archived[1].session.base_key")
+        .to_vec();
+    row(
+        t,
+        "record_lost_to_own_base_key",
+        "devices[0].archived[1].lost_to = its own session's base_key (not smaller)",
+        ed(&|b| l.put(b, "devices[0].archived[1].lost_to", &own_base)),
+        Some(e("InvalidEncoding")),
+    );
+    let mut lost_to_trailing = ed(&|b| l.put(b, "devices[0].archived[1].lost_to", &[0xff; 32]));
+    lost_to_trailing.push(0);
+    row(
+        t,
+        "record_lost_to_larger_trailing",
+        "devices[0].archived[1].lost_to = ff..ff and one byte appended: TrailingBytes comes first",
+        lost_to_trailing,
+        Some(e("TrailingBytes")),
+    );
+    row(
+        t,
+        "record_lost_to_zero",
+        "devices[0].archived[1].lost_to = 00..00 (smaller than any other base key; any such value is taken)",
+        ed(&|b| l.put(b, "devices[0].archived[1].lost_to", &[0; 32])),
         None,
     );
     row(
@@ -588,6 +608,7 @@ fn group_bytes(
     out.extend(sender);
     out.extend(u32::try_from(store.len()).unwrap().to_be_bytes());
     out.extend(store);
+    out.extend(0u16.to_be_bytes());
     out
 }
 
@@ -749,8 +770,8 @@ fn group_rows(t: &mut Table, c: &Ctx) {
     row(
         t,
         "group_store_length_past_end",
-        "store_length one more (past the end of the input)",
-        ed(&|b| l.put_u32(b, "store_length", len + 1)),
+        "store_length three more (past the end of the input: only dropped_count follows)",
+        ed(&|b| l.put_u32(b, "store_length", len + 3)),
         Some(e("Truncated")),
     );
     row(
@@ -769,12 +790,11 @@ fn group_rows(t: &mut Table, c: &Ctx) {
         trailing,
         Some(e("TrailingBytes")),
     );
-    let mut store_len_long = ed(&|b| l.put_u32(b, "store_length", len + 1));
-    store_len_long.push(0);
+    let store_len_long = ed(&|b| l.put_u32(b, "store_length", len + 1));
     row(
         t,
         "group_store_length_long",
-        "store_length one more and one byte appended: the store's own TrailingBytes",
+        "store_length one more (the first byte of dropped_count taken into the store): the store's own TrailingBytes",
         store_len_long,
         Some(e("TrailingBytes")),
     );
@@ -1180,11 +1200,11 @@ fn op_rows(t: &mut Table, c: &Ctx) {
     );
     t.row(
         "decrypt_stale_device",
-        "from device 4 (stale): held, so it is tried (no session: the failure is its action)",
+        "from device 4 (stale): held, so it is tried; no session, and the new session its recovery needs cannot be started with a stale device: RetryLater(UnknownDevice)",
         dec("a1", 4, &c.ratchet_from_b1),
         Some(fail(
-            "NoSession",
-            json!({ "kind": "StartNewSession", "hint": hint_json(&c.ratchet_from_b1) }),
+            "UnknownDevice",
+            json!({ "kind": "RetryLater", "reason": "UnknownDevice" }),
         )),
     );
     // safety numbers (§16.9).

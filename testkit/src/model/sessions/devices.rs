@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 
-use super::MAX_DEVICES_PER_USER;
-use super::record::{PeerDevice, Record};
+use super::record::{PeerDevice, Record, Remembered};
+use super::{MAX_DELETED_DEVICES, MAX_DEVICES_PER_USER, MAX_STALE_DEVICE_AGE, elapsed};
 use crate::hex::hex;
 use crate::model::error::{Refusal, refusal};
 use crate::model::keys::{fingerprint, identity_key_bytes};
@@ -109,6 +109,22 @@ impl Record {
                 return Err(invalid());
             }
         }
+        // A device listed with another identity keeps its trusted one (held
+        // or remembered) until the change is acknowledged: no other listed
+        // device may be given that key.
+        let trusted = |id: u32| {
+            self.devices
+                .get(&id)
+                .map(|d| d.identity)
+                .or_else(|| self.deleted.get(&id).map(|m| m.identity))
+        };
+        for (id, key) in list {
+            for (other, other_key) in list {
+                if other != id && trusted(*other).is_some_and(|t| t != *other_key && t == *key) {
+                    return Err(invalid());
+                }
+            }
+        }
         let mut next = self.clone();
         let mut changes = Changes::default();
         // Step 1.
@@ -144,9 +160,30 @@ impl Record {
                 if excess == 0 {
                     break;
                 }
-                next.devices.remove(&id);
+                let d = next.devices.remove(&id).expect("held");
+                next.deleted.insert(
+                    id,
+                    Remembered {
+                        identity: d.identity,
+                        pinned: d.pinned,
+                        left: d.stale_since.unwrap_or(now),
+                    },
+                );
                 changes.deleted.push(id);
                 excess -= 1;
+            }
+        }
+        let mut relisted: BTreeMap<u32, Remembered> = BTreeMap::new();
+        for id in listed.keys() {
+            if let Some(m) = next.deleted.remove(id) {
+                relisted.insert(*id, m);
+            }
+        }
+        if next.deleted.len() > MAX_DELETED_DEVICES {
+            next.deleted
+                .retain(|_, m| elapsed(now, m.left) < MAX_STALE_DEVICE_AGE);
+            if next.deleted.len() > MAX_DELETED_DEVICES {
+                return Err(invalid());
             }
         }
         // Step 3: held devices left out become stale (already stale ones
@@ -160,10 +197,28 @@ impl Record {
         // Step 4.
         for (id, key) in &listed {
             match next.devices.get_mut(id) {
-                None => {
-                    next.devices.insert(*id, PeerDevice::new(*key));
-                    changes.added.push(*id);
-                }
+                None => match relisted.get(id) {
+                    Some(m) => {
+                        let mut d = PeerDevice::new(m.identity);
+                        d.pinned = m.pinned;
+                        if *key == m.identity {
+                            changes.relisted.push(*id);
+                        } else {
+                            d.pending = Some(*key);
+                            changes.identity_changes.push(IdentityChange {
+                                device: *id,
+                                old: fingerprint(&m.identity),
+                                new: fingerprint(key),
+                                identity: *key,
+                            });
+                        }
+                        next.devices.insert(*id, d);
+                    }
+                    None => {
+                        next.devices.insert(*id, PeerDevice::new(*key));
+                        changes.added.push(*id);
+                    }
+                },
                 Some(d) => {
                     if d.stale_since.take().is_some() {
                         changes.relisted.push(*id);

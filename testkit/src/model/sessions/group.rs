@@ -9,11 +9,12 @@ use super::frame::{Content, KIND_DISTRIBUTION, KIND_DISTRIBUTION_REQUEST, frame}
 use super::record::Record;
 use super::recovery::{Action, Failure};
 use super::send::Sent;
-use super::{FANOUT_DRAW, MAX_GROUP_MEMBERS, MAX_USER_ID_LEN, check_user};
+use super::{FANOUT_DRAW, MAX_DROPPED_CHAINS, MAX_GROUP_MEMBERS, MAX_USER_ID_LEN, check_user};
 use crate::hex::hex;
 use crate::model::codec::{Layout, Reader};
 use crate::model::device::Dev;
 use crate::model::error::{Refusal, refusal};
+use crate::model::group::message::read_distribution;
 use crate::model::group::sender::STATE_LEN;
 use crate::model::group::{Outcome, Receiver, Sender, Store, read_message};
 use crate::model::primitives::{MAX_STATE, VERSION};
@@ -32,6 +33,8 @@ pub struct Group {
     pub sender: Sender,
     /// The other chains.
     pub store: Store,
+    /// The chains dropped from the store, oldest first.
+    pub dropped: Vec<[u8; 32]>,
 }
 
 /// A fan-out over several records: per record, its user and what was sent.
@@ -58,6 +61,24 @@ impl Group {
             local_user,
             sender,
             store: Store::new(group),
+            dropped: Vec::new(),
+        }
+    }
+
+    /// Remembers a chain as dropped; past the bound the oldest is forgotten.
+    fn drop_chain(&mut self, chain: [u8; 32]) {
+        self.dropped.push(chain);
+        if self.dropped.len() > MAX_DROPPED_CHAINS {
+            self.dropped.remove(0);
+        }
+    }
+
+    /// `IdentityMismatch` unless `local` owns the local sender (§16.8).
+    fn check_local(&self, local: &Dev) -> Result<(), Refusal> {
+        if local.ik == self.sender.owner {
+            Ok(())
+        } else {
+            Err(refusal("IdentityMismatch"))
         }
     }
 
@@ -175,10 +196,21 @@ impl Group {
         if d.pending.is_some() {
             return Err(refusal("IdentityChangePending"));
         }
+        // A dropped chain is Unchanged before the install's checks.
+        let (dist, _) = read_distribution(bytes)?;
+        if self.dropped.contains(&dist.chain) {
+            return Ok(Outcome::Unchanged);
+        }
         let mut store = self.store.clone();
-        let (outcome, _) = store.insert(Receiver::install(bytes, &store.group, Some(sender))?)?;
+        let (outcome, evicted) =
+            store.insert(Receiver::install(bytes, &store.group, Some(sender))?)?;
         if outcome != Outcome::Unchanged {
             self.store = store;
+            if outcome == Outcome::Added {
+                for c in evicted {
+                    self.drop_chain(c);
+                }
+            }
             self.bump();
         }
         Ok(outcome)
@@ -195,14 +227,45 @@ impl Group {
         Ok(m)
     }
 
-    /// §16.8 `decrypt`: the plaintext and the receiver's mark (owner,
-    /// authenticated).
+    /// §16.8 `decrypt` of a message (parsed by the caller) from `record`'s
+    /// user: the plaintext and the receiver's mark (owner, authenticated).
     ///
     /// # Errors
     ///
-    /// A failure: `RetryLater(MissingDistribution)`, `Ignore(Duplicate)`,
+    /// A failure: `Ignore(WrongLocalDevice)`, `Ignore(Malformed)` (not a
+    /// member; a chain of no device of `record`),
+    /// `RetryLater(IdentityChangePending)`, then the store's:
+    /// `RetryLater(MissingDistribution)`, `Ignore(Duplicate)`,
     /// `Ignore(Malformed)`.
-    pub fn decrypt(&mut self, msg: &[u8]) -> Result<(Vec<u8>, [u8; 32], bool), Failure> {
+    pub fn decrypt(
+        &mut self,
+        record: &Record,
+        msg: &[u8],
+    ) -> Result<(Vec<u8>, [u8; 32], bool), Failure> {
+        if record.local_identity != self.sender.owner {
+            return Err(Failure::new(
+                Action::Ignore("WrongLocalDevice"),
+                "IdentityMismatch",
+            ));
+        }
+        if !self.members.contains(&record.user) {
+            return Err(Failure::new(Action::Ignore("Malformed"), "NotGroupMember"));
+        }
+        let (h, _) = read_message(msg).expect("the caller parsed the message");
+        if let Some(r) = self.store.get(&h.chain) {
+            let Some(d) = record.devices.values().find(|d| d.identity == r.owner) else {
+                return Err(Failure::new(
+                    Action::Ignore("Malformed"),
+                    "IdentityMismatch",
+                ));
+            };
+            if d.pending.is_some() {
+                return Err(Failure::new(
+                    Action::RetryLater("IdentityChangePending"),
+                    "IdentityChangePending",
+                ));
+            }
+        }
         let mut store = self.store.clone();
         match store.decrypt(msg) {
             Ok((pt, _, _)) => {
@@ -228,7 +291,8 @@ impl Group {
     ///
     /// # Errors
     ///
-    /// `NotGroupMember`, `IdentityMismatch`.
+    /// `IdentityMismatch` (`local`), `NotGroupMember`, `IdentityMismatch`
+    /// (a record).
     pub fn rotate_for(
         &mut self,
         local: &Dev,
@@ -236,6 +300,7 @@ impl Group {
         records: &mut [Record],
         rng: &mut dyn Source,
     ) -> Result<Fanout, Refusal> {
+        self.check_local(local)?;
         let mut remaining = self.members.clone();
         if let Some(user) = removed {
             if !self.members.contains(user) || user == self.local_user.as_slice() {
@@ -250,10 +315,15 @@ impl Group {
         for r in records.iter() {
             allowed.extend(r.devices.values().map(|d| d.identity));
         }
-        let before = self.store.entries.len();
-        self.store.entries.retain(|c| allowed.contains(&c.owner));
-        if self.store.entries.len() != before {
+        let (kept, gone): (Vec<_>, Vec<_>) = std::mem::take(&mut self.store.entries)
+            .into_iter()
+            .partition(|c| allowed.contains(&c.owner));
+        self.store.entries = kept;
+        if !gone.is_empty() {
             self.store.generation = self.store.generation.saturating_add(1);
+        }
+        for c in gone {
+            self.drop_chain(c.chain);
         }
         self.members = remaining;
         self.sender = sender;
@@ -262,19 +332,24 @@ impl Group {
     }
 
     /// §16.8 `after_restore`: whether the copy was stale.
+    ///
+    /// # Errors
+    ///
+    /// `IdentityMismatch` (`local`).
     pub fn after_restore(
         &mut self,
         local: &Dev,
         last_generation: u64,
         rng: &mut dyn Source,
-    ) -> bool {
+    ) -> Result<bool, Refusal> {
+        self.check_local(local)?;
         let stale = self.generation < last_generation;
         if stale {
             self.sender = Sender::new(rng, self.sender.group, &local.seed);
             self.store = Store::new(self.sender.group);
         }
         self.generation = self.generation.max(last_generation).saturating_add(1);
-        stale
+        Ok(stale)
     }
 
     /// §16.11 encoding.
@@ -296,6 +371,14 @@ impl Group {
         let store = self.store.encode();
         out.extend(u32::try_from(store.len()).expect("bounded").to_be_bytes());
         out.extend(store);
+        out.extend(
+            u16::try_from(self.dropped.len())
+                .expect("bounded")
+                .to_be_bytes(),
+        );
+        for c in &self.dropped {
+            out.extend(c);
+        }
         out
     }
 
@@ -352,8 +435,20 @@ impl Group {
         r.enter("store");
         r.adopt(offset, &inner);
         r.leave();
+        let dropped_count = usize::from(r.u16("dropped_count")?);
+        if dropped_count > MAX_DROPPED_CHAINS {
+            return Err(bad());
+        }
+        let mut dropped = Vec::with_capacity(dropped_count);
+        for i in 0..dropped_count {
+            dropped.push(r.a32(&format!("dropped[{i}]"))?);
+        }
         r.end()?;
         if !members.contains(&local_user) || store.group != sender.group {
+            return Err(bad());
+        }
+        let distinct: BTreeSet<&[u8; 32]> = dropped.iter().collect();
+        if distinct.len() != dropped.len() || dropped.iter().any(|c| store.get(c).is_some()) {
             return Err(bad());
         }
         let g = Self {
@@ -362,6 +457,7 @@ impl Group {
             members,
             sender,
             store,
+            dropped,
         };
         Ok((g, r.into_layout()))
     }
@@ -374,6 +470,7 @@ impl Group {
             "sender": self.sender.decoded_json(),
             "store_length": self.store.encode().len(),
             "store": self.store.decoded_json(),
+            "dropped": self.dropped.iter().map(|c| hex(c)).collect::<Vec<_>>(),
         })
     }
 }

@@ -20,7 +20,7 @@ pub mod send;
 
 pub use frame::{Content, Hint};
 pub use group::Group;
-pub use record::{Entry, PeerDevice, Record};
+pub use record::{Entry, PeerDevice, Record, Remembered};
 pub use recovery::{Action, Failure};
 
 use super::primitives::MAX_PLAINTEXT;
@@ -33,6 +33,8 @@ pub const MAX_DEVICES_PER_USER: usize = 16;
 pub const MAX_ARCHIVED_SESSIONS: usize = 4;
 /// §16.1 `MAX_STALE_DEVICE_AGE`.
 pub const MAX_STALE_DEVICE_AGE: u64 = 2_592_000;
+/// §16.1 `MAX_DELETED_DEVICES`.
+pub const MAX_DELETED_DEVICES: usize = 2 * MAX_DEVICES_PER_USER;
 /// §16.1 `MAX_ARCHIVED_SESSION_AGE`.
 pub const MAX_ARCHIVED_SESSION_AGE: u64 = 2_592_000;
 /// §16.1 `MAX_UNANSWERED_SESSION_AGE`.
@@ -43,15 +45,17 @@ pub const MIN_RECOVERY_INTERVAL: u64 = 3_600;
 pub const MAX_RETRY_REQUESTS_PER_INTERVAL: u8 = 8;
 /// §16.1 `MAX_GROUP_MEMBERS`.
 pub const MAX_GROUP_MEMBERS: usize = 1_000;
+/// §16.1 `MAX_DROPPED_CHAINS`.
+pub const MAX_DROPPED_CHAINS: usize = 1_024;
 /// §16.1 `MAX_PAYLOAD_LEN`.
 pub const MAX_PAYLOAD_LEN: usize = MAX_PLAINTEXT - 1;
 /// §16.3: bytes drawn per device of a fan-out.
 pub const FANOUT_DRAW: usize = 48;
 
-/// `a - b`, or 0 when `a` is earlier (§16.1: a clock that goes back counts
-/// as no time elapsed).
+/// §16.1 "Elapsed time": the distance `|now - since|`, so that a stored
+/// time far in the future counts as passed as well.
 pub fn elapsed(now: u64, since: u64) -> u64 {
-    now.saturating_sub(since)
+    now.abs_diff(since)
 }
 
 /// A user id of §16.1: 1 to `MAX_USER_ID_LEN` bytes.

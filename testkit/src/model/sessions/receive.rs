@@ -104,6 +104,12 @@ impl Record {
                 let origin = Origin::Owner(matches!(slot, Slot::Active));
                 let (s, c) = try_session(&e.session, msg).map_err(|err| fail(origin, err))?;
                 (slot, s, c)
+            } else if !d.listed() {
+                // A stale device may not start a session.
+                return Err(Failure::new(
+                    Action::RetryLater("UnknownDevice"),
+                    "UnknownDevice",
+                ));
             } else {
                 let (s, pt, _, _) = pqxdh::accept(&mut device, msg, policy(d))
                     .map_err(|err| fail(Origin::Accept, err))?;
@@ -160,6 +166,12 @@ impl Record {
     }
 }
 
+/// §16.5 "Marks": `loser` is marked as having lost to `winner` only if the
+/// winner's base key is smaller; otherwise it carries no mark.
+fn mark(loser: &mut Entry, winner: &[u8; 32]) {
+    loser.lost_to = (*winner < loser.base()).then_some(*winner);
+}
+
 /// §16.5 step 5's placement of the session that decrypted.
 fn place(d: &mut PeerDevice, slot: Slot, session: Sess, content: &Content, now: u64) {
     match slot {
@@ -178,7 +190,7 @@ fn place(d: &mut PeerDevice, slot: Slot, session: Sess, content: &Content, now: 
                     d.active = Some(x);
                 }
                 Some(mut a) if names(content, &a) => {
-                    a.lost_to = Some(x.base());
+                    mark(&mut a, &x.base());
                     x.lost_to = None;
                     d.active = Some(x);
                     d.archive(a);
@@ -205,17 +217,20 @@ fn place(d: &mut PeerDevice, slot: Slot, session: Sess, content: &Content, now: 
                 Some(mut a) if a.unanswered() && !names(content, &a) => {
                     // Simultaneous initiation: the smaller base key wins.
                     if n.base() < a.base() {
-                        a.lost_to = Some(n.base());
+                        mark(&mut a, &n.base());
                         d.active = Some(n);
                         d.archive(a);
                     } else {
-                        n.lost_to = Some(a.base());
+                        mark(&mut n, &a.base());
                         d.active = Some(a);
                         d.archive(n);
                     }
                 }
                 Some(mut a) => {
-                    a.lost_to = names(content, &a).then(|| n.base());
+                    a.lost_to = None;
+                    if names(content, &a) {
+                        mark(&mut a, &n.base());
+                    }
                     d.active = Some(n);
                     d.archive(a);
                 }

@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::frame::Hint;
-use super::{MAX_ARCHIVED_SESSIONS, MAX_DEVICES_PER_USER, MAX_RETRY_REQUESTS_PER_INTERVAL};
+use super::{
+    MAX_ARCHIVED_SESSIONS, MAX_DELETED_DEVICES, MAX_DEVICES_PER_USER,
+    MAX_RETRY_REQUESTS_PER_INTERVAL,
+};
 use crate::hex::hex;
 use crate::model::codec::{Layout, Reader};
 use crate::model::error::{Refusal, refusal};
@@ -130,6 +133,17 @@ impl PeerDevice {
     }
 }
 
+/// A device deleted to make room, remembered (§16.1, §16.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Remembered {
+    /// Its trusted identity.
+    pub identity: [u8; 32],
+    /// Whether it was post-quantum pinned.
+    pub pinned: bool,
+    /// When it left the device list.
+    pub left: u64,
+}
+
 /// A peer record (§16.1).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
@@ -143,6 +157,8 @@ pub struct Record {
     pub local_device: Option<u32>,
     /// The devices by id.
     pub devices: BTreeMap<u32, PeerDevice>,
+    /// The devices deleted to make room, remembered, by id.
+    pub deleted: BTreeMap<u32, Remembered>,
 }
 
 fn entry_json(e: &Entry) -> Value {
@@ -163,6 +179,7 @@ impl Record {
             user,
             local_device,
             devices: BTreeMap::new(),
+            deleted: BTreeMap::new(),
         }
     }
 
@@ -213,6 +230,13 @@ impl Record {
             for e in &d.archived {
                 encode_entry(&mut out, e);
             }
+        }
+        out.push(u8::try_from(self.deleted.len()).expect("bounded"));
+        for (id, m) in &self.deleted {
+            out.extend(id.to_be_bytes());
+            out.extend(m.identity);
+            out.push(u8::from(m.pinned));
+            out.extend(m.left.to_be_bytes());
         }
         out
     }
@@ -338,6 +362,35 @@ impl Record {
                 },
             );
         }
+        let deleted_count = usize::from(r.u8("deleted_count")?);
+        if deleted_count > MAX_DELETED_DEVICES {
+            return Err(bad());
+        }
+        let mut deleted = BTreeMap::new();
+        let mut previous: Option<u32> = None;
+        for i in 0..deleted_count {
+            r.enter(format!("deleted[{i}]"));
+            let id = r.u32("device_id")?;
+            if previous.is_some_and(|p| id <= p)
+                || Some(id) == local_device
+                || devices.contains_key(&id)
+            {
+                return Err(bad());
+            }
+            previous = Some(id);
+            let identity = r.ik("identity")?;
+            let pinned = r.flag("pinned")?;
+            let left = r.u64("left")?;
+            r.leave();
+            deleted.insert(
+                id,
+                Remembered {
+                    identity,
+                    pinned,
+                    left,
+                },
+            );
+        }
         r.end()?;
         for d in devices.values() {
             let mut bases: Vec<[u8; 32]> = Vec::new();
@@ -346,6 +399,7 @@ impl Record {
                     || e.session.remote != d.identity
                     || bases.contains(&e.base())
                     || (e.session.pq && !d.pinned)
+                    || e.lost_to.is_some_and(|l| l >= e.base())
                 {
                     return Err(bad());
                 }
@@ -358,6 +412,7 @@ impl Record {
             user,
             local_device,
             devices,
+            deleted,
         };
         Ok((record, r.into_layout()))
     }
@@ -380,6 +435,11 @@ impl Record {
                 "unanswered": d.unanswered.map(|h| h.json()),
                 "active": d.active.as_ref().map(entry_json),
                 "archived": d.archived.iter().map(entry_json).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+            "deleted": self.deleted.iter().map(|(id, m)| json!({
+                "device_id": id,
+                "identity": hex(&identity_key_bytes(&m.identity)),
+                "pinned": m.pinned, "left": m.left,
             })).collect::<Vec<_>>(),
         })
     }
@@ -463,7 +523,10 @@ impl Record {
             });
             out.sessions += before - d.archived.len();
         }
-        if !out.devices.is_empty() || out.sessions > 0 {
+        let remembered = self.deleted.len();
+        self.deleted
+            .retain(|_, m| elapsed(now, m.left) < MAX_STALE_DEVICE_AGE);
+        if !out.devices.is_empty() || out.sessions > 0 || self.deleted.len() != remembered {
             self.bump();
         }
         out

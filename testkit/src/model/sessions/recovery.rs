@@ -124,9 +124,12 @@ pub fn interval_allows(d: &PeerDevice, now: u64) -> bool {
 }
 
 /// §16.6: the failure of a decrypt from `d` at `now`, given the deciding
-/// error, where it came from, and the hint of the message.
+/// error, where it came from, and the hint of the message. A new session
+/// with a stale device is `RetryLater(UnknownDevice)` with the error
+/// `UnknownDevice`.
 pub fn failure(d: &PeerDevice, now: u64, from: Origin, error: Refusal, hint: Hint) -> Failure {
     let name = error["name"].as_str().unwrap_or("").to_owned();
+    let stale = || Failure::new(Action::RetryLater("UnknownDevice"), "UnknownDevice");
     let retry = |h: Hint| {
         if window_allows(d, now) {
             Action::RequestRetry(h)
@@ -135,17 +138,19 @@ pub fn failure(d: &PeerDevice, now: u64, from: Origin, error: Refusal, hint: Hin
         }
     };
     let new_session = |h: Hint| {
-        if interval_allows(d, now) {
-            Action::StartNewSession(h)
+        if !d.listed() {
+            None
+        } else if interval_allows(d, now) {
+            Some(Action::StartNewSession(h))
         } else {
-            Action::Ignore("RecoveryPending")
+            Some(Action::Ignore("RecoveryPending"))
         }
     };
     let action = match severity(from, &name) {
-        Severity::Ignore(r) => Action::Ignore(r),
+        Severity::Ignore(r) => Some(Action::Ignore(r)),
         Severity::Lost => {
             if d.active.is_some() {
-                retry(hint)
+                Some(retry(hint))
             } else {
                 new_session(hint)
             }
@@ -153,14 +158,22 @@ pub fn failure(d: &PeerDevice, now: u64, from: Origin, error: Refusal, hint: Hin
         Severity::Broken => match &d.active {
             None => new_session(hint),
             Some(_) if from == Origin::Owner(true) => new_session(hint),
-            Some(a) if a.unanswered() => retry(hint),
+            Some(a) if a.unanswered() => Some(retry(hint)),
             Some(_) => match d.unanswered {
-                Some(h) => new_session(h),
-                None => retry(hint),
+                // The unanswered request may have been lost: while the
+                // interval holds a new session back, ask again.
+                Some(h) => match new_session(h) {
+                    Some(Action::Ignore(_)) => Some(retry(hint)),
+                    other => other,
+                },
+                None => Some(retry(hint)),
             },
         },
     };
-    Failure { action, error }
+    match action {
+        Some(action) => Failure { action, error },
+        None => stale(),
+    }
 }
 
 impl Record {

@@ -46,8 +46,10 @@ fn gsend(n: &mut Net, group: &str, payload: &str) -> Vec<u8> {
     )
 }
 
-fn gdecrypt(n: &mut Net, group: &str, m: &[u8]) -> Result<(), Value> {
-    n.r.step(json!({ "op": "group_session_decrypt", "group": group, "message": hex(m) }))
+/// `group_session_decrypt` with `record`, the sender user's record at the
+/// receiver.
+fn gdecrypt(n: &mut Net, group: &str, record: &str, m: &[u8]) -> Result<(), Value> {
+    n.r.step(json!({ "op": "group_session_decrypt", "group": group, "record": record, "message": hex(m) }))
         .map(drop)
 }
 
@@ -103,7 +105,7 @@ fn fan_out() -> Value {
     let f = n.ok(dist(&["a1_own", "a1_bob", "a1_carol"]));
     // A group message that arrives before its distribution: keep it.
     let hello = gsend(&mut n, "g_a1", "hello group");
-    let early = gdecrypt(&mut n, "g_b1", &hello);
+    let early = gdecrypt(&mut n, "g_b1", "b1_alice", &hello);
     assert!(early.is_err());
     install(
         &mut n,
@@ -132,14 +134,14 @@ fn fan_out() -> Value {
         &fanned(&f, "carol", 1),
         NOW + 1,
     );
-    gdecrypt(&mut n, "g_b1", &hello).unwrap();
-    gdecrypt(&mut n, "g_a2", &hello).unwrap();
-    gdecrypt(&mut n, "g_b1", &hello).unwrap_err();
+    gdecrypt(&mut n, "g_b1", "b1_alice", &hello).unwrap();
+    gdecrypt(&mut n, "g_a2", "a2_own", &hello).unwrap();
+    gdecrypt(&mut n, "g_b1", "b1_alice", &hello).unwrap_err();
     let mut damaged = hello.clone();
     let last = damaged.len() - 1;
     damaged[last] ^= 1;
-    gdecrypt(&mut n, "g_c1", &damaged).unwrap_err();
-    gdecrypt(&mut n, "g_c1", &hello).unwrap();
+    gdecrypt(&mut n, "g_c1", "c1_alice", &damaged).unwrap_err();
+    gdecrypt(&mut n, "g_c1", "c1_alice", &hello).unwrap();
     // Bob asks again for the distribution; Alice's record reads the request
     // and answers with distribute_to; the chain is held at that index:
     // Unchanged (the group's generation stays).
@@ -222,7 +224,7 @@ fn removal() -> Value {
         NOW + 1,
     );
     let from_carol = gsend(&mut n, "g_c1", "carol speaks");
-    gdecrypt(&mut n, "g_a1", &from_carol).unwrap();
+    gdecrypt(&mut n, "g_a1", "a1_carol", &from_carol).unwrap();
     n.ok(json!({ "op": "explain", "state": "g_a1" }));
     // remove_member's checks.
     let remove = |u: &str, records: &[&str]| json!({ "op": "group_remove_member", "group": "g_a1", "device": "a1", "user": user(u), "records": records });
@@ -246,7 +248,7 @@ fn removal() -> Value {
     let f2 = n.ok(remove("carol", &["a1_own", "a1_bob"]));
     n.ok(json!({ "op": "explain", "state": "g_a1" }));
     let later = gsend(&mut n, "g_c1", "carol again");
-    gdecrypt(&mut n, "g_a1", &later).unwrap_err();
+    gdecrypt(&mut n, "g_a1", "a1_carol", &later).unwrap_err();
     install(
         &mut n,
         "g_b1",
@@ -257,7 +259,7 @@ fn removal() -> Value {
         NOW + 2,
     );
     let after = gsend(&mut n, "g_a1", "without carol");
-    gdecrypt(&mut n, "g_b1", &after).unwrap();
+    gdecrypt(&mut n, "g_b1", "b1_alice", &after).unwrap();
     // rotate: the same without removing anyone.
     n.ok(json!({ "op": "group_rotate", "group": "g_a1", "device": "a1", "records": ["a1_bob", "a1_own"] }));
     // A restore: the group comes back from an older copy; after_restore

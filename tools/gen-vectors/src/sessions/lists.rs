@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 use testkit::hex::hex;
 
-use super::{Net, stranger};
+use super::{MONTH, Net, stranger};
 use crate::agreement::NOW;
 
 fn strangers(prefix: &str, ids: impl IntoIterator<Item = u32>) -> Vec<(u32, Vec<u8>)> {
@@ -141,6 +141,94 @@ fn room() -> Value {
     )
 }
 
+/// `update_devices` that must fail with `InvalidDeviceList`.
+fn refused(n: &mut Net, record: &str, list: &[(u32, Vec<u8>)], now: u64) {
+    n.r.fails(
+        json!({
+            "op": "update_devices", "record": record, "now": now,
+            "list": list.iter().map(|(id, k)| json!({ "device_id": id, "identity": hex(k) })).collect::<Vec<_>>(),
+        }),
+        &crate::rec::e("InvalidDeviceList"),
+    );
+}
+
+fn remembered() -> Value {
+    let mut n = Net::new("remembered devices");
+    n.devices(&["a1", "b1"]);
+    n.record("a1_bob", "bob", "a1", None);
+    let all = strangers("remembered", 1..=75);
+    let b1 = n.ik("b1");
+    let key = |i: u32| -> Vec<u8> {
+        if i == 1 {
+            b1.clone()
+        } else {
+            all[usize::try_from(i - 1).unwrap()].1.clone()
+        }
+    };
+    let list = |ids: &[u32]| -> Vec<(u32, Vec<u8>)> { ids.iter().map(|i| (*i, key(*i))).collect() };
+    let range = |a: u32, b: u32| (a..=b).collect::<Vec<u32>>();
+    // Sixteen devices; device 1 (b1) pinned by a PQXDH session.
+    n.list_keys("a1_bob", &list(&range(1, 16)), NOW).unwrap();
+    n.connect("a1_bob", "a1", 1, "b1", NOW);
+    // A list of sixteen others: every held device is deleted and
+    // remembered (identity, pin, left at NOW + 1).
+    n.list_keys("a1_bob", &list(&range(20, 35)), NOW + 1)
+        .unwrap();
+    n.ok(json!({ "op": "explain", "state": "a1_bob" }));
+    // Device 1 listed again with another key: held again with its
+    // remembered identity and pin, the new key pending (an identity
+    // change, not an added device); device 35 deleted for room.
+    let x = stranger("remembered new identity x");
+    let mut l = vec![(1, x.clone())];
+    l.extend(list(&range(20, 34)));
+    n.list_keys("a1_bob", &l, NOW + 2).unwrap();
+    n.fails(
+        json!({ "op": "encrypt_to", "record": "a1_bob", "device_id": 1, "payload": hex(b"x") }),
+        "IdentityChangePending",
+    );
+    n.ok(json!({ "op": "acknowledge_identity", "record": "a1_bob", "device_id": 1, "identity": hex(&x) }));
+    // Device 2 listed again with its remembered key: relisted; device 34
+    // deleted for room.
+    let mut l = vec![(1, x.clone()), (2, key(2))];
+    l.extend(list(&range(20, 33)));
+    n.list_keys("a1_bob", &l, NOW + 3).unwrap();
+    n.ok(json!({ "op": "explain", "state": "a1_bob" }));
+    // One trusted key per listed device: a device listed with another key
+    // keeps its trusted (or remembered) key until the change is
+    // acknowledged, so no other listed device may be given it.
+    let y = stranger("remembered new identity y");
+    let mut l = vec![(1, x.clone()), (2, key(2)), (20, y.clone()), (21, key(20))];
+    l.extend(list(&range(22, 33)));
+    refused(&mut n, "a1_bob", &l, NOW + 3);
+    let mut l = vec![(1, x.clone()), (2, key(2)), (3, y.clone()), (4, key(3))];
+    l.extend(list(&range(20, 31)));
+    refused(&mut n, "a1_bob", &l, NOW + 3);
+    // Sixteen more: 32 remembered devices (MAX_DELETED_DEVICES).
+    n.list_keys("a1_bob", &list(&range(40, 55)), NOW + 4)
+        .unwrap();
+    // Sixteen more would remember 48: none has aged, refused.
+    refused(&mut n, "a1_bob", &list(&range(60, 75)), NOW + 5);
+    // A month after the first deletions, 14 of them are forgotten, still
+    // 34: refused.
+    refused(&mut n, "a1_bob", &list(&range(60, 75)), NOW + 1 + MONTH);
+    // A month after NOW + 3: those that left at NOW + 1, 2 and 3 are
+    // forgotten, 32 remain: the list passes.
+    n.list_keys("a1_bob", &list(&range(60, 75)), NOW + 3 + MONTH)
+        .unwrap();
+    n.ok(json!({ "op": "explain", "state": "a1_bob" }));
+    // The clock goes back to NOW: the devices that left at NOW + 3 + MONTH
+    // are a month or more away (a distance, §16.1) and are forgotten; those
+    // that left at NOW + 4 are not.
+    n.ok(json!({ "op": "expire", "record": "a1_bob", "now": NOW }));
+    n.ok(json!({ "op": "expire", "record": "a1_bob", "now": NOW + 4 + MONTH - 1 }));
+    n.ok(json!({ "op": "expire", "record": "a1_bob", "now": NOW + 4 + MONTH }));
+    n.ok(json!({ "op": "explain", "state": "a1_bob" }));
+    n.vector(
+        "remembered_devices",
+        "§16.2, §16.7: devices deleted to make room are remembered (identity, pin, when they left); a remembered device listed again with another key is held again with its remembered identity and pin and the key pending (an identity change: nothing is sent until it is acknowledged), with its own key it is relisted; a list that gives a listed device the trusted or remembered key of another listed device that it lists with another key is InvalidDeviceList; at MAX_DELETED_DEVICES a list that would remember more is refused until MAX_STALE_DEVICE_AGE has passed for enough of them; expire forgets remembered devices by the distance |now - left|, a time far in the future included.",
+    )
+}
+
 fn own_record() -> Value {
     let mut n = Net::new("own record");
     n.devices(&["a1", "a2"]);
@@ -237,5 +325,11 @@ fn safety_numbers() -> Value {
 }
 
 pub(super) fn vectors() -> Vec<Value> {
-    vec![device_lists(), room(), own_record(), safety_numbers()]
+    vec![
+        device_lists(),
+        room(),
+        remembered(),
+        own_record(),
+        safety_numbers(),
+    ]
 }

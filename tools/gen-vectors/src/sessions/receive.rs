@@ -269,12 +269,103 @@ fn framing() -> Value {
     )
 }
 
+/// A stale device's messages on its sessions decrypt; it cannot start a
+/// new one until it is listed again.
+fn stale_device() -> Value {
+    let mut n = Net::new("stale device");
+    pair(&mut n);
+    n.connect("a1_bob", "a1", 1, "b1", NOW);
+    let m = n.send("a1_bob", "m");
+    n.recv_ok("b1_alice", "b1", 1, &m[&1], NOW);
+    let r1 = n.send_to("b1_alice", 1, "r1");
+    let r2 = n.send_to("b1_alice", 1, "r2");
+    // Bob's device 1 leaves Alice's list.
+    n.list("a1_bob", &[], NOW + 1).unwrap();
+    n.recv_ok("a1_bob", "a1", 1, &r1, NOW + 2);
+    // Bob starts a new session: from a stale device, RetryLater.
+    n.connect("b1_alice", "b1", 1, "a1", NOW + 3);
+    let p = n.send("b1_alice", "new session");
+    n.recv_fails("a1_bob", "a1", 1, &p[&1], NOW + 4);
+    // The old session still decrypts.
+    n.recv_ok("a1_bob", "a1", 1, &r2, NOW + 4);
+    // Listed again, the kept message starts the session.
+    n.list("a1_bob", &[(1, "b1")], NOW + 5).unwrap();
+    n.recv_ok("a1_bob", "a1", 1, &p[&1], NOW + 6);
+    explain(&mut n, "a1_bob");
+    n.vector(
+        "stale_device_new_session",
+        "§16.5 step 2: a device off the list (stale) still decrypts on the sessions it has, but a prekey message with a base key none of its sessions has is RetryLater(UnknownDevice) (UnknownDevice), changing nothing; once the device is listed again the kept message is accepted.",
+    )
+}
+
+/// A retry request in a new session names Alice's active session; Alice
+/// archives it marked as having lost to the new session only if the new
+/// session's base key is the smaller (`marked`).
+fn marks(marked: bool) -> Value {
+    let hint_key = testkit::model::primitives::x_pub(&[0x61; 32]);
+    let mut k = 0;
+    let (mut n, late, first) = loop {
+        let mut n = Net::new(&format!("marks {k}"));
+        pair(&mut n);
+        n.connect("a1_bob", "a1", 1, "b1", NOW);
+        let m = n.send("a1_bob", "m");
+        n.recv_ok("b1_alice", "b1", 1, &m[&1], NOW);
+        let late = n.send_to("b1_alice", 1, "late on the first session");
+        let s = active_base(&n, "a1_bob", 1);
+        let hint = testkit::model::sessions::Hint {
+            ratchet_key: hint_key,
+            n: 0,
+            base_key: Some(s),
+        };
+        let bundle = n.bundle("a1");
+        let o = n
+            .start_new_session("b1_alice", "b1", 1, &bundle, &hint, NOW + 1)
+            .unwrap();
+        if (active_base(&n, "b1_alice", 1) < s) == marked {
+            break (n, late, out(&o, "message"));
+        }
+        k += 1;
+    };
+    n.recv_ok("a1_bob", "a1", 1, &first, NOW + 2);
+    explain(&mut n, "a1_bob");
+    // The late message on the first session: a session that lost to the
+    // active one is not promoted; one without a mark is.
+    n.recv_ok("a1_bob", "a1", 1, &late, NOW + 3);
+    explain(&mut n, "a1_bob");
+    let a = n.send("a1_bob", "after");
+    n.recv_ok("b1_alice", "b1", 1, &a[&1], NOW + 4);
+    let b = n.send("b1_alice", "after, back");
+    n.recv_ok("a1_bob", "a1", 1, &b[&1], NOW + 4);
+    explain(&mut n, "a1_bob");
+    explain(&mut n, "b1_alice");
+    let (name, what) = if marked {
+        (
+            "marks_smaller_base_key",
+            "smaller: the first session is archived as having lost to it, and a late message on it decrypts without promoting it",
+        )
+    } else {
+        (
+            "marks_larger_base_key",
+            "larger: the first session is archived without a mark (a session is only marked as having lost to a smaller base key), and a late message on it promotes it again; the pair then converges on it",
+        )
+    };
+    n.vector(
+        name,
+        &format!(
+            "§16.5 \"Marks\": Bob starts a new session whose first message is a retry request naming Alice's active session; Alice accepts it. The new session's base key is the {what}."
+        ),
+    )
+}
+
 pub(super) fn vectors() -> Vec<Value> {
     vec![
         routing(),
         simultaneous(true),
         simultaneous(false),
         archive_bound(),
+        stale_device(),
+        marks(true),
+        marks(false),
         framing(),
     ]
 }

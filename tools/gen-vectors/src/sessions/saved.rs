@@ -134,7 +134,7 @@ pub(crate) fn scenario(n: &mut Net) {
         &n.ok(json!({ "op": "group_session_encrypt", "group": "g_b1", "payload": hex(b"group") })),
         "message",
     );
-    n.ok(json!({ "op": "group_session_decrypt", "group": "g_a1", "message": hex(&m) }));
+    n.ok(json!({ "op": "group_session_decrypt", "group": "g_a1", "record": "a1_bob", "message": hex(&m) }));
     // Last, so that no later decrypt from device 1 answers it.
     n.request_retry("a1_bob", 1, &hint, now + 11).unwrap();
 }
