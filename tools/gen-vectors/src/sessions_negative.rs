@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use testkit::hex::hex;
 use testkit::layout;
 use testkit::model::primitives::{MAX_STATE, x_pub};
-use testkit::model::sessions::{Group, Record};
+use testkit::model::sessions::{Group, Record, Remembered};
 use testkit::model::{Layout, with};
 use testkit::points::{ED25519_SMALL_ORDER, P, X25519_HIGH_BIT};
 
@@ -58,6 +58,8 @@ struct Ctx {
     ratchet_from_b1: Vec<u8>,
     /// A prekey message under another identity than device 1's.
     prekey_other: Vec<u8>,
+    /// A group message on Bob's chain that `g_a1` holds.
+    group_from_b1: Vec<u8>,
 }
 
 fn setup(t: &mut Table) -> Ctx {
@@ -91,6 +93,16 @@ fn setup(t: &mut Table) -> Ctx {
     n.list("c1_alice", &[(7, "a1")], NOW).unwrap();
     n.connect("c1_alice", "c1", 7, "a1", NOW);
     let prekey_other = n.send("c1_alice", "not bob")[&7].clone();
+    let group_from_b1 = testkit::hex::unhex(
+        n.ok(json!({ "op": "group_session_encrypt", "group": "g_b1", "payload": hex(b"to the group") }))
+            .out["message"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    // A record of a user who is no member of g_a1, at a1.
+    n.record("a1_carol", "carol", "a1", None);
+    t.fixture("a1_carol", &n.save("a1_carol"));
     let rec = n.save("a1_bob");
     let group = n.save("g_a1");
     Ctx {
@@ -105,6 +117,7 @@ fn setup(t: &mut Table) -> Ctx {
         b2_classical,
         ratchet_from_b1,
         prekey_other,
+        group_from_b1,
     }
 }
 
@@ -569,6 +582,7 @@ fn record_rows(t: &mut Table, c: &Ctx) {
         m.encode(),
         None,
     );
+    remembered_rows(t, c, &model);
     // The own record: the local device never appears in it.
     let ol = Record::read(&c.own).unwrap().1;
     let local = ol.u32(&c.own, "local_device");
@@ -585,6 +599,148 @@ fn record_rows(t: &mut Table, c: &Ctx) {
         "the own record as saved",
         c.own.clone(),
         None,
+    );
+}
+
+/// An identity key of no device, decoded.
+fn other_key(label: &str) -> [u8; 32] {
+    testkit::model::keys::read_identity_key(&stranger(label))
+        .unwrap()
+        .0
+}
+
+/// §16.11's remembered devices (deleted_count and its entries).
+#[allow(clippy::too_many_lines, reason = "one row per rule")]
+fn remembered_rows(t: &mut Table, c: &Ctx, model: &Record) {
+    let row = |t: &mut Table, name: &str, mutation: &str, input: Vec<u8>, error: Option<Value>| {
+        t.row(name, mutation, decode("PeerRecord", &input), error);
+    };
+    let mut m = model.clone();
+    for (id, pinned, left) in [(10u32, true, NOW), (12, false, u64::MAX)] {
+        m.deleted.insert(
+            id,
+            Remembered {
+                identity: other_key(&format!("negative remembered {id}")),
+                pinned,
+                left,
+            },
+        );
+    }
+    let r = m.encode();
+    let l = Record::read(&r).unwrap().1;
+    let ed = |f: &dyn Fn(&mut Vec<u8>)| with(&r, |b| f(b));
+    row(
+        t,
+        "record_remembered_valid",
+        "the rich record with two remembered devices (10: pinned; 12: not, left = 2^64 - 1, taken as it is)",
+        r.clone(),
+        None,
+    );
+    row(
+        t,
+        "record_deleted_count_33",
+        "deleted_count = 33 (MAX_DELETED_DEVICES + 1, checked before the entries)",
+        ed(&|b| l.put_u8(b, "deleted_count", 33)),
+        Some(e("InvalidEncoding")),
+    );
+    row(
+        t,
+        "record_deleted_count_short",
+        "deleted_count = 3 (one more than there are)",
+        ed(&|b| l.put_u8(b, "deleted_count", 3)),
+        Some(e("Truncated")),
+    );
+    row(
+        t,
+        "record_deleted_count_long",
+        "deleted_count = 1 (the second entry is left over)",
+        ed(&|b| l.put_u8(b, "deleted_count", 1)),
+        Some(e("TrailingBytes")),
+    );
+    row(
+        t,
+        "record_deleted_ids_equal",
+        "deleted[1].device_id = deleted[0].device_id",
+        ed(&|b| l.put_u32(b, "deleted[1].device_id", 10)),
+        Some(e("InvalidEncoding")),
+    );
+    row(
+        t,
+        "record_deleted_ids_decreasing",
+        "deleted[1].device_id = 9 (below deleted[0])",
+        ed(&|b| l.put_u32(b, "deleted[1].device_id", 9)),
+        Some(e("InvalidEncoding")),
+    );
+    row(
+        t,
+        "record_deleted_id_held",
+        "deleted[0].device_id = 4 (a device the record holds)",
+        ed(&|b| l.put_u32(b, "deleted[0].device_id", 4)),
+        Some(e("InvalidEncoding")),
+    );
+    row(
+        t,
+        "record_deleted_identity_not_a_point",
+        "deleted[0].identity not an Ed25519 point",
+        ed(&|b| l.put(b, "deleted[0].identity", &not_a_point())),
+        Some(e("InvalidPublicKey")),
+    );
+    row(
+        t,
+        "record_deleted_identity_small_order",
+        "deleted[1].identity of small order",
+        ed(&|b| l.put(b, "deleted[1].identity", &ED25519_SMALL_ORDER)),
+        Some(e("InvalidPublicKey")),
+    );
+    row(
+        t,
+        "record_deleted_pinned_2",
+        "deleted[0].pinned = 2",
+        ed(&|b| l.put_u8(b, "deleted[0].pinned", 2)),
+        Some(e("InvalidEncoding")),
+    );
+    row(
+        t,
+        "record_deleted_truncated",
+        "cut 4 bytes into deleted[1].left",
+        r[..r.len() - 4].to_vec(),
+        Some(e("Truncated")),
+    );
+    let mut full = model.clone();
+    for i in 0..32u32 {
+        full.deleted.insert(
+            100 + i,
+            Remembered {
+                identity: other_key(&format!("negative remembered many {i}")),
+                pinned: i % 2 == 0,
+                left: NOW + u64::from(i),
+            },
+        );
+    }
+    row(
+        t,
+        "record_deleted_32",
+        "32 remembered devices (MAX_DELETED_DEVICES), ids 100 ..= 131",
+        full.encode(),
+        None,
+    );
+    // The own record: a remembered device is never the local device.
+    let mut own = Record::decode(&c.own).unwrap();
+    let local = own.local_device.unwrap();
+    own.deleted.insert(
+        local,
+        Remembered {
+            identity: other_key("negative remembered local"),
+            pinned: false,
+            left: NOW,
+        },
+    );
+    row(
+        t,
+        "record_deleted_is_local_device",
+        "the own record remembering its local_device",
+        own.encode(),
+        Some(e("InvalidEncoding")),
     );
 }
 
@@ -610,6 +766,92 @@ fn group_bytes(
     out.extend(store);
     out.extend(0u16.to_be_bytes());
     out
+}
+
+/// §16.11's dropped chains (dropped_count and the ids).
+fn dropped_rows(t: &mut Table, model: &Group) {
+    let row = |t: &mut Table, name: &str, mutation: &str, input: Vec<u8>, error: Option<Value>| {
+        t.row(name, mutation, decode("GroupSession", &input), error);
+    };
+    let held = model.store.entries[0].chain;
+    let mut m = model.clone();
+    m.dropped = vec![[0x31; 32], [0x32; 32]];
+    let g = m.encode();
+    let l = Group::read(&g).unwrap().1;
+    let ed = |f: &dyn Fn(&mut Vec<u8>)| with(&g, |b| f(b));
+    row(
+        t,
+        "group_dropped_valid",
+        "two dropped chains, 31..31 then 32..32",
+        g.clone(),
+        None,
+    );
+    row(
+        t,
+        "group_dropped_count_1025",
+        "dropped_count = 1025 (MAX_DROPPED_CHAINS + 1, checked before the ids)",
+        ed(&|b| l.put_u16(b, "dropped_count", 1025)),
+        Some(e("InvalidEncoding")),
+    );
+    row(
+        t,
+        "group_dropped_count_short",
+        "dropped_count = 3 (one more than there are)",
+        ed(&|b| l.put_u16(b, "dropped_count", 3)),
+        Some(e("Truncated")),
+    );
+    row(
+        t,
+        "group_dropped_count_long",
+        "dropped_count = 1 (the second id is left over)",
+        ed(&|b| l.put_u16(b, "dropped_count", 1)),
+        Some(e("TrailingBytes")),
+    );
+    row(
+        t,
+        "group_dropped_twice",
+        "dropped[1] = dropped[0] (checked after TrailingBytes)",
+        ed(&|b| l.put(b, "dropped[1]", &[0x31; 32])),
+        Some(e("InvalidEncoding")),
+    );
+    let mut twice_trailing = ed(&|b| l.put(b, "dropped[1]", &[0x31; 32]));
+    twice_trailing.push(0);
+    row(
+        t,
+        "group_dropped_twice_trailing",
+        "dropped[1] = dropped[0] and one byte appended: TrailingBytes comes first",
+        twice_trailing,
+        Some(e("TrailingBytes")),
+    );
+    row(
+        t,
+        "group_dropped_held",
+        "dropped[1] = the chain the store holds",
+        ed(&|b| l.put(b, "dropped[1]", &held)),
+        Some(e("InvalidEncoding")),
+    );
+    let mut full = model.clone();
+    full.dropped = (0..1024u32)
+        .map(|i| {
+            let mut c = [0x77; 32];
+            c[..4].copy_from_slice(&i.to_be_bytes());
+            c
+        })
+        .collect();
+    row(
+        t,
+        "group_dropped_1024",
+        "1024 dropped chains (MAX_DROPPED_CHAINS)",
+        full.encode(),
+        None,
+    );
+    row(
+        t,
+        "group_dropped_missing",
+        "the dropped_count cut off (the input ends after the store)",
+        g[..g.len() - 2 - 64].to_vec(),
+        Some(e("Truncated")),
+    );
 }
 
 #[allow(clippy::too_many_lines, reason = "one row per rule")]
@@ -829,6 +1071,7 @@ fn group_rows(t: &mut Table, c: &Ctx) {
         both,
         Some(e("TrailingBytes")),
     );
+    dropped_rows(t, &model);
     // add_member at the bound.
     let add =
         |u: &str| json!({ "op": "group_add_member", "group": "g_full", "user": hex(u.as_bytes()) });
@@ -1149,6 +1392,21 @@ fn op_rows(t: &mut Table, c: &Ctx) {
         ul(&[(8, [vec![2, 0x11], s(1)[2..].to_vec()].concat())]),
         ef("WrongType", json!({ "expected": 0x10, "found": 0x11 })),
     );
+    let a2k = testkit::model::keys::identity_key_bytes(
+        &Record::decode(&c.own).unwrap().devices[&8].identity,
+    );
+    t.fails(
+        "update_devices_trusted_key_to_other",
+        "device 8 listed with another key while device 9 is given device 8's trusted key (two listed devices would share it)",
+        ul(&[(8, s(1)), (9, a2k.clone())]),
+        e("InvalidDeviceList"),
+    );
+    t.row(
+        "update_devices_trusted_key_of_unlisted",
+        "device 9 given device 8's trusted key, device 8 not listed (it becomes stale: only listed devices count)",
+        ul(&[(9, a2k.clone())]),
+        None,
+    );
     // decrypt, step 1 of §16.5 and the message's parse.
     let dec = |device: &str, from: u32, m: &[u8]| json!({ "op": "record_decrypt", "record": "a1_bob", "device": device, "from": from, "message": hex(m), "now": now });
     t.fails(
@@ -1237,6 +1495,66 @@ fn op_rows(t: &mut Table, c: &Ctx) {
         "distribute_other_local_device",
         "b1's record of Alice (another local device)",
         dist(&["b1_alice"]),
+        e("IdentityMismatch"),
+    );
+    // group decrypt (§16.8): the parse, the record's local device, its
+    // user's membership, the chain's owner among its devices.
+    let gd = |record: &str, m: &[u8]| json!({ "op": "group_session_decrypt", "group": "g_a1", "record": record, "message": hex(m) });
+    t.fails(
+        "group_decrypt_parse_first",
+        "a group message cut to 10 bytes, with a record of another local device",
+        gd("b1_alice", &c.group_from_b1[..10]),
+        e("Truncated"),
+    );
+    t.fails(
+        "group_decrypt_wrong_local_first",
+        "b1's record of Alice (another local device, its user a member)",
+        gd("b1_alice", &c.group_from_b1),
+        fail(
+            "IdentityMismatch",
+            json!({ "kind": "Ignore", "reason": "WrongLocalDevice" }),
+        ),
+    );
+    t.fails(
+        "group_decrypt_non_member",
+        "a1's record of carol (no member)",
+        gd("a1_carol", &c.group_from_b1),
+        fail(
+            "NotGroupMember",
+            json!({ "kind": "Ignore", "reason": "Malformed" }),
+        ),
+    );
+    t.fails(
+        "group_decrypt_owner_not_in_record",
+        "Bob's chain with the own record (alice, a member, none of whose devices has b1's identity)",
+        gd("a1_own", &c.group_from_b1),
+        fail(
+            "IdentityMismatch",
+            json!({ "kind": "Ignore", "reason": "Malformed" }),
+        ),
+    );
+    t.row(
+        "group_decrypt_valid",
+        "Bob's chain with a1's record of Bob",
+        gd("a1_bob", &c.group_from_b1),
+        None,
+    );
+    t.fails(
+        "rotate_local_first",
+        "rotate with device b1 (not the sender's owner) and the own record only",
+        json!({ "op": "group_rotate", "group": "g_a1", "device": "b1", "records": ["a1_own"] }),
+        e("IdentityMismatch"),
+    );
+    t.fails(
+        "remove_local_first",
+        "remove \"alice\" (the local user) with device a2 (not the sender's owner)",
+        json!({ "op": "group_remove_member", "group": "g_a1", "device": "a2", "user": hex(b"alice"), "records": [] }),
+        e("IdentityMismatch"),
+    );
+    t.fails(
+        "group_after_restore_local",
+        "after_restore with device b1",
+        json!({ "op": "group_after_restore", "group": "g_a1", "device": "b1", "last_generation": 0 }),
         e("IdentityMismatch"),
     );
     let rm = |user: &str, records: &[&str]| json!({ "op": "group_remove_member", "group": "g_a1", "device": "a1", "user": hex(user.as_bytes()), "records": records });

@@ -229,6 +229,10 @@ fn removal() -> Value {
     // remove_member's checks.
     let remove = |u: &str, records: &[&str]| json!({ "op": "group_remove_member", "group": "g_a1", "device": "a1", "user": user(u), "records": records });
     n.fails(
+        json!({ "op": "group_remove_member", "group": "g_a1", "device": "a2", "user": user("alice"), "records": ["a1_own", "a1_bob", "a1_carol"] }),
+        "IdentityMismatch",
+    );
+    n.fails(
         remove("alice", &["a1_own", "a1_bob", "a1_carol"]),
         "NotGroupMember",
     );
@@ -271,10 +275,154 @@ fn removal() -> Value {
     n.ok(json!({ "op": "explain", "state": "g_a1" }));
     n.vector(
         "group_removal",
-        "§16.8: remove_member's checks (the local user, a non-member, records that are not exactly the remaining members': one missing, the removed member's included, a user twice; then a record of another local device); the removal in one call (every chain whose owner is neither the local identity nor a trusted identity of a remaining record's device is deleted, the member leaves, a new sender replaces the old one, its distribution goes to every remaining device); the removed member's messages are then RetryLater(MissingDistribution); rotate; after_restore at and below the recorded generation.",
+        "§16.8: remove_member's checks (a device that does not own the local sender first, the local user, a non-member, records that are not exactly the remaining members': one missing, the removed member's included, a user twice; then a record of another local device); the removal in one call (every chain whose owner is neither the local identity nor a trusted identity of a remaining record's device is deleted, the member leaves, a new sender replaces the old one, its distribution goes to every remaining device); the removed member's messages are then Ignore(Malformed) (NotGroupMember: its record is no member's); rotate; after_restore at and below the recorded generation.",
+    )
+}
+
+/// The removal vector's start: Alice's chain at Bob's device, Bob's and
+/// Carol's chains at Alice's device 1.
+fn chains(n: &mut Net) {
+    setup(n);
+    let f = n.ok(json!({ "op": "group_distribute", "group": "g_a1", "records": ["a1_own", "a1_bob", "a1_carol"] }));
+    install(
+        n,
+        "g_b1",
+        "b1_alice",
+        "b1",
+        1,
+        &fanned(&f, "bob", 1),
+        NOW + 1,
+    );
+    let fb = n.ok(json!({ "op": "group_distribute", "group": "g_b1", "records": ["b1_alice"] }));
+    install(
+        n,
+        "g_a1",
+        "a1_bob",
+        "a1",
+        1,
+        &fanned(&fb, "alice", 1),
+        NOW + 1,
+    );
+    let fc = n.ok(json!({ "op": "group_distribute", "group": "g_c1", "records": ["c1_alice"] }));
+    install(
+        n,
+        "g_a1",
+        "a1_carol",
+        "a1",
+        1,
+        &fanned(&fc, "alice", 1),
+        NOW + 1,
+    );
+}
+
+/// A group_session_decrypt that must fail; its failure.
+fn gfails(n: &mut Net, group: &str, record: &str, m: &[u8]) -> Value {
+    gdecrypt(n, group, record, m).unwrap_err()
+}
+
+fn record_checks() -> Value {
+    let mut n = Net::new("group record checks");
+    chains(&mut n);
+    n.record("a1_dave", "dave", "a1", None);
+    let c1 = gsend(&mut n, "g_c1", "carol 1");
+    // The sender's record: of another local device, of a non-member, of a
+    // member none of whose devices owns the chain.
+    gfails(&mut n, "g_a1", "b1_alice", &c1);
+    gfails(&mut n, "g_a1", "a1_dave", &c1);
+    gfails(&mut n, "g_a1", "a1_bob", &c1);
+    gdecrypt(&mut n, "g_a1", "a1_carol", &c1).unwrap();
+    // A chain the store does not hold: the record's devices are not
+    // looked at (RetryLater(MissingDistribution)).
+    let unknown = gsend(&mut n, "g_b1", "bob 1");
+    gfails(&mut n, "g_c1", "c1_alice", &unknown);
+    // Carol's device stale: still hers.
+    n.load("a1_carol_stale", &n.save("a1_carol"));
+    n.list("a1_carol_stale", &[], NOW + 2).unwrap();
+    let c2 = gsend(&mut n, "g_c1", "carol 2");
+    gdecrypt(&mut n, "g_a1", "a1_carol_stale", &c2).unwrap();
+    // A new identity announced for her device: held back; acknowledged:
+    // the old key's chain is refused from that moment.
+    let c3 = gsend(&mut n, "g_c1", "carol 3");
+    let new_key = stranger("group record checks new key");
+    n.list_keys("a1_carol", &[(1, new_key.clone())], NOW + 3)
+        .unwrap();
+    gfails(&mut n, "g_a1", "a1_carol", &c3);
+    n.ok(json!({ "op": "acknowledge_identity", "record": "a1_carol", "device_id": 1, "identity": hex(&new_key) }));
+    gfails(&mut n, "g_a1", "a1_carol", &c3);
+    // The local device is checked first by rotate, remove_member and
+    // after_restore: Alice's other device a2 does not own g_a1's sender.
+    n.fails(
+        json!({ "op": "group_rotate", "group": "g_a1", "device": "a2", "records": ["a1_bob"] }),
+        "IdentityMismatch",
+    );
+    n.fails(
+        json!({ "op": "group_remove_member", "group": "g_a1", "device": "a2", "user": user("alice"), "records": [] }),
+        "IdentityMismatch",
+    );
+    n.fails(
+        json!({ "op": "group_after_restore", "group": "g_a1", "device": "b1", "last_generation": 0 }),
+        "IdentityMismatch",
+    );
+    n.vector(
+        "group_record_checks",
+        "§16.8: decrypt takes the record of the user the message came from: a record of another local device is Ignore(WrongLocalDevice) (IdentityMismatch); of a non-member, Ignore(Malformed) (NotGroupMember); of a member none of whose devices (listed or stale) has the chain's owner as trusted identity, Ignore(Malformed) (IdentityMismatch); a chain the store does not hold is RetryLater(MissingDistribution) whatever the record; a stale device's chain decrypts; with a pending identity RetryLater(IdentityChangePending); once acknowledge_identity replaced the key, the old key's chain is refused. rotate, remove_member and after_restore check the local device first (IdentityMismatch, before every other check).",
+    )
+}
+
+fn dropped_chains() -> Value {
+    let mut n = Net::new("group dropped chains");
+    chains(&mut n);
+    n.record("b1_own", "bob", "b1", Some(1));
+    n.record("b1_carol", "carol", "b1", None);
+    // A second copy of Bob's first distribution and a message on his first
+    // chain, both held back.
+    let late = out(
+        &n.ok(json!({ "op": "group_distribute_to", "group": "g_b1", "record": "b1_alice", "device_id": 1 })),
+        "message",
+    );
+    let old = gsend(&mut n, "g_b1", "on the first chain");
+    // Bob rotates four times; Alice installs each new chain. The fifth
+    // chain of one sender evicts the oldest (§15.9): a dropped chain.
+    for i in 0..4u64 {
+        let f = n.ok(json!({ "op": "group_rotate", "group": "g_b1", "device": "b1", "records": ["b1_own", "b1_alice", "b1_carol"] }));
+        install(
+            &mut n,
+            "g_a1",
+            "a1_bob",
+            "a1",
+            1,
+            &fanned(&f, "alice", 1),
+            NOW + 2 + i,
+        );
+    }
+    n.ok(json!({ "op": "explain", "state": "g_a1" }));
+    let before_removal = n.save("g_a1");
+    // The late copy: Unchanged (a dropped chain is never installed again);
+    // the message on it finds no chain.
+    install(&mut n, "g_a1", "a1_bob", "a1", 1, &late, NOW + 6);
+    gfails(&mut n, "g_a1", "a1_bob", &old);
+    // Carol is removed: her chain is dropped too. Added again, a late copy
+    // of her old chain's distribution is Unchanged.
+    n.ok(json!({ "op": "group_remove_member", "group": "g_a1", "device": "a1", "user": user("carol"), "records": ["a1_own", "a1_bob"] }));
+    n.ok(json!({ "op": "group_add_member", "group": "g_a1", "user": user("carol") }));
+    let again = out(
+        &n.ok(json!({ "op": "group_distribute_to", "group": "g_c1", "record": "c1_alice", "device_id": 1 })),
+        "message",
+    );
+    install(&mut n, "g_a1", "a1_carol", "a1", 1, &again, NOW + 7);
+    n.ok(json!({ "op": "explain", "state": "g_a1" }));
+    // A restore from the copy before the removal: the store is emptied,
+    // the copy's dropped chains stay.
+    let g = Group::decode(&n.save("g_a1")).unwrap().generation;
+    n.load("g_a1", &before_removal);
+    n.ok(json!({ "op": "group_after_restore", "group": "g_a1", "device": "a1", "last_generation": g }));
+    n.ok(json!({ "op": "explain", "state": "g_a1" }));
+    n.vector(
+        "group_dropped_chains",
+        "§16.8: a chain evicted from the store (a fifth chain of one sender) or removed with a member becomes a dropped chain; a late copy of a dropped chain's distribution installs as Unchanged (nothing changes: it would start the chain over and decrypt its messages again) and its messages find no chain (RetryLater(MissingDistribution)); a member removed and added again cannot bring an old chain back; after_restore of an older copy empties the store and keeps the copy's dropped chains. The group is explained with its dropped chains.",
     )
 }
 
 pub(super) fn vectors() -> Vec<Value> {
-    vec![fan_out(), removal()]
+    vec![fan_out(), removal(), record_checks(), dropped_chains()]
 }

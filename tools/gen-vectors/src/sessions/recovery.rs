@@ -10,6 +10,7 @@ use testkit::model::wire::ratchet_message;
 
 use super::{HOUR, MONTH, Net, action_hint, stranger};
 use crate::agreement::NOW;
+use crate::rec::out;
 
 fn pair(n: &mut Net) {
     n.devices(&["a1", "b1"]);
@@ -47,7 +48,7 @@ fn retry_requests() -> Value {
     // session), AuthenticationFailed: the message is lost, ask for it.
     let f = n.recv_fails("b1_alice", "b1", 1, &tamper(&m3), NOW + 10);
     let hint = action_hint(&f);
-    let rr = crate::rec::out(
+    let rr = out(
         &n.request_retry("b1_alice", 1, &hint, NOW + 10).unwrap(),
         "message",
     );
@@ -97,7 +98,7 @@ fn new_session() -> Value {
     let f = n.recv_fails("b1_alice", "b1", 1, &m2, NOW + 10);
     let hint = action_hint(&f);
     let bundle = n.bundle("a1");
-    let first = crate::rec::out(
+    let first = out(
         &n.start_new_session("b1_alice", "b1", 1, &bundle, &hint, NOW + 10)
             .unwrap(),
         "message",
@@ -266,7 +267,7 @@ fn retry_on_archived() -> Value {
     // it (SessionDiverged, no owner): she asks, over her active S1.
     let r2 = n.send_to("b1_alice", 1, "r2 on S2");
     let f = n.recv_fails("a1_bob", "a1", 1, &tamper(&r2), NOW + 5);
-    let rr = crate::rec::out(
+    let rr = out(
         &n.request_retry("a1_bob", 1, &action_hint(&f), NOW + 5)
             .unwrap(),
         "message",
@@ -312,7 +313,7 @@ fn one_time_prekey_desync() -> Value {
     // new session asking for that message (its hint has the base key).
     let f = n.recv_fails("a1_bob", "a1", 1, &from_b1[&1], NOW + 1);
     let bundle = n.bundle("b1");
-    let first = crate::rec::out(
+    let first = out(
         &n.start_new_session("a1_bob", "a1", 1, &bundle, &action_hint(&f), NOW + 1)
             .unwrap(),
         "message",
@@ -381,11 +382,66 @@ fn expiry() -> Value {
     )
 }
 
+/// §16.6 with a request unanswered while the recovery interval holds a new
+/// session back (a retry), the interval and window measured as distances
+/// (§16.1), and a recovery that needs a new session with a stale device.
+fn interval_holds() -> Value {
+    let mut n = Net::new("recovery interval holds");
+    pair(&mut n);
+    talk(&mut n);
+    let unknown =
+        |b: u8, i: u32| ratchet_message(&testkit::model::primitives::x_pub(&[b; 32]), 0, i);
+    // A first failure asks; a second, with the request unanswered, starts
+    // a new session (the interval allows it).
+    let f = n.recv_fails("b1_alice", "b1", 1, &unknown(0x41, 0), NOW + 1);
+    n.request_retry("b1_alice", 1, &action_hint(&f), NOW + 1)
+        .unwrap();
+    let f = n.recv_fails("b1_alice", "b1", 1, &unknown(0x42, 0), NOW + 2);
+    let bundle = n.bundle("a1");
+    let p = out(
+        &n.start_new_session("b1_alice", "b1", 1, &bundle, &action_hint(&f), NOW + 2)
+            .unwrap(),
+        "message",
+    );
+    n.recv_ok("a1_bob", "a1", 1, &p, NOW + 3);
+    let r = n.send_to("a1_bob", 1, "answer on the new session");
+    n.recv_ok("b1_alice", "b1", 1, &r, NOW + 3);
+    // Failures on the answered session: a retry, sent and unanswered.
+    let f = n.recv_fails("b1_alice", "b1", 1, &unknown(0x43, 0), NOW + 4);
+    n.request_retry("b1_alice", 1, &action_hint(&f), NOW + 4)
+        .unwrap();
+    // The interval (from NOW + 2) holds a new session back: a retry again.
+    n.recv_fails("b1_alice", "b1", 1, &unknown(0x44, 0), NOW + 5);
+    n.recv_fails("b1_alice", "b1", 1, &unknown(0x44, 0), NOW + 2 + HOUR - 1);
+    // The interval has passed: a new session naming the first lost message.
+    n.recv_fails("b1_alice", "b1", 1, &unknown(0x44, 0), NOW + 2 + HOUR);
+    // A clock gone back: less than the interval is no time, an hour or
+    // more is as much time passed.
+    n.recv_fails("b1_alice", "b1", 1, &unknown(0x44, 0), NOW + 3 - HOUR);
+    n.recv_fails("b1_alice", "b1", 1, &unknown(0x44, 0), NOW + 2 - HOUR);
+    // The retry window started at NOW + 4: an hour earlier it restarts.
+    n.request_retry("b1_alice", 1, &action_hint(&f), NOW + 4 - HOUR)
+        .unwrap();
+    n.ok(json!({ "op": "explain", "state": "b1_alice" }));
+    // Alice's device leaves Bob's list: the new session the recovery needs
+    // cannot be started with it (RetryLater(UnknownDevice)); a retry
+    // request may still be sent to it.
+    n.list("b1_alice", &[], NOW + 2 + HOUR).unwrap();
+    n.recv_fails("b1_alice", "b1", 1, &unknown(0x45, 0), NOW + 2 + HOUR);
+    n.request_retry("b1_alice", 1, &action_hint(&f), NOW + 2 + HOUR)
+        .unwrap();
+    n.vector(
+        "recovery_interval_holds",
+        "§16.6, §16.1: with a retry request unanswered, a broken failure starts a new session naming the request's message if the recovery interval allows it, else it is a retry (the request may have been lost), not Ignore(RecoveryPending); the interval and the retry window are distances |now - t|, so a clock gone back by less than MIN_RECOVERY_INTERVAL is no time and one gone back by it or more counts as passed; with the device stale, the new session is RetryLater(UnknownDevice) (UnknownDevice) while a retry request may still be sent.",
+    )
+}
+
 pub(super) fn vectors() -> Vec<Value> {
     vec![
         retry_requests(),
         new_session(),
         actions(),
+        interval_holds(),
         lost_without_active(),
         retry_on_archived(),
         one_time_prekey_desync(),
