@@ -118,7 +118,7 @@ M = [  # (text in sotto_sessions.py, its replacement)
 ("            if not dev.listed:                            # §16.6: no session with a stale device", "            if False:"),
 ("            if not dev.listed:                            # §16.6: no session with a stale device\n                return Failure(RETRY_LATER, UNKNOWN_DEVICE, \"UnknownDevice\")\n            if dev.interval_allows(now):\n                return Failure(START_NEW_SESSION, h, err.name, err.fields)\n",
  "            if dev.interval_allows(now):\n                if not dev.listed:\n                    return Failure(RETRY_LATER, UNKNOWN_DEVICE, \"UnknownDevice\")\n                return Failure(START_NEW_SESSION, h, err.name, err.fields)\n"),
-("            if dev.interval_allows(now):\n                return new_session(dev.unanswered)", "            if True:\n                return new_session(dev.unanswered)"),
+("            if not dev.listed or dev.interval_allows(now):\n                return new_session(dev.unanswered)", "            if True:\n                return new_session(dev.unanswered)"),
 ("                return new_session(dev.unanswered)\n            return retry(hint)", "                return new_session(dev.unanswered)\n            return Failure(IGNORE, RECOVERY_PENDING, err.name, err.fields)"),
 ("                return new_session(dev.unanswered)\n            return retry(hint)", "                return new_session(dev.unanswered)\n            return retry(dev.unanswered)"),
 # §16.8 dropped chains, §16.11 their saved form
@@ -133,6 +133,8 @@ M = [  # (text in sotto_sessions.py, its replacement)
 ("        if len(set(g.dropped)) != n or any(", "        if any("),
 ("        if len(set(g.dropped)) != n or any(g.store.find(c) is not None for c in g.dropped):", "        if len(set(g.dropped)) != n:"),
 ("        b += u32(len(st)) + st + u16(len(self.dropped))\n        for c in self.dropped:\n            b += c", "        b += u32(len(st)) + st + u16(len(self.dropped))\n        for c in reversed(self.dropped):\n            b += c"),
+# §16.6 as of s-fixes 8653c3d: a stale device with an unanswered request, whatever the interval
+("            if not dev.listed or dev.interval_allows(now):", "            if dev.interval_allows(now):"),
 ]
 only = [int(x) for x in sys.argv[1:]]
 src = open(os.path.join(SRC, 'sotto_sessions.py')).read()

@@ -2020,7 +2020,8 @@ def s16_unanswered_request_without_interval_is_a_retry():
 @check
 def s16_new_session_for_a_stale_device_is_retry_later():
     """§16.6: a "new session" for a stale device is RetryLater(UnknownDevice) with the error
-    UnknownDevice, whatever the interval; a retry for it is still a retry."""
+    UnknownDevice, whatever the interval, also for an unanswered retry request (whose fallback
+    for a listed device is a retry); a retry for it is still a retry."""
     a, b = talking("stale8")
     old = copy.deepcopy(a.rec(b).devices[b.dev_id].active.session)
     received(b.recv(a, a.send(b, b"advance")))
@@ -2049,14 +2050,17 @@ def s16_new_session_for_a_stale_device_is_retry_later():
     dev.active, dev.archived = None, [e]
     res = failure_unchanged([b.rec(a), b.device], lambda: b.recv(a, tamper(a.send(b, b"lost 2"))))
     assert (res.action, res.detail, res.error) == (L.RETRY_LATER, L.UNKNOWN_DEVICE, "UnknownDevice"), res
-    # An unanswered request with the interval used: a retry (S10: the interval decides first).
+    # An unanswered request: RetryLater(UnknownDevice) whatever the interval (§16.6 as of s-fixes
+    # 8653c3d, S10); a listed device with the interval used gets a retry instead.
     dev.active, dev.archived = e, []
-    dev.unanswered, dev.last_recovery = L.RetryHint(S.pub(b"\x0e" * 32), 9), T0 - 1
+    dev.unanswered = L.RetryHint(S.pub(b"\x0e" * 32), 9)
+    for last in (T0 - 1, None):
+        dev.last_recovery = last
+        res = failure_unchanged([b.rec(a), b.device], lambda: b.recv(a, m))
+        assert (res.action, res.detail, res.error) == (L.RETRY_LATER, L.UNKNOWN_DEVICE, "UnknownDevice"), res
+    dev.stale_since, dev.last_recovery = None, T0 - 1
     res = failure_unchanged([b.rec(a), b.device], lambda: b.recv(a, m))
     assert res.action == L.REQUEST_RETRY, res
-    dev.last_recovery = None
-    res = failure_unchanged([b.rec(a), b.device], lambda: b.recv(a, m))
-    assert (res.action, res.detail) == (L.RETRY_LATER, L.UNKNOWN_DEVICE), res
 
 
 def _chain_of(p, a, tag):

@@ -764,9 +764,9 @@ class PeerRecord:
         if dev.active.ours_unanswered():
             return retry(hint)
         if dev.unanswered is not None:
-            # F8 (§16.6): the request may have been lost; the window bounds how often.
-            # FINDING §16 S10: the interval decides first, then (in "a new session") staleness.
-            if dev.interval_allows(now):
+            # §16.6: a stale device is RetryLater(UnknownDevice) whatever the interval (S10);
+            # else, without the interval, a retry (F8: the request may have been lost).
+            if not dev.listed or dev.interval_allows(now):
                 return new_session(dev.unanswered)
             return retry(hint)
         return retry(hint)
@@ -1106,6 +1106,8 @@ class GroupSession:
             return S.UNCHANGED
         outcome = self.store.install(received.value.to_bytes(), received.identity)
         if outcome == S.ADDED:
+            # An authenticated install evicts at most one chain (§15.9 rule 3), so "in the
+            # order the store held them" cannot differ from the eviction order here.
             self._drop(self.store.trace.get("evicted", []))
         if outcome != S.UNCHANGED:
             self.generation = bump(self.generation)
