@@ -205,9 +205,11 @@ impl Group {
         let (outcome, evicted) =
             store.insert(Receiver::install(bytes, &store.group, Some(sender))?)?;
         if outcome != Outcome::Unchanged {
+            // The evicted chains are dropped in the store's order.
+            let held: Vec<[u8; 32]> = self.store.entries.iter().map(|r| r.chain).collect();
             self.store = store;
             if outcome == Outcome::Added {
-                for c in evicted {
+                for c in held.into_iter().filter(|c| evicted.contains(c)) {
                     self.drop_chain(c);
                 }
             }
