@@ -5,8 +5,7 @@ at least one of them. Not run by verify.py (about 4 s per change):
 
     python3 conformance/python/mutants_sessions.py [index ...]
 
-Two changes cannot be caught and are kept as documentation: 0 (times compared without
-saturation: a negative difference is never >= a positive bound either) and 20 (trying the
+One change cannot be caught and is kept as documentation: 20 (trying the
 sessions after a malformed frame: a message that decrypts on one session gives no
 NonContributoryKey on another, so the deciding error stays InvalidEncoding).
 """
@@ -18,9 +17,9 @@ import sys
 import tempfile
 
 SRC = os.path.dirname(os.path.abspath(__file__))
-EQUIVALENT = {0, 20}
+EQUIVALENT = {20}
 M = [  # (text in sotto_sessions.py, its replacement)
-("return max(now - then, 0)", "return now - then"),
+("return abs(now - then)", "return max(now - then, 0)"),
 ("if len(lst) > MAX_DEVICES_PER_USER:", "if len(lst) > MAX_DEVICES_PER_USER + 1:"),
 ("if k == self.local_identity and d != self.local_device:", "if k == self.local_identity and False:"),
 ("for d in [d for _, d in stale] + left_out:", "for d in left_out + [d for _, d in stale]:"),
@@ -60,7 +59,7 @@ M = [  # (text in sotto_sessions.py, its replacement)
 ("            dev.retry_window, dev.retry_count = now, 0", "            dev.retry_count = 0"),
 ("if recovery_hint is not None and not dev.interval_allows(now):", "if False:"),
 ("            dev.last_recovery = now", "            pass"),
-(">= MAX_STALE_DEVICE_AGE]", "> MAX_STALE_DEVICE_AGE]"),
+("stale_since) >= MAX_STALE_DEVICE_AGE]", "stale_since) > MAX_STALE_DEVICE_AGE]"),
 ("s.last_decrypt if s.last_decrypt is not None\n                                                     else s.created", "s.created"),
 ("        if self.generation < last_generation:\n            for e in", "        if self.generation <= last_generation:\n            for e in"),
 ("keys = [e.identity for e in self.devices.values() if e.listed]", "keys = [e.identity for e in self.devices.values()]"),
@@ -78,7 +77,7 @@ M = [  # (text in sotto_sessions.py, its replacement)
 ("for _ in range(SAFETY_ITERATIONS):", "for _ in range(SAFETY_ITERATIONS - 1):"),
 ("    a, b = sorted((fp_a, fp_b))", "    a, b = fp_a, fp_b"),
 ("if user not in self.members or user == self.local_user:", "if user not in self.members:"),
-("        if dev.pending is not None:\n            fail(\"IdentityChangePending\")\n        outcome", "        outcome"),
+("        if dev.pending is not None:\n            fail(\"IdentityChangePending\")\n        # §16.8: a dropped", "        # §16.8: a dropped"),
 ("        new_sender = S.GroupSender.new(rng, self.group_id, local)\n        works, out = self._fanout(records, frame(FRAME_DISTRIBUTION, new_sender.distribution()), rng)",
  "        works, out = self._fanout(records, frame(FRAME_DISTRIBUTION, self.sender.distribution()), rng)\n        new_sender = S.GroupSender.new(rng, self.group_id, local)"),
 ("            if any(rec.user == self.local_user and not rec.is_own for rec in records):", "            if False:"),
@@ -88,6 +87,54 @@ M = [  # (text in sotto_sessions.py, its replacement)
 ("        if has_lost and active:", "        if False:"),
 ("        if na > MAX_ARCHIVED_SESSIONS:", "        if na > MAX_ARCHIVED_SESSIONS + 1:"),
 ("        if e.retry_count > MAX_RETRY_REQUESTS_PER_INTERVAL:", "        if e.retry_count > MAX_RETRY_REQUESTS_PER_INTERVAL + 1:"),
+# The security fixes (F2 remembered devices, F3a, F3b, F4 group decrypt).
+("self.remembered[d] = Remembered(e.identity, e.pinned,", "self.remembered[-d] = Remembered(e.identity, e.pinned,"),
+("e.stale_since if e.stale_since is not None else now)", "now)"),
+("                e.pinned = m.pinned\n", "\n"),
+("                if k == m.identity:\n                    out[\"relisted\"].append(d)", "                if True:\n                    out[\"relisted\"].append(d)"),
+("            if e is None and d in back:", "            if False:"),
+("        if len(self.remembered) > MAX_DELETED_DEVICES:        # FINDING", "        if len(self.remembered) > MAX_DELETED_DEVICES + 1:        # FINDING"),
+("if elapsed(now, m.left) >= MAX_STALE_DEVICE_AGE]:", "if elapsed(now, m.left) >= 0]:"),
+("            if len(self.remembered) > MAX_DELETED_DEVICES:\n                fail", "            if False:\n                fail"),
+("if elapsed(now, self.remembered[d].left) >= MAX_STALE_DEVICE_AGE]", "if elapsed(now, self.remembered[d].left) > MAX_STALE_DEVICE_AGE]"),
+("        if gone or n or forgotten:", "        if gone or n:"),
+("        b += u8(len(self.remembered))\n", ""),
+("            if d <= prev or d == local_device or d in rec.devices:", "            if d <= prev or d == local_device:"),
+("        if count > MAX_DELETED_DEVICES:", "        if count > MAX_DELETED_DEVICES + 1:"),
+("                if d2 != d and t is not None and t == k:", "                if False:"),
+("        if device_id in self.remembered:\n            return self.remembered[device_id].identity", "        if False:\n            return None"),
+("                if not dev.listed:                                             # F3b", "                if False:"),
+("            return Failure(IGNORE, WRONG_LOCAL_DEVICE, \"IdentityMismatch\")\n        if record.user", "            pass\n        if record.user"),
+("            return Failure(IGNORE, MALFORMED, \"NotGroupMember\")", "            pass"),
+("                return Failure(IGNORE, MALFORMED, \"IdentityMismatch\")\n            if dev.pending", "                pass\n            elif dev.pending"),
+("                return Failure(RETRY_LATER, IDENTITY_CHANGE_PENDING, \"IdentityChangePending\")\n        work", "                pass\n        work"),
+("if _eq(record.devices[d].identity, held.owner)), None)", "if _eq(record.devices[d].identity, held.owner) and record.devices[d].listed), None)"),
+# F8 marks (§16.5) and the saved record's check (§16.11)
+("        if lost_to is not None and not lost_to < entry.base_key:\n            lost_to = None", "        if False:\n            lost_to = None"),
+("        if lost_to is not None and not lost_to < entry.base_key:", "        if lost_to is not None and not lost_to > entry.base_key:"),
+("            if any(s.lost_to is not None and not s.lost_to < s.base_key for s in ss):", "            if False:"),
+("            if any(s.lost_to is not None and not s.lost_to < s.base_key for s in ss):", "            if any(s.lost_to is not None and s.lost_to > s.base_key for s in ss):"),
+# §16.6: a new session for a stale device; an unanswered request without the interval
+("            if not dev.listed:                            # §16.6: no session with a stale device", "            if False:"),
+("            if not dev.listed:                            # §16.6: no session with a stale device\n                return Failure(RETRY_LATER, UNKNOWN_DEVICE, \"UnknownDevice\")\n            if dev.interval_allows(now):\n                return Failure(START_NEW_SESSION, h, err.name, err.fields)\n",
+ "            if dev.interval_allows(now):\n                if not dev.listed:\n                    return Failure(RETRY_LATER, UNKNOWN_DEVICE, \"UnknownDevice\")\n                return Failure(START_NEW_SESSION, h, err.name, err.fields)\n"),
+("            if not dev.listed or dev.interval_allows(now):\n                return new_session(dev.unanswered)", "            if True:\n                return new_session(dev.unanswered)"),
+("                return new_session(dev.unanswered)\n            return retry(hint)", "                return new_session(dev.unanswered)\n            return Failure(IGNORE, RECOVERY_PENDING, err.name, err.fields)"),
+("                return new_session(dev.unanswered)\n            return retry(hint)", "                return new_session(dev.unanswered)\n            return retry(dev.unanswered)"),
+# §16.8 dropped chains, §16.11 their saved form
+("        if received.value.chain in self.dropped:\n            return S.UNCHANGED", "        if False:\n            return S.UNCHANGED"),
+("        if received.value.chain in self.dropped:\n            return S.UNCHANGED", "        if received.value.chain in self.dropped:\n            self.generation = bump(self.generation)\n            return S.UNCHANGED"),
+("            fail(\"InvalidEncoding\")\n        if record.user not in self.members:\n            fail(\"NotGroupMember\")", "            fail(\"InvalidEncoding\")\n        if received.value.chain in self.dropped:\n            return S.UNCHANGED\n        if record.user not in self.members:\n            fail(\"NotGroupMember\")"),
+("            self._drop(self.store.trace.get(\"evicted\", []))", "            pass"),
+("            self._drop([h.chain for h in st.receivers if h.owner not in allowed])", "            pass"),
+("        del self.dropped[:max(0, len(self.dropped) - MAX_DROPPED_CHAINS)]", "        del self.dropped[MAX_DROPPED_CHAINS:]"),
+("            self.store = S.GroupReceivers(self.group_id)", "            self._drop([h.chain for h in self.store.receivers])\n            self.store = S.GroupReceivers(self.group_id)"),
+("        if n > MAX_DROPPED_CHAINS:", "        if n > MAX_DROPPED_CHAINS + 1:"),
+("        if len(set(g.dropped)) != n or any(", "        if any("),
+("        if len(set(g.dropped)) != n or any(g.store.find(c) is not None for c in g.dropped):", "        if len(set(g.dropped)) != n:"),
+("        b += u32(len(st)) + st + u16(len(self.dropped))\n        for c in self.dropped:\n            b += c", "        b += u32(len(st)) + st + u16(len(self.dropped))\n        for c in reversed(self.dropped):\n            b += c"),
+# §16.6 as of s-fixes 8653c3d: a stale device with an unanswered request, whatever the interval
+("            if not dev.listed or dev.interval_allows(now):", "            if dev.interval_allows(now):"),
 ]
 only = [int(x) for x in sys.argv[1:]]
 src = open(os.path.join(SRC, 'sotto_sessions.py')).read()
@@ -95,7 +142,9 @@ surv = []
 for i, (old, new) in enumerate(M):
     if only and i not in only: continue
     if src.count(old) != 1:
-        print("mutant %d: pattern found %d times: %r" % (i, src.count(old), old[:60])); continue
+        print("mutant %d: pattern found %d times: %r" % (i, src.count(old), old[:60]))
+        surv.append(i)                  # a stale pattern tests nothing: it fails the run
+        continue
     d = tempfile.mkdtemp()
     for f in ('sotto_spec.py', 'selfcheck.py', 'selfcheck_sessions.py'):
         shutil.copy(os.path.join(SRC, f), d)

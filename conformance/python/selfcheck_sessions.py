@@ -520,7 +520,8 @@ def s16_encrypt_to():
 def s16_decrypt_step_1_and_identities():
     """§16.5 steps 1-2: WrongLocalDevice, RetryLater(UnknownDevice), RetryLater(IdentityChangePending),
     a prekey message of another identity RetryLater(UnknownIdentity); nothing changes.
-    A stale device's messages still decrypt, and it may start sessions."""
+    A stale device's messages on the sessions it has still decrypt, but it cannot start one:
+    RetryLater(UnknownDevice) until it is listed again (F3b)."""
     a, b = parties("step1")
     a.start(b)
     m = a.send(b, b"one")
@@ -540,10 +541,17 @@ def s16_decrypt_step_1_and_identities():
     res = failure_unchanged([r2, b.device], lambda: r2.decrypt(b.device, a.dev_id, m, T0))
     assert (res.action, res.detail, res.error) == (L.RETRY_LATER, L.UNKNOWN_IDENTITY, "IdentityMismatch")
     rec.update_devices([], T0)                             # Alice's device is stale
+    res = failure_unchanged([rec, b.device], lambda: b.recv(a, m, now=T0 + 7))
+    assert (res.action, res.detail, res.error) == (L.RETRY_LATER, L.UNKNOWN_DEVICE, "UnknownDevice")
+    assert rec.devices[a.dev_id].active is None
+    rec.update_devices([(a.dev_id, a.identity)], T0 + 8)   # listed again: the message is accepted
+    received(b.recv(a, m, now=T0 + 9), b"one")
+    rec.update_devices([], T0 + 10)                        # stale again, with a session now
     g = rec.generation
-    res = received(b.recv(a, m, now=T0 + 7), b"one")
+    m2 = a.send(b, b"two")                                 # a prekey message on the session held
+    res = received(b.recv(a, m2, now=T0 + 11), b"two")
     assert res.device == a.dev_id and res.identity == a.identity and rec.generation == g + 1
-    assert rec.devices[a.dev_id].active.last_decrypt == T0 + 7
+    assert rec.devices[a.dev_id].active.last_decrypt == T0 + 11
     received(a.recv(b, b.rec(a).devices[a.dev_id].active.session.encrypt(b.rng, b"\x01back")), b"back")
 
 
@@ -632,7 +640,8 @@ def s16_simultaneous_initiation():
 @check
 def s16_retry_request_beats_simultaneous_initiation():
     """§16.5 accept: a new session whose retry request names our unanswered active session A wins
-    whatever the base keys: it becomes active, A archived as lost to it."""
+    whatever the base keys: it becomes active, A archived; here N's base key is the larger, so A
+    is archived without a mark (F8: a mark only points to a smaller base key)."""
     a, b = parties("beats")
     a.start(b)
     m = a.send(b, b"unreadable")
@@ -648,7 +657,7 @@ def s16_retry_request_beats_simultaneous_initiation():
     received(a.recv(b, first), kind=L.FRAME_RETRY)
     ad = a.rec(b).devices[b.dev_id]
     assert ad.active.base_key == S.pub(ek), "the retry request naming A decides, not the base keys"
-    assert ad.archived[0].base_key == base_a and ad.archived[0].lost_to == S.pub(ek)
+    assert ad.archived[0].base_key == base_a and ad.archived[0].lost_to is None
 
 
 @check
@@ -709,9 +718,15 @@ def s16_archived_sessions_and_lost_marks():
     assert sending is not None
     received(p.recv(q, msg), kind=L.FRAME_RETRY)
     pa = p.rec(q).devices[q.dev_id]
-    if True:
-        assert pa.active.base_key == x_base and pa.active.lost_to is None
-        assert pa.archived[0].base_key == win and pa.archived[0].lost_to == x_base
+    # F8: X lost the simultaneous initiation, so its base key is the larger one: the active
+    # session is archived without a mark (a mark only points to a smaller base key).
+    assert x_base > win
+    assert pa.active.base_key == x_base and pa.active.lost_to is None
+    assert pa.archived[0].base_key == win and pa.archived[0].lost_to is None
+    # ... so the side left on the larger session follows as soon as the peer writes on the smaller.
+    received(p.recv(q, q.send(p, b"on the smaller")), b"on the smaller")
+    pa = p.rec(q).devices[q.dev_id]
+    assert pa.active.base_key == win and pa.archived[0].base_key == x_base
     # Any other message on a session that did not lose promotes it without marks.
     e, f = talking("promote")
     first = active_base(e, f)
@@ -1319,14 +1334,14 @@ def s16_group_distribute_and_install():
     # Group messages.
     m = g.encrypt(b"to the group", SeededRng("genc"))
     assert g.generation == 3
-    assert bg.decrypt(m) == (b"to the group", ("Authenticated", a.identity)) and bg.generation == 3
-    f = failure_unchanged([bg], lambda: bg.decrypt(m))
+    assert bg.decrypt(brec, m) == (b"to the group", ("Authenticated", a.identity)) and bg.generation == 3
+    f = failure_unchanged([bg], lambda: bg.decrypt(brec, m))
     assert (f.action, f.detail, f.error) == (L.IGNORE, L.DUPLICATE, "DuplicateMessage")
-    f = failure_unchanged([bg], lambda: bg.decrypt(tamper(g.encrypt(b"t", SeededRng("g2")))))
+    f = failure_unchanged([bg], lambda: bg.decrypt(brec, tamper(g.encrypt(b"t", SeededRng("g2")))))
     assert (f.action, f.detail, f.error) == (L.IGNORE, L.MALFORMED, "InvalidSignature")
-    unchanged_all([bg], lambda: bg.decrypt(b"\x02\x03"), "Truncated")          # a parse error: no action
+    unchanged_all([bg], lambda: bg.decrypt(brec, b"\x02\x03"), "Truncated")          # a parse error: no action
     other = L.GroupSession.new(SeededRng("carol group"), GID16, b"carol", c.device)
-    f = failure_unchanged([bg], lambda: bg.decrypt(other.encrypt(b"?", SeededRng("g3"))))
+    f = failure_unchanged([bg], lambda: bg.decrypt(brec, other.encrypt(b"?", SeededRng("g3"))))
     assert (f.action, f.detail, f.error) == (L.RETRY_LATER, L.MISSING_DISTRIBUTION, "UnknownGroupChain")
     # A distribution request (frame 0x04) and the answer, distribute_to.
     req = bg.request_distribution(brec, a.dev_id, SeededRng("req"))
@@ -1380,8 +1395,10 @@ def s16_group_remove_member_and_rotate():
     g.rotate(a.device, records_of(a, b"bob", b"alice"), SeededRng("rot"))
     assert [h.owner for h in g.store.receivers] == [b2.identity]
     a.rec(b"bob").expire(T0 + L.MAX_STALE_DEVICE_AGE)
+    b2_chain = g.store.receivers[0].chain
     g.rotate(a.device, records_of(a, b"bob", b"alice"), SeededRng("rot2"))
     assert g.store.receivers == [], "a chain of a device that left is removed"
+    assert g.dropped[-1] == b2_chain, "and dropped (§16.8)"
     unchanged_all([g], lambda: g.rotate(a.device, records_of(a, b"bob"), FailingRng()), "NotGroupMember")
 
 
@@ -1422,6 +1439,8 @@ def rich_record():
     d.unanswered = L.RetryHint(S.pub(b"\x72" * 32), 3, S.pub(b"\x73" * 32))
     d.archived[0].lost_to = b"\x74" * 32
     rec.devices[b2.dev_id].classical_allowed = True
+    rec.remembered[11] = L.Remembered(S.ed25519_public(b"\x75" * 32), True, T0 - 7)
+    rec.remembered[12] = L.Remembered(S.ed25519_public(b"\x76" * 32), False, 2**64 - 1)
     return a, b, rec
 
 
@@ -1443,7 +1462,7 @@ def s16_peer_record_saved_form():
     expect("InvalidPublicKey", lambda: dec(enc[:10] + b"\x01" + bytes(31) + enc[42:]))
     expect("InvalidEncoding", lambda: dec(enc[:hdr] + b"\x00" + enc[hdr + 1:]))
     expect("InvalidEncoding", lambda: dec(enc[:hdr] + b"\x41" + b"u" * 65 + b"\x00\x00"))
-    assert dec(enc[:hdr] + b"\x40" + b"u" * 64 + b"\x00\x00").user == b"u" * 64
+    assert dec(enc[:hdr] + b"\x40" + b"u" * 64 + b"\x00\x00\x00").user == b"u" * 64
     expect("InvalidEncoding", lambda: dec(enc[:p_dev - 1] + b"\x02"))
     expect("InvalidEncoding", lambda: dec(enc[:p_dev] + b"\x11"))
     expect("Truncated", lambda: dec(enc[:p_dev] + b"\x10"))
@@ -1462,10 +1481,29 @@ def s16_peer_record_saved_form():
         expect("InvalidEncoding", lambda: dec(b))
         expect("TrailingBytes", lambda: dec(b + b"\x00"))
 
-    def with_devices(order, local=None, head=head):
+    rem = {d: m.to_bytes(d) for d, m in rec.remembered.items()}
+    tail = b"\x02" + rem[11] + rem[12]
+    assert enc.endswith(tail) and len(rem[11]) == 45
+
+    def with_devices(order, local=None, head=head, tail=tail):
         h2 = head if local is None else head[:-1] + b"\x01" + S.u32(local)
-        return h2 + bytes([len(order)]) + b"".join(order)
+        return h2 + bytes([len(order)]) + b"".join(order) + tail
     assert with_devices([devs[7], devs[9]]) == enc
+    back = dec(enc)
+    assert [(d, m.identity, m.pinned, m.left) for d, m in sorted(back.remembered.items())] == \
+        [(11, rec.remembered[11].identity, True, T0 - 7), (12, rec.remembered[12].identity, False, 2**64 - 1)]
+    # F2: the remembered devices' rules, checked when read.
+    dv = [devs[7], devs[9]]
+    when_read("InvalidEncoding", with_devices(dv, tail=b"\x02" + rem[12] + rem[11]))
+    when_read("InvalidEncoding", with_devices(dv, tail=b"\x02" + rem[11] + rem[11]))
+    when_read("InvalidEncoding", with_devices(dv, local=11))
+    when_read("InvalidEncoding", with_devices(dv, tail=b"\x01" + S.u32(9) + rem[11][4:]))   # a held id
+    when_read("InvalidEncoding", with_devices(dv, tail=b"\x21"))
+    expect("Truncated", lambda: dec(with_devices(dv, tail=b"\x20")))
+    expect("Truncated", lambda: dec(with_devices(dv, tail=b"")))
+    when_read("InvalidPublicKey", with_devices(dv, tail=b"\x01" + rem[11][:4] + bytes(32) + rem[11][36:]))
+    when_read("InvalidEncoding", with_devices(dv, tail=b"\x01" + rem[11][:36] + b"\x02" + rem[11][37:]))
+    assert dec(with_devices(dv, tail=b"\x00")).remembered == {}
     when_read("InvalidEncoding", with_devices([devs[9], devs[7]]))
     when_read("InvalidEncoding", with_devices([devs[7], devs[7]]))
     when_read("InvalidEncoding", with_devices([devs[7]], local=7))
@@ -1571,18 +1609,19 @@ def s16_group_session_saved_form():
     expect("Truncated", lambda: dec(build(tail=rest[:493])))
     expect("WrongType", lambda: dec(build(tail=b"\x02\x23" + rest[2:])), expected=0x22, found=0x23)
     st = g.store.to_bytes()
-    assert rest[494:] == S.u32(len(st)) + st
-    expect("Truncated", lambda: dec(build(tail=rest[:494] + S.u32(len(st) - 1) + st)))
-    expect("TrailingBytes", lambda: dec(build(tail=rest[:494] + S.u32(len(st) + 1) + st + b"\x00")))
+    assert rest[494:] == S.u32(len(st)) + st + b"\x00\x00"            # then no dropped chain
+    expect("Truncated", lambda: dec(build(tail=rest[:494] + S.u32(len(st) - 1) + st + b"\x00\x00")))
+    expect("TrailingBytes", lambda: dec(build(tail=rest[:494] + S.u32(len(st) + 1) + st + b"\x00\x00\x00")))
     other_store = S.GroupReceivers(b"\x17" * 32).to_bytes()
-    expect("InvalidEncoding", lambda: dec(build(tail=rest[:494] + S.u32(len(other_store)) + other_store)))
+    expect("InvalidEncoding", lambda: dec(build(tail=rest[:494] + S.u32(len(other_store)) + other_store
+                                                + b"\x00\x00")))
 
 
 @check
 def s16_largest_saved_forms():
     """§16.11 largest sizes: the worst session (72,506), a peer record with every optional field
-    and 16 devices of five such sessions and four lost-to marks (5,807,101 plus 4 for the own
-    record's local device id), a group session of 1,000 64-byte members and 1,024 full receivers."""
+    and 16 devices of five such sessions and four lost-to marks, the own record's local device id
+    and 32 remembered devices (5,808,546), a group session of 1,000 64-byte members and 1,024 full receivers."""
     a, b = talking("largest")
     s = copy.deepcopy(a.rec(b).devices[b.dev_id].active.session)
     s.pending = None
@@ -1603,16 +1642,25 @@ def s16_largest_saved_forms():
         e.active = L.SessionEntry(s, 1, 2)
         e.archived = [L.SessionEntry(s, 1, 2, b"\x07" * 32) for _ in range(4)]
         r.devices[d] = e
-    assert len(r.to_bytes()) == 109 + 16 * (169 + 5 * (22 + 72_506) + 4 * 32) == 5_807_101
+    assert len(r.to_bytes()) == 110 + 16 * (169 + 5 * (22 + 72_506) + 4 * 32) == 5_807_102
     r.local_device = 99
-    assert len(r.to_bytes()) == 5_807_105, "the own record's local device id adds 4 bytes"
+    assert len(r.to_bytes()) == 5_807_106, "the own record's local device id adds 4 bytes"
+    for d in range(100, 100 + L.MAX_DELETED_DEVICES):      # F2: every remembered device, 45 bytes each
+        r.remembered[d] = L.Remembered(S.ed25519_public(b"\x0a" * 32), True, 2**64 - 1)
+    worst = r.to_bytes()
+    assert len(worst) == 114 + 32 * 45 + 16 * (169 + 5 * (22 + 72_506) + 4 * 32) == 5_808_546
+    assert len(worst) + 51 == 5_808_597 and len(worst) <= S.MAX_STATE_LEN
+    assert worst[-45 * 32 - 1] == 32                       # deleted_count, then the entries
     g = L.GroupSession.new(SeededRng("largest g"), GID16, b"\xff" * 64, a.device)
     g.members = sorted([b"\xff" * 64] + [b"%063d" % i + b"m" for i in range(999)])
     rcv = S.GroupReceiver(GID16, S.ed25519_public(b"\x01" * 32), a.identity, True,
                           S.GroupRatchet([b"\x02" * 32] * 8, 300), {i: b"\x03" * 32 for i in range(256)})
     assert len(rcv.to_bytes()) == 9_589
     g.store.receivers = [rcv] * 1024
-    assert len(g.to_bytes()) == 9_886_803
+    assert len(g.to_bytes()) == 9_886_803 + 2
+    g.dropped = [bytes([i >> 8, i & 255]) * 16 for i in range(L.MAX_DROPPED_CHAINS)]
+    assert len(g.to_bytes()) == 9_886_803 + 2 + 1024 * 32 == 9_919_573
+    assert len(g.to_bytes()) + 51 == 9_919_624 and len(g.to_bytes()) <= S.MAX_STATE_LEN
 
 
 @check
@@ -1636,6 +1684,465 @@ def s16_random_runs_converge():
     checked at every point where the network is empty. (`python3 selfcheck_sessions.py N` runs N.)"""
     for seed in range(4):
         explore("ci %d" % seed, check_every=True)
+
+
+# ---------------------------------------------------------------------------
+# The §16 security fixes: F1 elapsed time, F2 remembered devices, F3 lists and stale
+# devices, F4 group decrypt from a record, F5 the local Device first
+# ---------------------------------------------------------------------------
+
+FAR = 2**64 - 1
+AGE = L.MAX_STALE_DEVICE_AGE
+
+
+def key(i):
+    return S.ed25519_public(bytes([i]) * 32)
+
+
+@check
+def s16_elapsed_is_a_distance():
+    """§16.1 Elapsed time (F1): a bound d has passed when |now - t| >= d. A clock back by less than
+    d is no time elapsed; a stored time d or more ahead of now counts as passed: rate limits,
+    plan_send's unanswered age, expiry of stale devices and archived sessions."""
+    assert L.elapsed(10, 3) == 7 and L.elapsed(3, 10) == 7 and L.elapsed(0, FAR) == FAR
+    e = L.DeviceEntry(key(0x31))
+    e.retry_window, e.retry_count = T0, L.MAX_RETRY_REQUESTS_PER_INTERVAL
+    assert not e.window_allows(T0 - 3599) and not e.window_allows(T0 + 3599)
+    assert e.window_allows(T0 - 3600) and e.window_allows(T0 + 3600)
+    e.last_recovery = T0
+    assert not e.interval_allows(T0 - 3599) and e.interval_allows(T0 - 3600) and e.interval_allows(T0 + 3600)
+    e.last_recovery = FAR
+    assert e.interval_allows(T0), "a far-future recovery time holds nothing"
+    # request_retry: eight requests at a far-future now fill a window that T0 is far from.
+    a, b = talking("elapsed")
+    r = a.rec(b)
+    hint = L.RetryHint(S.pub(b"\x41" * 32), 0)
+    for _ in range(L.MAX_RETRY_REQUESTS_PER_INTERVAL):
+        r.request_retry(b.dev_id, hint, FAR, a.rng)
+    unchanged_all([r], lambda: r.request_retry(b.dev_id, hint, FAR - 3599, FailingRng()), "RecoveryRateLimited")
+    r.request_retry(b.dev_id, hint, T0, a.rng)
+    d = r.devices[b.dev_id]
+    assert (d.retry_window, d.retry_count) == (T0, 1), "the window restarts at now"
+    # plan_send: a session we started, created ahead of now, with no reply.
+    a, b = parties("elapsed2")
+    a.start(b, now=T0 + 3 * AGE)
+    plan = lambda now: a.rec(b).plan_send(now)["needs_bundle"]
+    assert plan(T0 + 2 * AGE + 1) == [] and plan(T0 + 2 * AGE) == [b.dev_id] and plan(T0) == [b.dev_id]
+    # expire: a stale_since and an archived creation far ahead of now.
+    a.start(b, now=T0 + 3 * AGE)                         # the first one is archived, never decrypted
+    r = a.rec(b)
+    r.update_devices([], FAR)
+    c = copy.deepcopy(r)
+    c.update_devices([(b.dev_id, b.identity)], T0)        # listed again: only the archived one may go
+    g = c.generation
+    assert c.expire(T0 + 2 * AGE + 1) == ([], 0) and c.generation == g
+    assert c.expire(T0 + 2 * AGE) == ([], 1) and c.devices[b.dev_id].archived == [] and c.generation == g + 1
+    g = r.generation
+    assert r.expire(FAR - AGE + 1) == ([], 1) and r.generation == g + 1, "stale for less than the age"
+    assert r.expire(T0) == ([b.dev_id], 0) and r.devices == {} and r.generation == g + 2
+
+
+def churned():
+    """A record of Bob: devices 1-16 listed at T0; 5 leaves at T0 + 1 and is deleted for 17 at
+    T0 + 2 (6 gets a pending identity then); at T0 + 3 the list is replaced by 20-35, which
+    deletes 1-4 and 6-17 (3 pinned)."""
+    me = device("alice")
+    rec = L.PeerRecord.new(me, b"bob")
+    rec.update_devices([(d, key(d)) for d in range(1, 17)], T0)
+    rec.devices[3].pinned = True
+    rec.update_devices([(d, key(d)) for d in range(1, 17) if d != 5], T0 + 1)
+    out = rec.update_devices([(d, key(d)) for d in range(1, 18) if d not in (5, 6)] + [(6, key(60))], T0 + 2)
+    assert out["deleted"] == [5] and out["added"] == [17] and [c["device"] for c in out["identity_changes"]] == [6]
+    out = rec.update_devices([(d, key(d)) for d in range(20, 36)], T0 + 3)
+    assert out["deleted"] == [1, 2, 3, 4] + list(range(6, 18)) and out["added"] == list(range(20, 36))
+    return me, rec
+
+
+@check
+def s16_deleted_devices_are_remembered():
+    """§16.2 step 2, §16.4, §16.7, §16.11 (F2): a device deleted to make room is remembered (trusted
+    identity, pin, when it left); listed again it comes back with them, relisted or with an identity
+    change; the record remembers at most MAX_DELETED_DEVICES, forgetting only those whose age
+    passed, else the list is refused; expire forgets them at the age; the saved form keeps them."""
+    me, rec = churned()
+    assert sorted(rec.remembered) == [1, 2, 3, 4] + list(range(5, 18))
+    m5, m6, m3 = rec.remembered[5], rec.remembered[6], rec.remembered[3]
+    assert (m5.identity, m5.pinned, m5.left) == (key(5), False, T0 + 1), "stale_since kept"
+    assert (m6.identity, m6.left) == (key(6), T0 + 3), "the trusted identity, not the pending one"
+    assert m3.pinned and not rec.remembered[4].pinned
+    assert L.PeerRecord.from_bytes(rec.to_bytes()).to_bytes() == rec.to_bytes()
+    # Listed again: 3 with its key (relisted, pinned), 1 with another (identity change, pending).
+    r = copy.deepcopy(rec)
+    g = r.generation
+    out = r.update_devices([(1, key(50)), (3, key(3))] + [(d, key(d)) for d in range(21, 35)], T0 + 4)
+    assert out["deleted"] == [20, 35] and out["added"] == [] and out["relisted"] == [3]
+    assert [(c["device"], c["trusted_fingerprint"], c["identity"]) for c in out["identity_changes"]] == \
+        [(1, S.fingerprint(key(1)), key(50))]
+    assert r.devices[3].identity == key(3) and r.devices[3].pinned and r.devices[3].listed
+    assert r.devices[3].active is None and r.devices[1].identity == key(1) and r.devices[1].pending == key(50)
+    assert 1 not in r.remembered and 3 not in r.remembered and r.remembered[20].left == T0 + 4
+    assert r.generation == g + 1
+    expect("PostQuantumRequired", lambda: r.allow_classical(3, True))
+    r.acknowledge_identity(1, key(50))
+    assert r.devices[1].identity == key(50)
+    # Not remembered: added as before.
+    r2 = copy.deepcopy(rec)
+    assert r2.update_devices([(d, key(d)) for d in range(20, 35)] + [(40, key(40))], T0 + 4)["added"] == [40]
+    # The bound: 17 remembered + 16 more is 33; only a device whose age passed is forgotten.
+    new = [(d, key(d)) for d in range(40, 56)]
+    r3 = copy.deepcopy(rec)
+    unchanged_all([r3], lambda: r3.update_devices(new, T0 + AGE), "InvalidDeviceList")
+    out = r3.update_devices(new, T0 + 1 + AGE)
+    assert 5 not in r3.remembered and len(r3.remembered) == L.MAX_DELETED_DEVICES and len(out["deleted"]) == 16
+    r4 = copy.deepcopy(rec)
+    r4.remembered[5].left = FAR                            # written while the clock was far ahead
+    r4.update_devices(new, T0)
+    assert 5 not in r4.remembered and len(r4.remembered) == L.MAX_DELETED_DEVICES
+    # expire forgets at the age; the generation moves for that alone.
+    r5 = copy.deepcopy(rec)
+    g = r5.generation
+    assert r5.expire(T0 + AGE) == ([], 0) and r5.generation == g and 5 in r5.remembered
+    assert r5.expire(T0 + 1 + AGE) == ([], 0) and r5.generation == g + 1 and 5 not in r5.remembered
+    assert r5.expire(T0 + 3 + AGE) == ([], 0) and r5.remembered == {} and r5.generation == g + 2
+    assert r5.update_devices([(1, key(51))], T0 + 4 + AGE)["added"] == [1]
+
+
+@check
+def s16_device_list_keeps_trusted_keys_distinct():
+    """§16.2 (F3a): InvalidDeviceList, changing nothing, for a list that gives a device the trusted
+    identity of another device it lists with another identity, held (listed, stale, pending) or
+    remembered; a key of a device the list leaves out may be given."""
+    me, rec = churned()
+    r = copy.deepcopy(rec)
+    r.update_devices([(d, key(d)) for d in range(20, 36) if d != 22], T0 + 4)     # 22 stale
+    base = [(d, key(d)) for d in range(23, 35)]
+    unchanged_all([r], lambda: r.update_devices(base + [(20, key(70)), (21, key(20))], T0 + 5),
+                  "InvalidDeviceList")
+    unchanged_all([r], lambda: r.update_devices(base + [(22, key(71)), (21, key(22))], T0 + 5),
+                  "InvalidDeviceList")                                          # a stale device's key
+    unchanged_all([r], lambda: r.update_devices(base[:10] + [(2, key(72)), (21, key(2))], T0 + 5),
+                  "InvalidDeviceList")                                          # a remembered key
+    p = copy.deepcopy(r)
+    p.update_devices([(d, key(d)) for d in range(20, 36) if d != 22] [:-1] + [(35, key(73))], T0 + 5)
+    assert p.devices[35].pending == key(73)
+    unchanged_all([p], lambda: p.update_devices(base + [(35, key(74)), (21, key(35))], T0 + 6),
+                  "InvalidDeviceList")                                          # trusted, not pending
+    # The key of a device left out (20) may go to another (21): it is no longer listed.
+    out = r.update_devices(base + [(21, key(20))], T0 + 5)
+    assert [c["device"] for c in out["identity_changes"]] == [21] and 20 in out["removed"]
+
+
+@check
+def s16_group_decrypt_from_a_record():
+    """§16.8 decrypt(record, message) (F4): Ignore(WrongLocalDevice) if the record is not the local
+    device's, then Ignore(Malformed) NotGroupMember, then for a held chain Ignore(Malformed)
+    IdentityMismatch if its owner is not the trusted identity of a device (listed or stale) of the
+    record, RetryLater(IdentityChangePending) if that device has a pending one; then the store."""
+    a, a2, b2, b3, c, g = group_world("f4")
+    out = g.distribute(records_of(a, b"bob", b"carol", b"alice"), SeededRng("f4 d"))
+    bg = L.GroupSession.new(SeededRng("f4 bob group"), GID16, b"bob", b2.device)
+    bg.add_member(b"alice")
+    brec = b2.rec(a)
+    assert bg.install(brec, received(b2.recv(a, out[0][0][0][1]), kind=L.FRAME_DISTRIBUTION)) == S.ADDED
+    m = g.encrypt(b"f4", SeededRng("f4 e"))
+
+    def fails(rec, msg, want):
+        f = failure_unchanged([bg, rec], lambda: bg.decrypt(rec, msg))
+        assert (f.action, f.detail, f.error) == want, f
+    not_local = L.PeerRecord.new(c.device, b"dave")                     # not local, not a member
+    fails(not_local, m, (L.IGNORE, L.WRONG_LOCAL_DEVICE, "IdentityMismatch"))
+    fails(L.PeerRecord.new(b2.device, b"carol"), m, (L.IGNORE, L.MALFORMED, "NotGroupMember"))
+    own = L.PeerRecord.new_own(b2.device, b"bob", b2.dev_id)
+    own.update_devices([(b3.dev_id, b3.identity)], T0)
+    fails(own, m, (L.IGNORE, L.MALFORMED, "IdentityMismatch"))          # attributed to its user only
+    pend = copy.deepcopy(brec)
+    pend.update_devices([(a.dev_id, key(0x52))], T0)
+    fails(pend, m, (L.RETRY_LATER, L.IDENTITY_CHANGE_PENDING, "IdentityChangePending"))
+    pend.acknowledge_identity(a.dev_id, key(0x52))
+    fails(pend, m, (L.IGNORE, L.MALFORMED, "IdentityMismatch"))         # a replaced key's chain
+    gone = L.PeerRecord.new(b2.device, b"alice")
+    fails(gone, m, (L.IGNORE, L.MALFORMED, "IdentityMismatch"))
+    other = L.GroupSession.new(SeededRng("f4 carol"), GID16, b"carol", c.device)
+    fails(gone, other.encrypt(b"?", SeededRng("f4 c")), (L.RETRY_LATER, L.MISSING_DISTRIBUTION, "UnknownGroupChain"))
+    stale = copy.deepcopy(brec)
+    stale.update_devices([], T0)
+    gen = bg.generation
+    assert bg.decrypt(stale, m) == (b"f4", ("Authenticated", a.identity)) and bg.generation == gen + 1
+    f = failure_unchanged([bg], lambda: bg.decrypt(brec, m))
+    assert (f.action, f.detail, f.error) == (L.IGNORE, L.DUPLICATE, "DuplicateMessage")
+
+
+@check
+def s16_group_local_device_first():
+    """§16.8 (F5): remove_member, rotate and after_restore check `local` before anything else."""
+    a, a2, b2, b3, c, g = group_world("f5")
+    unchanged_all([g], lambda: g.remove_member(b2.device, b"dave", [], FailingRng()), "IdentityMismatch")
+    unchanged_all([g], lambda: g.rotate(b2.device, [], FailingRng()), "IdentityMismatch")
+    unchanged_all([g], lambda: g.after_restore(b2.device, 0, FailingRng()), "IdentityMismatch")
+    unchanged_all([g], lambda: g.rotate(a.device, [], FailingRng()), "NotGroupMember")
+
+
+# ---------------------------------------------------------------------------
+# F8 and the rules that came with it (§16.5 marks, §16.6, §16.8 dropped chains, §16.11)
+# ---------------------------------------------------------------------------
+
+def _retry_on_archived(tag):
+    """f holds K1 (archived) and K2 (active, started by e); e sends on K1 a retry request naming
+    K2. -> (K1, K2, f's device entry of e)."""
+    e, f = talking("f8 arch " + tag)
+    k1 = active_base(e, f)
+    e.start(f)
+    received(f.recv(e, e.send(f, b"on K2")))
+    k2 = active_base(f, e)
+    assert k2 != k1
+    old = e.rec(f).devices[f.dev_id].archived[0]
+    assert old.base_key == k1
+    msg = old.session.encrypt(e.rng, L.frame(L.FRAME_RETRY, L.RetryHint(S.pub(b"\x01" * 32), 0, k2).to_bytes()))
+    received(f.recv(e, msg), kind=L.FRAME_RETRY)
+    return k1, k2, f.rec(e).devices[e.dev_id]
+
+
+def _retry_in_new_session(tag):
+    """a and b share K (answered); b starts a new session N whose retry request names K.
+    -> (N, K, a's device entry of b)."""
+    a, b = talking("f8 acc " + tag)
+    k = active_base(a, b)
+    hint = L.RetryHint(S.pub(b"\x02" * 32), 3, k)
+    msg = b.rec(a).start_new_session(b.device, a.dev_id, a.bundle(), hint, T0, b.rng)
+    received(a.recv(b, msg), kind=L.FRAME_RETRY)
+    return active_base(a, b), k, a.rec(b).devices[b.dev_id]
+
+
+@check
+def s16_marks_point_to_smaller_base_keys():
+    """§16.5 Marks (F8): where a rule marks the session it archives as having lost to a session
+    with a larger base key, it archives it without a mark; with a smaller one, the mark stays.
+    Both placements that mark (a retry request on an archived session, an accept carrying one),
+    each seen with both orders of the base keys."""
+    seen = set()
+    for i in range(12):
+        x, a, dev = _retry_on_archived(str(i))
+        assert dev.active.base_key == x and dev.active.lost_to is None
+        assert dev.archived[0].base_key == a
+        assert dev.archived[0].lost_to == (x if x < a else None), (x < a, dev.archived[0].lost_to)
+        seen.add(("archived", x < a))
+        n, k, dev = _retry_in_new_session(str(i))
+        assert dev.active.base_key == n and dev.archived[0].base_key == k
+        assert dev.archived[0].lost_to == (n if n < k else None), (n < k, dev.archived[0].lost_to)
+        seen.add(("accept", n < k))
+        if len(seen) == 4:
+            break
+    assert len(seen) == 4, "every case seen: %r" % sorted(seen)
+
+
+@check
+def s16_crossed_retry_requests_cannot_split_a_pair():
+    """§16.5 Marks, §16.6 (F8): two sides hold K1 and K2, each active on another one (a split a
+    forged header can make); each asks the other, in its active session, to leave its own, and
+    the requests cross. With marks only to smaller base keys the pair converges (§16.12)."""
+    a, b = talking("crossed")
+    k1 = active_base(a, b)
+    a.start(b)
+    received(b.recv(a, a.send(b, b"on K2")))
+    k2 = active_base(b, a)
+    old = b.rec(a).devices[a.dev_id].archived[0]
+    assert old.base_key == k1
+    received(a.recv(b, old.session.encrypt(b.rng, L.frame(L.FRAME_PAYLOAD, b"late on K1"))))
+    assert (active_base(a, b), active_base(b, a)) == (k1, k2), "split: A on K1, B on K2"
+    ra = a.rec(b).request_retry(b.dev_id, L.RetryHint(S.pub(b"\x0a" * 32), 0, k2), T0, a.rng)
+    rb = b.rec(a).request_retry(a.dev_id, L.RetryHint(S.pub(b"\x0b" * 32), 0, k1), T0, b.rng)
+    received(b.recv(a, ra), kind=L.FRAME_RETRY)
+    received(a.recv(b, rb), kind=L.FRAME_RETRY)
+    assert (active_base(a, b), active_base(b, a)) == (k2, k1), "the requests crossed"
+    small, large = min(k1, k2), max(k1, k2)
+    for p, q in ((a, b), (b, a)):
+        marks = {e.base_key: e.lost_to for e in p.rec(q).devices[q.dev_id].archived}
+        assert all(m is None or m < k for k, m in marks.items())
+        assert marks.get(large) in (None, small) and marks.get(small) is None
+    World(a, b).converged(a, b, b"crossed")
+    assert active_base(a, b) == active_base(b, a) == small
+
+
+@check
+def s16_saved_marks_point_to_smaller_base_keys():
+    """§16.11 (F8): the saved record refuses a lost_to not smaller than its session's own base
+    key (equal included) with InvalidEncoding, checked after TrailingBytes."""
+    for i in range(12):
+        x, a, dev = _retry_on_archived("saved %d" % i)
+        if x < a:
+            break
+    assert dev.archived[0].lost_to == x
+    # The record holding `dev`: rebuild it around the entry with marks of every order.
+    holder = L.PeerRecord(dev.active.session.local_identity, b"e")
+    holder.devices[9] = dev
+    good = holder.to_bytes()
+    assert L.PeerRecord.from_bytes(good).to_bytes() == good
+    entry = dev.archived[0]
+    for bad in (entry.base_key, (int.from_bytes(entry.base_key, "big") + 1).to_bytes(32, "big"), b"\xff" * 32):
+        if bad == b"\xff" * 32 and entry.base_key == bad:
+            continue
+        entry.lost_to = bad
+        form = holder.to_bytes()
+        expect("InvalidEncoding", lambda: L.PeerRecord.from_bytes(form))
+        expect("TrailingBytes", lambda: L.PeerRecord.from_bytes(form + b"\x00"))
+    entry.lost_to = (int.from_bytes(entry.base_key, "big") - 1).to_bytes(32, "big")
+    form = holder.to_bytes()
+    assert L.PeerRecord.from_bytes(form).to_bytes() == form, "a smaller mark is taken as it is"
+
+
+@check
+def s16_unanswered_request_without_interval_is_a_retry():
+    """§16.6 broken, fourth rule (F8): a retry request is unanswered: a new session with that
+    request's hint if the recovery interval allows it, else a retry (RequestRetry with the failed
+    message's hint while the window allows, else Ignore(RecoveryPending))."""
+    a, b = talking("unans8")
+    old = copy.deepcopy(a.rec(b).devices[b.dev_id].active.session)
+    received(b.recv(a, a.send(b, b"advance")))
+    received(a.recv(b, b.send(a, b"advance back")))
+    m = old.encrypt(SeededRng("diverged"), L.frame(L.FRAME_PAYLOAD, b"from the past"))
+    dev = b.rec(a).devices[a.dev_id]
+    first = L.RetryHint(S.pub(b"\x0e" * 32), 9)
+    dev.unanswered = first
+    res = failure_unchanged([b.rec(a), b.device], lambda: b.recv(a, m))
+    assert res.action == L.START_NEW_SESSION and res.detail == first, res
+    dev.last_recovery = T0 - 10                          # the interval does not allow a new session
+    res = failure_unchanged([b.rec(a), b.device], lambda: b.recv(a, m))
+    assert res.action == L.REQUEST_RETRY and res.detail == L.RetryHint.of(S.parse_message(m)), res
+    assert res.error == "SessionDiverged"
+    dev.retry_window, dev.retry_count = T0 - 5, L.MAX_RETRY_REQUESTS_PER_INTERVAL
+    res = failure_unchanged([b.rec(a), b.device], lambda: b.recv(a, m))
+    assert (res.action, res.detail, res.error) == (L.IGNORE, L.RECOVERY_PENDING, "SessionDiverged"), res
+    dev.last_recovery = T0 - L.MIN_RECOVERY_INTERVAL     # the interval allows it again
+    res = failure_unchanged([b.rec(a), b.device], lambda: b.recv(a, m))
+    assert res.action == L.START_NEW_SESSION and res.detail == first, res
+
+
+@check
+def s16_new_session_for_a_stale_device_is_retry_later():
+    """§16.6: a "new session" for a stale device is RetryLater(UnknownDevice) with the error
+    UnknownDevice, whatever the interval, also for an unanswered retry request (whose fallback
+    for a listed device is a retry); a retry for it is still a retry."""
+    a, b = talking("stale8")
+    old = copy.deepcopy(a.rec(b).devices[b.dev_id].active.session)
+    received(b.recv(a, a.send(b, b"advance")))
+    received(a.recv(b, b.send(a, b"reply")))
+    b.rec(a).update_devices([], T0)                      # Alice's device leaves Bob's list: stale
+    dev = b.rec(a).devices[a.dev_id]
+    assert not dev.listed
+    received(b.recv(a, a.send(b, b"still decrypts")))
+    dev = b.rec(a).devices[a.dev_id]                     # (a success replaces the record's entries)
+    m = old.encrypt(SeededRng("stale diverged"), L.frame(L.FRAME_PAYLOAD, b"x"))
+    res = failure_unchanged([b.rec(a), b.device], lambda: b.recv(a, m))
+    assert res.action == L.REQUEST_RETRY and res.error == "SessionDiverged", res
+    e = dev.active
+    # broken without an active session: a new session -> RetryLater(UnknownDevice), any interval.
+    dev.active, dev.archived = None, [e]
+    for last in (None, T0 - 1):
+        dev.last_recovery = last
+        res = failure_unchanged([b.rec(a), b.device], lambda: b.recv(a, m))
+        assert (res.action, res.detail, res.error) == (L.RETRY_LATER, L.UNKNOWN_DEVICE, "UnknownDevice"), res
+    dev.active, dev.archived = e, []
+    # lost on the active session: still a retry for a stale device.
+    dev.last_recovery = None
+    res = failure_unchanged([b.rec(a), b.device], lambda: b.recv(a, tamper(a.send(b, b"lost"))))
+    assert res.action == L.REQUEST_RETRY and res.error == "AuthenticationFailed", res
+    # lost without an active session: a new session -> RetryLater(UnknownDevice).
+    dev.active, dev.archived = None, [e]
+    res = failure_unchanged([b.rec(a), b.device], lambda: b.recv(a, tamper(a.send(b, b"lost 2"))))
+    assert (res.action, res.detail, res.error) == (L.RETRY_LATER, L.UNKNOWN_DEVICE, "UnknownDevice"), res
+    # An unanswered request: RetryLater(UnknownDevice) whatever the interval (§16.6 as of s-fixes
+    # 8653c3d, S10); a listed device with the interval used gets a retry instead.
+    dev.active, dev.archived = e, []
+    dev.unanswered = L.RetryHint(S.pub(b"\x0e" * 32), 9)
+    for last in (T0 - 1, None):
+        dev.last_recovery = last
+        res = failure_unchanged([b.rec(a), b.device], lambda: b.recv(a, m))
+        assert (res.action, res.detail, res.error) == (L.RETRY_LATER, L.UNKNOWN_DEVICE, "UnknownDevice"), res
+    dev.stale_since, dev.last_recovery = None, T0 - 1
+    res = failure_unchanged([b.rec(a), b.device], lambda: b.recv(a, m))
+    assert res.action == L.REQUEST_RETRY, res
+
+
+def _chain_of(p, a, tag):
+    """A GroupSession of party p (its own sender) and the Received of its distribution at a."""
+    pg = L.GroupSession.new(SeededRng("dropped %s %s" % (p.label, tag)), GID16, p.user, p.device)
+    dm = p.rec(a).devices[a.dev_id].active.session.encrypt(p.rng, L.frame(L.FRAME_DISTRIBUTION,
+                                                                          pg.sender.distribution()))
+    return pg, received(a.recv(p, dm), kind=L.FRAME_DISTRIBUTION)
+
+
+@check
+def s16_group_dropped_chains():
+    """§16.8 dropped chains: a removal drops the chains it removes (in the store's order) and an
+    Added install drops the chains the store evicted; the install of a dropped chain is Unchanged
+    and changes nothing (the generation neither); after_restore drops nothing and keeps the list;
+    past MAX_DROPPED_CHAINS the oldest is forgotten."""
+    a, a2, b2, b3, c, g = group_world("dropped")
+    for p in (b2, c):
+        received(a.recv(p, p.rec(a).encrypt_to(a.dev_id, b"", p.rng)))
+    cg, cd = _chain_of(c, a, "1")
+    bg, bd = _chain_of(b2, a, "1")
+    assert g.install(a.rec(c), cd) == S.ADDED and g.install(a.rec(b2), bd) == S.ADDED
+    assert g.dropped == []
+    g.remove_member(a.device, b"carol", records_of(a, b"bob", b"alice"), SeededRng("drop rm"))
+    assert g.dropped == [cg.sender.chain]
+    g.add_member(b"carol")
+    snap = g.to_bytes()
+    assert g.install(a.rec(c), cd) == S.UNCHANGED and g.to_bytes() == snap, "a late copy is refused"
+    m = cg.encrypt(b"late", SeededRng("late"))
+    f = failure_unchanged([g], lambda: g.decrypt(a.rec(c), m))
+    assert (f.action, f.detail) == (L.RETRY_LATER, L.MISSING_DISTRIBUTION), f
+    # The checks before it still come first.
+    unchanged_all([g], lambda: g.install(a.rec(b2), cd), "IdentityMismatch")
+    # Eviction (MAX_CHAINS_PER_SENDER chains of one owner): the oldest is dropped.
+    chains = [bg.sender.chain]
+    for i in range(S.MAX_CHAINS_PER_SENDER):
+        bgi, bdi = _chain_of(b2, a, "ev%d" % i)
+        assert g.install(a.rec(b2), bdi) == S.ADDED
+        chains.append(bgi.sender.chain)
+    assert g.dropped == [cg.sender.chain, chains[0]]
+    assert g.install(a.rec(b2), bd) == S.UNCHANGED
+    # after_restore: a new, empty store; its chains are not dropped, the list is the copy's.
+    before = list(g.dropped)
+    g.after_restore(a.device, g.generation + 5, SeededRng("drop restore"))
+    assert g.store.receivers == [] and g.dropped == before
+    assert g.install(a.rec(b2), bd) == S.UNCHANGED
+    # Past the bound the oldest is forgotten.
+    g.dropped = [bytes([i >> 8, i & 255]) * 16 for i in range(L.MAX_DROPPED_CHAINS)]
+    g._drop([b"\xaa" * 32, b"\xbb" * 32])
+    assert len(g.dropped) == L.MAX_DROPPED_CHAINS and g.dropped[0] == bytes([0, 2]) * 16
+    assert g.dropped[-2:] == [b"\xaa" * 32, b"\xbb" * 32]
+
+
+@check
+def s16_group_dropped_chains_saved_form():
+    """§16.11 0x26: after the store, dropped_count u16 (<= MAX_DROPPED_CHAINS) and the ids, oldest
+    first; after TrailingBytes, InvalidEncoding if a chain is dropped twice or the store holds a
+    dropped chain."""
+    a, a2, b2, b3, c, g = group_world("dropped form")
+    received(a.recv(b2, b2.rec(a).encrypt_to(a.dev_id, b"", b2.rng)))
+    bg, bd = _chain_of(b2, a, "form")
+    g.install(a.rec(b2), bd)
+    base = g.to_bytes()
+    assert base.endswith(b"\x00\x00")
+    g.dropped = [b"\x31" * 32, b"\x32" * 32]
+    form = g.to_bytes()
+    assert form == base[:-2] + b"\x00\x02" + b"\x31" * 32 + b"\x32" * 32
+    assert L.GroupSession.from_bytes(form).dropped == g.dropped
+    dec = L.GroupSession.from_bytes
+    expect("Truncated", lambda: dec(form[:-1]))
+    expect("Truncated", lambda: dec(base[:-1]))
+    expect("TrailingBytes", lambda: dec(form + b"\x00"))
+    expect("InvalidEncoding", lambda: dec(base[:-2] + S.u16(L.MAX_DROPPED_CHAINS + 1)))
+    twice = base[:-2] + b"\x00\x02" + b"\x31" * 32 * 2
+    expect("InvalidEncoding", lambda: dec(twice))
+    expect("TrailingBytes", lambda: dec(twice + b"\x00"))
+    held = base[:-2] + b"\x00\x01" + bg.sender.chain
+    expect("InvalidEncoding", lambda: dec(held))
+    expect("TrailingBytes", lambda: dec(held + b"\x00"))
+    full = L.GroupSession.from_bytes(base)
+    full.dropped = [bytes([i >> 8, i & 255]) * 16 for i in range(L.MAX_DROPPED_CHAINS)]
+    assert dec(full.to_bytes()).dropped == full.dropped
 
 
 if __name__ == "__main__":

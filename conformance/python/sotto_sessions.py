@@ -30,11 +30,13 @@ MAX_USER_ID_LEN = 64
 MAX_DEVICES_PER_USER = 16
 MAX_ARCHIVED_SESSIONS = 4
 MAX_STALE_DEVICE_AGE = 2_592_000
+MAX_DELETED_DEVICES = 2 * MAX_DEVICES_PER_USER
 MAX_ARCHIVED_SESSION_AGE = 2_592_000
 MAX_UNANSWERED_SESSION_AGE = 2_592_000
 MIN_RECOVERY_INTERVAL = 3_600
 MAX_RETRY_REQUESTS_PER_INTERVAL = 8
 MAX_GROUP_MEMBERS = 1_000
+MAX_DROPPED_CHAINS = 1_024
 MAX_PAYLOAD_LEN = S.MAX_PLAINTEXT_LEN - 1
 
 L_SAFETY_NUMBER = b"sotto v2 safety number"
@@ -54,8 +56,9 @@ UNKNOWN_IDENTITY, MISSING_DISTRIBUTION = "UnknownIdentity", "MissingDistribution
 
 
 def elapsed(now, then):
-    """§16.1: times are compared with saturating arithmetic (`a - b` is 0 if now < then)."""
-    return max(now - then, 0)
+    """§16.1 "Elapsed time": a bound d has passed when |now - t| >= d (the distance, either
+    direction), so a stored time far in the future holds nothing for ever (F1)."""
+    return abs(now - then)
 
 
 def check_user_id(uid: bytes) -> bytes:
@@ -263,7 +266,11 @@ class DeviceEntry:
         return ([self.active] if self.active is not None else []) + list(self.archived)
 
     def archive(self, entry: SessionEntry, lost_to=None):
-        """As the newest archived session; past MAX_ARCHIVED_SESSIONS the oldest is deleted."""
+        """As the newest archived session; past MAX_ARCHIVED_SESSIONS the oldest is deleted.
+        F8 (§16.5 "Marks"): a mark only ever points to a smaller base key; one to a larger
+        base key is dropped, and the session is archived without a mark."""
+        if lost_to is not None and not lost_to < entry.base_key:
+            lost_to = None
         entry.lost_to = lost_to
         self.archived.insert(0, entry)
         del self.archived[MAX_ARCHIVED_SESSIONS:]
@@ -313,6 +320,17 @@ class DeviceEntry:
         return b
 
 
+class Remembered:
+    """§16.1, §16.2 step 2: a device deleted to make room, kept until MAX_STALE_DEVICE_AGE has
+    passed since it left the list: its trusted identity, its pin, when it left."""
+
+    def __init__(self, identity: bytes, pinned: bool, left: int):
+        self.identity, self.pinned, self.left = identity, pinned, left
+
+    def to_bytes(self, device_id):
+        return u32(device_id) + self.identity + u8(1 if self.pinned else 0) + u64(self.left)
+
+
 class PeerRecord:
     """§16.1: everything one local device knows about one user (0x25)."""
 
@@ -324,6 +342,7 @@ class PeerRecord:
         self.user = check_user_id(user)
         self.local_device = local_device          # the own record's local device id, or None
         self.devices = {}                          # DeviceId -> DeviceEntry
+        self.remembered = {}                       # DeviceId -> Remembered (§16.2 step 2)
         self.trace = {}
 
     # FINDING §16 P13: SPEC names no constructor; a record starts empty, generation 0.
@@ -371,6 +390,12 @@ class PeerRecord:
         for d, k in lst:
             if k == self.local_identity and d != self.local_device:
                 fail("InvalidDeviceList")
+        # F3a: a device given the trusted identity (held or remembered) of another listed device
+        for d, k in lst:
+            for d2 in ids:
+                t = self._trusted(d2)
+                if d2 != d and t is not None and t == k:
+                    fail("InvalidDeviceList")
         out = {"local": None, "added": [], "relisted": [], "removed": [], "deleted": [],
                "identity_changes": [], "withdrawn": []}
         # 1. the own record: how the list showed the local device; its entry leaves the list
@@ -393,8 +418,18 @@ class PeerRecord:
             for d in [d for _, d in stale] + left_out:
                 if len(self.devices) + len(new) <= MAX_DEVICES_PER_USER:
                     break
-                del self.devices[d]
+                e = self.devices.pop(d)
                 out["deleted"].append(d)
+                # F2: remembered with its trusted identity, pin, and when it left the list
+                self.remembered[d] = Remembered(e.identity, e.pinned,
+                                                e.stale_since if e.stale_since is not None else now)
+        # a remembered device the list names is no longer remembered (step 4 holds it again)
+        back = {d: self.remembered.pop(d) for d in list(self.remembered) if d in listed}
+        if len(self.remembered) > MAX_DELETED_DEVICES:        # FINDING §16 S3: only past the bound
+            for d in [d for d, m in self.remembered.items() if elapsed(now, m.left) >= MAX_STALE_DEVICE_AGE]:
+                del self.remembered[d]
+            if len(self.remembered) > MAX_DELETED_DEVICES:
+                fail("InvalidDeviceList")
         # 3. held devices the list leaves out become stale at now.
         # FINDING §16 B3: a device already stale keeps its stale_since and is not reported again.
         for d in sorted(self.devices):
@@ -406,6 +441,20 @@ class PeerRecord:
         for d in sorted(listed):
             k = listed[d]
             e = self.devices.get(d)
+            if e is None and d in back:
+                # F2: held again without sessions, with the remembered identity and pin.
+                # FINDING §16 S4: every other field as for an added device. FINDING §16 S2: with
+                # another identity only the identity change is reported, not "relisted".
+                m = back[d]
+                e = self.devices[d] = DeviceEntry(m.identity)
+                e.pinned = m.pinned
+                if k == m.identity:
+                    out["relisted"].append(d)
+                else:
+                    e.pending = k
+                    out["identity_changes"].append({"device": d, "trusted_fingerprint": S.fingerprint(e.identity),
+                                                    "new_fingerprint": S.fingerprint(k), "identity": k})
+                continue
             if e is None:
                 self.devices[d] = DeviceEntry(k)
                 out["added"].append(d)
@@ -425,6 +474,14 @@ class PeerRecord:
         if any(out[x] for x in ("added", "relisted", "removed", "deleted", "identity_changes", "withdrawn")):
             self.generation = bump(self.generation)
         return out
+
+    def _trusted(self, device_id):
+        """The trusted identity of a held or remembered device, else None."""
+        if device_id in self.devices:
+            return self.devices[device_id].identity
+        if device_id in self.remembered:
+            return self.remembered[device_id].identity
+        return None
 
     def acknowledge_identity(self, device_id, identity):
         return self._run(PeerRecord._acknowledge_identity, device_id, bytes(identity))
@@ -598,6 +655,9 @@ class PeerRecord:
                 return Failure(RETRY_LATER, UNKNOWN_IDENTITY, "IdentityMismatch")
             owner = next((e for e in dev.sessions() if e.base_key == message.base_key), None)
             if owner is None:
+                if not dev.listed:                                             # F3b
+                    # FINDING §16 S1: its error is not named; UnknownDevice, as for step 1.
+                    return Failure(RETRY_LATER, UNKNOWN_DEVICE, "UnknownDevice")
                 return self._accept(local, dev, from_id, message, hint, now)
         else:                                                                  # 3
             owner = next((e for e in dev.sessions()
@@ -688,6 +748,8 @@ class PeerRecord:
             return Failure(IGNORE, RECOVERY_PENDING, err.name, err.fields)
 
         def new_session(h):
+            if not dev.listed:                            # §16.6: no session with a stale device
+                return Failure(RETRY_LATER, UNKNOWN_DEVICE, "UnknownDevice")
             if dev.interval_allows(now):
                 return Failure(START_NEW_SESSION, h, err.name, err.fields)
             return Failure(IGNORE, RECOVERY_PENDING, err.name, err.fields)
@@ -702,7 +764,11 @@ class PeerRecord:
         if dev.active.ours_unanswered():
             return retry(hint)
         if dev.unanswered is not None:
-            return new_session(dev.unanswered)
+            # §16.6: a stale device is RetryLater(UnknownDevice) whatever the interval (S10);
+            # else, without the interval, a retry (F8: the request may have been lost).
+            if not dev.listed or dev.interval_allows(now):
+                return new_session(dev.unanswered)
+            return retry(hint)
         return retry(hint)
 
     def request_retry(self, device_id, hint: RetryHint, now, rng):
@@ -740,17 +806,22 @@ class PeerRecord:
         return self._run(PeerRecord._expire, now)
 
     def _expire(self, now):
+        # FINDING §16 S6: the forgotten devices are not reported; they move the generation.
         gone = [d for d in sorted(self.devices) if not self.devices[d].listed
                 and elapsed(now, self.devices[d].stale_since) >= MAX_STALE_DEVICE_AGE]
         for d in gone:
             del self.devices[d]
+        forgotten = [d for d in sorted(self.remembered)
+                     if elapsed(now, self.remembered[d].left) >= MAX_STALE_DEVICE_AGE]
+        for d in forgotten:
+            del self.remembered[d]
         n = 0
         for e in self.devices.values():
             keep = [s for s in e.archived if elapsed(now, s.last_decrypt if s.last_decrypt is not None
                                                      else s.created) < MAX_ARCHIVED_SESSION_AGE]
             n += len(e.archived) - len(keep)
             e.archived = keep
-        if gone or n:
+        if gone or n or forgotten:
             self.generation = bump(self.generation)
         return gone, n
 
@@ -784,6 +855,9 @@ class PeerRecord:
         b += u8(len(self.devices))
         for d in sorted(self.devices):
             b += self.devices[d].to_bytes(d)
+        b += u8(len(self.remembered))
+        for d in sorted(self.remembered):
+            b += self.remembered[d].to_bytes(d)
         return bytes(b)
 
     @classmethod
@@ -834,6 +908,16 @@ class PeerRecord:
                 fail("InvalidEncoding")
             e.archived = [SessionEntry.read(r, active=False) for _ in range(na)]
             rec.devices[d] = e
+        count = r.u8()
+        if count > MAX_DELETED_DEVICES:
+            fail("InvalidEncoding")
+        prev = -1
+        for _ in range(count):
+            d = r.u32()
+            if d <= prev or d == local_device or d in rec.devices:
+                fail("InvalidEncoding")
+            prev = d
+            rec.remembered[d] = Remembered(r.ed25519_public(), r.flag(), r.u64())
         r.finish()
         for e in rec.devices.values():                            # after TrailingBytes
             ss = e.sessions()
@@ -844,6 +928,8 @@ class PeerRecord:
                 fail("InvalidEncoding")
             if any(s.session.key_agreement == S.PQXDH for s in ss) and not e.pinned:
                 fail("InvalidEncoding")
+            if any(s.lost_to is not None and not s.lost_to < s.base_key for s in ss):
+                fail("InvalidEncoding")                           # F8: marks point to smaller keys
         return rec
 
 
@@ -915,6 +1001,7 @@ class GroupSession:
         self.members = []                 # sorted user ids, the local user included
         self.sender = None                # GroupSender
         self.store = None                 # GroupReceivers
+        self.dropped = []                 # ids of chains that left the store, oldest first
         self.trace = {}
 
     @property
@@ -926,6 +1013,12 @@ class GroupSession:
         out = fn(work, *args)
         self.__dict__.update(work.__dict__)
         return out
+
+    def _drop(self, chains):
+        """§16.8: chains that left the store, in the order given; past MAX_DROPPED_CHAINS the
+        oldest is forgotten."""
+        self.dropped.extend(chains)
+        del self.dropped[:max(0, len(self.dropped) - MAX_DROPPED_CHAINS)]
 
     @classmethod
     def new(cls, rng, group_id, local_user, local: S.Device):
@@ -1006,7 +1099,16 @@ class GroupSession:
             fail("IdentityMismatch")
         if dev.pending is not None:
             fail("IdentityChangePending")
+        # §16.8: a dropped chain is never installed again (a late copy would start it over).
+        # FINDING §16 S11: checked before the store's install, so before its group id and
+        # signatures.
+        if received.value.chain in self.dropped:
+            return S.UNCHANGED
         outcome = self.store.install(received.value.to_bytes(), received.identity)
+        if outcome == S.ADDED:
+            # An authenticated install evicts at most one chain (§15.9 rule 3), so "in the
+            # order the store held them" cannot differ from the eviction order here.
+            self._drop(self.store.trace.get("evicted", []))
         if outcome != S.UNCHANGED:
             self.generation = bump(self.generation)
         return outcome
@@ -1020,11 +1122,25 @@ class GroupSession:
         self.generation = bump(self.generation)
         return msg
 
-    def decrypt(self, message):
-        """-> (plaintext, mark), or a Failure (group unchanged). A message that does not parse
-        raises its parse error, with no action."""
+    def decrypt(self, record, message):
+        """§16.8: `record` is the record of the user the message came from. -> (plaintext, mark),
+        or a Failure (group unchanged). A message that does not parse raises its parse error,
+        with no action."""
         if isinstance(message, (bytes, bytearray)):
             message = S.GroupMessage.parse(bytes(message))
+        if not _eq(record.local_identity, self.sender.owner):
+            return Failure(IGNORE, WRONG_LOCAL_DEVICE, "IdentityMismatch")
+        if record.user not in self.members:
+            return Failure(IGNORE, MALFORMED, "NotGroupMember")
+        held = self.store.find(message.chain) if message.group_id == self.store.group_id else None
+        if held is not None:                             # F4: the chain's owner is a device of `record`
+            # FINDING §16 S5: two devices may share a trusted key (one stale); the lowest id decides.
+            dev = next((record.devices[d] for d in sorted(record.devices)
+                        if _eq(record.devices[d].identity, held.owner)), None)
+            if dev is None:
+                return Failure(IGNORE, MALFORMED, "IdentityMismatch")
+            if dev.pending is not None:
+                return Failure(RETRY_LATER, IDENTITY_CHANGE_PENDING, "IdentityChangePending")
         work = copy.deepcopy(self)
         try:
             pt, mark = work.store.decrypt(message)
@@ -1048,6 +1164,8 @@ class GroupSession:
         st = self.store
         kept = [h for h in st.receivers if h.owner in allowed]
         if len(kept) != len(st.receivers):
+            # FINDING §16 S12: removed chains are dropped in the store's order (oldest first).
+            self._drop([h.chain for h in st.receivers if h.owner not in allowed])
             st.receivers = kept
             st.generation = bump(st.generation)          # FINDING §16 P7
         if removed_user is not None:
@@ -1100,7 +1218,10 @@ class GroupSession:
             b += u8(len(m)) + m
         b += self.sender.to_bytes()
         st = self.store.to_bytes()
-        return bytes(b + u32(len(st)) + st)
+        b += u32(len(st)) + st + u16(len(self.dropped))
+        for c in self.dropped:
+            b += c
+        return bytes(b)
 
     @classmethod
     def from_bytes(cls, data: bytes):
@@ -1120,8 +1241,14 @@ class GroupSession:
         g.sender = S.GroupSender.from_bytes(r.take(494))
         length = r.u32()
         g.store = S.GroupReceivers.from_bytes(r.take(length))
+        n = r.u16()
+        if n > MAX_DROPPED_CHAINS:
+            fail("InvalidEncoding")
+        g.dropped = [r.take(32) for _ in range(n)]
         r.finish()
         if g.local_user not in g.members or g.store.group_id != g.sender.group_id:   # after TrailingBytes
+            fail("InvalidEncoding")
+        if len(set(g.dropped)) != n or any(g.store.find(c) is not None for c in g.dropped):
             fail("InvalidEncoding")
         return g
 

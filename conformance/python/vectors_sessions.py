@@ -93,13 +93,17 @@ def explain_record(r: L.PeerRecord):
             "archived": [explain_entry(x) for x in e.archived],
         })
     return {"generation": r.generation, "local_identity": enc_ik(r.local_identity), "user": r.user,
-            "local_device": r.local_device, "devices": devices}
+            "local_device": r.local_device, "devices": devices,
+            "deleted": [{"device_id": d, "identity": enc_ik(m.identity), "pinned": m.pinned, "left": m.left}
+                        for d, m in sorted(r.remembered.items())]}
 
 
 def explain_group(g: L.GroupSession):
     return {"generation": g.generation, "local_user": g.local_user, "members": list(g.members),
             "sender": explain_sender(g.sender), "store_length": len(g.store.to_bytes()),
-            "store": explain_store(g.store)}
+            "store": explain_store(g.store),
+            # FINDING §16 S13: the README does not name this key yet; "dropped" is a guess.
+            "dropped": list(g.dropped)}
 
 
 class SessionOps:
@@ -341,7 +345,8 @@ class SessionOps:
 
     def op_group_session_decrypt(self, step, rng):
         name, g = self.group(step)
-        res = g.decrypt(self.hexarg(step, "message"))
+        _, r = self.record(step)
+        res = g.decrypt(r, self.hexarg(step, "message"))
         if isinstance(res, L.Failure):
             raise FailureError(res)
         pt, mark = res
