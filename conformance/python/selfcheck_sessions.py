@@ -823,17 +823,21 @@ def s16_severities_and_actions():
 
 @check
 def s16_broken_when_our_session_is_unanswered():
-    """§16.6 broken, third rule: the active session is ours and unanswered -> a retry (in it)."""
+    """§16.6 broken: the active session is ours and unanswered -> a retry (in it), unless a
+    retry request is unanswered, which is weighed first (S9)."""
     a, b = talking("unans")
     b.rec(a).after_restore(100)
     b.start(a)                                          # Bob's new session, no reply yet
     m = a.send(b, b"on the old session")
     res = failure_unchanged([b.rec(a), b.device], lambda: b.recv(a, m))
     assert (res.action, res.error) == (L.REQUEST_RETRY, "SessionDiverged")
-    # It comes before the unanswered-retry rule: with a hint pending, still a retry for this message.
-    b.rec(a).devices[a.dev_id].unanswered = L.RetryHint(S.pub(b"\x0e" * 32), 9)
+    # The unanswered-request rule comes first: with a hint pending, a new session naming it
+    # (stale bundles on both sides would otherwise keep both asking inside sessions neither
+    # can accept).
+    pending = L.RetryHint(S.pub(b"\x0e" * 32), 9)
+    b.rec(a).devices[a.dev_id].unanswered = pending
     res = failure_unchanged([b.rec(a), b.device], lambda: b.recv(a, m))
-    assert (res.action, res.detail) == (L.REQUEST_RETRY, L.RetryHint.of(S.parse_message(m)))
+    assert (res.action, res.detail) == (L.START_NEW_SESSION, pending)
 
 
 @check

@@ -761,14 +761,15 @@ class PeerRecord:
             return new_session(hint)
         if owner is dev.active:
             return new_session(hint)
-        if dev.active.ours_unanswered():
-            return retry(hint)
         if dev.unanswered is not None:
             # §16.6: a stale device is RetryLater(UnknownDevice) whatever the interval (S10);
             # else, without the interval, a retry (F8: the request may have been lost).
+            # Weighed before our own unanswered session (S9: stale bundles on both sides).
             if not dev.listed or dev.interval_allows(now):
                 return new_session(dev.unanswered)
             return retry(hint)
+        # our unanswered session is the fix (the request travels in it), or the peer
+        # writes on a session we lack: either way a retry
         return retry(hint)
 
     def request_retry(self, device_id, hint: RetryHint, now, rng):
