@@ -815,10 +815,10 @@ fn stale_bundles_on_both_sides_do_not_hold_recovery_back() {
     while let Some((from, to, m)) = (!queue.is_empty()).then(|| queue.remove(0)) {
         steps += 1;
         assert!(steps < 40, "no end");
-        if let Err(f) = receive(&mut w, from, to, &m) {
-            if let Some(reply) = act(&mut w, to, from, &f, &mut rng) {
-                queue.push((to, from, reply));
-            }
+        if let Err(f) = receive(&mut w, from, to, &m)
+            && let Some(reply) = act(&mut w, to, from, &f, &mut rng)
+        {
+            queue.push((to, from, reply));
         }
     }
     assert_eq!(active_base(&w, a, b), active_base(&w, b, a));
