@@ -634,6 +634,10 @@ pub mod layer {
             }
             out.push((id, sessions));
         }
+        // The remembered (deleted) devices: id, identity, pinned, left.
+        for _ in 0..r.u8() {
+            r.take(4 + 32 + 1 + 8);
+        }
         assert!(r.0.is_empty(), "trailing bytes");
         out
     }
