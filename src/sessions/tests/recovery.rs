@@ -121,17 +121,13 @@ fn a_rollback_is_answered_by_a_new_session_and_a_resend() {
     }
 }
 
-/// A ratchet message with a random key and garbage body, as anyone can
+/// A ratchet message with a random key and no valid tag, as anyone can
 /// make.
 fn forged_ratchet(rng: &mut TestRng) -> Message {
-    let mut bytes = alloc::vec![2u8, 1];
     let mut key = [0u8; 32];
     rand_core::TryRng::try_fill_bytes(rng, &mut key).unwrap();
     key[31] &= 0x7f;
-    bytes.extend_from_slice(&key);
-    bytes.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 1]);
-    bytes.extend_from_slice(&[7; 16 + 20]);
-    Message::Ratchet(RatchetMessage::from_vec(bytes).unwrap())
+    forged_on(key, 0, 1)
 }
 
 /// Forged messages can make the victim send a bounded number of retry
@@ -654,15 +650,12 @@ fn one_wrong_clock_holds_no_rate_limit_for_ever() {
 }
 
 /// A forged ratchet message as anyone can make from wire bytes: `key`
-/// (taken from a real header), the given numbers, a garbage body.
+/// (taken from a real header), the given numbers, a tag no key opens.
 fn forged_on(key: [u8; 32], previous: u32, number: u32) -> Message {
-    let mut bytes = alloc::vec![2u8, 1];
-    bytes.extend_from_slice(&key);
-    bytes.extend_from_slice(&previous.to_be_bytes());
-    bytes.extend_from_slice(&number.to_be_bytes());
-    bytes.extend_from_slice(&[0x55; 16]);
-    bytes.extend_from_slice(&[0xaa; 1 + 16]);
-    Message::from_vec(bytes).unwrap()
+    Message::from_vec(testkit::model::wire::ratchet_message(
+        &key, previous, number,
+    ))
+    .unwrap()
 }
 
 /// Two forged messages cannot split a pair (the attack of review finding
