@@ -319,4 +319,27 @@ mod tests {
         let next = to_bob.encrypt(b"next".to_vec()).unwrap();
         assert_eq!(to_alice.decrypt(next).unwrap().bytes(), b"next");
     }
+
+    /// A chain that runs out in the middle of a batch (`Ns` edited to
+    /// `2^32 - 3` in the saved state, SPEC §10.2): two messages are
+    /// encrypted, the third is `ChainExhausted`, and the session is put
+    /// back as it was, the two messages never returned.
+    #[test]
+    fn a_batch_that_fails_midway_puts_the_session_back() {
+        let (to_bob, to_alice) = pair();
+        let mut bytes = to_bob.to_bytes().unwrap();
+        let (_, layout) = testkit::model::Sess::read(&bytes).unwrap();
+        layout.put_u32(&mut bytes, "ns", u32::MAX - 2);
+        let near_end = Session::from_bytes(bytes.clone()).unwrap();
+        let error = near_end.encrypt_batch(vec![b"m".to_vec(); 3]).unwrap_err();
+        assert_eq!(error.code(), 121);
+        assert_eq!(near_end.to_bytes().unwrap(), bytes);
+        // The two that fit are encrypted; then the chain is spent.
+        let two = near_end.encrypt_batch(vec![b"m".to_vec(); 2]).unwrap();
+        assert_eq!(two.len(), 2);
+        assert_eq!(near_end.encrypt(b"m".to_vec()).unwrap_err().code(), 121);
+        // The untouched session still talks.
+        let next = to_bob.encrypt(b"next".to_vec()).unwrap();
+        assert_eq!(to_alice.decrypt(next).unwrap().bytes(), b"next");
+    }
 }
