@@ -1402,7 +1402,7 @@ def s16_group_remove_member_and_rotate():
     b2_chain = g.store.receivers[0].chain
     g.rotate(a.device, records_of(a, b"bob", b"alice"), SeededRng("rot2"))
     assert g.store.receivers == [], "a chain of a device that left is removed"
-    assert g.dropped[-1] == b2_chain, "and dropped (§16.8)"
+    assert g.dropped[-1] == (b2_chain, b2.identity), "and dropped with its owner (§16.8)"
     unchanged_all([g], lambda: g.rotate(a.device, records_of(a, b"bob"), FailingRng()), "NotGroupMember")
 
 
@@ -1662,9 +1662,13 @@ def s16_largest_saved_forms():
     assert len(rcv.to_bytes()) == 9_589
     g.store.receivers = [rcv] * 1024
     assert len(g.to_bytes()) == 9_886_803 + 2
-    g.dropped = [bytes([i >> 8, i & 255]) * 16 for i in range(L.MAX_DROPPED_CHAINS)]
-    assert len(g.to_bytes()) == 9_886_803 + 2 + 1024 * 32 == 9_919_573
-    assert len(g.to_bytes()) + 51 == 9_919_624 and len(g.to_bytes()) <= S.MAX_STATE_LEN
+    g.dropped = [(bytes([i >> 8, i & 255]) * 16, b"\x0b" * 32) for i in range(L.MAX_DROPPED_CHAINS)]
+    worst = g.to_bytes()
+    # §16.11's sum, term by term: 64 bytes per dropped entry (chain id || owner).
+    assert len(worst) == (2 + 8 + 65 + 2 + 1_000 * 65 + 494 + 4 + (44 + 1_024 * (2 + 9_589)) + 2
+                          + L.MAX_DROPPED_CHAINS * 64) == 9_886_803 + 2 + 1024 * 64 == 9_952_341
+    assert len(worst) + 51 == 9_952_392 and len(worst) <= S.MAX_STATE_LEN
+    assert len(S.seal(SeededRng("largest seal"), worst, b"\x42" * 32, b"group/largest")) == 9_952_392
 
 
 @check
@@ -2078,9 +2082,9 @@ def _chain_of(p, a, tag):
 @check
 def s16_group_dropped_chains():
     """§16.8 dropped chains: a removal drops the chains it removes (in the store's order) and an
-    Added install drops the chains the store evicted; the install of a dropped chain is Unchanged
-    and changes nothing (the generation neither); after_restore drops nothing and keeps the list;
-    past MAX_DROPPED_CHAINS the oldest is forgotten."""
+    Added install drops the chains the store evicted, each with the owner the store held it
+    under; the install of a dropped chain is Unchanged and changes nothing (the generation
+    neither); after_restore drops nothing and keeps the list."""
     a, a2, b2, b3, c, g = group_world("dropped")
     for p in (b2, c):
         received(a.recv(p, p.rec(a).encrypt_to(a.dev_id, b"", p.rng)))
@@ -2089,7 +2093,7 @@ def s16_group_dropped_chains():
     assert g.install(a.rec(c), cd) == S.ADDED and g.install(a.rec(b2), bd) == S.ADDED
     assert g.dropped == []
     g.remove_member(a.device, b"carol", records_of(a, b"bob", b"alice"), SeededRng("drop rm"))
-    assert g.dropped == [cg.sender.chain]
+    assert g.dropped == [(cg.sender.chain, c.identity)]
     g.add_member(b"carol")
     snap = g.to_bytes()
     assert g.install(a.rec(c), cd) == S.UNCHANGED and g.to_bytes() == snap, "a late copy is refused"
@@ -2104,49 +2108,210 @@ def s16_group_dropped_chains():
         bgi, bdi = _chain_of(b2, a, "ev%d" % i)
         assert g.install(a.rec(b2), bdi) == S.ADDED
         chains.append(bgi.sender.chain)
-    assert g.dropped == [cg.sender.chain, chains[0]]
+    assert g.dropped == [(cg.sender.chain, c.identity), (chains[0], b2.identity)]
     assert g.install(a.rec(b2), bd) == S.UNCHANGED
     # after_restore: a new, empty store; its chains are not dropped, the list is the copy's.
     before = list(g.dropped)
     g.after_restore(a.device, g.generation + 5, SeededRng("drop restore"))
     assert g.store.receivers == [] and g.dropped == before
     assert g.install(a.rec(b2), bd) == S.UNCHANGED
-    # Past the bound the oldest is forgotten.
-    g.dropped = [bytes([i >> 8, i & 255]) * 16 for i in range(L.MAX_DROPPED_CHAINS)]
-    g._drop([b"\xaa" * 32, b"\xbb" * 32])
-    assert len(g.dropped) == L.MAX_DROPPED_CHAINS and g.dropped[0] == bytes([0, 2]) * 16
-    assert g.dropped[-2:] == [b"\xaa" * 32, b"\xbb" * 32]
+    # "A dropped chain": its id, whatever owner it was dropped with.
+    g.dropped = [(bg.sender.chain, c.identity)]
+    snap = g.to_bytes()
+    assert g.install(a.rec(b2), bd) == S.UNCHANGED and g.to_bytes() == snap
+
+
+def _ent(owner, i):
+    """A dropped entry of owner byte `owner`: (chain id, owner identity key), ids distinct per (owner, i)."""
+    return (bytes([owner, i >> 8, i & 255]) * 10 + b"cc", bytes([owner]) * 32)
+
+
+def _owners(lst):
+    return [o[0] for _, o in lst]
+
+
+@check
+def s16_group_dropped_chains_forget_per_owner():
+    """§16.8: adding an entry to a full list (MAX_DROPPED_CHAINS) first forgets one: counting the
+    entries of each owner in the list before the new one is added, the oldest entry whose owner
+    has the largest count. Then the entry is appended. Several entries dropped in one step are
+    added one at a time, in order."""
+    M, B, C = 0x4D, 0x42, 0x43
+    N = L.MAX_DROPPED_CHAINS
+    assert N == 1_024
+    g = L.GroupSession()
+
+    def after(lst, *new):
+        g.dropped = list(lst)
+        g._drop(list(new))
+        return g.dropped
+
+    # Below the bound nothing is forgotten.
+    lst = [_ent(M, i) for i in range(N - 1)]
+    assert after(lst, _ent(B, 0)) == lst + [_ent(B, 0)]
+    # 1023 of M and 1 of B, B's the oldest of all: adding M's forgets M's oldest, keeps B's.
+    for at in (0, 500, N - 1):
+        lst = [_ent(M, i) for i in range(N - 1)]
+        lst.insert(at, _ent(B, 0))
+        for new in (_ent(M, 5000), _ent(B, 1)):            # whoever's entry is added
+            out = after(lst, new)
+            assert len(out) == N and _ent(B, 0) in out and _ent(M, 0) not in out, (at, new)
+            assert out == [e for e in lst if e != _ent(M, 0)] + [new]
+    # Ties: the owner whose entry is oldest, whichever it is (B's bytes below M's, then above).
+    alt_b = [e for i in range(N // 2) for e in (_ent(B, i), _ent(M, i))]
+    alt_m = [e for i in range(N // 2) for e in (_ent(M, i), _ent(B, i))]
+    for lst, oldest in ((alt_b, _ent(B, 0)), (alt_m, _ent(M, 0))):
+        for new in (_ent(M, 5000), _ent(B, 5000)):
+            # Counting before the new one is added: 512 each, a tie, even when the new one is M's.
+            assert after(lst, new) == lst[1:] + [new], (oldest, new)
+    # A third owner with the oldest entries but fewer of them keeps them.
+    lst = [_ent(C, i) for i in range(224)] + [e for i in range(400) for e in (_ent(B, i), _ent(M, i))]
+    out = after(lst, _ent(C, 900))
+    assert out == lst[:224] + lst[225:] + [_ent(C, 900)]
+    assert _owners(out).count(C) == 225
+    # Several in one step: each added as its own addition, counted afresh.
+    lst = [_ent(B, i) for i in range(511)] + [_ent(M, i) for i in range(513)]
+    out = after(lst, _ent(B, 600), _ent(B, 601))
+    # first: M has 513, the most: M's oldest goes; then 512 each: the oldest entry (B's) goes.
+    assert out == lst[1:511] + lst[512:] + [_ent(B, 600), _ent(B, 601)]
+    assert _owners(out).count(B) == _owners(out).count(M) == 512
+    # A list decoded full stays full: the entries' owners are compared as bytes.
+    lst = [_ent(M, i) for i in range(N)]
+    assert after(lst, _ent(M, 9000)) == lst[1:] + [_ent(M, 9000)]
+
+
+@check
+def s16_group_dropped_chains_keep_per_owner():
+    """§16.8: "with n owners in a full list, each keeps at least its latest
+    MAX_DROPPED_CHAINS / n - 1 entries (integer division), or all it has if fewer", checked on
+    random runs of additions: one owner flooding, a few, many."""
+    import random
+    N = L.MAX_DROPPED_CHAINS
+    for seed, owners, weights, adds in ((1, 2, [50, 1], 1400), (2, 5, [8, 4, 2, 1, 1], 1500),
+                                        (3, 40, None, 1600), (4, 1100, None, 2300)):
+        rnd = random.Random(seed)
+        g = L.GroupSession()
+        added = {}
+        for k in range(adds):
+            o = rnd.choices(range(owners), weights)[0] if weights else rnd.randrange(owners)
+            e = (k.to_bytes(32, "big"), o.to_bytes(32, "big"))
+            added.setdefault(e[1], []).append(e)
+            g._drop([e])
+            assert len(g.dropped) == min(k + 1, N)
+            if len(g.dropped) < N or k % 97:
+                continue
+            held = {}
+            for x in g.dropped:
+                held.setdefault(x[1], []).append(x)
+            n = len(held)
+            for o_, es in added.items():
+                want = min(len(es), N // n - 1)
+                assert want == 0 or held.get(o_, [])[-want:] == es[-want:], (seed, k, n)
+                # And what an owner keeps is its latest: the list forgets its oldest first.
+                kept = held.get(o_, [])
+                assert kept == es[len(es) - len(kept):], (seed, k)
+
+
+@check
+def s16_group_dropped_chains_one_owner_cannot_flush():
+    """§16.8 at the attacker's place: a member whose own rotations fill the full list (each
+    authenticated install evicting one of its older chains) forgets its own dropped chains, not
+    another member's; that member's late distribution stays refused, across a save."""
+    a, a2, b2, b3, c, g = group_world("no flush")
+    for p in (b2, c):
+        received(a.recv(p, p.rec(a).encrypt_to(a.dev_id, b"", p.rng)))
+    cg, cd = _chain_of(c, a, "nf")
+    assert g.install(a.rec(c), cd) == S.ADDED
+    g.remove_member(a.device, b"carol", records_of(a, b"bob", b"alice"), SeededRng("nf rm"))
+    g.add_member(b"carol")
+    assert g.dropped == [(cg.sender.chain, c.identity)]
+    # Bob's earlier chains (as many as fill the list), all newer than Carol's.
+    g.dropped += [(bytes([0xB0, i >> 8, i & 255]) + b"\x00" * 29, b2.identity)
+                  for i in range(L.MAX_DROPPED_CHAINS - 1)]
+    g = L.GroupSession.from_bytes(g.to_bytes())
+    for i in range(S.MAX_CHAINS_PER_SENDER + 2):
+        _, bdi = _chain_of(b2, a, "nf%d" % i)
+        assert g.install(a.rec(b2), bdi) == S.ADDED
+    assert len(g.dropped) == L.MAX_DROPPED_CHAINS
+    assert g.dropped[0] == (cg.sender.chain, c.identity), "Carol's dropped chain is remembered"
+    assert [o for _, o in g.dropped].count(b2.identity) == L.MAX_DROPPED_CHAINS - 1
+    assert g.dropped[1][0] == bytes([0xB0, 0, 2]) + b"\x00" * 29, "Bob's two oldest went"
+    g = L.GroupSession.from_bytes(g.to_bytes())
+    snap = g.to_bytes()
+    assert g.install(a.rec(c), cd) == S.UNCHANGED and g.to_bytes() == snap
+
+
+@check
+def s16_group_dropped_chains_keep_the_owner_held_under():
+    """§16.8: a dropped entry's owner is the identity the store held the chain under, authenticated
+    or claimed: an unauthenticated chain evicted for room by an authenticated install, or removed
+    by a rotation, is dropped with its claimed owner."""
+    a, a2, b2, b3, c, g = group_world("held under")
+    received(a.recv(b2, b2.rec(a).encrypt_to(a.dev_id, b"", b2.rng)))
+    Z = S.ed25519_public(b"\x5a" * 32)
+
+    def rcv(chain, owner, authenticated):
+        return S.GroupReceiver(GID16, chain, owner, authenticated, S.GroupRatchet([b"\x02" * 32] * 8, 0))
+    base = g.to_bytes()
+    # A full store (as a saved one can be): the oldest chain unauthenticated, claimed by Z.
+    key = [S.ed25519_public(i.to_bytes(4, "big") * 8) for i in range(S.MAX_GROUP_RECEIVERS + 2)]
+    g.store.receivers = [rcv(key[-1], Z, False)] + [
+        rcv(key[i], key[i + 1], True) for i in range(S.MAX_GROUP_RECEIVERS - 1)]
+    g = L.GroupSession.from_bytes(g.to_bytes())
+    _, bd = _chain_of(b2, a, "hu")
+    assert g.install(a.rec(b2), bd) == S.ADDED
+    assert g.dropped == [(key[-1], Z)], "evicted with its claimed owner, not the installer"
+    # A rotation removes an unauthenticated chain claimed by an identity of no record.
+    g = L.GroupSession.from_bytes(base)
+    g.store.receivers = [rcv(key[-1], Z, False), rcv(key[-2], b2.identity, False)]
+    g.rotate(a.device, records_of(a, b"bob", b"carol", b"alice"), SeededRng("hu rot"))
+    assert g.dropped == [(key[-1], Z)] and [h.chain for h in g.store.receivers] == [key[-2]]
 
 
 @check
 def s16_group_dropped_chains_saved_form():
-    """§16.11 0x26: after the store, dropped_count u16 (<= MAX_DROPPED_CHAINS) and the ids, oldest
-    first; after TrailingBytes, InvalidEncoding if a chain is dropped twice or the store holds a
-    dropped chain."""
+    """§16.11 0x26: after the store, dropped_count u16 (<= MAX_DROPPED_CHAINS) and per entry the
+    chain id then its owner's identity key, 64 bytes, oldest first, both taken as they are; after
+    TrailingBytes, InvalidEncoding if a chain is dropped twice (by its id, whatever the owners) or
+    the store holds a dropped chain."""
     a, a2, b2, b3, c, g = group_world("dropped form")
     received(a.recv(b2, b2.rec(a).encrypt_to(a.dev_id, b"", b2.rng)))
     bg, bd = _chain_of(b2, a, "form")
     g.install(a.rec(b2), bd)
     base = g.to_bytes()
     assert base.endswith(b"\x00\x00")
-    g.dropped = [b"\x31" * 32, b"\x32" * 32]
+    X1, X2, O1, O2 = b"\x31" * 32, b"\x32" * 32, b"\x41" * 32, b"\xff" * 32   # O2: no valid key
+    g.dropped = [(X1, O1), (X2, O2)]
     form = g.to_bytes()
-    assert form == base[:-2] + b"\x00\x02" + b"\x31" * 32 + b"\x32" * 32
+    assert form == base[:-2] + b"\x00\x02" + X1 + O1 + X2 + O2
     assert L.GroupSession.from_bytes(form).dropped == g.dropped
+    assert L.GroupSession.from_bytes(form).to_bytes() == form
     dec = L.GroupSession.from_bytes
     expect("Truncated", lambda: dec(form[:-1]))
+    expect("Truncated", lambda: dec(form[:-32]))                       # the last owner missing
     expect("Truncated", lambda: dec(base[:-1]))
+    expect("Truncated", lambda: dec(base[:-2] + b"\x00\x02" + X1 + X2))  # 32-byte entries
     expect("TrailingBytes", lambda: dec(form + b"\x00"))
+    expect("TrailingBytes", lambda: dec(base[:-2] + b"\x00\x01" + X1 + O1 + X2))
     expect("InvalidEncoding", lambda: dec(base[:-2] + S.u16(L.MAX_DROPPED_CHAINS + 1)))
-    twice = base[:-2] + b"\x00\x02" + b"\x31" * 32 * 2
-    expect("InvalidEncoding", lambda: dec(twice))
-    expect("TrailingBytes", lambda: dec(twice + b"\x00"))
-    held = base[:-2] + b"\x00\x01" + bg.sender.chain
-    expect("InvalidEncoding", lambda: dec(held))
-    expect("TrailingBytes", lambda: dec(held + b"\x00"))
+    # One owner for several chains is no repeat; one chain under two owners, or twice, is.
+    assert dec(base[:-2] + b"\x00\x02" + X1 + O1 + X2 + O1).dropped == [(X1, O1), (X2, O1)]
+    for twice in (base[:-2] + b"\x00\x02" + X1 + O1 + X1 + O2, base[:-2] + b"\x00\x02" + (X1 + O1) * 2,
+                  base[:-2] + b"\x00\x03" + X1 + O1 + X2 + O2 + X1 + O1):
+        expect("InvalidEncoding", lambda: dec(twice))
+        expect("TrailingBytes", lambda: dec(twice + b"\x00"))
+    # The store holds a dropped chain: its id decides, whatever owner is written with it.
+    for owner in (b2.identity, O1):
+        held = base[:-2] + b"\x00\x01" + bg.sender.chain + owner
+        expect("InvalidEncoding", lambda: dec(held))
+        expect("TrailingBytes", lambda: dec(held + b"\x00"))
+    # The owner field is not a chain id: a dropped owner equal to a held chain is no repeat.
+    assert dec(base[:-2] + b"\x00\x01" + X1 + bg.sender.chain).dropped == [(X1, bg.sender.chain)]
     full = L.GroupSession.from_bytes(base)
-    full.dropped = [bytes([i >> 8, i & 255]) * 16 for i in range(L.MAX_DROPPED_CHAINS)]
-    assert dec(full.to_bytes()).dropped == full.dropped
+    full.dropped = [_ent(0x10 + i % 7, i) for i in range(L.MAX_DROPPED_CHAINS)]
+    fb = full.to_bytes()
+    assert len(fb) == len(base) + 64 * L.MAX_DROPPED_CHAINS
+    assert dec(fb).dropped == full.dropped and dec(fb).to_bytes() == fb
 
 
 if __name__ == "__main__":

@@ -1002,7 +1002,7 @@ class GroupSession:
         self.members = []                 # sorted user ids, the local user included
         self.sender = None                # GroupSender
         self.store = None                 # GroupReceivers
-        self.dropped = []                 # ids of chains that left the store, oldest first
+        self.dropped = []                 # (chain id, owner) of chains that left the store, oldest first
         self.trace = {}
 
     @property
@@ -1015,11 +1015,23 @@ class GroupSession:
         self.__dict__.update(work.__dict__)
         return out
 
-    def _drop(self, chains):
-        """§16.8: chains that left the store, in the order given; past MAX_DROPPED_CHAINS the
-        oldest is forgotten."""
-        self.dropped.extend(chains)
-        del self.dropped[:max(0, len(self.dropped) - MAX_DROPPED_CHAINS)]
+    def _drop(self, entries):
+        """§16.8: (chain, owner) entries that left the store, added one at a time in the order
+        given. Adding one to a full list first forgets the oldest entry of the owner with the
+        most entries, counted before the new one is added (so one owner's rotations forget its
+        own chains, not another owner's)."""
+        for entry in entries:
+            if len(self.dropped) >= MAX_DROPPED_CHAINS:
+                counts = {}
+                for _, owner in self.dropped:
+                    counts[owner] = counts.get(owner, 0) + 1
+                top = max(counts.values())
+                del self.dropped[next(i for i, (_, o) in enumerate(self.dropped) if counts[o] == top)]
+            self.dropped.append(entry)
+
+    def is_dropped(self, chain):
+        """§16.8: a dropped chain is one whose id is in the list, whatever owner it was held under."""
+        return any(c == chain for c, _ in self.dropped)
 
     @classmethod
     def new(cls, rng, group_id, local_user, local: S.Device):
@@ -1103,13 +1115,14 @@ class GroupSession:
         # §16.8: a dropped chain is never installed again (a late copy would start it over).
         # FINDING §16 S11: checked before the store's install, so before its group id and
         # signatures.
-        if received.value.chain in self.dropped:
+        if self.is_dropped(received.value.chain):
             return S.UNCHANGED
+        held_under = {h.chain: h.owner for h in self.store.receivers}   # authenticated or claimed
         outcome = self.store.install(received.value.to_bytes(), received.identity)
         if outcome == S.ADDED:
             # An authenticated install evicts at most one chain (§15.9 rule 3), so "in the
             # order the store held them" cannot differ from the eviction order here.
-            self._drop(self.store.trace.get("evicted", []))
+            self._drop([(c, held_under[c]) for c in self.store.trace.get("evicted", [])])
         if outcome != S.UNCHANGED:
             self.generation = bump(self.generation)
         return outcome
@@ -1166,7 +1179,7 @@ class GroupSession:
         kept = [h for h in st.receivers if h.owner in allowed]
         if len(kept) != len(st.receivers):
             # FINDING §16 S12: removed chains are dropped in the store's order (oldest first).
-            self._drop([h.chain for h in st.receivers if h.owner not in allowed])
+            self._drop([(h.chain, h.owner) for h in st.receivers if h.owner not in allowed])
             st.receivers = kept
             st.generation = bump(st.generation)          # FINDING §16 P7
         if removed_user is not None:
@@ -1220,8 +1233,8 @@ class GroupSession:
         b += self.sender.to_bytes()
         st = self.store.to_bytes()
         b += u32(len(st)) + st + u16(len(self.dropped))
-        for c in self.dropped:
-            b += c
+        for chain, owner in self.dropped:
+            b += chain + owner
         return bytes(b)
 
     @classmethod
@@ -1245,11 +1258,12 @@ class GroupSession:
         n = r.u16()
         if n > MAX_DROPPED_CHAINS:
             fail("InvalidEncoding")
-        g.dropped = [r.take(32) for _ in range(n)]
+        g.dropped = [(r.take(32), r.take(32)) for _ in range(n)]     # both taken as they are
         r.finish()
         if g.local_user not in g.members or g.store.group_id != g.sender.group_id:   # after TrailingBytes
             fail("InvalidEncoding")
-        if len(set(g.dropped)) != n or any(g.store.find(c) is not None for c in g.dropped):
+        chains = [c for c, _ in g.dropped]                    # "dropped twice": by chain id
+        if len(set(chains)) != n or any(g.store.find(c) is not None for c in chains):
             fail("InvalidEncoding")
         return g
 

@@ -102,8 +102,9 @@ def explain_group(g: L.GroupSession):
     return {"generation": g.generation, "local_user": g.local_user, "members": list(g.members),
             "sender": explain_sender(g.sender), "store_length": len(g.store.to_bytes()),
             "store": explain_store(g.store),
-            # FINDING §16 S13: the README does not name this key yet; "dropped" is a guess.
-            "dropped": list(g.dropped)}
+            # FINDING §16 S13, S21: the dropped chains, oldest first, each {"chain", "owner"}, both
+            # the raw 32 bytes (README, as of 43b11e7).
+            "dropped": [{"chain": c, "owner": o} for c, o in g.dropped]}
 
 
 class SessionOps:

@@ -3,7 +3,7 @@
 //! fanned out to every device of every member, installs only from members,
 //! and removal in one call. Its saved form is type 0x26.
 
-use alloc::collections::{BTreeSet, VecDeque};
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -50,10 +50,19 @@ pub struct GroupSession {
     sender: GroupSender,
     receivers: GroupReceivers,
     /// Chains that left the store (evicted by a newer one, or removed),
-    /// oldest first, at most [`MAX_DROPPED_CHAINS`]: never installed again,
-    /// since a late copy of a distribution would make what they read
-    /// readable again (§15.9).
-    dropped: VecDeque<[u8; 32]>,
+    /// with their owners, oldest first, at most [`MAX_DROPPED_CHAINS`]:
+    /// never installed again, since a late copy of a distribution would make
+    /// what they read readable again (§15.9).
+    dropped: VecDeque<DroppedChain>,
+}
+
+/// A chain that left a group's store, and the identity that owned it
+/// (authenticated or claimed). The owner decides which entry a full list
+/// forgets (SPEC §16.8).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct DroppedChain {
+    chain: [u8; 32],
+    owner: [u8; 32],
 }
 
 /// What a distribution fan-out returned: per record given, in that order,
@@ -219,17 +228,20 @@ impl GroupSession {
         if d.pending.is_some() {
             return Err(Error::IdentityChangePending);
         }
-        if self.dropped.contains(distribution.chain()) {
+        if self.is_dropped(distribution.chain()) {
             return Ok(InsertOutcome::Unchanged);
         }
         let plaintext = Plaintext::new(
             Zeroizing::new(distribution.body().to_vec()),
             *distribution.sender(),
         );
-        let held: Vec<[u8; 32]> = self
+        let held: Vec<DroppedChain> = self
             .receivers
             .iter()
-            .map(|r| *r.chain().as_bytes())
+            .map(|r| DroppedChain {
+                chain: *r.chain().as_bytes(),
+                owner: *r.sender().owner().as_bytes(),
+            })
             .collect();
         let outcome = self.receivers.install(&plaintext)?;
         if outcome == InsertOutcome::Added {
@@ -239,9 +251,9 @@ impl GroupSession {
                 .iter()
                 .map(|r| *r.chain().as_bytes())
                 .collect();
-            for chain in held {
-                if !now.contains(&chain) {
-                    self.drop_chain(chain);
+            for entry in held {
+                if !now.contains(&entry.chain) {
+                    self.drop_chain(entry);
                 }
             }
         }
@@ -405,17 +417,20 @@ impl GroupSession {
             .collect();
         gone.sort_unstable_by_key(|o| *o.as_bytes());
         gone.dedup();
-        let dropped: Vec<[u8; 32]> = self
+        let dropped: Vec<DroppedChain> = self
             .receivers
             .iter()
             .filter(|r| gone.contains(r.sender().owner()))
-            .map(|r| *r.chain().as_bytes())
+            .map(|r| DroppedChain {
+                chain: *r.chain().as_bytes(),
+                owner: *r.sender().owner().as_bytes(),
+            })
             .collect();
         for identity in &gone {
             self.receivers.remove_owner(identity);
         }
-        for chain in dropped {
-            self.drop_chain(chain);
+        for entry in dropped {
+            self.drop_chain(entry);
         }
         if let Some(user) = removed {
             self.members.remove(user);
@@ -436,13 +451,30 @@ impl GroupSession {
         }
     }
 
-    /// Remembers that `chain` left the store; past [`MAX_DROPPED_CHAINS`]
-    /// the oldest is forgotten.
-    fn drop_chain(&mut self, chain: [u8; 32]) {
-        if self.dropped.len() == MAX_DROPPED_CHAINS {
-            self.dropped.pop_front();
+    /// Whether `chain` is a dropped chain.
+    fn is_dropped(&self, chain: &[u8; 32]) -> bool {
+        self.dropped.iter().any(|d| d.chain == *chain)
+    }
+
+    /// Remembers that a chain left the store. A full list first forgets the
+    /// oldest entry of the owner with the most entries (SPEC §16.8), so one
+    /// owner's own rotations forget its own chains before anyone else's.
+    fn drop_chain(&mut self, entry: DroppedChain) {
+        if self.dropped.len() >= MAX_DROPPED_CHAINS {
+            let mut counts: BTreeMap<[u8; 32], usize> = BTreeMap::new();
+            for d in &self.dropped {
+                *counts.entry(d.owner).or_insert(0) += 1;
+            }
+            let most = counts.values().copied().max().unwrap_or(0);
+            let first = self
+                .dropped
+                .iter()
+                .position(|d| counts.get(&d.owner).copied() == Some(most));
+            if let Some(at) = first {
+                self.dropped.remove(at);
+            }
         }
-        self.dropped.push_back(chain);
+        self.dropped.push_back(entry);
     }
 
     /// A record of a member, kept by the local device.
@@ -612,14 +644,16 @@ impl SavedState for GroupSession {
 
     fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let group: Self = sealed::from_plain(Self::TYPE_TAG, bytes)?;
-        let distinct: BTreeSet<&[u8; 32]> = group.dropped.iter().collect();
+        let distinct: BTreeSet<&[u8; 32]> = group.dropped.iter().map(|d| &d.chain).collect();
         if !group.members.contains(&group.local_user)
             || group.receivers.group_id() != group.sender.group_id()
             || distinct.len() != group.dropped.len()
-            || group
-                .dropped
-                .iter()
-                .any(|c| group.receivers.iter().any(|r| r.chain().as_bytes() == c))
+            || group.dropped.iter().any(|d| {
+                group
+                    .receivers
+                    .iter()
+                    .any(|r| *r.chain().as_bytes() == d.chain)
+            })
         {
             return Err(Error::InvalidEncoding);
         }
@@ -628,7 +662,8 @@ impl SavedState for GroupSession {
 }
 
 /// SPEC §16.11: generation, local user, members, the sender state (494
-/// bytes), the store state with its `u32` length, then the dropped chains.
+/// bytes), the store state with its `u32` length, then the dropped chains,
+/// each as its id and its owner.
 impl Codec for GroupSession {
     fn encode<S: Sink>(&self, out: &mut S) {
         self.generation.encode(out);
@@ -645,8 +680,9 @@ impl Codec for GroupSession {
         write_header(out, tag::GROUP_STORE_STATE);
         self.receivers.encode(out);
         DROPPED.write(out, self.dropped.len());
-        for chain in &self.dropped {
-            chain.encode(out);
+        for entry in &self.dropped {
+            entry.chain.encode(out);
+            entry.owner.encode(out);
         }
     }
 
@@ -670,7 +706,10 @@ impl Codec for GroupSession {
         let count = DROPPED.read(r)?;
         let mut dropped = VecDeque::with_capacity(count);
         for _ in 0..count {
-            dropped.push_back(r.array()?);
+            dropped.push_back(DroppedChain {
+                chain: r.array()?,
+                owner: r.array()?,
+            });
         }
         Ok(Self {
             generation,

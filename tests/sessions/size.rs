@@ -158,14 +158,15 @@ fn the_largest_record_under_an_adversarial_peer() {
 
 /// The largest group session (SPEC §16.11): generation, the local user and
 /// every member at the longest user id, the sender, the largest store and
-/// every dropped chain.
+/// every dropped chain with its owner.
 #[test]
 fn the_largest_group_session() {
     use sotto::group::{GroupReceiver, GroupSender, MAX_GROUP_RECEIVERS};
     use sotto::sessions::{MAX_DROPPED_CHAINS, MAX_GROUP_MEMBERS};
     let user = 1 + MAX_USER_ID_LEN;
     let store = 2 + 8 + 32 + 2 + MAX_GROUP_RECEIVERS * (2 + GroupReceiver::MAX_ENCODED_LEN);
-    let dropped = 2 + MAX_DROPPED_CHAINS * 32;
+    // Each dropped chain: its id and its owner's identity key.
+    let dropped = 2 + MAX_DROPPED_CHAINS * (32 + 32);
     let group = 2
         + 8
         + user
@@ -179,6 +180,6 @@ fn the_largest_group_session() {
         "largest group session: {group} bytes, sealed {}",
         group + 51
     );
-    assert_eq!(group, 9_919_573);
+    assert_eq!(group, 9_952_341);
     assert!(group + 51 <= MAX_STATE_LEN);
 }

@@ -7,7 +7,7 @@ use alloc::vec;
 
 use crate::Error;
 use crate::group::{GroupId, InsertOutcome};
-use crate::sessions::{Action, GroupSession, Ignore, RetryLater};
+use crate::sessions::{Action, GroupSession, Ignore, MAX_DROPPED_CHAINS, RetryLater};
 
 const GROUP: GroupId = GroupId::from_bytes([5; 32]);
 
@@ -342,13 +342,14 @@ fn a_dropped_chain_is_never_installed_again() {
         Error::UnknownGroupChain
     );
     // The saved form keeps the dropped chains (§16.11), strictly: the last
-    // field is their count and ids.
+    // field is their count, then each chain's id and owner.
     let bytes = groups[a1].to_bytes();
     let back = GroupSession::from_bytes(&bytes).unwrap();
     assert_eq!(*back.to_bytes(), *bytes);
     let n = bytes.len();
-    assert_eq!(bytes[n - 34..n - 32], [0, 1]);
-    let first = bytes[n - 32..].to_vec();
+    assert_eq!(bytes[n - 66..n - 64], [0, 1]);
+    assert_eq!(bytes[n - 32..], *w[b1].device.identity_key().as_bytes());
+    let first = bytes[n - 64..].to_vec();
     let held = *groups[a1]
         .receivers()
         .iter()
@@ -356,9 +357,9 @@ fn a_dropped_chain_is_never_installed_again() {
         .unwrap()
         .chain()
         .as_bytes();
-    let twice = [&bytes[..n - 34], &[0, 2], &first, &first].concat();
-    let in_store = [&bytes[..n - 32], &held[..]].concat();
-    let over = [&bytes[..n - 34], &[0x04, 0x01]].concat();
+    let twice = [&bytes[..n - 66], &[0, 2], &first, &first].concat();
+    let in_store = [&bytes[..n - 64], &held[..], &bytes[n - 32..]].concat();
+    let over = [&bytes[..n - 66], &[0x04, 0x01]].concat();
     for (v, why) in [
         (twice, "twice"),
         (in_store, "held"),
@@ -413,6 +414,70 @@ fn a_dropped_chain_is_never_installed_again() {
     );
     // Her new chain is taken.
     rotate_to(&mut rng, &mut w, &mut groups, c, a1);
+}
+
+/// A full list of dropped chains forgets the oldest chain of the owner with
+/// the most entries (§16.8), so a member's own rotations cannot flush
+/// another member's dropped chain: after Carol hands Alice more new chains
+/// than the list holds, a late copy of Bob's dropped chain's distribution
+/// is still refused, and a replay of a message it read does not decrypt a
+/// second time. (Review finding: with oldest-first forgetting, the late
+/// copy installed Bob's chain again at index 0 and the replay decrypted.)
+#[test]
+fn a_members_rotations_do_not_flush_another_members_dropped_chain() {
+    let (mut rng, mut w, mut groups) = setup(11);
+    let (a1, b1, c) = (
+        find(&w, "alice", 1),
+        find(&w, "bob", 1),
+        find(&w, "carol", 1),
+    );
+    let copies = [0, 1].map(|_| {
+        groups[b1]
+            .distribute_to(record(&mut w, b1, a1), DeviceId(1), &mut rng)
+            .unwrap()
+    });
+    let got = receive(&mut w, b1, a1, &copies[0]).unwrap();
+    let rec = &w[a1].records[&user("bob")];
+    assert_eq!(groups[a1].install(rec, &got), Ok(InsertOutcome::Added));
+    let once = groups[b1].encrypt(b"pay 100", &mut rng).unwrap();
+    assert!(
+        groups[a1]
+            .decrypt(&w[a1].records[&user("bob")], &once)
+            .is_ok()
+    );
+    for _ in 0..crate::group::MAX_CHAINS_PER_SENDER {
+        rotate_to(&mut rng, &mut w, &mut groups, b1, a1);
+    }
+    // Carol: one chain per rotation, each evicting one of her older ones.
+    for _ in 0..MAX_DROPPED_CHAINS + 8 {
+        rotate_to(&mut rng, &mut w, &mut groups, c, a1);
+    }
+    // The saved list is full: Bob's one chain, and Carol's latest.
+    let bytes = groups[a1].to_bytes();
+    let entries = &bytes[bytes.len() - MAX_DROPPED_CHAINS * 64..];
+    let count = &bytes[bytes.len() - MAX_DROPPED_CHAINS * 64 - 2..][..2];
+    assert_eq!(
+        usize::from(u16::from_be_bytes([count[0], count[1]])),
+        MAX_DROPPED_CHAINS
+    );
+    let owners: Vec<&[u8]> = entries.chunks(64).map(|e| &e[32..]).collect();
+    let bob = w[b1].device.identity_key().as_bytes().as_slice();
+    let carol = w[c].device.identity_key().as_bytes().as_slice();
+    assert_eq!(owners.iter().filter(|o| **o == bob).count(), 1);
+    assert_eq!(
+        owners.iter().filter(|o| **o == carol).count(),
+        MAX_DROPPED_CHAINS - 1
+    );
+
+    let late = receive(&mut w, b1, a1, &copies[1]).unwrap();
+    let before = groups[a1].to_bytes();
+    let rec = &w[a1].records[&user("bob")];
+    assert_eq!(groups[a1].install(rec, &late), Ok(InsertOutcome::Unchanged));
+    assert_eq!(*groups[a1].to_bytes(), *before);
+    let replay = groups[a1]
+        .decrypt(&w[a1].records[&user("bob")], &once)
+        .unwrap_err();
+    assert_eq!(replay.error, Error::UnknownGroupChain);
 }
 
 #[test]

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use testkit::hex::hex;
 use testkit::layout;
 use testkit::model::primitives::{MAX_STATE, x_pub};
-use testkit::model::sessions::{Group, Record, Remembered};
+use testkit::model::sessions::{Dropped, Group, Record, Remembered};
 use testkit::model::{Layout, with};
 use testkit::points::{ED25519_SMALL_ORDER, P, X25519_HIGH_BIT};
 
@@ -775,14 +775,23 @@ fn dropped_rows(t: &mut Table, model: &Group) {
     };
     let held = model.store.entries[0].chain;
     let mut m = model.clone();
-    m.dropped = vec![[0x31; 32], [0x32; 32]];
+    m.dropped = vec![
+        Dropped {
+            chain: [0x31; 32],
+            owner: [0x41; 32],
+        },
+        Dropped {
+            chain: [0x32; 32],
+            owner: [0x42; 32],
+        },
+    ];
     let g = m.encode();
     let l = Group::read(&g).unwrap().1;
     let ed = |f: &dyn Fn(&mut Vec<u8>)| with(&g, |b| f(b));
     row(
         t,
         "group_dropped_valid",
-        "two dropped chains, 31..31 then 32..32",
+        "two dropped chains, 31..31 (owner 41..41) then 32..32 (owner 42..42)",
         g.clone(),
         None,
     );
@@ -803,45 +812,48 @@ fn dropped_rows(t: &mut Table, model: &Group) {
     row(
         t,
         "group_dropped_count_long",
-        "dropped_count = 1 (the second id is left over)",
+        "dropped_count = 1 (the second entry is left over)",
         ed(&|b| l.put_u16(b, "dropped_count", 1)),
         Some(e("TrailingBytes")),
     );
     row(
         t,
         "group_dropped_twice",
-        "dropped[1] = dropped[0] (checked after TrailingBytes)",
-        ed(&|b| l.put(b, "dropped[1]", &[0x31; 32])),
+        "dropped[1].chain = dropped[0].chain, owners differ (checked after TrailingBytes)",
+        ed(&|b| l.put(b, "dropped[1].chain", &[0x31; 32])),
         Some(e("InvalidEncoding")),
     );
-    let mut twice_trailing = ed(&|b| l.put(b, "dropped[1]", &[0x31; 32]));
+    let mut twice_trailing = ed(&|b| l.put(b, "dropped[1].chain", &[0x31; 32]));
     twice_trailing.push(0);
     row(
         t,
         "group_dropped_twice_trailing",
-        "dropped[1] = dropped[0] and one byte appended: TrailingBytes comes first",
+        "dropped[1].chain = dropped[0].chain and one byte appended: TrailingBytes comes first",
         twice_trailing,
         Some(e("TrailingBytes")),
     );
     row(
         t,
         "group_dropped_held",
-        "dropped[1] = the chain the store holds",
-        ed(&|b| l.put(b, "dropped[1]", &held)),
+        "dropped[1].chain = the chain the store holds",
+        ed(&|b| l.put(b, "dropped[1].chain", &held)),
         Some(e("InvalidEncoding")),
     );
     let mut full = model.clone();
     full.dropped = (0..1024u32)
         .map(|i| {
-            let mut c = [0x77; 32];
-            c[..4].copy_from_slice(&i.to_be_bytes());
-            c
+            let mut chain = [0x77; 32];
+            chain[..4].copy_from_slice(&i.to_be_bytes());
+            Dropped {
+                chain,
+                owner: [0x78; 32],
+            }
         })
         .collect();
     row(
         t,
         "group_dropped_1024",
-        "1024 dropped chains (MAX_DROPPED_CHAINS)",
+        "1024 dropped chains (MAX_DROPPED_CHAINS), all of one owner",
         full.encode(),
         None,
     );
@@ -849,7 +861,7 @@ fn dropped_rows(t: &mut Table, model: &Group) {
         t,
         "group_dropped_missing",
         "the dropped_count cut off (the input ends after the store)",
-        g[..g.len() - 2 - 64].to_vec(),
+        g[..g.len() - 2 - 128].to_vec(),
         Some(e("Truncated")),
     );
 }

@@ -34,7 +34,16 @@ pub struct Group {
     /// The other chains.
     pub store: Store,
     /// The chains dropped from the store, oldest first.
-    pub dropped: Vec<[u8; 32]>,
+    pub dropped: Vec<Dropped>,
+}
+
+/// A dropped chain (§16.8): its id and the owner the store held it under.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Dropped {
+    /// The chain's id.
+    pub chain: [u8; 32],
+    /// Its owner, authenticated or claimed.
+    pub owner: [u8; 32],
 }
 
 /// A fan-out over several records: per record, its user and what was sent.
@@ -65,12 +74,31 @@ impl Group {
         }
     }
 
-    /// Remembers a chain as dropped; past the bound the oldest is forgotten.
-    fn drop_chain(&mut self, chain: [u8; 32]) {
-        self.dropped.push(chain);
-        if self.dropped.len() > MAX_DROPPED_CHAINS {
-            self.dropped.remove(0);
+    /// Remembers a chain as dropped (§16.8). A full list first forgets,
+    /// counting each owner's entries before the new one, the oldest entry
+    /// whose owner has the largest count.
+    fn drop_chain(&mut self, entry: Dropped) {
+        if self.dropped.len() == MAX_DROPPED_CHAINS {
+            let count = |o: &[u8; 32]| self.dropped.iter().filter(|d| d.owner == *o).count();
+            let largest = self
+                .dropped
+                .iter()
+                .map(|d| count(&d.owner))
+                .max()
+                .unwrap_or(0);
+            let at = self
+                .dropped
+                .iter()
+                .position(|d| count(&d.owner) == largest)
+                .expect("a full list has an entry");
+            self.dropped.remove(at);
         }
+        self.dropped.push(entry);
+    }
+
+    /// Whether `chain` is dropped.
+    fn is_dropped(&self, chain: &[u8; 32]) -> bool {
+        self.dropped.iter().any(|d| d.chain == *chain)
     }
 
     /// `IdentityMismatch` unless `local` owns the local sender (§16.8).
@@ -198,7 +226,7 @@ impl Group {
         }
         // A dropped chain is Unchanged before the install's checks.
         let (dist, _) = read_distribution(bytes)?;
-        if self.dropped.contains(&dist.chain) {
+        if self.is_dropped(&dist.chain) {
             return Ok(Outcome::Unchanged);
         }
         let mut store = self.store.clone();
@@ -206,11 +234,19 @@ impl Group {
             store.insert(Receiver::install(bytes, &store.group, Some(sender))?)?;
         if outcome != Outcome::Unchanged {
             // The evicted chains are dropped in the store's order.
-            let held: Vec<[u8; 32]> = self.store.entries.iter().map(|r| r.chain).collect();
+            let held: Vec<Dropped> = self
+                .store
+                .entries
+                .iter()
+                .map(|r| Dropped {
+                    chain: r.chain,
+                    owner: r.owner,
+                })
+                .collect();
             self.store = store;
             if outcome == Outcome::Added {
-                for c in held.into_iter().filter(|c| evicted.contains(c)) {
-                    self.drop_chain(c);
+                for d in held.into_iter().filter(|d| evicted.contains(&d.chain)) {
+                    self.drop_chain(d);
                 }
             }
             self.bump();
@@ -325,7 +361,10 @@ impl Group {
             self.store.generation = self.store.generation.saturating_add(1);
         }
         for c in gone {
-            self.drop_chain(c.chain);
+            self.drop_chain(Dropped {
+                chain: c.chain,
+                owner: c.owner,
+            });
         }
         self.members = remaining;
         self.sender = sender;
@@ -378,8 +417,9 @@ impl Group {
                 .expect("bounded")
                 .to_be_bytes(),
         );
-        for c in &self.dropped {
-            out.extend(c);
+        for d in &self.dropped {
+            out.extend(d.chain);
+            out.extend(d.owner);
         }
         out
     }
@@ -443,14 +483,18 @@ impl Group {
         }
         let mut dropped = Vec::with_capacity(dropped_count);
         for i in 0..dropped_count {
-            dropped.push(r.a32(&format!("dropped[{i}]"))?);
+            dropped.push(Dropped {
+                chain: r.a32(&format!("dropped[{i}].chain"))?,
+                owner: r.a32(&format!("dropped[{i}].owner"))?,
+            });
         }
         r.end()?;
         if !members.contains(&local_user) || store.group != sender.group {
             return Err(bad());
         }
-        let distinct: BTreeSet<&[u8; 32]> = dropped.iter().collect();
-        if distinct.len() != dropped.len() || dropped.iter().any(|c| store.get(c).is_some()) {
+        let distinct: BTreeSet<&[u8; 32]> = dropped.iter().map(|d| &d.chain).collect();
+        if distinct.len() != dropped.len() || dropped.iter().any(|d| store.get(&d.chain).is_some())
+        {
             return Err(bad());
         }
         let g = Self {
@@ -472,7 +516,11 @@ impl Group {
             "sender": self.sender.decoded_json(),
             "store_length": self.store.encode().len(),
             "store": self.store.decoded_json(),
-            "dropped": self.dropped.iter().map(|c| hex(c)).collect::<Vec<_>>(),
+            "dropped": self
+                .dropped
+                .iter()
+                .map(|d| json!({ "chain": hex(&d.chain), "owner": hex(&d.owner) }))
+                .collect::<Vec<_>>(),
         })
     }
 }

@@ -19,7 +19,7 @@ pub mod safety;
 pub mod send;
 
 pub use frame::{Content, Hint};
-pub use group::Group;
+pub use group::{Dropped, Group};
 pub use record::{Entry, PeerDevice, Record, Remembered};
 pub use recovery::{Action, Failure};
 

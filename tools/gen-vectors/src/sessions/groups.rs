@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 use testkit::hex::hex;
-use testkit::model::sessions::Group;
+use testkit::model::sessions::{Dropped, Group, MAX_DROPPED_CHAINS};
 
 use super::{GROUP, Net, stranger};
 use crate::agreement::NOW;
@@ -423,6 +423,110 @@ fn dropped_chains() -> Value {
     )
 }
 
+/// A group whose dropped list is full (edited into a saved state) drops
+/// more chains: each time the list forgets, counting each owner's entries
+/// before the new one, the oldest entry whose owner has the most; chains
+/// dropped in one step are added one at a time; a dropped chain is refused
+/// by its id, whatever owner the list gives it (§16.8).
+fn dropped_list_full() -> Value {
+    let mut n = Net::new("group dropped list full");
+    chains(&mut n);
+    n.record("b1_own", "bob", "b1", Some(1));
+    n.record("b1_carol", "carol", "b1", None);
+    let bob = Group::decode(&n.save("g_b1")).unwrap().sender.owner;
+    // A second copy of Bob's first distribution and a message on his first
+    // chain, both held back.
+    let late = out(
+        &n.ok(json!({ "op": "group_distribute_to", "group": "g_b1", "record": "b1_alice", "device_id": 1 })),
+        "message",
+    );
+    let old = gsend(&mut n, "g_b1", "on the first chain");
+    let rotate = json!({ "op": "group_rotate", "group": "g_b1", "device": "b1", "records": ["b1_own", "b1_alice", "b1_carol"] });
+    // Three new chains of Bob's: Alice holds four of his, the most per sender.
+    for i in 0..3u64 {
+        let f = n.ok(rotate.clone());
+        install(
+            &mut n,
+            "g_a1",
+            "a1_bob",
+            "a1",
+            1,
+            &fanned(&f, "alice", 1),
+            NOW + 2 + i,
+        );
+    }
+    let saved = Group::decode(&n.save("g_a1")).unwrap();
+    let entry = |i: usize, owner: [u8; 32]| {
+        let mut chain = [0xd0; 32];
+        chain[..2].copy_from_slice(&u16::try_from(i).unwrap().to_be_bytes());
+        Dropped { chain, owner }
+    };
+    let full = |first: usize, a: [u8; 32], b: [u8; 32]| -> Vec<Dropped> {
+        (0..MAX_DROPPED_CHAINS)
+            .map(|i| entry(i, if i < first { a } else { b }))
+            .collect()
+    };
+    // One entry of owner a0.., then 1,023 of 4d..; Bob's next chain evicts
+    // his first, which joins the list: 4d's oldest goes, not the oldest.
+    let mut g = saved.clone();
+    g.dropped = full(1, [0xa0; 32], [0x4d; 32]);
+    n.load("g_a1", &g.encode());
+    let f = n.ok(rotate.clone());
+    install(
+        &mut n,
+        "g_a1",
+        "a1_bob",
+        "a1",
+        1,
+        &fanned(&f, "alice", 1),
+        NOW + 5,
+    );
+    n.ok(json!({ "op": "explain", "state": "g_a1" }));
+    // The list gives Bob's first chain another owner (4e..): its late copy
+    // is still refused, by the chain's id, and its message finds no chain.
+    let mut g = Group::decode(&n.save("g_a1")).unwrap();
+    let last = g.dropped.len() - 1;
+    g.dropped[last].owner = [0x4e; 32];
+    n.load("g_a1", &g.encode());
+    install(&mut n, "g_a1", "a1_bob", "a1", 1, &late, NOW + 6);
+    gfails(&mut n, "g_a1", "a1_bob", &old);
+    // 512 entries of f0.., then 512 of Bob's: counted before the new entry
+    // (Bob's), the two tie, and the owner of the oldest entry loses one,
+    // though its key sorts above Bob's.
+    let mut g = saved.clone();
+    g.dropped = full(MAX_DROPPED_CHAINS / 2, [0xf0; 32], bob);
+    n.load("g_a1", &g.encode());
+    let f = n.ok(rotate);
+    install(
+        &mut n,
+        "g_a1",
+        "a1_bob",
+        "a1",
+        1,
+        &fanned(&f, "alice", 1),
+        NOW + 7,
+    );
+    n.ok(json!({ "op": "explain", "state": "g_a1" }));
+    // 512 of 4d.., then 512 of f0..; Bob is removed and his four chains
+    // are dropped in one step, one at a time, each counted again: 4d, f0,
+    // 4d, f0 lose one each.
+    let mut g = saved;
+    g.dropped = full(MAX_DROPPED_CHAINS / 2, [0x4d; 32], [0xf0; 32]);
+    n.load("g_a1", &g.encode());
+    n.ok(json!({ "op": "group_remove_member", "group": "g_a1", "device": "a1", "user": user("bob"), "records": ["a1_own", "a1_carol"] }));
+    n.ok(json!({ "op": "explain", "state": "g_a1" }));
+    n.vector(
+        "group_dropped_list_full",
+        "§16.8: a group whose list of dropped chains is full (MAX_DROPPED_CHAINS entries, edited into the saved state and loaded) drops more chains: before each entry is added the list forgets, counting each owner's entries (owners compared as their 32 bytes) before the new one is added, the oldest entry whose owner has the largest count. (1) One entry of owner a0..a0, then 1,023 of 4d..4d; Alice installs Bob's fifth chain, which evicts his first: the oldest 4d entry goes (the second entry), not the oldest. (2) That state with Bob's first chain's entry given owner 4e..4e: a late copy of its distribution is still Unchanged (a dropped chain is refused by its id) and a message on it is RetryLater(MissingDistribution). (3) 512 entries of f0..f0, then 512 of Bob's identity, and Bob's next chain: the two owners tie before the new entry (Bob's) is counted, and the oldest entry of the tied owners goes (f0's first), though f0.. sorts above Bob's key. (4) 512 of 4d..4d, then 512 of f0..f0; Bob is removed: his four chains are dropped in one step in the store's order, each added as above one at a time (4d, f0, 4d and f0 lose their oldest in turn). The group is explained after (1), (3) and (4).",
+    )
+}
+
 pub(super) fn vectors() -> Vec<Value> {
-    vec![fan_out(), removal(), record_checks(), dropped_chains()]
+    vec![
+        fan_out(),
+        removal(),
+        record_checks(),
+        dropped_chains(),
+        dropped_list_full(),
+    ]
 }
