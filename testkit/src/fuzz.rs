@@ -381,7 +381,8 @@ pub struct RecordFixture {
     pub to_alice: Vec<Pending>,
     /// Messages from Alice's device 1 that Bob has not read.
     pub to_bob: Vec<Pending>,
-    /// Alice's group session (members alice and bob) with Bob's chain.
+    /// Alice's group session (members alice and bob) with Bob's chains and
+    /// one dropped chain of his.
     pub group: Vec<u8>,
 }
 
@@ -459,6 +460,7 @@ fn build_records() -> RecordFixture {
     let mut group = GroupSession::new(&mut rng, GROUP, alice_id.clone(), &alice_device).unwrap();
     group.add_member(bob_id.clone()).unwrap();
     let mut bob_group = GroupSession::new(&mut rng, GROUP, bob_id, &bob_device).unwrap();
+    let alice_id_again = alice_id.clone();
     bob_group.add_member(alice_id).unwrap();
     let m = bob_group
         .distribute_to(&mut bob, RECORD_DEVICE, &mut rng)
@@ -467,6 +469,21 @@ fn build_records() -> RecordFixture {
         .decrypt(&mut alice_device, RECORD_DEVICE, &m, NOW)
         .unwrap();
     group.install(&alice, &got).unwrap();
+    // Four newer chains of Bob's: the store keeps four per sender, so his
+    // first becomes a dropped chain, and the saved form has an entry.
+    for _ in 0..4 {
+        let mut newer =
+            GroupSession::new(&mut rng, GROUP, bob_group.local_user().clone(), &bob_device)
+                .unwrap();
+        newer.add_member(alice_id_again.clone()).unwrap();
+        let m = newer
+            .distribute_to(&mut bob, RECORD_DEVICE, &mut rng)
+            .unwrap();
+        let got = alice
+            .decrypt(&mut alice_device, RECORD_DEVICE, &m, NOW)
+            .unwrap();
+        group.install(&alice, &got).unwrap();
+    }
     RecordFixture {
         alice_device: alice_device.to_bytes().to_vec(),
         bob_device: bob_device.to_bytes().to_vec(),
