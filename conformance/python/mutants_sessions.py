@@ -3,7 +3,11 @@
 (a copy, in a temporary directory) and runs the s16 self-checks on it; every change must fail
 at least one of them. Not run by verify.py (about 4 s per change):
 
-    python3 conformance/python/mutants_sessions.py [index ...]
+    python3 conformance/python/mutants_sessions.py [--vectors] [index ...]
+
+With --vectors, each change runs against the §16 vector files alone (sessions.json and
+sessions_negative.json through verify.py, no self-checks) instead, to show which rules
+only the self-checks pin.
 
 One change cannot be caught and is kept as documentation: 20 (trying the
 sessions after a malformed frame: a message that decrypts on one session gives no
@@ -77,7 +81,7 @@ M = [  # (text in sotto_sessions.py, its replacement)
 ("for _ in range(SAFETY_ITERATIONS):", "for _ in range(SAFETY_ITERATIONS - 1):"),
 ("    a, b = sorted((fp_a, fp_b))", "    a, b = fp_a, fp_b"),
 ("if user not in self.members or user == self.local_user:", "if user not in self.members:"),
-("        if dev.pending is not None:\n            fail(\"IdentityChangePending\")\n        # §16.8: a dropped", "        # §16.8: a dropped"),
+("        if dev.pending is not None:\n            fail(\"IdentityChangePending\")\n        # §16.8: a stale device", "        # §16.8: a stale device"),
 ("        new_sender = S.GroupSender.new(rng, self.group_id, local)\n        works, out = self._fanout(records, frame(FRAME_DISTRIBUTION, new_sender.distribution()), rng)",
  "        works, out = self._fanout(records, frame(FRAME_DISTRIBUTION, self.sender.distribution()), rng)\n        new_sender = S.GroupSender.new(rng, self.group_id, local)"),
 ("            if any(rec.user == self.local_user and not rec.is_own for rec in records):", "            if False:"),
@@ -151,9 +155,19 @@ M = [  # (text in sotto_sessions.py, its replacement)
 ("        g.dropped = [(r.take(32), r.take(32)) for _ in range(n)]", "        g.dropped = [(r.take(32), bytes(32)) for _ in range(n)]"),
 # §16.6 as of s-fixes 8653c3d: a stale device with an unanswered request, whatever the interval
 ("            if not dev.listed or dev.interval_allows(now):", "            if dev.interval_allows(now):"),
+# §16.8 install: UnknownDevice for a stale device, after IdentityChangePending, before the dropped check
+("        if not dev.listed:\n            fail(\"UnknownDevice\")\n        # §16.8: a dropped", "        if False:\n            fail(\"UnknownDevice\")\n        # §16.8: a dropped"),
+("        if not dev.listed:\n            fail(\"UnknownDevice\")\n        # §16.8: a dropped", "        if not dev.listed:\n            return S.UNCHANGED\n        # §16.8: a dropped"),
+("        if not dev.listed:\n            fail(\"UnknownDevice\")\n        # §16.8: a dropped", "        if self.is_dropped(received.value.chain):\n            return S.UNCHANGED\n        if not dev.listed:\n            fail(\"UnknownDevice\")\n        # §16.8: a dropped"),
+("        if dev.pending is not None:\n            fail(\"IdentityChangePending\")\n        # §16.8: a stale device", "        if not dev.listed:\n            fail(\"UnknownDevice\")\n        if dev.pending is not None:\n            fail(\"IdentityChangePending\")\n        # §16.8: a stale device"),
+("        dev = record.devices.get(received.device)\n", "        dev = record.devices.get(received.device)\n        if dev is not None and not dev.listed:\n            fail(\"UnknownDevice\")\n"),
+("        if not dev.listed:\n            fail(\"UnknownDevice\")\n        # §16.8: a dropped", "        if not dev.listed and self.store.find(received.value.chain) is None:\n            fail(\"UnknownDevice\")\n        # §16.8: a dropped"),
 ]
-only = [int(x) for x in sys.argv[1:]]
+args = sys.argv[1:]
+use_vectors = "--vectors" in args
+only = [int(x) for x in args if x != "--vectors"]
 src = open(os.path.join(SRC, 'sotto_sessions.py')).read()
+VECTORS = os.path.abspath(os.path.join(SRC, '..', '..', 'test-vectors'))
 surv = []
 for i, (old, new) in enumerate(M):
     if only and i not in only: continue
@@ -162,15 +176,23 @@ for i, (old, new) in enumerate(M):
         surv.append(i)                  # a stale pattern tests nothing: it fails the run
         continue
     d = tempfile.mkdtemp()
-    for f in ('sotto_spec.py', 'selfcheck.py', 'selfcheck_sessions.py'):
-        shutil.copy(os.path.join(SRC, f), d)
+    for f in os.listdir(SRC) if use_vectors else ('sotto_spec.py', 'selfcheck.py', 'selfcheck_sessions.py'):
+        if f.endswith('.py'):
+            shutil.copy(os.path.join(SRC, f), d)
     open(os.path.join(d, 'sotto_sessions.py'), 'w').write(src.replace(old, new))
-    code = "import sys; sys.path.insert(0, %r)\nimport selfcheck, selfcheck_sessions\nbad=[]\nfor fn in selfcheck.CHECKS:\n    if fn.__name__.startswith('s16'):\n        try: fn()\n        except Exception as e: bad.append(fn.__name__)\nprint(','.join(bad) or 'NONE')\n" % d
-    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
-    out = (r.stdout.strip().splitlines() or ['CRASH ' + r.stderr[-200:]])[-1]
+    if use_vectors:
+        env = dict(os.environ, SOTTO_ONLY='sessions.json,sessions_negative.json', SOTTO_VECTORS=VECTORS)
+        r = subprocess.run([sys.executable, os.path.join(d, 'verify.py')], capture_output=True, text=True, env=env)
+        bad = [ln.split(':')[0][5:] for ln in r.stdout.splitlines() if ln.startswith('FAIL ')]
+        out = ','.join(bad) if bad else ('NONE' if r.returncode == 0 else 'CRASH ' + r.stderr[-200:])
+    else:
+        code = "import sys; sys.path.insert(0, %r)\nimport selfcheck, selfcheck_sessions\nbad=[]\nfor fn in selfcheck.CHECKS:\n    if fn.__name__.startswith('s16'):\n        try: fn()\n        except Exception as e: bad.append(fn.__name__)\nprint(','.join(bad) or 'NONE')\n" % d
+        r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+        out = (r.stdout.strip().splitlines() or ['CRASH ' + r.stderr[-200:]])[-1]
     if out == 'NONE':
         surv.append(i)
     print("mutant %2d: %s  <- %r" % (i, "SURVIVED" if out == 'NONE' else "killed by " + out[:80], new[:50]))
+    sys.stdout.flush()
     shutil.rmtree(d)
 print("survivors:", surv, "(equivalent: %s)" % sorted(EQUIVALENT))
 sys.exit(1 if set(surv) - EQUIVALENT else 0)

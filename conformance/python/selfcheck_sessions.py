@@ -2111,14 +2111,77 @@ def s16_group_dropped_chains():
     assert g.dropped == [(cg.sender.chain, c.identity), (chains[0], b2.identity)]
     assert g.install(a.rec(b2), bd) == S.UNCHANGED
     # after_restore: a new, empty store; its chains are not dropped, the list is the copy's.
+    read = bgi.encrypt(b"read before the restore", SeededRng("drop read"))
+    assert g.decrypt(a.rec(b2), read)[0] == b"read before the restore"
     before = list(g.dropped)
     g.after_restore(a.device, g.generation + 5, SeededRng("drop restore"))
     assert g.store.receivers == [] and g.dropped == before
     assert g.install(a.rec(b2), bd) == S.UNCHANGED
+    # So a held-back distribution at an earlier index installs, and what was read decrypts again.
+    assert g.install(a.rec(b2), bdi) == S.ADDED
+    assert g.decrypt(a.rec(b2), read)[0] == b"read before the restore"
     # "A dropped chain": its id, whatever owner it was dropped with.
     g.dropped = [(bg.sender.chain, c.identity)]
     snap = g.to_bytes()
     assert g.install(a.rec(b2), bd) == S.UNCHANGED and g.to_bytes() == snap
+
+
+@check
+def s16_group_install_from_a_stale_device():
+    """§16.8 install: UnknownDevice if the device the distribution came from is stale, nothing
+    changing; after IdentityMismatch and IdentityChangePending, before the dropped-chain check (a
+    dropped chain's copy from a stale device is UnknownDevice, not Unchanged). The chains the
+    device has in the store still decrypt; listed again, its distribution installs."""
+    a, a2, b2, b3, c, g = group_world("stale install")
+    received(a.recv(b2, b2.rec(a).encrypt_to(a.dev_id, b"", b2.rng)))
+    brec = a.rec(b2)
+    # While listed: the first chain is evicted by MAX_CHAINS_PER_SENDER later ones (dropped).
+    g0, d0 = _chain_of(b2, a, "st0")
+    assert g.install(brec, d0) == S.ADDED
+    for i in range(S.MAX_CHAINS_PER_SENDER):
+        held, dh = _chain_of(b2, a, "st%d" % (i + 1))
+        assert g.install(brec, dh) == S.ADDED
+    assert g.dropped == [(g0.sender.chain, b2.identity)]
+    in_flight = held.encrypt(b"in flight", SeededRng("st flight"))
+    # The list leaves device 2 out; its pairwise message still decrypts (a stale device reads).
+    brec.update_devices([(b3.dev_id, b3.identity)], T0 + 10)
+    assert not brec.devices[b2.dev_id].listed and brec.devices[b2.dev_id].pending is None
+    ng, nd = _chain_of(b2, a, "st new")
+    unchanged_all([g, brec], lambda: g.install(brec, nd), "UnknownDevice")
+    # Nor move one: a chain the store holds, its distribution again (at a later index too).
+    unchanged_all([g, brec], lambda: g.install(brec, dh), "UnknownDevice")
+    held.encrypt(b"moved on", SeededRng("st moved"))
+    dm = b2.rec(a).devices[a.dev_id].active.session.encrypt(
+        b2.rng, L.frame(L.FRAME_DISTRIBUTION, held.sender.distribution()))
+    later = received(a.recv(b2, dm), kind=L.FRAME_DISTRIBUTION)
+    assert later.value.chain == dh.value.chain and later.value.to_bytes() != dh.value.to_bytes()
+    unchanged_all([g, brec], lambda: g.install(brec, later), "UnknownDevice")
+    # Stale before dropped: the late copy of a dropped chain is refused too, as UnknownDevice.
+    unchanged_all([g, brec], lambda: g.install(brec, d0), "UnknownDevice")
+    # Checks before it: a stale device whose trusted key is not the sender's is IdentityMismatch.
+    wrong = copy.copy(nd)
+    wrong.identity = b3.identity
+    unchanged_all([g, brec], lambda: g.install(brec, wrong), "IdentityMismatch")
+    # Pending before stale: listed with another key (pending), then left out (stale, still pending).
+    pend = copy.deepcopy(brec)
+    pend.update_devices([(b2.dev_id, S.ed25519_public(b"\x92" * 32)), (b3.dev_id, b3.identity)], T0 + 20)
+    pend.update_devices([(b3.dev_id, b3.identity)], T0 + 30)
+    assert not pend.devices[b2.dev_id].listed and pend.devices[b2.dev_id].pending is not None
+    unchanged_all([g, pend], lambda: g.install(pend, nd), "IdentityChangePending")
+    unchanged_all([g, pend], lambda: g.install(pend, d0), "IdentityChangePending")
+    # The chain it has in the store still decrypts; the refused one is missing.
+    assert g.decrypt(brec, in_flight) == (b"in flight", ("Authenticated", b2.identity))
+    new_msg = ng.encrypt(b"on the new chain", SeededRng("st new msg"))
+    f = failure_unchanged([g], lambda: g.decrypt(brec, new_msg))
+    assert (f.action, f.detail, f.error) == (L.RETRY_LATER, L.MISSING_DISTRIBUTION, "UnknownGroupChain"), f
+    # Listed again: the new chain installs, the dropped one stays refused.
+    brec.update_devices([(b2.dev_id, b2.identity), (b3.dev_id, b3.identity)], T0 + 40)
+    assert brec.devices[b2.dev_id].listed
+    gen = g.generation
+    assert g.install(brec, nd) == S.ADDED and g.generation == gen + 1
+    assert g.decrypt(brec, new_msg) == (b"on the new chain", ("Authenticated", b2.identity))
+    snap = g.to_bytes()
+    assert g.install(brec, d0) == S.UNCHANGED and g.to_bytes() == snap
 
 
 def _ent(owner, i):

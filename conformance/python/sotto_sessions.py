@@ -1112,6 +1112,10 @@ class GroupSession:
             fail("IdentityMismatch")
         if dev.pending is not None:
             fail("IdentityChangePending")
+        # §16.8: a stale device may not add or move a chain (as it may not start a session,
+        # §16.5); its chains already held keep decrypting. Before the dropped-chain check.
+        if not dev.listed:
+            fail("UnknownDevice")
         # §16.8: a dropped chain is never installed again (a late copy would start it over).
         # FINDING §16 S11: checked before the store's install, so before its group id and
         # signatures.

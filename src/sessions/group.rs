@@ -211,7 +211,8 @@ impl GroupSession {
     /// distribution; [`Error::NotGroupMember`] if `record`'s user is not a
     /// member; [`Error::IdentityMismatch`] if `record` is not the local
     /// device's or its device's trusted identity is not the sender;
-    /// [`Error::IdentityChangePending`]; then as
+    /// [`Error::IdentityChangePending`]; [`Error::UnknownDevice`] if that
+    /// device is stale (off the device list); then as
     /// [`GroupReceivers::install`].
     pub fn install(&mut self, record: &PeerRecord, received: &Received) -> Result<InsertOutcome> {
         let Content::Distribution(distribution) = received.content() else {
@@ -227,6 +228,11 @@ impl GroupSession {
         }
         if d.pending.is_some() {
             return Err(Error::IdentityChangePending);
+        }
+        // Off the device list: it may not add a chain, as it may not start
+        // a session (§16.5).
+        if !d.is_listed() {
+            return Err(Error::UnknownDevice);
         }
         if self.is_dropped(distribution.chain()) {
             return Ok(InsertOutcome::Unchanged);
@@ -251,11 +257,11 @@ impl GroupSession {
                 .iter()
                 .map(|r| *r.chain().as_bytes())
                 .collect();
-            for entry in held {
-                if !now.contains(&entry.chain) {
-                    self.drop_chain(entry);
-                }
-            }
+            self.drop_chains(
+                held.into_iter()
+                    .filter(|entry| !now.contains(&entry.chain))
+                    .collect(),
+            );
         }
         if outcome != InsertOutcome::Unchanged {
             sealed::advance(&mut self.generation);
@@ -429,9 +435,7 @@ impl GroupSession {
         for identity in &gone {
             self.receivers.remove_owner(identity);
         }
-        for entry in dropped {
-            self.drop_chain(entry);
-        }
+        self.drop_chains(dropped);
         if let Some(user) = removed {
             self.members.remove(user);
         }
@@ -456,25 +460,37 @@ impl GroupSession {
         self.dropped.iter().any(|d| d.chain == *chain)
     }
 
-    /// Remembers that a chain left the store. A full list first forgets the
-    /// oldest entry of the owner with the most entries (SPEC §16.8), so one
-    /// owner's own rotations forget its own chains before anyone else's.
-    fn drop_chain(&mut self, entry: DroppedChain) {
-        if self.dropped.len() >= MAX_DROPPED_CHAINS {
-            let mut counts: BTreeMap<[u8; 32], usize> = BTreeMap::new();
-            for d in &self.dropped {
-                *counts.entry(d.owner).or_insert(0) += 1;
-            }
-            let most = counts.values().copied().max().unwrap_or(0);
-            let first = self
-                .dropped
-                .iter()
-                .position(|d| counts.get(&d.owner).copied() == Some(most));
-            if let Some(at) = first {
-                self.dropped.remove(at);
-            }
+    /// Remembers that chains left the store, one at a time in the order
+    /// given. A full list first forgets the oldest entry of the owner with
+    /// the most entries (SPEC §16.8), so one owner's own rotations forget
+    /// its own chains before anyone else's. The counts are taken once and
+    /// kept up to date: a removal can drop a whole store's chains.
+    fn drop_chains(&mut self, entries: Vec<DroppedChain>) {
+        if entries.is_empty() {
+            return;
         }
-        self.dropped.push_back(entry);
+        let mut counts: BTreeMap<[u8; 32], usize> = BTreeMap::new();
+        for d in &self.dropped {
+            let n = counts.entry(d.owner).or_insert(0);
+            *n = n.saturating_add(1);
+        }
+        for entry in entries {
+            if self.dropped.len() >= MAX_DROPPED_CHAINS {
+                let most = counts.values().copied().max().unwrap_or(0);
+                let first = self
+                    .dropped
+                    .iter()
+                    .position(|d| counts.get(&d.owner) == Some(&most));
+                if let Some(gone) = first.and_then(|at| self.dropped.remove(at))
+                    && let Some(n) = counts.get_mut(&gone.owner)
+                {
+                    *n = n.saturating_sub(1);
+                }
+            }
+            let n = counts.entry(entry.owner).or_insert(0);
+            *n = n.saturating_add(1);
+            self.dropped.push_back(entry);
+        }
     }
 
     /// A record of a member, kept by the local device.
@@ -502,6 +518,13 @@ impl GroupSession {
         if let Some(removed) = exactly_but {
             let expected = self.members.len() - usize::from(removed.is_some());
             if users.len() != expected || removed.is_some_and(|u| users.contains(u)) {
+                return Err(Error::NotGroupMember);
+            }
+            // The local user's record is the own record (§16.8).
+            if records
+                .iter()
+                .any(|r| r.user == self.local_user && r.local_device.is_none())
+            {
                 return Err(Error::NotGroupMember);
             }
         }

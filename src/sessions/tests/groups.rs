@@ -703,3 +703,63 @@ fn a_replaced_identity_chain_is_refused_at_once() {
     assert_eq!(*groups[a1].to_bytes(), *before);
     assert_eq!(groups[a1].decrypt(bob, &two).unwrap().as_bytes(), b"two");
 }
+
+/// A device off the list (stale) may not add a chain, as it may not start
+/// a session (§16.8, §16.5): Bob's device 1 leaves Alice's list of Bob, and
+/// its next chain's distribution (a real pairwise message, which still
+/// decrypts on its session) is refused with `UnknownDevice`, the group
+/// unchanged; its chain already installed still reads what is in flight;
+/// listed again, the same distribution installs.
+#[test]
+fn a_stale_device_cannot_add_a_chain() {
+    let (mut rng, mut w, mut groups) = setup(12);
+    distribute_all(&mut rng, &mut w, &mut groups);
+    let (a1, b1, b2) = (find(&w, "alice", 1), find(&w, "bob", 1), find(&w, "bob", 2));
+    let in_flight = groups[b1].encrypt(b"in flight", &mut rng).unwrap();
+    let bob_listed = [
+        (DeviceId(1), *w[b1].device.identity_key()),
+        (DeviceId(2), *w[b2].device.identity_key()),
+    ];
+    let rec = w[a1].records.get_mut(&user("bob")).unwrap();
+    rec.update_devices(&bob_listed[1..], NOW).unwrap();
+    // Bob's device 1 rotates; its distribution reaches Alice's device 1.
+    let local = &mut w[b1];
+    let mut records: Vec<&mut PeerRecord> = local.records.values_mut().collect();
+    let fanout = groups[b1]
+        .rotate(&local.device, &mut records, &mut rng)
+        .unwrap();
+    let (_, sent) = fanout
+        .users
+        .iter()
+        .find(|(u, _)| *u == user("alice"))
+        .unwrap();
+    let o = sent
+        .messages
+        .iter()
+        .find(|o| o.device == DeviceId(1))
+        .unwrap();
+    let got = receive(&mut w, b1, a1, &o.message).unwrap();
+    let before = groups[a1].to_bytes();
+    let rec = &w[a1].records[&user("bob")];
+    assert_eq!(groups[a1].install(rec, &got), Err(Error::UnknownDevice));
+    assert_eq!(*groups[a1].to_bytes(), *before);
+    let fresh = groups[b1].encrypt(b"on the new chain", &mut rng).unwrap();
+    let f = groups[a1].decrypt(rec, &fresh).unwrap_err();
+    assert_eq!(
+        f.action,
+        Action::RetryLater(RetryLater::MissingDistribution)
+    );
+    assert_eq!(
+        groups[a1].decrypt(rec, &in_flight).unwrap().as_bytes(),
+        b"in flight"
+    );
+    // Listed again: the distribution installs, and the new chain reads.
+    let rec = w[a1].records.get_mut(&user("bob")).unwrap();
+    rec.update_devices(&bob_listed, NOW).unwrap();
+    let rec = &w[a1].records[&user("bob")];
+    assert_eq!(groups[a1].install(rec, &got), Ok(InsertOutcome::Added));
+    assert_eq!(
+        groups[a1].decrypt(rec, &fresh).unwrap().as_bytes(),
+        b"on the new chain"
+    );
+}

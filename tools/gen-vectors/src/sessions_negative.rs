@@ -103,6 +103,9 @@ fn setup(t: &mut Table) -> Ctx {
     // A record of a user who is no member of g_a1, at a1.
     n.record("a1_carol", "carol", "a1", None);
     t.fixture("a1_carol", &n.save("a1_carol"));
+    // A record of the local user at a1 that is not the own record.
+    n.record("a1_alice_peer", "alice", "a1", None);
+    t.fixture("a1_alice_peer", &n.save("a1_alice_peer"));
     let rec = n.save("a1_bob");
     let group = n.save("g_a1");
     Ctx {
@@ -1598,6 +1601,18 @@ fn op_rows(t: &mut Table, c: &Ctx) {
         "rotate_records_missing",
         "rotate with the own record only",
         json!({ "op": "group_rotate", "group": "g_a1", "device": "a1", "records": ["a1_own"] }),
+        e("NotGroupMember"),
+    );
+    t.fails(
+        "rotate_local_user_not_own_record",
+        "rotate with a1's records of bob and of alice, the latter not the own record (no local device)",
+        json!({ "op": "group_rotate", "group": "g_a1", "device": "a1", "records": ["a1_alice_peer", "a1_bob"] }),
+        e("NotGroupMember"),
+    );
+    t.fails(
+        "remove_local_user_not_own_record",
+        "remove \"bob\" with a1's record of alice that is not the own record",
+        rm("bob", &["a1_alice_peer"]),
         e("NotGroupMember"),
     );
     t.row(

@@ -149,6 +149,15 @@ impl Group {
         if exact.is_some_and(|want| *want != seen) {
             return Err(refusal("NotGroupMember"));
         }
+        // With `exact` (rotate, remove_member), the local user's record is
+        // the own record.
+        if exact.is_some()
+            && records
+                .iter()
+                .any(|r| r.user == self.local_user && r.local_device.is_none())
+        {
+            return Err(refusal("NotGroupMember"));
+        }
         if records
             .iter()
             .any(|r| r.local_identity != self.sender.owner)
@@ -223,6 +232,9 @@ impl Group {
             .ok_or_else(|| refusal("IdentityMismatch"))?;
         if d.pending.is_some() {
             return Err(refusal("IdentityChangePending"));
+        }
+        if d.stale_since.is_some() {
+            return Err(refusal("UnknownDevice"));
         }
         // A dropped chain is Unchanged before the install's checks.
         let (dist, _) = read_distribution(bytes)?;

@@ -521,6 +521,84 @@ fn dropped_list_full() -> Value {
     )
 }
 
+/// A stale device (off the list) may not add or move a chain (§16.8): its
+/// distributions are refused with `UnknownDevice` (after the pending check,
+/// before the dropped-chain check), nothing changes, its chain in the store
+/// still decrypts; listed again, its chain sent again installs.
+fn stale_device_install() -> Value {
+    let mut n = Net::new("group stale device install");
+    chains(&mut n);
+    n.record("b1_own", "bob", "b1", Some(1));
+    n.record("b1_carol", "carol", "b1", None);
+    let to_alice = |n: &mut Net| {
+        out(
+            &n.ok(json!({ "op": "group_distribute_to", "group": "g_b1", "record": "b1_alice", "device_id": 1 })),
+            "message",
+        )
+    };
+    // A copy of Bob's first chain's distribution, held back; four new
+    // chains, installed while b1 is listed: the first is dropped.
+    let late_dropped = to_alice(&mut n);
+    let rotate = json!({ "op": "group_rotate", "group": "g_b1", "device": "b1", "records": ["b1_own", "b1_alice", "b1_carol"] });
+    for i in 0..4u64 {
+        let f = n.ok(rotate.clone());
+        install(
+            &mut n,
+            "g_a1",
+            "a1_bob",
+            "a1",
+            1,
+            &fanned(&f, "alice", 1),
+            NOW + 2 + i,
+        );
+    }
+    let in_flight = gsend(&mut n, "g_b1", "in flight");
+    // His current chain (held by Alice) sent again, at a later index.
+    let held_later = to_alice(&mut n);
+    // Bob's device 1 leaves Alice's list of Bob: it is stale.
+    n.list("a1_bob", &[], NOW + 6).unwrap();
+    // Each pairwise message decrypts (a stale device's session still
+    // reads); each install is refused and the group does not change: the
+    // dropped chain's late copy (UnknownDevice, not Unchanged), the held
+    // chain at a later index, and a new chain.
+    install(&mut n, "g_a1", "a1_bob", "a1", 1, &late_dropped, NOW + 7);
+    install(&mut n, "g_a1", "a1_bob", "a1", 1, &held_later, NOW + 7);
+    let f = n.ok(rotate);
+    let new_chain = fanned(&f, "alice", 1);
+    install(&mut n, "g_a1", "a1_bob", "a1", 1, &new_chain, NOW + 7);
+    let fresh = gsend(&mut n, "g_b1", "on the new chain");
+    gfails(&mut n, "g_a1", "a1_bob", &fresh);
+    gdecrypt(&mut n, "g_a1", "a1_bob", &in_flight).unwrap();
+    // Stale and pending at once (a copy of the record where b1 showed
+    // another key, then left the list): IdentityChangePending comes first.
+    let pending_copy = to_alice(&mut n);
+    n.load("a1_bob_stale_pending", &n.save("a1_bob"));
+    n.list("a1_bob_stale_pending", &[(1, "b1")], NOW + 8)
+        .unwrap();
+    n.list_keys(
+        "a1_bob_stale_pending",
+        &[(1, stranger("groups stale pending"))],
+        NOW + 8,
+    )
+    .unwrap();
+    n.list("a1_bob_stale_pending", &[], NOW + 8).unwrap();
+    n.ok(json!({
+        "op": "group_install", "group": "g_a1", "record": "a1_bob", "device": "a1", "from": 1,
+        "message": hex(&pending_copy), "now": NOW + 8, "install_record": "a1_bob_stale_pending",
+    }));
+    // Listed again: asked (`request_distribution`), Bob sends his chain
+    // again, and it installs; what it sends from then on decrypts.
+    n.list("a1_bob", &[(1, "b1")], NOW + 9).unwrap();
+    let again = to_alice(&mut n);
+    install(&mut n, "g_a1", "a1_bob", "a1", 1, &again, NOW + 10);
+    let after = gsend(&mut n, "g_b1", "after the new distribution");
+    gdecrypt(&mut n, "g_a1", "a1_bob", &after).unwrap();
+    n.vector(
+        "group_stale_device_install",
+        "§16.8: install refuses every distribution from a stale device (one the last device list left out) with UnknownDevice, and the group does not change; the pairwise message that carried it decrypts (a stale device's session still reads). Refused: a late copy of a dropped chain of the device (UnknownDevice comes before the dropped-chain check, so not Unchanged), the chain the store holds sent again at a later index, and a new chain. A message on the new chain is RetryLater(MissingDistribution); the device's chain already in the store still decrypts what was in flight. A device both stale and pending (installed with a copy of the record where b1 showed another key and then left the list) is IdentityChangePending: that check comes first. Once the device is listed again, its chain sent again (at its current index) installs (Added) and what it sends from then on decrypts.",
+    )
+}
+
 pub(super) fn vectors() -> Vec<Value> {
     vec![
         fan_out(),
@@ -528,5 +606,6 @@ pub(super) fn vectors() -> Vec<Value> {
         record_checks(),
         dropped_chains(),
         dropped_list_full(),
+        stale_device_install(),
     ]
 }
