@@ -9,7 +9,7 @@
 use serde_json::{Value, json};
 use testkit::hex::hex;
 use testkit::layout;
-use testkit::model::primitives::{MAX_STATE, x_pub};
+use testkit::model::primitives::{MAX_PLAINTEXT, MAX_STATE, x_pub};
 use testkit::model::sessions::{Dropped, Group, Record, Remembered};
 use testkit::model::{Layout, with};
 use testkit::points::{ED25519_SMALL_ORDER, P, X25519_HIGH_BIT};
@@ -1619,6 +1619,21 @@ fn op_rows(t: &mut Table, c: &Ctx) {
         "remove_bob",
         "remove \"bob\" with the own record",
         rm("bob", &["a1_own"]),
+        None,
+    );
+    // Group messages are not framed (§16.8 encrypt): the limit is
+    // MAX_PLAINTEXT_LEN, not MAX_PAYLOAD_LEN.
+    let genc = |len: usize| json!({ "op": "group_session_encrypt", "group": "g_a1", "payload": "00", "payload_pad_to": len });
+    t.fails(
+        "group_encrypt_too_large",
+        "a group payload of MAX_PLAINTEXT_LEN + 1 bytes",
+        genc(MAX_PLAINTEXT + 1),
+        e("PlaintextTooLarge"),
+    );
+    t.row(
+        "group_encrypt_max_plaintext",
+        "a group payload of MAX_PLAINTEXT_LEN bytes (MAX_PAYLOAD_LEN + 1: no frame byte)",
+        genc(MAX_PLAINTEXT),
         None,
     );
 }

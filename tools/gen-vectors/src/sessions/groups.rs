@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use testkit::hex::hex;
 use testkit::model::sessions::{Dropped, Group, MAX_DROPPED_CHAINS};
 
-use super::{GROUP, Net, stranger};
+use super::{GROUP, MONTH, Net, stranger};
 use crate::agreement::NOW;
 use crate::rec::out;
 
@@ -599,6 +599,109 @@ fn stale_device_install() -> Value {
     )
 }
 
+/// Bob forwards Carol's distribution over his own session (§16.8 install):
+/// the distribution's sender is the session's peer, Bob, which Alice's
+/// record trusts for the device it came from, so the store decides
+/// (`GroupOwnerMismatch`, §15.7); checked against Carol's record, whose
+/// device's trusted identity is the distribution's `owner` but not the
+/// session's peer, it is `IdentityMismatch`.
+fn forwarded_distribution() -> Value {
+    let mut n = Net::new("group forwarded distribution");
+    setup(&mut n);
+    let carol = Group::decode(&n.save("g_c1"))
+        .unwrap()
+        .sender
+        .distribution()
+        .encoded();
+    let bundle = n.bundle("a1");
+    n.ok(json!({
+        "op": "initiate", "device": "b1", "session": "b1_bare", "bundle": hex(&bundle),
+        "expected": null, "policy": "PostQuantumRequired",
+    }));
+    let frame = [vec![2], carol].concat();
+    let cases = [
+        (None, "GroupOwnerMismatch"),
+        (Some("a1_carol"), "IdentityMismatch"),
+    ];
+    for (i, (install_record, want)) in cases.into_iter().enumerate() {
+        let m = out(
+            &n.ok(json!({ "op": "encrypt", "session": "b1_bare", "plaintext": hex(&frame) })),
+            "message",
+        );
+        let mut step = json!({
+            "op": "group_install", "group": "g_a1", "record": "a1_bob", "device": "a1",
+            "from": 1, "message": hex(&m), "now": NOW + 1 + i as u64,
+        });
+        if let Some(r) = install_record {
+            step["install_record"] = r.into();
+        }
+        let o = n.ok(step);
+        assert_eq!(o.out["install_error"]["name"], want);
+    }
+    n.ok(json!({ "op": "explain", "state": "g_a1" }));
+    n.vector(
+        "group_forwarded_distribution",
+        "§16.8 install, §15.7: Bob's device writes Carol's distribution (valid signatures, the group's id) as a frame 0x02 in a session of its own; Alice's record of Bob decrypts it (the content's sender is Bob's identity, the session's peer), and the install's sender is that peer, not the distribution's owner field: Bob's device trusts it, so the store's authenticated install refuses the owner (GroupOwnerMismatch) and the group is unchanged; the same bytes checked against Alice's record of Carol (whose device 1 trusts Carol's key, the owner, but not the session's peer): IdentityMismatch.",
+    )
+}
+
+/// `rotate` removes chains as `remove_member` does (§16.8): a stale
+/// device's chain stays (it is still held), a deleted device's goes; a
+/// pending identity keeps the trusted key's chain, which goes once the new
+/// key is acknowledged.
+fn rotate_removes() -> Value {
+    let mut n = Net::new("group rotate removes");
+    chains(&mut n);
+    // Bob's second device hands Alice's device 1 its chain.
+    n.devices(&["b2"]);
+    n.list("a1_bob", &[(1, "b1"), (2, "b2")], NOW + 1).unwrap();
+    n.record("b2_alice", "alice", "b2", None);
+    n.list("b2_alice", &[(1, "a1")], NOW + 1).unwrap();
+    n.connect("b2_alice", "b2", 1, "a1", NOW + 1);
+    n.ok(json!({ "op": "group_new", "group": "g_b2", "group_id": hex(&GROUP), "user": user("bob"), "device": "b2" }));
+    n.ok(json!({ "op": "group_add_member", "group": "g_b2", "user": user("alice") }));
+    let f = n.ok(json!({ "op": "group_distribute", "group": "g_b2", "records": ["b2_alice"] }));
+    install(
+        &mut n,
+        "g_a1",
+        "a1_bob",
+        "a1",
+        2,
+        &fanned(&f, "alice", 1),
+        NOW + 1,
+    );
+    let held = |n: &Net| Group::decode(&n.save("g_a1")).unwrap().store.entries.len();
+    assert_eq!(held(&n), 3);
+    n.ok(json!({ "op": "explain", "state": "g_a1" }));
+    let rotate = json!({ "op": "group_rotate", "group": "g_a1", "device": "a1", "records": ["a1_own", "a1_bob", "a1_carol"] });
+    // b2 leaves Bob's list: stale, still held, its chain stays.
+    n.list("a1_bob", &[(1, "b1")], NOW + 2).unwrap();
+    n.ok(rotate.clone());
+    assert_eq!(held(&n), 3);
+    n.ok(json!({ "op": "explain", "state": "g_a1" }));
+    // expire deletes it: the next rotation removes its chain.
+    n.ok(json!({ "op": "expire", "record": "a1_bob", "now": NOW + 2 + MONTH }));
+    n.ok(rotate.clone());
+    assert_eq!(held(&n), 2);
+    n.ok(json!({ "op": "explain", "state": "g_a1" }));
+    // b1 announces a new key: pending, b1's chain stays; acknowledged, the
+    // next rotation removes it.
+    let key = stranger("group rotate removes new key");
+    n.list_keys("a1_bob", &[(1, key.clone())], NOW + 3 + MONTH)
+        .unwrap();
+    n.ok(rotate.clone());
+    assert_eq!(held(&n), 2);
+    n.ok(json!({ "op": "explain", "state": "g_a1" }));
+    n.ok(json!({ "op": "acknowledge_identity", "record": "a1_bob", "device_id": 1, "identity": hex(&key) }));
+    n.ok(rotate);
+    assert_eq!(held(&n), 1);
+    n.ok(json!({ "op": "explain", "state": "g_a1" }));
+    n.vector(
+        "group_rotate_removes",
+        "§16.8 rotate: the same step as remove_member without removing a member, chains removed included. Alice's device 1 holds the chains of Bob's b1 and b2 and of Carol's c1. b2 leaves Bob's list (stale, still held): a rotation keeps its chain. expire deletes b2: the next rotation removes its chain (a dropped chain with its owner; the store's generation moves). b1 is listed with a new key (pending): a rotation keeps b1's chain (its trusted identity is unchanged); once the key is acknowledged the next rotation removes it. Each rotation replaces the local sender and fans its distribution out to the listed devices with sessions.",
+    )
+}
+
 pub(super) fn vectors() -> Vec<Value> {
     vec![
         fan_out(),
@@ -607,5 +710,7 @@ pub(super) fn vectors() -> Vec<Value> {
         dropped_chains(),
         dropped_list_full(),
         stale_device_install(),
+        forwarded_distribution(),
+        rotate_removes(),
     ]
 }

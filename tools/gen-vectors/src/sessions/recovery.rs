@@ -330,6 +330,85 @@ fn one_time_prekey_desync() -> Value {
     )
 }
 
+/// A retry request from a stale device (§16.5, §16.6): it decrypts and is
+/// reported, but nothing but retry requests is sent off the list, so the
+/// resend is refused until the device is listed again.
+fn stale_retry_request() -> Value {
+    let mut n = Net::new("stale device retry request");
+    pair(&mut n);
+    talk(&mut n);
+    let m2 = n.send_to("a1_bob", 1, "m2");
+    let f = n.recv_fails("b1_alice", "b1", 1, &tamper(&m2), NOW + 1);
+    let rr = out(
+        &n.request_retry("b1_alice", 1, &action_hint(&f), NOW + 1)
+            .unwrap(),
+        "message",
+    );
+    // Bob's device leaves Alice's list before the request arrives.
+    n.list("a1_bob", &[], NOW + 2).unwrap();
+    let o = n.recv_ok("a1_bob", "a1", 1, &rr, NOW + 2);
+    assert_eq!(o.out["content"]["kind"], "retry_request");
+    n.fails(
+        json!({ "op": "encrypt_to", "record": "a1_bob", "device_id": 1, "payload": hex(b"m2") }),
+        "UnknownDevice",
+    );
+    // Listed again: the resend goes, and Bob reads it.
+    n.list("a1_bob", &[(1, "b1")], NOW + 3).unwrap();
+    let again = n.send_to("a1_bob", 1, "m2");
+    n.recv_ok("b1_alice", "b1", 1, &again, NOW + 3);
+    n.vector(
+        "stale_device_retry_request",
+        "§16.5, §16.6, §16.2 step 3: Bob's device asks Alice to resend a message it could not read (a retry request in their session); before it arrives, Alice's record no longer lists Bob's device (stale). The request decrypts on the session (a stale device's messages on its sessions still decrypt) and is reported as a retry request, but the resend with encrypt_to is refused (UnknownDevice: nothing but retry requests is sent to a stale device); once the device is listed again, encrypt_to resends and Bob reads it.",
+    )
+}
+
+/// What acknowledge_identity and after_restore keep (§16.2, §16.7): only
+/// sessions go.
+fn device_state_kept() -> Value {
+    let mut n = Net::new("device state kept");
+    pair(&mut n);
+    // Classical allowed and an X3DH session (so not pinned); a new session
+    // for recovery (last_recovery); a retry request unanswered (the window,
+    // its count and the hint).
+    n.ok(json!({ "op": "allow_classical", "record": "a1_bob", "device_id": 1, "allowed": true }));
+    let classical = n.bundle_with("b1", None, None);
+    n.add_bundle("a1_bob", "a1", 1, &classical, NOW).unwrap();
+    let unknown = |b: u8| ratchet_message(&testkit::model::primitives::x_pub(&[b; 32]), 0, 0);
+    let f = n.recv_fails("a1_bob", "a1", 1, &unknown(0x51), NOW + 1);
+    let classical = n.bundle_with("b1", None, None);
+    n.start_new_session("a1_bob", "a1", 1, &classical, &action_hint(&f), NOW + 1)
+        .unwrap();
+    let f = n.recv_fails("a1_bob", "a1", 1, &unknown(0x52), NOW + 2);
+    n.request_retry("a1_bob", 1, &action_hint(&f), NOW + 2)
+        .unwrap();
+    // A new key for the device, then the device leaves the list: pending
+    // and stale.
+    let key = stranger("device state kept new key");
+    n.list_keys("a1_bob", &[(1, key.clone())], NOW + 3).unwrap();
+    n.list("a1_bob", &[], NOW + 4).unwrap();
+    let backup = n.save("a1_bob");
+    let d = Record::decode(&backup).unwrap().devices[&1].clone();
+    assert!(d.classical && !d.pinned && d.retry_count == 1 && d.pending.is_some());
+    assert!(d.active.is_some() && d.archived.len() == 1);
+    n.ok(json!({ "op": "explain", "state": "a1_bob" }));
+    n.ok(json!({ "op": "acknowledge_identity", "record": "a1_bob", "device_id": 1, "identity": hex(&key) }));
+    let d = Record::decode(&n.save("a1_bob")).unwrap().devices[&1].clone();
+    assert!(d.active.is_none() && d.archived.is_empty());
+    assert!(d.unanswered.is_some() && d.last_recovery.is_some() && d.stale_since.is_some());
+    assert!(d.classical && d.retry_count == 1 && d.pending.is_none());
+    n.ok(json!({ "op": "explain", "state": "a1_bob" }));
+    // The copy from before the acknowledgement, restored below the
+    // recorded generation: its sessions go, nothing else.
+    let g = Record::decode(&n.save("a1_bob")).unwrap().generation;
+    n.load("a1_bob_copy", &backup);
+    n.ok(json!({ "op": "after_restore", "record": "a1_bob_copy", "last_generation": g }));
+    n.ok(json!({ "op": "explain", "state": "a1_bob_copy" }));
+    n.vector(
+        "device_state_kept",
+        "§16.2 acknowledge_identity, §16.7 after_restore: only sessions go. Alice's device 1 of Bob has classical allowed with an X3DH session (not pinned), a new session started for recovery (last_recovery), a retry request sent and unanswered (window, count, hint), then a pending identity and, left out of a list, a stale time. Acknowledging the new key deletes the device's two sessions and keeps everything else (stale time, classical flag, last_recovery, window, count and unanswered hint). A copy from before the acknowledgement, restored below the recorded generation: after_restore deletes its sessions and keeps everything else, the pending identity and the unanswered hint included.",
+    )
+}
+
 fn expiry() -> Value {
     let mut n = Net::new("expiry");
     n.devices(&["a1", "b1", "b2"]);
@@ -503,5 +582,7 @@ pub(super) fn vectors() -> Vec<Value> {
         retry_on_archived(),
         one_time_prekey_desync(),
         expiry(),
+        stale_retry_request(),
+        device_state_kept(),
     ]
 }
