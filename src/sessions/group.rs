@@ -3,7 +3,7 @@
 //! fanned out to every device of every member, installs only from members,
 //! and removal in one call. Its saved form is type 0x26.
 
-use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::collections::{BTreeSet, VecDeque};
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -469,26 +469,23 @@ impl GroupSession {
         if entries.is_empty() {
             return;
         }
-        let mut counts: BTreeMap<[u8; 32], usize> = BTreeMap::new();
+        // (owner, entries in the list), in byte order of the owners.
+        let mut counts: Vec<([u8; 32], usize)> = Vec::new();
         for d in &self.dropped {
-            let n = counts.entry(d.owner).or_insert(0);
-            *n = n.saturating_add(1);
+            count_owner(&mut counts, &d.owner, true);
         }
         for entry in entries {
             if self.dropped.len() >= MAX_DROPPED_CHAINS {
-                let most = counts.values().copied().max().unwrap_or(0);
+                let most = counts.iter().map(|(_, n)| *n).max().unwrap_or(0);
                 let first = self
                     .dropped
                     .iter()
-                    .position(|d| counts.get(&d.owner) == Some(&most));
-                if let Some(gone) = first.and_then(|at| self.dropped.remove(at))
-                    && let Some(n) = counts.get_mut(&gone.owner)
-                {
-                    *n = n.saturating_sub(1);
+                    .position(|d| owner_count(&counts, &d.owner) == most);
+                if let Some(gone) = first.and_then(|at| self.dropped.remove(at)) {
+                    count_owner(&mut counts, &gone.owner, false);
                 }
             }
-            let n = counts.entry(entry.owner).or_insert(0);
-            *n = n.saturating_add(1);
+            count_owner(&mut counts, &entry.owner, true);
             self.dropped.push_back(entry);
         }
     }
@@ -650,6 +647,32 @@ fn fan_out(records: &mut [&mut PeerRecord], body: &[u8], draws: &mut [Vec<PreDra
         })
         .collect();
     Fanout { users }
+}
+
+/// The number of entries `owner` has in `counts` (sorted by owner).
+fn owner_count(counts: &[([u8; 32], usize)], owner: &[u8; 32]) -> usize {
+    counts
+        .binary_search_by(|(o, _)| o.cmp(owner))
+        .ok()
+        .and_then(|at| counts.get(at))
+        .map_or(0, |(_, n)| *n)
+}
+
+/// Adds 1 to `owner`'s count in `counts` (sorted by owner), or takes 1 away.
+fn count_owner(counts: &mut Vec<([u8; 32], usize)>, owner: &[u8; 32], up: bool) {
+    match counts.binary_search_by(|(o, _)| o.cmp(owner)) {
+        Ok(at) => {
+            if let Some((_, n)) = counts.get_mut(at) {
+                *n = if up {
+                    n.saturating_add(1)
+                } else {
+                    n.saturating_sub(1)
+                };
+            }
+        }
+        Err(at) if up => counts.insert(at, (*owner, 1)),
+        Err(_) => {}
+    }
 }
 
 impl sealed::Sealed for GroupSession {}
