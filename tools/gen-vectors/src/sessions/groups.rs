@@ -320,6 +320,38 @@ fn gfails(n: &mut Net, group: &str, record: &str, m: &[u8]) -> Value {
     gdecrypt(n, group, record, m).unwrap_err()
 }
 
+/// `chains`, and the records Bob's device 1 rotates with.
+fn bob_chains(n: &mut Net) {
+    chains(n);
+    n.record("b1_own", "bob", "b1", Some(1));
+    n.record("b1_carol", "carol", "b1", None);
+}
+
+/// Bob's current chain's distribution to Alice's device 1.
+fn bob_distributes_to_alice(n: &mut Net) -> Vec<u8> {
+    out(
+        &n.ok(json!({ "op": "group_distribute_to", "group": "g_b1", "record": "b1_alice", "device_id": 1 })),
+        "message",
+    )
+}
+
+/// Bob rotates `times` times; Alice installs each new chain's
+/// distribution, the first at `now`, each next a second later.
+fn bob_rotates_to_alice(n: &mut Net, times: u64, now: u64) {
+    for i in 0..times {
+        let f = n.ok(json!({ "op": "group_rotate", "group": "g_b1", "device": "b1", "records": ["b1_own", "b1_alice", "b1_carol"] }));
+        install(
+            n,
+            "g_a1",
+            "a1_bob",
+            "a1",
+            1,
+            &fanned(&f, "alice", 1),
+            now + i,
+        );
+    }
+}
+
 fn record_checks() -> Value {
     let mut n = Net::new("group record checks");
     chains(&mut n);
@@ -371,30 +403,14 @@ fn record_checks() -> Value {
 
 fn dropped_chains() -> Value {
     let mut n = Net::new("group dropped chains");
-    chains(&mut n);
-    n.record("b1_own", "bob", "b1", Some(1));
-    n.record("b1_carol", "carol", "b1", None);
+    bob_chains(&mut n);
     // A second copy of Bob's first distribution and a message on his first
     // chain, both held back.
-    let late = out(
-        &n.ok(json!({ "op": "group_distribute_to", "group": "g_b1", "record": "b1_alice", "device_id": 1 })),
-        "message",
-    );
+    let late = bob_distributes_to_alice(&mut n);
     let old = gsend(&mut n, "g_b1", "on the first chain");
     // Bob rotates four times; Alice installs each new chain. The fifth
     // chain of one sender evicts the oldest (§15.9): a dropped chain.
-    for i in 0..4u64 {
-        let f = n.ok(json!({ "op": "group_rotate", "group": "g_b1", "device": "b1", "records": ["b1_own", "b1_alice", "b1_carol"] }));
-        install(
-            &mut n,
-            "g_a1",
-            "a1_bob",
-            "a1",
-            1,
-            &fanned(&f, "alice", 1),
-            NOW + 2 + i,
-        );
-    }
+    bob_rotates_to_alice(&mut n, 4, NOW + 2);
     n.ok(json!({ "op": "explain", "state": "g_a1" }));
     let before_removal = n.save("g_a1");
     // The late copy: Unchanged (a dropped chain is never installed again);
@@ -430,31 +446,14 @@ fn dropped_chains() -> Value {
 /// by its id, whatever owner the list gives it (§16.8).
 fn dropped_list_full() -> Value {
     let mut n = Net::new("group dropped list full");
-    chains(&mut n);
-    n.record("b1_own", "bob", "b1", Some(1));
-    n.record("b1_carol", "carol", "b1", None);
+    bob_chains(&mut n);
     let bob = Group::decode(&n.save("g_b1")).unwrap().sender.owner;
     // A second copy of Bob's first distribution and a message on his first
     // chain, both held back.
-    let late = out(
-        &n.ok(json!({ "op": "group_distribute_to", "group": "g_b1", "record": "b1_alice", "device_id": 1 })),
-        "message",
-    );
+    let late = bob_distributes_to_alice(&mut n);
     let old = gsend(&mut n, "g_b1", "on the first chain");
-    let rotate = json!({ "op": "group_rotate", "group": "g_b1", "device": "b1", "records": ["b1_own", "b1_alice", "b1_carol"] });
     // Three new chains of Bob's: Alice holds four of his, the most per sender.
-    for i in 0..3u64 {
-        let f = n.ok(rotate.clone());
-        install(
-            &mut n,
-            "g_a1",
-            "a1_bob",
-            "a1",
-            1,
-            &fanned(&f, "alice", 1),
-            NOW + 2 + i,
-        );
-    }
+    bob_rotates_to_alice(&mut n, 3, NOW + 2);
     let saved = Group::decode(&n.save("g_a1")).unwrap();
     let entry = |i: usize, owner: [u8; 32]| {
         let mut chain = [0xd0; 32];
@@ -471,16 +470,7 @@ fn dropped_list_full() -> Value {
     let mut g = saved.clone();
     g.dropped = full(1, [0xa0; 32], [0x4d; 32]);
     n.load("g_a1", &g.encode());
-    let f = n.ok(rotate.clone());
-    install(
-        &mut n,
-        "g_a1",
-        "a1_bob",
-        "a1",
-        1,
-        &fanned(&f, "alice", 1),
-        NOW + 5,
-    );
+    bob_rotates_to_alice(&mut n, 1, NOW + 5);
     n.ok(json!({ "op": "explain", "state": "g_a1" }));
     // The list gives Bob's first chain another owner (4e..): its late copy
     // is still refused, by the chain's id, and its message finds no chain.
@@ -496,16 +486,7 @@ fn dropped_list_full() -> Value {
     let mut g = saved.clone();
     g.dropped = full(MAX_DROPPED_CHAINS / 2, [0xf0; 32], bob);
     n.load("g_a1", &g.encode());
-    let f = n.ok(rotate);
-    install(
-        &mut n,
-        "g_a1",
-        "a1_bob",
-        "a1",
-        1,
-        &fanned(&f, "alice", 1),
-        NOW + 7,
-    );
+    bob_rotates_to_alice(&mut n, 1, NOW + 7);
     n.ok(json!({ "op": "explain", "state": "g_a1" }));
     // 512 of 4d.., then 512 of f0..; Bob is removed and his four chains
     // are dropped in one step, one at a time, each counted again: 4d, f0,
@@ -527,34 +508,14 @@ fn dropped_list_full() -> Value {
 /// still decrypts; listed again, its chain sent again installs.
 fn stale_device_install() -> Value {
     let mut n = Net::new("group stale device install");
-    chains(&mut n);
-    n.record("b1_own", "bob", "b1", Some(1));
-    n.record("b1_carol", "carol", "b1", None);
-    let to_alice = |n: &mut Net| {
-        out(
-            &n.ok(json!({ "op": "group_distribute_to", "group": "g_b1", "record": "b1_alice", "device_id": 1 })),
-            "message",
-        )
-    };
+    bob_chains(&mut n);
     // A copy of Bob's first chain's distribution, held back; four new
     // chains, installed while b1 is listed: the first is dropped.
-    let late_dropped = to_alice(&mut n);
-    let rotate = json!({ "op": "group_rotate", "group": "g_b1", "device": "b1", "records": ["b1_own", "b1_alice", "b1_carol"] });
-    for i in 0..4u64 {
-        let f = n.ok(rotate.clone());
-        install(
-            &mut n,
-            "g_a1",
-            "a1_bob",
-            "a1",
-            1,
-            &fanned(&f, "alice", 1),
-            NOW + 2 + i,
-        );
-    }
+    let late_dropped = bob_distributes_to_alice(&mut n);
+    bob_rotates_to_alice(&mut n, 4, NOW + 2);
     let in_flight = gsend(&mut n, "g_b1", "in flight");
     // His current chain (held by Alice) sent again, at a later index.
-    let held_later = to_alice(&mut n);
+    let held_later = bob_distributes_to_alice(&mut n);
     // Bob's device 1 leaves Alice's list of Bob: it is stale.
     n.list("a1_bob", &[], NOW + 6).unwrap();
     // Each pairwise message decrypts (a stale device's session still
@@ -563,15 +524,13 @@ fn stale_device_install() -> Value {
     // chain at a later index, and a new chain.
     install(&mut n, "g_a1", "a1_bob", "a1", 1, &late_dropped, NOW + 7);
     install(&mut n, "g_a1", "a1_bob", "a1", 1, &held_later, NOW + 7);
-    let f = n.ok(rotate);
-    let new_chain = fanned(&f, "alice", 1);
-    install(&mut n, "g_a1", "a1_bob", "a1", 1, &new_chain, NOW + 7);
+    bob_rotates_to_alice(&mut n, 1, NOW + 7);
     let fresh = gsend(&mut n, "g_b1", "on the new chain");
     gfails(&mut n, "g_a1", "a1_bob", &fresh);
     gdecrypt(&mut n, "g_a1", "a1_bob", &in_flight).unwrap();
     // Stale and pending at once (a copy of the record where b1 showed
     // another key, then left the list): IdentityChangePending comes first.
-    let pending_copy = to_alice(&mut n);
+    let pending_copy = bob_distributes_to_alice(&mut n);
     n.load("a1_bob_stale_pending", &n.save("a1_bob"));
     n.list("a1_bob_stale_pending", &[(1, "b1")], NOW + 8)
         .unwrap();
@@ -589,7 +548,7 @@ fn stale_device_install() -> Value {
     // Listed again: asked (`request_distribution`), Bob sends his chain
     // again, and it installs; what it sends from then on decrypts.
     n.list("a1_bob", &[(1, "b1")], NOW + 9).unwrap();
-    let again = to_alice(&mut n);
+    let again = bob_distributes_to_alice(&mut n);
     install(&mut n, "g_a1", "a1_bob", "a1", 1, &again, NOW + 10);
     let after = gsend(&mut n, "g_b1", "after the new distribution");
     gdecrypt(&mut n, "g_a1", "a1_bob", &after).unwrap();
