@@ -6,7 +6,7 @@ use super::*;
 use alloc::vec;
 
 use crate::Error;
-use crate::group::{GroupId, InsertOutcome};
+use crate::group::{GroupId, GroupMessage, InsertOutcome};
 use crate::sessions::{Action, GroupSession, Ignore, MAX_DROPPED_CHAINS, RetryLater};
 
 const GROUP: GroupId = GroupId::from_bytes([5; 32]);
@@ -279,18 +279,64 @@ fn removing_a_member_is_one_call() {
     assert_eq!(f.action, Action::Ignore(Ignore::Duplicate));
 }
 
-/// Bob's device `b` rotates and hands the new chain to Alice's device
-/// `a`, which installs it.
-fn rotate_to(rng: &mut TestRng, w: &mut [Party], groups: &mut [GroupSession], b: usize, a: usize) {
+/// Bob's device `b` rotates; Alice's device `a` decrypts the new chain's
+/// distribution (not installed yet).
+fn rotated_to(
+    rng: &mut TestRng,
+    w: &mut [Party],
+    groups: &mut [GroupSession],
+    b: usize,
+    a: usize,
+) -> Received {
     let local = &mut w[b];
     let mut records: Vec<&mut PeerRecord> = local.records.values_mut().collect();
     let fanout = groups[b].rotate(&local.device, &mut records, rng).unwrap();
     let alice = w[a].user.clone();
     let (_, sent) = fanout.users.iter().find(|(u, _)| *u == alice).unwrap();
     let o = sent.messages.iter().find(|o| o.device == w[a].id).unwrap();
-    let got = receive(w, b, a, &o.message).unwrap();
+    receive(w, b, a, &o.message).unwrap()
+}
+
+/// Bob's device `b` rotates and hands the new chain to Alice's device
+/// `a`, which installs it.
+fn rotate_to(rng: &mut TestRng, w: &mut [Party], groups: &mut [GroupSession], b: usize, a: usize) {
+    let got = rotated_to(rng, w, groups, b, a);
     let rec = &w[a].records[&w[b].user];
     assert_eq!(groups[a].install(rec, &got), Ok(InsertOutcome::Added));
+}
+
+/// Bob's device `b1` hands its chain to Alice's device `a1` twice; she
+/// installs the first copy and decrypts `payload` on it; then Bob rotates
+/// `MAX_CHAINS_PER_SENDER` times, so her store drops that chain. Returns
+/// the late second copy and the message she read.
+fn bob_chain_dropped_with_a_late_copy(
+    rng: &mut TestRng,
+    w: &mut [Party],
+    groups: &mut [GroupSession],
+    b1: usize,
+    a1: usize,
+    payload: &[u8],
+) -> (Message, GroupMessage) {
+    let [first, late] = [0, 1].map(|_| {
+        groups[b1]
+            .distribute_to(record(w, b1, a1), DeviceId(1), rng)
+            .unwrap()
+    });
+    let got = receive(w, b1, a1, &first).unwrap();
+    let rec = &w[a1].records[&user("bob")];
+    assert_eq!(groups[a1].install(rec, &got), Ok(InsertOutcome::Added));
+    let read = groups[b1].encrypt(payload, rng).unwrap();
+    assert_eq!(
+        groups[a1]
+            .decrypt(&w[a1].records[&user("bob")], &read)
+            .unwrap()
+            .as_bytes(),
+        payload
+    );
+    for _ in 0..crate::group::MAX_CHAINS_PER_SENDER {
+        rotate_to(rng, w, groups, b1, a1);
+    }
+    (late, read)
 }
 
 /// A chain the store dropped (its owner's oldest past
@@ -308,28 +354,11 @@ fn a_dropped_chain_is_never_installed_again() {
         find(&w, "bob", 1),
         find(&w, "carol", 1),
     );
-    // Bob's chain reaches Alice twice; the second copy is late.
-    let mut copies = [0, 1].map(|_| {
-        groups[b1]
-            .distribute_to(record(&mut w, b1, a1), DeviceId(1), &mut rng)
-            .unwrap()
-    });
-    let got = receive(&mut w, b1, a1, &copies[0]).unwrap();
-    let rec = &w[a1].records[&user("bob")];
-    assert_eq!(groups[a1].install(rec, &got), Ok(InsertOutcome::Added));
-    let once = groups[b1].encrypt(b"once", &mut rng).unwrap();
-    assert_eq!(
-        groups[a1]
-            .decrypt(&w[a1].records[&user("bob")], &once)
-            .unwrap()
-            .as_bytes(),
-        b"once"
-    );
-    // Four new chains of Bob's: Alice's store drops his first.
-    for _ in 0..crate::group::MAX_CHAINS_PER_SENDER {
-        rotate_to(&mut rng, &mut w, &mut groups, b1, a1);
-    }
-    let late = receive(&mut w, b1, a1, &copies[1]).unwrap();
+    // Bob's chain reaches Alice twice, the second copy late; four new
+    // chains of Bob's: Alice's store drops his first.
+    let (late_copy, once) =
+        bob_chain_dropped_with_a_late_copy(&mut rng, &mut w, &mut groups, b1, a1, b"once");
+    let late = receive(&mut w, b1, a1, &late_copy).unwrap();
     let before = groups[a1].to_bytes();
     let rec = &w[a1].records[&user("bob")];
     assert_eq!(groups[a1].install(rec, &late), Ok(InsertOutcome::Unchanged));
@@ -374,12 +403,11 @@ fn a_dropped_chain_is_never_installed_again() {
 
     // A removed member's chains go the same way: after Carol is removed
     // and added again, her old chain's late distribution changes nothing.
-    copies[0] = groups[c]
-        .distribute_to(record(&mut w, c, a1), DeviceId(1), &mut rng)
-        .unwrap();
-    copies[1] = groups[c]
-        .distribute_to(record(&mut w, c, a1), DeviceId(1), &mut rng)
-        .unwrap();
+    let copies = [0, 1].map(|_| {
+        groups[c]
+            .distribute_to(record(&mut w, c, a1), DeviceId(1), &mut rng)
+            .unwrap()
+    });
     let got = receive(&mut w, c, a1, &copies[0]).unwrap();
     let rec = &w[a1].records[&user("carol")];
     assert_eq!(groups[a1].install(rec, &got), Ok(InsertOutcome::Added));
@@ -431,23 +459,8 @@ fn a_members_rotations_do_not_flush_another_members_dropped_chain() {
         find(&w, "bob", 1),
         find(&w, "carol", 1),
     );
-    let copies = [0, 1].map(|_| {
-        groups[b1]
-            .distribute_to(record(&mut w, b1, a1), DeviceId(1), &mut rng)
-            .unwrap()
-    });
-    let got = receive(&mut w, b1, a1, &copies[0]).unwrap();
-    let rec = &w[a1].records[&user("bob")];
-    assert_eq!(groups[a1].install(rec, &got), Ok(InsertOutcome::Added));
-    let once = groups[b1].encrypt(b"pay 100", &mut rng).unwrap();
-    assert!(
-        groups[a1]
-            .decrypt(&w[a1].records[&user("bob")], &once)
-            .is_ok()
-    );
-    for _ in 0..crate::group::MAX_CHAINS_PER_SENDER {
-        rotate_to(&mut rng, &mut w, &mut groups, b1, a1);
-    }
+    let (late_copy, once) =
+        bob_chain_dropped_with_a_late_copy(&mut rng, &mut w, &mut groups, b1, a1, b"pay 100");
     // Carol: one chain per rotation, each evicting one of her older ones.
     for _ in 0..MAX_DROPPED_CHAINS + 8 {
         rotate_to(&mut rng, &mut w, &mut groups, c, a1);
@@ -469,7 +482,7 @@ fn a_members_rotations_do_not_flush_another_members_dropped_chain() {
         MAX_DROPPED_CHAINS - 1
     );
 
-    let late = receive(&mut w, b1, a1, &copies[1]).unwrap();
+    let late = receive(&mut w, b1, a1, &late_copy).unwrap();
     let before = groups[a1].to_bytes();
     let rec = &w[a1].records[&user("bob")];
     assert_eq!(groups[a1].install(rec, &late), Ok(InsertOutcome::Unchanged));
@@ -651,7 +664,6 @@ fn a_foreign_local_device_is_refused_by_every_group_call() {
 /// accepted as another user's; Bob's other device is unaffected.
 #[test]
 fn a_replaced_identity_chain_is_refused_at_once() {
-    use crate::group::GroupMessage;
     let (mut rng, mut w, mut groups) = setup(9);
     distribute_all(&mut rng, &mut w, &mut groups);
     let (a1, b1, b2, c) = (
@@ -723,22 +735,7 @@ fn a_stale_device_cannot_add_a_chain() {
     let rec = w[a1].records.get_mut(&user("bob")).unwrap();
     rec.update_devices(&bob_listed[1..], NOW).unwrap();
     // Bob's device 1 rotates; its distribution reaches Alice's device 1.
-    let local = &mut w[b1];
-    let mut records: Vec<&mut PeerRecord> = local.records.values_mut().collect();
-    let fanout = groups[b1]
-        .rotate(&local.device, &mut records, &mut rng)
-        .unwrap();
-    let (_, sent) = fanout
-        .users
-        .iter()
-        .find(|(u, _)| *u == user("alice"))
-        .unwrap();
-    let o = sent
-        .messages
-        .iter()
-        .find(|o| o.device == DeviceId(1))
-        .unwrap();
-    let got = receive(&mut w, b1, a1, &o.message).unwrap();
+    let got = rotated_to(&mut rng, &mut w, &mut groups, b1, a1);
     let before = groups[a1].to_bytes();
     let rec = &w[a1].records[&user("bob")];
     assert_eq!(groups[a1].install(rec, &got), Err(Error::UnknownDevice));
