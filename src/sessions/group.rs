@@ -20,7 +20,8 @@ use crate::codec::{self, Codec, Count, Reader, Sink, tag, write_header};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::group::{
-    GroupId, GroupMessage, GroupPlaintext, GroupReceivers, GroupSender, InsertOutcome,
+    GroupId, GroupMessage, GroupPlaintext, GroupReceiver, GroupReceivers, GroupSender,
+    InsertOutcome,
 };
 use crate::keys::IdentityKey;
 use crate::ratchet::Plaintext;
@@ -59,10 +60,20 @@ pub struct GroupSession {
 /// A chain that left a group's store, and the identity that owned it
 /// (authenticated or claimed). The owner decides which entry a full list
 /// forgets (SPEC §16.8).
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 struct DroppedChain {
     chain: [u8; 32],
     owner: [u8; 32],
+}
+
+impl DroppedChain {
+    /// The entry for a chain the store holds.
+    fn of(receiver: &GroupReceiver) -> Self {
+        Self {
+            chain: *receiver.chain().as_bytes(),
+            owner: *receiver.sender().owner().as_bytes(),
+        }
+    }
 }
 
 /// What a distribution fan-out returned: per record given, in that order,
@@ -241,14 +252,7 @@ impl GroupSession {
             Zeroizing::new(distribution.body().to_vec()),
             *distribution.sender(),
         );
-        let held: Vec<DroppedChain> = self
-            .receivers
-            .iter()
-            .map(|r| DroppedChain {
-                chain: *r.chain().as_bytes(),
-                owner: *r.sender().owner().as_bytes(),
-            })
-            .collect();
+        let held: Vec<DroppedChain> = self.receivers.iter().map(DroppedChain::of).collect();
         let outcome = self.receivers.install(&plaintext)?;
         if outcome == InsertOutcome::Added {
             // The store may have evicted a chain to make room (§15.9 rule 3).
@@ -427,10 +431,7 @@ impl GroupSession {
             .receivers
             .iter()
             .filter(|r| gone.contains(r.sender().owner()))
-            .map(|r| DroppedChain {
-                chain: *r.chain().as_bytes(),
-                owner: *r.sender().owner().as_bytes(),
-            })
+            .map(DroppedChain::of)
             .collect();
         for identity in &gone {
             self.receivers.remove_owner(identity);

@@ -46,6 +46,16 @@ pub struct Dropped {
     pub owner: [u8; 32],
 }
 
+impl Dropped {
+    /// The entry for a chain the store holds.
+    fn of(r: &Receiver) -> Self {
+        Self {
+            chain: r.chain,
+            owner: r.owner,
+        }
+    }
+}
+
 /// A fan-out over several records: per record, its user and what was sent.
 pub type Fanout = Vec<(Vec<u8>, Sent)>;
 
@@ -246,15 +256,7 @@ impl Group {
             store.insert(Receiver::install(bytes, &store.group, Some(sender))?)?;
         if outcome != Outcome::Unchanged {
             // The evicted chains are dropped in the store's order.
-            let held: Vec<Dropped> = self
-                .store
-                .entries
-                .iter()
-                .map(|r| Dropped {
-                    chain: r.chain,
-                    owner: r.owner,
-                })
-                .collect();
+            let held: Vec<Dropped> = self.store.entries.iter().map(Dropped::of).collect();
             self.store = store;
             if outcome == Outcome::Added {
                 for d in held.into_iter().filter(|d| evicted.contains(&d.chain)) {
@@ -373,10 +375,7 @@ impl Group {
             self.store.generation = self.store.generation.saturating_add(1);
         }
         for c in gone {
-            self.drop_chain(Dropped {
-                chain: c.chain,
-                owner: c.owner,
-            });
+            self.drop_chain(Dropped::of(&c));
         }
         self.members = remaining;
         self.sender = sender;
